@@ -1,0 +1,334 @@
+//! The node adapter: `bitcoind`'s JSON-RPC, and nothing else in the workspace speaks it.
+//!
+//! Bulk reads use JSON-RPC batches (one HTTP round trip for many `getblockhash` or
+//! `getblock` calls). Cookie authentication re-reads the cookie file when the node refuses
+//! the old one, so the adapter survives a node restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bitcoin::block::Header;
+use bitcoin::consensus::encode;
+use bitcoin::merkle_tree::MerkleBlock;
+use bitcoin::{Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
+use jsonrpc::http::bitreq_http::BitreqHttpTransport;
+use serde::de::DeserializeOwned;
+use serde_json::{json, value::RawValue, Value};
+
+use crate::chain::{BlockId, ChainError, ChainSource};
+
+/// How to authenticate to the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RpcAuth {
+    /// The `.cookie` file the node writes at start-up (re-read when it changes).
+    CookieFile(PathBuf),
+    /// A fixed `rpcuser`/`rpcpassword` pair.
+    UserPass(String, String),
+}
+
+/// A `bitcoind` reached over JSON-RPC.
+pub struct BitcoindRpc {
+    url: String,
+    auth: RpcAuth,
+    client: Mutex<Option<jsonrpc::Client>>,
+}
+
+impl std::fmt::Debug for BitcoindRpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BitcoindRpc").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// Bitcoin Core's code for "block height out of range".
+const RPC_INVALID_PARAMETER: i32 = -8;
+/// Bitcoin Core's code for "no such block or transaction".
+const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
+
+impl BitcoindRpc {
+    /// An adapter for the node at `url` (e.g. `http://127.0.0.1:18443`).
+    pub fn new(url: impl Into<String>, auth: RpcAuth) -> Self {
+        Self {
+            url: url.into(),
+            auth,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// An adapter authenticating with a cookie file.
+    pub fn with_cookie(url: impl Into<String>, cookie: &Path) -> Self {
+        Self::new(url, RpcAuth::CookieFile(cookie.to_path_buf()))
+    }
+
+    fn connect(&self) -> Result<jsonrpc::Client, ChainError> {
+        let (user, pass) = match &self.auth {
+            RpcAuth::UserPass(user, pass) => (user.clone(), pass.clone()),
+            RpcAuth::CookieFile(path) => {
+                let cookie = std::fs::read_to_string(path).map_err(|e| {
+                    ChainError::Unreachable(format!("cannot read cookie {}: {e}", path.display()))
+                })?;
+                let (user, pass) = cookie
+                    .trim()
+                    .split_once(':')
+                    .ok_or_else(|| ChainError::Unreachable(format!("malformed cookie {}", path.display())))?;
+                (user.to_owned(), pass.to_owned())
+            }
+        };
+        let transport = BitreqHttpTransport::builder()
+            .url(&self.url)
+            .map_err(|e| ChainError::Unreachable(format!("bad rpc url {}: {e}", self.url)))?
+            .timeout(Duration::from_secs(120))
+            .basic_auth(user, Some(pass))
+            .build();
+        Ok(jsonrpc::Client::with_transport(transport))
+    }
+
+    fn with_client<T>(
+        &self,
+        run: impl Fn(&jsonrpc::Client) -> Result<T, jsonrpc::Error>,
+        method: &'static str,
+    ) -> Result<T, ChainError> {
+        let mut guard = self
+            .client
+            .lock()
+            .map_err(|_| ChainError::Unreachable("rpc client lock poisoned".into()))?;
+        // Two attempts: the second with a fresh connection and a re-read cookie, so a
+        // restarted node (new cookie, dropped sockets) is picked up without a restart here.
+        for attempt in 0..2 {
+            if guard.is_none() {
+                *guard = Some(self.connect()?);
+            }
+            let Some(client) = guard.as_ref() else { continue };
+            match run(client) {
+                Ok(value) => return Ok(value),
+                Err(jsonrpc::Error::Rpc(e)) => {
+                    return Err(ChainError::Rpc {
+                        method,
+                        code: e.code,
+                        message: e.message,
+                    })
+                }
+                Err(e) if attempt == 0 => {
+                    tracing::debug!(method, error = %e, "rpc transport error; reconnecting");
+                    *guard = None;
+                }
+                Err(e) => return Err(ChainError::Unreachable(format!("{method}: {e}"))),
+            }
+        }
+        Err(ChainError::Unreachable(format!("{method}: no connection")))
+    }
+
+    /// Calls `method` with `params` and decodes the result.
+    pub fn call<T: DeserializeOwned>(&self, method: &'static str, params: &[Value]) -> Result<T, ChainError> {
+        let raw = serde_json::value::to_raw_value(params).map_err(|e| decode_error(method, e))?;
+        self.with_client(
+            |client| {
+                let request = client.build_request(method, Some(&raw));
+                client.send_request(request)?.result::<T>()
+            },
+            method,
+        )
+    }
+
+    /// Calls `method` once per parameter list in one JSON-RPC batch.
+    fn batch<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &[Vec<Value>],
+    ) -> Result<Vec<Result<T, ChainError>>, ChainError> {
+        if params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raws: Vec<Box<RawValue>> = params
+            .iter()
+            .map(|p| serde_json::value::to_raw_value(p).map_err(|e| decode_error(method, e)))
+            .collect::<Result<_, _>>()?;
+        let responses = self.with_client(
+            |client| {
+                let requests: Vec<_> = raws.iter().map(|raw| client.build_request(method, Some(raw))).collect();
+                client.send_batch(&requests)
+            },
+            method,
+        )?;
+        Ok(responses
+            .into_iter()
+            .map(|response| match response {
+                None => Err(ChainError::Decode { method, detail: "missing batch response".into() }),
+                Some(response) => response.result::<T>().map_err(|e| match e {
+                    jsonrpc::Error::Rpc(e) => ChainError::Rpc { method, code: e.code, message: e.message },
+                    other => decode_error(method, other),
+                }),
+            })
+            .collect())
+    }
+
+    /// Mines `count` blocks to `address` (regtest only).
+    pub fn generate_to_address(&self, count: u32, address: &str) -> Result<Vec<BlockHash>, ChainError> {
+        self.call("generatetoaddress", &[json!(count), json!(address)])
+    }
+
+    /// Mines one block holding exactly `txs` (regtest only; `generateblock`).
+    pub fn generate_block(&self, address: &str, txs: &[Transaction]) -> Result<BlockHash, ChainError> {
+        let raw: Vec<String> = txs.iter().map(encode::serialize_hex).collect();
+        let answer: Value = self.call("generateblock", &[json!(address), json!(raw)])?;
+        parse_hash(&answer["hash"], "generateblock")
+    }
+
+    /// Makes the node forget `hash` and everything built on it (regtest reorg tests).
+    pub fn invalidate_block(&self, hash: &BlockHash) -> Result<(), ChainError> {
+        self.call::<Value>("invalidateblock", &[json!(hash.to_string())]).map(drop)
+    }
+
+    /// Undoes [`Self::invalidate_block`].
+    pub fn reconsider_block(&self, hash: &BlockHash) -> Result<(), ChainError> {
+        self.call::<Value>("reconsiderblock", &[json!(hash.to_string())]).map(drop)
+    }
+
+    /// A new address of the node's loaded wallet.
+    pub fn wallet_new_address(&self) -> Result<String, ChainError> {
+        self.call("getnewaddress", &[])
+    }
+
+    /// Pays `amount` from the node's wallet to `script`; returns the new output.
+    pub fn wallet_pay_to(&self, script: &ScriptBuf, amount: Amount) -> Result<(OutPoint, Amount), ChainError> {
+        let network = self.network()?;
+        let address = bitcoin::Address::from_script(script, network)
+            .map_err(|e| decode_error("sendtoaddress", e))?;
+        let txid: Txid = self.call("sendtoaddress", &[json!(address.to_string()), json!(amount.to_btc())])?;
+        let tx = self.mempool_or_wallet_tx(&txid)?;
+        let vout = tx
+            .output
+            .iter()
+            .position(|out| &out.script_pubkey == script)
+            .ok_or_else(|| ChainError::Decode { method: "sendtoaddress", detail: "payment output not found".into() })?;
+        let vout = u32::try_from(vout).map_err(|e| decode_error("sendtoaddress", e))?;
+        Ok((OutPoint::new(txid, vout), tx.output[vout as usize].value))
+    }
+
+    fn mempool_or_wallet_tx(&self, txid: &Txid) -> Result<Transaction, ChainError> {
+        let hex: String = self.call("getrawtransaction", &[json!(txid.to_string())])?;
+        decode_hex(&hex, "getrawtransaction")
+    }
+
+    /// Confirmed unspent outputs paying `script` (`scantxoutset`; no wallet needed).
+    pub fn scan_utxos(&self, script: &ScriptBuf) -> Result<Vec<(OutPoint, Amount)>, ChainError> {
+        let descriptor = format!("raw({})", script.to_hex_string());
+        let answer: Value = self.call("scantxoutset", &[json!("start"), json!([descriptor])])?;
+        let unspents = answer["unspents"].as_array().cloned().unwrap_or_default();
+        unspents
+            .iter()
+            .map(|u| {
+                let txid: Txid = serde_json::from_value(u["txid"].clone()).map_err(|e| decode_error("scantxoutset", e))?;
+                let vout = u["vout"].as_u64().and_then(|v| u32::try_from(v).ok());
+                let amount = u["amount"].as_f64().and_then(|a| Amount::from_btc(a).ok());
+                match (vout, amount) {
+                    (Some(vout), Some(amount)) => Ok((OutPoint::new(txid, vout), amount)),
+                    _ => Err(ChainError::Decode { method: "scantxoutset", detail: u.to_string() }),
+                }
+            })
+            .collect()
+    }
+
+    /// The chain the node follows.
+    pub fn network(&self) -> Result<bitcoin::Network, ChainError> {
+        let info: Value = self.call("getblockchaininfo", &[])?;
+        let chain = info["chain"].as_str().unwrap_or_default();
+        bitcoin::Network::from_core_arg(chain).map_err(|e| decode_error("getblockchaininfo", e))
+    }
+}
+
+fn decode_error(method: &'static str, e: impl std::fmt::Display) -> ChainError {
+    ChainError::Decode { method, detail: e.to_string() }
+}
+
+fn decode_hex<T: encode::Decodable>(hex: &str, method: &'static str) -> Result<T, ChainError> {
+    encode::deserialize_hex(hex).map_err(|e| decode_error(method, e))
+}
+
+fn parse_hash(value: &Value, method: &'static str) -> Result<BlockHash, ChainError> {
+    serde_json::from_value(value.clone()).map_err(|e| decode_error(method, e))
+}
+
+fn not_found_to_none<T>(result: Result<T, ChainError>) -> Result<Option<T>, ChainError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(ChainError::Rpc { code: RPC_INVALID_PARAMETER, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn missing_to_not_found<T>(result: Result<T, ChainError>, what: String) -> Result<T, ChainError> {
+    match result {
+        Err(ChainError::Rpc { code: RPC_INVALID_ADDRESS_OR_KEY, .. }) => Err(ChainError::NotFound(what)),
+        other => other,
+    }
+}
+
+impl ChainSource for BitcoindRpc {
+    fn tip(&self) -> Result<BlockId, ChainError> {
+        let info: Value = self.call("getblockchaininfo", &[])?;
+        let height = info["blocks"]
+            .as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .ok_or_else(|| decode_error("getblockchaininfo", "no height"))?;
+        let hash = parse_hash(&info["bestblockhash"], "getblockchaininfo")?;
+        Ok(BlockId { height, hash })
+    }
+
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
+        not_found_to_none(self.call("getblockhash", &[json!(height)]))
+    }
+
+    fn block_hashes(&self, heights: &[u32]) -> Result<Vec<Option<BlockHash>>, ChainError> {
+        let params: Vec<Vec<Value>> = heights.iter().map(|h| vec![json!(h)]).collect();
+        self.batch::<BlockHash>("getblockhash", &params)?
+            .into_iter()
+            .map(not_found_to_none)
+            .collect()
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
+        let hex: String = missing_to_not_found(
+            self.call("getblock", &[json!(hash.to_string()), json!(0)]),
+            format!("block {hash}"),
+        )?;
+        decode_hex(&hex, "getblock")
+    }
+
+    fn blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Block>, ChainError> {
+        let params: Vec<Vec<Value>> = hashes.iter().map(|h| vec![json!(h.to_string()), json!(0)]).collect();
+        self.batch::<String>("getblock", &params)?
+            .into_iter()
+            .zip(hashes)
+            .map(|(hex, hash)| decode_hex(&missing_to_not_found(hex, format!("block {hash}"))?, "getblock"))
+            .collect()
+    }
+
+    fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
+        let hex: String = missing_to_not_found(
+            self.call("getblockheader", &[json!(hash.to_string()), json!(false)]),
+            format!("block {hash}"),
+        )?;
+        decode_hex(&hex, "getblockheader")
+    }
+
+    fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
+        let hex: String = missing_to_not_found(
+            self.call("getrawtransaction", &[json!(txid.to_string()), json!(false), json!(block.to_string())]),
+            format!("transaction {txid} in block {block}"),
+        )?;
+        decode_hex(&hex, "getrawtransaction")
+    }
+
+    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        let hex: String = missing_to_not_found(
+            self.call("gettxoutproof", &[json!([txid.to_string()]), json!(block.to_string())]),
+            format!("transaction {txid} in block {block}"),
+        )?;
+        decode_hex(&hex, "gettxoutproof")
+    }
+
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
+        self.call("sendrawtransaction", &[json!(encode::serialize_hex(tx))])
+    }
+}

@@ -1,0 +1,103 @@
+//! The one trait through which the registry reads the chain.
+
+use bitcoin::block::Header;
+use bitcoin::merkle_tree::MerkleBlock;
+use bitcoin::{Block, BlockHash, Transaction, Txid};
+
+/// A block's place in a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockId {
+    /// Height above genesis.
+    pub height: u32,
+    /// The block hash.
+    pub hash: BlockHash,
+}
+
+/// Why the chain could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The node could not be reached or refused the credentials; worth retrying later.
+    #[error("node unreachable: {0}")]
+    Unreachable(String),
+    /// The node answered with an RPC error.
+    #[error("node rpc {method} failed with code {code}: {message}")]
+    Rpc {
+        /// The RPC method.
+        method: &'static str,
+        /// Bitcoin Core's error code.
+        code: i32,
+        /// Its message.
+        message: String,
+    },
+    /// The node's answer could not be decoded.
+    #[error("undecodable answer to {method}: {detail}")]
+    Decode {
+        /// The RPC method.
+        method: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The requested block or transaction is not known to the node.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// Read access to a chain (and broadcast), as a full node offers it.
+///
+/// Implementations: [`crate::bitcoind::BitcoindRpc`] for a local `bitcoind`; tests may use
+/// an in-memory chain. Heights are `u32` as in Bitcoin's own serialization.
+pub trait ChainSource {
+    /// The current best block.
+    fn tip(&self) -> Result<BlockId, ChainError>;
+    /// The hash of the active-chain block at `height`, or `None` above the tip.
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError>;
+    /// The hashes of the active-chain blocks at `heights` (one answer per height).
+    fn block_hashes(&self, heights: &[u32]) -> Result<Vec<Option<BlockHash>>, ChainError> {
+        heights.iter().map(|h| self.block_hash(*h)).collect()
+    }
+    /// A full block.
+    fn block(&self, hash: &BlockHash) -> Result<Block, ChainError>;
+    /// Several full blocks, in order.
+    fn blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Block>, ChainError> {
+        hashes.iter().map(|h| self.block(h)).collect()
+    }
+    /// A block header.
+    fn header(&self, hash: &BlockHash) -> Result<Header, ChainError>;
+    /// A transaction in a given block.
+    fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError>;
+    /// The Merkle path of `txid` in `block` (`gettxoutproof`).
+    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError>;
+    /// Sends a transaction to the network.
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError>;
+}
+
+impl<T: ChainSource + ?Sized> ChainSource for &T {
+    fn tip(&self) -> Result<BlockId, ChainError> {
+        (**self).tip()
+    }
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
+        (**self).block_hash(height)
+    }
+    fn block_hashes(&self, heights: &[u32]) -> Result<Vec<Option<BlockHash>>, ChainError> {
+        (**self).block_hashes(heights)
+    }
+    fn block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
+        (**self).block(hash)
+    }
+    fn blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Block>, ChainError> {
+        (**self).blocks(hashes)
+    }
+    fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
+        (**self).header(hash)
+    }
+    fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
+        (**self).transaction(txid, block)
+    }
+    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        (**self).merkle_block(txid, block)
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
+        (**self).broadcast(tx)
+    }
+}

@@ -1,0 +1,248 @@
+//! Follower specifications against an in-memory chain, run on both stores.
+//!
+//! Diagrams: `0 - 1 - 2x` is a chain of three blocks whose block 2 holds record `x`;
+//! a prime marks a block of a competing branch.
+
+use std::sync::Mutex;
+
+use bitcoin::absolute::LockTime;
+use bitcoin::block::{Header, Version};
+use bitcoin::hashes::Hash;
+use bitcoin::merkle_tree::MerkleBlock;
+use bitcoin::script::PushBytesBuf;
+use bitcoin::transaction::Version as TxVersion;
+use bitcoin::{Amount, CompactTarget, FeeRate, OutPoint, ScriptBuf, Transaction, TxMerkleNode, TxOut, Txid};
+use milagro_anchor::anchor_tx::{build_anchor_tx, FundingUtxo};
+use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::SecretKey;
+use milagro_anchor::payload::{Payload, RecordKind};
+
+use super::*;
+use crate::sled_store::SledStore;
+use crate::store::MemoryStore;
+
+/// A chain held in memory; tests rewrite it to simulate reorgs.
+#[derive(Default)]
+struct FakeChain {
+    blocks: Mutex<Vec<Block>>,
+}
+
+impl FakeChain {
+    fn extend(&self, txs_per_block: Vec<Vec<Transaction>>) {
+        let mut blocks = self.blocks.lock().unwrap();
+        for txs in txs_per_block {
+            let prev = blocks.last().map_or(BlockHash::all_zeros(), Block::block_hash);
+            let salt = blocks.len() as u32;
+            blocks.push(block(prev, salt, txs));
+        }
+    }
+
+    /// Drops every block at or above `height`.
+    fn truncate(&self, height: usize) {
+        self.blocks.lock().unwrap().truncate(height);
+    }
+}
+
+fn block(prev: BlockHash, salt: u32, mut txs: Vec<Transaction>) -> Block {
+    let coinbase = Transaction {
+        version: TxVersion::ONE,
+        lock_time: LockTime::from_consensus(salt),
+        input: vec![],
+        output: vec![TxOut { value: Amount::from_sat(1), script_pubkey: ScriptBuf::new() }],
+    };
+    txs.insert(0, coinbase);
+    let mut block = Block {
+        header: Header {
+            version: Version::TWO,
+            prev_blockhash: prev,
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: salt,
+            bits: CompactTarget::from_consensus(0x207f_ffff),
+            nonce: salt,
+        },
+        txdata: txs,
+    };
+    block.header.merkle_root = block.compute_merkle_root().unwrap();
+    block
+}
+
+impl ChainSource for FakeChain {
+    fn tip(&self) -> Result<BlockId, ChainError> {
+        let blocks = self.blocks.lock().unwrap();
+        let last = blocks.last().ok_or_else(|| ChainError::NotFound("empty".into()))?;
+        Ok(BlockId { height: blocks.len() as u32 - 1, hash: last.block_hash() })
+    }
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
+        Ok(self.blocks.lock().unwrap().get(height as usize).map(Block::block_hash))
+    }
+    fn block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
+        let blocks = self.blocks.lock().unwrap();
+        blocks.iter().find(|b| b.block_hash() == *hash).cloned().ok_or_else(|| ChainError::NotFound(hash.to_string()))
+    }
+    fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
+        self.block(hash).map(|b| b.header)
+    }
+    fn transaction(&self, _: &Txid, _: &BlockHash) -> Result<Transaction, ChainError> {
+        Err(ChainError::NotFound("unused".into()))
+    }
+    fn merkle_block(&self, _: &Txid, _: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        Err(ChainError::NotFound("unused".into()))
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
+        Ok(tx.compute_txid())
+    }
+}
+
+fn key(byte: u8) -> SecretKey {
+    SecretKey::from_bytes(&[byte; 32]).unwrap()
+}
+
+/// An anchoring transaction by key `signer` for the digest of `label`.
+fn anchor(signer: u8, label: &str) -> Transaction {
+    let funding = FundingUtxo {
+        outpoint: OutPoint::new(Txid::from_byte_array(Digest::sha256(label.as_bytes()).to_bytes()), 0),
+        value: Amount::from_sat(10_000),
+    };
+    let payload = Payload::new(RecordKind::BirthCertificate, Digest::sha256(label.as_bytes()));
+    build_anchor_tx(&key(signer), &funding, &payload, FeeRate::from_sat_per_vb_u32(1), None).unwrap().tx
+}
+
+fn foreign_op_return(bytes: &[u8]) -> Transaction {
+    let mut tx = anchor(1, "foreign");
+    tx.output[0].script_pubkey = ScriptBuf::new_op_return(PushBytesBuf::try_from(bytes.to_vec()).unwrap());
+    tx
+}
+
+fn digest(label: &str) -> Digest {
+    Digest::sha256(label.as_bytes())
+}
+
+fn stores() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn RecordStore>>)> {
+    vec![
+        ("memory", Box::new(|| Box::new(MemoryStore::new()) as Box<dyn RecordStore>)),
+        ("sled", Box::new(|| {
+            let dir = tempfile::tempdir().unwrap().keep();
+            Box::new(SledStore::open(&dir).unwrap()) as Box<dyn RecordStore>
+        })),
+    ]
+}
+
+#[test]
+fn indexes_every_record_and_answers_every_query() {
+    for (name, make) in stores() {
+        // 0 - 1ab - 2 - 3c(+foreign)
+        let chain = FakeChain::default();
+        chain.extend(vec![vec![], vec![anchor(1, "a"), anchor(2, "b")], vec![], vec![anchor(1, "c"), foreign_op_return(b"omni....")]]);
+        let follower = Follower::new(chain, make(), 0);
+        let report = follower.sync(2, |_| {}).unwrap();
+        assert!(report.caught_up(), "{name}");
+        let store = follower.store();
+        assert_eq!(store.record_count().unwrap(), 3, "{name}");
+        let a = store.by_digest(&digest("a")).unwrap();
+        assert_eq!(a.len(), 1, "{name}");
+        assert_eq!(a[0].height, 1);
+        assert_eq!(store.by_txid(&a[0].txid).unwrap(), a, "{name}");
+        assert_eq!(store.by_signer(&key(1).public_key()).unwrap().len(), 2, "{name}");
+        assert!(a[0].nonce_point().is_some());
+        assert!(store.by_digest(&digest("foreign")).unwrap().is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_two_block_reorg_drops_the_record_and_re_mining_restores_it() {
+    for (name, make) in stores() {
+        // before: 0 - 1 - 2x - 3        after: 0 - 1 - 2' - 3' - 4'      then: ... - 5'x
+        let chain = FakeChain::default();
+        chain.extend(vec![vec![], vec![], vec![anchor(1, "x")], vec![]]);
+        let follower = Follower::new(chain, make(), 0);
+        follower.sync(100, |_| {}).unwrap();
+        assert_eq!(follower.store().by_digest(&digest("x")).unwrap().len(), 1);
+
+        follower.chain().truncate(2);
+        follower.chain().extend(vec![vec![anchor(3, "other")], vec![], vec![]]);
+        let report = follower.sync(100, |_| {}).unwrap();
+        assert_eq!(report.rolled_back_from, Some(2), "{name}");
+        assert!(follower.store().by_digest(&digest("x")).unwrap().is_empty(), "{name}");
+        assert_eq!(follower.store().record_count().unwrap(), 1, "{name}");
+
+        follower.chain().extend(vec![vec![anchor(1, "x")]]);
+        follower.sync(100, |_| {}).unwrap();
+        let x = follower.store().by_digest(&digest("x")).unwrap();
+        assert_eq!((x.len(), x[0].height), (1, 5), "{name}");
+        assert_eq!(follower.store().record_count().unwrap(), 2, "{name}");
+    }
+}
+
+#[test]
+fn a_shorter_chain_rolls_the_index_back_to_its_tip() {
+    for (name, make) in stores() {
+        // before: 0 - 1 - 2 - 3x - 4y      after: 0 - 1 - 2
+        let chain = FakeChain::default();
+        chain.extend(vec![vec![], vec![], vec![], vec![anchor(1, "x")], vec![anchor(1, "y")]]);
+        let follower = Follower::new(chain, make(), 0);
+        follower.sync(100, |_| {}).unwrap();
+        follower.chain().truncate(3);
+        let report = follower.sync(100, |_| {}).unwrap();
+        assert_eq!(report.rolled_back_from, Some(3), "{name}");
+        assert_eq!(report.tip.map(|t| t.height), Some(2), "{name}");
+        assert_eq!(follower.store().record_count().unwrap(), 0, "{name}");
+    }
+}
+
+#[test]
+fn a_reorg_deeper_than_one_search_window_is_found() {
+    for (name, make) in stores() {
+        // before: 0 - 1x - 2 … 40      after: 0 - 1x - 2' … 45'
+        let chain = FakeChain::default();
+        let mut blocks = vec![vec![], vec![anchor(1, "x")]];
+        blocks.extend((2..=40).map(|i| vec![anchor(2, &format!("old{i}"))]));
+        chain.extend(blocks);
+        let follower = Follower::new(chain, make(), 0);
+        follower.sync(7, |_| {}).unwrap();
+        assert_eq!(follower.store().record_count().unwrap(), 40, "{name}");
+        follower.chain().truncate(2);
+        follower.chain().extend((2..=45).map(|_| vec![]).collect());
+        let report = follower.sync(1000, |_| {}).unwrap();
+        assert_eq!(report.rolled_back_from, Some(2), "{name}");
+        assert_eq!(follower.store().record_count().unwrap(), 1, "{name}");
+        assert_eq!(report.tip.map(|t| t.height), Some(45), "{name}");
+    }
+}
+
+#[test]
+fn an_identical_chain_is_a_no_op() {
+    let chain = FakeChain::default();
+    chain.extend(vec![vec![], vec![anchor(1, "x")]]);
+    let follower = Follower::new(chain, MemoryStore::new(), 0);
+    follower.sync(10, |_| {}).unwrap();
+    let report = follower.step(10).unwrap();
+    assert_eq!((report.blocks, report.rolled_back_from), (0, None));
+}
+
+#[test]
+fn a_restarted_sled_index_resumes_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = FakeChain::default();
+    chain.extend((0..30).map(|i| vec![anchor(1, &format!("r{i}"))]).collect());
+    {
+        let follower = Follower::new(&chain, SledStore::open(dir.path()).unwrap(), 0);
+        follower.step(12).unwrap();
+        assert_eq!(follower.store().record_count().unwrap(), 12);
+    }
+    let follower = Follower::new(&chain, SledStore::open(dir.path()).unwrap(), 0);
+    let report = follower.sync(5, |_| {}).unwrap();
+    assert!(report.caught_up());
+    assert_eq!(follower.store().record_count().unwrap(), 30);
+    for i in 0..30 {
+        assert_eq!(follower.store().by_digest(&digest(&format!("r{i}"))).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_change_set_that_does_not_connect_is_refused() {
+    let store = MemoryStore::new();
+    let id = |height| BlockId { height, hash: BlockHash::all_zeros() };
+    store.apply(&ChangeSet { disconnect_from: None, connect: vec![ConnectedBlock { id: id(0), records: vec![] }] }).unwrap();
+    let gap = ChangeSet { disconnect_from: None, connect: vec![ConnectedBlock { id: id(5), records: vec![] }] };
+    assert!(matches!(store.apply(&gap), Err(StoreError::DoesNotConnect(_))));
+}
