@@ -1,1 +1,58 @@
-fn main(){}
+//! `milagro`: one binary for every role of the Milagro Trust network.
+//!
+//! Each subcommand parses its arguments, calls the library crates, and prints JSON on
+//! stdout where a machine may read it and human text on stderr. The exit status is 0 only
+//! on success.
+
+mod cli;
+mod demo;
+mod node;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Milagro Trust: a Bitcoin-anchored trust registry.
+#[derive(Debug, Parser)]
+#[command(name = "milagro", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Birth Certificates: create, anchor, verify.
+    #[command(subcommand)]
+    Bc(cli::bc::BcCommand),
+    /// The record index: sync it from a node, query it.
+    #[command(subcommand)]
+    Registry(cli::registry::RegistryCommand),
+    /// A local regtest node: install, start, stop.
+    #[command(subcommand)]
+    Regtest(cli::regtest::RegtestCommand),
+    /// Benchmarks that print throughput next to the raw cost they are bounded by.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+    /// Runs the whole network on a private regtest chain and shows every step.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bc(command) => cli::bc::run(command),
+        Command::Registry(command) => cli::registry::run(command),
+        Command::Regtest(command) => cli::regtest::run(command),
+        Command::Bench(command) => cli::bench::run(command),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -152,7 +152,8 @@ pub fn anchor_nonce(
     tx: &Transaction,
     funding_value: Amount,
 ) -> Result<NonceSecret, AnchorTxError> {
-    let record = crate::record::TxRecord::from_tx(tx).map_err(|_| AnchorTxError::NotOurInput("not a milagro record"))?;
+    let record = crate::record::TxRecord::from_tx(tx)
+        .map_err(|_| AnchorTxError::NotOurInput("not a milagro record"))?;
     if record.signer != key.public_key() {
         return Err(AnchorTxError::NotOurInput("signed by another key"));
     }
@@ -198,7 +199,10 @@ mod tests {
         let anchor = build_anchor_tx(&key(), &funding(10_000), &payload(), rate, None).unwrap();
         let tx = &anchor.tx;
         assert_eq!(tx.output.len(), 2);
-        assert_eq!(tx.output[1].script_pubkey, p2wpkh_script(&key().public_key()));
+        assert_eq!(
+            tx.output[1].script_pubkey,
+            p2wpkh_script(&key().public_key())
+        );
         assert_eq!(tx.output[1].value + anchor.fee, Amount::from_sat(10_000));
         // The fee was sized for the worst-case signature, so the real rate is never lower.
         assert!(anchor.fee >= rate.fee_wu(tx.weight()).unwrap());
@@ -211,31 +215,63 @@ mod tests {
 
     #[test]
     fn the_signature_verifies_under_libsecp256k1() {
-        let anchor = build_anchor_tx(&key(), &funding(5_000), &payload(), FeeRate::from_sat_per_vb_u32(1), None).unwrap();
-        let sighash = p2wpkh_sighash(&anchor.tx, 0, &key().public_key(), Amount::from_sat(5_000)).unwrap();
+        let anchor = build_anchor_tx(
+            &key(),
+            &funding(5_000),
+            &payload(),
+            FeeRate::from_sat_per_vb_u32(1),
+            None,
+        )
+        .unwrap();
+        let sighash =
+            p2wpkh_sighash(&anchor.tx, 0, &key().public_key(), Amount::from_sat(5_000)).unwrap();
         let witness = &anchor.tx.input[0].witness;
         let sig = bitcoin::ecdsa::Signature::from_slice(witness.nth(0).unwrap()).unwrap();
         let secp = bitcoin::secp256k1::Secp256k1::verification_only();
         let msg = bitcoin::secp256k1::Message::from_digest(sighash);
-        secp.verify_ecdsa(&msg, &sig.signature, &key().public_key().to_bitcoin().0).unwrap();
+        secp.verify_ecdsa(&msg, &sig.signature, &key().public_key().to_bitcoin().0)
+            .unwrap();
     }
 
     #[test]
     fn the_nonce_is_recoverable_from_the_key_and_the_transaction() {
-        let anchor = build_anchor_tx(&key(), &funding(5_000), &payload(), FeeRate::from_sat_per_vb_u32(1), None).unwrap();
+        let anchor = build_anchor_tx(
+            &key(),
+            &funding(5_000),
+            &payload(),
+            FeeRate::from_sat_per_vb_u32(1),
+            None,
+        )
+        .unwrap();
         let nonce = anchor_nonce(&key(), &anchor.tx, Amount::from_sat(5_000)).unwrap();
         let record = TxRecord::from_tx(&anchor.tx).unwrap();
         assert_eq!(nonce.public(), record.nonce_point);
-        assert_eq!(NoncePoint::from_signature(&record.signature).unwrap(), record.nonce_point);
+        assert_eq!(
+            NoncePoint::from_signature(&record.signature).unwrap(),
+            record.nonce_point
+        );
         let other = SecretKey::from_bytes(&[0x43; 32]).unwrap();
-        assert!(matches!(anchor_nonce(&other, &anchor.tx, Amount::from_sat(5_000)), Err(AnchorTxError::NotOurInput(_))));
+        assert!(matches!(
+            anchor_nonce(&other, &anchor.tx, Amount::from_sat(5_000)),
+            Err(AnchorTxError::NotOurInput(_))
+        ));
         // A wrong funding value changes the sighash, so the signature is not "ours" for it.
         assert!(anchor_nonce(&key(), &anchor.tx, Amount::from_sat(5_001)).is_err());
     }
 
     #[test]
     fn too_small_funding_is_refused_with_the_numbers() {
-        let err = build_anchor_tx(&key(), &funding(400), &payload(), FeeRate::from_sat_per_vb_u32(1), None).unwrap_err();
-        assert!(matches!(err, AnchorTxError::InsufficientFunds { .. }), "{err}");
+        let err = build_anchor_tx(
+            &key(),
+            &funding(400),
+            &payload(),
+            FeeRate::from_sat_per_vb_u32(1),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, AnchorTxError::InsufficientFunds { .. }),
+            "{err}"
+        );
     }
 }

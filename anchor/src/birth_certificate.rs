@@ -232,7 +232,10 @@ fn check_endpoint(endpoint: &str) -> Result<(), BcError> {
     if host.is_empty() {
         return Err(bad("no host"));
     }
-    if endpoint.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if endpoint
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad("contains white space or control characters"));
     }
     Ok(())
@@ -267,14 +270,17 @@ impl BirthCertificate {
         // Give unknown versions and roles their own errors before the shape check.
         if let Some(version) = value.get("version").and_then(serde_json::Value::as_u64) {
             if version != u64::from(VERSION) {
-                return Err(BcError::UnsupportedVersion(u32::try_from(version).unwrap_or(u32::MAX)));
+                return Err(BcError::UnsupportedVersion(
+                    u32::try_from(version).unwrap_or(u32::MAX),
+                ));
             }
         }
         if let Some(role) = value.get("role").and_then(serde_json::Value::as_str) {
             role.parse::<Role>()?;
         }
         // Parse from the bytes again (not the Value) so duplicate keys are refused.
-        let wire: Wire = serde_json::from_slice(json).map_err(|e| BcError::Malformed(e.to_string()))?;
+        let wire: Wire =
+            serde_json::from_slice(json).map_err(|e| BcError::Malformed(e.to_string()))?;
         let fields = BcFields {
             version: wire.version,
             role: wire.role,

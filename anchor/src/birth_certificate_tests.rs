@@ -23,7 +23,8 @@ fn signed() -> BirthCertificate {
 }
 
 fn tweak(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let mut value: serde_json::Value = serde_json::from_slice(&signed().to_canonical_json()).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&signed().to_canonical_json()).unwrap();
     edit(&mut value);
     serde_json::to_vec(&value).unwrap()
 }
@@ -31,8 +32,14 @@ fn tweak(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
 #[test]
 fn sign_then_parse_round_trips_in_canonical_and_pretty_form() {
     let bc = signed();
-    assert_eq!(BirthCertificate::parse(&bc.to_canonical_json()).unwrap(), bc);
-    assert_eq!(BirthCertificate::parse(bc.to_pretty_json().as_bytes()).unwrap(), bc);
+    assert_eq!(
+        BirthCertificate::parse(&bc.to_canonical_json()).unwrap(),
+        bc
+    );
+    assert_eq!(
+        BirthCertificate::parse(bc.to_pretty_json().as_bytes()).unwrap(),
+        bc
+    );
     assert_eq!(bc.digest(), Digest::sha256(&bc.to_canonical_json()));
 }
 
@@ -55,33 +62,65 @@ fn the_digest_is_stable_across_releases() {
 #[test]
 fn a_tampered_field_breaks_the_signature() {
     let json = tweak(|v| v["name"] = "Mallory".into());
-    assert!(matches!(BirthCertificate::parse(&json), Err(BcError::BadSignature(_))));
+    assert!(matches!(
+        BirthCertificate::parse(&json),
+        Err(BcError::BadSignature(_))
+    ));
     let json = tweak(|v| v["status"] = "retired".into());
-    assert!(matches!(BirthCertificate::parse(&json), Err(BcError::BadSignature(_))));
+    assert!(matches!(
+        BirthCertificate::parse(&json),
+        Err(BcError::BadSignature(_))
+    ));
 }
 
 #[test]
 fn signing_with_another_key_is_refused() {
     let other = SecretKey::from_bytes(&[0x22; 32]).unwrap();
-    assert_eq!(BirthCertificate::sign(fields(&key()), &other), Err(BcError::KeyMismatch));
+    assert_eq!(
+        BirthCertificate::sign(fields(&key()), &other),
+        Err(BcError::KeyMismatch)
+    );
 }
 
 #[test]
 fn strict_parsing_names_what_is_wrong() {
     let cases: Vec<(Vec<u8>, fn(&BcError) -> bool)> = vec![
-        (tweak(|v| v["version"] = 2.into()), |e| matches!(e, BcError::UnsupportedVersion(2))),
-        (tweak(|v| v["role"] = "king".into()), |e| matches!(e, BcError::UnknownRole(_))),
-        (tweak(|v| v["public_key"] = "02abcd".into()), |e| matches!(e, BcError::Malformed(_))),
-        (tweak(|v| v["created"] = "yesterday".into()), |e| matches!(e, BcError::Malformed(_))),
-        (tweak(|v| v["extra"] = 1.into()), |e| matches!(e, BcError::Malformed(_))),
-        (tweak(|v| { v.as_object_mut().unwrap().remove("status"); }), |e| matches!(e, BcError::Malformed(_))),
-        (tweak(|v| v["signature"] = "00".repeat(64).into()), |e| matches!(e, BcError::Malformed(_))),
+        (tweak(|v| v["version"] = 2.into()), |e| {
+            matches!(e, BcError::UnsupportedVersion(2))
+        }),
+        (tweak(|v| v["role"] = "king".into()), |e| {
+            matches!(e, BcError::UnknownRole(_))
+        }),
+        (tweak(|v| v["public_key"] = "02abcd".into()), |e| {
+            matches!(e, BcError::Malformed(_))
+        }),
+        (tweak(|v| v["created"] = "yesterday".into()), |e| {
+            matches!(e, BcError::Malformed(_))
+        }),
+        (tweak(|v| v["extra"] = 1.into()), |e| {
+            matches!(e, BcError::Malformed(_))
+        }),
+        (
+            tweak(|v| {
+                v.as_object_mut().unwrap().remove("status");
+            }),
+            |e| matches!(e, BcError::Malformed(_)),
+        ),
+        (tweak(|v| v["signature"] = "00".repeat(64).into()), |e| {
+            matches!(e, BcError::Malformed(_))
+        }),
         (b"[1,2,3]".to_vec(), |e| matches!(e, BcError::Malformed(_))),
-        (vec![b' '; MAX_DOCUMENT_BYTES + 1], |e| matches!(e, BcError::TooLarge(_))),
+        (vec![b' '; MAX_DOCUMENT_BYTES + 1], |e| {
+            matches!(e, BcError::TooLarge(_))
+        }),
     ];
     for (json, expected) in cases {
         let err = BirthCertificate::parse(&json).unwrap_err();
-        assert!(expected(&err), "{} gave {err:?}", String::from_utf8_lossy(&json));
+        assert!(
+            expected(&err),
+            "{} gave {err:?}",
+            String::from_utf8_lossy(&json)
+        );
     }
 }
 
@@ -89,7 +128,10 @@ fn strict_parsing_names_what_is_wrong() {
 fn duplicate_keys_are_refused() {
     let json = String::from_utf8(signed().to_canonical_json()).unwrap();
     let doubled = json.replacen("{", r#"{"name":"Mallory","#, 1);
-    assert!(matches!(BirthCertificate::parse(doubled.as_bytes()), Err(BcError::Malformed(_))));
+    assert!(matches!(
+        BirthCertificate::parse(doubled.as_bytes()),
+        Err(BcError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -97,21 +139,39 @@ fn field_rules_are_enforced_when_signing() {
     let k = key();
     let mut f = fields(&k);
     f.name = String::new();
-    assert!(matches!(BirthCertificate::sign(f, &k), Err(BcError::InvalidName(_))));
+    assert!(matches!(
+        BirthCertificate::sign(f, &k),
+        Err(BcError::InvalidName(_))
+    ));
     let mut f = fields(&k);
     f.name = "a\nb".into();
-    assert!(matches!(BirthCertificate::sign(f, &k), Err(BcError::InvalidName(_))));
+    assert!(matches!(
+        BirthCertificate::sign(f, &k),
+        Err(BcError::InvalidName(_))
+    ));
     for endpoint in ["ftp://x", "https://", "https://a b", "javascript:alert(1)"] {
         let mut f = fields(&k);
         f.endpoints = vec![endpoint.into()];
-        assert!(matches!(BirthCertificate::sign(f, &k), Err(BcError::InvalidEndpoint { .. })), "{endpoint}");
+        assert!(
+            matches!(
+                BirthCertificate::sign(f, &k),
+                Err(BcError::InvalidEndpoint { .. })
+            ),
+            "{endpoint}"
+        );
     }
     let mut f = fields(&k);
     f.endpoints = vec!["http://a".into(); 17];
-    assert!(matches!(BirthCertificate::sign(f, &k), Err(BcError::InvalidEndpoint { .. })));
+    assert!(matches!(
+        BirthCertificate::sign(f, &k),
+        Err(BcError::InvalidEndpoint { .. })
+    ));
     let mut f = fields(&k);
     f.created = 1 << 53;
-    assert!(matches!(BirthCertificate::sign(f, &k), Err(BcError::InvalidCreated(_))));
+    assert!(matches!(
+        BirthCertificate::sign(f, &k),
+        Err(BcError::InvalidCreated(_))
+    ));
 }
 
 #[test]

@@ -110,8 +110,14 @@ mod tests {
     fn hex_round_trips_and_rejects_bad_lengths() {
         let d = Digest::sha256(b"milagro");
         assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
-        assert!(matches!("abcd".parse::<Digest>(), Err(DigestError::Length(2))));
-        assert!(matches!("zz".repeat(32).parse::<Digest>(), Err(DigestError::Hex(_))));
+        assert!(matches!(
+            "abcd".parse::<Digest>(),
+            Err(DigestError::Length(2))
+        ));
+        assert!(matches!(
+            "zz".repeat(32).parse::<Digest>(),
+            Err(DigestError::Hex(_))
+        ));
         assert!(Digest::from_slice(&[0u8; 31]).is_err());
     }
 }

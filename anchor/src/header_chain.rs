@@ -53,7 +53,11 @@ pub enum HeaderChainError {
 
 impl Headers {
     /// Starts a chain at a trusted header of the given height.
-    pub fn new(network: Network, start_height: u32, first: Header) -> Result<Self, HeaderChainError> {
+    pub fn new(
+        network: Network,
+        start_height: u32,
+        first: Header,
+    ) -> Result<Self, HeaderChainError> {
         let max_target = bitcoin::consensus::Params::new(network).max_attainable_target;
         let mut chain = Self {
             max_target,

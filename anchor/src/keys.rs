@@ -156,7 +156,6 @@ impl PublicKey {
         bitcoin::CompressedPublicKey::from_slice(&self.to_sec1())
             .expect("a valid compressed SEC1 point is accepted by libsecp256k1")
     }
-
 }
 
 impl fmt::Display for PublicKey {
@@ -195,7 +194,8 @@ impl<'de> Deserialize<'de> for PublicKey {
 impl Signature {
     /// Reads `r ‖ s` (64 bytes); a high-S signature is refused.
     pub fn from_compact(bytes: &[u8]) -> Result<Self, KeyError> {
-        let sig = k256::ecdsa::Signature::from_slice(bytes).map_err(|_| KeyError::InvalidSignature)?;
+        let sig =
+            k256::ecdsa::Signature::from_slice(bytes).map_err(|_| KeyError::InvalidSignature)?;
         Self::from_k256(sig)
     }
 
@@ -204,7 +204,8 @@ impl Signature {
     /// A high-S signature (valid by consensus in segwit v0, though not relayed) is
     /// normalised to low-S: same `r`, equally valid, so nothing is lost.
     pub fn from_der(bytes: &[u8]) -> Result<Self, KeyError> {
-        let sig = k256::ecdsa::Signature::from_der(bytes).map_err(|_| KeyError::InvalidSignature)?;
+        let sig =
+            k256::ecdsa::Signature::from_der(bytes).map_err(|_| KeyError::InvalidSignature)?;
         Self::from_k256(sig.normalize_s().unwrap_or(sig))
     }
 
@@ -299,17 +300,23 @@ mod tests {
         let sig = sk.sign_digest(&Digest::sha256(b"x"));
         assert_eq!(Signature::from_der(&sig.to_der()), Ok(sig));
         assert_eq!(sig.to_string().parse::<Signature>(), Ok(sig));
-        assert_eq!(
-            SecretKey::from_hex(&sk.to_hex()).unwrap().public_key(),
-            pk
-        );
+        assert_eq!(SecretKey::from_hex(&sk.to_hex()).unwrap().public_key(), pk);
     }
 
     #[test]
     fn bad_keys_are_refused() {
-        assert_eq!(SecretKey::from_bytes(&[0; 32]).unwrap_err(), KeyError::InvalidSecretKey);
-        assert_eq!(SecretKey::from_bytes(&[0xff; 32]).unwrap_err(), KeyError::InvalidSecretKey);
-        assert_eq!(PublicKey::from_sec1(&[5; 33]).unwrap_err(), KeyError::InvalidPublicKey);
+        assert_eq!(
+            SecretKey::from_bytes(&[0; 32]).unwrap_err(),
+            KeyError::InvalidSecretKey
+        );
+        assert_eq!(
+            SecretKey::from_bytes(&[0xff; 32]).unwrap_err(),
+            KeyError::InvalidSecretKey
+        );
+        assert_eq!(
+            PublicKey::from_sec1(&[5; 33]).unwrap_err(),
+            KeyError::InvalidPublicKey
+        );
         let uncompressed = key(3).public_key().0.to_encoded_point(false);
         assert!(PublicKey::from_sec1(uncompressed.as_bytes()).is_err());
     }

@@ -97,7 +97,6 @@ impl NonceSecret {
     pub fn public(&self) -> NoncePoint {
         NoncePoint((ProjectivePoint::GENERATOR * *self.0).to_affine())
     }
-
 }
 
 impl Drop for NonceSecret {
@@ -116,11 +115,9 @@ impl NoncePoint {
     /// Rebuilds `R` (even y) from any signature's `r`.
     pub fn from_signature(signature: &Signature) -> Result<Self, NonceError> {
         let r = signature.r_bytes();
-        let point = Option::<AffinePoint>::from(AffinePoint::decompress(
-            (&r).into(),
-            Choice::from(0),
-        ))
-        .ok_or(NonceError::NotOnCurve)?;
+        let point =
+            Option::<AffinePoint>::from(AffinePoint::decompress((&r).into(), Choice::from(0)))
+                .ok_or(NonceError::NotOnCurve)?;
         // `r` is x mod n; refuse the (astronomically rare) x ≥ n case rather than guess.
         let x_reduced = <Scalar as Reduce<U256>>::reduce_bytes(&point.x());
         if x_reduced.to_repr() != point.x() || bool::from(point.is_identity()) {

@@ -142,7 +142,8 @@ impl Payload {
             return Err(PayloadError::UnsupportedVersion(bytes[4]));
         }
         let kind = RecordKind::from_byte(bytes[5])?;
-        let digest = Digest::from_slice(&bytes[6..]).map_err(|_| PayloadError::Length(bytes.len()))?;
+        let digest =
+            Digest::from_slice(&bytes[6..]).map_err(|_| PayloadError::Length(bytes.len()))?;
         Ok(Self { kind, digest })
     }
 
@@ -190,7 +191,8 @@ mod tests {
 
     #[test]
     fn the_layout_is_the_documented_one() {
-        let bytes = Payload::new(RecordKind::BirthCertificate, Digest::from_bytes([0xab; 32])).to_bytes();
+        let bytes =
+            Payload::new(RecordKind::BirthCertificate, Digest::from_bytes([0xab; 32])).to_bytes();
         assert_eq!(&bytes[..6], b"MLGR\x01\x01");
         assert_eq!(&bytes[6..], &[0xab; 32]);
     }
@@ -199,12 +201,24 @@ mod tests {
     fn foreign_and_broken_payloads_get_specific_errors() {
         let mut bytes = sample().to_bytes();
         bytes[4] = 9;
-        assert_eq!(Payload::from_bytes(&bytes), Err(PayloadError::UnsupportedVersion(9)));
+        assert_eq!(
+            Payload::from_bytes(&bytes),
+            Err(PayloadError::UnsupportedVersion(9))
+        );
         bytes[4] = 1;
         bytes[5] = 0;
-        assert_eq!(Payload::from_bytes(&bytes), Err(PayloadError::UnknownKind(0)));
-        assert_eq!(Payload::from_bytes(&bytes[..20]), Err(PayloadError::Length(20)));
-        assert_eq!(Payload::from_bytes(b"omni\0\0\0\0"), Err(PayloadError::NotMilagro));
+        assert_eq!(
+            Payload::from_bytes(&bytes),
+            Err(PayloadError::UnknownKind(0))
+        );
+        assert_eq!(
+            Payload::from_bytes(&bytes[..20]),
+            Err(PayloadError::Length(20))
+        );
+        assert_eq!(
+            Payload::from_bytes(b"omni\0\0\0\0"),
+            Err(PayloadError::NotMilagro)
+        );
         let ots = ScriptBuf::new_op_return(PushBytesBuf::from([0x42u8; 32]));
         assert_eq!(Payload::from_script(&ots), Err(PayloadError::NotMilagro));
         let p2wpkh = ScriptBuf::from_hex("0014751e76e8199196d454941c45d1b3a323f1433bd6").unwrap();
@@ -215,7 +229,10 @@ mod tests {
     fn trailing_script_data_is_refused() {
         let mut script = sample().to_script().into_bytes();
         script.push(0x51);
-        assert_eq!(Payload::from_script(Script::from_bytes(&script)), Err(PayloadError::NotMilagro));
+        assert_eq!(
+            Payload::from_script(Script::from_bytes(&script)),
+            Err(PayloadError::NotMilagro)
+        );
     }
 
     proptest! {

@@ -66,11 +66,12 @@ impl TxRecord {
         }
         let payload = Payload::from_script(&output.script_pubkey)?;
         let (signature, signer) = p2wpkh_witness(tx)?;
-        let nonce_point =
-            NoncePoint::from_signature(&signature).map_err(|_| NotARecord::NotP2wpkh("r is not a curve point"))?;
+        let nonce_point = NoncePoint::from_signature(&signature)
+            .map_err(|_| NotARecord::NotP2wpkh("r is not a curve point"))?;
         Ok(Self {
             txid: tx.compute_txid(),
-            vout: u32::try_from(vout).map_err(|_| NotARecord::NotP2wpkh("output index overflow"))?,
+            vout: u32::try_from(vout)
+                .map_err(|_| NotARecord::NotP2wpkh("output index overflow"))?,
             kind: payload.kind,
             digest: payload.digest,
             signer,
@@ -102,7 +103,9 @@ fn p2wpkh_witness(tx: &Transaction) -> Result<(Signature, PublicKey), NotARecord
     let (_, der) = sig_bytes
         .split_last()
         .ok_or(NotARecord::NotP2wpkh("empty signature"))?;
-    let signature = Signature::from_der(der).map_err(|_| NotARecord::NotP2wpkh("bad DER signature"))?;
-    let signer = PublicKey::from_sec1(key_bytes).map_err(|_| NotARecord::NotP2wpkh("bad public key"))?;
+    let signature =
+        Signature::from_der(der).map_err(|_| NotARecord::NotP2wpkh("bad DER signature"))?;
+    let signer =
+        PublicKey::from_sec1(key_bytes).map_err(|_| NotARecord::NotP2wpkh("bad public key"))?;
     Ok((signature, signer))
 }

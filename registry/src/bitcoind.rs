@@ -36,7 +36,9 @@ pub struct BitcoindRpc {
 
 impl std::fmt::Debug for BitcoindRpc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BitcoindRpc").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("BitcoindRpc")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,10 +69,9 @@ impl BitcoindRpc {
                 let cookie = std::fs::read_to_string(path).map_err(|e| {
                     ChainError::Unreachable(format!("cannot read cookie {}: {e}", path.display()))
                 })?;
-                let (user, pass) = cookie
-                    .trim()
-                    .split_once(':')
-                    .ok_or_else(|| ChainError::Unreachable(format!("malformed cookie {}", path.display())))?;
+                let (user, pass) = cookie.trim().split_once(':').ok_or_else(|| {
+                    ChainError::Unreachable(format!("malformed cookie {}", path.display()))
+                })?;
                 (user.to_owned(), pass.to_owned())
             }
         };
@@ -98,7 +99,9 @@ impl BitcoindRpc {
             if guard.is_none() {
                 *guard = Some(self.connect()?);
             }
-            let Some(client) = guard.as_ref() else { continue };
+            let Some(client) = guard.as_ref() else {
+                continue;
+            };
             match run(client) {
                 Ok(value) => return Ok(value),
                 Err(jsonrpc::Error::Rpc(e)) => {
@@ -119,7 +122,11 @@ impl BitcoindRpc {
     }
 
     /// Calls `method` with `params` and decodes the result.
-    pub fn call<T: DeserializeOwned>(&self, method: &'static str, params: &[Value]) -> Result<T, ChainError> {
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &[Value],
+    ) -> Result<T, ChainError> {
         let raw = serde_json::value::to_raw_value(params).map_err(|e| decode_error(method, e))?;
         self.with_client(
             |client| {
@@ -145,7 +152,10 @@ impl BitcoindRpc {
             .collect::<Result<_, _>>()?;
         let responses = self.with_client(
             |client| {
-                let requests: Vec<_> = raws.iter().map(|raw| client.build_request(method, Some(raw))).collect();
+                let requests: Vec<_> = raws
+                    .iter()
+                    .map(|raw| client.build_request(method, Some(raw)))
+                    .collect();
                 client.send_batch(&requests)
             },
             method,
@@ -153,9 +163,16 @@ impl BitcoindRpc {
         Ok(responses
             .into_iter()
             .map(|response| match response {
-                None => Err(ChainError::Decode { method, detail: "missing batch response".into() }),
+                None => Err(ChainError::Decode {
+                    method,
+                    detail: "missing batch response".into(),
+                }),
                 Some(response) => response.result::<T>().map_err(|e| match e {
-                    jsonrpc::Error::Rpc(e) => ChainError::Rpc { method, code: e.code, message: e.message },
+                    jsonrpc::Error::Rpc(e) => ChainError::Rpc {
+                        method,
+                        code: e.code,
+                        message: e.message,
+                    },
                     other => decode_error(method, other),
                 }),
             })
@@ -163,12 +180,20 @@ impl BitcoindRpc {
     }
 
     /// Mines `count` blocks to `address` (regtest only).
-    pub fn generate_to_address(&self, count: u32, address: &str) -> Result<Vec<BlockHash>, ChainError> {
+    pub fn generate_to_address(
+        &self,
+        count: u32,
+        address: &str,
+    ) -> Result<Vec<BlockHash>, ChainError> {
         self.call("generatetoaddress", &[json!(count), json!(address)])
     }
 
     /// Mines one block holding exactly `txs` (regtest only; `generateblock`).
-    pub fn generate_block(&self, address: &str, txs: &[Transaction]) -> Result<BlockHash, ChainError> {
+    pub fn generate_block(
+        &self,
+        address: &str,
+        txs: &[Transaction],
+    ) -> Result<BlockHash, ChainError> {
         let raw: Vec<String> = txs.iter().map(encode::serialize_hex).collect();
         let answer: Value = self.call("generateblock", &[json!(address), json!(raw)])?;
         parse_hash(&answer["hash"], "generateblock")
@@ -176,12 +201,14 @@ impl BitcoindRpc {
 
     /// Makes the node forget `hash` and everything built on it (regtest reorg tests).
     pub fn invalidate_block(&self, hash: &BlockHash) -> Result<(), ChainError> {
-        self.call::<Value>("invalidateblock", &[json!(hash.to_string())]).map(drop)
+        self.call::<Value>("invalidateblock", &[json!(hash.to_string())])
+            .map(drop)
     }
 
     /// Undoes [`Self::invalidate_block`].
     pub fn reconsider_block(&self, hash: &BlockHash) -> Result<(), ChainError> {
-        self.call::<Value>("reconsiderblock", &[json!(hash.to_string())]).map(drop)
+        self.call::<Value>("reconsiderblock", &[json!(hash.to_string())])
+            .map(drop)
     }
 
     /// A new address of the node's loaded wallet.
@@ -190,17 +217,27 @@ impl BitcoindRpc {
     }
 
     /// Pays `amount` from the node's wallet to `script`; returns the new output.
-    pub fn wallet_pay_to(&self, script: &ScriptBuf, amount: Amount) -> Result<(OutPoint, Amount), ChainError> {
+    pub fn wallet_pay_to(
+        &self,
+        script: &ScriptBuf,
+        amount: Amount,
+    ) -> Result<(OutPoint, Amount), ChainError> {
         let network = self.network()?;
         let address = bitcoin::Address::from_script(script, network)
             .map_err(|e| decode_error("sendtoaddress", e))?;
-        let txid: Txid = self.call("sendtoaddress", &[json!(address.to_string()), json!(amount.to_btc())])?;
+        let txid: Txid = self.call(
+            "sendtoaddress",
+            &[json!(address.to_string()), json!(amount.to_btc())],
+        )?;
         let tx = self.mempool_or_wallet_tx(&txid)?;
         let vout = tx
             .output
             .iter()
             .position(|out| &out.script_pubkey == script)
-            .ok_or_else(|| ChainError::Decode { method: "sendtoaddress", detail: "payment output not found".into() })?;
+            .ok_or_else(|| ChainError::Decode {
+                method: "sendtoaddress",
+                detail: "payment output not found".into(),
+            })?;
         let vout = u32::try_from(vout).map_err(|e| decode_error("sendtoaddress", e))?;
         Ok((OutPoint::new(txid, vout), tx.output[vout as usize].value))
     }
@@ -218,12 +255,16 @@ impl BitcoindRpc {
         unspents
             .iter()
             .map(|u| {
-                let txid: Txid = serde_json::from_value(u["txid"].clone()).map_err(|e| decode_error("scantxoutset", e))?;
+                let txid: Txid = serde_json::from_value(u["txid"].clone())
+                    .map_err(|e| decode_error("scantxoutset", e))?;
                 let vout = u["vout"].as_u64().and_then(|v| u32::try_from(v).ok());
                 let amount = u["amount"].as_f64().and_then(|a| Amount::from_btc(a).ok());
                 match (vout, amount) {
                     (Some(vout), Some(amount)) => Ok((OutPoint::new(txid, vout), amount)),
-                    _ => Err(ChainError::Decode { method: "scantxoutset", detail: u.to_string() }),
+                    _ => Err(ChainError::Decode {
+                        method: "scantxoutset",
+                        detail: u.to_string(),
+                    }),
                 }
             })
             .collect()
@@ -238,7 +279,10 @@ impl BitcoindRpc {
 }
 
 fn decode_error(method: &'static str, e: impl std::fmt::Display) -> ChainError {
-    ChainError::Decode { method, detail: e.to_string() }
+    ChainError::Decode {
+        method,
+        detail: e.to_string(),
+    }
 }
 
 fn decode_hex<T: encode::Decodable>(hex: &str, method: &'static str) -> Result<T, ChainError> {
@@ -252,14 +296,20 @@ fn parse_hash(value: &Value, method: &'static str) -> Result<BlockHash, ChainErr
 fn not_found_to_none<T>(result: Result<T, ChainError>) -> Result<Option<T>, ChainError> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(ChainError::Rpc { code: RPC_INVALID_PARAMETER, .. }) => Ok(None),
+        Err(ChainError::Rpc {
+            code: RPC_INVALID_PARAMETER,
+            ..
+        }) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
 fn missing_to_not_found<T>(result: Result<T, ChainError>, what: String) -> Result<T, ChainError> {
     match result {
-        Err(ChainError::Rpc { code: RPC_INVALID_ADDRESS_OR_KEY, .. }) => Err(ChainError::NotFound(what)),
+        Err(ChainError::Rpc {
+            code: RPC_INVALID_ADDRESS_OR_KEY,
+            ..
+        }) => Err(ChainError::NotFound(what)),
         other => other,
     }
 }
@@ -296,11 +346,19 @@ impl ChainSource for BitcoindRpc {
     }
 
     fn blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Block>, ChainError> {
-        let params: Vec<Vec<Value>> = hashes.iter().map(|h| vec![json!(h.to_string()), json!(0)]).collect();
+        let params: Vec<Vec<Value>> = hashes
+            .iter()
+            .map(|h| vec![json!(h.to_string()), json!(0)])
+            .collect();
         self.batch::<String>("getblock", &params)?
             .into_iter()
             .zip(hashes)
-            .map(|(hex, hash)| decode_hex(&missing_to_not_found(hex, format!("block {hash}"))?, "getblock"))
+            .map(|(hex, hash)| {
+                decode_hex(
+                    &missing_to_not_found(hex, format!("block {hash}"))?,
+                    "getblock",
+                )
+            })
             .collect()
     }
 
@@ -314,7 +372,14 @@ impl ChainSource for BitcoindRpc {
 
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
         let hex: String = missing_to_not_found(
-            self.call("getrawtransaction", &[json!(txid.to_string()), json!(false), json!(block.to_string())]),
+            self.call(
+                "getrawtransaction",
+                &[
+                    json!(txid.to_string()),
+                    json!(false),
+                    json!(block.to_string()),
+                ],
+            ),
             format!("transaction {txid} in block {block}"),
         )?;
         decode_hex(&hex, "getrawtransaction")
@@ -322,7 +387,10 @@ impl ChainSource for BitcoindRpc {
 
     fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
         let hex: String = missing_to_not_found(
-            self.call("gettxoutproof", &[json!([txid.to_string()]), json!(block.to_string())]),
+            self.call(
+                "gettxoutproof",
+                &[json!([txid.to_string()]), json!(block.to_string())],
+            ),
             format!("transaction {txid} in block {block}"),
         )?;
         decode_hex(&hex, "gettxoutproof")

@@ -62,7 +62,11 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
     /// A follower indexing from `start_height` (0 on regtest; the protocol's launch height
     /// elsewhere, since no record can be older).
     pub fn new(chain: C, store: S, start_height: u32) -> Self {
-        Self { chain, store, start_height }
+        Self {
+            chain,
+            store,
+            start_height,
+        }
     }
 
     /// The store, for queries.
@@ -76,7 +80,11 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
     }
 
     /// Runs steps until the index reaches the node's tip; `progress` sees every step.
-    pub fn sync(&self, max_blocks: u32, mut progress: impl FnMut(&StepReport)) -> Result<StepReport, SyncError> {
+    pub fn sync(
+        &self,
+        max_blocks: u32,
+        mut progress: impl FnMut(&StepReport),
+    ) -> Result<StepReport, SyncError> {
         loop {
             let report = self.step(max_blocks)?;
             progress(&report);
@@ -94,8 +102,15 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
         let last = chain_tip
             .height
             .min(next.saturating_add(max_blocks.max(1)) - 1);
-        let connect = if next <= last { self.fetch(agreed, next..=last)? } else { Vec::new() };
-        let changes = ChangeSet { disconnect_from, connect };
+        let connect = if next <= last {
+            self.fetch(agreed, next..=last)?
+        } else {
+            Vec::new()
+        };
+        let changes = ChangeSet {
+            disconnect_from,
+            connect,
+        };
         self.store.apply(&changes)?;
         if let Some(from) = disconnect_from {
             tracing::info!(from, "reorg: rolled back the index");
@@ -120,14 +135,22 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
         let mut disconnect_from = (local.height > chain_tip.height).then_some(chain_tip.height + 1);
         let mut top = local.height.min(chain_tip.height);
         loop {
-            let low = top.saturating_sub(FORK_SEARCH_WINDOW - 1).max(self.start_height);
+            let low = top
+                .saturating_sub(FORK_SEARCH_WINDOW - 1)
+                .max(self.start_height);
             let heights: Vec<u32> = (low..=top).collect();
             let remote = self.chain.block_hashes(&heights)?;
             for (height, remote) in heights.iter().zip(remote).rev() {
                 let ours = self.store.block_hash_at(*height)?;
                 match (ours, remote) {
                     (Some(ours), Some(remote)) if ours == remote => {
-                        return Ok((Some(BlockId { height: *height, hash: ours }), disconnect_from));
+                        return Ok((
+                            Some(BlockId {
+                                height: *height,
+                                hash: ours,
+                            }),
+                            disconnect_from,
+                        ));
                     }
                     _ => disconnect_from = Some(*height),
                 }
@@ -161,8 +184,14 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
                 tracing::debug!(height, "chain moved during fetch; stopping this step here");
                 break;
             }
-            let id = BlockId { height: *height, hash: *hash };
-            connected.push(ConnectedBlock { id, records: records_in(block, id) });
+            let id = BlockId {
+                height: *height,
+                hash: *hash,
+            };
+            connected.push(ConnectedBlock {
+                id,
+                records: records_in(block, id),
+            });
             previous = Some(*hash);
         }
         Ok(connected)

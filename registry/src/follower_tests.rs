@@ -11,7 +11,9 @@ use bitcoin::hashes::Hash;
 use bitcoin::merkle_tree::MerkleBlock;
 use bitcoin::script::PushBytesBuf;
 use bitcoin::transaction::Version as TxVersion;
-use bitcoin::{Amount, CompactTarget, FeeRate, OutPoint, ScriptBuf, Transaction, TxMerkleNode, TxOut, Txid};
+use bitcoin::{
+    Amount, CompactTarget, FeeRate, OutPoint, ScriptBuf, Transaction, TxMerkleNode, TxOut, Txid,
+};
 use milagro_anchor::anchor_tx::{build_anchor_tx, FundingUtxo};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::SecretKey;
@@ -31,7 +33,9 @@ impl FakeChain {
     fn extend(&self, txs_per_block: Vec<Vec<Transaction>>) {
         let mut blocks = self.blocks.lock().unwrap();
         for txs in txs_per_block {
-            let prev = blocks.last().map_or(BlockHash::all_zeros(), Block::block_hash);
+            let prev = blocks
+                .last()
+                .map_or(BlockHash::all_zeros(), Block::block_hash);
             let salt = blocks.len() as u32;
             blocks.push(block(prev, salt, txs));
         }
@@ -48,7 +52,10 @@ fn block(prev: BlockHash, salt: u32, mut txs: Vec<Transaction>) -> Block {
         version: TxVersion::ONE,
         lock_time: LockTime::from_consensus(salt),
         input: vec![],
-        output: vec![TxOut { value: Amount::from_sat(1), script_pubkey: ScriptBuf::new() }],
+        output: vec![TxOut {
+            value: Amount::from_sat(1),
+            script_pubkey: ScriptBuf::new(),
+        }],
     };
     txs.insert(0, coinbase);
     let mut block = Block {
@@ -69,15 +76,29 @@ fn block(prev: BlockHash, salt: u32, mut txs: Vec<Transaction>) -> Block {
 impl ChainSource for FakeChain {
     fn tip(&self) -> Result<BlockId, ChainError> {
         let blocks = self.blocks.lock().unwrap();
-        let last = blocks.last().ok_or_else(|| ChainError::NotFound("empty".into()))?;
-        Ok(BlockId { height: blocks.len() as u32 - 1, hash: last.block_hash() })
+        let last = blocks
+            .last()
+            .ok_or_else(|| ChainError::NotFound("empty".into()))?;
+        Ok(BlockId {
+            height: blocks.len() as u32 - 1,
+            hash: last.block_hash(),
+        })
     }
     fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
-        Ok(self.blocks.lock().unwrap().get(height as usize).map(Block::block_hash))
+        Ok(self
+            .blocks
+            .lock()
+            .unwrap()
+            .get(height as usize)
+            .map(Block::block_hash))
     }
     fn block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
         let blocks = self.blocks.lock().unwrap();
-        blocks.iter().find(|b| b.block_hash() == *hash).cloned().ok_or_else(|| ChainError::NotFound(hash.to_string()))
+        blocks
+            .iter()
+            .find(|b| b.block_hash() == *hash)
+            .cloned()
+            .ok_or_else(|| ChainError::NotFound(hash.to_string()))
     }
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
         self.block(hash).map(|b| b.header)
@@ -100,16 +121,31 @@ fn key(byte: u8) -> SecretKey {
 /// An anchoring transaction by key `signer` for the digest of `label`.
 fn anchor(signer: u8, label: &str) -> Transaction {
     let funding = FundingUtxo {
-        outpoint: OutPoint::new(Txid::from_byte_array(Digest::sha256(label.as_bytes()).to_bytes()), 0),
+        outpoint: OutPoint::new(
+            Txid::from_byte_array(Digest::sha256(label.as_bytes()).to_bytes()),
+            0,
+        ),
         value: Amount::from_sat(10_000),
     };
-    let payload = Payload::new(RecordKind::BirthCertificate, Digest::sha256(label.as_bytes()));
-    build_anchor_tx(&key(signer), &funding, &payload, FeeRate::from_sat_per_vb_u32(1), None).unwrap().tx
+    let payload = Payload::new(
+        RecordKind::BirthCertificate,
+        Digest::sha256(label.as_bytes()),
+    );
+    build_anchor_tx(
+        &key(signer),
+        &funding,
+        &payload,
+        FeeRate::from_sat_per_vb_u32(1),
+        None,
+    )
+    .unwrap()
+    .tx
 }
 
 fn foreign_op_return(bytes: &[u8]) -> Transaction {
     let mut tx = anchor(1, "foreign");
-    tx.output[0].script_pubkey = ScriptBuf::new_op_return(PushBytesBuf::try_from(bytes.to_vec()).unwrap());
+    tx.output[0].script_pubkey =
+        ScriptBuf::new_op_return(PushBytesBuf::try_from(bytes.to_vec()).unwrap());
     tx
 }
 
@@ -119,11 +155,17 @@ fn digest(label: &str) -> Digest {
 
 fn stores() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn RecordStore>>)> {
     vec![
-        ("memory", Box::new(|| Box::new(MemoryStore::new()) as Box<dyn RecordStore>)),
-        ("sled", Box::new(|| {
-            let dir = tempfile::tempdir().unwrap().keep();
-            Box::new(SledStore::open(&dir).unwrap()) as Box<dyn RecordStore>
-        })),
+        (
+            "memory",
+            Box::new(|| Box::new(MemoryStore::new()) as Box<dyn RecordStore>),
+        ),
+        (
+            "sled",
+            Box::new(|| {
+                let dir = tempfile::tempdir().unwrap().keep();
+                Box::new(SledStore::open(&dir).unwrap()) as Box<dyn RecordStore>
+            }),
+        ),
     ]
 }
 
@@ -132,7 +174,12 @@ fn indexes_every_record_and_answers_every_query() {
     for (name, make) in stores() {
         // 0 - 1ab - 2 - 3c(+foreign)
         let chain = FakeChain::default();
-        chain.extend(vec![vec![], vec![anchor(1, "a"), anchor(2, "b")], vec![], vec![anchor(1, "c"), foreign_op_return(b"omni....")]]);
+        chain.extend(vec![
+            vec![],
+            vec![anchor(1, "a"), anchor(2, "b")],
+            vec![],
+            vec![anchor(1, "c"), foreign_op_return(b"omni....")],
+        ]);
         let follower = Follower::new(chain, make(), 0);
         let report = follower.sync(2, |_| {}).unwrap();
         assert!(report.caught_up(), "{name}");
@@ -142,9 +189,16 @@ fn indexes_every_record_and_answers_every_query() {
         assert_eq!(a.len(), 1, "{name}");
         assert_eq!(a[0].height, 1);
         assert_eq!(store.by_txid(&a[0].txid).unwrap(), a, "{name}");
-        assert_eq!(store.by_signer(&key(1).public_key()).unwrap().len(), 2, "{name}");
+        assert_eq!(
+            store.by_signer(&key(1).public_key()).unwrap().len(),
+            2,
+            "{name}"
+        );
         assert!(a[0].nonce_point().is_some());
-        assert!(store.by_digest(&digest("foreign")).unwrap().is_empty(), "{name}");
+        assert!(
+            store.by_digest(&digest("foreign")).unwrap().is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -159,10 +213,15 @@ fn a_two_block_reorg_drops_the_record_and_re_mining_restores_it() {
         assert_eq!(follower.store().by_digest(&digest("x")).unwrap().len(), 1);
 
         follower.chain().truncate(2);
-        follower.chain().extend(vec![vec![anchor(3, "other")], vec![], vec![]]);
+        follower
+            .chain()
+            .extend(vec![vec![anchor(3, "other")], vec![], vec![]]);
         let report = follower.sync(100, |_| {}).unwrap();
         assert_eq!(report.rolled_back_from, Some(2), "{name}");
-        assert!(follower.store().by_digest(&digest("x")).unwrap().is_empty(), "{name}");
+        assert!(
+            follower.store().by_digest(&digest("x")).unwrap().is_empty(),
+            "{name}"
+        );
         assert_eq!(follower.store().record_count().unwrap(), 1, "{name}");
 
         follower.chain().extend(vec![vec![anchor(1, "x")]]);
@@ -178,7 +237,13 @@ fn a_shorter_chain_rolls_the_index_back_to_its_tip() {
     for (name, make) in stores() {
         // before: 0 - 1 - 2 - 3x - 4y      after: 0 - 1 - 2
         let chain = FakeChain::default();
-        chain.extend(vec![vec![], vec![], vec![], vec![anchor(1, "x")], vec![anchor(1, "y")]]);
+        chain.extend(vec![
+            vec![],
+            vec![],
+            vec![],
+            vec![anchor(1, "x")],
+            vec![anchor(1, "y")],
+        ]);
         let follower = Follower::new(chain, make(), 0);
         follower.sync(100, |_| {}).unwrap();
         follower.chain().truncate(3);
@@ -234,15 +299,42 @@ fn a_restarted_sled_index_resumes_without_loss_or_duplicates() {
     assert!(report.caught_up());
     assert_eq!(follower.store().record_count().unwrap(), 30);
     for i in 0..30 {
-        assert_eq!(follower.store().by_digest(&digest(&format!("r{i}"))).unwrap().len(), 1);
+        assert_eq!(
+            follower
+                .store()
+                .by_digest(&digest(&format!("r{i}")))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
 
 #[test]
 fn a_change_set_that_does_not_connect_is_refused() {
     let store = MemoryStore::new();
-    let id = |height| BlockId { height, hash: BlockHash::all_zeros() };
-    store.apply(&ChangeSet { disconnect_from: None, connect: vec![ConnectedBlock { id: id(0), records: vec![] }] }).unwrap();
-    let gap = ChangeSet { disconnect_from: None, connect: vec![ConnectedBlock { id: id(5), records: vec![] }] };
-    assert!(matches!(store.apply(&gap), Err(StoreError::DoesNotConnect(_))));
+    let id = |height| BlockId {
+        height,
+        hash: BlockHash::all_zeros(),
+    };
+    store
+        .apply(&ChangeSet {
+            disconnect_from: None,
+            connect: vec![ConnectedBlock {
+                id: id(0),
+                records: vec![],
+            }],
+        })
+        .unwrap();
+    let gap = ChangeSet {
+        disconnect_from: None,
+        connect: vec![ConnectedBlock {
+            id: id(5),
+            records: vec![],
+        }],
+    };
+    assert!(matches!(
+        store.apply(&gap),
+        Err(StoreError::DoesNotConnect(_))
+    ));
 }

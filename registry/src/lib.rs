@@ -29,5 +29,6 @@
 pub mod bitcoind;
 pub mod chain;
 pub mod follower;
+pub mod proofs;
 pub mod sled_store;
 pub mod store;

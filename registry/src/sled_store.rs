@@ -64,14 +64,22 @@ impl SledStore {
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("format version".into()))?;
                 if found != FORMAT_VERSION {
-                    return Err(StoreError::FormatVersion { found, expected: FORMAT_VERSION });
+                    return Err(StoreError::FormatVersion {
+                        found,
+                        expected: FORMAT_VERSION,
+                    });
                 }
             }
             None if db.is_empty() => {
-                db.insert(VERSION_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(backend)?;
+                db.insert(VERSION_KEY, &FORMAT_VERSION.to_be_bytes())
+                    .map_err(backend)?;
                 db.flush().map_err(backend)?;
             }
-            None => return Err(StoreError::Corrupt("no format version in a non-empty index".into())),
+            None => {
+                return Err(StoreError::Corrupt(
+                    "no format version in a non-empty index".into(),
+                ))
+            }
         }
         Ok(Self { db })
     }
@@ -132,7 +140,8 @@ impl RecordStore for SledStore {
             return Err(StoreError::Corrupt("tip".into()));
         }
         let height = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        let hash = BlockHash::from_slice(&bytes[4..]).map_err(|_| StoreError::Corrupt("tip hash".into()))?;
+        let hash = BlockHash::from_slice(&bytes[4..])
+            .map_err(|_| StoreError::Corrupt("tip hash".into()))?;
         Ok(Some(BlockId { height, hash }))
     }
 
@@ -140,7 +149,9 @@ impl RecordStore for SledStore {
         self.db
             .get(key(CHECKPOINT, &[&height.to_be_bytes()]))
             .map_err(backend)?
-            .map(|bytes| BlockHash::from_slice(&bytes).map_err(|_| StoreError::Corrupt("checkpoint".into())))
+            .map(|bytes| {
+                BlockHash::from_slice(&bytes).map_err(|_| StoreError::Corrupt("checkpoint".into()))
+            })
             .transpose()
     }
 
@@ -164,12 +175,18 @@ impl RecordStore for SledStore {
                 batch.remove(k);
             }
             tip = match from.checked_sub(1) {
-                Some(below) => self.block_hash_at(below)?.map(|hash| BlockId { height: below, hash }),
+                Some(below) => self.block_hash_at(below)?.map(|hash| BlockId {
+                    height: below,
+                    hash,
+                }),
                 None => None,
             };
         }
         for block in &changes.connect {
-            batch.insert(key(CHECKPOINT, &[&block.id.height.to_be_bytes()]), block.id.hash.as_byte_array());
+            batch.insert(
+                key(CHECKPOINT, &[&block.id.height.to_be_bytes()]),
+                block.id.hash.as_byte_array(),
+            );
             for record in &block.records {
                 Self::insert_record(&mut batch, record);
                 count += 1;

@@ -148,7 +148,9 @@ pub enum StoreError {
     #[error("corrupt index: {0}")]
     Corrupt(String),
     /// The database was written by another format version.
-    #[error("index format version {found}, this build reads {expected}: reindex with a fresh --db")]
+    #[error(
+        "index format version {found}, this build reads {expected}: reindex with a fresh --db"
+    )]
     FormatVersion {
         /// Version on disk.
         found: u32,
@@ -241,18 +243,40 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<u32, (BlockHash, Vec<IndexedRecord>)>>, StoreError> {
-        self.blocks.read().map_err(|_| StoreError::Backend("lock poisoned".into()))
+    fn read(
+        &self,
+    ) -> Result<
+        std::sync::RwLockReadGuard<'_, BTreeMap<u32, (BlockHash, Vec<IndexedRecord>)>>,
+        StoreError,
+    > {
+        self.blocks
+            .read()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))
     }
 
-    fn find(&self, keep: impl Fn(&IndexedRecord) -> bool) -> Result<Vec<IndexedRecord>, StoreError> {
-        Ok(self.read()?.values().flat_map(|(_, r)| r.iter().copied()).filter(|r| keep(r)).collect())
+    fn find(
+        &self,
+        keep: impl Fn(&IndexedRecord) -> bool,
+    ) -> Result<Vec<IndexedRecord>, StoreError> {
+        Ok(self
+            .read()?
+            .values()
+            .flat_map(|(_, r)| r.iter().copied())
+            .filter(|r| keep(r))
+            .collect())
     }
 }
 
 impl RecordStore for MemoryStore {
     fn tip(&self) -> Result<Option<BlockId>, StoreError> {
-        Ok(self.read()?.iter().next_back().map(|(height, (hash, _))| BlockId { height: *height, hash: *hash }))
+        Ok(self
+            .read()?
+            .iter()
+            .next_back()
+            .map(|(height, (hash, _))| BlockId {
+                height: *height,
+                hash: *hash,
+            }))
     }
 
     fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
@@ -261,7 +285,10 @@ impl RecordStore for MemoryStore {
 
     fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         check_connects(self.tip()?, changes)?;
-        let mut blocks = self.blocks.write().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        let mut blocks = self
+            .blocks
+            .write()
+            .map_err(|_| StoreError::Backend("lock poisoned".into()))?;
         if let Some(from) = changes.disconnect_from {
             blocks.split_off(&from);
         }

@@ -1,0 +1,51 @@
+//! Assembling anchor proofs and header chains from a [`ChainSource`].
+//!
+//! What a server hands a verifier: the self-contained [`AnchorProof`] of an indexed record
+//! and the headers from its block to the tip. Verifying them is [`milagro_anchor`]'s job,
+//! and a verifier that does not trust this server checks the headers against its own.
+
+use bitcoin::Network;
+use milagro_anchor::proof::{AnchorProof, Headers};
+
+use crate::chain::{ChainError, ChainSource};
+use crate::store::IndexedRecord;
+
+/// Why a proof could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssembleError {
+    /// The node could not serve a piece.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The node served headers that do not form a chain (it reorganised mid-way, or lies).
+    #[error("headers from the node do not form a chain: {0}")]
+    Headers(#[from] milagro_anchor::proof::HeaderChainError),
+}
+
+/// The raw transaction and Merkle path of an indexed record.
+pub fn anchor_proof(
+    chain: &impl ChainSource,
+    record: &IndexedRecord,
+) -> Result<AnchorProof, AssembleError> {
+    let tx = chain.transaction(&record.txid, &record.block_hash)?;
+    let merkle_block = chain.merkle_block(&record.txid, &record.block_hash)?;
+    Ok(AnchorProof::new(tx, merkle_block))
+}
+
+/// The active chain's headers from `from_height` to the tip, linked and work-checked.
+pub fn headers_from(
+    chain: &impl ChainSource,
+    network: Network,
+    from_height: u32,
+) -> Result<Headers, AssembleError> {
+    let tip = chain.tip()?;
+    let heights: Vec<u32> = (from_height..=tip.height.max(from_height)).collect();
+    let mut headers = Vec::with_capacity(heights.len());
+    for hash in chain.block_hashes(&heights)? {
+        let hash = hash.ok_or_else(|| {
+            ChainError::NotFound(format!("block at height {from_height} or above"))
+        })?;
+        headers.push(chain.header(&hash)?);
+    }
+    Ok(Headers::from_headers(network, from_height, headers)?)
+}

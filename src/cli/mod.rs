@@ -1,0 +1,12 @@
+//! Subcommands, one module each.
+
+pub mod bc;
+pub mod bench;
+pub mod registry;
+pub mod regtest;
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `milagro registry`: build and query the record index.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use milagro_anchor::digest::Digest;
+use milagro_registry::sled_store::SledStore;
+use milagro_registry::store::RecordStore;
+
+use super::print_json;
+use crate::node::{synced_registry, NodeArgs};
+
+/// `milagro registry …`
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Follows the node to its tip (rolling back any reorg) and stores every record.
+    Sync(SyncArgs),
+    /// Prints the records of a digest as JSON.
+    Show(ShowArgs),
+}
+
+/// `milagro registry sync`
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The index directory.
+    #[arg(long)]
+    pub db: PathBuf,
+}
+
+/// `milagro registry show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The digest to look up (64 hex characters).
+    pub digest: Digest,
+    /// The index directory.
+    #[arg(long)]
+    pub db: PathBuf,
+}
+
+/// Runs a `registry` subcommand.
+pub fn run(command: RegistryCommand) -> Result<()> {
+    match command {
+        RegistryCommand::Sync(args) => {
+            let node = args.node.connect()?;
+            let follower = synced_registry(
+                &node,
+                &args.db,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )?;
+            let tip = follower.store().tip()?;
+            print_json(&serde_json::json!({
+                "height": tip.map(|t| t.height),
+                "hash": tip.map(|t| t.hash),
+                "records": follower.store().record_count()?,
+            }))
+        }
+        RegistryCommand::Show(args) => {
+            if !args.db.exists() {
+                bail!(
+                    "no index at {}: run `milagro registry sync` first",
+                    args.db.display()
+                );
+            }
+            let store = SledStore::open(&args.db)?;
+            let records = store.by_digest(&args.digest)?;
+            print_json(&records)?;
+            if records.is_empty() {
+                bail!("no record of {}", args.digest);
+            }
+            Ok(())
+        }
+    }
+}
