@@ -137,8 +137,13 @@ impl BitcoindRpc {
         )
     }
 
-    /// Calls `method` once per parameter list in one JSON-RPC batch.
-    fn batch<T: DeserializeOwned>(
+    /// Calls `method` once per parameter list in one JSON-RPC batch (one HTTP round trip).
+    ///
+    /// The node runs the calls in order; each answer is its own `Result`, in the order of
+    /// `params`. Public for tools that need answers the typed methods do not give, e.g.
+    /// `milagro bench` timing `getblock` hex without decoding it, or mining many blocks
+    /// with `generateblock` in one round trip.
+    pub fn batch<T: DeserializeOwned>(
         &self,
         method: &'static str,
         params: &[Vec<Value>],

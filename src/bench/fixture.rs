@@ -1,0 +1,397 @@
+//! The benchmark chain: a private regtest node holding `N` blocks with `M` Milagro records.
+//!
+//! Built as fast as the node allows, because setup is not what is measured:
+//! 1. start `bitcoind` (as `milagro demo` does) and mine 101 blocks for one mature coinbase;
+//! 2. the wallet pays one output to a *funder* key of ours; the funder splits it into one
+//!    P2WPKH output per record (round-robin over `K` signer keys) in chained transactions
+//!    of [`OUTPUTS_PER_FUNDING_TX`] outputs, mined [`FUNDING_TXS_PER_BLOCK`] to a block.
+//!    (The wallet's `sendmany`/`send` refuse a repeated address, so with `K` keys they could
+//!    create only `K` outputs per transaction.)
+//! 3. every record's anchoring transaction is built and signed with
+//!    [`build_anchor_tx`] (mostly Birth Certificate digests, 1 in 100 an audit-log root,
+//!    2 in 100 a batch root), plus one foreign `OP_RETURN` per block that the registry must
+//!    skip; one record anchors a real, signed Birth Certificate for the verify benchmark;
+//! 4. the records are spread evenly over `N` blocks with `generateblock`, sent
+//!    [`BLOCKS_PER_RPC_BATCH`] to a JSON-RPC batch (the node runs a batch in order, so each
+//!    block builds on the one before). `generateblock` checks consensus, not mempool policy,
+//!    which is also why funding transactions may chain deeper than the mempool would allow.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use bitcoin::absolute::LockTime;
+use bitcoin::consensus::encode;
+use bitcoin::script::PushBytesBuf;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid,
+    Witness,
+};
+use milagro_anchor::anchor_tx::{
+    build_anchor_tx, p2wpkh_script, p2wpkh_sighash, p2wpkh_witness, FundingUtxo,
+};
+use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
+use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::payload::{Payload, RecordKind};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::{BlockId, ChainSource};
+use rand_core::{OsRng, RngCore};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Outputs per funding transaction (about 31 kvB: standard size, though nothing relays it).
+pub const OUTPUTS_PER_FUNDING_TX: usize = 1_000;
+/// Funding transactions per block (about 1.3 M of the 4 M weight units a block may hold).
+pub const FUNDING_TXS_PER_BLOCK: usize = 10;
+/// `generateblock` calls per JSON-RPC batch.
+pub const BLOCKS_PER_RPC_BATCH: usize = 25;
+/// What each funding output holds: an anchor fee at 1 sat/vB plus change above dust.
+const FUNDING_VALUE: Amount = Amount::from_sat(2_000);
+
+/// The size of the chain to build.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Params {
+    /// Blocks holding records (`N`).
+    pub blocks: u32,
+    /// Milagro records (`M`).
+    pub records: usize,
+    /// Distinct signer keys (`K`).
+    pub signers: usize,
+}
+
+/// The real Birth Certificate anchored on the chain, for the verify benchmark.
+#[derive(Debug)]
+pub struct SampleBc {
+    /// The certificate.
+    pub bc: BirthCertificate,
+    /// Its JSON document as a relying party downloads it.
+    pub json: Vec<u8>,
+    /// The anchoring transaction.
+    pub txid: Txid,
+    /// How many records its key signed (what `by_signer` must return).
+    pub signer_records: usize,
+}
+
+/// How long setup took and what it made (reported, not part of any result).
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// Starting the node.
+    pub node_start_s: f64,
+    /// Mining the first 101 blocks.
+    pub mature_coinbase_s: f64,
+    /// Building, signing and mining the funding transactions.
+    pub funding_s: f64,
+    /// Building and signing every anchoring and foreign transaction.
+    pub sign_s: f64,
+    /// Mining the record blocks (`generateblock`).
+    pub mine_s: f64,
+    /// All of setup.
+    pub total_s: f64,
+    /// Funding transactions.
+    pub funding_txs: usize,
+    /// Blocks that hold the funding transactions (including the wallet's payment).
+    pub funding_blocks: u32,
+    /// Foreign `OP_RETURN` transactions (not Milagro records).
+    pub foreign_op_returns: usize,
+}
+
+/// A running node with the benchmark chain. Dropping it stops the node.
+pub struct BenchChain {
+    /// The node adapter.
+    pub node: BitcoindRpc,
+    /// Its network (regtest).
+    pub network: Network,
+    /// The tip after setup.
+    pub tip: BlockId,
+    /// Records on the chain: what the index must hold.
+    pub records: u64,
+    /// The verify benchmark's certificate.
+    pub sample: SampleBc,
+    /// Setup figures.
+    pub setup: Setup,
+    bitcoind: bitcoind::BitcoinD,
+}
+
+impl BenchChain {
+    /// Stops the node gracefully (its data directory stays consistent if kept).
+    pub fn stop(mut self) -> Result<()> {
+        self.bitcoind.stop().context("cannot stop bitcoind")?;
+        Ok(())
+    }
+}
+
+/// Starts a node with its data in `dir/node` and builds the chain.
+pub fn build(params: &Params, dir: &Path) -> Result<BenchChain> {
+    ensure!(params.blocks > 0, "--blocks must be at least 1");
+    ensure!(params.signers > 0, "--signers must be at least 1");
+    ensure!(params.records > 0, "--records must be at least 1");
+    let start = Instant::now();
+    let exe = milagro_regtest::bitcoind_exe()?;
+    let mut conf = bitcoind::Conf::default();
+    conf.args.push("-fallbackfee=0.0001");
+    conf.staticdir = Some(dir.join("node"));
+    let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
+    let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
+    let node_start_s = start.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let miner = node.wallet_new_address()?;
+    node.generate_to_address(101, &miner)?;
+    let mature_coinbase_s = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let signers: Vec<SecretKey> = (0..params.signers)
+        .map(|_| SecretKey::generate(&mut OsRng))
+        .collect();
+    let foreign = params.blocks as usize;
+    let owners: Vec<PublicKey> = (0..params.records + foreign)
+        .map(|i| signers[i % signers.len()].public_key())
+        .collect();
+    let (funding_txs, utxos) = fund(&node, &miner, &owners)?;
+    let funding_blocks = u32::try_from(funding_txs.len().div_ceil(FUNDING_TXS_PER_BLOCK) + 1)?;
+    for txs in funding_txs.chunks(FUNDING_TXS_PER_BLOCK) {
+        node.generate_block(&miner, txs)?;
+    }
+    let funding_s = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let sample_index = params.records / 2;
+    let sample_key = &signers[sample_index % signers.len()];
+    let sample_bc = sample_certificate(sample_key)?;
+    let fee_rate = FeeRate::from_sat_per_vb_u32(1);
+    let mut anchors = Vec::with_capacity(params.records);
+    for (i, utxo) in utxos.iter().take(params.records).enumerate() {
+        let payload = if i == sample_index {
+            Payload::new(RecordKind::BirthCertificate, sample_bc.digest())
+        } else {
+            Payload::new(kind_of(i), random_digest())
+        };
+        let key = &signers[i % signers.len()];
+        anchors.push(build_anchor_tx(key, utxo, &payload, fee_rate, None)?.tx);
+    }
+    let mut foreigners = Vec::with_capacity(foreign);
+    for (i, utxo) in utxos.iter().enumerate().skip(params.records) {
+        foreigners.push(foreign_op_return(&signers[i % signers.len()], utxo)?);
+    }
+    let sample_txid = anchors
+        .get(sample_index)
+        .map(Transaction::compute_txid)
+        .context("no sample record")?;
+    let sign_s = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    mine_spread(&node, &miner, &anchors, &foreigners, params.blocks)?;
+    let mine_s = phase.elapsed().as_secs_f64();
+
+    let tip = node.tip()?;
+    let expected_height = 101 + funding_blocks + params.blocks;
+    ensure!(
+        tip.height == expected_height,
+        "the chain is {} blocks high, expected {expected_height}",
+        tip.height
+    );
+    let signer_records = (0..params.records)
+        .filter(|i| i % signers.len() == sample_index % signers.len())
+        .count();
+    Ok(BenchChain {
+        network: node.network()?,
+        node,
+        tip,
+        records: u64::try_from(params.records)?,
+        sample: SampleBc {
+            json: sample_bc.to_pretty_json().into_bytes(),
+            bc: sample_bc,
+            txid: sample_txid,
+            signer_records,
+        },
+        setup: Setup {
+            node_start_s,
+            mature_coinbase_s,
+            funding_s,
+            sign_s,
+            mine_s,
+            total_s: start.elapsed().as_secs_f64(),
+            funding_txs: funding_txs.len(),
+            funding_blocks,
+            foreign_op_returns: foreign,
+        },
+        bitcoind,
+    })
+}
+
+/// The record kind of record `i`: 1% audit-log roots, 2% batch roots, the rest BCs.
+fn kind_of(i: usize) -> RecordKind {
+    match i % 100 {
+        1 => RecordKind::AuditLogRoot,
+        3 | 53 => RecordKind::BatchRoot,
+        _ => RecordKind::BirthCertificate,
+    }
+}
+
+fn random_digest() -> Digest {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    Digest::from_bytes(bytes)
+}
+
+fn sample_certificate(key: &SecretKey) -> Result<BirthCertificate> {
+    let fields = BcFields {
+        version: VERSION,
+        role: Role::Dta,
+        name: "Milagro bench D-TA".into(),
+        endpoints: vec!["https://dta.bench.milagro.test".into()],
+        created: 1_700_000_000,
+        public_key: key.public_key(),
+        status: Status::Active,
+        previous: None,
+    };
+    Ok(BirthCertificate::sign(fields, key)?)
+}
+
+/// Has the wallet pay the funder, then splits that output into one per owner.
+fn fund(
+    node: &BitcoindRpc,
+    miner: &str,
+    owners: &[PublicKey],
+) -> Result<(Vec<Transaction>, Vec<FundingUtxo>)> {
+    let funder = SecretKey::generate(&mut OsRng);
+    let funder_script = p2wpkh_script(&funder.public_key());
+    let count = u64::try_from(owners.len())?;
+    // Outputs plus a generous fee budget (about 31 vB per output at 1 sat/vB).
+    let total = FUNDING_VALUE
+        .checked_mul(count)
+        .and_then(|v| v.checked_add(Amount::from_sat(100 * count + 100_000)))
+        .context("funding amount overflows")?;
+    let (outpoint, value) = node
+        .wallet_pay_to(&funder_script, total)
+        .context("the node wallet cannot fund the benchmark (try fewer --records)")?;
+    node.generate_to_address(1, miner)?;
+    let mut previous = FundingUtxo { outpoint, value };
+    let fee_rate = FeeRate::from_sat_per_vb_u32(1);
+    let mut txs = Vec::new();
+    let mut utxos = Vec::with_capacity(owners.len());
+    for chunk in owners.chunks(OUTPUTS_PER_FUNDING_TX) {
+        let mut output: Vec<TxOut> = chunk
+            .iter()
+            .map(|owner| TxOut {
+                value: FUNDING_VALUE,
+                script_pubkey: p2wpkh_script(owner),
+            })
+            .collect();
+        output.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: funder_script.clone(),
+        });
+        let mut tx = spend(previous.outpoint, output);
+        // The weight without a witness, plus a worst-case P2WPKH witness (110 WU).
+        let fee = fee_rate
+            .fee_wu(tx.weight() + bitcoin::Weight::from_wu(110))
+            .context("fee overflows")?;
+        let paid = FUNDING_VALUE
+            .checked_mul(u64::try_from(chunk.len())?)
+            .and_then(|v| v.checked_add(fee))
+            .context("funding amount overflows")?;
+        let change = previous
+            .value
+            .checked_sub(paid)
+            .context("the funder ran out of coins")?;
+        if let Some(last) = tx.output.last_mut() {
+            last.value = change;
+        }
+        sign_p2wpkh(&mut tx, &funder, previous.value)?;
+        let txid = tx.compute_txid();
+        for vout in 0..chunk.len() {
+            utxos.push(FundingUtxo {
+                outpoint: OutPoint::new(txid, u32::try_from(vout)?),
+                value: FUNDING_VALUE,
+            });
+        }
+        previous = FundingUtxo {
+            outpoint: OutPoint::new(txid, u32::try_from(chunk.len())?),
+            value: change,
+        };
+        txs.push(tx);
+    }
+    Ok((txs, utxos))
+}
+
+/// A transaction with an `OP_RETURN` that is not a Milagro payload (40 random bytes).
+fn foreign_op_return(key: &SecretKey, utxo: &FundingUtxo) -> Result<Transaction> {
+    let mut data = [0u8; 40];
+    OsRng.fill_bytes(&mut data);
+    data[..4].copy_from_slice(b"FRGN");
+    let push = PushBytesBuf::try_from(data.to_vec())?;
+    let change = utxo
+        .value
+        .checked_sub(Amount::from_sat(300))
+        .context("funding output too small")?;
+    let mut tx = spend(
+        utxo.outpoint,
+        vec![
+            TxOut {
+                value: Amount::ZERO,
+                script_pubkey: ScriptBuf::new_op_return(push),
+            },
+            TxOut {
+                value: change,
+                script_pubkey: p2wpkh_script(&key.public_key()),
+            },
+        ],
+    );
+    sign_p2wpkh(&mut tx, key, utxo.value)?;
+    Ok(tx)
+}
+
+fn spend(previous_output: OutPoint, output: Vec<TxOut>) -> Transaction {
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        }],
+        output,
+    }
+}
+
+fn sign_p2wpkh(tx: &mut Transaction, key: &SecretKey, value: Amount) -> Result<()> {
+    let public = key.public_key();
+    let sighash = p2wpkh_sighash(tx, 0, &public, value)?;
+    let witness = p2wpkh_witness(&key.sign_prehash(&sighash), &public);
+    let input = tx.input.first_mut().context("no input to sign")?;
+    input.witness = witness;
+    Ok(())
+}
+
+/// Mines `blocks` blocks, the anchors spread evenly over them and one foreign tx in each.
+fn mine_spread(
+    node: &BitcoindRpc,
+    miner: &str,
+    anchors: &[Transaction],
+    foreigners: &[Transaction],
+    blocks: u32,
+) -> Result<()> {
+    let blocks = blocks as usize;
+    let mut params: Vec<Vec<Value>> = Vec::with_capacity(BLOCKS_PER_RPC_BATCH);
+    for b in 0..blocks {
+        let from = b * anchors.len() / blocks;
+        let to = (b + 1) * anchors.len() / blocks;
+        let raw: Vec<String> = anchors[from..to]
+            .iter()
+            .chain(foreigners.get(b))
+            .map(encode::serialize_hex)
+            .collect();
+        params.push(vec![json!(miner), json!(raw)]);
+        if params.len() == BLOCKS_PER_RPC_BATCH || b + 1 == blocks {
+            for answer in node.batch::<Value>("generateblock", &params)? {
+                answer.context("generateblock refused a benchmark block")?;
+            }
+            params.clear();
+        }
+    }
+    Ok(())
+}
