@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::cli::bc::anchor_bc;
 use crate::cli::print_json;
-use crate::node::synced_registry;
+use crate::node::{synced_registry, DEFAULT_STEP_BLOCKS};
 use crate::verify::{verify_bc, Verdict};
 
 /// `milagro demo`
@@ -125,7 +125,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     step("indexing the chain and verifying every anchor by SPV");
     let db = tempfile::tempdir()?;
-    let follower = synced_registry(&node, db.path(), false)?;
+    let follower = synced_registry(&node, db.path(), DEFAULT_STEP_BLOCKS, false)?;
     let mut summaries = Vec::new();
     for p in &parties {
         let verdict = verify_bc(&node, follower.store(), &p.bc, 1)?;
@@ -154,7 +154,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for _ in 0..3 {
         node.generate_block(&miner, &[])?;
     }
-    let report = follower.sync(500, |_| {})?;
+    let report = follower.sync(DEFAULT_STEP_BLOCKS, |_| {})?;
     let after_reorg = verify_bc(&node, follower.store(), &dta2.bc, 1)?;
     ensure!(
         !after_reorg.anchored,
@@ -168,7 +168,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     step("re-mining: the anchor waits in the mempool and confirms again");
     node.generate_to_address(1, &miner)?;
-    follower.sync(500, |_| {})?;
+    follower.sync(DEFAULT_STEP_BLOCKS, |_| {})?;
     let re_mined = verify_bc(&node, follower.store(), &dta2.bc, 1)?;
     ensure!(
         re_mined.anchored,

@@ -31,10 +31,14 @@ impl NodeArgs {
     }
 }
 
+/// Blocks per atomic index update, unless a command says otherwise.
+pub const DEFAULT_STEP_BLOCKS: u32 = 500;
+
 /// Opens the index in `db`, syncs it to the node's tip, and returns the follower.
 pub fn synced_registry<C: ChainSource>(
     chain: C,
     db: &Path,
+    step_blocks: u32,
     show_progress: bool,
 ) -> Result<Follower<C, SledStore>> {
     let store = SledStore::open(db)
@@ -50,7 +54,7 @@ pub fn synced_registry<C: ChainSource>(
         );
         bar
     });
-    let report = follower.sync(500, |step| {
+    let report = follower.sync(step_blocks, |step| {
         if let Some(bar) = &bar {
             bar.set_length(u64::from(step.chain_tip.height) + 1);
             bar.set_position(step.tip.map_or(0, |t| u64::from(t.height) + 1));

@@ -17,7 +17,7 @@ use milagro_registry::chain::ChainSource;
 use serde::Serialize;
 
 use super::print_json;
-use crate::node::{synced_registry, NodeArgs};
+use crate::node::{synced_registry, NodeArgs, DEFAULT_STEP_BLOCKS};
 use crate::verify::verify_bc;
 
 /// `milagro bc …`
@@ -210,6 +210,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
     let follower = synced_registry(
         &node,
         &db,
+        DEFAULT_STEP_BLOCKS,
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )?;
     let verdict = verify_bc(&node, follower.store(), &bc, args.min_depth)?;

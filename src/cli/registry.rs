@@ -9,7 +9,7 @@ use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::RecordStore;
 
 use super::print_json;
-use crate::node::{synced_registry, NodeArgs};
+use crate::node::{synced_registry, NodeArgs, DEFAULT_STEP_BLOCKS};
 
 /// `milagro registry …`
 #[derive(Debug, Subcommand)]
@@ -28,6 +28,9 @@ pub struct SyncArgs {
     /// The index directory.
     #[arg(long)]
     pub db: PathBuf,
+    /// Blocks per atomic update of the index.
+    #[arg(long, default_value_t = DEFAULT_STEP_BLOCKS)]
+    pub step: u32,
 }
 
 /// `milagro registry show`
@@ -48,6 +51,7 @@ pub fn run(command: RegistryCommand) -> Result<()> {
             let follower = synced_registry(
                 &node,
                 &args.db,
+                args.step,
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
             )?;
             let tip = follower.store().tip()?;
