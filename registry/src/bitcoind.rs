@@ -31,6 +31,7 @@ pub enum RpcAuth {
 pub struct BitcoindRpc {
     url: String,
     auth: RpcAuth,
+    timeout: Duration,
     client: Mutex<Option<jsonrpc::Client>>,
 }
 
@@ -53,8 +54,32 @@ impl BitcoindRpc {
         Self {
             url: url.into(),
             auth,
+            timeout: Duration::from_secs(120),
             client: Mutex::new(None),
         }
+    }
+
+    /// The same node with another per-request timeout (default 120 s, enough for a
+    /// large `getblock` batch).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.client = Mutex::new(None);
+        self
+    }
+
+    /// An adapter for the RPCs of one of the node's wallets (`URL/wallet/NAME`), needed
+    /// when more than one wallet is loaded.
+    pub fn for_wallet(&self, name: &str) -> Self {
+        Self::new(
+            format!("{}/wallet/{name}", self.url.trim_end_matches('/')),
+            self.auth.clone(),
+        )
+        .with_timeout(self.timeout)
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// An adapter authenticating with a cookie file.
@@ -78,7 +103,7 @@ impl BitcoindRpc {
         let transport = BitreqHttpTransport::builder()
             .url(&self.url)
             .map_err(|e| ChainError::Unreachable(format!("bad rpc url {}: {e}", self.url)))?
-            .timeout(Duration::from_secs(120))
+            .timeout(self.timeout)
             .basic_auth(user, Some(pass))
             .build();
         Ok(jsonrpc::Client::with_transport(transport))

@@ -10,10 +10,10 @@
 //! - gives tests an executable for the `bitcoind` crate through [`bitcoind_exe`], which
 //!   installs on first use instead of skipping;
 //! - starts and stops a persistent regtest node ([`up`], [`down`]) with a funded wallet, and
-//!   talks to it through a minimal JSON-RPC client ([`Rpc`]).
+//!   talks to it through the workspace's one node adapter ([`BitcoindRpc`]).
 //!
 //! What it deliberately does not do: it never touches `/etc/apt` or the system's packages, it
-//! is not a node adapter for the registry (that crate owns its RPC client and block events),
+//! is not a node adapter (it borrows the registry's, the only one in the workspace),
 //! it runs only regtest and only on 127.0.0.1, and it supports only x86-64 Linux hosts with
 //! `apt-get` and `dpkg`.
 //!
@@ -23,7 +23,7 @@
 //! let exe = bitcoind_exe()?; // downloads once, then instant
 //! let datadir = std::path::Path::new("/tmp/milagro-node");
 //! let node = up(&exe, datadir)?;
-//! let balance = node.wallet_rpc()?.call("getbalance", serde_json::json!([]))?;
+//! let balance: f64 = node.wallet_rpc().call("getbalance", &[])?;
 //! println!("{} holds {balance} BTC", node.rpc_url);
 //! down(datadir)?;
 //! # Ok(())
@@ -33,14 +33,13 @@
 mod install;
 mod node;
 mod process;
-mod rpc;
 
 use std::path::{Path, PathBuf};
 
 pub use install::{install, InstallError, Installed, UnresolvedLibrary};
+pub use milagro_registry::bitcoind::BitcoindRpc;
 pub use node::{down, up, NodeError, NodeInfo, NODE_FILE, WALLET};
 pub use process::pid_alive;
-pub use rpc::{Rpc, RpcError, RPC_IN_WARMUP};
 
 /// Where [`bitcoind_exe`] installs: `$MILAGRO_CACHE_DIR` if set, else `.cache` at the
 /// workspace root (located at compile time, from this crate's manifest directory).

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::rpc::{Rpc, RpcError};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::ChainError;
 
 mod daemon;
 
@@ -46,14 +47,14 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    /// A client for node-level RPCs.
-    pub fn rpc(&self) -> Result<Rpc, RpcError> {
-        Rpc::new(&self.rpc_url, &self.cookie_file)
+    /// The node adapter for node-level RPCs.
+    pub fn rpc(&self) -> BitcoindRpc {
+        BitcoindRpc::with_cookie(&self.rpc_url, &self.cookie_file)
     }
 
-    /// A client for RPCs of the node's wallet (`/wallet/milagro`).
-    pub fn wallet_rpc(&self) -> Result<Rpc, RpcError> {
-        Ok(self.rpc()?.wallet(&self.wallet))
+    /// The node adapter for RPCs of the node's wallet (`/wallet/milagro`).
+    pub fn wallet_rpc(&self) -> BitcoindRpc {
+        self.rpc().for_wallet(&self.wallet)
     }
 }
 
@@ -131,7 +132,7 @@ pub enum NodeError {
         log: String,
         /// The last RPC failure.
         #[source]
-        source: Box<RpcError>,
+        source: Box<ChainError>,
     },
     /// The daemon was asked to stop but was still running at the deadline.
     #[error("bitcoind (pid {pid}) was still running {} s after being asked to stop", after.as_secs())]
@@ -148,7 +149,7 @@ pub enum NodeError {
         during: &'static str,
         /// The RPC failure.
         #[source]
-        source: Box<RpcError>,
+        source: Box<ChainError>,
     },
 }
 
@@ -161,7 +162,7 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> N
     }
 }
 
-fn rpc_err(during: &'static str) -> impl FnOnce(RpcError) -> NodeError {
+fn rpc_err(during: &'static str) -> impl FnOnce(ChainError) -> NodeError {
     move |source| NodeError::Rpc {
         during,
         source: Box::new(source),
@@ -217,7 +218,7 @@ pub fn down(datadir: &Path) -> Result<(), NodeError> {
         datadir: datadir.clone(),
     })?;
     if daemon_alive(&info) {
-        let stopped = info.rpc().and_then(|rpc| rpc.call("stop", json!([])));
+        let stopped = info.rpc().call::<Value>("stop", &[]);
         if let Err(source) = stopped {
             // RPC may be unusable (warming up, cookie gone); bitcoind shuts down cleanly on TERM.
             let signalled = Command::new("kill")
@@ -246,13 +247,13 @@ pub fn down(datadir: &Path) -> Result<(), NodeError> {
 
 /// Loads (or creates) the wallet and mines the initial blocks if the chain is short.
 fn prepare(info: &NodeInfo) -> Result<(), NodeError> {
-    let rpc = info.rpc().map_err(rpc_err("connecting"))?;
+    let rpc = info.rpc();
     let loaded = rpc
-        .call("listwallets", json!([]))
+        .call::<Value>("listwallets", &[])
         .map_err(rpc_err("listing loaded wallets"))?;
     if !names(&loaded).any(|n| n == info.wallet) {
         let on_disk = rpc
-            .call("listwalletdir", json!([]))
+            .call::<Value>("listwalletdir", &[])
             .map_err(rpc_err("listing wallets on disk"))?;
         let on_disk = on_disk.get("wallets").cloned().unwrap_or_default();
         let exists = on_disk
@@ -261,23 +262,26 @@ fn prepare(info: &NodeInfo) -> Result<(), NodeError> {
             .flatten()
             .any(|w| w.get("name").and_then(Value::as_str) == Some(&info.wallet));
         if exists {
-            rpc.call("loadwallet", json!([info.wallet]))
+            rpc.call::<Value>("loadwallet", &[json!(info.wallet)])
                 .map_err(rpc_err("loading the wallet"))?;
         } else {
-            rpc.call("createwallet", json!([info.wallet]))
+            rpc.call::<Value>("createwallet", &[json!(info.wallet)])
                 .map_err(rpc_err("creating the wallet"))?;
         }
     }
     let height = rpc
-        .call("getblockcount", json!([]))
+        .call::<Value>("getblockcount", &[])
         .map_err(rpc_err("reading the chain height"))?;
     if height.as_u64().unwrap_or(0) < INITIAL_BLOCKS {
-        let wallet = rpc.wallet(&info.wallet);
+        let wallet = info.wallet_rpc();
         let address = wallet
-            .call("getnewaddress", json!([]))
+            .call::<Value>("getnewaddress", &[])
             .map_err(rpc_err("getting a mining address"))?;
-        rpc.call("generatetoaddress", json!([INITIAL_BLOCKS, address]))
-            .map_err(rpc_err("mining the initial blocks"))?;
+        rpc.call::<Value>(
+            "generatetoaddress",
+            &[json!(INITIAL_BLOCKS), json!(address)],
+        )
+        .map_err(rpc_err("mining the initial blocks"))?;
     }
     Ok(())
 }

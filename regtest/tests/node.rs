@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use milagro_regtest::{
     bitcoind_exe, default_cache_dir, down, install, pid_alive, up, NodeError, NodeInfo, NODE_FILE,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -31,10 +31,10 @@ fn node_comes_up_funded_is_idempotent_and_goes_down() -> TestResult {
     assert!(node.rpc_url.starts_with("http://127.0.0.1:"));
     assert!(dir.path().join("milagro-node.json").is_file());
 
-    let rpc = node.rpc()?;
-    let height = rpc.call("getblockcount", json!([]))?;
+    let rpc = node.rpc();
+    let height = rpc.call::<Value>("getblockcount", &[])?;
     assert!(height.as_u64().is_some_and(|h| h >= 101), "height {height}");
-    let balance = node.wallet_rpc()?.call("getbalance", json!([]))?;
+    let balance = node.wallet_rpc().call::<Value>("getbalance", &[])?;
     assert!(
         balance.as_f64().is_some_and(|b| b > 0.0),
         "balance {balance}"
@@ -64,9 +64,9 @@ fn a_stopped_node_comes_back_with_its_wallet_and_chain() -> TestResult {
 
     let second = up(&exe, dir.path())?;
     assert_ne!(second.pid, first.pid);
-    let height = second.rpc()?.call("getblockcount", json!([]))?;
+    let height = second.rpc().call::<Value>("getblockcount", &[])?;
     assert_eq!(height, json!(101), "no extra blocks on a restart");
-    let balance = second.wallet_rpc()?.call("getbalance", json!([]))?;
+    let balance = second.wallet_rpc().call::<Value>("getbalance", &[])?;
     assert!(
         balance.as_f64().is_some_and(|b| b > 0.0),
         "balance {balance}"

@@ -7,8 +7,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::{io_err, NodeError, NodeInfo, START_TIMEOUT, WALLET};
 use crate::process::{pid_alive, spawn, tail};
 
@@ -26,8 +24,8 @@ pub(super) fn daemon_alive(info: &NodeInfo) -> bool {
 /// Whether the recorded node answers RPC with the cookie in its datadir.
 pub(super) fn answers(info: &NodeInfo) -> bool {
     info.rpc()
-        .map(|rpc| rpc.with_timeout(Duration::from_secs(10)))
-        .and_then(|rpc| rpc.call("getblockcount", json!([])))
+        .with_timeout(Duration::from_secs(10))
+        .call::<serde_json::Value>("getblockcount", &[])
         .is_ok()
 }
 
@@ -108,8 +106,8 @@ pub(super) fn wait_for_rpc(info: &NodeInfo, deadline: Instant) -> Result<(), Nod
     loop {
         let result = info
             .rpc()
-            .map(|rpc| rpc.with_timeout(Duration::from_secs(10)))
-            .and_then(|rpc| rpc.call("getblockcount", json!([])));
+            .with_timeout(Duration::from_secs(10))
+            .call::<serde_json::Value>("getblockcount", &[]);
         let Err(last) = result else {
             return Ok(());
         };
