@@ -82,9 +82,12 @@ fn signing_with_another_key_is_refused() {
     );
 }
 
+/// A document and a check of the error it must get.
+type Case = (Vec<u8>, fn(&BcError) -> bool);
+
 #[test]
 fn strict_parsing_names_what_is_wrong() {
-    let cases: Vec<(Vec<u8>, fn(&BcError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (tweak(|v| v["version"] = 2.into()), |e| {
             matches!(e, BcError::UnsupportedVersion(2))
         }),

@@ -107,7 +107,7 @@ impl Headers {
         self.headers
             .last()
             .map(Header::block_hash)
-            .unwrap_or_else(|| bitcoin::hashes::Hash::all_zeros())
+            .unwrap_or_else(bitcoin::hashes::Hash::all_zeros)
     }
 
     /// The height of the first (trusted) header.

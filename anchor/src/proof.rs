@@ -113,9 +113,9 @@ pub enum ProofError {
     #[error("record signed by {found}, expected {expected}")]
     WrongSigner {
         /// What the verifier wanted.
-        expected: PublicKey,
+        expected: Box<PublicKey>,
         /// Who signed.
-        found: PublicKey,
+        found: Box<PublicKey>,
     },
     /// The Merkle path does not lead from the transaction to the header's root.
     #[error("transaction {0} is not committed to by the block header")]
@@ -183,8 +183,8 @@ impl AnchorProof {
         if let Some(signer) = expected.signer {
             if record.signer != signer {
                 return Err(ProofError::WrongSigner {
-                    expected: signer,
-                    found: record.signer,
+                    expected: Box::new(signer),
+                    found: Box::new(record.signer),
                 });
             }
         }

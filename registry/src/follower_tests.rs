@@ -153,25 +153,16 @@ fn digest(label: &str) -> Digest {
     Digest::sha256(label.as_bytes())
 }
 
-fn stores() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn RecordStore>>)> {
-    vec![
-        (
-            "memory",
-            Box::new(|| Box::new(MemoryStore::new()) as Box<dyn RecordStore>),
-        ),
-        (
-            "sled",
-            Box::new(|| {
-                let dir = tempfile::tempdir().unwrap().keep();
-                Box::new(SledStore::open(&dir).unwrap()) as Box<dyn RecordStore>
-            }),
-        ),
-    ]
+/// Runs `test` once on each store; the sled directory lives until the run ends.
+fn with_each_store(test: impl Fn(&str, Box<dyn RecordStore>)) {
+    test("memory", Box::new(MemoryStore::new()));
+    let dir = tempfile::tempdir().unwrap();
+    test("sled", Box::new(SledStore::open(dir.path()).unwrap()));
 }
 
 #[test]
 fn indexes_every_record_and_answers_every_query() {
-    for (name, make) in stores() {
+    with_each_store(|name, store| {
         // 0 - 1ab - 2 - 3c(+foreign)
         let chain = FakeChain::default();
         chain.extend(vec![
@@ -180,7 +171,7 @@ fn indexes_every_record_and_answers_every_query() {
             vec![],
             vec![anchor(1, "c"), foreign_op_return(b"omni....")],
         ]);
-        let follower = Follower::new(chain, make(), 0);
+        let follower = Follower::new(chain, store, 0);
         let report = follower.sync(2, |_| {}).unwrap();
         assert!(report.caught_up(), "{name}");
         let store = follower.store();
@@ -199,16 +190,16 @@ fn indexes_every_record_and_answers_every_query() {
             store.by_digest(&digest("foreign")).unwrap().is_empty(),
             "{name}"
         );
-    }
+    });
 }
 
 #[test]
 fn a_two_block_reorg_drops_the_record_and_re_mining_restores_it() {
-    for (name, make) in stores() {
+    with_each_store(|name, store| {
         // before: 0 - 1 - 2x - 3        after: 0 - 1 - 2' - 3' - 4'      then: ... - 5'x
         let chain = FakeChain::default();
         chain.extend(vec![vec![], vec![], vec![anchor(1, "x")], vec![]]);
-        let follower = Follower::new(chain, make(), 0);
+        let follower = Follower::new(chain, store, 0);
         follower.sync(100, |_| {}).unwrap();
         assert_eq!(follower.store().by_digest(&digest("x")).unwrap().len(), 1);
 
@@ -229,12 +220,12 @@ fn a_two_block_reorg_drops_the_record_and_re_mining_restores_it() {
         let x = follower.store().by_digest(&digest("x")).unwrap();
         assert_eq!((x.len(), x[0].height), (1, 5), "{name}");
         assert_eq!(follower.store().record_count().unwrap(), 2, "{name}");
-    }
+    });
 }
 
 #[test]
 fn a_shorter_chain_rolls_the_index_back_to_its_tip() {
-    for (name, make) in stores() {
+    with_each_store(|name, store| {
         // before: 0 - 1 - 2 - 3x - 4y      after: 0 - 1 - 2
         let chain = FakeChain::default();
         chain.extend(vec![
@@ -244,25 +235,25 @@ fn a_shorter_chain_rolls_the_index_back_to_its_tip() {
             vec![anchor(1, "x")],
             vec![anchor(1, "y")],
         ]);
-        let follower = Follower::new(chain, make(), 0);
+        let follower = Follower::new(chain, store, 0);
         follower.sync(100, |_| {}).unwrap();
         follower.chain().truncate(3);
         let report = follower.sync(100, |_| {}).unwrap();
         assert_eq!(report.rolled_back_from, Some(3), "{name}");
         assert_eq!(report.tip.map(|t| t.height), Some(2), "{name}");
         assert_eq!(follower.store().record_count().unwrap(), 0, "{name}");
-    }
+    });
 }
 
 #[test]
 fn a_reorg_deeper_than_one_search_window_is_found() {
-    for (name, make) in stores() {
+    with_each_store(|name, store| {
         // before: 0 - 1x - 2 … 40      after: 0 - 1x - 2' … 45'
         let chain = FakeChain::default();
         let mut blocks = vec![vec![], vec![anchor(1, "x")]];
         blocks.extend((2..=40).map(|i| vec![anchor(2, &format!("old{i}"))]));
         chain.extend(blocks);
-        let follower = Follower::new(chain, make(), 0);
+        let follower = Follower::new(chain, store, 0);
         follower.sync(7, |_| {}).unwrap();
         assert_eq!(follower.store().record_count().unwrap(), 40, "{name}");
         follower.chain().truncate(2);
@@ -271,7 +262,7 @@ fn a_reorg_deeper_than_one_search_window_is_found() {
         assert_eq!(report.rolled_back_from, Some(2), "{name}");
         assert_eq!(follower.store().record_count().unwrap(), 1, "{name}");
         assert_eq!(report.tip.map(|t| t.height), Some(45), "{name}");
-    }
+    });
 }
 
 #[test]

@@ -231,10 +231,13 @@ pub(crate) fn check_connects(tip: Option<BlockId>, changes: &ChangeSet) -> Resul
     Ok(())
 }
 
+/// The blocks of a [`MemoryStore`]: height → (hash, records).
+type BlocksByHeight = BTreeMap<u32, (BlockHash, Vec<IndexedRecord>)>;
+
 /// An in-memory store for unit tests of the follower.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    blocks: RwLock<BTreeMap<u32, (BlockHash, Vec<IndexedRecord>)>>,
+    blocks: RwLock<BlocksByHeight>,
 }
 
 impl MemoryStore {
@@ -243,12 +246,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn read(
-        &self,
-    ) -> Result<
-        std::sync::RwLockReadGuard<'_, BTreeMap<u32, (BlockHash, Vec<IndexedRecord>)>>,
-        StoreError,
-    > {
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, BlocksByHeight>, StoreError> {
         self.blocks
             .read()
             .map_err(|_| StoreError::Backend("lock poisoned".into()))
