@@ -245,10 +245,10 @@ mod tests {
         .unwrap();
         let nonce = anchor_nonce(&key(), &anchor.tx, Amount::from_sat(5_000)).unwrap();
         let record = TxRecord::from_tx(&anchor.tx).unwrap();
-        assert_eq!(nonce.public(), record.nonce_point);
+        assert_eq!(nonce.public(), record.nonce_point().unwrap());
         assert_eq!(
             NoncePoint::from_signature(&record.signature).unwrap(),
-            record.nonce_point
+            record.nonce_point().unwrap()
         );
         let other = SecretKey::from_bytes(&[0x43; 32]).unwrap();
         assert!(matches!(

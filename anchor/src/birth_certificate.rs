@@ -130,6 +130,9 @@ struct Wire {
     created: u64,
     public_key: PublicKey,
     status: Status,
+    // `deserialize_with` makes the field required: serde would otherwise read a missing
+    // `previous` as null, and the format says every field is present.
+    #[serde(deserialize_with = "Option::deserialize")]
     previous: Option<Digest>,
     signature: Signature,
 }

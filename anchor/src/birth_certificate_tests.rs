@@ -100,6 +100,12 @@ fn strict_parsing_names_what_is_wrong() {
         (tweak(|v| v["created"] = "yesterday".into()), |e| {
             matches!(e, BcError::Malformed(_))
         }),
+        (
+            tweak(|v| {
+                v.as_object_mut().unwrap().remove("previous");
+            }),
+            |e| matches!(e, BcError::Malformed(_)),
+        ),
         (tweak(|v| v["extra"] = 1.into()), |e| {
             matches!(e, BcError::Malformed(_))
         }),

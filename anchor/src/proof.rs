@@ -194,6 +194,9 @@ impl AnchorProof {
             .height_of(&block_hash)
             .ok_or(ProofError::HeaderNotInChain(block_hash))?;
         let depth = chain.tip_height().saturating_sub(height) + 1;
+        let nonce_point = record
+            .nonce_point()
+            .map_err(|_| NotARecord::NotP2wpkh("r is not a curve point"))?;
         Ok(VerifiedAnchor {
             kind: record.kind,
             digest: record.digest,
@@ -203,7 +206,7 @@ impl AnchorProof {
             height,
             depth,
             signer: record.signer,
-            nonce_point: record.nonce_point,
+            nonce_point,
         })
     }
 

@@ -11,7 +11,7 @@ use bitcoin::{Transaction, Txid};
 
 use crate::digest::Digest;
 use crate::keys::{PublicKey, Signature};
-use crate::nonce::NoncePoint;
+use crate::nonce::{NonceError, NoncePoint};
 use crate::payload::{Payload, PayloadError, RecordKind};
 
 /// A Milagro record as found in a transaction (not yet placed in a block).
@@ -27,8 +27,6 @@ pub struct TxRecord {
     pub digest: Digest,
     /// The key that signed the first input.
     pub signer: PublicKey,
-    /// The nonce point of that signature (`R`, even y), for ECDH/YAK over Bitcoin.
-    pub nonce_point: NoncePoint,
     /// The signature itself (low-S form).
     pub signature: Signature,
 }
@@ -66,8 +64,6 @@ impl TxRecord {
         }
         let payload = Payload::from_script(&output.script_pubkey)?;
         let (signature, signer) = p2wpkh_witness(tx)?;
-        let nonce_point = NoncePoint::from_signature(&signature)
-            .map_err(|_| NotARecord::NotP2wpkh("r is not a curve point"))?;
         Ok(Self {
             txid: tx.compute_txid(),
             vout: u32::try_from(vout)
@@ -75,9 +71,16 @@ impl TxRecord {
             kind: payload.kind,
             digest: payload.digest,
             signer,
-            nonce_point,
             signature,
         })
+    }
+
+    /// The nonce point `R` (even y) of the signer's signature, for ECDH/YAK over Bitcoin.
+    ///
+    /// Computed on demand (a square root): indexing thousands of records need not pay it.
+    /// A signature that consensus accepted always has one.
+    pub fn nonce_point(&self) -> Result<NoncePoint, NonceError> {
+        NoncePoint::from_signature(&self.signature)
     }
 
     /// The payload this record carries.

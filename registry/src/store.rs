@@ -36,13 +36,16 @@ pub struct IndexedRecord {
     pub block_hash: BlockHash,
     /// The key that signed the first input.
     pub signer: PublicKey,
-    /// The signature's `r` (x of the nonce point R, even y by convention).
-    #[serde(serialize_with = "serialize_r")]
+    /// The signer's signature; shown in JSON as its nonce point `R` (compressed, even y).
+    #[serde(rename = "nonce_point", serialize_with = "serialize_nonce_point")]
     pub signature: Signature,
 }
 
-fn serialize_r<S: serde::Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&hex::encode(sig.r_bytes()))
+fn serialize_nonce_point<S: serde::Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
+    match NoncePoint::from_signature(sig) {
+        Ok(point) => s.collect_str(&hex::encode(point.to_sec1())),
+        Err(_) => s.serialize_none(),
+    }
 }
 
 impl IndexedRecord {

@@ -1,7 +1,7 @@
 //! `milagro bc`: create, anchor and verify Birth Certificates.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -243,30 +243,35 @@ pub fn read_key(path: &Path) -> Result<SecretKey> {
 }
 
 /// Reads the key in `path`, or creates one there (mode 0600, never overwriting).
+///
+/// The key is written to a private temporary file and linked into place only once it is
+/// complete, so a crash never leaves an empty or partial key file behind.
 pub fn load_or_create_key(path: &Path) -> Result<SecretKey> {
     if path.exists() {
         return read_key(path);
     }
     let key = SecretKey::generate(&mut rand_core::OsRng);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(parent_dir(path))
         .with_context(|| format!("cannot create key file {}", path.display()))?;
-    file.write_all(key.to_hex().as_bytes())?;
-    file.sync_all()?;
+    tmp.write_all(key.to_hex().as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
     eprintln!("created key file {}", path.display());
     Ok(key)
 }
 
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent_dir(path))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)
