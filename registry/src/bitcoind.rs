@@ -400,6 +400,23 @@ impl ChainSource for BitcoindRpc {
         decode_hex(&hex, "getblockheader")
     }
 
+    fn headers(&self, hashes: &[BlockHash]) -> Result<Vec<Header>, ChainError> {
+        let params: Vec<Vec<Value>> = hashes
+            .iter()
+            .map(|h| vec![json!(h.to_string()), json!(false)])
+            .collect();
+        self.batch::<String>("getblockheader", &params)?
+            .into_iter()
+            .zip(hashes)
+            .map(|(hex, hash)| {
+                decode_hex(
+                    &missing_to_not_found(hex, format!("block {hash}"))?,
+                    "getblockheader",
+                )
+            })
+            .collect()
+    }
+
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
         let hex: String = missing_to_not_found(
             self.call(

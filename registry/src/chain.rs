@@ -64,6 +64,10 @@ pub trait ChainSource {
     }
     /// A block header.
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError>;
+    /// Several block headers, in order.
+    fn headers(&self, hashes: &[BlockHash]) -> Result<Vec<Header>, ChainError> {
+        hashes.iter().map(|h| self.header(h)).collect()
+    }
     /// A transaction in a given block.
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError>;
     /// The Merkle path of `txid` in `block` (`gettxoutproof`).
@@ -90,6 +94,9 @@ impl<T: ChainSource + ?Sized> ChainSource for &T {
     }
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
         (**self).header(hash)
+    }
+    fn headers(&self, hashes: &[BlockHash]) -> Result<Vec<Header>, ChainError> {
+        (**self).headers(hashes)
     }
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
         (**self).transaction(txid, block)

@@ -13,6 +13,10 @@ use milagro_anchor::record::TxRecord;
 use crate::chain::{BlockId, ChainError, ChainSource};
 use crate::store::{ChangeSet, ConnectedBlock, IndexedRecord, RecordStore, StoreError};
 
+/// Blocks requested per round trip: large enough to hide latency, small enough that a
+/// batch of full mainnet blocks (hex-encoded, up to ~8 MB each) stays in memory comfortably.
+pub const BLOCKS_PER_FETCH: usize = 16;
+
 /// How many checkpoints are compared per round trip when looking for the fork point.
 const FORK_SEARCH_WINDOW: u32 = 16;
 
@@ -163,6 +167,9 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
     }
 
     /// Fetches blocks at `heights`, stopping at the first that does not build on the last.
+    ///
+    /// Blocks come in batches of [`BLOCKS_PER_FETCH`] and only their records are kept, so a
+    /// step's memory is bounded by one batch of blocks whatever its length.
     fn fetch(
         &self,
         agreed: Option<BlockId>,
@@ -175,24 +182,29 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
             .into_iter()
             .map_while(|hash| hash)
             .collect();
-        let blocks = self.chain.blocks(&hashes)?;
         let mut previous = agreed.map(|b| b.hash);
-        let mut connected = Vec::with_capacity(blocks.len());
-        for ((height, hash), block) in heights.iter().zip(&hashes).zip(&blocks) {
-            let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
-            if block.block_hash() != *hash || !builds_on_previous {
-                tracing::debug!(height, "chain moved during fetch; stopping this step here");
-                break;
+        let mut connected = Vec::with_capacity(hashes.len());
+        for (heights, hashes) in heights
+            .chunks(BLOCKS_PER_FETCH)
+            .zip(hashes.chunks(BLOCKS_PER_FETCH))
+        {
+            let blocks = self.chain.blocks(hashes)?;
+            for ((height, hash), block) in heights.iter().zip(hashes).zip(&blocks) {
+                let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
+                if block.block_hash() != *hash || !builds_on_previous {
+                    tracing::debug!(height, "chain moved during fetch; stopping this step here");
+                    return Ok(connected);
+                }
+                let id = BlockId {
+                    height: *height,
+                    hash: *hash,
+                };
+                connected.push(ConnectedBlock {
+                    id,
+                    records: records_in(block, id),
+                });
+                previous = Some(*hash);
             }
-            let id = BlockId {
-                height: *height,
-                hash: *hash,
-            };
-            connected.push(ConnectedBlock {
-                id,
-                records: records_in(block, id),
-            });
-            previous = Some(*hash);
         }
         Ok(connected)
     }

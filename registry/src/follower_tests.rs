@@ -3,6 +3,7 @@
 //! Diagrams: `0 - 1 - 2x` is a chain of three blocks whose block 2 holds record `x`;
 //! a prime marks a block of a competing branch.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bitcoin::absolute::LockTime;
@@ -23,10 +24,12 @@ use super::*;
 use crate::sled_store::SledStore;
 use crate::store::MemoryStore;
 
-/// A chain held in memory; tests rewrite it to simulate reorgs.
+/// A chain held in memory; tests rewrite it to simulate reorgs. Like a node, it still
+/// serves blocks of branches it has left.
 #[derive(Default)]
 struct FakeChain {
     blocks: Mutex<Vec<Block>>,
+    every_block: Mutex<HashMap<BlockHash, Block>>,
 }
 
 impl FakeChain {
@@ -37,7 +40,12 @@ impl FakeChain {
                 .last()
                 .map_or(BlockHash::all_zeros(), Block::block_hash);
             let salt = blocks.len() as u32;
-            blocks.push(block(prev, salt, txs));
+            let block = block(prev, salt, txs);
+            self.every_block
+                .lock()
+                .unwrap()
+                .insert(block.block_hash(), block.clone());
+            blocks.push(block);
         }
     }
 
@@ -93,10 +101,10 @@ impl ChainSource for FakeChain {
             .map(Block::block_hash))
     }
     fn block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
-        let blocks = self.blocks.lock().unwrap();
-        blocks
-            .iter()
-            .find(|b| b.block_hash() == *hash)
+        self.every_block
+            .lock()
+            .unwrap()
+            .get(hash)
             .cloned()
             .ok_or_else(|| ChainError::NotFound(hash.to_string()))
     }
@@ -328,4 +336,93 @@ fn a_change_set_that_does_not_connect_is_refused() {
         store.apply(&gap),
         Err(StoreError::DoesNotConnect(_))
     ));
+}
+
+/// A node that reorganises in the middle of answering one `getblockhash` batch: the first
+/// half of the answers come from the old branch, the rest from the new one.
+struct ReorgDuringBatch {
+    chain: FakeChain,
+    reorg: Mutex<Option<Box<dyn FnOnce(&FakeChain) + Send>>>,
+}
+
+impl ChainSource for ReorgDuringBatch {
+    fn tip(&self) -> Result<BlockId, ChainError> {
+        self.chain.tip()
+    }
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
+        self.chain.block_hash(height)
+    }
+    fn block_hashes(&self, heights: &[u32]) -> Result<Vec<Option<BlockHash>>, ChainError> {
+        let (before, after) = heights.split_at(heights.len() / 2);
+        let mut answers: Vec<_> = before
+            .iter()
+            .map(|h| self.chain.block_hash(*h))
+            .collect::<Result<_, _>>()?;
+        if let Some(reorg) = self.reorg.lock().unwrap().take() {
+            reorg(&self.chain);
+        }
+        for height in after {
+            answers.push(self.chain.block_hash(*height)?);
+        }
+        Ok(answers)
+    }
+    fn block(&self, hash: &BlockHash) -> Result<Block, ChainError> {
+        self.chain.block(hash)
+    }
+    fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
+        self.chain.header(hash)
+    }
+    fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
+        self.chain.transaction(txid, block)
+    }
+    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        self.chain.merkle_block(txid, block)
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
+        self.chain.broadcast(tx)
+    }
+}
+
+#[test]
+fn a_reorg_while_a_step_fetches_connects_only_what_builds_and_heals_next_step() {
+    with_each_store(|name, store| {
+        // the node starts at 0 - 1 - … - 9 (one record per block); while the first step
+        // reads hashes it switches to 0 - 1 - 2 - 3' - … - 11' (records only up to 2).
+        let chain = FakeChain::default();
+        chain.extend(
+            (0..10)
+                .map(|i| vec![anchor(1, &format!("old{i}"))])
+                .collect(),
+        );
+        let racy = ReorgDuringBatch {
+            chain,
+            reorg: Mutex::new(Some(Box::new(|chain: &FakeChain| {
+                chain.truncate(3);
+                chain.extend((3..12).map(|_| vec![]).collect());
+            }))),
+        };
+        let follower = Follower::new(racy, store, 0);
+        let first = follower.step(100).unwrap();
+        // Hashes 0-4 came from the old branch and 5'-9' from the new one: 5' does not
+        // build on old block 4, so the step connects 0-4 and stops there.
+        assert_eq!(first.tip.map(|t| t.height), Some(4), "{name}");
+        let report = follower.sync(100, |_| {}).unwrap();
+        assert!(report.caught_up(), "{name}");
+        assert_eq!(report.tip.map(|t| t.height), Some(11), "{name}");
+        assert_eq!(report.rolled_back_from, Some(3), "{name}");
+        assert_eq!(follower.store().record_count().unwrap(), 3, "{name}");
+        assert!(
+            follower
+                .store()
+                .by_digest(&digest("old3"))
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            follower.store().by_digest(&digest("old2")).unwrap().len(),
+            1,
+            "{name}"
+        );
+    });
 }

@@ -40,12 +40,13 @@ pub fn headers_from(
 ) -> Result<Headers, AssembleError> {
     let tip = chain.tip()?;
     let heights: Vec<u32> = (from_height..=tip.height.max(from_height)).collect();
-    let mut headers = Vec::with_capacity(heights.len());
-    for hash in chain.block_hashes(&heights)? {
-        let hash = hash.ok_or_else(|| {
-            ChainError::NotFound(format!("block at height {from_height} or above"))
+    let hashes = chain
+        .block_hashes(&heights)?
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            ChainError::NotFound(format!("blocks from height {from_height} to the tip"))
         })?;
-        headers.push(chain.header(&hash)?);
-    }
+    let headers = chain.headers(&hashes)?;
     Ok(Headers::from_headers(network, from_height, headers)?)
 }
