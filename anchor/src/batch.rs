@@ -29,7 +29,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::audit_log::tree::{self, Tree};
-use crate::audit_log::{AuditLogError, LeafIndex, TreeSize};
+use crate::audit_log::{AuditLogError, InclusionProof, LeafIndex, TreeHead, TreeSize};
 use crate::digest::Digest;
 
 /// Why a batch could not be built, or a membership proof could not be made or verified.
@@ -89,11 +89,11 @@ impl Batch {
         if index.get() >= size.get() {
             return Err(BatchError::IndexOutOfRange { index, size });
         }
-        Ok(BatchMembershipProof {
+        BatchMembershipProof::new(
             index,
             size,
-            path: self.tree.inclusion_path(index.get(), size.get()),
-        })
+            self.tree.inclusion_path(index.get(), size.get()),
+        )
     }
 }
 
@@ -106,84 +106,62 @@ impl fmt::Debug for Batch {
     }
 }
 
-/// A proof that a digest is member `index` of a batch of `size` members: the RFC 6962
-/// inclusion path, shown as hex in JSON.
+/// A proof that a digest is member `index` of a batch of `size` members.
 ///
-/// Well-formed by construction: the index is inside the batch and the path has exactly the
-/// length the two call for. What it proves is membership under the root; `index` and `size`
-/// are the positions the proof was made for.
+/// It *is* an RFC 6962 [`InclusionProof`] whose leaf data is the member's 32 digest bytes,
+/// and its JSON is the same (`leaf_index`, `tree_size`, hex `path`). Well-formed by
+/// construction: the index is inside the batch and the path has exactly the length the two
+/// call for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "MembershipProofFields")]
-pub struct BatchMembershipProof {
-    index: LeafIndex,
-    size: TreeSize,
-    path: Vec<Digest>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MembershipProofFields {
-    index: LeafIndex,
-    size: TreeSize,
-    path: Vec<Digest>,
-}
-
-impl TryFrom<MembershipProofFields> for BatchMembershipProof {
-    type Error = BatchError;
-
-    fn try_from(fields: MembershipProofFields) -> Result<Self, Self::Error> {
-        Self::new(fields.index, fields.size, fields.path)
-    }
-}
+#[serde(transparent)]
+pub struct BatchMembershipProof(InclusionProof);
 
 impl BatchMembershipProof {
     /// Reads a proof received from elsewhere; refuses an index outside the batch and a path
     /// of the wrong length.
     pub fn new(index: LeafIndex, size: TreeSize, path: Vec<Digest>) -> Result<Self, BatchError> {
-        if index.get() >= size.get() {
-            return Err(BatchError::IndexOutOfRange { index, size });
-        }
-        let expected = tree::inclusion_path_len(index.get(), size.get());
-        if path.len() != expected {
-            return Err(BatchError::InvalidProof(AuditLogError::WrongProofLength {
-                expected,
-                actual: path.len(),
-            }));
-        }
-        Ok(Self { index, size, path })
+        InclusionProof::new(index, size, path)
+            .map(Self)
+            .map_err(|e| match e {
+                AuditLogError::IndexOutOfRange { index, tree_size } => {
+                    BatchError::IndexOutOfRange {
+                        index,
+                        size: tree_size,
+                    }
+                }
+                other => BatchError::InvalidProof(other),
+            })
     }
 
     /// The member's position in the batch.
     pub fn index(&self) -> LeafIndex {
-        self.index
+        self.0.leaf_index()
     }
 
     /// The number of members in the batch.
     pub fn size(&self) -> TreeSize {
-        self.size
+        self.0.tree_size()
     }
 
     /// The sibling hashes, leaf to root.
     pub fn path(&self) -> &[Digest] {
-        &self.path
+        self.0.path()
+    }
+
+    /// The same proof as an audit-log inclusion proof.
+    pub fn as_inclusion_proof(&self) -> &InclusionProof {
+        &self.0
     }
 
     /// Checks that `member` is in the batch whose root is `root`.
     pub fn verify(&self, member: &Digest, root: &Digest) -> Result<(), BatchError> {
-        let computed = tree::root_from_inclusion_path(
-            self.index.get(),
-            self.size.get(),
-            tree::leaf_hash(member.as_bytes()),
-            &self.path,
-        )
-        .map_err(BatchError::InvalidProof)?;
-        if computed != *root {
-            return Err(BatchError::InvalidProof(AuditLogError::RootMismatch {
-                expected: *root,
-                computed,
-            }));
-        }
-        Ok(())
+        let head = TreeHead {
+            size: self.size(),
+            root: *root,
+        };
+        self.0
+            .verify(member.as_bytes(), &head)
+            .map_err(BatchError::InvalidProof)
     }
 }
 
@@ -279,13 +257,13 @@ mod tests {
         let proof = batch.proof_for(LeafIndex::new(8)).unwrap();
         let json = serde_json::to_string(&proof).unwrap();
         assert!(
-            json.starts_with(r#"{"index":8,"size":9,"path":[""#),
+            json.starts_with(r#"{"leaf_index":8,"tree_size":9,"path":[""#),
             "{json}"
         );
         let back: BatchMembershipProof = serde_json::from_str(&json).unwrap();
         back.verify(&members[8], &batch.root()).unwrap();
 
-        let wrong_size = json.replace(r#""size":9"#, r#""size":8"#);
+        let wrong_size = json.replace(r#""tree_size":9"#, r#""tree_size":8"#);
         assert!(serde_json::from_str::<BatchMembershipProof>(&wrong_size).is_err());
         let extra_field = json.replacen('{', r#"{"root":"00","#, 1);
         assert!(serde_json::from_str::<BatchMembershipProof>(&extra_field).is_err());
