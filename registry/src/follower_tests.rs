@@ -338,11 +338,14 @@ fn a_change_set_that_does_not_connect_is_refused() {
     ));
 }
 
+/// What the racy node does to its chain, once.
+type Reorg = Box<dyn FnOnce(&FakeChain) + Send>;
+
 /// A node that reorganises in the middle of answering one `getblockhash` batch: the first
 /// half of the answers come from the old branch, the rest from the new one.
 struct ReorgDuringBatch {
     chain: FakeChain,
-    reorg: Mutex<Option<Box<dyn FnOnce(&FakeChain) + Send>>>,
+    reorg: Mutex<Option<Reorg>>,
 }
 
 impl ChainSource for ReorgDuringBatch {

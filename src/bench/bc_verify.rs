@@ -31,8 +31,8 @@ use super::stats::{latency, Latency, Table};
 
 /// Calls of the node-bound fetches (each makes at least one round trip).
 const PROOF_FETCHES: usize = 200;
-/// `headers_from` makes one `getblockheader` call per header: fewer repetitions.
-const HEADER_FETCHES: usize = 10;
+/// `headers_from` moves `depth` headers per call: fewer repetitions.
+const HEADER_FETCHES: usize = 50;
 
 /// Everything this module measures.
 #[derive(Debug, Clone, Serialize)]
@@ -156,14 +156,22 @@ fn report_table(r: &BcVerifyReport, table: &mut Table) {
     ));
     table.latency("BC verify (parse + anchor)", &r.bc_verify, "the result");
     table.latency("  parse (incl. 1 ECDSA)", &r.parse, "");
-    table.latency("  verify_anchor", &r.verify_anchor, "SPV: record, Merkle path");
+    table.latency(
+        "  verify_anchor",
+        &r.verify_anchor,
+        "SPV: record, Merkle path",
+    );
     table.latency("ECDSA verify, k256", &r.k256_ecdsa_verify, "raw baseline");
-    table.latency("ECDSA verify, libsecp256k1", &r.libsecp256k1_ecdsa_verify, "");
+    table.latency(
+        "ECDSA verify, libsecp256k1",
+        &r.libsecp256k1_ecdsa_verify,
+        "",
+    );
     table.latency("fetch proof from node", &r.fetch_proof, "2 RPCs");
     table.latency(
         "fetch headers from node",
         &r.fetch_headers,
-        format!("{} headers, 1 RPC each", r.depth),
+        format!("{} headers", r.depth),
     );
     table.latency("build Headers (PoW checks)", &r.build_headers, "CPU only");
 }

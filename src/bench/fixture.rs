@@ -3,10 +3,9 @@
 //! Built as fast as the node allows, because setup is not what is measured:
 //! 1. start `bitcoind` (as `milagro demo` does) and mine 101 blocks for one mature coinbase;
 //! 2. the wallet pays one output to a *funder* key of ours; the funder splits it into one
-//!    P2WPKH output per record (round-robin over `K` signer keys) in chained transactions
-//!    of [`OUTPUTS_PER_FUNDING_TX`] outputs, mined [`FUNDING_TXS_PER_BLOCK`] to a block.
-//!    (The wallet's `sendmany`/`send` refuse a repeated address, so with `K` keys they could
-//!    create only `K` outputs per transaction.)
+//!    P2WPKH output per record (round-robin over `K` signer keys) in a few large chained
+//!    transactions built by hand ([`super::txs`] says why), mined
+//!    [`FUNDING_TXS_PER_BLOCK`] to a block;
 //! 3. every record's anchoring transaction is built and signed with
 //!    [`build_anchor_tx`] (mostly Birth Certificate digests, 1 in 100 an audit-log root,
 //!    2 in 100 a batch root), plus one foreign `OP_RETURN` per block that the registry must
@@ -16,21 +15,14 @@
 //!    block builds on the one before). `generateblock` checks consensus, not mempool policy,
 //!    which is also why funding transactions may chain deeper than the mempool would allow.
 
-use std::path::Path;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use bitcoin::absolute::LockTime;
 use bitcoin::consensus::encode;
-use bitcoin::script::PushBytesBuf;
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid,
-    Witness,
-};
-use milagro_anchor::anchor_tx::{
-    build_anchor_tx, p2wpkh_script, p2wpkh_sighash, p2wpkh_witness, FundingUtxo,
-};
+use bitcoin::{FeeRate, Network, Transaction, Txid};
+use milagro_anchor::anchor_tx::build_anchor_tx;
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::{PublicKey, SecretKey};
@@ -41,14 +33,12 @@ use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// Outputs per funding transaction (about 31 kvB: standard size, though nothing relays it).
-pub const OUTPUTS_PER_FUNDING_TX: usize = 1_000;
+use super::txs::{foreign_op_return, fund};
+
 /// Funding transactions per block (about 1.3 M of the 4 M weight units a block may hold).
 pub const FUNDING_TXS_PER_BLOCK: usize = 10;
 /// `generateblock` calls per JSON-RPC batch.
 pub const BLOCKS_PER_RPC_BATCH: usize = 25;
-/// What each funding output holds: an anchor fee at 1 sat/vB plus change above dust.
-const FUNDING_VALUE: Amount = Amount::from_sat(2_000);
 
 /// The size of the chain to build.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -111,6 +101,10 @@ pub struct BenchChain {
     pub sample: SampleBc,
     /// Setup figures.
     pub setup: Setup,
+    /// The node's RPC socket (for the raw-HTTP baseline).
+    pub rpc_socket: SocketAddrV4,
+    /// The node's cookie file.
+    pub cookie_file: PathBuf,
     bitcoind: bitcoind::BitcoinD,
 }
 
@@ -217,6 +211,8 @@ pub fn build(params: &Params, dir: &Path) -> Result<BenchChain> {
             funding_blocks,
             foreign_op_returns: foreign,
         },
+        rpc_socket: bitcoind.params.rpc_socket,
+        cookie_file: bitcoind.params.cookie_file.clone(),
         bitcoind,
     })
 }
@@ -248,123 +244,6 @@ fn sample_certificate(key: &SecretKey) -> Result<BirthCertificate> {
         previous: None,
     };
     Ok(BirthCertificate::sign(fields, key)?)
-}
-
-/// Has the wallet pay the funder, then splits that output into one per owner.
-fn fund(
-    node: &BitcoindRpc,
-    miner: &str,
-    owners: &[PublicKey],
-) -> Result<(Vec<Transaction>, Vec<FundingUtxo>)> {
-    let funder = SecretKey::generate(&mut OsRng);
-    let funder_script = p2wpkh_script(&funder.public_key());
-    let count = u64::try_from(owners.len())?;
-    // Outputs plus a generous fee budget (about 31 vB per output at 1 sat/vB).
-    let total = FUNDING_VALUE
-        .checked_mul(count)
-        .and_then(|v| v.checked_add(Amount::from_sat(100 * count + 100_000)))
-        .context("funding amount overflows")?;
-    let (outpoint, value) = node
-        .wallet_pay_to(&funder_script, total)
-        .context("the node wallet cannot fund the benchmark (try fewer --records)")?;
-    node.generate_to_address(1, miner)?;
-    let mut previous = FundingUtxo { outpoint, value };
-    let fee_rate = FeeRate::from_sat_per_vb_u32(1);
-    let mut txs = Vec::new();
-    let mut utxos = Vec::with_capacity(owners.len());
-    for chunk in owners.chunks(OUTPUTS_PER_FUNDING_TX) {
-        let mut output: Vec<TxOut> = chunk
-            .iter()
-            .map(|owner| TxOut {
-                value: FUNDING_VALUE,
-                script_pubkey: p2wpkh_script(owner),
-            })
-            .collect();
-        output.push(TxOut {
-            value: Amount::ZERO,
-            script_pubkey: funder_script.clone(),
-        });
-        let mut tx = spend(previous.outpoint, output);
-        // The weight without a witness, plus a worst-case P2WPKH witness (110 WU).
-        let fee = fee_rate
-            .fee_wu(tx.weight() + bitcoin::Weight::from_wu(110))
-            .context("fee overflows")?;
-        let paid = FUNDING_VALUE
-            .checked_mul(u64::try_from(chunk.len())?)
-            .and_then(|v| v.checked_add(fee))
-            .context("funding amount overflows")?;
-        let change = previous
-            .value
-            .checked_sub(paid)
-            .context("the funder ran out of coins")?;
-        if let Some(last) = tx.output.last_mut() {
-            last.value = change;
-        }
-        sign_p2wpkh(&mut tx, &funder, previous.value)?;
-        let txid = tx.compute_txid();
-        for vout in 0..chunk.len() {
-            utxos.push(FundingUtxo {
-                outpoint: OutPoint::new(txid, u32::try_from(vout)?),
-                value: FUNDING_VALUE,
-            });
-        }
-        previous = FundingUtxo {
-            outpoint: OutPoint::new(txid, u32::try_from(chunk.len())?),
-            value: change,
-        };
-        txs.push(tx);
-    }
-    Ok((txs, utxos))
-}
-
-/// A transaction with an `OP_RETURN` that is not a Milagro payload (40 random bytes).
-fn foreign_op_return(key: &SecretKey, utxo: &FundingUtxo) -> Result<Transaction> {
-    let mut data = [0u8; 40];
-    OsRng.fill_bytes(&mut data);
-    data[..4].copy_from_slice(b"FRGN");
-    let push = PushBytesBuf::try_from(data.to_vec())?;
-    let change = utxo
-        .value
-        .checked_sub(Amount::from_sat(300))
-        .context("funding output too small")?;
-    let mut tx = spend(
-        utxo.outpoint,
-        vec![
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: ScriptBuf::new_op_return(push),
-            },
-            TxOut {
-                value: change,
-                script_pubkey: p2wpkh_script(&key.public_key()),
-            },
-        ],
-    );
-    sign_p2wpkh(&mut tx, key, utxo.value)?;
-    Ok(tx)
-}
-
-fn spend(previous_output: OutPoint, output: Vec<TxOut>) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output,
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        }],
-        output,
-    }
-}
-
-fn sign_p2wpkh(tx: &mut Transaction, key: &SecretKey, value: Amount) -> Result<()> {
-    let public = key.public_key();
-    let sighash = p2wpkh_sighash(tx, 0, &public, value)?;
-    let witness = p2wpkh_witness(&key.sign_prehash(&sighash), &public);
-    let input = tx.input.first_mut().context("no input to sign")?;
-    input.witness = witness;
-    Ok(())
 }
 
 /// Mines `blocks` blocks, the anchors spread evenly over them and one foreign tx in each.

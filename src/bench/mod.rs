@@ -5,11 +5,20 @@
 //! machine. Timing is plain [`std::time::Instant`]; see [`stats`] for how runs are repeated
 //! and summarised.
 //!
-//! - [`fixture`]: the regtest chain the registry benchmarks read (setup, timed apart);
-//! - [`sync`]: registry sync vs `bitcoind` alone, with the extract and store parts;
-//! - [`bc_verify`]: Birth Certificate verify latency vs a bare ECDSA verify.
+//! - [`fixture`]: the regtest chain the registry benchmarks read (setup, timed apart;
+//!   [`txs`] builds the transactions the wallet cannot);
+//! - [`sync`]: registry sync vs `bitcoind` alone, with the extract and store parts
+//!   ([`fetch`] replays the follower's reads, [`raw_http`] asks `bitcoind` alone, and
+//!   [`timed_store`] finds the store's share of a real sync);
+//! - [`bc_verify`]: Birth Certificate verify latency vs a bare ECDSA verify;
+//! - [`audit`]: audit log append and proof rates vs a bare SHA-256 (no node needed).
 
+pub mod audit;
 pub mod bc_verify;
+pub mod fetch;
 pub mod fixture;
+pub mod raw_http;
 pub mod stats;
 pub mod sync;
+pub mod timed_store;
+pub mod txs;

@@ -39,24 +39,11 @@ impl Runs {
 
 /// Runs `work` `runs` times (at least once); returns the timings and the last output.
 pub fn repeat<T>(runs: usize, mut work: impl FnMut() -> Result<T>) -> Result<(Runs, T)> {
-    let mut times = Vec::with_capacity(runs.max(1));
-    let mut last = None;
-    for _ in 0..runs.max(1) {
+    repeat_timed(runs, || {
         let start = Instant::now();
         let output = work()?;
-        times.push(start.elapsed());
-        last = Some(output);
-    }
-    times.sort();
-    let runs = Runs {
-        best_s: times.first().map_or(0.0, Duration::as_secs_f64),
-        median_s: times.get(times.len() / 2).map_or(0.0, Duration::as_secs_f64),
-        runs: times.len(),
-    };
-    match last {
-        Some(output) => Ok((runs, output)),
-        None => anyhow::bail!("no run was made"),
-    }
+        Ok((start.elapsed(), output))
+    })
 }
 
 /// Like [`repeat`], for a workload that times itself (setup excluded): `work` returns the
@@ -75,7 +62,9 @@ pub fn repeat_timed<T>(
     times.sort();
     let runs = Runs {
         best_s: times.first().map_or(0.0, Duration::as_secs_f64),
-        median_s: times.get(times.len() / 2).map_or(0.0, Duration::as_secs_f64),
+        median_s: times
+            .get(times.len() / 2)
+            .map_or(0.0, Duration::as_secs_f64),
         runs: times.len(),
     };
     match last {
@@ -150,9 +139,8 @@ pub struct Table {
 impl Table {
     /// Starts a section.
     pub fn section(&mut self, title: &str) {
-        self.rows.push((String::new(), String::new(), String::new()));
-        self.rows
-            .push((format!("{title}:"), String::new(), String::new()));
+        let title = format!("\n{title}:");
+        self.rows.push((title, String::new(), String::new()));
     }
 
     /// Adds a row.
@@ -174,17 +162,22 @@ impl Table {
         );
     }
 
-    /// Prints the table to stderr.
+    /// Prints the table to stderr, columns aligned within each section.
     pub fn print(&self) {
-        // Section titles (rows without a value) do not set the column widths.
-        let rows = || self.rows.iter().filter(|r| !r.1.is_empty());
-        let lw = rows().map(|r| r.0.chars().count()).max().unwrap_or(0);
-        let vw = rows().map(|r| r.1.chars().count()).max().unwrap_or(0);
-        for (label, value, note) in &self.rows {
-            if value.is_empty() && note.is_empty() {
-                eprintln!("{label}");
-            } else {
-                eprintln!("{label:<lw$}  {value:>vw$}  {note}");
+        let sections = self.rows.split(|r| r.1.is_empty() && r.2.is_empty());
+        let titles = self
+            .rows
+            .iter()
+            .filter(|r| r.1.is_empty() && r.2.is_empty());
+        // `split` yields one more group than there are titles: the (empty) head.
+        for (title, rows) in std::iter::once(None).chain(titles.map(Some)).zip(sections) {
+            if let Some((title, _, _)) = title {
+                eprintln!("{title}");
+            }
+            let lw = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+            let vw = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+            for (label, value, note) in rows {
+                eprintln!("{label:<lw$}  {value:<vw$}  {note}");
             }
         }
     }
@@ -206,5 +199,9 @@ pub fn num(value: f64) -> String {
 
 /// A duration in seconds for the table, best and median.
 pub fn runs_text(runs: &Runs) -> String {
-    format!("best {} s  median {} s", num(runs.best_s), num(runs.median_s))
+    format!(
+        "best {} s  median {} s",
+        num(runs.best_s),
+        num(runs.median_s)
+    )
 }

@@ -1,37 +1,43 @@
 //! Registry sync throughput, next to what `bitcoind` alone needs to serve the same blocks.
 //!
-//! Every figure covers the whole chain (genesis to tip, as a fresh index syncs it), read in
-//! chunks of `step` blocks, the follower's step size:
-//! - **serve**: per chunk one batched `getblockhash` and one batched `getblock` (verbosity
-//!   0, hex), the two round trips a follower step makes, with the hex kept as text. This is
-//!   the node's share: the floor no indexer reading over JSON-RPC can go below.
-//! - **serve + decode**: the same through `ChainSource::blocks`, which also decodes the hex
-//!   into `bitcoin::Block`s: exactly what the follower gets to work with.
+//! Every figure covers the whole chain (genesis to tip, as a fresh index syncs it), read
+//! the way the follower reads it: per step of `step` blocks one batched `getblockhash`,
+//! then batched `getblock` (verbosity 0, hex) calls of [`BLOCKS_PER_FETCH`] blocks each.
+//! - **bitcoind alone**: those same batches sent over a bare socket ([`RawRpc`]), the
+//!   answers read and dropped unparsed. The node's share: the floor for any indexer that
+//!   reads blocks over JSON-RPC, and the baseline of the overhead ratio.
+//! - **via client**: the same through the workspace's client (`BitcoindRpc::batch`), JSON
+//!   parsed, hex kept as text: adds the HTTP client and JSON costs.
+//! - **via client + decode**: through `ChainSource::blocks`, which also decodes the hex into
+//!   `bitcoin::Block`s: exactly what the follower gets to work with.
 //! - **extract**: [`records_in`] over the decoded blocks: the CPU cost of finding records.
 //! - **store**: the resulting change sets applied to a fresh `SledStore`, one per step
 //!   (each one atomic batch plus a flush, as in a real sync).
-//! - **sync**: `Follower::sync` into a fresh `SledStore`. Its overhead over the parts is
-//!   the follower's own calls (tip and fork-point checks each step) and bookkeeping.
+//! - **sync**: `Follower::sync` into a fresh `SledStore`, with the time the follower spent
+//!   in `apply` counted ([`TimedStore`]), so the sync itself splits into store and the rest
+//!   (fetch, decode, extract, the follower's tip and fork-point checks). In a sync the store
+//!   is slower than back to back, and noisier: it shares the CPU with the node and its own
+//!   background threads, and each step ends with an `fsync`.
 //!
-//! The ratio `sync / serve` is the registry's overhead over the node. A warm-up pass runs
-//! first, so every measurement reads blocks from the same warm page cache.
+//! The ratio `sync / bitcoind alone` is the registry's overhead over the node. A warm-up
+//! pass runs first, so every measurement reads blocks from the same warm page cache.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
-use bitcoin::{Block, BlockHash};
+use anyhow::{ensure, Result};
 use milagro_registry::bitcoind::BitcoindRpc;
-use milagro_registry::chain::{BlockId, ChainSource};
-use milagro_registry::follower::{records_in, Follower};
+use milagro_registry::follower::{records_in, Follower, BLOCKS_PER_FETCH};
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{ChangeSet, ConnectedBlock, RecordStore};
 use serde::Serialize;
-use serde_json::json;
 
+use super::fetch::{fetch_and_decode, raw_bodies, via_client, Plan};
 use super::fixture::BenchChain;
+use super::raw_http::RawRpc;
 use super::stats::{num, repeat, repeat_timed, runs_text, Runs, Table};
+use super::timed_store::TimedStore;
 
 /// A phase over the whole chain, with its rates at the best and the median run.
 #[derive(Debug, Clone, Serialize)]
@@ -60,26 +66,37 @@ pub struct SyncReport {
     pub transactions: usize,
     /// Serialized size of those blocks.
     pub block_bytes: usize,
-    /// Blocks per chunk (the follower's step).
+    /// Blocks per follower step (one `getblockhash` batch, one store batch).
     pub step_blocks: u32,
-    /// `bitcoind` serving hex.
-    pub bitcoind_serve: Phase,
-    /// `bitcoind` serving, plus decoding into `bitcoin::Block`.
-    pub bitcoind_serve_and_decode: Phase,
+    /// Blocks per `getblock` batch (the follower's `BLOCKS_PER_FETCH`).
+    pub fetch_batch_blocks: usize,
+    /// `bitcoind` serving the blocks, read over a bare socket (the baseline).
+    pub bitcoind_alone: Phase,
+    /// The same through the workspace's RPC client, hex kept as text.
+    pub bitcoind_via_client: Phase,
+    /// The same, plus decoding into `bitcoin::Block` (what the follower receives).
+    pub bitcoind_via_client_decoded: Phase,
     /// Record extraction over decoded blocks.
     pub extract: Phase,
     /// Applying the change sets to sled.
     pub store_apply: Phase,
     /// The follower syncing a fresh index.
     pub registry_sync: Phase,
-    /// `registry_sync.best_s / bitcoind_serve.best_s`.
-    pub sync_over_serve_ratio: f64,
-    /// `registry_sync.best_s / bitcoind_serve_and_decode.best_s`.
-    pub sync_over_serve_and_decode_ratio: f64,
-    /// Best serve+decode + extract + store, in seconds: what the parts add up to.
+    /// `registry_sync.best_s / bitcoind_alone.best_s`: the registry's overhead.
+    pub sync_over_bitcoind_alone_ratio: f64,
+    /// `registry_sync.best_s / bitcoind_via_client_decoded.best_s`.
+    pub sync_over_client_decoded_ratio: f64,
+    /// Best client+decode + extract + store, in seconds: what the parts add up to.
     pub parts_sum_s: f64,
-    /// Served megabytes per second (best serve run).
-    pub serve_mb_per_s: f64,
+    /// Time the best sync run spent in the store's `apply`.
+    pub sync_store_apply_s: f64,
+    /// The rest of the best sync run: fetch, decode, extract, follower.
+    pub sync_rest_s: f64,
+    /// Time in `apply`, median over the sync runs.
+    pub sync_store_apply_median_s: f64,
+    /// HTTP response megabytes per second read from the node (best `bitcoind_alone` run;
+    /// hex, so twice the block bytes).
+    pub bitcoind_alone_mb_per_s: f64,
 }
 
 /// Runs every measurement; returns the figures and the follower of the last sync (whose
@@ -90,17 +107,28 @@ pub fn measure<'a>(
     step: u32,
     runs: usize,
     table: &mut Table,
-) -> Result<(SyncReport, Follower<&'a BitcoindRpc, SledStore>)> {
+) -> Result<(SyncReport, Follower<&'a BitcoindRpc, TimedStore<SledStore>>)> {
     let node = &chain.node;
     let step = step.max(1);
     let heights: Vec<u32> = (0..=chain.tip.height).collect();
-    let chunks: Vec<&[u32]> = heights.chunks(step as usize).collect();
+    let plan = Plan {
+        steps: heights.chunks(step as usize).collect(),
+        fetch: BLOCKS_PER_FETCH,
+    };
     let blocks = u32::try_from(heights.len())?;
     let records = chain.records;
 
-    let block_bytes = serve(node, &chunks)?; // warm-up
-    let (serve_runs, _) = repeat(runs, || serve(node, &chunks))?;
-    let (decode_runs, decoded) = repeat(runs, || fetch_and_decode(node, &chunks))?;
+    let block_bytes = via_client(node, &plan)?; // warm-up
+    let raw = RawRpc::new(chain.rpc_socket, &chain.cookie_file)?;
+    let bodies = raw_bodies(node, &plan)?;
+    let (raw_runs, raw_bytes) = repeat(runs, || {
+        bodies
+            .iter()
+            .map(|body| raw.post(body))
+            .sum::<Result<usize>>()
+    })?;
+    let (client_runs, _) = repeat(runs, || via_client(node, &plan))?;
+    let (decode_runs, decoded) = repeat(runs, || fetch_and_decode(node, &plan))?;
     let transactions = decoded.iter().map(|(_, b)| b.txdata.len()).sum();
 
     let (extract_runs, connected) = repeat(runs, || {
@@ -143,17 +171,28 @@ pub fn measure<'a>(
     })?;
 
     let mut paths = Vec::new();
+    let mut split = Vec::new(); // (sync, of which apply) per run
     let (sync_runs, follower) = repeat_timed(runs, || {
         let path = dir.join(format!("index-{}", paths.len() + 1));
-        let follower = Follower::new(node, SledStore::open(&path)?, 0);
+        let follower = Follower::new(node, TimedStore::new(SledStore::open(&path)?), 0);
         paths.push(path);
         let start = Instant::now();
         let report = follower.sync(step, |_| {})?;
         let elapsed = start.elapsed();
-        ensure!(report.tip == Some(chain.tip), "sync stopped at {:?}", report.tip);
+        ensure!(
+            report.tip == Some(chain.tip),
+            "sync stopped at {:?}",
+            report.tip
+        );
         check_count(follower.store(), records)?;
+        split.push((elapsed, follower.store().apply_time()));
         Ok((elapsed, follower))
     })?;
+    split.sort();
+    let (best_sync, best_apply) = split.first().copied().unwrap_or_default();
+    let mut applies: Vec<_> = split.iter().map(|(_, apply)| *apply).collect();
+    applies.sort();
+    let median_apply = applies.get(applies.len() / 2).copied().unwrap_or_default();
     check_indexes(chain, follower.store())?;
     // Only the last run's index is still open (and kept for the verify benchmark).
     for path in paths.iter().rev().skip(1) {
@@ -173,58 +212,23 @@ pub fn measure<'a>(
         transactions,
         block_bytes,
         step_blocks: step,
-        bitcoind_serve: phase(serve_runs),
-        bitcoind_serve_and_decode: phase(decode_runs),
+        fetch_batch_blocks: BLOCKS_PER_FETCH,
+        bitcoind_alone: phase(raw_runs),
+        bitcoind_via_client: phase(client_runs),
+        bitcoind_via_client_decoded: phase(decode_runs),
         extract: phase(extract_runs),
         store_apply: phase(store_runs),
         registry_sync: phase(sync_runs),
-        sync_over_serve_ratio: sync_runs.best_s / serve_runs.best_s,
-        sync_over_serve_and_decode_ratio: sync_runs.best_s / decode_runs.best_s,
+        sync_over_bitcoind_alone_ratio: sync_runs.best_s / raw_runs.best_s,
+        sync_over_client_decoded_ratio: sync_runs.best_s / decode_runs.best_s,
         parts_sum_s: decode_runs.best_s + extract_runs.best_s + store_runs.best_s,
-        serve_mb_per_s: serve_runs.best_rate(block_bytes as f64 / 1e6),
+        sync_store_apply_s: best_apply.as_secs_f64(),
+        sync_rest_s: best_sync.saturating_sub(best_apply).as_secs_f64(),
+        sync_store_apply_median_s: median_apply.as_secs_f64(),
+        bitcoind_alone_mb_per_s: raw_runs.best_rate(raw_bytes as f64 / 1e6),
     };
     report_table(&report, table);
     Ok((report, follower))
-}
-
-/// Fetches every chunk as hex, as the node serves it; returns the bytes served.
-fn serve(node: &BitcoindRpc, chunks: &[&[u32]]) -> Result<usize> {
-    let mut bytes = 0;
-    for heights in chunks {
-        let hashes = hashes_at(node, heights)?;
-        let params: Vec<_> = hashes.iter().map(|h| vec![json!(h), json!(0)]).collect();
-        for hex in node.batch::<String>("getblock", &params)? {
-            bytes += black_box(hex?).len() / 2;
-        }
-    }
-    Ok(bytes)
-}
-
-/// Fetches and decodes every chunk as the follower does.
-fn fetch_and_decode(node: &BitcoindRpc, chunks: &[&[u32]]) -> Result<Vec<(BlockId, Block)>> {
-    let mut out = Vec::new();
-    for heights in chunks {
-        let hashes = hashes_at(node, heights)?;
-        let blocks = node.blocks(&hashes)?;
-        for ((height, hash), block) in heights.iter().zip(hashes).zip(blocks) {
-            out.push((
-                BlockId {
-                    height: *height,
-                    hash,
-                },
-                block,
-            ));
-        }
-    }
-    Ok(out)
-}
-
-fn hashes_at(node: &BitcoindRpc, heights: &[u32]) -> Result<Vec<BlockHash>> {
-    node.block_hashes(heights)?
-        .into_iter()
-        .zip(heights)
-        .map(|(hash, height)| hash.with_context(|| format!("no block at height {height}")))
-        .collect()
 }
 
 fn check_count(store: &impl RecordStore, records: u64) -> Result<()> {
@@ -256,12 +260,13 @@ fn check_indexes(chain: &BenchChain, store: &impl RecordStore) -> Result<()> {
 
 fn report_table(r: &SyncReport, table: &mut Table) {
     table.section(&format!(
-        "registry sync: {} blocks, {} records, {} txs, {} MB, {} blocks per step",
+        "registry sync: {} blocks, {} records, {} txs, {} MB; steps of {} blocks, fetches of {}",
         r.blocks,
         r.records,
         r.transactions,
         num(r.block_bytes as f64 / 1e6),
-        r.step_blocks
+        r.step_blocks,
+        r.fetch_batch_blocks
     ));
     let mut row = |label: &str, p: &Phase, note: String| {
         table.row(
@@ -276,25 +281,46 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         );
     };
     row(
-        "bitcoind serve (hex)",
-        &r.bitcoind_serve,
-        format!("{} MB/s; the baseline", num(r.serve_mb_per_s)),
+        "bitcoind alone",
+        &r.bitcoind_alone,
+        format!(
+            "{} MB/s of hex; the baseline",
+            num(r.bitcoind_alone_mb_per_s)
+        ),
     );
     row(
-        "bitcoind serve + decode",
-        &r.bitcoind_serve_and_decode,
+        "  via client (JSON)",
+        &r.bitcoind_via_client,
+        "jsonrpc + bitreq".into(),
+    );
+    row(
+        "  via client + decode",
+        &r.bitcoind_via_client_decoded,
         "what the follower receives".into(),
     );
     row("extract records", &r.extract, "records_in, CPU only".into());
-    row("store apply (sled)", &r.store_apply, "one batch per step".into());
+    row(
+        "store apply (sled)",
+        &r.store_apply,
+        "same change sets, back to back".into(),
+    );
     row(
         "registry sync",
         &r.registry_sync,
         format!(
-            "{}x serve, {}x serve+decode; parts sum to {} s",
-            num(r.sync_over_serve_ratio),
-            num(r.sync_over_serve_and_decode_ratio),
+            "{}x bitcoind alone, {}x client+decode; parts sum to {} s",
+            num(r.sync_over_bitcoind_alone_ratio),
+            num(r.sync_over_client_decoded_ratio),
             num(r.parts_sum_s)
         ),
+    );
+    table.row(
+        "  of which store apply",
+        format!(
+            "best run {} s  median {} s",
+            num(r.sync_store_apply_s),
+            num(r.sync_store_apply_median_s)
+        ),
+        format!("the rest (fetch, decode, extract) {} s", num(r.sync_rest_s)),
     );
 }

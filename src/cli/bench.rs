@@ -16,6 +16,7 @@ use super::print_json;
 #[path = "../bench/mod.rs"]
 mod suite;
 
+use suite::audit::{self, AuditReport};
 use suite::bc_verify::{self, BcVerifyReport};
 use suite::fixture::{self, Params, Setup};
 use suite::stats::{num, Table};
@@ -24,13 +25,38 @@ use suite::sync::{self, SyncReport};
 /// `milagro bench …` (run as `cargo run --release -- bench …`).
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Registry sync vs bitcoind alone, record extraction, store, and BC verify latency.
+    /// Registry sync vs bitcoind alone, extraction, store, BC verify latency, audit log.
     ///
     /// Starts a private regtest node, builds a chain of --blocks blocks holding --records
     /// Milagro records signed by --signers keys (setup is timed but not part of any result),
-    /// then measures. Run it in release mode: `cargo run --release -- bench registry`.
-    /// Takes about 2-3 minutes at the default size.
+    /// then measures; the audit log figures of `bench auditlog` are included. Run it in
+    /// release mode: `cargo run --release -- bench registry`. About 30 s at the defaults.
     Registry(RegistryArgs),
+    /// Audit log append, root, inclusion and consistency proofs vs a bare SHA-256.
+    ///
+    /// No node needed. Run it in release mode: `cargo run --release -- bench auditlog`.
+    Auditlog(AuditlogArgs),
+}
+
+/// Repetitions, shared by every benchmark.
+#[derive(Debug, Args)]
+pub struct Repeat {
+    /// Runs of each whole-workload measurement (best and median are reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Timed calls per latency figure.
+    #[arg(long, default_value_t = 2_000)]
+    pub calls: usize,
+}
+
+/// `milagro bench auditlog`
+#[derive(Debug, Args)]
+pub struct AuditlogArgs {
+    /// Entries appended to the log (32 bytes each).
+    #[arg(long, default_value_t = 100_000)]
+    pub entries: u64,
+    #[command(flatten)]
+    pub repeat: Repeat,
 }
 
 /// `milagro bench registry`
@@ -45,15 +71,15 @@ pub struct RegistryArgs {
     /// Distinct signer keys (records are signed round-robin; exercises the by-signer index).
     #[arg(long, default_value_t = 100)]
     pub signers: usize,
-    /// Blocks per follower step (and per batched fetch of the baseline).
+    /// Blocks per follower step: one `getblockhash` batch and one index write (the
+    /// baseline reads the same way; `milagro registry sync` uses 500).
     #[arg(long, default_value_t = 500)]
     pub step: u32,
-    /// Runs of each whole-chain measurement (best and median are reported).
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Timed calls per latency figure.
-    #[arg(long, default_value_t = 2_000)]
-    pub calls: usize,
+    /// Entries in the audit log benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    pub entries: u64,
+    #[command(flatten)]
+    pub repeat: Repeat,
     /// Keep the temporary directory (node data, last index) and print where it is.
     #[arg(long)]
     pub keep: bool,
@@ -69,6 +95,7 @@ struct RegistryReport {
     setup: Setup,
     sync: SyncReport,
     bc_verify: BcVerifyReport,
+    audit_log: AuditReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     kept_dir: Option<PathBuf>,
 }
@@ -77,7 +104,31 @@ struct RegistryReport {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Registry(args) => registry(args),
+        BenchCommand::Auditlog(args) => auditlog(args),
     }
+}
+
+/// What `milagro bench auditlog` prints on stdout.
+#[derive(Debug, Serialize)]
+struct AuditlogReport {
+    profile: &'static str,
+    runs: usize,
+    calls: usize,
+    audit_log: AuditReport,
+}
+
+fn auditlog(args: AuditlogArgs) -> Result<()> {
+    let profile = profile();
+    let Repeat { runs, calls } = args.repeat;
+    let mut table = Table::default();
+    let audit_log = audit::measure(args.entries, runs, calls, &mut table)?;
+    table.print();
+    print_json(&AuditlogReport {
+        profile,
+        runs,
+        calls,
+        audit_log,
+    })
 }
 
 fn profile() -> &'static str {
@@ -91,6 +142,7 @@ fn profile() -> &'static str {
 
 fn registry(args: RegistryArgs) -> Result<()> {
     let profile = profile();
+    let Repeat { runs, calls } = args.repeat;
     let params = Params {
         blocks: args.blocks,
         records: args.records,
@@ -117,27 +169,33 @@ fn registry(args: RegistryArgs) -> Result<()> {
     );
 
     let mut table = Table::default();
-    eprintln!("measuring registry sync ({} runs each)…", args.runs);
-    let (sync, follower) = sync::measure(&chain, dir.path(), args.step, args.runs, &mut table)?;
-    eprintln!("measuring BC verify ({} calls each)…", args.calls);
-    let bc_verify = bc_verify::measure(&chain, follower.store(), args.calls, &mut table)?;
+    eprintln!("measuring registry sync ({runs} runs each)…");
+    let (sync, follower) = sync::measure(&chain, dir.path(), args.step, runs, &mut table)?;
+    eprintln!("measuring BC verify ({calls} calls each)…");
+    let bc_verify = bc_verify::measure(&chain, follower.store(), calls, &mut table)?;
     drop(follower);
     let setup = chain.setup.clone();
     chain.stop()?;
+    eprintln!("measuring the audit log ({} entries)…", args.entries);
+    let audit_log = audit::measure(args.entries, runs, calls, &mut table)?;
     table.print();
 
     let kept_dir = args.keep.then(|| dir.keep());
     if let Some(kept) = &kept_dir {
-        eprintln!("\nkept {} (node data in node/, index in index-*)", kept.display());
+        eprintln!(
+            "\nkept {} (node data in node/, index in index-*)",
+            kept.display()
+        );
     }
     print_json(&RegistryReport {
         profile,
         params,
-        runs: args.runs,
-        calls: args.calls,
+        runs,
+        calls,
         setup,
         sync,
         bc_verify,
+        audit_log,
         kept_dir,
     })
 }

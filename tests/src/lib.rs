@@ -28,14 +28,19 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node and mines 101 blocks so the wallet can spend.
     pub fn start() -> Self {
-        let exe = milagro_regtest::bitcoind_exe().expect("a bitcoind for the tests (installed on first use)");
+        let exe = milagro_regtest::bitcoind_exe()
+            .expect("a bitcoind for the tests (installed on first use)");
         let mut conf = bitcoind::Conf::default();
         conf.args.push("-fallbackfee=0.0001");
         let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");
         let rpc = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
         let miner = rpc.wallet_new_address().unwrap();
         rpc.generate_to_address(101, &miner).unwrap();
-        Self { bitcoind, rpc, miner }
+        Self {
+            bitcoind,
+            rpc,
+            miner,
+        }
     }
 
     /// The node's RPC URL.
@@ -65,9 +70,15 @@ impl TestNode {
     /// Funds `key`, signs an anchoring transaction for `payload` with it and broadcasts it.
     pub fn anchor(&self, key: &SecretKey, payload: Payload) -> Txid {
         let funding = self.fund(key);
-        let tx = build_anchor_tx(key, &funding, &payload, FeeRate::from_sat_per_vb_u32(2), None)
-            .unwrap()
-            .tx;
+        let tx = build_anchor_tx(
+            key,
+            &funding,
+            &payload,
+            FeeRate::from_sat_per_vb_u32(2),
+            None,
+        )
+        .unwrap()
+        .tx;
         self.rpc.broadcast(&tx).unwrap()
     }
 
@@ -84,7 +95,10 @@ pub fn party(role: Role, name: &str) -> (SecretKey, BirthCertificate) {
         version: VERSION,
         role,
         name: name.into(),
-        endpoints: vec![format!("https://{}.milagro.test", name.to_lowercase().replace(' ', "-"))],
+        endpoints: vec![format!(
+            "https://{}.milagro.test",
+            name.to_lowercase().replace(' ', "-")
+        )],
         created: 1_750_000_000,
         public_key: key.public_key(),
         status: Status::Active,

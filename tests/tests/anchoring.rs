@@ -29,7 +29,10 @@ fn an_anchored_birth_certificate_is_indexed_and_verifies_by_spv() {
     assert_eq!(record.signer, key.public_key());
     assert_eq!(record.height, 102);
     assert_eq!(follower.store().by_txid(&txid).unwrap(), records);
-    assert_eq!(follower.store().by_signer(&key.public_key()).unwrap(), records);
+    assert_eq!(
+        follower.store().by_signer(&key.public_key()).unwrap(),
+        records
+    );
 
     let proof = anchor_proof(&node.rpc, &record).unwrap();
     let headers = headers_from(&node.rpc, Network::Regtest, record.height).unwrap();
@@ -50,7 +53,10 @@ fn verification_refuses_a_tampered_certificate_a_wrong_signer_and_another_kind()
     let (mallory, _) = party(Role::Pat, "Mallory");
     // Mallory anchors the D-TA's digest with her own key, and the D-TA anchors its digest
     // once as a certificate and once under another record kind.
-    node.anchor(&mallory, Payload::new(RecordKind::BirthCertificate, bc.digest()));
+    node.anchor(
+        &mallory,
+        Payload::new(RecordKind::BirthCertificate, bc.digest()),
+    );
     node.anchor(&key, Payload::new(RecordKind::AuditLogRoot, bc.digest()));
     node.anchor_bc(&key, &bc);
     node.mine(1);
@@ -66,17 +72,33 @@ fn verification_refuses_a_tampered_certificate_a_wrong_signer_and_another_kind()
         let proof = anchor_proof(&node.rpc, record).unwrap();
         outcomes.push(bc.verify_anchor(&proof, &headers).map(|v| v.signer()));
     }
-    assert_eq!(outcomes.iter().filter(|o| **o == Ok(key.public_key())).count(), 1);
-    assert!(outcomes.iter().any(|o| matches!(o, Err(ProofError::WrongSigner { .. }))));
-    assert!(outcomes.iter().any(|o| matches!(o, Err(ProofError::WrongKind { .. }))));
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Ok(key.public_key()))
+            .count(),
+        1
+    );
+    assert!(outcomes
+        .iter()
+        .any(|o| matches!(o, Err(ProofError::WrongSigner { .. }))));
+    assert!(outcomes
+        .iter()
+        .any(|o| matches!(o, Err(ProofError::WrongKind { .. }))));
 
     // A certificate with one field changed no longer matches the genuine anchor.
-    let genuine = records.iter().find(|r| r.signer == key.public_key() && r.kind == RecordKind::BirthCertificate).unwrap();
+    let genuine = records
+        .iter()
+        .find(|r| r.signer == key.public_key() && r.kind == RecordKind::BirthCertificate)
+        .unwrap();
     let proof = anchor_proof(&node.rpc, genuine).unwrap();
     let mut fields = bc.fields().clone();
     fields.name = "D-TA 1 (evil twin)".into();
     let tampered = milagro_anchor::birth_certificate::BirthCertificate::sign(fields, &key).unwrap();
-    assert!(matches!(tampered.verify_anchor(&proof, &headers), Err(ProofError::WrongDigest { .. })));
+    assert!(matches!(
+        tampered.verify_anchor(&proof, &headers),
+        Err(ProofError::WrongDigest { .. })
+    ));
 }
 
 #[test]
@@ -149,12 +171,26 @@ fn foreign_op_returns_are_ignored() {
     for data in foreign {
         let raw: String = node
             .rpc
-            .call("createrawtransaction", &[serde_json::json!([]), serde_json::json!([{ "data": hex(data) }])])
+            .call(
+                "createrawtransaction",
+                &[
+                    serde_json::json!([]),
+                    serde_json::json!([{ "data": hex(data) }]),
+                ],
+            )
             .unwrap();
-        let funded: serde_json::Value = node.rpc.call("fundrawtransaction", &[serde_json::json!(raw)]).unwrap();
-        let signed: serde_json::Value =
-            node.rpc.call("signrawtransactionwithwallet", &[funded["hex"].clone()]).unwrap();
-        let _: String = node.rpc.call("sendrawtransaction", &[signed["hex"].clone()]).unwrap();
+        let funded: serde_json::Value = node
+            .rpc
+            .call("fundrawtransaction", &[serde_json::json!(raw)])
+            .unwrap();
+        let signed: serde_json::Value = node
+            .rpc
+            .call("signrawtransactionwithwallet", &[funded["hex"].clone()])
+            .unwrap();
+        let _: String = node
+            .rpc
+            .call("sendrawtransaction", &[signed["hex"].clone()])
+            .unwrap();
     }
     let (key, bc) = party(Role::Idp, "IdP");
     node.anchor_bc(&key, &bc);
@@ -165,7 +201,11 @@ fn foreign_op_returns_are_ignored() {
     follower.sync(100, |_| {}).unwrap();
     assert_eq!(follower.store().record_count().unwrap(), 1);
     assert_eq!(follower.store().by_digest(&bc.digest()).unwrap().len(), 1);
-    assert!(follower.store().by_digest(&Digest::from_bytes([0x42; 32])).unwrap().is_empty());
+    assert!(follower
+        .store()
+        .by_digest(&Digest::from_bytes([0x42; 32]))
+        .unwrap()
+        .is_empty());
 }
 
 fn hex(bytes: &[u8]) -> String {
