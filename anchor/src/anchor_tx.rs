@@ -61,6 +61,9 @@ pub enum AnchorTxError {
     /// The transaction's first input is not a P2WPKH spend by this key.
     #[error("the first input is not signed by this key: {0}")]
     NotOurInput(&'static str),
+    /// The unsigned transaction could not be wrapped in a PSBT.
+    #[error("cannot make a psbt: {0}")]
+    Psbt(String),
     /// The nonce could not be re-derived.
     #[error(transparent)]
     Nonce(#[from] NonceError),
@@ -82,6 +85,22 @@ pub fn build_anchor_tx(
     change_to: Option<ScriptBuf>,
 ) -> Result<AnchorTx, AnchorTxError> {
     let public = key.public_key();
+    let (mut tx, fee) = build_unsigned_anchor_tx(&public, funding, payload, fee_rate, change_to)?;
+    let sighash = p2wpkh_sighash(&tx, 0, &public, funding.value)?;
+    tx.input[0].witness = p2wpkh_witness(&key.sign_prehash(&sighash), &public);
+    Ok(AnchorTx { tx, fee })
+}
+
+/// Builds the anchoring transaction for `payload` without signing it: for a signer that is
+/// elsewhere (a device signing the PSBT a TBS offers it). The fee is sized for the largest
+/// possible signature, so the signed transaction pays at least `fee_rate`.
+pub fn build_unsigned_anchor_tx(
+    signer: &PublicKey,
+    funding: &FundingUtxo,
+    payload: &Payload,
+    fee_rate: FeeRate,
+    change_to: Option<ScriptBuf>,
+) -> Result<(Transaction, Amount), AnchorTxError> {
     let mut tx = Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
@@ -98,7 +117,7 @@ pub fn build_anchor_tx(
             },
             TxOut {
                 value: Amount::ZERO,
-                script_pubkey: change_to.unwrap_or_else(|| p2wpkh_script(&public)),
+                script_pubkey: change_to.unwrap_or_else(|| p2wpkh_script(signer)),
             },
         ],
     };
@@ -114,10 +133,8 @@ pub fn build_anchor_tx(
             fee,
         })?;
     tx.output[1].value = change;
-    let sighash = p2wpkh_sighash(&tx, 0, &public, funding.value)?;
-    let signature = key.sign_prehash(&sighash);
-    tx.input[0].witness = p2wpkh_witness(&signature, &public);
-    Ok(AnchorTx { tx, fee })
+    tx.input[0].witness = Witness::new();
+    Ok((tx, fee))
 }
 
 /// The BIP 143 `SIGHASH_ALL` digest of input `index` spending `value` from `key`'s P2WPKH.

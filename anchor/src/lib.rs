@@ -52,6 +52,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod anchor_offer;
 pub mod anchor_tx;
 pub mod audit_log;
 pub mod batch;
