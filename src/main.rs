@@ -32,6 +32,9 @@ enum Command {
     /// A local regtest node: install, start, stop.
     #[command(subcommand)]
     Regtest(cli::regtest::RegtestCommand),
+    /// The Trusted Bitcoin Server: registry API next to a full node.
+    #[command(subcommand)]
+    Tbs(cli::tbs::TbsCommand),
     /// Benchmarks that print throughput next to the raw cost they are bounded by.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Bc(command) => cli::bc::run(command),
         Command::Registry(command) => cli::registry::run(command),
         Command::Regtest(command) => cli::regtest::run(command),
+        Command::Tbs(command) => cli::tbs::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),
     };

@@ -19,7 +19,10 @@
 //! - [`anchor_tx`]: building and signing anchoring transactions;
 //! - [`proof`]: SPV anchor proofs and header chains;
 //! - [`audit_log`], [`checkpoint`], [`batch`]: RFC 6962 Merkle logs, C2SP signed
-//!   checkpoints, and batch roots that anchor many digests in one output.
+//!   checkpoints, and batch roots that anchor many digests in one output;
+//! - [`envelope`]: ECIES envelopes to a party's key and AES-GCM instructions back;
+//! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
+//!   and signed by it, and the sealed messages of device enrolment.
 //!
 //! What this crate deliberately does not do: no network, no disk, no clock, no runtime.
 //! Time and randomness are passed in, so every function here is deterministic given its
@@ -59,6 +62,8 @@ pub mod batch;
 pub mod birth_certificate;
 pub mod checkpoint;
 pub mod digest;
+pub mod enrolment;
+pub mod envelope;
 mod header_chain;
 pub mod keys;
 pub mod nonce;

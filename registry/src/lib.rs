@@ -9,6 +9,9 @@
 //! and a reorg is a change set that starts with a rollback, found by walking the stored
 //! `(height, hash)` checkpoints back to the point where index and node agree.
 //!
+//! [`anchoring::prepare_anchor`] pays for a party's own anchor from the node's wallet and
+//! signs it, leaving the broadcast to the caller.
+//!
 //! What it does not do: decide whether a record is *trustworthy* (that is the verifier's
 //! job, with an anchor proof and headers: see [`milagro_anchor::proof`]), or serve HTTP
 //! (the TBS does). The index is authoritative for the node it follows: every row it answers
@@ -26,6 +29,7 @@
 //! # let _ = report; Ok(()) }
 //! ```
 
+pub mod anchoring;
 pub mod bitcoind;
 pub mod chain;
 pub mod follower;

@@ -1,19 +1,18 @@
 //! `milagro bc`: create, anchor and verify Birth Certificates.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use bitcoin::{Amount, FeeRate};
+use bitcoin::FeeRate;
 use clap::{Args, Subcommand};
-use milagro_anchor::anchor_tx::{build_anchor_tx, p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
+use milagro_registry::anchoring::prepare_anchor;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
+use milagro_tbs::files;
 use serde::Serialize;
 
 use super::print_json;
@@ -123,7 +122,7 @@ fn new(args: NewArgs) -> Result<()> {
         previous: args.previous,
     };
     let bc = BirthCertificate::sign(fields, &key)?;
-    write_atomically(&args.out, bc.to_pretty_json().as_bytes())?;
+    files::write_atomically(&args.out, bc.to_pretty_json().as_bytes())?;
     eprintln!(
         "wrote {} ({} of {})",
         args.out.display(),
@@ -172,31 +171,16 @@ pub fn anchor_bc(
         key.public_key() == *bc.public_key(),
         "the key file does not hold the certificate's key"
     );
-    let script = p2wpkh_script(bc.public_key());
-    let enough = Amount::from_sat(1_000);
-    let funding = match node
-        .scan_utxos(&script)?
-        .into_iter()
-        .find(|(_, value)| *value >= enough)
-    {
-        Some((outpoint, value)) => FundingUtxo { outpoint, value },
-        None => {
-            let (outpoint, value) = node
-                .wallet_pay_to(&script, Amount::from_sat(20_000))
-                .context("the key has no coins and the node wallet could not fund it")?;
-            FundingUtxo { outpoint, value }
-        }
-    };
     let payload = Payload::new(RecordKind::BirthCertificate, bc.digest());
-    let anchor = build_anchor_tx(key, &funding, &payload, fee_rate, None)?;
+    let prepared = prepare_anchor(node, key, &payload, fee_rate)?;
     let txid = node
-        .broadcast(&anchor.tx)
+        .broadcast(&prepared.anchor.tx)
         .context("the node refused the anchoring transaction")?;
     Ok(AnchorReceipt {
         txid,
         digest: bc.digest(),
-        fee_sat: anchor.fee.to_sat(),
-        funding: funding.outpoint.to_string(),
+        fee_sat: prepared.anchor.fee.to_sat(),
+        funding: prepared.funding.outpoint.to_string(),
     })
 }
 
@@ -234,47 +218,14 @@ pub fn read_bc(path: &Path) -> Result<BirthCertificate> {
 
 /// Reads a secret key file.
 pub fn read_key(path: &Path) -> Result<SecretKey> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read key file {}", path.display()))?,
-    );
-    SecretKey::from_hex(&text)
-        .with_context(|| format!("{} does not hold a secp256k1 key", path.display()))
+    Ok(files::read_key(path)?)
 }
 
 /// Reads the key in `path`, or creates one there (mode 0600, never overwriting).
-///
-/// The key is written to a private temporary file and linked into place only once it is
-/// complete, so a crash never leaves an empty or partial key file behind.
 pub fn load_or_create_key(path: &Path) -> Result<SecretKey> {
-    if path.exists() {
-        return read_key(path);
+    let (key, created) = files::load_or_create_key(path)?;
+    if created {
+        eprintln!("created key file {}", path.display());
     }
-    let key = SecretKey::generate(&mut rand_core::OsRng);
-    let mut tmp = tempfile::Builder::new()
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(parent_dir(path))
-        .with_context(|| format!("cannot create key file {}", path.display()))?;
-    tmp.write_all(key.to_hex().as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path)
-        .with_context(|| format!("cannot create key file {}", path.display()))?;
-    eprintln!("created key file {}", path.display());
     Ok(key)
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = tempfile::NamedTempFile::new_in(parent_dir(path))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

@@ -4,6 +4,7 @@ pub mod bc;
 pub mod bench;
 pub mod registry;
 pub mod regtest;
+pub mod tbs;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -107,3 +107,232 @@ pub fn party(role: Role, name: &str) -> (SecretKey, BirthCertificate) {
     let bc = BirthCertificate::sign(fields, &key).unwrap();
     (key, bc)
 }
+
+impl TestNode {
+    /// Starts a node whose data directory survives it (`datadir`), with extra `bitcoind`
+    /// arguments; mines 101 blocks only on a fresh chain. Dropping it stops the node
+    /// cleanly, and a later call on the same `datadir` brings the same chain back (on
+    /// another RPC port, with a new cookie in the same file).
+    pub fn start_persistent(datadir: &std::path::Path, args: &[&str]) -> Self {
+        let exe = milagro_regtest::bitcoind_exe()
+            .expect("a bitcoind for the tests (installed on first use)");
+        let mut conf = bitcoind::Conf::default();
+        conf.args.push("-fallbackfee=0.0001");
+        conf.args.extend(args);
+        conf.staticdir = Some(datadir.to_path_buf());
+        let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");
+        let rpc = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
+        let miner = rpc.wallet_new_address().unwrap();
+        if rpc.tip().unwrap().height < 101 {
+            rpc.generate_to_address(101, &miner).unwrap();
+        }
+        Self {
+            bitcoind,
+            rpc,
+            miner,
+        }
+    }
+
+    /// The node's RPC socket address.
+    pub fn rpc_socket(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::V4(self.bitcoind.params.rpc_socket)
+    }
+}
+
+/// A TCP relay on 127.0.0.1 in front of a node's RPC port: [`TcpRelay::cut`] makes the
+/// node unreachable under an unchanged URL (connections refused-and-closed, open ones
+/// shut), and [`TcpRelay::forward_to`] brings it back, possibly as another process.
+pub struct TcpRelay {
+    addr: std::net::SocketAddr,
+    shared: std::sync::Arc<RelayShared>,
+}
+
+#[derive(Default)]
+struct RelayShared {
+    target: std::sync::Mutex<Option<std::net::SocketAddr>>,
+    open: std::sync::Mutex<Vec<std::net::TcpStream>>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl TcpRelay {
+    /// Starts relaying to `target`.
+    pub fn start(target: std::net::SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = std::sync::Arc::new(RelayShared::default());
+        *shared.target.lock().unwrap() = Some(target);
+        let accepting = shared.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if accepting.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let target = *accepting.target.lock().unwrap();
+                let Some(server) = target.and_then(|t| std::net::TcpStream::connect(t).ok()) else {
+                    continue; // dropped: the client sees the connection closed
+                };
+                let mut open = accepting.open.lock().unwrap();
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                open.extend([client, server]);
+            }
+        });
+        Self { addr, shared }
+    }
+
+    /// `http://` and the relay's address: the URL to give instead of the node's.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Refuses new connections and shuts the open ones.
+    pub fn cut(&self) {
+        *self.shared.target.lock().unwrap() = None;
+        for stream in self.shared.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Relays new connections to `target`.
+    pub fn forward_to(&self, target: std::net::SocketAddr) {
+        *self.shared.target.lock().unwrap() = Some(target);
+    }
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        self.cut();
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr); // wakes the accept loop
+    }
+}
+
+/// The configuration of a TBS for tests: listens on 127.0.0.1 port 0, polls every 50 ms
+/// and backs off to at most 400 ms while the node fails.
+pub fn tbs_config(rpc_url: &str, cookie: &std::path::Path, state_dir: &std::path::Path) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+public_url = "https://tbs.milagro.test"
+name = "Test TBS"
+state_dir = {state_dir:?}
+
+[node]
+rpc_url = {rpc_url:?}
+rpc_cookie = {cookie:?}
+network = "regtest"
+
+[sync]
+poll_interval_ms = 50
+max_backoff_ms = 400
+"#
+    )
+}
+
+/// A blocking JSON client of one TBS.
+pub struct Api {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Api {
+    /// A client of the TBS at `base` (e.g. `http://127.0.0.1:PORT`).
+    pub fn new(base: impl Into<String>) -> Self {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            base: base.into(),
+            client,
+        }
+    }
+
+    /// Sends `method path_and_query`; returns the status, content type and body text.
+    pub fn send(&self, method: &str, path_and_query: &str) -> (u16, String, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = self
+            .client
+            .request(method, format!("{}{path_and_query}", self.base))
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, content_type, response.text().unwrap())
+    }
+
+    /// `GET path_and_query`, whose body must be JSON.
+    pub fn get(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.send("GET", path_and_query);
+        let json = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {status}, not JSON ({e}): {body}"));
+        (status, json)
+    }
+
+    /// `GET path_and_query`, which must answer 200 with JSON.
+    pub fn ok(&self, path_and_query: &str) -> serde_json::Value {
+        let (status, json) = self.get(path_and_query);
+        assert_eq!(status, 200, "GET {path_and_query}: {json}");
+        json
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing the test after `timeout`.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The chain a PAT would build from a TBS: every header from `/v1/headers`, starting at
+/// the regtest genesis header, which the client knows itself (it trusts nothing else the
+/// TBS says: each further header must link to it and carry its proof of work).
+pub fn spv_headers(api: &Api) -> milagro_anchor::proof::Headers {
+    let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+    let mut headers = Vec::new();
+    loop {
+        let page = api.ok(&format!("/v1/headers?from={}&count=2000", headers.len()));
+        let page: Vec<bitcoin::block::Header> = page["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| bitcoin::consensus::encode::deserialize_hex(h.as_str().unwrap()).unwrap())
+            .collect();
+        let last_page = page.len() < 2000;
+        headers.extend(page);
+        if last_page {
+            break;
+        }
+    }
+    assert_eq!(
+        headers.first(),
+        Some(&genesis),
+        "the TBS serves another chain"
+    );
+    milagro_anchor::proof::Headers::from_headers(bitcoin::Network::Regtest, 0, headers).unwrap()
+}

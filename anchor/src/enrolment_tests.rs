@@ -1,0 +1,161 @@
+use super::*;
+use crate::birth_certificate::{BcFields, Status, VERSION};
+use rand_core::OsRng;
+
+fn certificate(role: Role, byte: u8) -> (SecretKey, BirthCertificate) {
+    let key = SecretKey::from_bytes(&[byte; 32]).unwrap();
+    let fields = BcFields {
+        version: VERSION,
+        role,
+        name: format!("device {byte}"),
+        endpoints: vec![],
+        created: 1_750_000_000,
+        public_key: key.public_key(),
+        status: Status::Active,
+        previous: None,
+    };
+    (key.clone(), BirthCertificate::sign(fields, &key).unwrap())
+}
+
+fn tbs() -> SecretKey {
+    SecretKey::from_bytes(&[0x7b; 32]).unwrap()
+}
+
+const NOW: u64 = 1_750_000_100;
+
+fn request(role: Role) -> EnrolmentRequest {
+    let (_, bc) = certificate(role, 1);
+    EnrolmentRequest::new(
+        &mut OsRng,
+        bc,
+        InstructionKey::generate(&mut OsRng),
+        "acme",
+        "eu",
+        NOW,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_sealed_request_opens_at_the_tbs_with_everything_in_it() {
+    let sent = request(Role::Pat);
+    let envelope = sent.seal(&mut OsRng, &tbs().public_key()).unwrap();
+    let got = EnrolmentRequest::open(&tbs(), &envelope, NOW + 30).unwrap();
+    assert_eq!(got.birth_certificate, sent.birth_certificate);
+    assert_eq!(
+        *got.instruction_key.to_bytes(),
+        *sent.instruction_key.to_bytes()
+    );
+    assert_eq!((got.tenant.as_str(), got.group.as_str()), ("acme", "eu"));
+    assert_eq!((got.nonce, got.created), (sent.nonce, NOW));
+    assert_ne!(sent.nonce, request(Role::Pat).nonce);
+}
+
+#[test]
+fn only_device_certificates_enrol() {
+    let envelope = request(Role::Dta)
+        .seal(&mut OsRng, &tbs().public_key())
+        .unwrap();
+    assert!(matches!(
+        EnrolmentRequest::open(&tbs(), &envelope, NOW),
+        Err(EnrolmentError::NotAPat(Role::Dta))
+    ));
+}
+
+#[test]
+fn stale_or_future_requests_are_refused() {
+    let envelope = request(Role::Pat)
+        .seal(&mut OsRng, &tbs().public_key())
+        .unwrap();
+    for now in [NOW + MAX_CLOCK_SKEW_SECS + 1, NOW - MAX_CLOCK_SKEW_SECS - 1] {
+        assert!(matches!(
+            EnrolmentRequest::open(&tbs(), &envelope, now),
+            Err(EnrolmentError::Stale { .. })
+        ));
+    }
+}
+
+#[test]
+fn a_request_claiming_another_sender_is_refused() {
+    // Mallory seals Alice's certificate under her own sender id.
+    let sent = request(Role::Pat);
+    let (mallory, _) = certificate(Role::Pat, 9);
+    let wire = RequestWire {
+        birth_certificate: serde_json::from_slice(&sent.birth_certificate.to_canonical_json())
+            .unwrap(),
+        instruction_key: InstructionKey::generate(&mut OsRng),
+        tenant: "acme".into(),
+        group: "eu".into(),
+        nonce: hex::encode([0u8; 16]),
+        created: NOW,
+    };
+    let plaintext = serde_json::to_vec(&wire).unwrap();
+    let sender = SenderId::from_public_key(&mallory.public_key());
+    let envelope = seal(
+        &mut OsRng,
+        &tbs().public_key(),
+        Purpose::EnrolmentRequest,
+        &sender,
+        &plaintext,
+    )
+    .unwrap();
+    assert!(matches!(
+        EnrolmentRequest::open(&tbs(), &envelope, NOW),
+        Err(EnrolmentError::SenderMismatch)
+    ));
+}
+
+#[test]
+fn garbage_plaintexts_and_wrong_purposes_get_typed_errors() {
+    let sender = SenderId::from_public_key(&certificate(Role::Pat, 1).0.public_key());
+    for plaintext in [&b"not json"[..], b"{}", br#"{"birth_certificate":1}"#] {
+        let envelope = seal(
+            &mut OsRng,
+            &tbs().public_key(),
+            Purpose::EnrolmentRequest,
+            &sender,
+            plaintext,
+        )
+        .unwrap();
+        assert!(EnrolmentRequest::open(&tbs(), &envelope, NOW).is_err());
+    }
+    let signed = SignedAnchor {
+        device: certificate(Role::Pat, 1).0.public_key(),
+        tx: bitcoin::Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![],
+            output: vec![],
+        },
+    };
+    let envelope = signed.seal(&mut OsRng, &tbs().public_key()).unwrap();
+    assert!(matches!(
+        EnrolmentRequest::open(&tbs(), &envelope, NOW),
+        Err(EnrolmentError::Envelope(_))
+    ));
+    assert_eq!(SignedAnchor::open(&tbs(), &envelope).unwrap(), signed);
+}
+
+#[test]
+fn names_are_bounded() {
+    let (_, bc) = certificate(Role::Pat, 1);
+    let long = "x".repeat(MAX_NAME_BYTES + 1);
+    assert!(EnrolmentRequest::new(
+        &mut OsRng,
+        bc.clone(),
+        InstructionKey::generate(&mut OsRng),
+        &long,
+        "eu",
+        NOW
+    )
+    .is_err());
+    assert!(EnrolmentRequest::new(
+        &mut OsRng,
+        bc,
+        InstructionKey::generate(&mut OsRng),
+        "acme",
+        "",
+        NOW
+    )
+    .is_err());
+}

@@ -1,0 +1,185 @@
+//! The one error type of the HTTP API and its one mapping to status codes.
+//!
+//! Every error response is `{"error": "<code>", "message": "<text>"}` with the status
+//! below. Codes are stable identifiers for programs; messages are for people and may
+//! change.
+//!
+//! | code | status | meaning | class |
+//! |---|---|---|---|
+//! | `bad_request` | 400 | malformed path, query or body | bad input |
+//! | `not_found` | 404 | no such route, record or block | bad input |
+//! | `method_not_allowed` | 405 | the route exists for other methods | bad input |
+//! | `payload_too_large` | 413 | the body exceeds [`super::MAX_BODY_BYTES`] | bad input |
+//! | `node_error` | 502 | the node answered with an error | the node |
+//! | `not_anchored` | 503 | the TBS's own anchor is not (yet) confirmed deep enough | wait |
+//! | `node_unreachable` | 503 | the node cannot be reached | the node |
+//! | `chain_moved` | 503 | the chain reorganised while answering; retry | wait |
+//! | `internal` | 500 | a bug or a storage failure of this server | ours |
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use milagro_registry::chain::ChainError;
+use milagro_registry::proofs::AssembleError;
+use milagro_registry::store::StoreError;
+use serde::Serialize;
+
+/// An HTTP API failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Malformed path, query or body.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such route, record or block.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists, but not for this method.
+    #[error("method {0} is not allowed on this route")]
+    MethodNotAllowed(String),
+    /// The body is too large.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The TBS's own anchor is not confirmed to the configured depth yet.
+    #[error("{0}")]
+    NotAnchored(String),
+    /// The node cannot be reached.
+    #[error("the node is unreachable: {0}")]
+    NodeUnreachable(String),
+    /// The node answered with an error.
+    #[error("the node failed: {0}")]
+    Node(String),
+    /// The chain reorganised between two reads; the same request will work again.
+    #[error("{0}")]
+    ChainMoved(String),
+    /// A bug or a storage failure of this server.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::NotAnchored(_) => "not_anchored",
+            Self::NodeUnreachable(_) => "node_unreachable",
+            Self::Node(_) => "node_error",
+            Self::ChainMoved(_) => "chain_moved",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Node(_) => StatusCode::BAD_GATEWAY,
+            Self::NotAnchored(_) | Self::NodeUnreachable(_) | Self::ChainMoved(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        }
+        HttpResponse::build(status).json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<ChainError> for ApiError {
+    fn from(error: ChainError) -> Self {
+        match error {
+            ChainError::Unreachable(detail) => Self::NodeUnreachable(detail),
+            ChainError::NotFound(what) => Self::ChainMoved(format!(
+                "{what} is no longer on the node's active chain (a reorg); retry"
+            )),
+            other => Self::Node(other.to_string()),
+        }
+    }
+}
+
+impl From<AssembleError> for ApiError {
+    fn from(error: AssembleError) -> Self {
+        match error {
+            AssembleError::Chain(chain) => chain.into(),
+            other => Self::ChainMoved(format!("{other}; retry")),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[test]
+    fn every_error_is_a_json_body_with_its_code_and_status() {
+        let cases = [
+            (ApiError::BadRequest("x".into()), 400, "bad_request"),
+            (ApiError::NotFound("x".into()), 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed("PUT".into()),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                ApiError::PayloadTooLarge("x".into()),
+                413,
+                "payload_too_large",
+            ),
+            (ApiError::Node("x".into()), 502, "node_error"),
+            (ApiError::NotAnchored("x".into()), 503, "not_anchored"),
+            (
+                ChainError::Unreachable("down".into()).into(),
+                503,
+                "node_unreachable",
+            ),
+            (
+                ChainError::NotFound("block".into()).into(),
+                503,
+                "chain_moved",
+            ),
+            (StoreError::Backend("disk".into()).into(), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let response = error.error_response();
+            assert_eq!(response.status().as_u16(), status, "{error}");
+            let body = response.into_body().try_into_bytes().unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"], code);
+            assert_eq!(json["message"], error.to_string());
+        }
+    }
+}

@@ -1,0 +1,116 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+listen = "127.0.0.1:0"
+public_url = "http://tbs.milagro.test"
+name = "Test TBS"
+state_dir = "state"
+
+[node]
+rpc_url = "http://127.0.0.1:18443"
+rpc_cookie = "/tmp/.cookie"
+network = "regtest"
+"#;
+
+fn parse_err(text: &str) -> ConfigError {
+    match Config::parse(text) {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_example_file_parses_and_documents_every_key() {
+    let text = include_str!("../tbs.example.toml");
+    let config = Config::parse(text).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.node.network, Network::Bitcoin);
+    assert_eq!(config.anchoring.min_depth, 1);
+    for (section, keys) in SCHEMA {
+        for key in *keys {
+            let line = format!("\n{key} = ");
+            let header = format!("\n[{key}]\n");
+            assert!(
+                text.contains(&line) || (section.is_empty() && text.contains(&header)),
+                "tbs.example.toml does not show {section}.{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn defaults_apply_when_sections_are_left_out() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.listen.port(), 0);
+    assert_eq!(config.sync.poll_interval, Duration::from_millis(1000));
+    assert_eq!(config.sync.max_backoff, Duration::from_secs(30));
+    assert_eq!(config.sync.start_height, 0);
+    assert_eq!(config.anchoring.fee_rate, FeeRate::from_sat_per_vb_u32(2));
+    assert_eq!(config.anchoring.min_depth, 1);
+    assert_eq!(config.node.network, Network::Regtest);
+    assert_eq!(config.state_dir, PathBuf::from("state"));
+}
+
+#[test]
+fn every_unknown_key_is_named_with_its_section() {
+    let text = format!("listen_port = 1\n{MINIMAL}[sync]\npoll_interval = 5\n[extra]\na = 1\n");
+    match parse_err(&text) {
+        ConfigError::UnknownKeys(keys) => {
+            assert_eq!(keys, ["extra", "listen_port", "sync.poll_interval"]);
+        }
+        other => panic!("{other}"),
+    }
+    let message = parse_err(&format!("{MINIMAL}rpc_user = \"x\"\n")).to_string();
+    assert!(message.contains("node.rpc_user"), "{message}");
+}
+
+#[test]
+fn missing_keys_and_wrong_types_are_refused_by_name() {
+    let without_name = MINIMAL.replace("name = \"Test TBS\"\n", "");
+    let message = parse_err(&without_name).to_string();
+    assert!(message.contains("name"), "{message}");
+    let message = parse_err(&MINIMAL.replace("\"127.0.0.1:0\"", "8080")).to_string();
+    assert!(message.contains("listen"), "{message}");
+    assert!(matches!(parse_err("listen = "), ConfigError::Toml(_)));
+}
+
+#[test]
+fn out_of_range_values_are_refused_by_key() {
+    let cases = [
+        ("\"127.0.0.1:0\"", "\"localhost:80\"", "listen"),
+        ("\"http://tbs.milagro.test\"", "\"ftp://x\"", "public_url"),
+        ("\"http://tbs.milagro.test\"", "\"http://\"", "public_url"),
+        (
+            "\"http://127.0.0.1:18443\"",
+            "\"127.0.0.1:18443\"",
+            "node.rpc_url",
+        ),
+        ("\"Test TBS\"", "\"\"", "name"),
+        ("\"state\"", "\"\"", "state_dir"),
+        ("\"regtest\"", "\"moon\"", "node.network"),
+    ];
+    for (from, to, key) in cases {
+        match parse_err(&MINIMAL.replace(from, to)) {
+            ConfigError::Invalid { key: found, .. } => assert_eq!(found, key, "{to}"),
+            other => panic!("{to}: {other}"),
+        }
+    }
+    let sections = [
+        ("[sync]\npoll_interval_ms = 0", "sync.poll_interval_ms"),
+        (
+            "[sync]\npoll_interval_ms = 500\nmax_backoff_ms = 100",
+            "sync.max_backoff_ms",
+        ),
+        (
+            "[anchoring]\nfee_rate_sat_vb = 0",
+            "anchoring.fee_rate_sat_vb",
+        ),
+        ("[anchoring]\nmin_depth = 0", "anchoring.min_depth"),
+    ];
+    for (section, key) in sections {
+        match parse_err(&format!("{MINIMAL}{section}\n")) {
+            ConfigError::Invalid { key: found, .. } => assert_eq!(found, key),
+            other => panic!("{section}: {other}"),
+        }
+    }
+}

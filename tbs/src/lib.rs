@@ -1,0 +1,72 @@
+//! The Trusted Bitcoin Server (TBS): a Milagro registry that devices can ask over HTTP.
+//!
+//! A PAT (a phone, an app, an IoT device) cannot run a Bitcoin node. The TBS runs next to
+//! one, indexes every Milagro record in its chain (reorg-safe, through
+//! [`milagro_registry`]), and answers what a PAT needs to verify an anchor *itself*: the
+//! records of a digest, a transaction or a key; the self-contained anchor proof of a
+//! record; and the block headers to check it against. Nothing it serves has to be trusted:
+//! proofs are checked by SPV with [`milagro_anchor::proof`].
+//!
+//! The TBS is a party of the network like any other: on first start it makes its own
+//! secp256k1 key and Birth Certificate, anchors the certificate's digest from a UTXO of
+//! that key (the node's wallet pays), and serves it at the normative
+//! `/.well-known/milagro/birth-certificate`. A PAT is provisioned with only the TBS's URL
+//! and that digest.
+//!
+//! # Main types
+//!
+//! - [`Config`](config::Config): `tbs.toml`, parsed purely and validated
+//!   (every key in `tbs/tbs.example.toml`);
+//! - [`Tbs::start`] → [`RunningTbs`]: binds, starts the sync loop and the HTTP server on
+//!   their own threads, and stops them gracefully ([`RunningTbs::stop`]);
+//! - [`Identity`](identity::Identity): the key and Birth Certificate in the state directory;
+//! - [`AppState`](state::AppState): what handlers share (configuration, identity, index,
+//!   node, sync status, the TBS's own anchor, metrics);
+//! - [`api`]: the routes ([`api::ENDPOINTS`], described in `tbs/openapi.json`) and the
+//!   one error type [`ApiError`](api::ApiError).
+//!
+//! Threads: `tbs-sync` polls the node (a failing node is retried with capped backoff while
+//! the API serves the index as it stands) and then runs the anchoring rule documented in
+//! [`own_anchor`], which never anchors twice across restarts; `tbs-http` runs actix-web,
+//! whose handlers do their blocking work (sled, node RPC) on actix's blocking pool.
+//!
+//! # What it does not do (yet)
+//!
+//! This is the foundation of the TBS. It does not yet enrol PATs (sealed enrolments,
+//! funding PSBTs, instructions), know tenants or device groups, keep an audit log, or
+//! anchor batches; those arrive as their own modules, state in [`AppState`](state::AppState)
+//! and routes in [`api::ENDPOINTS`]. It does not listen to ZMQ (polling bounds the delay
+//! before a new block is indexed; a wake-up would only shorten it), terminate TLS (run it
+//! behind a reverse proxy), or update its Birth Certificate (a changed `name` or
+//! `public_url` is refused at start).
+//!
+//! ```no_run
+//! use milagro_tbs::{config::Config, Tbs};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::parse(r#"
+//!     listen = "127.0.0.1:0"
+//!     public_url = "https://tbs.example.com"
+//!     name = "Example TBS"
+//!     state_dir = "/var/lib/milagro-tbs"
+//!     [node]
+//!     rpc_url = "http://127.0.0.1:18443"
+//!     rpc_cookie = "/var/lib/bitcoind/regtest/.cookie"
+//!     network = "regtest"
+//! "#)?;
+//! let tbs = Tbs::start(config)?;
+//! println!("serving at {}", tbs.local_url());
+//! tbs.stop();
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod config;
+pub mod files;
+pub mod identity;
+pub mod metrics;
+pub mod own_anchor;
+mod server;
+pub mod state;
+mod sync;
+
+pub use server::{RunningTbs, StartError, Tbs, INDEX_DIR};

@@ -1,0 +1,298 @@
+//! Anchoring the TBS's own Birth Certificate, exactly once, across restarts and reorgs.
+//!
+//! The sync loop calls [`AnchorKeeper::tick`] after every poll that brought the index to
+//! the node's tip. The rule, in order:
+//!
+//! 1. If the index holds a record of the certificate's digest signed by the TBS key, the
+//!    TBS is anchored: the earliest such record is verified by SPV against the node's
+//!    headers and published as [`AnchorState::Confirmed`]. Nothing is sent.
+//! 2. Otherwise, if `state_dir/anchor.json` holds a pending anchor: if the node's mempool
+//!    has it, wait. If not (the node restarted without its mempool, or a reorg dropped it
+//!    and it was evicted), re-broadcast the *same* transaction, after the wallet payment
+//!    that funded it if there was one. "Already in the chain" means it confirmed after the
+//!    last poll: the next poll indexes it.
+//! 3. If that re-broadcast fails because the transaction's inputs are spent or gone, the
+//!    index is synced once more and checked again (a block may have confirmed it in the
+//!    meantime); only if it is still absent can the pending anchor never confirm, and a new
+//!    one is made (step 4).
+//! 4. With no pending anchor: fund the TBS key (a confirmed output of its own, else a
+//!    payment from the node wallet), build and sign the anchoring transaction, write it to
+//!    `anchor.json` atomically, and only then broadcast it.
+//!
+//! A crash between any two steps therefore never leads to two anchors: a transaction is
+//! on disk before it is on the network, and a restart re-broadcasts it instead of making
+//! another. The worst a crash costs is one unused wallet payment to the TBS key, which the
+//! next anchor spends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bitcoin::consensus::encode;
+use bitcoin::{FeeRate, Network, Transaction, Txid};
+use milagro_anchor::digest::Digest;
+use milagro_anchor::payload::{Payload, RecordKind};
+use milagro_anchor::proof::ProofError;
+use milagro_registry::anchoring::{prepare_anchor, PrepareError};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::{ChainError, ChainSource};
+use milagro_registry::follower::{Follower, SyncError};
+use milagro_registry::proofs::{anchor_proof, headers_from, AssembleError};
+use milagro_registry::sled_store::SledStore;
+use milagro_registry::store::{IndexedRecord, RecordStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::files::{self, FileError};
+use crate::identity::Identity;
+use crate::state::{AnchorState, OwnAnchor, ServedAnchor};
+
+/// File name of the pending anchor in the state directory.
+pub const ANCHOR_FILE: &str = "anchor.json";
+
+/// Bitcoin Core: the transaction's inputs are missing or already spent.
+const RPC_VERIFY_ERROR: i32 = -25;
+/// Bitcoin Core: the transaction is already in the chain.
+const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+/// Bitcoin Core: no such transaction (here: not in the mempool).
+const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
+
+/// The anchoring transaction as persisted before it is broadcast.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingAnchor {
+    digest: Digest,
+    txid: Txid,
+    /// The signed transaction, consensus-encoded in hex.
+    tx: String,
+    /// The wallet payment it spends, if the wallet had to fund the key.
+    funding_tx: Option<String>,
+}
+
+/// Why a step of the anchoring rule failed; it is retried at the next poll.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnchorError {
+    /// The node failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The index failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Syncing the index before a decision failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The proof of the indexed anchor could not be assembled.
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
+    /// The indexed anchor does not verify (the node serves inconsistent data).
+    #[error("the TBS anchor in the index does not verify: {0}")]
+    Verify(#[from] ProofError),
+    /// No anchoring transaction could be prepared (e.g. the node wallet is empty).
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// `anchor.json` could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// `anchor.json` does not parse.
+    #[error("{} is corrupt: {detail}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl AnchorError {
+    /// Whether the failure is the node being unreachable.
+    pub(crate) fn node_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Chain(ChainError::Unreachable(_))
+                | Self::Sync(SyncError::Chain(ChainError::Unreachable(_)))
+                | Self::Assemble(AssembleError::Chain(ChainError::Unreachable(_)))
+        )
+    }
+}
+
+/// Runs the anchoring rule; the sync loop owns it.
+pub(crate) struct AnchorKeeper {
+    identity: Arc<Identity>,
+    shared: Arc<OwnAnchor>,
+    path: PathBuf,
+    fee_rate: FeeRate,
+    network: Network,
+}
+
+enum Rebroadcast {
+    Sent,
+    AlreadyInChain,
+    InputsGone,
+}
+
+impl AnchorKeeper {
+    pub(crate) fn new(
+        identity: Arc<Identity>,
+        shared: Arc<OwnAnchor>,
+        state_dir: &std::path::Path,
+        fee_rate: FeeRate,
+        network: Network,
+    ) -> Self {
+        Self {
+            identity,
+            shared,
+            path: state_dir.join(ANCHOR_FILE),
+            fee_rate,
+            network,
+        }
+    }
+
+    /// Applies the rule once; call it only when the index has reached the node's tip.
+    pub(crate) fn tick(
+        &self,
+        follower: &Follower<BitcoindRpc, Arc<SledStore>>,
+        max_blocks: u32,
+    ) -> Result<(), AnchorError> {
+        let node = follower.chain();
+        if let Some(record) = self.indexed(follower.store())? {
+            return self.confirm(node, &record);
+        }
+        if let Some(pending) = self.read_pending()? {
+            self.shared.set(AnchorState::Pending { txid: pending.txid });
+            if in_mempool(node, &pending.txid)? {
+                return Ok(());
+            }
+            match self.rebroadcast(node, &pending)? {
+                Rebroadcast::Sent => {
+                    tracing::warn!(txid = %pending.txid, "re-broadcast the TBS anchor, which had left the mempool");
+                    return Ok(());
+                }
+                Rebroadcast::AlreadyInChain => return Ok(()),
+                Rebroadcast::InputsGone => {
+                    follower.sync(max_blocks, |_| {})?;
+                    if let Some(record) = self.indexed(follower.store())? {
+                        return self.confirm(node, &record);
+                    }
+                    tracing::warn!(txid = %pending.txid, "the pending TBS anchor can never confirm (its inputs are spent or gone); anchoring anew");
+                }
+            }
+        }
+        self.anchor_anew(node)
+    }
+
+    /// The earliest indexed record of our digest signed by our key.
+    fn indexed(&self, store: &impl RecordStore) -> Result<Option<IndexedRecord>, AnchorError> {
+        let key = self.identity.public_key();
+        Ok(store
+            .by_digest(&self.identity.digest())?
+            .into_iter()
+            .filter(|r| r.signer == key && r.kind == RecordKind::BirthCertificate)
+            .min_by_key(|r| (r.height, r.txid)))
+    }
+
+    /// Verifies the indexed record by SPV and publishes it (unless already published).
+    fn confirm(&self, node: &BitcoindRpc, record: &IndexedRecord) -> Result<(), AnchorError> {
+        if let AnchorState::Confirmed(served) = self.shared.get() {
+            if served.verified.txid() == record.txid
+                && served.verified.block_hash() == record.block_hash
+            {
+                return Ok(());
+            }
+        }
+        let proof = anchor_proof(node, record)?;
+        let headers = headers_from(node, self.network, record.height)?;
+        let verified = self.identity.bc().verify_anchor(&proof, &headers)?;
+        tracing::info!(txid = %verified.txid(), height = verified.height(), "the TBS birth certificate is anchored");
+        self.shared
+            .set(AnchorState::Confirmed(Box::new(ServedAnchor {
+                verified,
+                proof: proof.to_json(),
+            })));
+        Ok(())
+    }
+
+    fn read_pending(&self) -> Result<Option<PendingAnchor>, AnchorError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(FileError::Io {
+                    action: "read",
+                    path: self.path.clone(),
+                    source,
+                }
+                .into())
+            }
+        };
+        let pending: PendingAnchor =
+            serde_json::from_str(&text).map_err(|e| self.corrupt(e.to_string()))?;
+        if pending.digest != self.identity.digest() {
+            return Err(self.corrupt(format!(
+                "it anchors {}, not this TBS's birth certificate {}",
+                pending.digest,
+                self.identity.digest()
+            )));
+        }
+        Ok(Some(pending))
+    }
+
+    fn corrupt(&self, detail: String) -> AnchorError {
+        AnchorError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
+    fn rebroadcast(
+        &self,
+        node: &BitcoindRpc,
+        pending: &PendingAnchor,
+    ) -> Result<Rebroadcast, AnchorError> {
+        let decode = |hex: &str| -> Result<Transaction, AnchorError> {
+            encode::deserialize_hex(hex).map_err(|e| self.corrupt(e.to_string()))
+        };
+        if let Some(funding) = &pending.funding_tx {
+            // Already confirmed or already in the mempool are both fine; anything else
+            // shows up as missing inputs of the anchor just below.
+            if let Err(error) = node.broadcast(&decode(funding)?) {
+                tracing::debug!(%error, "re-broadcasting the funding payment");
+            }
+        }
+        match node.broadcast(&decode(&pending.tx)?) {
+            Ok(_) => Ok(Rebroadcast::Sent),
+            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {
+                Ok(Rebroadcast::AlreadyInChain)
+            }
+            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ERROR => {
+                Ok(Rebroadcast::InputsGone)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn anchor_anew(&self, node: &BitcoindRpc) -> Result<(), AnchorError> {
+        let payload = Payload::new(RecordKind::BirthCertificate, self.identity.digest());
+        let prepared = prepare_anchor(node, self.identity.secret_key(), &payload, self.fee_rate)?;
+        let tx = &prepared.anchor.tx;
+        let pending = PendingAnchor {
+            digest: self.identity.digest(),
+            txid: tx.compute_txid(),
+            tx: encode::serialize_hex(tx),
+            funding_tx: prepared.funding_tx.as_ref().map(encode::serialize_hex),
+        };
+        let json = serde_json::to_vec_pretty(&pending).map_err(|e| self.corrupt(e.to_string()))?;
+        files::write_atomically(&self.path, &json)?;
+        self.shared.set(AnchorState::Pending { txid: pending.txid });
+        node.broadcast(tx)?;
+        tracing::info!(txid = %pending.txid, fee_sat = prepared.anchor.fee.to_sat(), "broadcast the TBS anchor");
+        Ok(())
+    }
+}
+
+fn in_mempool(node: &BitcoindRpc, txid: &Txid) -> Result<bool, ChainError> {
+    match node.call::<serde_json::Value>("getmempoolentry", &[serde_json::json!(txid.to_string())])
+    {
+        Ok(_) => Ok(true),
+        Err(ChainError::Rpc { code, .. }) if code == RPC_INVALID_ADDRESS_OR_KEY => Ok(false),
+        Err(e) => Err(e),
+    }
+}

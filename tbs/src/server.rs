@@ -1,0 +1,290 @@
+//! Starting and stopping a TBS: identity, index, HTTP server, sync loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::{ServerHandle, Service};
+use actix_web::{web, App, HttpServer};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::sled_store::SledStore;
+use milagro_registry::store::StoreError;
+
+use crate::config::Config;
+use crate::files::{self, FileError};
+use crate::identity::{Identity, IdentityError};
+use crate::metrics::Metrics;
+use crate::state::{AppState, OwnAnchor, SyncStatus};
+use crate::sync::{Shutdown, SyncLoop};
+
+/// Directory of the record index inside the state directory.
+pub const INDEX_DIR: &str = "registry";
+
+/// Per-request timeout of the API's node calls (the sync loop keeps the adapter's longer
+/// default, sized for large block batches).
+const API_RPC_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a graceful stop lets requests in flight finish.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// How long stopping waits for the server's threads to release the index.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TBS service. See the crate documentation.
+#[derive(Debug)]
+pub struct Tbs;
+
+/// Why a TBS could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The state directory could not be prepared.
+    #[error(transparent)]
+    StateDir(#[from] FileError),
+    /// The key or the Birth Certificate could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The record index could not be opened.
+    #[error("cannot open the index in {}: {source}", path.display())]
+    Index {
+        /// The index directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Tbs {
+    /// Starts a TBS for embedding (tests, the demo): it serves until
+    /// [`RunningTbs::stop`] or drop, and leaves process signals to its host.
+    ///
+    /// Creates the state directory, key and Birth Certificate if missing, opens the
+    /// index, binds `config.listen`, and starts the sync loop, which anchors the
+    /// certificate as soon as the node is reachable. Returns once the socket is bound.
+    pub fn start(config: Config) -> Result<RunningTbs, StartError> {
+        launch(config, false)
+    }
+
+    /// Like [`Tbs::start`], but SIGTERM stops the TBS gracefully and SIGINT or SIGQUIT
+    /// stop it at once; [`RunningTbs::wait`] returns then. For `milagro tbs serve`.
+    pub fn start_handling_signals(config: Config) -> Result<RunningTbs, StartError> {
+        launch(config, true)
+    }
+}
+
+/// A running TBS: its address, its state, and the handles to stop it.
+///
+/// Dropping it stops the TBS at once (in-flight requests are cut); [`RunningTbs::stop`]
+/// lets them finish.
+#[derive(Debug)]
+pub struct RunningTbs {
+    addr: SocketAddr,
+    state: AppState,
+    server: Option<ServerHandle>,
+    server_thread: Option<JoinHandle<()>>,
+    shutdown: Arc<Shutdown>,
+    sync_thread: Option<JoinHandle<()>>,
+}
+
+impl RunningTbs {
+    /// The bound address (the real port when `listen` asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://` and the bound address: where to send requests on this machine.
+    pub fn local_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The state the handlers share. A clone of its `store` kept past [`RunningTbs::stop`]
+    /// keeps the index open (stopping waits up to 10 s for it, then goes on).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops serving after the requests in flight (at most 10 s; idle keep-alive
+    /// connections count until they expire, 5 s after their last request), then stops the
+    /// sync loop. When it returns, the state directory can be opened again.
+    pub fn stop(mut self) {
+        self.halt(true);
+    }
+
+    /// Blocks until the server stops (a signal, see [`Tbs::start_handling_signals`]),
+    /// then stops the sync loop.
+    pub fn wait(mut self) {
+        if let Some(thread) = self.server_thread.take() {
+            let _ = thread.join();
+        }
+        self.halt(true);
+    }
+
+    fn halt(&mut self, graceful: bool) {
+        self.shutdown.stop();
+        if let Some(server) = self.server.take() {
+            // The stop command is sent when `stop` is called; its future only reports
+            // completion, which joining the thread below waits for anyway.
+            drop(server.stop(graceful));
+        }
+        if let Some(thread) = self.server_thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.sync_thread.take() {
+            let _ = thread.join();
+        }
+        // actix's worker and blocking-pool threads drop their copies of the state a little
+        // after the server future ends; the index (and its file lock) closes with the last
+        // one, which is ours. Waiting here lets the same state directory be reopened as
+        // soon as `stop` returns.
+        let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
+        while Arc::strong_count(&self.state.store) > 1 {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("the index is still in use after stopping");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for RunningTbs {
+    fn drop(&mut self) {
+        self.halt(false);
+    }
+}
+
+fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError> {
+    files::create_private_dir(&config.state_dir)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let identity =
+        Identity::load_or_create(&config.state_dir, &config.name, &config.public_url, now)?;
+    let index = config.state_dir.join(INDEX_DIR);
+    let store = SledStore::open(&index).map_err(|source| StartError::Index {
+        path: index.clone(),
+        source,
+    })?;
+    let rpc = || BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie);
+    let sync_node = rpc();
+    let state = AppState {
+        node: Arc::new(rpc().with_timeout(API_RPC_TIMEOUT)),
+        config: Arc::new(config),
+        identity: Arc::new(identity),
+        store: Arc::new(store),
+        sync: Arc::new(SyncStatus::default()),
+        own_anchor: Arc::new(OwnAnchor::default()),
+        metrics: Arc::new(Metrics::new()),
+    };
+    let (addr, server, server_thread) = spawn_http(state.clone(), handle_signals)?;
+    tracing::info!(%addr, digest = %state.identity.digest(), "TBS listening");
+    let shutdown = Arc::new(Shutdown::default());
+    let sync_loop = SyncLoop::new(sync_node, state.clone(), shutdown.clone());
+    let mut running = RunningTbs {
+        addr,
+        state,
+        server: Some(server),
+        server_thread: Some(server_thread),
+        shutdown,
+        sync_thread: None,
+    };
+    let sync_thread = std::thread::Builder::new()
+        .name("tbs-sync".into())
+        .spawn(move || sync_loop.run())
+        .map_err(|source| StartError::Thread {
+            what: "sync",
+            source,
+        })?;
+    running.sync_thread = Some(sync_thread);
+    Ok(running)
+}
+
+type Spawned = (SocketAddr, ServerHandle, JoinHandle<()>);
+
+/// Runs the HTTP server on its own thread and actix system; returns once it is bound.
+fn spawn_http(state: AppState, handle_signals: bool) -> Result<Spawned, StartError> {
+    let listen = state.config.listen;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("tbs-http".into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let mut server = HttpServer::new(move || {
+                    let metrics = state.metrics.clone();
+                    App::new()
+                        .app_data(web::Data::new(state.clone()))
+                        .configure(crate::api::configure)
+                        .wrap_fn(move |req, service| {
+                            let metrics = metrics.clone();
+                            let method = req.method().clone();
+                            let response = service.call(req);
+                            async move {
+                                let response = response.await?;
+                                metrics.observe_request(
+                                    response.request().match_pattern(),
+                                    method.as_str(),
+                                    response.status().as_u16(),
+                                );
+                                Ok(response)
+                            }
+                        })
+                })
+                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+                if !handle_signals {
+                    server = server.disable_signals();
+                }
+                let server = match server.bind(listen) {
+                    Ok(server) => server,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let addr = server.addrs().first().copied().unwrap_or(listen);
+                let server = server.run();
+                let _ = tx.send(Ok((addr, server.handle())));
+                if let Err(error) = server.await {
+                    tracing::error!(%error, "HTTP server failed");
+                }
+            });
+        })
+        .map_err(|source| StartError::Thread {
+            what: "HTTP",
+            source,
+        })?;
+    let bound = rx.recv().map_err(|_| StartError::Thread {
+        what: "HTTP",
+        source: std::io::Error::other("the HTTP thread ended before binding"),
+    })?;
+    match bound {
+        Ok((addr, handle)) => Ok((addr, handle, thread)),
+        Err(source) => {
+            let _ = thread.join();
+            Err(StartError::Bind {
+                addr: listen,
+                source,
+            })
+        }
+    }
+}

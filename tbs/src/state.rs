@@ -1,0 +1,121 @@
+//! What the HTTP handlers share: [`AppState`], and the state the sync loop publishes.
+//!
+//! The sync loop is the only writer of [`SyncStatus`] and [`OwnAnchor`]; handlers read
+//! them, the record index (sled, safe to share) and the node. New features add their own
+//! field to [`AppState`] (e.g. tenants, enrolments) and their own routes in [`crate::api`].
+
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bitcoin::Txid;
+use milagro_anchor::proof::{AnchorProofJson, VerifiedAnchor};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::sled_store::SledStore;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+
+/// Everything a request handler may use. Cheap to clone (shared pointers).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The TBS's key and Birth Certificate.
+    pub identity: Arc<Identity>,
+    /// The record index, as the sync loop last left it (authoritative for the node's
+    /// active chain as of that step). Behind its own `Arc` so that stopping the TBS can
+    /// wait until every user has let go and the database is closed.
+    pub store: Arc<SledStore>,
+    /// The node, for what the index does not hold (raw transactions, Merkle paths,
+    /// headers). Calls block: make them inside `web::block`.
+    pub node: Arc<BitcoindRpc>,
+    /// What the sync loop last saw of the node.
+    pub sync: Arc<SyncStatus>,
+    /// The TBS's own anchor.
+    pub own_anchor: Arc<OwnAnchor>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The sync loop's view of the node, for `/v1/status` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct SyncStatus(RwLock<SyncSnapshot>);
+
+/// A copy of [`SyncStatus`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncSnapshot {
+    /// Whether the last poll reached the node.
+    pub node_reachable: bool,
+    /// The node's tip height at the last successful poll.
+    pub node_height: Option<u32>,
+    /// Whether the index had reached the node's tip at the last successful poll.
+    pub caught_up: bool,
+    /// The last poll's error, if it failed.
+    pub last_error: Option<String>,
+    /// Failed polls since start.
+    pub sync_errors: u64,
+    /// The last failure of the TBS's own anchoring, if the latest attempt failed.
+    pub anchor_error: Option<String>,
+}
+
+impl SyncStatus {
+    /// The current snapshot.
+    pub fn snapshot(&self) -> SyncSnapshot {
+        self.read().clone()
+    }
+
+    pub(crate) fn update(&self, change: impl FnOnce(&mut SyncSnapshot)) {
+        change(&mut self.0.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, SyncSnapshot> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where the TBS's own anchor stands.
+#[derive(Debug, Clone, Default)]
+pub enum AnchorState {
+    /// No anchoring transaction yet (the node or its wallet has not been reachable).
+    #[default]
+    None,
+    /// Broadcast, not yet in the index.
+    Pending {
+        /// The anchoring transaction.
+        txid: Txid,
+    },
+    /// In the index, and verified by SPV against the node's headers.
+    Confirmed(Box<ServedAnchor>),
+}
+
+/// The TBS's anchor as served at `/.well-known/milagro/birth-certificate`.
+#[derive(Debug, Clone)]
+pub struct ServedAnchor {
+    /// The verdict of verifying `proof` (at the depth of that moment).
+    pub verified: VerifiedAnchor,
+    /// The self-contained proof.
+    pub proof: AnchorProofJson,
+}
+
+/// The TBS's own anchor, shared between the sync loop (writer) and handlers (readers).
+#[derive(Debug, Default)]
+pub struct OwnAnchor(RwLock<AnchorState>);
+
+impl OwnAnchor {
+    /// The current state.
+    pub fn get(&self) -> AnchorState {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set(&self, state: AnchorState) {
+        *self.write() = state;
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, AnchorState> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}

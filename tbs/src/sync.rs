@@ -1,0 +1,285 @@
+//! The background thread that follows the chain and keeps the TBS anchored.
+//!
+//! Every `poll_interval` it checks (once) that the node is on the configured network,
+//! steps the [`Follower`] until the index reaches the node's tip (each step one atomic,
+//! reorg-safe change set), publishes what it saw in [`SyncStatus`] and the metrics, and
+//! then runs the [`AnchorKeeper`]. A failed poll (the node gone, restarting, or answering
+//! errors) is logged and retried after a wait that doubles up to `max_backoff`; the HTTP
+//! API meanwhile keeps serving the index as it stands. Failures of the anchoring step
+//! back off on their own schedule, so an empty wallet never slows indexing down.
+//!
+//! The node is polled, not subscribed to: a ZMQ `hashblock` wake-up would only shorten the
+//! delay before a new block is indexed, and the poll interval bounds that already.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bitcoin::Network;
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::ChainError;
+use milagro_registry::follower::{Follower, StepReport, SyncError};
+use milagro_registry::sled_store::SledStore;
+use milagro_registry::store::RecordStore;
+
+use crate::own_anchor::AnchorKeeper;
+use crate::state::{AnchorState, AppState};
+
+/// Blocks per atomic index update.
+const STEP_BLOCKS: u32 = 500;
+
+/// A stop flag that a sleeping thread wakes up for.
+#[derive(Debug, Default)]
+pub(crate) struct Shutdown {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Shutdown {
+    pub(crate) fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.wake.notify_all();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps up to `delay`; returns whether a stop was requested.
+    fn wait(&self, delay: Duration) -> bool {
+        let guard = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = self
+            .wake
+            .wait_timeout_while(guard, delay, |stopped| !*stopped)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard
+    }
+}
+
+/// Why a poll failed.
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("the node follows {found}, the configuration says {expected}: not indexing")]
+    WrongNetwork { expected: Network, found: Network },
+}
+
+impl PollError {
+    fn node_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Chain(ChainError::Unreachable(_))
+                | Self::Sync(SyncError::Chain(ChainError::Unreachable(_)))
+        )
+    }
+}
+
+/// Doubles a delay after each consecutive failure, from `base` up to `cap`.
+#[derive(Debug)]
+struct Backoff {
+    base: Duration,
+    cap: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    fn delay(&self) -> Duration {
+        let factor = 1u32 << self.failures.saturating_sub(1).min(16);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+}
+
+pub(crate) struct SyncLoop {
+    follower: Follower<BitcoindRpc, Arc<SledStore>>,
+    keeper: AnchorKeeper,
+    state: AppState,
+    shutdown: Arc<Shutdown>,
+    network_checked: bool,
+    poll: Backoff,
+    anchoring: Backoff,
+    next_anchoring: Instant,
+}
+
+impl SyncLoop {
+    pub(crate) fn new(node: BitcoindRpc, state: AppState, shutdown: Arc<Shutdown>) -> Self {
+        let config = &state.config;
+        let follower = Follower::new(node, state.store.clone(), config.sync.start_height);
+        let keeper = AnchorKeeper::new(
+            state.identity.clone(),
+            state.own_anchor.clone(),
+            &config.state_dir,
+            config.anchoring.fee_rate,
+            config.node.network,
+        );
+        let backoff = || Backoff {
+            base: config.sync.poll_interval,
+            cap: config.sync.max_backoff,
+            failures: 0,
+        };
+        Self {
+            follower,
+            keeper,
+            poll: backoff(),
+            anchoring: backoff(),
+            next_anchoring: Instant::now(),
+            network_checked: false,
+            shutdown,
+            state,
+        }
+    }
+
+    /// Polls until [`Shutdown::stop`].
+    pub(crate) fn run(mut self) {
+        tracing::info!(node = self.follower.chain().url(), "following the chain");
+        loop {
+            match self.poll_once() {
+                Ok(caught_up) => {
+                    self.poll.failures = 0;
+                    if caught_up {
+                        self.anchor();
+                    }
+                }
+                Err(error) => self.poll_failed(&error),
+            }
+            if self.shutdown.wait(self.poll.delay()) {
+                break;
+            }
+        }
+        tracing::info!("chain follower stopped");
+    }
+
+    /// Steps the index to the node's tip; returns whether it got there.
+    fn poll_once(&mut self) -> Result<bool, PollError> {
+        let expected = self.state.config.node.network;
+        if !self.network_checked {
+            let found = self.follower.chain().network()?;
+            if found != expected {
+                return Err(PollError::WrongNetwork { expected, found });
+            }
+            self.network_checked = true;
+        }
+        loop {
+            let report = self.follower.step(STEP_BLOCKS)?;
+            self.publish(&report)?;
+            if report.caught_up() {
+                return Ok(true);
+            }
+            if self.shutdown.is_stopped() {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn publish(&self, report: &StepReport) -> Result<(), PollError> {
+        let metrics = &self.state.metrics;
+        let records = self
+            .follower
+            .store()
+            .record_count()
+            .map_err(SyncError::from)?;
+        metrics
+            .records
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+        metrics
+            .index_height
+            .set(report.tip.map_or(-1, |tip| i64::from(tip.height)));
+        metrics.node_reachable.set(1);
+        if report.blocks > 0 || report.rolled_back_from.is_some() {
+            tracing::debug!(
+                height = report.tip.map(|t| t.height),
+                blocks = report.blocks,
+                records = report.records,
+                rolled_back_from = report.rolled_back_from,
+                "indexed"
+            );
+        }
+        self.state.sync.update(|s| {
+            s.node_reachable = true;
+            s.node_height = Some(report.chain_tip.height);
+            s.caught_up = report.caught_up();
+            s.last_error = None;
+        });
+        Ok(())
+    }
+
+    fn poll_failed(&mut self, error: &PollError) {
+        self.poll.failures = self.poll.failures.saturating_add(1);
+        let unreachable = error.node_unreachable();
+        tracing::warn!(%error, retry_in_ms = u64::try_from(self.poll.delay().as_millis()).unwrap_or(u64::MAX), "polling the node failed");
+        self.state.metrics.sync_errors.inc();
+        if unreachable {
+            self.state.metrics.node_reachable.set(0);
+        }
+        self.state.sync.update(|s| {
+            s.sync_errors += 1;
+            s.last_error = Some(error.to_string());
+            if unreachable {
+                s.node_reachable = false;
+            }
+        });
+    }
+
+    /// Runs the anchoring rule, unless a recent failure asks to wait.
+    fn anchor(&mut self) {
+        if Instant::now() < self.next_anchoring {
+            return;
+        }
+        let result = self.keeper.tick(&self.follower, STEP_BLOCKS);
+        let anchored = matches!(self.state.own_anchor.get(), AnchorState::Confirmed(_));
+        self.state.metrics.anchored.set(i64::from(anchored));
+        match result {
+            Ok(()) => {
+                self.anchoring.failures = 0;
+                self.state.sync.update(|s| s.anchor_error = None);
+            }
+            Err(error) => {
+                self.anchoring.failures = self.anchoring.failures.saturating_add(1);
+                self.next_anchoring = Instant::now() + self.anchoring.delay();
+                tracing::warn!(%error, "anchoring the TBS birth certificate failed; will retry");
+                if error.node_unreachable() {
+                    self.state.metrics.node_reachable.set(0);
+                }
+                self.state.sync.update(|s| {
+                    s.anchor_error = Some(error.to_string());
+                    s.node_reachable &= !error.node_unreachable();
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_poll_interval_up_to_the_cap() {
+        let mut backoff = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(700),
+            failures: 0,
+        };
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            delays.push(backoff.delay().as_millis());
+            backoff.failures += 1;
+        }
+        assert_eq!(delays, [100, 100, 200, 400, 700, 700]);
+        backoff.failures = u32::MAX;
+        assert_eq!(backoff.delay(), Duration::from_millis(700));
+    }
+
+    #[test]
+    fn a_stopped_shutdown_wakes_the_sleeper_at_once() {
+        let shutdown = Arc::new(Shutdown::default());
+        let sleeper = {
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || shutdown.wait(Duration::from_secs(60)))
+        };
+        shutdown.stop();
+        assert!(sleeper.join().unwrap());
+        assert!(shutdown.wait(Duration::from_secs(60)));
+    }
+}
