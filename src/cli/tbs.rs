@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use milagro_tbs::config::Config;
+use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::Tbs;
 
 use super::print_json;
@@ -14,6 +15,9 @@ use super::print_json;
 pub enum TbsCommand {
     /// Runs the TBS until SIGTERM (graceful) or SIGINT; logs go to stderr (RUST_LOG).
     Serve(ServeArgs),
+    /// Makes an operator admin token: prints it once, with the SHA-256 for `[admin]
+    /// token_sha256` in the configuration (the TBS never stores the token itself).
+    AdminToken,
 }
 
 /// `milagro tbs serve`
@@ -28,6 +32,14 @@ pub struct ServeArgs {
 pub fn run(command: TbsCommand) -> Result<()> {
     match command {
         TbsCommand::Serve(args) => serve(args),
+        TbsCommand::AdminToken => {
+            let token = ApiToken::generate(&mut rand_core::OsRng);
+            eprintln!("keep the token secret; put only token_sha256 in the [admin] section");
+            print_json(&serde_json::json!({
+                "token": token.reveal(),
+                "token_sha256": token.hash().to_string(),
+            }))
+        }
     }
 }
 

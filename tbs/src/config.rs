@@ -14,6 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::{FeeRate, Network};
+
+use crate::tenants::model::TokenHash;
 use serde::Deserialize;
 
 /// The keys each section admits; anything else is refused by [`Config::parse`].
@@ -28,6 +30,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "node",
             "sync",
             "anchoring",
+            "admin",
         ],
     ),
     ("node", &["rpc_url", "rpc_cookie", "network"]),
@@ -36,6 +39,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
         &["poll_interval_ms", "max_backoff_ms", "start_height"],
     ),
     ("anchoring", &["fee_rate_sat_vb", "min_depth"]),
+    ("admin", &["token_sha256"]),
 ];
 
 const MIN_POLL_MS: u64 = 10;
@@ -64,6 +68,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// How the TBS anchors its own Birth Certificate.
     pub anchoring: AnchoringConfig,
+    /// SHA-256 of the operator's admin token; without it, no tenant can be created.
+    pub admin_token: Option<TokenHash>,
 }
 
 /// `[node]`: the full node next to the TBS.
@@ -142,6 +148,14 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     anchoring: RawAnchoring,
+    #[serde(default)]
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token_sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +286,16 @@ impl Config {
                 format!("must be between 1 and {MAX_MIN_DEPTH}"),
             ));
         }
+        let admin_token = raw
+            .admin
+            .map(|admin| TokenHash::from_hex(&admin.token_sha256))
+            .transpose()
+            .map_err(|_| {
+                invalid(
+                    "admin.token_sha256",
+                    "64 hex characters: the SHA-256 of the admin token",
+                )
+            })?;
         Ok(Self {
             listen,
             public_url: raw.public_url,
@@ -291,6 +315,7 @@ impl Config {
                 fee_rate,
                 min_depth: raw.anchoring.min_depth,
             },
+            admin_token,
         })
     }
 }

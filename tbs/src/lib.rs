@@ -23,7 +23,10 @@
 //! - [`AppState`](state::AppState): what handlers share (configuration, identity, index,
 //!   node, sync status, the TBS's own anchor, metrics);
 //! - [`api`]: the routes ([`api::ENDPOINTS`], described in `tbs/openapi.json`) and the
-//!   one error type [`ApiError`](api::ApiError).
+//!   one error type [`ApiError`](api::ApiError);
+//! - [`tenants`]: tenants (application developers, device makers), their hashed API
+//!   tokens and device groups, reachable only through an authorization scope; served at
+//!   `/v1/admin/tenants`, `/v1/tenants/{tenant}/…` and as a small web page at `/admin`.
 //!
 //! Threads: `tbs-sync` polls the node (a failing node is retried with capped backoff while
 //! the API serves the index as it stands) and then runs the anchoring rule documented in
@@ -32,9 +35,9 @@
 //!
 //! # What it does not do (yet)
 //!
-//! This is the foundation of the TBS. It does not yet enrol PATs (sealed enrolments,
-//! funding PSBTs, instructions), know tenants or device groups, keep an audit log, or
-//! anchor batches; those arrive as their own modules, state in [`AppState`](state::AppState)
+//! It does not yet enrol PATs (the sealed messages and the PSBT offer exist in
+//! [`milagro_anchor::enrolment`] and [`milagro_anchor::anchor_offer`]; the endpoints,
+//! confirmation watching and instructions do not), keep an audit log, or anchor batches; those arrive as their own modules, state in [`AppState`](state::AppState)
 //! and routes in [`api::ENDPOINTS`]. It does not listen to ZMQ (polling bounds the delay
 //! before a new block is indexed; a wake-up would only shorten it), terminate TLS (run it
 //! behind a reverse proxy), or update its Birth Certificate (a changed `name` or
@@ -68,5 +71,6 @@ pub mod own_anchor;
 mod server;
 pub mod state;
 mod sync;
+pub mod tenants;
 
 pub use server::{RunningTbs, StartError, Tbs, INDEX_DIR};

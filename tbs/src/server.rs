@@ -17,9 +17,13 @@ use crate::identity::{Identity, IdentityError};
 use crate::metrics::Metrics;
 use crate::state::{AppState, OwnAnchor, SyncStatus};
 use crate::sync::{Shutdown, SyncLoop};
+use crate::tenants::store::{TenantError, TenantStore};
 
 /// Directory of the record index inside the state directory.
 pub const INDEX_DIR: &str = "registry";
+
+/// Directory, inside the state directory, of the tenants database (sled).
+pub const TENANTS_DIR: &str = "tenants";
 
 /// Per-request timeout of the API's node calls (the sync loop keeps the adapter's longer
 /// default, sized for large block batches).
@@ -53,6 +57,15 @@ pub enum StartError {
         /// Why.
         #[source]
         source: StoreError,
+    },
+    /// The tenants database could not be opened.
+    #[error("cannot open the tenants database in {}: {source}", path.display())]
+    Tenants {
+        /// The database directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: TenantError,
     },
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -157,7 +170,8 @@ impl RunningTbs {
         // one, which is ours. Waiting here lets the same state directory be reopened as
         // soon as `stop` returns.
         let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
-        while Arc::strong_count(&self.state.store) > 1 {
+        while Arc::strong_count(&self.state.store) > 1 || Arc::strong_count(&self.state.tenants) > 1
+        {
             if std::time::Instant::now() > deadline {
                 tracing::warn!("the index is still in use after stopping");
                 break;
@@ -185,6 +199,14 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         path: index.clone(),
         source,
     })?;
+    let tenants_dir = config.state_dir.join(TENANTS_DIR);
+    let tenants = sled::open(&tenants_dir)
+        .map_err(|e| TenantError::Storage(e.to_string()))
+        .and_then(|db| TenantStore::open(&db))
+        .map_err(|source| StartError::Tenants {
+            path: tenants_dir.clone(),
+            source,
+        })?;
     let rpc = || BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie);
     let sync_node = rpc();
     let state = AppState {
@@ -192,6 +214,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         config: Arc::new(config),
         identity: Arc::new(identity),
         store: Arc::new(store),
+        tenants: Arc::new(tenants),
         sync: Arc::new(SyncStatus::default()),
         own_anchor: Arc::new(OwnAnchor::default()),
         metrics: Arc::new(Metrics::new()),

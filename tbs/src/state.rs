@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
+use crate::tenants::store::TenantStore;
 
 /// Everything a request handler may use. Cheap to clone (shared pointers).
 #[derive(Debug, Clone)]
@@ -27,6 +28,9 @@ pub struct AppState {
     /// active chain as of that step). Behind its own `Arc` so that stopping the TBS can
     /// wait until every user has let go and the database is closed.
     pub store: Arc<SledStore>,
+    /// Tenants, their token hashes and device groups (its own sled database, so the index
+    /// can be rebuilt without touching them). Shared like `store`, for the same reason.
+    pub tenants: Arc<TenantStore>,
     /// The node, for what the index does not hold (raw transactions, Merkle paths,
     /// headers). Calls block: make them inside `web::block`.
     pub node: Arc<BitcoindRpc>,

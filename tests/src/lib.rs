@@ -336,3 +336,36 @@ pub fn spv_headers(api: &Api) -> milagro_anchor::proof::Headers {
     );
     milagro_anchor::proof::Headers::from_headers(bitcoin::Network::Regtest, 0, headers).unwrap()
 }
+
+impl Api {
+    /// Sends `method path` with an optional bearer token and JSON body; returns the status
+    /// and the JSON answer (`null` for an empty body).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path}: {status}, not JSON ({e}): {text}"))
+        };
+        (status, json)
+    }
+}

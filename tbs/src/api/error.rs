@@ -7,8 +7,11 @@
 //! | code | status | meaning | class |
 //! |---|---|---|---|
 //! | `bad_request` | 400 | malformed path, query or body | bad input |
-//! | `not_found` | 404 | no such route, record or block | bad input |
+//! | `unauthorized` | 401 | no bearer token, or one nobody holds | bad input |
+//! | `forbidden` | 403 | the call needs the admin token | bad input |
+//! | `not_found` | 404 | no such route, record or block; or another tenant's data | bad input |
 //! | `method_not_allowed` | 405 | the route exists for other methods | bad input |
+//! | `conflict` | 409 | the tenant already exists | bad input |
 //! | `payload_too_large` | 413 | the body exceeds [`super::MAX_BODY_BYTES`] | bad input |
 //! | `node_error` | 502 | the node answered with an error | the node |
 //! | `not_anchored` | 503 | the TBS's own anchor is not (yet) confirmed deep enough | wait |
@@ -21,6 +24,8 @@ use actix_web::{HttpResponse, ResponseError};
 use milagro_registry::chain::ChainError;
 use milagro_registry::proofs::AssembleError;
 use milagro_registry::store::StoreError;
+
+use crate::tenants::store::TenantError;
 use serde::Serialize;
 
 /// An HTTP API failure.
@@ -33,6 +38,15 @@ pub enum ApiError {
     /// No such route, record or block.
     #[error("{0}")]
     NotFound(String),
+    /// No bearer token, a malformed one, or one nobody holds.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller is authenticated but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource already exists.
+    #[error("{0}")]
+    Conflict(String),
     /// The route exists, but not for this method.
     #[error("method {0} is not allowed on this route")]
     MethodNotAllowed(String),
@@ -68,6 +82,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::NotFound(_) => "not_found",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotAnchored(_) => "not_anchored",
@@ -84,6 +101,9 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Node(_) => StatusCode::BAD_GATEWAY,
@@ -99,10 +119,27 @@ impl ResponseError for ApiError {
         if status.is_server_error() {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
-        HttpResponse::build(status).json(ErrorBody {
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(ErrorBody {
             error: self.code(),
             message: self.to_string(),
         })
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(error: TenantError) -> Self {
+        match error {
+            TenantError::Unauthenticated => Self::Unauthorized(error.to_string()),
+            TenantError::Forbidden => Self::Forbidden(error.to_string()),
+            TenantError::NotFound(_) => Self::NotFound(error.to_string()),
+            TenantError::Conflict(_) => Self::Conflict(error.to_string()),
+            TenantError::Invalid(_) => Self::BadRequest(error.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

@@ -12,9 +12,10 @@ mod error;
 mod identity;
 mod ops;
 mod registry;
+mod tenants;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder};
+use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 pub use error::ApiError;
 
@@ -30,7 +31,7 @@ pub struct Endpoint {
     pub method: &'static str,
     /// The path pattern (`{name}` segments, the same syntax in actix and OpenAPI).
     pub path: &'static str,
-    resource: fn(&'static str) -> Resource,
+    route: fn() -> Route,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -44,37 +45,77 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/.well-known/milagro/birth-certificate",
-        resource: |path| get(path, identity::birth_certificate),
+        route: || web::get().to(identity::birth_certificate),
     },
     Endpoint {
         method: "get",
         path: "/v1/status",
-        resource: |path| get(path, ops::status),
+        route: || web::get().to(ops::status),
     },
     Endpoint {
         method: "get",
         path: "/v1/records",
-        resource: |path| get(path, registry::records),
+        route: || web::get().to(registry::records),
     },
     Endpoint {
         method: "get",
         path: "/v1/proofs/{txid}",
-        resource: |path| get(path, registry::proof),
+        route: || web::get().to(registry::proof),
     },
     Endpoint {
         method: "get",
         path: "/v1/headers",
-        resource: |path| get(path, registry::headers),
+        route: || web::get().to(registry::headers),
     },
     Endpoint {
         method: "get",
         path: "/openapi.json",
-        resource: |path| get(path, ops::openapi),
+        route: || web::get().to(ops::openapi),
     },
     Endpoint {
         method: "get",
         path: "/metrics",
-        resource: |path| get(path, ops::metrics),
+        route: || web::get().to(ops::metrics),
+    },
+    Endpoint {
+        method: "get",
+        path: "/admin",
+        route: || web::get().to(tenants::admin_page),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/admin/tenants",
+        route: || web::post().to(tenants::create_tenant),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/admin/tenants",
+        route: || web::get().to(tenants::list_tenants),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/tenants/{tenant}/tokens",
+        route: || web::post().to(tenants::issue_token),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/tenants/{tenant}/groups",
+        route: || web::get().to(tenants::list_groups),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/tenants/{tenant}/groups/{group}",
+        route: || web::get().to(tenants::get_group),
+    },
+    Endpoint {
+        method: "put",
+        path: "/v1/tenants/{tenant}/groups/{group}",
+        route: || web::put().to(tenants::put_group),
+    },
+    Endpoint {
+        method: "delete",
+        path: "/v1/tenants/{tenant}/groups/{group}",
+        route: || web::delete().to(tenants::delete_group),
     },
 ];
 
@@ -98,22 +139,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| json_error(e).into()),
     )
     .app_data(web::PayloadConfig::new(MAX_BODY_BYTES));
+    // One resource per path with a route per method, so that any other method on a known
+    // path gets a JSON 405 rather than falling through.
+    let mut paths: Vec<&'static str> = Vec::new();
     for endpoint in ENDPOINTS {
-        cfg.service((endpoint.resource)(endpoint.path));
+        if !paths.contains(&endpoint.path) {
+            paths.push(endpoint.path);
+        }
+    }
+    for path in paths {
+        let resource = ENDPOINTS
+            .iter()
+            .filter(|endpoint| endpoint.path == path)
+            .fold(web::resource(path), |resource, endpoint| {
+                resource.route((endpoint.route)())
+            });
+        cfg.service(resource.default_service(web::to(method_not_allowed)));
     }
     cfg.default_service(web::to(not_found));
-}
-
-/// A GET route; other methods get a JSON 405.
-fn get<F, Args>(path: &'static str, handler: F) -> Resource
-where
-    F: Handler<Args>,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(method_not_allowed))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

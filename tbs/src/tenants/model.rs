@@ -1,0 +1,356 @@
+//! Tenants, device groups and credentials: the values, checked at construction.
+
+use core::fmt;
+use core::str::FromStr;
+
+use milagro_anchor::digest::Digest;
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Why a tenant-side value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// Not a slug: 1–64 of `a-z`, `0-9`, `-`, starting with a letter or digit.
+    #[error("{what} {value:?} is not a slug (1-64 of a-z, 0-9 and '-', not starting with '-')")]
+    NotASlug {
+        /// Which field.
+        what: &'static str,
+        /// The value (truncated).
+        value: String,
+    },
+    /// A display name that is empty, too long or has control characters.
+    #[error("invalid name: {0}")]
+    InvalidName(&'static str),
+    /// A service URL that is not http(s).
+    #[error("invalid service url {0:?}")]
+    InvalidUrl(String),
+    /// A token that is not `mlgt_` followed by 64 hex characters.
+    #[error("malformed api token")]
+    MalformedToken,
+    /// Too many services attached to a group.
+    #[error("a group has at most {max} d-tas, got {got}")]
+    TooManyServices {
+        /// The limit.
+        max: usize,
+        /// What was asked.
+        got: usize,
+    },
+}
+
+macro_rules! slug_type {
+    ($name:ident, $what:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks and wraps a slug.
+            pub fn new(value: &str) -> Result<Self, ModelError> {
+                let ok = (1..=64).contains(&value.len())
+                    && !value.starts_with('-')
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if ok {
+                    Ok(Self(value.to_owned()))
+                } else {
+                    Err(ModelError::NotASlug {
+                        what: $what,
+                        value: value.chars().take(64).collect(),
+                    })
+                }
+            }
+
+            /// The slug.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ModelError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::new(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+slug_type!(
+    TenantId,
+    "tenant id",
+    "A tenant (an application developer or device maker), e.g. `acme`."
+);
+slug_type!(
+    GroupId,
+    "group id",
+    "A device group within a tenant, e.g. `eu-thermostats`."
+);
+
+/// A checked display name: 1–128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Checks and wraps a name.
+    pub fn new(value: &str) -> Result<Self, ModelError> {
+        let chars = value.chars().count();
+        if chars == 0 {
+            return Err(ModelError::InvalidName("empty"));
+        }
+        if chars > 128 {
+            return Err(ModelError::InvalidName("longer than 128 characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ModelError::InvalidName("contains control characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A party a group's devices must use: its anchored Birth Certificate and where it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRef {
+    /// Digest of the party's Birth Certificate (checked against the registry on attach).
+    pub birth_certificate: Digest,
+    /// Its base URL.
+    pub url: ServiceUrl,
+}
+
+/// An `http://` or `https://` URL with a host, at most 2048 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    /// Checks and wraps a URL.
+    pub fn new(value: &str) -> Result<Self, ModelError> {
+        let rest = value
+            .strip_prefix("https://")
+            .or_else(|| value.strip_prefix("http://"));
+        let host_ok = rest.is_some_and(|r| {
+            !r.split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default()
+                .is_empty()
+        });
+        if value.len() > 2048
+            || !host_ok
+            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ModelError::InvalidUrl(value.chars().take(64).collect()));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a group's devices get on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrolmentMode {
+    /// Each device signs its own anchoring transaction (needed for ECDH over Bitcoin).
+    #[default]
+    Direct,
+    /// Device digests are collected and anchored as one batch root per interval.
+    Batch,
+}
+
+/// The most D-TAs a group may list.
+pub const MAX_DTAS: usize = 16;
+
+/// What an admin or tenant sends to create or replace a group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Display name.
+    pub name: DisplayName,
+    /// Direct or batch enrolment.
+    #[serde(default)]
+    pub mode: EnrolmentMode,
+    /// The D-TAs whose key shares the devices collect.
+    #[serde(default)]
+    pub dtas: Vec<ServiceRef>,
+    /// The identity provider the devices log in with.
+    #[serde(default)]
+    pub idp: Option<ServiceRef>,
+}
+
+impl GroupSpec {
+    /// Checks limits that serde cannot.
+    pub fn check(&self) -> Result<(), ModelError> {
+        if self.dtas.len() > MAX_DTAS {
+            return Err(ModelError::TooManyServices {
+                max: MAX_DTAS,
+                got: self.dtas.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A stored device group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Owning tenant.
+    pub tenant: TenantId,
+    /// Group id, unique within the tenant.
+    pub id: GroupId,
+    /// Display name.
+    pub name: DisplayName,
+    /// Direct or batch enrolment.
+    pub mode: EnrolmentMode,
+    /// Attached D-TAs.
+    pub dtas: Vec<ServiceRef>,
+    /// Attached identity provider.
+    pub idp: Option<ServiceRef>,
+    /// Incremented on every change: devices compare it to pick up new instructions.
+    pub revision: u64,
+}
+
+/// A stored tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// The tenant id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: DisplayName,
+}
+
+/// A bearer credential: `mlgt_` and 64 hex characters (32 random bytes). Shown once; the
+/// service keeps only its [`TokenHash`]. Never printed by `Debug`.
+pub struct ApiToken(Zeroizing<String>);
+
+impl ApiToken {
+    const PREFIX: &'static str = "mlgt_";
+
+    /// Draws a fresh token.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(bytes.as_mut());
+        Self(Zeroizing::new(format!(
+            "{}{}",
+            Self::PREFIX,
+            hex::encode(*bytes)
+        )))
+    }
+
+    /// Reads a presented token (e.g. from an `Authorization: Bearer` header).
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        let hex_part = text
+            .strip_prefix(Self::PREFIX)
+            .ok_or(ModelError::MalformedToken)?;
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(ModelError::MalformedToken);
+        }
+        Ok(Self(Zeroizing::new(text.to_owned())))
+    }
+
+    /// The token text, to hand to its owner once.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
+    /// What the service stores.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(<[u8; 32]>::from(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(<redacted>)")
+    }
+}
+
+/// SHA-256 of an [`ApiToken`]. Tokens carry 256 random bits, so a fast hash is enough
+/// (no password stretching needed); comparisons are constant-time.
+#[derive(Clone, Copy, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The raw hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Reads a stored hash (64 hex characters), e.g. the admin token hash in the config.
+    pub fn from_hex(text: &str) -> Result<Self, ModelError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut out).map_err(|_| ModelError::MalformedToken)?;
+        Ok(Self(out))
+    }
+
+    /// Whether `token` hashes to this value, in constant time.
+    pub fn matches(&self, token: &ApiToken) -> bool {
+        self.0.ct_eq(token.hash().as_bytes()).into()
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Display for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({self})")
+    }
+}
