@@ -47,6 +47,10 @@ impl std::fmt::Debug for BitcoindRpc {
 const RPC_INVALID_PARAMETER: i32 = -8;
 /// Bitcoin Core's code for "no such block or transaction".
 const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
+/// Bitcoin Core's code for "the transaction's inputs are missing or already spent".
+pub const RPC_VERIFY_ERROR: i32 = -25;
+/// Bitcoin Core's code for "the transaction is already in the chain".
+pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
 
 impl BitcoindRpc {
     /// An adapter for the node at `url` (e.g. `http://127.0.0.1:18443`).
@@ -270,6 +274,53 @@ impl BitcoindRpc {
             })?;
         let vout = u32::try_from(vout).map_err(|e| decode_error("sendtoaddress", e))?;
         Ok((OutPoint::new(txid, vout), tx.output[vout as usize].value))
+    }
+
+    /// A payment of `amount` from the node's wallet to `script`, signed but **not
+    /// broadcast**: the wallet's inputs are locked so that concurrent payments never
+    /// spend the same coin. Returns the transaction and the payment's output index.
+    pub fn wallet_signed_payment(
+        &self,
+        script: &ScriptBuf,
+        amount: Amount,
+    ) -> Result<(Transaction, u32), ChainError> {
+        let network = self.network()?;
+        let address = bitcoin::Address::from_script(script, network)
+            .map_err(|e| decode_error("walletcreatefundedpsbt", e))?;
+        let funded: Value = self.call(
+            "walletcreatefundedpsbt",
+            &[
+                json!([]),
+                json!([{ address.to_string(): amount.to_btc() }]),
+                json!(0),
+                json!({ "lockUnspents": true }),
+            ],
+        )?;
+        let processed: Value = self.call("walletprocesspsbt", &[funded["psbt"].clone()])?;
+        let finalized: Value = self.call("finalizepsbt", &[processed["psbt"].clone()])?;
+        let hex = finalized["hex"]
+            .as_str()
+            .ok_or_else(|| decode_error("finalizepsbt", "the wallet could not sign the payment"))?;
+        let tx: Transaction = decode_hex(hex, "finalizepsbt")?;
+        let vout = tx
+            .output
+            .iter()
+            .position(|out| &out.script_pubkey == script)
+            .and_then(|vout| u32::try_from(vout).ok())
+            .ok_or_else(|| decode_error("walletcreatefundedpsbt", "payment output not found"))?;
+        Ok((tx, vout))
+    }
+
+    /// Whether the node knows `txid` in its mempool.
+    pub fn in_mempool(&self, txid: &Txid) -> Result<bool, ChainError> {
+        match self.call::<Value>("getmempoolentry", &[json!(txid.to_string())]) {
+            Ok(_) => Ok(true),
+            Err(ChainError::Rpc {
+                code: RPC_INVALID_ADDRESS_OR_KEY,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn mempool_or_wallet_tx(&self, txid: &Txid) -> Result<Transaction, ChainError> {

@@ -64,6 +64,7 @@
 
 pub mod api;
 pub mod config;
+pub mod enrolment;
 pub mod files;
 pub mod identity;
 pub mod metrics;

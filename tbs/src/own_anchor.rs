@@ -33,7 +33,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::proof::ProofError;
 use milagro_registry::anchoring::{prepare_anchor, PrepareError};
-use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR};
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::follower::{Follower, SyncError};
 use milagro_registry::proofs::{anchor_proof, headers_from, AssembleError};
@@ -47,13 +47,6 @@ use crate::state::{AnchorState, OwnAnchor, ServedAnchor};
 
 /// File name of the pending anchor in the state directory.
 pub const ANCHOR_FILE: &str = "anchor.json";
-
-/// Bitcoin Core: the transaction's inputs are missing or already spent.
-const RPC_VERIFY_ERROR: i32 = -25;
-/// Bitcoin Core: the transaction is already in the chain.
-const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
-/// Bitcoin Core: no such transaction (here: not in the mempool).
-const RPC_INVALID_ADDRESS_OR_KEY: i32 = -5;
 
 /// The anchoring transaction as persisted before it is broadcast.
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,7 +151,7 @@ impl AnchorKeeper {
         }
         if let Some(pending) = self.read_pending()? {
             self.shared.set(AnchorState::Pending { txid: pending.txid });
-            if in_mempool(node, &pending.txid)? {
+            if node.in_mempool(&pending.txid)? {
                 return Ok(());
             }
             match self.rebroadcast(node, &pending)? {
@@ -285,14 +278,5 @@ impl AnchorKeeper {
         node.broadcast(tx)?;
         tracing::info!(txid = %pending.txid, fee_sat = prepared.anchor.fee.to_sat(), "broadcast the TBS anchor");
         Ok(())
-    }
-}
-
-fn in_mempool(node: &BitcoindRpc, txid: &Txid) -> Result<bool, ChainError> {
-    match node.call::<serde_json::Value>("getmempoolentry", &[serde_json::json!(txid.to_string())])
-    {
-        Ok(_) => Ok(true),
-        Err(ChainError::Rpc { code, .. }) if code == RPC_INVALID_ADDRESS_OR_KEY => Ok(false),
-        Err(e) => Err(e),
     }
 }

@@ -12,18 +12,20 @@ use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::StoreError;
 
 use crate::config::Config;
+use crate::enrolment::EnrolmentStore;
 use crate::files::{self, FileError};
 use crate::identity::{Identity, IdentityError};
 use crate::metrics::Metrics;
 use crate::state::{AppState, OwnAnchor, SyncStatus};
 use crate::sync::{Shutdown, SyncLoop};
-use crate::tenants::store::{TenantError, TenantStore};
+use crate::tenants::store::TenantStore;
 
 /// Directory of the record index inside the state directory.
 pub const INDEX_DIR: &str = "registry";
 
-/// Directory, inside the state directory, of the tenants database (sled).
-pub const TENANTS_DIR: &str = "tenants";
+/// Directory, inside the state directory, of the service database (sled): tenants and
+/// enrolments, kept apart from the index so that a reindex never touches them.
+pub const SERVICE_DB_DIR: &str = "service";
 
 /// Per-request timeout of the API's node calls (the sync loop keeps the adapter's longer
 /// default, sized for large block batches).
@@ -58,14 +60,13 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
-    /// The tenants database could not be opened.
-    #[error("cannot open the tenants database in {}: {source}", path.display())]
-    Tenants {
+    /// The service database (tenants, enrolments) could not be opened.
+    #[error("cannot open the service database in {}: {detail}", path.display())]
+    ServiceDb {
         /// The database directory.
         path: std::path::PathBuf,
         /// Why.
-        #[source]
-        source: TenantError,
+        detail: String,
     },
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -170,7 +171,9 @@ impl RunningTbs {
         // one, which is ours. Waiting here lets the same state directory be reopened as
         // soon as `stop` returns.
         let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
-        while Arc::strong_count(&self.state.store) > 1 || Arc::strong_count(&self.state.tenants) > 1
+        while Arc::strong_count(&self.state.store) > 1
+            || Arc::strong_count(&self.state.tenants) > 1
+            || Arc::strong_count(&self.state.enrolments) > 1
         {
             if std::time::Instant::now() > deadline {
                 tracing::warn!("the index is still in use after stopping");
@@ -199,14 +202,15 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         path: index.clone(),
         source,
     })?;
-    let tenants_dir = config.state_dir.join(TENANTS_DIR);
-    let tenants = sled::open(&tenants_dir)
-        .map_err(|e| TenantError::Storage(e.to_string()))
-        .and_then(|db| TenantStore::open(&db))
-        .map_err(|source| StartError::Tenants {
-            path: tenants_dir.clone(),
-            source,
-        })?;
+    let service_dir = config.state_dir.join(SERVICE_DB_DIR);
+    let service_error = |detail: String| StartError::ServiceDb {
+        path: service_dir.clone(),
+        detail,
+    };
+    let service_db = sled::open(&service_dir).map_err(|e| service_error(e.to_string()))?;
+    let tenants = TenantStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
+    let enrolments = EnrolmentStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
+    drop(service_db);
     let rpc = || BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie);
     let sync_node = rpc();
     let state = AppState {
@@ -215,6 +219,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         identity: Arc::new(identity),
         store: Arc::new(store),
         tenants: Arc::new(tenants),
+        enrolments: Arc::new(enrolments),
         sync: Arc::new(SyncStatus::default()),
         own_anchor: Arc::new(OwnAnchor::default()),
         metrics: Arc::new(Metrics::new()),

@@ -13,6 +13,7 @@ use milagro_registry::sled_store::SledStore;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::enrolment::EnrolmentStore;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::tenants::store::TenantStore;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// Tenants, their token hashes and device groups (its own sled database, so the index
     /// can be rebuilt without touching them). Shared like `store`, for the same reason.
     pub tenants: Arc<TenantStore>,
+    /// Device enrolments (same service database as `tenants`).
+    pub enrolments: Arc<EnrolmentStore>,
     /// The node, for what the index does not hold (raw transactions, Merkle paths,
     /// headers). Calls block: make them inside `web::block`.
     pub node: Arc<BitcoindRpc>,

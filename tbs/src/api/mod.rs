@@ -8,6 +8,7 @@
 //!
 //! A later feature adds its handlers in its own module and its rows to [`ENDPOINTS`].
 
+mod enrolment;
 mod error;
 mod identity;
 mod ops;
@@ -76,6 +77,21 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/metrics",
         route: || web::get().to(ops::metrics),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/enrolments",
+        route: || web::post().to(enrolment::enrol),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/enrolments/signed",
+        route: || web::post().to(enrolment::signed),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/enrolments/{device}",
+        route: || web::get().to(enrolment::status),
     },
     Endpoint {
         method: "get",

@@ -278,6 +278,18 @@ impl TenantStore {
         decode(&bytes.ok_or_else(|| TenantError::NotFound(format!("group {id}")))?)
     }
 
+    /// The group a device says it was provisioned for. Devices hold no tenant token: they
+    /// are identified by their self-signed certificate and this lookup gives them nothing
+    /// but the group they name (a missing tenant and a missing group are the same 404).
+    pub fn group_for_device(&self, tenant: &TenantId, id: &GroupId) -> Result<Group, TenantError> {
+        self.group(
+            &TenantScope {
+                tenant: tenant.clone(),
+            },
+            id,
+        )
+    }
+
     /// Every group of the scoped tenant.
     pub fn groups(&self, scope: &TenantScope) -> Result<Vec<Group>, TenantError> {
         self.tree

@@ -1,0 +1,250 @@
+//! Device enrolment endpoints (direct mode); the protocol is `docs/enrolment.md`.
+//!
+//! `POST /v1/enrolments` opens a sealed request and answers with an anchoring offer (the
+//! same offer again for a device that already has one: never a second payment);
+//! `POST /v1/enrolments/signed` accepts the device's signed transaction and broadcasts the
+//! payment and the anchor; `GET /v1/enrolments/{device}` reports progress and depth.
+
+use actix_web::{web, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bitcoin::consensus::encode;
+use bitcoin::{Amount, OutPoint, Transaction, Weight};
+use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo, P2WPKH_DUST};
+use milagro_anchor::birth_certificate::BirthCertificate;
+use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::envelope::SealedEnvelope;
+use milagro_anchor::keys::PublicKey;
+use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN};
+use milagro_registry::chain::{ChainError, ChainSource};
+use milagro_registry::store::RecordStore;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{blocking, ApiError};
+use crate::enrolment::{Enrolment, EnrolmentState};
+use crate::state::AppState;
+use crate::tenants::model::{EnrolmentMode, GroupId, TenantId};
+
+/// Upper bound of an anchoring transaction's weight (one P2WPKH input, an `OP_RETURN` and
+/// one change output of any standard type); the payment covers its fee at the configured
+/// rate plus a change output comfortably above every dust limit.
+const ANCHOR_WEIGHT_BOUND: Weight = Weight::from_wu(700);
+const CHANGE: Amount = Amount::from_sat(546);
+
+/// A body holding one sealed envelope.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Sealed {
+    envelope: SealedEnvelope,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn progress(row: &Enrolment) -> serde_json::Value {
+    match &row.state {
+        EnrolmentState::Offered => json!({
+            "status": "offered",
+            "psbt": row.offer_psbt,
+            "tenant": row.tenant,
+            "group": row.group,
+        }),
+        EnrolmentState::Broadcast { txid, .. } => json!({
+            "status": "broadcast",
+            "txid": txid,
+            "tenant": row.tenant,
+            "group": row.group,
+        }),
+    }
+}
+
+/// `POST /v1/enrolments`
+pub(crate) async fn enrol(
+    state: web::Data<AppState>,
+    body: web::Json<Sealed>,
+) -> Result<HttpResponse, ApiError> {
+    let envelope = body.into_inner().envelope;
+    let row = blocking(&state, move |state| {
+        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, now())
+            .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
+        if let Some(existing) = state.enrolments.get(request.device()).map_err(internal)? {
+            return Ok(existing);
+        }
+        if state
+            .enrolments
+            .remember_nonce(&request.nonce, request.created)
+            .map_err(internal)?
+            .is_err()
+        {
+            return Err(ApiError::Conflict(
+                "this enrolment request was already used".into(),
+            ));
+        }
+        let tenant =
+            TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let group_id =
+            GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let group = state.tenants.group_for_device(&tenant, &group_id)?;
+        if group.mode != EnrolmentMode::Direct {
+            return Err(ApiError::BadRequest(format!(
+                "group {group_id} enrols in batch mode, which this TBS does not serve yet"
+            )));
+        }
+        let row = offer(state, &request, tenant, group_id)?;
+        state.enrolments.insert_offer(&row).map_err(internal)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(progress(&row)))
+}
+
+/// Pays the device key from the wallet (signed, not sent) and builds the offer.
+fn offer(
+    state: &AppState,
+    request: &EnrolmentRequest,
+    tenant: TenantId,
+    group: GroupId,
+) -> Result<Enrolment, ApiError> {
+    let fee_rate = state.config.anchoring.fee_rate;
+    let fee = fee_rate
+        .fee_wu(ANCHOR_WEIGHT_BOUND)
+        .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
+    let amount = fee + CHANGE.max(P2WPKH_DUST);
+    let device = *request.device();
+    let (payment, vout) = state
+        .node
+        .wallet_signed_payment(&p2wpkh_script(&device), amount)?;
+    let change = change_script(&state.node, state.config.node.network)?;
+    let funding = FundingUtxo {
+        outpoint: OutPoint::new(payment.compute_txid(), vout),
+        value: amount,
+    };
+    let offer = AnchorOffer::build(&request.birth_certificate, &funding, change, fee_rate)
+        .map_err(|e| ApiError::Internal(format!("cannot build the offer: {e}")))?;
+    tracing::info!(%device, %tenant, %group, funding = %funding.outpoint, "enrolment offered");
+    Ok(Enrolment {
+        device,
+        tenant,
+        group,
+        birth_certificate: String::from_utf8_lossy(&request.birth_certificate.to_canonical_json())
+            .into_owned(),
+        instruction_key: request.instruction_key.clone(),
+        funding_tx: encode::serialize_hex(&payment),
+        offer_psbt: STANDARD.encode(offer.to_psbt_bytes()),
+        state: EnrolmentState::Offered,
+    })
+}
+
+fn change_script(
+    node: &BitcoindRpc,
+    network: bitcoin::Network,
+) -> Result<bitcoin::ScriptBuf, ApiError> {
+    let address = node.wallet_new_address()?;
+    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = address
+        .parse()
+        .map_err(|e| ApiError::Node(format!("the wallet gave an unreadable address: {e}")))?;
+    let address = address
+        .require_network(network)
+        .map_err(|e| ApiError::Node(format!("the wallet address is for another network: {e}")))?;
+    Ok(address.script_pubkey())
+}
+
+/// `POST /v1/enrolments/signed`
+pub(crate) async fn signed(
+    state: web::Data<AppState>,
+    body: web::Json<Sealed>,
+) -> Result<HttpResponse, ApiError> {
+    let envelope = body.into_inner().envelope;
+    let row = blocking(&state, move |state| {
+        let signed = SignedAnchor::open(state.identity.secret_key(), &envelope)
+            .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
+        let row = state
+            .enrolments
+            .get(&signed.device)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no enrolment of device {}", signed.device))
+            })?;
+        let anchor = match &row.state {
+            EnrolmentState::Broadcast { anchor_tx, .. } => decode_tx(anchor_tx)?,
+            EnrolmentState::Offered => {
+                let bc =
+                    BirthCertificate::parse(row.birth_certificate.as_bytes()).map_err(internal)?;
+                let psbt = STANDARD.decode(&row.offer_psbt).map_err(internal)?;
+                let offer = AnchorOffer::check(&psbt, &bc).map_err(internal)?;
+                offer
+                    .accept(signed.tx)
+                    .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?
+            }
+        };
+        let txid = anchor.compute_txid();
+        let broadcast = EnrolmentState::Broadcast {
+            anchor_tx: encode::serialize_hex(&anchor),
+            txid,
+        };
+        // Written before it is sent: a crash after this line re-sends the same transaction.
+        let row = state
+            .enrolments
+            .mark_broadcast(&row.device, broadcast)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::Internal("enrolment row vanished".into()))?;
+        send(&state.node, &decode_tx(&row.funding_tx)?)?;
+        send(&state.node, &anchor)?;
+        tracing::info!(device = %row.device, %txid, "enrolment anchor broadcast");
+        Ok(row)
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(progress(&row)))
+}
+
+/// Broadcasts, treating "already in the mempool or the chain" as done.
+fn send(node: &BitcoindRpc, tx: &Transaction) -> Result<(), ApiError> {
+    match node.broadcast(tx) {
+        Ok(_) => Ok(()),
+        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => Ok(()),
+        Err(_) if node.in_mempool(&tx.compute_txid())? => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/enrolments/{device}`
+pub(crate) async fn status(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device: PublicKey = path
+        .into_inner()
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))?;
+    let body = blocking(&state, move |state| {
+        let row = state
+            .enrolments
+            .get(&device)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("no enrolment of device {device}")))?;
+        let mut body = progress(&row);
+        if let EnrolmentState::Broadcast { txid, .. } = &row.state {
+            let tip = state.store.tip()?.map_or(0, |t| t.height);
+            if let Some(record) = state.store.by_txid(txid)?.first() {
+                body["status"] = json!("confirmed");
+                body["height"] = json!(record.height);
+                body["depth"] = json!(tip.saturating_sub(record.height) + 1);
+            }
+        }
+        Ok(body)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+fn decode_tx(hex: &str) -> Result<Transaction, ApiError> {
+    encode::deserialize_hex(hex).map_err(internal)
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
+}

@@ -1,0 +1,174 @@
+//! Enrolment rows and seen request nonces, in one sled tree.
+//!
+//! Keys: `e\0` ‖ device key (33 bytes) → [`Enrolment`] JSON; `n\0` ‖ nonce (16 bytes) →
+//! the request's `created` time (a replayed request is refused while its time is within
+//! the accepted clock skew).
+
+use bitcoin::Txid;
+use milagro_anchor::envelope::InstructionKey;
+use milagro_anchor::keys::PublicKey;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::tenants::model::{GroupId, TenantId};
+
+/// Where a device's enrolment stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EnrolmentState {
+    /// The device was offered an anchoring transaction; the payment is signed, not sent.
+    Offered,
+    /// The device signed; payment and anchor were handed to the node.
+    Broadcast {
+        /// The signed anchoring transaction (hex).
+        anchor_tx: String,
+        /// Its id.
+        txid: Txid,
+    },
+}
+
+/// One device's enrolment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// The device key (its certificate's).
+    pub device: PublicKey,
+    /// The tenant it enrolled with.
+    pub tenant: TenantId,
+    /// Its device group.
+    pub group: GroupId,
+    /// Its Birth Certificate, canonical JSON.
+    pub birth_certificate: String,
+    /// The key instructions are sealed with. Kept because later instructions need it; the
+    /// state directory is private (mode 0700).
+    pub instruction_key: InstructionKey,
+    /// The wallet's signed payment to the device key (hex), broadcast with the anchor.
+    pub funding_tx: String,
+    /// The PSBT offered to the device (base64).
+    pub offer_psbt: String,
+    /// Progress.
+    #[serde(flatten)]
+    pub state: EnrolmentState,
+}
+
+/// A request nonce was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay;
+
+/// Why the enrolment store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrolmentStoreError {
+    /// The database failed or holds something unreadable.
+    #[error("enrolment storage: {0}")]
+    Storage(String),
+}
+
+fn storage(e: impl std::fmt::Display) -> EnrolmentStoreError {
+    EnrolmentStoreError::Storage(e.to_string())
+}
+
+fn transaction_error(error: TransactionError<()>) -> EnrolmentStoreError {
+    match error {
+        TransactionError::Abort(()) => storage("unreadable enrolment row"),
+        TransactionError::Storage(e) => storage(e),
+    }
+}
+
+fn enrolment_key(device: &PublicKey) -> Vec<u8> {
+    [b"e\0".as_slice(), &device.to_sec1()].concat()
+}
+
+fn nonce_key(nonce: &[u8; 16]) -> Vec<u8> {
+    [b"n\0".as_slice(), nonce].concat()
+}
+
+/// Enrolments, in the `enrolments` tree of the TBS's service database.
+#[derive(Debug, Clone)]
+pub struct EnrolmentStore {
+    tree: sled::Tree,
+}
+
+impl EnrolmentStore {
+    /// Opens the `enrolments` tree of `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, EnrolmentStoreError> {
+        Ok(Self {
+            tree: db.open_tree("enrolments").map_err(storage)?,
+        })
+    }
+
+    /// The device's enrolment, if any.
+    pub fn get(&self, device: &PublicKey) -> Result<Option<Enrolment>, EnrolmentStoreError> {
+        self.tree
+            .get(enrolment_key(device))
+            .map_err(storage)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(storage))
+            .transpose()
+    }
+
+    /// Records a request nonce; `Err(Replay)` if it was seen before. Flushed before it
+    /// returns, so a replay is refused across a crash too.
+    pub fn remember_nonce(
+        &self,
+        nonce: &[u8; 16],
+        created: u64,
+    ) -> Result<Result<(), Replay>, EnrolmentStoreError> {
+        let previous = self
+            .tree
+            .compare_and_swap(
+                nonce_key(nonce),
+                None as Option<&[u8]>,
+                Some(&created.to_be_bytes()[..]),
+            )
+            .map_err(storage)?;
+        self.tree.flush().map_err(storage)?;
+        Ok(previous.map_err(|_| Replay))
+    }
+
+    /// Stores a new offer unless the device already has a row; returns the row that is
+    /// stored afterwards (the existing one if there was one).
+    pub fn insert_offer(&self, enrolment: &Enrolment) -> Result<Enrolment, EnrolmentStoreError> {
+        let key = enrolment_key(&enrolment.device);
+        let bytes = serde_json::to_vec(enrolment).map_err(storage)?;
+        let stored = self
+            .tree
+            .transaction(|tx| match tx.get(&key)? {
+                Some(existing) => Ok(existing.to_vec()),
+                None => {
+                    tx.insert(key.as_slice(), bytes.as_slice())?;
+                    Ok(bytes.clone())
+                }
+            })
+            .map_err(transaction_error)?;
+        self.tree.flush().map_err(storage)?;
+        serde_json::from_slice(&stored).map_err(storage)
+    }
+
+    /// Moves an `Offered` row to `Broadcast`; the row as stored afterwards. A row already
+    /// `Broadcast` is returned unchanged (the device sent its signature twice).
+    pub fn mark_broadcast(
+        &self,
+        device: &PublicKey,
+        state: EnrolmentState,
+    ) -> Result<Option<Enrolment>, EnrolmentStoreError> {
+        let key = enrolment_key(device);
+        let stored = self
+            .tree
+            .transaction(|tx| {
+                let Some(bytes) = tx.get(&key)? else {
+                    return Ok(None);
+                };
+                let mut row: Enrolment = serde_json::from_slice(&bytes)
+                    .map_err(|_| ConflictableTransactionError::Abort(()))?;
+                if row.state == EnrolmentState::Offered {
+                    row.state = state.clone();
+                    let bytes = serde_json::to_vec(&row)
+                        .map_err(|_| ConflictableTransactionError::Abort(()))?;
+                    tx.insert(key.as_slice(), bytes)?;
+                }
+                Ok(Some(row))
+            })
+            .map_err(transaction_error)?;
+        self.tree.flush().map_err(storage)?;
+        Ok(stored)
+    }
+}

@@ -1,0 +1,291 @@
+//! Direct-mode device enrolment through a real TBS on a real regtest node: the device
+//! checks the TBS, gets an offer, signs its own anchor, and its signature lands on chain.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::birth_certificate::{BirthCertificate, Role};
+use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::envelope::{seal, InstructionKey, Purpose, SenderId};
+use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::proof::{AnchorProof, AnchorProofJson};
+use milagro_registry::chain::ChainSource;
+use milagro_tbs::config::Config;
+use milagro_tbs::tenants::model::ApiToken;
+use milagro_tbs::Tbs;
+use milagro_tests::{party, spv_headers, tbs_config, wait_until, Api, TestNode};
+use rand_core::OsRng;
+use serde_json::{json, Value};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct World {
+    node: TestNode,
+    _tbs: milagro_tbs::RunningTbs,
+    api: Api,
+    tbs_key: PublicKey,
+    _dir: tempfile::TempDir,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl World {
+    /// A TBS with tenant `acme`, group `eu` (direct mode), its own anchor confirmed and
+    /// verified by the test as a device would (digest pinned, SPV against the headers).
+    fn start() -> Self {
+        let node = TestNode::start();
+        let dir = tempfile::tempdir().unwrap();
+        let admin = ApiToken::generate(&mut OsRng);
+        let text = format!(
+            "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
+            tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("s")),
+            admin.hash()
+        );
+        let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
+        let api = Api::new(tbs.local_url());
+        let pinned = tbs.state().identity.digest();
+        wait_until("the TBS anchor to be broadcast", PATIENCE, || {
+            (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
+        });
+        node.mine(1);
+        let served = wait_until("the TBS certificate to be served", PATIENCE, || {
+            let (status, body) = api.get("/.well-known/milagro/birth-certificate");
+            (status == 200).then_some(body)
+        });
+        let bc =
+            BirthCertificate::parse(served["birth_certificate"].to_string().as_bytes()).unwrap();
+        assert_eq!(
+            bc.digest(),
+            pinned,
+            "the device checks the digest it was provisioned with"
+        );
+        let proof: AnchorProofJson =
+            serde_json::from_value(served["anchor_proof"].clone()).unwrap();
+        bc.verify_anchor(&AnchorProof::from_json(&proof).unwrap(), &spv_headers(&api))
+            .unwrap();
+        let (status, created) = api.call(
+            "POST",
+            "/v1/admin/tenants",
+            Some(admin.reveal()),
+            Some(json!({"id": "acme", "name": "Acme"})),
+        );
+        assert_eq!(status, 201);
+        let token = created["token"].as_str().unwrap();
+        let (status, _) = api.call(
+            "PUT",
+            "/v1/tenants/acme/groups/eu",
+            Some(token),
+            Some(json!({"name": "EU", "mode": "direct"})),
+        );
+        assert_eq!(status, 200);
+        World {
+            node,
+            _tbs: tbs,
+            api,
+            tbs_key: *bc.public_key(),
+            _dir: dir,
+        }
+    }
+
+    fn request(&self, bc: &BirthCertificate, group: &str) -> Value {
+        let request = EnrolmentRequest::new(
+            &mut OsRng,
+            bc.clone(),
+            InstructionKey::generate(&mut OsRng),
+            "acme",
+            group,
+            now(),
+        )
+        .unwrap();
+        json!({ "envelope": request.seal(&mut OsRng, &self.tbs_key).unwrap() })
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.api.call("POST", path, None, Some(body))
+    }
+
+    /// Runs the device side to the broadcast; returns the anchoring txid.
+    fn enrol(&self, key: &SecretKey, bc: &BirthCertificate) -> String {
+        let (status, offered) = self.post("/v1/enrolments", self.request(bc, "eu"));
+        assert_eq!(status, 200, "{offered}");
+        assert_eq!(offered["status"], "offered");
+        let psbt = STANDARD.decode(offered["psbt"].as_str().unwrap()).unwrap();
+        let offer = AnchorOffer::check(&psbt, bc).expect("the device accepts the TBS's offer");
+        let signed = SignedAnchor {
+            device: key.public_key(),
+            tx: offer.sign(key).unwrap(),
+        };
+        let (status, broadcast) = self.post(
+            "/v1/enrolments/signed",
+            json!({ "envelope": signed.seal(&mut OsRng, &self.tbs_key).unwrap() }),
+        );
+        assert_eq!(status, 202, "{broadcast}");
+        assert_eq!(broadcast["status"], "broadcast");
+        broadcast["txid"].as_str().unwrap().to_owned()
+    }
+
+    fn confirmed(&self, device: &PublicKey) -> Value {
+        self.node.mine(1);
+        let tip = self.node.rpc.tip().unwrap();
+        wait_until("the TBS to index the device anchor", PATIENCE, || {
+            let (_, body) = self.api.get(&format!("/v1/enrolments/{device}"));
+            (body["status"] == "confirmed"
+                && self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string())
+            .then_some(body)
+        })
+    }
+}
+
+#[test]
+fn a_device_enrols_and_its_own_signature_lands_on_chain() {
+    let w = World::start();
+    let (key, bc) = party(Role::Pat, "thermostat 1");
+    let txid = w.enrol(&key, &bc);
+    let status = w.confirmed(&key.public_key());
+    assert_eq!(
+        (status["txid"].as_str(), status["depth"].as_u64()),
+        (Some(txid.as_str()), Some(1))
+    );
+
+    // The registry attributes the record to the device's key, and its proof verifies.
+    let records = w
+        .api
+        .ok(&format!("/v1/records?signer={}", key.public_key()));
+    assert_eq!(records["records"].as_array().unwrap().len(), 1);
+    assert_eq!(records["records"][0]["digest"], bc.digest().to_string());
+    let proof = w.api.ok(&format!("/v1/proofs/{txid}"));
+    let proof: AnchorProofJson = serde_json::from_value(proof["anchor_proof"].clone()).unwrap();
+    let verified = bc
+        .verify_anchor(
+            &AnchorProof::from_json(&proof).unwrap(),
+            &spv_headers(&w.api),
+        )
+        .unwrap();
+    assert_eq!(verified.signer(), key.public_key());
+
+    // Asking again (a new request, or the signature again) never anchors a second time.
+    let (status, again) = w.post("/v1/enrolments", w.request(&bc, "eu"));
+    assert_eq!(
+        (status, again["status"].as_str(), again["txid"].as_str()),
+        (200, Some("broadcast"), Some(txid.as_str()))
+    );
+    w.node.mine(1);
+    let tip = w.node.rpc.tip().unwrap();
+    wait_until("the index to catch up", PATIENCE, || {
+        (w.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
+    });
+    let records = w
+        .api
+        .ok(&format!("/v1/records?signer={}", key.public_key()));
+    assert_eq!(records["records"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_enrolments_get_a_4xx_and_change_nothing() {
+    let w = World::start();
+    let (key, bc) = party(Role::Pat, "thermostat 2");
+    let (_, dta) = party(Role::Dta, "not a device");
+    let other_tbs = SecretKey::generate(&mut OsRng).public_key();
+    let stale = EnrolmentRequest::new(
+        &mut OsRng,
+        bc.clone(),
+        InstructionKey::generate(&mut OsRng),
+        "acme",
+        "eu",
+        now() - 3600,
+    )
+    .unwrap();
+    let to_other = EnrolmentRequest::new(
+        &mut OsRng,
+        bc.clone(),
+        InstructionKey::generate(&mut OsRng),
+        "acme",
+        "eu",
+        now(),
+    )
+    .unwrap();
+    let wrong_purpose = seal(
+        &mut OsRng,
+        &w.tbs_key,
+        Purpose::Message,
+        &SenderId::from_public_key(&key.public_key()),
+        b"{}",
+    )
+    .unwrap();
+    let cases = [
+        (json!({"envelope": "not base64 !"}), 400),
+        (json!({"envelope": STANDARD.encode([1u8; 90])}), 400),
+        (json!({"nonsense": 1}), 400),
+        (
+            json!({ "envelope": stale.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+            400,
+        ),
+        (
+            json!({ "envelope": to_other.seal(&mut OsRng, &other_tbs).unwrap() }),
+            400,
+        ),
+        (json!({ "envelope": wrong_purpose }), 400),
+        (w.request(&dta, "eu"), 400),
+        (w.request(&bc, "no-such-group"), 404),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = w.post("/v1/enrolments", body.clone());
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    // The same request twice (a replay) is refused once its nonce is known.
+    let replayed = w.request(&bc, "no-such-group");
+    assert_eq!(w.post("/v1/enrolments", replayed.clone()).0, 404);
+    assert_eq!(w.post("/v1/enrolments", replayed).0, 409);
+    // A signature for a device that never enrolled, and a transaction that is not the offer.
+    let (stranger, _) = party(Role::Pat, "stranger");
+    let tx = bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![],
+        output: vec![],
+    };
+    let unknown = SignedAnchor {
+        device: stranger.public_key(),
+        tx: tx.clone(),
+    };
+    assert_eq!(
+        w.post(
+            "/v1/enrolments/signed",
+            json!({ "envelope": unknown.seal(&mut OsRng, &w.tbs_key).unwrap() })
+        )
+        .0,
+        404
+    );
+    let (status, _) = w.post("/v1/enrolments", w.request(&bc, "eu"));
+    assert_eq!(status, 200);
+    let forged = SignedAnchor {
+        device: key.public_key(),
+        tx,
+    };
+    let (status, answer) = w.post(
+        "/v1/enrolments/signed",
+        json!({ "envelope": forged.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (_, progress) = w.api.get(&format!("/v1/enrolments/{}", key.public_key()));
+    assert_eq!(
+        progress["status"], "offered",
+        "a refused signature changes nothing"
+    );
+    assert_eq!(w.api.get("/v1/enrolments/02abcd").0, 400);
+    assert_eq!(
+        w.api
+            .get(&format!("/v1/enrolments/{}", stranger.public_key()))
+            .0,
+        404
+    );
+}
