@@ -22,7 +22,8 @@
 //!   checkpoints, and batch roots that anchor many digests in one output;
 //! - [`envelope`]: ECIES envelopes to a party's key and AES-GCM instructions back;
 //! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
-//!   and signed by it, and the sealed messages of device enrolment.
+//!   and signed by it, the sealed messages of device enrolment, and the [`instructions`]
+//!   a device verifies before it trusts them.
 //!
 //! What this crate deliberately does not do: no network, no disk, no clock, no runtime.
 //! Time and randomness are passed in, so every function here is deterministic given its
@@ -65,6 +66,7 @@ pub mod digest;
 pub mod enrolment;
 pub mod envelope;
 mod header_chain;
+pub mod instructions;
 pub mod keys;
 pub mod nonce;
 pub mod payload;

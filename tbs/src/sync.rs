@@ -139,6 +139,7 @@ impl SyncLoop {
                     self.poll.failures = 0;
                     if caught_up {
                         self.anchor();
+                        self.watch_enrolments();
                     }
                 }
                 Err(error) => self.poll_failed(&error),
@@ -219,6 +220,16 @@ impl SyncLoop {
                 s.node_reachable = false;
             }
         });
+    }
+
+    /// Re-sends device anchors a reorg dropped; failures are retried at the next poll.
+    fn watch_enrolments(&self) {
+        let node = self.follower.chain();
+        if let Err(error) =
+            crate::enrolment::watch(node, self.follower.store(), &self.state.enrolments)
+        {
+            tracing::warn!(%error, "watching enrolment anchors failed; will retry");
+        }
     }
 
     /// Runs the anchoring rule, unless a recent failure asks to wait.

@@ -15,6 +15,8 @@ use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 
+pub mod webdriver;
+
 /// A private regtest node with a funded wallet; killed when dropped.
 pub struct TestNode {
     /// The process handle (owns the temporary data directory).

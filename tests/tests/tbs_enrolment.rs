@@ -9,24 +9,28 @@ use base64::Engine as _;
 use milagro_anchor::anchor_offer::AnchorOffer;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
-use milagro_anchor::envelope::{seal, InstructionKey, Purpose, SenderId};
+use milagro_anchor::envelope::{seal, InstructionKey, Purpose, SealedInstructions, SenderId};
+use milagro_anchor::instructions::{Instructions, VerifiedInstructions};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson};
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::Tbs;
-use milagro_tests::{party, spv_headers, tbs_config, wait_until, Api, TestNode};
+use milagro_tests::{party, spv_headers, tbs_config, wait_until, Api, TcpRelay, TestNode};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
 struct World {
-    node: TestNode,
+    /// `None` only while the test restarts the node.
+    node_slot: Option<TestNode>,
+    relay: Option<TcpRelay>,
     _tbs: milagro_tbs::RunningTbs,
     api: Api,
     tbs_key: PublicKey,
+    tenant_token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -41,12 +45,16 @@ impl World {
     /// A TBS with tenant `acme`, group `eu` (direct mode), its own anchor confirmed and
     /// verified by the test as a device would (digest pinned, SPV against the headers).
     fn start() -> Self {
-        let node = TestNode::start();
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_on(TestNode::start(), None, tempfile::tempdir().unwrap())
+    }
+
+    /// The same, on a given node, reached through `relay` if there is one.
+    fn start_on(node: TestNode, relay: Option<TcpRelay>, dir: tempfile::TempDir) -> Self {
+        let rpc_url = relay.as_ref().map_or_else(|| node.rpc_url(), TcpRelay::url);
         let admin = ApiToken::generate(&mut OsRng);
         let text = format!(
             "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
-            tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("s")),
+            tbs_config(&rpc_url, &node.cookie(), &dir.path().join("s")),
             admin.hash()
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
@@ -87,24 +95,27 @@ impl World {
         );
         assert_eq!(status, 200);
         World {
-            node,
+            node_slot: Some(node),
+            relay,
             _tbs: tbs,
             api,
             tbs_key: *bc.public_key(),
+            tenant_token: token.to_owned(),
             _dir: dir,
         }
     }
 
+    fn node(&self) -> &TestNode {
+        self.node_slot.as_ref().expect("a running node")
+    }
+
     fn request(&self, bc: &BirthCertificate, group: &str) -> Value {
-        let request = EnrolmentRequest::new(
-            &mut OsRng,
-            bc.clone(),
-            InstructionKey::generate(&mut OsRng),
-            "acme",
-            group,
-            now(),
-        )
-        .unwrap();
+        self.request_with(bc, group, InstructionKey::generate(&mut OsRng))
+    }
+
+    fn request_with(&self, bc: &BirthCertificate, group: &str, key: InstructionKey) -> Value {
+        let request =
+            EnrolmentRequest::new(&mut OsRng, bc.clone(), key, "acme", group, now()).unwrap();
         json!({ "envelope": request.seal(&mut OsRng, &self.tbs_key).unwrap() })
     }
 
@@ -114,7 +125,20 @@ impl World {
 
     /// Runs the device side to the broadcast; returns the anchoring txid.
     fn enrol(&self, key: &SecretKey, bc: &BirthCertificate) -> String {
-        let (status, offered) = self.post("/v1/enrolments", self.request(bc, "eu"));
+        self.enrol_in(key, bc, "eu", InstructionKey::generate(&mut OsRng))
+    }
+
+    fn enrol_in(
+        &self,
+        key: &SecretKey,
+        bc: &BirthCertificate,
+        group: &str,
+        instruction_key: InstructionKey,
+    ) -> String {
+        let (status, offered) = self.post(
+            "/v1/enrolments",
+            self.request_with(bc, group, instruction_key),
+        );
         assert_eq!(status, 200, "{offered}");
         assert_eq!(offered["status"], "offered");
         let psbt = STANDARD.decode(offered["psbt"].as_str().unwrap()).unwrap();
@@ -132,9 +156,60 @@ impl World {
         broadcast["txid"].as_str().unwrap().to_owned()
     }
 
+    /// Anchors a party's certificate and waits until the TBS indexed it.
+    fn anchored(&self, role: Role, name: &str) -> BirthCertificate {
+        let (key, bc) = party(role, name);
+        self.node().anchor_bc(&key, &bc);
+        self.node().mine(1);
+        let tip = self.node().rpc.tip().unwrap();
+        wait_until("the TBS to index the party", PATIENCE, || {
+            (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
+        });
+        bc
+    }
+
+    fn put_group(&self, group: &str, dtas: &[&BirthCertificate], idp: &BirthCertificate) -> u64 {
+        let service = |bc: &BirthCertificate, host: &str| json!({"birth_certificate": bc.digest(), "url": format!("https://{host}.milagro.test")});
+        let dtas: Vec<Value> = dtas
+            .iter()
+            .enumerate()
+            .map(|(i, bc)| service(bc, &format!("dta{i}")))
+            .collect();
+        let body =
+            json!({"name": group, "mode": "direct", "dtas": dtas, "idp": service(idp, "idp")});
+        let (status, saved) = self.api.call(
+            "PUT",
+            &format!("/v1/tenants/acme/groups/{group}"),
+            Some(&self.tenant_token),
+            Some(body),
+        );
+        assert_eq!(status, 200, "{saved}");
+        saved["revision"].as_u64().unwrap()
+    }
+
+    /// The device fetches, opens and verifies its instructions by SPV.
+    fn instructions(
+        &self,
+        key: &SecretKey,
+        bc: &BirthCertificate,
+        instruction_key: &InstructionKey,
+    ) -> VerifiedInstructions {
+        let (status, body) = self
+            .api
+            .get(&format!("/v1/enrolments/{}/instructions", key.public_key()));
+        assert_eq!(status, 200, "{body}");
+        let sealed: SealedInstructions =
+            serde_json::from_value(body["instructions"].clone()).unwrap();
+        let opened =
+            Instructions::open(instruction_key, &self.tbs_key, &key.public_key(), &sealed).unwrap();
+        opened
+            .verify(bc, &spv_headers(&self.api))
+            .expect("every anchor in the instructions verifies by SPV")
+    }
+
     fn confirmed(&self, device: &PublicKey) -> Value {
-        self.node.mine(1);
-        let tip = self.node.rpc.tip().unwrap();
+        self.node().mine(1);
+        let tip = self.node().rpc.tip().unwrap();
         wait_until("the TBS to index the device anchor", PATIENCE, || {
             let (_, body) = self.api.get(&format!("/v1/enrolments/{device}"));
             (body["status"] == "confirmed"
@@ -177,8 +252,8 @@ fn a_device_enrols_and_its_own_signature_lands_on_chain() {
         (status, again["status"].as_str(), again["txid"].as_str()),
         (200, Some("broadcast"), Some(txid.as_str()))
     );
-    w.node.mine(1);
-    let tip = w.node.rpc.tip().unwrap();
+    w.node().mine(1);
+    let tip = w.node().rpc.tip().unwrap();
     wait_until("the index to catch up", PATIENCE, || {
         (w.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
     });
@@ -288,4 +363,102 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
             .0,
         404
     );
+}
+
+#[test]
+fn an_enrolled_device_gets_instructions_it_verifies_and_new_ones_when_its_group_changes() {
+    let w = World::start();
+    let dta1 = w.anchored(Role::Dta, "D-TA 1");
+    let dta2 = w.anchored(Role::Dta, "D-TA 2");
+    let idp = w.anchored(Role::Idp, "IdP");
+    let first_revision = w.put_group("eu-metering", &[&dta1], &idp);
+    let (key, bc) = party(Role::Pat, "meter 1");
+    let instruction_key = InstructionKey::generate(&mut OsRng);
+    let txid = w.enrol_in(&key, &bc, "eu-metering", instruction_key.clone());
+
+    // Before the anchor confirms, instructions are not ready.
+    let (status, pending) = w
+        .api
+        .get(&format!("/v1/enrolments/{}/instructions", key.public_key()));
+    assert_eq!(
+        (status, pending["status"].as_str()),
+        (202, Some("broadcast"))
+    );
+
+    w.confirmed(&key.public_key());
+    let verified = w.instructions(&key, &bc, &instruction_key);
+    let got = verified.instructions();
+    assert_eq!(
+        (got.tenant.as_str(), got.group.as_str(), got.revision),
+        ("acme", "eu-metering", first_revision)
+    );
+    assert_eq!(got.device.txid.to_string(), txid);
+    assert_eq!(got.dtas.len(), 1);
+    assert_eq!(got.dtas[0].birth_certificate, dta1.digest());
+    assert_eq!(got.idp.as_ref().unwrap().birth_certificate, idp.digest());
+    assert_eq!(verified.device_anchor().signer(), key.public_key());
+    assert_eq!(verified.service_anchors()[0].digest(), dta1.digest());
+
+    // An operator adds a D-TA: the device's next fetch has a higher sequence and both.
+    let second_revision = w.put_group("eu-metering", &[&dta1, &dta2], &idp);
+    assert!(second_revision > first_revision);
+    let refreshed = w.instructions(&key, &bc, &instruction_key);
+    assert_eq!(refreshed.instructions().revision, second_revision);
+    assert_eq!(refreshed.instructions().dtas.len(), 2);
+
+    // Sealed for this device only: another key opens nothing.
+    let (_, body) = w
+        .api
+        .get(&format!("/v1/enrolments/{}/instructions", key.public_key()));
+    let sealed: SealedInstructions = serde_json::from_value(body["instructions"].clone()).unwrap();
+    assert!(Instructions::open(
+        &InstructionKey::generate(&mut OsRng),
+        &w.tbs_key,
+        &key.public_key(),
+        &sealed
+    )
+    .is_err());
+}
+
+#[test]
+fn an_anchor_a_reorg_drops_is_sent_again_and_instructions_follow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("node");
+    // No mempool.dat: a node restart forgets unconfirmed transactions, as a long reorg can.
+    let node = TestNode::start_persistent(&datadir, &["-persistmempool=0"]);
+    let relay = TcpRelay::start(node.rpc_socket());
+    let mut w = World::start_on(node, Some(relay), dir);
+    let (key, bc) = party(Role::Pat, "meter 9");
+    let instruction_key = InstructionKey::generate(&mut OsRng);
+    let txid = w.enrol_in(&key, &bc, "eu", instruction_key.clone());
+    let confirmed = w.confirmed(&key.public_key());
+    w.instructions(&key, &bc, &instruction_key);
+
+    // The anchor's block is invalidated and the node restarts without a mempool: the
+    // payment and the anchor are gone from everywhere, and a longer chain grows without them.
+    let height = confirmed["height"].as_u64().unwrap() as u32;
+    let block = w.node().rpc.block_hash(height).unwrap().unwrap();
+    w.node().rpc.invalidate_block(&block).unwrap();
+    // `-walletbroadcast=0`: the wallet (which owns the payment and the anchor's change)
+    // must not resubmit them itself, so only the TBS can bring them back.
+    w.node_slot = None; // stops the node and waits for it
+    w.node_slot = Some(TestNode::start_persistent(
+        &datadir,
+        &["-persistmempool=0", "-walletbroadcast=0"],
+    ));
+    w.relay.as_ref().unwrap().forward_to(w.node().rpc_socket());
+    for _ in 0..2 {
+        w.node().rpc.generate_block(&w.node().miner, &[]).unwrap();
+    }
+
+    // The TBS notices, sends the same transactions again, and they confirm again.
+    wait_until("the anchor to be sent again", PATIENCE, || {
+        let mempool: Vec<String> = w.node().rpc.call("getrawmempool", &[]).unwrap();
+        mempool.contains(&txid).then_some(())
+    });
+    let again = w.confirmed(&key.public_key());
+    assert_eq!(again["txid"].as_str(), Some(txid.as_str()));
+    assert!(again["height"].as_u64().unwrap() > u64::from(height));
+    let verified = w.instructions(&key, &bc, &instruction_key);
+    assert_eq!(verified.device_anchor().txid().to_string(), txid);
 }

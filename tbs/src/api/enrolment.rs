@@ -3,7 +3,10 @@
 //! `POST /v1/enrolments` opens a sealed request and answers with an anchoring offer (the
 //! same offer again for a device that already has one: never a second payment);
 //! `POST /v1/enrolments/signed` accepts the device's signed transaction and broadcasts the
-//! payment and the anchor; `GET /v1/enrolments/{device}` reports progress and depth.
+//! payment and the anchor; `GET /v1/enrolments/{device}` reports progress and depth;
+//! `GET /v1/enrolments/{device}/instructions` serves the sealed instructions once the
+//! anchor is deep enough (a new group revision gives new instructions: `milagro pat
+//! refresh`).
 
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
@@ -15,17 +18,19 @@ use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo, P2WPKH_DUST};
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::envelope::SealedEnvelope;
+use milagro_anchor::instructions::{DeviceAnchor, Instructions, ServiceAnchor};
 use milagro_anchor::keys::PublicKey;
-use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN};
-use milagro_registry::chain::{ChainError, ChainSource};
+use milagro_anchor::payload::RecordKind;
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::proofs::anchor_proof;
 use milagro_registry::store::RecordStore;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{blocking, ApiError};
-use crate::enrolment::{Enrolment, EnrolmentState};
+use crate::enrolment::{self, Enrolment, EnrolmentState, WatchError};
 use crate::state::AppState;
-use crate::tenants::model::{EnrolmentMode, GroupId, TenantId};
+use crate::tenants::model::{EnrolmentMode, GroupId, ServiceRef, TenantId};
 
 /// Upper bound of an anchoring transaction's weight (one P2WPKH input, an `OP_RETURN` and
 /// one change output of any standard type); the payment covers its fee at the configured
@@ -192,23 +197,15 @@ pub(crate) async fn signed(
             .mark_broadcast(&row.device, broadcast)
             .map_err(internal)?
             .ok_or_else(|| ApiError::Internal("enrolment row vanished".into()))?;
-        send(&state.node, &decode_tx(&row.funding_tx)?)?;
-        send(&state.node, &anchor)?;
+        enrolment::send(&state.node, &row).map_err(|e| match e {
+            WatchError::Chain(chain) => ApiError::from(chain),
+            other => internal(other),
+        })?;
         tracing::info!(device = %row.device, %txid, "enrolment anchor broadcast");
         Ok(row)
     })
     .await?;
     Ok(HttpResponse::Accepted().json(progress(&row)))
-}
-
-/// Broadcasts, treating "already in the mempool or the chain" as done.
-fn send(node: &BitcoindRpc, tx: &Transaction) -> Result<(), ApiError> {
-    match node.broadcast(tx) {
-        Ok(_) => Ok(()),
-        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => Ok(()),
-        Err(_) if node.in_mempool(&tx.compute_txid())? => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// `GET /v1/enrolments/{device}`
@@ -239,6 +236,97 @@ pub(crate) async fn status(
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /v1/enrolments/{device}/instructions`: the device's instructions, sealed under its
+/// instruction key, once its anchor is `anchoring.min_depth` deep; `202` with progress
+/// before that.
+pub(crate) async fn instructions(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device: PublicKey = path
+        .into_inner()
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))?;
+    let (ready, body) = blocking(&state, move |state| {
+        let row = state
+            .enrolments
+            .get(&device)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("no enrolment of device {device}")))?;
+        let EnrolmentState::Broadcast { txid, .. } = &row.state else {
+            return Ok((false, progress(&row)));
+        };
+        let tip = state.store.tip()?.map_or(0, |t| t.height);
+        let record = state.store.by_txid(txid)?.into_iter().next();
+        let deep_enough = record
+            .as_ref()
+            .is_some_and(|r| tip.saturating_sub(r.height) + 1 >= state.config.anchoring.min_depth);
+        let Some(record) = record.filter(|_| deep_enough) else {
+            return Ok((false, progress(&row)));
+        };
+        let group = state.tenants.group_for_device(&row.tenant, &row.group)?;
+        let services = |refs: Vec<&ServiceRef>| -> Result<Vec<ServiceAnchor>, ApiError> {
+            refs.into_iter()
+                .map(|service| service_anchor(state, service))
+                .collect()
+        };
+        let instructions = Instructions {
+            tenant: row.tenant.to_string(),
+            group: row.group.to_string(),
+            revision: group.revision,
+            device: DeviceAnchor {
+                txid: *txid,
+                anchor_proof: anchor_proof(state.node.as_ref(), &record)?.to_json(),
+            },
+            dtas: services(group.dtas.iter().collect())?,
+            idp: services(group.idp.iter().collect())?.pop(),
+        };
+        let sealed = instructions
+            .seal(
+                &mut rand_core::OsRng,
+                &row.instruction_key,
+                &state.identity.public_key(),
+                &device,
+            )
+            .map_err(internal)?;
+        Ok((
+            true,
+            json!({
+                "status": "ready",
+                "sequence": group.revision,
+                "instructions": sealed,
+            }),
+        ))
+    })
+    .await?;
+    Ok(if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::Accepted().json(body)
+    })
+}
+
+/// A service's earliest anchored certificate record and its proof.
+fn service_anchor(state: &AppState, service: &ServiceRef) -> Result<ServiceAnchor, ApiError> {
+    let record = state
+        .store
+        .by_digest(&service.birth_certificate)?
+        .into_iter()
+        .filter(|r| r.kind == RecordKind::BirthCertificate)
+        .min_by_key(|r| r.height)
+        .ok_or_else(|| {
+            ApiError::ChainMoved(format!(
+                "the certificate of {} is no longer anchored (a reorg); retry",
+                service.url.as_str()
+            ))
+        })?;
+    Ok(ServiceAnchor {
+        url: service.url.as_str().to_owned(),
+        birth_certificate: service.birth_certificate,
+        anchor_proof: anchor_proof(state.node.as_ref(), &record)?.to_json(),
+    })
 }
 
 fn decode_tx(hex: &str) -> Result<Transaction, ApiError> {

@@ -95,6 +95,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/v1/enrolments/{device}/instructions",
+        route: || web::get().to(enrolment::instructions),
+    },
+    Endpoint {
+        method: "get",
         path: "/admin",
         route: || web::get().to(tenants::admin_page),
     },

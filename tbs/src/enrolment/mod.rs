@@ -9,9 +9,87 @@
 //! before its side effect, so a crash leaves a row the device's retry or the TBS resumes
 //! from; the anchoring transaction is fixed once signed, so nothing is anchored twice.
 //!
-//! Not here yet (see `docs/enrolment.md`): instructions once the anchor confirms,
-//! re-broadcast after a reorg, batch mode, the audit log.
+//! After every sync step that reaches the tip, [`watch`] looks at each broadcast anchor that
+//! is not yet final: one a reorg dropped (not indexed, not in the mempool) is sent again,
+//! with its payment, as the same transactions; one six blocks deep stops being watched.
+//!
+//! Not here yet (see `docs/enrolment.md`): batch mode and the audit log.
 
 mod store;
 
+use bitcoin::consensus::encode;
+use bitcoin::Transaction;
+use milagro_anchor::proof::FINAL_DEPTH;
+use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN};
+use milagro_registry::chain::{ChainError, ChainSource};
+use milagro_registry::store::{RecordStore, StoreError};
+
 pub use store::{Enrolment, EnrolmentState, EnrolmentStore, EnrolmentStoreError, Replay};
+
+/// Why sending or watching an enrolment's transactions failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The node failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] StoreError),
+    /// The enrolment store failed or holds an unreadable transaction.
+    #[error("enrolment storage: {0}")]
+    Storage(String),
+}
+
+impl From<EnrolmentStoreError> for WatchError {
+    fn from(error: EnrolmentStoreError) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
+
+fn decode(hex: &str) -> Result<Transaction, WatchError> {
+    encode::deserialize_hex(hex).map_err(|e| WatchError::Storage(e.to_string()))
+}
+
+/// Sends a broadcast enrolment's payment then its anchor; "already in the mempool or the
+/// chain" counts as sent. Does nothing for an enrolment that is only offered.
+pub fn send(node: &BitcoindRpc, row: &Enrolment) -> Result<(), WatchError> {
+    let EnrolmentState::Broadcast { anchor_tx, .. } = &row.state else {
+        return Ok(());
+    };
+    for tx in [decode(&row.funding_tx)?, decode(anchor_tx)?] {
+        match node.broadcast(&tx) {
+            Ok(_) => {}
+            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {}
+            Err(_) if node.in_mempool(&tx.compute_txid())? => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Re-sends anchors a reorg dropped and settles final ones (see the module docs).
+pub fn watch(
+    node: &BitcoindRpc,
+    index: &impl RecordStore,
+    store: &EnrolmentStore,
+) -> Result<(), WatchError> {
+    let tip = index.tip()?.map_or(0, |t| t.height);
+    for row in store.unsettled()? {
+        let EnrolmentState::Broadcast { txid, .. } = &row.state else {
+            continue;
+        };
+        match index.by_txid(txid)?.first() {
+            Some(record) if tip.saturating_sub(record.height) + 1 >= FINAL_DEPTH => {
+                store.settle(&row.device)?
+            }
+            Some(_) => {}
+            None if node.in_mempool(txid)? => {}
+            None => {
+                tracing::warn!(device = %row.device, %txid, "enrolment anchor left the chain and the mempool; sending it again");
+                send(node, &row)?;
+            }
+        }
+    }
+    Ok(())
+}

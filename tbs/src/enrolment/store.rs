@@ -2,7 +2,8 @@
 //!
 //! Keys: `e\0` ‖ device key (33 bytes) → [`Enrolment`] JSON; `n\0` ‖ nonce (16 bytes) →
 //! the request's `created` time (a replayed request is refused while its time is within
-//! the accepted clock skew).
+//! the accepted clock skew); `u\0` ‖ device key → nothing, for every broadcast anchor not
+//! yet final, which the sync loop watches (so it never scans every device).
 
 use bitcoin::Txid;
 use milagro_anchor::envelope::InstructionKey;
@@ -76,6 +77,10 @@ fn transaction_error(error: TransactionError<()>) -> EnrolmentStoreError {
 
 fn enrolment_key(device: &PublicKey) -> Vec<u8> {
     [b"e\0".as_slice(), &device.to_sec1()].concat()
+}
+
+fn unsettled_key(device: &PublicKey) -> Vec<u8> {
+    [b"u\0".as_slice(), &device.to_sec1()].concat()
 }
 
 fn nonce_key(nonce: &[u8; 16]) -> Vec<u8> {
@@ -164,11 +169,34 @@ impl EnrolmentStore {
                     let bytes = serde_json::to_vec(&row)
                         .map_err(|_| ConflictableTransactionError::Abort(()))?;
                     tx.insert(key.as_slice(), bytes)?;
+                    tx.insert(unsettled_key(device), &[])?;
                 }
                 Ok(Some(row))
             })
             .map_err(transaction_error)?;
         self.tree.flush().map_err(storage)?;
         Ok(stored)
+    }
+}
+
+impl EnrolmentStore {
+    /// Enrolments whose anchor was broadcast and is not yet final.
+    pub fn unsettled(&self) -> Result<Vec<Enrolment>, EnrolmentStoreError> {
+        let mut rows = Vec::new();
+        for entry in self.tree.scan_prefix(b"u\0") {
+            let (key, _) = entry.map_err(storage)?;
+            let device = PublicKey::from_sec1(&key[2..]).map_err(storage)?;
+            if let Some(row) = self.get(&device)? {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Stops watching a device whose anchor is final.
+    pub fn settle(&self, device: &PublicKey) -> Result<(), EnrolmentStoreError> {
+        self.tree.remove(unsettled_key(device)).map_err(storage)?;
+        self.tree.flush().map_err(storage)?;
+        Ok(())
     }
 }
