@@ -35,6 +35,9 @@ enum Command {
     /// The Trusted Bitcoin Server: registry API next to a full node.
     #[command(subcommand)]
     Tbs(cli::tbs::TbsCommand),
+    /// A device (PAT): enrol through a TBS, refresh its instructions.
+    #[command(subcommand)]
+    Pat(cli::pat::PatCommand),
     /// Benchmarks that print throughput next to the raw cost they are bounded by.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Registry(command) => cli::registry::run(command),
         Command::Regtest(command) => cli::regtest::run(command),
         Command::Tbs(command) => cli::tbs::run(command),
+        Command::Pat(command) => cli::pat::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),
     };

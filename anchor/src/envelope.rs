@@ -137,6 +137,39 @@ use base64::Engine as _;
 
 use crate::keys::PublicKey;
 
+/// `Display`, `FromStr` and serde for a sealed type, all as its base64url wire form
+/// (`to_base64` / `from_base64`), so JSON bodies carry it as one string.
+macro_rules! base64_text_form {
+    ($sealed:ty) => {
+        impl core::fmt::Display for $sealed {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(&self.to_base64())
+            }
+        }
+
+        impl core::str::FromStr for $sealed {
+            type Err = EnvelopeError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::from_base64(s)
+            }
+        }
+
+        impl serde::Serialize for $sealed {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_base64())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $sealed {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_base64(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 #[path = "envelope_ecies.rs"]
 mod ecies;
 #[path = "envelope_instructions.rs"]

@@ -1,14 +1,12 @@
 //! Envelopes sealed to a public key: ephemeral ECDH on secp256k1, HKDF-SHA256, AES-256-GCM.
 
 use core::fmt;
-use core::str::FromStr;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::Aes256Gcm;
 use hkdf::Hkdf;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::CryptoRngCore;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -309,30 +307,4 @@ impl fmt::Debug for SealedEnvelope {
     }
 }
 
-impl fmt::Display for SealedEnvelope {
-    /// The base64url form.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_base64())
-    }
-}
-
-impl FromStr for SealedEnvelope {
-    type Err = EnvelopeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_base64(s)
-    }
-}
-
-impl Serialize for SealedEnvelope {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_base64())
-    }
-}
-
-impl<'de> Deserialize<'de> for SealedEnvelope {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
-    }
-}
+base64_text_form!(SealedEnvelope);

@@ -1,7 +1,6 @@
 //! Instructions from the TBS to a PAT, sealed with AES-128-GCM under the PAT's own key.
 
 use core::fmt;
-use core::str::FromStr;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::Aes128Gcm;
@@ -265,30 +264,4 @@ impl fmt::Debug for SealedInstructions {
     }
 }
 
-impl fmt::Display for SealedInstructions {
-    /// The base64url form.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_base64())
-    }
-}
-
-impl FromStr for SealedInstructions {
-    type Err = EnvelopeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_base64(s)
-    }
-}
-
-impl Serialize for SealedInstructions {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_base64())
-    }
-}
-
-impl<'de> Deserialize<'de> for SealedInstructions {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
-    }
-}
+base64_text_form!(SealedInstructions);

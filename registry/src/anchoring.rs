@@ -14,7 +14,6 @@ use milagro_anchor::anchor_tx::{
 };
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::Payload;
-use serde_json::json;
 
 use crate::bitcoind::BitcoindRpc;
 use crate::chain::ChainError;
@@ -80,18 +79,11 @@ pub fn prepare_anchor(
     let (funding, funding_tx) = match confirmed {
         Some((outpoint, value)) => (FundingUtxo { outpoint, value }, None),
         None => {
-            let (outpoint, value) = node
-                .wallet_pay_to(&script, FUNDING_AMOUNT)
+            let (tx, vout) = node
+                .wallet_pay(&script, FUNDING_AMOUNT)
                 .map_err(PrepareError::Funding)?;
-            let hex: String = node
-                .call("getrawtransaction", &[json!(outpoint.txid.to_string())])
-                .map_err(PrepareError::Funding)?;
-            let tx = bitcoin::consensus::encode::deserialize_hex(&hex).map_err(|e| {
-                PrepareError::Funding(ChainError::Decode {
-                    method: "getrawtransaction",
-                    detail: e.to_string(),
-                })
-            })?;
+            let outpoint = bitcoin::OutPoint::new(tx.compute_txid(), vout);
+            let value = tx.output[vout as usize].value;
             (FundingUtxo { outpoint, value }, Some(tx))
         }
     };

@@ -256,6 +256,17 @@ impl BitcoindRpc {
         script: &ScriptBuf,
         amount: Amount,
     ) -> Result<(OutPoint, Amount), ChainError> {
+        let (tx, vout) = self.wallet_pay(script, amount)?;
+        Ok((OutPoint::new(tx.compute_txid(), vout), amount))
+    }
+
+    /// Pays `amount` from the node's wallet to `script` and broadcasts the payment;
+    /// returns the payment transaction and the index of the output paying `script`.
+    pub fn wallet_pay(
+        &self,
+        script: &ScriptBuf,
+        amount: Amount,
+    ) -> Result<(Transaction, u32), ChainError> {
         let network = self.network()?;
         let address = bitcoin::Address::from_script(script, network)
             .map_err(|e| decode_error("sendtoaddress", e))?;
@@ -268,46 +279,8 @@ impl BitcoindRpc {
             .output
             .iter()
             .position(|out| &out.script_pubkey == script)
-            .ok_or_else(|| ChainError::Decode {
-                method: "sendtoaddress",
-                detail: "payment output not found".into(),
-            })?;
-        let vout = u32::try_from(vout).map_err(|e| decode_error("sendtoaddress", e))?;
-        Ok((OutPoint::new(txid, vout), tx.output[vout as usize].value))
-    }
-
-    /// A payment of `amount` from the node's wallet to `script`, signed but **not
-    /// broadcast**: the wallet's inputs are locked so that concurrent payments never
-    /// spend the same coin. Returns the transaction and the payment's output index.
-    pub fn wallet_signed_payment(
-        &self,
-        script: &ScriptBuf,
-        amount: Amount,
-    ) -> Result<(Transaction, u32), ChainError> {
-        let network = self.network()?;
-        let address = bitcoin::Address::from_script(script, network)
-            .map_err(|e| decode_error("walletcreatefundedpsbt", e))?;
-        let funded: Value = self.call(
-            "walletcreatefundedpsbt",
-            &[
-                json!([]),
-                json!([{ address.to_string(): amount.to_btc() }]),
-                json!(0),
-                json!({ "lockUnspents": true }),
-            ],
-        )?;
-        let processed: Value = self.call("walletprocesspsbt", &[funded["psbt"].clone()])?;
-        let finalized: Value = self.call("finalizepsbt", &[processed["psbt"].clone()])?;
-        let hex = finalized["hex"]
-            .as_str()
-            .ok_or_else(|| decode_error("finalizepsbt", "the wallet could not sign the payment"))?;
-        let tx: Transaction = decode_hex(hex, "finalizepsbt")?;
-        let vout = tx
-            .output
-            .iter()
-            .position(|out| &out.script_pubkey == script)
             .and_then(|vout| u32::try_from(vout).ok())
-            .ok_or_else(|| decode_error("walletcreatefundedpsbt", "payment output not found"))?;
+            .ok_or_else(|| decode_error("sendtoaddress", "payment output not found"))?;
         Ok((tx, vout))
     }
 

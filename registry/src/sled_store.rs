@@ -54,10 +54,32 @@ fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// How long [`SledStore::open`] waits for another handle in this process to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `sled::open`, retried while the database's file lock is still held: sled releases it
+/// from a background thread shortly after the last handle is dropped, so reopening at once
+/// in the same process (a restart in a test, a service restarting its index) can find it
+/// taken. Another *process* holding the lock is still refused, after the wait.
+fn open_waiting_for_lock(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.map_err(backend),
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the index in `dir`; refuses one of another format version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir).map_err(backend)?;
+        let db = open_waiting_for_lock(dir)?;
         match db.get(VERSION_KEY).map_err(backend)? {
             Some(bytes) => {
                 let found = <[u8; 4]>::try_from(bytes.as_ref())

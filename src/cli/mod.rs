@@ -2,6 +2,7 @@
 
 pub mod bc;
 pub mod bench;
+pub mod pat;
 pub mod registry;
 pub mod regtest;
 pub mod tbs;

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::{FeeRate, Network};
+use milagro_anchor::checkpoint::KeyName;
 
 use crate::tenants::model::TokenHash;
 use serde::Deserialize;
@@ -31,6 +32,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "sync",
             "anchoring",
             "admin",
+            "audit",
         ],
     ),
     ("node", &["rpc_url", "rpc_cookie", "network"]),
@@ -40,6 +42,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("anchoring", &["fee_rate_sat_vb", "min_depth"]),
     ("admin", &["token_sha256"]),
+    ("audit", &["checkpoint_interval_secs", "origin"]),
 ];
 
 const MIN_POLL_MS: u64 = 10;
@@ -47,6 +50,7 @@ const MAX_POLL_MS: u64 = 3_600_000;
 const MAX_FEE_RATE_SAT_VB: u64 = 10_000;
 const MAX_MIN_DEPTH: u32 = 1_000;
 const MAX_NAME_CHARS: usize = 256;
+const MAX_CHECKPOINT_INTERVAL_SECS: u64 = 30 * 24 * 3600;
 
 /// A validated TBS configuration.
 ///
@@ -70,6 +74,18 @@ pub struct Config {
     pub anchoring: AnchoringConfig,
     /// SHA-256 of the operator's admin token; without it, no tenant can be created.
     pub admin_token: Option<TokenHash>,
+    /// The audit log's checkpoints.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the audit log's signed checkpoints (see [`crate::audit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditConfig {
+    /// Least time between two anchored checkpoints (one is made only if the log grew).
+    pub checkpoint_interval: Duration,
+    /// The checkpoints' origin line, also their signing key's name.
+    pub origin: KeyName,
 }
 
 /// `[node]`: the full node next to the TBS.
@@ -150,6 +166,24 @@ struct RawConfig {
     anchoring: RawAnchoring,
     #[serde(default)]
     admin: Option<RawAdmin>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    checkpoint_interval_secs: u64,
+    origin: Option<String>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 3600,
+            origin: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -296,6 +330,7 @@ impl Config {
                     "64 hex characters: the SHA-256 of the admin token",
                 )
             })?;
+        let audit = check_audit(&raw.audit, &raw.public_url)?;
         Ok(Self {
             listen,
             public_url: raw.public_url,
@@ -316,8 +351,33 @@ impl Config {
                 min_depth: raw.anchoring.min_depth,
             },
             admin_token,
+            audit,
         })
     }
+}
+
+/// The `[audit]` section; the origin defaults to `public_url` without its scheme (and
+/// trailing `/`), followed by `/audit`.
+fn check_audit(raw: &RawAudit, public_url: &str) -> Result<AuditConfig, ConfigError> {
+    let seconds = raw.checkpoint_interval_secs;
+    if !(1..=MAX_CHECKPOINT_INTERVAL_SECS).contains(&seconds) {
+        return Err(invalid(
+            "audit.checkpoint_interval_secs",
+            format!("must be between 1 and {MAX_CHECKPOINT_INTERVAL_SECS}"),
+        ));
+    }
+    let origin = raw.origin.clone().unwrap_or_else(|| {
+        let bare = public_url
+            .split_once("://")
+            .map_or(public_url, |(_, rest)| rest);
+        format!("{}/audit", bare.trim_end_matches('/'))
+    });
+    let origin = KeyName::new(&origin)
+        .map_err(|e| invalid("audit.origin", format!("{e} (set audit.origin explicitly)")))?;
+    Ok(AuditConfig {
+        checkpoint_interval: Duration::from_secs(seconds),
+        origin,
+    })
 }
 
 /// Every key of `table` that [`SCHEMA`] does not admit, as `section.key`.

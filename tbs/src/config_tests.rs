@@ -49,6 +49,37 @@ fn defaults_apply_when_sections_are_left_out() {
     assert_eq!(config.anchoring.min_depth, 1);
     assert_eq!(config.node.network, Network::Regtest);
     assert_eq!(config.state_dir, PathBuf::from("state"));
+    assert_eq!(config.audit.checkpoint_interval, Duration::from_secs(3600));
+    assert_eq!(config.audit.origin.as_str(), "tbs.milagro.test/audit");
+}
+
+#[test]
+fn the_audit_origin_derives_from_the_public_url_unless_set() {
+    let origin = |text: &str| Config::parse(text).unwrap().audit.origin.to_string();
+    let with_path = MINIMAL.replace(
+        "\"http://tbs.milagro.test\"",
+        "\"https://x.test:8443/tbs/\"",
+    );
+    assert_eq!(origin(&with_path), "x.test:8443/tbs/audit");
+    let set =
+        format!("{MINIMAL}[audit]\norigin = \"log.example/a\"\ncheckpoint_interval_secs = 1\n");
+    assert_eq!(origin(&set), "log.example/a");
+    assert_eq!(
+        Config::parse(&set).unwrap().audit.checkpoint_interval,
+        Duration::from_secs(1)
+    );
+    // A public URL that makes no valid key name must be overridden, and says so.
+    let plus = MINIMAL.replace(
+        "\"http://tbs.milagro.test\"",
+        "\"http://tbs.milagro.test/a+b\"",
+    );
+    match parse_err(&plus) {
+        ConfigError::Invalid { key, reason } => {
+            assert_eq!(key, "audit.origin");
+            assert!(reason.contains("set audit.origin"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
 }
 
 #[test]
@@ -106,6 +137,12 @@ fn out_of_range_values_are_refused_by_key() {
             "anchoring.fee_rate_sat_vb",
         ),
         ("[anchoring]\nmin_depth = 0", "anchoring.min_depth"),
+        (
+            "[audit]\ncheckpoint_interval_secs = 0",
+            "audit.checkpoint_interval_secs",
+        ),
+        ("[audit]\norigin = \"has space\"", "audit.origin"),
+        ("[audit]\norigin = \"\"", "audit.origin"),
     ];
     for (section, key) in sections {
         match parse_err(&format!("{MINIMAL}{section}\n")) {

@@ -27,6 +27,9 @@
 //! - [`tenants`]: tenants (application developers, device makers), their hashed API
 //!   tokens and device groups, reachable only through an authorization scope; served at
 //!   `/v1/admin/tenants`, `/v1/tenants/{tenant}/…` and as a small web page at `/admin`.
+//! - [`audit`]: every registration in an RFC 6962 log whose signed checkpoints the sync
+//!   loop anchors on chain periodically; checkpoints, consistency and inclusion proofs are
+//!   served at `/v1/audit/…`.
 //!
 //! Threads: `tbs-sync` polls the node (a failing node is retried with capped backoff while
 //! the API serves the index as it stands) and then runs the anchoring rule documented in
@@ -37,7 +40,7 @@
 //!
 //! It does not yet enrol PATs (the sealed messages and the PSBT offer exist in
 //! [`milagro_anchor::enrolment`] and [`milagro_anchor::anchor_offer`]; the endpoints,
-//! confirmation watching and instructions do not), keep an audit log, or anchor batches; those arrive as their own modules, state in [`AppState`](state::AppState)
+//! confirmation watching and instructions do not), or anchor batches; those arrive as their own modules, state in [`AppState`](state::AppState)
 //! and routes in [`api::ENDPOINTS`]. It does not listen to ZMQ (polling bounds the delay
 //! before a new block is indexed; a wake-up would only shorten it), terminate TLS (run it
 //! behind a reverse proxy), or update its Birth Certificate (a changed `name` or
@@ -63,6 +66,7 @@
 //! ```
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod enrolment;
 pub mod files;

@@ -150,16 +150,23 @@ impl AnchorKeeper {
             return self.confirm(node, &record);
         }
         if let Some(pending) = self.read_pending()? {
-            self.shared.set(AnchorState::Pending { txid: pending.txid });
+            // "pending" is published only once the transaction is known to be out there,
+            // so whoever sees it (a test about to mine, an operator) can rely on it.
+            let published = AnchorState::Pending { txid: pending.txid };
             if node.in_mempool(&pending.txid)? {
+                self.shared.set(published);
                 return Ok(());
             }
             match self.rebroadcast(node, &pending)? {
                 Rebroadcast::Sent => {
                     tracing::warn!(txid = %pending.txid, "re-broadcast the TBS anchor, which had left the mempool");
+                    self.shared.set(published);
                     return Ok(());
                 }
-                Rebroadcast::AlreadyInChain => return Ok(()),
+                Rebroadcast::AlreadyInChain => {
+                    self.shared.set(published);
+                    return Ok(());
+                }
                 Rebroadcast::InputsGone => {
                     follower.sync(max_blocks, |_| {})?;
                     if let Some(record) = self.indexed(follower.store())? {
@@ -274,8 +281,8 @@ impl AnchorKeeper {
         };
         let json = serde_json::to_vec_pretty(&pending).map_err(|e| self.corrupt(e.to_string()))?;
         files::write_atomically(&self.path, &json)?;
-        self.shared.set(AnchorState::Pending { txid: pending.txid });
         node.broadcast(tx)?;
+        self.shared.set(AnchorState::Pending { txid: pending.txid });
         tracing::info!(txid = %pending.txid, fee_sat = prepared.anchor.fee.to_sat(), "broadcast the TBS anchor");
         Ok(())
     }

@@ -11,6 +11,7 @@ use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::StoreError;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::enrolment::EnrolmentStore;
 use crate::files::{self, FileError};
@@ -23,8 +24,9 @@ use crate::tenants::store::TenantStore;
 /// Directory of the record index inside the state directory.
 pub const INDEX_DIR: &str = "registry";
 
-/// Directory, inside the state directory, of the service database (sled): tenants and
-/// enrolments, kept apart from the index so that a reindex never touches them.
+/// Directory, inside the state directory, of the service database (sled): tenants,
+/// enrolments and the audit log, kept apart from the index so that a reindex never
+/// touches them.
 pub const SERVICE_DB_DIR: &str = "service";
 
 /// Per-request timeout of the API's node calls (the sync loop keeps the adapter's longer
@@ -174,6 +176,7 @@ impl RunningTbs {
         while Arc::strong_count(&self.state.store) > 1
             || Arc::strong_count(&self.state.tenants) > 1
             || Arc::strong_count(&self.state.enrolments) > 1
+            || Arc::strong_count(&self.state.audit) > 1
         {
             if std::time::Instant::now() > deadline {
                 tracing::warn!("the index is still in use after stopping");
@@ -210,6 +213,12 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
     let service_db = sled::open(&service_dir).map_err(|e| service_error(e.to_string()))?;
     let tenants = TenantStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
     let enrolments = EnrolmentStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
+    let audit = Audit::open(&service_db, config.audit.origin.clone())
+        .map_err(|e| service_error(e.to_string()))?;
+    // Registrations a crash left unlogged, before the sync loop can stop watching them.
+    audit
+        .catch_up(&enrolments)
+        .map_err(|e| service_error(e.to_string()))?;
     drop(service_db);
     let rpc = || BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie);
     let sync_node = rpc();
@@ -220,6 +229,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         store: Arc::new(store),
         tenants: Arc::new(tenants),
         enrolments: Arc::new(enrolments),
+        audit: Arc::new(audit),
         sync: Arc::new(SyncStatus::default()),
         own_anchor: Arc::new(OwnAnchor::default()),
         metrics: Arc::new(Metrics::new()),

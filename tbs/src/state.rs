@@ -12,6 +12,7 @@ use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::sled_store::SledStore;
 use serde::Serialize;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::enrolment::EnrolmentStore;
 use crate::identity::Identity;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub tenants: Arc<TenantStore>,
     /// Device enrolments (same service database as `tenants`).
     pub enrolments: Arc<EnrolmentStore>,
+    /// The audit log of registrations and its anchored checkpoints (same database).
+    pub audit: Arc<Audit>,
     /// The node, for what the index does not hold (raw transactions, Merkle paths,
     /// headers). Calls block: make them inside `web::block`.
     pub node: Arc<BitcoindRpc>,

@@ -140,6 +140,7 @@ impl SyncLoop {
                     if caught_up {
                         self.anchor();
                         self.watch_enrolments();
+                        crate::audit::anchoring::tick(&self.follower, &self.state, STEP_BLOCKS);
                     }
                 }
                 Err(error) => self.poll_failed(&error),

@@ -12,6 +12,9 @@ use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
+mod pat;
+mod tbs_crash;
+
 fn milagro(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_milagro"))
         .args(args)

@@ -120,9 +120,10 @@ fn offer(
         .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
     let amount = fee + CHANGE.max(P2WPKH_DUST);
     let device = *request.device();
-    let (payment, vout) = state
-        .node
-        .wallet_signed_payment(&p2wpkh_script(&device), amount)?;
+    // The payment is broadcast now: its change is then spendable by the next offer at
+    // once. Holding it back until the device signs would lock a whole wallet coin per
+    // pending offer (see docs/enrolment.md).
+    let (payment, vout) = state.node.wallet_pay(&p2wpkh_script(&device), amount)?;
     let change = change_script(&state.node, state.config.node.network)?;
     let funding = FundingUtxo {
         outpoint: OutPoint::new(payment.compute_txid(), vout),
@@ -197,6 +198,8 @@ pub(crate) async fn signed(
             .mark_broadcast(&row.device, broadcast)
             .map_err(internal)?
             .ok_or_else(|| ApiError::Internal("enrolment row vanished".into()))?;
+        // The registration is fixed now: log it (once; a retry finds it logged).
+        state.audit.register(&row).map_err(internal)?;
         enrolment::send(&state.node, &row).map_err(|e| match e {
             WatchError::Chain(chain) => ApiError::from(chain),
             other => internal(other),

@@ -8,6 +8,7 @@
 //!
 //! A later feature adds its handlers in its own module and its rows to [`ENDPOINTS`].
 
+mod audit;
 mod enrolment;
 mod error;
 mod identity;
@@ -97,6 +98,21 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/v1/enrolments/{device}/instructions",
         route: || web::get().to(enrolment::instructions),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/audit/checkpoint",
+        route: || web::get().to(audit::checkpoint),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/audit/checkpoints",
+        route: || web::get().to(audit::checkpoints),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/audit/registrations/{device}/proof",
+        route: || web::get().to(audit::registration_proof),
     },
     Endpoint {
         method: "get",

@@ -1,0 +1,370 @@
+//! Enrolment, one type per protocol state (`docs/enrolment.md`). Each transition consumes
+//! its state, so no step can be skipped or run twice, and persists what it learnt before
+//! it returns (before it sends, where the TBS must not see something the device could
+//! forget).
+//!
+//! ```text
+//!  Provisioned ──verify_tbs──► TbsVerified ──request──► Offered ──sign_and_send──► Broadcast
+//!                                   │                                                │ poll / wait
+//!                                   └── the TBS already has our anchor ──────────────┤
+//!                                                                                     ▼
+//!                                                                 Enrolled ◄─► refresh
+//! ```
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
+use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::envelope::SealedInstructions;
+use milagro_anchor::keys::PublicKey;
+use milagro_anchor::proof::{AnchorProof, AnchorProofJson, VerifiedAnchor};
+use serde_json::{json, Value};
+
+use crate::error::{Error, Step};
+use crate::http::{str_field, TbsClient};
+use crate::instructions::{accept_instructions, Pending};
+use crate::spv::fetch_headers;
+use crate::state::{Device, Progress, StoredInstructions, TbsRecord};
+
+/// A provisioned device that has not yet checked its TBS (or restarted before it sent
+/// its anchor: checking again is cheap, and a new request is answered with the same
+/// offer).
+#[derive(Debug)]
+pub struct Provisioned {
+    pub(crate) device: Box<Device>,
+}
+
+/// The TBS's certificate has the provisioned digest and its anchor verified by SPV.
+#[derive(Debug)]
+pub struct TbsVerified {
+    device: Box<Device>,
+    tbs_key: PublicKey,
+    anchor: VerifiedAnchor,
+}
+
+/// The TBS offered an anchoring transaction and the device checked it.
+#[derive(Debug)]
+pub struct Offered {
+    device: Box<Device>,
+    tbs_key: PublicKey,
+    offer: Box<AnchorOffer>,
+}
+
+/// What the TBS answered an enrolment request with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Requested {
+    /// An offer to check and sign.
+    Offered(Offered),
+    /// The TBS already broadcast this device's anchor (the device lost `state.json` after
+    /// sending it): wait for the instructions.
+    AlreadyBroadcast(Broadcast),
+}
+
+/// The device's signed anchor is stored and with the TBS; instructions come once it is
+/// confirmed deep enough.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub(crate) device: Box<Device>,
+    pub(crate) tbs_key: PublicKey,
+}
+
+/// One look at the instructions.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Poll {
+    /// Verified and stored.
+    Ready(Enrolled),
+    /// Not yet (the TBS's progress report).
+    NotYet(Broadcast, Pending),
+}
+
+/// The device holds verified instructions.
+#[derive(Debug)]
+pub struct Enrolled {
+    pub(crate) device: Box<Device>,
+    pub(crate) tbs_key: PublicKey,
+    /// The same as `device.instructions`, which holds it for the state file.
+    pub(crate) stored: Box<StoredInstructions>,
+}
+
+impl Provisioned {
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Fetches the TBS's certificate and checks it: the provisioned digest, role `tbs`,
+    /// status `active`, and its anchor by SPV against headers from the network's genesis.
+    /// Stores the verified certificate.
+    pub fn verify_tbs(mut self, tbs: &TbsClient) -> Result<TbsVerified, Error> {
+        let step = Step::FetchTbsCertificate;
+        let served = tbs
+            .get(step, "/.well-known/milagro/birth-certificate")?
+            .body;
+        let document = served
+            .get("birth_certificate")
+            .ok_or_else(|| Error::unexpected(step, "no birth_certificate"))?;
+        let json = serde_json::to_vec(document).map_err(|e| Error::unexpected(step, e))?;
+        let bc = BirthCertificate::parse(&json)?;
+        let provisioned = self.device.provisioning.tbs_digest;
+        if bc.digest() != provisioned {
+            return Err(Error::TbsDigest {
+                provisioned,
+                served: bc.digest(),
+            });
+        }
+        if bc.role() != Role::Tbs || bc.status() != Status::Active {
+            return Err(Error::TbsCertificate {
+                role: bc.role(),
+                status: bc.status(),
+            });
+        }
+        let proof: AnchorProofJson = served
+            .get("anchor_proof")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Error::unexpected(step, format!("anchor_proof: {e}")))?
+            .ok_or_else(|| Error::unexpected(step, "no anchor_proof"))?;
+        let proof = AnchorProof::from_json(&proof).map_err(Error::TbsAnchor)?;
+        let headers = fetch_headers(tbs, self.device.provisioning.network)?;
+        let anchor = bc
+            .verify_anchor(&proof, &headers)
+            .map_err(Error::TbsAnchor)?;
+        let tbs_key = *bc.public_key();
+        self.device.tbs = Some(TbsRecord {
+            bc,
+            anchor_txid: anchor.txid(),
+            anchor_height: anchor.height(),
+        });
+        self.device.save()?;
+        Ok(TbsVerified {
+            device: self.device,
+            tbs_key,
+            anchor,
+        })
+    }
+}
+
+impl TbsVerified {
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The TBS's verified anchor (its depth is as of the headers just fetched).
+    pub fn tbs_anchor(&self) -> &VerifiedAnchor {
+        &self.anchor
+    }
+
+    /// Seals an enrolment request (certificate, instruction key, tenant, group, a fresh
+    /// nonce, the time now) to the TBS key, sends it, and checks the offer it gets back.
+    pub fn request(mut self, tbs: &TbsClient) -> Result<Requested, Error> {
+        let step = Step::RequestEnrolment;
+        let rng = &mut rand_core::OsRng;
+        let provisioning = &self.device.provisioning;
+        let request = EnrolmentRequest::new(
+            rng,
+            self.device.bc.clone(),
+            self.device.instruction_key.clone(),
+            &provisioning.tenant,
+            &provisioning.group,
+            unix_now(),
+        )?;
+        let envelope = request.seal(rng, &self.tbs_key)?;
+        let answer = tbs.post(step, "/v1/enrolments", &json!({ "envelope": envelope }))?;
+        match str_field(step, &answer.body, "status")? {
+            "offered" => {
+                let psbt = STANDARD
+                    .decode(str_field(step, &answer.body, "psbt")?)
+                    .map_err(|e| Error::unexpected(step, format!("psbt: {e}")))?;
+                let offer = AnchorOffer::check(&psbt, &self.device.bc)?;
+                Ok(Requested::Offered(Offered {
+                    device: self.device,
+                    tbs_key: self.tbs_key,
+                    offer: Box::new(offer),
+                }))
+            }
+            "broadcast" | "confirmed" => {
+                let txid = str_field(step, &answer.body, "txid")?
+                    .parse()
+                    .map_err(|e| Error::unexpected(step, format!("txid: {e}")))?;
+                self.device.progress = Some(Progress { txid, tx: None });
+                self.device.save()?;
+                Ok(Requested::AlreadyBroadcast(Broadcast {
+                    device: self.device,
+                    tbs_key: self.tbs_key,
+                }))
+            }
+            "queued" => Err(Error::Unsupported(
+                "the group enrols in batch mode, which this client does not support yet".into(),
+            )),
+            other => Err(Error::unexpected(step, format!("status {other:?}"))),
+        }
+    }
+}
+
+impl Offered {
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The checked offer.
+    pub fn offer(&self) -> &AnchorOffer {
+        &self.offer
+    }
+
+    /// Signs the anchoring transaction with the device key (its own signature goes on
+    /// chain), stores it, then sends it sealed to the TBS, which broadcasts it.
+    pub fn sign_and_send(mut self, tbs: &TbsClient) -> Result<Broadcast, Error> {
+        let tx = self.offer.sign(&self.device.key)?;
+        let txid = tx.compute_txid();
+        // Stored first: a crash after this line resumes at `Broadcast` and sends it again.
+        self.device.progress = Some(Progress {
+            txid,
+            tx: Some(tx.clone()),
+        });
+        self.device.save()?;
+        let broadcast = Broadcast {
+            device: self.device,
+            tbs_key: self.tbs_key,
+        };
+        broadcast.send_signed(tbs, tx)?;
+        Ok(broadcast)
+    }
+}
+
+impl Broadcast {
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The device's anchoring transaction.
+    pub fn txid(&self) -> Option<bitcoin::Txid> {
+        self.device.anchor_txid()
+    }
+
+    fn send_signed(&self, tbs: &TbsClient, tx: bitcoin::Transaction) -> Result<(), Error> {
+        let step = Step::SendSignedAnchor;
+        let txid = tx.compute_txid();
+        let signed = SignedAnchor {
+            device: self.device.public_key(),
+            tx,
+        };
+        let envelope = signed.seal(&mut rand_core::OsRng, &self.tbs_key)?;
+        let answer = tbs.post(
+            step,
+            "/v1/enrolments/signed",
+            &json!({ "envelope": envelope }),
+        )?;
+        let reported = str_field(step, &answer.body, "txid")?;
+        if reported != txid.to_string() {
+            return Err(Error::unexpected(
+                step,
+                format!("the tbs broadcast {reported}, the device signed {txid}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Asks once for the instructions. When the TBS still has only the offer (the device
+    /// stored its signature but stopped before the TBS got it), sends the signature again.
+    pub fn poll(mut self, tbs: &TbsClient) -> Result<Poll, Error> {
+        let step = Step::FetchInstructions;
+        let answer = tbs.get(step, &instructions_path(&self.device.public_key()))?;
+        if answer.status != 200 {
+            let pending = Pending::from_body(&answer.body);
+            if pending.status == "offered" {
+                if let Some(tx) = self.device.progress.as_ref().and_then(|p| p.tx.clone()) {
+                    self.send_signed(tbs, tx)?;
+                }
+            }
+            return Ok(Poll::NotYet(self, pending));
+        }
+        let sealed = sealed_instructions(&answer.body)?;
+        let accepted = accept_instructions(&self.device, &self.tbs_key, tbs, &sealed)?;
+        if let Some(progress) = self.device.progress.as_mut() {
+            progress.tx.get_or_insert(accepted.device_tx);
+        }
+        self.device.instructions = Some(accepted.stored.clone());
+        self.device.save()?;
+        Ok(Poll::Ready(Enrolled {
+            device: self.device,
+            tbs_key: self.tbs_key,
+            stored: Box::new(accepted.stored),
+        }))
+    }
+
+    /// Polls every `interval` until the instructions are ready, at most `timeout`;
+    /// `on_pending` sees each progress report.
+    pub fn wait(
+        self,
+        tbs: &TbsClient,
+        timeout: Duration,
+        interval: Duration,
+        mut on_pending: impl FnMut(&Pending),
+    ) -> Result<Enrolled, Error> {
+        let started = Instant::now();
+        let mut waiting = self;
+        loop {
+            match waiting.poll(tbs)? {
+                Poll::Ready(enrolled) => return Ok(enrolled),
+                Poll::NotYet(broadcast, pending) => {
+                    on_pending(&pending);
+                    if started.elapsed() + interval > timeout {
+                        return Err(Error::Timeout {
+                            step: Step::FetchInstructions,
+                            waited_secs: started.elapsed().as_secs(),
+                            last_status: pending.status,
+                        });
+                    }
+                    std::thread::sleep(interval);
+                    waiting = broadcast;
+                }
+            }
+        }
+    }
+}
+
+impl Enrolled {
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The stored, verified instructions.
+    pub fn instructions(&self) -> &StoredInstructions {
+        &self.stored
+    }
+}
+
+/// `/v1/enrolments/{device}/instructions`
+pub(crate) fn instructions_path(device: &PublicKey) -> String {
+    format!("/v1/enrolments/{device}/instructions")
+}
+
+/// The sealed instructions of a `200` answer.
+pub(crate) fn sealed_instructions(body: &Value) -> Result<SealedInstructions, Error> {
+    let step = Step::FetchInstructions;
+    let sealed = SealedInstructions::from_base64(str_field(step, body, "instructions")?)
+        .map_err(|e| Error::unexpected(step, format!("instructions: {e}")))?;
+    if body.get("sequence").and_then(Value::as_u64) != Some(sealed.sequence()) {
+        return Err(Error::unexpected(
+            step,
+            "the sequence does not match the sealed one",
+        ));
+    }
+    Ok(sealed)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,187 @@
+//! A small blocking JSON client of one TBS.
+//!
+//! Nothing it returns is trusted: callers parse every body into typed values and verify
+//! every anchor by SPV. It only makes transport failures and error answers into
+//! [`Error`]s naming the step, the HTTP status and the TBS's JSON `error` code and
+//! `message`.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{Error, Step};
+
+/// The largest answer body read (headers pages are about 330 KB).
+const MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
+
+/// How long one request may take, connection included, unless set otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client of one TBS, by its base URL.
+///
+/// Blocking (reqwest's blocking client runs its own small runtime): call it from plain
+/// threads, not from inside an async runtime. Cloning is cheap and shares connections.
+#[derive(Debug, Clone)]
+pub struct TbsClient {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+/// A successful answer: its status (2xx) and JSON body.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TbsClient {
+    /// A client of the TBS at `base` (`http://host:port`, no trailing path needed).
+    ///
+    /// Only plain `http://` is supported by this build: `https://` needs reqwest's rustls
+    /// feature, which a later slice enables.
+    pub fn new(base: &str) -> Result<Self, Error> {
+        Self::with_timeout(base, DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// The same, with a per-request timeout.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Result<Self, Error> {
+        let base = base.trim_end_matches('/');
+        if base.starts_with("https://") {
+            return Err(Error::Unsupported(format!(
+                "{base}: https is not built in yet (plain http only; reqwest's rustls feature \
+                 comes with a later slice)"
+            )));
+        }
+        if !base.starts_with("http://") || base.len() <= "http://".len() {
+            return Err(Error::Unsupported(format!(
+                "{base:?} is not an http:// URL"
+            )));
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Unsupported(format!("cannot build an http client: {e}")))?;
+        Ok(Self {
+            base: base.to_owned(),
+            client,
+        })
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET path`; a 2xx answer with a JSON body, or an error.
+    pub(crate) fn get(&self, step: Step, path: &str) -> Result<Answer, Error> {
+        self.send(step, self.client.get(self.url(path)), path)
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) fn post(&self, step: Step, path: &str, body: &Value) -> Result<Answer, Error> {
+        let request = self
+            .client
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(step, request, path)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn send(
+        &self,
+        step: Step,
+        request: reqwest::blocking::RequestBuilder,
+        path: &str,
+    ) -> Result<Answer, Error> {
+        let transport = |source: Box<dyn std::error::Error + Send + Sync>| Error::Http {
+            step,
+            url: self.url(path),
+            source,
+        };
+        let response = request.send().map_err(|e| transport(e.into()))?;
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        response
+            .take(MAX_BODY_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| transport(e.into()))?;
+        if bytes.len() as u64 > MAX_BODY_BYTES {
+            return Err(Error::unexpected(
+                step,
+                format!("an answer above {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if !(200..300).contains(&status) {
+            let field = |name: &str| {
+                body.as_ref()
+                    .and_then(|b| b.get(name))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let message = field("message")
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            return Err(Error::Server {
+                step,
+                status,
+                code: field("error"),
+                message,
+            });
+        }
+        let body = body.ok_or_else(|| Error::unexpected(step, "a body that is not JSON"))?;
+        Ok(Answer { status, body })
+    }
+}
+
+/// The string field `name` of `body`, or an [`Error::Unexpected`].
+pub(crate) fn str_field<'a>(step: Step, body: &'a Value, name: &str) -> Result<&'a str, Error> {
+    body.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::unexpected(step, format!("no string field {name:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_urls_are_accepted() {
+        assert!(TbsClient::new("http://127.0.0.1:1").is_ok());
+        assert!(matches!(
+            TbsClient::new("https://tbs.example"),
+            Err(Error::Unsupported(_))
+        ));
+        for bad in ["", "http://", "ftp://x", "127.0.0.1:80"] {
+            assert!(TbsClient::new(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            TbsClient::new("http://h:1/").unwrap().base_url(),
+            "http://h:1"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_tbs_is_an_http_error_naming_the_step() {
+        // A port that was just free: nothing listens there any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = TbsClient::with_timeout(&url, Duration::from_secs(2)).unwrap();
+        let error = client
+            .get(Step::FetchHeaders, "/v1/headers?from=0")
+            .unwrap_err();
+        assert!(matches!(error, Error::Http { .. }), "{error}");
+        assert!(
+            error.to_string().starts_with("fetching headers: "),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The device side of Milagro Trust: a PAT (a phone, an app, an IoT device with a few
+//! kilobytes of storage) enrols through a Trusted Bitcoin Server (TBS) without running a
+//! node, and trusts nothing the TBS says that it cannot check itself.
+//!
+//! A device is provisioned with only the TBS's URL, the digest of the TBS's Birth
+//! Certificate, its tenant and group, and its network ([`Provisioning`]). It then makes its
+//! own key, instruction key and Birth Certificate (role `pat`) in a private state directory
+//! ([`state`]), and runs the protocol of `docs/enrolment.md`, one type per state (each
+//! transition consumes its state, so no step is skipped or repeated):
+//!
+//! 1. [`Provisioned::verify_tbs`]: fetches `/.well-known/milagro/birth-certificate`,
+//!    checks the digest, role and status, and verifies the anchor by SPV against headers
+//!    from `/v1/headers` that must start at the network's genesis and carry valid proof
+//!    of work → [`TbsVerified`];
+//! 2. [`TbsVerified::request`]: sends the sealed `EnrolmentRequest` and checks the PSBT
+//!    offered ([`AnchorOffer::check`](milagro_anchor::anchor_offer::AnchorOffer::check):
+//!    its own key, its own digest, a bounded fee) → [`Offered`];
+//! 3. [`Offered::sign_and_send`]: signs the anchoring transaction with the device key (the
+//!    device's own signature goes on chain), stores it, sends it sealed → [`Broadcast`];
+//! 4. [`Broadcast::poll`] / [`Broadcast::wait`]: fetches the sealed instructions until
+//!    the anchor is confirmed, opens them, verifies every anchor in them by SPV and stores
+//!    them → [`Enrolled`]; later, [`Enrolled::refresh`] picks up a new group revision.
+//!
+//! [`open`] reloads a state directory and resumes where it stopped ([`Stage`]): a device
+//! that sent its anchor waits for instructions without asking again, and an enrolled one
+//! only refreshes. [`enrol`] drives the whole protocol, reporting [`Event`]s.
+//!
+//! Every failure is one [`Error`] naming the step and, for an error answer, the TBS's JSON
+//! `error` code and `message`.
+//!
+//! # What it does not do (yet)
+//!
+//! - No node and no Electrum: headers come from the TBS itself, checked for linkage and
+//!   proof of work from genesis (so a TBS cannot invent a chain it did not mine), but not
+//!   compared with a second source; an Electrum header source closes that gap later.
+//!   Fetching headers from genesis suits regtest and signet, not a device on mainnet (a
+//!   stored header checkpoint does).
+//! - Plain HTTP only: `https://` needs reqwest's `rustls` feature, not enabled yet (tests
+//!   talk to a TBS on loopback).
+//! - No batch-mode enrolment, login, key shares or M-Pin: later slices.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use milagro_pat_client::{enrol, provision, Provisioning, TbsClient, WaitOptions};
+//!
+//! # fn main() -> Result<(), milagro_pat_client::Error> {
+//! let provisioning = Provisioning {
+//!     tbs_url: "http://127.0.0.1:8080".into(),
+//!     tbs_digest: "5d…".parse().map_err(|_| milagro_pat_client::Error::Unsupported("digest".into()))?,
+//!     tenant: "acme".into(),
+//!     group: "eu".into(),
+//!     network: bitcoin::Network::Regtest,
+//! };
+//! let stage = provision("/var/lib/pat".as_ref(), provisioning, Some("meter 7"))?;
+//! let tbs = TbsClient::new(&stage.device().provisioning().tbs_url)?;
+//! let wait = WaitOptions { timeout: Duration::from_secs(600), interval: Duration::from_secs(5) };
+//! let enrolled = enrol(stage, &tbs, &wait, |event| eprintln!("{event:?}"))?;
+//! for dta in &enrolled.instructions().instructions.dtas {
+//!     println!("D-TA {} ({})", dta.url, dta.birth_certificate);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod enrolment;
+mod error;
+mod files;
+mod http;
+mod instructions;
+pub mod spv;
+pub mod state;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bitcoin::Txid;
+use milagro_anchor::proof::VerifiedAnchor;
+
+pub use enrolment::{Broadcast, Enrolled, Offered, Poll, Provisioned, Requested, TbsVerified};
+pub use error::{Error, Step};
+pub use http::{TbsClient, DEFAULT_REQUEST_TIMEOUT};
+pub use instructions::{Pending, Refreshed};
+pub use state::{AnchorSummary, Device, Provisioning, StoredInstructions};
+
+/// Where a device's state directory says it is.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Provisioned; the TBS is (re)checked next.
+    Provisioned(Provisioned),
+    /// The anchor was signed and sent: waiting for instructions.
+    Broadcast(Broadcast),
+    /// Instructions verified and stored.
+    Enrolled(Enrolled),
+}
+
+impl Stage {
+    fn of(device: state::Device) -> Self {
+        let device = Box::new(device);
+        let tbs_key = device.tbs.as_ref().map(|t| *t.bc.public_key());
+        match (
+            tbs_key,
+            device.progress.is_some(),
+            device.instructions.clone(),
+        ) {
+            (Some(tbs_key), true, Some(stored)) => Self::Enrolled(Enrolled {
+                device,
+                tbs_key,
+                stored: Box::new(stored),
+            }),
+            (Some(tbs_key), true, None) => Self::Broadcast(Broadcast { device, tbs_key }),
+            _ => Self::Provisioned(Provisioned { device }),
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        match self {
+            Self::Provisioned(s) => s.device(),
+            Self::Broadcast(s) => s.device(),
+            Self::Enrolled(s) => s.device(),
+        }
+    }
+
+    /// `provisioned`, `broadcast` or `enrolled`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Provisioned(_) => "provisioned",
+            Self::Broadcast(_) => "broadcast",
+            Self::Enrolled(_) => "enrolled",
+        }
+    }
+}
+
+/// Provisions a device in `dir` (created 0700 if needed): a new key, instruction key and
+/// Birth Certificate named `name` (default `PAT <key prefix>`), unless the directory
+/// already holds a device, which is resumed as [`open`] does. Its settings may change
+/// until it has verified a TBS (a mistyped digest is corrected by provisioning again);
+/// after that, other settings are refused ([`Error::ProvisionedOtherwise`]).
+pub fn provision(
+    dir: &Path,
+    provisioning: Provisioning,
+    name: Option<&str>,
+) -> Result<Stage, Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    state::Device::provision(dir, provisioning, name, now).map(Stage::of)
+}
+
+/// Loads the device in `dir` and says where it stopped.
+pub fn open(dir: &Path) -> Result<Stage, Error> {
+    state::Device::load(dir).map(Stage::of)
+}
+
+/// How long [`enrol`] waits for instructions, and how often it asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitOptions {
+    /// Give up after this long ([`Error::Timeout`]; the state stays at [`Broadcast`]).
+    pub timeout: Duration,
+    /// Time between two requests.
+    pub interval: Duration,
+}
+
+impl Default for WaitOptions {
+    /// Ten minutes (a mainnet block), every five seconds.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(600),
+            interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What [`enrol`] has done so far, for progress reports.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The state directory was loaded at this stage.
+    Resumed(&'static str),
+    /// The TBS's certificate and anchor verified.
+    TbsVerified(&'a VerifiedAnchor),
+    /// The offer was checked.
+    Offered,
+    /// The signed anchor is with the TBS.
+    Broadcast(Option<Txid>),
+    /// Instructions are not ready yet.
+    Pending(&'a Pending),
+}
+
+/// Runs the protocol from `stage` to [`Enrolled`] (an enrolled device returns at once,
+/// without a request).
+pub fn enrol(
+    stage: Stage,
+    tbs: &TbsClient,
+    wait: &WaitOptions,
+    mut report: impl FnMut(Event<'_>),
+) -> Result<Enrolled, Error> {
+    report(Event::Resumed(stage.name()));
+    let broadcast = match stage {
+        Stage::Enrolled(enrolled) => return Ok(enrolled),
+        Stage::Broadcast(broadcast) => broadcast,
+        Stage::Provisioned(provisioned) => {
+            let verified = provisioned.verify_tbs(tbs)?;
+            report(Event::TbsVerified(verified.tbs_anchor()));
+            match verified.request(tbs)? {
+                Requested::Offered(offered) => {
+                    report(Event::Offered);
+                    offered.sign_and_send(tbs)?
+                }
+                Requested::AlreadyBroadcast(broadcast) => broadcast,
+            }
+        }
+    };
+    report(Event::Broadcast(broadcast.txid()));
+    broadcast.wait(tbs, wait.timeout, wait.interval, |pending| {
+        report(Event::Pending(pending));
+    })
+}

@@ -1,0 +1,378 @@
+//! The device's state directory: a few kilobytes, every file written atomically.
+//!
+//! | file | mode | written | holds |
+//! |---|---|---|---|
+//! | `device.key` | 0600 | once, never replaced | the device's secp256k1 secret key, 64 hex characters |
+//! | `instruction.key` | 0600 | once, never replaced | the AES-128 instruction key, 32 hex characters |
+//! | `device-bc.json` | 0600 | once, never replaced | the device's Birth Certificate (role `pat`), canonical JSON |
+//! | `state.json` | 0600 | replaced at each step | format, provisioning, the verified TBS certificate, progress, instructions |
+//!
+//! The directory is created with mode 0700. `state.json` is written last when a device is
+//! provisioned, so its presence means the keys and certificate are complete; it is then
+//! replaced once per protocol step (one atomic rename: a crash leaves the previous step or
+//! the next, never a mix). Everything is written *before* it is sent: the instruction key
+//! before the request that carries it, the signed anchor before the TBS sees it.
+//!
+//! Loading checks every file and their agreement (the certificate is the key's, the TBS
+//! certificate has the provisioned digest, the anchor is the device's, the instructions are
+//! for its tenant, group and anchor) and refuses anything else with [`Error::CorruptState`]
+//! rather than guessing. `state.json`'s `format` is 1; another value is refused.
+
+use std::path::{Path, PathBuf};
+
+use bitcoin::{Transaction, Txid};
+use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
+use milagro_anchor::envelope::InstructionKey;
+use milagro_anchor::keys::SecretKey;
+use milagro_anchor::record::TxRecord;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::files;
+
+#[path = "state_records.rs"]
+mod records;
+pub use records::{AnchorSummary, Provisioning, StoredInstructions};
+
+/// The version of `state.json` this code reads and writes.
+pub const STATE_FORMAT: u32 = 1;
+
+const DEVICE_KEY: &str = "device.key";
+const INSTRUCTION_KEY: &str = "instruction.key";
+const DEVICE_BC: &str = "device-bc.json";
+const STATE: &str = "state.json";
+
+/// The TBS this device verified (digest, role, status, anchor by SPV).
+#[derive(Debug, Clone)]
+pub(crate) struct TbsRecord {
+    pub bc: BirthCertificate,
+    pub anchor_txid: Txid,
+    pub anchor_height: u32,
+}
+
+/// The device's anchoring transaction: stored, signed, before the TBS receives it (or,
+/// when a lost `state.json` was provisioned again, only its txid as the TBS reports it,
+/// until the instructions bring the transaction with its proof).
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    pub txid: Txid,
+    pub tx: Option<Transaction>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TbsWire {
+    birth_certificate: serde_json::Value,
+    anchor_txid: Txid,
+    anchor_height: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgressWire {
+    anchor_txid: Txid,
+    anchor_tx: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateWire {
+    format: u32,
+    provisioning: Provisioning,
+    tbs: Option<TbsWire>,
+    progress: Option<ProgressWire>,
+    instructions: Option<StoredInstructions>,
+}
+
+/// Everything a device holds, loaded from its state directory and cross-checked. Every
+/// protocol state carries one ([`Provisioned::device`](crate::Provisioned::device) and the
+/// like); it is read-only outside this crate.
+#[derive(Debug)]
+pub struct Device {
+    pub(crate) dir: PathBuf,
+    pub(crate) key: SecretKey,
+    pub(crate) bc: BirthCertificate,
+    pub(crate) instruction_key: InstructionKey,
+    pub(crate) provisioning: Provisioning,
+    pub(crate) tbs: Option<TbsRecord>,
+    pub(crate) progress: Option<Progress>,
+    pub(crate) instructions: Option<StoredInstructions>,
+}
+
+impl Device {
+    /// Provisions a device in `dir` (keys, certificate named `name`, created at `now`), or
+    /// loads the one there: with new settings if it has not verified a TBS yet (nothing
+    /// was sent under the old ones), otherwise only if the settings are the same.
+    pub(crate) fn provision(
+        dir: &Path,
+        provisioning: Provisioning,
+        name: Option<&str>,
+        now: u64,
+    ) -> Result<Self, Error> {
+        provisioning.check().map_err(Error::Unsupported)?;
+        files::create_private_dir(dir)?;
+        if files::read(&dir.join(STATE))?.is_some() {
+            let mut existing = Self::load(dir)?;
+            if existing.tbs.is_none() && existing.provisioning != provisioning {
+                // Nothing was sent under the old settings (a mistyped digest, say).
+                existing.provisioning = provisioning;
+                existing.save()?;
+                return Ok(existing);
+            }
+            existing.check_same(&provisioning)?;
+            return Ok(existing);
+        }
+        let rng = &mut rand_core::OsRng;
+        files::write_new(
+            &dir.join(DEVICE_KEY),
+            SecretKey::generate(rng).to_hex().as_bytes(),
+        )?;
+        let key = read_device_key(dir)?;
+        files::write_new(
+            &dir.join(INSTRUCTION_KEY),
+            InstructionKey::generate(rng).to_hex().as_bytes(),
+        )?;
+        let instruction_key = read_instruction_key(dir)?;
+        let public = key.public_key().to_string();
+        let fields = BcFields {
+            version: VERSION,
+            role: Role::Pat,
+            name: name.map_or_else(
+                || format!("PAT {}", public.get(..16).unwrap_or(&public)),
+                str::to_owned,
+            ),
+            endpoints: vec![],
+            created: now,
+            public_key: key.public_key(),
+            status: Status::Active,
+            previous: None,
+        };
+        let bc = BirthCertificate::sign(fields, &key)?;
+        files::write_new(&dir.join(DEVICE_BC), &bc.to_canonical_json())?;
+        let bc = read_device_bc(dir, &key)?;
+        let state = Self {
+            dir: dir.to_path_buf(),
+            key,
+            bc,
+            instruction_key,
+            provisioning,
+            tbs: None,
+            progress: None,
+            instructions: None,
+        };
+        state.save()?;
+        Ok(state)
+    }
+
+    /// Loads and cross-checks the state in `dir`.
+    pub(crate) fn load(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(STATE);
+        let bytes = files::read(&path)?.ok_or_else(|| Error::NotProvisioned(dir.to_path_buf()))?;
+        let wire: StateWire =
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+        if wire.format != STATE_FORMAT {
+            return Err(Error::corrupt(
+                &path,
+                format!("format {}, this code reads {STATE_FORMAT}", wire.format),
+            ));
+        }
+        wire.provisioning
+            .check()
+            .map_err(|e| Error::corrupt(&path, e))?;
+        let key = read_device_key(dir)?;
+        let bc = read_device_bc(dir, &key)?;
+        let instruction_key = read_instruction_key(dir)?;
+        let tbs = wire
+            .tbs
+            .map(|t| tbs_record(t, &wire.provisioning))
+            .transpose()
+            .map_err(|e| Error::corrupt(&path, e))?;
+        let progress = wire
+            .progress
+            .map(|p| progress(p, &bc))
+            .transpose()
+            .map_err(|e| Error::corrupt(&path, e))?;
+        let state = Self {
+            dir: dir.to_path_buf(),
+            key,
+            bc,
+            instruction_key,
+            provisioning: wire.provisioning,
+            tbs,
+            progress,
+            instructions: wire.instructions,
+        };
+        state
+            .check_consistent()
+            .map_err(|e| Error::corrupt(&path, e))?;
+        Ok(state)
+    }
+
+    /// Replaces `state.json` with this state.
+    pub(crate) fn save(&self) -> Result<(), Error> {
+        let path = self.dir.join(STATE);
+        let tbs = self
+            .tbs
+            .as_ref()
+            .map(|t| {
+                Ok::<_, serde_json::Error>(TbsWire {
+                    birth_certificate: serde_json::from_slice(&t.bc.to_canonical_json())?,
+                    anchor_txid: t.anchor_txid,
+                    anchor_height: t.anchor_height,
+                })
+            })
+            .transpose()
+            .map_err(|e| Error::corrupt(&path, e))?;
+        let wire = StateWire {
+            format: STATE_FORMAT,
+            provisioning: self.provisioning.clone(),
+            tbs,
+            progress: self.progress.as_ref().map(|p| ProgressWire {
+                anchor_txid: p.txid,
+                anchor_tx: p.tx.as_ref().map(bitcoin::consensus::encode::serialize_hex),
+            }),
+            instructions: self.instructions.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&wire).map_err(|e| Error::corrupt(&path, e))?;
+        files::write_atomically(&path, &bytes)
+    }
+
+    fn check_same(&self, wanted: &Provisioning) -> Result<(), Error> {
+        let stored = &self.provisioning;
+        let differs = [
+            (
+                "tbs url",
+                stored.tbs_url != wanted.tbs_url,
+                stored.tbs_url.clone(),
+            ),
+            (
+                "tbs digest",
+                stored.tbs_digest != wanted.tbs_digest,
+                stored.tbs_digest.to_string(),
+            ),
+            (
+                "tenant",
+                stored.tenant != wanted.tenant,
+                stored.tenant.clone(),
+            ),
+            ("group", stored.group != wanted.group, stored.group.clone()),
+            (
+                "network",
+                stored.network != wanted.network,
+                stored.network.to_string(),
+            ),
+        ];
+        match differs.into_iter().find(|(_, differs, _)| *differs) {
+            Some((field, _, stored)) => Err(Error::ProvisionedOtherwise {
+                path: self.dir.clone(),
+                field,
+                stored,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_consistent(&self) -> Result<(), String> {
+        if self.progress.is_some() && self.tbs.is_none() {
+            return Err("an anchor was sent to a tbs that was never verified".into());
+        }
+        let Some(stored) = &self.instructions else {
+            return Ok(());
+        };
+        let Some(progress) = &self.progress else {
+            return Err("instructions without an anchoring transaction".into());
+        };
+        let got = &stored.instructions;
+        if stored.sequence != got.revision {
+            return Err(format!(
+                "instructions stored as sequence {} say revision {}",
+                stored.sequence, got.revision
+            ));
+        }
+        if (got.tenant.as_str(), got.group.as_str())
+            != (&self.provisioning.tenant, &self.provisioning.group)
+        {
+            return Err(format!(
+                "instructions for {}/{}, provisioned for {}/{}",
+                got.tenant, got.group, self.provisioning.tenant, self.provisioning.group
+            ));
+        }
+        if got.device.txid != progress.txid || stored.device_anchor.txid != progress.txid {
+            return Err("instructions name another anchoring transaction".into());
+        }
+        Ok(())
+    }
+}
+
+fn read_device_key(dir: &Path) -> Result<SecretKey, Error> {
+    let path = dir.join(DEVICE_KEY);
+    let bytes = files::read_secret(&path)?.ok_or_else(|| Error::corrupt(&path, "missing"))?;
+    let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    SecretKey::from_hex(&text).map_err(|e| Error::corrupt(&path, e))
+}
+
+fn read_instruction_key(dir: &Path) -> Result<InstructionKey, Error> {
+    let path = dir.join(INSTRUCTION_KEY);
+    let bytes = files::read_secret(&path)?.ok_or_else(|| Error::corrupt(&path, "missing"))?;
+    let text = Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_owned());
+    InstructionKey::from_hex(&text).map_err(|e| Error::corrupt(&path, e))
+}
+
+fn read_device_bc(dir: &Path, key: &SecretKey) -> Result<BirthCertificate, Error> {
+    let path = dir.join(DEVICE_BC);
+    let bytes = files::read(&path)?.ok_or_else(|| Error::corrupt(&path, "missing"))?;
+    let bc = BirthCertificate::parse(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+    if bc.role() != Role::Pat {
+        return Err(Error::corrupt(
+            &path,
+            format!("a {} certificate", bc.role()),
+        ));
+    }
+    if *bc.public_key() != key.public_key() {
+        return Err(Error::corrupt(
+            &path,
+            "certifies another key than device.key",
+        ));
+    }
+    Ok(bc)
+}
+
+fn tbs_record(wire: TbsWire, provisioning: &Provisioning) -> Result<TbsRecord, String> {
+    let json = serde_json::to_vec(&wire.birth_certificate).map_err(|e| e.to_string())?;
+    let bc = BirthCertificate::parse(&json).map_err(|e| format!("tbs certificate: {e}"))?;
+    if bc.digest() != provisioning.tbs_digest || bc.role() != Role::Tbs {
+        return Err("the stored tbs certificate is not the provisioned one".into());
+    }
+    Ok(TbsRecord {
+        bc,
+        anchor_txid: wire.anchor_txid,
+        anchor_height: wire.anchor_height,
+    })
+}
+
+fn progress(wire: ProgressWire, bc: &BirthCertificate) -> Result<Progress, String> {
+    let Some(hex) = wire.anchor_tx else {
+        return Ok(Progress {
+            txid: wire.anchor_txid,
+            tx: None,
+        });
+    };
+    let tx: Transaction = bitcoin::consensus::encode::deserialize_hex(&hex)
+        .map_err(|e| format!("anchor transaction: {e}"))?;
+    if tx.compute_txid() != wire.anchor_txid {
+        return Err("the anchor transaction does not have the stored txid".into());
+    }
+    let record = TxRecord::from_tx(&tx).map_err(|e| format!("anchor transaction: {e}"))?;
+    if record.digest != bc.digest() || record.signer != *bc.public_key() {
+        return Err("the anchor transaction is not this device's".into());
+    }
+    Ok(Progress {
+        txid: wire.anchor_txid,
+        tx: Some(tx),
+    })
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

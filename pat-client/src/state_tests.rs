@@ -1,0 +1,132 @@
+use std::os::unix::fs::PermissionsExt as _;
+
+use bitcoin::Network;
+use milagro_anchor::digest::Digest;
+
+use super::*;
+
+fn provisioning() -> Provisioning {
+    Provisioning {
+        tbs_url: "http://127.0.0.1:1".into(),
+        tbs_digest: Digest::sha256(b"tbs"),
+        tenant: "acme".into(),
+        group: "eu".into(),
+        network: Network::Regtest,
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn provisioning_makes_private_files_once_and_reloads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("pat");
+    let state =
+        Device::provision(&state_dir, provisioning(), Some("meter"), 1_750_000_000).unwrap();
+    assert_eq!(mode(&state_dir), 0o700);
+    for file in [DEVICE_KEY, INSTRUCTION_KEY, DEVICE_BC, STATE] {
+        assert_eq!(mode(&state_dir.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(state.bc.fields().name, "meter");
+    let loaded = Device::load(&state_dir).unwrap();
+    assert_eq!(loaded.key.public_key(), state.key.public_key());
+    assert_eq!(loaded.bc, state.bc);
+    assert_eq!(loaded.provisioning, provisioning());
+    // Provisioning again resumes; before a TBS was verified, new settings replace the old.
+    let again = Device::provision(&state_dir, provisioning(), None, 1).unwrap();
+    assert_eq!(again.bc, state.bc);
+    let us = Provisioning {
+        group: "us".into(),
+        ..provisioning()
+    };
+    let moved = Device::provision(&state_dir, us.clone(), None, 1).unwrap();
+    assert_eq!((moved.bc, moved.provisioning), (state.bc, us));
+
+    // Once a TBS is verified (a request may follow), other settings are refused.
+    let tbs_key = SecretKey::generate(&mut rand_core::OsRng);
+    let tbs_bc = BirthCertificate::sign(
+        BcFields {
+            version: VERSION,
+            role: Role::Tbs,
+            name: "TBS".into(),
+            endpoints: vec![],
+            created: 1,
+            public_key: tbs_key.public_key(),
+            status: Status::Active,
+            previous: None,
+        },
+        &tbs_key,
+    )
+    .unwrap();
+    let pinned = Provisioning {
+        tbs_digest: tbs_bc.digest(),
+        ..provisioning()
+    };
+    let mut verified = Device::provision(&state_dir, pinned.clone(), None, 1).unwrap();
+    verified.tbs = Some(TbsRecord {
+        bc: tbs_bc,
+        anchor_txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+        anchor_height: 1,
+    });
+    verified.save().unwrap();
+    assert!(Device::load(&state_dir).unwrap().tbs.is_some());
+    assert!(Device::provision(&state_dir, pinned, None, 1).is_ok());
+    assert!(matches!(
+        Device::provision(&state_dir, provisioning(), None, 1),
+        Err(Error::ProvisionedOtherwise {
+            field: "tbs digest",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_damaged_or_mismatched_state_is_refused_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Device::load(dir.path()),
+        Err(Error::NotProvisioned(_))
+    ));
+    let fresh = || {
+        let d = tempfile::tempdir().unwrap();
+        Device::provision(d.path(), provisioning(), None, 1).unwrap();
+        d
+    };
+    let corrupt = |d: &tempfile::TempDir| match Device::load(d.path()) {
+        Err(Error::CorruptState { path, reason }) => (path, reason),
+        other => panic!("expected a corrupt state, got {other:?}"),
+    };
+
+    let d = fresh();
+    std::fs::write(d.path().join(STATE), b"{ not json").unwrap();
+    assert!(corrupt(&d).0.ends_with(STATE));
+
+    let d = fresh();
+    let text = std::fs::read_to_string(d.path().join(STATE)).unwrap();
+    std::fs::write(
+        d.path().join(STATE),
+        text.replace("\"format\": 1", "\"format\": 9"),
+    )
+    .unwrap();
+    assert!(corrupt(&d).1.contains("format 9"));
+
+    // The certificate of another device next to this key.
+    let d = fresh();
+    let other = fresh();
+    std::fs::copy(other.path().join(DEVICE_BC), d.path().join(DEVICE_BC)).unwrap();
+    assert!(corrupt(&d).1.contains("another key"));
+
+    let d = fresh();
+    std::fs::write(d.path().join(DEVICE_KEY), b"zz").unwrap();
+    assert!(corrupt(&d).0.ends_with(DEVICE_KEY));
+
+    let d = fresh();
+    let path = d.path().join(INSTRUCTION_KEY);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(matches!(
+        Device::load(d.path()),
+        Err(Error::InsecurePermissions { .. })
+    ));
+}

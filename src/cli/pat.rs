@@ -1,0 +1,247 @@
+//! `milagro pat`: the device side: enrol through a TBS, refresh instructions.
+//!
+//! Both commands print one JSON document on stdout (the device, its anchor, the sequence
+//! and the verified D-TAs and IdP) and progress on stderr; the exit status is 0 only when
+//! the device holds verified instructions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use milagro_anchor::digest::Digest;
+use milagro_pat_client::{
+    enrol, open, provision, Enrolled, Error, Event, Provisioning, Refreshed, Stage, TbsClient,
+    WaitOptions,
+};
+use serde_json::{json, Value};
+
+use super::print_json;
+
+/// `milagro pat …`
+#[derive(Debug, Subcommand)]
+pub enum PatCommand {
+    /// Provisions a device in a state directory (key, instruction key, Birth Certificate)
+    /// and enrols it through a TBS: checks the TBS by its digest and SPV, signs its own
+    /// anchoring transaction, waits for confirmation and stores its verified instructions.
+    /// Run again on the same directory, it resumes where it stopped.
+    Enrol(EnrolArgs),
+    /// Fetches the instructions of an enrolled device again and stores them if their
+    /// sequence is higher (an operator changed the group); reports `unchanged` otherwise.
+    Refresh(RefreshArgs),
+}
+
+/// `milagro pat enrol`
+#[derive(Debug, Args)]
+pub struct EnrolArgs {
+    /// The TBS's base URL (plain http:// in this build).
+    #[arg(long)]
+    pub tbs: String,
+    /// The digest of the TBS's Birth Certificate (64 hex characters), from its operator.
+    #[arg(long)]
+    pub tbs_digest: Digest,
+    /// The tenant the device belongs to (groups live inside tenants).
+    #[arg(long)]
+    pub tenant: String,
+    /// The device group within the tenant.
+    #[arg(long)]
+    pub group: String,
+    /// The device's state directory (created with mode 0700).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// The name in the device's Birth Certificate (default: `PAT` and its key prefix).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The Bitcoin network whose genesis block the header chain must start from.
+    #[arg(long, default_value = "bitcoin")]
+    pub network: bitcoin::Network,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `milagro pat refresh`
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// The device's state directory.
+    #[arg(long)]
+    pub state: PathBuf,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// How long to wait for instructions.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Longest wait for the anchor to confirm, in seconds (refresh: only for a device
+    /// whose enrolment is still waiting).
+    #[arg(long, default_value_t = 600)]
+    pub wait_secs: u64,
+    /// Time between two requests for instructions, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub poll_ms: u64,
+}
+
+impl WaitArgs {
+    fn options(&self) -> WaitOptions {
+        WaitOptions {
+            timeout: Duration::from_secs(self.wait_secs),
+            interval: Duration::from_millis(self.poll_ms.max(10)),
+        }
+    }
+}
+
+/// Runs a `pat` subcommand.
+pub fn run(command: PatCommand) -> Result<()> {
+    match command {
+        PatCommand::Enrol(args) => enrol_command(args),
+        PatCommand::Refresh(args) => refresh_command(args),
+    }
+}
+
+fn enrol_command(args: EnrolArgs) -> Result<()> {
+    let provisioning = Provisioning {
+        tbs_url: args.tbs.trim_end_matches('/').to_owned(),
+        tbs_digest: args.tbs_digest,
+        tenant: args.tenant,
+        group: args.group,
+        network: args.network,
+    };
+    let tbs = TbsClient::new(&provisioning.tbs_url)?;
+    let stage = provision(&args.state, provisioning, args.name.as_deref())
+        .with_context(|| format!("cannot provision the device in {}", args.state.display()))?;
+    let already = matches!(stage, Stage::Enrolled(_));
+    if already {
+        eprintln!("already enrolled; `milagro pat refresh` fetches newer instructions");
+    }
+    let enrolled = enrol(stage, &tbs, &args.wait.options(), report).inspect_err(hint)?;
+    eprintln!(
+        "enrolled: instructions of sequence {} verified by SPV and stored in {}",
+        enrolled.instructions().sequence,
+        args.state.display()
+    );
+    let mut out = summary(&enrolled);
+    out["status"] = json!(if already {
+        "already_enrolled"
+    } else {
+        "enrolled"
+    });
+    print_json(&out)
+}
+
+fn refresh_command(args: RefreshArgs) -> Result<()> {
+    let stage = open(&args.state)?;
+    let tbs = TbsClient::new(&stage.device().provisioning().tbs_url)?;
+    let (mut enrolled, resumed) = match stage {
+        Stage::Enrolled(enrolled) => (enrolled, false),
+        Stage::Broadcast(_) => (
+            enrol(stage, &tbs, &args.wait.options(), report).inspect_err(hint)?,
+            true,
+        ),
+        Stage::Provisioned(_) => bail!(
+            "{} is not enrolled yet: run `milagro pat enrol` on it first",
+            args.state.display()
+        ),
+        other => bail!("unexpected device stage {}", other.name()),
+    };
+    let refreshed = if resumed {
+        None
+    } else {
+        Some(enrolled.refresh(&tbs)?)
+    };
+    let mut out = summary(&enrolled);
+    out["status"] = match refreshed {
+        None => json!("enrolled"),
+        Some(Refreshed::Updated { previous, sequence }) => {
+            eprintln!("new instructions: sequence {previous} → {sequence}, verified and stored");
+            out["previous_sequence"] = json!(previous);
+            json!("updated")
+        }
+        Some(Refreshed::Unchanged { sequence }) => {
+            eprintln!("unchanged: the tbs serves sequence {sequence}, already stored");
+            json!("unchanged")
+        }
+        Some(Refreshed::Pending(pending)) => {
+            eprintln!(
+                "the tbs has no instructions ready ({}); the stored ones stay",
+                pending.status
+            );
+            json!("pending")
+        }
+        Some(other) => json!(format!("{other:?}")),
+    };
+    print_json(&out)
+}
+
+/// What to do after a timeout.
+fn hint(error: &Error) {
+    if matches!(error, Error::Timeout { .. }) {
+        eprintln!("the anchor is not confirmed yet: `milagro pat refresh --state DIR` waits again");
+    }
+}
+
+fn report(event: Event<'_>) {
+    match event {
+        Event::Resumed(stage) => eprintln!("device state: {stage}"),
+        Event::TbsVerified(anchor) => eprintln!(
+            "tbs certificate {} verified by SPV: anchor {} at height {}, depth {}",
+            anchor.digest(),
+            anchor.txid(),
+            anchor.height(),
+            anchor.depth()
+        ),
+        Event::Offered => eprintln!("anchoring offer checked (own key, own digest, bounded fee)"),
+        Event::Broadcast(Some(txid)) => {
+            eprintln!("anchor {txid} signed by the device and broadcast by the tbs")
+        }
+        Event::Broadcast(None) => eprintln!("anchor broadcast by the tbs"),
+        Event::Pending(pending) => eprintln!(
+            "waiting for confirmation: tbs says {}{}",
+            pending.status,
+            pending
+                .depth
+                .map(|d| format!(", depth {d}"))
+                .unwrap_or_default()
+        ),
+        _ => {}
+    }
+}
+
+/// The JSON printed on stdout.
+fn summary(enrolled: &Enrolled) -> Value {
+    let device = enrolled.device();
+    let stored = enrolled.instructions();
+    let got = &stored.instructions;
+    let anchors = &stored.service_anchors;
+    let service = |(i, s): (usize, &milagro_anchor::instructions::ServiceAnchor)| {
+        let anchor = anchors.get(i);
+        json!({
+            "url": s.url,
+            "birth_certificate": s.birth_certificate,
+            "txid": anchor.map(|a| a.txid),
+            "height": anchor.map(|a| a.height),
+            "depth": anchor.map(|a| a.depth),
+        })
+    };
+    let dtas: Vec<Value> = got.dtas.iter().enumerate().map(service).collect();
+    let idp = got.idp.as_ref().map(|idp| service((got.dtas.len(), idp)));
+    let provisioning = device.provisioning();
+    json!({
+        "status": "enrolled",
+        "state_dir": device.dir(),
+        "device": {
+            "public_key": device.public_key(),
+            "birth_certificate": device.birth_certificate().digest(),
+            "name": device.birth_certificate().fields().name,
+        },
+        "tbs": {
+            "url": provisioning.tbs_url,
+            "digest": provisioning.tbs_digest,
+        },
+        "tenant": got.tenant,
+        "group": got.group,
+        "sequence": stored.sequence,
+        "anchor": stored.device_anchor,
+        "dtas": dtas,
+        "idp": idp,
+    })
+}

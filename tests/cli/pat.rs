@@ -1,0 +1,169 @@
+//! `milagro pat enrol` and `milagro pat refresh` against a real TBS started in-process.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use milagro_anchor::birth_certificate::Role;
+use milagro_anchor::digest::Digest;
+use milagro_tests::enrolment_world::EnrolmentWorld;
+
+use super::{json, milagro, stderr};
+
+fn enrol_args<'a>(url: &'a str, digest: &'a str, group: &'a str, state: &'a str) -> Vec<&'a str> {
+    vec![
+        "pat",
+        "enrol",
+        "--tbs",
+        url,
+        "--tbs-digest",
+        digest,
+        "--tenant",
+        "acme",
+        "--group",
+        group,
+        "--state",
+        state,
+        "--network",
+        "regtest",
+        "--wait-secs",
+        "30",
+        "--poll-ms",
+        "50",
+    ]
+}
+
+/// Runs `milagro args` while the test mines whatever the TBS broadcasts.
+fn run_mining(w: &EnrolmentWorld, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    w.mine_while_waiting("milagro pat to finish", || child.try_wait().unwrap());
+    child.wait_with_output().unwrap()
+}
+
+fn dir(home: &Path, name: &str) -> String {
+    home.join(name).display().to_string()
+}
+
+#[test]
+fn a_device_enrols_and_refreshes_from_the_command_line() {
+    let w = EnrolmentWorld::start();
+    let dta1 = w.anchored(Role::Dta, "D-TA 1");
+    let dta2 = w.anchored(Role::Dta, "D-TA 2");
+    let idp = w.anchored(Role::Idp, "IdP");
+    let first = w.put_group("eu", &[&dta1], &idp);
+    let home = tempfile::tempdir().unwrap();
+    let (url, digest) = (w.url(), w.tbs_digest.to_string());
+
+    // A TBS that is not the provisioned one: refused, non-zero, nothing on stdout.
+    let state = dir(home.path(), "pat");
+    let wrong = Digest::sha256(b"another TBS").to_string();
+    let refused = milagro(&enrol_args(&url, &wrong, "eu", &state));
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty());
+    assert!(
+        stderr(&refused).contains(&format!(
+            "the tbs serves certificate {digest}, but this device was provisioned with {wrong}"
+        )),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        milagro(&enrol_args(&url, "zz", "eu", "x")).status.code(),
+        Some(2)
+    );
+
+    // Enrol with the right digest (nothing was sent under the wrong one, so the same state
+    // directory takes it): the device's anchor is mined while the command waits for it.
+    let enrolled = run_mining(&w, &enrol_args(&url, &digest, "eu", &state));
+    assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+    let out = json(&enrolled);
+    assert_eq!(out["status"], "enrolled");
+    assert_eq!(out["tbs"]["digest"], digest.as_str());
+    assert_eq!(
+        (out["tenant"].as_str(), out["group"].as_str()),
+        (Some("acme"), Some("eu"))
+    );
+    assert_eq!(out["sequence"], first);
+    assert_eq!(out["device"]["public_key"].as_str().unwrap().len(), 66);
+    assert_eq!(
+        out["device"]["birth_certificate"].as_str().unwrap().len(),
+        64
+    );
+    assert_eq!(out["anchor"]["txid"].as_str().unwrap().len(), 64);
+    assert!(out["anchor"]["depth"].as_u64().unwrap() >= 1);
+    assert_eq!(out["dtas"][0]["url"], "https://dta0.milagro.test");
+    assert_eq!(
+        out["dtas"][0]["birth_certificate"],
+        dta1.digest().to_string()
+    );
+    assert!(out["dtas"][0]["depth"].as_u64().unwrap() >= 2);
+    assert_eq!(out["idp"]["url"], "https://idp.milagro.test");
+    assert_eq!(out["idp"]["birth_certificate"], idp.digest().to_string());
+    assert!(
+        stderr(&enrolled).contains("verified by SPV"),
+        "{}",
+        stderr(&enrolled)
+    );
+
+    // Again on the same state: already enrolled, no second enrolment.
+    let again = milagro(&enrol_args(&url, &digest, "eu", &state));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(json(&again)["status"], "already_enrolled");
+    assert_eq!(json(&again)["anchor"]["txid"], out["anchor"]["txid"]);
+
+    // Refresh: unchanged, then the new group revision after an operator's change.
+    let refresh = ["pat", "refresh", "--state", state.as_str()];
+    let unchanged = milagro(&refresh);
+    assert!(unchanged.status.success(), "{}", stderr(&unchanged));
+    assert_eq!(
+        (
+            json(&unchanged)["status"].as_str(),
+            json(&unchanged)["sequence"].as_u64()
+        ),
+        (Some("unchanged"), Some(first))
+    );
+    let second = w.put_group("eu", &[&dta1, &dta2], &idp);
+    let updated = milagro(&refresh);
+    assert!(updated.status.success(), "{}", stderr(&updated));
+    let out = json(&updated);
+    assert_eq!(out["status"], "updated");
+    assert_eq!(
+        (out["previous_sequence"].as_u64(), out["sequence"].as_u64()),
+        (Some(first), Some(second))
+    );
+    assert_eq!(
+        out["dtas"][1]["birth_certificate"],
+        dta2.digest().to_string()
+    );
+
+    // A device that gives up waiting fails, keeps its anchor, and `refresh` waits again.
+    let late = dir(home.path(), "late");
+    let mut args = enrol_args(&url, &digest, "eu", &late);
+    let wait = args.iter().position(|a| *a == "--wait-secs").unwrap();
+    args[wait + 1] = "0";
+    let gave_up = milagro(&args);
+    assert!(!gave_up.status.success());
+    assert!(gave_up.stdout.is_empty());
+    assert!(
+        stderr(&gave_up).contains("fetching instructions: not ready after 0 s"),
+        "{}",
+        stderr(&gave_up)
+    );
+    let resumed = run_mining(&w, &["pat", "refresh", "--state", &late, "--poll-ms", "50"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(json(&resumed)["status"], "enrolled");
+    assert_eq!(json(&resumed)["sequence"], second);
+
+    // Refresh of a directory that holds no device fails clearly.
+    let nothing = milagro(&["pat", "refresh", "--state", &dir(home.path(), "empty")]);
+    assert!(!nothing.status.success());
+    assert!(
+        stderr(&nothing).contains("holds no provisioned device"),
+        "{}",
+        stderr(&nothing)
+    );
+}

@@ -1,0 +1,227 @@
+//! `kill -9` of a TBS process in the middle of a burst of enrolments: after a restart every
+//! device ends up anchored exactly once, and none twice.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::birth_certificate::{BirthCertificate, Role};
+use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::envelope::InstructionKey;
+use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_tbs::tenants::model::ApiToken;
+use milagro_tests::{party, tbs_config, wait_until, Api, TestNode};
+use rand_core::OsRng;
+use serde_json::{json, Value};
+
+const DEVICES: usize = 12;
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A `milagro tbs serve` process, killed with SIGKILL when dropped.
+struct TbsProcess {
+    child: Child,
+    url: String,
+    public_key: PublicKey,
+}
+
+impl TbsProcess {
+    fn start(config: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
+            .args(["tbs", "serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The first JSON object on stdout says where it listens.
+        let mut text = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            text.push_str(&line);
+            if line == "}" {
+                break;
+            }
+        }
+        let started: Value = serde_json::from_str(&text).unwrap();
+        Self {
+            child,
+            url: started["url"].as_str().unwrap().to_owned(),
+            public_key: started["public_key"].as_str().unwrap().parse().unwrap(),
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for TbsProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One device's attempt: request, check and sign the offer, send it. Returns whether the
+/// TBS answered every step (a killed TBS makes it stop early).
+fn try_enrol(url: &str, tbs: &PublicKey, key: &SecretKey, bc: &BirthCertificate) -> Option<()> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok()?;
+    let post = |path: &str, body: Value| -> Option<Value> {
+        let response = client
+            .post(format!("{url}{path}"))
+            .json(&body)
+            .send()
+            .ok()?;
+        response.status().is_success().then_some(())?;
+        response.json().ok()
+    };
+    let request = EnrolmentRequest::new(
+        &mut OsRng,
+        bc.clone(),
+        InstructionKey::generate(&mut OsRng),
+        "acme",
+        "eu",
+        now(),
+    )
+    .ok()?;
+    let answer = post(
+        "/v1/enrolments",
+        json!({ "envelope": request.seal(&mut OsRng, tbs).ok()? }),
+    )?;
+    if answer["status"] != "offered" {
+        return Some(()); // already broadcast: nothing left to do
+    }
+    let offer = AnchorOffer::check(&STANDARD.decode(answer["psbt"].as_str()?).ok()?, bc).ok()?;
+    let signed = SignedAnchor {
+        device: key.public_key(),
+        tx: offer.sign(key).ok()?,
+    };
+    post(
+        "/v1/enrolments/signed",
+        json!({ "envelope": signed.seal(&mut OsRng, tbs).ok()? }),
+    )?;
+    Some(())
+}
+
+#[test]
+fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice() {
+    let node = TestNode::start();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = ApiToken::generate(&mut OsRng);
+    let config = dir.path().join("tbs.toml");
+    let text = format!(
+        "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
+        tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("state")),
+        admin.hash()
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let tbs = TbsProcess::start(&config);
+    let api = Api::new(tbs.url.clone());
+    wait_until("the TBS anchor to be broadcast", PATIENCE, || {
+        (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
+    });
+    node.mine(1);
+    let (status, created) = api.call(
+        "POST",
+        "/v1/admin/tenants",
+        Some(admin.reveal()),
+        Some(json!({"id": "acme", "name": "Acme"})),
+    );
+    assert_eq!(status, 201);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, _) = api.call(
+        "PUT",
+        "/v1/tenants/acme/groups/eu",
+        Some(&token),
+        Some(json!({"name": "EU"})),
+    );
+    assert_eq!(status, 200);
+
+    // A burst of devices enrolling at once; the TBS is killed while they are at it.
+    let devices: Arc<Vec<(SecretKey, BirthCertificate)>> = Arc::new(
+        (0..DEVICES)
+            .map(|i| party(Role::Pat, &format!("burst device {i}")))
+            .collect(),
+    );
+    let finished = Arc::new(AtomicUsize::new(0));
+    let burst: Vec<_> = (0..DEVICES)
+        .map(|i| {
+            let (devices, url, tbs_key) = (devices.clone(), tbs.url.clone(), tbs.public_key);
+            let finished = finished.clone();
+            std::thread::spawn(move || {
+                let done = try_enrol(&url, &tbs_key, &devices[i].0, &devices[i].1).is_some();
+                if done {
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }
+                done
+            })
+        })
+        .collect();
+    // Kill once a few devices are through and the rest are in flight.
+    wait_until("a few devices to get through", PATIENCE, || {
+        (finished.load(Ordering::SeqCst) >= 3).then_some(())
+    });
+    let tbs_key = tbs.public_key;
+    drop(api);
+    tbs.kill();
+    let finished_before_kill = burst
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|done| *done)
+        .count();
+    eprintln!("{finished_before_kill} of {DEVICES} devices finished before the kill");
+
+    // Restart on the same state; every device simply tries again until it is through.
+    let tbs = TbsProcess::start(&config);
+    assert_eq!(tbs.public_key, tbs_key, "same identity after the crash");
+    let api = Api::new(tbs.url.clone());
+    for (key, bc) in devices.iter() {
+        wait_until("the device to get through", PATIENCE, || {
+            try_enrol(&tbs.url, &tbs_key, key, bc)
+        });
+    }
+    // Keep mining: an anchor whose broadcast the kill interrupted is sent again by the
+    // TBS's watcher only after its next poll, so it may miss the first block.
+    let mut polls = 0u32;
+    wait_until("every device anchor to be confirmed", PATIENCE, || {
+        polls += 1;
+        if polls % 25 == 1 {
+            node.mine(1);
+        }
+        let all = devices.iter().all(|(key, _)| {
+            let (_, body) = api.get(&format!("/v1/enrolments/{}", key.public_key()));
+            body["status"] == "confirmed"
+        });
+        all.then_some(())
+    });
+    for (key, bc) in devices.iter() {
+        let records = api.ok(&format!("/v1/records?signer={}", key.public_key()));
+        let records = records["records"].as_array().unwrap();
+        assert_eq!(
+            records.len(),
+            1,
+            "device {} anchored {} times",
+            key.public_key(),
+            records.len()
+        );
+        assert_eq!(records[0]["digest"], bc.digest().to_string());
+    }
+}
