@@ -6,6 +6,7 @@
 
 mod cli;
 mod demo;
+mod demo_tbs;
 mod node;
 mod verify;
 

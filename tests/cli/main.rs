@@ -253,3 +253,21 @@ fn a_sync_killed_with_sigkill_resumes_without_loss_or_duplicates() {
         assert_eq!(store.by_digest(digest).unwrap().len(), 1, "{digest}");
     }
 }
+
+#[test]
+fn the_demo_runs_end_to_end_and_reports_what_it_verified() {
+    let demo = milagro(&["demo"]);
+    assert!(demo.status.success(), "{}", stderr(&demo));
+    let summary = json(&demo);
+    let parties = summary["parties"].as_array().unwrap();
+    assert_eq!(parties.len(), 4);
+    assert!(parties.iter().all(|p| p["verdict"]["anchored"] == true));
+    assert_eq!(summary["reorg"]["anchored_after_reorg"], false);
+    assert_eq!(summary["reorg"]["anchored_after_re_mining"], true);
+    let devices = summary["tbs"]["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    for device in devices {
+        assert_eq!(device["dtas"].as_array().unwrap().len(), 2);
+        assert!(device["idp"]["url"].is_string());
+    }
+}

@@ -1,0 +1,229 @@
+//! The TBS part of `milagro demo`: a TBS next to the node, a tenant and a device group set
+//! up through its admin API, and devices enrolling with the `pat-client` library, each
+//! verifying every anchor it is told about.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use milagro_anchor::birth_certificate::BirthCertificate;
+use milagro_pat_client::state::Provisioning;
+use milagro_pat_client::{enrol, provision, TbsClient, WaitOptions};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::ChainSource;
+use milagro_tbs::config::Config;
+use milagro_tbs::tenants::model::ApiToken;
+use milagro_tbs::Tbs;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// What the TBS part adds to the demo's summary.
+#[derive(Debug, Serialize)]
+pub struct TbsSummary {
+    url: String,
+    digest: String,
+    devices: Vec<DeviceSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeviceSummary {
+    name: String,
+    key: String,
+    txid: String,
+    sequence: u64,
+    dtas: Vec<Value>,
+    idp: Option<Value>,
+}
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check()? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Calls the TBS API; any non-2xx status is an error carrying the JSON error body.
+fn call(
+    client: &reqwest::blocking::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value> {
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().with_context(|| format!("calling {url}"))?;
+    let status = response.status();
+    let answer: Value = response.json().unwrap_or(Value::Null);
+    ensure!(status.is_success(), "{url} answered {status}: {answer}");
+    Ok(answer)
+}
+
+/// Runs the TBS part against the demo's node; `dtas` and `idp` are anchored already.
+pub fn run(
+    node: &BitcoindRpc,
+    rpc_url: &str,
+    cookie: &Path,
+    miner: &str,
+    dtas: &[&BirthCertificate],
+    idp: &BirthCertificate,
+) -> Result<TbsSummary> {
+    crate::demo::step("starting a TBS next to the node; it anchors its own Birth Certificate");
+    let dir = tempfile::tempdir()?;
+    let admin = ApiToken::generate(&mut rand_core::OsRng);
+    let config = Config::parse(&format!(
+        "listen = \"127.0.0.1:0\"\npublic_url = \"https://tbs.milagro.test\"\nname = \"Milagro demo TBS\"\nstate_dir = {:?}\n\n[node]\nrpc_url = {rpc_url:?}\nrpc_cookie = {cookie:?}\nnetwork = \"regtest\"\n\n[sync]\npoll_interval_ms = 100\n\n[admin]\ntoken_sha256 = \"{}\"\n",
+        dir.path().join("state"),
+        admin.hash()
+    ))?;
+    let tbs = Tbs::start(config)?;
+    let url = tbs.local_url();
+    let digest = tbs.state().identity.digest();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let get = |path: &str| {
+        call(
+            &http,
+            reqwest::Method::GET,
+            &format!("{url}{path}"),
+            None,
+            None,
+        )
+    };
+    wait_for("the TBS anchor to be broadcast", || {
+        Ok((get("/v1/status")?["anchor"]["state"] == "pending").then_some(()))
+    })?;
+    node.generate_to_address(1, miner)?;
+    wait_for("the TBS certificate to be served", || {
+        Ok(get("/.well-known/milagro/birth-certificate").ok())
+    })?;
+    let tip = node.tip()?;
+    wait_for("the TBS index to reach the tip", || {
+        Ok((get("/v1/status")?["index_hash"] == tip.hash.to_string()).then_some(()))
+    })?;
+    eprintln!("    {url}  digest {digest}");
+
+    crate::demo::step(
+        "creating tenant acme and device group eu (two D-TAs, one IdP) through the admin API",
+    );
+    let created = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{url}/v1/admin/tenants"),
+        Some(admin.reveal()),
+        Some(json!({"id": "acme", "name": "Acme Devices"})),
+    )?;
+    let token = created["token"]
+        .as_str()
+        .context("no tenant token")?
+        .to_owned();
+    let service = |bc: &BirthCertificate| json!({"birth_certificate": bc.digest(), "url": bc.fields().endpoints.first()});
+    let group = json!({"name": "EU meters", "mode": "direct", "dtas": dtas.iter().map(|bc| service(bc)).collect::<Vec<_>>(), "idp": service(idp)});
+    let saved = call(
+        &http,
+        reqwest::Method::PUT,
+        &format!("{url}/v1/tenants/acme/groups/eu"),
+        Some(&token),
+        Some(group),
+    )?;
+    eprintln!("    group eu, revision {}", saved["revision"]);
+
+    crate::demo::step("enrolling two devices: each checks the TBS by SPV, signs its own anchor, verifies its instructions");
+    let devices = ["meter-1", "meter-2"];
+    let workers: Vec<_> = devices
+        .iter()
+        .map(|name| {
+            let (state, url, name) = (dir.path().join(name), url.clone(), name.to_string());
+            std::thread::spawn(move || -> Result<_> {
+                let provisioning = Provisioning {
+                    tbs_url: url.clone(),
+                    tbs_digest: digest,
+                    tenant: "acme".into(),
+                    group: "eu".into(),
+                    network: bitcoin::Network::Regtest,
+                };
+                let stage = provision(&state, provisioning, Some(&name))?;
+                let wait = WaitOptions {
+                    timeout: PATIENCE,
+                    interval: Duration::from_millis(200),
+                };
+                Ok((name, enrol(stage, &TbsClient::new(&url)?, &wait, |_| {})?))
+            })
+        })
+        .collect();
+    // Mine whenever something waits in the mempool, until every device is through.
+    let deadline = Instant::now() + PATIENCE;
+    while !workers.iter().all(|w| w.is_finished()) {
+        ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for the devices"
+        );
+        let mempool: Vec<String> = node.call("getrawmempool", &[])?;
+        if !mempool.is_empty() {
+            node.generate_to_address(1, miner)?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut summaries = Vec::new();
+    for worker in workers {
+        let (name, enrolled) = worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a device thread panicked"))??;
+        let stored = enrolled.instructions();
+        let anchors = &stored.service_anchors;
+        let describe = |i: usize, s: &milagro_anchor::instructions::ServiceAnchor| json!({"url": s.url, "birth_certificate": s.birth_certificate, "depth": anchors.get(i).map(|a| a.depth)});
+        let dtas: Vec<Value> = stored
+            .instructions
+            .dtas
+            .iter()
+            .enumerate()
+            .map(|(i, s)| describe(i, s))
+            .collect();
+        let idp = stored
+            .instructions
+            .idp
+            .as_ref()
+            .map(|s| describe(dtas.len(), s));
+        eprintln!(
+            "    {name}  key {}  anchor {} (depth {})  instructions #{}: {} D-TAs, IdP {}",
+            enrolled.device().public_key(),
+            stored.device_anchor.txid,
+            stored.device_anchor.depth,
+            stored.sequence,
+            dtas.len(),
+            stored
+                .instructions
+                .idp
+                .as_ref()
+                .map_or("none", |s| s.url.as_str()),
+        );
+        summaries.push(DeviceSummary {
+            name,
+            key: enrolled.device().public_key().to_string(),
+            txid: stored.device_anchor.txid.to_string(),
+            sequence: stored.sequence,
+            dtas,
+            idp,
+        });
+    }
+    tbs.stop();
+    Ok(TbsSummary {
+        url,
+        digest: digest.to_string(),
+        devices: summaries,
+    })
+}
