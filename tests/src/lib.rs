@@ -16,6 +16,7 @@ use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 
 pub mod enrolment_world;
+pub mod tenant_world;
 pub mod webdriver;
 
 /// A private regtest node with a funded wallet; killed when dropped.

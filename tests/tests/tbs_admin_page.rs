@@ -5,86 +5,25 @@
 
 use std::time::Duration;
 
-use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
-use milagro_registry::chain::ChainSource;
-use milagro_tbs::config::Config;
-use milagro_tbs::tenants::model::ApiToken;
-use milagro_tbs::Tbs;
+use milagro_tests::tenant_world::TenantWorld;
 use milagro_tests::webdriver::{ensure_chromium, ChromeDriver, Session};
-use milagro_tests::{party, tbs_config, wait_until, Api, TestNode};
 use serde_json::{json, Value};
 
-/// How long the TBS may take to index a block.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// How long the page may take to show the answer to a click.
 const PAGE: Duration = Duration::from_secs(15);
 const DTA_URL: &str = "https://dta1.milagro.test";
 
-/// A regtest node and a TBS with an admin token, as in `tbs_tenants.rs`.
-struct World {
-    node: TestNode,
-    tbs: milagro_tbs::RunningTbs,
-    api: Api,
-    admin: ApiToken,
-    dir: tempfile::TempDir,
-}
-
-fn world() -> World {
-    let node = TestNode::start();
-    let dir = tempfile::tempdir().unwrap();
-    let admin = ApiToken::generate(&mut rand_core::OsRng);
-    let text = format!(
-        "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
-        tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("s")),
-        admin.hash()
+/// Group `id` of tenant `acme`, read through the API.
+fn group(w: &TenantWorld, token: &str, id: &str) -> Value {
+    let (status, group) = w.api.call(
+        "GET",
+        &format!("/v1/tenants/acme/groups/{id}"),
+        Some(token),
+        None,
     );
-    let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-    let api = Api::new(tbs.local_url());
-    World {
-        node,
-        tbs,
-        api,
-        admin,
-        dir,
-    }
-}
-
-impl World {
-    /// Creates a tenant through the API; returns its token.
-    fn tenant(&self, id: &str) -> String {
-        let (status, body) = self.api.call(
-            "POST",
-            "/v1/admin/tenants",
-            Some(self.admin.reveal()),
-            Some(json!({"id": id, "name": id.to_uppercase()})),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Anchors a D-TA certificate and waits until the TBS has indexed it.
-    fn anchored_dta(&self, name: &str) -> Digest {
-        let (key, bc) = party(Role::Dta, name);
-        self.node.anchor_bc(&key, &bc);
-        self.node.mine(1);
-        let tip = self.node.rpc.tip().unwrap();
-        wait_until("the TBS to index the D-TA", PATIENCE, || {
-            (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
-        });
-        bc.digest()
-    }
-
-    fn group(&self, token: &str, id: &str) -> Value {
-        let (status, group) = self.api.call(
-            "GET",
-            &format!("/v1/tenants/acme/groups/{id}"),
-            Some(token),
-            None,
-        );
-        assert_eq!(status, 200, "{group}");
-        group
-    }
+    assert_eq!(status, 200, "{group}");
+    group
 }
 
 /// Types into the input with CSS id `id`, replacing what it held.
@@ -123,7 +62,7 @@ fn wait_for_row(page: &Session, id: &str, revision: u64) -> Vec<String> {
 #[test]
 fn a_tenant_creates_a_group_and_attaches_a_dta_in_the_admin_page() {
     ensure_chromium();
-    let w = world();
+    let w = TenantWorld::start();
     let acme = w.tenant("acme");
     let dta = w.anchored_dta("D-TA 1");
     let unanchored = Digest::sha256(b"a D-TA nobody anchored");
@@ -163,7 +102,7 @@ fn a_tenant_creates_a_group_and_attaches_a_dta_in_the_admin_page() {
         "the D-TA cell shows its URL and digest: {row:?}"
     );
     // ... and the TBS really holds it.
-    let saved = w.group(&acme, "eu-thermostats");
+    let saved = group(&w, &acme, "eu-thermostats");
     assert_eq!(saved["revision"], 2);
     assert_eq!(saved["name"], "EU thermostats");
     assert_eq!(
@@ -179,7 +118,7 @@ fn a_tenant_creates_a_group_and_attaches_a_dta_in_the_admin_page() {
     let status = page.find("#status").unwrap().text().unwrap();
     assert!(status.contains(&unanchored.to_string()), "{status}");
     assert_eq!(wait_for_row(&page, "eu-thermostats", 2), row);
-    assert_eq!(w.group(&acme, "eu-thermostats"), saved);
+    assert_eq!(group(&w, &acme, "eu-thermostats"), saved);
 
     let png = page.screenshot();
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");

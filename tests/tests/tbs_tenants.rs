@@ -1,77 +1,9 @@
 //! Tenants and device groups over the TBS's HTTP API: credentials, isolation, bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
-use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
-use milagro_registry::chain::ChainSource;
-use milagro_tbs::config::Config;
-use milagro_tbs::tenants::model::ApiToken;
-use milagro_tbs::Tbs;
-use milagro_tests::{party, tbs_config, wait_until, Api, TestNode};
+use milagro_tests::tenant_world::TenantWorld;
 use serde_json::{json, Value};
-
-const PATIENCE: Duration = Duration::from_secs(30);
-
-struct World {
-    node: TestNode,
-    tbs: milagro_tbs::RunningTbs,
-    api: Api,
-    admin: ApiToken,
-    _dir: tempfile::TempDir,
-}
-
-fn world() -> World {
-    let node = TestNode::start();
-    let dir = tempfile::tempdir().unwrap();
-    let admin = ApiToken::generate(&mut rand_core::OsRng);
-    let text = format!(
-        "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
-        tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("s")),
-        admin.hash()
-    );
-    let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-    let api = Api::new(tbs.local_url());
-    World {
-        node,
-        tbs,
-        api,
-        admin,
-        _dir: dir,
-    }
-}
-
-impl World {
-    fn admin(&self) -> Option<&str> {
-        Some(self.admin.reveal())
-    }
-
-    /// Creates a tenant; returns its token.
-    fn tenant(&self, id: &str) -> String {
-        let (status, body) = self.api.call(
-            "POST",
-            "/v1/admin/tenants",
-            self.admin(),
-            Some(json!({"id": id, "name": id.to_uppercase()})),
-        );
-        assert_eq!(status, 201, "{body}");
-        assert_eq!(body["tenant"]["id"], id);
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Anchors a D-TA certificate and waits until the TBS has indexed it.
-    fn anchored_dta(&self, name: &str) -> Digest {
-        let (key, bc) = party(Role::Dta, name);
-        self.node.anchor_bc(&key, &bc);
-        self.node.mine(1);
-        let tip = self.node.rpc.tip().unwrap();
-        wait_until("the TBS to index the D-TA", PATIENCE, || {
-            (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
-        });
-        bc.digest()
-    }
-}
 
 fn group(name: &str, dta: &Digest) -> Value {
     json!({"name": name, "mode": "direct", "dtas": [{"birth_certificate": dta, "url": "https://dta1.milagro.test"}]})
@@ -79,7 +11,7 @@ fn group(name: &str, dta: &Digest) -> Value {
 
 #[test]
 fn tenants_manage_their_groups_and_never_see_each_others() {
-    let w = world();
+    let w = TenantWorld::start();
     let acme = w.tenant("acme");
     let globex = w.tenant("globex");
     let dta = w.anchored_dta("D-TA 1");
@@ -159,7 +91,7 @@ fn tenants_manage_their_groups_and_never_see_each_others() {
 
 #[test]
 fn credentials_are_checked_before_anything_else() {
-    let w = world();
+    let w = TenantWorld::start();
     let acme = w.tenant("acme");
     let (status, body) = w.api.call("GET", "/v1/admin/tenants", None, None);
     assert_eq!(
@@ -191,7 +123,7 @@ fn credentials_are_checked_before_anything_else() {
 
 #[test]
 fn bad_group_input_is_a_400_and_changes_nothing() {
-    let w = world();
+    let w = TenantWorld::start();
     let acme = w.tenant("acme");
     let dta = w.anchored_dta("D-TA 1");
     let unanchored = Digest::sha256(b"a D-TA nobody anchored");
@@ -243,7 +175,7 @@ fn bad_group_input_is_a_400_and_changes_nothing() {
 
 #[test]
 fn the_admin_page_is_served() {
-    let w = world();
+    let w = TenantWorld::start();
     let (status, content_type, body) = w.api.send("GET", "/admin");
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/html"), "{content_type}");
