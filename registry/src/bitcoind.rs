@@ -296,9 +296,14 @@ impl BitcoindRpc {
         }
     }
 
+    /// A payment the wallet just made: from the wallet itself (`gettransaction`), which
+    /// knows it whether or not the mempool does at this instant.
     fn mempool_or_wallet_tx(&self, txid: &Txid) -> Result<Transaction, ChainError> {
-        let hex: String = self.call("getrawtransaction", &[json!(txid.to_string())])?;
-        decode_hex(&hex, "getrawtransaction")
+        let answer: Value = self.call("gettransaction", &[json!(txid.to_string())])?;
+        let hex = answer["hex"]
+            .as_str()
+            .ok_or_else(|| decode_error("gettransaction", "no hex in the answer"))?;
+        decode_hex(hex, "gettransaction")
     }
 
     /// Confirmed unspent outputs paying `script` (`scantxoutset`; no wallet needed).
