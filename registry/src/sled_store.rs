@@ -65,8 +65,10 @@ fn open_waiting_for_lock(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::open(dir) {
+            // sled reports a held lock as `ErrorKind::Other` with this message (sled 0.34,
+            // `config.rs`); the message is its only signal.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
@@ -259,5 +261,23 @@ impl SledStore {
                 self.record(&k[1 + 4..])
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_waits_for_another_handle_in_this_process_to_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledStore::open(dir.path()).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = SledStore::open(dir.path());
+        holder.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
     }
 }
