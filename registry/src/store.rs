@@ -63,6 +63,17 @@ impl IndexedRecord {
         }
     }
 
+    /// Confirmations when the chain's tip is at `tip_height`: 1 in the tip itself (the
+    /// same rule as [`milagro_anchor::proof::VerifiedAnchor::depth`]).
+    pub fn depth(&self, tip_height: u32) -> u32 {
+        tip_height.saturating_sub(self.height) + 1
+    }
+
+    /// The record's depth below the store's tip (0 if the store has no tip).
+    pub fn depth_in(&self, store: &impl RecordStore) -> Result<u32, StoreError> {
+        Ok(store.tip()?.map_or(0, |tip| self.depth(tip.height)))
+    }
+
     /// The nonce point `R` of the signer's signature.
     pub fn nonce_point(&self) -> Option<NoncePoint> {
         NoncePoint::from_signature(&self.signature).ok()

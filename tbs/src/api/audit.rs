@@ -10,7 +10,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_anchor::audit_log::{LeafIndex, TreeSize};
 use milagro_anchor::checkpoint::KeyId;
-use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::proof::{Expected, Headers};
 use milagro_registry::chain::ChainSource;
@@ -57,10 +56,7 @@ fn anchor_state(
     let Some(record) = state.store.by_txid(&checkpoint.txid)?.into_iter().next() else {
         return Ok(json!({ "state": "pending", "txid": checkpoint.txid }));
     };
-    let depth = state
-        .store
-        .tip()?
-        .map_or(0, |tip| tip.height.saturating_sub(record.height) + 1);
+    let depth = record.depth_in(state.store.as_ref())?;
     let mut body = json!({
         "state": "confirmed",
         "txid": record.txid,
@@ -199,10 +195,7 @@ pub(crate) async fn registration_proof(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let device: PublicKey = path
-        .into_inner()
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))?;
+    let device = super::parse_device(&path.into_inner())?;
     let query: ProofQuery = parse_query(&req)?;
     let body = blocking(&state, move |state| {
         let (index, entry) = state

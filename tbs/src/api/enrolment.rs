@@ -23,7 +23,7 @@ use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::proofs::anchor_proof;
-use milagro_registry::store::RecordStore;
+use milagro_registry::store::{IndexedRecord, RecordStore};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -216,24 +216,14 @@ pub(crate) async fn status(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let device: PublicKey = path
-        .into_inner()
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))?;
+    let device = super::parse_device(&path.into_inner())?;
     let body = blocking(&state, move |state| {
-        let row = state
-            .enrolments
-            .get(&device)
-            .map_err(internal)?
-            .ok_or_else(|| ApiError::NotFound(format!("no enrolment of device {device}")))?;
+        let row = enrolment_of(state, &device)?;
         let mut body = progress(&row);
-        if let EnrolmentState::Broadcast { txid, .. } = &row.state {
-            let tip = state.store.tip()?.map_or(0, |t| t.height);
-            if let Some(record) = state.store.by_txid(txid)?.first() {
-                body["status"] = json!("confirmed");
-                body["height"] = json!(record.height);
-                body["depth"] = json!(tip.saturating_sub(record.height) + 1);
-            }
+        if let Some((record, depth)) = indexed_anchor(state, &row)? {
+            body["status"] = json!("confirmed");
+            body["height"] = json!(record.height);
+            body["depth"] = json!(depth);
         }
         Ok(body)
     })
@@ -248,25 +238,13 @@ pub(crate) async fn instructions(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let device: PublicKey = path
-        .into_inner()
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))?;
+    let device = super::parse_device(&path.into_inner())?;
     let (ready, body) = blocking(&state, move |state| {
-        let row = state
-            .enrolments
-            .get(&device)
-            .map_err(internal)?
-            .ok_or_else(|| ApiError::NotFound(format!("no enrolment of device {device}")))?;
-        let EnrolmentState::Broadcast { txid, .. } = &row.state else {
-            return Ok((false, progress(&row)));
-        };
-        let tip = state.store.tip()?.map_or(0, |t| t.height);
-        let record = state.store.by_txid(txid)?.into_iter().next();
-        let deep_enough = record
-            .as_ref()
-            .is_some_and(|r| tip.saturating_sub(r.height) + 1 >= state.config.anchoring.min_depth);
-        let Some(record) = record.filter(|_| deep_enough) else {
+        let row = enrolment_of(state, &device)?;
+        let deep_enough = indexed_anchor(state, &row)?
+            .filter(|(_, depth)| *depth >= state.config.anchoring.min_depth);
+        let (Some((record, _)), EnrolmentState::Broadcast { txid, .. }) = (deep_enough, &row.state)
+        else {
             return Ok((false, progress(&row)));
         };
         let group = state.tenants.group_for_device(&row.tenant, &row.group)?;
@@ -330,6 +308,32 @@ fn service_anchor(state: &AppState, service: &ServiceRef) -> Result<ServiceAncho
         birth_certificate: service.birth_certificate,
         anchor_proof: anchor_proof(state.node.as_ref(), &record)?.to_json(),
     })
+}
+
+/// The device's enrolment row, or a 404.
+fn enrolment_of(state: &AppState, device: &PublicKey) -> Result<Enrolment, ApiError> {
+    state
+        .enrolments
+        .get(device)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("no enrolment of device {device}")))
+}
+
+/// The indexed record of a broadcast enrolment's anchor and its depth, if indexed.
+fn indexed_anchor(
+    state: &AppState,
+    row: &Enrolment,
+) -> Result<Option<(IndexedRecord, u32)>, ApiError> {
+    let EnrolmentState::Broadcast { txid, .. } = &row.state else {
+        return Ok(None);
+    };
+    match state.store.by_txid(txid)?.into_iter().next() {
+        Some(record) => {
+            let depth = record.depth_in(state.store.as_ref())?;
+            Ok(Some((record, depth)))
+        }
+        None => Ok(None),
+    }
 }
 
 fn decode_tx(hex: &str) -> Result<Transaction, ApiError> {

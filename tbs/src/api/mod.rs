@@ -213,6 +213,12 @@ fn json_error(error: JsonPayloadError) -> ApiError {
     }
 }
 
+/// A device key from a path segment (66 hex characters), or a 400.
+pub(crate) fn parse_device(text: &str) -> Result<milagro_anchor::keys::PublicKey, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))
+}
+
 /// Runs blocking work (sled, node RPC) on actix's blocking pool, off the workers.
 pub(crate) async fn blocking<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ApiError>
 where

@@ -117,10 +117,7 @@ pub(crate) async fn proof(
         let verified = proof.verify(&expected, &chain).map_err(|e| {
             ApiError::Node(format!("the node's proof of {txid} does not verify: {e}"))
         })?;
-        let depth = state
-            .store
-            .tip()?
-            .map_or(0, |tip| tip.height.saturating_sub(record.height) + 1);
+        let depth = record.depth_in(state.store.as_ref())?;
         Ok(json!({
             "txid": verified.txid(),
             "vout": verified.vout(),

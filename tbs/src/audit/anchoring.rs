@@ -183,7 +183,7 @@ fn unconfirmed(
     for checkpoint in audit.store().checkpoints_newest_first() {
         let checkpoint = checkpoint?;
         match index.by_txid(&checkpoint.txid)?.first() {
-            Some(record) if tip.saturating_sub(record.height) + 1 >= FINAL_DEPTH => break,
+            Some(record) if record.depth(tip) >= FINAL_DEPTH => break,
             Some(_) => {}
             None => missing.push(checkpoint),
         }

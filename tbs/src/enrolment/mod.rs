@@ -80,9 +80,7 @@ pub fn watch(
             continue;
         };
         match index.by_txid(txid)?.first() {
-            Some(record) if tip.saturating_sub(record.height) + 1 >= FINAL_DEPTH => {
-                store.settle(&row.device)?
-            }
+            Some(record) if record.depth(tip) >= FINAL_DEPTH => store.settle(&row.device)?,
             Some(_) => {}
             None if node.in_mempool(txid)? => {}
             None => {
