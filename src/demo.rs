@@ -207,7 +207,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let kept = db.keep();
         eprintln!("\nindex kept at {}", kept.display());
     }
-    step("done: every certificate is anchored by its own key and verified by SPV, by the registry and by each device");
+    step("done: every certificate is anchored (by its own key, or in a batch the TBS signed) and verified by SPV, by the registry and by each device");
     print_json(&Summary {
         node: bitcoind.rpc_url(),
         parties: summaries,

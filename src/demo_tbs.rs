@@ -1,6 +1,7 @@
-//! The TBS part of `milagro demo`: a TBS next to the node, a tenant and a device group set
-//! up through its admin API, and devices enrolling with the `pat-client` library, each
-//! verifying every anchor it is told about.
+//! The TBS part of `milagro demo`: a TBS next to the node, a tenant and two device groups
+//! (one direct, one batch mode) set up through its admin API, and three devices enrolling
+//! with the `pat-client` library (two by their own anchoring transaction, one as a member
+//! of a batch the TBS anchors), each verifying every anchor it is told about.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,8 +29,12 @@ pub struct TbsSummary {
 #[derive(Debug, Serialize)]
 struct DeviceSummary {
     name: String,
+    group: String,
     key: String,
+    /// `direct` (its own transaction) or `batch` (a member of a TBS batch root).
+    mode: &'static str,
     txid: String,
+    batch_root: Option<String>,
     sequence: u64,
     dtas: Vec<Value>,
     idp: Option<Value>,
@@ -85,7 +90,7 @@ pub fn run(
     let dir = tempfile::tempdir()?;
     let admin = ApiToken::generate(&mut rand_core::OsRng);
     let config = Config::parse(&format!(
-        "listen = \"127.0.0.1:0\"\npublic_url = \"https://tbs.milagro.test\"\nname = \"Milagro demo TBS\"\nstate_dir = {:?}\n\n[node]\nrpc_url = {rpc_url:?}\nrpc_cookie = {cookie:?}\nnetwork = \"regtest\"\n\n[sync]\npoll_interval_ms = 100\n\n[admin]\ntoken_sha256 = \"{}\"\n",
+        "listen = \"127.0.0.1:0\"\npublic_url = \"https://tbs.milagro.test\"\nname = \"Milagro demo TBS\"\nstate_dir = {:?}\n\n[node]\nrpc_url = {rpc_url:?}\nrpc_cookie = {cookie:?}\nnetwork = \"regtest\"\n\n[sync]\npoll_interval_ms = 100\n\n[anchoring]\nbatch_interval_secs = 2\n\n[admin]\ntoken_sha256 = \"{}\"\n",
         dir.path().join("state"),
         admin.hash()
     ))?;
@@ -118,7 +123,7 @@ pub fn run(
     eprintln!("    {url}  digest {digest}");
 
     crate::demo::step(
-        "creating tenant acme and device group eu (two D-TAs, one IdP) through the admin API",
+        "creating tenant acme and device groups eu (direct) and fleet (batch), each with two D-TAs and one IdP, through the admin API",
     );
     let created = call(
         &http,
@@ -132,28 +137,37 @@ pub fn run(
         .context("no tenant token")?
         .to_owned();
     let service = |bc: &BirthCertificate| json!({"birth_certificate": bc.digest(), "url": bc.fields().endpoints.first()});
-    let group = json!({"name": "EU meters", "mode": "direct", "dtas": dtas.iter().map(|bc| service(bc)).collect::<Vec<_>>(), "idp": service(idp)});
-    let saved = call(
-        &http,
-        reqwest::Method::PUT,
-        &format!("{url}/v1/tenants/acme/groups/eu"),
-        Some(&token),
-        Some(group),
-    )?;
-    eprintln!("    group eu, revision {}", saved["revision"]);
+    for (id, name, mode) in [
+        ("eu", "EU meters", "direct"),
+        ("fleet", "Sensor fleet", "batch"),
+    ] {
+        let group = json!({"name": name, "mode": mode, "dtas": dtas.iter().map(|bc| service(bc)).collect::<Vec<_>>(), "idp": service(idp)});
+        let saved = call(
+            &http,
+            reqwest::Method::PUT,
+            &format!("{url}/v1/tenants/acme/groups/{id}"),
+            Some(&token),
+            Some(group),
+        )?;
+        eprintln!(
+            "    group {id} ({mode} mode), revision {}",
+            saved["revision"]
+        );
+    }
 
-    crate::demo::step("enrolling two devices: each checks the TBS by SPV, signs its own anchor, verifies its instructions");
-    let devices = ["meter-1", "meter-2"];
+    crate::demo::step("enrolling three devices: each checks the TBS by SPV; meter-1 and meter-2 (group eu) sign their own anchors, sensor-1 (group fleet) is anchored in a TBS batch; each verifies its instructions");
+    let devices = [("meter-1", "eu"), ("meter-2", "eu"), ("sensor-1", "fleet")];
     let workers: Vec<_> = devices
         .iter()
-        .map(|name| {
+        .map(|(name, group)| {
             let (state, url, name) = (dir.path().join(name), url.clone(), name.to_string());
+            let group = group.to_string();
             std::thread::spawn(move || -> Result<_> {
                 let provisioning = Provisioning {
                     tbs_url: url.clone(),
                     tbs_digest: digest,
                     tenant: "acme".into(),
-                    group: "eu".into(),
+                    group: group.clone(),
                     network: bitcoin::Network::Regtest,
                 };
                 let stage = provision(&state, provisioning, Some(&name))?;
@@ -161,7 +175,11 @@ pub fn run(
                     timeout: PATIENCE,
                     interval: Duration::from_millis(200),
                 };
-                Ok((name, enrol(stage, &TbsClient::new(&url)?, &wait, |_| {})?))
+                Ok((
+                    name,
+                    group,
+                    enrol(stage, &TbsClient::new(&url)?, &wait, |_| {})?,
+                ))
             })
         })
         .collect();
@@ -180,7 +198,7 @@ pub fn run(
     }
     let mut summaries = Vec::new();
     for worker in workers {
-        let (name, enrolled) = worker
+        let (name, group, enrolled) = worker
             .join()
             .map_err(|_| anyhow::anyhow!("a device thread panicked"))??;
         let stored = enrolled.instructions();
@@ -198,8 +216,22 @@ pub fn run(
             .idp
             .as_ref()
             .map(|s| describe(dtas.len(), s));
+        let device = &stored.instructions.device;
+        let (mode, batch_root) = match device {
+            milagro_anchor::instructions::DeviceAnchor::Batch {
+                root, membership, ..
+            } => {
+                eprintln!(
+                    "    {name}  member {} of {} under batch root {root}",
+                    membership.index(),
+                    membership.size()
+                );
+                ("batch", Some(root.to_string()))
+            }
+            _ => ("direct", None),
+        };
         eprintln!(
-            "    {name}  key {}  anchor {} (depth {})  instructions #{}: {} D-TAs, IdP {}",
+            "    {name}  key {}  {mode} anchor {} (depth {})  instructions #{}: {} D-TAs, IdP {}",
             enrolled.device().public_key(),
             stored.device_anchor.txid,
             stored.device_anchor.depth,
@@ -213,8 +245,11 @@ pub fn run(
         );
         summaries.push(DeviceSummary {
             name,
+            group,
             key: enrolled.device().public_key().to_string(),
+            mode,
             txid: stored.device_anchor.txid.to_string(),
+            batch_root,
             sequence: stored.sequence,
             dtas,
             idp,

@@ -22,6 +22,22 @@ use crate::payload::Payload;
 /// The smallest change a P2WPKH output may carry and still be relayed (dust limit).
 pub const P2WPKH_DUST: Amount = Amount::from_sat(294);
 
+/// An upper bound of an anchoring transaction's weight: one P2WPKH input (largest
+/// signature), the `OP_RETURN`, and one change output of any standard type.
+pub const ANCHOR_WEIGHT_BOUND: bitcoin::Weight = bitcoin::Weight::from_wu(700);
+
+/// The change an exactly-paid anchoring transaction keeps: above every standard output
+/// type's dust limit (546 sat for P2PKH, the largest), so any change address will do.
+pub const ANCHOR_CHANGE: Amount = Amount::from_sat(546);
+
+/// What one payment must carry to fund exactly one anchoring transaction at `fee_rate`
+/// ([`ANCHOR_WEIGHT_BOUND`] worth of fee plus [`ANCHOR_CHANGE`]); `None` on overflow.
+pub fn single_anchor_funding(fee_rate: FeeRate) -> Option<Amount> {
+    fee_rate
+        .fee_wu(ANCHOR_WEIGHT_BOUND)?
+        .checked_add(ANCHOR_CHANGE)
+}
+
 /// An unspent P2WPKH output of the party's key, used to pay for an anchor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FundingUtxo {
@@ -197,6 +213,29 @@ mod tests {
 
     fn key() -> SecretKey {
         SecretKey::from_bytes(&[0x42; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_single_anchor_funding_pays_the_fee_and_keeps_the_change_to_any_script() {
+        for rate in [1, 2, 25, 1_000] {
+            let rate = FeeRate::from_sat_per_vb_u32(rate);
+            let funding = FundingUtxo {
+                outpoint: OutPoint::new(Txid::from_byte_array([3; 32]), 1),
+                value: single_anchor_funding(rate).unwrap(),
+            };
+            // The largest standard change script: P2TR, 34 bytes.
+            let change_to = ScriptBuf::new_p2tr_tweaked(
+                bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(
+                    key().public_key().to_bitcoin().0.x_only_public_key().0,
+                ),
+            );
+            let payload = Payload::new(RecordKind::BatchRoot, Digest::sha256(b"root"));
+            let anchor =
+                build_anchor_tx(&key(), &funding, &payload, rate, Some(change_to)).unwrap();
+            assert!(anchor.tx.weight() <= ANCHOR_WEIGHT_BOUND);
+            assert!(anchor.tx.output[1].value >= ANCHOR_CHANGE);
+        }
+        assert!(single_anchor_funding(FeeRate::MAX).is_none());
     }
 
     fn funding(sats: u64) -> FundingUtxo {

@@ -7,11 +7,18 @@
 //! ([`seal_instructions`](crate::envelope::seal_instructions)). A device trusts none of it
 //! until [`Instructions::verify`] has checked every proof by SPV against its header chain;
 //! only then does it get [`VerifiedInstructions`], the value it may store and act on.
+//!
+//! A device is anchored one of two ways ([`DeviceAnchor`]): **directly**, by its own
+//! signature in its own transaction (what ECDH-over-Bitcoin needs), or **in a batch**, as
+//! one member of a [`Batch`](crate::batch::Batch) whose root the TBS anchored with its own
+//! key. A batched device checks its membership proof from its certificate's digest to the
+//! root, then the root's anchor (kind batch root, signed by the TBS key it verified).
 
 use bitcoin::Txid;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{BatchError, BatchMembershipProof};
 use crate::birth_certificate::BirthCertificate;
 use crate::digest::Digest;
 use crate::envelope::{
@@ -23,14 +30,81 @@ use crate::proof::{
     AnchorProof, AnchorProofJson, Expected, HeaderChain, ProofError, VerifiedAnchor,
 };
 
-/// The device's own anchor.
+/// How the device's certificate is anchored. On the wire a JSON object tagged by `mode`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceAnchor {
-    /// The anchoring transaction.
-    pub txid: Txid,
-    /// Its proof.
-    pub anchor_proof: AnchorProofJson,
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeviceAnchor {
+    /// By the device's own transaction, signed with its own key.
+    Direct {
+        /// The anchoring transaction.
+        txid: Txid,
+        /// Its proof.
+        anchor_proof: AnchorProofJson,
+    },
+    /// As a member of a batch whose root the TBS anchored.
+    Batch {
+        /// The transaction anchoring the batch root.
+        txid: Txid,
+        /// The batch root.
+        root: Digest,
+        /// The device certificate's membership proof under `root`.
+        membership: BatchMembershipProof,
+        /// The anchor proof of `root`.
+        anchor_proof: AnchorProofJson,
+    },
+}
+
+impl DeviceAnchor {
+    /// The anchoring transaction (the device's own, or its batch's).
+    pub fn txid(&self) -> Txid {
+        match self {
+            Self::Direct { txid, .. } | Self::Batch { txid, .. } => *txid,
+        }
+    }
+
+    /// The anchor proof of that transaction.
+    pub fn anchor_proof(&self) -> &AnchorProofJson {
+        match self {
+            Self::Direct { anchor_proof, .. } | Self::Batch { anchor_proof, .. } => anchor_proof,
+        }
+    }
+
+    /// Whether the device is anchored as a batch member.
+    pub fn is_batched(&self) -> bool {
+        matches!(self, Self::Batch { .. })
+    }
+
+    /// Verifies the anchor of `device`'s certificate against `headers`: its own record for
+    /// a direct anchor; for a batch, the membership of its digest under the root, then the
+    /// root's record, which `tbs` must have signed.
+    pub fn verify(
+        &self,
+        device: &BirthCertificate,
+        tbs: &PublicKey,
+        headers: &impl HeaderChain,
+    ) -> Result<VerifiedAnchor, InstructionsError> {
+        let anchor_error = |source| InstructionsError::Anchor {
+            what: "the device".into(),
+            source,
+        };
+        let proof = AnchorProof::from_json(self.anchor_proof()).map_err(anchor_error)?;
+        match self {
+            Self::Direct { .. } => device.verify_anchor(&proof, headers).map_err(anchor_error),
+            Self::Batch {
+                root, membership, ..
+            } => {
+                membership
+                    .verify(&device.digest(), root)
+                    .map_err(InstructionsError::Membership)?;
+                let expected = Expected {
+                    kind: RecordKind::BatchRoot,
+                    digest: *root,
+                    signer: Some(*tbs),
+                };
+                proof.verify(&expected, headers).map_err(anchor_error)
+            }
+        }
+    }
 }
 
 /// A party the device must use: where it is, which certificate it has, and that anchor.
@@ -90,6 +164,9 @@ pub enum InstructionsError {
         /// The revision in the plaintext.
         revision: u64,
     },
+    /// The device's certificate is not a member of the batch its instructions name.
+    #[error("the device is not in the batch: {0}")]
+    Membership(#[source] BatchError),
     /// An anchor proof does not verify.
     #[error("anchor of {what} does not verify: {source}")]
     Anchor {
@@ -141,19 +218,17 @@ impl Instructions {
         Ok(instructions)
     }
 
-    /// Device side: verifies the device's own anchor (its certificate, its key) and every
-    /// service's (a Birth Certificate record of the named digest) against `headers`.
+    /// Device side: verifies the device's own anchor ([`DeviceAnchor::verify`]; `tbs` is
+    /// the key a batch root must be signed with) and every service's (a Birth Certificate
+    /// record of the named digest) against `headers`.
     pub fn verify(
         self,
         device: &BirthCertificate,
+        tbs: &PublicKey,
         headers: &impl HeaderChain,
     ) -> Result<VerifiedInstructions, InstructionsError> {
         let anchor_error = |what: String| move |source| InstructionsError::Anchor { what, source };
-        let proof = AnchorProof::from_json(&self.device.anchor_proof)
-            .map_err(anchor_error("the device".into()))?;
-        let device_anchor = device
-            .verify_anchor(&proof, headers)
-            .map_err(anchor_error("the device".into()))?;
+        let device_anchor = self.device.verify(device, tbs, headers)?;
         let mut services = Vec::new();
         for service in self.dtas.iter().chain(self.idp.iter()) {
             let what = format!("{} ({})", service.url, service.birth_certificate);
@@ -184,7 +259,7 @@ impl VerifiedInstructions {
         &self.instructions
     }
 
-    /// The device's verified anchor.
+    /// The device's verified anchor: its own transaction, or its batch root's.
     pub fn device_anchor(&self) -> &VerifiedAnchor {
         &self.device_anchor
     }
@@ -211,7 +286,7 @@ mod tests {
             tenant: "acme".into(),
             group: "eu".into(),
             revision,
-            device: DeviceAnchor {
+            device: DeviceAnchor::Direct {
                 txid: Txid::from_byte_array([1; 32]),
                 anchor_proof: proof.clone(),
             },
@@ -273,3 +348,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "instructions_batch_tests.rs"]
+mod batch_tests;

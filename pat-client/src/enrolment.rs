@@ -4,9 +4,10 @@
 //! forget).
 //!
 //! ```text
-//!  Provisioned ──verify_tbs──► TbsVerified ──request──► Offered ──sign_and_send──► Broadcast
+//!  Provisioned ──verify_tbs──► TbsVerified ──request──► Offered ──sign_and_send──► Waiting
 //!                                   │                                                │ poll / wait
-//!                                   └── the TBS already has our anchor ──────────────┤
+//!                                   ├── the TBS already has our anchor ──────────────┤
+//!                                   └── batch mode: queued for the next batch ───────┤
 //!                                                                                     ▼
 //!                                                                 Enrolled ◄─► refresh
 //! ```
@@ -61,13 +62,16 @@ pub enum Requested {
     Offered(Offered),
     /// The TBS already broadcast this device's anchor (the device lost `state.json` after
     /// sending it): wait for the instructions.
-    AlreadyBroadcast(Broadcast),
+    AlreadyBroadcast(Waiting),
+    /// The group enrols in batch mode: the TBS anchors the device's certificate under its
+    /// next batch root; wait for the instructions.
+    Queued(Waiting),
 }
 
-/// The device's signed anchor is stored and with the TBS; instructions come once it is
-/// confirmed deep enough.
+/// The device's signed anchor is stored and with the TBS, or the device is queued for a
+/// batch; instructions come once the anchor is confirmed deep enough.
 #[derive(Debug)]
-pub struct Broadcast {
+pub struct Waiting {
     pub(crate) device: Box<Device>,
     pub(crate) tbs_key: PublicKey,
 }
@@ -79,7 +83,7 @@ pub enum Poll {
     /// Verified and stored.
     Ready(Enrolled),
     /// Not yet (the TBS's progress report).
-    NotYet(Broadcast, Pending),
+    NotYet(Waiting, Pending),
 }
 
 /// The device holds verified instructions.
@@ -193,16 +197,21 @@ impl TbsVerified {
                 let txid = str_field(step, &answer.body, "txid")?
                     .parse()
                     .map_err(|e| Error::unexpected(step, format!("txid: {e}")))?;
-                self.device.progress = Some(Progress { txid, tx: None });
+                self.device.progress = Some(Progress::Direct { txid, tx: None });
                 self.device.save()?;
-                Ok(Requested::AlreadyBroadcast(Broadcast {
+                Ok(Requested::AlreadyBroadcast(Waiting {
                     device: self.device,
                     tbs_key: self.tbs_key,
                 }))
             }
-            "queued" => Err(Error::Unsupported(
-                "the group enrols in batch mode, which this client does not support yet".into(),
-            )),
+            "queued" | "batched" => {
+                self.device.progress = Some(Progress::Batch);
+                self.device.save()?;
+                Ok(Requested::Queued(Waiting {
+                    device: self.device,
+                    tbs_key: self.tbs_key,
+                }))
+            }
             other => Err(Error::unexpected(step, format!("status {other:?}"))),
         }
     }
@@ -221,16 +230,16 @@ impl Offered {
 
     /// Signs the anchoring transaction with the device key (its own signature goes on
     /// chain), stores it, then sends it sealed to the TBS, which broadcasts it.
-    pub fn sign_and_send(mut self, tbs: &TbsClient) -> Result<Broadcast, Error> {
+    pub fn sign_and_send(mut self, tbs: &TbsClient) -> Result<Waiting, Error> {
         let tx = self.offer.sign(&self.device.key)?;
         let txid = tx.compute_txid();
-        // Stored first: a crash after this line resumes at `Broadcast` and sends it again.
-        self.device.progress = Some(Progress {
+        // Stored first: a crash after this line resumes at `Waiting` and sends it again.
+        self.device.progress = Some(Progress::Direct {
             txid,
             tx: Some(tx.clone()),
         });
         self.device.save()?;
-        let broadcast = Broadcast {
+        let broadcast = Waiting {
             device: self.device,
             tbs_key: self.tbs_key,
         };
@@ -239,13 +248,13 @@ impl Offered {
     }
 }
 
-impl Broadcast {
+impl Waiting {
     /// The device.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
-    /// The device's anchoring transaction.
+    /// The device's anchoring transaction (for a batch member, its batch's, once known).
     pub fn txid(&self) -> Option<bitcoin::Txid> {
         self.device.anchor_txid()
     }
@@ -281,16 +290,18 @@ impl Broadcast {
         if answer.status != 200 {
             let pending = Pending::from_body(&answer.body);
             if pending.status == "offered" {
-                if let Some(tx) = self.device.progress.as_ref().and_then(|p| p.tx.clone()) {
-                    self.send_signed(tbs, tx)?;
+                if let Some(tx) = self.device.signed_anchor() {
+                    self.send_signed(tbs, tx.clone())?;
                 }
             }
             return Ok(Poll::NotYet(self, pending));
         }
         let sealed = sealed_instructions(&answer.body)?;
         let accepted = accept_instructions(&self.device, &self.tbs_key, tbs, &sealed)?;
-        if let Some(progress) = self.device.progress.as_mut() {
-            progress.tx.get_or_insert(accepted.device_tx);
+        if let (Some(Progress::Direct { tx, .. }), Some(device_tx)) =
+            (self.device.progress.as_mut(), accepted.device_tx)
+        {
+            tx.get_or_insert(device_tx);
         }
         self.device.instructions = Some(accepted.stored.clone());
         self.device.save()?;

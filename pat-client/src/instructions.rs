@@ -59,10 +59,11 @@ pub enum Refreshed {
     Pending(Pending),
 }
 
-/// Instructions ready to store, and the device's anchoring transaction from their proof.
+/// Instructions ready to store, and the device's own anchoring transaction from their
+/// proof (direct mode; a batch member's proof carries the batch's transaction).
 pub(crate) struct Accepted {
     pub stored: StoredInstructions,
-    pub device_tx: Transaction,
+    pub device_tx: Option<Transaction>,
 }
 
 /// Opens, checks and verifies `sealed` for `device`; refuses a sequence not above the
@@ -97,17 +98,26 @@ pub(crate) fn accept_instructions(
         )));
     }
     let headers = fetch_headers(tbs, provisioning.network)?;
-    let verified = instructions.verify(&device.bc, &headers)?;
+    let verified = instructions.verify(&device.bc, tbs_key, &headers)?;
     let anchor = verified.device_anchor();
     let got = verified.instructions();
-    if got.device.txid != anchor.txid() {
+    if got.device.txid() != anchor.txid() {
         return Err(Error::ForeignInstructions(format!(
             "they name anchor {} but prove {}",
-            got.device.txid,
+            got.device.txid(),
             anchor.txid()
         )));
     }
-    if let Some(txid) = device.anchor_txid() {
+    if got.device.is_batched() != device.is_batched() {
+        return Err(Error::ForeignInstructions(format!(
+            "they anchor the device {}, it enrolled {}",
+            mode(got.device.is_batched()),
+            mode(device.is_batched()),
+        )));
+    }
+    // A batch root may be anchored anew (its first transaction could never confirm), so
+    // only a direct anchor is held to the transaction the device knows.
+    if let (false, Some(txid)) = (device.is_batched(), device.anchor_txid()) {
         if txid != anchor.txid() {
             return Err(Error::ForeignInstructions(format!(
                 "they prove anchor {}, the device's is {txid}",
@@ -115,10 +125,13 @@ pub(crate) fn accept_instructions(
             )));
         }
     }
-    let device_tx = AnchorProof::from_json(&got.device.anchor_proof)
-        .map_err(|e| Error::ForeignInstructions(e.to_string()))?
-        .tx()
-        .clone();
+    let device_tx = if got.device.is_batched() {
+        None
+    } else {
+        let proof = AnchorProof::from_json(got.device.anchor_proof())
+            .map_err(|e| Error::ForeignInstructions(e.to_string()))?;
+        Some(proof.tx().clone())
+    };
     let summary = |a: &VerifiedAnchor| AnchorSummary {
         txid: a.txid(),
         height: a.height(),
@@ -159,5 +172,13 @@ impl Enrolled {
         }
         *self.stored = accepted.stored;
         Ok(Refreshed::Updated { previous, sequence })
+    }
+}
+
+fn mode(batched: bool) -> &'static str {
+    if batched {
+        "in a batch"
+    } else {
+        "by its own transaction"
     }
 }

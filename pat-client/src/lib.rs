@@ -16,10 +16,15 @@
 //!    offered ([`AnchorOffer::check`](milagro_anchor::anchor_offer::AnchorOffer::check):
 //!    its own key, its own digest, a bounded fee) → [`Offered`];
 //! 3. [`Offered::sign_and_send`]: signs the anchoring transaction with the device key (the
-//!    device's own signature goes on chain), stores it, sends it sealed → [`Broadcast`];
-//! 4. [`Broadcast::poll`] / [`Broadcast::wait`]: fetches the sealed instructions until
-//!    the anchor is confirmed, opens them, verifies every anchor in them by SPV and stores
-//!    them → [`Enrolled`]; later, [`Enrolled::refresh`] picks up a new group revision.
+//!    device's own signature goes on chain), stores it, sends it sealed → [`Waiting`].
+//!    In a batch-mode group the TBS answers the request with "queued" instead: the TBS
+//!    anchors the device's certificate digest under its next batch root, and the device
+//!    goes straight to [`Waiting`] (`Requested::Queued`);
+//! 4. [`Waiting::poll`] / [`Waiting::wait`]: fetches the sealed instructions until
+//!    the anchor is confirmed, opens them, verifies every anchor in them by SPV (for a
+//!    batch member: its membership proof, then the root's anchor, signed by the TBS key)
+//!    and stores them → [`Enrolled`]; later, [`Enrolled::refresh`] picks up a new group
+//!    revision.
 //!
 //! [`open`] reloads a state directory and resumes where it stopped ([`Stage`]): a device
 //! that sent its anchor waits for instructions without asking again, and an enrolled one
@@ -37,7 +42,7 @@
 //!   stored header checkpoint does).
 //! - Plain HTTP only: `https://` needs reqwest's `rustls` feature, not enabled yet (tests
 //!   talk to a TBS on loopback).
-//! - No batch-mode enrolment, login, key shares or M-Pin: later slices.
+//! - No login, key shares or M-Pin: later slices.
 //!
 //! # Example
 //!
@@ -77,7 +82,7 @@ use std::time::Duration;
 use bitcoin::Txid;
 use milagro_anchor::proof::VerifiedAnchor;
 
-pub use enrolment::{Broadcast, Enrolled, Offered, Poll, Provisioned, Requested, TbsVerified};
+pub use enrolment::{Enrolled, Offered, Poll, Provisioned, Requested, TbsVerified, Waiting};
 pub use error::{Error, Step};
 pub use http::{TbsClient, DEFAULT_REQUEST_TIMEOUT};
 pub use instructions::{Pending, Refreshed};
@@ -89,8 +94,9 @@ pub use state::{AnchorSummary, Device, Provisioning, StoredInstructions};
 pub enum Stage {
     /// Provisioned; the TBS is (re)checked next.
     Provisioned(Provisioned),
-    /// The anchor was signed and sent: waiting for instructions.
-    Broadcast(Broadcast),
+    /// The anchor was signed and sent, or the device is queued for a batch: waiting for
+    /// instructions.
+    Waiting(Waiting),
     /// Instructions verified and stored.
     Enrolled(Enrolled),
 }
@@ -109,7 +115,7 @@ impl Stage {
                 tbs_key,
                 stored: Box::new(stored),
             }),
-            (Some(tbs_key), true, None) => Self::Broadcast(Broadcast { device, tbs_key }),
+            (Some(tbs_key), true, None) => Self::Waiting(Waiting { device, tbs_key }),
             _ => Self::Provisioned(Provisioned { device }),
         }
     }
@@ -118,16 +124,16 @@ impl Stage {
     pub fn device(&self) -> &Device {
         match self {
             Self::Provisioned(s) => s.device(),
-            Self::Broadcast(s) => s.device(),
+            Self::Waiting(s) => s.device(),
             Self::Enrolled(s) => s.device(),
         }
     }
 
-    /// `provisioned`, `broadcast` or `enrolled`.
+    /// `provisioned`, `waiting` or `enrolled`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Provisioned(_) => "provisioned",
-            Self::Broadcast(_) => "broadcast",
+            Self::Waiting(_) => "waiting",
             Self::Enrolled(_) => "enrolled",
         }
     }
@@ -157,7 +163,7 @@ pub fn open(dir: &Path) -> Result<Stage, Error> {
 /// How long [`enrol`] waits for instructions, and how often it asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitOptions {
-    /// Give up after this long ([`Error::Timeout`]; the state stays at [`Broadcast`]).
+    /// Give up after this long ([`Error::Timeout`]; the state stays at [`Waiting`]).
     pub timeout: Duration,
     /// Time between two requests.
     pub interval: Duration,
@@ -185,6 +191,8 @@ pub enum Event<'a> {
     Offered,
     /// The signed anchor is with the TBS.
     Broadcast(Option<Txid>),
+    /// The device is queued for the TBS's next batch (batch mode: nothing to sign).
+    Queued,
     /// Instructions are not ready yet.
     Pending(&'a Pending),
 }
@@ -198,9 +206,9 @@ pub fn enrol(
     mut report: impl FnMut(Event<'_>),
 ) -> Result<Enrolled, Error> {
     report(Event::Resumed(stage.name()));
-    let broadcast = match stage {
+    let waiting = match stage {
         Stage::Enrolled(enrolled) => return Ok(enrolled),
-        Stage::Broadcast(broadcast) => broadcast,
+        Stage::Waiting(waiting) => waiting,
         Stage::Provisioned(provisioned) => {
             let verified = provisioned.verify_tbs(tbs)?;
             report(Event::TbsVerified(verified.tbs_anchor()));
@@ -209,12 +217,16 @@ pub fn enrol(
                     report(Event::Offered);
                     offered.sign_and_send(tbs)?
                 }
-                Requested::AlreadyBroadcast(broadcast) => broadcast,
+                Requested::AlreadyBroadcast(waiting) | Requested::Queued(waiting) => waiting,
             }
         }
     };
-    report(Event::Broadcast(broadcast.txid()));
-    broadcast.wait(tbs, wait.timeout, wait.interval, |pending| {
+    report(if waiting.device().is_batched() {
+        Event::Queued
+    } else {
+        Event::Broadcast(waiting.txid())
+    });
+    waiting.wait(tbs, wait.timeout, wait.interval, |pending| {
         report(Event::Pending(pending));
     })
 }

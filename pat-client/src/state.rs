@@ -51,13 +51,15 @@ pub(crate) struct TbsRecord {
     pub anchor_height: u32,
 }
 
-/// The device's anchoring transaction: stored, signed, before the TBS receives it (or,
-/// when a lost `state.json` was provisioned again, only its txid as the TBS reports it,
-/// until the instructions bring the transaction with its proof).
+/// How far the device's anchor got.
 #[derive(Debug, Clone)]
-pub(crate) struct Progress {
-    pub txid: Txid,
-    pub tx: Option<Transaction>,
+pub(crate) enum Progress {
+    /// Direct mode: the device's anchoring transaction, stored signed before the TBS
+    /// receives it (or, when a lost `state.json` was provisioned again, only its txid as
+    /// the TBS reports it, until the instructions bring the transaction with its proof).
+    Direct { txid: Txid, tx: Option<Transaction> },
+    /// Batch mode: the TBS queued the device for a batch root it anchors itself.
+    Batch,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,11 +70,16 @@ struct TbsWire {
     anchor_height: u32,
 }
 
+/// `{"anchor_txid", "anchor_tx"}` in direct mode, `{"batch": true}` in batch mode.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgressWire {
-    anchor_txid: Txid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anchor_txid: Option<Txid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     anchor_tx: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -228,9 +235,17 @@ impl Device {
             format: STATE_FORMAT,
             provisioning: self.provisioning.clone(),
             tbs,
-            progress: self.progress.as_ref().map(|p| ProgressWire {
-                anchor_txid: p.txid,
-                anchor_tx: p.tx.as_ref().map(bitcoin::consensus::encode::serialize_hex),
+            progress: self.progress.as_ref().map(|p| match p {
+                Progress::Direct { txid, tx } => ProgressWire {
+                    anchor_txid: Some(*txid),
+                    anchor_tx: tx.as_ref().map(bitcoin::consensus::encode::serialize_hex),
+                    batch: false,
+                },
+                Progress::Batch => ProgressWire {
+                    anchor_txid: None,
+                    anchor_tx: None,
+                    batch: true,
+                },
             }),
             instructions: self.instructions.clone(),
         };
@@ -298,10 +313,20 @@ impl Device {
                 got.tenant, got.group, self.provisioning.tenant, self.provisioning.group
             ));
         }
-        if got.device.txid != progress.txid || stored.device_anchor.txid != progress.txid {
+        if got.device.txid() != stored.device_anchor.txid {
             return Err("instructions name another anchoring transaction".into());
         }
-        Ok(())
+        match progress {
+            Progress::Direct { txid, .. }
+                if got.device.is_batched() || got.device.txid() != *txid =>
+            {
+                Err("instructions name another anchoring transaction".into())
+            }
+            Progress::Batch if !got.device.is_batched() => {
+                Err("instructions for a direct anchor, the device is in a batch".into())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -352,25 +377,24 @@ fn tbs_record(wire: TbsWire, provisioning: &Provisioning) -> Result<TbsRecord, S
 }
 
 fn progress(wire: ProgressWire, bc: &BirthCertificate) -> Result<Progress, String> {
+    let txid = match (wire.batch, wire.anchor_txid) {
+        (true, None) if wire.anchor_tx.is_none() => return Ok(Progress::Batch),
+        (false, Some(txid)) => txid,
+        _ => return Err("progress is neither a batch nor one anchoring transaction".into()),
+    };
     let Some(hex) = wire.anchor_tx else {
-        return Ok(Progress {
-            txid: wire.anchor_txid,
-            tx: None,
-        });
+        return Ok(Progress::Direct { txid, tx: None });
     };
     let tx: Transaction = bitcoin::consensus::encode::deserialize_hex(&hex)
         .map_err(|e| format!("anchor transaction: {e}"))?;
-    if tx.compute_txid() != wire.anchor_txid {
+    if tx.compute_txid() != txid {
         return Err("the anchor transaction does not have the stored txid".into());
     }
     let record = TxRecord::from_tx(&tx).map_err(|e| format!("anchor transaction: {e}"))?;
     if record.digest != bc.digest() || record.signer != *bc.public_key() {
         return Err("the anchor transaction is not this device's".into());
     }
-    Ok(Progress {
-        txid: wire.anchor_txid,
-        tx: Some(tx),
-    })
+    Ok(Progress::Direct { txid, tx: Some(tx) })
 }
 
 #[cfg(test)]

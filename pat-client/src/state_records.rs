@@ -11,7 +11,7 @@ use milagro_anchor::instructions::Instructions;
 use milagro_anchor::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 
-use super::Device;
+use super::{Device, Progress};
 
 /// What a device is provisioned with, and nothing more: whom to ask, which certificate
 /// that server must have, and where the device belongs.
@@ -98,9 +98,27 @@ impl Device {
         self.tbs.as_ref().map(|t| &t.bc)
     }
 
-    /// The device's anchoring transaction, once signed (or reported by the TBS).
+    /// The device's anchoring transaction, once signed (or reported by the TBS); for a
+    /// batch member, its batch root's, once instructions proved it.
     pub fn anchor_txid(&self) -> Option<Txid> {
-        self.progress.as_ref().map(|p| p.txid)
+        match self.progress.as_ref()? {
+            Progress::Direct { txid, .. } => Some(*txid),
+            Progress::Batch => self.instructions.as_ref().map(|i| i.device_anchor.txid),
+        }
+    }
+
+    /// Whether the device enrolled in batch mode (its certificate anchored under a TBS
+    /// batch root, not by its own transaction).
+    pub fn is_batched(&self) -> bool {
+        matches!(self.progress, Some(Progress::Batch))
+    }
+
+    /// The device's own signed anchoring transaction (direct mode), once stored.
+    pub(crate) fn signed_anchor(&self) -> Option<&bitcoin::Transaction> {
+        match self.progress.as_ref()? {
+            Progress::Direct { tx, .. } => tx.as_ref(),
+            Progress::Batch => None,
+        }
     }
 
     /// The last verified instructions, once enrolled.

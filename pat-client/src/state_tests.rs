@@ -130,3 +130,67 @@ fn a_damaged_or_mismatched_state_is_refused_with_a_typed_error() {
         Err(Error::InsecurePermissions { .. })
     ));
 }
+
+/// A provisioned device that verified a (made-up) TBS, in a fresh directory.
+fn verified_device() -> (tempfile::TempDir, Device) {
+    let dir = tempfile::tempdir().unwrap();
+    let tbs_key = SecretKey::generate(&mut rand_core::OsRng);
+    let fields = BcFields {
+        version: VERSION,
+        role: Role::Tbs,
+        name: "TBS".into(),
+        endpoints: vec![],
+        created: 1,
+        public_key: tbs_key.public_key(),
+        status: Status::Active,
+        previous: None,
+    };
+    let tbs_bc = BirthCertificate::sign(fields, &tbs_key).unwrap();
+    let pinned = Provisioning {
+        tbs_digest: tbs_bc.digest(),
+        ..provisioning()
+    };
+    let mut device = Device::provision(dir.path(), pinned, None, 1).unwrap();
+    device.tbs = Some(TbsRecord {
+        bc: tbs_bc,
+        anchor_txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
+        anchor_height: 1,
+    });
+    device.save().unwrap();
+    (dir, device)
+}
+
+#[test]
+fn a_batch_member_s_progress_round_trips_and_mixed_forms_are_refused() {
+    let (dir, mut device) = verified_device();
+    device.progress = Some(Progress::Batch);
+    device.save().unwrap();
+    let text = std::fs::read_to_string(dir.path().join(STATE)).unwrap();
+    let wire: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(wire["progress"], serde_json::json!({ "batch": true }));
+    let loaded = Device::load(dir.path()).unwrap();
+    assert!(loaded.is_batched());
+    assert_eq!(loaded.anchor_txid(), None);
+    assert!(loaded.signed_anchor().is_none());
+
+    let txid = "11".repeat(32);
+    for progress in [
+        serde_json::json!({ "batch": true, "anchor_txid": txid }),
+        serde_json::json!({}),
+        serde_json::json!({ "batch": false }),
+    ] {
+        let mut broken = wire.clone();
+        broken["progress"] = progress.clone();
+        std::fs::write(dir.path().join(STATE), broken.to_string()).unwrap();
+        assert!(
+            matches!(Device::load(dir.path()), Err(Error::CorruptState { .. })),
+            "{progress}"
+        );
+    }
+    let mut direct = wire;
+    direct["progress"] = serde_json::json!({ "anchor_txid": txid });
+    std::fs::write(dir.path().join(STATE), direct.to_string()).unwrap();
+    let loaded = Device::load(dir.path()).unwrap();
+    assert!(!loaded.is_batched());
+    assert_eq!(loaded.anchor_txid().unwrap().to_string(), txid);
+}

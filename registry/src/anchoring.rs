@@ -7,10 +7,16 @@
 //! [`FUNDING_AMOUNT`] to the key from the node wallet first. It returns the signed
 //! transaction *without broadcasting it*, so the caller can persist it before it leaves
 //! the process, and re-broadcast exactly the same transaction after a crash or a reorg.
+//!
+//! [`prepare_wallet_paid_anchor`] never touches the key's own coins: the wallet pays
+//! exactly one anchor's worth to the key and the change goes back to the wallet. A service
+//! with several independent anchoring lanes (the TBS: its audit checkpoints spend its
+//! key's coins one at a time; its batch roots use this) keeps them from ever choosing the
+//! same coin.
 
-use bitcoin::{Amount, FeeRate, Transaction};
+use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction};
 use milagro_anchor::anchor_tx::{
-    build_anchor_tx, p2wpkh_script, AnchorTx, AnchorTxError, FundingUtxo,
+    build_anchor_tx, p2wpkh_script, single_anchor_funding, AnchorTx, AnchorTxError, FundingUtxo,
 };
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::Payload;
@@ -34,6 +40,16 @@ pub struct PreparedAnchor {
     /// The wallet payment that created that output, when the wallet had to pay (it is
     /// unconfirmed: re-broadcast it first if the anchor has to be re-broadcast).
     pub funding_tx: Option<Transaction>,
+}
+
+/// A signed anchoring transaction, not yet broadcast, spending a fresh wallet payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletPaidAnchor {
+    /// The signed transaction and its fee.
+    pub anchor: AnchorTx,
+    /// The wallet payment it spends (already broadcast; re-broadcast it first if the
+    /// anchor has to be re-broadcast).
+    pub funding_tx: Transaction,
 }
 
 /// Why an anchor could not be prepared.
@@ -92,5 +108,31 @@ pub fn prepare_anchor(
         anchor,
         funding,
         funding_tx,
+    })
+}
+
+/// Has the node wallet pay exactly one anchor's worth ([`single_anchor_funding`]) to `key`
+/// and signs an anchoring transaction for `payload` spending it, with its change to
+/// `change_to` (a wallet address). Nothing is broadcast but the payment; the key's other
+/// coins are never spent.
+pub fn prepare_wallet_paid_anchor(
+    node: &BitcoindRpc,
+    key: &SecretKey,
+    payload: &Payload,
+    fee_rate: FeeRate,
+    change_to: ScriptBuf,
+) -> Result<WalletPaidAnchor, PrepareError> {
+    let amount = single_anchor_funding(fee_rate).ok_or(AnchorTxError::FeeOverflow(fee_rate))?;
+    let (tx, vout) = node
+        .wallet_pay(&p2wpkh_script(&key.public_key()), amount)
+        .map_err(PrepareError::Funding)?;
+    let funding = FundingUtxo {
+        outpoint: bitcoin::OutPoint::new(tx.compute_txid(), vout),
+        value: amount,
+    };
+    let anchor = build_anchor_tx(key, &funding, payload, fee_rate, Some(change_to))?;
+    Ok(WalletPaidAnchor {
+        anchor,
+        funding_tx: tx,
     })
 }

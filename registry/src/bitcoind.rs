@@ -250,6 +250,19 @@ impl BitcoindRpc {
         self.call("getnewaddress", &[])
     }
 
+    /// A fresh address of the node's wallet as an output script, checked to be for the
+    /// node's chain (where change goes back to the wallet).
+    pub fn wallet_new_script(&self) -> Result<ScriptBuf, ChainError> {
+        let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = self
+            .wallet_new_address()?
+            .parse()
+            .map_err(|e| decode_error("getnewaddress", e))?;
+        let address = address
+            .require_network(self.network()?)
+            .map_err(|e| decode_error("getnewaddress", e))?;
+        Ok(address.script_pubkey())
+    }
+
     /// Pays `amount` from the node's wallet to `script`; returns the new output.
     pub fn wallet_pay_to(
         &self,

@@ -133,7 +133,7 @@ fn refresh_command(args: RefreshArgs) -> Result<()> {
     let tbs = TbsClient::new(&stage.device().provisioning().tbs_url)?;
     let (mut enrolled, resumed) = match stage {
         Stage::Enrolled(enrolled) => (enrolled, false),
-        Stage::Broadcast(_) => (
+        Stage::Waiting(_) => (
             enrol(stage, &tbs, &args.wait.options(), report).inspect_err(hint)?,
             true,
         ),

@@ -40,7 +40,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
         "sync",
         &["poll_interval_ms", "max_backoff_ms", "start_height"],
     ),
-    ("anchoring", &["fee_rate_sat_vb", "min_depth"]),
+    (
+        "anchoring",
+        &["fee_rate_sat_vb", "min_depth", "batch_interval_secs"],
+    ),
     ("admin", &["token_sha256"]),
     ("audit", &["checkpoint_interval_secs", "origin"]),
 ];
@@ -51,6 +54,7 @@ const MAX_FEE_RATE_SAT_VB: u64 = 10_000;
 const MAX_MIN_DEPTH: u32 = 1_000;
 const MAX_NAME_CHARS: usize = 256;
 const MAX_CHECKPOINT_INTERVAL_SECS: u64 = 30 * 24 * 3600;
+const MAX_BATCH_INTERVAL_SECS: u64 = 24 * 3600;
 
 /// A validated TBS configuration.
 ///
@@ -121,6 +125,8 @@ pub struct AnchoringConfig {
     pub fee_rate: FeeRate,
     /// Confirmations before the TBS serves its Birth Certificate as anchored.
     pub min_depth: u32,
+    /// How often the queued devices of batch-mode groups are anchored as one batch root.
+    pub batch_interval: Duration,
 }
 
 /// Why a configuration was refused.
@@ -223,6 +229,7 @@ impl Default for RawSync {
 struct RawAnchoring {
     fee_rate_sat_vb: u64,
     min_depth: u32,
+    batch_interval_secs: u64,
 }
 
 impl Default for RawAnchoring {
@@ -230,6 +237,7 @@ impl Default for RawAnchoring {
         Self {
             fee_rate_sat_vb: 2,
             min_depth: 1,
+            batch_interval_secs: 600,
         }
     }
 }
@@ -320,6 +328,12 @@ impl Config {
                 format!("must be between 1 and {MAX_MIN_DEPTH}"),
             ));
         }
+        if !(1..=MAX_BATCH_INTERVAL_SECS).contains(&raw.anchoring.batch_interval_secs) {
+            return Err(invalid(
+                "anchoring.batch_interval_secs",
+                format!("must be between 1 and {MAX_BATCH_INTERVAL_SECS}"),
+            ));
+        }
         let admin_token = raw
             .admin
             .map(|admin| TokenHash::from_hex(&admin.token_sha256))
@@ -349,6 +363,7 @@ impl Config {
             anchoring: AnchoringConfig {
                 fee_rate,
                 min_depth: raw.anchoring.min_depth,
+                batch_interval: Duration::from_secs(raw.anchoring.batch_interval_secs),
             },
             admin_token,
             audit,

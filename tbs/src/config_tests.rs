@@ -138,6 +138,14 @@ fn out_of_range_values_are_refused_by_key() {
         ),
         ("[anchoring]\nmin_depth = 0", "anchoring.min_depth"),
         (
+            "[anchoring]\nbatch_interval_secs = 0",
+            "anchoring.batch_interval_secs",
+        ),
+        (
+            "[anchoring]\nbatch_interval_secs = 86401",
+            "anchoring.batch_interval_secs",
+        ),
+        (
             "[audit]\ncheckpoint_interval_secs = 0",
             "audit.checkpoint_interval_secs",
         ),

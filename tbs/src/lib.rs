@@ -27,6 +27,10 @@
 //! - [`tenants`]: tenants (application developers, device makers), their hashed API
 //!   tokens and device groups, reachable only through an authorization scope; served at
 //!   `/v1/admin/tenants`, `/v1/tenants/{tenant}/…` and as a small web page at `/admin`.
+//! - [`enrolment`]: devices enrol through the TBS (`docs/enrolment.md`): in direct mode
+//!   the TBS funds and broadcasts the device's own signed anchor; in batch mode
+//!   ([`enrolment::batching`]) it anchors many devices' certificate digests under one batch
+//!   root per interval; sealed instructions are served once the anchor is deep enough;
 //! - [`audit`]: every registration in an RFC 6962 log whose signed checkpoints the sync
 //!   loop anchors on chain periodically; checkpoints, consistency and inclusion proofs are
 //!   served at `/v1/audit/…`.
@@ -38,10 +42,7 @@
 //!
 //! # What it does not do (yet)
 //!
-//! It does not yet enrol PATs (the sealed messages and the PSBT offer exist in
-//! [`milagro_anchor::enrolment`] and [`milagro_anchor::anchor_offer`]; the endpoints,
-//! confirmation watching and instructions do not), or anchor batches; those arrive as their own modules, state in [`AppState`](state::AppState)
-//! and routes in [`api::ENDPOINTS`]. It does not listen to ZMQ (polling bounds the delay
+//! It does not listen to ZMQ (polling bounds the delay
 //! before a new block is indexed; a wake-up would only shorten it), terminate TLS (run it
 //! behind a reverse proxy), or update its Birth Certificate (a changed `name` or
 //! `public_url` is refused at start).

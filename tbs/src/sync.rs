@@ -100,6 +100,8 @@ pub(crate) struct SyncLoop {
     poll: Backoff,
     anchoring: Backoff,
     next_anchoring: Instant,
+    batching: Backoff,
+    next_batching: Instant,
 }
 
 impl SyncLoop {
@@ -124,6 +126,8 @@ impl SyncLoop {
             poll: backoff(),
             anchoring: backoff(),
             next_anchoring: Instant::now(),
+            batching: backoff(),
+            next_batching: Instant::now(),
             network_checked: false,
             shutdown,
             state,
@@ -140,6 +144,7 @@ impl SyncLoop {
                     if caught_up {
                         self.anchor();
                         self.watch_enrolments();
+                        self.anchor_batches();
                         crate::audit::anchoring::tick(&self.follower, &self.state, STEP_BLOCKS);
                     }
                 }
@@ -230,6 +235,22 @@ impl SyncLoop {
             crate::enrolment::watch(node, self.follower.store(), &self.state.enrolments)
         {
             tracing::warn!(%error, "watching enrolment anchors failed; will retry");
+        }
+    }
+
+    /// Runs the batch-mode rule ([`crate::enrolment::batching`]), unless a recent failure
+    /// asks to wait.
+    fn anchor_batches(&mut self) {
+        if Instant::now() < self.next_batching {
+            return;
+        }
+        match crate::enrolment::batching::step(&self.follower, &self.state, STEP_BLOCKS) {
+            Ok(()) => self.batching.failures = 0,
+            Err(error) => {
+                self.batching.failures = self.batching.failures.saturating_add(1);
+                self.next_batching = Instant::now() + self.batching.delay();
+                tracing::warn!(%error, "anchoring a batch of enrolments failed; will retry");
+            }
         }
     }
 

@@ -265,9 +265,17 @@ fn the_demo_runs_end_to_end_and_reports_what_it_verified() {
     assert_eq!(summary["reorg"]["anchored_after_reorg"], false);
     assert_eq!(summary["reorg"]["anchored_after_re_mining"], true);
     let devices = summary["tbs"]["devices"].as_array().unwrap();
-    assert_eq!(devices.len(), 2);
+    assert_eq!(devices.len(), 3);
     for device in devices {
         assert_eq!(device["dtas"].as_array().unwrap().len(), 2);
         assert!(device["idp"]["url"].is_string());
     }
+    let modes: Vec<_> = devices
+        .iter()
+        .map(|d| d["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["direct", "direct", "batch"]);
+    assert_eq!(devices[2]["group"], "fleet");
+    assert!(devices[2]["batch_root"].is_string());
+    assert!(devices[0]["batch_root"].is_null());
 }

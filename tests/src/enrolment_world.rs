@@ -1,6 +1,8 @@
 //! What a device (PAT) enrols against in tests: a real TBS over HTTP on a real regtest
 //! node, its own anchor confirmed, tenant `acme` created with the admin API, and helpers
-//! to anchor D-TAs and IdPs, set device groups and mine blocks the TBS has indexed.
+//! to anchor D-TAs and IdPs, set device groups and mine blocks the TBS has indexed. With
+//! [`WorldOptions::restartable`] the node keeps its data directory and the TBS reaches it
+//! through a [`TcpRelay`], so a test can restart the node under a running TBS.
 
 use std::time::Duration;
 
@@ -13,35 +15,59 @@ use milagro_tbs::{RunningTbs, Tbs};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
-use crate::{party, tbs_config, wait_until, Api, TestNode};
+use crate::{party, tbs_config, wait_until, Api, TcpRelay, TestNode};
 
 /// How long a fixture waits for the TBS to catch up.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// How to start an [`EnrolmentWorld`].
+#[derive(Debug, Clone, Default)]
+pub struct WorldOptions {
+    /// TOML sections added to the TBS configuration (before `[admin]`), e.g.
+    /// `"[anchoring]\nbatch_interval_secs = 2\n"`.
+    pub extra_config: String,
+    /// Keep the node's data directory and reach it through a relay, so that
+    /// [`EnrolmentWorld::restart_node`] works.
+    pub restartable: bool,
+}
+
 /// A running TBS with tenant `acme`, on its own regtest node.
 pub struct EnrolmentWorld {
-    /// The node.
-    pub node: TestNode,
-    /// The TBS (stopped when dropped).
+    /// The TBS (stopped when dropped; declared first so that it stops before the node).
     pub tbs: RunningTbs,
+    node: Option<TestNode>,
+    relay: Option<TcpRelay>,
     /// A JSON client of the TBS.
     pub api: Api,
     /// The TBS's Birth Certificate digest: what devices are provisioned with.
     pub tbs_digest: Digest,
     /// The bearer token of tenant `acme`.
     pub tenant_token: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl EnrolmentWorld {
     /// Starts a node and a TBS, confirms the TBS's anchor and creates tenant `acme`.
     pub fn start() -> Self {
-        let node = TestNode::start();
+        Self::start_with(&WorldOptions::default())
+    }
+
+    /// The same, with `options`.
+    pub fn start_with(options: &WorldOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let (node, relay) = if options.restartable {
+            let node = TestNode::start_persistent(&dir.path().join("node"), &[]);
+            let relay = TcpRelay::start(node.rpc_socket());
+            (node, Some(relay))
+        } else {
+            (TestNode::start(), None)
+        };
+        let rpc_url = relay.as_ref().map_or_else(|| node.rpc_url(), TcpRelay::url);
         let admin = ApiToken::generate(&mut OsRng);
         let text = format!(
-            "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
-            tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("tbs")),
+            "{}\n{}\n[admin]\ntoken_sha256 = \"{}\"\n",
+            tbs_config(&rpc_url, &node.cookie(), &dir.path().join("tbs")),
+            options.extra_config,
             admin.hash()
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
@@ -63,13 +89,31 @@ impl EnrolmentWorld {
         assert_eq!(status, 201, "{created}");
         let tenant_token = created["token"].as_str().unwrap().to_owned();
         Self {
-            node,
+            node: Some(node),
+            relay,
             tbs,
             api,
             tbs_digest,
             tenant_token,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &TestNode {
+        self.node.as_ref().expect("a running node")
+    }
+
+    /// Stops the node and starts it again on the same data directory with `args` (the
+    /// TBS keeps running and reaches the new node through the relay). Needs
+    /// [`WorldOptions::restartable`].
+    pub fn restart_node(&mut self, args: &[&str]) {
+        let relay = self.relay.as_ref().expect("a restartable world");
+        let datadir = self.dir.path().join("node");
+        self.node = None; // stops the node and waits for it
+        let node = TestNode::start_persistent(&datadir, args);
+        relay.forward_to(node.rpc_socket());
+        self.node = Some(node);
     }
 
     /// The TBS's base URL (`http://127.0.0.1:PORT`).
@@ -79,8 +123,8 @@ impl EnrolmentWorld {
 
     /// Mines `count` blocks and waits until the TBS has indexed the new tip.
     pub fn mine(&self, count: u32) {
-        self.node.mine(count);
-        let tip = self.node.rpc.tip().unwrap();
+        self.node().mine(count);
+        let tip = self.node().rpc.tip().unwrap();
         wait_until("the TBS to index the tip", PATIENCE, || {
             (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
         });
@@ -89,7 +133,7 @@ impl EnrolmentWorld {
     /// Anchors a party's certificate with its own key, confirmed and indexed.
     pub fn anchored(&self, role: Role, name: &str) -> BirthCertificate {
         let (key, bc) = party(role, name);
-        self.node.anchor_bc(&key, &bc);
+        self.node().anchor_bc(&key, &bc);
         self.mine(1);
         bc
     }
@@ -103,14 +147,24 @@ impl EnrolmentWorld {
         dtas: &[&BirthCertificate],
         idp: &BirthCertificate,
     ) -> u64 {
+        self.put_group_in_mode(group, "direct", dtas, idp)
+    }
+
+    /// The same in `mode` (`direct` or `batch`).
+    pub fn put_group_in_mode(
+        &self,
+        group: &str,
+        mode: &str,
+        dtas: &[&BirthCertificate],
+        idp: &BirthCertificate,
+    ) -> u64 {
         let service = |bc: &BirthCertificate, host: &str| json!({"birth_certificate": bc.digest(), "url": format!("https://{host}.milagro.test")});
         let dtas: Vec<Value> = dtas
             .iter()
             .enumerate()
             .map(|(i, bc)| service(bc, &format!("dta{i}")))
             .collect();
-        let body =
-            json!({"name": group, "mode": "direct", "dtas": dtas, "idp": service(idp, "idp")});
+        let body = json!({"name": group, "mode": mode, "dtas": dtas, "idp": service(idp, "idp")});
         let (status, saved) = self.api.call(
             "PUT",
             &format!("/v1/tenants/acme/groups/{group}"),
@@ -136,9 +190,9 @@ impl EnrolmentWorld {
     /// returns `Some`: how a test confirms anchors while a device waits for them.
     pub fn mine_while_waiting<T>(&self, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
         wait_until(what, PATIENCE, || {
-            let mempool: Vec<String> = self.node.rpc.call("getrawmempool", &[]).unwrap();
+            let mempool: Vec<String> = self.node().rpc.call("getrawmempool", &[]).unwrap();
             if !mempool.is_empty() {
-                self.node.mine(1);
+                self.node().mine(1);
             }
             done()
         })

@@ -11,8 +11,8 @@ use std::time::Duration;
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_pat_client::{
-    enrol, open, provision, Broadcast, Enrolled, Error, Poll, Provisioning, Refreshed, Requested,
-    Stage, TbsClient, WaitOptions,
+    enrol, open, provision, Enrolled, Error, Poll, Provisioning, Refreshed, Requested, Stage,
+    TbsClient, WaitOptions, Waiting,
 };
 use milagro_tests::enrolment_world::EnrolmentWorld;
 
@@ -34,7 +34,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Waits for instructions on a thread while the test mines whatever the TBS broadcast.
-fn confirm(w: &EnrolmentWorld, tbs: &TbsClient, broadcast: Broadcast) -> Enrolled {
+fn confirm(w: &EnrolmentWorld, tbs: &TbsClient, broadcast: Waiting) -> Enrolled {
     let tbs = tbs.clone();
     let waiting = std::thread::spawn(move || broadcast.wait(&tbs, WAIT, POLL, |_| {}));
     w.mine_while_waiting("the device to get its instructions", || {
@@ -104,7 +104,7 @@ fn a_device_enrols_end_to_end_and_picks_up_a_changed_group() {
     assert_eq!(got.dtas.len(), 1);
     assert_eq!(got.dtas[0].birth_certificate, dta1.digest());
     assert_eq!(got.idp.as_ref().unwrap().birth_certificate, idp.digest());
-    assert_eq!((stored.device_anchor.txid, got.device.txid), (txid, txid));
+    assert_eq!((stored.device_anchor.txid, got.device.txid()), (txid, txid));
     assert!(stored.device_anchor.depth >= 1);
     assert_eq!(stored.service_anchors.len(), 2);
 
@@ -243,9 +243,9 @@ fn a_restarted_device_resumes_waiting_for_instructions_without_a_second_request(
     assert_eq!(w.requests("/v1/enrolments", "POST", 200), 2);
     assert_eq!(w.requests("/v1/enrolments/signed", "POST", 202), 1);
 
-    // Both processes restart: each resumes at Broadcast, with its anchor stored.
+    // Both processes restart: each resumes at Waiting, with its anchor stored.
     let resume = |dir: &Path| match open(dir).unwrap() {
-        Stage::Broadcast(broadcast) => broadcast,
+        Stage::Waiting(broadcast) => broadcast,
         other => panic!("expected to resume at broadcast, got {}", other.name()),
     };
     let (resumed_a, resumed_b) = (resume(&a), resume(&b));
@@ -259,7 +259,7 @@ fn a_restarted_device_resumes_waiting_for_instructions_without_a_second_request(
     };
     let tbs_b = tbs.clone();
     let waiting =
-        std::thread::spawn(move || enrol(Stage::Broadcast(resumed_b), &tbs_b, &wait, |_| {}));
+        std::thread::spawn(move || enrol(Stage::Waiting(resumed_b), &tbs_b, &wait, |_| {}));
     w.mine_while_waiting("device B to be enrolled", || {
         waiting.is_finished().then_some(())
     });

@@ -203,7 +203,7 @@ impl World {
         let opened =
             Instructions::open(instruction_key, &self.tbs_key, &key.public_key(), &sealed).unwrap();
         opened
-            .verify(bc, &spv_headers(&self.api))
+            .verify(bc, &self.tbs_key, &spv_headers(&self.api))
             .expect("every anchor in the instructions verifies by SPV")
     }
 
@@ -392,7 +392,7 @@ fn an_enrolled_device_gets_instructions_it_verifies_and_new_ones_when_its_group_
         (got.tenant.as_str(), got.group.as_str(), got.revision),
         ("acme", "eu-metering", first_revision)
     );
-    assert_eq!(got.device.txid.to_string(), txid);
+    assert_eq!(got.device.txid().to_string(), txid);
     assert_eq!(got.dtas.len(), 1);
     assert_eq!(got.dtas[0].birth_certificate, dta1.digest());
     assert_eq!(got.idp.as_ref().unwrap().birth_certificate, idp.digest());

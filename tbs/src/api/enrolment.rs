@@ -1,7 +1,8 @@
-//! Device enrolment endpoints (direct mode); the protocol is `docs/enrolment.md`.
+//! Device enrolment endpoints; the protocol is `docs/enrolment.md`.
 //!
 //! `POST /v1/enrolments` opens a sealed request and answers with an anchoring offer (the
-//! same offer again for a device that already has one: never a second payment);
+//! same offer again for a device that already has one: never a second payment), or, in a
+//! batch-mode group, queues the device for the next batch;
 //! `POST /v1/enrolments/signed` accepts the device's signed transaction and broadcasts the
 //! payment and the anchor; `GET /v1/enrolments/{device}` reports progress and depth;
 //! `GET /v1/enrolments/{device}/instructions` serves the sealed instructions once the
@@ -12,16 +13,15 @@ use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bitcoin::consensus::encode;
-use bitcoin::{Amount, OutPoint, Transaction, Weight};
+use bitcoin::{OutPoint, Transaction, Txid};
 use milagro_anchor::anchor_offer::AnchorOffer;
-use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo, P2WPKH_DUST};
+use milagro_anchor::anchor_tx::{p2wpkh_script, single_anchor_funding, FundingUtxo};
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::envelope::SealedEnvelope;
 use milagro_anchor::instructions::{DeviceAnchor, Instructions, ServiceAnchor};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
-use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::proofs::anchor_proof;
 use milagro_registry::store::{IndexedRecord, RecordStore};
 use serde::Deserialize;
@@ -31,12 +31,6 @@ use super::{blocking, ApiError};
 use crate::enrolment::{self, Enrolment, EnrolmentState, WatchError};
 use crate::state::AppState;
 use crate::tenants::model::{EnrolmentMode, GroupId, ServiceRef, TenantId};
-
-/// Upper bound of an anchoring transaction's weight (one P2WPKH input, an `OP_RETURN` and
-/// one change output of any standard type); the payment covers its fee at the configured
-/// rate plus a change output comfortably above every dust limit.
-const ANCHOR_WEIGHT_BOUND: Weight = Weight::from_wu(700);
-const CHANGE: Amount = Amount::from_sat(546);
 
 /// A body holding one sealed envelope.
 #[derive(Debug, Deserialize)]
@@ -52,20 +46,25 @@ fn now() -> u64 {
 }
 
 fn progress(row: &Enrolment) -> serde_json::Value {
+    let mut body = json!({ "tenant": row.tenant, "group": row.group });
     match &row.state {
-        EnrolmentState::Offered => json!({
-            "status": "offered",
-            "psbt": row.offer_psbt,
-            "tenant": row.tenant,
-            "group": row.group,
-        }),
-        EnrolmentState::Broadcast { txid, .. } => json!({
-            "status": "broadcast",
-            "txid": txid,
-            "tenant": row.tenant,
-            "group": row.group,
-        }),
+        EnrolmentState::Offered { offer_psbt, .. } => {
+            body["status"] = json!("offered");
+            body["psbt"] = json!(offer_psbt);
+        }
+        EnrolmentState::Broadcast { txid, .. } => {
+            body["status"] = json!("broadcast");
+            body["txid"] = json!(txid);
+        }
+        EnrolmentState::Queued => body["status"] = json!("queued"),
+        EnrolmentState::Batched { batch, index, root } => {
+            body["status"] = json!("batched");
+            body["batch"] = json!(batch);
+            body["index"] = json!(index);
+            body["root"] = json!(root);
+        }
     }
+    body
 }
 
 /// `POST /v1/enrolments`
@@ -95,13 +94,22 @@ pub(crate) async fn enrol(
         let group_id =
             GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let group = state.tenants.group_for_device(&tenant, &group_id)?;
-        if group.mode != EnrolmentMode::Direct {
-            return Err(ApiError::BadRequest(format!(
-                "group {group_id} enrols in batch mode, which this TBS does not serve yet"
-            )));
+        match group.mode {
+            EnrolmentMode::Direct => {
+                let row = offer(state, &request, tenant, group_id)?;
+                state.enrolments.insert_offer(&row).map_err(internal)
+            }
+            EnrolmentMode::Batch => {
+                let row = new_row(&request, tenant, group_id, EnrolmentState::Queued);
+                let digest = request.birth_certificate.digest();
+                let row = state
+                    .enrolments
+                    .enqueue(&row, &digest, now())
+                    .map_err(internal)?;
+                tracing::info!(device = %row.device, tenant = %row.tenant, group = %row.group, "enrolment queued for the next batch");
+                Ok(row)
+            }
         }
-        let row = offer(state, &request, tenant, group_id)?;
-        state.enrolments.insert_offer(&row).map_err(internal)
     })
     .await?;
     Ok(HttpResponse::Ok().json(progress(&row)))
@@ -115,16 +123,14 @@ fn offer(
     group: GroupId,
 ) -> Result<Enrolment, ApiError> {
     let fee_rate = state.config.anchoring.fee_rate;
-    let fee = fee_rate
-        .fee_wu(ANCHOR_WEIGHT_BOUND)
+    let amount = single_anchor_funding(fee_rate)
         .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
-    let amount = fee + CHANGE.max(P2WPKH_DUST);
     let device = *request.device();
     // The payment is broadcast now: its change is then spendable by the next offer at
     // once. Holding it back until the device signs would lock a whole wallet coin per
     // pending offer (see docs/enrolment.md).
     let (payment, vout) = state.node.wallet_pay(&p2wpkh_script(&device), amount)?;
-    let change = change_script(&state.node, state.config.node.network)?;
+    let change = state.node.wallet_new_script()?;
     let funding = FundingUtxo {
         outpoint: OutPoint::new(payment.compute_txid(), vout),
         value: amount,
@@ -132,31 +138,28 @@ fn offer(
     let offer = AnchorOffer::build(&request.birth_certificate, &funding, change, fee_rate)
         .map_err(|e| ApiError::Internal(format!("cannot build the offer: {e}")))?;
     tracing::info!(%device, %tenant, %group, funding = %funding.outpoint, "enrolment offered");
-    Ok(Enrolment {
-        device,
+    let state = EnrolmentState::Offered {
+        funding_tx: encode::serialize_hex(&payment),
+        offer_psbt: STANDARD.encode(offer.to_psbt_bytes()),
+    };
+    Ok(new_row(request, tenant, group, state))
+}
+
+fn new_row(
+    request: &EnrolmentRequest,
+    tenant: TenantId,
+    group: GroupId,
+    state: EnrolmentState,
+) -> Enrolment {
+    Enrolment {
+        device: *request.device(),
         tenant,
         group,
         birth_certificate: String::from_utf8_lossy(&request.birth_certificate.to_canonical_json())
             .into_owned(),
         instruction_key: request.instruction_key.clone(),
-        funding_tx: encode::serialize_hex(&payment),
-        offer_psbt: STANDARD.encode(offer.to_psbt_bytes()),
-        state: EnrolmentState::Offered,
-    })
-}
-
-fn change_script(
-    node: &BitcoindRpc,
-    network: bitcoin::Network,
-) -> Result<bitcoin::ScriptBuf, ApiError> {
-    let address = node.wallet_new_address()?;
-    let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> = address
-        .parse()
-        .map_err(|e| ApiError::Node(format!("the wallet gave an unreadable address: {e}")))?;
-    let address = address
-        .require_network(network)
-        .map_err(|e| ApiError::Node(format!("the wallet address is for another network: {e}")))?;
-    Ok(address.script_pubkey())
+        state,
+    }
 }
 
 /// `POST /v1/enrolments/signed`
@@ -175,20 +178,35 @@ pub(crate) async fn signed(
             .ok_or_else(|| {
                 ApiError::NotFound(format!("no enrolment of device {}", signed.device))
             })?;
-        let anchor = match &row.state {
-            EnrolmentState::Broadcast { anchor_tx, .. } => decode_tx(anchor_tx)?,
-            EnrolmentState::Offered => {
+        let (anchor, funding_tx) = match &row.state {
+            EnrolmentState::Broadcast {
+                anchor_tx,
+                funding_tx,
+                ..
+            } => (decode_tx(anchor_tx)?, funding_tx.clone()),
+            EnrolmentState::Offered {
+                offer_psbt,
+                funding_tx,
+            } => {
                 let bc =
                     BirthCertificate::parse(row.birth_certificate.as_bytes()).map_err(internal)?;
-                let psbt = STANDARD.decode(&row.offer_psbt).map_err(internal)?;
+                let psbt = STANDARD.decode(offer_psbt).map_err(internal)?;
                 let offer = AnchorOffer::check(&psbt, &bc).map_err(internal)?;
-                offer
+                let anchor = offer
                     .accept(signed.tx)
-                    .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?
+                    .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
+                (anchor, funding_tx.clone())
+            }
+            EnrolmentState::Queued | EnrolmentState::Batched { .. } => {
+                return Err(ApiError::Conflict(format!(
+                    "device {} enrols in batch mode: the TBS anchors it, there is nothing to sign",
+                    signed.device
+                )))
             }
         };
         let txid = anchor.compute_txid();
         let broadcast = EnrolmentState::Broadcast {
+            funding_tx,
             anchor_tx: encode::serialize_hex(&anchor),
             txid,
         };
@@ -243,9 +261,24 @@ pub(crate) async fn instructions(
         let row = enrolment_of(state, &device)?;
         let deep_enough = indexed_anchor(state, &row)?
             .filter(|(_, depth)| *depth >= state.config.anchoring.min_depth);
-        let (Some((record, _)), EnrolmentState::Broadcast { txid, .. }) = (deep_enough, &row.state)
-        else {
+        let Some((record, _)) = deep_enough else {
             return Ok((false, progress(&row)));
+        };
+        let anchor_proof = anchor_proof(state.node.as_ref(), &record)?.to_json();
+        let device_anchor = match &row.state {
+            EnrolmentState::Batched { batch, index, root } => DeviceAnchor::Batch {
+                txid: record.txid,
+                root: *root,
+                membership: state
+                    .enrolments
+                    .membership_proof(*batch, *index)
+                    .map_err(internal)?,
+                anchor_proof,
+            },
+            _ => DeviceAnchor::Direct {
+                txid: record.txid,
+                anchor_proof,
+            },
         };
         let group = state.tenants.group_for_device(&row.tenant, &row.group)?;
         let services = |refs: Vec<&ServiceRef>| -> Result<Vec<ServiceAnchor>, ApiError> {
@@ -257,10 +290,7 @@ pub(crate) async fn instructions(
             tenant: row.tenant.to_string(),
             group: row.group.to_string(),
             revision: group.revision,
-            device: DeviceAnchor {
-                txid: *txid,
-                anchor_proof: anchor_proof(state.node.as_ref(), &record)?.to_json(),
-            },
+            device: device_anchor,
             dtas: services(group.dtas.iter().collect())?,
             idp: services(group.idp.iter().collect())?.pop(),
         };
@@ -319,15 +349,31 @@ fn enrolment_of(state: &AppState, device: &PublicKey) -> Result<Enrolment, ApiEr
         .ok_or_else(|| ApiError::NotFound(format!("no enrolment of device {device}")))
 }
 
-/// The indexed record of a broadcast enrolment's anchor and its depth, if indexed.
+/// The transaction anchoring a device: its own once broadcast, its batch's once batched.
+fn anchor_txid(state: &AppState, row: &Enrolment) -> Result<Option<Txid>, ApiError> {
+    match &row.state {
+        EnrolmentState::Broadcast { txid, .. } => Ok(Some(*txid)),
+        EnrolmentState::Batched { batch, .. } => Ok(Some(
+            state
+                .enrolments
+                .batch(*batch)
+                .map_err(internal)?
+                .ok_or_else(|| ApiError::Internal(format!("batch {batch} is missing")))?
+                .txid,
+        )),
+        EnrolmentState::Offered { .. } | EnrolmentState::Queued => Ok(None),
+    }
+}
+
+/// The indexed record of a device's anchor and its depth, if indexed.
 fn indexed_anchor(
     state: &AppState,
     row: &Enrolment,
 ) -> Result<Option<(IndexedRecord, u32)>, ApiError> {
-    let EnrolmentState::Broadcast { txid, .. } = &row.state else {
+    let Some(txid) = anchor_txid(state, row)? else {
         return Ok(None);
     };
-    match state.store.by_txid(txid)?.into_iter().next() {
+    match state.store.by_txid(&txid)?.into_iter().next() {
         Some(record) => {
             let depth = record.depth_in(state.store.as_ref())?;
             Ok(Some((record, depth)))

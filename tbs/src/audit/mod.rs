@@ -3,15 +3,21 @@
 //!
 //! # What is logged
 //!
-//! One entry per enrolled device, appended when its own anchoring transaction is first
-//! recorded as broadcast (from then on the registration is fixed: that transaction never
-//! changes once the device signed it). The entry is a 32-byte digest ([`registration_entry`]):
+//! One entry per enrolled device, appended when its registration is fixed: in direct mode
+//! when its own anchoring transaction is first recorded as broadcast (that transaction
+//! never changes once the device signed it), in batch mode when its batch is formed (the
+//! batch root never changes, even if the root has to be anchored by a new transaction).
+//! The entry is a 32-byte digest ([`registration_entry`], [`batch_registration_entry`]):
 //!
 //! ```text
 //! SHA-256( "milagro-tbs/registration/v1" ‖ 0x00
 //!        ‖ device key (33-byte compressed SEC1)
 //!        ‖ len(tenant) (1 byte) ‖ tenant ‖ len(group) (1 byte) ‖ group
 //!        ‖ anchor txid (32 bytes, consensus byte order, i.e. reversed from its hex) )
+//!
+//! SHA-256( "milagro-tbs/batch-registration/v1" ‖ 0x00
+//!        ‖ device key ‖ len(tenant) ‖ tenant ‖ len(group) ‖ group
+//!        ‖ batch root (32 bytes, as its hex reads) )
 //! ```
 //!
 //! The log's leaves are RFC 6962 leaf hashes of these entries, so a device (or its tenant),
@@ -66,18 +72,53 @@ use crate::enrolment::{Enrolment, EnrolmentState, EnrolmentStore};
 use crate::tenants::model::{GroupId, TenantId};
 pub use store::{AuditStore, AuditStoreError, StoredCheckpoint};
 
-/// The domain separator that starts every hashed registration.
+/// The domain separator that starts every hashed direct-mode registration.
 pub const REGISTRATION_DOMAIN: &[u8] = b"milagro-tbs/registration/v1";
 
-/// The log entry of a registration (see the module documentation for the layout).
+/// The domain separator that starts every hashed batch-mode registration.
+pub const BATCH_REGISTRATION_DOMAIN: &[u8] = b"milagro-tbs/batch-registration/v1";
+
+/// The log entry of a direct-mode registration (see the module documentation).
 pub fn registration_entry(
     device: &PublicKey,
     tenant: &TenantId,
     group: &GroupId,
     txid: &Txid,
 ) -> Digest {
-    let mut bytes = Vec::with_capacity(REGISTRATION_DOMAIN.len() + 1 + 33 + 2 + 128 + 32);
-    bytes.extend_from_slice(REGISTRATION_DOMAIN);
+    entry(
+        REGISTRATION_DOMAIN,
+        device,
+        tenant,
+        group,
+        txid.as_byte_array(),
+    )
+}
+
+/// The log entry of a batch-mode registration (see the module documentation).
+pub fn batch_registration_entry(
+    device: &PublicKey,
+    tenant: &TenantId,
+    group: &GroupId,
+    root: &Digest,
+) -> Digest {
+    entry(
+        BATCH_REGISTRATION_DOMAIN,
+        device,
+        tenant,
+        group,
+        root.as_bytes(),
+    )
+}
+
+fn entry(
+    domain: &[u8],
+    device: &PublicKey,
+    tenant: &TenantId,
+    group: &GroupId,
+    anchor: &[u8; 32],
+) -> Digest {
+    let mut bytes = Vec::with_capacity(domain.len() + 1 + 33 + 2 + 128 + 32);
+    bytes.extend_from_slice(domain);
     bytes.push(0);
     bytes.extend_from_slice(&device.to_sec1());
     for slug in [tenant.as_str(), group.as_str()] {
@@ -85,7 +126,7 @@ pub fn registration_entry(
         bytes.push(u8::try_from(slug.len()).unwrap_or(u8::MAX));
         bytes.extend_from_slice(slug.as_bytes());
     }
-    bytes.extend_from_slice(txid.as_byte_array());
+    bytes.extend_from_slice(anchor);
     Digest::sha256(&bytes)
 }
 
@@ -166,16 +207,21 @@ impl Audit {
         self.log.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Logs a broadcast enrolment (once per device: again is a no-op that returns the same
-    /// index); `None` for an enrolment that is only offered.
+    /// Logs a broadcast or batched enrolment (once per device: again is a no-op that
+    /// returns the same index); `None` for an enrolment that is only offered or queued.
     pub fn register(&self, row: &Enrolment) -> Result<Option<LeafIndex>, AuditError> {
-        let EnrolmentState::Broadcast { txid, .. } = &row.state else {
-            return Ok(None);
+        let entry = match &row.state {
+            EnrolmentState::Broadcast { txid, .. } => {
+                registration_entry(&row.device, &row.tenant, &row.group, txid)
+            }
+            EnrolmentState::Batched { root, .. } => {
+                batch_registration_entry(&row.device, &row.tenant, &row.group, root)
+            }
+            EnrolmentState::Offered { .. } | EnrolmentState::Queued => return Ok(None),
         };
         if let Some(index) = self.store.index_of(&row.device)? {
             return Ok(Some(index));
         }
-        let entry = registration_entry(&row.device, &row.tenant, &row.group, txid);
         let _appending = self
             .appending
             .lock()

@@ -24,14 +24,13 @@ fn row(device: PublicKey, state: EnrolmentState) -> Enrolment {
         group: GroupId::new("eu").unwrap(),
         birth_certificate: String::new(),
         instruction_key: InstructionKey::generate(&mut OsRng),
-        funding_tx: String::new(),
-        offer_psbt: String::new(),
         state,
     }
 }
 
 fn broadcast(byte: u8) -> EnrolmentState {
     EnrolmentState::Broadcast {
+        funding_tx: String::new(),
         anchor_tx: String::new(),
         txid: txid(byte),
     }
@@ -72,11 +71,51 @@ fn the_entry_is_the_documented_hash_of_the_four_fields() {
 }
 
 #[test]
+fn a_batch_member_s_entry_hashes_the_root_under_its_own_domain() {
+    let key = device();
+    let (tenant, group) = (TenantId::new("acme").unwrap(), GroupId::new("eu").unwrap());
+    let root = Digest::sha256(b"batch root");
+    let mut expected = b"milagro-tbs/batch-registration/v1\0".to_vec();
+    expected.extend_from_slice(&key.to_sec1());
+    expected.extend_from_slice(b"\x04acme\x02eu");
+    expected.extend_from_slice(root.as_bytes());
+    assert_eq!(
+        batch_registration_entry(&key, &tenant, &group, &root),
+        Digest::sha256(&expected)
+    );
+    // The same 32 bytes as a txid make another entry: the two modes cannot collide.
+    let as_txid = Txid::from_byte_array(*root.as_bytes());
+    assert_ne!(
+        registration_entry(&key, &tenant, &group, &as_txid),
+        batch_registration_entry(&key, &tenant, &group, &root)
+    );
+    let audit = Audit::open(&db(), origin()).unwrap();
+    let batched = EnrolmentState::Batched {
+        batch: 0,
+        index: 3,
+        root,
+    };
+    assert_eq!(
+        audit.register(&row(key, batched)).unwrap(),
+        Some(LeafIndex::new(0))
+    );
+    assert_eq!(
+        audit.registration(&key).unwrap().unwrap().1,
+        batch_registration_entry(&key, &tenant, &group, &root)
+    );
+}
+
+#[test]
 fn a_device_is_logged_once_whatever_the_retries() {
     let audit = Audit::open(&db(), origin()).unwrap();
     let (a, b) = (device(), device());
+    let offered = EnrolmentState::Offered {
+        funding_tx: String::new(),
+        offer_psbt: String::new(),
+    };
+    assert_eq!(audit.register(&row(a, offered)).unwrap(), None);
     assert_eq!(
-        audit.register(&row(a, EnrolmentState::Offered)).unwrap(),
+        audit.register(&row(a, EnrolmentState::Queued)).unwrap(),
         None
     );
     assert_eq!(audit.tree_head().size, TreeSize::new(0));

@@ -1,20 +1,26 @@
-//! Device enrolment, direct mode: the TBS side of `docs/enrolment.md`.
+//! Device enrolment: the TBS side of `docs/enrolment.md`.
 //!
-//! A device's sealed [`EnrolmentRequest`] is opened and checked (self-signed `pat`
-//! certificate, recent, an existing group), the TBS wallet signs — but does not broadcast —
-//! a small payment to the device's key, and the device is offered the PSBT of the
-//! anchoring transaction spending it ([`AnchorOffer`]). When the device sends its signed
-//! transaction back, the TBS checks it is the offer signed by the device and broadcasts the
-//! payment and the anchor together. Every transition is written (one sled transaction)
-//! before its side effect, so a crash leaves a row the device's retry or the TBS resumes
-//! from; the anchoring transaction is fixed once signed, so nothing is anchored twice.
+//! **Direct mode** (the default): a device's sealed
+//! [`EnrolmentRequest`](milagro_anchor::enrolment::EnrolmentRequest) is opened and checked
+//! (self-signed `pat` certificate, recent, an existing group), the TBS wallet pays a small
+//! output to the device's key, and the device is offered the PSBT of the anchoring
+//! transaction spending it ([`AnchorOffer`](milagro_anchor::anchor_offer::AnchorOffer)).
+//! When the device sends its signed transaction back, the TBS checks it is the offer
+//! signed by the device and broadcasts it. Every transition is written (one sled
+//! transaction) before its side effect, so a crash leaves a row the device's retry or the
+//! TBS resumes from; the anchoring transaction is fixed once signed, so nothing is anchored
+//! twice. After every sync step that reaches the tip, [`watch`] looks at each broadcast
+//! anchor that is not yet final: one a reorg dropped (not indexed, not in the mempool) is
+//! sent again, with its payment, as the same transactions; one six blocks deep stops being
+//! watched.
 //!
-//! After every sync step that reaches the tip, [`watch`] looks at each broadcast anchor that
-//! is not yet final: one a reorg dropped (not indexed, not in the mempool) is sent again,
-//! with its payment, as the same transactions; one six blocks deep stops being watched.
-//!
-//! Not here yet (see `docs/enrolment.md`): batch mode and the audit log.
+//! **Batch mode** (a group's choice, for fleets): the device is queued with its
+//! certificate's digest; [`batching`] anchors every queued digest under one RFC 6962 root
+//! per interval from the TBS key, and each device's instructions carry its membership proof
+//! with the root's anchor proof.
 
+mod batches;
+pub mod batching;
 mod store;
 
 use bitcoin::consensus::encode;
@@ -24,6 +30,7 @@ use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN};
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::store::{RecordStore, StoreError};
 
+pub use batches::{Member, QueuedDevice, StoredBatch};
 pub use store::{Enrolment, EnrolmentState, EnrolmentStore, EnrolmentStoreError, Replay};
 
 /// Why sending or watching an enrolment's transactions failed.
@@ -54,10 +61,15 @@ fn decode(hex: &str) -> Result<Transaction, WatchError> {
 /// Sends a broadcast enrolment's payment then its anchor; "already in the mempool or the
 /// chain" counts as sent. Does nothing for an enrolment that is only offered.
 pub fn send(node: &BitcoindRpc, row: &Enrolment) -> Result<(), WatchError> {
-    let EnrolmentState::Broadcast { anchor_tx, .. } = &row.state else {
+    let EnrolmentState::Broadcast {
+        anchor_tx,
+        funding_tx,
+        ..
+    } = &row.state
+    else {
         return Ok(());
     };
-    for tx in [decode(&row.funding_tx)?, decode(anchor_tx)?] {
+    for tx in [decode(funding_tx)?, decode(anchor_tx)?] {
         match node.broadcast(&tx) {
             Ok(_) => {}
             Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {}

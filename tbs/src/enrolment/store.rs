@@ -3,9 +3,17 @@
 //! Keys: `e\0` ‖ device key (33 bytes) → [`Enrolment`] JSON; `n\0` ‖ nonce (16 bytes) →
 //! the request's `created` time (a replayed request is refused while its time is within
 //! the accepted clock skew); `u\0` ‖ device key → nothing, for every broadcast anchor not
-//! yet final, which the sync loop watches (so it never scans every device).
+//! yet final, which the sync loop watches (so it never scans every device); `q\0` ‖ time
+//! queued (Unix seconds, 8 bytes big-endian) ‖ device key → its certificate digest (32
+//! bytes), for every batch-mode device waiting for a batch, oldest first. Batches have
+//! their own keys in the same tree (`batches.rs`), so forming one moves its members out of
+//! the queue in the same atomic write.
+
+use std::sync::{Arc, Mutex};
 
 use bitcoin::Txid;
+use milagro_anchor::batch::Batch;
+use milagro_anchor::digest::Digest;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::PublicKey;
 use serde::{Deserialize, Serialize};
@@ -13,18 +21,37 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::tenants::model::{GroupId, TenantId};
 
-/// Where a device's enrolment stands.
+/// Where a device's enrolment stands: `Offered` → `Broadcast` in a direct-mode group,
+/// `Queued` → `Batched` in a batch-mode one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum EnrolmentState {
-    /// The device was offered an anchoring transaction; the payment is signed, not sent.
-    Offered,
+    /// The device was offered an anchoring transaction spending a payment to its key.
+    Offered {
+        /// The wallet's payment to the device key (hex), broadcast with the offer.
+        funding_tx: String,
+        /// The PSBT offered to the device (base64).
+        offer_psbt: String,
+    },
     /// The device signed; payment and anchor were handed to the node.
     Broadcast {
+        /// The wallet's payment to the device key (hex), re-sent with the anchor.
+        funding_tx: String,
         /// The signed anchoring transaction (hex).
         anchor_tx: String,
         /// Its id.
         txid: Txid,
+    },
+    /// Batch mode: waiting for the next batch.
+    Queued,
+    /// Batch mode: member `index` of batch `batch`, whose root is `root`.
+    Batched {
+        /// The batch's sequence number.
+        batch: u64,
+        /// The device's position in it.
+        index: u64,
+        /// The batch root.
+        root: Digest,
     },
 }
 
@@ -42,10 +69,6 @@ pub struct Enrolment {
     /// The key instructions are sealed with. Kept because later instructions need it; the
     /// state directory is private (mode 0700).
     pub instruction_key: InstructionKey,
-    /// The wallet's signed payment to the device key (hex), broadcast with the anchor.
-    pub funding_tx: String,
-    /// The PSBT offered to the device (base64).
-    pub offer_psbt: String,
     /// Progress.
     #[serde(flatten)]
     pub state: EnrolmentState,
@@ -64,7 +87,7 @@ pub enum EnrolmentStoreError {
     Storage(String),
 }
 
-fn storage(e: impl std::fmt::Display) -> EnrolmentStoreError {
+pub(super) fn storage(e: impl std::fmt::Display) -> EnrolmentStoreError {
     EnrolmentStoreError::Storage(e.to_string())
 }
 
@@ -75,7 +98,7 @@ fn transaction_error(error: TransactionError<()>) -> EnrolmentStoreError {
     }
 }
 
-fn enrolment_key(device: &PublicKey) -> Vec<u8> {
+pub(super) fn enrolment_key(device: &PublicKey) -> Vec<u8> {
     [b"e\0".as_slice(), &device.to_sec1()].concat()
 }
 
@@ -83,14 +106,29 @@ fn unsettled_key(device: &PublicKey) -> Vec<u8> {
     [b"u\0".as_slice(), &device.to_sec1()].concat()
 }
 
+pub(super) fn queue_key(queued_at: u64, device: &PublicKey) -> Vec<u8> {
+    [
+        b"q\0".as_slice(),
+        &queued_at.to_be_bytes(),
+        &device.to_sec1(),
+    ]
+    .concat()
+}
+
 fn nonce_key(nonce: &[u8; 16]) -> Vec<u8> {
     [b"n\0".as_slice(), nonce].concat()
 }
 
+/// A batch's sequence number and its tree.
+pub(super) type RecentBatch = (u64, Arc<Batch>);
+
 /// Enrolments, in the `enrolments` tree of the TBS's service database.
 #[derive(Debug, Clone)]
 pub struct EnrolmentStore {
-    tree: sled::Tree,
+    pub(super) tree: sled::Tree,
+    /// The batch whose members' proofs were made last: instructions for the members of one
+    /// batch are asked for together, and rebuilding its tree costs two hashes per member.
+    pub(super) recent_batch: Arc<Mutex<Option<RecentBatch>>>,
 }
 
 impl EnrolmentStore {
@@ -98,6 +136,7 @@ impl EnrolmentStore {
     pub fn open(db: &sled::Db) -> Result<Self, EnrolmentStoreError> {
         Ok(Self {
             tree: db.open_tree("enrolments").map_err(storage)?,
+            recent_batch: Arc::default(),
         })
     }
 
@@ -132,6 +171,30 @@ impl EnrolmentStore {
     /// Stores a new offer unless the device already has a row; returns the row that is
     /// stored afterwards (the existing one if there was one).
     pub fn insert_offer(&self, enrolment: &Enrolment) -> Result<Enrolment, EnrolmentStoreError> {
+        self.insert(enrolment, None)
+    }
+
+    /// Stores a new `Queued` row and queues the device's certificate `digest` for a batch,
+    /// at time `now`, unless the device already has a row; returns the row that is stored
+    /// afterwards (the existing one if there was one).
+    pub fn enqueue(
+        &self,
+        enrolment: &Enrolment,
+        digest: &Digest,
+        now: u64,
+    ) -> Result<Enrolment, EnrolmentStoreError> {
+        let entry = (
+            queue_key(now, &enrolment.device),
+            digest.as_bytes().to_vec(),
+        );
+        self.insert(enrolment, Some(entry))
+    }
+
+    fn insert(
+        &self,
+        enrolment: &Enrolment,
+        also: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Enrolment, EnrolmentStoreError> {
         let key = enrolment_key(&enrolment.device);
         let bytes = serde_json::to_vec(enrolment).map_err(storage)?;
         let stored = self
@@ -140,6 +203,9 @@ impl EnrolmentStore {
                 Some(existing) => Ok(existing.to_vec()),
                 None => {
                     tx.insert(key.as_slice(), bytes.as_slice())?;
+                    if let Some((key, value)) = &also {
+                        tx.insert(key.as_slice(), value.as_slice())?;
+                    }
                     Ok(bytes.clone())
                 }
             })
@@ -164,7 +230,7 @@ impl EnrolmentStore {
                 };
                 let mut row: Enrolment = serde_json::from_slice(&bytes)
                     .map_err(|_| ConflictableTransactionError::Abort(()))?;
-                if row.state == EnrolmentState::Offered {
+                if matches!(row.state, EnrolmentState::Offered { .. }) {
                     row.state = state.clone();
                     let bytes = serde_json::to_vec(&row)
                         .map_err(|_| ConflictableTransactionError::Abort(()))?;
