@@ -5,7 +5,7 @@
 //! the old one, so the adapter survives a node restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bitcoin::block::Header;
@@ -33,6 +33,9 @@ pub struct BitcoindRpc {
     auth: RpcAuth,
     timeout: Duration,
     client: Mutex<Option<jsonrpc::Client>>,
+    /// The node's chain, asked once for the wallet calls that turn scripts into addresses
+    /// and back (a node does not change chains under a running process).
+    chain: OnceLock<bitcoin::Network>,
 }
 
 impl std::fmt::Debug for BitcoindRpc {
@@ -60,6 +63,7 @@ impl BitcoindRpc {
             auth,
             timeout: Duration::from_secs(120),
             client: Mutex::new(None),
+            chain: OnceLock::new(),
         }
     }
 
@@ -258,7 +262,7 @@ impl BitcoindRpc {
             .parse()
             .map_err(|e| decode_error("getnewaddress", e))?;
         let address = address
-            .require_network(self.network()?)
+            .require_network(self.chain()?)
             .map_err(|e| decode_error("getnewaddress", e))?;
         Ok(address.script_pubkey())
     }
@@ -280,8 +284,7 @@ impl BitcoindRpc {
         script: &ScriptBuf,
         amount: Amount,
     ) -> Result<(Transaction, u32), ChainError> {
-        let network = self.network()?;
-        let address = bitcoin::Address::from_script(script, network)
+        let address = bitcoin::Address::from_script(script, self.chain()?)
             .map_err(|e| decode_error("sendtoaddress", e))?;
         let txid: Txid = self.call(
             "sendtoaddress",
@@ -344,6 +347,20 @@ impl BitcoindRpc {
 
     /// The chain the node follows.
     pub fn network(&self) -> Result<bitcoin::Network, ChainError> {
+        let network = self.ask_network()?;
+        let _ = self.chain.set(network);
+        Ok(network)
+    }
+
+    /// The node's chain as first asked ([`Self::network`] asks every time).
+    fn chain(&self) -> Result<bitcoin::Network, ChainError> {
+        match self.chain.get() {
+            Some(network) => Ok(*network),
+            None => self.network(),
+        }
+    }
+
+    fn ask_network(&self) -> Result<bitcoin::Network, ChainError> {
         let info: Value = self.call("getblockchaininfo", &[])?;
         let chain = info["chain"].as_str().unwrap_or_default();
         bitcoin::Network::from_core_arg(chain).map_err(|e| decode_error("getblockchaininfo", e))

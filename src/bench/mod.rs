@@ -11,7 +11,10 @@
 //!   ([`fetch`] replays the follower's reads, [`raw_http`] asks `bitcoind` alone, and
 //!   [`timed_store`] finds the store's share of a real sync);
 //! - [`bc_verify`]: Birth Certificate verify latency vs a bare ECDSA verify;
-//! - [`audit`]: audit log append and proof rates vs a bare SHA-256 (no node needed).
+//! - [`audit`]: audit log append and proof rates vs a bare SHA-256 (no node needed);
+//! - [`tbs`]: TBS enrolments/s and latency under load vs the node calls and raw
+//!   cryptography of one enrolment, and batch anchoring capacity ([`tbs_world`] sets up
+//!   the node and TBS, [`tbs_load`] drives devices, [`tbs_crypto`] and [`tbs_batch`]).
 
 pub mod audit;
 pub mod bc_verify;
@@ -20,5 +23,10 @@ pub mod fixture;
 pub mod raw_http;
 pub mod stats;
 pub mod sync;
+pub mod tbs;
+pub mod tbs_batch;
+pub mod tbs_crypto;
+pub mod tbs_load;
+pub mod tbs_world;
 pub mod timed_store;
 pub mod txs;

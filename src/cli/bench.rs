@@ -3,7 +3,7 @@
 //! Benchmarks must run in release mode: `cargo run --release -- bench registry`. The
 //! measurements live in `src/bench/` (see its module docs for what each figure means). Each
 //! subcommand prints a table on stderr and one JSON object with every figure on stdout, the
-//! unit in every key (`_s`, `_us`, `_per_s`).
+//! unit in every key (`_s`, `_us`, `_per_s`, `_bytes`).
 
 use std::path::PathBuf;
 
@@ -21,6 +21,7 @@ use suite::bc_verify::{self, BcVerifyReport};
 use suite::fixture::{self, Params, Setup};
 use suite::stats::{num, Table};
 use suite::sync::{self, SyncReport};
+use suite::tbs::{self as tbs_bench, TbsParams, TbsReport};
 
 /// `milagro bench …` (run as `cargo run --release -- bench …`).
 #[derive(Debug, Subcommand)]
@@ -36,6 +37,15 @@ pub enum BenchCommand {
     ///
     /// No node needed. Run it in release mode: `cargo run --release -- bench auditlog`.
     Auditlog(AuditlogArgs),
+    /// TBS enrolments/s and latency under load vs its node calls and raw cryptography;
+    /// batch anchoring capacity.
+    ///
+    /// Starts a private regtest node and a TBS on loopback, enrols --enrolments devices at
+    /// each --concurrency level over HTTP (raw device protocol), times --payments rounds
+    /// of one enrolment's node calls alone, then the per-enrolment cryptography and a
+    /// batch of --members digests. Run it in release mode:
+    /// `cargo run --release -- bench tbs`. About a minute at the defaults.
+    Tbs(TbsArgs),
 }
 
 /// Repetitions, shared by every benchmark.
@@ -85,6 +95,29 @@ pub struct RegistryArgs {
     pub keep: bool,
 }
 
+/// `milagro bench tbs`
+#[derive(Debug, Args)]
+pub struct TbsArgs {
+    /// Enrolments per concurrency level.
+    #[arg(long, default_value_t = 400)]
+    pub enrolments: usize,
+    /// Concurrency levels (worker threads, each with its own HTTP client).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    pub concurrency: Vec<usize>,
+    /// Rounds of one enrolment's node calls timed alone (wallet payment, change address,
+    /// both broadcasts).
+    #[arg(long, default_value_t = 200)]
+    pub payments: usize,
+    /// Members of the batch (digests under one anchored root).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub members: usize,
+    #[command(flatten)]
+    pub repeat: Repeat,
+    /// Keep the temporary directory (node data, TBS state) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+}
+
 /// What `milagro bench registry` prints on stdout.
 #[derive(Debug, Serialize)]
 struct RegistryReport {
@@ -105,7 +138,58 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Registry(args) => registry(args),
         BenchCommand::Auditlog(args) => auditlog(args),
+        BenchCommand::Tbs(args) => tbs(args),
     }
+}
+
+/// What `milagro bench tbs` prints on stdout.
+#[derive(Debug, Serialize)]
+struct TbsBenchReport {
+    profile: &'static str,
+    params: TbsParams,
+    runs: usize,
+    calls: usize,
+    tbs: TbsReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept_dir: Option<PathBuf>,
+}
+
+fn tbs(args: TbsArgs) -> Result<()> {
+    let profile = profile();
+    let Repeat { runs, calls } = args.repeat;
+    anyhow::ensure!(args.enrolments > 0, "--enrolments must be at least 1");
+    anyhow::ensure!(
+        args.concurrency.iter().all(|&c| c > 0),
+        "every --concurrency level must be at least 1"
+    );
+    let params = TbsParams {
+        enrolments: args.enrolments,
+        concurrency: args.concurrency,
+        payments: args.payments,
+        members: args.members,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("milagro-bench-tbs-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let mut table = Table::default();
+    let tbs = tbs_bench::measure(&params, runs, calls, dir.path(), &mut table)?;
+    table.print();
+    let kept_dir = args.keep.then(|| dir.keep());
+    if let Some(kept) = &kept_dir {
+        eprintln!(
+            "\nkept {} (node data in node/, TBS state in tbs/)",
+            kept.display()
+        );
+    }
+    print_json(&TbsBenchReport {
+        profile,
+        params,
+        runs,
+        calls,
+        tbs,
+        kept_dir,
+    })
 }
 
 /// What `milagro bench auditlog` prints on stdout.
