@@ -23,7 +23,8 @@
 //! - [`envelope`]: ECIES envelopes to a party's key and AES-GCM instructions back;
 //! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
 //!   and signed by it, the sealed messages of device enrolment, and the [`instructions`]
-//!   a device verifies before it trusts them.
+//!   a device verifies before it trusts them; [`funding_pool`]: the fan-out and device
+//!   payment transactions that fund devices' anchors without a wallet call each.
 //!
 //! What this crate deliberately does not do: no network, no disk, no clock, no runtime.
 //! Time and randomness are passed in, so every function here is deterministic given its
@@ -65,6 +66,7 @@ pub mod checkpoint;
 pub mod digest;
 pub mod enrolment;
 pub mod envelope;
+pub mod funding_pool;
 mod header_chain;
 pub mod instructions;
 pub mod keys;

@@ -300,6 +300,20 @@ impl BitcoindRpc {
         Ok((tx, vout))
     }
 
+    /// Whether `outpoint` is a confirmed, unspent output of the node's chain (`gettxout`
+    /// without the mempool).
+    pub fn is_confirmed_unspent(&self, outpoint: &OutPoint) -> Result<bool, ChainError> {
+        let found: Value = self.call(
+            "gettxout",
+            &[
+                json!(outpoint.txid.to_string()),
+                json!(outpoint.vout),
+                json!(false),
+            ],
+        )?;
+        Ok(!found.is_null())
+    }
+
     /// Whether the node knows `txid` in its mempool.
     pub fn in_mempool(&self, txid: &Txid) -> Result<bool, ChainError> {
         match self.call::<Value>("getmempoolentry", &[json!(txid.to_string())]) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bitcoin::{FeeRate, Network};
 use milagro_anchor::checkpoint::KeyName;
+use milagro_anchor::funding_pool::MAX_FAN_OUT_COINS;
 
 use crate::tenants::model::TokenHash;
 use serde::Deserialize;
@@ -42,7 +43,12 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     (
         "anchoring",
-        &["fee_rate_sat_vb", "min_depth", "batch_interval_secs"],
+        &[
+            "fee_rate_sat_vb",
+            "min_depth",
+            "batch_interval_secs",
+            "funding_pool",
+        ],
     ),
     ("admin", &["token_sha256"]),
     ("audit", &["checkpoint_interval_secs", "origin"]),
@@ -127,6 +133,8 @@ pub struct AnchoringConfig {
     pub min_depth: u32,
     /// How often the queued devices of batch-mode groups are anchored as one batch root.
     pub batch_interval: Duration,
+    /// Coins the funding pool is refilled to (0: every device is paid by the wallet).
+    pub funding_pool: usize,
 }
 
 /// Why a configuration was refused.
@@ -230,6 +238,7 @@ struct RawAnchoring {
     fee_rate_sat_vb: u64,
     min_depth: u32,
     batch_interval_secs: u64,
+    funding_pool: usize,
 }
 
 impl Default for RawAnchoring {
@@ -238,6 +247,7 @@ impl Default for RawAnchoring {
             fee_rate_sat_vb: 2,
             min_depth: 1,
             batch_interval_secs: 600,
+            funding_pool: 100,
         }
     }
 }
@@ -334,6 +344,12 @@ impl Config {
                 format!("must be between 1 and {MAX_BATCH_INTERVAL_SECS}"),
             ));
         }
+        if raw.anchoring.funding_pool > MAX_FAN_OUT_COINS {
+            return Err(invalid(
+                "anchoring.funding_pool",
+                format!("must be between 0 and {MAX_FAN_OUT_COINS}"),
+            ));
+        }
         let admin_token = raw
             .admin
             .map(|admin| TokenHash::from_hex(&admin.token_sha256))
@@ -364,6 +380,7 @@ impl Config {
                 fee_rate,
                 min_depth: raw.anchoring.min_depth,
                 batch_interval: Duration::from_secs(raw.anchoring.batch_interval_secs),
+                funding_pool: raw.anchoring.funding_pool,
             },
             admin_token,
             audit,

@@ -145,6 +145,7 @@ fn out_of_range_values_are_refused_by_key() {
             "[anchoring]\nbatch_interval_secs = 86401",
             "anchoring.batch_interval_secs",
         ),
+        ("[anchoring]\nfunding_pool = 1001", "anchoring.funding_pool"),
         (
             "[audit]\ncheckpoint_interval_secs = 0",
             "audit.checkpoint_interval_secs",

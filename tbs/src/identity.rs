@@ -146,6 +146,19 @@ impl Identity {
     pub fn secret_key(&self) -> &SecretKey {
         &self.key
     }
+
+    /// The key of the funding pool (`crate::enrolment::pool`), derived from the TBS key:
+    /// `SHA-256("milagro-tbs/funding-pool/v1" ‖ 0x00 ‖ TBS secret key)`. A separate key
+    /// keeps the pool's coins apart from the TBS key's, which the TBS spends on its own
+    /// anchors; deriving it needs no second secret file to back up.
+    pub fn funding_pool_key(&self) -> Result<SecretKey, milagro_anchor::keys::KeyError> {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"milagro-tbs/funding-pool/v1\0");
+        hash.update(self.key.to_bytes().as_slice());
+        let bytes = zeroize::Zeroizing::new(<[u8; 32]>::from(hash.finalize()));
+        SecretKey::from_bytes(&bytes)
+    }
 }
 
 impl fmt::Debug for Identity {

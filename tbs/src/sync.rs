@@ -238,11 +238,15 @@ impl SyncLoop {
         }
     }
 
-    /// Runs the batch-mode rule ([`crate::enrolment::batching`]), unless a recent failure
-    /// asks to wait.
+    /// Runs the funding pool's rule ([`crate::enrolment::pool`]) and the batch-mode rule
+    /// ([`crate::enrolment::batching`]), unless a recent failure asks to wait.
     fn anchor_batches(&mut self) {
         if Instant::now() < self.next_batching {
             return;
+        }
+        let node = self.follower.chain();
+        if let Err(error) = crate::enrolment::pool::tick(node, &self.state) {
+            tracing::warn!(%error, "refilling the funding pool failed; will retry");
         }
         match crate::enrolment::batching::step(&self.follower, &self.state, STEP_BLOCKS) {
             Ok(()) => self.batching.failures = 0,

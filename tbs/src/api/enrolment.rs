@@ -19,6 +19,7 @@ use milagro_anchor::anchor_tx::{p2wpkh_script, single_anchor_funding, FundingUtx
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::envelope::SealedEnvelope;
+use milagro_anchor::funding_pool::build_device_payment;
 use milagro_anchor::instructions::{DeviceAnchor, Instructions, ServiceAnchor};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
@@ -97,7 +98,11 @@ pub(crate) async fn enrol(
         match group.mode {
             EnrolmentMode::Direct => {
                 let row = offer(state, &request, tenant, group_id)?;
-                state.enrolments.insert_offer(&row).map_err(internal)
+                let row = state.enrolments.insert_offer(&row).map_err(internal)?;
+                // Stored first: a crash after this line leaves an offer whose payment
+                // the device's retry sends again.
+                enrolment::send(&state.node, &state.enrolments, &row).map_err(watch_error)?;
+                Ok(row)
             }
             EnrolmentMode::Batch => {
                 let row = new_row(&request, tenant, group_id, EnrolmentState::Queued);
@@ -115,7 +120,8 @@ pub(crate) async fn enrol(
     Ok(HttpResponse::Ok().json(progress(&row)))
 }
 
-/// Pays the device key from the wallet (signed, not sent) and builds the offer.
+/// Pays the device key (from a pool coin, else from the wallet: not yet sent in the first
+/// case, already in the second) and builds the offer.
 fn offer(
     state: &AppState,
     request: &EnrolmentRequest,
@@ -126,11 +132,20 @@ fn offer(
     let amount = single_anchor_funding(fee_rate)
         .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
     let device = *request.device();
-    // The payment is broadcast now: its change is then spendable by the next offer at
-    // once. Holding it back until the device signs would lock a whole wallet coin per
-    // pending offer (see docs/enrolment.md).
-    let (payment, vout) = state.node.wallet_pay(&p2wpkh_script(&device), amount)?;
-    let change = state.node.wallet_new_script()?;
+    let pool_key = state.identity.funding_pool_key().map_err(internal)?;
+    // The payment is broadcast at offer time: holding it back until the device signs
+    // would lock a whole coin per pending offer (see docs/enrolment.md).
+    let (payment, vout, change) = match state.enrolments.take_coin().map_err(internal)? {
+        Some(coin) => {
+            let payment =
+                build_device_payment(&pool_key, &coin, &device, fee_rate).map_err(internal)?;
+            (payment, 0, p2wpkh_script(&pool_key.public_key()))
+        }
+        None => {
+            let (payment, vout) = state.node.wallet_pay(&p2wpkh_script(&device), amount)?;
+            (payment, vout, state.node.wallet_new_script()?)
+        }
+    };
     let funding = FundingUtxo {
         outpoint: OutPoint::new(payment.compute_txid(), vout),
         value: amount,
@@ -218,10 +233,7 @@ pub(crate) async fn signed(
             .ok_or_else(|| ApiError::Internal("enrolment row vanished".into()))?;
         // The registration is fixed now: log it (once; a retry finds it logged).
         state.audit.register(&row).map_err(internal)?;
-        enrolment::send(&state.node, &row).map_err(|e| match e {
-            WatchError::Chain(chain) => ApiError::from(chain),
-            other => internal(other),
-        })?;
+        enrolment::send(&state.node, &state.enrolments, &row).map_err(watch_error)?;
         tracing::info!(device = %row.device, %txid, "enrolment anchor broadcast");
         Ok(row)
     })
@@ -384,6 +396,13 @@ fn indexed_anchor(
 
 fn decode_tx(hex: &str) -> Result<Transaction, ApiError> {
     encode::deserialize_hex(hex).map_err(internal)
+}
+
+fn watch_error(error: WatchError) -> ApiError {
+    match error {
+        WatchError::Chain(chain) => ApiError::from(chain),
+        other => internal(other),
+    }
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {

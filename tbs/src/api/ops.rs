@@ -43,6 +43,11 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, A
             "last_error": sync.last_error,
             "anchor_error": sync.anchor_error,
             "sync_errors": sync.sync_errors,
+            "funding_pool": {
+                "size": state.config.anchoring.funding_pool,
+                "free": state.enrolments.free_coins(state.config.anchoring.funding_pool),
+                "refilling": state.enrolments.pending_fan_out().map_err(|e| ApiError::Internal(e.to_string()))?.map(|f| f.txid),
+            },
         }))
     })
     .await?;

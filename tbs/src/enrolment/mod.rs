@@ -21,6 +21,7 @@
 
 mod batches;
 pub mod batching;
+pub mod pool;
 mod store;
 
 use bitcoin::consensus::encode;
@@ -58,26 +59,49 @@ fn decode(hex: &str) -> Result<Transaction, WatchError> {
     encode::deserialize_hex(hex).map_err(|e| WatchError::Storage(e.to_string()))
 }
 
-/// Sends a broadcast enrolment's payment then its anchor; "already in the mempool or the
-/// chain" counts as sent. Does nothing for an enrolment that is only offered.
-pub fn send(node: &BitcoindRpc, row: &Enrolment) -> Result<(), WatchError> {
-    let EnrolmentState::Broadcast {
-        anchor_tx,
-        funding_tx,
-        ..
-    } = &row.state
-    else {
-        return Ok(());
+/// Sends an enrolment's payment (after the pool fan-out it spends, if a reorg dropped that)
+/// and, once broadcast, its anchor; "already in the mempool or the chain" counts as sent.
+/// Does nothing for a batch-mode enrolment.
+pub fn send(node: &BitcoindRpc, store: &EnrolmentStore, row: &Enrolment) -> Result<(), WatchError> {
+    let (funding_tx, anchor_tx) = match &row.state {
+        EnrolmentState::Offered { funding_tx, .. } => (funding_tx, None),
+        EnrolmentState::Broadcast {
+            funding_tx,
+            anchor_tx,
+            ..
+        } => (funding_tx, Some(anchor_tx)),
+        EnrolmentState::Queued | EnrolmentState::Batched { .. } => return Ok(()),
     };
-    for tx in [decode(funding_tx)?, decode(anchor_tx)?] {
-        match node.broadcast(&tx) {
-            Ok(_) => {}
-            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {}
-            Err(_) if node.in_mempool(&tx.compute_txid())? => {}
-            Err(e) => return Err(e.into()),
+    let funding = decode(funding_tx)?;
+    let parent = funding.input.first().map(|i| i.previous_output.txid);
+    if let Some(fan_out) = parent
+        .map(|txid| store.fan_out(&txid))
+        .transpose()?
+        .flatten()
+    {
+        if !node.in_mempool(&fan_out.txid)? {
+            pool::send_fan_out(node, &fan_out).map_err(|e| WatchError::Storage(e.to_string()))?;
         }
     }
-    Ok(())
+    let Some(anchor) = anchor_tx.map(|hex| decode(hex)).transpose()? else {
+        return send_one(node, &funding);
+    };
+    // Once the anchor spends the payment's only output, a confirmed payment looks to the
+    // node like a transaction with missing inputs: only the anchor's answer tells.
+    if let Err(error) = node.broadcast(&funding) {
+        tracing::debug!(%error, "re-sending an enrolment's payment");
+    }
+    send_one(node, &anchor)
+}
+
+/// Broadcasts `tx`; "already in the mempool or the chain" counts as sent.
+fn send_one(node: &BitcoindRpc, tx: &Transaction) -> Result<(), WatchError> {
+    match node.broadcast(tx) {
+        Ok(_) => Ok(()),
+        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => Ok(()),
+        Err(_) if node.in_mempool(&tx.compute_txid())? => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Re-sends anchors a reorg dropped and settles final ones (see the module docs).
@@ -97,7 +121,7 @@ pub fn watch(
             None if node.in_mempool(txid)? => {}
             None => {
                 tracing::warn!(device = %row.device, %txid, "enrolment anchor left the chain and the mempool; sending it again");
-                send(node, &row)?;
+                send(node, store, &row)?;
             }
         }
     }

@@ -1,0 +1,242 @@
+//! The funding pool: direct-mode devices paid from small confirmed outputs of the pool key
+//! ([`Identity::funding_pool_key`](crate::identity::Identity::funding_pool_key)) instead of
+//! one wallet payment each (`milagro_anchor::funding_pool` says why).
+//!
+//! Keys in the enrolments tree: `p\0` ‖ txid (32 bytes) ‖ vout (4 bytes, big-endian) →
+//! value in satoshis (8 bytes, big-endian), one per free coin; `f\0` ‖ fan-out txid →
+//! [`StoredFanOut`] JSON, kept for good so that a device payment can bring back the fan-out
+//! it spends if a reorg dropped it.
+//!
+//! The rule, run by the sync loop after each poll that reached the tip ([`tick`]):
+//! 1. A fan-out not yet confirmed is awaited, and sent again (with the wallet payment it
+//!    spends) if the node has it nowhere; once its first output is a confirmed unspent
+//!    output, all its coins become free in one atomic write.
+//! 2. Otherwise, when fewer than a quarter of `anchoring.funding_pool` coins are free, the
+//!    wallet pays [`fan_out_cost`] to the pool key, the fan-out splitting it into that many
+//!    coins is signed, stored, and only then broadcast. At most one fan-out is in flight.
+//!
+//! An offer takes a free coin with a compare-and-swap ([`EnrolmentStore::take_coin`]), so
+//! two concurrent offers never share one; a crash between taking it and storing the offer
+//! leaves the coin unused on the pool key (worth one device payment), never spent twice.
+//! With no free coin the wallet pays the device, as without a pool.
+
+use bitcoin::consensus::encode;
+use bitcoin::{Amount, OutPoint, Transaction, Txid};
+use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo};
+use milagro_anchor::funding_pool::{build_fan_out, fan_out_coins, fan_out_cost, FundingPoolError};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::{ChainError, ChainSource};
+use serde::{Deserialize, Serialize};
+
+use super::store::storage;
+use super::{EnrolmentStore, EnrolmentStoreError};
+use crate::state::AppState;
+
+/// A fan-out as stored: the wallet's payment to the pool key and the transaction that
+/// splits it into coins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFanOut {
+    /// The fan-out's id.
+    pub txid: Txid,
+    /// The fan-out (hex).
+    pub tx: String,
+    /// The wallet payment it spends (hex).
+    pub payment: String,
+    /// Whether its coins were released into the pool.
+    pub released: bool,
+}
+
+/// Why a step of the pool rule failed; it is retried later.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The node failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] EnrolmentStoreError),
+    /// The fan-out could not be built.
+    #[error(transparent)]
+    Build(#[from] FundingPoolError),
+    /// The pool key could not be derived (a derived scalar out of range: never seen).
+    #[error("the funding pool key: {0}")]
+    Key(String),
+}
+
+fn coin_key(outpoint: &OutPoint) -> Vec<u8> {
+    [
+        b"p\0".as_slice(),
+        bitcoin::hashes::Hash::as_byte_array(&outpoint.txid),
+        &outpoint.vout.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn fan_out_key(txid: &Txid) -> Vec<u8> {
+    [
+        b"f\0".as_slice(),
+        bitcoin::hashes::Hash::as_byte_array(txid),
+    ]
+    .concat()
+}
+
+fn coin_from(key: &[u8], value: &[u8]) -> Result<FundingUtxo, EnrolmentStoreError> {
+    let txid = key
+        .get(2..34)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(<Txid as bitcoin::hashes::Hash>::from_byte_array);
+    let vout = key
+        .get(34..38)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes);
+    let value = <[u8; 8]>::try_from(value).ok().map(u64::from_be_bytes);
+    match (txid, vout, value) {
+        (Some(txid), Some(vout), Some(value)) => Ok(FundingUtxo {
+            outpoint: OutPoint::new(txid, vout),
+            value: Amount::from_sat(value),
+        }),
+        _ => Err(storage("malformed pool coin row")),
+    }
+}
+
+impl EnrolmentStore {
+    /// Takes a free coin out of the pool, if there is one; no other caller gets it.
+    pub fn take_coin(&self) -> Result<Option<FundingUtxo>, EnrolmentStoreError> {
+        loop {
+            let Some(entry) = self.tree.scan_prefix(b"p\0").next() else {
+                return Ok(None);
+            };
+            let (key, value) = entry.map_err(storage)?;
+            let taken = self
+                .tree
+                .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)
+                .map_err(storage)?;
+            if taken.is_ok() {
+                return coin_from(&key, &value).map(Some);
+            }
+            // Another offer took it first: try the next one.
+        }
+    }
+
+    /// How many coins are free, counting up to `limit`.
+    pub fn free_coins(&self, limit: usize) -> usize {
+        self.tree.scan_prefix(b"p\0").take(limit).count()
+    }
+
+    /// The stored fan-out `txid`, if it is one of the pool's.
+    pub fn fan_out(&self, txid: &Txid) -> Result<Option<StoredFanOut>, EnrolmentStoreError> {
+        self.tree
+            .get(fan_out_key(txid))
+            .map_err(storage)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(storage))
+            .transpose()
+    }
+
+    /// The fan-out whose coins are not released yet, if any.
+    pub fn pending_fan_out(&self) -> Result<Option<StoredFanOut>, EnrolmentStoreError> {
+        for entry in self.tree.scan_prefix(b"f\0") {
+            let (_, bytes) = entry.map_err(storage)?;
+            let fan_out: StoredFanOut = serde_json::from_slice(&bytes).map_err(storage)?;
+            if !fan_out.released {
+                return Ok(Some(fan_out));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stores a new fan-out (before it is broadcast).
+    pub fn put_fan_out(&self, fan_out: &StoredFanOut) -> Result<(), EnrolmentStoreError> {
+        let bytes = serde_json::to_vec(fan_out).map_err(storage)?;
+        self.tree
+            .insert(fan_out_key(&fan_out.txid), bytes)
+            .map_err(storage)?;
+        self.tree.flush().map_err(storage)?;
+        Ok(())
+    }
+
+    /// Marks a confirmed fan-out released and frees its coins, atomically.
+    pub fn release_fan_out(
+        &self,
+        fan_out: &StoredFanOut,
+        tx: &Transaction,
+    ) -> Result<usize, EnrolmentStoreError> {
+        let mut write = sled::Batch::default();
+        let mut count = 0;
+        for (outpoint, value) in fan_out_coins(tx) {
+            write.insert(coin_key(&outpoint), &value.to_sat().to_be_bytes());
+            count += 1;
+        }
+        let released = StoredFanOut {
+            released: true,
+            ..fan_out.clone()
+        };
+        write.insert(
+            fan_out_key(&fan_out.txid),
+            serde_json::to_vec(&released).map_err(storage)?,
+        );
+        self.tree.apply_batch(write).map_err(storage)?;
+        self.tree.flush().map_err(storage)?;
+        Ok(count)
+    }
+}
+
+/// Runs the pool rule once (see the module documentation).
+pub(crate) fn tick(node: &BitcoindRpc, state: &AppState) -> Result<(), PoolError> {
+    let target = state.config.anchoring.funding_pool;
+    if target == 0 {
+        return Ok(());
+    }
+    let store = &state.enrolments;
+    if let Some(pending) = store.pending_fan_out()? {
+        let tx = decode(&pending.tx)?;
+        if node.is_confirmed_unspent(&OutPoint::new(pending.txid, 0))? {
+            let coins = store.release_fan_out(&pending, &tx)?;
+            tracing::info!(txid = %pending.txid, coins, "funding pool refilled");
+        } else if !node.in_mempool(&pending.txid)? {
+            tracing::warn!(txid = %pending.txid, "the funding pool's fan-out left the mempool; sending it again");
+            send_fan_out(node, &pending)?;
+        }
+        return Ok(());
+    }
+    if store.free_coins(target) >= target.div_ceil(4) {
+        return Ok(());
+    }
+    let fee_rate = state.config.anchoring.fee_rate;
+    let key = state
+        .identity
+        .funding_pool_key()
+        .map_err(|e| PoolError::Key(e.to_string()))?;
+    let cost = fan_out_cost(target, fee_rate).ok_or(FundingPoolError::FeeOverflow(fee_rate))?;
+    let (payment, vout) = node.wallet_pay(&p2wpkh_script(&key.public_key()), cost)?;
+    let input = FundingUtxo {
+        outpoint: OutPoint::new(payment.compute_txid(), vout),
+        value: cost,
+    };
+    let fan_out = build_fan_out(&key, &input, target, fee_rate)?;
+    let stored = StoredFanOut {
+        txid: fan_out.compute_txid(),
+        tx: encode::serialize_hex(&fan_out),
+        payment: encode::serialize_hex(&payment),
+        released: false,
+    };
+    // Written before it is sent: a crash after this line sends this fan-out again.
+    store.put_fan_out(&stored)?;
+    node.broadcast(&fan_out)?;
+    tracing::info!(txid = %stored.txid, coins = target, cost_sat = cost.to_sat(), "broadcast a funding pool fan-out");
+    Ok(())
+}
+
+/// Sends a fan-out's wallet payment, then the fan-out; either being already known is fine.
+pub(crate) fn send_fan_out(node: &BitcoindRpc, fan_out: &StoredFanOut) -> Result<(), PoolError> {
+    for hex in [&fan_out.payment, &fan_out.tx] {
+        if let Err(error) = node.broadcast(&decode(hex)?) {
+            tracing::debug!(%error, txid = %fan_out.txid, "re-sending a funding pool transaction");
+        }
+    }
+    Ok(())
+}
+
+fn decode(hex: &str) -> Result<Transaction, PoolError> {
+    encode::deserialize_hex(hex).map_err(|e| PoolError::Store(storage(e)))
+}
