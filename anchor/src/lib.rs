@@ -21,6 +21,8 @@
 //! - [`audit_log`], [`checkpoint`], [`batch`]: RFC 6962 Merkle logs, C2SP signed
 //!   checkpoints, and batch roots that anchor many digests in one output;
 //! - [`envelope`]: ECIES envelopes to a party's key and AES-GCM instructions back;
+//! - [`kex`]: ECDH and YAK over Bitcoin, key agreements between two anchored parties from
+//!   their on-chain signatures' nonces, with session ids and key confirmation;
 //! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
 //!   and signed by it, the sealed messages of device enrolment, and the [`instructions`]
 //!   a device verifies before it trusts them; [`funding_pool`]: the fan-out and device
@@ -69,6 +71,7 @@ pub mod envelope;
 pub mod funding_pool;
 mod header_chain;
 pub mod instructions;
+pub mod kex;
 pub mod keys;
 pub mod nonce;
 pub mod payload;

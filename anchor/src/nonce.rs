@@ -97,6 +97,11 @@ impl NonceSecret {
     pub fn public(&self) -> NoncePoint {
         NoncePoint((ProjectivePoint::GENERATOR * *self.0).to_affine())
     }
+
+    /// The scalar itself, for the key agreements of [`crate::kex`] only.
+    pub(crate) fn scalar(&self) -> &NonZeroScalar {
+        &self.0
+    }
 }
 
 impl Drop for NonceSecret {
@@ -129,6 +134,11 @@ impl NoncePoint {
     /// The 32-byte x coordinate (equal to the signature's `r`).
     pub fn x_only(&self) -> [u8; 32] {
         self.0.x().into()
+    }
+
+    /// The point itself, for the key agreements of [`crate::kex`].
+    pub(crate) fn as_affine(&self) -> &AffinePoint {
+        &self.0
     }
 
     /// The compressed SEC1 encoding (always prefix `0x02`).

@@ -144,6 +144,7 @@ pub fn run_level(world: &TbsWorld, devices: Vec<Device>, concurrency: usize) -> 
         if !samples.is_empty() {
             world.mine()?;
         }
+        world.fill_pool(left.len().min(ENROLMENTS_PER_BLOCK))?;
         let rest = left.split_off(left.len().min(ENROLMENTS_PER_BLOCK));
         let (round_s, round) = run_round(world, left, concurrency)
             .with_context(|| format!("at concurrency {concurrency}"))?;

@@ -37,6 +37,8 @@ const OUTPUTS_PER_FAN_OUT: usize = 500;
 /// is 21 (`parasite-cat21`).
 const MATURE_COINBASES: u32 = 30;
 /// Value of each fan-out output: far above one enrolment payment.
+/// Extra wallet coins when the TBS has a funding pool, whose refills the wallet pays.
+const POOL_MARGIN_COINS: usize = 64;
 const COIN: Amount = Amount::from_sat(100_000);
 /// How long setup waits for the TBS to catch up.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -70,7 +72,7 @@ pub struct TbsWorld {
 impl TbsWorld {
     /// Starts the node (data in `dir/node`), funds the wallet with `coins` confirmed
     /// outputs, starts the TBS (state in `dir/tbs`) and creates the tenant and group.
-    pub fn start(dir: &Path, coins: usize) -> Result<Self> {
+    pub fn start(dir: &Path, coins: usize, pool: usize) -> Result<Self> {
         let exe = milagro_regtest::bitcoind_exe()?;
         let mut conf = bitcoind::Conf::default();
         conf.args.push("-fallbackfee=0.0001");
@@ -85,12 +87,15 @@ impl TbsWorld {
         // A D-TA for the group, anchored in the same block as the first fan-out.
         let (dta_key, dta) = party(Role::Dta, "Bench D-TA", "https://dta.bench.milagro.test")?;
         crate::cli::bc::anchor_bc(&node, &dta, &dta_key, FeeRate::from_sat_per_vb_u32(2))?;
+        // The TBS's pool refills spend wallet coins too (one of the mature coinbases,
+        // usually, but whatever coin selection picks): keep a margin.
+        let wanted = coins + if pool > 0 { POOL_MARGIN_COINS } else { 0 };
         for _ in 0..MATURE_COINBASES {
             let unspent: Vec<Value> = node.call("listunspent", &[json!(1)])?;
-            if unspent.len() >= coins {
+            if unspent.len() >= wanted {
                 break;
             }
-            fan_out(&node, coins - unspent.len())?;
+            fan_out(&node, wanted - unspent.len())?;
             node.generate_to_address(1, &miner)?;
         }
 
@@ -106,6 +111,9 @@ state_dir = {state_dir:?}
 rpc_url = {rpc_url:?}
 rpc_cookie = {cookie:?}
 network = "regtest"
+
+[anchoring]
+funding_pool = {pool}
 
 [admin]
 token_sha256 = "{token}"
@@ -145,6 +153,7 @@ token_sha256 = "{token}"
         let loaded: Vec<String> = world.node.call("listwallets", &[])?;
         world.wallet = loaded.first().context("the node has no wallet")?.clone();
         world.bank = world.wallet.clone();
+        world.mine()?;
         world.coins = world.confirmed_coins()?;
         ensure!(
             world.coins >= coins,
@@ -168,6 +177,26 @@ token_sha256 = "{token}"
             json!({"name": "Load", "mode": "direct", "dtas": [service]}),
         )?;
         Ok(world)
+    }
+
+    /// With a funding pool, mines until at least `needed` of its coins are free (the
+    /// TBS refills it when under a quarter, and releases a fan-out once it confirms), so
+    /// that a round is paid from the pool, as a TBS in steady state pays.
+    pub fn fill_pool(&self, needed: usize) -> Result<()> {
+        let size = self.get("/v1/status")?["funding_pool"]["size"]
+            .as_u64()
+            .unwrap_or(0);
+        let needed = needed.min(usize::try_from(size).unwrap_or(usize::MAX)) as u64;
+        wait_for("the funding pool to refill", || {
+            let free = self.get("/v1/status")?["funding_pool"]["free"]
+                .as_u64()
+                .unwrap_or(0);
+            if free >= needed {
+                return Ok(Some(()));
+            }
+            self.mine()?;
+            Ok(None)
+        })
     }
 
     /// Mines one block (the mempool included) and waits until the TBS has indexed it, so

@@ -111,6 +111,10 @@ pub struct TbsArgs {
     /// Members of the batch (digests under one anchored root).
     #[arg(long, default_value_t = 1_000_000)]
     pub members: usize,
+    /// The TBS's funding pool (`anchoring.funding_pool`): coins per refill; 0 makes the
+    /// wallet pay every device, as a TBS without a pool does.
+    #[arg(long, default_value_t = 1_000)]
+    pub pool: usize,
     #[command(flatten)]
     pub repeat: Repeat,
     /// Keep the temporary directory (node data, TBS state) and print where it is.
@@ -167,6 +171,7 @@ fn tbs(args: TbsArgs) -> Result<()> {
         concurrency: args.concurrency,
         payments: args.payments,
         members: args.members,
+        pool: args.pool,
     };
     let dir = tempfile::Builder::new()
         .prefix("milagro-bench-tbs-")
