@@ -1,10 +1,9 @@
 //! A device anchored as a batch member: its proof chain (membership, then the TBS-signed
 //! root's anchor) and everything that must break it.
 
-use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
 use bitcoin::merkle_tree::MerkleBlock;
-use bitcoin::{Amount, BlockHash, CompactTarget, FeeRate, Network, OutPoint, TxMerkleNode};
+use bitcoin::{Amount, FeeRate, Network, OutPoint};
 
 use super::*;
 use crate::anchor_tx::{build_anchor_tx, FundingUtxo};
@@ -13,6 +12,7 @@ use crate::batch::Batch;
 use crate::birth_certificate::{BcFields, Role, Status, VERSION};
 use crate::keys::SecretKey;
 use crate::payload::Payload;
+use crate::proof::tests::mine;
 use crate::proof::Headers;
 
 fn key(byte: u8) -> SecretKey {
@@ -31,23 +31,6 @@ fn device_bc(key: &SecretKey) -> BirthCertificate {
         previous: None,
     };
     BirthCertificate::sign(fields, key).unwrap()
-}
-
-/// Mines a regtest header over `txids` (regtest's target is trivial).
-fn mine(prev: BlockHash, txids: &[bitcoin::Txid]) -> Header {
-    let root = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash())).unwrap();
-    let mut header = Header {
-        version: Version::TWO,
-        prev_blockhash: prev,
-        merkle_root: TxMerkleNode::from_raw_hash(root),
-        time: 1_700_000_000,
-        bits: CompactTarget::from_consensus(0x207f_ffff),
-        nonce: 0,
-    };
-    while header.validate_pow(header.target()).is_err() {
-        header.nonce += 1;
-    }
-    header
 }
 
 struct World {

@@ -285,4 +285,4 @@ impl VerifiedAnchor {
 
 #[cfg(test)]
 #[path = "proof_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -42,7 +42,7 @@ fn anchor_tx(key: &SecretKey, payload: Payload, salt: u8) -> Transaction {
 }
 
 /// Mines a regtest header over `txids` (grinding the nonce; regtest's target is trivial).
-fn mine(prev: BlockHash, txids: &[Txid]) -> Header {
+pub(crate) fn mine(prev: BlockHash, txids: &[Txid]) -> Header {
     let root = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash())).unwrap();
     let mut header = Header {
         version: Version::TWO,

@@ -45,32 +45,13 @@ fn provisioning_makes_private_files_once_and_reloads_them() {
     assert_eq!((moved.bc, moved.provisioning), (state.bc, us));
 
     // Once a TBS is verified (a request may follow), other settings are refused.
-    let tbs_key = SecretKey::generate(&mut rand_core::OsRng);
-    let tbs_bc = BirthCertificate::sign(
-        BcFields {
-            version: VERSION,
-            role: Role::Tbs,
-            name: "TBS".into(),
-            endpoints: vec![],
-            created: 1,
-            public_key: tbs_key.public_key(),
-            status: Status::Active,
-            previous: None,
-        },
-        &tbs_key,
-    )
-    .unwrap();
+    let tbs_bc = tbs_certificate();
     let pinned = Provisioning {
         tbs_digest: tbs_bc.digest(),
         ..provisioning()
     };
     let mut verified = Device::provision(&state_dir, pinned.clone(), None, 1).unwrap();
-    verified.tbs = Some(TbsRecord {
-        bc: tbs_bc,
-        anchor_txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
-        anchor_height: 1,
-    });
-    verified.save().unwrap();
+    verify_tbs(&mut verified, tbs_bc);
     assert!(Device::load(&state_dir).unwrap().tbs.is_some());
     assert!(Device::provision(&state_dir, pinned, None, 1).is_ok());
     assert!(matches!(
@@ -131,9 +112,8 @@ fn a_damaged_or_mismatched_state_is_refused_with_a_typed_error() {
     ));
 }
 
-/// A provisioned device that verified a (made-up) TBS, in a fresh directory.
-fn verified_device() -> (tempfile::TempDir, Device) {
-    let dir = tempfile::tempdir().unwrap();
+/// A (made-up) TBS's certificate.
+fn tbs_certificate() -> BirthCertificate {
     let tbs_key = SecretKey::generate(&mut rand_core::OsRng);
     let fields = BcFields {
         version: VERSION,
@@ -145,18 +125,29 @@ fn verified_device() -> (tempfile::TempDir, Device) {
         status: Status::Active,
         previous: None,
     };
-    let tbs_bc = BirthCertificate::sign(fields, &tbs_key).unwrap();
-    let pinned = Provisioning {
-        tbs_digest: tbs_bc.digest(),
-        ..provisioning()
-    };
-    let mut device = Device::provision(dir.path(), pinned, None, 1).unwrap();
+    BirthCertificate::sign(fields, &tbs_key).unwrap()
+}
+
+/// Records `tbs_bc` as verified by `device`, and saves.
+fn verify_tbs(device: &mut Device, tbs_bc: BirthCertificate) {
     device.tbs = Some(TbsRecord {
         bc: tbs_bc,
         anchor_txid: bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros()),
         anchor_height: 1,
     });
     device.save().unwrap();
+}
+
+/// A provisioned device that verified a (made-up) TBS, in a fresh directory.
+fn verified_device() -> (tempfile::TempDir, Device) {
+    let dir = tempfile::tempdir().unwrap();
+    let tbs_bc = tbs_certificate();
+    let pinned = Provisioning {
+        tbs_digest: tbs_bc.digest(),
+        ..provisioning()
+    };
+    let mut device = Device::provision(dir.path(), pinned, None, 1).unwrap();
+    verify_tbs(&mut device, tbs_bc);
     (dir, device)
 }
 
