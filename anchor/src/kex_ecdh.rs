@@ -206,12 +206,7 @@ impl Initiator {
             reply.without_tag(),
         );
         let schedule = KeySchedule::derive(PROTOCOL, self.shared.raw_secret_bytes(), id)?;
-        schedule.check(Role::Responder, reply.tag())?;
-        let finished = Finished::new(PROTOCOL, &schedule.tag(Role::Initiator)?);
-        Ok((
-            schedule.establish(Role::Initiator, self.local, self.peer),
-            finished,
-        ))
+        schedule.confirm_reply(reply.tag(), self.local, self.peer)
     }
 }
 
@@ -268,16 +263,8 @@ impl Responder {
 
     /// Checks the initiator's tag; on success the session is established.
     pub fn finish(self, finished: &Finished) -> Result<Established, KexError> {
-        if finished.protocol() != PROTOCOL {
-            return Err(KexError::Malformed {
-                message: "finished",
-                reason: "sent for another protocol",
-            });
-        }
-        self.schedule.check(Role::Initiator, finished.tag())?;
-        Ok(self
-            .schedule
-            .establish(Role::Responder, self.local, self.peer))
+        self.schedule
+            .confirm_finished(finished, self.local, self.peer)
     }
 
     /// The session id, known to the responder before the initiator confirms it.

@@ -9,7 +9,7 @@ use k256::elliptic_curve::subtle::ConstantTimeEq;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::wire::{Items, TAG_LEN};
+use super::wire::{Finished, Items, TAG_LEN};
 use super::{KexError, Party, Protocol, Role, SessionContext};
 
 /// HKDF info label of the session key.
@@ -189,6 +189,36 @@ impl KeySchedule {
         } else {
             Err(KexError::ConfirmationFailed(role))
         }
+    }
+
+    /// Initiator side of key confirmation: checks the responder's tag, then makes the
+    /// initiator's finished message.
+    pub(super) fn confirm_reply(
+        self,
+        reply_tag: &[u8],
+        local: Party,
+        peer: Party,
+    ) -> Result<(Established, Finished), KexError> {
+        self.check(Role::Responder, reply_tag)?;
+        let finished = Finished::new(self.protocol, &self.tag(Role::Initiator)?);
+        Ok((self.establish(Role::Initiator, local, peer), finished))
+    }
+
+    /// Responder side of key confirmation: checks the initiator's finished message.
+    pub(super) fn confirm_finished(
+        self,
+        finished: &Finished,
+        local: Party,
+        peer: Party,
+    ) -> Result<Established, KexError> {
+        if finished.protocol() != self.protocol {
+            return Err(KexError::Malformed {
+                message: "finished",
+                reason: "sent for another protocol",
+            });
+        }
+        self.check(Role::Initiator, finished.tag())?;
+        Ok(self.establish(Role::Responder, local, peer))
     }
 
     /// The session, once the peer's tag checked.

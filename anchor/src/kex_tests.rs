@@ -16,11 +16,11 @@ impl ScriptedRng {
 
 impl rand_core::RngCore for ScriptedRng {
     fn next_u32(&mut self) -> u32 {
-        unimplemented!("the key agreements only fill byte buffers")
+        rand_core::impls::next_u32_via_fill(self)
     }
 
     fn next_u64(&mut self) -> u64 {
-        unimplemented!("the key agreements only fill byte buffers")
+        rand_core::impls::next_u64_via_fill(self)
     }
 
     fn fill_bytes(&mut self, dest: &mut [u8]) {
