@@ -46,6 +46,10 @@ impl std::fmt::Debug for BitcoindRpc {
     }
 }
 
+/// How many times [`BitcoindRpc::wallet_pay`] asks the wallet for a payment its node
+/// accepts.
+pub const WALLET_PAY_ATTEMPTS: u32 = 3;
+
 /// Bitcoin Core's code for "block height out of range".
 const RPC_INVALID_PARAMETER: i32 = -8;
 /// Bitcoin Core's code for "no such block or transaction".
@@ -279,6 +283,11 @@ impl BitcoindRpc {
 
     /// Pays `amount` from the node's wallet to `script` and broadcasts the payment;
     /// returns the payment transaction and the index of the output paying `script`.
+    ///
+    /// A wallet keeps a payment its node refused to relay and still returns its txid
+    /// (Bitcoin Knots refuses, for one, a lock time of 21, which the wallet's
+    /// anti-fee-sniping picks now and then below height 122): such a payment is
+    /// abandoned and made again, up to [`WALLET_PAY_ATTEMPTS`] times.
     pub fn wallet_pay(
         &self,
         script: &ScriptBuf,
@@ -286,10 +295,25 @@ impl BitcoindRpc {
     ) -> Result<(Transaction, u32), ChainError> {
         let address = bitcoin::Address::from_script(script, self.chain()?)
             .map_err(|e| decode_error("sendtoaddress", e))?;
-        let txid: Txid = self.call(
-            "sendtoaddress",
-            &[json!(address.to_string()), json!(amount.to_btc())],
-        )?;
+        let mut attempts = 0;
+        let txid = loop {
+            attempts += 1;
+            let txid: Txid = self.call(
+                "sendtoaddress",
+                &[json!(address.to_string()), json!(amount.to_btc())],
+            )?;
+            if self.in_mempool(&txid)? || attempts >= WALLET_PAY_ATTEMPTS {
+                break txid;
+            }
+            // A wallet refuses to abandon a transaction in its node's mempool or chain:
+            // then the payment confirmed in the meantime, and stands.
+            if self
+                .call::<Value>("abandontransaction", &[json!(txid.to_string())])
+                .is_err()
+            {
+                break txid;
+            }
+        };
         let tx = self.mempool_or_wallet_tx(&txid)?;
         let vout = tx
             .output
