@@ -46,6 +46,18 @@ impl std::fmt::Debug for BitcoindRpc {
     }
 }
 
+/// What the node made of a transaction sent again ([`BitcoindRpc::resend_anchor`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resent {
+    /// Accepted into the mempool (or already there).
+    Accepted,
+    /// Already confirmed.
+    AlreadyInChain,
+    /// Refused for inputs that are missing or spent: it can never confirm as it is
+    /// (unless the inputs come back, e.g. after a sync). The node's message.
+    InputsGone(String),
+}
+
 /// How many times [`BitcoindRpc::wallet_pay`] asks the wallet for a payment its node
 /// accepts.
 pub const WALLET_PAY_ATTEMPTS: u32 = 3;
@@ -322,6 +334,33 @@ impl BitcoindRpc {
             .and_then(|vout| u32::try_from(vout).ok())
             .ok_or_else(|| decode_error("sendtoaddress", "payment output not found"))?;
         Ok((tx, vout))
+    }
+
+    /// Sends a stored anchoring transaction again, after the payment that funds it if
+    /// there is one, and says what became of it. The payment's own answer is not
+    /// telling (once the anchor spends its only output, a confirmed payment looks like
+    /// one with missing inputs): anything wrong with it shows up as the anchor's missing
+    /// inputs.
+    pub fn resend_anchor(
+        &self,
+        funding: Option<&Transaction>,
+        anchor: &Transaction,
+    ) -> Result<Resent, ChainError> {
+        if let Some(funding) = funding {
+            if let Err(error) = self.broadcast(funding) {
+                tracing::debug!(%error, txid = %funding.compute_txid(), "re-sending a payment");
+            }
+        }
+        match self.broadcast(anchor) {
+            Ok(_) => Ok(Resent::Accepted),
+            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {
+                Ok(Resent::AlreadyInChain)
+            }
+            Err(ChainError::Rpc { code, message, .. }) if code == RPC_VERIFY_ERROR => {
+                Ok(Resent::InputsGone(message))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Whether `outpoint` is a confirmed, unspent output of the node's chain (`gettxout`

@@ -26,7 +26,11 @@ pub const BC_FILE: &str = "birth-certificate.json";
 /// The TBS's key and its signed Birth Certificate (which names that key).
 pub struct Identity {
     key: SecretKey,
+    /// `key`'s public half, derived once (a scalar multiplication).
+    public: PublicKey,
     bc: BirthCertificate,
+    pool_key: SecretKey,
+    pool_public: PublicKey,
 }
 
 /// Why the identity could not be loaded or created.
@@ -46,6 +50,10 @@ pub enum IdentityError {
         #[source]
         source: BcError,
     },
+    /// The funding pool key derived from the TBS key is not a valid scalar (probability
+    /// about 2^-128).
+    #[error("the funding pool key derived from {KEY_FILE} is invalid")]
+    PoolKey,
     /// The certificate on disk does not belong to this TBS or no longer matches the
     /// configuration.
     #[error("birth certificate {} {reason}", path.display())]
@@ -123,7 +131,14 @@ impl Identity {
                 bc.fields().endpoints
             )));
         }
-        Ok(Self { key, bc })
+        let pool_key = derive_pool_key(&key).ok_or(IdentityError::PoolKey)?;
+        Ok(Self {
+            public: key.public_key(),
+            pool_public: pool_key.public_key(),
+            key,
+            bc,
+            pool_key,
+        })
     }
 
     /// The signed Birth Certificate.
@@ -138,7 +153,7 @@ impl Identity {
 
     /// The TBS's public key.
     pub fn public_key(&self) -> PublicKey {
-        self.key.public_key()
+        self.public
     }
 
     /// The TBS's secret key: it signs the TBS's anchors and (in later versions) opens the
@@ -151,14 +166,23 @@ impl Identity {
     /// `SHA-256("milagro-tbs/funding-pool/v1" ‖ 0x00 ‖ TBS secret key)`. A separate key
     /// keeps the pool's coins apart from the TBS key's, which the TBS spends on its own
     /// anchors; deriving it needs no second secret file to back up.
-    pub fn funding_pool_key(&self) -> Result<SecretKey, milagro_anchor::keys::KeyError> {
-        use sha2::Digest as _;
-        let mut hash = sha2::Sha256::new();
-        hash.update(b"milagro-tbs/funding-pool/v1\0");
-        hash.update(self.key.to_bytes().as_slice());
-        let bytes = zeroize::Zeroizing::new(<[u8; 32]>::from(hash.finalize()));
-        SecretKey::from_bytes(&bytes)
+    pub fn funding_pool_key(&self) -> &SecretKey {
+        &self.pool_key
     }
+
+    /// The funding pool key's public half.
+    pub fn funding_pool_public_key(&self) -> PublicKey {
+        self.pool_public
+    }
+}
+
+fn derive_pool_key(key: &SecretKey) -> Option<SecretKey> {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"milagro-tbs/funding-pool/v1\0");
+    hash.update(key.to_bytes().as_slice());
+    let bytes = zeroize::Zeroizing::new(<[u8; 32]>::from(hash.finalize()));
+    SecretKey::from_bytes(&bytes).ok()
 }
 
 impl fmt::Debug for Identity {

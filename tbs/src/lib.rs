@@ -80,3 +80,11 @@ mod sync;
 pub mod tenants;
 
 pub use server::{RunningTbs, StartError, Tbs, INDEX_DIR};
+
+/// The time now in Unix seconds (0 if the clock reads before 1970): the one clock the
+/// TBS reads, for request freshness, batch intervals and checkpoint intervals.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

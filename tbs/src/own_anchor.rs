@@ -33,7 +33,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::proof::ProofError;
 use milagro_registry::anchoring::{prepare_anchor, PrepareError};
-use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR};
+use milagro_registry::bitcoind::{BitcoindRpc, Resent};
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::follower::{Follower, SyncError};
 use milagro_registry::proofs::{anchor_proof, headers_from, AssembleError};
@@ -116,12 +116,6 @@ pub(crate) struct AnchorKeeper {
     network: Network,
 }
 
-enum Rebroadcast {
-    Sent,
-    AlreadyInChain,
-    InputsGone,
-}
-
 impl AnchorKeeper {
     pub(crate) fn new(
         identity: Arc<Identity>,
@@ -158,16 +152,16 @@ impl AnchorKeeper {
                 return Ok(());
             }
             match self.rebroadcast(node, &pending)? {
-                Rebroadcast::Sent => {
+                Resent::Accepted => {
                     tracing::warn!(txid = %pending.txid, "re-broadcast the TBS anchor, which had left the mempool");
                     self.shared.set(published);
                     return Ok(());
                 }
-                Rebroadcast::AlreadyInChain => {
+                Resent::AlreadyInChain => {
                     self.shared.set(published);
                     return Ok(());
                 }
-                Rebroadcast::InputsGone => {
+                Resent::InputsGone(_) => {
                     follower.sync(max_blocks, |_| {})?;
                     if let Some(record) = self.indexed(follower.store())? {
                         return self.confirm(node, &record);
@@ -246,27 +240,12 @@ impl AnchorKeeper {
         &self,
         node: &BitcoindRpc,
         pending: &PendingAnchor,
-    ) -> Result<Rebroadcast, AnchorError> {
+    ) -> Result<Resent, AnchorError> {
         let decode = |hex: &str| -> Result<Transaction, AnchorError> {
             encode::deserialize_hex(hex).map_err(|e| self.corrupt(e.to_string()))
         };
-        if let Some(funding) = &pending.funding_tx {
-            // Already confirmed or already in the mempool are both fine; anything else
-            // shows up as missing inputs of the anchor just below.
-            if let Err(error) = node.broadcast(&decode(funding)?) {
-                tracing::debug!(%error, "re-broadcasting the funding payment");
-            }
-        }
-        match node.broadcast(&decode(&pending.tx)?) {
-            Ok(_) => Ok(Rebroadcast::Sent),
-            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {
-                Ok(Rebroadcast::AlreadyInChain)
-            }
-            Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ERROR => {
-                Ok(Rebroadcast::InputsGone)
-            }
-            Err(e) => Err(e.into()),
-        }
+        let funding = pending.funding_tx.as_deref().map(decode).transpose()?;
+        Ok(node.resend_anchor(funding.as_ref(), &decode(&pending.tx)?)?)
     }
 
     fn anchor_anew(&self, node: &BitcoindRpc) -> Result<(), AnchorError> {

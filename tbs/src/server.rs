@@ -195,9 +195,7 @@ impl Drop for RunningTbs {
 
 fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError> {
     files::create_private_dir(&config.state_dir)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::unix_now();
     let identity =
         Identity::load_or_create(&config.state_dir, &config.name, &config.public_url, now)?;
     let index = config.state_dir.join(INDEX_DIR);

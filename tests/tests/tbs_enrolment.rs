@@ -14,25 +14,12 @@ use milagro_anchor::instructions::{Instructions, VerifiedInstructions};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson};
 use milagro_registry::chain::ChainSource;
-use milagro_tbs::config::Config;
-use milagro_tbs::tenants::model::ApiToken;
-use milagro_tbs::Tbs;
-use milagro_tests::{party, spv_headers, tbs_config, wait_until, Api, TcpRelay, TestNode};
+use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
+use milagro_tests::{party, spv_headers, wait_until};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-struct World {
-    /// `None` only while the test restarts the node.
-    node_slot: Option<TestNode>,
-    relay: Option<TcpRelay>,
-    _tbs: milagro_tbs::RunningTbs,
-    api: Api,
-    tbs_key: PublicKey,
-    tenant_token: String,
-    _dir: tempfile::TempDir,
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -41,72 +28,61 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The shared enrolment world, plus the TBS key a device pinned and checked by SPV.
+struct World {
+    inner: EnrolmentWorld,
+    tbs_key: PublicKey,
+}
+
+impl std::ops::Deref for World {
+    type Target = EnrolmentWorld;
+    fn deref(&self) -> &EnrolmentWorld {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut EnrolmentWorld {
+        &mut self.inner
+    }
+}
+
 impl World {
     /// A TBS with tenant `acme`, group `eu` (direct mode), its own anchor confirmed and
     /// verified by the test as a device would (digest pinned, SPV against the headers).
     fn start() -> Self {
-        Self::start_on(TestNode::start(), None, tempfile::tempdir().unwrap())
+        Self::start_with(&WorldOptions::default())
     }
 
-    /// The same, on a given node, reached through `relay` if there is one.
-    fn start_on(node: TestNode, relay: Option<TcpRelay>, dir: tempfile::TempDir) -> Self {
-        let rpc_url = relay.as_ref().map_or_else(|| node.rpc_url(), TcpRelay::url);
-        let admin = ApiToken::generate(&mut OsRng);
-        let text = format!(
-            "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
-            tbs_config(&rpc_url, &node.cookie(), &dir.path().join("s")),
-            admin.hash()
-        );
-        let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = Api::new(tbs.local_url());
-        let pinned = tbs.state().identity.digest();
-        wait_until("the TBS anchor to be broadcast", PATIENCE, || {
-            (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
-        });
-        node.mine(1);
-        let served = wait_until("the TBS certificate to be served", PATIENCE, || {
-            let (status, body) = api.get("/.well-known/milagro/birth-certificate");
-            (status == 200).then_some(body)
-        });
+    /// The same with `options` (a restartable node, say).
+    fn start_with(options: &WorldOptions) -> Self {
+        let inner = EnrolmentWorld::start_with(options);
+        let served = inner.api.ok("/.well-known/milagro/birth-certificate");
         let bc =
             BirthCertificate::parse(served["birth_certificate"].to_string().as_bytes()).unwrap();
         assert_eq!(
             bc.digest(),
-            pinned,
+            inner.tbs_digest,
             "the device checks the digest it was provisioned with"
         );
         let proof: AnchorProofJson =
             serde_json::from_value(served["anchor_proof"].clone()).unwrap();
-        bc.verify_anchor(&AnchorProof::from_json(&proof).unwrap(), &spv_headers(&api))
-            .unwrap();
-        let (status, created) = api.call(
-            "POST",
-            "/v1/admin/tenants",
-            Some(admin.reveal()),
-            Some(json!({"id": "acme", "name": "Acme"})),
-        );
-        assert_eq!(status, 201);
-        let token = created["token"].as_str().unwrap();
-        let (status, _) = api.call(
+        bc.verify_anchor(
+            &AnchorProof::from_json(&proof).unwrap(),
+            &spv_headers(&inner.api),
+        )
+        .unwrap();
+        let (status, _) = inner.api.call(
             "PUT",
             "/v1/tenants/acme/groups/eu",
-            Some(token),
+            Some(&inner.tenant_token),
             Some(json!({"name": "EU", "mode": "direct"})),
         );
         assert_eq!(status, 200);
         World {
-            node_slot: Some(node),
-            relay,
-            _tbs: tbs,
-            api,
+            inner,
             tbs_key: *bc.public_key(),
-            tenant_token: token.to_owned(),
-            _dir: dir,
         }
-    }
-
-    fn node(&self) -> &TestNode {
-        self.node_slot.as_ref().expect("a running node")
     }
 
     fn request(&self, bc: &BirthCertificate, group: &str) -> Value {
@@ -154,37 +130,6 @@ impl World {
         assert_eq!(status, 202, "{broadcast}");
         assert_eq!(broadcast["status"], "broadcast");
         broadcast["txid"].as_str().unwrap().to_owned()
-    }
-
-    /// Anchors a party's certificate and waits until the TBS indexed it.
-    fn anchored(&self, role: Role, name: &str) -> BirthCertificate {
-        let (key, bc) = party(role, name);
-        self.node().anchor_bc(&key, &bc);
-        self.node().mine(1);
-        let tip = self.node().rpc.tip().unwrap();
-        wait_until("the TBS to index the party", PATIENCE, || {
-            (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
-        });
-        bc
-    }
-
-    fn put_group(&self, group: &str, dtas: &[&BirthCertificate], idp: &BirthCertificate) -> u64 {
-        let service = |bc: &BirthCertificate, host: &str| json!({"birth_certificate": bc.digest(), "url": format!("https://{host}.milagro.test")});
-        let dtas: Vec<Value> = dtas
-            .iter()
-            .enumerate()
-            .map(|(i, bc)| service(bc, &format!("dta{i}")))
-            .collect();
-        let body =
-            json!({"name": group, "mode": "direct", "dtas": dtas, "idp": service(idp, "idp")});
-        let (status, saved) = self.api.call(
-            "PUT",
-            &format!("/v1/tenants/acme/groups/{group}"),
-            Some(&self.tenant_token),
-            Some(body),
-        );
-        assert_eq!(status, 200, "{saved}");
-        saved["revision"].as_u64().unwrap()
     }
 
     /// The device fetches, opens and verifies its instructions by SPV.
@@ -422,12 +367,10 @@ fn an_enrolled_device_gets_instructions_it_verifies_and_new_ones_when_its_group_
 
 #[test]
 fn an_anchor_a_reorg_drops_is_sent_again_and_instructions_follow_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let datadir = dir.path().join("node");
-    // No mempool.dat: a node restart forgets unconfirmed transactions, as a long reorg can.
-    let node = TestNode::start_persistent(&datadir, &["-persistmempool=0"]);
-    let relay = TcpRelay::start(node.rpc_socket());
-    let mut w = World::start_on(node, Some(relay), dir);
+    let mut w = World::start_with(&WorldOptions {
+        restartable: true,
+        ..WorldOptions::default()
+    });
     let (key, bc) = party(Role::Pat, "meter 9");
     let instruction_key = InstructionKey::generate(&mut OsRng);
     let txid = w.enrol_in(&key, &bc, "eu", instruction_key.clone());
@@ -439,14 +382,10 @@ fn an_anchor_a_reorg_drops_is_sent_again_and_instructions_follow_it() {
     let height = confirmed["height"].as_u64().unwrap() as u32;
     let block = w.node().rpc.block_hash(height).unwrap().unwrap();
     w.node().rpc.invalidate_block(&block).unwrap();
+    // No mempool.dat is read back (`-persistmempool=0`), as after a long reorg; and
     // `-walletbroadcast=0`: the wallet (which owns the payment and the anchor's change)
     // must not resubmit them itself, so only the TBS can bring them back.
-    w.node_slot = None; // stops the node and waits for it
-    w.node_slot = Some(TestNode::start_persistent(
-        &datadir,
-        &["-persistmempool=0", "-walletbroadcast=0"],
-    ));
-    w.relay.as_ref().unwrap().forward_to(w.node().rpc_socket());
+    w.restart_node(&["-persistmempool=0", "-walletbroadcast=0"]);
     for _ in 0..2 {
         w.node().rpc.generate_block(&w.node().miner, &[]).unwrap();
     }

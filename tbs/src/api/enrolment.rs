@@ -40,12 +40,6 @@ pub(crate) struct Sealed {
     envelope: SealedEnvelope,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn progress(row: &Enrolment) -> serde_json::Value {
     let mut body = json!({ "tenant": row.tenant, "group": row.group });
     match &row.state {
@@ -75,7 +69,7 @@ pub(crate) async fn enrol(
 ) -> Result<HttpResponse, ApiError> {
     let envelope = body.into_inner().envelope;
     let row = blocking(&state, move |state| {
-        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, now())
+        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, crate::unix_now())
             .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
         if let Some(existing) = state.enrolments.get(request.device()).map_err(internal)? {
             return Ok(existing);
@@ -109,7 +103,7 @@ pub(crate) async fn enrol(
                 let digest = request.birth_certificate.digest();
                 let row = state
                     .enrolments
-                    .enqueue(&row, &digest, now())
+                    .enqueue(&row, &digest, crate::unix_now())
                     .map_err(internal)?;
                 tracing::info!(device = %row.device, tenant = %row.tenant, group = %row.group, "enrolment queued for the next batch");
                 Ok(row)
@@ -132,14 +126,19 @@ fn offer(
     let amount = single_anchor_funding(fee_rate)
         .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
     let device = *request.device();
-    let pool_key = state.identity.funding_pool_key().map_err(internal)?;
     // The payment is broadcast at offer time: holding it back until the device signs
     // would lock a whole coin per pending offer (see docs/enrolment.md).
     let (payment, vout, change) = match state.enrolments.take_coin().map_err(internal)? {
         Some(coin) => {
+            let identity = &state.identity;
             let payment =
-                build_device_payment(&pool_key, &coin, &device, fee_rate).map_err(internal)?;
-            (payment, 0, p2wpkh_script(&pool_key.public_key()))
+                build_device_payment(identity.funding_pool_key(), &coin, &device, fee_rate)
+                    .map_err(internal)?;
+            (
+                payment,
+                0,
+                p2wpkh_script(&identity.funding_pool_public_key()),
+            )
         }
         None => {
             let (payment, vout) = state.node.wallet_pay(&p2wpkh_script(&device), amount)?;

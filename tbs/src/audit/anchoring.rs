@@ -40,7 +40,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::proof::FINAL_DEPTH;
 use milagro_registry::anchoring::{prepare_anchor, PrepareError};
-use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR};
+use milagro_registry::bitcoind::{BitcoindRpc, Resent};
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::follower::{Follower, SyncError};
 use milagro_registry::sled_store::SledStore;
@@ -144,17 +144,17 @@ fn step(
             continue;
         }
         match rebroadcast(node, checkpoint)? {
-            Sent::Again => {
+            Resent::Accepted => {
                 tracing::warn!(sequence = checkpoint.sequence, txid = %checkpoint.txid, "re-broadcast an audit checkpoint anchor that had left the mempool");
             }
-            Sent::AlreadyInChain => {}
-            Sent::InputsGone if Some(checkpoint.sequence) != newest => {
+            Resent::AlreadyInChain => {}
+            Resent::InputsGone(_) if Some(checkpoint.sequence) != newest => {
                 return Err(CheckpointAnchorError::Stuck {
                     sequence: checkpoint.sequence,
                     txid: checkpoint.txid,
                 });
             }
-            Sent::InputsGone => {
+            Resent::InputsGone(_) => {
                 follower.sync(max_blocks, |_| {})?;
                 if follower.store().by_txid(&checkpoint.txid)?.is_empty() {
                     tracing::warn!(sequence = checkpoint.sequence, txid = %checkpoint.txid, "the audit checkpoint anchor can never confirm (its inputs are gone); anchoring the same note anew");
@@ -221,9 +221,7 @@ fn due(state: &AppState) -> Result<Option<Draft>, CheckpointAnchorError> {
     let audit = &state.audit;
     let head = audit.tree_head();
     let latest = audit.store().latest_checkpoint()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::unix_now();
     let interval = state.config.audit.checkpoint_interval.as_secs();
     let (grown, due_at) = match &latest {
         None => (head.size.get() > 0, 0),
@@ -290,35 +288,16 @@ fn anchor(state: &AppState, node: &BitcoindRpc, draft: Draft) -> Result<(), Chec
     Ok(())
 }
 
-enum Sent {
-    Again,
-    AlreadyInChain,
-    InputsGone,
-}
-
 /// Sends a stored checkpoint's payment (if any) and transaction again.
 fn rebroadcast(
     node: &BitcoindRpc,
     checkpoint: &StoredCheckpoint,
-) -> Result<Sent, CheckpointAnchorError> {
+) -> Result<Resent, CheckpointAnchorError> {
     let decode = |hex: &str| -> Result<Transaction, CheckpointAnchorError> {
         encode::deserialize_hex(hex).map_err(|e| {
             AuditStoreError::Corrupt(format!("checkpoint {}: {e}", checkpoint.sequence)).into()
         })
     };
-    if let Some(funding) = &checkpoint.funding_tx {
-        // Already confirmed or in the mempool are both fine; anything else shows up as
-        // missing inputs of the anchor just below.
-        if let Err(error) = node.broadcast(&decode(funding)?) {
-            tracing::debug!(%error, "re-broadcasting a checkpoint's funding payment");
-        }
-    }
-    match node.broadcast(&decode(&checkpoint.tx)?) {
-        Ok(_) => Ok(Sent::Again),
-        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => {
-            Ok(Sent::AlreadyInChain)
-        }
-        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ERROR => Ok(Sent::InputsGone),
-        Err(e) => Err(e.into()),
-    }
+    let funding = checkpoint.funding_tx.as_deref().map(decode).transpose()?;
+    Ok(node.resend_anchor(funding.as_ref(), &decode(&checkpoint.tx)?)?)
 }

@@ -83,6 +83,14 @@ fn member_from(device: &[u8], digest: &[u8]) -> Result<Member, EnrolmentStoreErr
     })
 }
 
+/// A `m\0` row's value: device key ‖ digest.
+fn member_row(sequence: u64, value: &[u8]) -> Result<Member, EnrolmentStoreError> {
+    let (device, digest) = value
+        .split_at_checked(33)
+        .ok_or_else(|| storage(format!("malformed member row of batch {sequence}")))?;
+    member_from(device, digest)
+}
+
 /// The 8-byte big-endian number after a key's 2-byte prefix (a batch sequence, a time).
 fn sequence_of(key: &[u8]) -> Result<u64, EnrolmentStoreError> {
     key.get(2..10)
@@ -185,12 +193,22 @@ impl EnrolmentStore {
             .scan_prefix(members_prefix(sequence))
             .map(|entry| {
                 let (_, value) = entry.map_err(storage)?;
-                let (device, digest) = value
-                    .split_at_checked(33)
-                    .ok_or_else(|| storage(format!("malformed member row of batch {sequence}")))?;
-                member_from(device, digest)
+                member_row(sequence, &value)
             })
             .collect()
+    }
+
+    /// Member `index` of batch `sequence`, if there is one.
+    pub fn batch_member(
+        &self,
+        sequence: u64,
+        index: u64,
+    ) -> Result<Option<Member>, EnrolmentStoreError> {
+        self.tree
+            .get(member_key(sequence, index))
+            .map_err(storage)?
+            .map(|value| member_row(sequence, &value))
+            .transpose()
     }
 
     /// Batches whose anchor is not yet final, oldest first.
@@ -325,6 +343,8 @@ mod tests {
         store.form_batch(&batch, &queued).unwrap();
         assert_eq!(store.oldest_queued().unwrap(), None);
         assert_eq!(store.batch_members(0).unwrap(), order);
+        assert_eq!(store.batch_member(0, 2).unwrap(), Some(order[2]));
+        assert_eq!(store.batch_member(0, 3).unwrap(), None);
         assert_eq!(store.latest_batch().unwrap(), Some(batch.clone()));
         for (index, member) in (0u64..).zip(&order) {
             let row = store.get(&member.device).unwrap().unwrap();

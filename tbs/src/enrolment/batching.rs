@@ -39,8 +39,8 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::proof::FINAL_DEPTH;
 use milagro_registry::anchoring::{prepare_wallet_paid_anchor, PrepareError};
-use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR};
-use milagro_registry::chain::{ChainError, ChainSource};
+use milagro_registry::bitcoind::{BitcoindRpc, Resent};
+use milagro_registry::chain::ChainError;
 use milagro_registry::follower::{Follower, SyncError};
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{RecordStore, StoreError};
@@ -92,7 +92,9 @@ pub(crate) fn step(
     let node = follower.chain();
     let store = &state.enrolments;
     for batch in store.unsettled_batches()? {
-        log_members(state, &batch)?;
+        if !members_logged(state, &batch)? {
+            log_members(state, &batch)?;
+        }
         watch(follower, state, batch, max_blocks)?;
     }
     if !matches!(state.own_anchor.get(), AnchorState::Confirmed(_)) {
@@ -102,7 +104,7 @@ pub(crate) fn step(
         return Ok(());
     };
     let interval = state.config.anchoring.batch_interval.as_secs();
-    if unix_now() < oldest.saturating_add(interval) {
+    if crate::unix_now() < oldest.saturating_add(interval) {
         return Ok(());
     }
     let members = store.queued(MAX_BATCH_MEMBERS)?;
@@ -116,7 +118,7 @@ pub(crate) fn step(
         sequence,
         root,
         size: members.len() as u64,
-        created: unix_now(),
+        created: crate::unix_now(),
         txid: tx.compute_txid(),
         tx: encode::serialize_hex(&tx),
         funding_tx: encode::serialize_hex(&funding_tx),
@@ -124,6 +126,8 @@ pub(crate) fn step(
     // Written before it is sent: a crash after this line re-sends these transactions.
     store.form_batch(&batch, &members)?;
     log_members(state, &batch)?;
+    // Inputs gone this early (a payment the wallet could not relay) are the watch's
+    // business at the next step: it anchors the same root anew.
     send(node, &batch)?;
     tracing::info!(sequence, members = batch.size, %root, txid = %batch.txid, "broadcast a batch root anchor");
     Ok(())
@@ -143,6 +147,18 @@ fn prepare(
         node.wallet_new_script()?,
     )?;
     Ok((prepared.anchor.tx, prepared.funding_tx))
+}
+
+/// Whether every member of `batch` is logged: members are logged in leaf order, so the
+/// last one tells (one lookup per poll instead of one per member).
+fn members_logged(state: &AppState, batch: &StoredBatch) -> Result<bool, BatchAnchorError> {
+    let Some(last) = batch.size.checked_sub(1) else {
+        return Ok(true);
+    };
+    match state.enrolments.batch_member(batch.sequence, last)? {
+        Some(member) => Ok(state.audit.registration(&member.device)?.is_some()),
+        None => Ok(false),
+    }
 }
 
 /// Logs every member of `batch` that is not logged yet.
@@ -173,50 +189,31 @@ fn watch(
         None if node.in_mempool(&batch.txid)? => return Ok(()),
         None => {}
     }
-    match send(node, &batch) {
-        Ok(()) => {
-            tracing::warn!(sequence = batch.sequence, txid = %batch.txid, "re-broadcast a batch root anchor that had left the chain and the mempool");
-            Ok(())
-        }
-        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ERROR => {
-            follower.sync(max_blocks, |_| {})?;
-            if !follower.store().by_txid(&batch.txid)?.is_empty() {
-                return Ok(());
-            }
-            let (tx, funding_tx) = prepare(state, node, &batch.root)?;
-            tracing::warn!(sequence = batch.sequence, old = %batch.txid, new = %tx.compute_txid(), "a batch root anchor can never confirm (its inputs are gone); anchoring the same root anew");
-            batch.txid = tx.compute_txid();
-            batch.tx = encode::serialize_hex(&tx);
-            batch.funding_tx = encode::serialize_hex(&funding_tx);
-            state.enrolments.replace_batch_anchor(&batch)?;
-            Ok(send(node, &batch)?)
-        }
-        Err(error) => Err(error.into()),
+    if !matches!(send(node, &batch)?, Resent::InputsGone(_)) {
+        tracing::warn!(sequence = batch.sequence, txid = %batch.txid, "re-broadcast a batch root anchor that had left the chain and the mempool");
+        return Ok(());
     }
+    follower.sync(max_blocks, |_| {})?;
+    if !follower.store().by_txid(&batch.txid)?.is_empty() {
+        return Ok(());
+    }
+    let (tx, funding_tx) = prepare(state, node, &batch.root)?;
+    tracing::warn!(sequence = batch.sequence, old = %batch.txid, new = %tx.compute_txid(), "a batch root anchor can never confirm (its inputs are gone); anchoring the same root anew");
+    batch.txid = tx.compute_txid();
+    batch.tx = encode::serialize_hex(&tx);
+    batch.funding_tx = encode::serialize_hex(&funding_tx);
+    state.enrolments.replace_batch_anchor(&batch)?;
+    send(node, &batch)?;
+    Ok(())
 }
 
-/// Sends a batch's payment, then its anchor; "already in the chain" counts as sent.
-fn send(node: &BitcoindRpc, batch: &StoredBatch) -> Result<(), ChainError> {
+/// Sends a batch's payment, then its anchor ([`BitcoindRpc::resend_anchor`]).
+fn send(node: &BitcoindRpc, batch: &StoredBatch) -> Result<Resent, ChainError> {
     let decode = |hex: &str| -> Result<Transaction, ChainError> {
         encode::deserialize_hex(hex).map_err(|e| ChainError::Decode {
             method: "stored batch",
             detail: format!("batch {}: {e}", batch.sequence),
         })
     };
-    if let Err(error) = node.broadcast(&decode(&batch.funding_tx)?) {
-        // Confirmed or in the mempool already are both fine; anything else shows up as
-        // missing inputs of the anchor just below.
-        tracing::debug!(%error, "re-broadcasting a batch's funding payment");
-    }
-    match node.broadcast(&decode(&batch.tx)?) {
-        Ok(_) => Ok(()),
-        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => Ok(()),
-        Err(error) => Err(error),
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    node.resend_anchor(Some(&decode(&batch.funding_tx)?), &decode(&batch.tx)?)
 }

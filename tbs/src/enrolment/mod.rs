@@ -27,8 +27,8 @@ mod store;
 use bitcoin::consensus::encode;
 use bitcoin::Transaction;
 use milagro_anchor::proof::FINAL_DEPTH;
-use milagro_registry::bitcoind::{BitcoindRpc, RPC_VERIFY_ALREADY_IN_CHAIN};
-use milagro_registry::chain::{ChainError, ChainSource};
+use milagro_registry::bitcoind::{BitcoindRpc, Resent, RPC_VERIFY_ERROR};
+use milagro_registry::chain::ChainError;
 use milagro_registry::store::{RecordStore, StoreError};
 
 pub use batches::{Member, QueuedDevice, StoredBatch};
@@ -60,7 +60,8 @@ fn decode(hex: &str) -> Result<Transaction, WatchError> {
 }
 
 /// Sends an enrolment's payment (after the pool fan-out it spends, if a reorg dropped that)
-/// and, once broadcast, its anchor; "already in the mempool or the chain" counts as sent.
+/// and, once broadcast, its anchor ([`BitcoindRpc::resend_anchor`]); "already in the
+/// mempool or the chain" counts as sent.
 /// Does nothing for a batch-mode enrolment.
 pub fn send(node: &BitcoindRpc, store: &EnrolmentStore, row: &Enrolment) -> Result<(), WatchError> {
     let (funding_tx, anchor_tx) = match &row.state {
@@ -80,27 +81,26 @@ pub fn send(node: &BitcoindRpc, store: &EnrolmentStore, row: &Enrolment) -> Resu
         .flatten()
     {
         if !node.in_mempool(&fan_out.txid)? {
-            pool::send_fan_out(node, &fan_out).map_err(|e| WatchError::Storage(e.to_string()))?;
+            pool::send_fan_out(node, &fan_out).map_err(|e| match e {
+                pool::PoolError::Chain(chain) => WatchError::Chain(chain),
+                other => WatchError::Storage(other.to_string()),
+            })?;
         }
     }
-    let Some(anchor) = anchor_tx.map(|hex| decode(hex)).transpose()? else {
-        return send_one(node, &funding);
+    // Offered: the payment is what is sent; broadcast: the anchor, after its payment.
+    let (payment, tx) = match anchor_tx.map(|hex| decode(hex)).transpose()? {
+        Some(anchor) => (Some(funding), anchor),
+        None => (None, funding),
     };
-    // Once the anchor spends the payment's only output, a confirmed payment looks to the
-    // node like a transaction with missing inputs: only the anchor's answer tells.
-    if let Err(error) = node.broadcast(&funding) {
-        tracing::debug!(%error, "re-sending an enrolment's payment");
-    }
-    send_one(node, &anchor)
-}
-
-/// Broadcasts `tx`; "already in the mempool or the chain" counts as sent.
-fn send_one(node: &BitcoindRpc, tx: &Transaction) -> Result<(), WatchError> {
-    match node.broadcast(tx) {
-        Ok(_) => Ok(()),
-        Err(ChainError::Rpc { code, .. }) if code == RPC_VERIFY_ALREADY_IN_CHAIN => Ok(()),
-        Err(_) if node.in_mempool(&tx.compute_txid())? => Ok(()),
-        Err(e) => Err(e.into()),
+    match node.resend_anchor(payment.as_ref(), &tx) {
+        Ok(Resent::Accepted | Resent::AlreadyInChain) => Ok(()),
+        _ if node.in_mempool(&tx.compute_txid())? => Ok(()),
+        Ok(Resent::InputsGone(message)) => Err(WatchError::Chain(ChainError::Rpc {
+            method: "sendrawtransaction",
+            code: RPC_VERIFY_ERROR,
+            message,
+        })),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -5,7 +5,8 @@
 //! Keys in the enrolments tree: `p\0` ‖ txid (32 bytes) ‖ vout (4 bytes, big-endian) →
 //! value in satoshis (8 bytes, big-endian), one per free coin; `f\0` ‖ fan-out txid →
 //! [`StoredFanOut`] JSON, kept for good so that a device payment can bring back the fan-out
-//! it spends if a reorg dropped it.
+//! it spends if a reorg dropped it; `r\0` ‖ fan-out txid → nothing, while that fan-out's
+//! coins are not released (at most one), so the sync loop never scans every fan-out.
 //!
 //! The rule, run by the sync loop after each poll that reached the tip ([`tick`]):
 //! 1. A fan-out not yet confirmed is awaited, and sent again (with the wallet payment it
@@ -24,7 +25,7 @@ use bitcoin::consensus::encode;
 use bitcoin::{Amount, OutPoint, Transaction, Txid};
 use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo};
 use milagro_anchor::funding_pool::{build_fan_out, fan_out_coins, fan_out_cost, FundingPoolError};
-use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::bitcoind::{BitcoindRpc, Resent};
 use milagro_registry::chain::{ChainError, ChainSource};
 use serde::{Deserialize, Serialize};
 
@@ -59,9 +60,6 @@ pub enum PoolError {
     /// The fan-out could not be built.
     #[error(transparent)]
     Build(#[from] FundingPoolError),
-    /// The pool key could not be derived (a derived scalar out of range: never seen).
-    #[error("the funding pool key: {0}")]
-    Key(String),
 }
 
 fn coin_key(outpoint: &OutPoint) -> Vec<u8> {
@@ -76,6 +74,14 @@ fn coin_key(outpoint: &OutPoint) -> Vec<u8> {
 fn fan_out_key(txid: &Txid) -> Vec<u8> {
     [
         b"f\0".as_slice(),
+        bitcoin::hashes::Hash::as_byte_array(txid),
+    ]
+    .concat()
+}
+
+fn pending_key(txid: &Txid) -> Vec<u8> {
+    [
+        b"r\0".as_slice(),
         bitcoin::hashes::Hash::as_byte_array(txid),
     ]
     .concat()
@@ -135,22 +141,29 @@ impl EnrolmentStore {
 
     /// The fan-out whose coins are not released yet, if any.
     pub fn pending_fan_out(&self) -> Result<Option<StoredFanOut>, EnrolmentStoreError> {
-        for entry in self.tree.scan_prefix(b"f\0") {
-            let (_, bytes) = entry.map_err(storage)?;
-            let fan_out: StoredFanOut = serde_json::from_slice(&bytes).map_err(storage)?;
-            if !fan_out.released {
-                return Ok(Some(fan_out));
-            }
-        }
-        Ok(None)
+        let Some(entry) = self.tree.scan_prefix(b"r\0").next() else {
+            return Ok(None);
+        };
+        let (key, _) = entry.map_err(storage)?;
+        let txid = key
+            .get(2..)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(<Txid as bitcoin::hashes::Hash>::from_byte_array)
+            .ok_or_else(|| storage("malformed pending fan-out key"))?;
+        self.fan_out(&txid)?
+            .map(Some)
+            .ok_or_else(|| storage(format!("pending fan-out {txid} is missing")))
     }
 
-    /// Stores a new fan-out (before it is broadcast).
+    /// Stores a new fan-out, pending (before it is broadcast).
     pub fn put_fan_out(&self, fan_out: &StoredFanOut) -> Result<(), EnrolmentStoreError> {
-        let bytes = serde_json::to_vec(fan_out).map_err(storage)?;
-        self.tree
-            .insert(fan_out_key(&fan_out.txid), bytes)
-            .map_err(storage)?;
+        let mut write = sled::Batch::default();
+        write.insert(
+            fan_out_key(&fan_out.txid),
+            serde_json::to_vec(fan_out).map_err(storage)?,
+        );
+        write.insert(pending_key(&fan_out.txid), &[]);
+        self.tree.apply_batch(write).map_err(storage)?;
         self.tree.flush().map_err(storage)?;
         Ok(())
     }
@@ -175,6 +188,7 @@ impl EnrolmentStore {
             fan_out_key(&fan_out.txid),
             serde_json::to_vec(&released).map_err(storage)?,
         );
+        write.remove(pending_key(&fan_out.txid));
         self.tree.apply_batch(write).map_err(storage)?;
         self.tree.flush().map_err(storage)?;
         Ok(count)
@@ -203,17 +217,15 @@ pub(crate) fn tick(node: &BitcoindRpc, state: &AppState) -> Result<(), PoolError
         return Ok(());
     }
     let fee_rate = state.config.anchoring.fee_rate;
-    let key = state
-        .identity
-        .funding_pool_key()
-        .map_err(|e| PoolError::Key(e.to_string()))?;
+    let identity = &state.identity;
     let cost = fan_out_cost(target, fee_rate).ok_or(FundingPoolError::FeeOverflow(fee_rate))?;
-    let (payment, vout) = node.wallet_pay(&p2wpkh_script(&key.public_key()), cost)?;
+    let script = p2wpkh_script(&identity.funding_pool_public_key());
+    let (payment, vout) = node.wallet_pay(&script, cost)?;
     let input = FundingUtxo {
         outpoint: OutPoint::new(payment.compute_txid(), vout),
         value: cost,
     };
-    let fan_out = build_fan_out(&key, &input, target, fee_rate)?;
+    let fan_out = build_fan_out(identity.funding_pool_key(), &input, target, fee_rate)?;
     let stored = StoredFanOut {
         txid: fan_out.compute_txid(),
         tx: encode::serialize_hex(&fan_out),
@@ -227,12 +239,13 @@ pub(crate) fn tick(node: &BitcoindRpc, state: &AppState) -> Result<(), PoolError
     Ok(())
 }
 
-/// Sends a fan-out's wallet payment, then the fan-out; either being already known is fine.
+/// Sends a fan-out's wallet payment, then the fan-out ([`BitcoindRpc::resend_anchor`]: a
+/// fan-out is re-sent exactly like an anchor). A fan-out that cannot be sent is only
+/// logged: the devices paid from it, or the next refill, show the failure.
 pub(crate) fn send_fan_out(node: &BitcoindRpc, fan_out: &StoredFanOut) -> Result<(), PoolError> {
-    for hex in [&fan_out.payment, &fan_out.tx] {
-        if let Err(error) = node.broadcast(&decode(hex)?) {
-            tracing::debug!(%error, txid = %fan_out.txid, "re-sending a funding pool transaction");
-        }
+    let resent = node.resend_anchor(Some(&decode(&fan_out.payment)?), &decode(&fan_out.tx)?)?;
+    if let Resent::InputsGone(message) = resent {
+        tracing::warn!(txid = %fan_out.txid, %message, "a funding pool fan-out cannot be sent again");
     }
     Ok(())
 }
