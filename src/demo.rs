@@ -41,6 +41,7 @@ struct Summary {
     parties: Vec<PartySummary>,
     reorg: ReorgSummary,
     tbs: crate::demo_tbs::TbsSummary,
+    idp: crate::demo_idp::IdpSummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -109,13 +110,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     step("anchoring the first three and mining a block");
     let fee_rate = FeeRate::from_sat_per_vb_u32(2);
+    let mut receipts = Vec::new();
     for p in &parties[..3] {
         let receipt = anchor_bc(&node, &p.bc, &p.key, fee_rate)?;
         eprintln!(
             "    {:<7} txid {} (fee {} sat)",
             p.label, receipt.txid, receipt.fee_sat
         );
+        receipts.push(receipt);
     }
+    // D-TA 1 speaks Milagro TLS later: the nonce of its anchoring signature, recomputed.
+    let dta1 = &parties[2];
+    let dta1_tx = &receipts[2].tx;
+    let dta1_identity = milagro_tls::LocalIdentity::new(
+        dta1.key.clone(),
+        dta1.bc.clone(),
+        &milagro_anchor::record::TxRecord::from_tx(dta1_tx)?,
+        milagro_anchor::anchor_tx::anchor_nonce(&dta1.key, dta1_tx, receipts[2].funding_value)?,
+    )?;
     node.generate_to_address(1, &miner)?;
 
     step("anchoring D-TA 2 in the next block, with one block on top");
@@ -201,6 +213,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &miner,
         &dtas,
         &parties[1].bc,
+        &dta1_identity,
+    )?;
+
+    let idp = crate::demo_idp::run(
+        &node,
+        &bitcoind.rpc_url(),
+        &bitcoind.params.cookie_file,
+        &miner,
     )?;
 
     if args.keep {
@@ -220,6 +240,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             new_height: re_mined.height,
         },
         tbs,
+        idp,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct TbsSummary {
     url: String,
     digest: String,
     devices: Vec<DeviceSummary>,
+    /// meter-1 and D-TA 1 over Milagro TLS ([`crate::demo_tls`]).
+    milagro_tls: Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,7 +79,8 @@ fn call(
     Ok(answer)
 }
 
-/// Runs the TBS part against the demo's node; `dtas` and `idp` are anchored already.
+/// Runs the TBS part against the demo's node; `dtas` and `idp` are anchored already, and
+/// `dta1` (the first D-TA) then talks to meter-1 over Milagro TLS.
 pub fn run(
     node: &BitcoindRpc,
     rpc_url: &str,
@@ -85,6 +88,7 @@ pub fn run(
     miner: &str,
     dtas: &[&BirthCertificate],
     idp: &BirthCertificate,
+    dta1: &milagro_tls::LocalIdentity,
 ) -> Result<TbsSummary> {
     crate::demo::step("starting a TBS next to the node; it anchors its own Birth Certificate");
     let dir = tempfile::tempdir()?;
@@ -255,10 +259,12 @@ pub fn run(
             idp,
         });
     }
+    let milagro_tls = crate::demo_tls::run(&url, &dir.path().join("meter-1"), dta1)?;
     tbs.stop();
     Ok(TbsSummary {
         url,
         digest: digest.to_string(),
         devices: summaries,
+        milagro_tls,
     })
 }

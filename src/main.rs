@@ -6,7 +6,9 @@
 
 mod cli;
 mod demo;
+mod demo_idp;
 mod demo_tbs;
+mod demo_tls;
 mod node;
 mod verify;
 
@@ -36,6 +38,9 @@ enum Command {
     /// The Trusted Bitcoin Server: registry API next to a full node.
     #[command(subcommand)]
     Tbs(cli::tbs::TbsCommand),
+    /// The IdP: an OpenID Connect provider with an anchored identity.
+    #[command(subcommand)]
+    Idp(cli::idp::IdpCommand),
     /// A device (PAT): enrol through a TBS, refresh its instructions.
     #[command(subcommand)]
     Pat(cli::pat::PatCommand),
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         Command::Registry(command) => cli::registry::run(command),
         Command::Regtest(command) => cli::regtest::run(command),
         Command::Tbs(command) => cli::tbs::run(command),
+        Command::Idp(command) => cli::idp::run(command),
         Command::Pat(command) => cli::pat::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),

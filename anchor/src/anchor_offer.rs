@@ -95,6 +95,12 @@ impl AnchorOffer {
         })
     }
 
+    /// The value of the output the anchoring transaction spends (its signature commits to
+    /// it, so recomputing the signature's nonce needs it).
+    pub fn funding_value(&self) -> Amount {
+        self.funding_value
+    }
+
     /// The PSBT to send to the device.
     pub fn to_psbt_bytes(&self) -> Vec<u8> {
         self.psbt.serialize()

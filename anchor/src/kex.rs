@@ -202,6 +202,15 @@ impl Protocol {
         matches!(self, Self::YakV1)
     }
 
+    /// The protocol a hello message is for, read from its type byte (nothing else of the
+    /// message is checked); `None` if it is no hello of a known protocol.
+    pub fn of_hello(message: &[u8]) -> Option<Self> {
+        let first = *message.first()?;
+        [Self::EcdhV1, Self::YakV1]
+            .into_iter()
+            .find(|protocol| wire::message_type(*protocol, wire::HELLO) == first)
+    }
+
     /// The high nibble of this protocol's message types.
     const fn type_base(self) -> u8 {
         match self {

@@ -197,7 +197,11 @@ impl TbsVerified {
                 let txid = str_field(step, &answer.body, "txid")?
                     .parse()
                     .map_err(|e| Error::unexpected(step, format!("txid: {e}")))?;
-                self.device.progress = Some(Progress::Direct { txid, tx: None });
+                self.device.progress = Some(Progress::Direct {
+                    txid,
+                    tx: None,
+                    funding: None,
+                });
                 self.device.save()?;
                 Ok(Requested::AlreadyBroadcast(Waiting {
                     device: self.device,
@@ -237,6 +241,7 @@ impl Offered {
         self.device.progress = Some(Progress::Direct {
             txid,
             tx: Some(tx.clone()),
+            funding: Some(self.offer.funding_value()),
         });
         self.device.save()?;
         let broadcast = Waiting {

@@ -24,6 +24,8 @@ pub enum Step {
     SendSignedAnchor,
     /// Fetching the sealed instructions.
     FetchInstructions,
+    /// Looking up a peer's anchor for Milagro TLS.
+    LookUpPeer,
 }
 
 impl fmt::Display for Step {
@@ -34,6 +36,7 @@ impl fmt::Display for Step {
             Self::RequestEnrolment => "requesting enrolment",
             Self::SendSignedAnchor => "sending the signed anchor",
             Self::FetchInstructions => "fetching instructions",
+            Self::LookUpPeer => "looking up a peer's anchor",
         })
     }
 }

@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bitcoin::{Transaction, Txid};
+use bitcoin::{Amount, Transaction, Txid};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::SecretKey;
@@ -57,7 +57,12 @@ pub(crate) enum Progress {
     /// Direct mode: the device's anchoring transaction, stored signed before the TBS
     /// receives it (or, when a lost `state.json` was provisioned again, only its txid as
     /// the TBS reports it, until the instructions bring the transaction with its proof).
-    Direct { txid: Txid, tx: Option<Transaction> },
+    Direct {
+        txid: Txid,
+        tx: Option<Transaction>,
+        /// The value of the output `tx` spends, known when this device signed it.
+        funding: Option<Amount>,
+    },
     /// Batch mode: the TBS queued the device for a batch root it anchors itself.
     Batch,
 }
@@ -78,6 +83,8 @@ struct ProgressWire {
     anchor_txid: Option<Txid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     anchor_tx: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anchor_funding_sat: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     batch: bool,
 }
@@ -236,14 +243,16 @@ impl Device {
             provisioning: self.provisioning.clone(),
             tbs,
             progress: self.progress.as_ref().map(|p| match p {
-                Progress::Direct { txid, tx } => ProgressWire {
+                Progress::Direct { txid, tx, funding } => ProgressWire {
                     anchor_txid: Some(*txid),
                     anchor_tx: tx.as_ref().map(bitcoin::consensus::encode::serialize_hex),
+                    anchor_funding_sat: funding.map(Amount::to_sat),
                     batch: false,
                 },
                 Progress::Batch => ProgressWire {
                     anchor_txid: None,
                     anchor_tx: None,
+                    anchor_funding_sat: None,
                     batch: true,
                 },
             }),
@@ -378,12 +387,19 @@ fn tbs_record(wire: TbsWire, provisioning: &Provisioning) -> Result<TbsRecord, S
 
 fn progress(wire: ProgressWire, bc: &BirthCertificate) -> Result<Progress, String> {
     let txid = match (wire.batch, wire.anchor_txid) {
-        (true, None) if wire.anchor_tx.is_none() => return Ok(Progress::Batch),
+        (true, None) if wire.anchor_tx.is_none() && wire.anchor_funding_sat.is_none() => {
+            return Ok(Progress::Batch)
+        }
         (false, Some(txid)) => txid,
         _ => return Err("progress is neither a batch nor one anchoring transaction".into()),
     };
+    let funding = wire.anchor_funding_sat.map(Amount::from_sat);
     let Some(hex) = wire.anchor_tx else {
-        return Ok(Progress::Direct { txid, tx: None });
+        return Ok(Progress::Direct {
+            txid,
+            tx: None,
+            funding,
+        });
     };
     let tx: Transaction = bitcoin::consensus::encode::deserialize_hex(&hex)
         .map_err(|e| format!("anchor transaction: {e}"))?;
@@ -394,7 +410,11 @@ fn progress(wire: ProgressWire, bc: &BirthCertificate) -> Result<Progress, Strin
     if record.digest != bc.digest() || record.signer != *bc.public_key() {
         return Err("the anchor transaction is not this device's".into());
     }
-    Ok(Progress::Direct { txid, tx: Some(tx) })
+    Ok(Progress::Direct {
+        txid,
+        tx: Some(tx),
+        funding,
+    })
 }
 
 #[cfg(test)]

@@ -185,3 +185,58 @@ fn a_batch_member_s_progress_round_trips_and_mixed_forms_are_refused() {
     assert!(!loaded.is_batched());
     assert_eq!(loaded.anchor_txid().unwrap().to_string(), txid);
 }
+
+#[test]
+fn a_direct_device_keeps_what_its_milagro_tls_identity_needs() {
+    use bitcoin::hashes::Hash as _;
+    use bitcoin::{Amount, FeeRate, OutPoint};
+    use milagro_anchor::anchor_tx::{build_anchor_tx, FundingUtxo};
+    use milagro_anchor::payload::{Payload, RecordKind};
+
+    let (dir, mut device) = verified_device();
+    // Not enrolled, and a batch member: no identity.
+    assert!(matches!(device.tls_identity(), Err(Error::Unsupported(_))));
+    device.progress = Some(Progress::Batch);
+    assert!(matches!(device.tls_identity(), Err(Error::Unsupported(why)) if why.contains("batch")));
+
+    let funding = FundingUtxo {
+        outpoint: OutPoint::new(bitcoin::Txid::from_byte_array([3; 32]), 1),
+        value: Amount::from_sat(5_000),
+    };
+    let payload = Payload::new(RecordKind::BirthCertificate, device.bc.digest());
+    let tx = build_anchor_tx(
+        &device.key,
+        &funding,
+        &payload,
+        FeeRate::from_sat_per_vb_u32(2),
+        None,
+    )
+    .unwrap()
+    .tx;
+    device.progress = Some(Progress::Direct {
+        txid: tx.compute_txid(),
+        tx: Some(tx.clone()),
+        funding: Some(funding.value),
+    });
+    device.save().unwrap();
+    let loaded = Device::load(dir.path()).unwrap();
+    let identity = loaded.tls_identity().unwrap();
+    assert_eq!(identity.party().party().anchor().txid(), tx.compute_txid());
+    assert_eq!(identity.birth_certificate().digest(), device.bc.digest());
+
+    // A wrong funding value gives another sighash: the nonce cannot be recomputed.
+    let mut wrong = loaded;
+    wrong.progress = Some(Progress::Direct {
+        txid: tx.compute_txid(),
+        tx: Some(tx.clone()),
+        funding: Some(Amount::from_sat(5_001)),
+    });
+    assert!(matches!(wrong.tls_identity(), Err(Error::Unsupported(why)) if why.contains("nonce")));
+    // Without it (an enrolment resumed from the TBS's word), no identity either.
+    wrong.progress = Some(Progress::Direct {
+        txid: tx.compute_txid(),
+        tx: Some(tx),
+        funding: None,
+    });
+    assert!(matches!(wrong.tls_identity(), Err(Error::Unsupported(_))));
+}

@@ -14,12 +14,19 @@
 //! - [`audit`]: audit log append and proof rates vs a bare SHA-256 (no node needed);
 //! - [`tbs`]: TBS enrolments/s and latency under load vs the node calls and raw
 //!   cryptography of one enrolment, and batch anchoring capacity ([`tbs_world`] sets up
-//!   the node and TBS, [`tbs_load`] drives devices, [`tbs_crypto`] and [`tbs_batch`]).
+//!   the node and TBS, [`tbs_load`] drives devices, [`tbs_crypto`] and [`tbs_batch`]);
+//! - [`kex`]: Milagro TLS handshakes (YAK and ECDH over Bitcoin) vs plain rustls TLS 1.3
+//!   ([`kex_plain`]) and the raw cryptography the Milagro handshake adds;
+//! - [`mpin`]: M-Pin share issuance, PIN extraction and login vs raw G1/G2
+//!   multiplications and pairings (no node needed).
 
 pub mod audit;
 pub mod bc_verify;
 pub mod fetch;
 pub mod fixture;
+pub mod kex;
+pub mod kex_plain;
+pub mod mpin;
 pub mod raw_http;
 pub mod stats;
 pub mod sync;

@@ -104,13 +104,19 @@ pub fn latency(calls: usize, mut work: impl FnMut() -> Result<()>) -> Result<Lat
         work()?;
         samples.push(start.elapsed().as_secs_f64() * 1e6);
     }
+    Ok(summarize(samples))
+}
+
+/// The distribution of call times measured elsewhere, in µs.
+pub fn summarize(mut samples: Vec<f64>) -> Latency {
+    let calls = samples.len();
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| {
         let index = ((samples.len() - 1) as f64 * q).round() as usize;
         samples.get(index).copied().unwrap_or_default()
     };
-    let mean_us = samples.iter().sum::<f64>() / samples.len() as f64;
-    Ok(Latency {
+    let mean_us = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+    Latency {
         calls,
         min_us: at(0.0),
         p50_us: at(0.5),
@@ -118,7 +124,7 @@ pub fn latency(calls: usize, mut work: impl FnMut() -> Result<()>) -> Result<Lat
         p99_us: at(0.99),
         mean_us,
         ops_per_s: rate(1.0, mean_us / 1e6),
-    })
+    }
 }
 
 /// `count / seconds`, or 0 when nothing was timed.

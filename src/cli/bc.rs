@@ -147,6 +147,13 @@ pub struct AnchorReceipt {
     pub fee_sat: u64,
     /// The output that paid for it.
     pub funding: String,
+    /// The signed transaction (with the value it spends, what recomputing the
+    /// signature's nonce for Milagro TLS needs).
+    #[serde(skip)]
+    pub tx: bitcoin::Transaction,
+    /// The value of the output it spends.
+    #[serde(skip)]
+    pub funding_value: bitcoin::Amount,
 }
 
 fn anchor(args: AnchorArgs) -> Result<()> {
@@ -181,6 +188,8 @@ pub fn anchor_bc(
         digest: bc.digest(),
         fee_sat: prepared.anchor.fee.to_sat(),
         funding: prepared.funding.outpoint.to_string(),
+        tx: prepared.anchor.tx,
+        funding_value: prepared.funding.value,
     })
 }
 

@@ -19,6 +19,7 @@ mod suite;
 use suite::audit::{self, AuditReport};
 use suite::bc_verify::{self, BcVerifyReport};
 use suite::fixture::{self, Params, Setup};
+use suite::kex::{self as kex_bench, KexParams, KexReport};
 use suite::stats::{num, Table};
 use suite::sync::{self, SyncReport};
 use suite::tbs::{self as tbs_bench, TbsParams, TbsReport};
@@ -46,6 +47,40 @@ pub enum BenchCommand {
     /// batch of --members digests. Run it in release mode:
     /// `cargo run --release -- bench tbs`. About a minute at the defaults.
     Tbs(TbsArgs),
+    /// Milagro TLS handshakes/s (TLS 1.3 + YAK or ECDH over Bitcoin) vs plain rustls
+    /// TLS 1.3 handshakes/s, in the same run, and the raw cryptography it adds.
+    ///
+    /// Starts a private regtest node and a TBS, anchors two parties, then runs
+    /// --handshakes handshakes of each flavour at each --concurrency level over loopback.
+    /// Run it in release mode: `cargo run --release -- bench kex`. About 30 s at the
+    /// defaults.
+    Kex(KexArgs),
+    /// M-Pin share issuance, PIN extraction, client and server login passes vs raw G1/G2
+    /// multiplications and pairings (BLS12-381, miracl_core), in the same run.
+    ///
+    /// No node needed. Run it in release mode: `cargo run --release -- bench mpin`.
+    Mpin(MpinArgs),
+}
+
+/// `milagro bench mpin`
+#[derive(Debug, Args)]
+pub struct MpinArgs {
+    /// Timed calls per figure.
+    #[arg(long, default_value_t = 500)]
+    pub calls: usize,
+}
+
+/// `milagro bench kex`
+#[derive(Debug, Args)]
+pub struct KexArgs {
+    /// Handshakes per flavour and concurrency level.
+    #[arg(long, default_value_t = 1_000)]
+    pub handshakes: usize,
+    /// Concurrent clients (comma-separated levels).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub concurrency: Vec<usize>,
+    #[command(flatten)]
+    pub repeat: Repeat,
 }
 
 /// Repetitions, shared by every benchmark.
@@ -143,7 +178,63 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Registry(args) => registry(args),
         BenchCommand::Auditlog(args) => auditlog(args),
         BenchCommand::Tbs(args) => tbs(args),
+        BenchCommand::Kex(args) => kex(args),
+        BenchCommand::Mpin(args) => mpin(args),
     }
+}
+
+#[derive(Debug, Serialize)]
+struct MpinBenchReport {
+    profile: &'static str,
+    calls: usize,
+    mpin: suite::mpin::MpinReport,
+}
+
+fn mpin(args: MpinArgs) -> Result<()> {
+    let profile = profile();
+    let mut table = Table::default();
+    let mpin = suite::mpin::measure(args.calls, &mut table)?;
+    table.print();
+    print_json(&MpinBenchReport {
+        profile,
+        calls: args.calls,
+        mpin,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct KexBenchReport {
+    profile: &'static str,
+    params: KexParams,
+    calls: usize,
+    kex: KexReport,
+}
+
+fn kex(args: KexArgs) -> Result<()> {
+    let profile = profile();
+    anyhow::ensure!(args.handshakes > 0, "--handshakes must be at least 1");
+    anyhow::ensure!(
+        args.concurrency.iter().all(|&c| c > 0),
+        "every --concurrency level must be at least 1"
+    );
+    let params = KexParams {
+        handshakes: args.handshakes,
+        concurrency: args.concurrency,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("milagro-bench-kex-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let mut table = Table::default();
+    let calls = args.repeat.calls;
+    let kex = kex_bench::measure(&params, calls, dir.path(), &mut table)?;
+    table.print();
+    print_json(&KexBenchReport {
+        profile,
+        params,
+        calls,
+        kex,
+    })
 }
 
 /// What `milagro bench tbs` prints on stdout.

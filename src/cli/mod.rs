@@ -2,7 +2,9 @@
 
 pub mod bc;
 pub mod bench;
+pub mod idp;
 pub mod pat;
+pub mod pat_tls;
 pub mod registry;
 pub mod regtest;
 pub mod tbs;

@@ -1,4 +1,5 @@
-//! `milagro pat`: the device side: enrol through a TBS, refresh instructions.
+//! `milagro pat`: the device side: enrol through a TBS, refresh instructions, and talk to
+//! other anchored parties over Milagro TLS ([`super::pat_tls`]).
 //!
 //! Both commands print one JSON document on stdout (the device, its anchor, the sequence
 //! and the verified D-TAs and IdP) and progress on stderr; the exit status is 0 only when
@@ -29,6 +30,13 @@ pub enum PatCommand {
     /// Fetches the instructions of an enrolled device again and stores them if their
     /// sequence is higher (an operator changed the group); reports `unchanged` otherwise.
     Refresh(RefreshArgs),
+    /// Opens a Milagro TLS session (ECDH or YAK over Bitcoin, no certificate authority)
+    /// to the anchored party with Birth Certificate `--peer`, listening at `--addr`, and
+    /// prints both anchors and the session id both sides agreed.
+    Ping(super::pat_tls::PingArgs),
+    /// Accepts Milagro TLS sessions from any anchored party and answers their pings;
+    /// prints one JSON line per session.
+    Listen(super::pat_tls::ListenArgs),
 }
 
 /// `milagro pat enrol`
@@ -95,6 +103,8 @@ pub fn run(command: PatCommand) -> Result<()> {
     match command {
         PatCommand::Enrol(args) => enrol_command(args),
         PatCommand::Refresh(args) => refresh_command(args),
+        PatCommand::Ping(args) => super::pat_tls::ping(args),
+        PatCommand::Listen(args) => super::pat_tls::listen(args),
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use bitcoin::Network;
 
 const MINIMAL: &str = r#"
 listen = "127.0.0.1:0"
@@ -26,16 +27,11 @@ fn the_example_file_parses_and_documents_every_key() {
     assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(config.node.network, Network::Bitcoin);
     assert_eq!(config.anchoring.min_depth, 1);
-    for (section, keys) in SCHEMA {
-        for key in *keys {
-            let line = format!("\n{key} = ");
-            let header = format!("\n[{key}]\n");
-            assert!(
-                text.contains(&line) || (section.is_empty() && text.contains(&header)),
-                "tbs.example.toml does not show {section}.{key}"
-            );
-        }
-    }
+    let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
+    assert!(
+        missing.is_empty(),
+        "tbs.example.toml does not show {missing:?}"
+    );
 }
 
 #[test]

@@ -19,7 +19,8 @@
 //!   (every key in `tbs/tbs.example.toml`);
 //! - [`Tbs::start`] → [`RunningTbs`]: binds, starts the sync loop and the HTTP server on
 //!   their own threads, and stops them gracefully ([`RunningTbs::stop`]);
-//! - [`Identity`](identity::Identity): the key and Birth Certificate in the state directory;
+//! - [`Identity`](identity::Identity): the key and Birth Certificate in the state directory
+//!   (made, checked and anchored by [`milagro_service`], as for every service);
 //! - [`AppState`](state::AppState): what handlers share (configuration, identity, index,
 //!   node, sync status, the TBS's own anchor, metrics);
 //! - [`api`]: the routes ([`api::ENDPOINTS`], described in `tbs/openapi.json`) and the
@@ -37,7 +38,7 @@
 //!
 //! Threads: `tbs-sync` polls the node (a failing node is retried with capped backoff while
 //! the API serves the index as it stands) and then runs the anchoring rule documented in
-//! [`own_anchor`], which never anchors twice across restarts; `tbs-http` runs actix-web,
+//! [`milagro_service::own_anchor`], which never anchors twice across restarts; `tbs-http` runs actix-web,
 //! whose handlers do their blocking work (sled, node RPC) on actix's blocking pool.
 //!
 //! # What it does not do (yet)
@@ -70,21 +71,18 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod enrolment;
-pub mod files;
 pub mod identity;
 pub mod metrics;
-pub mod own_anchor;
 mod server;
 pub mod state;
 mod sync;
 pub mod tenants;
 
+pub use milagro_service::{files, own_anchor};
 pub use server::{RunningTbs, StartError, Tbs, INDEX_DIR};
 
 /// The time now in Unix seconds (0 if the clock reads before 1970): the one clock the
 /// TBS reads, for request freshness, batch intervals and checkpoint intervals.
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    milagro_service::unix_now()
 }

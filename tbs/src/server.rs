@@ -2,16 +2,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::dev::{ServerHandle, Service};
-use actix_web::{web, App, HttpServer};
+use actix_web::dev::Service;
+use actix_web::{web, App};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::StoreError;
+use milagro_service::http::{self, Running, SpawnError, Spawned};
 
 use crate::audit::Audit;
+use crate::audit::RegistrationLog as _;
 use crate::config::Config;
 use crate::enrolment::EnrolmentStore;
 use crate::files::{self, FileError};
@@ -32,12 +33,6 @@ pub const SERVICE_DB_DIR: &str = "service";
 /// Per-request timeout of the API's node calls (the sync loop keeps the adapter's longer
 /// default, sized for large block batches).
 const API_RPC_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How long a graceful stop lets requests in flight finish.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
-
-/// How long stopping waits for the server's threads to release the index.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TBS service. See the crate documentation.
 #[derive(Debug)]
@@ -114,23 +109,19 @@ impl Tbs {
 /// lets them finish.
 #[derive(Debug)]
 pub struct RunningTbs {
-    addr: SocketAddr,
     state: AppState,
-    server: Option<ServerHandle>,
-    server_thread: Option<JoinHandle<()>>,
-    shutdown: Arc<Shutdown>,
-    sync_thread: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 impl RunningTbs {
     /// The bound address (the real port when `listen` asked for port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr()
     }
 
     /// `http://` and the bound address: where to send requests on this machine.
     pub fn local_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.running.local_url()
     }
 
     /// The state the handlers share. A clone of its `store` kept past [`RunningTbs::stop`]
@@ -149,41 +140,18 @@ impl RunningTbs {
     /// Blocks until the server stops (a signal, see [`Tbs::start_handling_signals`]),
     /// then stops the sync loop.
     pub fn wait(mut self) {
-        if let Some(thread) = self.server_thread.take() {
-            let _ = thread.join();
-        }
+        self.running.join_server();
         self.halt(true);
     }
 
     fn halt(&mut self, graceful: bool) {
-        self.shutdown.stop();
-        if let Some(server) = self.server.take() {
-            // The stop command is sent when `stop` is called; its future only reports
-            // completion, which joining the thread below waits for anyway.
-            drop(server.stop(graceful));
-        }
-        if let Some(thread) = self.server_thread.take() {
-            let _ = thread.join();
-        }
-        if let Some(thread) = self.sync_thread.take() {
-            let _ = thread.join();
-        }
-        // actix's worker and blocking-pool threads drop their copies of the state a little
-        // after the server future ends; the index (and its file lock) closes with the last
-        // one, which is ours. Waiting here lets the same state directory be reopened as
-        // soon as `stop` returns.
-        let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
-        while Arc::strong_count(&self.state.store) > 1
-            || Arc::strong_count(&self.state.tenants) > 1
-            || Arc::strong_count(&self.state.enrolments) > 1
-            || Arc::strong_count(&self.state.audit) > 1
-        {
-            if std::time::Instant::now() > deadline {
-                tracing::warn!("the index is still in use after stopping");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let state = &self.state;
+        self.running.halt(graceful, || {
+            Arc::strong_count(&state.store) > 1
+                || Arc::strong_count(&state.tenants) > 1
+                || Arc::strong_count(&state.enrolments) > 1
+                || Arc::strong_count(&state.audit) > 1
+        });
     }
 }
 
@@ -232,95 +200,56 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         own_anchor: Arc::new(OwnAnchor::default()),
         metrics: Arc::new(Metrics::new()),
     };
-    let (addr, server, server_thread) = spawn_http(state.clone(), handle_signals)?;
-    tracing::info!(%addr, digest = %state.identity.digest(), "TBS listening");
+    let spawned = spawn_http(state.clone(), handle_signals)?;
+    tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "TBS listening");
     let shutdown = Arc::new(Shutdown::default());
     let sync_loop = SyncLoop::new(sync_node, state.clone(), shutdown.clone());
     let mut running = RunningTbs {
-        addr,
         state,
-        server: Some(server),
-        server_thread: Some(server_thread),
-        shutdown,
-        sync_thread: None,
+        running: Running::new(spawned, shutdown),
     };
-    let sync_thread = std::thread::Builder::new()
-        .name("tbs-sync".into())
-        .spawn(move || sync_loop.run())
+    running
+        .running
+        .spawn_worker("tbs-sync", move || sync_loop.run())
         .map_err(|source| StartError::Thread {
             what: "sync",
             source,
         })?;
-    running.sync_thread = Some(sync_thread);
     Ok(running)
 }
-
-type Spawned = (SocketAddr, ServerHandle, JoinHandle<()>);
 
 /// Runs the HTTP server on its own thread and actix system; returns once it is bound.
 fn spawn_http(state: AppState, handle_signals: bool) -> Result<Spawned, StartError> {
     let listen = state.config.listen;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("tbs-http".into())
-        .spawn(move || {
-            let system = actix_web::rt::System::new();
-            system.block_on(async move {
-                let mut server = HttpServer::new(move || {
-                    let metrics = state.metrics.clone();
-                    App::new()
-                        .app_data(web::Data::new(state.clone()))
-                        .configure(crate::api::configure)
-                        .wrap_fn(move |req, service| {
-                            let metrics = metrics.clone();
-                            let method = req.method().clone();
-                            let response = service.call(req);
-                            async move {
-                                let response = response.await?;
-                                metrics.observe_request(
-                                    response.request().match_pattern(),
-                                    method.as_str(),
-                                    response.status().as_u16(),
-                                );
-                                Ok(response)
-                            }
-                        })
-                })
-                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
-                if !handle_signals {
-                    server = server.disable_signals();
+    let factory = move || {
+        let metrics = state.metrics.clone();
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(crate::api::configure)
+            .wrap_fn(move |req, service| {
+                let metrics = metrics.clone();
+                let method = req.method().clone();
+                let response = service.call(req);
+                async move {
+                    let response = response.await?;
+                    metrics.observe_request(
+                        response.request().match_pattern(),
+                        method.as_str(),
+                        response.status().as_u16(),
+                    );
+                    Ok(response)
                 }
-                let server = match server.bind(listen) {
-                    Ok(server) => server,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                let addr = server.addrs().first().copied().unwrap_or(listen);
-                let server = server.run();
-                let _ = tx.send(Ok((addr, server.handle())));
-                if let Err(error) = server.await {
-                    tracing::error!(%error, "HTTP server failed");
-                }
-            });
-        })
-        .map_err(|source| StartError::Thread {
+            })
+    };
+    http::spawn(listen, "tbs-http", handle_signals, factory).map_err(|e| match e {
+        SpawnError::Bind { addr, source } => StartError::Bind { addr, source },
+        SpawnError::Thread(source) => StartError::Thread {
             what: "HTTP",
             source,
-        })?;
-    let bound = rx.recv().map_err(|_| StartError::Thread {
-        what: "HTTP",
-        source: std::io::Error::other("the HTTP thread ended before binding"),
-    })?;
-    match bound {
-        Ok((addr, handle)) => Ok((addr, handle, thread)),
-        Err(source) => {
-            let _ = thread.join();
-            Err(StartError::Bind {
-                addr: listen,
-                source,
-            })
-        }
-    }
+        },
+        other => StartError::Thread {
+            what: "HTTP",
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }

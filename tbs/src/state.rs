@@ -4,10 +4,8 @@
 //! them, the record index (sled, safe to share) and the node. New features add their own
 //! field to [`AppState`] (e.g. tenants, enrolments) and their own routes in [`crate::api`].
 
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use bitcoin::Txid;
-use milagro_anchor::proof::{AnchorProofJson, VerifiedAnchor};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::sled_store::SledStore;
 use serde::Serialize;
@@ -18,6 +16,7 @@ use crate::enrolment::EnrolmentStore;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::tenants::store::TenantStore;
+pub use milagro_service::own_anchor::{AnchorState, OwnAnchor, ServedAnchor};
 
 /// Everything a request handler may use. Cheap to clone (shared pointers).
 #[derive(Debug, Clone)]
@@ -81,51 +80,5 @@ impl SyncStatus {
 
     fn read(&self) -> RwLockReadGuard<'_, SyncSnapshot> {
         self.0.read().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Where the TBS's own anchor stands.
-#[derive(Debug, Clone, Default)]
-pub enum AnchorState {
-    /// No anchoring transaction yet (the node or its wallet has not been reachable).
-    #[default]
-    None,
-    /// Broadcast, not yet in the index.
-    Pending {
-        /// The anchoring transaction.
-        txid: Txid,
-    },
-    /// In the index, and verified by SPV against the node's headers.
-    Confirmed(Box<ServedAnchor>),
-}
-
-/// The TBS's anchor as served at `/.well-known/milagro/birth-certificate`.
-#[derive(Debug, Clone)]
-pub struct ServedAnchor {
-    /// The verdict of verifying `proof` (at the depth of that moment).
-    pub verified: VerifiedAnchor,
-    /// The self-contained proof.
-    pub proof: AnchorProofJson,
-}
-
-/// The TBS's own anchor, shared between the sync loop (writer) and handlers (readers).
-#[derive(Debug, Default)]
-pub struct OwnAnchor(RwLock<AnchorState>);
-
-impl OwnAnchor {
-    /// The current state.
-    pub fn get(&self) -> AnchorState {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn set(&self, state: AnchorState) {
-        *self.write() = state;
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, AnchorState> {
-        self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 }

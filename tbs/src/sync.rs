@@ -11,8 +11,8 @@
 //! The node is polled, not subscribed to: a ZMQ `hashblock` wake-up would only shorten the
 //! delay before a new block is indexed, and the poll interval bounds that already.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bitcoin::Network;
 use milagro_registry::bitcoind::BitcoindRpc;
@@ -21,39 +21,16 @@ use milagro_registry::follower::{Follower, StepReport, SyncError};
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::RecordStore;
 
-use crate::own_anchor::AnchorKeeper;
+use milagro_service::own_anchor::AnchorKeeper;
+use milagro_service::sync::Backoff;
+pub(crate) use milagro_service::sync::Shutdown;
+
+use crate::audit::RegistrationLog as _;
+use crate::identity::Identity;
 use crate::state::{AnchorState, AppState};
 
 /// Blocks per atomic index update.
 const STEP_BLOCKS: u32 = 500;
-
-/// A stop flag that a sleeping thread wakes up for.
-#[derive(Debug, Default)]
-pub(crate) struct Shutdown {
-    stopped: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Shutdown {
-    pub(crate) fn stop(&self) {
-        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.wake.notify_all();
-    }
-
-    pub(crate) fn is_stopped(&self) -> bool {
-        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sleeps up to `delay`; returns whether a stop was requested.
-    fn wait(&self, delay: Duration) -> bool {
-        let guard = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
-        let (guard, _) = self
-            .wake
-            .wait_timeout_while(guard, delay, |stopped| !*stopped)
-            .unwrap_or_else(PoisonError::into_inner);
-        *guard
-    }
-}
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,24 +53,9 @@ impl PollError {
     }
 }
 
-/// Doubles a delay after each consecutive failure, from `base` up to `cap`.
-#[derive(Debug)]
-struct Backoff {
-    base: Duration,
-    cap: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    fn delay(&self) -> Duration {
-        let factor = 1u32 << self.failures.saturating_sub(1).min(16);
-        self.base.saturating_mul(factor).min(self.cap)
-    }
-}
-
 pub(crate) struct SyncLoop {
     follower: Follower<BitcoindRpc, Arc<SledStore>>,
-    keeper: AnchorKeeper,
+    keeper: AnchorKeeper<Identity>,
     state: AppState,
     shutdown: Arc<Shutdown>,
     network_checked: bool,
@@ -115,11 +77,7 @@ impl SyncLoop {
             config.anchoring.fee_rate,
             config.node.network,
         );
-        let backoff = || Backoff {
-            base: config.sync.poll_interval,
-            cap: config.sync.max_backoff,
-            failures: 0,
-        };
+        let backoff = || Backoff::new(config.sync.poll_interval, config.sync.max_backoff);
         Self {
             follower,
             keeper,
@@ -145,7 +103,7 @@ impl SyncLoop {
                         self.anchor();
                         self.watch_enrolments();
                         self.anchor_batches();
-                        crate::audit::anchoring::tick(&self.follower, &self.state, STEP_BLOCKS);
+                        self.anchor_checkpoints();
                     }
                 }
                 Err(error) => self.poll_failed(&error),
@@ -258,6 +216,26 @@ impl SyncLoop {
         }
     }
 
+    /// Logs registrations a crash left unlogged, then runs the checkpoint anchoring rule
+    /// ([`milagro_service::audit::anchoring`]).
+    fn anchor_checkpoints(&self) {
+        let state = &self.state;
+        if let Err(error) = state.audit.catch_up(&state.enrolments) {
+            tracing::warn!(%error, "logging unlogged registrations failed; will retry");
+            return;
+        }
+        let rules = milagro_service::audit::anchoring::Rules {
+            audit: &state.audit,
+            key: state.identity.secret_key(),
+            own_anchor: &state.own_anchor,
+            fee_rate: state.config.anchoring.fee_rate,
+            interval: state.config.audit.checkpoint_interval,
+            retry_base: state.config.sync.poll_interval,
+            retry_cap: state.config.sync.max_backoff,
+        };
+        milagro_service::audit::anchoring::tick(&self.follower, &rules, STEP_BLOCKS);
+    }
+
     /// Runs the anchoring rule, unless a recent failure asks to wait.
     fn anchor(&mut self) {
         if Instant::now() < self.next_anchoring {
@@ -284,39 +262,5 @@ impl SyncLoop {
                 });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_poll_interval_up_to_the_cap() {
-        let mut backoff = Backoff {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(700),
-            failures: 0,
-        };
-        let mut delays = Vec::new();
-        for _ in 0..6 {
-            delays.push(backoff.delay().as_millis());
-            backoff.failures += 1;
-        }
-        assert_eq!(delays, [100, 100, 200, 400, 700, 700]);
-        backoff.failures = u32::MAX;
-        assert_eq!(backoff.delay(), Duration::from_millis(700));
-    }
-
-    #[test]
-    fn a_stopped_shutdown_wakes_the_sleeper_at_once() {
-        let shutdown = Arc::new(Shutdown::default());
-        let sleeper = {
-            let shutdown = shutdown.clone();
-            std::thread::spawn(move || shutdown.wait(Duration::from_secs(60)))
-        };
-        shutdown.stop();
-        assert!(sleeper.join().unwrap());
-        assert!(shutdown.wait(Duration::from_secs(60)));
     }
 }

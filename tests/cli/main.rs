@@ -278,4 +278,19 @@ fn the_demo_runs_end_to_end_and_reports_what_it_verified() {
     assert_eq!(devices[2]["group"], "fleet");
     assert!(devices[2]["batch_root"].is_string());
     assert!(devices[0]["batch_root"].is_null());
+
+    // meter-1 and D-TA 1 agreed a key over Milagro TLS: YAK over their own anchors.
+    let session = &summary["tbs"]["milagro_tls"];
+    assert_eq!(session["protocol"], "milagro/kex/yak/v1");
+    assert_eq!(session["session_id"].as_str().unwrap().len(), 64);
+    assert_eq!(session["local"]["name"], "meter-1");
+    assert_eq!(
+        session["local"]["anchor"],
+        format!("{}:0", devices[0]["txid"].as_str().unwrap())
+    );
+    assert_eq!(session["peer"]["role"], "dta");
+    assert_eq!(
+        session["peer"]["birth_certificate"],
+        parties[2]["verdict"]["digest"]
+    );
 }

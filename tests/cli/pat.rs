@@ -167,3 +167,105 @@ fn a_device_enrols_and_refreshes_from_the_command_line() {
         stderr(&nothing)
     );
 }
+
+#[test]
+fn two_enrolled_devices_open_a_milagro_tls_session_from_the_command_line() {
+    use std::io::{BufRead as _, BufReader};
+
+    let w = EnrolmentWorld::start();
+    let dta = w.anchored(Role::Dta, "D-TA 1");
+    let idp = w.anchored(Role::Idp, "IdP");
+    w.put_group("eu", &[&dta], &idp);
+    let home = tempfile::tempdir().unwrap();
+    let (url, digest) = (w.url(), w.tbs_digest.to_string());
+    let (server, client) = (dir(home.path(), "server"), dir(home.path(), "client"));
+    let mut digests = Vec::new();
+    for state in [&server, &client] {
+        let enrolled = run_mining(&w, &enrol_args(&url, &digest, "eu", state));
+        assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+        digests.push(
+            json(&enrolled)["device"]["birth_certificate"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    w.mine(1);
+
+    // The server device listens for one session; the address is on its stderr.
+    let mut listener = Command::new(env!("CARGO_BIN_EXE_milagro"))
+        .args([
+            "pat",
+            "listen",
+            "--state",
+            &server,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--count", "1", "--min-depth", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(listener.stderr.take().unwrap()).lines();
+    let addr = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("listening on ")
+        .expect("the listener says where it listens")
+        .to_owned();
+
+    // Asking for another party at that address is refused, with the reason.
+    let wrong = milagro(&[
+        "pat",
+        "ping",
+        "--state",
+        &client,
+        "--peer",
+        &digests[1],
+        "--addr",
+        &addr,
+        "--min-depth",
+        "1",
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains(&format!(
+            "expected the party of birth certificate {}",
+            digests[1]
+        )),
+        "{}",
+        stderr(&wrong)
+    );
+
+    let ping = milagro(&[
+        "pat",
+        "ping",
+        "--state",
+        &client,
+        "--peer",
+        &digests[0],
+        "--addr",
+        &addr,
+        "--min-depth",
+        "1",
+    ]);
+    assert!(ping.status.success(), "{}", stderr(&ping));
+    let out = json(&ping);
+    assert_eq!(out["protocol"], "milagro/kex/yak/v1");
+    assert_eq!(out["forward_secret"], true);
+    assert_eq!(out["peer"]["birth_certificate"], digests[0].as_str());
+    assert_eq!(out["local"]["birth_certificate"], digests[1].as_str());
+    assert!(out["peer"]["depth"].as_u64().unwrap() >= 1);
+
+    // A refused connection does not count: the listener served this session, reported
+    // it with the same id, and stopped.
+    let served = listener.wait_with_output().unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(served.status.success(), "{rest:?}");
+    let session: serde_json::Value =
+        serde_json::from_slice(served.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(session["session_id"], out["session_id"]);
+    assert_eq!(session["peer"]["birth_certificate"], digests[1].as_str());
+}

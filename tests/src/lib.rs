@@ -17,6 +17,7 @@ use milagro_registry::chain::ChainSource;
 
 pub mod enrolment_world;
 pub mod tenant_world;
+pub mod tls_parties;
 pub mod webdriver;
 
 /// A private regtest node with a funded wallet; killed when dropped.

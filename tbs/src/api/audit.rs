@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{blocking, ApiError};
+use crate::audit::RegistrationLog as _;
 use crate::audit::StoredCheckpoint;
 use crate::state::AppState;
 

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{blocking, ApiError};
+use crate::audit::RegistrationLog as _;
 use crate::enrolment::{self, Enrolment, EnrolmentState, WatchError};
 use crate::state::AppState;
 use crate::tenants::model::{EnrolmentMode, GroupId, ServiceRef, TenantId};

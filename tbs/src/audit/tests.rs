@@ -2,7 +2,8 @@ use std::str::FromStr;
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::Txid;
-use milagro_anchor::audit_log::{AuditLog, TreeHead};
+use milagro_anchor::audit_log::{AuditLog, TreeHead, TreeSize};
+use milagro_anchor::checkpoint::KeyName;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::SecretKey;
 use rand_core::OsRng;

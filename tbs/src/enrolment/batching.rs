@@ -47,6 +47,7 @@ use milagro_registry::store::{RecordStore, StoreError};
 
 use super::{EnrolmentStoreError, StoredBatch};
 use crate::audit::AuditError;
+use crate::audit::RegistrationLog as _;
 use crate::state::{AnchorState, AppState};
 
 /// The most devices one batch root covers. A membership proof grows by one hash per

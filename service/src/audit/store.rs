@@ -1,4 +1,4 @@
-//! The audit log's rows, in the `audit` tree of the TBS's service database.
+//! The audit log's rows, in the `audit` tree of a service's database.
 //!
 //! Keys (integers big-endian, so that sled's order is numeric order):
 //!
@@ -7,16 +7,17 @@
 //! | `v` | format version, `u32` ([`FORMAT_VERSION`]); another version is refused |
 //! | `n` | number of entries, `u64` |
 //! | `l\0` ‖ leaf index `u64` | the entry, 32 bytes |
-//! | `d\0` ‖ device key (33 bytes) | its entry's leaf index, `u64` |
+//! | `d\0` ‖ subject key | its entry's leaf index, `u64` |
 //! | `c\0` ‖ sequence `u64` | a [`StoredCheckpoint`], JSON |
 //!
-//! An entry, its device mapping and the new count are written in one sled transaction, so
-//! a device is logged exactly once whatever crashes or retries happen around it.
+//! The *subject key* names what an entry is about, so that it is logged once: the TBS uses
+//! the device key (33-byte compressed SEC1), the IdP the entry itself. An entry, its
+//! subject mapping and the new count are written in one sled transaction, so a subject is
+//! logged exactly once whatever crashes or retries happen around it.
 
 use bitcoin::Txid;
 use milagro_anchor::audit_log::{LeafIndex, TreeSize};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::PublicKey;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -46,7 +47,7 @@ pub struct StoredCheckpoint {
     pub txid: Txid,
     /// That transaction, consensus-encoded hex.
     pub tx: String,
-    /// The wallet payment it spends, when the wallet had to fund the TBS key (hex).
+    /// The wallet payment it spends, when the wallet had to fund the service key (hex).
     pub funding_tx: Option<String>,
 }
 
@@ -78,8 +79,8 @@ fn leaf_key(index: u64) -> Vec<u8> {
     keyed(b"l\0", &index.to_be_bytes())
 }
 
-fn device_key(device: &PublicKey) -> Vec<u8> {
-    keyed(b"d\0", &device.to_sec1())
+fn subject_key(subject: &[u8]) -> Vec<u8> {
+    keyed(b"d\0", subject)
 }
 
 fn checkpoint_key(sequence: u64) -> Vec<u8> {
@@ -110,7 +111,7 @@ impl AuditStore {
         if let Err(existing) = found {
             if existing.current.as_deref() != Some(&version[..]) {
                 return Err(corrupt(format!(
-                    "format version {:?}, this TBS reads version {FORMAT_VERSION}",
+                    "format version {:?}, this service reads version {FORMAT_VERSION}",
                     existing.current
                 )));
             }
@@ -147,20 +148,20 @@ impl AuditStore {
             .map_or(Ok(0), |bytes| read_u64(&bytes))
     }
 
-    /// Appends `entry` for `device` unless the device already has one; returns the
-    /// device's leaf index and whether it was appended now. Not flushed: call
+    /// Appends `entry` for `subject` unless the subject already has one; returns the
+    /// subject's leaf index and whether it was appended now. Not flushed: call
     /// [`Self::flush`].
     pub fn append(
         &self,
-        device: &PublicKey,
+        subject: &[u8],
         entry: &Digest,
     ) -> Result<(LeafIndex, bool), AuditStoreError> {
-        let device = device_key(device);
+        let subject = subject_key(subject);
         let (index, new) = self
             .tree
             .transaction(|tx| {
                 let unreadable = || ConflictableTransactionError::Abort(());
-                if let Some(index) = tx.get(&device)? {
+                if let Some(index) = tx.get(&subject)? {
                     let index = read_u64(&index).map_err(|_| unreadable())?;
                     return Ok((index, false));
                 }
@@ -170,7 +171,7 @@ impl AuditStore {
                 };
                 let next = index.checked_add(1).ok_or_else(unreadable)?;
                 tx.insert(leaf_key(index), &entry.as_bytes()[..])?;
-                tx.insert(device.as_slice(), &index.to_be_bytes()[..])?;
+                tx.insert(subject.as_slice(), &index.to_be_bytes()[..])?;
                 tx.insert(COUNT_KEY, &next.to_be_bytes()[..])?;
                 Ok((index, true))
             })
@@ -186,10 +187,10 @@ impl AuditStore {
         self.tree.flush().map(drop).map_err(storage)
     }
 
-    /// The leaf index of `device`'s entry, if it has one.
-    pub fn index_of(&self, device: &PublicKey) -> Result<Option<LeafIndex>, AuditStoreError> {
+    /// The leaf index of `subject`'s entry, if it has one.
+    pub fn index_of(&self, subject: &[u8]) -> Result<Option<LeafIndex>, AuditStoreError> {
         self.tree
-            .get(device_key(device))
+            .get(subject_key(subject))
             .map_err(storage)?
             .map(|bytes| read_u64(&bytes).map(LeafIndex::new))
             .transpose()

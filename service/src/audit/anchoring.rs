@@ -1,11 +1,11 @@
 //! Anchoring signed checkpoints of the audit log, each exactly once, across restarts and
 //! reorgs.
 //!
-//! The sync loop calls `tick` after every poll that brought the index to the node's tip
-//! (after the enrolment watch). The rule, in order:
+//! The service's sync loop calls [`tick`] after every poll that brought the index to the
+//! node's tip (after logging whatever a crash left unlogged). The rule, in order:
 //!
-//! 1. Registrations a crash left unlogged are logged ([`Audit::catch_up`]).
-//! 2. Nothing more happens until the TBS's own Birth Certificate is anchored and confirmed:
+//! 1. (The caller's: entries a crash left unlogged are logged first.)
+//! 2. Nothing more happens until the service's own Birth Certificate is anchored and confirmed:
 //!    a checkpoint is only worth something signed by an anchored key, and both anchors
 //!    spend coins of that key.
 //! 3. Walking back from the newest stored checkpoint to the first one that is final (six
@@ -20,23 +20,24 @@
 //! 5. A new checkpoint is due once the log has grown past the newest checkpoint's size and
 //!    `audit.checkpoint_interval_secs` have passed since that one was signed (at once for
 //!    the first). The consistency proof from the previous checkpoint is checked, the
-//!    checkpoint is signed with the TBS key, its anchoring transaction prepared
-//!    ([`prepare_anchor`]: a confirmed coin of the TBS key, else a wallet payment to it),
+//!    checkpoint is signed with the service key, its anchoring transaction prepared
+//!    ([`prepare_anchor`]: a confirmed coin of the service key, else a wallet payment to it),
 //!    note and transaction are written and flushed, and only then is it broadcast.
 //!
 //! A crash between any two steps therefore never anchors a checkpoint twice: it is on disk
 //! before its transaction is on the network, and a restart sends that transaction again
 //! instead of making another. Failures (node, empty wallet) are logged and retried after
-//! a wait that doubles from `sync.poll_interval_ms` up to `sync.max_backoff_ms`.
+//! a wait that doubles from [`Rules::retry_base`] up to [`Rules::retry_cap`].
 
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode;
-use bitcoin::Transaction;
+use bitcoin::{FeeRate, Transaction};
 use milagro_anchor::audit_log::{AuditLogError, TreeHead};
 use milagro_anchor::checkpoint::{Checkpoint, CheckpointError};
 use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::proof::FINAL_DEPTH;
 use milagro_registry::anchoring::{prepare_anchor, PrepareError};
@@ -47,13 +48,32 @@ use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{RecordStore, StoreError};
 
 use super::{Audit, AuditError, AuditStoreError, StoredCheckpoint};
-use crate::state::{AnchorState, AppState};
+use crate::own_anchor::OwnAnchor;
 
 type ChainFollower = Follower<BitcoindRpc, Arc<SledStore>>;
 
+/// What one service's checkpoint anchoring needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// The log.
+    pub audit: &'a Audit,
+    /// The service key: it signs checkpoints and pays for their anchors.
+    pub key: &'a SecretKey,
+    /// The service's own anchor: nothing is anchored before it is confirmed.
+    pub own_anchor: &'a OwnAnchor,
+    /// Fee rate of the anchoring transactions.
+    pub fee_rate: FeeRate,
+    /// Least time between two anchored checkpoints.
+    pub interval: Duration,
+    /// The first wait after a failure (it doubles after each further one)...
+    pub retry_base: Duration,
+    /// ... up to this.
+    pub retry_cap: Duration,
+}
+
 /// When the next attempt may run after failures (the sync loop is the only user).
 #[derive(Debug, Default)]
-pub(crate) struct Schedule {
+pub(super) struct Schedule {
     failures: u32,
     next_attempt: Option<Instant>,
 }
@@ -100,8 +120,8 @@ impl From<AuditStoreError> for CheckpointAnchorError {
 }
 
 /// Runs the rule once unless a recent failure asks to wait; logs failures.
-pub(crate) fn tick(follower: &ChainFollower, state: &AppState, max_blocks: u32) {
-    let audit = &state.audit;
+pub fn tick(follower: &ChainFollower, rules: &Rules<'_>, max_blocks: u32) {
+    let audit = rules.audit;
     let mut schedule = audit
         .schedule
         .lock()
@@ -109,16 +129,16 @@ pub(crate) fn tick(follower: &ChainFollower, state: &AppState, max_blocks: u32) 
     if schedule.next_attempt.is_some_and(|at| Instant::now() < at) {
         return;
     }
-    match step(follower, state, max_blocks) {
+    match step(follower, rules, max_blocks) {
         Ok(()) => *schedule = Schedule::default(),
         Err(error) => {
             schedule.failures = schedule.failures.saturating_add(1);
-            let sync = &state.config.sync;
-            let factor = 1u32 << schedule.failures.saturating_sub(1).min(16);
-            let delay = sync
-                .poll_interval
-                .saturating_mul(factor)
-                .min(sync.max_backoff);
+            let delay = crate::sync::Backoff {
+                base: rules.retry_base,
+                cap: rules.retry_cap,
+                failures: schedule.failures,
+            }
+            .delay();
             schedule.next_attempt = Some(Instant::now() + delay);
             let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             tracing::warn!(%error, retry_in_ms, "anchoring an audit checkpoint failed; will retry");
@@ -128,12 +148,11 @@ pub(crate) fn tick(follower: &ChainFollower, state: &AppState, max_blocks: u32) 
 
 fn step(
     follower: &ChainFollower,
-    state: &AppState,
+    rules: &Rules<'_>,
     max_blocks: u32,
 ) -> Result<(), CheckpointAnchorError> {
-    let audit = &state.audit;
-    audit.catch_up(&state.enrolments)?;
-    if !matches!(state.own_anchor.get(), AnchorState::Confirmed(_)) {
+    let audit = rules.audit;
+    if !rules.own_anchor.is_confirmed() {
         return Ok(());
     }
     let node = follower.chain();
@@ -158,7 +177,7 @@ fn step(
                 follower.sync(max_blocks, |_| {})?;
                 if follower.store().by_txid(&checkpoint.txid)?.is_empty() {
                     tracing::warn!(sequence = checkpoint.sequence, txid = %checkpoint.txid, "the audit checkpoint anchor can never confirm (its inputs are gone); anchoring the same note anew");
-                    anchor(state, node, Draft::of(checkpoint))?;
+                    anchor(rules, node, Draft::of(checkpoint))?;
                 }
             }
         }
@@ -166,8 +185,8 @@ fn step(
     if !unconfirmed.is_empty() {
         return Ok(());
     }
-    if let Some(draft) = due(state)? {
-        anchor(state, node, draft)?;
+    if let Some(draft) = due(rules)? {
+        anchor(rules, node, draft)?;
     }
     Ok(())
 }
@@ -217,12 +236,12 @@ impl Draft {
 }
 
 /// The next checkpoint, signed, if one is due (see the module documentation).
-fn due(state: &AppState) -> Result<Option<Draft>, CheckpointAnchorError> {
-    let audit = &state.audit;
+fn due(rules: &Rules<'_>) -> Result<Option<Draft>, CheckpointAnchorError> {
+    let audit = rules.audit;
     let head = audit.tree_head();
     let latest = audit.store().latest_checkpoint()?;
     let now = crate::unix_now();
-    let interval = state.config.audit.checkpoint_interval.as_secs();
+    let interval = rules.interval.as_secs();
     let (grown, due_at) = match &latest {
         None => (head.size.get() > 0, 0),
         Some(previous) => (
@@ -242,8 +261,7 @@ fn due(state: &AppState) -> Result<Option<Draft>, CheckpointAnchorError> {
             .consistency_proof(old.size, head.size)?
             .verify(&old, &head)?;
     }
-    let signed = Checkpoint::new(audit.origin().as_str(), head)?
-        .sign(audit.origin(), state.identity.secret_key());
+    let signed = Checkpoint::new(audit.origin().as_str(), head)?.sign(audit.origin(), rules.key);
     Ok(Some(Draft {
         sequence: latest.map_or(0, |c| c.sequence.saturating_add(1)),
         note: signed.to_note(),
@@ -254,14 +272,13 @@ fn due(state: &AppState) -> Result<Option<Draft>, CheckpointAnchorError> {
 }
 
 /// Prepares the anchoring transaction of `draft`, writes both, then broadcasts.
-fn anchor(state: &AppState, node: &BitcoindRpc, draft: Draft) -> Result<(), CheckpointAnchorError> {
+fn anchor(
+    rules: &Rules<'_>,
+    node: &BitcoindRpc,
+    draft: Draft,
+) -> Result<(), CheckpointAnchorError> {
     let payload = Payload::new(RecordKind::AuditLogRoot, draft.digest);
-    let prepared = prepare_anchor(
-        node,
-        state.identity.secret_key(),
-        &payload,
-        state.config.anchoring.fee_rate,
-    )?;
+    let prepared = prepare_anchor(node, rules.key, &payload, rules.fee_rate)?;
     let tx = &prepared.anchor.tx;
     let stored = StoredCheckpoint {
         sequence: draft.sequence,
@@ -275,7 +292,7 @@ fn anchor(state: &AppState, node: &BitcoindRpc, draft: Draft) -> Result<(), Chec
         funding_tx: prepared.funding_tx.as_ref().map(encode::serialize_hex),
     };
     // Written before it is sent: a crash after this line re-sends this transaction.
-    state.audit.store().put_checkpoint(&stored)?;
+    rules.audit.store().put_checkpoint(&stored)?;
     node.broadcast(tx)?;
     tracing::info!(
         sequence = stored.sequence,

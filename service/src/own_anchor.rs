@@ -1,10 +1,12 @@
-//! Anchoring the TBS's own Birth Certificate, exactly once, across restarts and reorgs.
+//! Anchoring a service's own Birth Certificate, exactly once, across restarts and reorgs.
 //!
-//! The sync loop calls [`AnchorKeeper::tick`] after every poll that brought the index to
+//! Every service (the TBS, the IdP, each D-TA) runs this rule; what it publishes,
+//! [`OwnAnchor`], is what the service serves at `/.well-known/milagro/birth-certificate`.
+//! The service's sync loop calls [`AnchorKeeper::tick`] after every poll that brought the index to
 //! the node's tip. The rule, in order:
 //!
-//! 1. If the index holds a record of the certificate's digest signed by the TBS key, the
-//!    TBS is anchored: the earliest such record is verified by SPV against the node's
+//! 1. If the index holds a record of the certificate's digest signed by the service key,
+//!    the service is anchored: the earliest such record is verified by SPV against the node's
 //!    headers and published as [`AnchorState::Confirmed`]. Nothing is sent.
 //! 2. Otherwise, if `state_dir/anchor.json` holds a pending anchor: if the node's mempool
 //!    has it, wait. If not (the node restarted without its mempool, or a reorg dropped it
@@ -15,13 +17,13 @@
 //!    index is synced once more and checked again (a block may have confirmed it in the
 //!    meantime); only if it is still absent can the pending anchor never confirm, and a new
 //!    one is made (step 4).
-//! 4. With no pending anchor: fund the TBS key (a confirmed output of its own, else a
+//! 4. With no pending anchor: fund the service key (a confirmed output of its own, else a
 //!    payment from the node wallet), build and sign the anchoring transaction, write it to
 //!    `anchor.json` atomically, and only then broadcast it.
 //!
 //! A crash between any two steps therefore never leads to two anchors: a transaction is
 //! on disk before it is on the network, and a restart re-broadcasts it instead of making
-//! another. The worst a crash costs is one unused wallet payment to the TBS key, which the
+//! another. The worst a crash costs is one unused wallet payment to the service key, which the
 //! next anchor spends.
 
 use std::path::PathBuf;
@@ -41,9 +43,59 @@ use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{IndexedRecord, RecordStore, StoreError};
 use serde::{Deserialize, Serialize};
 
+use std::sync::{PoisonError, RwLock};
+
+use milagro_anchor::proof::{AnchorProofJson, VerifiedAnchor};
+
 use crate::files::{self, FileError};
-use crate::identity::Identity;
-use crate::state::{AnchorState, OwnAnchor, ServedAnchor};
+use crate::identity::PartyIdentity;
+
+/// Where the service's own anchor stands.
+#[derive(Debug, Clone, Default)]
+pub enum AnchorState {
+    /// No anchoring transaction yet (the node or its wallet has not been reachable).
+    #[default]
+    None,
+    /// Broadcast, not yet in the index.
+    Pending {
+        /// The anchoring transaction.
+        txid: Txid,
+    },
+    /// In the index, and verified by SPV against the node's headers.
+    Confirmed(Box<ServedAnchor>),
+}
+
+/// The service's anchor as served at `/.well-known/milagro/birth-certificate`.
+#[derive(Debug, Clone)]
+pub struct ServedAnchor {
+    /// The verdict of verifying `proof` (at the depth of that moment).
+    pub verified: VerifiedAnchor,
+    /// The self-contained proof.
+    pub proof: AnchorProofJson,
+}
+
+/// The service's own anchor, shared between the sync loop (writer) and handlers (readers).
+#[derive(Debug, Default)]
+pub struct OwnAnchor(RwLock<AnchorState>);
+
+impl OwnAnchor {
+    /// The current state.
+    pub fn get(&self) -> AnchorState {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the anchor is confirmed (and verified).
+    pub fn is_confirmed(&self) -> bool {
+        matches!(self.get(), AnchorState::Confirmed(_))
+    }
+
+    fn set(&self, state: AnchorState) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+}
 
 /// File name of the pending anchor in the state directory.
 pub const ANCHOR_FILE: &str = "anchor.json";
@@ -77,7 +129,7 @@ pub enum AnchorError {
     #[error(transparent)]
     Assemble(#[from] AssembleError),
     /// The indexed anchor does not verify (the node serves inconsistent data).
-    #[error("the TBS anchor in the index does not verify: {0}")]
+    #[error("the service's anchor in the index does not verify: {0}")]
     Verify(#[from] ProofError),
     /// No anchoring transaction could be prepared (e.g. the node wallet is empty).
     #[error(transparent)]
@@ -97,7 +149,7 @@ pub enum AnchorError {
 
 impl AnchorError {
     /// Whether the failure is the node being unreachable.
-    pub(crate) fn node_unreachable(&self) -> bool {
+    pub fn node_unreachable(&self) -> bool {
         matches!(
             self,
             Self::Chain(ChainError::Unreachable(_))
@@ -107,18 +159,21 @@ impl AnchorError {
     }
 }
 
-/// Runs the anchoring rule; the sync loop owns it.
-pub(crate) struct AnchorKeeper {
-    identity: Arc<Identity>,
+/// Runs the anchoring rule; the sync loop owns it. `I` is the service's identity (its
+/// [`PartyIdentity`], possibly inside a richer type).
+#[derive(Debug)]
+pub struct AnchorKeeper<I> {
+    identity: Arc<I>,
     shared: Arc<OwnAnchor>,
     path: PathBuf,
     fee_rate: FeeRate,
     network: Network,
 }
 
-impl AnchorKeeper {
-    pub(crate) fn new(
-        identity: Arc<Identity>,
+impl<I: AsRef<PartyIdentity>> AnchorKeeper<I> {
+    /// A keeper publishing to `shared`, keeping its pending anchor in `state_dir`.
+    pub fn new(
+        identity: Arc<I>,
         shared: Arc<OwnAnchor>,
         state_dir: &std::path::Path,
         fee_rate: FeeRate,
@@ -134,7 +189,7 @@ impl AnchorKeeper {
     }
 
     /// Applies the rule once; call it only when the index has reached the node's tip.
-    pub(crate) fn tick(
+    pub fn tick(
         &self,
         follower: &Follower<BitcoindRpc, Arc<SledStore>>,
         max_blocks: u32,
@@ -153,7 +208,7 @@ impl AnchorKeeper {
             }
             match self.rebroadcast(node, &pending)? {
                 Resent::Accepted => {
-                    tracing::warn!(txid = %pending.txid, "re-broadcast the TBS anchor, which had left the mempool");
+                    tracing::warn!(txid = %pending.txid, "re-broadcast the service's anchor, which had left the mempool");
                     self.shared.set(published);
                     return Ok(());
                 }
@@ -166,18 +221,22 @@ impl AnchorKeeper {
                     if let Some(record) = self.indexed(follower.store())? {
                         return self.confirm(node, &record);
                     }
-                    tracing::warn!(txid = %pending.txid, "the pending TBS anchor can never confirm (its inputs are spent or gone); anchoring anew");
+                    tracing::warn!(txid = %pending.txid, "the pending anchor can never confirm (its inputs are spent or gone); anchoring anew");
                 }
             }
         }
         self.anchor_anew(node)
     }
 
+    fn party(&self) -> &PartyIdentity {
+        (*self.identity).as_ref()
+    }
+
     /// The earliest indexed record of our digest signed by our key.
     fn indexed(&self, store: &impl RecordStore) -> Result<Option<IndexedRecord>, AnchorError> {
-        let key = self.identity.public_key();
+        let key = self.party().public_key();
         Ok(store
-            .by_digest(&self.identity.digest())?
+            .by_digest(&self.party().digest())?
             .into_iter()
             .filter(|r| r.signer == key && r.kind == RecordKind::BirthCertificate)
             .min_by_key(|r| (r.height, r.txid)))
@@ -194,8 +253,8 @@ impl AnchorKeeper {
         }
         let proof = anchor_proof(node, record)?;
         let headers = headers_from(node, self.network, record.height)?;
-        let verified = self.identity.bc().verify_anchor(&proof, &headers)?;
-        tracing::info!(txid = %verified.txid(), height = verified.height(), "the TBS birth certificate is anchored");
+        let verified = self.party().bc().verify_anchor(&proof, &headers)?;
+        tracing::info!(txid = %verified.txid(), height = verified.height(), "the birth certificate is anchored");
         self.shared
             .set(AnchorState::Confirmed(Box::new(ServedAnchor {
                 verified,
@@ -219,11 +278,11 @@ impl AnchorKeeper {
         };
         let pending: PendingAnchor =
             serde_json::from_str(&text).map_err(|e| self.corrupt(e.to_string()))?;
-        if pending.digest != self.identity.digest() {
+        if pending.digest != self.party().digest() {
             return Err(self.corrupt(format!(
-                "it anchors {}, not this TBS's birth certificate {}",
+                "it anchors {}, not this service's birth certificate {}",
                 pending.digest,
-                self.identity.digest()
+                self.party().digest()
             )));
         }
         Ok(Some(pending))
@@ -249,11 +308,11 @@ impl AnchorKeeper {
     }
 
     fn anchor_anew(&self, node: &BitcoindRpc) -> Result<(), AnchorError> {
-        let payload = Payload::new(RecordKind::BirthCertificate, self.identity.digest());
-        let prepared = prepare_anchor(node, self.identity.secret_key(), &payload, self.fee_rate)?;
+        let payload = Payload::new(RecordKind::BirthCertificate, self.party().digest());
+        let prepared = prepare_anchor(node, self.party().secret_key(), &payload, self.fee_rate)?;
         let tx = &prepared.anchor.tx;
         let pending = PendingAnchor {
-            digest: self.identity.digest(),
+            digest: self.party().digest(),
             txid: tx.compute_txid(),
             tx: encode::serialize_hex(tx),
             funding_tx: prepared.funding_tx.as_ref().map(encode::serialize_hex),
@@ -262,7 +321,7 @@ impl AnchorKeeper {
         files::write_atomically(&self.path, &json)?;
         node.broadcast(tx)?;
         self.shared.set(AnchorState::Pending { txid: pending.txid });
-        tracing::info!(txid = %pending.txid, fee_sat = prepared.anchor.fee.to_sat(), "broadcast the TBS anchor");
+        tracing::info!(txid = %pending.txid, fee_sat = prepared.anchor.fee.to_sat(), "broadcast the service's anchor");
         Ok(())
     }
 }

@@ -1,0 +1,98 @@
+//! The admin API (the operator's token, kept only as its hash) and the activity log's
+//! newest checkpoint.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use milagro_service::token::ApiToken;
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::{bearer, blocking, read_body};
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+use crate::users::UserError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+}
+
+fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
+    let Some(hash) = state.config.admin_token else {
+        return Err(OAuthError::with_status(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "no admin token is configured; the admin API is off",
+        ));
+    };
+    let token = bearer(req)
+        .and_then(|t| ApiToken::parse(&t).ok())
+        .ok_or_else(|| OAuthError::invalid_token("the admin API needs the admin token"))?;
+    if hash.matches(&token) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_token("wrong admin token"))
+    }
+}
+
+/// `POST /v1/admin/users` `{"username", "password"}` → 201 `{"username", "subject"}`.
+pub(crate) async fn add_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    check_admin(&req, &state)?;
+    let body = read_body(body).await?;
+    let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
+        OAuthError::invalid_request(format!("the body is not {{username, password}} JSON: {e}"))
+    })?;
+    let password = Zeroizing::new(new.password);
+    let user = blocking(&state, move |state| {
+        state
+            .users
+            .add(&new.username, &password, milagro_service::unix_now())
+            .map_err(|e| match e {
+                UserError::Exists(_) => {
+                    OAuthError::with_status(StatusCode::CONFLICT, "conflict", e.to_string())
+                }
+                UserError::Invalid(_) => OAuthError::invalid_request(e.to_string()),
+                other => OAuthError::internal(other),
+            })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(json!({ "username": user.username, "subject": user.subject })))
+}
+
+/// `GET /v1/audit/checkpoint`: the newest signed checkpoint of the activity log, its
+/// anchoring transaction and the log's current size.
+pub(crate) async fn checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let body = blocking(&state, |state| {
+        let latest = state
+            .audit
+            .store()
+            .latest_checkpoint()
+            .map_err(OAuthError::internal)?
+            .ok_or_else(|| {
+                OAuthError::with_status(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no checkpoint was signed yet",
+                )
+            })?;
+        Ok(json!({
+            "sequence": latest.sequence,
+            "note": latest.note,
+            "size": latest.size,
+            "root": latest.root,
+            "digest": latest.digest,
+            "txid": latest.txid,
+            "log_size": state.audit.tree_head().size,
+            "origin": state.audit.origin().as_str(),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}

@@ -1,0 +1,339 @@
+//! The authorization endpoint and its login page (OpenID Connect Core §3.1.2, RFC 6749
+//! §4.1, RFC 7636).
+//!
+//! A request is checked in two stages, as RFC 6749 §4.1.2.1 requires: while the client
+//! or the redirect URI is in doubt (unknown client, a redirect URI not registered
+//! byte for byte), the error is shown to the person and nobody is redirected; once both
+//! are known good, every other error goes back to the client as `error=…&state=…&iss=…`.
+//! Public clients must send a PKCE S256 challenge; `plain` is refused for everyone.
+//!
+//! The login form carries the request's parameters back (they are checked again on
+//! POST) and a CSRF token. A right password logs the authentication in the activity log,
+//! issues a single-use code and redirects (303) to the client with `code`, `state` and
+//! `iss` (RFC 9207); a wrong one shows the page again with an error.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::pages::{self, credentials, csrf_token, error_page, hidden, page, posted_form};
+use super::{blocking, Params};
+use crate::clients::{AuthMethod, Client, GRANT_CODE};
+use crate::grants::Authorization;
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+
+/// The parameters carried from the authorization request to the login form.
+const CARRIED: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// The scopes this IdP grants.
+const SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
+
+/// A checked authorization request.
+struct Request {
+    client: Client,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+}
+
+/// Why a request failed: shown to the person, or sent back to the client.
+enum Failure {
+    Show(StatusCode, String),
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
+    Server(OAuthError),
+}
+
+impl From<OAuthError> for Failure {
+    fn from(error: OAuthError) -> Self {
+        Self::Server(error)
+    }
+}
+
+fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
+    let show = |message: &str| Failure::Show(StatusCode::BAD_REQUEST, message.to_owned());
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| show("the request names no client_id"))?;
+    let client = state
+        .clients
+        .get(client_id)?
+        .ok_or_else(|| show("the client is not registered here"))?;
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
+        Some(_) => return Err(show("the redirect_uri is not one the client registered")),
+        None => return Err(show("the request has no redirect_uri")),
+    };
+    let state_param = params.get("state").map(str::to_owned);
+    let fail = |error: &'static str, description: &str| Failure::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state_param.clone(),
+        error,
+        description: description.to_owned(),
+    };
+    if params.get("response_type") != Some("code") {
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
+    }
+    if !client.allows(GRANT_CODE) {
+        return Err(fail(
+            "unauthorized_client",
+            "the client did not register the authorization_code grant",
+        ));
+    }
+    if params.get("request").is_some() || params.get("request_uri").is_some() {
+        return Err(fail(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
+    }
+    let scope = params.get("scope").unwrap_or_default();
+    let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    if !scopes.contains(&"openid") {
+        return Err(fail("invalid_scope", "the scope must include openid"));
+    }
+    if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(s)) {
+        return Err(fail("invalid_scope", &format!("unknown scope {unknown}")));
+    }
+    let code_challenge = params.get("code_challenge").map(str::to_owned);
+    match (&code_challenge, params.get("code_challenge_method")) {
+        (None, None) if client.auth_method == AuthMethod::None => {
+            return Err(fail(
+                "invalid_request",
+                "public clients must use PKCE (S256)",
+            ))
+        }
+        (None, None) => {}
+        (Some(challenge), Some("S256")) if is_s256_challenge(challenge) => {}
+        (Some(_), Some("S256")) => return Err(fail("invalid_request", "malformed code_challenge")),
+        _ => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256, with a code_challenge",
+            ))
+        }
+    }
+    let nonce = params.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512)
+        || state_param.as_ref().is_some_and(|s| s.len() > 2048)
+    {
+        return Err(fail("invalid_request", "nonce or state too long"));
+    }
+    Ok(Request {
+        client,
+        redirect_uri,
+        scope: scopes.join(" "),
+        state: state_param,
+        nonce,
+        code_challenge,
+    })
+}
+
+/// A base64url SHA-256 (43 characters, no padding).
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `redirect_uri` with the response parameters appended to its query.
+fn redirect(
+    state: &AppState,
+    redirect_uri: &str,
+    pairs: &[(&str, &str)],
+    client_state: Option<&str>,
+) -> HttpResponse {
+    let mut all: Vec<(&str, &str)> = pairs.to_vec();
+    if let Some(s) = client_state {
+        all.push(("state", s));
+    }
+    all.push(("iss", state.issuer()));
+    let query = serde_urlencoded::to_string(&all).unwrap_or_default();
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    HttpResponse::SeeOther()
+        .insert_header(("Location", format!("{redirect_uri}{separator}{query}")))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+fn respond(state: &AppState, failure: Failure) -> HttpResponse {
+    match failure {
+        Failure::Show(status, message) => error_page(status, &message),
+        Failure::Redirect {
+            redirect_uri,
+            state: client_state,
+            error,
+            description,
+        } => redirect(
+            state,
+            &redirect_uri,
+            &[("error", error), ("error_description", &description)],
+            client_state.as_deref(),
+        ),
+        Failure::Server(error) => error_page(error_status(&error), error.description()),
+    }
+}
+
+fn error_status(error: &OAuthError) -> StatusCode {
+    actix_web::ResponseError::status_code(error)
+}
+
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &Params,
+    request: &Request,
+    error: Option<&str>,
+) -> HttpResponse {
+    let csrf = csrf_token(req);
+    let mut fields: Vec<(&str, &str)> = CARRIED
+        .iter()
+        .filter_map(|name| params.get(name).map(|v| (*name, v)))
+        .collect();
+    fields.push(("csrf", &csrf));
+    let name = request
+        .client
+        .client_name
+        .as_deref()
+        .unwrap_or(&request.client.client_id);
+    let body = format!(
+        "<p class=\"muted\">to continue to <strong id=\"client\">{}</strong></p>{}",
+        pages::escape(name),
+        credentials(
+            "/login",
+            &hidden(&fields),
+            "Sign in",
+            error,
+            params.get("username").unwrap_or_default()
+        )
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let secure = state.issuer().starts_with("https://");
+    page(
+        status,
+        &format!("Sign in to {}", state.config.name),
+        &body,
+        Some(&csrf),
+        secure,
+    )
+}
+
+/// `GET /authorize?…`
+pub(crate) async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match Params::parse(req.query_string().as_bytes()) {
+        Ok(params) => show_login(req, state, params).await,
+        Err(error) => error_page(StatusCode::BAD_REQUEST, error.description()),
+    }
+}
+
+/// `POST /authorize` (form), as OpenID Connect Core §3.1.2.1 allows.
+pub(crate) async fn authorize_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> HttpResponse {
+    match posted_form(&req, body, false).await {
+        Ok(params) => show_login(req, state, params).await,
+        Err(page) => page,
+    }
+}
+
+async fn show_login(req: HttpRequest, state: web::Data<AppState>, params: Params) -> HttpResponse {
+    let checked = blocking(&state, move |state| Ok((check(state, &params), params))).await;
+    match checked {
+        Ok((Ok(request), params)) => login_page(&state, &req, &params, &request, None),
+        Ok((Err(failure), _)) => respond(&state, failure),
+        Err(error) => respond(&state, Failure::Server(error)),
+    }
+}
+
+/// `POST /login`: the login form.
+pub(crate) async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> HttpResponse {
+    let params = match posted_form(&req, body, true).await {
+        Ok(params) => params,
+        Err(page) => return page,
+    };
+    let outcome = blocking(&state, move |state| {
+        let request = match check(state, &params) {
+            Ok(request) => request,
+            Err(failure) => return Ok((params, Err(failure))),
+        };
+        let user = state
+            .users
+            .authenticate(
+                params.get("username").unwrap_or_default(),
+                params.get("password").unwrap_or_default(),
+            )
+            .map_err(OAuthError::internal)?;
+        let Some(user) = user else {
+            return Ok((params, Ok((request, None))));
+        };
+        let now = milagro_service::unix_now();
+        state.log_authentication(&user.subject, now)?;
+        let auth = Authorization::new(
+            &request.client.client_id,
+            &user.subject,
+            &request.scope,
+            request.nonce.clone(),
+            now,
+        );
+        let expires = now.saturating_add(state.config.tokens.code.as_secs());
+        let code = state.grants.issue_code(
+            auth,
+            &request.redirect_uri,
+            request.code_challenge.clone(),
+            expires,
+        )?;
+        Ok((params, Ok((request, Some(code)))))
+    })
+    .await;
+    match outcome {
+        Ok((_, Ok((request, Some(code))))) => redirect(
+            &state,
+            &request.redirect_uri,
+            &[("code", &code)],
+            request.state.as_deref(),
+        ),
+        Ok((params, Ok((request, None)))) => login_page(
+            &state,
+            &req,
+            &params,
+            &request,
+            Some("Wrong username or password."),
+        ),
+        Ok((_, Err(failure))) => respond(&state, failure),
+        Err(error) => respond(&state, Failure::Server(error)),
+    }
+}

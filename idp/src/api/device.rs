@@ -1,0 +1,168 @@
+//! The device authorization grant (RFC 8628): the device's request, and the page where
+//! a person enters the user code and logs in to approve (or deny) it.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::pages::{credentials, csrf_token, error_page, escape, hidden, page, posted_form};
+use super::{blocking, ClientForm, Params};
+use crate::clients::GRANT_DEVICE;
+use crate::device_grants::DeviceState;
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+
+/// `POST /device_authorization` (client authentication as at the token endpoint).
+pub(crate) async fn device_authorization(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = ClientForm::read(&req, body).await?;
+    let body = blocking(&state, move |state| {
+        let client = form.authenticate(state)?;
+        let params = &form.params;
+        if !client.allows(GRANT_DEVICE) {
+            return Err(OAuthError::bad_request(
+                "unauthorized_client",
+                "the client did not register the device_code grant",
+            ));
+        }
+        let scope = params.get("scope").unwrap_or("openid");
+        if let Some(unknown) = scope
+            .split(' ')
+            .find(|s| !["openid", "profile", "offline_access", ""].contains(s))
+        {
+            return Err(OAuthError::bad_request(
+                "invalid_scope",
+                format!("unknown scope {unknown}"),
+            ));
+        }
+        let now = milagro_service::unix_now();
+        let tokens = state.config.tokens;
+        let started = state.devices.start(
+            &client.client_id,
+            scope,
+            now.saturating_add(tokens.device_code.as_secs()),
+            tokens.device_poll.as_secs(),
+        )?;
+        let verification = format!("{}/device", state.issuer());
+        Ok(json!({
+            "device_code": started.device_code.as_str(),
+            "user_code": started.user_code,
+            "verification_uri": verification,
+            "verification_uri_complete": format!("{verification}?user_code={}", started.user_code),
+            "expires_in": tokens.device_code.as_secs(),
+            "interval": tokens.device_poll.as_secs(),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+fn form(
+    state: &AppState,
+    req: &HttpRequest,
+    user_code: &str,
+    username: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let csrf = csrf_token(req);
+    let fields = hidden(&[("csrf", &csrf)]);
+    let body = format!(
+        "<p class=\"muted\">Enter the code your device shows, then sign in to let it in.</p>\
+         {}",
+        credentials(
+            "/device",
+            &format!(
+                "{fields}<label for=\"user_code\">Device code</label>\
+                 <input id=\"user_code\" name=\"user_code\" value=\"{}\" required>",
+                escape(user_code)
+            ),
+            "Allow device",
+            error,
+            username,
+        )
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    page(
+        status,
+        &format!("Connect a device to {}", state.config.name),
+        &body,
+        Some(&csrf),
+        state.issuer().starts_with("https://"),
+    )
+}
+
+/// `GET /device[?user_code=…]`: the verification page.
+pub(crate) async fn verification_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let code = Params::parse(req.query_string().as_bytes())
+        .ok()
+        .and_then(|p| p.get("user_code").map(str::to_owned))
+        .unwrap_or_default();
+    form(&state, &req, &code, "", None)
+}
+
+/// `POST /device`: checks the code and the credentials, then approves.
+pub(crate) async fn verify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> HttpResponse {
+    let params = match posted_form(&req, body, true).await {
+        Ok(params) => params,
+        Err(page) => return page,
+    };
+    let user_code = params.get("user_code").unwrap_or_default().to_owned();
+    let username = params.get("username").unwrap_or_default().to_owned();
+    let outcome = blocking(&state, move |state| {
+        let now = milagro_service::unix_now();
+        let Some((key, _)) = state
+            .devices
+            .pending(params.get("user_code").unwrap_or_default(), now)?
+        else {
+            return Ok(Some("That code is unknown or has expired."));
+        };
+        let user = state
+            .users
+            .authenticate(
+                params.get("username").unwrap_or_default(),
+                params.get("password").unwrap_or_default(),
+            )
+            .map_err(OAuthError::internal)?;
+        let Some(user) = user else {
+            return Ok(Some("Wrong username or password."));
+        };
+        state.log_authentication(&user.subject, now)?;
+        let approved = DeviceState::Approved {
+            subject: user.subject,
+            auth_time: now,
+        };
+        state.devices.decide(&key, approved, now)?;
+        Ok(None)
+    })
+    .await;
+    match outcome {
+        Ok(None) => page(
+            StatusCode::OK,
+            "Device connected",
+            "<p id=\"done\">You can return to your device.</p>",
+            None,
+            false,
+        ),
+        Ok(Some(problem)) => form(&state, &req, &user_code, &username, Some(problem)),
+        Err(error) => error_page(
+            actix_web::ResponseError::status_code(&error),
+            error.description(),
+        ),
+    }
+}

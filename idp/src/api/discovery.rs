@@ -1,0 +1,154 @@
+//! Discovery: the provider metadata (OpenID Connect Discovery 1.0 §3, with the Milagro
+//! fields), WebFinger (RFC 7033), the JWKS, and the anchored Birth Certificate.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use milagro_service::own_anchor::AnchorState;
+use milagro_service::well_known::{birth_certificate_document, NotServed};
+use serde_json::{json, Value};
+
+use super::blocking;
+use crate::clients::{GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+
+/// The WebFinger relation of an OpenID Connect issuer.
+pub const ISSUER_REL: &str = "http://openid.net/specs/connect/1.0/issuer";
+
+/// The path of the Birth Certificate document.
+pub const BIRTH_CERTIFICATE_PATH: &str = "/.well-known/milagro/birth-certificate";
+
+/// The provider metadata.
+pub fn metadata(state: &AppState) -> Value {
+    let issuer = state.issuer();
+    let at = |path: &str| format!("{issuer}{path}");
+    let txid = match state.own_anchor.get() {
+        AnchorState::None => Value::Null,
+        AnchorState::Pending { txid } => json!(txid),
+        AnchorState::Confirmed(served) => json!(served.verified.txid()),
+    };
+    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": at("/authorize"),
+        "token_endpoint": at("/token"),
+        "userinfo_endpoint": at("/userinfo"),
+        "jwks_uri": at("/jwks"),
+        "registration_endpoint": at("/register"),
+        "revocation_endpoint": at("/revoke"),
+        "device_authorization_endpoint": at("/device_authorization"),
+        "scopes_supported": ["openid", "profile", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "milagro_birth_certificate_uri": at(BIRTH_CERTIFICATE_PATH),
+        "milagro_birth_certificate_digest": state.identity.digest(),
+        "milagro_anchor_txid": txid,
+        "milagro_public_key": state.identity.public_key(),
+    })
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub(crate) async fn configuration(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(metadata(&state))
+}
+
+/// `GET /jwks`.
+pub(crate) async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let body = blocking(&state, |state| {
+        Ok(state.keys.jwks(milagro_service::unix_now()))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/jwk-set+json")
+        .json(body))
+}
+
+/// `GET /.well-known/webfinger?resource=acct:user@host&rel=…`: this IdP is the issuer of
+/// every `acct:` at its own host (RFC 7033 §4; answering the same for every user at the
+/// host tells nobody which users exist).
+pub(crate) async fn webfinger(req: HttpRequest) -> Result<HttpResponse, OAuthError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| OAuthError::internal("no state"))?;
+    let params = webfinger_params(req.query_string())?;
+    let resource = params.0;
+    let host = issuer_host(state.issuer());
+    let at_host = resource
+        .strip_prefix("acct:")
+        .and_then(|acct| acct.rsplit_once('@'))
+        .is_some_and(|(user, at)| !user.is_empty() && at.eq_ignore_ascii_case(host));
+    if !at_host {
+        return Err(OAuthError::with_status(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{resource:?} is not an acct: of {host}"),
+        ));
+    }
+    let links = if params.1.is_empty() || params.1.iter().any(|r| r == ISSUER_REL) {
+        json!([{ "rel": ISSUER_REL, "href": state.issuer() }])
+    } else {
+        json!([])
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/jrd+json")
+        .json(json!({ "subject": resource, "links": links })))
+}
+
+/// `resource` (required, once) and every `rel` (RFC 7033 §4.1 allows several).
+fn webfinger_params(query: &str) -> Result<(String, Vec<String>), OAuthError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed query: {e}")))?;
+    let mut resource = None;
+    let mut rels = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "resource" if resource.is_none() => resource = Some(value),
+            "resource" => return Err(OAuthError::invalid_request("resource is repeated")),
+            "rel" => rels.push(value),
+            _ => {}
+        }
+    }
+    let resource = resource
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("missing parameter resource"))?;
+    Ok((resource, rels))
+}
+
+/// `host[:port]` of the issuer URL.
+pub(crate) fn issuer_host(issuer: &str) -> &str {
+    let rest = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// `GET /.well-known/milagro/birth-certificate`.
+pub(crate) async fn birth_certificate(
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let body = blocking(&state, |state| {
+        birth_certificate_document(
+            &state.identity,
+            &state.own_anchor,
+            &state.index,
+            state.config.min_depth,
+        )
+        .map_err(|e| match e {
+            NotServed::NotAnchored(message) => {
+                OAuthError::with_status(StatusCode::SERVICE_UNAVAILABLE, "not_anchored", message)
+            }
+            other => OAuthError::internal(other),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}

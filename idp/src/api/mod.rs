@@ -1,0 +1,296 @@
+//! The IdP's HTTP API: routes, and what handlers share (body reading, form parsing,
+//! client authentication).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /.well-known/openid-configuration` | provider metadata + Milagro fields |
+//! | `GET /.well-known/webfinger` | RFC 7033 issuer discovery for `acct:` |
+//! | `GET /.well-known/milagro/birth-certificate` | the anchored Birth Certificate |
+//! | `GET /jwks` | the signing keys (RFC 7517) |
+//! | `POST /register` | dynamic client registration (RFC 7591) |
+//! | `GET, POST /authorize` | authorization endpoint: the login page |
+//! | `POST /login` | the login form's target; redirects back with a code |
+//! | `POST /token` | token endpoint: code, refresh token, device code |
+//! | `GET, POST /userinfo` | claims about the token's user |
+//! | `POST /revoke` | token revocation (RFC 7009) |
+//! | `POST /device_authorization` | device authorization (RFC 8628) |
+//! | `GET, POST /device` | the device flow's user verification page |
+//! | `POST /v1/admin/users` | adds a user (admin token) |
+//! | `GET /v1/audit/checkpoint` | the newest signed checkpoint of the activity log |
+
+mod admin;
+mod authorize;
+mod device;
+mod discovery;
+mod pages;
+mod register;
+mod token;
+mod userinfo;
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
+use crate::clients::{AuthMethod, Client};
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let get = web::get;
+    let post = web::post;
+    let routes: [(&str, Vec<actix_web::Route>); 14] = [
+        (
+            "/.well-known/openid-configuration",
+            vec![get().to(discovery::configuration)],
+        ),
+        (
+            "/.well-known/webfinger",
+            vec![get().to(discovery::webfinger)],
+        ),
+        (
+            "/.well-known/milagro/birth-certificate",
+            vec![get().to(discovery::birth_certificate)],
+        ),
+        ("/jwks", vec![get().to(discovery::jwks)]),
+        ("/register", vec![post().to(register::register)]),
+        (
+            "/authorize",
+            vec![
+                get().to(authorize::authorize_get),
+                post().to(authorize::authorize_post),
+            ],
+        ),
+        ("/login", vec![post().to(authorize::login)]),
+        ("/token", vec![post().to(token::token)]),
+        (
+            "/userinfo",
+            vec![get().to(userinfo::userinfo), post().to(userinfo::userinfo)],
+        ),
+        ("/revoke", vec![post().to(userinfo::revoke)]),
+        (
+            "/device_authorization",
+            vec![post().to(device::device_authorization)],
+        ),
+        (
+            "/device",
+            vec![
+                get().to(device::verification_page),
+                post().to(device::verify),
+            ],
+        ),
+        ("/v1/admin/users", vec![post().to(admin::add_user)]),
+        ("/v1/audit/checkpoint", vec![get().to(admin::checkpoint)]),
+    ];
+    for (path, methods) in routes {
+        let mut resource = web::resource(path);
+        for route in methods {
+            resource = resource.route(route);
+        }
+        cfg.service(resource.default_service(web::to(method_not_allowed)));
+    }
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, OAuthError> {
+    Err(OAuthError::with_status(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}", req.path()),
+    ))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, OAuthError> {
+    Err(OAuthError::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("method {} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+/// Runs blocking work (sled, argon2, signing) on actix's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    work: impl FnOnce(&AppState) -> Result<T, OAuthError> + Send + 'static,
+) -> Result<T, OAuthError> {
+    let state = state.clone();
+    web::block(move || work(&state)).await?
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body(payload: web::Payload) -> Result<web::Bytes, OAuthError> {
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(OAuthError::invalid_request(format!(
+            "reading the body: {e}"
+        ))),
+        Err(_) => Err(OAuthError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+        )),
+    }
+}
+
+/// Form (or query) parameters; RFC 6749 §3.1: none may appear twice.
+#[derive(Debug, Default)]
+pub(crate) struct Params(HashMap<String, Zeroizing<String>>);
+
+impl Params {
+    pub(crate) fn parse(encoded: &[u8]) -> Result<Self, OAuthError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded)
+            .map_err(|e| OAuthError::invalid_request(format!("malformed parameters: {e}")))?;
+        let mut map = HashMap::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            if map.insert(key.clone(), Zeroizing::new(value)).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {key} is repeated"
+                )));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// A form body, which must be `application/x-www-form-urlencoded`.
+    pub(crate) fn form(req: &HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !content_type.starts_with("application/x-www-form-urlencoded") {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        Self::parse(body)
+    }
+
+    /// An optional parameter (an empty value counts as absent, RFC 6749 §3.1).
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required parameter.
+    pub(crate) fn require(&self, key: &str) -> Result<&str, OAuthError> {
+        self.get(key)
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {key}")))
+    }
+}
+
+/// A client's form request to a token-endpoint-style route (token, revocation, device
+/// authorization): its parameters and any Basic credentials, read before the blocking
+/// work.
+pub(crate) struct ClientForm {
+    pub(crate) params: Params,
+    basic: Option<(String, Zeroizing<String>)>,
+}
+
+impl ClientForm {
+    pub(crate) async fn read(req: &HttpRequest, body: web::Payload) -> Result<Self, OAuthError> {
+        let params = Params::form(req, &read_body(body).await?)?;
+        let basic = basic_credentials(req)?;
+        Ok(Self { params, basic })
+    }
+
+    /// The client, authenticated as it registered to.
+    pub(crate) fn authenticate(&self, state: &AppState) -> Result<Client, OAuthError> {
+        authenticate_client(state, self.basic.clone(), &self.params)
+    }
+}
+
+/// The Bearer token of `Authorization`, if any.
+pub(crate) fn bearer(req: &HttpRequest) -> Option<String> {
+    let header = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// Authenticates the client of a token-endpoint-style request (RFC 6749 §2.3): HTTP
+/// Basic, or `client_secret` in the body, or a public client naming itself; the method
+/// must be the one it registered.
+fn authenticate_client(
+    state: &AppState,
+    basic: Option<(String, Zeroizing<String>)>,
+    params: &Params,
+) -> Result<Client, OAuthError> {
+    let body_secret = params.get("client_secret");
+    let (client_id, secret, method) = match (basic, body_secret) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ))
+        }
+        (Some((id, secret)), None) => (id, Some(secret), AuthMethod::ClientSecretBasic),
+        (None, Some(secret)) => (
+            params.require("client_id")?.to_owned(),
+            Some(Zeroizing::new(secret.to_owned())),
+            AuthMethod::ClientSecretPost,
+        ),
+        (None, None) => (
+            params.require("client_id")?.to_owned(),
+            None,
+            AuthMethod::None,
+        ),
+    };
+    if params.get("client_id").is_some_and(|id| id != client_id) {
+        return Err(OAuthError::invalid_request(
+            "client_id disagrees with the credentials",
+        ));
+    }
+    let client = state
+        .clients
+        .get(&client_id)?
+        .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+    if client.auth_method != method {
+        return Err(OAuthError::invalid_client(format!(
+            "the client registered {:?} authentication",
+            client.auth_method
+        )));
+    }
+    if let Some(secret) = secret {
+        if !client.secret_matches(&secret) {
+            return Err(OAuthError::invalid_client("wrong client secret"));
+        }
+    }
+    Ok(client)
+}
+
+/// The client id and secret of an `Authorization: Basic` header (both form-urlencoded,
+/// RFC 6749 §2.3.1), if the header is Basic.
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Zeroizing<String>)>, OAuthError> {
+    let Some(header) = req.headers().get("authorization") else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_client("malformed Basic credentials");
+    let header = header.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = header.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| bad())?);
+    let text = std::str::from_utf8(&decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let id: String = form_decode(id).ok_or_else(bad)?;
+    let secret = Zeroizing::new(form_decode(secret).ok_or_else(bad)?);
+    Ok(Some((id, secret)))
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}")).ok()?;
+    pairs.into_iter().next().map(|(_, v)| v)
+}

@@ -1,0 +1,247 @@
+//! The token endpoint (RFC 6749 §3.2, OpenID Connect Core §3.1.3): authorization codes
+//! (with PKCE, RFC 7636), refresh tokens (rotated at each use) and device codes
+//! (RFC 8628 §3.4). Every success returns an access token, an ID token signed with the
+//! current ES256 key (`iss sub aud exp iat auth_time nonce at_hash`), and a refresh
+//! token when the client registered that grant.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use chrono::{TimeZone as _, Utc};
+use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm};
+use openidconnect::{
+    AccessToken, Audience, EmptyAdditionalClaims, EndUserUsername, IssuerUrl, Nonce,
+    StandardClaims, SubjectIdentifier,
+};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::{blocking, ClientForm, Params};
+use crate::clients::{Client, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
+use crate::device_grants::DeviceState;
+use crate::grants::{Authorization, CodeRow, TokenKind};
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+
+/// `POST /token`.
+pub(crate) async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = ClientForm::read(&req, body).await?;
+    let body = blocking(&state, move |state| {
+        let client = form.authenticate(state)?;
+        let params = &form.params;
+        let now = milagro_service::unix_now();
+        let grant_type = params.require("grant_type")?;
+        let allowed = |grant: &str| {
+            if client.allows(grant) {
+                Ok(())
+            } else {
+                Err(OAuthError::bad_request(
+                    "unauthorized_client",
+                    format!("the client did not register the {grant} grant"),
+                ))
+            }
+        };
+        let auth = match grant_type {
+            GRANT_CODE => {
+                allowed(GRANT_CODE)?;
+                redeem_code(state, &client, params, now)?
+            }
+            GRANT_REFRESH => {
+                allowed(GRANT_REFRESH)?;
+                let auth = state.grants.use_refresh(
+                    params.require("refresh_token")?,
+                    &client.client_id,
+                    now,
+                )?;
+                narrow_scope(auth, params.get("scope"))?
+            }
+            GRANT_DEVICE => {
+                allowed(GRANT_DEVICE)?;
+                let row =
+                    state
+                        .devices
+                        .poll(params.require("device_code")?, &client.client_id, now)?;
+                let DeviceState::Approved { subject, auth_time } = row.state else {
+                    return Err(OAuthError::internal("a device poll approved nothing"));
+                };
+                Authorization::new(&client.client_id, &subject, &row.scope, None, auth_time)
+            }
+            other => {
+                return Err(OAuthError::bad_request(
+                    "unsupported_grant_type",
+                    format!("grant_type {other:?} is not supported"),
+                ))
+            }
+        };
+        // A refreshed ID token carries no nonce (OpenID Connect Core §12.2).
+        let nonce = if grant_type == GRANT_CODE {
+            auth.nonce.clone()
+        } else {
+            None
+        };
+        issue(state, &client, &auth, nonce, now)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Pragma", "no-cache"))
+        .json(body))
+}
+
+fn redeem_code(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: u64,
+) -> Result<Authorization, OAuthError> {
+    let code = params.require("code")?;
+    let redirect_uri = params.require("redirect_uri")?.to_owned();
+    let verifier = params.get("code_verifier").map(str::to_owned);
+    if let Some(v) = &verifier {
+        if !(43..=128).contains(&v.len())
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            return Err(OAuthError::invalid_request(
+                "code_verifier is 43 to 128 unreserved characters",
+            ));
+        }
+    }
+    state.grants.redeem_code(code, now, |row: &CodeRow| {
+        if row.auth.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
+        }
+        if row.redirect_uri != redirect_uri {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request's",
+            ));
+        }
+        match (&row.code_challenge, &verifier) {
+            (None, None) => Ok(()),
+            (Some(challenge), Some(verifier)) => {
+                let computed = B64URL.encode(Sha256::digest(verifier.as_bytes()));
+                if bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(OAuthError::invalid_grant(
+                        "the code_verifier does not match the code_challenge",
+                    ))
+                }
+            }
+            (Some(_), None) => Err(OAuthError::invalid_grant("the code_verifier is missing")),
+            (None, Some(_)) => Err(OAuthError::invalid_grant(
+                "no code_challenge was sent for this code",
+            )),
+        }
+    })
+}
+
+/// A refresh may ask for fewer scopes, never more (RFC 6749 §6).
+fn narrow_scope(mut auth: Authorization, asked: Option<&str>) -> Result<Authorization, OAuthError> {
+    if let Some(asked) = asked {
+        let scopes: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+        if let Some(extra) = scopes.iter().find(|s| !auth.has_scope(s)) {
+            return Err(OAuthError::bad_request(
+                "invalid_scope",
+                format!("scope {extra} was not granted"),
+            ));
+        }
+        auth.scope = scopes.join(" ");
+    }
+    Ok(auth)
+}
+
+/// Issues the access token, refresh token and ID token of `auth`.
+fn issue(
+    state: &AppState,
+    client: &Client,
+    auth: &Authorization,
+    nonce: Option<String>,
+    now: u64,
+) -> Result<serde_json::Value, OAuthError> {
+    let lifetimes = state.config.tokens;
+    let access = state.grants.issue_token(
+        TokenKind::Access,
+        auth,
+        now.saturating_add(lifetimes.access.as_secs()),
+    )?;
+    let refresh = if client.allows(GRANT_REFRESH) {
+        Some(state.grants.issue_token(
+            TokenKind::Refresh,
+            auth,
+            now.saturating_add(lifetimes.refresh.as_secs()),
+        )?)
+    } else {
+        None
+    };
+    let id_token = id_token(state, auth, nonce, &access, now)?;
+    let mut body = json!({
+        "access_token": access.as_str(),
+        "token_type": "Bearer",
+        "expires_in": lifetimes.access.as_secs(),
+        "id_token": id_token,
+        "scope": auth.scope,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh.as_str());
+    }
+    Ok(body)
+}
+
+/// The signed ID token (`at_hash` of `access`).
+pub(crate) fn id_token(
+    state: &AppState,
+    auth: &Authorization,
+    nonce: Option<String>,
+    access: &str,
+    now: u64,
+) -> Result<String, OAuthError> {
+    let time = |secs: u64| {
+        Utc.timestamp_opt(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+            .single()
+            .ok_or_else(|| OAuthError::internal("a time out of range"))
+    };
+    let issuer = IssuerUrl::new(state.issuer().to_owned()).map_err(OAuthError::internal)?;
+    let mut standard = StandardClaims::new(SubjectIdentifier::new(auth.subject.clone()));
+    if auth.has_scope("profile") {
+        if let Some(user) = state
+            .users
+            .by_subject(&auth.subject)
+            .map_err(OAuthError::internal)?
+        {
+            standard = standard.set_preferred_username(Some(EndUserUsername::new(user.username)));
+        }
+    }
+    let expires = now.saturating_add(state.config.tokens.id_token.as_secs());
+    let claims = CoreIdTokenClaims::new(
+        issuer,
+        vec![Audience::new(auth.client_id.clone())],
+        time(expires)?,
+        time(now)?,
+        standard,
+        EmptyAdditionalClaims {},
+    )
+    .set_nonce(nonce.map(Nonce::new))
+    .set_auth_time(Some(time(auth.auth_time)?));
+    let key = state
+        .keys
+        .signer(now)
+        .ok_or_else(|| OAuthError::internal("no signing key is active"))?;
+    let token = CoreIdToken::new(
+        claims,
+        key.as_ref(),
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        Some(&AccessToken::new(access.to_owned())),
+        None,
+    )
+    .map_err(OAuthError::internal)?;
+    Ok(token.to_string())
+}

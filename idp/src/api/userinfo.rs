@@ -1,0 +1,70 @@
+//! The userinfo endpoint (OpenID Connect Core §5.3) and token revocation (RFC 7009).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::{bearer, blocking, ClientForm};
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+
+/// `GET` or `POST /userinfo` with a Bearer access token (header only: RFC 6750 §2.1).
+pub(crate) async fn userinfo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let token = bearer(&req).ok_or_else(|| OAuthError::invalid_token("no Bearer access token"))?;
+    let body = blocking(&state, move |state| {
+        let auth = state.grants.access(&token, milagro_service::unix_now())?;
+        if !auth.has_scope("openid") {
+            return Err(OAuthError::with_status(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the token was not granted the openid scope",
+            ));
+        }
+        let mut claims = json!({ "sub": auth.subject });
+        if auth.has_scope("profile") {
+            if let Some(user) = state
+                .users
+                .by_subject(&auth.subject)
+                .map_err(OAuthError::internal)?
+            {
+                claims["preferred_username"] = json!(user.username);
+            }
+        }
+        Ok(claims)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+/// `POST /revoke`: the client revokes one of its tokens; 200 whether or not the token
+/// was valid (RFC 7009 §2.2).
+pub(crate) async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = ClientForm::read(&req, body).await?;
+    blocking(&state, move |state| {
+        let client = form.authenticate(state)?;
+        let params = &form.params;
+        if let Some(hint) = params.get("token_type_hint") {
+            if !["access_token", "refresh_token"].contains(&hint) {
+                return Err(OAuthError::bad_request(
+                    "unsupported_token_type",
+                    format!("token_type_hint {hint:?} is not supported"),
+                ));
+            }
+        }
+        state
+            .grants
+            .revoke(params.require("token")?, &client.client_id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish())
+}

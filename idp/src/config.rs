@@ -1,0 +1,394 @@
+//! The IdP configuration file (`idp.toml`), parsed without side effects.
+//!
+//! [`Config::parse`] is pure: it refuses unknown keys (naming each with its section),
+//! checks every value and returns final types; files, keys and sockets are made later by
+//! [`crate::Idp::start`]. The sections a service always has (`[node]`, `[sync]`,
+//! `[audit]`, the anchoring fee rate and depth) are [`milagro_service::config`]'s; this
+//! file adds the OpenID Connect ones. Every key is shown in `idp/idp.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitcoin::FeeRate;
+use milagro_service::config::{
+    check_audit, check_common, check_fee_rate, check_min_depth, invalid, load_text, parse_raw,
+    RawNode, RawSync, NODE_KEYS, SYNC_KEYS,
+};
+pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
+use milagro_service::token::TokenHash;
+use serde::Deserialize;
+
+/// The keys each section admits; anything else is refused by [`Config::parse`].
+const SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "listen",
+            "public_url",
+            "name",
+            "state_dir",
+            "node",
+            "sync",
+            "anchoring",
+            "admin",
+            "registration",
+            "tokens",
+            "keys",
+            "audit",
+        ],
+    ),
+    ("node", NODE_KEYS),
+    ("sync", SYNC_KEYS),
+    ("anchoring", &["fee_rate_sat_vb", "min_depth"]),
+    ("admin", &["token_sha256"]),
+    ("registration", &["initial_access_token_sha256"]),
+    (
+        "tokens",
+        &[
+            "code_secs",
+            "access_secs",
+            "id_token_secs",
+            "refresh_secs",
+            "device_code_secs",
+            "device_poll_secs",
+        ],
+    ),
+    ("keys", &["rotation_secs", "prepublish_secs"]),
+    (
+        "audit",
+        &["checkpoint_interval_secs", "origin", "period_secs"],
+    ),
+];
+
+const DAY: u64 = 24 * 3600;
+
+/// A validated IdP configuration. Only [`Config::parse`] (or [`Config::load`]) makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where the HTTP API listens (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The issuer identifier: the URL relying parties reach this IdP at, without a
+    /// trailing `/`; the Birth Certificate's only endpoint.
+    pub public_url: String,
+    /// The IdP's human-readable name, as written in its Birth Certificate.
+    pub name: String,
+    /// Where the key, the Birth Certificate, signing keys, users and tokens live.
+    pub state_dir: PathBuf,
+    /// The full node the IdP anchors through.
+    pub node: NodeConfig,
+    /// How the IdP follows the chain.
+    pub sync: SyncConfig,
+    /// Fee rate of the IdP's anchoring transactions.
+    pub fee_rate: FeeRate,
+    /// Confirmations before the Birth Certificate is served as anchored.
+    pub min_depth: u32,
+    /// SHA-256 of the operator's admin token; without it the admin API refuses every call.
+    pub admin_token: Option<TokenHash>,
+    /// SHA-256 of the initial access token that dynamic registration requires; open
+    /// registration without it.
+    pub initial_access_token: Option<TokenHash>,
+    /// Lifetimes of what the IdP issues.
+    pub tokens: TokenLifetimes,
+    /// Rotation of the ID-token signing keys.
+    pub keys: KeyRotation,
+    /// The audit log's checkpoints.
+    pub audit: AuditConfig,
+    /// The time period of the activity log's entries (`H(subject ‖ period)`).
+    pub audit_period: Duration,
+}
+
+/// `[tokens]`: how long each issued thing lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenLifetimes {
+    /// Authorization codes (single use).
+    pub code: Duration,
+    /// Access tokens.
+    pub access: Duration,
+    /// ID tokens.
+    pub id_token: Duration,
+    /// Refresh tokens (each use rotates it).
+    pub refresh: Duration,
+    /// Device codes of the device authorization grant.
+    pub device_code: Duration,
+    /// The least interval between two polls of a device code.
+    pub device_poll: Duration,
+}
+
+/// `[keys]`: ES256 signing key rotation (see [`crate::keys`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyRotation {
+    /// How long a key signs before the next one takes over.
+    pub rotation: Duration,
+    /// How long a new key is published in the JWKS before it signs anything.
+    pub prepublish: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    public_url: String,
+    name: String,
+    state_dir: PathBuf,
+    node: RawNode,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    anchoring: RawAnchoring,
+    #[serde(default)]
+    admin: Option<RawHash>,
+    #[serde(default)]
+    registration: Option<RawRegistration>,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    keys: RawKeys,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAnchoring {
+    fee_rate_sat_vb: u64,
+    min_depth: u32,
+}
+
+impl Default for RawAnchoring {
+    fn default() -> Self {
+        Self {
+            fee_rate_sat_vb: 2,
+            min_depth: 1,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHash {
+    token_sha256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistration {
+    initial_access_token_sha256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTokens {
+    code_secs: u64,
+    access_secs: u64,
+    id_token_secs: u64,
+    refresh_secs: u64,
+    device_code_secs: u64,
+    device_poll_secs: u64,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            code_secs: 60,
+            access_secs: 600,
+            id_token_secs: 600,
+            refresh_secs: 30 * DAY,
+            device_code_secs: 600,
+            device_poll_secs: 5,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawKeys {
+    rotation_secs: u64,
+    prepublish_secs: u64,
+}
+
+impl Default for RawKeys {
+    fn default() -> Self {
+        Self {
+            rotation_secs: 30 * DAY,
+            prepublish_secs: DAY,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    checkpoint_interval_secs: u64,
+    origin: Option<String>,
+    period_secs: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 3600,
+            origin: None,
+            period_secs: DAY,
+        }
+    }
+}
+
+/// `value` seconds, within `low..=high`, or an error naming `key`.
+fn seconds(key: &'static str, value: u64, low: u64, high: u64) -> Result<Duration, ConfigError> {
+    if !(low..=high).contains(&value) {
+        return Err(invalid(key, format!("must be between {low} and {high}")));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+fn token_hash(key: &'static str, hex: &str) -> Result<TokenHash, ConfigError> {
+    TokenHash::from_hex(hex)
+        .map_err(|_| invalid(key, "64 hex characters: the SHA-256 of the token"))
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&load_text(path)?)
+    }
+
+    /// Parses and checks configuration text. No side effects.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::check(parse_raw(text, SCHEMA)?)
+    }
+
+    fn check(raw: RawConfig) -> Result<Self, ConfigError> {
+        let listen = check_common(&raw.listen, &raw.public_url, &raw.name, &raw.state_dir)?;
+        // The issuer is compared as a string by relying parties (OpenID Connect
+        // Discovery §4.3): one spelling, no query or fragment.
+        if raw.public_url.ends_with('/') || raw.public_url.contains(['?', '#']) {
+            return Err(invalid(
+                "public_url",
+                "the issuer has no trailing '/', query or fragment",
+            ));
+        }
+        let t = &raw.tokens;
+        let tokens = TokenLifetimes {
+            code: seconds("tokens.code_secs", t.code_secs, 1, 600)?,
+            access: seconds("tokens.access_secs", t.access_secs, 1, DAY)?,
+            id_token: seconds("tokens.id_token_secs", t.id_token_secs, 1, DAY)?,
+            refresh: seconds("tokens.refresh_secs", t.refresh_secs, 1, 365 * DAY)?,
+            device_code: seconds("tokens.device_code_secs", t.device_code_secs, 1, DAY)?,
+            device_poll: seconds("tokens.device_poll_secs", t.device_poll_secs, 0, 600)?,
+        };
+        let keys = KeyRotation {
+            rotation: seconds("keys.rotation_secs", raw.keys.rotation_secs, 1, 3650 * DAY)?,
+            prepublish: seconds(
+                "keys.prepublish_secs",
+                raw.keys.prepublish_secs,
+                0,
+                365 * DAY,
+            )?,
+        };
+        if keys.prepublish >= keys.rotation {
+            return Err(invalid(
+                "keys.prepublish_secs",
+                "must be shorter than keys.rotation_secs",
+            ));
+        }
+        let audit = check_audit(
+            raw.audit.checkpoint_interval_secs,
+            raw.audit.origin.as_deref(),
+            &raw.public_url,
+        )?;
+        Ok(Self {
+            listen,
+            node: raw.node.check()?,
+            sync: raw.sync.check()?,
+            fee_rate: check_fee_rate(raw.anchoring.fee_rate_sat_vb)?,
+            min_depth: check_min_depth(raw.anchoring.min_depth)?,
+            admin_token: raw
+                .admin
+                .map(|a| token_hash("admin.token_sha256", &a.token_sha256))
+                .transpose()?,
+            initial_access_token: raw
+                .registration
+                .map(|r| {
+                    token_hash(
+                        "registration.initial_access_token_sha256",
+                        &r.initial_access_token_sha256,
+                    )
+                })
+                .transpose()?,
+            tokens,
+            keys,
+            audit,
+            audit_period: seconds("audit.period_secs", raw.audit.period_secs, 1, 366 * DAY)?,
+            public_url: raw.public_url,
+            name: raw.name,
+            state_dir: raw.state_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_documents_every_key() {
+        let text = include_str!("../idp.example.toml");
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.public_url, "https://idp.example.com");
+        let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
+        assert!(
+            missing.is_empty(),
+            "idp.example.toml does not show {missing:?}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_key() {
+        let minimal = r#"
+listen = "127.0.0.1:0"
+public_url = "https://idp.milagro.test"
+name = "IdP"
+state_dir = "state"
+[node]
+rpc_url = "http://127.0.0.1:18443"
+rpc_cookie = "/tmp/.cookie"
+network = "regtest"
+"#;
+        let config = Config::parse(minimal).unwrap();
+        assert_eq!(config.tokens.code, Duration::from_secs(60));
+        assert_eq!(config.audit.origin.as_str(), "idp.milagro.test/audit");
+        let cases = [
+            (
+                minimal.replace("milagro.test\"", "milagro.test/\""),
+                "public_url",
+            ),
+            (
+                format!("{minimal}[tokens]\ncode_secs = 0\n"),
+                "tokens.code_secs",
+            ),
+            (
+                format!("{minimal}[keys]\nrotation_secs = 10\nprepublish_secs = 10\n"),
+                "keys.prepublish_secs",
+            ),
+            (
+                format!("{minimal}[admin]\ntoken_sha256 = \"xy\"\n"),
+                "admin.token_sha256",
+            ),
+        ];
+        for (text, key) in cases {
+            match Config::parse(&text) {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Config::parse(&format!("{minimal}[tokens]\nfoo = 1\n")),
+            Err(ConfigError::UnknownKeys(_))
+        ));
+    }
+}

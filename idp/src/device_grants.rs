@@ -1,0 +1,282 @@
+//! The device authorization grant's state (RFC 8628), in the `devices` tree.
+//!
+//! A device asks for a *device code* (secret, 256 bits, stored as its SHA-256) and a
+//! *user code* (8 letters from the 20 consonants RFC 8628 §6.1 suggests, about 34.6 bits,
+//! shown as `BCDF-GHJK`), which the person types on the verification page. The device
+//! polls; each poll answers `authorization_pending`, `slow_down` (polled faster than the
+//! interval), `access_denied`, `expired_token`, or the approval, once. Guessing a user
+//! code is bounded by the code's lifetime and the login it requires.
+//!
+//! Rows: `d\0 ‖ SHA-256(device code)` → JSON [`DeviceRow`]; `u\0 ‖ user code` → that
+//! hash.
+
+use rand_core::RngCore as _;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::clients::random_token;
+use crate::grants::{hashed, update};
+use crate::oauth::OAuthError;
+
+const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// Where a device authorization stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// Waiting for the person.
+    Pending,
+    /// Approved by the user `subject`, who authenticated at `auth_time`.
+    Approved {
+        /// The user.
+        subject: String,
+        /// When they logged in.
+        auth_time: u64,
+    },
+    /// The person refused.
+    Denied,
+    /// Tokens were issued; the code is spent.
+    Redeemed,
+}
+
+/// A device authorization as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRow {
+    /// The client that asked.
+    pub client_id: String,
+    /// Requested scopes.
+    pub scope: String,
+    /// The user code, normalised (8 letters).
+    pub user_code: String,
+    /// Expiry (Unix seconds).
+    pub expires: u64,
+    /// Least seconds between polls.
+    pub interval: u64,
+    /// The last poll (Unix seconds).
+    pub last_poll: Option<u64>,
+    /// Where it stands.
+    pub state: DeviceState,
+}
+
+/// A new device authorization, as returned to the device.
+#[derive(Debug)]
+pub struct Started {
+    /// The device code (secret).
+    pub device_code: Zeroizing<String>,
+    /// The user code, formatted `XXXX-XXXX`.
+    pub user_code: String,
+}
+
+/// Normalises what a person typed: letters upper-cased, dashes and spaces dropped.
+pub fn normalise_user_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == 8 && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// The `devices` tree.
+#[derive(Debug, Clone)]
+pub struct DeviceGrants {
+    tree: sled::Tree,
+}
+
+fn device_key(device_code: &str) -> Vec<u8> {
+    [&b"d\0"[..], &hashed(device_code)].concat()
+}
+
+impl DeviceGrants {
+    /// Opens the tree in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(Self {
+            tree: db.open_tree("devices")?,
+        })
+    }
+
+    /// Starts an authorization for `client_id`.
+    pub fn start(
+        &self,
+        client_id: &str,
+        scope: &str,
+        expires: u64,
+        interval: u64,
+    ) -> Result<Started, OAuthError> {
+        let device_code = random_token(32);
+        let key = device_key(&device_code);
+        for _ in 0..8 {
+            let mut raw = [0u8; 8];
+            rand_core::OsRng.fill_bytes(&mut raw);
+            let user_code: String = raw
+                .iter()
+                .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+                .collect();
+            let row = DeviceRow {
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                user_code: user_code.clone(),
+                expires,
+                interval,
+                last_poll: None,
+                state: DeviceState::Pending,
+            };
+            let json = serde_json::to_vec(&row).map_err(OAuthError::internal)?;
+            let user_key = [b"u\0", user_code.as_bytes()].concat();
+            // A user code is unique among live ones; a clash (rare) draws another.
+            let claimed = self
+                .tree
+                .compare_and_swap(&user_key, None as Option<&[u8]>, Some(key.as_slice()))
+                .map_err(OAuthError::internal)?;
+            if claimed.is_ok() {
+                self.tree.insert(&key, json).map_err(OAuthError::internal)?;
+                self.tree.flush().map_err(OAuthError::internal)?;
+                let shown = format!("{}-{}", &user_code[..4], &user_code[4..]);
+                return Ok(Started {
+                    device_code,
+                    user_code: shown,
+                });
+            }
+        }
+        Err(OAuthError::internal("no free user code"))
+    }
+
+    /// The pending authorization a person typed the code of, if it is live.
+    pub fn pending(
+        &self,
+        user_code: &str,
+        now: u64,
+    ) -> Result<Option<(Vec<u8>, DeviceRow)>, OAuthError> {
+        let Some(user_code) = normalise_user_code(user_code) else {
+            return Ok(None);
+        };
+        let Some(key) = self
+            .tree
+            .get([b"u\0", user_code.as_bytes()].concat())
+            .map_err(OAuthError::internal)?
+        else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.tree.get(&key).map_err(OAuthError::internal)? else {
+            return Ok(None);
+        };
+        let row: DeviceRow = serde_json::from_slice(&bytes).map_err(OAuthError::internal)?;
+        Ok((row.state == DeviceState::Pending && now < row.expires).then(|| (key.to_vec(), row)))
+    }
+
+    /// Records the person's decision on a pending authorization.
+    pub fn decide(&self, key: &[u8], decision: DeviceState, now: u64) -> Result<(), OAuthError> {
+        update(&self.tree, key, |row: Option<DeviceRow>| {
+            let Some(mut row) = row.filter(|r| r.state == DeviceState::Pending && now < r.expires)
+            else {
+                return Err(OAuthError::invalid_request("the code is no longer pending"));
+            };
+            row.state = decision.clone();
+            Ok((Some(row), ()))
+        })
+    }
+
+    /// A poll by the device: the approved row once, or the RFC 8628 §3.5 error.
+    pub fn poll(
+        &self,
+        device_code: &str,
+        client_id: &str,
+        now: u64,
+    ) -> Result<DeviceRow, OAuthError> {
+        update(
+            &self.tree,
+            &device_key(device_code),
+            |row: Option<DeviceRow>| {
+                let Some(mut row) = row.filter(|r| r.client_id == client_id) else {
+                    return Err(OAuthError::invalid_grant("unknown device code"));
+                };
+                if now >= row.expires {
+                    return Err(OAuthError::bad_request(
+                        "expired_token",
+                        "the device code has expired",
+                    ));
+                }
+                let too_soon = row
+                    .last_poll
+                    .is_some_and(|last| now < last.saturating_add(row.interval));
+                row.last_poll = Some(now);
+                let answer = match &row.state {
+                    DeviceState::Pending if too_soon => Err(OAuthError::bad_request(
+                        "slow_down",
+                        "polling faster than the interval; wait 5 more seconds each time",
+                    )),
+                    DeviceState::Pending => Err(OAuthError::bad_request(
+                        "authorization_pending",
+                        "the user has not answered yet",
+                    )),
+                    DeviceState::Denied => {
+                        Err(OAuthError::bad_request("access_denied", "the user refused"))
+                    }
+                    DeviceState::Redeemed => Err(OAuthError::invalid_grant(
+                        "the device code was already used",
+                    )),
+                    DeviceState::Approved { .. } => Ok(row.clone()),
+                };
+                if answer.is_ok() {
+                    row.state = DeviceState::Redeemed;
+                } else if too_soon {
+                    // RFC 8628 §3.5: every slow_down adds 5 seconds to the interval.
+                    row.interval = row.interval.saturating_add(5);
+                }
+                Ok((Some(row), answer))
+            },
+        )?
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_polls_until_the_person_approves_then_gets_it_once() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let devices = DeviceGrants::open(&db).unwrap();
+        let started = devices.start("tv", "openid", 100, 5).unwrap();
+        let code = started.device_code.as_str();
+        assert_eq!(
+            devices.poll(code, "tv", 0).unwrap_err().code(),
+            "authorization_pending"
+        );
+        assert_eq!(devices.poll(code, "tv", 1).unwrap_err().code(), "slow_down");
+        assert_eq!(
+            devices.poll(code, "other", 20).unwrap_err().code(),
+            "invalid_grant"
+        );
+        let typed = started.user_code.to_lowercase().replace('-', " ");
+        let (key, row) = devices.pending(&typed, 20).unwrap().unwrap();
+        assert_eq!(row.client_id, "tv");
+        let approved = DeviceState::Approved {
+            subject: "alice".into(),
+            auth_time: 20,
+        };
+        devices.decide(&key, approved.clone(), 20).unwrap();
+        assert_eq!(devices.poll(code, "tv", 30).unwrap().state, approved);
+        assert_eq!(
+            devices.poll(code, "tv", 40).unwrap_err().code(),
+            "invalid_grant"
+        );
+        assert!(devices.pending(&started.user_code, 41).unwrap().is_none());
+        assert_eq!(
+            devices.poll(code, "tv", 100).unwrap_err().code(),
+            "expired_token"
+        );
+    }
+
+    #[test]
+    fn user_codes_are_normalised_and_checked() {
+        assert_eq!(
+            normalise_user_code("bcdf-ghjk").as_deref(),
+            Some("BCDFGHJK")
+        );
+        assert_eq!(normalise_user_code("BCDF GHJ"), None);
+        assert_eq!(normalise_user_code("AEIO-UBCD"), None);
+    }
+}

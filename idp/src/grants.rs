@@ -1,0 +1,406 @@
+//! What the IdP has issued: authorization codes, access and refresh tokens, and the
+//! grants they descend from, in the `codes`, `tokens` and `revoked` trees.
+//!
+//! Codes and tokens are 256-bit random strings handed out once; only their SHA-256 is
+//! stored, so a copy of the database lets nobody use them. Every code and token belongs
+//! to one *grant* (one user's authorization of one client, a random id): revoking the
+//! grant kills every token descending from it. That is how the specs' reuse rules are
+//! kept: a code redeemed twice (RFC 6749 §4.1.2) and a refresh token used twice (refresh
+//! tokens rotate at each use, RFC 9700 §4.14.2) revoke their grant. Every read-check-write
+//! is one sled transaction, so two concurrent redemptions cannot both succeed.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use zeroize::Zeroizing;
+
+use crate::clients::random_token;
+use crate::oauth::OAuthError;
+
+/// What a user authorized: the root of a grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// The grant's id (tokens of one grant are revoked together).
+    pub grant_id: String,
+    /// The client it was given to.
+    pub client_id: String,
+    /// The user's subject identifier.
+    pub subject: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The client's nonce, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// When the user authenticated (Unix seconds).
+    pub auth_time: u64,
+}
+
+impl Authorization {
+    /// A new grant of `scope` by `subject` to `client_id`.
+    pub fn new(
+        client_id: &str,
+        subject: &str,
+        scope: &str,
+        nonce: Option<String>,
+        auth_time: u64,
+    ) -> Self {
+        Self {
+            grant_id: random_token(16).to_string(),
+            client_id: client_id.to_owned(),
+            subject: subject.to_owned(),
+            scope: scope.to_owned(),
+            nonce,
+            auth_time,
+        }
+    }
+
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// An authorization code as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRow {
+    /// What it grants.
+    pub auth: Authorization,
+    /// The redirect URI it was sent to (must be repeated exactly at the token endpoint).
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge, if the client sent one.
+    pub code_challenge: Option<String>,
+    /// Expiry (Unix seconds).
+    pub expires: u64,
+    used: bool,
+}
+
+/// Access or refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A bearer access token.
+    Access,
+    /// A refresh token (single use: each use issues the next).
+    Refresh,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRow {
+    kind: TokenKind,
+    auth: Authorization,
+    expires: u64,
+    used: bool,
+}
+
+/// Codes, tokens and revoked grants.
+#[derive(Debug, Clone)]
+pub struct Grants {
+    codes: sled::Tree,
+    tokens: sled::Tree,
+    revoked: sled::Tree,
+}
+
+/// The stored key of a code or token: its SHA-256.
+pub fn hashed(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Reads, checks and rewrites one JSON row in one transaction. `change` sees the row (or
+/// `None`) and returns the row to write back (or `None` to leave it) and the answer; an
+/// error from it aborts without writing.
+pub(crate) fn update<T, R>(
+    tree: &sled::Tree,
+    key: &[u8],
+    change: impl Fn(Option<T>) -> Result<(Option<T>, R), OAuthError>,
+) -> Result<R, OAuthError>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let abort = ConflictableTransactionError::Abort;
+    tree.transaction(|tx| {
+        let row = match tx.get(key)? {
+            Some(bytes) => {
+                Some(serde_json::from_slice(&bytes).map_err(|e| abort(OAuthError::internal(e)))?)
+            }
+            None => None,
+        };
+        let (write, answer) = change(row).map_err(abort)?;
+        if let Some(write) = write {
+            let json = serde_json::to_vec(&write).map_err(|e| abort(OAuthError::internal(e)))?;
+            tx.insert(key, json)?;
+        }
+        Ok(answer)
+    })
+    .map_err(|e: TransactionError<OAuthError>| match e {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => OAuthError::internal(error),
+    })
+}
+
+fn put(tree: &sled::Tree, key: &[u8], row: &impl Serialize) -> Result<(), OAuthError> {
+    let json = serde_json::to_vec(row).map_err(OAuthError::internal)?;
+    tree.insert(key, json).map_err(OAuthError::internal)?;
+    tree.flush().map_err(OAuthError::internal)?;
+    Ok(())
+}
+
+impl Grants {
+    /// Opens the trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(Self {
+            codes: db.open_tree("codes")?,
+            tokens: db.open_tree("tokens")?,
+            revoked: db.open_tree("revoked")?,
+        })
+    }
+
+    /// Issues a single-use code.
+    pub fn issue_code(
+        &self,
+        auth: Authorization,
+        redirect_uri: &str,
+        code_challenge: Option<String>,
+        expires: u64,
+    ) -> Result<Zeroizing<String>, OAuthError> {
+        let code = random_token(32);
+        let row = CodeRow {
+            auth,
+            redirect_uri: redirect_uri.to_owned(),
+            code_challenge,
+            expires,
+            used: false,
+        };
+        put(&self.codes, &hashed(&code), &row)?;
+        Ok(code)
+    }
+
+    /// Redeems `code` once: `check` (client, redirect URI, PKCE) runs on the stored row;
+    /// whatever it says, the code is used up. A code used before revokes its grant.
+    pub fn redeem_code(
+        &self,
+        code: &str,
+        now: u64,
+        check: impl Fn(&CodeRow) -> Result<(), OAuthError>,
+    ) -> Result<Authorization, OAuthError> {
+        let outcome = update(&self.codes, &hashed(code), |row: Option<CodeRow>| {
+            let Some(mut row) = row else {
+                return Err(OAuthError::invalid_grant("unknown authorization code"));
+            };
+            if row.used {
+                return Ok((None, Err(row.auth.grant_id.clone())));
+            }
+            row.used = true;
+            let verdict = if now >= row.expires {
+                Err(OAuthError::invalid_grant(
+                    "the authorization code has expired",
+                ))
+            } else {
+                check(&row).map(|()| row.auth.clone())
+            };
+            Ok((Some(row), Ok(verdict)))
+        })?;
+        match outcome {
+            Ok(verdict) => verdict,
+            Err(grant_id) => {
+                self.revoke_grant(&grant_id)?;
+                tracing::warn!("an authorization code was used twice; its tokens are revoked");
+                Err(OAuthError::invalid_grant(
+                    "the authorization code was already used; tokens issued from it are revoked",
+                ))
+            }
+        }
+    }
+
+    /// Issues a token of `kind` for `auth`, valid until `expires`.
+    pub fn issue_token(
+        &self,
+        kind: TokenKind,
+        auth: &Authorization,
+        expires: u64,
+    ) -> Result<Zeroizing<String>, OAuthError> {
+        let token = random_token(32);
+        let row = TokenRow {
+            kind,
+            auth: auth.clone(),
+            expires,
+            used: false,
+        };
+        put(&self.tokens, &hashed(&token), &row)?;
+        Ok(token)
+    }
+
+    /// The authorization behind a valid access token.
+    pub fn access(&self, token: &str, now: u64) -> Result<Authorization, OAuthError> {
+        let row: Option<TokenRow> = self
+            .tokens
+            .get(hashed(token))
+            .map_err(OAuthError::internal)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(OAuthError::internal))
+            .transpose()?;
+        match row {
+            Some(row) if row.kind == TokenKind::Access && now < row.expires => {
+                if self.is_revoked(&row.auth.grant_id)? {
+                    Err(OAuthError::invalid_token("the access token was revoked"))
+                } else {
+                    Ok(row.auth)
+                }
+            }
+            _ => Err(OAuthError::invalid_token(
+                "the access token is unknown, expired or revoked",
+            )),
+        }
+    }
+
+    /// Uses a refresh token of `client_id` once. A used one revokes its grant.
+    pub fn use_refresh(
+        &self,
+        token: &str,
+        client_id: &str,
+        now: u64,
+    ) -> Result<Authorization, OAuthError> {
+        let outcome = update(&self.tokens, &hashed(token), |row: Option<TokenRow>| {
+            let invalid = || OAuthError::invalid_grant("unknown or expired refresh token");
+            let Some(mut row) = row.filter(|r| r.kind == TokenKind::Refresh) else {
+                return Err(invalid());
+            };
+            if row.auth.client_id != client_id {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was issued to another client",
+                ));
+            }
+            if row.used {
+                return Ok((None, Err(row.auth.grant_id.clone())));
+            }
+            if now >= row.expires {
+                return Err(invalid());
+            }
+            row.used = true;
+            let auth = row.auth.clone();
+            Ok((Some(row), Ok(auth)))
+        })?;
+        match outcome {
+            Ok(auth) if self.is_revoked(&auth.grant_id)? => {
+                Err(OAuthError::invalid_grant("the refresh token was revoked"))
+            }
+            Ok(auth) => Ok(auth),
+            Err(grant_id) => {
+                self.revoke_grant(&grant_id)?;
+                tracing::warn!("a refresh token was used twice; its grant is revoked");
+                Err(OAuthError::invalid_grant(
+                    "the refresh token was already used; its grant is revoked",
+                ))
+            }
+        }
+    }
+
+    /// RFC 7009: revokes `token` if it is `client_id`'s (a refresh token takes its whole
+    /// grant with it); unknown tokens and other clients' tokens are silently ignored.
+    pub fn revoke(&self, token: &str, client_id: &str) -> Result<(), OAuthError> {
+        let key = hashed(token);
+        let Some(bytes) = self.tokens.get(key).map_err(OAuthError::internal)? else {
+            return Ok(());
+        };
+        let row: TokenRow = serde_json::from_slice(&bytes).map_err(OAuthError::internal)?;
+        if row.auth.client_id != client_id {
+            return Ok(());
+        }
+        match row.kind {
+            TokenKind::Refresh => self.revoke_grant(&row.auth.grant_id),
+            TokenKind::Access => {
+                self.tokens.remove(key).map_err(OAuthError::internal)?;
+                self.tokens.flush().map_err(OAuthError::internal).map(drop)
+            }
+        }
+    }
+
+    /// Revokes every token of a grant.
+    pub fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
+        self.revoked
+            .insert(grant_id.as_bytes(), &[][..])
+            .map_err(OAuthError::internal)?;
+        self.revoked.flush().map_err(OAuthError::internal)?;
+        Ok(())
+    }
+
+    fn is_revoked(&self, grant_id: &str) -> Result<bool, OAuthError> {
+        self.revoked
+            .contains_key(grant_id.as_bytes())
+            .map_err(OAuthError::internal)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn grants() -> Grants {
+        Grants::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap()
+    }
+
+    fn auth() -> Authorization {
+        Authorization::new("client", "sub", "openid", None, 10)
+    }
+
+    #[test]
+    fn a_code_works_once_and_a_second_use_revokes_its_tokens() {
+        let g = grants();
+        let code = g.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
+        let granted = g.redeem_code(&code, 50, |_| Ok(())).unwrap();
+        let access = g.issue_token(TokenKind::Access, &granted, 1000).unwrap();
+        assert_eq!(g.access(&access, 60).unwrap(), granted);
+        let again = g.redeem_code(&code, 51, |_| Ok(())).unwrap_err();
+        assert_eq!(again.code(), "invalid_grant");
+        assert_eq!(g.access(&access, 60).unwrap_err().code(), "invalid_token");
+    }
+
+    #[test]
+    fn an_expired_or_failed_code_is_used_up() {
+        let g = grants();
+        let code = g.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
+        assert_eq!(
+            g.redeem_code(&code, 100, |_| Ok(())).unwrap_err().code(),
+            "invalid_grant"
+        );
+        let code = g.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
+        let wrong = |_: &CodeRow| Err(OAuthError::invalid_grant("pkce"));
+        assert_eq!(
+            g.redeem_code(&code, 1, wrong).unwrap_err().description(),
+            "pkce"
+        );
+        assert!(g.redeem_code(&code, 1, |_| Ok(())).is_err());
+        assert!(g.redeem_code("never issued", 1, |_| Ok(())).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_rotate_and_a_replay_revokes_the_grant() {
+        let g = grants();
+        let a = auth();
+        let refresh = g.issue_token(TokenKind::Refresh, &a, 1000).unwrap();
+        let access = g.issue_token(TokenKind::Access, &a, 1000).unwrap();
+        assert_eq!(
+            g.use_refresh(&refresh, "other", 5).unwrap_err().code(),
+            "invalid_grant"
+        );
+        assert_eq!(g.use_refresh(&refresh, "client", 5).unwrap(), a);
+        assert_eq!(
+            g.use_refresh(&refresh, "client", 6).unwrap_err().code(),
+            "invalid_grant"
+        );
+        assert!(
+            g.access(&access, 7).is_err(),
+            "the replay revoked the grant"
+        );
+        // An access token is not a refresh token, and revocation is per client.
+        let b = auth();
+        let access = g.issue_token(TokenKind::Access, &b, 1000).unwrap();
+        assert!(g.use_refresh(&access, "client", 5).is_err());
+        g.revoke(&access, "other").unwrap();
+        assert!(g.access(&access, 7).is_ok());
+        g.revoke(&access, "client").unwrap();
+        assert!(g.access(&access, 7).is_err());
+    }
+}

@@ -1,0 +1,375 @@
+//! The ID-token signing keys: ES256 (ECDSA on P-256 with SHA-256), rotated on a schedule.
+//!
+//! The ring lives in `state_dir/signing-keys.json` (mode 0600, replaced atomically). Each
+//! key carries the time it *activates*, and the rules are:
+//!
+//! - the signing key is the newest key whose activation time has passed;
+//! - a new key is made `rotation - prepublish` after the signing key activated, and
+//!   activates `prepublish` later: relying parties that cache the JWKS see it before any
+//!   token is signed with it (the first key of an empty ring activates at once);
+//! - a key that stopped signing is published until every token it signed has expired
+//!   (`retain`, the longest token lifetime, after its successor activated), then dropped.
+//!
+//! The key id (`kid`) is the key's RFC 7638 JWK thumbprint. Signatures are deterministic
+//! (RFC 6979) and encoded as JWS wants them, `r ‖ s` (64 bytes). The secret scalars are
+//! zeroized when dropped (`p256` does) and never logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use milagro_service::files::{self, FileError};
+use openidconnect::core::{CoreJsonCurveType, CoreJsonWebKey, CoreJwsSigningAlgorithm};
+use openidconnect::{JsonWebKeyId, PrivateSigningKey, SigningError};
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+use crate::config::KeyRotation;
+
+/// File name of the key ring in the state directory.
+pub const KEYS_FILE: &str = "signing-keys.json";
+
+/// Why the key ring could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The file could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The file does not hold a key ring.
+    #[error("{} is corrupt: {detail}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// One ES256 key and its place in the rotation.
+pub struct Es256Key {
+    kid: String,
+    activates: u64,
+    key: SigningKey,
+}
+
+impl Es256Key {
+    /// A fresh random key that signs from `activates` (Unix seconds).
+    pub fn generate(activates: u64) -> Self {
+        let key = SigningKey::random(&mut rand_core::OsRng);
+        Self {
+            kid: thumbprint(key.verifying_key()),
+            activates,
+            key,
+        }
+    }
+
+    /// The key id (RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK (`kty`, `crv`, `x`, `y`, `kid`, `use`, `alg`).
+    pub fn jwk(&self) -> Value {
+        let (x, y) = coordinates(self.key.verifying_key());
+        json!({
+            "kty": "EC", "crv": "P-256", "x": B64URL.encode(x), "y": B64URL.encode(y),
+            "kid": self.kid, "use": "sig", "alg": "ES256",
+        })
+    }
+
+    /// Signs `message` (ES256, `r ‖ s`).
+    pub fn sign_jws(&self, message: &[u8]) -> [u8; 64] {
+        let signature: Signature = self.key.sign(message);
+        signature.to_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for Es256Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Es256Key")
+            .field("kid", &self.kid)
+            .field("activates", &self.activates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateSigningKey for Es256Key {
+    type VerificationKey = CoreJsonWebKey;
+
+    fn sign(
+        &self,
+        signature_alg: &CoreJwsSigningAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, SigningError> {
+        match signature_alg {
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256 => Ok(self.sign_jws(message).to_vec()),
+            other => Err(SigningError::UnsupportedAlg(
+                serde_json::to_string(other).unwrap_or_default(),
+            )),
+        }
+    }
+
+    fn as_verification_key(&self) -> CoreJsonWebKey {
+        let (x, y) = coordinates(self.key.verifying_key());
+        CoreJsonWebKey::new_ec(
+            x,
+            y,
+            CoreJsonCurveType::P256,
+            Some(JsonWebKeyId::new(self.kid.clone())),
+        )
+    }
+}
+
+fn coordinates(key: &VerifyingKey) -> (Vec<u8>, Vec<u8>) {
+    let point = key.to_encoded_point(false);
+    let x = point.x().map(|x| x.to_vec()).unwrap_or_default();
+    let y = point.y().map(|y| y.to_vec()).unwrap_or_default();
+    (x, y)
+}
+
+/// RFC 7638: SHA-256 of the required members in lexicographic order, no white space.
+fn thumbprint(key: &VerifyingKey) -> String {
+    let (x, y) = coordinates(key);
+    let canonical = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        B64URL.encode(x),
+        B64URL.encode(y)
+    );
+    B64URL.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    activates: u64,
+    /// The secret scalar, hex.
+    secret: String,
+}
+
+/// The signing keys, their rotation, and the JWKS they make.
+#[derive(Debug)]
+pub struct KeyRing {
+    path: PathBuf,
+    rotation: KeyRotation,
+    retain: Duration,
+    /// Oldest first.
+    keys: RwLock<Vec<Arc<Es256Key>>>,
+}
+
+impl KeyRing {
+    /// Reads the ring in `state_dir` (an absent file is an empty ring) and applies the
+    /// rules at `now`. `retain` is the longest lifetime of a signed token.
+    pub fn open(
+        state_dir: &Path,
+        rotation: KeyRotation,
+        retain: Duration,
+        now: u64,
+    ) -> Result<Self, KeyError> {
+        let path = state_dir.join(KEYS_FILE);
+        let keys = match std::fs::read(&path) {
+            Ok(bytes) => parse(&path, &bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(FileError::Io {
+                    action: "read",
+                    path,
+                    source,
+                }
+                .into())
+            }
+        };
+        let ring = Self {
+            path,
+            rotation,
+            retain,
+            keys: RwLock::new(keys),
+        };
+        ring.rotate(now)?;
+        Ok(ring)
+    }
+
+    /// Applies the rotation rules at `now`, persisting any change before it takes effect.
+    pub fn rotate(&self, now: u64) -> Result<(), KeyError> {
+        let current = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let next = plan(&current, self.rotation, self.retain, now);
+        if next.len() == current.len() && next.iter().zip(&current).all(|(a, b)| Arc::ptr_eq(a, b))
+        {
+            return Ok(());
+        }
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have rotated meanwhile: plan again from what is there now.
+        let next = plan(&keys, self.rotation, self.retain, now);
+        let stored: Vec<StoredKey> = next
+            .iter()
+            .map(|k| StoredKey {
+                activates: k.activates,
+                secret: hex::encode(k.key.to_bytes()),
+            })
+            .collect();
+        let json =
+            Zeroizing::new(
+                serde_json::to_vec_pretty(&stored).map_err(|e| KeyError::Corrupt {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                })?,
+            );
+        files::write_atomically(&self.path, &json)?;
+        for key in next.iter().filter(|k| !keys.iter().any(|o| o.kid == k.kid)) {
+            tracing::info!(
+                kid = key.kid,
+                activates = key.activates,
+                "new ID-token signing key"
+            );
+        }
+        *keys = next;
+        Ok(())
+    }
+
+    /// The key that signs at `now` (rotating first if due; a failure to persist a rotation
+    /// is logged and the current key kept).
+    pub fn signer(&self, now: u64) -> Option<Arc<Es256Key>> {
+        if let Err(error) = self.rotate(now) {
+            tracing::warn!(%error, "rotating the signing keys failed; keeping the current one");
+        }
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().rev().find(|k| k.activates <= now).cloned()
+    }
+
+    /// The JWKS (RFC 7517) at `now`: every key that signs, will sign, or signed tokens
+    /// that may still be valid.
+    pub fn jwks(&self, now: u64) -> Value {
+        if let Err(error) = self.rotate(now) {
+            tracing::warn!(%error, "rotating the signing keys failed");
+        }
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
+    }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Arc<Es256Key>>, KeyError> {
+    let corrupt = |detail: String| KeyError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let stored: Vec<StoredKey> =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut keys = Vec::with_capacity(stored.len());
+    for entry in stored {
+        let secret = Zeroizing::new(
+            hex::decode(&entry.secret).map_err(|_| corrupt("a secret is not hex".into()))?,
+        );
+        let key = SigningKey::from_slice(&secret)
+            .map_err(|_| corrupt("a secret is not a P-256 scalar".into()))?;
+        keys.push(Arc::new(Es256Key {
+            kid: thumbprint(key.verifying_key()),
+            activates: entry.activates,
+            key,
+        }));
+    }
+    keys.sort_by_key(|k| k.activates);
+    Ok(keys)
+}
+
+/// The ring the rules want at `now`, given `keys` (oldest first); unchanged keys are
+/// the same `Arc`s.
+fn plan(
+    keys: &[Arc<Es256Key>],
+    rotation: KeyRotation,
+    retain: Duration,
+    now: u64,
+) -> Vec<Arc<Es256Key>> {
+    let mut keys = keys.to_vec();
+    let signing = keys.iter().rposition(|k| k.activates <= now);
+    match signing {
+        None if keys.is_empty() => keys.push(Arc::new(Es256Key::generate(now))),
+        None => {}
+        Some(i) => {
+            let pending = keys.len() > i + 1;
+            let lead = rotation
+                .rotation
+                .saturating_sub(rotation.prepublish)
+                .as_secs();
+            if !pending && now >= keys[i].activates.saturating_add(lead) {
+                let activates = now.saturating_add(rotation.prepublish.as_secs());
+                keys.push(Arc::new(Es256Key::generate(activates)));
+            }
+            // Drop the keys whose successor took over more than `retain` ago.
+            let retain = retain.as_secs();
+            let keep_from = (0..i)
+                .rev()
+                .find(|&j| keys[j + 1].activates.saturating_add(retain) <= now)
+                .map_or(0, |j| j + 1);
+            keys.drain(..keep_from);
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rotation(rotation: u64, prepublish: u64) -> KeyRotation {
+        KeyRotation {
+            rotation: Duration::from_secs(rotation),
+            prepublish: Duration::from_secs(prepublish),
+        }
+    }
+
+    fn kids(ring: &KeyRing, now: u64) -> Vec<String> {
+        ring.jwks(now)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_new_key_is_published_before_it_signs_and_the_old_one_kept_until_its_tokens_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rotate every 100 s, publish 20 s ahead, tokens live 30 s.
+        let ring = KeyRing::open(dir.path(), rotation(100, 20), Duration::from_secs(30), 1000);
+        let ring = ring.unwrap();
+        let first = ring.signer(1000).unwrap().kid().to_owned();
+        assert_eq!(kids(&ring, 1000), std::slice::from_ref(&first));
+        // At 1080 the next key appears but does not sign yet.
+        let published = kids(&ring, 1080);
+        assert_eq!(published.len(), 2);
+        assert_eq!(ring.signer(1099).unwrap().kid(), first);
+        // At 1100 it signs; the old key stays for the 30 s its tokens may live.
+        let second = ring.signer(1100).unwrap().kid().to_owned();
+        assert_ne!(second, first);
+        assert_eq!(published, [first.clone(), second.clone()]);
+        assert_eq!(kids(&ring, 1129), [first, second.clone()]);
+        assert_eq!(kids(&ring, 1130), std::slice::from_ref(&second));
+        // The ring survives a restart.
+        let again = KeyRing::open(dir.path(), rotation(100, 20), Duration::from_secs(30), 1131);
+        assert_eq!(again.unwrap().signer(1131).unwrap().kid(), second);
+    }
+
+    #[test]
+    fn a_signature_verifies_with_the_published_key_and_the_kid_is_its_thumbprint() {
+        let key = Es256Key::generate(0);
+        let signature = Signature::from_slice(&key.sign_jws(b"header.payload")).unwrap();
+        use p256::ecdsa::signature::Verifier as _;
+        key.key
+            .verifying_key()
+            .verify(b"header.payload", &signature)
+            .unwrap();
+        assert_eq!(key.jwk()["kid"], key.kid());
+        assert_eq!(key.kid().len(), 43);
+    }
+}

@@ -1,0 +1,58 @@
+//! The Milagro IdP: an OpenID Connect provider whose identity is anchored on chain.
+//!
+//! Standard relying parties use it without special code: discovery, dynamic client
+//! registration (RFC 7591), the authorization code flow with PKCE (RFC 7636; S256,
+//! required for public clients), ID tokens signed with rotating ES256 keys, userinfo,
+//! rotating refresh tokens, revocation (RFC 7009), WebFinger (RFC 7033) and the device
+//! authorization grant (RFC 8628) for PATs without a browser.
+//!
+//! What is Milagro about it: like every party it makes a secp256k1 key and a Birth
+//! Certificate (role `idp`) on first start and anchors the certificate's digest on chain
+//! ([`milagro_service`] does that for every service); the discovery document names the
+//! certificate's URL, digest, anchoring txid and key, so a relying party can check the
+//! IdP by SPV before trusting its JWKS. And every successful authentication appends
+//! `H(subject ‖ time period)` to the IdP's RFC 6962 activity log, whose signed
+//! checkpoints are anchored periodically ([`state::authentication_entry`]).
+//!
+//! # Main types
+//!
+//! - [`config::Config`]: `idp.toml` (every key in `idp/idp.example.toml`);
+//! - [`Idp::start`] → [`RunningIdp`]: binds, starts the HTTP server and the chain loop;
+//! - [`keys::KeyRing`]: ES256 signing keys and their rotation;
+//! - [`users::UserStore`]: users with argon2id hashes ([`users::SledUsers`]);
+//! - [`clients`], [`grants`], [`device_grants`]: registered clients, codes and tokens,
+//!   device authorizations, in sled;
+//! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
+//!
+//! # What it does not do
+//!
+//! No implicit or hybrid flows, no request objects, no consent screen (a user who logs in
+//! grants the requested scopes), no sessions (every authorization asks for the password),
+//! no TLS (run it behind a reverse proxy), no claims beyond `sub` and
+//! `preferred_username`.
+//!
+//! ```no_run
+//! use milagro_idp::{config::Config, Idp};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load(std::path::Path::new("idp.toml"))?;
+//! let idp = Idp::start(config)?;
+//! println!("issuer {} serving at {}", idp.state().issuer(), idp.local_url());
+//! idp.stop();
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+mod chain;
+pub mod clients;
+pub mod config;
+pub mod device_grants;
+pub mod grants;
+pub mod keys;
+pub mod oauth;
+mod server;
+pub mod state;
+pub mod users;
+
+pub use server::{
+    open_users, Idp, RunningIdp, StartError, INDEX_DIR, KEY_FILE, KIND, SERVICE_DB_DIR,
+};

@@ -1,0 +1,266 @@
+//! People who log in: usernames, argon2id password hashes and stable subject identifiers.
+//!
+//! [`UserStore`] is the trait the IdP uses; [`SledUsers`] keeps users in the `users` tree
+//! of the IdP database, [`MemoryUsers`] in memory (for tests). A user's `sub` claim is a
+//! random identifier drawn once, never the username: renaming cannot re-point tokens, and
+//! relying parties learn nothing from it.
+//!
+//! Passwords are hashed with argon2id (the `argon2` crate's defaults, RFC 9106's second
+//! recommended profile: 19 MiB, 2 passes) and a random salt, in PHC string format. An
+//! unknown username costs the same hash as a wrong password, so timing does not tell
+//! which usernames exist.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use rand_core::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+/// The longest username, in bytes.
+pub const MAX_USERNAME: usize = 64;
+/// The shortest and longest passwords, in bytes.
+pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// A user as stored (the hash, never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The stable, random subject identifier (`sub`).
+    pub subject: String,
+    /// What the person types (`preferred_username`).
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// When the user was added (Unix seconds).
+    pub created: u64,
+}
+
+/// Why a user operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// The username is taken.
+    #[error("user {0:?} exists already")]
+    Exists(String),
+    /// A username or password the rules refuse.
+    #[error("{0}")]
+    Invalid(String),
+    /// Hashing failed (a bug or exhausted memory).
+    #[error("password hashing: {0}")]
+    Hash(String),
+    /// The storage failed or holds something unreadable.
+    #[error("user storage: {0}")]
+    Storage(String),
+}
+
+/// Where users live.
+pub trait UserStore: Send + Sync + std::fmt::Debug {
+    /// Adds a user; refuses a taken username.
+    fn add(&self, username: &str, password: &str, now: u64) -> Result<User, UserError>;
+    /// The user `username` if `password` is theirs; `None` otherwise (same cost either way).
+    fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>, UserError>;
+    /// The user with subject `subject`.
+    fn by_subject(&self, subject: &str) -> Result<Option<User>, UserError>;
+}
+
+/// Checks a username: 1 to 64 bytes of letters, digits and `.`, `_`, `-`, `@`.
+pub fn check_username(username: &str) -> Result<(), UserError> {
+    let ok = !username.is_empty()
+        && username.len() <= MAX_USERNAME
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::Invalid(
+            "a username is 1 to 64 of letters, digits and . - _ @".into(),
+        ))
+    }
+}
+
+fn new_user(username: &str, password: &str, now: u64) -> Result<User, UserError> {
+    check_username(username)?;
+    if !PASSWORD_LEN.contains(&password.len()) {
+        return Err(UserError::Invalid(
+            "a password is 8 to 1024 bytes long".into(),
+        ));
+    }
+    let salt = SaltString::generate(&mut rand_core::OsRng);
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| UserError::Hash(e.to_string()))?
+        .to_string();
+    let mut subject = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut subject);
+    Ok(User {
+        subject: B64URL.encode(subject),
+        username: username.to_owned(),
+        password_hash: hash,
+        created: now,
+    })
+}
+
+/// Verifies `password` against `user` (or, for an unknown user, against a fixed hash so
+/// that the answer takes as long).
+fn verify(user: Option<User>, password: &str) -> Result<Option<User>, UserError> {
+    /// argon2id, default parameters, of a password nobody has.
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$k7Kg2Wn0Vn3p1jWfO0c3QKqzw9bn6bMmb8mLqZp9wZA";
+    let stored = user.as_ref().map_or(DUMMY, |u| u.password_hash.as_str());
+    let parsed = PasswordHash::new(stored).map_err(|e| UserError::Storage(e.to_string()))?;
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    Ok(user.filter(|_| ok))
+}
+
+/// Users in the `users` tree of a sled database: `u\0 ‖ username` → JSON [`User`],
+/// `s\0 ‖ subject` → username, both written in one transaction.
+#[derive(Debug, Clone)]
+pub struct SledUsers {
+    tree: sled::Tree,
+}
+
+fn storage(e: impl std::fmt::Display) -> UserError {
+    UserError::Storage(e.to_string())
+}
+
+impl SledUsers {
+    /// Opens the `users` tree of `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, UserError> {
+        Ok(Self {
+            tree: db.open_tree("users").map_err(storage)?,
+        })
+    }
+
+    fn get(&self, username: &str) -> Result<Option<User>, UserError> {
+        self.tree
+            .get([b"u\0", username.as_bytes()].concat())
+            .map_err(storage)?
+            .map(|bytes| serde_json::from_slice(&bytes).map_err(storage))
+            .transpose()
+    }
+}
+
+impl UserStore for SledUsers {
+    fn add(&self, username: &str, password: &str, now: u64) -> Result<User, UserError> {
+        let user = new_user(username, password, now)?;
+        let json = serde_json::to_vec(&user).map_err(storage)?;
+        let by_name = [b"u\0", username.as_bytes()].concat();
+        let by_subject = [b"s\0", user.subject.as_bytes()].concat();
+        let inserted = self
+            .tree
+            .transaction(|tx| {
+                if tx.get(&by_name)?.is_some() {
+                    return Ok(false);
+                }
+                tx.insert(by_name.as_slice(), json.as_slice())?;
+                tx.insert(by_subject.as_slice(), username.as_bytes())?;
+                Ok(true)
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| storage(format!("{e:?}")))?;
+        if !inserted {
+            return Err(UserError::Exists(username.to_owned()));
+        }
+        self.tree.flush().map_err(storage)?;
+        Ok(user)
+    }
+
+    fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>, UserError> {
+        let user = if check_username(username).is_ok() {
+            self.get(username)?
+        } else {
+            None
+        };
+        verify(user, password)
+    }
+
+    fn by_subject(&self, subject: &str) -> Result<Option<User>, UserError> {
+        let Some(username) = self
+            .tree
+            .get([b"s\0", subject.as_bytes()].concat())
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        self.get(&String::from_utf8_lossy(&username))
+    }
+}
+
+/// Users in memory, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryUsers(Mutex<BTreeMap<String, User>>);
+
+impl UserStore for MemoryUsers {
+    fn add(&self, username: &str, password: &str, now: u64) -> Result<User, UserError> {
+        let user = new_user(username, password, now)?;
+        let mut users = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if users.contains_key(username) {
+            return Err(UserError::Exists(username.to_owned()));
+        }
+        users.insert(username.to_owned(), user.clone());
+        Ok(user)
+    }
+
+    fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>, UserError> {
+        let user = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(username)
+            .cloned();
+        verify(user, password)
+    }
+
+    fn by_subject(&self, subject: &str) -> Result<Option<User>, UserError> {
+        let users = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(users.values().find(|u| u.subject == subject).cloned())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn the_rules_hold(store: &dyn UserStore) {
+        let alice = store.add("alice", "correct horse", 1).unwrap();
+        assert!(alice.password_hash.starts_with("$argon2id$"));
+        assert!(!alice.password_hash.contains("correct horse"));
+        assert!(matches!(
+            store.add("alice", "another password", 2),
+            Err(UserError::Exists(_))
+        ));
+        assert!(matches!(
+            store.add("bad name", "long enough", 2),
+            Err(UserError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.add("bob", "short", 2),
+            Err(UserError::Invalid(_))
+        ));
+        assert_eq!(
+            store.authenticate("alice", "correct horse").unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(store.authenticate("alice", "wrong horse").unwrap(), None);
+        assert_eq!(store.authenticate("nobody", "correct horse").unwrap(), None);
+        assert_eq!(store.by_subject(&alice.subject).unwrap(), Some(alice));
+        assert_eq!(store.by_subject("unknown").unwrap(), None);
+    }
+
+    #[test]
+    fn the_sled_store_keeps_hashes_and_refuses_duplicates() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        the_rules_hold(&SledUsers::open(&db).unwrap());
+    }
+
+    #[test]
+    fn the_memory_store_behaves_the_same() {
+        the_rules_hold(&MemoryUsers::default());
+    }
+}

@@ -1,0 +1,190 @@
+//! Talking to other anchored parties over Milagro TLS: this device's identity, and a peer
+//! directory that asks the TBS and checks every answer by SPV.
+//!
+//! A device can open (or accept) a [`milagro_tls`] session once its own Birth Certificate
+//! is anchored by a transaction it signed itself (direct mode): the key agreement uses the
+//! nonce of that signature, recomputed from the device key, the signed transaction and the
+//! value it spends ([`Device::tls_identity`]). A batch member has no signature of its own
+//! on chain and cannot.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Network, Txid};
+use milagro_anchor::anchor_tx::anchor_nonce;
+use milagro_anchor::payload::RecordKind;
+use milagro_anchor::proof::{AnchorProof, AnchorProofJson, Expected, Headers, VerifiedAnchor};
+use milagro_anchor::record::TxRecord;
+use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
+use serde_json::Value;
+
+use crate::error::{Error, Step};
+use crate::http::TbsClient;
+use crate::spv::fetch_headers;
+use crate::state::{Device, Progress};
+
+impl Device {
+    /// This device as a Milagro TLS party: its key, its Birth Certificate and the nonce of
+    /// its own anchoring signature.
+    pub fn tls_identity(&self) -> Result<LocalIdentity, Error> {
+        let unavailable = |why: &str| Error::Unsupported(format!("milagro tls: {why}"));
+        let (tx, funding) = match &self.progress {
+            Some(Progress::Direct {
+                tx: Some(tx),
+                funding: Some(funding),
+                ..
+            }) => (tx, *funding),
+            Some(Progress::Direct { .. }) => {
+                return Err(unavailable(
+                    "this device does not hold its signed anchor and the value it spends \
+                     (it resumed an enrolment another run signed)",
+                ))
+            }
+            Some(Progress::Batch) => {
+                return Err(unavailable(
+                    "a batch member has no signature of its own on chain",
+                ))
+            }
+            None => return Err(unavailable("this device is not enrolled yet")),
+        };
+        let nonce = anchor_nonce(&self.key, tx, funding)
+            .map_err(|e| unavailable(&format!("cannot recompute the anchor nonce: {e}")))?;
+        let record =
+            TxRecord::from_tx(tx).map_err(|e| unavailable(&format!("anchor record: {e}")))?;
+        LocalIdentity::new(self.key.clone(), self.bc.clone(), &record, nonce)
+            .map_err(|e| unavailable(&e.to_string()))
+    }
+}
+
+/// A [`PeerDirectory`] backed by a TBS: the anchor proof and the headers it serves are
+/// checked by SPV from the network's genesis, so the TBS cannot make up an anchor or its
+/// depth. What it can do is hide a later certificate of the peer's key (the canary); a
+/// second, independent directory closes that gap.
+pub struct TbsDirectory {
+    tbs: TbsClient,
+    network: Network,
+    cache_for: Duration,
+    cache: Mutex<Vec<(Txid, Instant, Standing)>>,
+}
+
+impl TbsDirectory {
+    /// A directory asking `tbs` afresh for every lookup.
+    pub fn new(tbs: TbsClient, network: Network) -> Self {
+        Self::caching(tbs, network, Duration::ZERO)
+    }
+
+    /// The same, reusing an answer for `cache_for`: a peer's new certificate (or a reorg)
+    /// is then noticed up to that much later.
+    pub fn caching(tbs: TbsClient, network: Network, cache_for: Duration) -> Self {
+        Self {
+            tbs,
+            network,
+            cache_for,
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn look_up(&self, txid: Txid) -> Result<Standing, DirectoryError> {
+        let headers = fetch_headers(&self.tbs, self.network)
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+        let anchor = self.verified_record(txid, &headers)?;
+        let superseded_by = self.later_certificate(&anchor, &headers)?;
+        Ok(Standing {
+            anchor,
+            superseded_by,
+        })
+    }
+
+    /// The record in `txid`, its proof verified against `headers`.
+    fn verified_record(
+        &self,
+        txid: Txid,
+        headers: &Headers,
+    ) -> Result<VerifiedAnchor, DirectoryError> {
+        let invalid = |reason: String| DirectoryError::Invalid { txid, reason };
+        let answer = match self
+            .tbs
+            .get(Step::LookUpPeer, &format!("/v1/proofs/{txid}"))
+        {
+            Ok(answer) => answer,
+            Err(Error::Server { status: 404, .. }) => {
+                return Err(DirectoryError::NotAnchored(txid))
+            }
+            Err(e) => return Err(DirectoryError::Unavailable(e.to_string())),
+        };
+        let proof: AnchorProofJson = answer
+            .body
+            .get("anchor_proof")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| invalid(format!("anchor_proof: {e}")))?
+            .ok_or_else(|| invalid("no anchor_proof".into()))?;
+        let proof = AnchorProof::from_json(&proof).map_err(|e| invalid(e.to_string()))?;
+        let record = TxRecord::from_tx(proof.tx()).map_err(|e| invalid(e.to_string()))?;
+        let expected = Expected {
+            kind: record.kind,
+            digest: record.digest,
+            signer: Some(record.signer),
+        };
+        proof
+            .verify(&expected, headers)
+            .map_err(|e| invalid(e.to_string()))
+    }
+
+    /// The first Birth Certificate record of `anchor`'s signer in a later block that
+    /// verifies.
+    fn later_certificate(
+        &self,
+        anchor: &VerifiedAnchor,
+        headers: &Headers,
+    ) -> Result<Option<Txid>, DirectoryError> {
+        let signer = anchor.signer();
+        let records = self
+            .tbs
+            .get(Step::LookUpPeer, &format!("/v1/records?signer={signer}"))
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+        let later = records
+            .body
+            .get("records")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.get("height").and_then(Value::as_u64) > Some(u64::from(anchor.height())))
+            .filter_map(|r| r.get("txid").and_then(Value::as_str)?.parse::<Txid>().ok());
+        for txid in later {
+            // Only a later certificate that is really on this chain counts: a TBS must
+            // not be able to shut a peer out with a made-up record.
+            if let Ok(later) = self.verified_record(txid, headers) {
+                if later.kind() == RecordKind::BirthCertificate
+                    && later.signer() == signer
+                    && later.digest() != anchor.digest()
+                {
+                    return Ok(Some(txid));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl PeerDirectory for TbsDirectory {
+    fn standing(&self, txid: Txid) -> Result<Standing, DirectoryError> {
+        if !self.cache_for.is_zero() {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, _, standing)) = cache
+                .iter()
+                .find(|(t, at, _)| *t == txid && at.elapsed() < self.cache_for)
+            {
+                return Ok(standing.clone());
+            }
+        }
+        let standing = self.look_up(txid)?;
+        if !self.cache_for.is_zero() {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.retain(|(t, at, _)| *t != txid && at.elapsed() < self.cache_for);
+            cache.push((txid, Instant::now(), standing.clone()));
+        }
+        Ok(standing)
+    }
+}

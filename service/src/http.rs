@@ -1,0 +1,192 @@
+//! Running a service's actix-web server on its own thread, and stopping it.
+//!
+//! [`spawn`] starts an actix system on a named thread, binds, and returns once the socket
+//! is bound (or binding failed), so the caller knows the real port before it goes on.
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpServer};
+
+/// How long a graceful stop lets requests in flight finish.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// A bound, running server.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The bound address (the real port when port 0 was asked for).
+    pub addr: SocketAddr,
+    /// Stops the server.
+    pub handle: ServerHandle,
+    /// The thread running it; joins once the server stopped.
+    pub thread: JoinHandle<()>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread could not be started, or ended before binding.
+    #[error("cannot start the HTTP thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Serves the apps `factory` makes (one per worker) on `listen`, on a thread named
+/// `thread_name`. With `handle_signals`, SIGTERM stops the server gracefully and SIGINT
+/// or SIGQUIT at once; without, only [`ServerHandle::stop`] does.
+pub fn spawn<F, T, B>(
+    listen: SocketAddr,
+    thread_name: &str,
+    handle_signals: bool,
+    factory: F,
+) -> Result<Spawned, SpawnError>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(thread_name.into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let mut server = HttpServer::new(factory).shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+                if !handle_signals {
+                    server = server.disable_signals();
+                }
+                let server = match server.bind(listen) {
+                    Ok(server) => server,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let addr = server.addrs().first().copied().unwrap_or(listen);
+                let server = server.run();
+                let _ = tx.send(Ok((addr, server.handle())));
+                if let Err(error) = server.await {
+                    tracing::error!(%error, "HTTP server failed");
+                }
+            });
+        })
+        .map_err(SpawnError::Thread)?;
+    let bound = rx.recv().map_err(|_| {
+        SpawnError::Thread(std::io::Error::other(
+            "the HTTP thread ended before binding",
+        ))
+    })?;
+    match bound {
+        Ok((addr, handle)) => Ok(Spawned {
+            addr,
+            handle,
+            thread,
+        }),
+        Err(source) => {
+            let _ = thread.join();
+            Err(SpawnError::Bind {
+                addr: listen,
+                source,
+            })
+        }
+    }
+}
+
+/// How long stopping waits for the server's threads to let go of shared state.
+pub const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The handles of a running service: its HTTP server, and the background thread (the
+/// chain loop) that [`Running::halt`] stops with it.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    server: Option<ServerHandle>,
+    server_thread: Option<JoinHandle<()>>,
+    shutdown: std::sync::Arc<crate::sync::Shutdown>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Handles of a server that runs, and of the flag its background thread obeys.
+    pub fn new(spawned: Spawned, shutdown: std::sync::Arc<crate::sync::Shutdown>) -> Self {
+        Self {
+            addr: spawned.addr,
+            server: Some(spawned.handle),
+            server_thread: Some(spawned.thread),
+            shutdown,
+            worker: None,
+        }
+    }
+
+    /// Starts the background thread `name`, which must return once the shutdown flag is
+    /// set.
+    pub fn spawn_worker(
+        &mut self,
+        name: &str,
+        work: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let thread = std::thread::Builder::new().name(name.into()).spawn(work)?;
+        self.worker = Some(thread);
+        Ok(())
+    }
+
+    /// The bound address (the real port when `listen` asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://` and the bound address: where to send requests on this machine.
+    pub fn local_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Blocks until the server stops by itself (a signal).
+    pub fn join_server(&mut self) {
+        if let Some(thread) = self.server_thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Stops the server (letting requests in flight finish if `graceful`) and the
+    /// background thread, then waits up to [`RELEASE_TIMEOUT`] while `in_use` says that
+    /// actix's threads still hold shared state (they drop their copies a little after the
+    /// server future ends; a database's file lock goes with the last copy), so the state
+    /// directory can be opened again as soon as this returns.
+    pub fn halt(&mut self, graceful: bool, in_use: impl Fn() -> bool) {
+        self.shutdown.stop();
+        if let Some(server) = self.server.take() {
+            // The stop command is sent when `stop` is called; its future only reports
+            // completion, which joining the thread below waits for anyway.
+            drop(server.stop(graceful));
+        }
+        self.join_server();
+        if let Some(thread) = self.worker.take() {
+            let _ = thread.join();
+        }
+        let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
+        while in_use() {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("shared state is still in use after stopping");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The document every service serves at `/.well-known/milagro/birth-certificate`: its
+//! Birth Certificate with the proof of its anchor, once anchored deep enough.
+
+use milagro_registry::sled_store::SledStore;
+use milagro_registry::store::{RecordStore, StoreError};
+use serde_json::{json, Value};
+
+use crate::identity::PartyIdentity;
+use crate::own_anchor::{AnchorState, OwnAnchor};
+
+/// Why the document cannot be served now.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotServed {
+    /// Not anchored, not deep enough, or its block left the chain: retry later.
+    #[error("{0}")]
+    NotAnchored(String),
+    /// The index failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The certificate does not serialise (a bug).
+    #[error("birth certificate JSON: {0}")]
+    Json(String),
+}
+
+/// The certificate, its digest, key and anchor (txid, height, depth, self-contained
+/// proof), if the anchor is confirmed and `min_depth` deep in `index`.
+///
+/// The anchor was verified by SPV when the keeper found it; here it is served only if
+/// its block is still in the index, with the depth of the index's current tip.
+pub fn birth_certificate_document(
+    identity: &PartyIdentity,
+    own_anchor: &OwnAnchor,
+    index: &SledStore,
+    min_depth: u32,
+) -> Result<Value, NotServed> {
+    let role = identity.role();
+    let served = match own_anchor.get() {
+        AnchorState::Confirmed(served) => served,
+        AnchorState::Pending { txid } => {
+            return Err(NotServed::NotAnchored(format!(
+                "the {role} birth certificate is being anchored by transaction {txid}, \
+                 not yet confirmed; retry after the next block"
+            )))
+        }
+        AnchorState::None => {
+            return Err(NotServed::NotAnchored(format!(
+                "the {role} birth certificate is not anchored yet (waiting for the node)"
+            )))
+        }
+    };
+    let anchor = served.verified;
+    let still_there = index.block_hash_at(anchor.height())?;
+    let depth = match index.tip()? {
+        Some(tip) if still_there == Some(anchor.block_hash()) => {
+            tip.height.saturating_sub(anchor.height()) + 1
+        }
+        _ => {
+            return Err(NotServed::NotAnchored(format!(
+                "block {} of the {role} anchor left the chain (a reorg); re-anchoring",
+                anchor.block_hash()
+            )))
+        }
+    };
+    if depth < min_depth {
+        return Err(NotServed::NotAnchored(format!(
+            "the {role} anchor has {depth} confirmation(s), {min_depth} required; retry later"
+        )));
+    }
+    let bc = identity.bc();
+    let document: Value = serde_json::from_slice(&bc.to_canonical_json())
+        .map_err(|e| NotServed::Json(e.to_string()))?;
+    Ok(json!({
+        "birth_certificate": document,
+        "digest": bc.digest(),
+        "public_key": bc.public_key(),
+        "txid": anchor.txid(),
+        "vout": anchor.vout(),
+        "height": anchor.height(),
+        "block_hash": anchor.block_hash(),
+        "depth": depth,
+        "anchor_proof": served.proof,
+    }))
+}

@@ -1,0 +1,131 @@
+//! `milagro idp`: run the OpenID Connect provider, manage its users, measure it.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use milagro_idp::config::Config;
+use milagro_idp::users::UserStore as _;
+use milagro_idp::Idp;
+use milagro_service::token::ApiToken;
+use zeroize::Zeroizing;
+
+use super::print_json;
+
+#[path = "idp_bench.rs"]
+mod bench;
+
+/// `milagro idp …`
+#[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Runs the IdP until SIGTERM (graceful) or SIGINT; logs go to stderr (RUST_LOG).
+    Serve(ConfigArg),
+    /// Users who log in.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Makes an admin (or initial access) token: prints it once, with the SHA-256 for
+    /// `[admin] token_sha256` or `[registration] initial_access_token_sha256`.
+    AdminToken,
+    /// Token endpoint throughput (code exchanges/s with ID-token signing) next to the raw
+    /// ES256 signing rate, on a private regtest node. Run it in release mode:
+    /// `cargo run --release -- idp bench`.
+    Bench(bench::BenchArgs),
+}
+
+/// `--config FILE`
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The configuration file (see idp/idp.example.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// `milagro idp user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Adds a user (while the IdP is stopped: it holds its database open; a running IdP
+    /// takes `POST /v1/admin/users` with the admin token). The password is read from
+    /// --password-file, or else from stdin (one line).
+    Add(UserAddArgs),
+}
+
+/// `milagro idp user add`
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The username (1 to 64 of letters, digits and . - _ @).
+    #[arg(long)]
+    pub username: String,
+    /// A file holding the password (its first line).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Runs an `idp` subcommand.
+pub fn run(command: IdpCommand) -> Result<()> {
+    match command {
+        IdpCommand::Serve(args) => serve(args),
+        IdpCommand::User(UserCommand::Add(args)) => add_user(args),
+        IdpCommand::AdminToken => {
+            let token = ApiToken::generate(&mut rand_core::OsRng);
+            eprintln!("keep the token secret; put only its token_sha256 in idp.toml");
+            print_json(&serde_json::json!({
+                "token": token.reveal(),
+                "token_sha256": token.hash().to_string(),
+            }))
+        }
+        IdpCommand::Bench(args) => bench::run(args),
+    }
+}
+
+fn serve(args: ConfigArg) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = Config::load(&args.config)?;
+    let idp = Idp::start_handling_signals(config)
+        .with_context(|| format!("cannot start the IdP of {}", args.config.display()))?;
+    let identity = &idp.state().identity;
+    print_json(&serde_json::json!({
+        "listen": idp.addr(),
+        "url": idp.local_url(),
+        "issuer": idp.state().issuer(),
+        "digest": identity.digest(),
+        "public_key": identity.public_key(),
+    }))?;
+    idp.wait();
+    Ok(())
+}
+
+fn add_user(args: UserAddArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let mut text = Zeroizing::new(String::new());
+    match &args.password_file {
+        Some(path) => {
+            *text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        None => {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the password from stdin")?;
+        }
+    }
+    let password = Zeroizing::new(text.lines().next().unwrap_or_default().to_owned());
+    if password.is_empty() {
+        bail!("no password given (stdin or --password-file)");
+    }
+    let users = milagro_idp::open_users(&config)
+        .context("cannot open the IdP database (is the IdP running? stop it first)")?;
+    let user = users.add(&args.username, &password, milagro_service::unix_now())?;
+    eprintln!("user {} added", user.username);
+    print_json(&serde_json::json!({ "username": user.username, "subject": user.subject }))
+}

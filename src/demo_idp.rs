@@ -1,0 +1,264 @@
+//! The IdP part of `milagro demo`: an IdP on the demo's regtest node anchors its Birth
+//! Certificate, a relying party registers itself, a demo user logs in with the
+//! authorization code flow (PKCE, nonce), and the ID token is verified against the IdP's
+//! JWKS with the `openidconnect` crate before its claims are printed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use milagro_idp::config::Config;
+use milagro_idp::{Idp, RunningIdp};
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_service::own_anchor::AnchorState;
+use openidconnect::core::{
+    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+};
+use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+/// What the IdP part adds to the demo's summary.
+#[derive(Debug, Serialize)]
+pub struct IdpSummary {
+    issuer: String,
+    digest: String,
+    anchor_txid: String,
+    client_id: String,
+    id_token_claims: Value,
+}
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const USER: &str = "demo";
+const PASSWORD: &str = "demo password";
+const REDIRECT: &str = "https://rp.demo.milagro.test/callback";
+
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check()? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts an IdP named `name` on loopback (a free port, which is also its issuer URL),
+/// its state in `dir`, anchoring through the node at `rpc_url`.
+pub(crate) fn start_idp(
+    dir: &Path,
+    rpc_url: &str,
+    cookie: &Path,
+    name: &str,
+) -> Result<RunningIdp> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = Config::parse(&format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+name = {name:?}
+state_dir = {state:?}
+[node]
+rpc_url = {rpc_url:?}
+rpc_cookie = {cookie:?}
+network = "regtest"
+[sync]
+poll_interval_ms = 100
+"#,
+        state = dir.join("idp"),
+    ))?;
+    Ok(Idp::start(config)?)
+}
+
+/// Registers a confidential client (RFC 7591); returns its id and secret.
+pub(crate) fn register_client(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    metadata: &Value,
+) -> Result<(String, String)> {
+    let registered: Value = http
+        .post(format!("{issuer}/register"))
+        .header("content-type", "application/json")
+        .body(metadata.to_string())
+        .send()?
+        .json()?;
+    let field = |name: &str| {
+        registered[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no {name} in {registered}"))
+    };
+    Ok((field("client_id")?, field("client_secret")?))
+}
+
+/// Runs the IdP part on the demo's node.
+pub fn run(node: &BitcoindRpc, rpc_url: &str, cookie: &Path, miner: &str) -> Result<IdpSummary> {
+    crate::demo::step("starting an IdP: its key, Birth Certificate and anchor, like every party");
+    let dir = tempfile::tempdir()?;
+    let idp = start_idp(dir.path(), rpc_url, cookie, "Milagro demo IdP")?;
+    let issuer = idp.state().issuer().to_owned();
+    let txid = wait_for("the IdP anchor to be broadcast", || {
+        Ok(match idp.state().own_anchor.get() {
+            AnchorState::Pending { txid } => Some(txid),
+            _ => None,
+        })
+    })?;
+    node.generate_to_address(1, miner)?;
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let served: Value = wait_for("the IdP birth certificate to be served", || {
+        let response = http
+            .get(format!("{issuer}/.well-known/milagro/birth-certificate"))
+            .send()?;
+        Ok(response
+            .status()
+            .is_success()
+            .then(|| response.json())
+            .transpose()?)
+    })?;
+    let discovery: Value = http
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()?
+        .json()?;
+    ensure!(
+        discovery["milagro_birth_certificate_digest"] == served["digest"]
+            && served["txid"] == json!(txid),
+        "the discovery document and the anchored certificate disagree"
+    );
+    let digest = served["digest"].as_str().unwrap_or_default().to_owned();
+    eprintln!("    issuer {issuer}, birth certificate {digest} anchored by {txid}");
+
+    crate::demo::step(
+        "a relying party registers itself (RFC 7591) and a demo user logs in (code flow + PKCE)",
+    );
+    idp.state()
+        .users
+        .add(USER, PASSWORD, milagro_service::unix_now())?;
+    let (client_id, secret) = register_client(
+        &http,
+        &issuer,
+        &json!({"redirect_uris": [REDIRECT], "client_name": "Demo RP"}),
+    )?;
+    let verifier = B64URL.encode(rand_bytes());
+    let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
+    let nonce = B64URL.encode(rand_bytes());
+    let query = encode(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid profile"),
+        ("state", "demo-state"),
+        ("nonce", &nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let page = http.get(format!("{issuer}/authorize?{query}")).send()?;
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("the login page set no CSRF cookie")?
+        .to_owned();
+    let mut form = hidden_inputs(&page.text()?);
+    form.push(("username".into(), USER.into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let landed = http
+        .post(format!("{issuer}/login"))
+        .header("cookie", cookie)
+        .header("content-type", FORM)
+        .body(encode(&form))
+        .send()?;
+    let location = landed
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .context("the login did not redirect back")?;
+    let code = location
+        .split_once("code=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .context("no code in the redirect")?
+        .to_owned();
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", FORM)
+        .body(encode(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.as_str()),
+        ]))
+        .send()?
+        .json()?;
+
+    crate::demo::step("the relying party verifies the ID token against the IdP's JWKS");
+    let jwks: CoreJsonWebKeySet = http.get(format!("{issuer}/jwks")).send()?.json()?;
+    let id_token: CoreIdToken = tokens["id_token"]
+        .as_str()
+        .context("no id_token")?
+        .parse()?;
+    let verifier = CoreIdTokenVerifier::new_confidential_client(
+        ClientId::new(client_id.clone()),
+        ClientSecret::new(secret),
+        IssuerUrl::new(issuer.clone())?,
+        jwks,
+    )
+    .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let claims = id_token.claims(&verifier, &Nonce::new(nonce))?;
+    let id_token_claims = serde_json::to_value(claims)?;
+    eprintln!("    verified ID token claims: {id_token_claims}");
+    idp.stop();
+    Ok(IdpSummary {
+        issuer,
+        digest,
+        anchor_txid: txid.to_string(),
+        client_id,
+        id_token_claims,
+    })
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn encode(pairs: &[(&str, &str)]) -> String {
+    openidconnect::url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    bytes
+}
+
+/// The name and value of each hidden input of the login page.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = start + tag[start..].find('"')?;
+        Some(
+            tag[start..end]
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|tag| Some((attr(tag, "name")?, attr(tag, "value")?)))
+        .collect()
+}

@@ -1,0 +1,257 @@
+//! What the IdP tests share: a real regtest node, a real IdP on loopback whose Birth
+//! Certificate is anchored, a user, an HTTP client that follows no redirect (so each
+//! redirect can be checked), the login form driven as a browser posts it, and the
+//! `openidconnect` crate's HTTP client trait implemented over that client.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::time::Duration;
+
+use milagro_idp::config::Config;
+use milagro_idp::{Idp, RunningIdp};
+use milagro_tests::{wait_until, TestNode};
+use serde_json::Value;
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse battery";
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A node, an anchored IdP and its user.
+pub struct IdpWorld {
+    pub node: TestNode,
+    pub dir: tempfile::TempDir,
+    pub idp: RunningIdp,
+    pub issuer: String,
+    pub http: reqwest::blocking::Client,
+}
+
+/// A port nobody listens on now (the IdP binds it right after; its issuer URL must name
+/// the port before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The configuration of a test IdP at `issuer`, with `extra` TOML appended.
+pub fn idp_config(node: &TestNode, state_dir: &std::path::Path, port: u16, extra: &str) -> Config {
+    let text = format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+name = "Test IdP"
+state_dir = {state_dir:?}
+[node]
+rpc_url = {rpc:?}
+rpc_cookie = {cookie:?}
+network = "regtest"
+[sync]
+poll_interval_ms = 50
+max_backoff_ms = 400
+{extra}
+"#,
+        rpc = node.rpc_url(),
+        cookie = node.cookie(),
+    );
+    Config::parse(&text).unwrap()
+}
+
+impl IdpWorld {
+    /// Starts everything and waits until the IdP's Birth Certificate is anchored.
+    pub fn start(extra: &str) -> Self {
+        let node = TestNode::start();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let idp = Idp::start(idp_config(&node, &dir.path().join("idp"), port, extra)).unwrap();
+        let issuer = idp.state().issuer().to_owned();
+        idp.state()
+            .users
+            .add(USER, PASSWORD, milagro_service::unix_now())
+            .unwrap();
+        let http = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let world = Self {
+            node,
+            dir,
+            idp,
+            issuer,
+            http,
+        };
+        world.anchor();
+        world
+    }
+
+    /// Mines until the Birth Certificate is served as anchored.
+    pub fn anchor(&self) {
+        wait_until("the IdP anchor to be broadcast", PATIENCE, || {
+            let state = self.idp.state().own_anchor.get();
+            (!matches!(state, milagro_service::own_anchor::AnchorState::None)).then_some(())
+        });
+        self.node.mine(1);
+        wait_until("the IdP birth certificate to be served", PATIENCE, || {
+            let (status, _) = self.get("/.well-known/milagro/birth-certificate");
+            (status == 200).then_some(())
+        });
+    }
+
+    /// `GET path`: status and JSON.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.issuer))
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// `POST path` with a form body and optional Basic credentials: status and JSON.
+    pub fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.issuer))
+            .header(FORM, "application/x-www-form-urlencoded")
+            .body(encode(form.iter().copied()));
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, json)
+    }
+
+    /// `POST /register` with `metadata`: status and JSON.
+    pub fn register(&self, metadata: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/register", self.issuer))
+            .header("content-type", "application/json")
+            .body(metadata.to_string())
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap())
+    }
+
+    /// Opens `authorize_url` as a browser would and submits the login form; returns the
+    /// redirect's `Location`, or the status and page when there is none.
+    pub fn login(
+        &self,
+        authorize_url: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<String, (u16, String)> {
+        let page = self.http.get(authorize_url).send().unwrap();
+        let status = page.status().as_u16();
+        if let Some(location) = page.headers().get("location") {
+            return Ok(location.to_str().unwrap().to_owned());
+        }
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned());
+        let html = page.text().unwrap();
+        if status != 200 {
+            return Err((status, html));
+        }
+        let mut form = hidden_fields(&html);
+        form.push(("username".into(), username.into()));
+        form.push(("password".into(), password.into()));
+        let pairs = form.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut request = self
+            .http
+            .post(format!("{}/login", self.issuer))
+            .header(FORM, "application/x-www-form-urlencoded")
+            .body(encode(pairs));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let answer = request.send().unwrap();
+        match answer.headers().get("location") {
+            Some(location) => Ok(location.to_str().unwrap().to_owned()),
+            None => Err((answer.status().as_u16(), answer.text().unwrap())),
+        }
+    }
+
+    /// An HTTP client for the `openidconnect` crate.
+    pub fn oidc_http(
+        &self,
+    ) -> impl Fn(openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, reqwest::Error> + '_
+    {
+        move |request| {
+            let (parts, body) = request.into_parts();
+            let response = self
+                .http
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()?;
+            let mut builder = openidconnect::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let bytes = response.bytes()?.to_vec();
+            Ok(builder.body(bytes).unwrap())
+        }
+    }
+}
+
+const FORM: &str = "content-type";
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+pub fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    openidconnect::url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// The `name`/`value` of every hidden input, HTML entities decoded.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|rest| {
+            let attr = |name: &str| {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + rest[start..].find('"').unwrap();
+                unescape(&rest[start..end])
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The query parameters of a redirect `location`.
+pub fn query(location: &str) -> std::collections::HashMap<String, String> {
+    openidconnect::url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}

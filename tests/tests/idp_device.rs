@@ -1,0 +1,124 @@
+//! The device authorization grant (RFC 8628) with the `openidconnect` crate as the
+//! device: it asks for a code, a person approves it on the verification page (logging
+//! in), and the device's polling gets tokens and an ID token that verifies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod idp_common;
+
+use idp_common::{encode, hidden_fields, IdpWorld, PASSWORD, USER};
+use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata};
+use openidconnect::{
+    ClientId, ClientSecret, DeviceAuthorizationUrl, IssuerUrl, Nonce, Scope, TokenResponse as _,
+};
+use serde_json::json;
+
+/// What a person does on the verification page: open it, type the code, log in.
+fn approve(w: &IdpWorld, user_code: &str, password: &str) -> (u16, String) {
+    let page = w.http.get(format!("{}/device", w.issuer)).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.extend([
+        ("user_code".to_owned(), user_code.to_lowercase()),
+        ("username".to_owned(), USER.to_owned()),
+        ("password".to_owned(), password.to_owned()),
+    ]);
+    let answer = w
+        .http
+        .post(format!("{}/device", w.issuer))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        .send()
+        .unwrap();
+    (answer.status().as_u16(), answer.text().unwrap())
+}
+
+#[test]
+fn a_device_without_a_browser_gets_tokens_once_a_person_approves_it() {
+    // The default 5 s interval: two polls in a row are always too fast, and an approved
+    // code is answered at once whatever the interval.
+    let w = IdpWorld::start("");
+    let http = w.oidc_http();
+    let provider =
+        CoreProviderMetadata::discover(&IssuerUrl::new(w.issuer.clone()).unwrap(), &http).unwrap();
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let (status, registered) = w.register(&json!({"grant_types": [grant, "refresh_token"]}));
+    assert_eq!(status, 201, "{registered}");
+    let client = CoreClient::from_provider_metadata(
+        provider,
+        ClientId::new(registered["client_id"].as_str().unwrap().into()),
+        Some(ClientSecret::new(
+            registered["client_secret"].as_str().unwrap().into(),
+        )),
+    )
+    .set_device_authorization_url(
+        DeviceAuthorizationUrl::new(format!("{}/device_authorization", w.issuer)).unwrap(),
+    );
+
+    let details: CoreDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scope(Scope::new("profile".into()))
+        .request(&w.oidc_http())
+        .unwrap();
+    let user_code = details.user_code().secret().clone();
+    assert_eq!(user_code.len(), 9, "{user_code}");
+    assert_eq!(
+        details.verification_uri().as_str(),
+        format!("{}/device", w.issuer)
+    );
+
+    // Not yet approved: the token endpoint says so (RFC 8628 §3.5).
+    let basic = Some((
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+    ));
+    let poll = [
+        ("grant_type", grant),
+        ("device_code", details.device_code().secret().as_str()),
+    ];
+    let (status, pending) = w.post_form("/token", &poll, basic);
+    assert_eq!(
+        (status, pending["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+    let (status, slow) = w.post_form("/token", &poll, basic);
+    assert_eq!((status, slow["error"].as_str()), (400, Some("slow_down")));
+
+    // A wrong password approves nothing; the right one does.
+    let (status, page) = approve(&w, &user_code, "not the password");
+    assert_eq!(status, 401);
+    assert!(page.contains("Wrong username or password"), "{page}");
+    let (status, page) = approve(&w, &user_code, PASSWORD);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("return to your device"), "{page}");
+
+    // The device's polling (the crate's, honouring the interval) gets the tokens.
+    let tokens = client
+        .exchange_device_access_token(&details)
+        .unwrap()
+        .request(&w.oidc_http(), std::thread::sleep, None)
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&client.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
+        .unwrap();
+    assert_eq!(claims.preferred_username().unwrap().as_str(), USER);
+    assert!(claims.nonce().is_none());
+    // Once only.
+    let (status, again) = w.post_form("/token", &poll, basic);
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // The code is no longer pending on the page.
+    let (status, page) = approve(&w, &user_code, PASSWORD);
+    assert_eq!(status, 401);
+    assert!(page.contains("unknown or has expired"), "{page}");
+}

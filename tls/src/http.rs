@@ -1,0 +1,141 @@
+//! HTTP/1.1 over Milagro TLS: an actix-web `App` served on accepted sessions
+//! ([`serve_app`]), and requests sent on a connected session ([`send`]).
+//!
+//! A handler finds the admitted peer among the connection's data:
+//! `req.conn_data::<AdmittedPeer>()` (set before the first request is read), so it can
+//! decide what that party may do. Requests are plain `http` types with byte bodies.
+//!
+//! actix-web's `HttpServer` cannot be handed streams that were already accepted, so
+//! [`serve_app`] runs actix-http's HTTP/1 service itself, one instance per thread, as
+//! `HttpServer` does per worker. It must run inside an actix (or any `LocalSet`) runtime.
+//! The app sees a default `AppConfig` (`secure` is false, `host` is `localhost:8080`):
+//! use the admitted peer, not the connection info, to make decisions.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_http::body::MessageBody;
+use actix_http::{HttpService, Protocol, Request, Response};
+use actix_service::{
+    map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt as _,
+};
+use actix_web::dev::AppConfig;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server;
+
+use crate::{accept, AdmittedPeer, LocalIdentity, Options, PeerDirectory, Session, TlsError};
+
+/// A server-side session over TCP: what [`serve_app`] hands actix-http.
+pub type ServerSession = Session<server::TlsStream<TcpStream>>;
+
+/// Largest response body [`send`] reads.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Why a request over a session failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// HTTP framing or the connection failed.
+    #[error("http: {0}")]
+    Http(#[from] hyper::Error),
+    /// The response body is larger than [`MAX_RESPONSE_BYTES`].
+    #[error("response body above {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+}
+
+/// Sends one request on `session` and reads the whole response (HTTP/1.1; the session is
+/// used for this one exchange).
+pub async fn send<S>(
+    session: Session<S>,
+    request: http::Request<Bytes>,
+) -> Result<http::Response<Bytes>, HttpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(session)).await?;
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request.map(Full::new)).await?;
+    let (parts, body) = response.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|_| HttpError::TooLarge)?
+        .to_bytes();
+    drop(sender);
+    driver.abort();
+    Ok(http::Response::from_parts(parts, bytes))
+}
+
+/// Accepts Milagro TLS sessions on `listener` and serves the app `factory` builds on
+/// each, until the listener fails. A session that fails admission or key agreement is
+/// reported to `refused` and closed; no request of it reaches the app.
+pub async fn serve_app<F, I, S, B>(
+    listener: TcpListener,
+    identity: Arc<LocalIdentity>,
+    directory: Arc<dyn PeerDirectory>,
+    options: Options,
+    factory: F,
+    refused: impl Fn(SocketAddr, TlsError) + 'static,
+) -> std::io::Result<()>
+where
+    F: Fn() -> I,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let app = factory()
+        .into_factory()
+        .map_err(|e| e.into().error_response());
+    let handler = HttpService::<ServerSession, _, _>::build()
+        .on_connect_ext(|session: &ServerSession, data| {
+            data.insert(session.peer().clone());
+        })
+        .finish(map_config(app, |_| AppConfig::default()))
+        .new_service(())
+        .await
+        .map_err(|()| std::io::Error::other("the app failed to start"))?;
+    let handler = Rc::new(handler);
+    let refused = Rc::new(refused);
+    loop {
+        let (tcp, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // A client that gave up before the accept, or a descriptor limit: the server
+            // goes on.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (handler, refused) = (handler.clone(), refused.clone());
+        let (identity, directory, options) = (identity.clone(), directory.clone(), options.clone());
+        actix_rt::spawn(async move {
+            match accept(tcp, &identity, directory, &options).await {
+                Ok(session) => {
+                    // Errors here are the client's HTTP mistakes, answered by actix-http.
+                    let _ = handler.call((session, Protocol::Http1, Some(from))).await;
+                }
+                Err(e) => refused(from, e),
+            }
+        });
+    }
+}
+
+/// The admitted peer of the request's connection (present for every request
+/// [`serve_app`] serves).
+pub fn peer_of(request: &actix_web::HttpRequest) -> Option<&AdmittedPeer> {
+    request.conn_data::<AdmittedPeer>()
+}
