@@ -121,12 +121,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     // D-TA 1 speaks Milagro TLS later: the nonce of its anchoring signature, recomputed.
     let dta1 = &parties[2];
-    let dta1_tx = &receipts[2].tx;
-    let dta1_identity = milagro_tls::LocalIdentity::new(
+    let dta1_identity = milagro_tls::LocalIdentity::from_anchor_tx(
         dta1.key.clone(),
         dta1.bc.clone(),
-        &milagro_anchor::record::TxRecord::from_tx(dta1_tx)?,
-        milagro_anchor::anchor_tx::anchor_nonce(&dta1.key, dta1_tx, receipts[2].funding_value)?,
+        &receipts[2].tx,
+        receipts[2].funding_value,
     )?;
     node.generate_to_address(1, &miner)?;
 

@@ -11,7 +11,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Network, Txid};
-use milagro_anchor::anchor_tx::anchor_nonce;
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson, Expected, Headers, VerifiedAnchor};
 use milagro_anchor::record::TxRecord;
@@ -47,11 +46,7 @@ impl Device {
             }
             None => return Err(unavailable("this device is not enrolled yet")),
         };
-        let nonce = anchor_nonce(&self.key, tx, funding)
-            .map_err(|e| unavailable(&format!("cannot recompute the anchor nonce: {e}")))?;
-        let record =
-            TxRecord::from_tx(tx).map_err(|e| unavailable(&format!("anchor record: {e}")))?;
-        LocalIdentity::new(self.key.clone(), self.bc.clone(), &record, nonce)
+        LocalIdentity::from_anchor_tx(self.key.clone(), self.bc.clone(), tx, funding)
             .map_err(|e| unavailable(&e.to_string()))
     }
 }

@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bitcoin::{Amount, FeeRate, Network};
-use milagro_anchor::anchor_tx::{anchor_nonce, build_anchor_tx, p2wpkh_script, FundingUtxo};
+use milagro_anchor::anchor_tx::{build_anchor_tx, p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::kex::{ecdh, yak, Protocol, SessionContext};
 use milagro_anchor::payload::{Payload, RecordKind};
-use milagro_anchor::record::TxRecord;
 use milagro_pat_client::peering::TbsDirectory;
 use milagro_pat_client::TbsClient;
 use milagro_registry::chain::ChainSource as _;
@@ -237,9 +236,7 @@ fn anchored(world: &TbsWorld, role: Role, name: &str) -> Result<LocalIdentity> {
     )?
     .tx;
     world.node.broadcast(&tx)?;
-    let nonce = anchor_nonce(&key, &tx, value)?;
-    let record = TxRecord::from_tx(&tx)?;
-    Ok(LocalIdentity::new(key, bc, &record, nonce)?)
+    Ok(LocalIdentity::from_anchor_tx(key, bc, &tx, value)?)
 }
 
 /// Runs `n` handshakes with `concurrency` clients at once, each client one after

@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bitcoin::FeeRate;
-use milagro_anchor::anchor_tx::{anchor_nonce, build_anchor_tx};
+use milagro_anchor::anchor_tx::build_anchor_tx;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
-use milagro_anchor::record::TxRecord;
 use milagro_pat_client::peering::TbsDirectory;
 use milagro_pat_client::TbsClient;
 use milagro_registry::chain::ChainSource as _;
@@ -52,9 +51,8 @@ impl TlsParty {
         .unwrap()
         .tx;
         w.node().rpc.broadcast(&tx).unwrap();
-        let nonce = anchor_nonce(&key, &tx, funding.value).unwrap();
-        let record = TxRecord::from_tx(&tx).unwrap();
-        let identity = LocalIdentity::new(key.clone(), bc.clone(), &record, nonce).unwrap();
+        let identity =
+            LocalIdentity::from_anchor_tx(key.clone(), bc.clone(), &tx, funding.value).unwrap();
         Self {
             key,
             bc,

@@ -75,6 +75,7 @@ mod verifier;
 
 use std::time::Duration;
 
+use milagro_anchor::anchor_tx::anchor_nonce;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::kex::{KexError, LocalParty, Protocol};
 use milagro_anchor::keys::SecretKey;
@@ -122,6 +123,22 @@ impl LocalIdentity {
         }
         let party = LocalParty::from_record(record, nonce)?;
         Ok(Self { key, bc, party })
+    }
+
+    /// The identity of the holder of `key`, whose certificate `bc` is anchored by its own
+    /// transaction `anchor_tx` (the nonce of its signature is recomputed; `funding_value`
+    /// is the value of the output that transaction spends, which the signature commits to).
+    pub fn from_anchor_tx(
+        key: SecretKey,
+        bc: BirthCertificate,
+        anchor_tx: &bitcoin::Transaction,
+        funding_value: bitcoin::Amount,
+    ) -> Result<Self, TlsError> {
+        let nonce = anchor_nonce(&key, anchor_tx, funding_value)
+            .map_err(|e| TlsError::Identity(format!("cannot recompute the anchor nonce: {e}")))?;
+        let record = TxRecord::from_tx(anchor_tx)
+            .map_err(|e| TlsError::Identity(format!("anchor transaction: {e}")))?;
+        Self::new(key, bc, &record, nonce)
     }
 
     /// The Birth Certificate.
