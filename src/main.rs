@@ -41,6 +41,9 @@ enum Command {
     /// The IdP: an OpenID Connect provider with an anchored identity.
     #[command(subcommand)]
     Idp(cli::idp::IdpCommand),
+    /// A D-TA: a master-secret share, M-Pin shares over Milagro TLS.
+    #[command(subcommand)]
+    Dta(cli::dta::DtaCommand),
     /// A device (PAT): enrol through a TBS, refresh its instructions.
     #[command(subcommand)]
     Pat(cli::pat::PatCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Regtest(command) => cli::regtest::run(command),
         Command::Tbs(command) => cli::tbs::run(command),
         Command::Idp(command) => cli::idp::run(command),
+        Command::Dta(command) => cli::dta::run(command),
         Command::Pat(command) => cli::pat::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),

@@ -42,7 +42,6 @@
 //! ```
 
 pub mod api;
-mod chain;
 pub mod clients;
 pub mod config;
 pub mod device_grants;

@@ -6,16 +6,15 @@ use std::sync::Arc;
 
 use actix_web::{web, App};
 use milagro_anchor::birth_certificate::Role;
-use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::sled_store::SledStore;
 use milagro_service::audit::Audit;
+use milagro_service::chain_loop::{ChainLoop, ChainParts};
 use milagro_service::files::{self, FileError};
 use milagro_service::http::{self, Running, SpawnError};
 use milagro_service::identity::{IdentityError, PartyIdentity, PartyKind};
 use milagro_service::own_anchor::OwnAnchor;
 use milagro_service::sync::Shutdown;
 
-use crate::chain::ChainLoop;
 use crate::clients::ClientStore;
 use crate::config::Config;
 use crate::device_grants::DeviceGrants;
@@ -183,7 +182,6 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
         db: Arc::new(db),
         config: Arc::new(config),
     };
-    let node = BitcoindRpc::with_cookie(&state.config.node.rpc_url, &state.config.node.rpc_cookie);
     let for_http = state.clone();
     let factory = move || {
         App::new()
@@ -193,7 +191,21 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
     let spawned = http::spawn(state.config.listen, "idp-http", handle_signals, factory)?;
     tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "IdP listening");
     let shutdown = Arc::new(Shutdown::default());
-    let chain = ChainLoop::new(node, state.clone(), shutdown.clone());
+    let config = &state.config;
+    let chain = ChainLoop::new(
+        ChainParts {
+            identity: state.identity.clone(),
+            own_anchor: state.own_anchor.clone(),
+            index: state.index.clone(),
+            audit: state.audit.clone(),
+            state_dir: config.state_dir.clone(),
+            node: config.node.clone(),
+            sync: config.sync.clone(),
+            audit_config: config.audit.clone(),
+            fee_rate: config.fee_rate,
+        },
+        shutdown.clone(),
+    );
     let mut running = RunningIdp {
         state,
         running: Running::new(spawned, shutdown),

@@ -17,6 +17,9 @@
 //! - [`audit::Audit`]: the log of 32-byte entries (durable in sled, rebuilt at start), and
 //!   [`audit::anchoring`], the rule that anchors its signed checkpoints;
 //! - [`sync`]: the stop flag and the backoff a service's chain-following thread uses;
+//!   [`chain_loop::ChainLoop`]: that thread (index, own anchor, checkpoints);
+//! - `peer_directory` (feature `tls`): the service as a Milagro TLS party: its
+//!   `LocalIdentity` from its own anchor, and a `PeerDirectory` over its own index;
 //! - [`http`]: runs an actix-web server on its own thread and stops it;
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
 //!   `[audit]`, anchoring), checked purely; [`token`]: bearer tokens kept as hashes.
@@ -39,11 +42,14 @@
 //! ```
 
 pub mod audit;
+pub mod chain_loop;
 pub mod config;
 pub mod files;
 pub mod http;
 pub mod identity;
 pub mod own_anchor;
+#[cfg(feature = "tls")]
+pub mod peer_directory;
 pub mod sync;
 pub mod token;
 pub mod well_known;

@@ -110,6 +110,93 @@ struct PendingAnchor {
     tx: String,
     /// The wallet payment it spends, if the wallet had to fund the key.
     funding_tx: Option<String>,
+    /// The value of the output it spends (the sighash commits to it): with the key and
+    /// the transaction it recomputes the anchoring signature's nonce ([`signed_anchor`]).
+    /// Absent from files written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    funding_value_sat: Option<u64>,
+}
+
+/// The service's own anchoring transaction as persisted, with the value its first input
+/// spends: what recomputes the nonce of the key's anchoring signature (the long-term
+/// secret of ECDH/YAK over Bitcoin, see `milagro_anchor::anchor_tx::anchor_nonce`).
+#[derive(Debug, Clone)]
+pub struct SignedAnchor {
+    /// The signed anchoring transaction.
+    pub tx: Transaction,
+    /// The value of the output its first input spends.
+    pub funding_value: bitcoin::Amount,
+}
+
+/// The anchoring transaction `state_dir/anchor.json` holds for `party`, if any.
+///
+/// The funding value comes from the file, or, for files written before it was recorded,
+/// from the wallet payment the file keeps; `None` if neither says it.
+pub fn signed_anchor(
+    state_dir: &std::path::Path,
+    party: &PartyIdentity,
+) -> Result<Option<SignedAnchor>, AnchorError> {
+    let path = state_dir.join(ANCHOR_FILE);
+    let corrupt = |detail: String| AnchorError::Corrupt {
+        path: path.clone(),
+        detail,
+    };
+    let Some(pending) = read_pending_file(&path, party)? else {
+        return Ok(None);
+    };
+    let tx: Transaction =
+        encode::deserialize_hex(&pending.tx).map_err(|e| corrupt(e.to_string()))?;
+    let spent = tx
+        .input
+        .first()
+        .map(|input| input.previous_output)
+        .ok_or_else(|| corrupt("the anchoring transaction has no input".into()))?;
+    let funding_value = match (pending.funding_value_sat, &pending.funding_tx) {
+        (Some(sat), _) => bitcoin::Amount::from_sat(sat),
+        (None, Some(funding)) => {
+            let funding: Transaction =
+                encode::deserialize_hex(funding).map_err(|e| corrupt(e.to_string()))?;
+            let vout = usize::try_from(spent.vout).unwrap_or(usize::MAX);
+            match funding.output.get(vout) {
+                Some(out) if funding.compute_txid() == spent.txid => out.value,
+                _ => return Ok(None),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(SignedAnchor { tx, funding_value }))
+}
+
+/// Reads a pending anchor file, checking that it anchors `party`'s certificate.
+fn read_pending_file(
+    path: &std::path::Path,
+    party: &PartyIdentity,
+) -> Result<Option<PendingAnchor>, AnchorError> {
+    let corrupt = |detail: String| AnchorError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FileError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+    };
+    let pending: PendingAnchor = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    if pending.digest != party.digest() {
+        return Err(corrupt(format!(
+            "it anchors {}, not this service's birth certificate {}",
+            pending.digest,
+            party.digest()
+        )));
+    }
+    Ok(Some(pending))
 }
 
 /// Why a step of the anchoring rule failed; it is retried at the next poll.
@@ -264,28 +351,7 @@ impl<I: AsRef<PartyIdentity>> AnchorKeeper<I> {
     }
 
     fn read_pending(&self) -> Result<Option<PendingAnchor>, AnchorError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(FileError::Io {
-                    action: "read",
-                    path: self.path.clone(),
-                    source,
-                }
-                .into())
-            }
-        };
-        let pending: PendingAnchor =
-            serde_json::from_str(&text).map_err(|e| self.corrupt(e.to_string()))?;
-        if pending.digest != self.party().digest() {
-            return Err(self.corrupt(format!(
-                "it anchors {}, not this service's birth certificate {}",
-                pending.digest,
-                self.party().digest()
-            )));
-        }
-        Ok(Some(pending))
+        read_pending_file(&self.path, self.party())
     }
 
     fn corrupt(&self, detail: String) -> AnchorError {
@@ -316,6 +382,7 @@ impl<I: AsRef<PartyIdentity>> AnchorKeeper<I> {
             txid: tx.compute_txid(),
             tx: encode::serialize_hex(tx),
             funding_tx: prepared.funding_tx.as_ref().map(encode::serialize_hex),
+            funding_value_sat: Some(prepared.funding.value.to_sat()),
         };
         let json = serde_json::to_vec_pretty(&pending).map_err(|e| self.corrupt(e.to_string()))?;
         files::write_atomically(&self.path, &json)?;
@@ -323,5 +390,71 @@ impl<I: AsRef<PartyIdentity>> AnchorKeeper<I> {
         self.shared.set(AnchorState::Pending { txid: pending.txid });
         tracing::info!(txid = %pending.txid, fee_sat = prepared.anchor.fee.to_sat(), "broadcast the service's anchor");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bitcoin::{absolute, transaction, Amount, OutPoint, TxIn, TxOut};
+    use milagro_anchor::anchor_tx::{anchor_nonce, build_anchor_tx, p2wpkh_script, FundingUtxo};
+    use milagro_anchor::birth_certificate::Role;
+
+    use super::*;
+    use crate::identity::PartyKind;
+
+    #[test]
+    fn the_kept_anchor_gives_its_funding_value_and_older_files_their_wallet_payment() {
+        let dir = tempfile::tempdir().unwrap();
+        let kind = PartyKind {
+            role: Role::Dta,
+            key_file: "dta.key",
+        };
+        let party = PartyIdentity::load_or_create(kind, dir.path(), "D", "https://d.test", 1);
+        let party = party.unwrap();
+        assert!(signed_anchor(dir.path(), &party).unwrap().is_none());
+        let value = Amount::from_sat(20_000);
+        let funding_tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn::default()],
+            output: vec![TxOut {
+                value,
+                script_pubkey: p2wpkh_script(&party.public_key()),
+            }],
+        };
+        let funding = FundingUtxo {
+            outpoint: OutPoint::new(funding_tx.compute_txid(), 0),
+            value,
+        };
+        let payload = Payload::new(RecordKind::BirthCertificate, party.digest());
+        let fee_rate = FeeRate::from_sat_per_vb_u32(2);
+        let tx = build_anchor_tx(party.secret_key(), &funding, &payload, fee_rate, None);
+        let tx = tx.unwrap().tx;
+        let keep = |funding_value_sat: Option<u64>, funding: Option<&Transaction>| {
+            let pending = PendingAnchor {
+                digest: party.digest(),
+                txid: tx.compute_txid(),
+                tx: encode::serialize_hex(&tx),
+                funding_tx: funding.map(encode::serialize_hex),
+                funding_value_sat,
+            };
+            let json = serde_json::to_vec(&pending).unwrap();
+            std::fs::write(dir.path().join(ANCHOR_FILE), json).unwrap();
+        };
+
+        keep(Some(value.to_sat()), None);
+        let kept = signed_anchor(dir.path(), &party).unwrap().unwrap();
+        assert_eq!(
+            (kept.tx.compute_txid(), kept.funding_value),
+            (tx.compute_txid(), value)
+        );
+        assert!(anchor_nonce(party.secret_key(), &kept.tx, kept.funding_value).is_ok());
+        // A file from before the value was kept: the wallet payment it spends says it.
+        keep(None, Some(&funding_tx));
+        let kept = signed_anchor(dir.path(), &party).unwrap().unwrap();
+        assert_eq!(kept.funding_value, value);
+        keep(None, None);
+        assert!(signed_anchor(dir.path(), &party).unwrap().is_none());
     }
 }

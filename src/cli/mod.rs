@@ -2,6 +2,7 @@
 
 pub mod bc;
 pub mod bench;
+pub mod dta;
 pub mod idp;
 pub mod pat;
 pub mod pat_tls;

@@ -1,0 +1,291 @@
+//! The D-TA's two HTTP APIs: public documents over plain HTTP, shares over Milagro TLS.
+//!
+//! Plain HTTP ([`configure_public`]), nothing secret:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /.well-known/milagro/birth-certificate` | the anchored Birth Certificate |
+//! | `GET /v1/status` | anchor, index tip, log size, whether the share API serves |
+//!
+//! Milagro TLS only ([`configure_shares`]; every request comes from an admitted peer,
+//! whose anchored Birth Certificate says who it is):
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/shares/server` | the server-secret share `s·Q`, to role `authserver` only |
+//! | `POST /v1/shares/client` | `{"id_token"}` → the client-secret share and today's time-permit share, to role `pat` only |
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use milagro_anchor::birth_certificate::Role;
+use milagro_mpin::Day;
+use milagro_registry::store::RecordStore as _;
+use milagro_service::own_anchor::AnchorState;
+use milagro_service::well_known::{birth_certificate_document, NotServed};
+use milagro_tls::http::peer_of;
+use milagro_tls::AdmittedPeer;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::issuance;
+use crate::relying_party::{LoginError, RelyingParty};
+use crate::state::AppState;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The path of the Birth Certificate document.
+pub const BIRTH_CERTIFICATE_PATH: &str = "/.well-known/milagro/birth-certificate";
+/// The path of the server-share endpoint.
+pub const SERVER_SHARE_PATH: &str = "/v1/shares/server";
+/// The path of the client-share endpoint.
+pub const CLIENT_SHARE_PATH: &str = "/v1/shares/client";
+
+/// Registers the plain HTTP routes.
+pub fn configure_public(cfg: &mut web::ServiceConfig) {
+    route(
+        cfg,
+        BIRTH_CERTIFICATE_PATH,
+        web::get().to(birth_certificate),
+    );
+    route(cfg, "/v1/status", web::get().to(status));
+    cfg.default_service(web::to(not_found));
+}
+
+/// Registers the share routes (served over Milagro TLS only).
+pub fn configure_shares(cfg: &mut web::ServiceConfig) {
+    route(cfg, SERVER_SHARE_PATH, web::post().to(server_share));
+    route(cfg, CLIENT_SHARE_PATH, web::post().to(client_share));
+    cfg.default_service(web::to(not_found));
+}
+
+fn route(cfg: &mut web::ServiceConfig, path: &str, route: actix_web::Route) {
+    cfg.service(
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}", req.path()),
+    ))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("method {} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+/// Runs blocking work (sled) on actix's blocking pool.
+async fn blocking<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    web::block(move || work(&state)).await?
+}
+
+/// `GET /.well-known/milagro/birth-certificate`.
+async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = blocking(&state, |state| {
+        birth_certificate_document(
+            &state.identity,
+            &state.own_anchor,
+            &state.index,
+            state.config.min_depth,
+        )
+        .map_err(|e| match e {
+            NotServed::NotAnchored(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_anchored", message)
+            }
+            other => ApiError::internal(other),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /v1/status`.
+async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = blocking(&state, |state| {
+        let anchor = match state.own_anchor.get() {
+            AnchorState::None => json!({ "state": "none" }),
+            AnchorState::Pending { txid } => json!({ "state": "pending", "txid": txid }),
+            AnchorState::Confirmed(served) => {
+                json!({ "state": "confirmed", "txid": served.verified.txid() })
+            }
+        };
+        let tip = state.index.tip().map_err(ApiError::internal)?;
+        let head = state.audit.tree_head();
+        Ok(json!({
+            "role": state.identity.role(),
+            "digest": state.identity.digest(),
+            "public_key": state.identity.public_key(),
+            "anchor": anchor,
+            "index_height": tip.map(|t| t.height),
+            "index_hash": tip.map(|t| t.hash.to_string()),
+            "audit_size": head.size.get(),
+            "share_api": state.tls_addr().map(|a| a.to_string()),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// What a server-share request may carry: nothing yet (an empty body or `{}`); unknown
+/// fields are refused so that a client expecting an option we ignore finds out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOptions {}
+
+/// A client-share request.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientShareRequest {
+    /// An ID token of a trusted IdP whose audience is this D-TA.
+    id_token: String,
+}
+
+/// The JSON body, at most [`MAX_BODY_BYTES`]; an empty body reads as `{}`.
+async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiError> {
+    let bytes = match body.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return Err(ApiError::invalid_request(format!("reading the body: {e}"))),
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+            ))
+        }
+    };
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid_request(format!("the body is not the expected JSON: {e}")))
+}
+
+/// The admitted peer, if its certificate has `role`.
+fn peer_with_role(req: &HttpRequest, role: Role, what: &str) -> Result<AdmittedPeer, ApiError> {
+    let peer = peer_of(req).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "shares are served over milagro tls only",
+        )
+    })?;
+    let found = peer.birth_certificate().role();
+    if found != role {
+        return Err(ApiError::forbidden(format!(
+            "{what} are issued to role {role} only; the peer's birth certificate has role {found}"
+        )));
+    }
+    Ok(peer.clone())
+}
+
+/// `POST /v1/shares/server` → `{"kind": "server", "share": hex(s·Q), "dta": BC digest,
+/// "day"}`, for an admitted peer of role `authserver` whose certificate digest is in
+/// `[shares] authservers`; 403 for any other.
+async fn server_share(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let peer = peer_with_role(&req, Role::AuthServer, "server-secret shares")?;
+    let bc = peer.birth_certificate();
+    // Anyone can anchor a certificate that says `authserver`; the server secret lets its
+    // holder test PIN guesses against a stolen token offline, so only the operator's list
+    // gets it.
+    if !state.config.authservers.contains(&bc.digest()) {
+        return Err(ApiError::forbidden(format!(
+            "authentication server {} is not in this d-ta's [shares] authservers",
+            bc.digest()
+        )));
+    }
+    let NoOptions {} = read_json(body).await?;
+    let day = Day::from_unix_secs(milagro_service::unix_now());
+    let (share, entry) = issuance::server_share(&state.master, &bc.digest(), day);
+    blocking(&state, move |state| state.log_issuance(&entry)).await?;
+    tracing::info!(peer = %bc.digest(), "issued a server-secret share");
+    let body: Value = json!({
+        "kind": issuance::ShareKind::Server.as_str(),
+        "share": hex::encode(share.0.to_bytes()),
+        "dta": state.identity.digest(),
+        "day": day.0,
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+/// `POST /v1/shares/client` `{"id_token"}` → `{"kind": "client", "mpin_id", "client_share":
+/// hex(s·H(ID)), "time_permit": {"day", "share": hex(s·H(day ‖ H(ID)))}, "dta"}`, for an
+/// admitted peer of role `pat` whose ID token a trusted, anchored IdP issued to this D-TA
+/// ([`RelyingParty`]); the identity binds the issuer, `sub` and the peer's key
+/// ([`issuance::mpin_id`]).
+async fn client_share(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let peer = peer_with_role(&req, Role::Pat, "client-secret shares")?;
+    let pat_key = *peer.birth_certificate().public_key();
+    let ClientShareRequest { id_token } = read_json(body).await?;
+    // A bearer credential: wiped once checked.
+    let id_token = Zeroizing::new(id_token);
+    let day = Day::from_unix_secs(milagro_service::unix_now());
+    let body = blocking(&state, move |state| {
+        let relying_party = RelyingParty {
+            idps: &state.config.trusted_idps,
+            directory: state.directory.clone(),
+            min_depth: state.config.min_peer_depth,
+        };
+        let login = relying_party.verify(&id_token).map_err(login_error)?;
+        let id = issuance::mpin_id(login.issuer(), login.subject(), &pat_key)
+            .map_err(ApiError::internal)?;
+        let (client, permit, entries) =
+            issuance::client_shares(&state.master, &id, day).map_err(ApiError::internal)?;
+        for entry in &entries {
+            state.log_issuance(entry)?;
+        }
+        tracing::info!(
+            issuer = login.issuer(),
+            "issued a client-secret share and a time permit"
+        );
+        Ok(json!({
+            "kind": issuance::ShareKind::Client.as_str(),
+            "mpin_id": String::from_utf8_lossy(id.as_bytes()),
+            "client_share": hex::encode(client.0.to_bytes()),
+            "time_permit": { "day": permit.day.0, "share": hex::encode(permit.point.to_bytes()) },
+            "dta": state.identity.digest(),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+fn login_error(error: LoginError) -> ApiError {
+    let (status, code) = match &error {
+        LoginError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        LoginError::Untrusted(_) => (StatusCode::FORBIDDEN, "untrusted_issuer"),
+        LoginError::NotAnchored { .. } => (StatusCode::FORBIDDEN, "idp_not_anchored"),
+        LoginError::Invalid(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        LoginError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable"),
+    };
+    ApiError::new(status, code, error.to_string())
+}

@@ -1,0 +1,362 @@
+//! The D-TA configuration file (`dta.toml`), parsed without side effects.
+//!
+//! [`Config::parse`] is pure: it refuses unknown keys (naming each with its section),
+//! checks every value and returns final types; the sealing key is read, and files and
+//! sockets made, only by [`crate::Dta::start`]. The sections every service has
+//! (`[node]`, `[sync]`, `[audit]`, anchoring) are [`milagro_service::config`]'s. Every key
+//! is shown in `dta/dta.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+use milagro_anchor::digest::Digest;
+
+use bitcoin::FeeRate;
+use milagro_service::config::{
+    check_common, check_min_depth, check_url, invalid, load_text, parse_raw, RawAnchoring,
+    RawAudit, RawNode, RawSync, ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
+};
+pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
+
+pub use crate::relying_party::TrustedIdp;
+use serde::Deserialize;
+
+/// The keys each section admits; anything else is refused by [`Config::parse`].
+const SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "listen",
+            "tls_listen",
+            "public_url",
+            "name",
+            "state_dir",
+            "min_peer_depth",
+            "master_key",
+            "trusted_idps",
+            "shares",
+            "node",
+            "sync",
+            "anchoring",
+            "audit",
+        ],
+    ),
+    ("master_key", &["env", "file"]),
+    ("trusted_idps", &["issuer", "bc_digest", "client_id"]),
+    ("shares", &["authservers"]),
+    ("node", NODE_KEYS),
+    ("sync", SYNC_KEYS),
+    ("anchoring", ANCHORING_KEYS),
+    ("audit", AUDIT_KEYS),
+];
+
+/// Where the key that seals the master-secret share comes from (32 bytes as 64 hex
+/// characters). It is never in `dta.toml` itself, so the file can be shared and backed up
+/// without the share's protection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterKeySource {
+    /// An environment variable of the D-TA process.
+    Env(String),
+    /// A file readable by its owner only (mode 0600 or stricter).
+    File(PathBuf),
+}
+
+/// A validated D-TA configuration. Only [`Config::parse`] (or [`Config::load`]) makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where the plain HTTP API listens (the Birth Certificate, the status).
+    pub listen: SocketAddr,
+    /// Where the share API listens, over Milagro TLS only.
+    pub tls_listen: SocketAddr,
+    /// The URL the D-TA is reached at; the Birth Certificate's only endpoint.
+    pub public_url: String,
+    /// The D-TA's human-readable name, as written in its Birth Certificate.
+    pub name: String,
+    /// Where the key, the certificate, the sealed share, the index and the log live.
+    pub state_dir: PathBuf,
+    /// Confirmations a peer's anchor needs before it may open a session.
+    pub min_peer_depth: u32,
+    /// Where the sealing key of the master-secret share comes from.
+    pub master_key: MasterKeySource,
+    /// The IdPs whose ID tokens prove a PAT's user (none: no client shares are issued).
+    pub trusted_idps: Vec<TrustedIdp>,
+    /// The Birth Certificate digests of the authentication servers that get the
+    /// server-secret share (none: no server shares are issued).
+    pub authservers: Vec<Digest>,
+    /// The full node the D-TA anchors through and follows.
+    pub node: NodeConfig,
+    /// How the D-TA follows the chain.
+    pub sync: SyncConfig,
+    /// Fee rate of the D-TA's anchoring transactions.
+    pub fee_rate: FeeRate,
+    /// Confirmations before the Birth Certificate is served as anchored.
+    pub min_depth: u32,
+    /// The issuance log's checkpoints.
+    pub audit: AuditConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    tls_listen: String,
+    public_url: String,
+    name: String,
+    state_dir: PathBuf,
+    #[serde(default = "default_peer_depth")]
+    min_peer_depth: u32,
+    master_key: RawMasterKey,
+    #[serde(default)]
+    trusted_idps: Vec<RawTrustedIdp>,
+    #[serde(default)]
+    shares: RawShares,
+    node: RawNode,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    anchoring: RawAnchoring,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+fn default_peer_depth() -> u32 {
+    milagro_anchor::proof::FINAL_DEPTH
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrustedIdp {
+    issuer: String,
+    bc_digest: String,
+    client_id: String,
+}
+
+impl RawTrustedIdp {
+    fn check(self) -> Result<TrustedIdp, ConfigError> {
+        check_url("trusted_idps.issuer", &self.issuer)?;
+        if self.issuer.ends_with('/') || self.issuer.contains(['?', '#']) {
+            return Err(invalid(
+                "trusted_idps.issuer",
+                "an issuer has no trailing '/', query or fragment",
+            ));
+        }
+        let bc_digest = Digest::from_str(&self.bc_digest).map_err(|_| {
+            invalid(
+                "trusted_idps.bc_digest",
+                "64 hex characters: the IdP's birth certificate digest",
+            )
+        })?;
+        if self.client_id.is_empty() || self.client_id.chars().any(char::is_control) {
+            return Err(invalid(
+                "trusted_idps.client_id",
+                "empty or control characters",
+            ));
+        }
+        Ok(TrustedIdp {
+            issuer: self.issuer,
+            bc_digest,
+            client_id: self.client_id,
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawShares {
+    #[serde(default)]
+    authservers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMasterKey {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse(&load_text(path)?)
+    }
+
+    /// Parses and checks configuration text. No side effects.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::check(parse_raw(text, SCHEMA)?)
+    }
+
+    fn check(raw: RawConfig) -> Result<Self, ConfigError> {
+        let listen = check_common(&raw.listen, &raw.public_url, &raw.name, &raw.state_dir)?;
+        let tls_listen = SocketAddr::from_str(raw.tls_listen.trim()).map_err(|e| {
+            invalid(
+                "tls_listen",
+                format!(
+                    "{:?} is not an ip:port socket address ({e})",
+                    raw.tls_listen
+                ),
+            )
+        })?;
+        if tls_listen == listen && listen.port() != 0 {
+            return Err(invalid("tls_listen", "must differ from listen"));
+        }
+        let master_key = match (raw.master_key.env, raw.master_key.file) {
+            (Some(name), None) if is_env_name(&name) => MasterKeySource::Env(name),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "master_key.env",
+                    "an environment variable name: letters, digits and _",
+                ))
+            }
+            (None, Some(path)) if !path.as_os_str().is_empty() => MasterKeySource::File(path),
+            (None, Some(_)) => return Err(invalid("master_key.file", "empty path")),
+            _ => {
+                return Err(invalid(
+                    "master_key",
+                    "set exactly one of env (a variable name) or file (a path)",
+                ))
+            }
+        };
+        let (fee_rate, min_depth) = raw.anchoring.check()?;
+        let trusted_idps = raw
+            .trusted_idps
+            .into_iter()
+            .map(RawTrustedIdp::check)
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, idp) in trusted_idps.iter().enumerate() {
+            if trusted_idps[..i].iter().any(|o| o.issuer == idp.issuer) {
+                return Err(invalid(
+                    "trusted_idps.issuer",
+                    format!("{} is listed twice", idp.issuer),
+                ));
+            }
+        }
+        let authservers = raw
+            .shares
+            .authservers
+            .iter()
+            .map(|digest| {
+                Digest::from_str(digest).map_err(|_| {
+                    invalid(
+                        "shares.authservers",
+                        format!("{digest:?}: 64 hex characters, a birth certificate digest"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            listen,
+            tls_listen,
+            min_peer_depth: check_min_depth(raw.min_peer_depth)
+                .map_err(|_| invalid("min_peer_depth", "must be between 1 and 1000"))?,
+            master_key,
+            trusted_idps,
+            authservers,
+            node: raw.node.check()?,
+            sync: raw.sync.check()?,
+            fee_rate,
+            min_depth,
+            audit: raw.audit.check(&raw.public_url)?,
+            public_url: raw.public_url,
+            name: raw.name,
+            state_dir: raw.state_dir,
+        })
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listen = "127.0.0.1:0"
+tls_listen = "127.0.0.1:0"
+public_url = "https://dta.milagro.test"
+name = "D-TA"
+state_dir = "state"
+[master_key]
+env = "MILAGRO_DTA_MASTER_KEY"
+[node]
+rpc_url = "http://127.0.0.1:18443"
+rpc_cookie = "/tmp/.cookie"
+network = "regtest"
+"#;
+
+    const IDP: &str = "[[trusted_idps]]\nissuer = \"https://idp.test\"\nbc_digest = \"ab00000000000000000000000000000000000000000000000000000000000000\"\nclient_id = \"dta1\"\n";
+
+    #[test]
+    fn the_example_file_parses_and_documents_every_key() {
+        let text = include_str!("../dta.example.toml");
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.public_url, "https://dta1.example.com");
+        let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
+        // `file` is shown commented out; `[[trusted_idps]]` is an array of tables, which
+        // the check does not look for.
+        assert_eq!(
+            missing,
+            [".trusted_idps", "master_key.file"],
+            "dta.example.toml"
+        );
+        assert!(text.contains("\n# file = ") && text.contains("\n[[trusted_idps]]\n"));
+    }
+
+    #[test]
+    fn defaults_then_bad_values_are_refused_by_key() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert_eq!(config.min_peer_depth, 6);
+        assert_eq!(
+            config.master_key,
+            MasterKeySource::Env("MILAGRO_DTA_MASTER_KEY".into())
+        );
+        assert_eq!(config.audit.origin.as_str(), "dta.milagro.test/audit");
+        assert!(config.trusted_idps.is_empty());
+        let with_idp = Config::parse(&format!("{MINIMAL}{IDP}")).unwrap();
+        assert_eq!(with_idp.trusted_idps[0].client_id, "dta1");
+        let both = MINIMAL.replace(
+            "env = \"MILAGRO_DTA_MASTER_KEY\"",
+            "env = \"K\"\nfile = \"/k\"",
+        );
+        let cases = [
+            (
+                MINIMAL.replace("tls_listen = \"127.0.0.1:0\"", "tls_listen = \"x\""),
+                "tls_listen",
+            ),
+            (both, "master_key"),
+            (
+                MINIMAL.replace("MILAGRO_DTA_MASTER_KEY", "BAD NAME"),
+                "master_key.env",
+            ),
+            (format!("min_peer_depth = 0\n{MINIMAL}"), "min_peer_depth"),
+            (
+                format!("{MINIMAL}{IDP}").replace("idp.test\"", "idp.test/\""),
+                "trusted_idps.issuer",
+            ),
+            (
+                format!("{MINIMAL}{IDP}").replace("\"ab", "\"x"),
+                "trusted_idps.bc_digest",
+            ),
+            (format!("{MINIMAL}{IDP}{IDP}"), "trusted_idps.issuer"),
+        ];
+        for (text, key) in cases {
+            match Config::parse(&text) {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Config::parse(&format!("{MINIMAL}[master_key2]\n")),
+            Err(ConfigError::UnknownKeys(_))
+        ));
+        assert!(matches!(
+            Config::parse(&MINIMAL.replace("[master_key]\nenv = \"MILAGRO_DTA_MASTER_KEY\"\n", "")),
+            Err(ConfigError::Toml(_))
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! The D-TA as an OpenID Connect relying party: an ID token counts only if it comes from
+//! an IdP the D-TA trusts, and that IdP is the anchored party the operator named.
+//!
+//! For each token ([`RelyingParty::verify`]), blocking, nothing cached:
+//!
+//! 1. its `iss` (read before any check) must be a configured trusted IdP;
+//! 2. the IdP's discovery document must name the configured Birth Certificate digest
+//!    (`milagro_birth_certificate_digest`), and its anchoring transaction
+//!    (`milagro_anchor_txid`) must anchor exactly that digest, signed by its key, at least
+//!    `min_peer_depth` deep and not superseded, by the D-TA's own index and node
+//!    ([`PeerDirectory`]), and the certificate the IdP serves must be that digest, an
+//!    active `idp`, whose key signed the anchor: the IdP's URL alone proves nothing;
+//! 3. the token must verify with the `openidconnect` crate against the JWKS of that
+//!    document (ES256; signature, `iss`, `aud` = the D-TA's client id at that IdP, `exp`).
+//!
+//! The token's `nonce` is not checked: the device flow a PAT logs in with carries none.
+//! A stolen unexpired token is therefore worth shares bound to the thief's own device key
+//! (the M-Pin identity binds it), not the victim's: short ID token lifetimes matter.
+//! IdPs are reached over plain HTTP only (the workspace's HTTP client has no TLS stack).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::Txid;
+use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
+use milagro_anchor::digest::Digest;
+use milagro_anchor::payload::RecordKind;
+use milagro_tls::PeerDirectory;
+use openidconnect::core::{
+    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+};
+use openidconnect::{ClientId, IssuerUrl, Nonce};
+use serde_json::Value;
+
+/// An IdP the D-TA accepts ID tokens from (`[[trusted_idps]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIdp {
+    /// Its issuer identifier, exactly as in its tokens.
+    pub issuer: String,
+    /// The digest of its anchored Birth Certificate.
+    pub bc_digest: Digest,
+    /// The D-TA's client id at that IdP: the audience its tokens must name.
+    pub client_id: String,
+}
+
+/// A verified login: who the IdP says the user is. Only [`RelyingParty::verify`] makes
+/// one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedLogin {
+    issuer: String,
+    subject: String,
+}
+
+impl VerifiedLogin {
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The subject (`sub`).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+/// Why an ID token was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// Not an ID token at all.
+    #[error("malformed id token: {0}")]
+    Malformed(String),
+    /// Its issuer is not a trusted IdP.
+    #[error("the issuer {0:?} is not an IdP this D-TA trusts")]
+    Untrusted(String),
+    /// The IdP is not the anchored party the configuration names.
+    #[error("the IdP {issuer} is not the anchored party configured: {reason}")]
+    NotAnchored {
+        /// The issuer.
+        issuer: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The token does not verify (signature, audience, expiry...).
+    #[error("the id token does not verify: {0}")]
+    Invalid(String),
+    /// The IdP or the node could not be reached.
+    #[error("cannot check the IdP now: {0}")]
+    Unavailable(String),
+}
+
+/// Verifies ID tokens from the trusted IdPs.
+pub struct RelyingParty<'a> {
+    /// The trusted IdPs.
+    pub idps: &'a [TrustedIdp],
+    /// Where the IdPs' anchors are looked up.
+    pub directory: Arc<dyn PeerDirectory>,
+    /// Confirmations an IdP's anchor needs.
+    pub min_depth: u32,
+}
+
+impl RelyingParty<'_> {
+    /// Checks `id_token` (see the module documentation). Blocking: call it on a blocking
+    /// thread, never inside an async runtime.
+    pub fn verify(&self, id_token: &str) -> Result<VerifiedLogin, LoginError> {
+        let token: CoreIdToken = id_token
+            .trim()
+            .parse()
+            .map_err(|e| LoginError::Malformed(format!("{e}")))?;
+        // Only to choose the IdP; everything is verified below.
+        let unverified = token
+            .claims(
+                &CoreIdTokenVerifier::new_insecure_without_verification(),
+                |_: Option<&Nonce>| Ok(()),
+            )
+            .map_err(|e| LoginError::Invalid(e.to_string()))?;
+        let claimed = unverified.issuer().as_str().to_owned();
+        let idp = self
+            .idps
+            .iter()
+            .find(|idp| idp.issuer == claimed)
+            .ok_or(LoginError::Untrusted(claimed))?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| LoginError::Unavailable(e.to_string()))?;
+        let discovery: Value = get_json(
+            &http,
+            &format!("{}/.well-known/openid-configuration", idp.issuer),
+        )?;
+        let served: Value = get_json(
+            &http,
+            &format!("{}/.well-known/milagro/birth-certificate", idp.issuer),
+        )?;
+        let jwks_uri = self.check_idp(idp, &discovery, &served)?;
+        let jwks: CoreJsonWebKeySet = serde_json::from_value(get_json(&http, &jwks_uri)?)
+            .map_err(|e| LoginError::Unavailable(format!("the IdP's JWKS: {e}")))?;
+        let issuer = IssuerUrl::new(idp.issuer.clone())
+            .map_err(|e| LoginError::Untrusted(format!("{}: {e}", idp.issuer)))?;
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(idp.client_id.clone()),
+            issuer,
+            jwks,
+        )
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+        let claims = token
+            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+            .map_err(|e| LoginError::Invalid(e.to_string()))?;
+        Ok(VerifiedLogin {
+            issuer: idp.issuer.clone(),
+            subject: claims.subject().as_str().to_owned(),
+        })
+    }
+
+    /// Checks the discovery document against the configuration and the chain; returns
+    /// its `jwks_uri`.
+    fn check_idp(
+        &self,
+        idp: &TrustedIdp,
+        discovery: &Value,
+        served: &Value,
+    ) -> Result<String, LoginError> {
+        let refuse = |reason: String| LoginError::NotAnchored {
+            issuer: idp.issuer.clone(),
+            reason,
+        };
+        let field = |name: &str| discovery.get(name).and_then(Value::as_str);
+        if field("issuer") != Some(idp.issuer.as_str()) {
+            return Err(refuse("its discovery document names another issuer".into()));
+        }
+        let named = field("milagro_birth_certificate_digest").unwrap_or_default();
+        if named != idp.bc_digest.to_string() {
+            return Err(refuse(format!(
+                "its discovery document names birth certificate {named:?}, not {}",
+                idp.bc_digest
+            )));
+        }
+        let txid: Txid = field("milagro_anchor_txid")
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| refuse("its discovery document names no anchoring txid".into()))?;
+        let standing = self.directory.standing(txid).map_err(|e| match e {
+            milagro_tls::DirectoryError::Unavailable(why) => LoginError::Unavailable(why),
+            other => refuse(other.to_string()),
+        })?;
+        let anchor = &standing.anchor;
+        if anchor.kind() != RecordKind::BirthCertificate || anchor.digest() != idp.bc_digest {
+            return Err(refuse(format!(
+                "{txid} does not anchor its birth certificate"
+            )));
+        }
+        // The certificate itself says whose key must have signed the anchor, and that it
+        // is an active IdP.
+        let bc = served
+            .get("birth_certificate")
+            .and_then(|bc| serde_json::to_vec(bc).ok())
+            .and_then(|bytes| BirthCertificate::parse(&bytes).ok())
+            .filter(|bc| bc.digest() == idp.bc_digest)
+            .ok_or_else(|| refuse("it does not serve the configured birth certificate".into()))?;
+        if bc.role() != Role::Idp || bc.status() != Status::Active {
+            return Err(refuse(format!(
+                "its birth certificate is a {} {} one",
+                bc.status(),
+                bc.role()
+            )));
+        }
+        if anchor.signer() != *bc.public_key() {
+            return Err(refuse(format!(
+                "{txid} is not signed by the certificate's key"
+            )));
+        }
+        if anchor.depth() < self.min_depth {
+            return Err(refuse(format!(
+                "its anchor has {} confirmations, {} required",
+                anchor.depth(),
+                self.min_depth
+            )));
+        }
+        if let Some(later) = standing.superseded_by {
+            return Err(refuse(format!("its certificate was superseded by {later}")));
+        }
+        let jwks_uri = field("jwks_uri").unwrap_or_default();
+        // The keys must come from the anchored issuer itself, not from wherever its
+        // document points.
+        if !jwks_uri.starts_with(&format!("{}/", idp.issuer)) {
+            return Err(refuse(format!(
+                "its jwks_uri {jwks_uri:?} is not under the issuer"
+            )));
+        }
+        Ok(jwks_uri.to_owned())
+    }
+}
+
+fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, LoginError> {
+    let unavailable = |e: &dyn std::fmt::Display| LoginError::Unavailable(format!("{url}: {e}"));
+    let response = http.get(url).send().map_err(|e| unavailable(&e))?;
+    if !response.status().is_success() {
+        return Err(unavailable(&response.status()));
+    }
+    response.json().map_err(|e| unavailable(&e))
+}

@@ -1,0 +1,135 @@
+//! The share API's thread: it waits until the D-TA's own anchor is confirmed (its Milagro
+//! TLS identity is the nonce of that anchoring signature), then serves
+//! [`crate::api::configure_shares`] over Milagro TLS, admitting peers through the D-TA's
+//! own index ([`IndexDirectory`]), until stopped.
+//!
+//! The socket is bound at start, so the port is known (and taken) before the anchor
+//! confirms; connections made meanwhile wait in the backlog.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+
+use actix_web::{web, App};
+use milagro_service::own_anchor::AnchorState;
+use milagro_service::peer_directory::local_identity;
+use milagro_service::sync::Shutdown;
+use milagro_tls::{LocalIdentity, Options, PeerDirectory, TlsError};
+
+use crate::state::AppState;
+
+/// The running share API thread.
+#[derive(Debug)]
+pub(crate) struct ShareApi {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Arc<Shutdown>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ShareApi {
+    /// Starts the thread serving on `listener` (bound, any blocking mode).
+    pub(crate) fn spawn(state: AppState, listener: std::net::TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let shutdown = Arc::new(Shutdown::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let waiting = shutdown.clone();
+        let thread = std::thread::Builder::new()
+            .name("dta-shares".into())
+            .spawn(move || {
+                let Some(identity) = wait_for_identity(&state, &waiting) else {
+                    return;
+                };
+                serve(state, listener, identity, stopped);
+            })?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving (sessions in flight are dropped) and joins the thread.
+    pub(crate) fn halt(&mut self) {
+        self.shutdown.stop();
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits for the confirmed anchor and rebuilds the TLS identity from it; `None` once
+/// stopped.
+fn wait_for_identity(state: &AppState, shutdown: &Shutdown) -> Option<Arc<LocalIdentity>> {
+    let mut reported = None;
+    loop {
+        if let AnchorState::Confirmed(served) = state.own_anchor.get() {
+            let txid = served.verified.txid();
+            match local_identity(&state.identity, &state.config.state_dir, txid) {
+                Ok(identity) => return Some(Arc::new(identity)),
+                Err(error) => {
+                    // Once per anchor: it will not change until the anchor does.
+                    if reported != Some(txid) {
+                        tracing::error!(%error, "the share API cannot start");
+                        reported = Some(txid);
+                    }
+                }
+            }
+        }
+        if shutdown.wait(state.config.sync.poll_interval) {
+            return None;
+        }
+    }
+}
+
+fn serve(
+    state: AppState,
+    listener: std::net::TcpListener,
+    identity: Arc<LocalIdentity>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let config = state.config.clone();
+    let directory: Arc<dyn PeerDirectory> = state.directory.clone();
+    let options = Options {
+        min_depth: config.min_peer_depth,
+        ..Options::default()
+    };
+    let addr_slot = state.tls_addr.clone();
+    actix_rt::System::new().block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "the share API cannot use its socket");
+                return;
+            }
+        };
+        let addr = listener.local_addr().ok();
+        let app = move || {
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .configure(crate::api::configure_shares)
+        };
+        let refused = |from: SocketAddr, error: TlsError| {
+            tracing::info!(%from, %error, "refused a milagro tls session");
+        };
+        *addr_slot.write().unwrap_or_else(PoisonError::into_inner) = addr;
+        tracing::info!(?addr, "share API serving over milagro tls");
+        tokio::select! {
+            served = milagro_tls::http::serve_app(listener, identity, directory, options, app, refused) => {
+                if let Err(error) = served {
+                    tracing::error!(%error, "the share API stopped");
+                }
+            }
+            _ = stopped => {}
+        }
+        *addr_slot.write().unwrap_or_else(PoisonError::into_inner) = None;
+    });
+}

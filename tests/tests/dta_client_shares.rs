@@ -1,0 +1,252 @@
+//! Client-secret shares for a PAT that proves its user with an ID token, against a real
+//! regtest node, a real TBS and real IdPs on loopback: a token of a trusted, anchored IdP
+//! gets the client share and today's time permit for the identity binding issuer, `sub`
+//! and the PAT's key, logged as hashes; another role, another audience, a tampered
+//! signature, a forged issuer, an IdP that is not the anchored party configured, and
+//! malformed requests are each refused with a JSON reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod dta_common;
+mod idp_common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use dta_common::{call, config, wait_for_share_api, PATIENCE};
+use idp_common::{encode, free_port, hidden_fields, idp_config, query, PASSWORD, USER};
+use milagro_anchor::birth_certificate::Role;
+use milagro_anchor::digest::Digest;
+use milagro_dta::issuance::mpin_id;
+use milagro_dta::Dta;
+use milagro_idp::{Idp, RunningIdp};
+use milagro_mpin::{Day, G1};
+use milagro_tests::enrolment_world::EnrolmentWorld;
+use milagro_tests::tls_parties::TlsParty;
+use milagro_tests::{wait_until, Api};
+use serde_json::{json, Value};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// An IdP on the world's node with user alice; returns it, its issuer and alice's `sub`.
+fn start_idp(
+    w: &EnrolmentWorld,
+    dir: &std::path::Path,
+    name: &str,
+) -> (RunningIdp, String, String) {
+    let idp = Idp::start(idp_config(w.node(), &dir.join(name), free_port(), "")).unwrap();
+    let user = idp
+        .state()
+        .users
+        .add(USER, PASSWORD, milagro_service::unix_now());
+    let issuer = idp.state().issuer().to_owned();
+    (idp, issuer, user.unwrap().subject)
+}
+
+/// Registers a confidential client at `issuer`: its id and secret.
+fn register(issuer: &str) -> (String, String) {
+    let response = http()
+        .post(format!("{issuer}/register"))
+        .json(&json!({ "redirect_uris": [REDIRECT] }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let client: Value = response.json().unwrap();
+    let field = |name: &str| client[name].as_str().unwrap().to_owned();
+    (field("client_id"), field("client_secret"))
+}
+
+/// Alice logs in at `issuer` for `client` (code flow with PKCE): the ID token.
+fn id_token(issuer: &str, (client_id, secret): &(String, String)) -> String {
+    let http = http();
+    let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+    let authorize = format!(
+        "{issuer}/authorize?{}",
+        encode(
+            [
+                ("response_type", "code"),
+                ("client_id", client_id.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid"),
+                ("state", "s"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ]
+            .into_iter()
+        )
+    );
+    let page = http.get(authorize).send().unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.push(("username".into(), USER.into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let landed = http
+        .post(format!("{issuer}/login"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        .send()
+        .unwrap();
+    let code = query(landed.headers()["location"].to_str().unwrap())["code"].clone();
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(client_id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(
+            [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.secret().as_str()),
+            ]
+            .into_iter(),
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+/// `token` with its payload's `iss` replaced (the signature no longer matches).
+fn with_issuer(token: &str, issuer: &str) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
+    claims["iss"] = json!(issuer);
+    let payload = B64URL.encode(claims.to_string());
+    format!("{}.{payload}.{}", parts[0], parts[2])
+}
+
+#[test]
+fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_time_permit() {
+    let w = EnrolmentWorld::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (idp, issuer, subject) = start_idp(&w, dir.path(), "idp");
+    // Trusted by issuer, but the configured digest is not the certificate it anchored.
+    let (rogue, rogue_issuer, _) = start_idp(&w, dir.path(), "rogue");
+    let (dta_client, other_client) = (register(&issuer), register(&issuer));
+    let rogue_client = register(&rogue_issuer);
+    let trusted = format!(
+        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n\
+         [[trusted_idps]]\nissuer = {rogue_issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n",
+        idp.state().identity.digest(),
+        dta_client.0,
+        Digest::sha256(b"not the rogue's certificate"),
+        rogue_client.0,
+    );
+    let key_file = dir.path().join("sealing.key");
+    std::fs::write(&key_file, hex::encode([9u8; 32])).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let master_key = format!("file = {key_file:?}");
+    let dta = Dta::start(config(&w, &dir.path().join("dta"), &master_key, &trusted)).unwrap();
+    let api = Api::new(dta.local_url());
+    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
+        let idps_pending = [&idp, &rogue].iter().all(|i| {
+            !matches!(
+                i.state().own_anchor.get(),
+                milagro_service::own_anchor::AnchorState::None
+            )
+        });
+        (api.ok("/v1/status")["anchor"]["state"] == "pending" && idps_pending).then_some(())
+    });
+    let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
+    let auth = TlsParty::broadcast(&w, Role::AuthServer, "auth server");
+    w.mine(6);
+    wait_for_share_api(&w, &dta);
+    wait_until(
+        "both IdPs to serve their anchored certificates",
+        PATIENCE,
+        || {
+            [&issuer, &rogue_issuer]
+                .iter()
+                .all(|i| {
+                    let url = format!("{i}/.well-known/milagro/birth-certificate");
+                    http().get(url).send().unwrap().status() == 200
+                })
+                .then_some(())
+        },
+    );
+    let token = id_token(&issuer, &dta_client);
+    let request = |token: &str| json!({ "id_token": token }).to_string().into_bytes();
+    let share_as = |who: &TlsParty, body: Vec<u8>| {
+        call(&w, &dta, who, "POST", "/v1/shares/client", body).unwrap()
+    };
+
+    // The PAT gets s·H(ID) and s·H(day ‖ H(ID)) for ID = H(issuer, sub, its key).
+    let (status, issued) = share_as(&pat, request(&token));
+    assert_eq!(status, 200, "{issued}");
+    let expected = mpin_id(&issuer, &subject, pat.bc.public_key()).unwrap();
+    assert_eq!(
+        issued["mpin_id"].as_str().unwrap().as_bytes(),
+        expected.as_bytes()
+    );
+    assert_eq!(issued["dta"], dta.state().identity.digest().to_string());
+    let point = |v: &Value| G1::from_bytes(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap();
+    let client_share = point(&issued["client_share"]);
+    assert_ne!(client_share, point(&issued["time_permit"]["share"]));
+    let today = Day::from_unix_secs(milagro_service::unix_now());
+    assert_eq!(issued["time_permit"]["day"], today.0);
+    assert_eq!(
+        dta.state().audit.tree_head().size.get(),
+        2,
+        "client share and permit logged"
+    );
+    let (status, again) = share_as(&pat, request(&token));
+    assert_eq!((status, point(&again["client_share"])), (200, client_share));
+    assert_eq!(dta.state().audit.tree_head().size.get(), 2, "once a day");
+
+    // Refusals, each with its JSON reason.
+    let forged = with_issuer(&token, "http://evil.milagro.test");
+    let mut tampered = token.clone();
+    tampered.replace_range(tampered.len() - 4.., "AAAA");
+    let cases: [(&TlsParty, Vec<u8>, u16, &str); 8] = [
+        (&auth, request(&token), 403, "forbidden"),
+        (
+            &pat,
+            request(&id_token(&issuer, &other_client)),
+            401,
+            "invalid_token",
+        ),
+        (&pat, request(&tampered), 401, "invalid_token"),
+        (&pat, request(&forged), 403, "untrusted_issuer"),
+        (
+            &pat,
+            request(&id_token(&rogue_issuer, &rogue_client)),
+            403,
+            "idp_not_anchored",
+        ),
+        (&pat, request("not a jwt"), 400, "invalid_request"),
+        (&pat, b"{}".to_vec(), 400, "invalid_request"),
+        (
+            &pat,
+            br#"{"id_token": "x", "sub": "bob"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (i, (who, body, status, code)) in cases.into_iter().enumerate() {
+        let (found, error) = share_as(who, body);
+        assert_eq!(
+            (found, error["error"].as_str()),
+            (status, Some(code)),
+            "case {i}: {error}"
+        );
+    }
+    assert_eq!(
+        dta.state().audit.tree_head().size.get(),
+        2,
+        "refusals log nothing"
+    );
+    dta.stop();
+    drop((idp, rogue));
+}

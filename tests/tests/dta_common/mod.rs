@@ -1,0 +1,99 @@
+//! What the D-TA tests share: a D-TA configuration on the world's node, waiting for its
+//! share API, and requests to it over Milagro TLS as an anchored party.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use milagro_dta::config::Config;
+use milagro_dta::RunningDta;
+use milagro_registry::chain::ChainSource as _;
+use milagro_tests::enrolment_world::EnrolmentWorld;
+use milagro_tests::tls_parties::{directory, TlsParty};
+use milagro_tests::{wait_until, Api};
+use milagro_tls::{Options, TlsError};
+use serde_json::Value;
+
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A D-TA on `w`'s node with the sealing key line `master_key` (`env = ...` or `file =
+/// ...`) and `extra` TOML (e.g. `[[trusted_idps]]` tables) appended.
+pub fn config(w: &EnrolmentWorld, state_dir: &Path, master_key: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+tls_listen = "127.0.0.1:0"
+public_url = "https://dta1.milagro.test"
+name = "D-TA 1"
+state_dir = {state_dir:?}
+[master_key]
+{master_key}
+[node]
+rpc_url = {rpc:?}
+rpc_cookie = {cookie:?}
+network = "regtest"
+[sync]
+poll_interval_ms = 50
+max_backoff_ms = 400
+[audit]
+checkpoint_interval_secs = 1
+{extra}
+"#,
+        rpc = w.node().rpc_url(),
+        cookie = w.node().cookie(),
+    );
+    Config::parse(&text).unwrap()
+}
+
+/// Waits until the D-TA's index has the node's tip and its share API serves.
+pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
+    let api = Api::new(dta.local_url());
+    let tip = w.node().rpc.tip().unwrap();
+    wait_until(
+        "the D-TA to index the tip and serve shares",
+        PATIENCE,
+        || {
+            let status = api.ok("/v1/status");
+            (status["index_hash"] == tip.hash.to_string() && status["share_api"].is_string())
+                .then_some(())
+        },
+    );
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Sends `method path` with `body` to the D-TA as `who`; status and JSON body.
+pub fn call(
+    w: &EnrolmentWorld,
+    dta: &RunningDta,
+    who: &TlsParty,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(u16, Value), TlsError> {
+    let (addr, digest) = (dta.tls_addr(), dta.state().identity.digest());
+    let options = Options::default();
+    // The TBS client is blocking: made outside the runtime, used on its blocking threads.
+    let directory = directory(w);
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let session = milagro_tls::connect(tcp, &who.identity, digest, directory, &options).await?;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "dta1.milagro.test")
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from(body))
+            .unwrap();
+        let response = milagro_tls::http::send(session, request).await.unwrap();
+        let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        Ok((response.status().as_u16(), json))
+    })
+}
