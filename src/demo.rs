@@ -62,6 +62,24 @@ struct ReorgSummary {
 }
 
 /// Prints a step heading on stderr.
+/// Polls `check` every 100 ms until it gives a value, for at most `patience`.
+pub(crate) fn wait_for<T>(
+    patience: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if let Some(value) = check()? {
+            return Ok(value);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub(crate) fn step(text: &str) {
     eprintln!("\n==> {text}");
 }

@@ -4,9 +4,9 @@
 //! JWKS with the `openidconnect` crate before its claims are printed.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use milagro_idp::config::Config;
@@ -35,19 +35,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const USER: &str = "demo";
 const PASSWORD: &str = "demo password";
 const REDIRECT: &str = "https://rp.demo.milagro.test/callback";
-
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check()? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Starts an IdP named `name` on loopback (a free port, which is also its issuer URL),
 /// its state in `dir`, anchoring through the node at `rpc_url`.
@@ -105,7 +92,7 @@ pub fn run(node: &BitcoindRpc, rpc_url: &str, cookie: &Path, miner: &str) -> Res
     let dir = tempfile::tempdir()?;
     let idp = start_idp(dir.path(), rpc_url, cookie, "Milagro demo IdP")?;
     let issuer = idp.state().issuer().to_owned();
-    let txid = wait_for("the IdP anchor to be broadcast", || {
+    let txid = crate::demo::wait_for(PATIENCE, "the IdP anchor to be broadcast", || {
         Ok(match idp.state().own_anchor.get() {
             AnchorState::Pending { txid } => Some(txid),
             _ => None,
@@ -116,16 +103,17 @@ pub fn run(node: &BitcoindRpc, rpc_url: &str, cookie: &Path, miner: &str) -> Res
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let served: Value = wait_for("the IdP birth certificate to be served", || {
-        let response = http
-            .get(format!("{issuer}/.well-known/milagro/birth-certificate"))
-            .send()?;
-        Ok(response
-            .status()
-            .is_success()
-            .then(|| response.json())
-            .transpose()?)
-    })?;
+    let served: Value =
+        crate::demo::wait_for(PATIENCE, "the IdP birth certificate to be served", || {
+            let response = http
+                .get(format!("{issuer}/.well-known/milagro/birth-certificate"))
+                .send()?;
+            Ok(response
+                .status()
+                .is_success()
+                .then(|| response.json())
+                .transpose()?)
+        })?;
     let discovery: Value = http
         .get(format!("{issuer}/.well-known/openid-configuration"))
         .send()?

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_pat_client::state::Provisioning;
 use milagro_pat_client::{enrol, provision, TbsClient, WaitOptions};
@@ -43,19 +43,6 @@ struct DeviceSummary {
 }
 
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check()? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Calls the TBS API; any non-2xx status is an error carrying the JSON error body.
 fn call(
@@ -113,15 +100,15 @@ pub fn run(
             None,
         )
     };
-    wait_for("the TBS anchor to be broadcast", || {
+    crate::demo::wait_for(PATIENCE, "the TBS anchor to be broadcast", || {
         Ok((get("/v1/status")?["anchor"]["state"] == "pending").then_some(()))
     })?;
     node.generate_to_address(1, miner)?;
-    wait_for("the TBS certificate to be served", || {
+    crate::demo::wait_for(PATIENCE, "the TBS certificate to be served", || {
         Ok(get("/.well-known/milagro/birth-certificate").ok())
     })?;
     let tip = node.tip()?;
-    wait_for("the TBS index to reach the tip", || {
+    crate::demo::wait_for(PATIENCE, "the TBS index to reach the tip", || {
         Ok((get("/v1/status")?["index_hash"] == tip.hash.to_string()).then_some(()))
     })?;
     eprintln!("    {url}  digest {digest}");

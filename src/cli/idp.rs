@@ -82,14 +82,7 @@ pub fn run(command: IdpCommand) -> Result<()> {
 }
 
 fn serve(args: ConfigArg) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    super::init_service_logging();
     let config = Config::load(&args.config)?;
     let idp = Idp::start_handling_signals(config)
         .with_context(|| format!("cannot start the IdP of {}", args.config.display()))?;
