@@ -182,6 +182,10 @@ pub enum Error {
         /// Its mode bits.
         mode: u32,
     },
+    /// A D-TA's answer is malformed, its points are invalid, or the answers do not fit
+    /// together (different identities or days, a D-TA twice).
+    #[error("m-pin shares: {0}")]
+    MpinShares(String),
     /// A setting this build does not support.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -73,6 +73,7 @@ mod error;
 mod files;
 mod http;
 mod instructions;
+pub mod mpin_key;
 pub mod peering;
 pub mod spv;
 pub mod state;

@@ -3,7 +3,8 @@
 //! gets the client share and today's time permit for the identity binding issuer, `sub`
 //! and the PAT's key, logged as hashes; another role, another audience, a tampered
 //! signature, a forged issuer, an IdP that is not the anchored party configured, and
-//! malformed requests are each refused with a JSON reason.
+//! malformed requests are each refused with a JSON reason. A PAT sums two D-TAs' shares
+//! into a key that logs in with its PIN only (`milagro_pat_client::mpin_key`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dta_common;
@@ -249,4 +250,120 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
     );
     dta.stop();
     drop((idp, rogue));
+}
+
+/// Two D-TAs trust one IdP and share the client id a PAT logs in for (one login, one ID
+/// token for both). The PAT asks each over Milagro TLS with `milagro_pat_client`, sums
+/// the checked shares and takes its PIN out; an authentication server listed by both
+/// sums their server shares. The summed key logs in with its PIN, and not with another
+/// PIN or with one D-TA's shares alone.
+#[test]
+fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
+    use milagro_mpin::{ClientAwaitingChallenge, Pin, ServerAwaitingProof, ServerSecret, G2};
+    use milagro_pat_client::mpin_key::{request_shares, MpinKey};
+
+    let w = EnrolmentWorld::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (idp, issuer, _) = start_idp(&w, dir.path(), "idp");
+    let group_client = register(&issuer);
+    let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
+    let auth = TlsParty::broadcast(&w, Role::AuthServer, "auth server");
+    let extra = format!(
+        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n\
+         [shares]\nauthservers = [\"{}\"]\n",
+        idp.state().identity.digest(),
+        group_client.0,
+        auth.bc.digest(),
+    );
+    let dtas: Vec<_> = (1..=2u8)
+        .map(|n| {
+            let key_file = dir.path().join(format!("sealing-{n}.key"));
+            std::fs::write(&key_file, hex::encode([n; 32])).unwrap();
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let state = dir.path().join(format!("dta{n}"));
+            Dta::start(config(&w, &state, &format!("file = {key_file:?}"), &extra)).unwrap()
+        })
+        .collect();
+    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
+        let idp_pending = !matches!(
+            idp.state().own_anchor.get(),
+            milagro_service::own_anchor::AnchorState::None
+        );
+        let dtas_pending = dtas
+            .iter()
+            .all(|d| Api::new(d.local_url()).ok("/v1/status")["anchor"]["state"] == "pending");
+        (idp_pending && dtas_pending).then_some(())
+    });
+    w.mine(6);
+    for dta in &dtas {
+        wait_for_share_api(&w, dta);
+    }
+    wait_until(
+        "the IdP to serve its anchored certificate",
+        PATIENCE,
+        || {
+            let url = format!("{issuer}/.well-known/milagro/birth-certificate");
+            (http().get(url).send().unwrap().status() == 200).then_some(())
+        },
+    );
+    let token = id_token(&issuer, &group_client);
+
+    // The PAT's side, through the library a device uses.
+    let directory = milagro_tests::tls_parties::directory(&w);
+    let shares: Vec<_> = dta_common::runtime().block_on(async {
+        let mut shares = Vec::new();
+        for dta in &dtas {
+            let addr = dta.tls_addr().to_string();
+            let digest = dta.state().identity.digest();
+            let options = milagro_tls::Options::default();
+            shares.push(
+                request_shares(
+                    &pat.identity,
+                    digest,
+                    &addr,
+                    directory.clone(),
+                    &options,
+                    &token,
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        shares
+    });
+    let pin = Pin::new(2468).unwrap();
+    let key = MpinKey::assemble(&shares, pin).unwrap();
+    let alone = MpinKey::assemble(&shares[..1], pin).unwrap();
+
+    // The authentication server's side: both server shares, summed.
+    let server_shares: Vec<_> = dtas
+        .iter()
+        .map(|dta| {
+            let (status, issued) =
+                call(&w, dta, &auth, "POST", "/v1/shares/server", vec![]).unwrap();
+            assert_eq!(status, 200, "{issued}");
+            let bytes = hex::decode(issued["share"].as_str().unwrap()).unwrap();
+            milagro_mpin::ServerSecretShare(G2::from_bytes(&bytes).unwrap())
+        })
+        .collect();
+    let server = ServerSecret::combine(&server_shares).unwrap();
+
+    let today = Day::from_unix_secs(milagro_service::unix_now());
+    let login = |key: &MpinKey, typed: u16| {
+        let mut rng = rand_core::OsRng;
+        let (client, commitment) = ClientAwaitingChallenge::start(
+            &mut rng,
+            &key.id,
+            &key.token,
+            Pin::new(typed).unwrap(),
+            &key.permit,
+        )
+        .unwrap();
+        let (pending, challenge) =
+            ServerAwaitingProof::challenge(&mut rng, commitment, today).unwrap();
+        pending.verify(&client.prove(&challenge).unwrap(), &server)
+    };
+    assert!(login(&key, 2468).is_ok());
+    assert!(login(&key, 2469).is_err());
+    assert!(login(&alone, 2468).is_err());
 }
