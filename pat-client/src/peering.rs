@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Step};
 use crate::http::TbsClient;
-use crate::spv::fetch_headers;
+use crate::spv::{extend_headers, fetch_headers};
 use crate::state::{Device, Progress};
 
 impl Device {
@@ -60,6 +60,8 @@ pub struct TbsDirectory {
     network: Network,
     cache_for: Duration,
     cache: Mutex<Vec<(Txid, Instant, Standing)>>,
+    /// The header chain checked so far: each lookup only fetches what is new.
+    headers: Mutex<Option<Headers>>,
 }
 
 impl TbsDirectory {
@@ -76,14 +78,41 @@ impl TbsDirectory {
             network,
             cache_for,
             cache: Mutex::new(Vec::new()),
+            headers: Mutex::new(None),
         }
     }
 
+    /// Looks `txid` up against the held header chain, extended to the TBS's tip; if the
+    /// extension does not link or the answer does not verify against it (a reorg), once
+    /// more against a chain fetched afresh from genesis. Lookups take turns on the chain.
     fn look_up(&self, txid: Txid) -> Result<Standing, DirectoryError> {
-        let headers = fetch_headers(&self.tbs, self.network)
-            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
-        let anchor = self.verified_record(txid, &headers)?;
-        let superseded_by = self.later_certificate(&anchor, &headers)?;
+        let unavailable = |e: Error| DirectoryError::Unavailable(e.to_string());
+        let mut held = self.headers.lock().unwrap_or_else(PoisonError::into_inner);
+        let extended = match held.take() {
+            Some(chain) => extend_headers(&self.tbs, self.network, chain).ok(),
+            None => None,
+        };
+        let (chain, fresh) = match extended {
+            Some(chain) => (chain, false),
+            None => (
+                fetch_headers(&self.tbs, self.network).map_err(unavailable)?,
+                true,
+            ),
+        };
+        let headers = held.insert(chain);
+        match self.standing_against(txid, headers) {
+            Err(DirectoryError::Invalid { .. }) if !fresh => {
+                let headers =
+                    held.insert(fetch_headers(&self.tbs, self.network).map_err(unavailable)?);
+                self.standing_against(txid, headers)
+            }
+            answer => answer,
+        }
+    }
+
+    fn standing_against(&self, txid: Txid, headers: &Headers) -> Result<Standing, DirectoryError> {
+        let anchor = self.verified_record(txid, headers)?;
+        let superseded_by = self.later_certificate(&anchor, headers)?;
         Ok(Standing {
             anchor,
             superseded_by,

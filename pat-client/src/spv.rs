@@ -8,7 +8,7 @@
 
 use bitcoin::block::Header;
 use bitcoin::Network;
-use milagro_anchor::proof::Headers;
+use milagro_anchor::proof::{HeaderChain as _, Headers};
 use serde_json::Value;
 
 use crate::error::{Error, Step};
@@ -19,10 +19,32 @@ const PAGE: u32 = 2000;
 
 /// Fetches every header from genesis to the TBS's tip and checks the chain.
 pub fn fetch_headers(tbs: &TbsClient, network: Network) -> Result<Headers, Error> {
+    fetch_from(tbs, network, None)
+}
+
+/// Extends `chain` (built by [`fetch_headers`]) with the headers the TBS has above its
+/// tip. Fails with [`Error::HeaderChain`] if they do not link to it: the TBS followed a
+/// reorg below that tip, and the chain must be fetched again from genesis. A tip replaced
+/// at the same height with nothing on top goes unnoticed until a block is added; a proof
+/// in such a block does not verify against the chain (fetch again then).
+pub fn extend_headers(tbs: &TbsClient, network: Network, chain: Headers) -> Result<Headers, Error> {
+    fetch_from(tbs, network, Some(chain))
+}
+
+fn fetch_from(
+    tbs: &TbsClient,
+    network: Network,
+    mut chain: Option<Headers>,
+) -> Result<Headers, Error> {
     let step = Step::FetchHeaders;
     let genesis = bitcoin::constants::genesis_block(network).header;
-    let mut chain: Option<Headers> = None;
-    let mut from: u32 = 0;
+    let mut from: u32 = match &chain {
+        Some(chain) => chain
+            .tip_height()
+            .checked_add(1)
+            .ok_or_else(|| Error::unexpected(step, "height overflow"))?,
+        None => 0,
+    };
     loop {
         let page = tbs.get(step, &format!("/v1/headers?from={from}&count={PAGE}"))?;
         let headers = page_headers(&page.body)?;

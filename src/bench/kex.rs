@@ -33,7 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::kex_plain;
-use super::stats::{latency, num, Latency, Table};
+use super::stats::{latency, num, rate, summarize, Latency, Table};
 use super::tbs_world::{party, TbsWorld};
 
 /// What `bench kex` runs.
@@ -81,7 +81,8 @@ pub struct KexReport {
     pub raw_throwaway_certificate: Latency,
     /// Signing and verifying one certificate binding (secp256k1).
     pub raw_binding_sign_verify: Latency,
-    /// One uncached directory lookup (HTTP to the TBS, SPV check of headers and proof).
+    /// One uncached directory lookup: HTTP to the TBS for the proof and the superseded
+    /// check, the held header chain extended to the TBS's tip, the proof checked by SPV.
     pub cold_directory_lookup: Latency,
 }
 
@@ -280,16 +281,12 @@ where
         samples.extend(client.await.context("a client task")??);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let index = ((samples.len().max(1) - 1) as f64 * q).round() as usize;
-        samples.get(index).copied().unwrap_or_default()
-    };
+    let spread = summarize(samples);
     Ok(Level {
         concurrency,
-        handshakes_per_s: samples.len() as f64 / elapsed.max(1e-9),
-        p50_us: at(0.5),
-        p99_us: at(0.99),
+        handshakes_per_s: rate(spread.calls as f64, elapsed),
+        p50_us: spread.p50_us,
+        p99_us: spread.p99_us,
     })
 }
 

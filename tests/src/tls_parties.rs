@@ -61,6 +61,15 @@ impl TlsParty {
     }
 }
 
+/// A two-worker runtime for a test's async parts (blocking fixtures stay outside it).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A directory asking the world's TBS, uncached.
 pub fn directory(w: &EnrolmentWorld) -> Arc<dyn PeerDirectory> {
     Arc::new(TbsDirectory::new(

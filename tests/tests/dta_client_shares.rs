@@ -310,7 +310,7 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
 
     // The PAT's side, through the library a device uses.
     let directory = milagro_tests::tls_parties::directory(&w);
-    let shares: Vec<_> = dta_common::runtime().block_on(async {
+    let shares: Vec<_> = milagro_tests::tls_parties::runtime().block_on(async {
         let mut shares = Vec::new();
         for dta in &dtas {
             let addr = dta.tls_addr().to_string();

@@ -10,21 +10,13 @@ use milagro_anchor::kex::KexError;
 use milagro_anchor::kex::{yak, Finished, Protocol, Role as KexRole};
 use milagro_registry::chain::ChainSource as _;
 use milagro_tests::enrolment_world::EnrolmentWorld;
-use milagro_tests::tls_parties::{directory, EchoServer, TlsParty};
+use milagro_tests::tls_parties::{directory, runtime, EchoServer, TlsParty};
 use milagro_tls::danger::{self, Channel, Frame};
 use milagro_tls::LocalIdentity;
 use milagro_tls::{Options, Refusal, TlsError};
 use rand_core::OsRng;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn options(min_depth: u32) -> Options {
     Options {

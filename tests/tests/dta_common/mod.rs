@@ -9,7 +9,7 @@ use milagro_dta::config::Config;
 use milagro_dta::RunningDta;
 use milagro_registry::chain::ChainSource as _;
 use milagro_tests::enrolment_world::EnrolmentWorld;
-use milagro_tests::tls_parties::{directory, TlsParty};
+use milagro_tests::tls_parties::{directory, runtime, TlsParty};
 use milagro_tests::{wait_until, Api};
 use milagro_tls::{Options, TlsError};
 use serde_json::Value;
@@ -58,14 +58,6 @@ pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
                 .then_some(())
         },
     );
-}
-
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Sends `method path` with `body` to the D-TA as `who`; status and JSON body.
