@@ -474,7 +474,7 @@ fn tabulate(report: &KexReport, table: &mut Table) {
         "one per side",
     );
     table.latency(
-        "cold directory lookup",
+        "uncached directory lookup",
         &report.cold_directory_lookup,
         "cached in the runs above",
     );
