@@ -5,7 +5,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /.well-known/milagro/birth-certificate` | the anchored Birth Certificate |
-//! | `GET /v1/status` | anchor, index tip, log size, whether the share API serves |
+//! | `GET /v1/status` | anchor, index tip, log size, where the share API serves (`share_api`, once it does), the trusted IdPs' issuers and this D-TA's client id at each |
 //!
 //! Milagro TLS only ([`configure_shares`]; every request comes from an admitted peer,
 //! whose anchored Birth Certificate says who it is):
@@ -135,7 +135,11 @@ async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             "index_height": tip.map(|t| t.height),
             "index_hash": tip.map(|t| t.hash.to_string()),
             "audit_size": head.size.get(),
-            "share_api": state.tls_addr().map(|a| a.to_string()),
+            "share_api": state.share_api_addr(),
+            "trusted_idps": state.config.trusted_idps.iter().map(|idp| json!({
+                "issuer": idp.issuer,
+                "client_id": idp.client_id,
+            })).collect::<Vec<_>>(),
         }))
     })
     .await?;

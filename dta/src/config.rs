@@ -29,6 +29,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
         &[
             "listen",
             "tls_listen",
+            "tls_public_addr",
             "public_url",
             "name",
             "state_dir",
@@ -71,6 +72,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the share API listens, over Milagro TLS only.
     pub tls_listen: SocketAddr,
+    /// The `host:port` PATs and authentication servers reach the share API at, as
+    /// `/v1/status` tells them; `None`: the bound address of `tls_listen`.
+    pub tls_public_addr: Option<String>,
     /// The URL the D-TA is reached at; the Birth Certificate's only endpoint.
     pub public_url: String,
     /// The D-TA's human-readable name, as written in its Birth Certificate.
@@ -103,6 +107,7 @@ pub struct Config {
 struct RawConfig {
     listen: String,
     tls_listen: String,
+    tls_public_addr: Option<String>,
     public_url: String,
     name: String,
     state_dir: PathBuf,
@@ -120,6 +125,26 @@ struct RawConfig {
     anchoring: RawAnchoring,
     #[serde(default)]
     audit: RawAudit,
+}
+
+/// `host:port`, a port of 1 to 65535 after the last `:` and a host of letters, digits,
+/// `.`, `-`, `:` or brackets (an IPv6 address) before it.
+fn check_host_port(text: String) -> Result<String, ConfigError> {
+    let bad = || {
+        invalid(
+            "tls_public_addr",
+            format!("{text:?} is not host:port (e.g. dta1.example.com:8092)"),
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    match port.parse::<u16>() {
+        Ok(port) if port != 0 && host_ok => Ok(text),
+        _ => Err(bad()),
+    }
 }
 
 fn default_peer_depth() -> u32 {
@@ -202,6 +227,7 @@ impl Config {
         if tls_listen == listen && listen.port() != 0 {
             return Err(invalid("tls_listen", "must differ from listen"));
         }
+        let tls_public_addr = raw.tls_public_addr.map(check_host_port).transpose()?;
         let master_key = match (raw.master_key.env, raw.master_key.file) {
             (Some(name), None) if is_env_name(&name) => MasterKeySource::Env(name),
             (Some(_), None) => {
@@ -249,6 +275,7 @@ impl Config {
         Ok(Self {
             listen,
             tls_listen,
+            tls_public_addr,
             min_peer_depth: check_min_depth(raw.min_peer_depth)
                 .map_err(|_| invalid("min_peer_depth", "must be between 1 and 1000"))?,
             master_key,
@@ -319,6 +346,12 @@ network = "regtest"
         assert!(config.trusted_idps.is_empty());
         let with_idp = Config::parse(&format!("{MINIMAL}{IDP}")).unwrap();
         assert_eq!(with_idp.trusted_idps[0].client_id, "dta1");
+        assert_eq!(config.tls_public_addr, None);
+        let public = Config::parse(&format!("tls_public_addr = \"[::1]:8092\"\n{MINIMAL}"));
+        assert_eq!(
+            public.unwrap().tls_public_addr.as_deref(),
+            Some("[::1]:8092")
+        );
         let both = MINIMAL.replace(
             "env = \"MILAGRO_DTA_MASTER_KEY\"",
             "env = \"K\"\nfile = \"/k\"",
@@ -334,6 +367,18 @@ network = "regtest"
                 "master_key.env",
             ),
             (format!("min_peer_depth = 0\n{MINIMAL}"), "min_peer_depth"),
+            (
+                format!("tls_public_addr = \"dta.example:0\"\n{MINIMAL}"),
+                "tls_public_addr",
+            ),
+            (
+                format!("tls_public_addr = \"dta example:8092\"\n{MINIMAL}"),
+                "tls_public_addr",
+            ),
+            (
+                format!("tls_public_addr = \"dta.example\"\n{MINIMAL}"),
+                "tls_public_addr",
+            ),
             (
                 format!("{MINIMAL}{IDP}").replace("idp.test\"", "idp.test/\""),
                 "trusted_idps.issuer",

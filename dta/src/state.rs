@@ -53,4 +53,16 @@ impl AppState {
     pub fn tls_addr(&self) -> Option<std::net::SocketAddr> {
         *self.tls_addr.read().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Where clients reach the share API (`tls_public_addr`, else the bound address),
+    /// once it serves.
+    pub fn share_api_addr(&self) -> Option<String> {
+        let bound = self.tls_addr()?;
+        Some(
+            self.config
+                .tls_public_addr
+                .clone()
+                .unwrap_or_else(|| bound.to_string()),
+        )
+    }
 }

@@ -16,6 +16,7 @@
 //! - the login as states that consume themselves: [`ClientAwaitingChallenge`] →
 //!   [`Commitment`]; [`ServerAwaitingProof`] → [`Challenge`]; [`Proof`] →
 //!   [`Authenticated`] ([`login`] has the protocol);
+//! - [`wire`]: the login's messages as JSON;
 //! - [`G1`], [`G2`], [`Scalar`]: every point read from bytes is checked to be the
 //!   canonical encoding of a non-identity point of the prime-order subgroup.
 //!
@@ -51,6 +52,7 @@
 pub mod issuance;
 pub mod login;
 pub mod points;
+pub mod wire;
 
 pub use issuance::{
     ClientSecret, ClientSecretShare, Day, MasterShare, MpinId, ServerSecret, ServerSecretShare,
