@@ -4,6 +4,11 @@
 //! Certificates for a TBS, an IdP and two D-TAs, anchors them, indexes the chain, verifies
 //! every anchor by SPV, then forces a two-block reorg that drops one anchor and shows the
 //! registry dropping it and finding it again once it is re-mined.
+//!
+//! Then the services: a TBS enrols devices ([`crate::demo_tbs`]) and two of them agree a
+//! key over Bitcoin ([`crate::demo_tls`]); an IdP logs a user in for a relying party
+//! ([`crate::demo_idp`]); two D-TAs and an authentication server give a badge an M-Pin
+//! key that logs in with its PIN only ([`crate::demo_mpin`]).
 
 use anyhow::{ensure, Context, Result};
 use bitcoin::{BlockHash, FeeRate};
@@ -42,6 +47,7 @@ struct Summary {
     reorg: ReorgSummary,
     tbs: crate::demo_tbs::TbsSummary,
     idp: crate::demo_idp::IdpSummary,
+    mpin: crate::demo_mpin::MpinSummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -223,7 +229,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
 
     let dtas: Vec<&BirthCertificate> = parties[2..].iter().map(|p| &p.bc).collect();
-    let tbs = crate::demo_tbs::run(
+    let (tbs, demo_tbs) = crate::demo_tbs::run(
         &node,
         &bitcoind.rpc_url(),
         &bitcoind.params.cookie_file,
@@ -233,12 +239,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &dta1_identity,
     )?;
 
-    let idp = crate::demo_idp::run(
+    let idp_dir = tempfile::tempdir()?;
+    let (idp, running_idp) = crate::demo_idp::run(
         &node,
         &bitcoind.rpc_url(),
         &bitcoind.params.cookie_file,
         &miner,
+        idp_dir.path(),
     )?;
+
+    let chain = crate::demo_mpin::Chain {
+        node: &node,
+        rpc_url: &bitcoind.rpc_url(),
+        cookie: &bitcoind.params.cookie_file,
+        miner: &miner,
+    };
+    let mpin = crate::demo_mpin::run(&chain, &demo_tbs, &running_idp)?;
+    running_idp.stop();
+    demo_tbs.tbs.stop();
 
     if args.keep {
         let kept = db.keep();
@@ -258,6 +276,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         },
         tbs,
         idp,
+        mpin,
     })
 }
 

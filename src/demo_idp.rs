@@ -32,8 +32,10 @@ pub struct IdpSummary {
 }
 
 const PATIENCE: Duration = Duration::from_secs(60);
-const USER: &str = "demo";
-const PASSWORD: &str = "demo password";
+/// The demo user.
+pub(crate) const USER: &str = "demo";
+/// Its password.
+pub(crate) const PASSWORD: &str = "demo password";
 const REDIRECT: &str = "https://rp.demo.milagro.test/callback";
 
 /// Starts an IdP named `name` on loopback (a free port, which is also its issuer URL),
@@ -86,11 +88,17 @@ pub(crate) fn register_client(
     Ok((field("client_id")?, field("client_secret")?))
 }
 
-/// Runs the IdP part on the demo's node.
-pub fn run(node: &BitcoindRpc, rpc_url: &str, cookie: &Path, miner: &str) -> Result<IdpSummary> {
+/// Runs the IdP part on the demo's node. The IdP (with the demo user, in `dir`) keeps
+/// running for the M-Pin part.
+pub fn run(
+    node: &BitcoindRpc,
+    rpc_url: &str,
+    cookie: &Path,
+    miner: &str,
+    dir: &Path,
+) -> Result<(IdpSummary, RunningIdp)> {
     crate::demo::step("starting an IdP: its key, Birth Certificate and anchor, like every party");
-    let dir = tempfile::tempdir()?;
-    let idp = start_idp(dir.path(), rpc_url, cookie, "Milagro demo IdP")?;
+    let idp = start_idp(dir, rpc_url, cookie, "Milagro demo IdP")?;
     let issuer = idp.state().issuer().to_owned();
     let txid = crate::demo::wait_for(PATIENCE, "the IdP anchor to be broadcast", || {
         Ok(match idp.state().own_anchor.get() {
@@ -207,14 +215,106 @@ pub fn run(node: &BitcoindRpc, rpc_url: &str, cookie: &Path, miner: &str) -> Res
     let claims = id_token.claims(&verifier, &Nonce::new(nonce))?;
     let id_token_claims = serde_json::to_value(claims)?;
     eprintln!("    verified ID token claims: {id_token_claims}");
-    idp.stop();
-    Ok(IdpSummary {
+    let summary = IdpSummary {
         issuer,
         digest,
         anchor_txid: txid.to_string(),
         client_id,
         id_token_claims,
-    })
+    };
+    Ok((summary, idp))
+}
+
+/// Registers the D-TAs' one client at the IdP: public (no secret), device grant only
+/// (RFC 8628); returns its id.
+pub(crate) fn register_device_client(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+) -> Result<String> {
+    let registered: Value = http
+        .post(format!("{issuer}/register"))
+        .json(&json!({
+            "client_name": "Milagro D-TAs",
+            "grant_types": [DEVICE_GRANT],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()?
+        .json()?;
+    registered["client_id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no client_id in {registered}"))
+}
+
+/// An ID token for `client_id` by the device grant, approved at once by the demo user.
+pub(crate) fn device_id_token(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    client_id: &str,
+) -> Result<String> {
+    let form = |pairs: &[(&str, &str)]| encode(pairs);
+    let started: Value = http
+        .post(format!("{issuer}/device_authorization"))
+        .header("content-type", FORM)
+        .body(form(&[("client_id", client_id), ("scope", "openid")]))
+        .send()?
+        .json()?;
+    let field = |name: &str| {
+        started[name]
+            .as_str()
+            .with_context(|| format!("no {name} in {started}"))
+    };
+    approve_device(http, issuer, field("user_code")?)?;
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .header("content-type", FORM)
+        .body(form(&[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", field("device_code")?),
+            ("client_id", client_id),
+        ]))
+        .send()?
+        .json()?;
+    tokens["id_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no id_token in {tokens}"))
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// What the demo user does on the IdP's device verification page: opens it, types
+/// `user_code` and logs in.
+pub(crate) fn approve_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+) -> Result<()> {
+    let page = http.get(format!("{issuer}/device")).send()?;
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("the device page set no CSRF cookie")?
+        .to_owned();
+    let mut form = hidden_inputs(&page.text()?);
+    form.push(("user_code".into(), user_code.into()));
+    form.push(("username".into(), USER.into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let answer = http
+        .post(format!("{issuer}/device"))
+        .header("cookie", cookie)
+        .header("content-type", FORM)
+        .body(encode(&form))
+        .send()?;
+    ensure!(
+        answer.status().is_success(),
+        "the device page answered {}",
+        answer.status()
+    );
+    Ok(())
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";

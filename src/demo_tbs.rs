@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_pat_client::state::Provisioning;
-use milagro_pat_client::{enrol, provision, TbsClient, WaitOptions};
+use milagro_pat_client::{enrol, provision, ServiceClient, WaitOptions};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
@@ -44,8 +44,81 @@ struct DeviceSummary {
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// Calls the TBS API; any non-2xx status is an error carrying the JSON error body.
-fn call(
+/// The TBS the demo keeps running for its M-Pin part ([`crate::demo_mpin`]).
+pub struct DemoTbs {
+    /// The running TBS.
+    pub tbs: milagro_tbs::RunningTbs,
+    /// Its URL.
+    pub url: String,
+    /// Its Birth Certificate digest.
+    pub digest: milagro_anchor::digest::Digest,
+    /// Tenant acme's token.
+    pub tenant_token: String,
+    /// Where its state and the devices' live.
+    pub dir: tempfile::TempDir,
+}
+
+/// Provisions and enrols `devices` (name, group of tenant acme) through the TBS at
+/// `url`, each on its own thread in `dir/<name>`, mining whenever something waits in
+/// the mempool.
+pub(crate) fn enrol_devices(
+    node: &BitcoindRpc,
+    miner: &str,
+    url: &str,
+    digest: milagro_anchor::digest::Digest,
+    dir: &Path,
+    devices: &[(&str, &str)],
+) -> Result<Vec<(String, String, milagro_pat_client::Enrolled)>> {
+    let workers: Vec<_> = devices
+        .iter()
+        .map(|(name, group)| {
+            let (state, url, name) = (dir.join(name), url.to_owned(), name.to_string());
+            let group = group.to_string();
+            std::thread::spawn(move || -> Result<_> {
+                let provisioning = Provisioning {
+                    tbs_url: url.clone(),
+                    tbs_digest: digest,
+                    tenant: "acme".into(),
+                    group: group.clone(),
+                    network: bitcoin::Network::Regtest,
+                };
+                let stage = provision(&state, provisioning, Some(&name))?;
+                let wait = WaitOptions {
+                    timeout: PATIENCE,
+                    interval: Duration::from_millis(200),
+                };
+                Ok((
+                    name,
+                    group,
+                    enrol(stage, &ServiceClient::new(&url)?, &wait, |_| {})?,
+                ))
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + PATIENCE;
+    while !workers.iter().all(|w| w.is_finished()) {
+        ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for the devices"
+        );
+        let mempool: Vec<String> = node.call("getrawmempool", &[])?;
+        if !mempool.is_empty() {
+            node.generate_to_address(1, miner)?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    workers
+        .into_iter()
+        .map(|worker| {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a device thread panicked"))?
+        })
+        .collect()
+}
+
+/// Calls a JSON API; any non-2xx status is an error carrying the JSON error body.
+pub(crate) fn call(
     client: &reqwest::blocking::Client,
     method: reqwest::Method,
     url: &str,
@@ -67,7 +140,8 @@ fn call(
 }
 
 /// Runs the TBS part against the demo's node; `dtas` and `idp` are anchored already, and
-/// `dta1` (the first D-TA) then talks to meter-1 over Milagro TLS.
+/// `dta1` (the first D-TA) then talks to meter-1 over Milagro TLS. The TBS keeps running
+/// for the M-Pin part.
 pub fn run(
     node: &BitcoindRpc,
     rpc_url: &str,
@@ -76,7 +150,7 @@ pub fn run(
     dtas: &[&BirthCertificate],
     idp: &BirthCertificate,
     dta1: &milagro_tls::LocalIdentity,
-) -> Result<TbsSummary> {
+) -> Result<(TbsSummary, DemoTbs)> {
     crate::demo::step("starting a TBS next to the node; it anchors its own Birth Certificate");
     let dir = tempfile::tempdir()?;
     let admin = ApiToken::generate(&mut rand_core::OsRng);
@@ -148,50 +222,9 @@ pub fn run(
 
     crate::demo::step("enrolling three devices: each checks the TBS by SPV; meter-1 and meter-2 (group eu) sign their own anchors, sensor-1 (group fleet) is anchored in a TBS batch; each verifies its instructions");
     let devices = [("meter-1", "eu"), ("meter-2", "eu"), ("sensor-1", "fleet")];
-    let workers: Vec<_> = devices
-        .iter()
-        .map(|(name, group)| {
-            let (state, url, name) = (dir.path().join(name), url.clone(), name.to_string());
-            let group = group.to_string();
-            std::thread::spawn(move || -> Result<_> {
-                let provisioning = Provisioning {
-                    tbs_url: url.clone(),
-                    tbs_digest: digest,
-                    tenant: "acme".into(),
-                    group: group.clone(),
-                    network: bitcoin::Network::Regtest,
-                };
-                let stage = provision(&state, provisioning, Some(&name))?;
-                let wait = WaitOptions {
-                    timeout: PATIENCE,
-                    interval: Duration::from_millis(200),
-                };
-                Ok((
-                    name,
-                    group,
-                    enrol(stage, &TbsClient::new(&url)?, &wait, |_| {})?,
-                ))
-            })
-        })
-        .collect();
-    // Mine whenever something waits in the mempool, until every device is through.
-    let deadline = Instant::now() + PATIENCE;
-    while !workers.iter().all(|w| w.is_finished()) {
-        ensure!(
-            Instant::now() < deadline,
-            "timed out waiting for the devices"
-        );
-        let mempool: Vec<String> = node.call("getrawmempool", &[])?;
-        if !mempool.is_empty() {
-            node.generate_to_address(1, miner)?;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let enrolled_devices = enrol_devices(node, miner, &url, digest, dir.path(), &devices)?;
     let mut summaries = Vec::new();
-    for worker in workers {
-        let (name, group, enrolled) = worker
-            .join()
-            .map_err(|_| anyhow::anyhow!("a device thread panicked"))??;
+    for (name, group, enrolled) in enrolled_devices {
         let stored = enrolled.instructions();
         let anchors = &stored.service_anchors;
         let describe = |i: usize, s: &milagro_anchor::instructions::ServiceAnchor| json!({"url": s.url, "birth_certificate": s.birth_certificate, "depth": anchors.get(i).map(|a| a.depth)});
@@ -247,11 +280,20 @@ pub fn run(
         });
     }
     let milagro_tls = crate::demo_tls::run(&url, &dir.path().join("meter-1"), dta1)?;
-    tbs.stop();
-    Ok(TbsSummary {
-        url,
+    let summary = TbsSummary {
+        url: url.clone(),
         digest: digest.to_string(),
         devices: summaries,
         milagro_tls,
-    })
+    };
+    Ok((
+        summary,
+        DemoTbs {
+            tbs,
+            url,
+            digest,
+            tenant_token: token,
+            dir,
+        },
+    ))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{ensure, Result};
 use bitcoin::Network;
 use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::TbsClient;
+use milagro_pat_client::ServiceClient;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ pub fn run(tbs_url: &str, device_dir: &Path, dta: &LocalIdentity) -> Result<Valu
         .device()
         .tls_identity()?;
     let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::new(
-        TbsClient::new(tbs_url)?,
+        ServiceClient::new(tbs_url)?,
         Network::Regtest,
     ));
     let options = Options {

@@ -7,6 +7,7 @@
 mod cli;
 mod demo;
 mod demo_idp;
+mod demo_mpin;
 mod demo_tbs;
 mod demo_tls;
 mod node;
@@ -44,6 +45,9 @@ enum Command {
     /// A D-TA: a master-secret share, M-Pin shares over Milagro TLS.
     #[command(subcommand)]
     Dta(cli::dta::DtaCommand),
+    /// The M-Pin authentication server: logins against the D-TAs' summed server secret.
+    #[command(subcommand)]
+    Authserver(cli::authserver::AuthServerCommand),
     /// A device (PAT): enrol through a TBS, refresh its instructions.
     #[command(subcommand)]
     Pat(cli::pat::PatCommand),
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Tbs(command) => cli::tbs::run(command),
         Command::Idp(command) => cli::idp::run(command),
         Command::Dta(command) => cli::dta::run(command),
+        Command::Authserver(command) => cli::authserver::run(command),
         Command::Pat(command) => cli::pat::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),

@@ -2,21 +2,15 @@
 //! server, the chain loop and the share API.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use actix_web::{web, App};
 use milagro_anchor::birth_certificate::Role;
-use milagro_registry::bitcoind::BitcoindRpc;
-use milagro_registry::sled_store::SledStore;
-use milagro_service::audit::Audit;
-use milagro_service::chain_loop::{ChainLoop, ChainParts};
-use milagro_service::files::{self, FileError};
+use milagro_service::base::{start_chain_loop, BaseConfig, OpenError, ServiceBase};
+pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
 use milagro_service::http::{self, Running, SpawnError};
-use milagro_service::identity::{IdentityError, PartyIdentity, PartyKind};
-use milagro_service::own_anchor::OwnAnchor;
+use milagro_service::identity::PartyKind;
 use milagro_service::peer_directory::IndexDirectory;
-use milagro_service::sync::Shutdown;
 
 use crate::config::Config;
 use crate::master::{self, SealError, SealingKey};
@@ -30,10 +24,6 @@ pub const KIND: PartyKind = PartyKind {
     role: Role::Dta,
     key_file: KEY_FILE,
 };
-/// Directory of the chain index inside the state directory.
-pub const INDEX_DIR: &str = "registry";
-/// Directory of the D-TA database (the issuance log).
-pub const SERVICE_DB_DIR: &str = "service";
 
 /// The D-TA service. See the crate documentation.
 #[derive(Debug)]
@@ -43,23 +33,12 @@ pub struct Dta;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The state directory could not be prepared.
+    /// The state directory, the identity or a database could not be opened.
     #[error(transparent)]
-    StateDir(#[from] FileError),
-    /// The key or the Birth Certificate could not be loaded or created.
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
+    Open(#[from] OpenError),
     /// The master-secret share could not be opened or sealed (e.g. a wrong sealing key).
     #[error(transparent)]
     MasterShare(#[from] SealError),
-    /// A database could not be opened.
-    #[error("cannot open the database in {}: {detail}", path.display())]
-    Db {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        detail: String,
-    },
     /// The share API's socket could not be bound.
     #[error("cannot listen on {addr} (tls_listen): {source}")]
     Bind {
@@ -155,40 +134,32 @@ impl Drop for RunningDta {
 fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError> {
     // The sealing key first: a D-TA that cannot open its share creates nothing.
     let sealing_key = SealingKey::load(&config.master_key)?;
-    files::create_private_dir(&config.state_dir)?;
-    let identity = PartyIdentity::load_or_create(
-        KIND,
-        &config.state_dir,
-        &config.name,
-        &config.public_url,
-        milagro_service::unix_now(),
-    )?;
-    let (master, _) = master::load_or_create(&config.state_dir, &sealing_key, &identity.digest())?;
+    let base = ServiceBase::open(BaseConfig {
+        kind: KIND,
+        name: &config.name,
+        public_url: &config.public_url,
+        state_dir: &config.state_dir,
+        node: &config.node,
+        sync: &config.sync,
+        audit: &config.audit,
+        fee_rate: config.fee_rate,
+    })?;
+    let chain = base.chain;
+    let (master, _) =
+        master::load_or_create(&config.state_dir, &sealing_key, &chain.identity.digest())?;
     drop(sealing_key);
-    let db_error = |path: &PathBuf, e: &dyn std::fmt::Display| StartError::Db {
-        path: path.clone(),
-        detail: e.to_string(),
-    };
-    let index_dir = config.state_dir.join(INDEX_DIR);
-    let index = SledStore::open(&index_dir).map_err(|e| db_error(&index_dir, &e))?;
-    let db_dir = config.state_dir.join(SERVICE_DB_DIR);
-    let db = sled::open(&db_dir).map_err(|e| db_error(&db_dir, &e))?;
-    let audit = Audit::open(&db, config.audit.origin.clone()).map_err(|e| db_error(&db_dir, &e))?;
     let tls_listener =
         std::net::TcpListener::bind(config.tls_listen).map_err(|source| StartError::Bind {
             addr: config.tls_listen,
             source,
         })?;
-    let node = BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie);
-    let index = Arc::new(index);
-    let directory = IndexDirectory::new(node, index.clone(), config.node.network);
     let state = AppState {
-        directory: Arc::new(directory),
-        identity: Arc::new(identity),
-        own_anchor: Arc::new(OwnAnchor::default()),
-        index,
-        audit: Arc::new(audit),
-        db: Arc::new(db),
+        directory: Arc::new(IndexDirectory::for_node(&config.node, chain.index.clone())),
+        identity: chain.identity.clone(),
+        own_anchor: chain.own_anchor.clone(),
+        index: chain.index.clone(),
+        audit: chain.audit.clone(),
+        db: base.db,
         master: Arc::new(master),
         tls_addr: Arc::new(RwLock::new(None)),
         config: Arc::new(config),
@@ -201,27 +172,8 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError
     };
     let spawned = http::spawn(state.config.listen, "dta-http", handle_signals, factory)?;
     tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "D-TA listening");
-    let shutdown = Arc::new(Shutdown::default());
-    let config = &state.config;
-    let chain = ChainLoop::new(
-        ChainParts {
-            identity: state.identity.clone(),
-            own_anchor: state.own_anchor.clone(),
-            index: state.index.clone(),
-            audit: state.audit.clone(),
-            state_dir: config.state_dir.clone(),
-            node: config.node.clone(),
-            sync: config.sync.clone(),
-            audit_config: config.audit.clone(),
-            fee_rate: config.fee_rate,
-        },
-        shutdown.clone(),
-    );
-    let mut running = Running::new(spawned, shutdown);
-    let started = running
-        .spawn_worker("dta-chain", move || chain.run())
-        .and_then(|()| ShareApi::spawn(state.clone(), tls_listener));
-    let share_api = match started {
+    let mut running = start_chain_loop(chain, spawned, "dta-chain").map_err(StartError::Thread)?;
+    let share_api = match ShareApi::spawn(state.clone(), tls_listener) {
         Ok(share_api) => share_api,
         Err(error) => {
             // Nothing may keep serving a D-TA that failed to start.

@@ -11,8 +11,7 @@ use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 
 use actix_web::{web, App};
-use milagro_service::own_anchor::AnchorState;
-use milagro_service::peer_directory::local_identity;
+use milagro_service::peer_directory::wait_for_identity;
 use milagro_service::sync::Shutdown;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory, TlsError};
 
@@ -38,7 +37,14 @@ impl ShareApi {
         let thread = std::thread::Builder::new()
             .name("dta-shares".into())
             .spawn(move || {
-                let Some(identity) = wait_for_identity(&state, &waiting) else {
+                let Some(identity) = wait_for_identity(
+                    &state.identity,
+                    &state.own_anchor,
+                    &state.config.state_dir,
+                    state.config.sync.poll_interval,
+                    &waiting,
+                    "the share API",
+                ) else {
                     return;
                 };
                 serve(state, listener, identity, stopped);
@@ -62,30 +68,6 @@ impl ShareApi {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
-        }
-    }
-}
-
-/// Waits for the confirmed anchor and rebuilds the TLS identity from it; `None` once
-/// stopped.
-fn wait_for_identity(state: &AppState, shutdown: &Shutdown) -> Option<Arc<LocalIdentity>> {
-    let mut reported = None;
-    loop {
-        if let AnchorState::Confirmed(served) = state.own_anchor.get() {
-            let txid = served.verified.txid();
-            match local_identity(&state.identity, &state.config.state_dir, txid) {
-                Ok(identity) => return Some(Arc::new(identity)),
-                Err(error) => {
-                    // Once per anchor: it will not change until the anchor does.
-                    if reported != Some(txid) {
-                        tracing::error!(%error, "the share API cannot start");
-                        reported = Some(txid);
-                    }
-                }
-            }
-        }
-        if shutdown.wait(state.config.sync.poll_interval) {
-            return None;
         }
     }
 }

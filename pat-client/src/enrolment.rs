@@ -25,7 +25,7 @@ use milagro_anchor::proof::{AnchorProof, AnchorProofJson, VerifiedAnchor};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Step};
-use crate::http::{str_field, TbsClient};
+use crate::http::{str_field, ServiceClient};
 use crate::instructions::{accept_instructions, Pending};
 use crate::spv::fetch_headers;
 use crate::state::{Device, Progress, StoredInstructions, TbsRecord};
@@ -104,7 +104,7 @@ impl Provisioned {
     /// Fetches the TBS's certificate and checks it: the provisioned digest, role `tbs`,
     /// status `active`, and its anchor by SPV against headers from the network's genesis.
     /// Stores the verified certificate.
-    pub fn verify_tbs(mut self, tbs: &TbsClient) -> Result<TbsVerified, Error> {
+    pub fn verify_tbs(mut self, tbs: &ServiceClient) -> Result<TbsVerified, Error> {
         let step = Step::FetchTbsCertificate;
         let served = tbs
             .get(step, "/.well-known/milagro/birth-certificate")?
@@ -167,7 +167,7 @@ impl TbsVerified {
 
     /// Seals an enrolment request (certificate, instruction key, tenant, group, a fresh
     /// nonce, the time now) to the TBS key, sends it, and checks the offer it gets back.
-    pub fn request(mut self, tbs: &TbsClient) -> Result<Requested, Error> {
+    pub fn request(mut self, tbs: &ServiceClient) -> Result<Requested, Error> {
         let step = Step::RequestEnrolment;
         let rng = &mut rand_core::OsRng;
         let provisioning = &self.device.provisioning;
@@ -234,7 +234,7 @@ impl Offered {
 
     /// Signs the anchoring transaction with the device key (its own signature goes on
     /// chain), stores it, then sends it sealed to the TBS, which broadcasts it.
-    pub fn sign_and_send(mut self, tbs: &TbsClient) -> Result<Waiting, Error> {
+    pub fn sign_and_send(mut self, tbs: &ServiceClient) -> Result<Waiting, Error> {
         let tx = self.offer.sign(&self.device.key)?;
         let txid = tx.compute_txid();
         // Stored first: a crash after this line resumes at `Waiting` and sends it again.
@@ -264,7 +264,7 @@ impl Waiting {
         self.device.anchor_txid()
     }
 
-    fn send_signed(&self, tbs: &TbsClient, tx: bitcoin::Transaction) -> Result<(), Error> {
+    fn send_signed(&self, tbs: &ServiceClient, tx: bitcoin::Transaction) -> Result<(), Error> {
         let step = Step::SendSignedAnchor;
         let txid = tx.compute_txid();
         let signed = SignedAnchor {
@@ -289,7 +289,7 @@ impl Waiting {
 
     /// Asks once for the instructions. When the TBS still has only the offer (the device
     /// stored its signature but stopped before the TBS got it), sends the signature again.
-    pub fn poll(mut self, tbs: &TbsClient) -> Result<Poll, Error> {
+    pub fn poll(mut self, tbs: &ServiceClient) -> Result<Poll, Error> {
         let step = Step::FetchInstructions;
         let answer = tbs.get(step, &instructions_path(&self.device.public_key()))?;
         if answer.status != 200 {
@@ -321,7 +321,7 @@ impl Waiting {
     /// `on_pending` sees each progress report.
     pub fn wait(
         self,
-        tbs: &TbsClient,
+        tbs: &ServiceClient,
         timeout: Duration,
         interval: Duration,
         mut on_pending: impl FnMut(&Pending),

@@ -26,6 +26,12 @@ pub enum Step {
     FetchInstructions,
     /// Looking up a peer's anchor for Milagro TLS.
     LookUpPeer,
+    /// Logging the user in at the IdP.
+    LogIn,
+    /// Asking the D-TAs where their share APIs are.
+    LocateDtas,
+    /// Logging in at an authentication server with M-Pin.
+    Authenticate,
 }
 
 impl fmt::Display for Step {
@@ -37,6 +43,9 @@ impl fmt::Display for Step {
             Self::SendSignedAnchor => "sending the signed anchor",
             Self::FetchInstructions => "fetching instructions",
             Self::LookUpPeer => "looking up a peer's anchor",
+            Self::LogIn => "logging in at the idp",
+            Self::LocateDtas => "locating the d-tas",
+            Self::Authenticate => "authenticating with m-pin",
         })
     }
 }
@@ -49,7 +58,7 @@ impl fmt::Display for Step {
 #[non_exhaustive]
 pub enum Error {
     /// The TBS could not be reached, or the connection broke.
-    #[error("{step}: cannot reach the tbs at {url}: {source}")]
+    #[error("{step}: cannot reach {url}: {source}")]
     Http {
         /// The step.
         step: Step,
@@ -186,6 +195,12 @@ pub enum Error {
     /// together (different identities or days, a D-TA twice).
     #[error("m-pin shares: {0}")]
     MpinShares(String),
+    /// The user's login at the IdP did not complete (denied, expired, refused).
+    #[error("logging in at the idp: {0}")]
+    LoginFailed(String),
+    /// The device is not ready for this step (no instructions, no login, no key yet).
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// A setting this build does not support.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -74,6 +74,15 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     sync_parent(path)
 }
 
+/// Deletes `path` if it exists.
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("delete", path)(e)),
+    }
+}
+
 /// Writes `bytes` (mode 0600) to `path` unless it exists; returns whether it wrote. The
 /// file appears complete or not at all, and an existing one is never replaced.
 pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, Error> {

@@ -1,4 +1,5 @@
-//! A small blocking JSON client of one TBS.
+//! A small blocking JSON client of one service: the TBS, and the IdP, D-TAs and
+//! authentication server its instructions (or the operator) name.
 //!
 //! Nothing it returns is trusted: callers parse every body into typed values and verify
 //! every anchor by SPV. It only makes transport failures and error answers into
@@ -18,12 +19,12 @@ const MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
 /// How long one request may take, connection included, unless set otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client of one TBS, by its base URL.
+/// A client of one service, by its base URL.
 ///
 /// Blocking (reqwest's blocking client runs its own small runtime): call it from plain
 /// threads, not from inside an async runtime. Cloning is cheap and shares connections.
 #[derive(Debug, Clone)]
-pub struct TbsClient {
+pub struct ServiceClient {
     base: String,
     client: reqwest::blocking::Client,
 }
@@ -35,7 +36,7 @@ pub(crate) struct Answer {
     pub body: Value,
 }
 
-impl TbsClient {
+impl ServiceClient {
     /// A client of the TBS at `base` (`http://host:port`, no trailing path needed).
     ///
     /// Only plain `http://` is supported by this build: `https://` needs reqwest's rustls
@@ -88,6 +89,35 @@ impl TbsClient {
         self.send(step, request, path)
     }
 
+    /// `POST path` with an `application/x-www-form-urlencoded` body (OAuth endpoints).
+    pub(crate) fn post_form(
+        &self,
+        step: Step,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Answer, Error> {
+        let body = form
+            .iter()
+            .map(|(key, value)| format!("{}={}", form_encode(key), form_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = self
+            .client
+            .post(self.url(path))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        self.send(step, request, path)
+    }
+
+    /// The path of `url` under this client's base, if it is under it.
+    pub(crate) fn path_of<'a>(&self, url: &'a str) -> Option<&'a str> {
+        url.strip_prefix(&self.base)
+            .filter(|path| path.starts_with('/'))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -125,6 +155,7 @@ impl TbsClient {
                     .map(str::to_owned)
             };
             let message = field("message")
+                .or_else(|| field("error_description"))
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
             return Err(Error::Server {
                 step,
@@ -136,6 +167,18 @@ impl TbsClient {
         let body = body.ok_or_else(|| Error::unexpected(step, "a body that is not JSON"))?;
         Ok(Answer { status, body })
     }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The string field `name` of `body`, or an [`Error::Unexpected`].
@@ -151,18 +194,27 @@ mod tests {
 
     #[test]
     fn only_plain_http_urls_are_accepted() {
-        assert!(TbsClient::new("http://127.0.0.1:1").is_ok());
+        assert!(ServiceClient::new("http://127.0.0.1:1").is_ok());
         assert!(matches!(
-            TbsClient::new("https://tbs.example"),
+            ServiceClient::new("https://tbs.example"),
             Err(Error::Unsupported(_))
         ));
         for bad in ["", "http://", "ftp://x", "127.0.0.1:80"] {
-            assert!(TbsClient::new(bad).is_err(), "{bad}");
+            assert!(ServiceClient::new(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            TbsClient::new("http://h:1/").unwrap().base_url(),
+            ServiceClient::new("http://h:1/").unwrap().base_url(),
             "http://h:1"
         );
+    }
+
+    #[test]
+    fn form_values_are_percent_encoded_and_paths_stay_under_the_base() {
+        assert_eq!(form_encode("a b&c=d/é~"), "a%20b%26c%3Dd%2F%C3%A9~");
+        let client = ServiceClient::new("http://idp:1").unwrap();
+        assert_eq!(client.path_of("http://idp:1/token"), Some("/token"));
+        assert_eq!(client.path_of("http://idp:12/token"), None);
+        assert_eq!(client.path_of("http://evil/token"), None);
     }
 
     #[test]
@@ -174,7 +226,7 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let client = TbsClient::with_timeout(&url, Duration::from_secs(2)).unwrap();
+        let client = ServiceClient::with_timeout(&url, Duration::from_secs(2)).unwrap();
         let error = client
             .get(Step::FetchHeaders, "/v1/headers?from=0")
             .unwrap_err();

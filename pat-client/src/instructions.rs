@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::enrolment::{instructions_path, sealed_instructions, Enrolled};
 use crate::error::{Error, Step};
-use crate::http::TbsClient;
+use crate::http::ServiceClient;
 use crate::spv::fetch_headers;
 use crate::state::{AnchorSummary, Device, StoredInstructions};
 
@@ -71,7 +71,7 @@ pub(crate) struct Accepted {
 pub(crate) fn accept_instructions(
     device: &Device,
     tbs_key: &PublicKey,
-    tbs: &TbsClient,
+    tbs: &ServiceClient,
     sealed: &SealedInstructions,
 ) -> Result<Accepted, Error> {
     if let Some(stored) = device.instructions.as_ref().map(|i| i.sequence) {
@@ -152,7 +152,7 @@ impl Enrolled {
     /// if it is the same, and refuses a lower one ([`Error::StaleInstructions`]).
     ///
     /// On an error nothing changes, in memory or on disk.
-    pub fn refresh(&mut self, tbs: &TbsClient) -> Result<Refreshed, Error> {
+    pub fn refresh(&mut self, tbs: &ServiceClient) -> Result<Refreshed, Error> {
         let step = Step::FetchInstructions;
         let answer = tbs.get(step, &instructions_path(&self.device.public_key()))?;
         if answer.status != 200 {

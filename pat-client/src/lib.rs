@@ -26,6 +26,16 @@
 //!    and stores them → [`Enrolled`]; later, [`Enrolled::refresh`] picks up a new group
 //!    revision.
 //!
+//! Once enrolled, the device gets its M-Pin key and uses it:
+//!
+//! 5. [`idp_login`]: its user logs in at the IdP the instructions name (device
+//!    authorization grant, RFC 8628), after the IdP's discovery document is checked to
+//!    name the anchored digest the instructions give;
+//! 6. [`dtas`] and [`mpin_key`]: each D-TA of the instructions is asked over Milagro TLS
+//!    for its client-secret share and today's time-permit share; every point is checked,
+//!    the shares are summed, the PIN is taken out and only the token is stored;
+//! 7. [`authenticate`]: M-Pin logins at an authentication server, with the PIN only.
+//!
 //! [`open`] reloads a state directory and resumes where it stopped ([`Stage`]): a device
 //! that sent its anchor waits for instructions without asking again, and an enrolled one
 //! only refreshes. [`enrol`] drives the whole protocol, reporting [`Event`]s.
@@ -42,13 +52,14 @@
 //!   stored header checkpoint does).
 //! - Plain HTTP only: `https://` needs reqwest's `rustls` feature, not enabled yet (tests
 //!   talk to a TBS on loopback).
-//! - No login, key shares or M-Pin: later slices.
+//! - One IdP login serves every D-TA of the group: they must share one client id at the
+//!   IdP ([`dtas::client_id_for`]); D-TAs with different client ids are refused.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use milagro_pat_client::{enrol, provision, Provisioning, TbsClient, WaitOptions};
+//! use milagro_pat_client::{enrol, provision, Provisioning, ServiceClient, WaitOptions};
 //!
 //! # fn main() -> Result<(), milagro_pat_client::Error> {
 //! let provisioning = Provisioning {
@@ -59,7 +70,7 @@
 //!     network: bitcoin::Network::Regtest,
 //! };
 //! let stage = provision("/var/lib/pat".as_ref(), provisioning, Some("meter 7"))?;
-//! let tbs = TbsClient::new(&stage.device().provisioning().tbs_url)?;
+//! let tbs = ServiceClient::new(&stage.device().provisioning().tbs_url)?;
 //! let wait = WaitOptions { timeout: Duration::from_secs(600), interval: Duration::from_secs(5) };
 //! let enrolled = enrol(stage, &tbs, &wait, |event| eprintln!("{event:?}"))?;
 //! for dta in &enrolled.instructions().instructions.dtas {
@@ -68,10 +79,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod authenticate;
+pub mod dtas;
 mod enrolment;
 mod error;
 mod files;
 mod http;
+pub mod idp_login;
 mod instructions;
 pub mod mpin_key;
 pub mod peering;
@@ -86,7 +100,7 @@ use milagro_anchor::proof::VerifiedAnchor;
 
 pub use enrolment::{Enrolled, Offered, Poll, Provisioned, Requested, TbsVerified, Waiting};
 pub use error::{Error, Step};
-pub use http::{TbsClient, DEFAULT_REQUEST_TIMEOUT};
+pub use http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 pub use instructions::{Pending, Refreshed};
 pub use state::{AnchorSummary, Device, Provisioning, StoredInstructions};
 
@@ -203,7 +217,7 @@ pub enum Event<'a> {
 /// without a request).
 pub fn enrol(
     stage: Stage,
-    tbs: &TbsClient,
+    tbs: &ServiceClient,
     wait: &WaitOptions,
     mut report: impl FnMut(Event<'_>),
 ) -> Result<Enrolled, Error> {

@@ -18,7 +18,7 @@ use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
 use serde_json::Value;
 
 use crate::error::{Error, Step};
-use crate::http::TbsClient;
+use crate::http::ServiceClient;
 use crate::spv::{extend_headers, fetch_headers};
 use crate::state::{Device, Progress};
 
@@ -56,7 +56,7 @@ impl Device {
 /// depth. What it can do is hide a later certificate of the peer's key (the canary); a
 /// second, independent directory closes that gap.
 pub struct TbsDirectory {
-    tbs: TbsClient,
+    tbs: ServiceClient,
     network: Network,
     cache_for: Duration,
     cache: Mutex<Vec<(Txid, Instant, Standing)>>,
@@ -66,13 +66,13 @@ pub struct TbsDirectory {
 
 impl TbsDirectory {
     /// A directory asking `tbs` afresh for every lookup.
-    pub fn new(tbs: TbsClient, network: Network) -> Self {
+    pub fn new(tbs: ServiceClient, network: Network) -> Self {
         Self::caching(tbs, network, Duration::ZERO)
     }
 
     /// The same, reusing an answer for `cache_for`: a peer's new certificate (or a reorg)
     /// is then noticed up to that much later.
-    pub fn caching(tbs: TbsClient, network: Network, cache_for: Duration) -> Self {
+    pub fn caching(tbs: ServiceClient, network: Network, cache_for: Duration) -> Self {
         Self {
             tbs,
             network,

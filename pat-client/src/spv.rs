@@ -12,13 +12,13 @@ use milagro_anchor::proof::{HeaderChain as _, Headers};
 use serde_json::Value;
 
 use crate::error::{Error, Step};
-use crate::http::TbsClient;
+use crate::http::ServiceClient;
 
 /// Headers per `/v1/headers` page (the TBS's maximum).
 const PAGE: u32 = 2000;
 
 /// Fetches every header from genesis to the TBS's tip and checks the chain.
-pub fn fetch_headers(tbs: &TbsClient, network: Network) -> Result<Headers, Error> {
+pub fn fetch_headers(tbs: &ServiceClient, network: Network) -> Result<Headers, Error> {
     fetch_from(tbs, network, None)
 }
 
@@ -27,12 +27,16 @@ pub fn fetch_headers(tbs: &TbsClient, network: Network) -> Result<Headers, Error
 /// reorg below that tip, and the chain must be fetched again from genesis. A tip replaced
 /// at the same height with nothing on top goes unnoticed until a block is added; a proof
 /// in such a block does not verify against the chain (fetch again then).
-pub fn extend_headers(tbs: &TbsClient, network: Network, chain: Headers) -> Result<Headers, Error> {
+pub fn extend_headers(
+    tbs: &ServiceClient,
+    network: Network,
+    chain: Headers,
+) -> Result<Headers, Error> {
     fetch_from(tbs, network, Some(chain))
 }
 
 fn fetch_from(
-    tbs: &TbsClient,
+    tbs: &ServiceClient,
     network: Network,
     mut chain: Option<Headers>,
 ) -> Result<Headers, Error> {

@@ -169,6 +169,37 @@ pub fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `host:port` (the value of `key`): a port of 1 to 65535 after the last `:` and a host of
+/// letters, digits, `.`, `-`, `:` or brackets (an IPv6 address) before it.
+pub fn check_host_port(key: &'static str, text: &str) -> Result<(), ConfigError> {
+    let bad = || {
+        invalid(
+            key,
+            format!("{text:?} is not host:port (e.g. dta1.example.com:8092)"),
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    match port.parse::<u16>() {
+        Ok(port) if port != 0 && host_ok => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+/// An optional admin token hash (the value of `key`, 64 hex characters: the SHA-256 of
+/// the token, see [`crate::token`]).
+pub fn check_token_hash(
+    key: &'static str,
+    hex: Option<&str>,
+) -> Result<Option<crate::token::TokenHash>, ConfigError> {
+    hex.map(crate::token::TokenHash::from_hex)
+        .transpose()
+        .map_err(|_| invalid(key, "64 hex characters: the SHA-256 of the token"))
+}
+
 /// A service's `name`: 1 to 256 characters, no control characters.
 pub fn check_name(name: &str) -> Result<(), ConfigError> {
     let chars = name.chars().count();

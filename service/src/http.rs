@@ -112,39 +112,44 @@ where
 /// How long stopping waits for the server's threads to let go of shared state.
 pub const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The handles of a running service: its HTTP server, and the background thread (the
-/// chain loop) that [`Running::halt`] stops with it.
+/// The handles of a running service: its HTTP server, and the background threads (the
+/// chain loop, and any other) that [`Running::halt`] stops with it.
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
     server: Option<ServerHandle>,
     server_thread: Option<JoinHandle<()>>,
     shutdown: std::sync::Arc<crate::sync::Shutdown>,
-    worker: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Handles of a server that runs, and of the flag its background thread obeys.
+    /// Handles of a server that runs, and of the flag its background threads obey.
     pub fn new(spawned: Spawned, shutdown: std::sync::Arc<crate::sync::Shutdown>) -> Self {
         Self {
             addr: spawned.addr,
             server: Some(spawned.handle),
             server_thread: Some(spawned.thread),
             shutdown,
-            worker: None,
+            workers: Vec::new(),
         }
     }
 
-    /// Starts the background thread `name`, which must return once the shutdown flag is
-    /// set.
+    /// Starts the background thread `name`, which must return once the shutdown flag
+    /// ([`Running::shutdown`]) is set.
     pub fn spawn_worker(
         &mut self,
         name: &str,
         work: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<()> {
         let thread = std::thread::Builder::new().name(name.into()).spawn(work)?;
-        self.worker = Some(thread);
+        self.workers.push(thread);
         Ok(())
+    }
+
+    /// The flag the background threads obey.
+    pub fn shutdown(&self) -> &std::sync::Arc<crate::sync::Shutdown> {
+        &self.shutdown
     }
 
     /// The bound address (the real port when `listen` asked for port 0).
@@ -165,7 +170,7 @@ impl Running {
     }
 
     /// Stops the server (letting requests in flight finish if `graceful`) and the
-    /// background thread, then waits up to [`RELEASE_TIMEOUT`] while `in_use` says that
+    /// background threads, then waits up to [`RELEASE_TIMEOUT`] while `in_use` says that
     /// actix's threads still hold shared state (they drop their copies a little after the
     /// server future ends; a database's file lock goes with the last copy), so the state
     /// directory can be opened again as soon as this returns.
@@ -177,7 +182,7 @@ impl Running {
             drop(server.stop(graceful));
         }
         self.join_server();
-        if let Some(thread) = self.worker.take() {
+        for thread in self.workers.drain(..) {
             let _ = thread.join();
         }
         let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;

@@ -18,9 +18,13 @@
 //!   [`audit::anchoring`], the rule that anchors its signed checkpoints;
 //! - [`sync`]: the stop flag and the backoff a service's chain-following thread uses;
 //!   [`chain_loop::ChainLoop`]: that thread (index, own anchor, checkpoints);
+//!   [`base::ServiceBase`]: the state it works on, opened at start, and
+//!   [`base::start_chain_loop`];
 //! - `peer_directory` (feature `tls`): the service as a Milagro TLS party: its
-//!   `LocalIdentity` from its own anchor, and a `PeerDirectory` over its own index;
-//! - [`http`]: runs an actix-web server on its own thread and stops it;
+//!   `LocalIdentity` from its own anchor (waiting for it to confirm), and a
+//!   `PeerDirectory` over its own index;
+//! - [`http`]: runs an actix-web server on its own thread and stops it; [`api`]: the JSON
+//!   error type every API answers with, and its body, route and bearer helpers;
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
 //!   `[audit]`, anchoring), checked purely; [`token`]: bearer tokens kept as hashes.
 //!
@@ -41,7 +45,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod audit;
+pub mod base;
 pub mod chain_loop;
 pub mod config;
 pub mod files;

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bitcoin::{Network, Txid};
 use milagro_anchor::anchor_tx::anchor_nonce;
@@ -22,8 +23,10 @@ use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::RecordStore;
 use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
 
+use crate::config::NodeConfig;
 use crate::identity::PartyIdentity;
-use crate::own_anchor::{signed_anchor, AnchorError};
+use crate::own_anchor::{signed_anchor, AnchorError, AnchorState, OwnAnchor};
+use crate::sync::Shutdown;
 
 /// Why a service cannot be a Milagro TLS party (yet).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,38 @@ pub fn local_identity(
     .map_err(|e| rebuild(&e))
 }
 
+/// Waits until `own_anchor` is confirmed, polling every `poll`, then rebuilds the
+/// service's Milagro TLS identity from it ([`local_identity`]); `None` once `shutdown`
+/// is stopped. A failure to rebuild is logged once per anchor (it will not change until
+/// the anchor does) as `what` (e.g. "the share API") that cannot start.
+pub fn wait_for_identity(
+    party: &PartyIdentity,
+    own_anchor: &OwnAnchor,
+    state_dir: &Path,
+    poll: Duration,
+    shutdown: &Shutdown,
+    what: &str,
+) -> Option<Arc<LocalIdentity>> {
+    let mut reported = None;
+    loop {
+        if let AnchorState::Confirmed(served) = own_anchor.get() {
+            let txid = served.verified.txid();
+            match local_identity(party, state_dir, txid) {
+                Ok(identity) => return Some(Arc::new(identity)),
+                Err(error) => {
+                    if reported != Some(txid) {
+                        tracing::error!(%error, "{what} cannot start");
+                        reported = Some(txid);
+                    }
+                }
+            }
+        }
+        if shutdown.wait(poll) {
+            return None;
+        }
+    }
+}
+
 /// A [`PeerDirectory`] answering from the service's own index, proofs assembled from and
 /// verified against its own node.
 #[derive(Debug)]
@@ -90,6 +125,12 @@ impl IndexDirectory {
             index,
             network,
         }
+    }
+
+    /// A directory over `index`, which follows the node of the service's `[node]`.
+    pub fn for_node(node: &NodeConfig, index: Arc<SledStore>) -> Self {
+        let rpc = BitcoindRpc::with_cookie(&node.rpc_url, &node.rpc_cookie);
+        Self::new(rpc, index, node.network)
     }
 }
 

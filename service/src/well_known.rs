@@ -82,3 +82,15 @@ pub fn birth_certificate_document(
         "anchor_proof": served.proof,
     }))
 }
+
+/// The `anchor` object of a service's `/v1/status`: `{"state": "none"}`, or `"pending"`
+/// or `"confirmed"` with the anchoring transaction's `txid`.
+pub fn anchor_status(own_anchor: &OwnAnchor) -> Value {
+    match own_anchor.get() {
+        AnchorState::None => json!({ "state": "none" }),
+        AnchorState::Pending { txid } => json!({ "state": "pending", "txid": txid }),
+        AnchorState::Confirmed(served) => {
+            json!({ "state": "confirmed", "txid": served.verified.txid() })
+        }
+    }
+}

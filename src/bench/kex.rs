@@ -22,7 +22,7 @@ use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::kex::{ecdh, yak, Protocol, SessionContext};
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::TbsClient;
+use milagro_pat_client::ServiceClient;
 use milagro_registry::chain::ChainSource as _;
 use milagro_tls::binding::CertBinding;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
@@ -94,12 +94,12 @@ pub fn measure(
     table: &mut Table,
 ) -> Result<KexReport> {
     let world = TbsWorld::start(dir, 8, 0)?;
-    let alice = anchored(&world, Role::Pat, "bench alice")?;
-    let bob = anchored(&world, Role::Dta, "bench bob")?;
+    let alice = anchored(&world.node, Role::Pat, "bench alice")?;
+    let bob = anchored(&world.node, Role::Dta, "bench bob")?;
     for _ in 0..6 {
         world.mine()?;
     }
-    let tbs = TbsClient::new(&world.url)?;
+    let tbs = ServiceClient::new(&world.url)?;
     let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::caching(
         tbs.clone(),
         Network::Regtest,
@@ -135,13 +135,13 @@ pub fn measure(
         for &concurrency in &params.concurrency {
             let n = params.handshakes;
             plain_tls.push(
-                level("plain TLS", n, concurrency, || {
+                level("plain TLS handshake", n, concurrency, || {
                     plain_handshake(&plain, plain_addr)
                 })
                 .await?,
             );
             plain_mutual_tls.push(
-                level("mutual TLS", n, concurrency, || {
+                level("mutual TLS handshake", n, concurrency, || {
                     plain_handshake(&mutual, mutual_addr)
                 })
                 .await?,
@@ -161,7 +161,7 @@ pub fn measure(
                     directory.clone(),
                 );
                 into.push(
-                    level("milagro TLS", n, concurrency, || {
+                    level("milagro TLS handshake", n, concurrency, || {
                         milagro_handshake(
                             milagro_addr,
                             alice.clone(),
@@ -220,12 +220,16 @@ pub fn measure(
     Ok(report)
 }
 
-/// A party whose certificate its own key anchors (broadcast; the caller mines).
-fn anchored(world: &TbsWorld, role: Role, name: &str) -> Result<LocalIdentity> {
+/// A party whose certificate its own key anchors through `node`'s wallet (broadcast; the
+/// caller mines).
+pub(super) fn anchored(
+    node: &milagro_registry::bitcoind::BitcoindRpc,
+    role: Role,
+    name: &str,
+) -> Result<LocalIdentity> {
     let (key, bc) = party(role, name, "")?;
-    let (outpoint, value) = world
-        .node
-        .wallet_pay_to(&p2wpkh_script(&key.public_key()), Amount::from_sat(20_000))?;
+    let (outpoint, value) =
+        node.wallet_pay_to(&p2wpkh_script(&key.public_key()), Amount::from_sat(20_000))?;
     let funding = FundingUtxo { outpoint, value };
     let payload = Payload::new(RecordKind::BirthCertificate, bc.digest());
     let tx = build_anchor_tx(
@@ -236,13 +240,13 @@ fn anchored(world: &TbsWorld, role: Role, name: &str) -> Result<LocalIdentity> {
         None,
     )?
     .tx;
-    world.node.broadcast(&tx)?;
+    node.broadcast(&tx)?;
     Ok(LocalIdentity::from_anchor_tx(key, bc, &tx, value)?)
 }
 
-/// Runs `n` handshakes with `concurrency` clients at once, each client one after
-/// another.
-async fn level<F, Fut>(
+/// Runs `n` operations (handshakes, requests) with `concurrency` clients at once, each
+/// client one after another.
+pub(super) async fn level<F, Fut>(
     name: &'static str,
     n: usize,
     concurrency: usize,
@@ -268,8 +272,8 @@ where
                     let start = Instant::now();
                     tokio::time::timeout(Duration::from_secs(20), future)
                         .await
-                        .with_context(|| format!("a {name} handshake did not finish in 20 s"))?
-                        .with_context(|| format!("a {name} handshake"))?;
+                        .with_context(|| format!("a {name} did not finish in 20 s"))?
+                        .with_context(|| format!("a {name}"))?;
                     samples.push(start.elapsed().as_secs_f64() * 1e6);
                 }
                 Ok::<_, anyhow::Error>(samples)

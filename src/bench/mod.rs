@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod fixture;
 pub mod kex;
 pub mod kex_plain;
+pub mod mfa;
 pub mod mpin;
 pub mod raw_http;
 pub mod stats;

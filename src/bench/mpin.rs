@@ -40,35 +40,54 @@ pub struct MpinReport {
     pub client_share_over_g1_mul: f64,
 }
 
-/// Measures with `calls` timed calls per figure.
-pub fn measure(calls: usize, table: &mut Table) -> Result<MpinReport> {
+/// The raw BLS12-381 operations M-Pin is built on.
+pub struct Raw {
+    /// One G1 scalar multiplication (miracl_core `g1mul`).
+    pub g1_mul: Latency,
+    /// One G2 scalar multiplication (`g2mul`).
+    pub g2_mul: Latency,
+    /// One pairing with final exponentiation.
+    pub pairing: Latency,
+}
+
+/// Times the raw operations, `calls` each, with a random scalar.
+pub fn raw(calls: usize) -> Result<Raw> {
     use miracl_core::bls12381::big::BIG;
     use miracl_core::bls12381::ecp::ECP;
     use miracl_core::bls12381::ecp2::ECP2;
     use miracl_core::bls12381::pair;
 
+    let scalar = BIG::frombytes(&MasterShare::generate(&mut OsRng).to_bytes()[..]);
+    let g1 = ECP::generator();
+    let g2 = ECP2::generator();
+    Ok(Raw {
+        g1_mul: latency(calls, || {
+            std::hint::black_box(pair::g1mul(&g1, &scalar));
+            Ok(())
+        })?,
+        g2_mul: latency(calls, || {
+            std::hint::black_box(pair::g2mul(&g2, &scalar));
+            Ok(())
+        })?,
+        pairing: latency(calls, || {
+            std::hint::black_box(pair::fexp(&pair::ate(&g2, &g1)));
+            Ok(())
+        })?,
+    })
+}
+
+/// Measures with `calls` timed calls per figure.
+pub fn measure(calls: usize, table: &mut Table) -> Result<MpinReport> {
     let rng = &mut OsRng;
     let dtas = [MasterShare::generate(rng), MasterShare::generate(rng)];
     let id = MpinId::new("https://idp.example|bench-user|02ab")?;
     let today = Day(20_000);
     let pin = Pin::new(2468)?;
-
-    // The raw operations, on values the M-Pin calls use too.
-    let scalar = BIG::frombytes(&dtas[0].to_bytes()[..]);
-    let g1 = ECP::generator();
-    let g2 = ECP2::generator();
-    let raw_g1_mul = latency(calls, || {
-        std::hint::black_box(pair::g1mul(&g1, &scalar));
-        Ok(())
-    })?;
-    let raw_g2_mul = latency(calls, || {
-        std::hint::black_box(pair::g2mul(&g2, &scalar));
-        Ok(())
-    })?;
-    let raw_pairing = latency(calls, || {
-        std::hint::black_box(pair::fexp(&pair::ate(&g2, &g1)));
-        Ok(())
-    })?;
+    let Raw {
+        g1_mul: raw_g1_mul,
+        g2_mul: raw_g2_mul,
+        pairing: raw_pairing,
+    } = raw(calls)?;
 
     let client_share = latency(calls, || {
         std::hint::black_box(dtas[0].client_share(&id)?);

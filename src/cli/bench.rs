@@ -60,6 +60,29 @@ pub enum BenchCommand {
     ///
     /// No node needed. Run it in release mode: `cargo run --release -- bench mpin`.
     Mpin(MpinArgs),
+    /// D-TA shares issued/s through the share API (over Milagro TLS) vs raw G1/G2
+    /// multiplications, and M-Pin logins/s through an authentication server vs raw
+    /// pairings, in the same run.
+    ///
+    /// Starts a private regtest node, an IdP, two D-TAs and an authentication server,
+    /// anchors a PAT, then runs --requests requests of each kind (client shares: a
+    /// quarter) at each --concurrency level. Run it in release mode:
+    /// `cargo run --release -- bench mfa`. About a minute at the defaults.
+    Mfa(MfaArgs),
+}
+
+/// `milagro bench mfa`
+#[derive(Debug, Args)]
+pub struct MfaArgs {
+    /// Requests per kind and concurrency level.
+    #[arg(long, default_value_t = 400)]
+    pub requests: usize,
+    /// Concurrent clients (comma-separated levels).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub concurrency: Vec<usize>,
+    /// Timed calls per raw figure.
+    #[arg(long, default_value_t = 500)]
+    pub calls: usize,
 }
 
 /// `milagro bench mpin`
@@ -180,7 +203,42 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Tbs(args) => tbs(args),
         BenchCommand::Kex(args) => kex(args),
         BenchCommand::Mpin(args) => mpin(args),
+        BenchCommand::Mfa(args) => mfa(args),
     }
+}
+
+#[derive(Debug, Serialize)]
+struct MfaBenchReport {
+    profile: &'static str,
+    params: suite::mfa::MfaParams,
+    calls: usize,
+    mfa: suite::mfa::MfaReport,
+}
+
+fn mfa(args: MfaArgs) -> Result<()> {
+    let profile = profile();
+    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+    anyhow::ensure!(
+        args.concurrency.iter().all(|&c| c > 0),
+        "every --concurrency level must be at least 1"
+    );
+    let params = suite::mfa::MfaParams {
+        requests: args.requests,
+        concurrency: args.concurrency,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("milagro-bench-mfa-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let mut table = Table::default();
+    let mfa = suite::mfa::measure(&params, args.calls, dir.path(), &mut table)?;
+    table.print();
+    print_json(&MfaBenchReport {
+        profile,
+        params,
+        calls: args.calls,
+        mfa,
+    })
 }
 
 #[derive(Debug, Serialize)]

@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 use milagro_idp::config::Config;
 use milagro_idp::users::UserStore as _;
 use milagro_idp::Idp;
-use milagro_service::token::ApiToken;
 use zeroize::Zeroizing;
 
 use super::print_json;
@@ -69,14 +68,7 @@ pub fn run(command: IdpCommand) -> Result<()> {
     match command {
         IdpCommand::Serve(args) => serve(args),
         IdpCommand::User(UserCommand::Add(args)) => add_user(args),
-        IdpCommand::AdminToken => {
-            let token = ApiToken::generate(&mut rand_core::OsRng);
-            eprintln!("keep the token secret; put only its token_sha256 in idp.toml");
-            print_json(&serde_json::json!({
-                "token": token.reveal(),
-                "token_sha256": token.hash().to_string(),
-            }))
-        }
+        IdpCommand::AdminToken => super::print_new_admin_token("idp.toml"),
         IdpCommand::Bench(args) => bench::run(args),
     }
 }

@@ -1,10 +1,12 @@
 //! Subcommands, one module each.
 
+pub mod authserver;
 pub mod bc;
 pub mod bench;
 pub mod dta;
 pub mod idp;
 pub mod pat;
+pub mod pat_mpin;
 pub mod pat_tls;
 pub mod registry;
 pub mod regtest;
@@ -14,6 +16,17 @@ pub mod tbs;
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Makes an admin token and prints it once, with the SHA-256 that goes in `config_file`
+/// (`[admin] token_sha256`): the token never is stored.
+pub fn print_new_admin_token(config_file: &str) -> anyhow::Result<()> {
+    let token = milagro_service::token::ApiToken::generate(&mut rand_core::OsRng);
+    eprintln!("keep the token secret; put only its token_sha256 in {config_file}");
+    print_json(&serde_json::json!({
+        "token": token.reveal(),
+        "token_sha256": token.hash().to_string(),
+    }))
 }
 
 /// Logs of a service (`tbs serve`, `idp serve`, `dta serve`) to stderr, at `RUST_LOG`'s

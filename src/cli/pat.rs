@@ -1,5 +1,6 @@
-//! `milagro pat`: the device side: enrol through a TBS, refresh instructions, and talk to
-//! other anchored parties over Milagro TLS ([`super::pat_tls`]).
+//! `milagro pat`: the device side: enrol through a TBS, refresh instructions, talk to
+//! other anchored parties over Milagro TLS ([`super::pat_tls`]), and get and use an M-Pin
+//! key ([`super::pat_mpin`]).
 //!
 //! Both commands print one JSON document on stdout (the device, its anchor, the sequence
 //! and the verified D-TAs and IdP) and progress on stderr; the exit status is 0 only when
@@ -12,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use milagro_anchor::digest::Digest;
 use milagro_pat_client::{
-    enrol, open, provision, Enrolled, Error, Event, Provisioning, Refreshed, Stage, TbsClient,
+    enrol, open, provision, Enrolled, Error, Event, Provisioning, Refreshed, ServiceClient, Stage,
     WaitOptions,
 };
 use serde_json::{json, Value};
@@ -37,6 +38,17 @@ pub enum PatCommand {
     /// Accepts Milagro TLS sessions from any anchored party and answers their pings;
     /// prints one JSON line per session.
     Listen(super::pat_tls::ListenArgs),
+    /// Logs the device's user in at the IdP its instructions name: prints a URL and a
+    /// code for the user to approve on another screen, waits, and stores the ID token.
+    Login(super::pat_mpin::LoginArgs),
+    /// Collects the M-Pin key shares of every D-TA in the instructions (over Milagro
+    /// TLS, proving the user with the stored ID token), sums them, takes the PIN out
+    /// (`MILAGRO_PIN` or standard input) and stores only the token.
+    Shares(super::pat_mpin::SharesArgs),
+    /// Logs in at an authentication server with M-Pin (the PIN from `MILAGRO_PIN` or
+    /// standard input; zero knowledge: neither PIN nor key is sent) and prints the
+    /// session token it signed.
+    Authenticate(super::pat_mpin::AuthenticateArgs),
 }
 
 /// `milagro pat enrol`
@@ -105,6 +117,9 @@ pub fn run(command: PatCommand) -> Result<()> {
         PatCommand::Refresh(args) => refresh_command(args),
         PatCommand::Ping(args) => super::pat_tls::ping(args),
         PatCommand::Listen(args) => super::pat_tls::listen(args),
+        PatCommand::Login(args) => super::pat_mpin::login(args),
+        PatCommand::Shares(args) => super::pat_mpin::shares(args),
+        PatCommand::Authenticate(args) => super::pat_mpin::authenticate_command(args),
     }
 }
 
@@ -116,7 +131,7 @@ fn enrol_command(args: EnrolArgs) -> Result<()> {
         group: args.group,
         network: args.network,
     };
-    let tbs = TbsClient::new(&provisioning.tbs_url)?;
+    let tbs = ServiceClient::new(&provisioning.tbs_url)?;
     let stage = provision(&args.state, provisioning, args.name.as_deref())
         .with_context(|| format!("cannot provision the device in {}", args.state.display()))?;
     let already = matches!(stage, Stage::Enrolled(_));
@@ -140,7 +155,7 @@ fn enrol_command(args: EnrolArgs) -> Result<()> {
 
 fn refresh_command(args: RefreshArgs) -> Result<()> {
     let stage = open(&args.state)?;
-    let tbs = TbsClient::new(&stage.device().provisioning().tbs_url)?;
+    let tbs = ServiceClient::new(&stage.device().provisioning().tbs_url)?;
     let (mut enrolled, resumed) = match stage {
         Stage::Enrolled(enrolled) => (enrolled, false),
         Stage::Waiting(_) => (

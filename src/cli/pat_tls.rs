@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::kex::{Established, Protocol};
 use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::{open, TbsClient};
+use milagro_pat_client::{open, ServiceClient};
 use milagro_tls::{AdmittedPeer, LocalIdentity, Options, PeerDirectory};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
@@ -88,12 +88,12 @@ pub struct ListenArgs {
 }
 
 /// The device's identity and a directory backed by its TBS.
-fn device_side(args: &SessionArgs) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
+pub(super) fn device_side(args: &SessionArgs) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
     let stage = open(&args.state)?;
     let device = stage.device();
     let identity = device.tls_identity()?;
     let provisioning = device.provisioning();
-    let tbs = TbsClient::new(&provisioning.tbs_url)?;
+    let tbs = ServiceClient::new(&provisioning.tbs_url)?;
     let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::new(tbs, provisioning.network));
     Ok((identity, directory))
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use milagro_tbs::config::Config;
-use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::Tbs;
 
 use super::print_json;
@@ -32,14 +31,7 @@ pub struct ServeArgs {
 pub fn run(command: TbsCommand) -> Result<()> {
     match command {
         TbsCommand::Serve(args) => serve(args),
-        TbsCommand::AdminToken => {
-            let token = ApiToken::generate(&mut rand_core::OsRng);
-            eprintln!("keep the token secret; put only token_sha256 in the [admin] section");
-            print_json(&serde_json::json!({
-                "token": token.reveal(),
-                "token_sha256": token.hash().to_string(),
-            }))
-        }
+        TbsCommand::AdminToken => super::print_new_admin_token("tbs.toml"),
     }
 }
 

@@ -293,4 +293,19 @@ fn the_demo_runs_end_to_end_and_reports_what_it_verified() {
         session["peer"]["birth_certificate"],
         parties[2]["verdict"]["digest"]
     );
+
+    // A badge collected shares from two D-TAs and logged in with its PIN only; the wrong
+    // PIN and a key from one D-TA's shares were refused.
+    let mpin = &summary["mpin"];
+    assert_eq!(mpin["dtas"].as_array().unwrap().len(), 2);
+    let mpin_id = mpin["mpin_id"].as_str().unwrap();
+    assert_eq!(mpin_id.len(), 64);
+    assert_eq!(mpin["login"]["sub"], mpin_id);
+    assert_eq!(
+        mpin["login"]["milagro_birth_certificate_digest"],
+        mpin["authserver"]
+    );
+    assert_eq!(mpin["login"]["milagro_permit_day"], mpin["permit_day"]);
+    assert_eq!(mpin["wrong_pin"], "login_refused");
+    assert_eq!(mpin["one_dta_key"], "login_refused");
 }

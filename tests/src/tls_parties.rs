@@ -11,7 +11,7 @@ use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::TbsClient;
+use milagro_pat_client::ServiceClient;
 use milagro_registry::chain::ChainSource as _;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory, TlsError};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -73,7 +73,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A directory asking the world's TBS, uncached.
 pub fn directory(w: &EnrolmentWorld) -> Arc<dyn PeerDirectory> {
     Arc::new(TbsDirectory::new(
-        TbsClient::new(&w.url()).unwrap(),
+        ServiceClient::new(&w.url()).unwrap(),
         bitcoin::Network::Regtest,
     ))
 }

@@ -4,7 +4,8 @@
 //! and the PAT's key, logged as hashes; another role, another audience, a tampered
 //! signature, a forged issuer, an IdP that is not the anchored party configured, and
 //! malformed requests are each refused with a JSON reason. A PAT sums two D-TAs' shares
-//! into a key that logs in with its PIN only (`milagro_pat_client::mpin_key`).
+//! into a key that logs in with its PIN only (`milagro_pat_client::mpin_key`), and refuses
+//! a D-TA whose Birth Certificate is not anchored before sending it the ID token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dta_common;
@@ -366,4 +367,67 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
     assert!(login(&key, 2468).is_ok());
     assert!(login(&key, 2469).is_err());
     assert!(login(&alone, 2468).is_err());
+
+    // A D-TA whose Birth Certificate is not anchored (its anchor waits in the mempool),
+    // serving a share API that would answer: the PAT refuses it before sending its token.
+    let impostor = TlsParty::broadcast(&w, Role::Dta, "impostor D-TA");
+    let addr = serve_fake_share_api(&w, impostor.identity.clone());
+    let refused = milagro_tests::tls_parties::runtime().block_on(request_shares(
+        &pat.identity,
+        impostor.bc.digest(),
+        &addr.to_string(),
+        directory,
+        &milagro_tls::Options::default(),
+        &token,
+    ));
+    let error = refused.unwrap_err().to_string();
+    assert!(
+        error.contains("peer refused: the peer's anchor")
+            && error.contains("anchors no record in the chain"),
+        "{error}"
+    );
+}
+
+/// Serves, over Milagro TLS as `identity`, a share API that answers any client-share
+/// request with shares of a random master share.
+fn serve_fake_share_api(
+    w: &EnrolmentWorld,
+    identity: std::sync::Arc<milagro_tls::LocalIdentity>,
+) -> std::net::SocketAddr {
+    use actix_web::{web, App, HttpResponse};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let directory = milagro_tests::tls_parties::directory(w);
+    let digest = identity.birth_certificate().digest();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = move || {
+                App::new().route(
+                    "/v1/shares/client",
+                    web::post().to(move || async move {
+                        let master = milagro_mpin::MasterShare::generate(&mut rand_core::OsRng);
+                        let id = milagro_mpin::MpinId::new("victim").unwrap();
+                        let day = Day::from_unix_secs(milagro_service::unix_now());
+                        let permit = master.time_permit_share(&id, day).unwrap();
+                        HttpResponse::Ok().json(json!({
+                            "kind": "client",
+                            "mpin_id": "victim",
+                            "client_share": hex::encode(master.client_share(&id).unwrap().0.to_bytes()),
+                            "time_permit": {"day": day.0, "share": hex::encode(permit.point.to_bytes())},
+                            "dta": digest,
+                        }))
+                    }),
+                )
+            };
+            let options = milagro_tls::Options {
+                min_depth: 1,
+                ..milagro_tls::Options::default()
+            };
+            let _ = milagro_tls::http::serve_app(listener, identity, directory, options, app, |_, _| {})
+                .await;
+        });
+    });
+    addr
 }

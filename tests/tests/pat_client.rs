@@ -11,8 +11,8 @@ use std::time::Duration;
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_pat_client::{
-    enrol, open, provision, Enrolled, Error, Poll, Provisioning, Refreshed, Requested, Stage,
-    TbsClient, WaitOptions, Waiting,
+    enrol, open, provision, Enrolled, Error, Poll, Provisioning, Refreshed, Requested,
+    ServiceClient, Stage, WaitOptions, Waiting,
 };
 use milagro_tests::enrolment_world::EnrolmentWorld;
 
@@ -34,7 +34,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Waits for instructions on a thread while the test mines whatever the TBS broadcast.
-fn confirm(w: &EnrolmentWorld, tbs: &TbsClient, broadcast: Waiting) -> Enrolled {
+fn confirm(w: &EnrolmentWorld, tbs: &ServiceClient, broadcast: Waiting) -> Enrolled {
     let tbs = tbs.clone();
     let waiting = std::thread::spawn(move || broadcast.wait(&tbs, WAIT, POLL, |_| {}));
     w.mine_while_waiting("the device to get its instructions", || {
@@ -49,7 +49,7 @@ fn confirm(w: &EnrolmentWorld, tbs: &TbsClient, broadcast: Waiting) -> Enrolled 
 /// Runs the whole protocol from a fresh provisioning.
 fn enrolled(w: &EnrolmentWorld, dir: &Path, group: &str) -> Enrolled {
     let stage = provision(dir, provisioning(w, group), None).unwrap();
-    let tbs = TbsClient::new(&w.url()).unwrap();
+    let tbs = ServiceClient::new(&w.url()).unwrap();
     let Stage::Provisioned(provisioned) = stage else {
         panic!("a new device starts provisioned")
     };
@@ -69,7 +69,7 @@ fn a_device_enrols_end_to_end_and_picks_up_a_changed_group() {
     let first = w.put_group("eu", &[&dta1], &idp);
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("pat");
-    let tbs = TbsClient::new(&w.url()).unwrap();
+    let tbs = ServiceClient::new(&w.url()).unwrap();
 
     // Provisioned → TbsVerified: the digest is the provisioned one, the anchor verifies.
     let Stage::Provisioned(provisioned) =
@@ -156,7 +156,7 @@ fn a_device_refuses_a_tbs_it_was_not_provisioned_for_and_instructions_older_than
     let idp = w.anchored(Role::Idp, "IdP");
     w.put_group("eu", &[&dta], &idp);
     let home = tempfile::tempdir().unwrap();
-    let tbs = TbsClient::new(&w.url()).unwrap();
+    let tbs = ServiceClient::new(&w.url()).unwrap();
 
     // A TBS whose certificate is not the provisioned one is refused before anything is sent.
     let wrong = Provisioning {
@@ -221,7 +221,7 @@ fn a_restarted_device_resumes_waiting_for_instructions_without_a_second_request(
     let idp = w.anchored(Role::Idp, "IdP");
     w.put_group("eu", &[&dta], &idp);
     let home = tempfile::tempdir().unwrap();
-    let tbs = TbsClient::new(&w.url()).unwrap();
+    let tbs = ServiceClient::new(&w.url()).unwrap();
     let offer = |dir: &Path| {
         let Stage::Provisioned(device) = provision(dir, provisioning(&w, "eu"), None).unwrap()
         else {
@@ -237,7 +237,7 @@ fn a_restarted_device_resumes_waiting_for_instructions_without_a_second_request(
     let (a, b) = (home.path().join("a"), home.path().join("b"));
     let txid_a = offer(&a).sign_and_send(&tbs).unwrap().txid();
     // Device B stores its signed anchor, then loses the TBS before the TBS gets it.
-    let unreachable = TbsClient::with_timeout("http://127.0.0.1:1", POLL).unwrap();
+    let unreachable = ServiceClient::with_timeout("http://127.0.0.1:1", POLL).unwrap();
     let error = offer(&b).sign_and_send(&unreachable).unwrap_err();
     assert!(matches!(error, Error::Http { .. }), "{error}");
     assert_eq!(w.requests("/v1/enrolments", "POST", 200), 2);

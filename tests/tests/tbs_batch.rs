@@ -15,7 +15,9 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment::SignedAnchor;
 use milagro_anchor::envelope::{InstructionKey, SealedInstructions};
 use milagro_anchor::instructions::{DeviceAnchor, Instructions};
-use milagro_pat_client::{provision, Enrolled, Provisioning, Requested, Stage, TbsClient, Waiting};
+use milagro_pat_client::{
+    provision, Enrolled, Provisioning, Requested, ServiceClient, Stage, Waiting,
+};
 use milagro_registry::chain::ChainSource as _;
 use milagro_tbs::audit::batch_registration_entry;
 use milagro_tbs::tenants::model::{GroupId, TenantId};
@@ -55,7 +57,7 @@ fn queued(w: &EnrolmentWorld, dir: &Path) -> Waiting {
     let Stage::Provisioned(device) = provision(dir, provisioning, None).unwrap() else {
         panic!("a new device starts provisioned")
     };
-    let tbs = TbsClient::new(&w.url()).unwrap();
+    let tbs = ServiceClient::new(&w.url()).unwrap();
     match device.verify_tbs(&tbs).unwrap().request(&tbs).unwrap() {
         Requested::Queued(waiting) => waiting,
         other => panic!("a batch-mode device is queued, not {other:?}"),
@@ -67,7 +69,7 @@ fn confirm_all(w: &EnrolmentWorld, waiting: Vec<Waiting>) -> Vec<Enrolled> {
     let threads: Vec<_> = waiting
         .into_iter()
         .map(|device| {
-            let tbs = TbsClient::new(&w.url()).unwrap();
+            let tbs = ServiceClient::new(&w.url()).unwrap();
             std::thread::spawn(move || device.wait(&tbs, WAIT, POLL, |_| {}))
         })
         .collect();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bitcoin::Transaction;
 use milagro_anchor::birth_certificate::Role;
-use milagro_pat_client::{provision, Provisioning, Requested, Stage, TbsClient};
+use milagro_pat_client::{provision, Provisioning, Requested, ServiceClient, Stage};
 use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
 use milagro_tests::wait_until;
 
@@ -25,7 +25,7 @@ fn offered_payment(w: &EnrolmentWorld, dir: &std::path::Path) -> Transaction {
     let Stage::Provisioned(device) = provision(dir, provisioning, None).unwrap() else {
         panic!("a new device starts provisioned")
     };
-    let tbs = TbsClient::new(&w.url()).unwrap();
+    let tbs = ServiceClient::new(&w.url()).unwrap();
     let Requested::Offered(offered) = device.verify_tbs(&tbs).unwrap().request(&tbs).unwrap()
     else {
         panic!("a direct-mode device gets an offer")

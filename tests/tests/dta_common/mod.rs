@@ -89,3 +89,43 @@ pub fn call(
         Ok((response.status().as_u16(), json))
     })
 }
+
+/// The configuration of D-TA number `n` on `w`'s node, in `dir/dta{n}`, its share sealed
+/// with a key file of its own (mode 0600), and `extra` TOML appended.
+pub fn numbered_config(w: &EnrolmentWorld, dir: &Path, n: u8, extra: &str) -> Config {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key_file = dir.join(format!("sealing-{n}.key"));
+    std::fs::write(&key_file, hex::encode([n; 32])).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = dir.join(format!("dta{n}"));
+    config(w, &state, &format!("file = {key_file:?}"), extra)
+}
+
+/// What the PAT `pat` gets from each of `dtas` for `id_token`, through the library a
+/// device uses (`milagro_pat_client::mpin_key::request_shares`).
+pub fn pat_shares(
+    w: &EnrolmentWorld,
+    pat: &TlsParty,
+    dtas: &[&RunningDta],
+    id_token: &str,
+) -> Vec<milagro_pat_client::mpin_key::DtaShares> {
+    let directory = directory(w);
+    let options = Options::default();
+    runtime().block_on(async {
+        let mut shares = Vec::new();
+        for dta in dtas {
+            let addr = dta.tls_addr().to_string();
+            let digest = dta.state().identity.digest();
+            let shared = milagro_pat_client::mpin_key::request_shares(
+                &pat.identity,
+                digest,
+                &addr,
+                directory.clone(),
+                &options,
+                id_token,
+            );
+            shares.push(shared.await.unwrap());
+        }
+        shares
+    })
+}

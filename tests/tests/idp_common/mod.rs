@@ -255,3 +255,98 @@ pub fn query(location: &str) -> std::collections::HashMap<String, String> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+/// A redirect URI nobody serves: the tests read the code from the `Location` header.
+pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// An HTTP client that follows no redirect.
+pub fn no_redirect_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// An IdP on `node` in `dir/name` with user alice; returns it, its issuer and alice's
+/// `sub`.
+pub fn start_idp_with_alice(
+    node: &TestNode,
+    dir: &std::path::Path,
+    name: &str,
+) -> (RunningIdp, String, String) {
+    let idp = Idp::start(idp_config(node, &dir.join(name), free_port(), "")).unwrap();
+    let user = idp
+        .state()
+        .users
+        .add(USER, PASSWORD, milagro_service::unix_now());
+    let issuer = idp.state().issuer().to_owned();
+    (idp, issuer, user.unwrap().subject)
+}
+
+/// Registers a confidential client redirecting to [`REDIRECT`] at `issuer`: its id and
+/// secret.
+pub fn register_client(issuer: &str) -> (String, String) {
+    let response = no_redirect_client()
+        .post(format!("{issuer}/register"))
+        .json(&serde_json::json!({ "redirect_uris": [REDIRECT] }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let client: Value = response.json().unwrap();
+    let field = |name: &str| client[name].as_str().unwrap().to_owned();
+    (field("client_id"), field("client_secret"))
+}
+
+/// Alice logs in at `issuer` for `client` (code flow with PKCE): the ID token.
+pub fn alice_id_token(issuer: &str, (client_id, secret): &(String, String)) -> String {
+    let http = no_redirect_client();
+    let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
+    let authorize = format!(
+        "{issuer}/authorize?{}",
+        encode(
+            [
+                ("response_type", "code"),
+                ("client_id", client_id.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid"),
+                ("state", "s"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ]
+            .into_iter()
+        )
+    );
+    let page = http.get(authorize).send().unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.push(("username".into(), USER.into()));
+    form.push(("password".into(), PASSWORD.into()));
+    let landed = http
+        .post(format!("{issuer}/login"))
+        .header("cookie", cookie)
+        .header(FORM, "application/x-www-form-urlencoded")
+        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        .send()
+        .unwrap();
+    let code = query(landed.headers()["location"].to_str().unwrap())["code"].clone();
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(client_id, Some(secret))
+        .header(FORM, "application/x-www-form-urlencoded")
+        .body(encode(
+            [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.secret().as_str()),
+            ]
+            .into_iter(),
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    tokens["id_token"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,276 @@
+//! The HTTP API (plain HTTP: put a TLS-terminating proxy in front of it).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /.well-known/milagro/birth-certificate` | the anchored Birth Certificate (its key verifies session tokens) |
+//! | `GET /v1/status` | anchor, index tip, log size, the server secret's progress per D-TA |
+//! | `POST /v1/login/commit` | [`CommitRequest`] → [`ChallengeAnswer`] |
+//! | `POST /v1/login/prove` | [`ProveRequest`] → `{"session_token", "token_type": "Bearer", "expires_in", "mpin_id"}` |
+//! | `GET /v1/session` | `Authorization: Bearer <session token>` → its verified claims |
+//! | `POST /v1/admin/revocations` | `{"mpin_id"}` → 201 `{"mpin_id", "revoked_at"}` (200 if revoked before); admin token |
+//! | `GET /v1/admin/revocations` | `{"revocations": [{"mpin_id", "revoked_at"}]}`; admin token |
+//!
+//! Errors are [`crate::error`]'s. The pairing check, point decoding and storage run on
+//! actix's blocking pool, never on the async workers.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
+use milagro_mpin::{Day, MpinId, ServerAwaitingProof};
+use milagro_registry::store::RecordStore as _;
+use milagro_service::api::{
+    bearer, blocking, method_not_allowed, not_found, read_json, route, ApiError,
+};
+use milagro_service::token::ApiToken;
+use milagro_service::unix_now;
+use milagro_service::well_known::{anchor_status, birth_certificate_document};
+use rand_core::RngCore as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::AuthError;
+use crate::session::{self, SessionClaims};
+use crate::state::AppState;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The path of the Birth Certificate document.
+pub const BIRTH_CERTIFICATE_PATH: &str = "/.well-known/milagro/birth-certificate";
+/// The path of pass 1.
+pub const COMMIT_PATH: &str = "/v1/login/commit";
+/// The path of pass 2.
+pub const PROVE_PATH: &str = "/v1/login/prove";
+/// The path that checks a session token.
+pub const SESSION_PATH: &str = "/v1/session";
+/// The path of the revocation list.
+pub const REVOCATIONS_PATH: &str = "/v1/admin/revocations";
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    route(
+        cfg,
+        BIRTH_CERTIFICATE_PATH,
+        web::get().to(birth_certificate),
+    );
+    route(cfg, "/v1/status", web::get().to(status));
+    route(cfg, COMMIT_PATH, web::post().to(commit));
+    route(cfg, PROVE_PATH, web::post().to(prove));
+    route(cfg, SESSION_PATH, web::get().to(session));
+    cfg.service(
+        web::resource(REVOCATIONS_PATH)
+            .route(web::post().to(revoke))
+            .route(web::get().to(revocations))
+            .default_service(web::to(method_not_allowed)),
+    );
+    cfg.default_service(web::to(not_found));
+}
+
+fn no_store(status: StatusCode) -> HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header(("Cache-Control", "no-store"));
+    builder
+}
+
+/// `GET /.well-known/milagro/birth-certificate`.
+async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = blocking(&state, |state| {
+        Ok(birth_certificate_document(
+            &state.identity,
+            &state.own_anchor,
+            &state.index,
+            state.config.min_depth,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /v1/status`.
+async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = blocking(&state, |state| {
+        let tip = state.index.tip().map_err(ApiError::internal)?;
+        Ok(json!({
+            "role": state.identity.role(),
+            "digest": state.identity.digest(),
+            "public_key": state.identity.public_key(),
+            "anchor": anchor_status(&state.own_anchor),
+            "index_height": tip.map(|t| t.height),
+            "index_hash": tip.map(|t| t.hash.to_string()),
+            "audit_size": state.audit.tree_head().size.get(),
+            "server_secret": state.server_secret.status(),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// 128 random bits, hex.
+fn new_login_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// `POST /v1/login/commit`: pass 1.
+async fn commit(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let request: CommitRequest = read_json(body, MAX_BODY_BYTES).await?;
+    let answer = blocking(&state, move |state| Ok(begin_login(state, &request)?)).await?;
+    Ok(no_store(StatusCode::OK).json(answer))
+}
+
+/// Checks pass 1 and keeps the pending login.
+fn begin_login(state: &AppState, request: &CommitRequest) -> Result<ChallengeAnswer, AuthError> {
+    let commitment = request.commitment().map_err(AuthError::from_commit)?;
+    if state.server_secret.secret().is_none() {
+        return Err(AuthError::NotReady(state.server_secret.missing()));
+    }
+    let id = commitment.id.clone();
+    if state.revocations.is_revoked(&id) {
+        return Err(AuthError::Revoked(request.mpin_id.clone()));
+    }
+    let now = Instant::now();
+    if let Some(retry_after) = state.logins().locked(&id, now) {
+        return Err(AuthError::TooManyAttempts { retry_after });
+    }
+    let today = Day::from_unix_secs(unix_now());
+    let (pending, challenge) =
+        ServerAwaitingProof::challenge(&mut rand_core::OsRng, commitment, today)
+            .map_err(AuthError::from_commit)?;
+    let login_id = new_login_id();
+    state.logins().begin(login_id.clone(), id, pending, now)?;
+    let ttl = state.config.login.challenge_ttl.as_secs();
+    Ok(ChallengeAnswer::new(login_id, &challenge, ttl))
+}
+
+/// `POST /v1/login/prove`: pass 2.
+async fn prove(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let request: ProveRequest = read_json(body, MAX_BODY_BYTES).await?;
+    let answer = blocking(&state, move |state| finish_login(state, &request)).await?;
+    Ok(no_store(StatusCode::OK).json(answer))
+}
+
+/// Takes the pending login (whatever the outcome), checks the proof and issues the
+/// session token.
+fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiError> {
+    let now = Instant::now();
+    let (id, pending) = state
+        .logins()
+        .take(&request.login_id, now)
+        .ok_or(AuthError::UnknownLogin)?;
+    let proof = request
+        .proof()
+        .map_err(|e| AuthError::InvalidRequest(e.to_string()))?;
+    let secret = state
+        .server_secret
+        .secret()
+        .ok_or_else(|| AuthError::NotReady(state.server_secret.missing()))?;
+    let text = String::from_utf8_lossy(id.as_bytes()).into_owned();
+    if state.revocations.is_revoked(&id) {
+        return Err(AuthError::Revoked(text).into());
+    }
+    // Locked since pass 1 (by proofs of other challenges): no more guesses.
+    if let Some(retry_after) = state.logins().locked(&id, now) {
+        return Err(AuthError::TooManyAttempts { retry_after }.into());
+    }
+    let Ok(authenticated) = pending.verify(&proof, &secret) else {
+        if let Some(lockout) = state.logins().failed(&id, now) {
+            tracing::warn!(
+                lockout_secs = lockout.as_secs(),
+                "an identity is locked out after failed logins"
+            );
+        }
+        return Err(AuthError::Refused.into());
+    };
+    state.logins().succeeded(&id);
+    state.log_login(&request.login_id, &authenticated.id, authenticated.day)?;
+    let lifetime = state.config.session_lifetime.as_secs();
+    let claims = SessionClaims::new(
+        &state.config.public_url,
+        state.identity.digest(),
+        &authenticated.id,
+        authenticated.day,
+        unix_now(),
+        lifetime,
+    );
+    Ok(json!({
+        "session_token": session::issue(state.identity.secret_key(), &claims),
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "mpin_id": text,
+    }))
+}
+
+/// `GET /v1/session`: the claims of a valid session token of this server.
+async fn session(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req).ok_or(AuthError::NoToken)?;
+    let identity = &state.identity;
+    let claims = session::verify(
+        token,
+        &identity.public_key(),
+        &identity.digest(),
+        unix_now(),
+    )
+    .map_err(AuthError::from)?;
+    Ok(no_store(StatusCode::OK).json(claims))
+}
+
+fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), AuthError> {
+    let hash = state.config.admin_token.ok_or(AuthError::AdminOff)?;
+    let token =
+        bearer(req)
+            .and_then(|t| ApiToken::parse(t).ok())
+            .ok_or(AuthError::Unauthorized(
+                "the admin API needs the admin token",
+            ))?;
+    if hash.matches(&token) {
+        Ok(())
+    } else {
+        Err(AuthError::Unauthorized("wrong admin token"))
+    }
+}
+
+/// Body of `POST /v1/admin/revocations`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revoke {
+    mpin_id: String,
+}
+
+/// `POST /v1/admin/revocations` `{"mpin_id"}`.
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    check_admin(&req, &state)?;
+    let Revoke { mpin_id } = read_json(body, MAX_BODY_BYTES).await?;
+    let id = MpinId::new(mpin_id.as_bytes())
+        .map_err(|e| AuthError::InvalidRequest(format!("mpin_id: {e}")))?;
+    let (entry, new) = blocking(&state, move |state| {
+        state
+            .revocations
+            .revoke(&id, unix_now())
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    if new {
+        tracing::info!("an identity was revoked");
+    }
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(no_store(status).json(entry))
+}
+
+/// `GET /v1/admin/revocations`.
+async fn revocations(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin(&req, &state)?;
+    Ok(no_store(StatusCode::OK).json(json!({ "revocations": state.revocations.list() })))
+}

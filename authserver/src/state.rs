@@ -1,0 +1,96 @@
+//! What the HTTP handlers share.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use milagro_anchor::digest::Digest;
+use milagro_mpin::{Day, MpinId};
+use milagro_registry::sled_store::SledStore;
+use milagro_service::audit::Audit;
+use milagro_service::identity::PartyIdentity;
+use milagro_service::own_anchor::OwnAnchor;
+use milagro_service::peer_directory::IndexDirectory;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::login::Logins;
+use crate::revocations::Revocations;
+use crate::server_secret::ServerSecretSlot;
+
+/// The domain separator of a login log entry.
+pub const LOGIN_DOMAIN: &[u8] = b"milagro-authserver/login/v1";
+
+/// The login log's entry of a login of `id` with a permit of `day`:
+///
+/// ```text
+/// SHA-256( "milagro-authserver/login/v1" ‖ 0x00 ‖ mpin_id ‖ day (u32 big-endian) )
+/// ```
+///
+/// The identity is hashed, never logged: whoever knows an identity can find its logins,
+/// nobody else.
+pub fn login_entry(id: &MpinId, day: Day) -> Digest {
+    let mut bytes = Vec::with_capacity(LOGIN_DOMAIN.len() + 1 + id.as_bytes().len() + 4);
+    bytes.extend_from_slice(LOGIN_DOMAIN);
+    bytes.push(0);
+    bytes.extend_from_slice(id.as_bytes());
+    bytes.extend_from_slice(&day.0.to_be_bytes());
+    Digest::sha256(&bytes)
+}
+
+/// Everything a request handler may use. Cheap to clone (shared pointers).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The server's anchored identity (role `authserver`); its key signs session tokens.
+    pub identity: Arc<PartyIdentity>,
+    /// Where its anchor stands (the chain loop writes it).
+    pub own_anchor: Arc<OwnAnchor>,
+    /// The chain index (the D-TAs' anchors are looked up in it).
+    pub index: Arc<SledStore>,
+    /// The login log.
+    pub audit: Arc<Audit>,
+    /// The service database (kept open while any handler runs).
+    pub db: Arc<sled::Db>,
+    /// Where the D-TAs' anchors are looked up: the server's own index and node.
+    pub directory: Arc<IndexDirectory>,
+    /// The summed server secret once every D-TA answered (memory only).
+    pub server_secret: Arc<ServerSecretSlot>,
+    /// Pending logins and failure counts (memory only).
+    pub logins: Arc<Mutex<Logins>>,
+    /// Revoked identities.
+    pub revocations: Arc<Revocations>,
+}
+
+impl AppState {
+    /// The pending logins and failure counts, locked.
+    pub fn logins(&self) -> MutexGuard<'_, Logins> {
+        self.logins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends a successful login of `id` with a permit of `day` to the login log, as
+    /// its own leaf (the subject is the one-time `login_id`).
+    pub fn log_login(&self, login_id: &str, id: &MpinId, day: Day) -> Result<(), ApiError> {
+        let entry = login_entry(id, day);
+        let (index, _) = self
+            .audit
+            .append(login_id.as_bytes(), &entry)
+            .map_err(ApiError::internal)?;
+        tracing::info!(%index, "login logged");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_entry_is_the_documented_hash() {
+        let id = MpinId::new("ab12").unwrap();
+        let mut expected = b"milagro-authserver/login/v1\0ab12".to_vec();
+        expected.extend_from_slice(&20_000u32.to_be_bytes());
+        assert_eq!(login_entry(&id, Day(20_000)), Digest::sha256(&expected));
+        assert_ne!(login_entry(&id, Day(20_001)), login_entry(&id, Day(20_000)));
+    }
+}

@@ -1,0 +1,177 @@
+//! Where the device's D-TAs serve shares, and which client id their ID tokens need.
+//!
+//! The instructions name each D-TA by URL and Birth Certificate digest (verified by SPV).
+//! Its `GET /v1/status` says where its share API listens (`share_api`) and which client
+//! id it has at each IdP it trusts (`trusted_idps`). None of that needs trust: the share
+//! API is reached over Milagro TLS, which admits the D-TA only by the digest the
+//! instructions name, and a wrong client id only gets the device's ID token refused.
+
+use std::sync::Arc;
+
+use milagro_anchor::digest::Digest;
+use milagro_anchor::instructions::ServiceAnchor;
+use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use serde_json::Value;
+
+use crate::error::{Error, Step};
+use crate::http::{str_field, ServiceClient};
+use crate::mpin_key::{request_shares, DtaShares};
+
+/// A D-TA the device collects shares from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtaEndpoint {
+    /// Its Birth Certificate digest (from the instructions).
+    pub digest: Digest,
+    /// Its base URL (from the instructions).
+    pub url: String,
+    /// Where its share API listens (`host:port`, from its status).
+    pub share_api: String,
+    /// `(issuer, client id)` of each IdP it trusts (from its status).
+    pub client_ids: Vec<(String, String)>,
+}
+
+/// Asks the D-TA `service` names for its status. Refuses a status of another D-TA (the
+/// instructions' URL is stale) or one whose share API does not serve yet.
+pub fn locate(service: &ServiceAnchor) -> Result<DtaEndpoint, Error> {
+    let client = ServiceClient::new(&service.url)?;
+    let status = client.get(Step::LocateDtas, "/v1/status")?.body;
+    let unexpected = |reason: String| Error::unexpected(Step::LocateDtas, reason);
+    let digest = str_field(Step::LocateDtas, &status, "digest")?;
+    if digest.parse::<Digest>().ok() != Some(service.birth_certificate) {
+        return Err(unexpected(format!(
+            "{} is d-ta {digest}, the instructions say {}",
+            service.url, service.birth_certificate
+        )));
+    }
+    let share_api = status
+        .get("share_api")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::NotReady(format!(
+                "the share api of d-ta {} does not serve yet (its anchor may not be confirmed)",
+                service.birth_certificate
+            ))
+        })?;
+    let client_ids = status
+        .get("trusted_idps")
+        .and_then(Value::as_array)
+        .map(|idps| {
+            idps.iter()
+                .filter_map(|idp| {
+                    let field = |name| idp.get(name).and_then(Value::as_str).map(str::to_owned);
+                    Some((field("issuer")?, field("client_id")?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(DtaEndpoint {
+        digest: service.birth_certificate,
+        url: service.url.clone(),
+        share_api: share_api.to_owned(),
+        client_ids,
+    })
+}
+
+/// The client id every D-TA of `dtas` has at the IdP `issuer`: one login must satisfy
+/// them all, so they must trust the issuer and agree on the id.
+pub fn client_id_for(dtas: &[DtaEndpoint], issuer: &str) -> Result<String, Error> {
+    let issuer = issuer.trim_end_matches('/');
+    let mut agreed: Option<&str> = None;
+    for dta in dtas {
+        let id = dta
+            .client_ids
+            .iter()
+            .find(|(trusted, _)| trusted.trim_end_matches('/') == issuer)
+            .map(|(_, id)| id.as_str())
+            .ok_or_else(|| {
+                Error::NotReady(format!(
+                    "d-ta {} does not trust the idp {issuer}",
+                    dta.digest
+                ))
+            })?;
+        match agreed {
+            Some(other) if other != id => {
+                return Err(Error::Unsupported(format!(
+                    "the d-tas have different client ids at {issuer} ({other}, {id}); \
+                     one login per d-ta is not supported"
+                )))
+            }
+            _ => agreed = Some(id),
+        }
+    }
+    agreed
+        .map(str::to_owned)
+        .ok_or_else(|| Error::NotReady("the instructions name no d-ta".into()))
+}
+
+/// Asks every D-TA of `dtas` for this device's shares over Milagro TLS, one after the
+/// other; fails with the first refusal (naming the D-TA and its reason).
+pub async fn collect_shares(
+    identity: &LocalIdentity,
+    dtas: &[DtaEndpoint],
+    directory: Arc<dyn PeerDirectory>,
+    options: &Options,
+    id_token: &str,
+) -> Result<Vec<DtaShares>, Error> {
+    let mut shares = Vec::with_capacity(dtas.len());
+    for dta in dtas {
+        shares.push(
+            request_shares(
+                identity,
+                dta.digest,
+                &dta.share_api,
+                directory.clone(),
+                options,
+                id_token,
+            )
+            .await?,
+        );
+    }
+    Ok(shares)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dta(byte: u8, ids: &[(&str, &str)]) -> DtaEndpoint {
+        DtaEndpoint {
+            digest: Digest::from_bytes([byte; 32]),
+            url: format!("http://dta{byte}"),
+            share_api: "127.0.0.1:1".into(),
+            client_ids: ids
+                .iter()
+                .map(|(i, c)| ((*i).to_owned(), (*c).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_login_must_satisfy_every_dta() {
+        let both = [
+            dta(1, &[("http://idp", "g")]),
+            dta(2, &[("http://idp/", "g")]),
+        ];
+        assert_eq!(client_id_for(&both, "http://idp").unwrap(), "g");
+        let differ = [
+            dta(1, &[("http://idp", "a")]),
+            dta(2, &[("http://idp", "b")]),
+        ];
+        assert!(matches!(
+            client_id_for(&differ, "http://idp"),
+            Err(Error::Unsupported(_))
+        ));
+        let untrusting = [
+            dta(1, &[("http://idp", "g")]),
+            dta(2, &[("http://other", "g")]),
+        ];
+        assert!(matches!(
+            client_id_for(&untrusting, "http://idp"),
+            Err(Error::NotReady(_))
+        ));
+        assert!(matches!(
+            client_id_for(&[], "http://idp"),
+            Err(Error::NotReady(_))
+        ));
+    }
+}

@@ -1,0 +1,136 @@
+//! What an anchored service opens in its state directory at start, and the chain loop it
+//! runs beside its HTTP server.
+//!
+//! [`ServiceBase::open`] creates the state directory (mode 0700) and the identity if
+//! missing, and opens the chain index (`registry/`), the service database (`service/`)
+//! and the audit log in it: everything [`ChainLoop`] works on. [`start_chain_loop`] runs
+//! that loop on its own thread, stopped with the HTTP server by [`Running::halt`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bitcoin::FeeRate;
+use milagro_registry::sled_store::SledStore;
+
+use crate::audit::Audit;
+use crate::chain_loop::{ChainLoop, ChainParts};
+use crate::config::{AuditConfig, NodeConfig, SyncConfig};
+use crate::files::{self, FileError};
+use crate::http::{Running, Spawned};
+use crate::identity::{IdentityError, PartyIdentity, PartyKind};
+use crate::own_anchor::OwnAnchor;
+use crate::sync::Shutdown;
+
+/// Directory of the chain index inside the state directory.
+pub const INDEX_DIR: &str = "registry";
+/// Directory of the service database (the audit log) inside the state directory.
+pub const SERVICE_DB_DIR: &str = "service";
+
+/// Why a service's state could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The state directory could not be prepared.
+    #[error(transparent)]
+    StateDir(#[from] FileError),
+    /// The key or the Birth Certificate could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// A database could not be opened.
+    #[error("cannot open the database in {}: {detail}", path.display())]
+    Db {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The parts of a service's configuration its base is opened with.
+#[derive(Debug, Clone, Copy)]
+pub struct BaseConfig<'a> {
+    /// The service's role and key file.
+    pub kind: PartyKind,
+    /// Its name, as written in its Birth Certificate.
+    pub name: &'a str,
+    /// Its public URL, the certificate's only endpoint.
+    pub public_url: &'a str,
+    /// Its state directory.
+    pub state_dir: &'a Path,
+    /// `[node]`.
+    pub node: &'a NodeConfig,
+    /// `[sync]`.
+    pub sync: &'a SyncConfig,
+    /// `[audit]`.
+    pub audit: &'a AuditConfig,
+    /// The fee rate of its anchoring transactions.
+    pub fee_rate: FeeRate,
+}
+
+/// A service's opened state: what its chain loop works on, and its database.
+#[derive(Debug)]
+pub struct ServiceBase {
+    /// The identity, anchor, index and audit log, with the configuration of the loop.
+    pub chain: ChainParts,
+    /// The service database (holding the audit log).
+    pub db: Arc<sled::Db>,
+}
+
+impl ServiceBase {
+    /// Opens (creating what is missing) the state of the service `config` describes.
+    pub fn open(config: BaseConfig<'_>) -> Result<Self, OpenError> {
+        let state_dir = config.state_dir;
+        files::create_private_dir(state_dir)?;
+        let identity = PartyIdentity::load_or_create(
+            config.kind,
+            state_dir,
+            config.name,
+            config.public_url,
+            crate::unix_now(),
+        )?;
+        let db_error = |path: &PathBuf, e: &dyn std::fmt::Display| OpenError::Db {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let index_dir = state_dir.join(INDEX_DIR);
+        let index = SledStore::open(&index_dir).map_err(|e| db_error(&index_dir, &e))?;
+        let db_dir = state_dir.join(SERVICE_DB_DIR);
+        let db = sled::open(&db_dir).map_err(|e| db_error(&db_dir, &e))?;
+        let audit =
+            Audit::open(&db, config.audit.origin.clone()).map_err(|e| db_error(&db_dir, &e))?;
+        Ok(Self {
+            chain: ChainParts {
+                identity: Arc::new(identity),
+                own_anchor: Arc::new(OwnAnchor::default()),
+                index: Arc::new(index),
+                audit: Arc::new(audit),
+                state_dir: state_dir.to_path_buf(),
+                node: config.node.clone(),
+                sync: config.sync.clone(),
+                audit_config: config.audit.clone(),
+                fee_rate: config.fee_rate,
+            },
+            db: Arc::new(db),
+        })
+    }
+}
+
+/// Runs the chain loop over `parts` on a thread named `thread_name`, beside the HTTP
+/// server `spawned`; [`Running::halt`] stops both. If the thread cannot start, the
+/// server is stopped at once: nothing may keep serving a service that failed to start.
+pub fn start_chain_loop(
+    parts: ChainParts,
+    spawned: Spawned,
+    thread_name: &str,
+) -> std::io::Result<Running> {
+    let shutdown = Arc::new(Shutdown::default());
+    let chain = ChainLoop::new(parts, shutdown.clone());
+    let mut running = Running::new(spawned, shutdown);
+    match running.spawn_worker(thread_name, move || chain.run()) {
+        Ok(()) => Ok(running),
+        Err(error) => {
+            running.halt(false, || false);
+            Err(error)
+        }
+    }
+}

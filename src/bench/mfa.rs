@@ -1,0 +1,320 @@
+//! `bench mfa`: shares issued per second through a D-TA's share API, and M-Pin logins
+//! per second through an authentication server's login API, each next to the raw
+//! BLS12-381 operation that bounds it (a G1 or G2 multiplication, a pairing), in the same
+//! run.
+//!
+//! A private regtest node, an IdP, two D-TAs and an authentication server, all anchored
+//! as in `milagro demo` ([`crate::demo_mpin::MfaWorld`]); a PAT and a second
+//! authentication-server identity anchored directly. One request is timed from the TCP
+//! connect to the checked answer:
+//!
+//! - **session only**: a Milagro TLS session (YAK) and one request the D-TA answers 404:
+//!   the channel's cost, which every share request pays;
+//! - **server shares**: a session and `POST /v1/shares/server` (one G2 multiplication,
+//!   one log append);
+//! - **client shares**: a session and `POST /v1/shares/client` with an ID token (the
+//!   token checked against the IdP, which includes fetching its discovery document,
+//!   anchored certificate and keys over HTTP; two hashes to G1 and two G1
+//!   multiplications; two log appends);
+//! - **logins**: `POST /v1/login/commit` and `POST /v1/login/prove` over plain HTTP,
+//!   through the device library (one pairing check on the server, the client's two
+//!   passes on the same machine).
+//!
+//! Client and server share the machine's two cores. Directory answers come from D-TA 1's
+//! own index (the cost of a lookup is `bench kex`'s).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use milagro_anchor::birth_certificate::Role;
+use milagro_anchor::digest::Digest;
+use milagro_mpin::Pin;
+use milagro_pat_client::authenticate::authenticate;
+use milagro_pat_client::mpin_key::{request_shares, MpinKey};
+use milagro_pat_client::ServiceClient;
+use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::kex::{anchored, level};
+use super::mpin::{raw, Raw};
+use super::stats::{num, Latency, Table};
+use crate::demo_mpin::{Chain, MfaWorld};
+
+/// What `bench mfa` runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct MfaParams {
+    /// Requests per kind and concurrency level (client shares: a quarter of it).
+    pub requests: usize,
+    /// Concurrent clients.
+    pub concurrency: Vec<usize>,
+}
+
+/// One kind of request at one concurrency level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rate {
+    /// Concurrent clients.
+    pub concurrency: usize,
+    /// Requests per second.
+    pub per_s: f64,
+    /// Median request, µs.
+    pub p50_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+}
+
+/// Every figure.
+#[derive(Debug, Serialize)]
+pub struct MfaReport {
+    /// Raw: one G1 scalar multiplication.
+    pub raw_g1_mul: Latency,
+    /// Raw: one G2 scalar multiplication.
+    pub raw_g2_mul: Latency,
+    /// Raw: one pairing.
+    pub raw_pairing: Latency,
+    /// A Milagro TLS session and a 404.
+    pub session_only: Vec<Rate>,
+    /// Server-secret shares through the API.
+    pub server_shares: Vec<Rate>,
+    /// Client-secret shares and time permits through the API.
+    pub client_shares: Vec<Rate>,
+    /// M-Pin logins through the API.
+    pub logins: Vec<Rate>,
+    /// The best server-share rate over the raw G2 multiplication rate (one thread).
+    pub server_shares_over_raw_g2: f64,
+    /// The best client-share rate over the raw G1 multiplication rate (one thread).
+    pub client_shares_over_raw_g1: f64,
+    /// The best login rate over the raw pairing rate (one thread).
+    pub logins_over_raw_pairing: f64,
+}
+
+const PIN: u16 = 2468;
+
+/// Sets up the node and the services, then measures.
+pub fn measure(
+    params: &MfaParams,
+    calls: usize,
+    dir: &Path,
+    table: &mut Table,
+) -> Result<MfaReport> {
+    let exe = milagro_regtest::bitcoind_exe()?;
+    let mut conf = bitcoind::Conf::default();
+    conf.args.push("-fallbackfee=0.0001");
+    conf.staticdir = None;
+    let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
+    let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
+    let miner = node.wallet_new_address()?;
+    node.generate_to_address(101, &miner)?;
+    let rpc_url = bitcoind.rpc_url();
+    let chain = Chain {
+        node: &node,
+        rpc_url: &rpc_url,
+        cookie: &bitcoind.params.cookie_file,
+        miner: &miner,
+    };
+
+    eprintln!("setting up: an IdP, two D-TAs, an authentication server, a PAT");
+    let idp = crate::demo_idp::start_idp(dir, &rpc_url, chain.cookie, "Milagro bench IdP")?;
+    let issuer = idp.state().issuer().to_owned();
+    idp.state().users.add(
+        crate::demo_idp::USER,
+        crate::demo_idp::PASSWORD,
+        milagro_service::unix_now(),
+    )?;
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
+    let pat = Arc::new(anchored(&node, Role::Pat, "bench pat")?);
+    let fetcher = Arc::new(anchored(&node, Role::AuthServer, "bench share fetcher")?);
+    let idp_digest = idp.state().identity.digest().to_string();
+    let world = MfaWorld::start(
+        &chain,
+        dir,
+        (&issuer, &idp_digest, &client_id),
+        &[fetcher.birth_certificate().digest().to_string()],
+    )?;
+    node.generate_to_address(1, &miner)?;
+    let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id)?;
+    let dta = &world.dtas[0];
+    let (dta_digest, dta_addr) = (dta.state().identity.digest(), dta.tls_addr().to_string());
+    let directory: Arc<dyn PeerDirectory> = dta.state().directory.clone();
+    let options = Options {
+        min_depth: 1,
+        ..Options::default()
+    };
+
+    let Raw {
+        g1_mul: raw_g1_mul,
+        g2_mul: raw_g2_mul,
+        pairing: raw_pairing,
+    } = raw(calls)?;
+
+    let runtime = crate::cli::pat_tls::runtime()?;
+    let n = params.requests;
+    let mut session_only = Vec::new();
+    let mut server_shares = Vec::new();
+    let mut client_shares = Vec::new();
+    let mut logins = Vec::new();
+    let mut shares = Vec::new();
+    for other in &world.dtas {
+        let digest = other.state().identity.digest();
+        let addr = other.tls_addr().to_string();
+        shares.push(runtime.block_on(request_shares(
+            &pat,
+            digest,
+            &addr,
+            directory.clone(),
+            &options,
+            &id_token,
+        ))?);
+    }
+    let key = Arc::new(MpinKey::assemble(&shares, Pin::new(PIN)?)?);
+    let auth_url = world.authserver.local_url();
+    for &concurrency in &params.concurrency {
+        eprintln!("concurrency {concurrency}");
+        let request = |path: &'static str, body: Value, who: Arc<LocalIdentity>| {
+            let (directory, options, addr) = (directory.clone(), options.clone(), dta_addr.clone());
+            async move { share_request(&who, dta_digest, &addr, directory, &options, path, body).await }
+        };
+        session_only.push(rate(runtime.block_on(level(
+            "session",
+            n,
+            concurrency,
+            || request("/v1/nothing", json!({}), fetcher.clone()),
+        ))?));
+        server_shares.push(rate(runtime.block_on(level(
+            "server share",
+            n,
+            concurrency,
+            || request("/v1/shares/server", json!({}), fetcher.clone()),
+        ))?));
+        client_shares.push(rate(runtime.block_on(level(
+            "client share",
+            (n / 4).max(1),
+            concurrency,
+            || {
+                request(
+                    "/v1/shares/client",
+                    json!({ "id_token": id_token }),
+                    pat.clone(),
+                )
+            },
+        ))?));
+        logins.push(rate(runtime.block_on(level(
+            "login",
+            n,
+            concurrency,
+            || {
+                let (key, url) = (key.clone(), auth_url.clone());
+                async move {
+                    tokio::task::spawn_blocking(move || -> Result<()> {
+                        authenticate(&ServiceClient::new(&url)?, &key, Pin::new(PIN)?)?;
+                        Ok(())
+                    })
+                    .await?
+                }
+            },
+        ))?));
+    }
+    world.stop();
+    idp.stop();
+
+    let best = |rates: &[Rate]| rates.iter().map(|r| r.per_s).fold(0.0, f64::max);
+    let report = MfaReport {
+        server_shares_over_raw_g2: best(&server_shares) / raw_g2_mul.ops_per_s,
+        client_shares_over_raw_g1: best(&client_shares) / raw_g1_mul.ops_per_s,
+        logins_over_raw_pairing: best(&logins) / raw_pairing.ops_per_s,
+        raw_g1_mul,
+        raw_g2_mul,
+        raw_pairing,
+        session_only,
+        server_shares,
+        client_shares,
+        logins,
+    };
+    tabulate(&report, table);
+    Ok(report)
+}
+
+/// One request over a fresh Milagro TLS session to the D-TA: `POST path` with `body`;
+/// a 404 for an unknown path, a 200 otherwise.
+async fn share_request(
+    who: &LocalIdentity,
+    dta: Digest,
+    addr: &str,
+    directory: Arc<dyn PeerDirectory>,
+    options: &Options,
+    path: &'static str,
+    body: Value,
+) -> Result<()> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let session = milagro_tls::connect(tcp, who, dta, directory, options).await?;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", "dta")
+        .header("content-type", "application/json")
+        .body(bytes::Bytes::from(body.to_string()))?;
+    let response = milagro_tls::http::send(session, request).await?;
+    let expected = if path == "/v1/nothing" { 404 } else { 200 };
+    ensure!(
+        response.status().as_u16() == expected,
+        "{path} answered {}: {}",
+        response.status(),
+        String::from_utf8_lossy(response.body())
+    );
+    Ok(())
+}
+
+fn rate(level: super::kex::Level) -> Rate {
+    Rate {
+        concurrency: level.concurrency,
+        per_s: level.handshakes_per_s,
+        p50_us: level.p50_us,
+        p99_us: level.p99_us,
+    }
+}
+
+fn tabulate(report: &MfaReport, table: &mut Table) {
+    table.section("raw BLS12-381 (miracl_core), one thread");
+    table.latency("G1 scalar multiplication", &report.raw_g1_mul, "");
+    table.latency("G2 scalar multiplication", &report.raw_g2_mul, "");
+    table.latency("pairing (ate + final exp.)", &report.raw_pairing, "");
+    table.section("through the APIs over loopback (connect → checked answer)");
+    let kinds: [(&str, &[Rate]); 4] = [
+        ("milagro TLS session + 404", &report.session_only),
+        ("server share (s·Q)", &report.server_shares),
+        ("client share + permit", &report.client_shares),
+        ("M-Pin login (2 passes)", &report.logins),
+    ];
+    for (name, rates) in kinds {
+        for r in rates {
+            table.row(
+                &format!("{name}, c{}", r.concurrency),
+                format!("{}/s", num(r.per_s)),
+                format!("p50 {} µs, p99 {} µs", num(r.p50_us), num(r.p99_us)),
+            );
+        }
+    }
+    table.row(
+        "server shares / raw G2 muls",
+        format!("{:.3}×", report.server_shares_over_raw_g2),
+        "best level vs one thread",
+    );
+    table.row(
+        "client shares / raw G1 muls",
+        format!("{:.3}×", report.client_shares_over_raw_g1),
+        "best level vs one thread",
+    );
+    table.row(
+        "logins / raw pairings",
+        format!("{:.3}×", report.logins_over_raw_pairing),
+        "best level vs one thread",
+    );
+}

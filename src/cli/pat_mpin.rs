@@ -1,0 +1,196 @@
+//! `milagro pat login`, `milagro pat shares` and `milagro pat authenticate`: the device's
+//! M-Pin key, from the user's login at the IdP to a login with the PIN only.
+//!
+//! 1. `login`: the user approves the device at the IdP its instructions name (device
+//!    authorization grant: the command prints a URL and a code and waits); the ID token
+//!    is stored (mode 0600) for the next step.
+//! 2. `shares`: each D-TA of the instructions gives its client-secret share and today's
+//!    time permit over Milagro TLS; the shares are checked and summed, the PIN is taken
+//!    out, and only the token is stored (`mpin-key.json`); the ID token is then deleted.
+//!    Run it again each day for a new time permit (after a new `login` if the ID token
+//!    expired).
+//! 3. `authenticate`: a zero-knowledge login at an authentication server with the PIN;
+//!    prints the session token it signed.
+//!
+//! The PIN (4 digits) is read from the environment variable `MILAGRO_PIN` if set, else
+//! from the first line of standard input: never from the command line, which other users
+//! of the machine can see.
+
+use std::io::BufRead as _;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use milagro_mpin::Pin;
+use milagro_pat_client::authenticate::authenticate;
+use milagro_pat_client::dtas::{client_id_for, collect_shares, locate, DtaEndpoint};
+use milagro_pat_client::idp_login::{IdToken, IdpLogin};
+use milagro_pat_client::mpin_key::MpinKey;
+use milagro_pat_client::{open, Enrolled, ServiceClient, Stage};
+use milagro_tls::Options;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::pat_tls::SessionArgs;
+use super::print_json;
+
+/// The environment variable a PIN may come from.
+pub const PIN_ENV: &str = "MILAGRO_PIN";
+
+/// `milagro pat login`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The device's state directory (an enrolled device).
+    #[arg(long)]
+    pub state: std::path::PathBuf,
+}
+
+/// `milagro pat shares`
+#[derive(Debug, Args)]
+pub struct SharesArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// `milagro pat authenticate`
+#[derive(Debug, Args)]
+pub struct AuthenticateArgs {
+    /// The device's state directory (holding an M-Pin key).
+    #[arg(long)]
+    pub state: std::path::PathBuf,
+    /// The authentication server's base URL (plain http:// in this build).
+    #[arg(long)]
+    pub authserver: String,
+}
+
+fn enrolled(state: &std::path::Path) -> Result<Enrolled> {
+    match open(state)? {
+        Stage::Enrolled(enrolled) => Ok(enrolled),
+        other => bail!(
+            "{} is {}, not enrolled: run `milagro pat enrol` first",
+            state.display(),
+            other.name()
+        ),
+    }
+}
+
+/// The D-TAs of the stored instructions, located.
+fn located_dtas(enrolled: &Enrolled) -> Result<Vec<DtaEndpoint>> {
+    let dtas = &enrolled.instructions().instructions.dtas;
+    if dtas.is_empty() {
+        bail!("the device's instructions name no d-ta");
+    }
+    dtas.iter()
+        .map(|dta| {
+            locate(dta).with_context(|| format!("d-ta {} at {}", dta.birth_certificate, dta.url))
+        })
+        .collect()
+}
+
+/// Runs `milagro pat login`.
+pub fn login(args: LoginArgs) -> Result<()> {
+    let enrolled = enrolled(&args.state)?;
+    let idp = enrolled
+        .instructions()
+        .instructions
+        .idp
+        .clone()
+        .context("the device's instructions name no idp")?;
+    let client_id = client_id_for(&located_dtas(&enrolled)?, &idp.url)?;
+    let login = IdpLogin::discover(&idp, &client_id)?;
+    let pending = login.start()?;
+    eprintln!(
+        "to approve this device, open {} and enter the code {}",
+        pending.verification_uri(),
+        pending.user_code()
+    );
+    let token = pending.wait()?;
+    token.save(&args.state)?;
+    eprintln!(
+        "logged in at {}; the id token is stored until `milagro pat shares`",
+        token.issuer
+    );
+    print_json(&json!({
+        "status": "logged_in",
+        "issuer": token.issuer,
+        "idp": token.idp,
+        "client_id": token.client_id,
+        "expires_at": token.expires_at,
+    }))
+}
+
+/// Runs `milagro pat shares`.
+pub fn shares(args: SharesArgs) -> Result<()> {
+    let state = &args.session.state;
+    let enrolled = enrolled(state)?;
+    let token = IdToken::load(state)?.context("no id token: run `milagro pat login` first")?;
+    if token.expired(milagro_service::unix_now()) {
+        bail!("the id token expired: run `milagro pat login` again");
+    }
+    let dtas = located_dtas(&enrolled)?;
+    let (identity, directory) = super::pat_tls::device_side(&args.session)?;
+    let options = Options {
+        min_depth: args.session.min_depth,
+        ..Options::default()
+    };
+    let shares = super::pat_tls::runtime()?.block_on(collect_shares(
+        &identity,
+        &dtas,
+        directory,
+        &options,
+        token.secret(),
+    ))?;
+    for share in &shares {
+        eprintln!(
+            "d-ta {} issued its shares over milagro tls; points checked",
+            share.dta
+        );
+    }
+    let key = MpinKey::assemble(&shares, read_pin()?)?;
+    key.save(state)?;
+    IdToken::forget(state)?;
+    eprintln!("the shares are summed, the pin is out: only the token is stored");
+    print_json(&json!({
+        "status": "key_stored",
+        "mpin_id": String::from_utf8_lossy(key.id.as_bytes()),
+        "permit_day": key.permit.day().0,
+        "dtas": key.dtas,
+    }))
+}
+
+/// Runs `milagro pat authenticate`.
+pub fn authenticate_command(args: AuthenticateArgs) -> Result<()> {
+    let key = MpinKey::load(&args.state)?
+        .context("no m-pin key: run `milagro pat login` and `milagro pat shares` first")?;
+    let server = ServiceClient::new(&args.authserver)?;
+    let session = authenticate(&server, &key, read_pin()?)?;
+    eprintln!("authenticated as {}", session.mpin_id);
+    print_json(&json!({
+        "status": "authenticated",
+        "mpin_id": session.mpin_id,
+        "expires_in": session.expires_in,
+        "session_token": session.token,
+    }))
+}
+
+/// The PIN, from [`PIN_ENV`] or the first line of standard input.
+fn read_pin() -> Result<Pin> {
+    let text = match std::env::var(PIN_ENV) {
+        Ok(pin) => Zeroizing::new(pin),
+        Err(_) => {
+            eprintln!("pin:");
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the pin from standard input")?;
+            line
+        }
+    };
+    let value: u16 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|_| text.trim().len() == 4)
+        .context("a pin is 4 digits")?;
+    Ok(Pin::new(value)?)
+}
