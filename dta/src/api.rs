@@ -20,11 +20,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_anchor::birth_certificate::Role;
 use milagro_mpin::Day;
 use milagro_registry::store::RecordStore as _;
-use milagro_service::own_anchor::AnchorState;
-use milagro_service::well_known::{birth_certificate_document, NotServed};
+use milagro_service::api::{blocking, not_found, read_json, route};
+use milagro_service::well_known::{anchor_status, birth_certificate_document};
 use milagro_tls::http::peer_of;
 use milagro_tls::AdmittedPeer;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
@@ -62,39 +61,6 @@ pub fn configure_shares(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(not_found));
 }
 
-fn route(cfg: &mut web::ServiceConfig, path: &str, route: actix_web::Route) {
-    cfg.service(
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(method_not_allowed)),
-    );
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route {}", req.path()),
-    ))
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("method {} is not allowed on {}", req.method(), req.path()),
-    ))
-}
-
-/// Runs blocking work (sled) on actix's blocking pool.
-async fn blocking<T: Send + 'static>(
-    state: &web::Data<AppState>,
-    work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let state = state.clone();
-    web::block(move || work(&state)).await?
-}
-
 /// `GET /.well-known/milagro/birth-certificate`.
 async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
@@ -104,12 +70,7 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
             &state.index,
             state.config.min_depth,
         )
-        .map_err(|e| match e {
-            NotServed::NotAnchored(message) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_anchored", message)
-            }
-            other => ApiError::internal(other),
-        })
+        .map_err(ApiError::from)
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -118,13 +79,7 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
 /// `GET /v1/status`.
 async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
-        let anchor = match state.own_anchor.get() {
-            AnchorState::None => json!({ "state": "none" }),
-            AnchorState::Pending { txid } => json!({ "state": "pending", "txid": txid }),
-            AnchorState::Confirmed(served) => {
-                json!({ "state": "confirmed", "txid": served.verified.txid() })
-            }
-        };
+        let anchor = anchor_status(&state.own_anchor);
         let tip = state.index.tip().map_err(ApiError::internal)?;
         let head = state.audit.tree_head();
         Ok(json!({
@@ -158,28 +113,6 @@ struct NoOptions {}
 struct ClientShareRequest {
     /// An ID token of a trusted IdP whose audience is this D-TA.
     id_token: String,
-}
-
-/// The JSON body, at most [`MAX_BODY_BYTES`]; an empty body reads as `{}`.
-async fn read_json<T: DeserializeOwned>(body: web::Payload) -> Result<T, ApiError> {
-    let bytes = match body.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return Err(ApiError::invalid_request(format!("reading the body: {e}"))),
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
-            ))
-        }
-    };
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        &bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid_request(format!("the body is not the expected JSON: {e}")))
 }
 
 /// The admitted peer, if its certificate has `role`.
@@ -219,7 +152,7 @@ async fn server_share(
             bc.digest()
         )));
     }
-    let NoOptions {} = read_json(body).await?;
+    let NoOptions {} = read_json(body, MAX_BODY_BYTES).await?;
     let day = Day::from_unix_secs(milagro_service::unix_now());
     let (share, entry) = issuance::server_share(&state.master, &bc.digest(), day);
     blocking(&state, move |state| state.log_issuance(&entry)).await?;
@@ -247,13 +180,14 @@ async fn client_share(
 ) -> Result<HttpResponse, ApiError> {
     let peer = peer_with_role(&req, Role::Pat, "client-secret shares")?;
     let pat_key = *peer.birth_certificate().public_key();
-    let ClientShareRequest { id_token } = read_json(body).await?;
+    let ClientShareRequest { id_token } = read_json(body, MAX_BODY_BYTES).await?;
     // A bearer credential: wiped once checked.
     let id_token = Zeroizing::new(id_token);
     let day = Day::from_unix_secs(milagro_service::unix_now());
     let body = blocking(&state, move |state| {
         let relying_party = RelyingParty {
             idps: &state.config.trusted_idps,
+            checked: &state.checked_idps,
             directory: state.directory.clone(),
             min_depth: state.config.min_peer_depth,
         };

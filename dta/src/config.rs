@@ -14,8 +14,8 @@ use milagro_anchor::digest::Digest;
 
 use bitcoin::FeeRate;
 use milagro_service::config::{
-    check_common, check_min_depth, check_url, invalid, load_text, parse_raw, RawAnchoring,
-    RawAudit, RawNode, RawSync, ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
+    check_common, check_host_port, check_min_depth, check_url, invalid, load_text, parse_raw,
+    RawAnchoring, RawAudit, RawNode, RawSync, ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
 };
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
 
@@ -127,26 +127,6 @@ struct RawConfig {
     audit: RawAudit,
 }
 
-/// `host:port`, a port of 1 to 65535 after the last `:` and a host of letters, digits,
-/// `.`, `-`, `:` or brackets (an IPv6 address) before it.
-fn check_host_port(text: String) -> Result<String, ConfigError> {
-    let bad = || {
-        invalid(
-            "tls_public_addr",
-            format!("{text:?} is not host:port (e.g. dta1.example.com:8092)"),
-        )
-    };
-    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    match port.parse::<u16>() {
-        Ok(port) if port != 0 && host_ok => Ok(text),
-        _ => Err(bad()),
-    }
-}
-
 fn default_peer_depth() -> u32 {
     milagro_anchor::proof::FINAL_DEPTH
 }
@@ -227,7 +207,10 @@ impl Config {
         if tls_listen == listen && listen.port() != 0 {
             return Err(invalid("tls_listen", "must differ from listen"));
         }
-        let tls_public_addr = raw.tls_public_addr.map(check_host_port).transpose()?;
+        let tls_public_addr = raw
+            .tls_public_addr
+            .map(|addr| check_host_port("tls_public_addr", &addr).map(|()| addr))
+            .transpose()?;
         let master_key = match (raw.master_key.env, raw.master_key.file) {
             (Some(name), None) if is_env_name(&name) => MasterKeySource::Env(name),
             (Some(_), None) => {

@@ -1,7 +1,7 @@
 //! The D-TA as an OpenID Connect relying party: an ID token counts only if it comes from
 //! an IdP the D-TA trusts, and that IdP is the anchored party the operator named.
 //!
-//! For each token ([`RelyingParty::verify`]), blocking, nothing cached:
+//! For each token ([`RelyingParty::verify`]), blocking:
 //!
 //! 1. its `iss` (read before any check) must be a configured trusted IdP;
 //! 2. the IdP's discovery document must name the configured Birth Certificate digest
@@ -13,13 +13,20 @@
 //! 3. the token must verify with the `openidconnect` crate against the JWKS of that
 //!    document (ES256; signature, `iss`, `aud` = the D-TA's client id at that IdP, `exp`).
 //!
+//! Steps 2 and 3's fetches are kept for [`CHECKED_FOR`] per IdP ([`CheckedIdps`]): a
+//! token that verifies against the keys of an IdP checked that recently needs no request
+//! to it. A token that does not is checked afresh (the IdP may have rotated its keys), so
+//! the cache never turns a good token away; the price is that an IdP whose anchor is
+//! superseded keeps its standing for at most [`CHECKED_FOR`] more.
+//!
 //! The token's `nonce` is not checked: the device flow a PAT logs in with carries none.
 //! A stolen unexpired token is therefore worth shares bound to the thief's own device key
 //! (the M-Pin identity binds it), not the victim's: short ID token lifetimes matter.
 //! IdPs are reached over plain HTTP only (the workspace's HTTP client has no TLS stack).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bitcoin::Txid;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
@@ -89,10 +96,34 @@ pub enum LoginError {
     Unavailable(String),
 }
 
+/// How long an IdP's checked keys are reused.
+pub const CHECKED_FOR: Duration = Duration::from_secs(60);
+
+/// The keys of the IdPs checked in the last [`CHECKED_FOR`], by issuer.
+#[derive(Debug, Default)]
+pub struct CheckedIdps(Mutex<HashMap<String, (Instant, CoreJsonWebKeySet)>>);
+
+impl CheckedIdps {
+    fn fresh(&self, issuer: &str) -> Option<CoreJsonWebKeySet> {
+        let checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        checked
+            .get(issuer)
+            .filter(|(at, _)| at.elapsed() < CHECKED_FOR)
+            .map(|(_, keys)| keys.clone())
+    }
+
+    fn keep(&self, issuer: &str, keys: CoreJsonWebKeySet) {
+        let mut checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        checked.insert(issuer.to_owned(), (Instant::now(), keys));
+    }
+}
+
 /// Verifies ID tokens from the trusted IdPs.
 pub struct RelyingParty<'a> {
     /// The trusted IdPs.
     pub idps: &'a [TrustedIdp],
+    /// The IdPs checked recently.
+    pub checked: &'a CheckedIdps,
     /// Where the IdPs' anchors are looked up.
     pub directory: Arc<dyn PeerDirectory>,
     /// Confirmations an IdP's anchor needs.
@@ -120,6 +151,19 @@ impl RelyingParty<'_> {
             .iter()
             .find(|idp| idp.issuer == claimed)
             .ok_or(LoginError::Untrusted(claimed))?;
+        if let Some(keys) = self.checked.fresh(&idp.issuer) {
+            if let Ok(login) = Self::verify_with(idp, &token, keys) {
+                return Ok(login);
+            }
+        }
+        let keys = self.check_idp_afresh(idp)?;
+        self.checked.keep(&idp.issuer, keys.clone());
+        Self::verify_with(idp, &token, keys)
+    }
+
+    /// Fetches the IdP's discovery document, served certificate and keys, and checks
+    /// them ([`Self::check_idp`]); returns the keys.
+    fn check_idp_afresh(&self, idp: &TrustedIdp) -> Result<CoreJsonWebKeySet, LoginError> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -134,14 +178,22 @@ impl RelyingParty<'_> {
             &format!("{}/.well-known/milagro/birth-certificate", idp.issuer),
         )?;
         let jwks_uri = self.check_idp(idp, &discovery, &served)?;
-        let jwks: CoreJsonWebKeySet = serde_json::from_value(get_json(&http, &jwks_uri)?)
-            .map_err(|e| LoginError::Unavailable(format!("the IdP's JWKS: {e}")))?;
+        serde_json::from_value(get_json(&http, &jwks_uri)?)
+            .map_err(|e| LoginError::Unavailable(format!("the IdP's JWKS: {e}")))
+    }
+
+    /// Verifies `token` with `keys` (ES256; signature, `iss`, `aud`, `exp`).
+    fn verify_with(
+        idp: &TrustedIdp,
+        token: &CoreIdToken,
+        keys: CoreJsonWebKeySet,
+    ) -> Result<VerifiedLogin, LoginError> {
         let issuer = IssuerUrl::new(idp.issuer.clone())
             .map_err(|e| LoginError::Untrusted(format!("{}: {e}", idp.issuer)))?;
         let verifier = CoreIdTokenVerifier::new_public_client(
             ClientId::new(idp.client_id.clone()),
             issuer,
-            jwks,
+            keys,
         )
         .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
         let claims = token

@@ -161,6 +161,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError
         audit: chain.audit.clone(),
         db: base.db,
         master: Arc::new(master),
+        checked_idps: Arc::default(),
         tls_addr: Arc::new(RwLock::new(None)),
         config: Arc::new(config),
     };

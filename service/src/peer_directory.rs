@@ -7,12 +7,19 @@
 //! the service's own, but verifying costs little and catches an index that disagrees with
 //! it). A later Birth Certificate record of the same key in the index supersedes the
 //! peer's certificate (the canary: compromised or retired).
+//!
+//! Assembling a proof takes several node calls (about 2 ms on loopback), and a party
+//! talks to the same peers again and again, so [`IndexDirectory`] keeps each answer for
+//! as long as its index's tip is the same block: the answer depends on nothing else, so
+//! the cache never serves a stale one (a new block, a reorg or a superseding record all
+//! move the tip first).
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bitcoin::{Network, Txid};
+use bitcoin::{BlockHash, Network, Txid};
 use milagro_anchor::anchor_tx::anchor_nonce;
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::proof::Expected;
@@ -108,13 +115,24 @@ pub fn wait_for_identity(
     }
 }
 
+/// Answers kept at most, across all tips (the cache is emptied when full).
+const MAX_CACHED: usize = 4096;
+
 /// A [`PeerDirectory`] answering from the service's own index, proofs assembled from and
-/// verified against its own node.
+/// verified against its own node; answers are kept while the index's tip stays the same.
 #[derive(Debug)]
 pub struct IndexDirectory {
     node: BitcoindRpc,
     index: Arc<SledStore>,
     network: Network,
+    cache: Mutex<Cache>,
+}
+
+/// The answers given at one index tip.
+#[derive(Debug, Default)]
+struct Cache {
+    tip: Option<BlockHash>,
+    standings: HashMap<Txid, Standing>,
 }
 
 impl IndexDirectory {
@@ -124,6 +142,7 @@ impl IndexDirectory {
             node,
             index,
             network,
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -132,10 +151,9 @@ impl IndexDirectory {
         let rpc = BitcoindRpc::with_cookie(&node.rpc_url, &node.rpc_cookie);
         Self::new(rpc, index, node.network)
     }
-}
 
-impl PeerDirectory for IndexDirectory {
-    fn standing(&self, txid: Txid) -> Result<Standing, DirectoryError> {
+    /// The answer for `txid`, assembled and verified afresh.
+    fn look_up(&self, txid: Txid) -> Result<Standing, DirectoryError> {
         let unavailable = |e: &dyn std::fmt::Display| DirectoryError::Unavailable(e.to_string());
         let invalid = |e: &dyn std::fmt::Display| DirectoryError::Invalid {
             txid,
@@ -173,5 +191,36 @@ impl PeerDirectory for IndexDirectory {
             anchor,
             superseded_by,
         })
+    }
+}
+
+impl PeerDirectory for IndexDirectory {
+    fn standing(&self, txid: Txid) -> Result<Standing, DirectoryError> {
+        let tip = self
+            .index
+            .tip()
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?
+            .map(|t| t.hash);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.tip != tip {
+                *cache = Cache {
+                    tip,
+                    standings: HashMap::new(),
+                };
+            } else if let Some(standing) = cache.standings.get(&txid) {
+                return Ok(standing.clone());
+            }
+        }
+        // Only answers are kept: a refusal may be a node that is briefly unreachable.
+        let standing = self.look_up(txid)?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.tip == tip {
+            if cache.standings.len() >= MAX_CACHED {
+                cache.standings.clear();
+            }
+            cache.standings.insert(txid, standing.clone());
+        }
+        Ok(standing)
     }
 }

@@ -9,7 +9,12 @@ use milagro_tests::enrolment_world::EnrolmentWorld;
 
 use super::{json, milagro, stderr};
 
-fn enrol_args<'a>(url: &'a str, digest: &'a str, group: &'a str, state: &'a str) -> Vec<&'a str> {
+pub(super) fn enrol_args<'a>(
+    url: &'a str,
+    digest: &'a str,
+    group: &'a str,
+    state: &'a str,
+) -> Vec<&'a str> {
     vec![
         "pat",
         "enrol",
@@ -33,7 +38,7 @@ fn enrol_args<'a>(url: &'a str, digest: &'a str, group: &'a str, state: &'a str)
 }
 
 /// Runs `milagro args` while the test mines whatever the TBS broadcasts.
-fn run_mining(w: &EnrolmentWorld, args: &[&str]) -> Output {
+pub(super) fn run_mining(w: &EnrolmentWorld, args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
         .args(args)
         .stdout(Stdio::piped())

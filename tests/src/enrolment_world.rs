@@ -158,13 +158,27 @@ impl EnrolmentWorld {
         dtas: &[&BirthCertificate],
         idp: &BirthCertificate,
     ) -> u64 {
-        let service = |bc: &BirthCertificate, host: &str| json!({"birth_certificate": bc.digest(), "url": format!("https://{host}.milagro.test")});
-        let dtas: Vec<Value> = dtas
+        let at = |host: String| format!("https://{host}.milagro.test");
+        let dtas: Vec<_> = dtas
             .iter()
             .enumerate()
-            .map(|(i, bc)| service(bc, &format!("dta{i}")))
+            .map(|(i, bc)| (bc.digest(), at(format!("dta{i}"))))
             .collect();
-        let body = json!({"name": group, "mode": mode, "dtas": dtas, "idp": service(idp, "idp")});
+        self.put_group_at(group, mode, &dtas, (idp.digest(), at("idp".into())))
+    }
+
+    /// Creates or replaces group `group` of `acme` in `mode` with D-TAs and an IdP given
+    /// as (Birth Certificate digest, URL); returns its revision.
+    pub fn put_group_at(
+        &self,
+        group: &str,
+        mode: &str,
+        dtas: &[(milagro_anchor::digest::Digest, String)],
+        idp: (milagro_anchor::digest::Digest, String),
+    ) -> u64 {
+        let service = |(digest, url): &(milagro_anchor::digest::Digest, String)| json!({"birth_certificate": digest, "url": url});
+        let dtas: Vec<Value> = dtas.iter().map(service).collect();
+        let body = json!({"name": group, "mode": mode, "dtas": dtas, "idp": service(&idp)});
         let (status, saved) = self.api.call(
             "PUT",
             &format!("/v1/tenants/acme/groups/{group}"),

@@ -13,7 +13,7 @@ mod idp_common;
 
 use std::time::Duration;
 
-use dta_common::{numbered_config, pat_shares, wait_for_share_api, PATIENCE};
+use dta_common::{authserver_peers, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
 use idp_common::{alice_id_token, register_client, start_idp_with_alice};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_authserver::config::Config;
@@ -159,16 +159,7 @@ fn a_pat_logs_in_with_its_pin_against_two_d_tas_summed_server_secret_and_nothing
     // D-TA 2 does not list the server yet.
     let dta2 = Dta::start(numbered_config(&w, dir.path(), 2, &trusted)).unwrap();
     let admin = ApiToken::generate(&mut rand_core::OsRng);
-    let dtas: String = [&dta1, &dta2]
-        .iter()
-        .map(|d| {
-            format!(
-                "[[dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
-                d.state().identity.digest(),
-                d.tls_addr()
-            )
-        })
-        .collect();
+    let dtas = authserver_peers(&[&dta1, &dta2]);
     let text = format!(
         r#"
 listen = "127.0.0.1:0"

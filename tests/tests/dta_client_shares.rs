@@ -12,31 +12,24 @@ mod dta_common;
 mod idp_common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use dta_common::{call, config, wait_for_share_api, PATIENCE};
-use idp_common::{encode, free_port, hidden_fields, idp_config, query, PASSWORD, USER};
+use dta_common::{call, config, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
+use idp_common::{alice_id_token, register_client, start_idp_with_alice};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_dta::issuance::mpin_id;
 use milagro_dta::Dta;
-use milagro_idp::{Idp, RunningIdp};
+use milagro_idp::RunningIdp;
 use milagro_mpin::{Day, G1};
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::tls_parties::TlsParty;
 use milagro_tests::{wait_until, Api};
 use serde_json::{json, Value};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
 fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    idp_common::no_redirect_client()
 }
 
 /// An IdP on the world's node with user alice; returns it, its issuer and alice's `sub`.
@@ -45,79 +38,7 @@ fn start_idp(
     dir: &std::path::Path,
     name: &str,
 ) -> (RunningIdp, String, String) {
-    let idp = Idp::start(idp_config(w.node(), &dir.join(name), free_port(), "")).unwrap();
-    let user = idp
-        .state()
-        .users
-        .add(USER, PASSWORD, milagro_service::unix_now());
-    let issuer = idp.state().issuer().to_owned();
-    (idp, issuer, user.unwrap().subject)
-}
-
-/// Registers a confidential client at `issuer`: its id and secret.
-fn register(issuer: &str) -> (String, String) {
-    let response = http()
-        .post(format!("{issuer}/register"))
-        .json(&json!({ "redirect_uris": [REDIRECT] }))
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let client: Value = response.json().unwrap();
-    let field = |name: &str| client[name].as_str().unwrap().to_owned();
-    (field("client_id"), field("client_secret"))
-}
-
-/// Alice logs in at `issuer` for `client` (code flow with PKCE): the ID token.
-fn id_token(issuer: &str, (client_id, secret): &(String, String)) -> String {
-    let http = http();
-    let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
-    let authorize = format!(
-        "{issuer}/authorize?{}",
-        encode(
-            [
-                ("response_type", "code"),
-                ("client_id", client_id.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("scope", "openid"),
-                ("state", "s"),
-                ("code_challenge", challenge.as_str()),
-                ("code_challenge_method", "S256"),
-            ]
-            .into_iter()
-        )
-    );
-    let page = http.get(authorize).send().unwrap();
-    let cookie = page.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let mut form = hidden_fields(&page.text().unwrap());
-    form.push(("username".into(), USER.into()));
-    form.push(("password".into(), PASSWORD.into()));
-    let landed = http
-        .post(format!("{issuer}/login"))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-        .send()
-        .unwrap();
-    let code = query(landed.headers()["location"].to_str().unwrap())["code"].clone();
-    let tokens: Value = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(client_id, Some(secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(
-            [
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", verifier.secret().as_str()),
-            ]
-            .into_iter(),
-        ))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    tokens["id_token"].as_str().unwrap().to_owned()
+    start_idp_with_alice(w.node(), dir, name)
 }
 
 /// `token` with its payload's `iss` replaced (the signature no longer matches).
@@ -136,8 +57,8 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
     let (idp, issuer, subject) = start_idp(&w, dir.path(), "idp");
     // Trusted by issuer, but the configured digest is not the certificate it anchored.
     let (rogue, rogue_issuer, _) = start_idp(&w, dir.path(), "rogue");
-    let (dta_client, other_client) = (register(&issuer), register(&issuer));
-    let rogue_client = register(&rogue_issuer);
+    let (dta_client, other_client) = (register_client(&issuer), register_client(&issuer));
+    let rogue_client = register_client(&rogue_issuer);
     let trusted = format!(
         "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n\
          [[trusted_idps]]\nissuer = {rogue_issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n",
@@ -178,7 +99,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
                 .then_some(())
         },
     );
-    let token = id_token(&issuer, &dta_client);
+    let token = alice_id_token(&issuer, &dta_client);
     let request = |token: &str| json!({ "id_token": token }).to_string().into_bytes();
     let share_as = |who: &TlsParty, body: Vec<u8>| {
         call(&w, &dta, who, "POST", "/v1/shares/client", body).unwrap()
@@ -215,7 +136,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
         (&auth, request(&token), 403, "forbidden"),
         (
             &pat,
-            request(&id_token(&issuer, &other_client)),
+            request(&alice_id_token(&issuer, &other_client)),
             401,
             "invalid_token",
         ),
@@ -223,7 +144,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
         (&pat, request(&forged), 403, "untrusted_issuer"),
         (
             &pat,
-            request(&id_token(&rogue_issuer, &rogue_client)),
+            request(&alice_id_token(&rogue_issuer, &rogue_client)),
             403,
             "idp_not_anchored",
         ),
@@ -266,7 +187,7 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
     let w = EnrolmentWorld::start();
     let dir = tempfile::tempdir().unwrap();
     let (idp, issuer, _) = start_idp(&w, dir.path(), "idp");
-    let group_client = register(&issuer);
+    let group_client = register_client(&issuer);
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
     let auth = TlsParty::broadcast(&w, Role::AuthServer, "auth server");
     let extra = format!(
@@ -277,13 +198,7 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
         auth.bc.digest(),
     );
     let dtas: Vec<_> = (1..=2u8)
-        .map(|n| {
-            let key_file = dir.path().join(format!("sealing-{n}.key"));
-            std::fs::write(&key_file, hex::encode([n; 32])).unwrap();
-            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-            let state = dir.path().join(format!("dta{n}"));
-            Dta::start(config(&w, &state, &format!("file = {key_file:?}"), &extra)).unwrap()
-        })
+        .map(|n| Dta::start(numbered_config(&w, dir.path(), n, &extra)).unwrap())
         .collect();
     wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
         let idp_pending = !matches!(
@@ -307,31 +222,11 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
             (http().get(url).send().unwrap().status() == 200).then_some(())
         },
     );
-    let token = id_token(&issuer, &group_client);
+    let token = alice_id_token(&issuer, &group_client);
 
     // The PAT's side, through the library a device uses.
+    let shares = pat_shares(&w, &pat, &dtas.iter().collect::<Vec<_>>(), &token);
     let directory = milagro_tests::tls_parties::directory(&w);
-    let shares: Vec<_> = milagro_tests::tls_parties::runtime().block_on(async {
-        let mut shares = Vec::new();
-        for dta in &dtas {
-            let addr = dta.tls_addr().to_string();
-            let digest = dta.state().identity.digest();
-            let options = milagro_tls::Options::default();
-            shares.push(
-                request_shares(
-                    &pat.identity,
-                    digest,
-                    &addr,
-                    directory.clone(),
-                    &options,
-                    &token,
-                )
-                .await
-                .unwrap(),
-            );
-        }
-        shares
-    });
     let pin = Pin::new(2468).unwrap();
     let key = MpinKey::assemble(&shares, pin).unwrap();
     let alone = MpinKey::assemble(&shares[..1], pin).unwrap();

@@ -183,7 +183,8 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
     );
 
     // Once the authentication server declares its key compromised (a later certificate of
-    // that key, found in the D-TA's own index), its old, final anchor admits it no more.
+    // that key, found in the D-TA's own index), its old, final anchor admits it no more:
+    // the answer the D-TA's directory kept for it goes with the tip it was given at.
     let fields = BcFields {
         status: Status::Compromised,
         previous: Some(auth.bc.digest()),

@@ -5,7 +5,7 @@
 
 mod idp_common;
 
-use idp_common::{encode, hidden_fields, IdpWorld, PASSWORD, USER};
+use idp_common::{approve_device, IdpWorld, PASSWORD, USER};
 use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata};
 use openidconnect::{
     ClientId, ClientSecret, DeviceAuthorizationUrl, IssuerUrl, Nonce, Scope, TokenResponse as _,
@@ -14,29 +14,7 @@ use serde_json::json;
 
 /// What a person does on the verification page: open it, type the code, log in.
 fn approve(w: &IdpWorld, user_code: &str, password: &str) -> (u16, String) {
-    let page = w.http.get(format!("{}/device", w.issuer)).send().unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut form = hidden_fields(&page.text().unwrap());
-    form.extend([
-        ("user_code".to_owned(), user_code.to_lowercase()),
-        ("username".to_owned(), USER.to_owned()),
-        ("password".to_owned(), password.to_owned()),
-    ]);
-    let answer = w
-        .http
-        .post(format!("{}/device", w.issuer))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", cookie)
-        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-        .send()
-        .unwrap();
-    (answer.status().as_u16(), answer.text().unwrap())
+    approve_device(&w.http, &w.issuer, user_code, password)
 }
 
 #[test]

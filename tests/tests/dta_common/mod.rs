@@ -129,3 +129,16 @@ pub fn pat_shares(
         shares
     })
 }
+
+/// The `[[dtas]]` tables of an authentication server's configuration naming `dtas`.
+pub fn authserver_peers(dtas: &[&RunningDta]) -> String {
+    dtas.iter()
+        .map(|d| {
+            format!(
+                "[[dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
+                d.state().identity.digest(),
+                d.tls_addr()
+            )
+        })
+        .collect()
+}

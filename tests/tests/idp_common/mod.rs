@@ -247,6 +247,38 @@ fn unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// What a person does on the device verification page at `issuer`: open it, type
+/// `user_code`, log in as alice with `password`. The status and page answered.
+pub fn approve_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    password: &str,
+) -> (u16, String) {
+    let page = http.get(format!("{issuer}/device")).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.extend([
+        ("user_code".to_owned(), user_code.to_lowercase()),
+        ("username".to_owned(), USER.to_owned()),
+        ("password".to_owned(), password.to_owned()),
+    ]);
+    let answer = http
+        .post(format!("{issuer}/device"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        .send()
+        .unwrap();
+    (answer.status().as_u16(), answer.text().unwrap())
+}
+
 /// The query parameters of a redirect `location`.
 pub fn query(location: &str) -> std::collections::HashMap<String, String> {
     openidconnect::url::Url::parse(location)

@@ -1,0 +1,239 @@
+//! `milagro pat login`, `pat shares` and `pat authenticate` as processes, against a real
+//! regtest node, a TBS, an IdP, two D-TAs and an authentication server on loopback: the
+//! user approves the device at the IdP while `pat login` waits, the badge collects and
+//! sums both D-TAs' shares with its PIN, and logs in with it; the wrong PIN is refused,
+//! and every command run out of order says what to run first.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use milagro_authserver::AuthServer;
+use milagro_dta::Dta;
+use milagro_service::identity::PartyIdentity;
+use milagro_tests::enrolment_world::EnrolmentWorld;
+use milagro_tests::{wait_until, Api};
+use serde_json::json;
+
+use super::dta_common::{authserver_peers, numbered_config, wait_for_share_api, PATIENCE};
+use super::idp_common::{approve_device, no_redirect_client, start_idp_with_alice, PASSWORD};
+use super::{json, stderr};
+
+const PIN: &str = "2468";
+
+/// Runs `milagro args` with `MILAGRO_PIN` set to `pin` (if any) and stdin closed.
+fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_milagro"));
+    command.args(args).stdin(Stdio::null());
+    match pin {
+        Some(pin) => command.env("MILAGRO_PIN", pin),
+        None => command.env_remove("MILAGRO_PIN"),
+    };
+    command.output().unwrap()
+}
+
+#[test]
+fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_command_line() {
+    let w = EnrolmentWorld::start();
+    let dir = tempfile::tempdir().unwrap();
+    let http = no_redirect_client();
+    let (idp, issuer, _) = start_idp_with_alice(w.node(), dir.path(), "idp");
+    let registered: serde_json::Value = http
+        .post(format!("{issuer}/register"))
+        .json(&json!({
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap();
+
+    // The authentication server's identity first: the D-TAs list its digest.
+    let auth_dir = dir.path().join("auth");
+    milagro_service::files::create_private_dir(&auth_dir).unwrap();
+    let (name, public_url) = ("Badge login", "http://auth.milagro.test");
+    let auth_digest = PartyIdentity::load_or_create(
+        milagro_authserver::KIND,
+        &auth_dir,
+        name,
+        public_url,
+        milagro_service::unix_now(),
+    )
+    .unwrap()
+    .digest();
+    let extra = format!(
+        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {client_id:?}\n\
+         [shares]\nauthservers = [\"{auth_digest}\"]\n",
+        idp.state().identity.digest(),
+    );
+    let dtas: Vec<_> = (1..=2)
+        .map(|n| Dta::start(numbered_config(&w, dir.path(), n, &extra)).unwrap())
+        .collect();
+    let peers = authserver_peers(&dtas.iter().collect::<Vec<_>>());
+    let auth = AuthServer::start(
+        milagro_authserver::config::Config::parse(&format!(
+            "listen = \"127.0.0.1:0\"\npublic_url = {public_url:?}\nname = {name:?}\n\
+             state_dir = {auth_dir:?}\n{peers}[node]\nrpc_url = {:?}\nrpc_cookie = {:?}\n\
+             network = \"regtest\"\n[sync]\npoll_interval_ms = 50\n",
+            w.node().rpc_url(),
+            w.node().cookie(),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (auth_api, auth_url) = (Api::new(auth.local_url()), auth.local_url());
+    wait_until("every service's anchor to be broadcast", PATIENCE, || {
+        let pending = |api: Api| api.ok("/v1/status")["anchor"]["state"] == "pending";
+        let idp_sent = !matches!(
+            idp.state().own_anchor.get(),
+            milagro_service::own_anchor::AnchorState::None
+        );
+        (idp_sent
+            && dtas.iter().all(|d| pending(Api::new(d.local_url())))
+            && pending(Api::new(auth.local_url())))
+        .then_some(())
+    });
+    w.mine(6);
+    for dta in &dtas {
+        wait_for_share_api(&w, dta);
+    }
+    wait_until("the server secret to be summed", PATIENCE, || {
+        (auth_api.ok("/v1/status")["server_secret"]["state"] == "ready").then_some(())
+    });
+
+    // The badge enrols into a group naming both D-TAs and the IdP, at their real URLs.
+    let services: Vec<_> = dtas
+        .iter()
+        .map(|d| (d.state().identity.digest(), d.local_url()))
+        .collect();
+    w.put_group_at(
+        "staff",
+        "direct",
+        &services,
+        (idp.state().identity.digest(), issuer.clone()),
+    );
+    let state = dir.path().join("badge").display().to_string();
+    let (url, digest) = (w.url(), w.tbs_digest.to_string());
+    let enrol = super::pat::run_mining(&w, &super::pat::enrol_args(&url, &digest, "staff", &state));
+    assert!(enrol.status.success(), "{}", stderr(&enrol));
+    w.mine(6);
+
+    // Out of order: no ID token yet, no key yet.
+    let early = milagro_with_pin(&["pat", "shares", "--state", &state], Some(PIN));
+    assert!(!early.status.success());
+    assert!(
+        stderr(&early).contains("run `milagro pat login` first"),
+        "{}",
+        stderr(&early)
+    );
+    let early = milagro_with_pin(
+        &[
+            "pat",
+            "authenticate",
+            "--state",
+            &state,
+            "--authserver",
+            &auth_url,
+        ],
+        Some(PIN),
+    );
+    assert!(
+        stderr(&early).contains("no m-pin key"),
+        "{}",
+        stderr(&early)
+    );
+
+    // `pat login` shows a code; the user approves it on the IdP's page while it waits.
+    let mut login = Command::new(env!("CARGO_BIN_EXE_milagro"))
+        .args(["pat", "login", "--state", &state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stderr.take().unwrap()).lines();
+    let code = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("enter the code ").nth(1).map(str::to_owned))
+        .expect("pat login printed no code");
+    let (status, page) = approve_device(&http, &issuer, code.trim(), PASSWORD);
+    assert_eq!(status, 200, "{page}");
+    let logged_in = login.wait_with_output().unwrap();
+    assert!(logged_in.status.success());
+    let logged_in = json(&logged_in);
+    assert_eq!(logged_in["status"], "logged_in");
+    assert_eq!(logged_in["issuer"], issuer.as_str());
+    assert_eq!(logged_in["client_id"], client_id);
+
+    // A PIN that is not 4 digits is refused before anything is asked.
+    let bad_pin = milagro_with_pin(&["pat", "shares", "--state", &state], Some("12345"));
+    assert!(
+        stderr(&bad_pin).contains("a pin is 4 digits"),
+        "{}",
+        stderr(&bad_pin)
+    );
+
+    let shares = milagro_with_pin(&["pat", "shares", "--state", &state], Some(PIN));
+    assert!(shares.status.success(), "{}", stderr(&shares));
+    let key = json(&shares);
+    assert_eq!(key["status"], "key_stored");
+    assert_eq!(key["dtas"].as_array().unwrap().len(), 2);
+    let mpin_id = key["mpin_id"].as_str().unwrap().to_owned();
+    let badge = std::path::Path::new(&state);
+    assert!(badge.join("mpin-key.json").exists());
+    assert!(
+        !badge.join("id-token.json").exists(),
+        "the id token outlived its use"
+    );
+
+    let session = milagro_with_pin(
+        &[
+            "pat",
+            "authenticate",
+            "--state",
+            &state,
+            "--authserver",
+            &auth_url,
+        ],
+        Some(PIN),
+    );
+    assert!(session.status.success(), "{}", stderr(&session));
+    let session = json(&session);
+    assert_eq!(session["mpin_id"], mpin_id.as_str());
+    let token = session["session_token"].as_str().unwrap();
+    let claims = http
+        .get(format!("{auth_url}/v1/session"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(claims["sub"], mpin_id.as_str());
+
+    let wrong = milagro_with_pin(
+        &[
+            "pat",
+            "authenticate",
+            "--state",
+            &state,
+            "--authserver",
+            &auth_url,
+        ],
+        Some("1357"),
+    );
+    assert!(!wrong.status.success());
+    assert!(wrong.stdout.is_empty());
+    assert!(
+        stderr(&wrong).contains("login_refused"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    drop(http);
+    auth.stop();
+    for dta in dtas {
+        dta.stop();
+    }
+    idp.stop();
+}
