@@ -158,6 +158,20 @@ pub struct TimePermit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSecret(pub(crate) G2);
 
+// The whole secrets are wiped when dropped (the shares are single points an authority can
+// issue again; the sums are what an attacker wants).
+impl Drop for ClientSecret {
+    fn drop(&mut self) {
+        self.0.wipe();
+    }
+}
+
+impl Drop for ServerSecret {
+    fn drop(&mut self) {
+        self.0.wipe();
+    }
+}
+
 /// Adds G1 points; fails on none or on shares that cancel out.
 fn sum_g1<'a>(mut points: impl Iterator<Item = &'a G1>) -> Result<G1, MpinError> {
     let first = points.next().ok_or(MpinError::NoShares)?;

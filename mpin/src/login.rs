@@ -96,6 +96,19 @@ pub struct ClientAwaitingChallenge {
     secret: G1,
 }
 
+impl Drop for ClientAwaitingChallenge {
+    /// The secret rebuilt with the PIN is wiped (`x` wipes itself).
+    fn drop(&mut self) {
+        self.secret.wipe();
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        self.0.wipe();
+    }
+}
+
 impl fmt::Debug for ClientAwaitingChallenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClientAwaitingChallenge(..)")

@@ -36,6 +36,24 @@ pub struct G1(ECP);
 #[derive(Clone)]
 pub struct G2(ECP2);
 
+impl G1 {
+    /// Overwrites the coordinates (with the identity's), for secrets being dropped:
+    /// miracl_core's points have no `zeroize`. Only `Drop` impls call it, so the
+    /// never-the-identity invariant holds for every point still in use.
+    pub(crate) fn wipe(&mut self) {
+        self.0.inf();
+        std::hint::black_box(&self.0);
+    }
+}
+
+impl G2 {
+    /// As [`G1::wipe`].
+    pub(crate) fn wipe(&mut self) {
+        self.0.inf();
+        std::hint::black_box(&self.0);
+    }
+}
+
 /// A non-zero scalar modulo the group order `r`, wiped on drop.
 pub struct Scalar(Zeroizing<[u8; SCALAR_LEN]>);
 

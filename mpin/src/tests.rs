@@ -226,3 +226,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_wiped_secret_point_holds_nothing_of_the_secret() {
+    let authority = MasterShare::generate(&mut rand_core::OsRng);
+    let mut g1 = authority
+        .client_share(&MpinId::new("wiped").unwrap())
+        .unwrap()
+        .0;
+    let mut g2 = authority.server_share().0;
+    let (secret1, secret2) = (g1.to_bytes(), g2.to_bytes());
+    g1.wipe();
+    g2.wipe();
+    // The identity now: no longer the secret, and no point a reader would accept.
+    assert_ne!(g1.to_bytes(), secret1);
+    assert_ne!(g2.to_bytes()[..], secret2[..]);
+    assert!(G1::from_bytes(&g1.to_bytes()).is_err());
+    assert!(G2::from_bytes(&g2.to_bytes()).is_err());
+}
