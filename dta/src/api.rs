@@ -14,6 +14,7 @@
 //! |---|---|
 //! | `POST /v1/shares/server` | the server-secret share `s·Q`, to role `authserver` only |
 //! | `POST /v1/shares/client` | `{"id_token"}` → the client-secret share and today's time-permit share, to role `pat` only |
+//! | `POST /v1/shares/permit` | today's time-permit share, to a PAT this D-TA issued a client share to (by its key) |
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -42,6 +43,8 @@ pub const BIRTH_CERTIFICATE_PATH: &str = "/.well-known/milagro/birth-certificate
 pub const SERVER_SHARE_PATH: &str = "/v1/shares/server";
 /// The path of the client-share endpoint.
 pub const CLIENT_SHARE_PATH: &str = "/v1/shares/client";
+/// The path of the permit-renewal endpoint.
+pub const PERMIT_PATH: &str = "/v1/shares/permit";
 
 /// Registers the plain HTTP routes.
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
@@ -58,6 +61,7 @@ pub fn configure_public(cfg: &mut web::ServiceConfig) {
 pub fn configure_shares(cfg: &mut web::ServiceConfig) {
     route(cfg, SERVER_SHARE_PATH, web::post().to(server_share));
     route(cfg, CLIENT_SHARE_PATH, web::post().to(client_share));
+    route(cfg, PERMIT_PATH, web::post().to(permit));
     cfg.default_service(web::to(not_found));
 }
 
@@ -199,6 +203,10 @@ async fn client_share(
         for entry in &entries {
             state.log_issuance(entry)?;
         }
+        state
+            .issued
+            .record(&pat_key, &id)
+            .map_err(ApiError::internal)?;
         tracing::info!(
             issuer = login.issuer(),
             "issued a client-secret share and a time permit"
@@ -208,6 +216,47 @@ async fn client_share(
             "mpin_id": String::from_utf8_lossy(id.as_bytes()),
             "client_share": hex::encode(client.0.to_bytes()),
             "time_permit": { "day": permit.day.0, "share": hex::encode(permit.point.to_bytes()) },
+            "dta": state.identity.digest(),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}
+
+/// `POST /v1/shares/permit` (`{}`) → `{"kind": "time_permit", "mpin_id", "time_permit":
+/// {"day", "share"}, "dta"}`: today's permit of the identity this D-TA issued a client
+/// share of to the admitted peer's key; 403 `no_client_share` for a key it never did.
+async fn permit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let peer = peer_with_role(&req, Role::Pat, "time permits")?;
+    let pat_key = *peer.birth_certificate().public_key();
+    let NoOptions {} = read_json(body, MAX_BODY_BYTES).await?;
+    let day = Day::from_unix_secs(milagro_service::unix_now());
+    let body = blocking(&state, move |state| {
+        let id = state
+            .issued
+            .of(&pat_key)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "no_client_share",
+                    "this d-ta issued no client share to this device key: get one with an id token first",
+                )
+            })?;
+        let (share, entry) =
+            issuance::time_permit(&state.master, &id, day).map_err(ApiError::internal)?;
+        state.log_issuance(&entry)?;
+        tracing::info!("renewed a time permit");
+        Ok(json!({
+            "kind": issuance::ShareKind::TimePermit.as_str(),
+            "mpin_id": String::from_utf8_lossy(id.as_bytes()),
+            "time_permit": { "day": share.day.0, "share": hex::encode(share.point.to_bytes()) },
             "dta": state.identity.digest(),
         }))
     })

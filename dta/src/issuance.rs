@@ -122,6 +122,16 @@ pub fn client_shares(
     ))
 }
 
+/// The time-permit share of `day` for `id`, with the entry that logs it.
+pub fn time_permit(
+    master: &MasterShare,
+    id: &MpinId,
+    day: Day,
+) -> Result<(TimePermitShare, Digest), MpinError> {
+    let entry = issuance_entry(ShareKind::TimePermit, &hashed_identity(id.as_bytes()), day);
+    Ok((master.time_permit_share(id, day)?, entry))
+}
+
 /// A server-secret share for the authentication server of Birth Certificate
 /// `server_bc`, with the entry that logs it on `day`.
 pub fn server_share(

@@ -16,6 +16,8 @@
 //!   by digest in `[shares] authservers`) its server-secret share `s·Q`; `POST /v1/shares/client` gives a PAT (role `pat`) its
 //!   client-secret share and today's time-permit share for the M-Pin identity that binds
 //!   its user (an ID token of a trusted IdP, [`relying_party`]) to its key ([`api`]);
+//!   `POST /v1/shares/permit` renews a PAT's time permit, its key alone proving it is the
+//!   device the identity was issued to ([`issued`]);
 //! - the **issuance log**: every issuance appended to an RFC 6962 log as a hash of the
 //!   kind, the hashed identity and the day ([`issuance`]), checkpoints anchored
 //!   periodically.
@@ -49,6 +51,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod issuance;
+pub mod issued;
 pub mod master;
 pub mod relying_party;
 mod server;

@@ -48,6 +48,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The record of issued identities could not be opened.
+    #[error(transparent)]
+    Issued(#[from] crate::issued::IssuedError),
     /// The HTTP server could not start.
     #[error(transparent)]
     Http(#[from] SpawnError),
@@ -159,6 +162,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError
         own_anchor: chain.own_anchor.clone(),
         index: chain.index.clone(),
         audit: chain.audit.clone(),
+        issued: Arc::new(crate::issued::IssuedIdentities::open(&base.db)?),
         db: base.db,
         master: Arc::new(master),
         checked_idps: Arc::default(),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub master: Arc<MasterShare>,
     /// Where peers' and IdPs' anchors are looked up: the D-TA's own index and node.
     pub directory: Arc<IndexDirectory>,
+    /// Which identity each device holds a client share of (for permit renewals).
+    pub issued: Arc<crate::issued::IssuedIdentities>,
     /// The IdPs whose keys were checked recently.
     pub checked_idps: Arc<crate::relying_party::CheckedIdps>,
     /// Where the share API listens once the anchor is confirmed.

@@ -72,10 +72,11 @@ pub enum StartError {
 pub fn open_users(config: &Config) -> Result<SledUsers, StartError> {
     files::create_private_dir(&config.state_dir)?;
     let path = config.state_dir.join(SERVICE_DB_DIR);
-    let db = sled::open(&path).map_err(|e| StartError::Db {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
+    let db =
+        milagro_registry::sled_store::open_waiting_for_lock(&path).map_err(|e| StartError::Db {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
     SledUsers::open(&db).map_err(|e| StartError::Db {
         path,
         detail: e.to_string(),
@@ -163,7 +164,8 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
         SledStore::open(&index_dir).map_err(|e| db_error(index_dir.clone())(e.to_string()))?;
     let db_dir = config.state_dir.join(SERVICE_DB_DIR);
     let fail = db_error(db_dir.clone());
-    let db = sled::open(&db_dir).map_err(|e| fail(e.to_string()))?;
+    let db = milagro_registry::sled_store::open_waiting_for_lock(&db_dir)
+        .map_err(|e| fail(e.to_string()))?;
     let fail = |e: &dyn std::fmt::Display| StartError::Db {
         path: db_dir.clone(),
         detail: e.to_string(),

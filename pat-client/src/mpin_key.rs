@@ -83,44 +83,57 @@ impl DtaShares {
         if body.get("kind").and_then(Value::as_str) != Some("client") {
             return Err(bad("kind", "not a client share answer"));
         }
-        let dta: Digest = body
-            .get("dta")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("dta", "missing"))?
-            .parse()
-            .map_err(|e| bad("dta", e))?;
-        if dta != expected {
-            return Err(bad("dta", format!("answered by {dta}, asked {expected}")));
-        }
-        let id = body
-            .get("mpin_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("mpin_id", "missing"))
-            .and_then(|id| MpinId::new(id.as_bytes()).map_err(|e| bad("mpin_id", e)))?;
-        let permit = body
-            .get("time_permit")
-            .ok_or_else(|| bad("time_permit", "missing"))?;
-        let day = permit
-            .get("day")
-            .and_then(Value::as_u64)
-            .and_then(|d| u32::try_from(d).ok())
-            .ok_or_else(|| bad("time_permit.day", "missing or out of range"))?;
         Ok(Self {
-            dta,
-            id,
+            dta: answer_from(body, expected)?,
+            id: answer_id(body)?,
             client: ClientSecretShare(point(
                 "client_share",
                 body.get("client_share").and_then(Value::as_str),
             )?),
-            permit: TimePermitShare {
-                day: Day(day),
-                point: point(
-                    "time_permit.share",
-                    permit.get("share").and_then(Value::as_str),
-                )?,
-            },
+            permit: answer_permit(body)?,
         })
     }
+}
+
+/// The answering D-TA, which must be `expected`.
+fn answer_from(body: &Value, expected: Digest) -> Result<Digest, Error> {
+    let dta: Digest = body
+        .get("dta")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("dta", "missing"))?
+        .parse()
+        .map_err(|e| bad("dta", e))?;
+    if dta != expected {
+        return Err(bad("dta", format!("answered by {dta}, asked {expected}")));
+    }
+    Ok(dta)
+}
+
+/// The identity an answer is for.
+fn answer_id(body: &Value) -> Result<MpinId, Error> {
+    body.get("mpin_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("mpin_id", "missing"))
+        .and_then(|id| MpinId::new(id.as_bytes()).map_err(|e| bad("mpin_id", e)))
+}
+
+/// The time-permit share of an answer, its point checked.
+fn answer_permit(body: &Value) -> Result<TimePermitShare, Error> {
+    let permit = body
+        .get("time_permit")
+        .ok_or_else(|| bad("time_permit", "missing"))?;
+    let day = permit
+        .get("day")
+        .and_then(Value::as_u64)
+        .and_then(|d| u32::try_from(d).ok())
+        .ok_or_else(|| bad("time_permit.day", "missing or out of range"))?;
+    Ok(TimePermitShare {
+        day: Day(day),
+        point: point(
+            "time_permit.share",
+            permit.get("share").and_then(Value::as_str),
+        )?,
+    })
 }
 
 /// Asks the D-TA with Birth Certificate `dta`, whose share API listens at `addr`, for
@@ -135,6 +148,60 @@ pub async fn request_shares(
     options: &Options,
     id_token: &str,
 ) -> Result<DtaShares, Error> {
+    let body = serde_json::json!({ "id_token": id_token });
+    let answer = call_share_api(
+        identity,
+        dta,
+        addr,
+        directory,
+        options,
+        "/v1/shares/client",
+        &body,
+    )
+    .await?;
+    DtaShares::from_json(&answer, dta)
+}
+
+/// Asks the D-TA `dta` (share API at `addr`) for today's time-permit share of the identity
+/// it issued this device's client share of: the device's anchored key is the proof, no
+/// login needed. Returns that identity and the share, checked.
+pub async fn request_permit(
+    identity: &LocalIdentity,
+    dta: Digest,
+    addr: &str,
+    directory: Arc<dyn PeerDirectory>,
+    options: &Options,
+) -> Result<(MpinId, TimePermitShare), Error> {
+    let body = serde_json::json!({});
+    let answer = call_share_api(
+        identity,
+        dta,
+        addr,
+        directory,
+        options,
+        "/v1/shares/permit",
+        &body,
+    )
+    .await?;
+    if answer.get("kind").and_then(Value::as_str) != Some("time_permit") {
+        return Err(bad("kind", "not a time permit answer"));
+    }
+    answer_from(&answer, dta)?;
+    Ok((answer_id(&answer)?, answer_permit(&answer)?))
+}
+
+/// `POST path` with `body` to the share API of D-TA `dta` at `addr`, over a Milagro TLS
+/// session that admits only that D-TA; the JSON answer of a 2xx, else an error with the
+/// D-TA's reason.
+async fn call_share_api(
+    identity: &LocalIdentity,
+    dta: Digest,
+    addr: &str,
+    directory: Arc<dyn PeerDirectory>,
+    options: &Options,
+    path: &str,
+    body: &Value,
+) -> Result<Value, Error> {
     let failed =
         |what: &str, e: &dyn std::fmt::Display| bad(what, format!("d-ta {dta} at {addr}: {e}"));
     let tcp = tokio::net::TcpStream::connect(addr)
@@ -144,13 +211,12 @@ pub async fn request_shares(
     let session = milagro_tls::connect(tcp, identity, dta, directory, options)
         .await
         .map_err(|e| failed("milagro tls", &e))?;
-    let body = serde_json::json!({ "id_token": id_token }).to_string();
     let request = http::Request::builder()
         .method("POST")
-        .uri("/v1/shares/client")
+        .uri(path)
         .header("host", "dta")
         .header("content-type", "application/json")
-        .body(bytes::Bytes::from(body))
+        .body(bytes::Bytes::from(body.to_string()))
         .map_err(|e| failed("request", &e))?;
     let response = milagro_tls::http::send(session, request)
         .await
@@ -166,7 +232,7 @@ pub async fn request_shares(
             &format!("{} {reason}", response.status().as_u16()),
         ));
     }
-    DtaShares::from_json(&answer, dta)
+    Ok(answer)
 }
 
 impl MpinKey {
@@ -194,6 +260,42 @@ impl MpinKey {
             permit: TimePermit::combine(&permits).map_err(mpin)?,
             dtas: shares.iter().map(|s| s.dta).collect(),
         })
+    }
+
+    /// Replaces the time permit with the sum of `permits`, one from each D-TA whose
+    /// shares the key sums (as [`request_permit`] returns them): all for this identity and
+    /// one day, none missing and none twice.
+    pub fn renew_permit(
+        &mut self,
+        permits: &[(Digest, MpinId, TimePermitShare)],
+    ) -> Result<(), Error> {
+        for (i, (dta, id, _)) in permits.iter().enumerate() {
+            if *id != self.id {
+                return Err(bad(
+                    "mpin_id",
+                    format!("d-ta {dta} renewed another identity"),
+                ));
+            }
+            if !self.dtas.contains(dta) || permits[..i].iter().any(|(d, _, _)| d == dta) {
+                return Err(bad(
+                    "dta",
+                    format!("{dta} is not one of the key's d-tas, or answered twice"),
+                ));
+            }
+        }
+        if permits.len() != self.dtas.len() {
+            return Err(bad(
+                "dta",
+                format!(
+                    "{} of the key's {} d-tas renewed",
+                    permits.len(),
+                    self.dtas.len()
+                ),
+            ));
+        }
+        let shares: Vec<_> = permits.iter().map(|(_, _, share)| share.clone()).collect();
+        self.permit = TimePermit::combine(&shares).map_err(|e| bad("sum", e))?;
+        Ok(())
     }
 
     /// Stores the key in `dir` (atomically, mode 0600), replacing an older one.

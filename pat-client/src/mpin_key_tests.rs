@@ -118,3 +118,51 @@ fn mismatched_duplicate_foreign_and_malformed_answers_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_renewed_permit_sums_every_d_tas_share_of_the_new_day_and_nothing_else() {
+    let masters = [
+        MasterShare::generate(&mut OsRng),
+        MasterShare::generate(&mut OsRng),
+    ];
+    let digests = [dta_digest(1), dta_digest(2)];
+    let answers: Vec<_> = masters
+        .iter()
+        .zip(digests)
+        .map(|(m, d)| DtaShares::from_json(&answer(m, d, "badge", TODAY), d).unwrap())
+        .collect();
+    let pin = Pin::new(1234).unwrap();
+    let mut key = MpinKey::assemble(&answers, pin).unwrap();
+    let id = key.id.clone();
+    let tomorrow = Day(TODAY.0 + 1);
+    let renewal = |n: usize, day: Day, id: &MpinId| {
+        (
+            digests[n],
+            id.clone(),
+            masters[n].time_permit_share(id, day).unwrap(),
+        )
+    };
+
+    let other = MpinId::new("someone else").unwrap();
+    for bad in [
+        vec![renewal(0, tomorrow, &id)],
+        vec![renewal(0, tomorrow, &id), renewal(0, tomorrow, &id)],
+        vec![renewal(0, tomorrow, &id), renewal(1, tomorrow, &other)],
+        vec![renewal(0, tomorrow, &id), renewal(1, TODAY, &id)],
+    ] {
+        assert!(key.renew_permit(&bad).is_err());
+        assert_eq!(key.permit.day(), TODAY, "a refused renewal changes nothing");
+    }
+    key.renew_permit(&[renewal(1, tomorrow, &id), renewal(0, tomorrow, &id)])
+        .unwrap();
+    assert_eq!(key.permit.day(), tomorrow);
+    let server =
+        ServerSecret::combine(&[masters[0].server_share(), masters[1].server_share()]).unwrap();
+    let (client, commitment) =
+        ClientAwaitingChallenge::start(&mut OsRng, &key.id, &key.token, pin, &key.permit).unwrap();
+    let (pending, challenge) =
+        ServerAwaitingProof::challenge(&mut OsRng, commitment, tomorrow).unwrap();
+    assert!(pending
+        .verify(&client.prove(&challenge).unwrap(), &server)
+        .is_ok());
+}

@@ -60,8 +60,9 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// `sled::open`, retried while the database's file lock is still held: sled releases it
 /// from a background thread shortly after the last handle is dropped, so reopening at once
 /// in the same process (a restart in a test, a service restarting its index) can find it
-/// taken. Another *process* holding the lock is still refused, after the wait.
-fn open_waiting_for_lock(dir: &Path) -> Result<sled::Db, StoreError> {
+/// taken. Another *process* holding the lock is still refused, after the wait. Every
+/// sled database of the workspace is opened through it.
+pub fn open_waiting_for_lock(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::open(dir) {

@@ -95,7 +95,8 @@ impl ServiceBase {
         let index_dir = state_dir.join(INDEX_DIR);
         let index = SledStore::open(&index_dir).map_err(|e| db_error(&index_dir, &e))?;
         let db_dir = state_dir.join(SERVICE_DB_DIR);
-        let db = sled::open(&db_dir).map_err(|e| db_error(&db_dir, &e))?;
+        let db = milagro_registry::sled_store::open_waiting_for_lock(&db_dir)
+            .map_err(|e| db_error(&db_dir, &e))?;
         let audit =
             Audit::open(&db, config.audit.origin.clone()).map_err(|e| db_error(&db_dir, &e))?;
         Ok(Self {

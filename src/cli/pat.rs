@@ -45,6 +45,9 @@ pub enum PatCommand {
     /// TLS, proving the user with the stored ID token), sums them, takes the PIN out
     /// (`MILAGRO_PIN` or standard input) and stores only the token.
     Shares(super::pat_mpin::SharesArgs),
+    /// Renews the M-Pin key's time permit for today from every D-TA that gave it shares
+    /// (over Milagro TLS, the device's anchored key its only proof; no login, no PIN).
+    Permit(super::pat_mpin::PermitArgs),
     /// Logs in at an authentication server with M-Pin (the PIN from `MILAGRO_PIN` or
     /// standard input; zero knowledge: neither PIN nor key is sent) and prints the
     /// session token it signed.
@@ -119,6 +122,7 @@ pub fn run(command: PatCommand) -> Result<()> {
         PatCommand::Listen(args) => super::pat_tls::listen(args),
         PatCommand::Login(args) => super::pat_mpin::login(args),
         PatCommand::Shares(args) => super::pat_mpin::shares(args),
+        PatCommand::Permit(args) => super::pat_mpin::permit(args),
         PatCommand::Authenticate(args) => super::pat_mpin::authenticate_command(args),
     }
 }

@@ -7,9 +7,10 @@
 //! 2. `shares`: each D-TA of the instructions gives its client-secret share and today's
 //!    time permit over Milagro TLS; the shares are checked and summed, the PIN is taken
 //!    out, and only the token is stored (`mpin-key.json`); the ID token is then deleted.
-//!    Run it again each day for a new time permit (after a new `login` if the ID token
-//!    expired).
-//! 3. `authenticate`: a zero-knowledge login at an authentication server with the PIN;
+//!    (A new `login` and `shares` make a new key, e.g. for another user.)
+//! 3. `permit`: the next days, today's time permit from every D-TA of the key, the
+//!    device's anchored key (over Milagro TLS) its only proof: no login, no PIN.
+//! 4. `authenticate`: a zero-knowledge login at an authentication server with the PIN;
 //!    prints the session token it signed.
 //!
 //! The PIN (4 digits) is read from the environment variable `MILAGRO_PIN` if set, else
@@ -24,7 +25,7 @@ use milagro_mpin::Pin;
 use milagro_pat_client::authenticate::authenticate;
 use milagro_pat_client::dtas::{client_id_for, collect_shares, locate, DtaEndpoint};
 use milagro_pat_client::idp_login::{IdToken, IdpLogin};
-use milagro_pat_client::mpin_key::MpinKey;
+use milagro_pat_client::mpin_key::{request_permit, MpinKey};
 use milagro_pat_client::{open, Enrolled, ServiceClient, Stage};
 use milagro_tls::Options;
 use serde_json::json;
@@ -47,6 +48,13 @@ pub struct LoginArgs {
 /// `milagro pat shares`
 #[derive(Debug, Args)]
 pub struct SharesArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// `milagro pat permit`
+#[derive(Debug, Args)]
+pub struct PermitArgs {
     #[command(flatten)]
     pub session: SessionArgs,
 }
@@ -151,6 +159,51 @@ pub fn shares(args: SharesArgs) -> Result<()> {
     eprintln!("the shares are summed, the pin is out: only the token is stored");
     print_json(&json!({
         "status": "key_stored",
+        "mpin_id": String::from_utf8_lossy(key.id.as_bytes()),
+        "permit_day": key.permit.day().0,
+        "dtas": key.dtas,
+    }))
+}
+
+/// Runs `milagro pat permit`.
+pub fn permit(args: PermitArgs) -> Result<()> {
+    let state = &args.session.state;
+    let enrolled = enrolled(state)?;
+    let mut key = MpinKey::load(state)?
+        .context("no m-pin key: run `milagro pat login` and `milagro pat shares` first")?;
+    let dtas: Vec<_> = located_dtas(&enrolled)?
+        .into_iter()
+        .filter(|dta| key.dtas.contains(&dta.digest))
+        .collect();
+    let (identity, directory) = super::pat_tls::device_side(&args.session)?;
+    let options = Options {
+        min_depth: args.session.min_depth,
+        ..Options::default()
+    };
+    let permits = super::pat_tls::runtime()?.block_on(async {
+        let mut permits = Vec::with_capacity(dtas.len());
+        for dta in &dtas {
+            let (id, share) = request_permit(
+                &identity,
+                dta.digest,
+                &dta.share_api,
+                directory.clone(),
+                &options,
+            )
+            .await?;
+            permits.push((dta.digest, id, share));
+        }
+        Ok::<_, milagro_pat_client::Error>(permits)
+    })?;
+    key.renew_permit(&permits)?;
+    key.save(state)?;
+    eprintln!(
+        "time permit of day {} from {} d-tas, summed and stored",
+        key.permit.day().0,
+        permits.len()
+    );
+    print_json(&json!({
+        "status": "permit_renewed",
         "mpin_id": String::from_utf8_lossy(key.id.as_bytes()),
         "permit_day": key.permit.day().0,
         "dtas": key.dtas,

@@ -176,7 +176,8 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         path: service_dir.clone(),
         detail,
     };
-    let service_db = sled::open(&service_dir).map_err(|e| service_error(e.to_string()))?;
+    let service_db = milagro_registry::sled_store::open_waiting_for_lock(&service_dir)
+        .map_err(|e| service_error(e.to_string()))?;
     let tenants = TenantStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
     let enrolments = EnrolmentStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
     let audit = Audit::open(&service_db, config.audit.origin.clone())

@@ -1,7 +1,8 @@
 //! `milagro pat login`, `pat shares` and `pat authenticate` as processes, against a real
 //! regtest node, a TBS, an IdP, two D-TAs and an authentication server on loopback: the
 //! user approves the device at the IdP while `pat login` waits, the badge collects and
-//! sums both D-TAs' shares with its PIN, and logs in with it; the wrong PIN is refused,
+//! sums both D-TAs' shares with its PIN, renews its time permit with its key alone, and
+//! logs in with its PIN; the wrong PIN is refused,
 //! and every command run out of order says what to run first.
 
 use std::io::{BufRead as _, BufReader};

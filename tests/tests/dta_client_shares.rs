@@ -105,6 +105,15 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
         call(&w, &dta, who, "POST", "/v1/shares/client", body).unwrap()
     };
 
+    // No permit renewal for a key the D-TA never gave a client share to.
+    let renew = |who: &TlsParty| call(&w, &dta, who, "POST", "/v1/shares/permit", vec![]).unwrap();
+    let (status, refused) = renew(&pat);
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("no_client_share")),
+        "{refused}"
+    );
+
     // The PAT gets s·H(ID) and s·H(day ‖ H(ID)) for ID = H(issuer, sub, its key).
     let (status, issued) = share_as(&pat, request(&token));
     assert_eq!(status, 200, "{issued}");
@@ -127,6 +136,20 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
     let (status, again) = share_as(&pat, request(&token));
     assert_eq!((status, point(&again["client_share"])), (200, client_share));
     assert_eq!(dta.state().audit.tree_head().size.get(), 2, "once a day");
+
+    // From now on the PAT's key alone renews the permit of the same identity; another
+    // role gets none.
+    let (status, renewed) = renew(&pat);
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["kind"], "time_permit");
+    assert_eq!(renewed["mpin_id"], issued["mpin_id"]);
+    assert_eq!(renewed["time_permit"], issued["time_permit"]);
+    let (status, refused) = renew(&auth);
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("forbidden")),
+        "{refused}"
+    );
 
     // Refusals, each with its JSON reason.
     let forged = with_issuer(&token, "http://evil.milagro.test");
