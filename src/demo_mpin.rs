@@ -7,7 +7,6 @@
 //! trusts the D-TAs and the IdP because its instructions (verified by SPV) name them.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -19,11 +18,10 @@ use milagro_pat_client::authenticate::{authenticate, Session};
 use milagro_pat_client::dtas::{client_id_for, collect_shares, locate};
 use milagro_pat_client::idp_login::IdpLogin;
 use milagro_pat_client::mpin_key::MpinKey;
-use milagro_pat_client::peering::TbsDirectory;
 use milagro_pat_client::{Error as PatError, ServiceClient};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_service::identity::PartyIdentity;
-use milagro_tls::{Options, PeerDirectory};
+use milagro_tls::Options;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -350,11 +348,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
     eprintln!("    approved; an id token for the D-TAs' client id");
 
     crate::demo::step("badge-1 collects a share from each D-TA over milagro tls, checks and sums them, and takes its PIN out");
-    let identity = badge.device().tls_identity()?;
-    let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::new(
-        ServiceClient::new(&tbs.url)?,
-        bitcoin::Network::Regtest,
-    ));
+    let (identity, directory) = crate::cli::pat_tls::device_parts(badge.device())?;
     let options = Options {
         min_depth: 1,
         ..Options::default()

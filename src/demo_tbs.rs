@@ -279,7 +279,7 @@ pub fn run(
             idp,
         });
     }
-    let milagro_tls = crate::demo_tls::run(&url, &dir.path().join("meter-1"), dta1)?;
+    let milagro_tls = crate::demo_tls::run(&dir.path().join("meter-1"), dta1)?;
     let summary = TbsSummary {
         url: url.clone(),
         digest: digest.to_string(),

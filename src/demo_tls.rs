@@ -6,27 +6,19 @@
 //! service itself is not part of the demo yet.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{ensure, Result};
-use bitcoin::Network;
-use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::ServiceClient;
-use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_tls::{LocalIdentity, Options};
 use serde_json::Value;
 
 use crate::cli::pat_tls::{answer_session, ping_session, runtime};
 
-/// Runs the step; `device_dir` holds an enrolled direct-mode device, `dta` is D-TA 1.
-pub fn run(tbs_url: &str, device_dir: &Path, dta: &LocalIdentity) -> Result<Value> {
+/// Runs the step; `device_dir` holds an enrolled direct-mode device (its peers looked up
+/// through its own TBS), `dta` is D-TA 1.
+pub fn run(device_dir: &Path, dta: &LocalIdentity) -> Result<Value> {
     crate::demo::step("meter-1 and D-TA 1 agree a key over Bitcoin: TLS 1.3 with no certificate authority, each side's anchor looked up through the TBS and checked by SPV, then YAK over their anchoring signatures");
-    let device = milagro_pat_client::open(device_dir)?
-        .device()
-        .tls_identity()?;
-    let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::new(
-        ServiceClient::new(tbs_url)?,
-        Network::Regtest,
-    ));
+    let (device, directory) =
+        crate::cli::pat_tls::device_parts(milagro_pat_client::open(device_dir)?.device())?;
     let options = Options {
         min_depth: 1,
         ..Options::default()

@@ -35,14 +35,16 @@ impl IssuedIdentities {
     }
 
     /// Records that the device of `key` holds a client share of `id`; durable on return.
+    /// A record that is already there costs one read: a device asking again writes and
+    /// flushes nothing.
     pub fn record(&self, key: &PublicKey, id: &MpinId) -> Result<(), IssuedError> {
-        self.tree
-            .insert(key.to_sec1(), id.as_bytes())
-            .map_err(|e| IssuedError(e.to_string()))?;
-        self.db
-            .flush()
-            .map(drop)
-            .map_err(|e| IssuedError(e.to_string()))
+        let failed = |e: sled::Error| IssuedError(e.to_string());
+        let key = key.to_sec1();
+        if self.tree.get(key).map_err(failed)?.as_deref() == Some(id.as_bytes()) {
+            return Ok(());
+        }
+        self.tree.insert(key, id.as_bytes()).map_err(failed)?;
+        self.db.flush().map(drop).map_err(failed)
     }
 
     /// The identity issued to the device of `key`, if any.

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Step};
 use crate::http::{str_field, ServiceClient};
-use crate::mpin_key::{request_shares, DtaShares};
+use crate::mpin_key::{request_permit, request_shares, DtaShares};
+use milagro_mpin::{MpinId, TimePermitShare};
 
 /// A D-TA the device collects shares from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +129,31 @@ pub async fn collect_shares(
         );
     }
     Ok(shares)
+}
+
+/// Asks every D-TA of `dtas` for today's time-permit share of the identity it issued
+/// this device ([`request_permit`]), one after the other; fails with the first refusal.
+/// Each answer comes with the D-TA that gave it, as [`crate::mpin_key::MpinKey::renew_permit`]
+/// takes them.
+pub async fn collect_permits(
+    identity: &LocalIdentity,
+    dtas: &[DtaEndpoint],
+    directory: Arc<dyn PeerDirectory>,
+    options: &Options,
+) -> Result<Vec<(Digest, MpinId, TimePermitShare)>, Error> {
+    let mut permits = Vec::with_capacity(dtas.len());
+    for dta in dtas {
+        let (id, share) = request_permit(
+            identity,
+            dta.digest,
+            &dta.share_api,
+            directory.clone(),
+            options,
+        )
+        .await?;
+        permits.push((dta.digest, id, share));
+    }
+    Ok(permits)
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bitcoin::{Amount, FeeRate, Network};
 use milagro_anchor::anchor_tx::{build_anchor_tx, p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::Role;
@@ -33,7 +33,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::kex_plain;
-use super::stats::{latency, num, rate, summarize, Latency, Table};
+use super::levels::{best, level, tabulate_levels, Level};
+use super::stats::{latency, Latency, Table};
 use super::tbs_world::{party, TbsWorld};
 
 /// What `bench kex` runs.
@@ -43,19 +44,6 @@ pub struct KexParams {
     pub handshakes: usize,
     /// Concurrent clients.
     pub concurrency: Vec<usize>,
-}
-
-/// One flavour at one concurrency level.
-#[derive(Debug, Clone, Serialize)]
-pub struct Level {
-    /// Concurrent clients.
-    pub concurrency: usize,
-    /// Handshakes per second.
-    pub handshakes_per_s: f64,
-    /// Median handshake, µs.
-    pub p50_us: f64,
-    /// 99th percentile, µs.
-    pub p99_us: f64,
 }
 
 /// Every figure.
@@ -196,12 +184,6 @@ pub fn measure(
     })?;
     world.stop()?;
 
-    let best = |levels: &[Level]| {
-        levels
-            .iter()
-            .map(|l| l.handshakes_per_s)
-            .fold(0.0, f64::max)
-    };
     let first_p50 = |levels: &[Level]| levels.first().map_or(0.0, |l| l.p50_us);
     let report = KexReport {
         yak_over_mutual_latency: first_p50(&milagro_yak) / first_p50(&plain_mutual_tls).max(1e-9),
@@ -242,56 +224,6 @@ pub(super) fn anchored(
     .tx;
     node.broadcast(&tx)?;
     Ok(LocalIdentity::from_anchor_tx(key, bc, &tx, value)?)
-}
-
-/// Runs `n` operations (handshakes, requests) with `concurrency` clients at once, each
-/// client one after another.
-pub(super) async fn level<F, Fut>(
-    name: &'static str,
-    n: usize,
-    concurrency: usize,
-    handshake: F,
-) -> Result<Level>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    // The futures are made up front (cheap: nothing runs until polled), dealt to the
-    // clients round-robin, and each client awaits its own in turn.
-    let mut queues: Vec<Vec<Fut>> = (0..concurrency).map(|_| Vec::new()).collect();
-    for i in 0..n {
-        queues[i % concurrency].push(handshake());
-    }
-    let started = Instant::now();
-    let clients: Vec<_> = queues
-        .into_iter()
-        .map(|queue| {
-            tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(queue.len());
-                for future in queue {
-                    let start = Instant::now();
-                    tokio::time::timeout(Duration::from_secs(20), future)
-                        .await
-                        .with_context(|| format!("a {name} did not finish in 20 s"))?
-                        .with_context(|| format!("a {name}"))?;
-                    samples.push(start.elapsed().as_secs_f64() * 1e6);
-                }
-                Ok::<_, anyhow::Error>(samples)
-            })
-        })
-        .collect();
-    let mut samples = Vec::with_capacity(n);
-    for client in clients {
-        samples.extend(client.await.context("a client task")??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let spread = summarize(samples);
-    Ok(Level {
-        concurrency,
-        handshakes_per_s: rate(spread.calls as f64, elapsed),
-        p50_us: spread.p50_us,
-        p99_us: spread.p99_us,
-    })
 }
 
 fn plain_handshake(
@@ -431,21 +363,15 @@ fn raw_exchange(
 
 fn tabulate(report: &KexReport, table: &mut Table) {
     table.section("handshakes/s over loopback (TCP connect → handshake → 1-byte echo)");
-    let flavours: [(&str, &[Level]); 4] = [
-        ("plain TLS 1.3", &report.plain_tls),
-        ("plain TLS 1.3 mutual", &report.plain_mutual_tls),
-        ("milagro TLS + YAK", &report.milagro_yak),
-        ("milagro TLS + ECDH", &report.milagro_ecdh),
-    ];
-    for (name, levels) in flavours {
-        for level in levels {
-            table.row(
-                &format!("{name}, c{}", level.concurrency),
-                format!("{}/s", num(level.handshakes_per_s)),
-                format!("p50 {} µs, p99 {} µs", num(level.p50_us), num(level.p99_us)),
-            );
-        }
-    }
+    tabulate_levels(
+        table,
+        &[
+            ("plain TLS 1.3", &report.plain_tls),
+            ("plain TLS 1.3 mutual", &report.plain_mutual_tls),
+            ("milagro TLS + YAK", &report.milagro_yak),
+            ("milagro TLS + ECDH", &report.milagro_ecdh),
+        ],
+    );
     table.row(
         "YAK / mutual TLS latency (c1)",
         format!("{:.2}×", report.yak_over_mutual_latency),

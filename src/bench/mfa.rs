@@ -40,9 +40,10 @@ use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::kex::{anchored, level};
+use super::kex::anchored;
+use super::levels::{best, level, tabulate_levels, Level};
 use super::mpin::{raw, Raw};
-use super::stats::{num, Latency, Table};
+use super::stats::{Latency, Table};
 use crate::demo_mpin::{Chain, MfaWorld};
 
 /// What `bench mfa` runs.
@@ -52,19 +53,6 @@ pub struct MfaParams {
     pub requests: usize,
     /// Concurrent clients.
     pub concurrency: Vec<usize>,
-}
-
-/// One kind of request at one concurrency level.
-#[derive(Debug, Clone, Serialize)]
-pub struct Rate {
-    /// Concurrent clients.
-    pub concurrency: usize,
-    /// Requests per second.
-    pub per_s: f64,
-    /// Median request, µs.
-    pub p50_us: f64,
-    /// 99th percentile, µs.
-    pub p99_us: f64,
 }
 
 /// Every figure.
@@ -77,13 +65,13 @@ pub struct MfaReport {
     /// Raw: one pairing.
     pub raw_pairing: Latency,
     /// A Milagro TLS session and a 404.
-    pub session_only: Vec<Rate>,
+    pub session_only: Vec<Level>,
     /// Server-secret shares through the API.
-    pub server_shares: Vec<Rate>,
+    pub server_shares: Vec<Level>,
     /// Client-secret shares and time permits through the API.
-    pub client_shares: Vec<Rate>,
+    pub client_shares: Vec<Level>,
     /// M-Pin logins through the API.
-    pub logins: Vec<Rate>,
+    pub logins: Vec<Level>,
     /// The best server-share rate over the raw G2 multiplication rate (one thread).
     pub server_shares_over_raw_g2: f64,
     /// The best client-share rate over the raw G1 multiplication rate (one thread).
@@ -183,19 +171,13 @@ pub fn measure(
             let (directory, options, addr) = (directory.clone(), options.clone(), dta_addr.clone());
             async move { share_request(&who, dta_digest, &addr, directory, &options, path, body).await }
         };
-        session_only.push(rate(runtime.block_on(level(
-            "session",
-            n,
-            concurrency,
-            || request("/v1/nothing", json!({}), fetcher.clone()),
-        ))?));
-        server_shares.push(rate(runtime.block_on(level(
-            "server share",
-            n,
-            concurrency,
-            || request("/v1/shares/server", json!({}), fetcher.clone()),
-        ))?));
-        client_shares.push(rate(runtime.block_on(level(
+        session_only.push(runtime.block_on(level("session", n, concurrency, || {
+            request("/v1/nothing", json!({}), fetcher.clone())
+        }))?);
+        server_shares.push(runtime.block_on(level("server share", n, concurrency, || {
+            request("/v1/shares/server", json!({}), fetcher.clone())
+        }))?);
+        client_shares.push(runtime.block_on(level(
             "client share",
             (n / 4).max(1),
             concurrency,
@@ -206,27 +188,21 @@ pub fn measure(
                     pat.clone(),
                 )
             },
-        ))?));
-        logins.push(rate(runtime.block_on(level(
-            "login",
-            n,
-            concurrency,
-            || {
-                let (key, client) = (key.clone(), auth_client.clone());
-                async move {
-                    tokio::task::spawn_blocking(move || -> Result<()> {
-                        authenticate(&client, &key, Pin::new(PIN)?)?;
-                        Ok(())
-                    })
-                    .await?
-                }
-            },
-        ))?));
+        ))?);
+        logins.push(runtime.block_on(level("login", n, concurrency, || {
+            let (key, client) = (key.clone(), auth_client.clone());
+            async move {
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    authenticate(&client, &key, Pin::new(PIN)?)?;
+                    Ok(())
+                })
+                .await?
+            }
+        }))?);
     }
     world.stop();
     idp.stop();
 
-    let best = |rates: &[Rate]| rates.iter().map(|r| r.per_s).fold(0.0, f64::max);
     let report = MfaReport {
         server_shares_over_raw_g2: best(&server_shares) / raw_g2_mul.ops_per_s,
         client_shares_over_raw_g1: best(&client_shares) / raw_g1_mul.ops_per_s,
@@ -274,36 +250,21 @@ async fn share_request(
     Ok(())
 }
 
-fn rate(level: super::kex::Level) -> Rate {
-    Rate {
-        concurrency: level.concurrency,
-        per_s: level.handshakes_per_s,
-        p50_us: level.p50_us,
-        p99_us: level.p99_us,
-    }
-}
-
 fn tabulate(report: &MfaReport, table: &mut Table) {
     table.section("raw BLS12-381 (miracl_core), one thread");
     table.latency("G1 scalar multiplication", &report.raw_g1_mul, "");
     table.latency("G2 scalar multiplication", &report.raw_g2_mul, "");
     table.latency("pairing (ate + final exp.)", &report.raw_pairing, "");
     table.section("through the APIs over loopback (connect → checked answer)");
-    let kinds: [(&str, &[Rate]); 4] = [
-        ("milagro TLS session + 404", &report.session_only),
-        ("server share (s·Q)", &report.server_shares),
-        ("client share + permit", &report.client_shares),
-        ("M-Pin login (2 passes)", &report.logins),
-    ];
-    for (name, rates) in kinds {
-        for r in rates {
-            table.row(
-                &format!("{name}, c{}", r.concurrency),
-                format!("{}/s", num(r.per_s)),
-                format!("p50 {} µs, p99 {} µs", num(r.p50_us), num(r.p99_us)),
-            );
-        }
-    }
+    tabulate_levels(
+        table,
+        &[
+            ("milagro TLS session + 404", &report.session_only),
+            ("server share (s·Q)", &report.server_shares),
+            ("client share + permit", &report.client_shares),
+            ("M-Pin login (2 passes)", &report.logins),
+        ],
+    );
     table.row(
         "server shares / raw G2 muls",
         format!("{:.3}×", report.server_shares_over_raw_g2),

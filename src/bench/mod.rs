@@ -17,6 +17,9 @@
 //!   the node and TBS, [`tbs_load`] drives devices, [`tbs_crypto`] and [`tbs_batch`]);
 //! - [`kex`]: Milagro TLS handshakes (YAK and ECDH over Bitcoin) vs plain rustls TLS 1.3
 //!   ([`kex_plain`]) and the raw cryptography the Milagro handshake adds;
+//! - [`levels`]: load at several concurrency levels, shared by [`kex`] and [`mfa`];
+//! - [`mfa`]: D-TA shares/s and authentication-server logins/s through their APIs vs raw
+//!   G1/G2 multiplications and pairings;
 //! - [`mpin`]: M-Pin share issuance, PIN extraction and login vs raw G1/G2
 //!   multiplications and pairings (no node needed).
 
@@ -26,6 +29,7 @@ pub mod fetch;
 pub mod fixture;
 pub mod kex;
 pub mod kex_plain;
+pub mod levels;
 pub mod mfa;
 pub mod mpin;
 pub mod raw_http;

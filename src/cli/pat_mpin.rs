@@ -23,9 +23,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use milagro_mpin::Pin;
 use milagro_pat_client::authenticate::authenticate;
-use milagro_pat_client::dtas::{client_id_for, collect_shares, locate, DtaEndpoint};
+use milagro_pat_client::dtas::{
+    client_id_for, collect_permits, collect_shares, locate, DtaEndpoint,
+};
 use milagro_pat_client::idp_login::{IdToken, IdpLogin};
-use milagro_pat_client::mpin_key::{request_permit, MpinKey};
+use milagro_pat_client::mpin_key::MpinKey;
 use milagro_pat_client::{open, Enrolled, ServiceClient, Stage};
 use milagro_tls::Options;
 use serde_json::json;
@@ -135,7 +137,7 @@ pub fn shares(args: SharesArgs) -> Result<()> {
         bail!("the id token expired: run `milagro pat login` again");
     }
     let dtas = located_dtas(&enrolled)?;
-    let (identity, directory) = super::pat_tls::device_side(&args.session)?;
+    let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
         min_depth: args.session.min_depth,
         ..Options::default()
@@ -175,26 +177,13 @@ pub fn permit(args: PermitArgs) -> Result<()> {
         .into_iter()
         .filter(|dta| key.dtas.contains(&dta.digest))
         .collect();
-    let (identity, directory) = super::pat_tls::device_side(&args.session)?;
+    let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
         min_depth: args.session.min_depth,
         ..Options::default()
     };
-    let permits = super::pat_tls::runtime()?.block_on(async {
-        let mut permits = Vec::with_capacity(dtas.len());
-        for dta in &dtas {
-            let (id, share) = request_permit(
-                &identity,
-                dta.digest,
-                &dta.share_api,
-                directory.clone(),
-                &options,
-            )
-            .await?;
-            permits.push((dta.digest, id, share));
-        }
-        Ok::<_, milagro_pat_client::Error>(permits)
-    })?;
+    let permits = super::pat_tls::runtime()?
+        .block_on(collect_permits(&identity, &dtas, directory, &options))?;
     key.renew_permit(&permits)?;
     key.save(state)?;
     eprintln!(

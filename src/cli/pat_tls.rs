@@ -87,10 +87,15 @@ pub struct ListenArgs {
     pub count: Option<u64>,
 }
 
-/// The device's identity and a directory backed by its TBS.
-pub(super) fn device_side(args: &SessionArgs) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
-    let stage = open(&args.state)?;
-    let device = stage.device();
+/// The identity and TBS-backed directory of the device in `args.state`.
+fn device_side(args: &SessionArgs) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
+    device_parts(open(&args.state)?.device())
+}
+
+/// `device`'s Milagro TLS identity and a directory backed by its TBS.
+pub fn device_parts(
+    device: &milagro_pat_client::Device,
+) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
     let identity = device.tls_identity()?;
     let provisioning = device.provisioning();
     let tbs = ServiceClient::new(&provisioning.tbs_url)?;
