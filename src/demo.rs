@@ -98,7 +98,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     step("starting a private regtest node");
     let mut conf = bitcoind::Conf::default();
-    conf.args.push("-fallbackfee=0.0001");
+    conf.args.extend(milagro_regtest::NODE_ARGS);
     conf.staticdir = None;
     let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
     let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);

@@ -177,15 +177,13 @@ impl AnchorOffer {
         if unsigned != self.psbt.unsigned_tx {
             return Err(OfferError::NotTheOffer);
         }
-        let record = TxRecord::from_tx(&signed).map_err(|_| OfferError::BadSignature)?;
+        // The offer spends the device key's P2WPKH output of `funding_value`: attributing
+        // the record checks the device's signature over exactly that.
+        let record = TxRecord::from_own_tx(&signed, self.funding_value)
+            .map_err(|_| OfferError::BadSignature)?;
         if record.signer != self.device {
             return Err(OfferError::BadSignature);
         }
-        let sighash = p2wpkh_sighash(&signed, 0, &self.device, self.funding_value)
-            .map_err(|_| OfferError::BadSignature)?;
-        self.device
-            .verify_prehash(&sighash, &record.signature)
-            .map_err(|_| OfferError::BadSignature)?;
         Ok(signed)
     }
 
@@ -253,7 +251,7 @@ mod tests {
         assert_eq!(checked, built);
         let signed = checked.sign(&key).unwrap();
         let accepted = built.accept(signed.clone()).unwrap();
-        let record = TxRecord::from_tx(&accepted).unwrap();
+        let record = TxRecord::from_own_tx(&accepted, Amount::from_sat(1_000)).unwrap();
         assert_eq!(
             (record.signer, record.digest),
             (key.public_key(), bc.digest())

@@ -185,11 +185,13 @@ pub fn anchor_nonce(
     tx: &Transaction,
     funding_value: Amount,
 ) -> Result<NonceSecret, AnchorTxError> {
-    let record = crate::record::TxRecord::from_tx(tx)
+    let candidate = crate::record::RecordCandidate::from_tx(tx)
         .map_err(|_| AnchorTxError::NotOurInput("not a milagro record"))?;
-    if record.signer != key.public_key() {
+    if candidate.claimed_signer() != key.public_key() {
         return Err(AnchorTxError::NotOurInput("signed by another key"));
     }
+    let record = crate::record::TxRecord::from_own_tx(tx, funding_value)
+        .map_err(|_| AnchorTxError::NotOurInput("not signed for this funding value"))?;
     let sighash = p2wpkh_sighash(tx, 0, &record.signer, funding_value)?;
     Ok(NonceSecret::recompute(key, &sighash, &record.signature)?)
 }
@@ -263,7 +265,7 @@ mod tests {
         // The fee was sized for the worst-case signature, so the real rate is never lower.
         assert!(anchor.fee >= rate.fee_wu(tx.weight()).unwrap());
         assert!(tx.vsize() <= 160, "vsize {}", tx.vsize());
-        let record = TxRecord::from_tx(tx).unwrap();
+        let record = TxRecord::from_own_tx(tx, Amount::from_sat(10_000)).unwrap();
         assert_eq!(record.payload(), payload());
         assert_eq!(record.signer, key().public_key());
         assert_eq!(record.vout, 0);
@@ -300,7 +302,7 @@ mod tests {
         )
         .unwrap();
         let nonce = anchor_nonce(&key(), &anchor.tx, Amount::from_sat(5_000)).unwrap();
-        let record = TxRecord::from_tx(&anchor.tx).unwrap();
+        let record = TxRecord::from_own_tx(&anchor.tx, Amount::from_sat(5_000)).unwrap();
         assert_eq!(nonce.public(), record.nonce_point().unwrap());
         assert_eq!(
             NoncePoint::from_signature(&record.signature).unwrap(),

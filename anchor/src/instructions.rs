@@ -279,7 +279,10 @@ mod tests {
 
     fn sample(revision: u64) -> Instructions {
         let proof = AnchorProofJson {
+            version: crate::proof::PROOF_VERSION,
             tx: "00".into(),
+            funding_tx: "00".into(),
+            coinbase_tx: "00".into(),
             txoutproof: "00".into(),
         };
         Instructions {

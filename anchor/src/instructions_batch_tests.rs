@@ -1,18 +1,15 @@
 //! A device anchored as a batch member: its proof chain (membership, then the TBS-signed
 //! root's anchor) and everything that must break it.
 
-use bitcoin::hashes::Hash;
-use bitcoin::merkle_tree::MerkleBlock;
-use bitcoin::{Amount, FeeRate, Network, OutPoint};
+use bitcoin::Network;
 
 use super::*;
-use crate::anchor_tx::{build_anchor_tx, FundingUtxo};
 use crate::audit_log::LeafIndex;
 use crate::batch::Batch;
 use crate::birth_certificate::{BcFields, Role, Status, VERSION};
 use crate::keys::SecretKey;
 use crate::payload::Payload;
-use crate::proof::tests::mine;
+use crate::proof::tests::{anchor_tx, coinbase_tx, mine, proof_in};
 use crate::proof::Headers;
 
 fn key(byte: u8) -> SecretKey {
@@ -45,30 +42,18 @@ fn world(signer: &SecretKey, member: usize) -> World {
     let devices: Vec<_> = (10..15).map(|b| device_bc(&key(b))).collect();
     let digests: Vec<_> = devices.iter().map(BirthCertificate::digest).collect();
     let batch = Batch::build(&digests).unwrap();
-    let funding = FundingUtxo {
-        outpoint: OutPoint::new(bitcoin::Txid::from_byte_array([7; 32]), 0),
-        value: Amount::from_sat(50_000),
-    };
-    let tx = build_anchor_tx(
-        signer,
-        &funding,
-        &Payload::new(RecordKind::BatchRoot, batch.root()),
-        FeeRate::from_sat_per_vb_u32(1),
-        None,
-    )
-    .unwrap()
-    .tx;
+    let (tx, funding) = anchor_tx(signer, Payload::new(RecordKind::BatchRoot, batch.root()), 7);
+    let coinbase = coinbase_tx(7);
+    let txids = [coinbase.compute_txid(), tx.compute_txid()];
     let genesis = bitcoin::constants::genesis_block(Network::Regtest).header;
-    let block = mine(genesis.block_hash(), &[tx.compute_txid()]);
-    let merkle =
-        MerkleBlock::from_header_txids_with_predicate(&block, &[tx.compute_txid()], |_| true);
+    let block = mine(genesis.block_hash(), &txids);
     let mut headers = Headers::new(Network::Regtest, 0, genesis).unwrap();
     headers.push(block).unwrap();
     let anchor = DeviceAnchor::Batch {
         txid: tx.compute_txid(),
         root: batch.root(),
         membership: batch.proof_for(LeafIndex::new(member as u64)).unwrap(),
-        anchor_proof: AnchorProof::new(tx, merkle).to_json(),
+        anchor_proof: proof_in(&block, &txids, coinbase, tx, funding).to_json(),
     };
     World {
         devices,

@@ -234,7 +234,7 @@ fn real_anchoring_transactions_give_the_parties_and_their_nonces() {
         .unwrap()
         .tx;
         let nonce = anchor_nonce(&key, &tx, funding.value).unwrap();
-        (TxRecord::from_tx(&tx).unwrap(), nonce)
+        (TxRecord::from_own_tx(&tx, funding.value).unwrap(), nonce)
     };
     let (alice_record, alice_nonce) = anchor(1);
     let (bob_record, bob_nonce) = anchor(2);

@@ -69,7 +69,7 @@ pub mod digest;
 pub mod enrolment;
 pub mod envelope;
 pub mod funding_pool;
-mod header_chain;
+pub mod header_chain;
 pub mod instructions;
 pub mod kex;
 pub mod keys;

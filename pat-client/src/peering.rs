@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bitcoin::{Network, Txid};
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson, Expected, Headers, VerifiedAnchor};
-use milagro_anchor::record::TxRecord;
+use milagro_anchor::record::RecordCandidate;
 use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
 use serde_json::Value;
 
@@ -51,10 +51,15 @@ impl Device {
     }
 }
 
-/// A [`PeerDirectory`] backed by a TBS: the anchor proof and the headers it serves are
-/// checked by SPV from the network's genesis, so the TBS cannot make up an anchor or its
-/// depth. What it can do is hide a later certificate of the peer's key (the canary); a
-/// second, independent directory closes that gap.
+/// A [`PeerDirectory`] backed by a TBS: the anchor proof (its signer proven by the output
+/// it spends) and the headers it serves are checked by SPV from the network's pinned
+/// checkpoint under the consensus rules, and the chain must keep at least the work of
+/// any chain this directory saw before. So the TBS cannot make up an anchor or its depth
+/// on a chain of its own without outspending the real chain's work since the checkpoint.
+/// What it can still do is lie by omission: withhold new blocks (depths then stay low,
+/// and a superseding certificate in them goes unseen) or hide a later certificate of the
+/// peer's key (the canary). An independent header source and a second registry close
+/// those gaps (`docs/threat-model.md`).
 pub struct TbsDirectory {
     tbs: ServiceClient,
     network: Network,
@@ -62,6 +67,8 @@ pub struct TbsDirectory {
     cache: Mutex<Vec<(Txid, Instant, Standing)>>,
     /// The header chain checked so far: each lookup only fetches what is new.
     headers: Mutex<Option<Headers>>,
+    /// The most work of any chain accepted so far.
+    best_work: Mutex<Option<bitcoin::Work>>,
 }
 
 impl TbsDirectory {
@@ -79,6 +86,7 @@ impl TbsDirectory {
             cache_for,
             cache: Mutex::new(Vec::new()),
             headers: Mutex::new(None),
+            best_work: Mutex::new(None),
         }
     }
 
@@ -99,15 +107,29 @@ impl TbsDirectory {
                 true,
             ),
         };
-        let headers = held.insert(chain);
+        let headers = held.insert(self.at_least_as_much_work(chain)?);
         match self.standing_against(txid, headers) {
             Err(DirectoryError::Invalid { .. }) if !fresh => {
-                let headers =
-                    held.insert(fetch_headers(&self.tbs, self.network).map_err(unavailable)?);
+                let chain = fetch_headers(&self.tbs, self.network).map_err(unavailable)?;
+                let headers = held.insert(self.at_least_as_much_work(chain)?);
                 self.standing_against(txid, headers)
             }
             answer => answer,
         }
+    }
+
+    /// Refuses a chain with less work than one this directory already accepted (the TBS
+    /// went back to a weaker branch, or is withholding blocks), and remembers the most.
+    fn at_least_as_much_work(&self, chain: Headers) -> Result<Headers, DirectoryError> {
+        let mut best = self
+            .best_work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        chain
+            .check_work(*best)
+            .map_err(|e| DirectoryError::Unavailable(format!("the tbs's headers: {e}")))?;
+        *best = Some(chain.chain_work());
+        Ok(chain)
     }
 
     fn standing_against(&self, txid: Txid, headers: &Headers) -> Result<Standing, DirectoryError> {
@@ -145,11 +167,12 @@ impl TbsDirectory {
             .map_err(|e| invalid(format!("anchor_proof: {e}")))?
             .ok_or_else(|| invalid("no anchor_proof".into()))?;
         let proof = AnchorProof::from_json(&proof).map_err(|e| invalid(e.to_string()))?;
-        let record = TxRecord::from_tx(proof.tx()).map_err(|e| invalid(e.to_string()))?;
+        let record = RecordCandidate::from_tx(proof.tx()).map_err(|e| invalid(e.to_string()))?;
+        // The signer is proven by the verification below (the funding output it spends).
         let expected = Expected {
-            kind: record.kind,
-            digest: record.digest,
-            signer: Some(record.signer),
+            kind: record.payload().kind,
+            digest: record.payload().digest,
+            signer: None,
         };
         proof
             .verify(&expected, headers)

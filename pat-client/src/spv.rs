@@ -1,14 +1,20 @@
 //! The header chain a device checks anchors against, built from what a TBS serves.
 //!
-//! The device knows one header itself: its network's genesis. Every further header must
-//! link to the previous one and carry valid proof of work ([`Headers`] checks both), so a
-//! TBS can only serve a chain it (or someone) mined. What this does not prove is that the
-//! chain is the one with most work: a second, independent header source (Electrum) closes
-//! that gap later.
+//! The device knows one block itself: the checkpoint pinned for its network
+//! ([`Checkpoint::pinned`]; genesis on regtest). It asks the TBS for the headers from a
+//! little below it (the context the consensus rules need, authenticated by hash back from
+//! the pinned block) and checks every header above it against the rules a full node
+//! applies ([`Headers`]: linking, proof of work, difficulty retargeting, median time past,
+//! at most two hours ahead of the device's clock), then that the chain's total work
+//! reaches the network's minimum. A TBS can therefore serve no chain it did not mine with
+//! real work on top of the real one. What this alone does not prove is that the chain is
+//! the *best* one: a TBS may withhold newer blocks. An independent header source
+//! (`milagro_electrum`) and the most work already seen ([`Headers::check_work`]) close
+//! that gap.
 
 use bitcoin::block::Header;
 use bitcoin::Network;
-use milagro_anchor::proof::{HeaderChain as _, Headers};
+use milagro_anchor::proof::{Checkpoint, HeaderChain as _, Headers};
 use serde_json::Value;
 
 use crate::error::{Error, Step};
@@ -41,14 +47,21 @@ fn fetch_from(
     mut chain: Option<Headers>,
 ) -> Result<Headers, Error> {
     let step = Step::FetchHeaders;
-    let genesis = bitcoin::constants::genesis_block(network).header;
+    let checkpoint = Checkpoint::pinned(network);
     let mut from: u32 = match &chain {
         Some(chain) => chain
             .tip_height()
             .checked_add(1)
             .ok_or_else(|| Error::unexpected(step, "height overflow"))?,
-        None => 0,
+        None => Headers::context_start(checkpoint.height),
     };
+    let now = u32::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+    .unwrap_or(u32::MAX);
+    let mut context = Vec::new();
     loop {
         let page = tbs.get(step, &format!("/v1/headers?from={from}&count={PAGE}"))?;
         let headers = page_headers(&page.body)?;
@@ -58,14 +71,19 @@ fn fetch_from(
             .ok_or_else(|| Error::unexpected(step, "more headers than asked for"))?;
         for header in headers {
             match chain.as_mut() {
-                Some(chain) => chain.push(header)?,
-                None if header == genesis => chain = Some(Headers::new(network, 0, header)?),
+                Some(chain) => chain.push_at(header, now)?,
                 None => {
-                    return Err(Error::Headers(format!(
-                        "the tbs serves a chain that does not start at the {network} genesis \
-                         block (its first header is {})",
-                        header.block_hash()
-                    )))
+                    context.push(header);
+                    if context.len() as u64
+                        == u64::from(checkpoint.height - Headers::context_start(checkpoint.height))
+                            + 1
+                    {
+                        chain = Some(Headers::from_checkpoint(
+                            network,
+                            checkpoint,
+                            std::mem::take(&mut context),
+                        )?);
+                    }
                 }
             }
         }
@@ -76,7 +94,14 @@ fn fetch_from(
             .checked_add(PAGE)
             .ok_or_else(|| Error::unexpected(step, "height overflow"))?;
     }
-    chain.ok_or_else(|| Error::Headers("the tbs served no headers".into()))
+    let chain = chain.ok_or_else(|| {
+        Error::Headers(format!(
+            "the tbs serves no chain through the {network} checkpoint at height {} ({})",
+            checkpoint.height, checkpoint.hash
+        ))
+    })?;
+    chain.check_work(None)?;
+    Ok(chain)
 }
 
 fn page_headers(body: &Value) -> Result<Vec<Header>, Error> {

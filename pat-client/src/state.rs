@@ -24,7 +24,7 @@ use bitcoin::{Amount, Transaction, Txid};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::SecretKey;
-use milagro_anchor::record::TxRecord;
+use milagro_anchor::record::RecordCandidate;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -406,8 +406,8 @@ fn progress(wire: ProgressWire, bc: &BirthCertificate) -> Result<Progress, Strin
     if tx.compute_txid() != txid {
         return Err("the anchor transaction does not have the stored txid".into());
     }
-    let record = TxRecord::from_tx(&tx).map_err(|e| format!("anchor transaction: {e}"))?;
-    if record.digest != bc.digest() || record.signer != *bc.public_key() {
+    let record = RecordCandidate::from_tx(&tx).map_err(|e| format!("anchor transaction: {e}"))?;
+    if record.payload().digest != bc.digest() || record.claimed_signer() != *bc.public_key() {
         return Err("the anchor transaction is not this device's".into());
     }
     Ok(Progress::Direct {

@@ -568,13 +568,37 @@ impl ChainSource for BitcoindRpc {
         decode_hex(&hex, "getrawtransaction")
     }
 
-    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+    fn indexed_transactions(&self, txids: &[Txid]) -> Result<Vec<Transaction>, ChainError> {
+        if txids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params: Vec<Vec<Value>> = txids
+            .iter()
+            .map(|t| vec![json!(t.to_string()), json!(false)])
+            .collect();
+        self.batch::<String>("getrawtransaction", &params)?
+            .into_iter()
+            .zip(txids)
+            .map(|(hex, txid)| match hex {
+                Ok(hex) => decode_hex(&hex, "getrawtransaction"),
+                // Without a transaction index the node knows only mempool transactions.
+                Err(ChainError::Rpc {
+                    code: RPC_INVALID_ADDRESS_OR_KEY,
+                    message,
+                    ..
+                }) => Err(ChainError::NotFound(format!(
+                    "transaction {txid} (the node must run with -txindex=1: {message})"
+                ))),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    fn merkle_block(&self, txids: &[Txid], block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        let wanted: Vec<String> = txids.iter().map(Txid::to_string).collect();
         let hex: String = missing_to_not_found(
-            self.call(
-                "gettxoutproof",
-                &[json!([txid.to_string()]), json!(block.to_string())],
-            ),
-            format!("transaction {txid} in block {block}"),
+            self.call("gettxoutproof", &[json!(wanted), json!(block.to_string())]),
+            format!("transactions {} in block {block}", wanted.join(", ")),
         )?;
         decode_hex(&hex, "gettxoutproof")
     }

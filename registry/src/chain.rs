@@ -70,8 +70,11 @@ pub trait ChainSource {
     }
     /// A transaction in a given block.
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError>;
-    /// The Merkle path of `txid` in `block` (`gettxoutproof`).
-    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError>;
+    /// Confirmed transactions looked up by txid alone, in order (`bitcoind` needs
+    /// `-txindex=1`): the funding transactions whose outputs records spend.
+    fn indexed_transactions(&self, txids: &[Txid]) -> Result<Vec<Transaction>, ChainError>;
+    /// The partial Merkle tree of `block` matching `txids` (`gettxoutproof`).
+    fn merkle_block(&self, txids: &[Txid], block: &BlockHash) -> Result<MerkleBlock, ChainError>;
     /// Sends a transaction to the network.
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError>;
 }
@@ -101,8 +104,11 @@ impl<T: ChainSource + ?Sized> ChainSource for &T {
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
         (**self).transaction(txid, block)
     }
-    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
-        (**self).merkle_block(txid, block)
+    fn indexed_transactions(&self, txids: &[Txid]) -> Result<Vec<Transaction>, ChainError> {
+        (**self).indexed_transactions(txids)
+    }
+    fn merkle_block(&self, txids: &[Txid], block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        (**self).merkle_block(txids, block)
     }
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
         (**self).broadcast(tx)

@@ -6,9 +6,18 @@
 //! before, and (3) applies one [`ChangeSet`] (rollback plus new blocks) atomically. If the
 //! node reorganises while a step is fetching, the blocks after the break are left for the
 //! next step, which sees the new fork and rolls back: reorgs are just data.
+//!
+//! A record counts only with its signer proven (`milagro_anchor::record`): for every
+//! transaction shaped like a record, the follower looks up the funding transaction its
+//! first input spends (one batched lookup per run of blocks, from the node's transaction
+//! index) and keeps the record only if that output is the signer's P2WPKH output and the
+//! signature verifies over it. A record-shaped transaction that fails is logged and left
+//! out: anyone can mine one naming any key.
 
-use bitcoin::{Block, BlockHash};
-use milagro_anchor::record::TxRecord;
+use std::collections::HashMap;
+
+use bitcoin::{Block, BlockHash, Transaction, Txid};
+use milagro_anchor::record::RecordCandidate;
 
 use crate::chain::{BlockId, ChainError, ChainSource};
 use crate::store::{ChangeSet, ConnectedBlock, IndexedRecord, RecordStore, StoreError};
@@ -189,35 +198,96 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
             .zip(hashes.chunks(BLOCKS_PER_FETCH))
         {
             let blocks = self.chain.blocks(hashes)?;
+            let mut run = Vec::with_capacity(blocks.len());
             for ((height, hash), block) in heights.iter().zip(hashes).zip(&blocks) {
                 let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
                 if block.block_hash() != *hash || !builds_on_previous {
                     tracing::debug!(height, "chain moved during fetch; stopping this step here");
-                    return Ok(connected);
+                    break;
                 }
                 let id = BlockId {
                     height: *height,
                     hash: *hash,
                 };
-                connected.push(ConnectedBlock {
-                    id,
-                    records: records_in(block, id),
-                });
+                run.push((id, block));
                 previous = Some(*hash);
+            }
+            let complete = run.len() == blocks.len();
+            connected.extend(records_in(&self.chain, &run)?);
+            if !complete {
+                return Ok(connected);
             }
         }
         Ok(connected)
     }
 }
 
-/// Every Milagro record in a block (foreign `OP_RETURN`s and ordinary transactions skipped).
-pub fn records_in(block: &Block, id: BlockId) -> Vec<IndexedRecord> {
+/// Every transaction of `block` shaped like a Milagro record (foreign `OP_RETURN`s and
+/// ordinary transactions skipped), its signer not yet proven.
+pub fn candidates_in(block: &Block) -> impl Iterator<Item = (&Transaction, RecordCandidate)> {
     block
         .txdata
         .iter()
-        .filter_map(|tx| TxRecord::from_tx(tx).ok())
-        .map(|record| IndexedRecord::new(&record, id))
-        .collect()
+        .filter_map(|tx| Some((tx, RecordCandidate::from_tx(tx).ok()?)))
+}
+
+/// The attributed records of a run of blocks: the funding transactions of all their
+/// candidates are looked up in one batch, and each candidate is kept only if its signer is
+/// proven.
+pub fn records_in(
+    chain: &impl ChainSource,
+    blocks: &[(BlockId, &Block)],
+) -> Result<Vec<ConnectedBlock>, ChainError> {
+    let candidates: Vec<Vec<(&Transaction, RecordCandidate)>> = blocks
+        .iter()
+        .map(|(_, block)| candidates_in(block).collect())
+        .collect();
+    let mut funding_txids: Vec<Txid> = candidates
+        .iter()
+        .flatten()
+        .map(|(_, c)| c.funding().txid)
+        .collect();
+    funding_txids.sort_unstable();
+    funding_txids.dedup();
+    let fundings: HashMap<Txid, Transaction> = funding_txids
+        .iter()
+        .copied()
+        .zip(chain.indexed_transactions(&funding_txids)?)
+        .collect();
+    let connected = blocks
+        .iter()
+        .zip(candidates)
+        .map(|((id, block), candidates)| {
+            let coinbase = block
+                .txdata
+                .first()
+                .map(Transaction::compute_txid)
+                .unwrap_or_else(bitcoin::hashes::Hash::all_zeros);
+            let records = candidates
+                .into_iter()
+                .filter_map(|(tx, candidate)| {
+                    let funding = candidate.funding();
+                    let spent = fundings
+                        .get(&funding.txid)
+                        .and_then(|f| f.output.get(usize::try_from(funding.vout).ok()?))?;
+                    match candidate.attribute(tx, spent) {
+                        Ok(record) => Some(IndexedRecord::new(&record, *id, coinbase)),
+                        Err(error) => {
+                            tracing::warn!(
+                                txid = %candidate.txid(),
+                                height = id.height,
+                                %error,
+                                "ignored a record whose signer is not proven"
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect();
+            ConnectedBlock { id: *id, records }
+        })
+        .collect();
+    Ok(connected)
 }
 
 #[cfg(test)]

@@ -114,7 +114,19 @@ impl ChainSource for FakeChain {
     fn transaction(&self, _: &Txid, _: &BlockHash) -> Result<Transaction, ChainError> {
         Err(ChainError::NotFound("unused".into()))
     }
-    fn merkle_block(&self, _: &Txid, _: &BlockHash) -> Result<MerkleBlock, ChainError> {
+    fn indexed_transactions(&self, txids: &[Txid]) -> Result<Vec<Transaction>, ChainError> {
+        let fundings = FUNDINGS.lock().unwrap();
+        txids
+            .iter()
+            .map(|t| {
+                fundings
+                    .get(t)
+                    .cloned()
+                    .ok_or_else(|| ChainError::NotFound(t.to_string()))
+            })
+            .collect()
+    }
+    fn merkle_block(&self, _: &[Txid], _: &BlockHash) -> Result<MerkleBlock, ChainError> {
         Err(ChainError::NotFound("unused".into()))
     }
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
@@ -126,15 +138,41 @@ fn key(byte: u8) -> SecretKey {
     SecretKey::from_bytes(&[byte; 32]).unwrap()
 }
 
+/// The funding transactions the fake node's transaction index knows.
+static FUNDINGS: std::sync::LazyLock<Mutex<HashMap<Txid, Transaction>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// Makes (and indexes) a transaction paying 10,000 sat to `script`.
+fn funding_to(script: ScriptBuf, label: &str) -> FundingUtxo {
+    let tx = Transaction {
+        version: TxVersion::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: OutPoint::new(
+                Txid::from_byte_array(Digest::sha256(label.as_bytes()).to_bytes()),
+                0,
+            ),
+            ..Default::default()
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(10_000),
+            script_pubkey: script,
+        }],
+    };
+    let funding = FundingUtxo {
+        outpoint: OutPoint::new(tx.compute_txid(), 0),
+        value: tx.output[0].value,
+    };
+    FUNDINGS.lock().unwrap().insert(tx.compute_txid(), tx);
+    funding
+}
+
 /// An anchoring transaction by key `signer` for the digest of `label`.
 fn anchor(signer: u8, label: &str) -> Transaction {
-    let funding = FundingUtxo {
-        outpoint: OutPoint::new(
-            Txid::from_byte_array(Digest::sha256(label.as_bytes()).to_bytes()),
-            0,
-        ),
-        value: Amount::from_sat(10_000),
-    };
+    let funding = funding_to(
+        milagro_anchor::anchor_tx::p2wpkh_script(&key(signer).public_key()),
+        label,
+    );
     let payload = Payload::new(
         RecordKind::BirthCertificate,
         Digest::sha256(label.as_bytes()),
@@ -196,6 +234,42 @@ fn indexes_every_record_and_answers_every_query() {
         assert!(a[0].nonce_point().is_some());
         assert!(
             store.by_digest(&digest("foreign")).unwrap().is_empty(),
+            "{name}"
+        );
+    });
+}
+
+/// A transaction that names key 1 in a `[signature, key]` witness but spends a Taproot
+/// output (any script-path spend can look like that): not key 1's record.
+fn forged_by_shape(label: &str) -> Transaction {
+    let mut tx = anchor(1, label);
+    let x_only = key(7).public_key().to_bitcoin().0.x_only_public_key().0;
+    let taproot = ScriptBuf::new_p2tr_tweaked(
+        bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(x_only),
+    );
+    tx.input[0].previous_output = funding_to(taproot, &format!("forged {label}")).outpoint;
+    tx
+}
+
+#[test]
+fn a_record_whose_input_does_not_spend_the_signers_output_is_not_indexed() {
+    with_each_store(|name, store| {
+        let chain = FakeChain::default();
+        chain.extend(vec![
+            vec![],
+            vec![anchor(1, "real"), forged_by_shape("fake")],
+        ]);
+        let follower = Follower::new(chain, store, 0);
+        follower.sync(10, |_| {}).unwrap();
+        let store = follower.store();
+        assert_eq!(store.by_digest(&digest("real")).unwrap().len(), 1, "{name}");
+        assert!(
+            store.by_digest(&digest("fake")).unwrap().is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store.by_signer(&key(1).public_key()).unwrap().len(),
+            1,
             "{name}"
         );
     });
@@ -378,8 +452,11 @@ impl ChainSource for ReorgDuringBatch {
     fn transaction(&self, txid: &Txid, block: &BlockHash) -> Result<Transaction, ChainError> {
         self.chain.transaction(txid, block)
     }
-    fn merkle_block(&self, txid: &Txid, block: &BlockHash) -> Result<MerkleBlock, ChainError> {
-        self.chain.merkle_block(txid, block)
+    fn indexed_transactions(&self, txids: &[Txid]) -> Result<Vec<Transaction>, ChainError> {
+        self.chain.indexed_transactions(txids)
+    }
+    fn merkle_block(&self, txids: &[Txid], block: &BlockHash) -> Result<MerkleBlock, ChainError> {
+        self.chain.merkle_block(txids, block)
     }
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, ChainError> {
         self.chain.broadcast(tx)

@@ -22,14 +22,26 @@ pub enum AssembleError {
     Headers(#[from] milagro_anchor::proof::HeaderChainError),
 }
 
-/// The raw transaction and Merkle path of an indexed record.
+/// The anchor proof of an indexed record: its transaction, the funding transaction its
+/// first input spends, its block's coinbase, and the Merkle path of both.
 pub fn anchor_proof(
     chain: &impl ChainSource,
     record: &IndexedRecord,
 ) -> Result<AnchorProof, AssembleError> {
     let tx = chain.transaction(&record.txid, &record.block_hash)?;
-    let merkle_block = chain.merkle_block(&record.txid, &record.block_hash)?;
-    Ok(AnchorProof::new(tx, merkle_block))
+    let coinbase = chain.transaction(&record.coinbase_txid, &record.block_hash)?;
+    let funding_txid = tx
+        .input
+        .first()
+        .map(|input| input.previous_output.txid)
+        .ok_or_else(|| ChainError::NotFound(format!("the inputs of {}", record.txid)))?;
+    let funding = chain
+        .indexed_transactions(&[funding_txid])?
+        .pop()
+        .ok_or_else(|| ChainError::NotFound(format!("transaction {funding_txid}")))?;
+    let merkle_block =
+        chain.merkle_block(&[record.coinbase_txid, record.txid], &record.block_hash)?;
+    Ok(AnchorProof::new(tx, funding, coinbase, merkle_block))
 }
 
 /// The active chain's headers from `from_height` to the tip, linked and work-checked.

@@ -16,7 +16,7 @@ use crate::chain::BlockId;
 use crate::store::{check_connects, ChangeSet, IndexedRecord, RecordStore, StoreError};
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const VERSION_KEY: &[u8] = b"V";
 const TIP_KEY: &[u8] = b"T";

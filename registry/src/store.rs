@@ -39,6 +39,10 @@ pub struct IndexedRecord {
     /// The signer's signature; shown in JSON as its nonce point `R` (compressed, even y).
     #[serde(rename = "nonce_point", serialize_with = "serialize_nonce_point")]
     pub signature: Signature,
+    /// The txid of the block's coinbase, which an anchor proof carries to pin the Merkle
+    /// tree's depth (kept so a proof needs no second look at the block).
+    #[serde(skip)]
+    pub coinbase_txid: Txid,
 }
 
 fn serialize_nonce_point<S: serde::Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
@@ -49,9 +53,11 @@ fn serialize_nonce_point<S: serde::Serializer>(sig: &Signature, s: S) -> Result<
 }
 
 impl IndexedRecord {
-    /// Places a transaction's record in a block.
-    pub fn new(record: &TxRecord, block: BlockId) -> Self {
+    /// Places a transaction's (attributed) record in a block whose coinbase is
+    /// `coinbase_txid`.
+    pub fn new(record: &TxRecord, block: BlockId, coinbase_txid: Txid) -> Self {
         Self {
+            coinbase_txid,
             kind: record.kind,
             digest: record.digest,
             txid: record.txid,
@@ -79,8 +85,8 @@ impl IndexedRecord {
         NoncePoint::from_signature(&self.signature).ok()
     }
 
-    /// Fixed-width storage encoding (202 bytes): kind, digest, txid, vout, height, block
-    /// hash, signer key, signature. Documented in `registry/SCHEMA.md`.
+    /// Fixed-width storage encoding (234 bytes): kind, digest, txid, vout, height, block
+    /// hash, signer key, signature, coinbase txid. Documented in `registry/SCHEMA.md`.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(RECORD_LEN);
         out.push(self.kind.to_byte());
@@ -91,6 +97,7 @@ impl IndexedRecord {
         out.extend_from_slice(self.block_hash.as_byte_array());
         out.extend_from_slice(&self.signer.to_sec1());
         out.extend_from_slice(&self.signature.to_compact());
+        out.extend_from_slice(self.coinbase_txid.as_byte_array());
         out
     }
 
@@ -105,7 +112,8 @@ impl IndexedRecord {
         let (vout, rest) = rest.split_at(4);
         let (height, rest) = rest.split_at(4);
         let (block_hash, rest) = rest.split_at(32);
-        let (signer, signature) = rest.split_at(33);
+        let (signer, rest) = rest.split_at(33);
+        let (signature, coinbase_txid) = rest.split_at(64);
         Ok(Self {
             kind: RecordKind::from_byte(kind[0]).map_err(|_| corrupt("kind"))?,
             digest: Digest::from_slice(digest).map_err(|_| corrupt("digest"))?,
@@ -115,11 +123,12 @@ impl IndexedRecord {
             block_hash: BlockHash::from_slice(block_hash).map_err(|_| corrupt("block hash"))?,
             signer: PublicKey::from_sec1(signer).map_err(|_| corrupt("signer"))?,
             signature: Signature::from_compact(signature).map_err(|_| corrupt("signature"))?,
+            coinbase_txid: Txid::from_slice(coinbase_txid).map_err(|_| corrupt("coinbase"))?,
         })
     }
 }
 
-const RECORD_LEN: usize = 1 + 32 + 32 + 4 + 4 + 32 + 33 + 64;
+const RECORD_LEN: usize = 1 + 32 + 32 + 4 + 4 + 32 + 33 + 64 + 32;
 
 /// A connected block and the records it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,8 @@ pub fn local_identity(
     let rebuild = |e: &dyn std::fmt::Display| TlsIdentityError::Rebuild(e.to_string());
     let nonce = anchor_nonce(party.secret_key(), &signed.tx, signed.funding_value)
         .map_err(|e| rebuild(&e))?;
-    let record = TxRecord::from_tx(&signed.tx).map_err(|e| rebuild(&e))?;
+    let record =
+        TxRecord::from_own_tx(&signed.tx, signed.funding_value).map_err(|e| rebuild(&e))?;
     LocalIdentity::new(
         party.secret_key().clone(),
         party.bc().clone(),

@@ -124,7 +124,7 @@ pub fn build(params: &Params, dir: &Path) -> Result<BenchChain> {
     let start = Instant::now();
     let exe = milagro_regtest::bitcoind_exe()?;
     let mut conf = bitcoind::Conf::default();
-    conf.args.push("-fallbackfee=0.0001");
+    conf.args.extend(milagro_regtest::NODE_ARGS);
     conf.staticdir = Some(dir.join("node"));
     let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
     let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);

@@ -11,6 +11,7 @@
 //!   ([`fetch`] replays the follower's reads, [`raw_http`] asks `bitcoind` alone, and
 //!   [`timed_store`] finds the store's share of a real sync);
 //! - [`bc_verify`]: Birth Certificate verify latency vs a bare ECDSA verify;
+//! - [`headers`]: consensus validation of 2,016 headers vs their raw SHA-256d;
 //! - [`audit`]: audit log append and proof rates vs a bare SHA-256 (no node needed);
 //! - [`tbs`]: TBS enrolments/s and latency under load vs the node calls and raw
 //!   cryptography of one enrolment, and batch anchoring capacity ([`tbs_world`] sets up
@@ -27,6 +28,7 @@ pub mod audit;
 pub mod bc_verify;
 pub mod fetch;
 pub mod fixture;
+pub mod headers;
 pub mod kex;
 pub mod kex_plain;
 pub mod levels;

@@ -75,7 +75,7 @@ impl TbsWorld {
     pub fn start(dir: &Path, coins: usize, pool: usize) -> Result<Self> {
         let exe = milagro_regtest::bitcoind_exe()?;
         let mut conf = bitcoind::Conf::default();
-        conf.args.push("-fallbackfee=0.0001");
+        conf.args.extend(milagro_regtest::NODE_ARGS);
         conf.staticdir = Some(dir.join("node"));
         let bitcoind =
             bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;

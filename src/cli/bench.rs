@@ -60,6 +60,9 @@ pub enum BenchCommand {
     ///
     /// No node needed. Run it in release mode: `cargo run --release -- bench mpin`.
     Mpin(MpinArgs),
+    /// Header validation under the consensus rules per 2,016 headers vs the raw SHA-256d
+    /// of the same headers. No node needed: `cargo run --release -- bench headers`.
+    Headers(HeadersArgs),
     /// D-TA shares issued/s through the share API (over Milagro TLS) vs raw G1/G2
     /// multiplications, and M-Pin logins/s through an authentication server vs raw
     /// pairings, in the same run.
@@ -82,6 +85,14 @@ pub struct MfaArgs {
     pub concurrency: Vec<usize>,
     /// Timed calls per raw figure.
     #[arg(long, default_value_t = 500)]
+    pub calls: usize,
+}
+
+/// `milagro bench headers`
+#[derive(Debug, Args)]
+pub struct HeadersArgs {
+    /// Timed rounds of 2,016 headers.
+    #[arg(long, default_value_t = 50)]
     pub calls: usize,
 }
 
@@ -203,6 +214,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Tbs(args) => tbs(args),
         BenchCommand::Kex(args) => kex(args),
         BenchCommand::Mpin(args) => mpin(args),
+        BenchCommand::Headers(args) => headers(args),
         BenchCommand::Mfa(args) => mfa(args),
     }
 }
@@ -258,6 +270,13 @@ fn mpin(args: MpinArgs) -> Result<()> {
         calls: args.calls,
         mpin,
     })
+}
+
+fn headers(args: HeadersArgs) -> Result<()> {
+    let mut table = Table::default();
+    let report = suite::headers::measure(args.calls, &mut table)?;
+    table.print();
+    print_json(&report)
 }
 
 #[derive(Debug, Serialize)]

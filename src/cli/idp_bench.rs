@@ -50,7 +50,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("starting a regtest node and an IdP on loopback ...");
     let exe = milagro_regtest::bitcoind_exe()?;
     let mut conf = bitcoind::Conf::default();
-    conf.args.push("-fallbackfee=0.0001");
+    conf.args.extend(milagro_regtest::NODE_ARGS);
     let node = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
     let rpc = milagro_registry::bitcoind::BitcoindRpc::with_cookie(
         node.rpc_url(),

@@ -16,6 +16,7 @@ use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 
 pub mod enrolment_world;
+pub mod forgery;
 pub mod tenant_world;
 pub mod tls_parties;
 pub mod webdriver;
@@ -36,7 +37,7 @@ impl TestNode {
         let exe = milagro_regtest::bitcoind_exe()
             .expect("a bitcoind for the tests (installed on first use)");
         let mut conf = bitcoind::Conf::default();
-        conf.args.push("-fallbackfee=0.0001");
+        conf.args.extend(milagro_regtest::NODE_ARGS);
         let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");
         let rpc = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
         let miner = rpc.wallet_new_address().unwrap();
@@ -122,7 +123,7 @@ impl TestNode {
         let exe = milagro_regtest::bitcoind_exe()
             .expect("a bitcoind for the tests (installed on first use)");
         let mut conf = bitcoind::Conf::default();
-        conf.args.push("-fallbackfee=0.0001");
+        conf.args.extend(milagro_regtest::NODE_ARGS);
         conf.args.extend(args);
         conf.staticdir = Some(datadir.to_path_buf());
         let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");

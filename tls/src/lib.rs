@@ -136,7 +136,7 @@ impl LocalIdentity {
     ) -> Result<Self, TlsError> {
         let nonce = anchor_nonce(&key, anchor_tx, funding_value)
             .map_err(|e| TlsError::Identity(format!("cannot recompute the anchor nonce: {e}")))?;
-        let record = TxRecord::from_tx(anchor_tx)
+        let record = TxRecord::from_own_tx(anchor_tx, funding_value)
             .map_err(|e| TlsError::Identity(format!("anchor transaction: {e}")))?;
         Self::new(key, bc, &record, nonce)
     }

@@ -46,7 +46,8 @@ pub(super) fn start(exe: &Path, datadir: &Path) -> Result<NodeInfo, NodeError> {
             "-rpcallowip=127.0.0.1",
             "-listenonion=0",
         ])
-        .args(["-fallbackfee=0.0001", "-txindex=1", "-rest=1", "-server=1"])
+        .args(crate::NODE_ARGS)
+        .args(["-rest=1", "-server=1"])
         // Forks once initialisation is done; the daemon is not our child, so it outlives us.
         .arg("-daemonwait")
         .stdin(Stdio::null())
