@@ -61,7 +61,11 @@ fn fetch_from(
             .map_or(0, |d| d.as_secs()),
     )
     .unwrap_or(u32::MAX);
-    let mut context = Vec::new();
+    let context_len =
+        usize::try_from(checkpoint.height - Headers::context_start(checkpoint.height))
+            .map_err(|_| Error::unexpected(step, "height overflow"))?
+            + 1;
+    let mut context = Vec::with_capacity(if chain.is_some() { 0 } else { context_len });
     loop {
         let page = tbs.get(step, &format!("/v1/headers?from={from}&count={PAGE}"))?;
         let headers = page_headers(&page.body)?;

@@ -14,7 +14,7 @@ mod idp_common;
 use std::time::Duration;
 
 use dta_common::{authserver_peers, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
-use idp_common::{alice_id_token, register_client, start_idp_with_alice};
+use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for_certificate};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_authserver::config::Config;
 use milagro_authserver::AuthServer;
@@ -206,14 +206,7 @@ max_backoff_ms = 400
     w.mine(6);
     wait_for_share_api(&w, &dta1);
     wait_for_share_api(&w, &dta2);
-    wait_until(
-        "the IdP to serve its anchored certificate",
-        PATIENCE,
-        || {
-            let url = format!("{issuer}/.well-known/milagro/birth-certificate");
-            (reqwest::blocking::get(url).unwrap().status() == 200).then_some(())
-        },
-    );
+    wait_for_certificate(&issuer);
     let token = alice_id_token(&issuer, &client);
     let shares = pat_shares(&w, &pat, &[&dta1, &dta2], &token);
     let key = MpinKey::assemble(&shares, Pin::new(PIN).unwrap()).unwrap();

@@ -6,10 +6,8 @@
 mod dta_common;
 mod idp_common;
 
-use std::os::unix::fs::PermissionsExt as _;
-
-use dta_common::{call, config, wait_for_share_api, PATIENCE};
-use idp_common::{alice_id_token, register_client, start_idp_with_alice};
+use dta_common::{call, config, sealing_key_file, wait_for_share_api, PATIENCE};
+use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for_certificate};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::{Payload, RecordKind};
@@ -40,10 +38,7 @@ fn a_record_mined_in_a_victims_name_without_its_key_is_ignored_everywhere() {
         idp.state().identity.digest(),
         client.0,
     );
-    let key_file = dir.path().join("sealing.key");
-    std::fs::write(&key_file, hex::encode([9u8; 32])).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let master_key = format!("file = {key_file:?}");
+    let master_key = sealing_key_file(dir.path());
     let dta = Dta::start(config(&w, &dir.path().join("dta"), &master_key, &trusted)).unwrap();
     let dta_api = Api::new(dta.local_url());
     wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
@@ -56,14 +51,7 @@ fn a_record_mined_in_a_victims_name_without_its_key_is_ignored_everywhere() {
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
     w.mine(6);
     wait_for_share_api(&w, &dta);
-    wait_until(
-        "the IdP to serve its anchored certificate",
-        PATIENCE,
-        || {
-            let url = format!("{issuer}/.well-known/milagro/birth-certificate");
-            (reqwest::blocking::get(url).unwrap().status() == 200).then_some(())
-        },
-    );
+    wait_for_certificate(&issuer);
     let request = || {
         json!({ "id_token": alice_id_token(&issuer, &client) })
             .to_string()

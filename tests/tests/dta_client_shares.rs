@@ -11,11 +11,11 @@
 mod dta_common;
 mod idp_common;
 
-use std::os::unix::fs::PermissionsExt as _;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use dta_common::{call, config, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
+use dta_common::{
+    call, config, numbered_config, pat_shares, sealing_key_file, wait_for_share_api, PATIENCE,
+};
 use idp_common::{alice_id_token, register_client, start_idp_with_alice};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
@@ -67,10 +67,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
         Digest::sha256(b"not the rogue's certificate"),
         rogue_client.0,
     );
-    let key_file = dir.path().join("sealing.key");
-    std::fs::write(&key_file, hex::encode([9u8; 32])).unwrap();
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let master_key = format!("file = {key_file:?}");
+    let master_key = sealing_key_file(dir.path());
     let dta = Dta::start(config(&w, &dir.path().join("dta"), &master_key, &trusted)).unwrap();
     let api = Api::new(dta.local_url());
     wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {

@@ -69,14 +69,15 @@ impl Checkpoint {
     }
 }
 
-/// The least total work a header chain of `network` must show (zero on regtest).
+/// The least total work a header chain of `network` must show: the chain work of the
+/// pinned block (zero on regtest, whose pinned block is genesis and whose chains are
+/// made in seconds).
 pub fn minimum_chain_work(network: Network) -> Work {
     match network {
-        Network::Bitcoin => work_from_hex(MAINNET_MINIMUM_WORK),
-        Network::Testnet4 => work_from_hex(TESTNET4_MINIMUM_WORK),
-        Network::Signet => work_from_hex(SIGNET_MINIMUM_WORK),
-        Network::Testnet => work_from_hex(TESTNET3_MINIMUM_WORK),
-        _ => Work::from_be_bytes([0; 32]),
+        Network::Regtest => Work::from_be_bytes([0; 32]),
+        _ => Checkpoint::pinned(network)
+            .chain_work
+            .unwrap_or_else(|| Work::from_be_bytes([0; 32])),
     }
 }
 

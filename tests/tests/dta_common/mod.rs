@@ -45,6 +45,16 @@ checkpoint_interval_secs = 1
     Config::parse(&text).unwrap()
 }
 
+/// Writes a sealing key into an owner-only file in `dir`; returns the `[master_key]` line
+/// naming it.
+pub fn sealing_key_file(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key_file = dir.join("sealing.key");
+    std::fs::write(&key_file, hex::encode([9u8; 32])).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!("file = {key_file:?}")
+}
+
 /// Waits until the D-TA's index has the node's tip and its share API serves.
 pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
     let api = Api::new(dta.local_url());

@@ -318,6 +318,18 @@ pub fn start_idp_with_alice(
 
 /// Registers a confidential client redirecting to [`REDIRECT`] at `issuer`: its id and
 /// secret.
+/// Waits until the IdP at `issuer` serves its anchored Birth Certificate.
+pub fn wait_for_certificate(issuer: &str) {
+    wait_until(
+        "the IdP to serve its anchored certificate",
+        PATIENCE,
+        || {
+            let url = format!("{issuer}/.well-known/milagro/birth-certificate");
+            (reqwest::blocking::get(url).unwrap().status() == 200).then_some(())
+        },
+    );
+}
+
 pub fn register_client(issuer: &str) -> (String, String) {
     let response = no_redirect_client()
         .post(format!("{issuer}/register"))
