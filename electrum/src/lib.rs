@@ -90,7 +90,7 @@ pub use cross_check::{
     Agreement, CrossCheck, Disagreement, LocalChain, Outcome, RemoteHeaders, Sources,
     DEFAULT_MAX_LAG,
 };
-pub use decode::DecodeError;
+pub use decode::{DecodeError, MerkleAnswer};
 pub use source::{ConfirmError, CrossCheckError, ElectrumSource, SourceError};
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::confirm::{check_branch, ConfirmedTx, NotConfirmed};
 use crate::cross_check::{Agreement, CrossCheck, Disagreement, LocalChain, Outcome, RemoteHeaders};
-use crate::decode::{self, DecodeError};
+use crate::decode::{self, DecodeError, MerkleAnswer};
 
 /// An Electrum server, over `tcp://` (plain TCP; no TLS, no proxy).
 pub struct ElectrumSource {
@@ -139,8 +139,20 @@ impl ElectrumSource {
         self.decoded(METHOD, decode::headers(&answer, from, count))
     }
 
-    /// Confirms that `txid` is in the block at `height` whose header the caller holds
-    /// (`blockchain.transaction.get_merkle`): the server's branch must lead from `txid` to
+    /// The server's Merkle branch for `txid` in the block at `height`
+    /// (`blockchain.transaction.get_merkle`), decoded but not checked: see
+    /// [`ElectrumSource::confirm_tx`].
+    pub fn merkle_branch(&self, txid: Txid, height: u32) -> Result<MerkleAnswer, SourceError> {
+        const METHOD: &str = "blockchain.transaction.get_merkle";
+        let answer = self.call(
+            METHOD,
+            [Param::String(txid.to_string()), Param::U32(height)],
+        )?;
+        self.decoded(METHOD, decode::merkle(&answer))
+    }
+
+    /// Confirms that `txid` is in the block at `height` whose header the caller holds:
+    /// the server's branch ([`ElectrumSource::merkle_branch`]) must lead from `txid` to
     /// `header`'s Merkle root.
     pub fn confirm_tx(
         &self,
@@ -148,12 +160,7 @@ impl ElectrumSource {
         height: u32,
         header: &Header,
     ) -> Result<ConfirmedTx, ConfirmError> {
-        const METHOD: &str = "blockchain.transaction.get_merkle";
-        let answer = self.call(
-            METHOD,
-            [Param::String(txid.to_string()), Param::U32(height)],
-        )?;
-        let answer = self.decoded(METHOD, decode::merkle(&answer))?;
+        let answer = self.merkle_branch(txid, height)?;
         check_branch(txid, height, header, &answer).map_err(|reason| ConfirmError::NotConfirmed {
             url: self.url.clone(),
             reason: Box::new(reason),

@@ -33,10 +33,17 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node and mines 101 blocks so the wallet can spend.
     pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// [`TestNode::start`] with extra `bitcoind` arguments (e.g. `-txindex=1`, which
+    /// ElectrumX needs).
+    pub fn start_with_args(args: &[&str]) -> Self {
         let exe = milagro_regtest::bitcoind_exe()
             .expect("a bitcoind for the tests (installed on first use)");
         let mut conf = bitcoind::Conf::default();
         conf.args.push("-fallbackfee=0.0001");
+        conf.args.extend(args);
         let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");
         let rpc = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
         let miner = rpc.wallet_new_address().unwrap();
