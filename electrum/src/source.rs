@@ -12,6 +12,12 @@ use crate::cross_check::{Agreement, CrossCheck, Disagreement, LocalChain, Outcom
 use crate::decode::{self, DecodeError, MerkleAnswer};
 
 /// An Electrum server, over `tcp://` (plain TCP; no TLS, no proxy).
+///
+/// Calls are sequential round trips. ElectrumX 1.19 and later pad `tcp://` answers against
+/// traffic analysis and, once a session has been sent its first KiB, hold each small answer
+/// up to a second (unless the session was idle for one): a verifier that checks now and then
+/// should connect anew for each check (a cross-check and a confirmation fit in that first
+/// KiB), rather than keep one connection busy.
 pub struct ElectrumSource {
     client: Client,
     url: String,
