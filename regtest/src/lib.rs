@@ -10,7 +10,10 @@
 //! - gives tests an executable for the `bitcoind` crate through [`bitcoind_exe`], which
 //!   installs on first use instead of skipping;
 //! - starts and stops a persistent regtest node ([`up`], [`down`]) with a funded wallet, and
-//!   talks to it through the workspace's one node adapter ([`BitcoindRpc`]).
+//!   talks to it through the workspace's one node adapter ([`BitcoindRpc`]);
+//! - installs ElectrumX from PyPI into a virtual environment in the [`machine_cache_dir`]
+//!   (once per machine, shared by every clone) and runs it against a node
+//!   ([`electrum::ElectrumServer`]): an independent header source for SPV verifiers.
 //!
 //! What it deliberately does not do: it never touches `/etc/apt` or the system's packages, it
 //! is not a node adapter (it borrows the registry's, the only one in the workspace),
@@ -30,12 +33,17 @@
 //! # }
 //! ```
 
+pub mod electrum;
 mod install;
 mod node;
 mod process;
 
 use std::path::{Path, PathBuf};
 
+pub use electrum::{
+    electrumx_exe, install_electrumx, ElectrumServer, ElectrumServerError, Electrumx,
+    ElectrumxInstallError,
+};
 pub use install::{install, InstallError, Installed, UnresolvedLibrary};
 pub use milagro_registry::bitcoind::BitcoindRpc;
 pub use node::{down, up, NodeError, NodeInfo, NODE_FILE, WALLET};
@@ -55,6 +63,25 @@ pub fn default_cache_dir() -> PathBuf {
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
             manifest.parent().unwrap_or(manifest).join(".cache")
         }
+    }
+}
+
+/// Where installs shared by every clone of the workspace go: `$MILAGRO_CACHE_DIR` if set,
+/// else `$XDG_CACHE_HOME/milagro` (if absolute, as the XDG spec asks), else `~/.cache/milagro`.
+///
+/// Unlike [`default_cache_dir`] it lies outside the clone, so CI's fresh clones on the
+/// same machine reuse what an earlier run installed (ElectrumX's virtual environment).
+/// Falls back to [`default_cache_dir`] when neither `XDG_CACHE_HOME` nor `HOME` is set.
+pub fn machine_cache_dir() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("MILAGRO_CACHE_DIR") {
+        PathBuf::from(dir)
+    } else if let Some(xdg) = var("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        PathBuf::from(xdg).join("milagro")
+    } else if let Some(home) = var("HOME") {
+        PathBuf::from(home).join(".cache").join("milagro")
+    } else {
+        default_cache_dir()
     }
 }
 

@@ -22,10 +22,13 @@
 //! - [`mfa`]: D-TA shares/s and authentication-server logins/s through their APIs vs raw
 //!   G1/G2 multiplications and pairings;
 //! - [`mpin`]: M-Pin share issuance, PIN extraction and login vs raw G1/G2
-//!   multiplications and pairings (no node needed).
+//!   multiplications and pairings (no node needed);
+//! - [`electrum`]: one cross-check and transaction confirmation against a live ElectrumX vs
+//!   the same hashing done locally.
 
 pub mod audit;
 pub mod bc_verify;
+pub mod electrum;
 pub mod fetch;
 pub mod fixture;
 pub mod headers;

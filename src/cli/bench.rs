@@ -72,6 +72,20 @@ pub enum BenchCommand {
     /// quarter) at each --concurrency level. Run it in release mode:
     /// `cargo run --release -- bench mfa`. About a minute at the defaults.
     Mfa(MfaArgs),
+    /// One cross-check against a live ElectrumX (its tip, one header compared, one
+    /// transaction's Merkle branch confirmed) vs the same hashing done locally.
+    ///
+    /// Starts a private regtest node and ElectrumX (installed on first use into the machine
+    /// cache). Run it in release mode: `cargo run --release -- bench electrum`. About 20 s.
+    Electrum(ElectrumArgs),
+}
+
+/// `milagro bench electrum`
+#[derive(Debug, Args)]
+pub struct ElectrumArgs {
+    /// Timed calls per figure.
+    #[arg(long, default_value_t = 1_000)]
+    pub calls: usize,
 }
 
 /// `milagro bench mfa`
@@ -216,7 +230,27 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Mpin(args) => mpin(args),
         BenchCommand::Headers(args) => headers(args),
         BenchCommand::Mfa(args) => mfa(args),
+        BenchCommand::Electrum(args) => electrum(args),
     }
+}
+
+#[derive(Debug, Serialize)]
+struct ElectrumBenchReport {
+    profile: &'static str,
+    calls: usize,
+    electrum: suite::electrum::ElectrumReport,
+}
+
+fn electrum(args: ElectrumArgs) -> Result<()> {
+    let profile = profile();
+    let mut table = Table::default();
+    let electrum = suite::electrum::measure(args.calls, &mut table)?;
+    table.print();
+    print_json(&ElectrumBenchReport {
+        profile,
+        calls: args.calls,
+        electrum,
+    })
 }
 
 #[derive(Debug, Serialize)]
