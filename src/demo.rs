@@ -100,6 +100,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut conf = bitcoind::Conf::default();
     conf.args.extend(milagro_regtest::NODE_ARGS);
     conf.staticdir = None;
+    conf.p2p = bitcoind::P2P::Yes;
+    conf.args.push("-listenonion=0");
     let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
     let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
     let miner = node.wallet_new_address()?;
@@ -109,6 +111,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         bitcoind.rpc_url(),
         node.tip()?.height
     );
+    let (_peer, electrum) = crate::demo_tbs::independent_header_source(&exe, &bitcoind)?;
 
     step("creating Birth Certificates for a TBS, an IdP and two D-TAs");
     let created = std::time::SystemTime::now()
@@ -229,14 +232,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
 
     let dtas: Vec<&BirthCertificate> = parties[2..].iter().map(|p| &p.bc).collect();
+    let chain = crate::demo_mpin::Chain {
+        node: &node,
+        rpc_url: &bitcoind.rpc_url(),
+        cookie: &bitcoind.params.cookie_file,
+        miner: &miner,
+    };
     let (tbs, demo_tbs) = crate::demo_tbs::run(
-        &node,
-        &bitcoind.rpc_url(),
-        &bitcoind.params.cookie_file,
-        &miner,
+        &chain,
         &dtas,
         &parties[1].bc,
         &dta1_identity,
+        &electrum.url(),
     )?;
 
     let idp_dir = tempfile::tempdir()?;
@@ -248,12 +255,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
         idp_dir.path(),
     )?;
 
-    let chain = crate::demo_mpin::Chain {
-        node: &node,
-        rpc_url: &bitcoind.rpc_url(),
-        cookie: &bitcoind.params.cookie_file,
-        miner: &miner,
-    };
     let mpin = crate::demo_mpin::run(&chain, &demo_tbs, &running_idp)?;
     running_idp.stop();
     demo_tbs.tbs.stop();

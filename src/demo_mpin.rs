@@ -314,6 +314,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         chain.miner,
         &tbs.url,
         tbs.digest,
+        &tbs.sources,
         tbs.dir.path(),
         &[("badge-1", "staff")],
     )?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_pat_client::state::Provisioning;
-use milagro_pat_client::{enrol, provision, ServiceClient, WaitOptions};
+use milagro_pat_client::{enrol, provision, ChainSources, ServiceClient, WaitOptions};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
@@ -40,6 +40,8 @@ struct DeviceSummary {
     sequence: u64,
     dtas: Vec<Value>,
     idp: Option<Value>,
+    /// The sources that agreed on the chain its instructions were verified against.
+    agreed_by: Vec<String>,
 }
 
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -54,6 +56,8 @@ pub struct DemoTbs {
     pub digest: milagro_anchor::digest::Digest,
     /// Tenant acme's token.
     pub tenant_token: String,
+    /// What its devices check it against: the Electrum server on the second node.
+    pub sources: ChainSources,
     /// Where its state and the devices' live.
     pub dir: tempfile::TempDir,
 }
@@ -66,14 +70,16 @@ pub(crate) fn enrol_devices(
     miner: &str,
     url: &str,
     digest: milagro_anchor::digest::Digest,
+    sources: &ChainSources,
     dir: &Path,
     devices: &[(&str, &str)],
 ) -> Result<Vec<(String, String, milagro_pat_client::Enrolled)>> {
+    wait_for_sources(sources, node.tip()?.height)?;
     let workers: Vec<_> = devices
         .iter()
         .map(|(name, group)| {
             let (state, url, name) = (dir.join(name), url.to_owned(), name.to_string());
-            let group = group.to_string();
+            let (group, sources) = (group.to_string(), sources.clone());
             std::thread::spawn(move || -> Result<_> {
                 let provisioning = Provisioning {
                     tbs_url: url.clone(),
@@ -81,6 +87,7 @@ pub(crate) fn enrol_devices(
                     tenant: "acme".into(),
                     group: group.clone(),
                     network: bitcoin::Network::Regtest,
+                    sources,
                 };
                 let stage = provision(&state, provisioning, Some(&name))?;
                 let wait = WaitOptions {
@@ -104,6 +111,7 @@ pub(crate) fn enrol_devices(
         let mempool: Vec<String> = node.call("getrawmempool", &[])?;
         if !mempool.is_empty() {
             node.generate_to_address(1, miner)?;
+            wait_for_sources(sources, node.tip()?.height)?;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -115,6 +123,52 @@ pub(crate) fn enrol_devices(
                 .map_err(|_| anyhow::anyhow!("a device thread panicked"))?
         })
         .collect()
+}
+
+/// A second node following the demo's, and ElectrumX on it: the independent header
+/// source every device checks the TBS's chain against. Both stop when dropped.
+pub(crate) fn independent_header_source(
+    exe: &Path,
+    node: &bitcoind::BitcoinD,
+) -> Result<(bitcoind::BitcoinD, milagro_regtest::ElectrumServer)> {
+    crate::demo::step(
+        "starting a second node following the first, and ElectrumX on it (installed once per machine): devices check the TBS's chain against it",
+    );
+    let mut conf = bitcoind::Conf::default();
+    conf.args.extend(milagro_regtest::NODE_ARGS);
+    conf.args.push("-listenonion=0");
+    conf.p2p = node
+        .p2p_connect(true)
+        .context("the demo's node does not listen")?;
+    let peer =
+        bitcoind::BitcoinD::with_conf(exe, &conf).context("cannot start a second bitcoind")?;
+    let (first, second) = (
+        BitcoindRpc::with_cookie(node.rpc_url(), &node.params.cookie_file),
+        BitcoindRpc::with_cookie(peer.rpc_url(), &peer.params.cookie_file),
+    );
+    crate::demo::wait_for(PATIENCE, "the second node to follow the first", || {
+        Ok((second.tip()? == first.tip()?).then_some(()))
+    })?;
+    let electrum = milagro_regtest::ElectrumServer::start(
+        &peer.rpc_url(),
+        &peer.params.cookie_file,
+        bitcoin::Network::Regtest,
+    )?;
+    eprintln!("    {} on {}", electrum.url(), peer.rpc_url());
+    Ok((peer, electrum))
+}
+
+/// Waits until every Electrum server of `sources` serves a tip at `height` or above: the
+/// demo mines a block every 200 ms, where the network finds one every 10 minutes, and a
+/// device refuses a TBS more than 2 blocks ahead of its header sources.
+fn wait_for_sources(sources: &ChainSources, height: u32) -> Result<()> {
+    for url in &sources.electrum {
+        crate::demo::wait_for(PATIENCE, "the Electrum server to see the new block", || {
+            let server = milagro_electrum::ElectrumSource::connect(url, Duration::from_secs(10))?;
+            Ok((server.tip()?.0 >= height).then_some(()))
+        })?;
+    }
+    Ok(())
 }
 
 /// Calls a JSON API; any non-2xx status is an error carrying the JSON error body.
@@ -143,14 +197,13 @@ pub(crate) fn call(
 /// `dta1` (the first D-TA) then talks to meter-1 over Milagro TLS. The TBS keeps running
 /// for the M-Pin part.
 pub fn run(
-    node: &BitcoindRpc,
-    rpc_url: &str,
-    cookie: &Path,
-    miner: &str,
+    chain: &crate::demo_mpin::Chain<'_>,
     dtas: &[&BirthCertificate],
     idp: &BirthCertificate,
     dta1: &milagro_tls::LocalIdentity,
+    electrum: &str,
 ) -> Result<(TbsSummary, DemoTbs)> {
+    let (node, rpc_url, cookie, miner) = (chain.node, chain.rpc_url, chain.cookie, chain.miner);
     crate::demo::step("starting a TBS next to the node; it anchors its own Birth Certificate");
     let dir = tempfile::tempdir()?;
     let admin = ApiToken::generate(&mut rand_core::OsRng);
@@ -222,7 +275,12 @@ pub fn run(
 
     crate::demo::step("enrolling three devices: each checks the TBS by SPV; meter-1 and meter-2 (group eu) sign their own anchors, sensor-1 (group fleet) is anchored in a TBS batch; each verifies its instructions");
     let devices = [("meter-1", "eu"), ("meter-2", "eu"), ("sensor-1", "fleet")];
-    let enrolled_devices = enrol_devices(node, miner, &url, digest, dir.path(), &devices)?;
+    let sources = ChainSources {
+        electrum: vec![electrum.to_owned()],
+        registries: vec![],
+    };
+    let enrolled_devices =
+        enrol_devices(node, miner, &url, digest, &sources, dir.path(), &devices)?;
     let mut summaries = Vec::new();
     for (name, group, enrolled) in enrolled_devices {
         let stored = enrolled.instructions();
@@ -267,7 +325,26 @@ pub fn run(
                 .as_ref()
                 .map_or("none", |s| s.url.as_str()),
         );
+        if let Some(chain) = enrolled.device().chain_seen() {
+            let sources: Vec<String> = chain
+                .agreed_by
+                .iter()
+                .enumerate()
+                .map(|(i, url)| format!("{} {url}", if i == 0 { "tbs" } else { "electrum" }))
+                .collect();
+            eprintln!(
+                "    {name}  chain at height {} ({}) agreed by {}",
+                chain.height,
+                chain.hash,
+                sources.join(" and ")
+            );
+        }
         summaries.push(DeviceSummary {
+            agreed_by: enrolled
+                .device()
+                .chain_seen()
+                .map(|c| c.agreed_by.clone())
+                .unwrap_or_default(),
             name,
             group,
             key: enrolled.device().public_key().to_string(),
@@ -293,6 +370,7 @@ pub fn run(
             url,
             digest,
             tenant_token: token,
+            sources,
             dir,
         },
     ))

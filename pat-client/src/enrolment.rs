@@ -17,17 +17,16 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use milagro_anchor::anchor_offer::AnchorOffer;
-use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::envelope::SealedInstructions;
 use milagro_anchor::keys::PublicKey;
-use milagro_anchor::proof::{AnchorProof, AnchorProofJson, VerifiedAnchor};
+use milagro_anchor::proof::VerifiedAnchor;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Step};
 use crate::http::{str_field, ServiceClient};
 use crate::instructions::{accept_instructions, Pending};
-use crate::spv::fetch_headers;
+use crate::sources::{device_chain, verify_registry};
 use crate::state::{Device, Progress, StoredInstructions, TbsRecord};
 
 /// A provisioned device that has not yet checked its TBS (or restarted before it sent
@@ -105,40 +104,10 @@ impl Provisioned {
     /// status `active`, and its anchor by SPV against headers from the network's genesis.
     /// Stores the verified certificate.
     pub fn verify_tbs(mut self, tbs: &ServiceClient) -> Result<TbsVerified, Error> {
-        let step = Step::FetchTbsCertificate;
-        let served = tbs
-            .get(step, "/.well-known/milagro/birth-certificate")?
-            .body;
-        let document = served
-            .get("birth_certificate")
-            .ok_or_else(|| Error::unexpected(step, "no birth_certificate"))?;
-        let json = serde_json::to_vec(document).map_err(|e| Error::unexpected(step, e))?;
-        let bc = BirthCertificate::parse(&json)?;
-        let provisioned = self.device.provisioning.tbs_digest;
-        if bc.digest() != provisioned {
-            return Err(Error::TbsDigest {
-                provisioned,
-                served: bc.digest(),
-            });
-        }
-        if bc.role() != Role::Tbs || bc.status() != Status::Active {
-            return Err(Error::TbsCertificate {
-                role: bc.role(),
-                status: bc.status(),
-            });
-        }
-        let proof: AnchorProofJson = served
-            .get("anchor_proof")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| Error::unexpected(step, format!("anchor_proof: {e}")))?
-            .ok_or_else(|| Error::unexpected(step, "no anchor_proof"))?;
-        let proof = AnchorProof::from_json(&proof).map_err(Error::TbsAnchor)?;
-        let headers = fetch_headers(tbs, self.device.provisioning.network)?;
-        let anchor = bc
-            .verify_anchor(&proof, &headers)
-            .map_err(Error::TbsAnchor)?;
+        let chain = device_chain(tbs, &self.device)?;
+        let (bc, anchor) =
+            verify_registry(tbs, self.device.provisioning.tbs_digest, &chain.headers)?;
+        self.device.chain = Some(chain.seen);
         let tbs_key = *bc.public_key();
         self.device.tbs = Some(TbsRecord {
             bc,
@@ -309,6 +278,7 @@ impl Waiting {
             tx.get_or_insert(device_tx);
         }
         self.device.instructions = Some(accepted.stored.clone());
+        self.device.chain = Some(accepted.chain);
         self.device.save()?;
         Ok(Poll::Ready(Enrolled {
             device: self.device,

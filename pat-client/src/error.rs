@@ -131,6 +131,19 @@ pub enum Error {
     /// A header failed its proof-of-work or linkage check.
     #[error("fetching headers: {0}")]
     HeaderChain(#[from] HeaderChainError),
+    /// An independent header source holds another best chain than the TBS (the message
+    /// names both sources, and the fork's height or which one is behind).
+    #[error("the chain sources disagree: {0}")]
+    ChainDisagreement(milagro_electrum::Disagreement),
+    /// A source the device was given besides its TBS (an Electrum server, another
+    /// registry) could not be asked or failed its checks: every source must answer.
+    #[error("cannot check the tbs against {label}: {reason}")]
+    SourceUnavailable {
+        /// The source (its URL).
+        label: String,
+        /// Why.
+        reason: String,
+    },
     /// The anchoring offer was refused (wrong payload, key or fee).
     #[error("requesting enrolment: the offer is refused: {0}")]
     Offer(#[from] OfferError),

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::enrolment::{instructions_path, sealed_instructions, Enrolled};
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
-use crate::spv::fetch_headers;
-use crate::state::{AnchorSummary, Device, StoredInstructions};
+use crate::sources::device_chain;
+use crate::state::{AnchorSummary, ChainSeen, Device, StoredInstructions};
 
 /// The TBS's progress report while instructions are not ready (`202`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub enum Refreshed {
 pub(crate) struct Accepted {
     pub stored: StoredInstructions,
     pub device_tx: Option<Transaction>,
+    /// The chain they were verified against.
+    pub chain: ChainSeen,
 }
 
 /// Opens, checks and verifies `sealed` for `device`; refuses a sequence not above the
@@ -97,8 +99,8 @@ pub(crate) fn accept_instructions(
             instructions.tenant, instructions.group, provisioning.tenant, provisioning.group
         )));
     }
-    let headers = fetch_headers(tbs, provisioning.network)?;
-    let verified = instructions.verify(&device.bc, tbs_key, &headers)?;
+    let chain = device_chain(tbs, device)?;
+    let verified = instructions.verify(&device.bc, tbs_key, &chain.headers)?;
     let anchor = verified.device_anchor();
     let got = verified.instructions();
     if got.device.txid() != anchor.txid() {
@@ -143,7 +145,11 @@ pub(crate) fn accept_instructions(
         service_anchors: verified.service_anchors().iter().map(summary).collect(),
         instructions: got.clone(),
     };
-    Ok(Accepted { stored, device_tx })
+    Ok(Accepted {
+        stored,
+        device_tx,
+        chain: chain.seen,
+    })
 }
 
 impl Enrolled {
@@ -166,8 +172,10 @@ impl Enrolled {
         let accepted = accept_instructions(&self.device, &self.tbs_key, tbs, &sealed)?;
         let sequence = accepted.stored.sequence;
         let old = self.device.instructions.replace(accepted.stored.clone());
+        let old_chain = self.device.chain.replace(accepted.chain);
         if let Err(error) = self.device.save() {
             self.device.instructions = old;
+            self.device.chain = old_chain;
             return Err(error);
         }
         *self.stored = accepted.stored;

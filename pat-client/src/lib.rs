@@ -10,8 +10,8 @@
 //!
 //! 1. [`Provisioned::verify_tbs`]: fetches `/.well-known/milagro/birth-certificate`,
 //!    checks the digest, role and status, and verifies the anchor by SPV against headers
-//!    from `/v1/headers` that must start at the network's genesis and carry valid proof
-//!    of work → [`TbsVerified`];
+//!    from `/v1/headers`, checked from the network's pinned checkpoint under the consensus
+//!    rules and against the device's [`ChainSources`] → [`TbsVerified`];
 //! 2. [`TbsVerified::request`]: sends the sealed `EnrolmentRequest` and checks the PSBT
 //!    offered ([`AnchorOffer::check`](milagro_anchor::anchor_offer::AnchorOffer::check):
 //!    its own key, its own digest, a bounded fee) → [`Offered`];
@@ -45,11 +45,11 @@
 //!
 //! # What it does not do (yet)
 //!
-//! - No node and no Electrum: headers come from the TBS itself, checked for linkage and
-//!   proof of work from genesis (so a TBS cannot invent a chain it did not mine), but not
-//!   compared with a second source; an Electrum header source closes that gap later.
-//!   Fetching headers from genesis suits regtest and signet, not a device on mainnet (a
-//!   stored header checkpoint does).
+//! - No node: headers come from the TBS, checked under the consensus rules from the
+//!   network's pinned checkpoint, with at least the work of any chain the device accepted
+//!   before. Given [`ChainSources`], the device also checks that chain against Electrum
+//!   servers and looks certificates up in more registries ([`sources`]); without them, a
+//!   TBS can still withhold blocks or records (`docs/threat-model.md`).
 //! - Plain HTTP only: `https://` needs reqwest's `rustls` feature, not enabled yet (tests
 //!   talk to a TBS on loopback).
 //! - One IdP login serves every D-TA of the group: they must share one client id at the
@@ -68,6 +68,7 @@
 //!     tenant: "acme".into(),
 //!     group: "eu".into(),
 //!     network: bitcoin::Network::Regtest,
+//!     sources: Default::default(),
 //! };
 //! let stage = provision("/var/lib/pat".as_ref(), provisioning, Some("meter 7"))?;
 //! let tbs = ServiceClient::new(&stage.device().provisioning().tbs_url)?;
@@ -89,6 +90,7 @@ pub mod idp_login;
 mod instructions;
 pub mod mpin_key;
 pub mod peering;
+pub mod sources;
 pub mod spv;
 pub mod state;
 
@@ -102,7 +104,9 @@ pub use enrolment::{Enrolled, Offered, Poll, Provisioned, Requested, TbsVerified
 pub use error::{Error, Step};
 pub use http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 pub use instructions::{Pending, Refreshed};
-pub use state::{AnchorSummary, Device, Provisioning, StoredInstructions};
+pub use state::{
+    AnchorSummary, ChainSeen, ChainSources, Device, Provisioning, RegistryPin, StoredInstructions,
+};
 
 /// Where a device's state directory says it is.
 #[derive(Debug)]

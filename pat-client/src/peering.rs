@@ -7,20 +7,25 @@
 //! value it spends ([`Device::tls_identity`]). A batch member has no signature of its own
 //! on chain and cannot.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Network, Txid};
+use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::RecordKind;
-use milagro_anchor::proof::{AnchorProof, AnchorProofJson, Expected, Headers, VerifiedAnchor};
+use milagro_anchor::proof::{
+    AnchorProof, AnchorProofJson, Expected, HeaderChain as _, Headers, VerifiedAnchor,
+};
 use milagro_anchor::record::RecordCandidate;
 use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
 use serde_json::Value;
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
+use crate::sources::{self, registry_clients, verify_registry};
 use crate::spv::{extend_headers, fetch_headers};
-use crate::state::{Device, Progress};
+use crate::state::{ChainSeen, ChainSources, Device, Progress};
 
 impl Device {
     /// This device as a Milagro TLS party: its key, its Birth Certificate and the nonce of
@@ -54,21 +59,48 @@ impl Device {
 /// A [`PeerDirectory`] backed by a TBS: the anchor proof (its signer proven by the output
 /// it spends) and the headers it serves are checked by SPV from the network's pinned
 /// checkpoint under the consensus rules, and the chain must keep at least the work of
-/// any chain this directory saw before. So the TBS cannot make up an anchor or its depth
-/// on a chain of its own without outspending the real chain's work since the checkpoint.
-/// What it can still do is lie by omission: withhold new blocks (depths then stay low,
-/// and a superseding certificate in them goes unseen) or hide a later certificate of the
-/// peer's key (the canary). An independent header source and a second registry close
-/// those gaps (`docs/threat-model.md`).
+/// any chain this directory (or the device it was made for) saw before. So the TBS cannot
+/// make up an anchor or its depth on a chain of its own without outspending the real
+/// chain's work since the checkpoint. What one TBS can still do is lie by omission:
+/// withhold new blocks (depths then stay low, and a superseding certificate in them goes
+/// unseen) or hide a later certificate of the peer's key (the canary). Given
+/// [`ChainSources`] ([`TbsDirectory::with_sources`]), every chain is also checked against
+/// each Electrum server, and a peer's later certificates are looked up in every registry:
+/// the union decides ([`crate::sources`], `docs/threat-model.md`).
 pub struct TbsDirectory {
     tbs: ServiceClient,
     network: Network,
+    sources: ChainSources,
+    registries: Vec<Registry>,
     cache_for: Duration,
     cache: Mutex<Vec<(Txid, Instant, Standing)>>,
     /// The header chain checked so far: each lookup only fetches what is new.
     headers: Mutex<Option<Headers>>,
-    /// The most work of any chain accepted so far.
-    best_work: Mutex<Option<bitcoin::Work>>,
+    /// The best chain accepted so far: none with less work is accepted after it.
+    best: Mutex<Option<ChainSeen>>,
+}
+
+/// A registry asked besides the TBS, pinned by its certificate digest.
+struct Registry {
+    client: ServiceClient,
+    digest: Digest,
+    /// Its certificate was checked (digest, role, status, anchor by SPV).
+    checked: AtomicBool,
+}
+
+/// Why one attempt at a lookup failed.
+enum Attempt {
+    /// The answer is final.
+    Final(DirectoryError),
+    /// The answer may differ against a newer chain (a proof that does not verify after a
+    /// reorg, a record above the chain's tip): fetch the chain afresh and try once more.
+    Stale(DirectoryError),
+}
+
+impl From<DirectoryError> for Attempt {
+    fn from(error: DirectoryError) -> Self {
+        Self::Final(error)
+    }
 }
 
 impl TbsDirectory {
@@ -83,16 +115,56 @@ impl TbsDirectory {
         Self {
             tbs,
             network,
+            sources: ChainSources::default(),
+            registries: Vec::new(),
             cache_for,
             cache: Mutex::new(Vec::new()),
             headers: Mutex::new(None),
-            best_work: Mutex::new(None),
+            best: Mutex::new(None),
         }
     }
 
+    /// The directory of `device`: its TBS and sources, starting from the best chain it
+    /// accepted.
+    pub fn for_device(device: &Device, cache_for: Duration) -> Result<Self, Error> {
+        let provisioning = device.provisioning();
+        let tbs = ServiceClient::new(&provisioning.tbs_url)?;
+        let directory = Self::caching(tbs, provisioning.network, cache_for)
+            .with_sources(&provisioning.sources)?;
+        *directory
+            .best
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = device.chain_seen().cloned();
+        Ok(directory)
+    }
+
+    /// Checks every chain against the Electrum servers of `sources` and asks its
+    /// registries too (each must serve the certificate it is pinned to).
+    pub fn with_sources(mut self, sources: &ChainSources) -> Result<Self, Error> {
+        self.registries = registry_clients(sources)?
+            .into_iter()
+            .map(|(client, digest)| Registry {
+                client,
+                digest,
+                checked: AtomicBool::new(false),
+            })
+            .collect();
+        self.sources = sources.clone();
+        Ok(self)
+    }
+
+    /// The best chain this directory accepted, and which sources agreed on it.
+    pub fn chain_seen(&self) -> Option<ChainSeen> {
+        self.best
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Looks `txid` up against the held header chain, extended to the TBS's tip; if the
-    /// extension does not link or the answer does not verify against it (a reorg), once
-    /// more against a chain fetched afresh from genesis. Lookups take turns on the chain.
+    /// extension does not link or the answer may be stale against it (a reorg), once
+    /// more against a chain fetched afresh from the checkpoint. Lookups take turns on the
+    /// chain.
     fn look_up(&self, txid: Txid) -> Result<Standing, DirectoryError> {
         let unavailable = |e: Error| DirectoryError::Unavailable(e.to_string());
         let mut held = self.headers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -107,32 +179,31 @@ impl TbsDirectory {
                 true,
             ),
         };
-        let headers = held.insert(self.at_least_as_much_work(chain)?);
+        let headers = held.insert(self.accept(chain)?);
         match self.standing_against(txid, headers) {
-            Err(DirectoryError::Invalid { .. }) if !fresh => {
+            Ok(standing) => Ok(standing),
+            Err(Attempt::Final(error)) => Err(error),
+            Err(Attempt::Stale(error)) if fresh => Err(error),
+            Err(Attempt::Stale(_)) => {
                 let chain = fetch_headers(&self.tbs, self.network).map_err(unavailable)?;
-                let headers = held.insert(self.at_least_as_much_work(chain)?);
+                let headers = held.insert(self.accept(chain)?);
                 self.standing_against(txid, headers)
+                    .map_err(|(Attempt::Final(e) | Attempt::Stale(e))| e)
             }
-            answer => answer,
         }
     }
 
-    /// Refuses a chain with less work than one this directory already accepted (the TBS
-    /// went back to a weaker branch, or is withholding blocks), and remembers the most.
-    fn at_least_as_much_work(&self, chain: Headers) -> Result<Headers, DirectoryError> {
-        let mut best = self
-            .best_work
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        chain
-            .check_work(*best)
+    /// Accepts `chain` if it has at least the work of the best chain accepted so far and
+    /// every Electrum source agrees with it, and remembers it.
+    fn accept(&self, chain: Headers) -> Result<Headers, DirectoryError> {
+        let mut best = self.best.lock().unwrap_or_else(PoisonError::into_inner);
+        let checked = sources::accept(&self.tbs, chain, best.as_ref(), &self.sources)
             .map_err(|e| DirectoryError::Unavailable(format!("the tbs's headers: {e}")))?;
-        *best = Some(chain.chain_work());
-        Ok(chain)
+        *best = Some(checked.seen);
+        Ok(checked.headers)
     }
 
-    fn standing_against(&self, txid: Txid, headers: &Headers) -> Result<Standing, DirectoryError> {
+    fn standing_against(&self, txid: Txid, headers: &Headers) -> Result<Standing, Attempt> {
         let anchor = self.verified_record(txid, headers)?;
         let superseded_by = self.later_certificate(&anchor, headers)?;
         Ok(Standing {
@@ -141,78 +212,119 @@ impl TbsDirectory {
         })
     }
 
-    /// The record in `txid`, its proof verified against `headers`.
-    fn verified_record(
-        &self,
-        txid: Txid,
-        headers: &Headers,
-    ) -> Result<VerifiedAnchor, DirectoryError> {
-        let invalid = |reason: String| DirectoryError::Invalid { txid, reason };
-        let answer = match self
-            .tbs
-            .get(Step::LookUpPeer, &format!("/v1/proofs/{txid}"))
-        {
-            Ok(answer) => answer,
-            Err(Error::Server { status: 404, .. }) => {
-                return Err(DirectoryError::NotAnchored(txid))
+    /// The registries to ask, the TBS first, each extra one's certificate checked once.
+    fn registries(&self, headers: &Headers) -> Result<Vec<&ServiceClient>, DirectoryError> {
+        let mut all = vec![&self.tbs];
+        for registry in &self.registries {
+            if !registry.checked.load(Ordering::Acquire) {
+                verify_registry(&registry.client, registry.digest, headers).map_err(|e| {
+                    DirectoryError::Unavailable(format!(
+                        "registry {}: {e}",
+                        registry.client.base_url()
+                    ))
+                })?;
+                registry.checked.store(true, Ordering::Release);
             }
-            Err(e) => return Err(DirectoryError::Unavailable(e.to_string())),
-        };
-        let proof: AnchorProofJson = answer
-            .body
-            .get("anchor_proof")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| invalid(format!("anchor_proof: {e}")))?
-            .ok_or_else(|| invalid("no anchor_proof".into()))?;
-        let proof = AnchorProof::from_json(&proof).map_err(|e| invalid(e.to_string()))?;
-        let record = RecordCandidate::from_tx(proof.tx()).map_err(|e| invalid(e.to_string()))?;
-        // The signer is proven by the verification below (the funding output it spends).
-        let expected = Expected {
-            kind: record.payload().kind,
-            digest: record.payload().digest,
-            signer: None,
-        };
-        proof
-            .verify(&expected, headers)
-            .map_err(|e| invalid(e.to_string()))
+            all.push(&registry.client);
+        }
+        Ok(all)
+    }
+
+    /// The record in `txid`, its proof (from the first registry that has it) verified
+    /// against `headers`.
+    fn verified_record(&self, txid: Txid, headers: &Headers) -> Result<VerifiedAnchor, Attempt> {
+        for registry in self.registries(headers)? {
+            match verified_record_from(registry, txid, headers) {
+                Err(Attempt::Final(DirectoryError::NotAnchored(_))) => continue,
+                answer => return answer,
+            }
+        }
+        Err(Attempt::Final(DirectoryError::NotAnchored(txid)))
     }
 
     /// The first Birth Certificate record of `anchor`'s signer in a later block that
-    /// verifies.
+    /// verifies, from any registry (the union of what they list).
     fn later_certificate(
         &self,
         anchor: &VerifiedAnchor,
         headers: &Headers,
-    ) -> Result<Option<Txid>, DirectoryError> {
+    ) -> Result<Option<Txid>, Attempt> {
         let signer = anchor.signer();
-        let records = self
-            .tbs
-            .get(Step::LookUpPeer, &format!("/v1/records?signer={signer}"))
-            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
-        let later = records
-            .body
-            .get("records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|r| r.get("height").and_then(Value::as_u64) > Some(u64::from(anchor.height())))
-            .filter_map(|r| r.get("txid").and_then(Value::as_str)?.parse::<Txid>().ok());
-        for txid in later {
-            // Only a later certificate that is really on this chain counts: a TBS must
-            // not be able to shut a peer out with a made-up record.
-            if let Ok(later) = self.verified_record(txid, headers) {
-                if later.kind() == RecordKind::BirthCertificate
-                    && later.signer() == signer
-                    && later.digest() != anchor.digest()
-                {
-                    return Ok(Some(txid));
+        for registry in self.registries(headers)? {
+            let records = registry
+                .get(Step::LookUpPeer, &format!("/v1/records?signer={signer}"))
+                .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+            let later = records
+                .body
+                .get("records")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    let height = u32::try_from(r.get("height")?.as_u64()?).ok()?;
+                    let txid = r.get("txid")?.as_str()?.parse::<Txid>().ok()?;
+                    (height > anchor.height()).then_some((txid, height))
+                });
+            for (txid, height) in later {
+                if height > headers.tip_height() {
+                    // The registry is ahead of the chain checked: the record cannot be
+                    // judged yet, and ignoring it could accept a revoked peer.
+                    return Err(Attempt::Stale(DirectoryError::Unavailable(format!(
+                        "registry {} lists a record of key {signer} at height {height}, above \
+                         the tip of the chain checked ({})",
+                        registry.base_url(),
+                        headers.tip_height()
+                    ))));
+                }
+                // Only a later certificate that is really on this chain counts: a
+                // registry must not be able to shut a peer out with a made-up record.
+                if let Ok(later) = verified_record_from(registry, txid, headers) {
+                    if later.kind() == RecordKind::BirthCertificate
+                        && later.signer() == signer
+                        && later.digest() != anchor.digest()
+                    {
+                        return Ok(Some(txid));
+                    }
                 }
             }
         }
         Ok(None)
     }
+}
+
+/// The record in `txid` as `registry` proves it, verified against `headers`.
+fn verified_record_from(
+    registry: &ServiceClient,
+    txid: Txid,
+    headers: &Headers,
+) -> Result<VerifiedAnchor, Attempt> {
+    let invalid = |reason: String| Attempt::Stale(DirectoryError::Invalid { txid, reason });
+    let answer = match registry.get(Step::LookUpPeer, &format!("/v1/proofs/{txid}")) {
+        Ok(answer) => answer,
+        Err(Error::Server { status: 404, .. }) => {
+            return Err(Attempt::Final(DirectoryError::NotAnchored(txid)))
+        }
+        Err(e) => return Err(Attempt::Final(DirectoryError::Unavailable(e.to_string()))),
+    };
+    let proof: AnchorProofJson = answer
+        .body
+        .get("anchor_proof")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| invalid(format!("anchor_proof: {e}")))?
+        .ok_or_else(|| invalid("no anchor_proof".into()))?;
+    let proof = AnchorProof::from_json(&proof).map_err(|e| invalid(e.to_string()))?;
+    let record = RecordCandidate::from_tx(proof.tx()).map_err(|e| invalid(e.to_string()))?;
+    // The signer is proven by the verification below (the funding output it spends).
+    let expected = Expected {
+        kind: record.payload().kind,
+        digest: record.payload().digest,
+        signer: None,
+    };
+    proof
+        .verify(&expected, headers)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 impl PeerDirectory for TbsDirectory {

@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use milagro_anchor::digest::Digest;
 use milagro_pat_client::{
-    enrol, open, provision, Enrolled, Error, Event, Provisioning, Refreshed, ServiceClient, Stage,
-    WaitOptions,
+    enrol, open, provision, ChainSources, Enrolled, Error, Event, Provisioning, Refreshed,
+    RegistryPin, ServiceClient, Stage, WaitOptions,
 };
 use serde_json::{json, Value};
 
@@ -78,6 +78,14 @@ pub struct EnrolArgs {
     /// The Bitcoin network whose genesis block the header chain must start from.
     #[arg(long, default_value = "bitcoin")]
     pub network: bitcoin::Network,
+    /// An Electrum server (`tcp://host:port`) whose best chain the TBS's must agree with;
+    /// repeat for more. Every one must answer.
+    #[arg(long = "electrum", value_name = "URL")]
+    pub electrum: Vec<String>,
+    /// Another registry (a TBS of another operator) to look certificates up in, pinned by
+    /// its certificate digest: `DIGEST@URL`; repeat for more.
+    #[arg(long = "registry", value_name = "DIGEST@URL")]
+    pub registries: Vec<RegistryPin>,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -134,6 +142,10 @@ fn enrol_command(args: EnrolArgs) -> Result<()> {
         tenant: args.tenant,
         group: args.group,
         network: args.network,
+        sources: ChainSources {
+            electrum: args.electrum,
+            registries: args.registries,
+        },
     };
     let tbs = ServiceClient::new(&provisioning.tbs_url)?;
     let stage = provision(&args.state, provisioning, args.name.as_deref())
@@ -266,6 +278,8 @@ fn summary(enrolled: &Enrolled) -> Value {
             "url": provisioning.tbs_url,
             "digest": provisioning.tbs_digest,
         },
+        "sources": provisioning.sources,
+        "chain": device.chain_seen(),
         "tenant": got.tenant,
         "group": got.group,
         "sequence": stored.sequence,

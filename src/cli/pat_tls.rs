@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::kex::{Established, Protocol};
+use milagro_pat_client::open;
 use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::{open, ServiceClient};
 use milagro_tls::{AdmittedPeer, LocalIdentity, Options, PeerDirectory};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
@@ -97,9 +97,8 @@ pub fn device_parts(
     device: &milagro_pat_client::Device,
 ) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
     let identity = device.tls_identity()?;
-    let provisioning = device.provisioning();
-    let tbs = ServiceClient::new(&provisioning.tbs_url)?;
-    let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::new(tbs, provisioning.network));
+    let directory: Arc<dyn PeerDirectory> =
+        Arc::new(TbsDirectory::for_device(device, Duration::ZERO)?);
     Ok((identity, directory))
 }
 

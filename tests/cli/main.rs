@@ -274,6 +274,11 @@ fn the_demo_runs_end_to_end_and_reports_what_it_verified() {
     for device in devices {
         assert_eq!(device["dtas"].as_array().unwrap().len(), 2);
         assert!(device["idp"]["url"].is_string());
+        // Its TBS and the Electrum server on the second node agreed on its chain.
+        let agreed: Vec<_> = device["agreed_by"].as_array().unwrap().iter().collect();
+        assert_eq!(agreed.len(), 2, "{device}");
+        assert!(agreed[0].as_str().unwrap().starts_with("http://"));
+        assert!(agreed[1].as_str().unwrap().starts_with("tcp://"));
     }
     let modes: Vec<_> = devices
         .iter()

@@ -130,6 +130,29 @@ impl EnrolmentWorld {
         });
     }
 
+    /// Starts another TBS on the same node (another operator's registry), its own
+    /// certificate anchored, confirmed and served; returns it with its certificate digest.
+    pub fn second_tbs(&self, name: &str) -> (RunningTbs, Digest) {
+        let text = tbs_config(
+            &self.node().rpc_url(),
+            &self.node().cookie(),
+            &self.dir.path().join(name),
+        );
+        let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
+        let api = Api::new(tbs.local_url());
+        wait_until("the second TBS's anchor to be broadcast", PATIENCE, || {
+            (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
+        });
+        self.mine(1);
+        wait_until(
+            "the second TBS's certificate to be served",
+            PATIENCE,
+            || (api.get("/.well-known/milagro/birth-certificate").0 == 200).then_some(()),
+        );
+        let digest = tbs.state().identity.digest();
+        (tbs, digest)
+    }
+
     /// Anchors a party's certificate with its own key, confirmed and indexed.
     pub fn anchored(&self, role: Role, name: &str) -> BirthCertificate {
         let (key, bc) = party(role, name);

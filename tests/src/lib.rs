@@ -17,6 +17,7 @@ use milagro_registry::chain::ChainSource;
 
 pub mod enrolment_world;
 pub mod forgery;
+pub mod lying_tbs;
 pub mod tenant_world;
 pub mod tls_parties;
 pub mod webdriver;
@@ -38,6 +39,9 @@ impl TestNode {
             .expect("a bitcoind for the tests (installed on first use)");
         let mut conf = bitcoind::Conf::default();
         conf.args.extend(milagro_regtest::NODE_ARGS);
+        // Listening, so that a second node can follow it (`TestNode::start_peer`).
+        conf.p2p = bitcoind::P2P::Yes;
+        conf.args.push("-listenonion=0");
         let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");
         let rpc = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
         let miner = rpc.wallet_new_address().unwrap();
@@ -47,6 +51,44 @@ impl TestNode {
             rpc,
             miner,
         }
+    }
+
+    /// A second node connected to this one (it keeps reconnecting), started once it holds
+    /// the same chain. Cutting it off ([`TestNode::set_network_active`]) partitions the two.
+    pub fn start_peer(&self) -> Self {
+        let exe = milagro_regtest::bitcoind_exe()
+            .expect("a bitcoind for the tests (installed on first use)");
+        let mut conf = bitcoind::Conf::default();
+        conf.args.extend(milagro_regtest::NODE_ARGS);
+        conf.p2p = self.bitcoind.p2p_connect(true).expect("a listening node");
+        conf.args.push("-listenonion=0");
+        let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).expect("bitcoind starts");
+        let rpc = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
+        let miner = rpc.wallet_new_address().unwrap();
+        let peer = Self {
+            bitcoind,
+            rpc,
+            miner,
+        };
+        peer.wait_for_tip_of(self);
+        peer
+    }
+
+    /// Turns this node's peer-to-peer networking on or off (`setnetworkactive`).
+    pub fn set_network_active(&self, active: bool) {
+        let _: serde_json::Value = self
+            .rpc
+            .call("setnetworkactive", &[serde_json::json!(active)])
+            .unwrap();
+    }
+
+    /// Waits until this node's tip is `other`'s.
+    pub fn wait_for_tip_of(&self, other: &TestNode) {
+        wait_until(
+            "two nodes to hold the same tip",
+            std::time::Duration::from_secs(60),
+            || (self.rpc.tip().unwrap() == other.rpc.tip().unwrap()).then_some(()),
+        );
     }
 
     /// The node's RPC URL.

@@ -26,6 +26,7 @@ fn provisioning(w: &EnrolmentWorld, group: &str) -> Provisioning {
         tenant: "acme".into(),
         group: group.into(),
         network: bitcoin::Network::Regtest,
+        sources: Default::default(),
     }
 }
 

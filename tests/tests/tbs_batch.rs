@@ -53,6 +53,7 @@ fn queued(w: &EnrolmentWorld, dir: &Path) -> Waiting {
         tenant: "acme".into(),
         group: "fleet".into(),
         network: bitcoin::Network::Regtest,
+        sources: Default::default(),
     };
     let Stage::Provisioned(device) = provision(dir, provisioning, None).unwrap() else {
         panic!("a new device starts provisioned")

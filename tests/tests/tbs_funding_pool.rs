@@ -21,6 +21,7 @@ fn offered_payment(w: &EnrolmentWorld, dir: &std::path::Path) -> Transaction {
         tenant: "acme".into(),
         group: "eu".into(),
         network: bitcoin::Network::Regtest,
+        sources: Default::default(),
     };
     let Stage::Provisioned(device) = provision(dir, provisioning, None).unwrap() else {
         panic!("a new device starts provisioned")

@@ -12,6 +12,7 @@ fn provisioning() -> Provisioning {
         tenant: "acme".into(),
         group: "eu".into(),
         network: Network::Regtest,
+        sources: Default::default(),
     }
 }
 
@@ -239,4 +240,77 @@ fn a_direct_device_keeps_what_its_milagro_tls_identity_needs() {
         funding: None,
     });
     assert!(matches!(wrong.tls_identity(), Err(Error::Unsupported(_))));
+}
+
+#[test]
+fn sources_may_change_after_enrolment_and_the_best_chain_survives_a_restart() {
+    let (dir, mut device) = verified_device();
+    let given = Provisioning {
+        sources: ChainSources {
+            electrum: vec!["tcp://127.0.0.1:50001".into()],
+            registries: vec![format!("{}@http://127.0.0.1:2", "ab".repeat(32))
+                .parse()
+                .unwrap()],
+        },
+        ..device.provisioning.clone()
+    };
+    // Each source only adds checks: a verified device takes them.
+    let reloaded = Device::provision(dir.path(), given.clone(), None, 1).unwrap();
+    assert_eq!(reloaded.provisioning.sources, given.sources);
+    // Other settings still may not change.
+    let elsewhere = Provisioning {
+        tbs_url: "http://127.0.0.1:3".into(),
+        ..given.clone()
+    };
+    assert!(matches!(
+        Device::provision(dir.path(), elsewhere, None, 1),
+        Err(Error::ProvisionedOtherwise {
+            field: "tbs url",
+            ..
+        })
+    ));
+
+    let genesis = bitcoin::constants::genesis_block(Network::Regtest).header;
+    let seen = ChainSeen {
+        height: 0,
+        hash: genesis.block_hash(),
+        work: genesis.work(),
+        agreed_by: vec!["http://127.0.0.1:1".into(), "tcp://127.0.0.1:50001".into()],
+    };
+    device.chain = Some(seen.clone());
+    device.save().unwrap();
+    assert_eq!(Device::load(dir.path()).unwrap().chain, Some(seen));
+}
+
+#[test]
+fn bad_sources_are_refused_with_the_reason() {
+    let refused = |sources: ChainSources| {
+        Provisioning {
+            sources,
+            ..provisioning()
+        }
+        .check()
+        .unwrap_err()
+    };
+    let electrum = |url: &str| ChainSources {
+        electrum: vec![url.into()],
+        registries: vec![],
+    };
+    assert!(refused(electrum("ssl://e.example:50002")).contains("tcp://"));
+    assert!(refused(electrum("e.example:50001")).contains("tcp://"));
+    let digest = "cd".repeat(32);
+    assert!(format!("{digest}@ftp://r.example")
+        .parse::<RegistryPin>()
+        .unwrap_err()
+        .contains("not http"));
+    assert!("http://r.example"
+        .parse::<RegistryPin>()
+        .unwrap_err()
+        .contains("DIGEST@URL"));
+    assert!("zz@http://r.example"
+        .parse::<RegistryPin>()
+        .unwrap_err()
+        .contains("not a certificate digest"));
+    let pin: RegistryPin = format!("{digest}@http://r.example/").parse().unwrap();
+    assert_eq!(pin.url, "http://r.example");
 }

@@ -5,7 +5,7 @@
 //! | `device.key` | 0600 | once, never replaced | the device's secp256k1 secret key, 64 hex characters |
 //! | `instruction.key` | 0600 | once, never replaced | the AES-128 instruction key, 32 hex characters |
 //! | `device-bc.json` | 0600 | once, never replaced | the device's Birth Certificate (role `pat`), canonical JSON |
-//! | `state.json` | 0600 | replaced at each step | format, provisioning, the verified TBS certificate, progress, instructions |
+//! | `state.json` | 0600 | replaced at each step | format, provisioning (with its sources), the verified TBS certificate, progress, instructions, the best chain seen |
 //!
 //! The directory is created with mode 0700. `state.json` is written last when a device is
 //! provisioned, so its presence means the keys and certificate are complete; it is then
@@ -31,9 +31,10 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::files;
 
-#[path = "state_records.rs"]
 mod records;
-pub use records::{AnchorSummary, Provisioning, StoredInstructions};
+pub use records::{
+    AnchorSummary, ChainSeen, ChainSources, Provisioning, RegistryPin, StoredInstructions,
+};
 
 /// The version of `state.json` this code reads and writes.
 pub const STATE_FORMAT: u32 = 1;
@@ -97,6 +98,8 @@ struct StateWire {
     tbs: Option<TbsWire>,
     progress: Option<ProgressWire>,
     instructions: Option<StoredInstructions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain: Option<ChainSeen>,
 }
 
 /// Everything a device holds, loaded from its state directory and cross-checked. Every
@@ -112,12 +115,14 @@ pub struct Device {
     pub(crate) tbs: Option<TbsRecord>,
     pub(crate) progress: Option<Progress>,
     pub(crate) instructions: Option<StoredInstructions>,
+    pub(crate) chain: Option<ChainSeen>,
 }
 
 impl Device {
     /// Provisions a device in `dir` (keys, certificate named `name`, created at `now`), or
     /// loads the one there: with new settings if it has not verified a TBS yet (nothing
-    /// was sent under the old ones), otherwise only if the settings are the same.
+    /// was sent under the old ones), otherwise only if the settings are the same (its
+    /// [`ChainSources`] may change: each only adds checks).
     pub(crate) fn provision(
         dir: &Path,
         provisioning: Provisioning,
@@ -135,6 +140,10 @@ impl Device {
                 return Ok(existing);
             }
             existing.check_same(&provisioning)?;
+            if existing.provisioning.sources != provisioning.sources {
+                existing.provisioning.sources = provisioning.sources;
+                existing.save()?;
+            }
             return Ok(existing);
         }
         let rng = &mut rand_core::OsRng;
@@ -174,6 +183,7 @@ impl Device {
             tbs: None,
             progress: None,
             instructions: None,
+            chain: None,
         };
         state.save()?;
         Ok(state)
@@ -216,6 +226,7 @@ impl Device {
             tbs,
             progress,
             instructions: wire.instructions,
+            chain: wire.chain,
         };
         state
             .check_consistent()
@@ -257,6 +268,7 @@ impl Device {
                 },
             }),
             instructions: self.instructions.clone(),
+            chain: self.chain.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&wire).map_err(|e| Error::corrupt(&path, e))?;
         files::write_atomically(&path, &bytes)
@@ -418,5 +430,4 @@ fn progress(wire: ProgressWire, bc: &BirthCertificate) -> Result<Progress, Strin
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;
