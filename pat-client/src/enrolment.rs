@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Step};
 use crate::http::{str_field, ServiceClient};
 use crate::instructions::{accept_instructions, Pending};
-use crate::sources::{device_chain, verify_registry};
+use crate::sources::{device_chain, registry_clients, verify_registry};
 use crate::state::{Device, Progress, StoredInstructions, TbsRecord};
 
 /// A provisioned device that has not yet checked its TBS (or restarted before it sent
@@ -101,12 +101,24 @@ impl Provisioned {
     }
 
     /// Fetches the TBS's certificate and checks it: the provisioned digest, role `tbs`,
-    /// status `active`, and its anchor by SPV against headers from the network's genesis.
-    /// Stores the verified certificate.
+    /// status `active`, and its anchor by SPV against headers checked from the network's
+    /// pinned checkpoint and against the device's sources; each other registry's
+    /// certificate is checked the same way against its pin. Stores the verified
+    /// certificate and the chain.
     pub fn verify_tbs(mut self, tbs: &ServiceClient) -> Result<TbsVerified, Error> {
         let chain = device_chain(tbs, &self.device)?;
         let (bc, anchor) =
             verify_registry(tbs, self.device.provisioning.tbs_digest, &chain.headers)?;
+        // The other registries are asked only when a peer is looked up; a wrong pin is
+        // better found now than at the first lookup.
+        for (registry, digest) in registry_clients(&self.device.provisioning.sources)? {
+            verify_registry(&registry, digest, &chain.headers).map_err(|e| {
+                Error::SourceUnavailable {
+                    label: registry.base_url().to_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
+        }
         self.device.chain = Some(chain.seen);
         let tbs_key = *bc.public_key();
         self.device.tbs = Some(TbsRecord {

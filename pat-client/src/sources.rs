@@ -8,7 +8,8 @@
 //!   from the pinned checkpoint ([`crate::spv`]), then must carry at least the work of the
 //!   best chain this device accepted before ([`ChainSeen`], kept in its state across
 //!   restarts), and then each Electrum server must hold the same block at the lower of the
-//!   two tips, with tips at most [`MAX_LAG`] blocks apart ([`milagro_electrum::CrossCheck`]).
+//!   two tips, with tips at most [`MAX_LAG`] blocks apart ([`milagro_electrum::CrossCheck`];
+//!   a server behind the TBS is asked again for up to [`CATCH_UP`]).
 //!   Any disagreement is a refusal naming both sources ([`Error::ChainDisagreement`]); a
 //!   server that cannot be asked is a refusal too ([`Error::SourceUnavailable`]): a check
 //!   that can be switched off by cutting a cable is no check.
@@ -21,14 +22,14 @@
 //! confirms the chain and cannot reveal a hidden record (only another registry can); a
 //! block above the lower tip (at most [`MAX_LAG`] of them) is the TBS's word alone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::proof::{
     AnchorProof, AnchorProofJson, HeaderChain as _, Headers, VerifiedAnchor,
 };
-use milagro_electrum::{CrossCheck, CrossCheckError, ElectrumSource, LocalChain};
+use milagro_electrum::{CrossCheck, CrossCheckError, Disagreement, ElectrumSource, LocalChain};
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
@@ -38,6 +39,10 @@ use crate::state::{ChainSeen, ChainSources, Device};
 /// How far apart the TBS's tip and an Electrum server's may be (blocks found while the
 /// two were asked, one after the other).
 pub const MAX_LAG: u32 = 2;
+
+/// How long an Electrum server that is behind the TBS is given to catch up (it has not
+/// processed the newest blocks yet) before the disagreement stands.
+pub const CATCH_UP: Duration = Duration::from_secs(5);
 
 /// How long one Electrum server may take to connect or answer.
 pub const ELECTRUM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,14 +81,27 @@ pub fn cross_check(
             label: url.clone(),
             reason,
         };
-        let server = ElectrumSource::connect(url, ELECTRUM_TIMEOUT)
-            .map_err(|e| unavailable(e.to_string()))?;
-        match server.cross_check(&policy, &local) {
-            Ok(_) => agreed.push(url.clone()),
-            Err(CrossCheckError::Disagree(disagreement)) => {
-                return Err(Error::ChainDisagreement(disagreement))
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            // A fresh connection per check: ElectrumX holds small answers up to a second on
+            // a session that already sent a KiB (ADR 0006).
+            let server = ElectrumSource::connect(url, ELECTRUM_TIMEOUT)
+                .map_err(|e| unavailable(e.to_string()))?;
+            match server.cross_check(&policy, &local) {
+                Ok(_) => {
+                    agreed.push(url.clone());
+                    break;
+                }
+                Err(CrossCheckError::Disagree(Disagreement::Ahead { .. }))
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(CATCH_UP / 10);
+                }
+                Err(CrossCheckError::Disagree(disagreement)) => {
+                    return Err(Error::ChainDisagreement(disagreement))
+                }
+                Err(e) => return Err(unavailable(e.to_string())),
             }
-            Err(e) => return Err(unavailable(e.to_string())),
         }
     }
     Ok(agreed)

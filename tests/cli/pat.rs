@@ -274,3 +274,61 @@ fn two_enrolled_devices_open_a_milagro_tls_session_from_the_command_line() {
     assert_eq!(session["session_id"], out["session_id"]);
     assert_eq!(session["peer"]["birth_certificate"], digests[1].as_str());
 }
+
+/// `--electrum` and `--registry` on the command line: the device checks the TBS's chain
+/// against ElectrumX and each registry's certificate against its pin, says which sources
+/// agreed, and a registry serving another certificate than its pin stops the enrolment.
+#[test]
+fn a_device_checks_its_tbs_against_the_sources_given_on_the_command_line() {
+    let w = EnrolmentWorld::start();
+    let dta = w.anchored(Role::Dta, "D-TA");
+    let idp = w.anchored(Role::Idp, "IdP");
+    w.put_group("eu", &[&dta], &idp);
+    let (second, second_digest) = w.second_tbs("second-tbs");
+    let electrum = milagro_regtest::ElectrumServer::start(
+        &w.node().rpc_url(),
+        &w.node().cookie(),
+        bitcoin::Network::Regtest,
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (url, digest) = (w.url(), w.tbs_digest.to_string());
+    let electrum_url = electrum.url();
+    let with_sources = |state: &str, pin: &str| -> Vec<String> {
+        let mut args: Vec<String> = enrol_args(&url, &digest, "eu", state)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        args.extend(["--electrum".into(), electrum_url.clone()]);
+        args.extend(["--registry".into(), format!("{pin}@{}", second.local_url())]);
+        args
+    };
+
+    let wrong = dir(home.path(), "wrong-pin");
+    let args = with_sources(&wrong, &dta.digest().to_string());
+    let refused = milagro(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(&format!(
+            "cannot check the tbs against {}",
+            second.local_url()
+        )),
+        "{}",
+        stderr(&refused)
+    );
+
+    let state = dir(home.path(), "pat");
+    let args = with_sources(&state, &second_digest.to_string());
+    let enrolled = run_mining(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(enrolled.status.success(), "{}", stderr(&enrolled));
+    let out = json(&enrolled);
+    assert_eq!(out["sources"]["electrum"][0], electrum_url.as_str());
+    assert_eq!(
+        out["sources"]["registries"][0]["digest"],
+        second_digest.to_string()
+    );
+    assert_eq!(
+        out["chain"]["agreed_by"],
+        serde_json::json!([url, electrum_url])
+    );
+}
