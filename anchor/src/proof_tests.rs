@@ -435,3 +435,63 @@ fn a_fake_leaf_under_a_mined_64_byte_transaction_is_refused() {
         Err(ProofError::NotInBlock(_))
     ));
 }
+
+/// Which field of a proof's wire form a mutation hits.
+fn field(json: &mut AnchorProofJson, which: u8) -> &mut String {
+    match which % 4 {
+        0 => &mut json.tx,
+        1 => &mut json.funding_tx,
+        2 => &mut json.coinbase_tx,
+        _ => &mut json.txoutproof,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any byte of any part of a valid proof changed (in its hex), or any part cut short:
+    /// parsing and verifying never panic, and the proof never verifies for the same
+    /// certificate unless the change left it meaning the same (decoding normalises the
+    /// partial tree's padding bits, so a flipped padding bit is no change).
+    #[test]
+    fn a_mutated_proof_is_a_typed_error_never_a_panic(
+        which in 0u8..4,
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        nibble in 0u8..16,
+        cut in proptest::prelude::any::<bool>(),
+    ) {
+        let w = world(0);
+        let original = w.proof.to_json();
+        let mut json = original.clone();
+        let text = field(&mut json, which);
+        let i = at.index(text.len());
+        if cut {
+            text.truncate(i);
+        } else {
+            let digit = char::from_digit(u32::from(nibble), 16).unwrap();
+            text.replace_range(i..=i, &digit.to_string());
+        }
+        if let Ok(proof) = AnchorProof::from_json(&json) {
+            if let Ok(anchor) = w.bc.verify_anchor(&proof, &w.chain) {
+                // Verified: the change must have left the meaning intact.
+                proptest::prop_assert_eq!(anchor.txid(), w.proof.tx().compute_txid());
+                proptest::prop_assert_eq!(proof.tx(), w.proof.tx());
+                proptest::prop_assert_eq!(proof.merkle_block.header, w.proof.merkle_block.header);
+            }
+        }
+    }
+
+    /// Arbitrary bytes as any part of a proof: a typed error, never a panic.
+    #[test]
+    fn arbitrary_hex_in_a_proof_is_a_typed_error(
+        which in 0u8..4,
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+    ) {
+        let w = world(0);
+        let mut json = w.proof.to_json();
+        *field(&mut json, which) = hex::encode(&bytes);
+        if let Ok(proof) = AnchorProof::from_json(&json) {
+            proptest::prop_assert!(w.bc.verify_anchor(&proof, &w.chain).is_err());
+        }
+    }
+}

@@ -91,3 +91,40 @@ fn malformed_witnesses_are_typed_errors() {
         Err(NotARecord::NotP2wpkh("no inputs"))
     ));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Any witness element or output script of a valid record replaced by arbitrary bytes,
+    /// or any value changed: reading the shape and proving the signer never panic, and a
+    /// record whose signature no longer commits to it is never attributed.
+    #[test]
+    fn a_mutated_record_is_a_typed_error_never_a_panic(
+        element in 0usize..3,
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        spent_value in 0u64..40_000,
+    ) {
+        let tx = signed(20_000);
+        let spent = TxOut {
+            value: Amount::from_sat(spent_value),
+            script_pubkey: p2wpkh_script(&key().public_key()),
+        };
+        let mut mutated = tx.clone();
+        match element {
+            0 | 1 => {
+                let mut items: Vec<Vec<u8>> = mutated.input[0].witness.to_vec();
+                items[element] = bytes.clone();
+                mutated.input[0].witness = Witness::from_slice(&items);
+            }
+            _ => mutated.output[0].script_pubkey = bytes.clone().into(),
+        }
+        if let Ok(candidate) = RecordCandidate::from_tx(&mutated) {
+            if candidate.attribute(&mutated, &spent).is_ok() {
+                // Only the untouched transaction, over the value it really spends, is
+                // attributed.
+                proptest::prop_assert_eq!(&mutated, &tx);
+                proptest::prop_assert_eq!(spent_value, 20_000);
+            }
+        }
+    }
+}

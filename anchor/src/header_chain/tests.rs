@@ -253,3 +253,40 @@ fn a_chain_with_less_work_than_required_or_seen_is_refused() {
     ));
     long.check_work(Some(short.chain_work())).unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Arbitrary headers (on the tip or anywhere, any bits, any time, any nonce), at any
+    /// clock: a typed error, never a panic, and a header is accepted only if it links to
+    /// the tip, meets its own target, carries the network's bits and keeps the time rules.
+    #[test]
+    fn arbitrary_headers_are_typed_errors_never_panics(
+        on_tip in proptest::prelude::any::<bool>(),
+        prev in proptest::prelude::any::<[u8; 32]>(),
+        bits in proptest::prop_oneof![proptest::strategy::Just(REGTEST_BITS), proptest::prelude::any::<u32>()],
+        time in proptest::prop_oneof![1_296_700_000u32..1_296_720_000, proptest::prelude::any::<u32>()],
+        nonce in proptest::prelude::any::<u32>(),
+        now in proptest::prelude::any::<u32>(),
+    ) {
+        let mut chain = regtest_chain(12);
+        let tip = chain.tip_hash();
+        let median = chain.header_at(6).unwrap().time;
+        let header = Header {
+            version: Version::TWO,
+            prev_blockhash: if on_tip { tip } else { BlockHash::from_byte_array(prev) },
+            merkle_root: TxMerkleNode::all_zeros(),
+            time,
+            bits: CompactTarget::from_consensus(bits),
+            nonce,
+        };
+        if chain.push_at(header, now).is_ok() {
+            proptest::prop_assert_eq!(header.prev_blockhash, tip);
+            proptest::prop_assert!(header.validate_pow(header.target()).is_ok());
+            proptest::prop_assert_eq!(bits, REGTEST_BITS);
+            proptest::prop_assert!(time > median);
+            proptest::prop_assert!(u64::from(time) <= u64::from(now) + 2 * 60 * 60);
+            proptest::prop_assert_eq!(chain.tip_hash(), header.block_hash());
+        }
+    }
+}
