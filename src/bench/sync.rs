@@ -1,11 +1,14 @@
 //! Registry sync throughput, next to what `bitcoind` alone needs to serve the same blocks.
 //!
-//! Every figure covers the whole chain (genesis to tip, as a fresh index syncs it), read
-//! the way the follower reads it: per step of `step` blocks one batched `getblockhash`,
-//! then batched `getblock` (verbosity 0, hex) calls of [`BLOCKS_PER_FETCH`] blocks each.
-//! - **bitcoind alone**: those same batches sent over a bare socket ([`RawRpc`]), the
-//!   answers read and dropped unparsed. The node's share: the floor for any indexer that
-//!   reads blocks over JSON-RPC, and the baseline of the overhead ratio.
+//! Every figure covers the whole chain (genesis to tip, as a fresh index syncs it).
+//! - **rest walk**: every block's `/rest/block/<hash>.bin`, one after the other on one
+//!   kept-alive connection, bytes read and dropped ([`RawRest`]; hashes looked up
+//!   beforehand). The node's share: the floor for any indexer, and the baseline of the
+//!   headline ratio `sync / rest walk`.
+//! - **bitcoind alone**: per step of `step` blocks one batched `getblockhash`, then
+//!   batched `getblock` (verbosity 0, hex) calls of [`BLOCKS_PER_FETCH`] blocks each, sent
+//!   over a bare socket ([`RawRpc`]), the answers read and dropped unparsed: the floor for
+//!   an indexer that reads blocks over JSON-RPC.
 //! - **via client**: the same through the workspace's client (`BitcoindRpc::batch`), JSON
 //!   parsed, hex kept as text: adds the HTTP client and JSON costs.
 //! - **via client + decode**: through `ChainSource::blocks`, which also decodes the hex into
@@ -21,8 +24,11 @@
 //!   is slower than back to back, and noisier: it shares the CPU with the node and its own
 //!   background threads, and each step ends with an `fsync`.
 //!
-//! The ratio `sync / bitcoind alone` is the registry's overhead over the node. A warm-up
-//! pass runs first, so every measurement reads blocks from the same warm page cache.
+//! - **registry sync (process)**: `milagro registry sync` as its own process
+//!   ([`super::cli_sync`]), once: its time and its peak resident memory.
+//!
+//! The ratio `sync / rest walk` is the registry's overhead over the node. A warm-up pass
+//! runs first, so every measurement reads blocks from the same warm page cache.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -35,9 +41,10 @@ use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{ChangeSet, ConnectedBlock, RecordStore};
 use serde::Serialize;
 
-use super::fetch::{fetch_and_decode, raw_bodies, via_client, Plan};
-use super::fixture::BenchChain;
-use super::raw_http::RawRpc;
+use super::cli_sync::{self, CliSync};
+use super::fetch::{fetch_and_decode, hashes_at, raw_bodies, via_client, Plan};
+use super::fixture::{BenchChain, Shape};
+use super::raw_http::{RawRest, RawRpc};
 use super::stats::{num, repeat, repeat_timed, runs_text, Runs, Table};
 use super::timed_store::TimedStore;
 
@@ -60,6 +67,8 @@ pub struct Phase {
 /// Everything this module measures.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
+    /// The chain's shape.
+    pub shape: Shape,
     /// Blocks read (genesis to tip).
     pub blocks: u32,
     /// Milagro records on the chain (asserted equal to the index's count after every sync).
@@ -72,7 +81,9 @@ pub struct SyncReport {
     pub step_blocks: u32,
     /// Blocks per `getblock` batch (the follower's `BLOCKS_PER_FETCH`).
     pub fetch_batch_blocks: usize,
-    /// `bitcoind` serving the blocks, read over a bare socket (the baseline).
+    /// `bitcoind` serving every block over REST, read over a bare socket (the baseline).
+    pub rest_walk: Phase,
+    /// `bitcoind` serving the blocks as JSON-RPC hex, read over a bare socket.
     pub bitcoind_alone: Phase,
     /// The same through the workspace's RPC client, hex kept as text.
     pub bitcoind_via_client: Phase,
@@ -84,8 +95,16 @@ pub struct SyncReport {
     pub store_apply: Phase,
     /// The follower syncing a fresh index.
     pub registry_sync: Phase,
-    /// `registry_sync.best_s / bitcoind_alone.best_s`: the registry's overhead.
+    /// `registry_sync.best_s / rest_walk.best_s`: the registry's overhead over the node.
+    pub sync_over_rest_walk_ratio: f64,
+    /// `registry_sync.median_s / rest_walk.median_s`.
+    pub sync_over_rest_walk_median_ratio: f64,
+    /// `registry_sync.best_s / bitcoind_alone.best_s`.
     pub sync_over_bitcoind_alone_ratio: f64,
+    /// `milagro registry sync` as its own process: time and peak memory.
+    pub process_sync: CliSync,
+    /// `process_sync.elapsed_s / rest_walk.best_s` (includes process start-up).
+    pub process_sync_over_rest_walk_ratio: f64,
     /// `registry_sync.best_s / bitcoind_via_client_decoded.best_s`.
     pub sync_over_client_decoded_ratio: f64,
     /// Best client+decode + extract + store, in seconds: what the parts add up to.
@@ -99,12 +118,15 @@ pub struct SyncReport {
     /// HTTP response megabytes per second read from the node (best `bitcoind_alone` run;
     /// hex, so twice the block bytes).
     pub bitcoind_alone_mb_per_s: f64,
+    /// Block megabytes per second served over REST (best `rest_walk` run).
+    pub rest_walk_mb_per_s: f64,
 }
 
 /// Runs every measurement; returns the figures and the follower of the last sync (whose
 /// index the verify benchmark reads).
 pub fn measure<'a>(
     chain: &'a BenchChain,
+    shape: Shape,
     dir: &Path,
     step: u32,
     runs: usize,
@@ -121,6 +143,19 @@ pub fn measure<'a>(
     let records = chain.records;
 
     let block_bytes = via_client(node, &plan)?; // warm-up
+    let all_hashes = plan
+        .steps
+        .iter()
+        .map(|heights| hashes_at(node, heights))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    let rest = RawRest::new(chain.rpc_socket);
+    rest.walk(&all_hashes)?; // warm-up
+    let (rest_runs, rest_bytes) = repeat(runs, || rest.walk(&all_hashes))?;
+    ensure!(
+        rest_bytes == block_bytes,
+        "REST served {rest_bytes} bytes, getblock {block_bytes}"
+    );
     let raw = RawRpc::new(chain.rpc_socket, &chain.cookie_file)?;
     let bodies = raw_bodies(node, &plan)?;
     let (raw_runs, raw_bytes) = repeat(runs, || {
@@ -194,6 +229,7 @@ pub fn measure<'a>(
     applies.sort();
     let median_apply = applies.get(applies.len() / 2).copied().unwrap_or_default();
     check_indexes(chain, follower.store())?;
+    let process_sync = cli_sync::measure(chain, dir, step)?;
     // Only the last run's index is still open (and kept for the verify benchmark).
     for path in paths.iter().rev().skip(1) {
         std::fs::remove_dir_all(path)?;
@@ -207,25 +243,32 @@ pub fn measure<'a>(
         records_per_s_median: runs.median_rate(records as f64),
     };
     let report = SyncReport {
+        shape,
         blocks,
         records,
         transactions,
         block_bytes,
         step_blocks: step,
         fetch_batch_blocks: BLOCKS_PER_FETCH,
+        rest_walk: phase(rest_runs),
         bitcoind_alone: phase(raw_runs),
         bitcoind_via_client: phase(client_runs),
         bitcoind_via_client_decoded: phase(decode_runs),
         extract: phase(extract_runs),
         store_apply: phase(store_runs),
         registry_sync: phase(sync_runs),
+        sync_over_rest_walk_ratio: sync_runs.best_s / rest_runs.best_s,
+        sync_over_rest_walk_median_ratio: sync_runs.median_s / rest_runs.median_s,
         sync_over_bitcoind_alone_ratio: sync_runs.best_s / raw_runs.best_s,
+        process_sync_over_rest_walk_ratio: process_sync.elapsed_s / rest_runs.best_s,
+        process_sync,
         sync_over_client_decoded_ratio: sync_runs.best_s / decode_runs.best_s,
         parts_sum_s: decode_runs.best_s + extract_runs.best_s + store_runs.best_s,
         sync_store_apply_s: best_apply.as_secs_f64(),
         sync_rest_s: best_sync.saturating_sub(best_apply).as_secs_f64(),
         sync_store_apply_median_s: median_apply.as_secs_f64(),
         bitcoind_alone_mb_per_s: raw_runs.best_rate(raw_bytes as f64 / 1e6),
+        rest_walk_mb_per_s: rest_runs.best_rate(rest_bytes as f64 / 1e6),
     };
     report_table(&report, table);
     Ok((report, follower))
@@ -260,7 +303,12 @@ fn check_indexes(chain: &BenchChain, store: &impl RecordStore) -> Result<()> {
 
 fn report_table(r: &SyncReport, table: &mut Table) {
     table.section(&format!(
-        "registry sync: {} blocks, {} records, {} txs, {} MB; steps of {} blocks, fetches of {}",
+        "registry sync, {} chain: {} blocks, {} records, {} txs, {} MB; steps of {} blocks, \
+         fetches of {}",
+        match r.shape {
+            Shape::RecordDense => "record-dense",
+            Shape::Ordinary => "ordinary",
+        },
         r.blocks,
         r.records,
         r.transactions,
@@ -281,12 +329,17 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         );
     };
     row(
-        "bitcoind alone",
-        &r.bitcoind_alone,
+        "rest walk",
+        &r.rest_walk,
         format!(
-            "{} MB/s of hex; the baseline",
-            num(r.bitcoind_alone_mb_per_s)
+            "{} MB/s of blocks (.bin); the baseline",
+            num(r.rest_walk_mb_per_s)
         ),
+    );
+    row(
+        "bitcoind alone (rpc)",
+        &r.bitcoind_alone,
+        format!("{} MB/s of hex", num(r.bitcoind_alone_mb_per_s)),
     );
     row(
         "  via client (JSON)",
@@ -308,10 +361,10 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         "registry sync",
         &r.registry_sync,
         format!(
-            "{}x bitcoind alone, {}x client+decode; parts sum to {} s",
+            "{}x rest walk (median {}x), {}x bitcoind alone (rpc)",
+            num(r.sync_over_rest_walk_ratio),
+            num(r.sync_over_rest_walk_median_ratio),
             num(r.sync_over_bitcoind_alone_ratio),
-            num(r.sync_over_client_decoded_ratio),
-            num(r.parts_sum_s)
         ),
     );
     table.row(
@@ -322,5 +375,19 @@ fn report_table(r: &SyncReport, table: &mut Table) {
             num(r.sync_store_apply_median_s)
         ),
         format!("the rest (fetch, decode, extract) {} s", num(r.sync_rest_s)),
+    );
+    table.row(
+        "registry sync (process)",
+        format!(
+            "{} s  peak {} MB",
+            num(r.process_sync.elapsed_s),
+            r.process_sync
+                .peak_rss_bytes
+                .map_or_else(|| "?".into(), |b| num(b as f64 / 1e6))
+        ),
+        format!(
+            "`milagro registry sync`, a fresh index: {}x rest walk",
+            num(r.process_sync_over_rest_walk_ratio)
+        ),
     );
 }
