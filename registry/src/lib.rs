@@ -34,5 +34,6 @@ pub mod bitcoind;
 pub mod chain;
 pub mod follower;
 pub mod proofs;
+pub mod scan;
 pub mod sled_store;
 pub mod store;

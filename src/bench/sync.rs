@@ -12,15 +12,17 @@
 //! - **via client**: the same through the workspace's client (`BitcoindRpc::batch`), JSON
 //!   parsed, hex kept as text: adds the HTTP client and JSON costs.
 //! - **via client + decode**: through `ChainSource::blocks`, which also decodes the hex into
-//!   `bitcoin::Block`s: exactly what the follower gets to work with.
-//! - **extract**: [`records_in`] over the decoded blocks, per run of [`BLOCKS_PER_FETCH`]:
-//!   finding the record-shaped transactions, one batched lookup of the funding
-//!   transactions they spend, and proving each signer (BIP 143 digest and signature).
+//!   `bitcoin::Block`s: what the follower worked with before it read REST.
+//! - **scan**: [`BlockCandidates::scan`] over every block's serialized bytes (read
+//!   beforehand): finding the record-shaped transactions without decoding the rest.
+//! - **extract**: [`records_in`] over the scanned blocks, per run of [`BLOCKS_PER_FETCH`]:
+//!   one batched lookup of the funding transactions the candidates spend, and proving each
+//!   signer (BIP 143 digest and signature, on every core).
 //! - **store**: the resulting change sets applied to a fresh `SledStore`, one per step
 //!   (each one atomic batch plus a flush, as in a real sync).
 //! - **sync**: `Follower::sync` into a fresh `SledStore`, with the time the follower spent
 //!   in `apply` counted ([`TimedStore`]), so the sync itself splits into store and the rest
-//!   (fetch, decode, extract, the follower's tip and fork-point checks). In a sync the store
+//!   (fetch and scan, overlapped; extract; the follower's tip and fork-point checks). In a sync the store
 //!   is slower than back to back, and noisier: it shares the CPU with the node and its own
 //!   background threads, and each step ends with an `fsync`.
 //!
@@ -36,7 +38,9 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_registry::chain::{BlockId, ChainSource};
 use milagro_registry::follower::{records_in, Follower, BLOCKS_PER_FETCH};
+use milagro_registry::scan::BlockCandidates;
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{ChangeSet, ConnectedBlock, RecordStore};
 use serde::Serialize;
@@ -89,7 +93,9 @@ pub struct SyncReport {
     pub bitcoind_via_client: Phase,
     /// The same, plus decoding into `bitcoin::Block` (what the follower receives).
     pub bitcoind_via_client_decoded: Phase,
-    /// Record extraction over decoded blocks.
+    /// Scanning the serialized blocks for record candidates (CPU only).
+    pub scan: Phase,
+    /// Proving the candidates' signers (funding lookups, BIP 143, ECDSA).
     pub extract: Phase,
     /// Applying the change sets to sled.
     pub store_apply: Phase,
@@ -107,7 +113,8 @@ pub struct SyncReport {
     pub process_sync_over_rest_walk_ratio: f64,
     /// `registry_sync.best_s / bitcoind_via_client_decoded.best_s`.
     pub sync_over_client_decoded_ratio: f64,
-    /// Best client+decode + extract + store, in seconds: what the parts add up to.
+    /// Best rest walk + scan + extract + store, in seconds: what the parts add up to
+    /// when nothing overlaps.
     pub parts_sum_s: f64,
     /// Time the best sync run spent in the store's `apply`.
     pub sync_store_apply_s: f64,
@@ -168,14 +175,35 @@ pub fn measure<'a>(
     let (decode_runs, decoded) = repeat(runs, || fetch_and_decode(node, &plan))?;
     let transactions = decoded.iter().map(|(_, b)| b.txdata.len()).sum();
 
+    drop(decoded);
+    let raw_blocks: Vec<(BlockId, Vec<u8>)> = all_hashes
+        .iter()
+        .zip(0..)
+        .map(|(hash, height)| {
+            Ok((
+                BlockId {
+                    height,
+                    hash: *hash,
+                },
+                node.raw_block(hash)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let (scan_runs, scanned) = repeat(runs, || {
+        raw_blocks
+            .iter()
+            .map(|(id, raw)| Ok((*id, BlockCandidates::scan(black_box(raw))?)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    drop(raw_blocks);
     let (extract_runs, connected) = repeat(runs, || {
-        let mut connected: Vec<ConnectedBlock> = Vec::with_capacity(decoded.len());
-        for run in decoded.chunks(BLOCKS_PER_FETCH) {
-            let run: Vec<_> = run.iter().map(|(id, block)| (*id, block)).collect();
-            connected.extend(records_in(node, black_box(&run))?);
+        let mut connected: Vec<ConnectedBlock> = Vec::with_capacity(scanned.len());
+        for run in scanned.chunks(BLOCKS_PER_FETCH) {
+            connected.extend(records_in(node, black_box(run))?);
         }
         Ok(connected)
     })?;
+    drop(scanned);
     let extracted: usize = connected.iter().map(|b| b.records.len()).sum();
     ensure!(
         u64::try_from(extracted)? == records,
@@ -254,6 +282,7 @@ pub fn measure<'a>(
         bitcoind_alone: phase(raw_runs),
         bitcoind_via_client: phase(client_runs),
         bitcoind_via_client_decoded: phase(decode_runs),
+        scan: phase(scan_runs),
         extract: phase(extract_runs),
         store_apply: phase(store_runs),
         registry_sync: phase(sync_runs),
@@ -263,7 +292,7 @@ pub fn measure<'a>(
         process_sync_over_rest_walk_ratio: process_sync.elapsed_s / rest_runs.best_s,
         process_sync,
         sync_over_client_decoded_ratio: sync_runs.best_s / decode_runs.best_s,
-        parts_sum_s: decode_runs.best_s + extract_runs.best_s + store_runs.best_s,
+        parts_sum_s: rest_runs.best_s + scan_runs.best_s + extract_runs.best_s + store_runs.best_s,
         sync_store_apply_s: best_apply.as_secs_f64(),
         sync_rest_s: best_sync.saturating_sub(best_apply).as_secs_f64(),
         sync_store_apply_median_s: median_apply.as_secs_f64(),
@@ -351,7 +380,16 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         &r.bitcoind_via_client_decoded,
         "what the follower receives".into(),
     );
-    row("extract records", &r.extract, "records_in, CPU only".into());
+    row(
+        "scan blocks",
+        &r.scan,
+        "BlockCandidates::scan of the .bin, CPU only".into(),
+    );
+    row(
+        "extract records",
+        &r.extract,
+        "records_in: funding lookups, signer proofs".into(),
+    );
     row(
         "store apply (sled)",
         &r.store_apply,

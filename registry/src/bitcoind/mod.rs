@@ -1,8 +1,13 @@
-//! The node adapter: `bitcoind`'s JSON-RPC, and nothing else in the workspace speaks it.
+//! The node adapter: `bitcoind`'s JSON-RPC and REST, and nothing else in the workspace
+//! speaks them.
 //!
 //! Bulk reads use JSON-RPC batches (one HTTP round trip for many `getblockhash` or
 //! `getblock` calls). Cookie authentication re-reads the cookie file when the node refuses
-//! the old one, so the adapter survives a node restart.
+//! the old one, so the adapter survives a node restart. Serialized blocks for the follower
+//! ([`ChainSource::raw_block`]) come over REST ([`rest`]), which the node serves only with
+//! `-rest=1`.
+
+mod rest;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -33,6 +38,8 @@ pub struct BitcoindRpc {
     auth: RpcAuth,
     timeout: Duration,
     client: Mutex<Option<jsonrpc::Client>>,
+    /// The REST connection, made on first use (only the follower's block reader uses it).
+    rest: Mutex<Option<rest::RestClient>>,
     /// The node's chain, asked once for the wallet calls that turn scripts into addresses
     /// and back (a node does not change chains under a running process).
     chain: OnceLock<bitcoin::Network>,
@@ -79,6 +86,7 @@ impl BitcoindRpc {
             auth,
             timeout: Duration::from_secs(120),
             client: Mutex::new(None),
+            rest: Mutex::new(None),
             chain: OnceLock::new(),
         }
     }
@@ -88,6 +96,7 @@ impl BitcoindRpc {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self.client = Mutex::new(None);
+        self.rest = Mutex::new(None);
         self
     }
 
@@ -526,6 +535,20 @@ impl ChainSource for BitcoindRpc {
                 )
             })
             .collect()
+    }
+
+    /// Over REST (`/rest/block/<hash>.bin`): the block's own bytes, no JSON, no hex. A
+    /// node without `-rest=1` gives [`ChainError::RestDisabled`].
+    fn raw_block(&self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
+        let mut rest = self
+            .rest
+            .lock()
+            .map_err(|_| ChainError::Unreachable("rest client lock poisoned".into()))?;
+        let client = match &mut *rest {
+            Some(client) => client,
+            None => rest.insert(rest::RestClient::new(&self.url, self.timeout)?),
+        };
+        client.block(hash)
     }
 
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
