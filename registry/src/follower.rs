@@ -28,9 +28,11 @@ use crate::chain::{BlockId, ChainError, ChainSource};
 use crate::scan::{BlockCandidates, ScanError};
 use crate::store::{ChangeSet, ConnectedBlock, IndexedRecord, RecordStore, StoreError};
 
-/// Blocks whose candidates are proven together (one batched funding lookup): enough to
-/// make the lookup's round trip rare, while only the candidates of a run are held.
-pub const BLOCKS_PER_FETCH: usize = 16;
+/// Candidates whose funding transactions are looked up in one batch: a run of blocks ends
+/// once it holds this many (or with the step), so a chain with a record here and there
+/// pays one round trip per few hundred records, not one per few blocks, while only one
+/// run's candidates (and their funding transactions) are held at a time.
+pub const CANDIDATES_PER_LOOKUP: usize = 256;
 
 /// Serialized blocks read ahead of the scan: enough to keep the reader busy while the
 /// follower proves a run, few enough that the queue of full mainnet blocks (up to ~4 MB
@@ -201,7 +203,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     ///
     /// A thread of its own reads the serialized blocks ([`ChainSource::raw_block`]) while
     /// this one scans them ([`BlockCandidates::scan`]) and proves the candidates of each
-    /// run of [`BLOCKS_PER_FETCH`] blocks (one batched funding lookup per run), so the node
+    /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the node
     /// serving, the reading and the scanning overlap on two cores. At most
     /// [`BLOCKS_IN_FLIGHT`] serialized blocks wait between the two threads, and only the
     /// candidates of a run are kept, so a step's memory does not grow with its length.
@@ -248,7 +250,8 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     ) -> Result<Vec<ConnectedBlock>, SyncError> {
         let mut previous = agreed.map(|b| b.hash);
         let mut connected = Vec::with_capacity(hashes.len());
-        let mut run = Vec::with_capacity(BLOCKS_PER_FETCH);
+        let mut run = Vec::new();
+        let mut pending = 0;
         for (height, hash) in heights.iter().zip(hashes) {
             let raw = blocks.recv().map_err(|_| {
                 ChainError::Unreachable("the block reader stopped without an answer".into())
@@ -268,11 +271,13 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
                 height: *height,
                 hash: *hash,
             };
+            pending += block.candidates.len();
             run.push((id, block));
             previous = Some(*hash);
-            if run.len() == BLOCKS_PER_FETCH {
+            if pending >= CANDIDATES_PER_LOOKUP {
                 connected.extend(records_in(&self.chain, &run)?);
                 run.clear();
+                pending = 0;
             }
         }
         connected.extend(records_in(&self.chain, &run)?);

@@ -6,7 +6,7 @@
 //!   beforehand). The node's share: the floor for any indexer, and the baseline of the
 //!   headline ratio `sync / rest walk`.
 //! - **bitcoind alone**: per step of `step` blocks one batched `getblockhash`, then
-//!   batched `getblock` (verbosity 0, hex) calls of [`BLOCKS_PER_FETCH`] blocks each, sent
+//!   batched `getblock` (verbosity 0, hex) calls of [`GETBLOCK_BATCH`] blocks each, sent
 //!   over a bare socket ([`RawRpc`]), the answers read and dropped unparsed: the floor for
 //!   an indexer that reads blocks over JSON-RPC.
 //! - **via client**: the same through the workspace's client (`BitcoindRpc::batch`), JSON
@@ -15,7 +15,8 @@
 //!   `bitcoin::Block`s: what the follower worked with before it read REST.
 //! - **scan**: [`BlockCandidates::scan`] over every block's serialized bytes (read
 //!   beforehand): finding the record-shaped transactions without decoding the rest.
-//! - **extract**: [`records_in`] over the scanned blocks, per run of [`BLOCKS_PER_FETCH`]:
+//! - **extract**: [`records_in`] over the scanned blocks, per run of blocks holding
+//!   [`CANDIDATES_PER_LOOKUP`] candidates (or a step's end), as the follower runs it:
 //!   one batched lookup of the funding transactions the candidates spend, and proving each
 //!   signer (BIP 143 digest and signature, on every core).
 //! - **store**: the resulting change sets applied to a fresh `SledStore`, one per step
@@ -39,14 +40,14 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::{BlockId, ChainSource};
-use milagro_registry::follower::{records_in, Follower, BLOCKS_PER_FETCH};
+use milagro_registry::follower::{records_in, Follower, CANDIDATES_PER_LOOKUP};
 use milagro_registry::scan::BlockCandidates;
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{ChangeSet, ConnectedBlock, RecordStore};
 use serde::Serialize;
 
 use super::cli_sync::{self, CliSync};
-use super::fetch::{fetch_and_decode, hashes_at, raw_bodies, via_client, Plan};
+use super::fetch::{fetch_and_decode, hashes_at, raw_bodies, via_client, Plan, GETBLOCK_BATCH};
 use super::fixture::{BenchChain, Shape};
 use super::raw_http::{RawRest, RawRpc};
 use super::stats::{num, repeat, repeat_timed, runs_text, Runs, Table};
@@ -83,7 +84,7 @@ pub struct SyncReport {
     pub block_bytes: usize,
     /// Blocks per follower step (one `getblockhash` batch, one store batch).
     pub step_blocks: u32,
-    /// Blocks per `getblock` batch (the follower's `BLOCKS_PER_FETCH`).
+    /// Blocks per `getblock` batch of the JSON-RPC baselines.
     pub fetch_batch_blocks: usize,
     /// `bitcoind` serving every block over REST, read over a bare socket (the baseline).
     pub rest_walk: Phase,
@@ -144,7 +145,7 @@ pub fn measure<'a>(
     let heights: Vec<u32> = (0..=chain.tip.height).collect();
     let plan = Plan {
         steps: heights.chunks(step as usize).collect(),
-        fetch: BLOCKS_PER_FETCH,
+        fetch: GETBLOCK_BATCH,
     };
     let blocks = u32::try_from(heights.len())?;
     let records = chain.records;
@@ -198,8 +199,16 @@ pub fn measure<'a>(
     drop(raw_blocks);
     let (extract_runs, connected) = repeat(runs, || {
         let mut connected: Vec<ConnectedBlock> = Vec::with_capacity(scanned.len());
-        for run in scanned.chunks(BLOCKS_PER_FETCH) {
-            connected.extend(records_in(node, black_box(run))?);
+        for step in scanned.chunks(step as usize) {
+            let mut from = 0;
+            let mut pending = 0;
+            for (i, (_, block)) in step.iter().enumerate() {
+                pending += block.candidates.len();
+                if pending >= CANDIDATES_PER_LOOKUP || i + 1 == step.len() {
+                    connected.extend(records_in(node, black_box(&step[from..=i]))?);
+                    (from, pending) = (i + 1, 0);
+                }
+            }
         }
         Ok(connected)
     })?;
@@ -277,7 +286,7 @@ pub fn measure<'a>(
         transactions,
         block_bytes,
         step_blocks: step,
-        fetch_batch_blocks: BLOCKS_PER_FETCH,
+        fetch_batch_blocks: GETBLOCK_BATCH,
         rest_walk: phase(rest_runs),
         bitcoind_alone: phase(raw_runs),
         bitcoind_via_client: phase(client_runs),
@@ -333,7 +342,7 @@ fn check_indexes(chain: &BenchChain, store: &impl RecordStore) -> Result<()> {
 fn report_table(r: &SyncReport, table: &mut Table) {
     table.section(&format!(
         "registry sync, {} chain: {} blocks, {} records, {} txs, {} MB; steps of {} blocks, \
-         fetches of {}",
+         rpc batches of {}, funding lookups per {} candidates",
         match r.shape {
             Shape::RecordDense => "record-dense",
             Shape::Ordinary => "ordinary",
@@ -343,7 +352,8 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         r.transactions,
         num(r.block_bytes as f64 / 1e6),
         r.step_blocks,
-        r.fetch_batch_blocks
+        r.fetch_batch_blocks,
+        CANDIDATES_PER_LOOKUP
     ));
     let mut row = |label: &str, p: &Phase, note: String| {
         table.row(
