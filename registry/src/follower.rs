@@ -34,6 +34,11 @@ use crate::store::{ChangeSet, ConnectedBlock, IndexedRecord, RecordStore, StoreE
 /// run's candidates (and their funding transactions) are held at a time.
 pub const CANDIDATES_PER_LOOKUP: usize = 256;
 
+/// Records after which a step stops taking blocks (the rest is left for the next step):
+/// a step's change set is held in memory until it is applied, and on a record-dense chain
+/// `max_blocks` blocks could hold any number of records.
+pub const RECORDS_PER_STEP: usize = 4_096;
+
 /// Serialized blocks read ahead of the scan: enough to keep the reader busy while the
 /// follower proves a run, few enough that the queue of full mainnet blocks (up to ~4 MB
 /// each) stays small. A step's memory is this many blocks plus one run's candidates.
@@ -131,7 +136,8 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
         }
     }
 
-    /// One atomic step of at most `max_blocks` new blocks.
+    /// One atomic step of at most `max_blocks` new blocks (fewer once they hold
+    /// [`RECORDS_PER_STEP`] records, or if the node reorganises meanwhile).
     pub fn step(&self, max_blocks: u32) -> Result<StepReport, SyncError> {
         let chain_tip = self.chain.tip()?;
         let (agreed, disconnect_from) = self.fork_point(chain_tip)?;
@@ -205,8 +211,9 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     /// this one scans them ([`BlockCandidates::scan`]) and proves the candidates of each
     /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the node
     /// serving, the reading and the scanning overlap on two cores. At most
-    /// [`BLOCKS_IN_FLIGHT`] serialized blocks wait between the two threads, and only the
-    /// candidates of a run are kept, so a step's memory does not grow with its length.
+    /// [`BLOCKS_IN_FLIGHT`] serialized blocks wait between the two threads, only the
+    /// candidates of a run are kept, and a step ends after [`RECORDS_PER_STEP`] records, so
+    /// a step's memory is bounded whatever its length and the chain's.
     fn fetch(
         &self,
         agreed: Option<BlockId>,
@@ -278,6 +285,9 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
                 connected.extend(records_in(&self.chain, &run)?);
                 run.clear();
                 pending = 0;
+                if connected.iter().map(|b| b.records.len()).sum::<usize>() >= RECORDS_PER_STEP {
+                    return Ok(connected);
+                }
             }
         }
         connected.extend(records_in(&self.chain, &run)?);

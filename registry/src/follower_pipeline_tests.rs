@@ -180,3 +180,25 @@ fn scanned_and_decoded_blocks_prove_the_same_records() {
     assert_eq!(scanned.iter().map(|b| b.records.len()).sum::<usize>(), 3);
     assert_eq!(scanned[1].records[0].digest, digest("a"));
 }
+
+#[test]
+fn a_step_ends_once_it_holds_enough_records() {
+    // 20 blocks of 250 records: the first step stops after the run that passes
+    // RECORDS_PER_STEP, the next ones finish the chain.
+    let chain = FakeChain::default();
+    chain.extend(
+        (0..20)
+            .map(|b| (0..250).map(|r| anchor(4, &format!("{b}/{r}"))).collect())
+            .collect(),
+    );
+    let follower = Follower::new(chain, MemoryStore::new(), 0);
+    let first = follower.step(100).unwrap();
+    assert!(
+        (RECORDS_PER_STEP..RECORDS_PER_STEP + CANDIDATES_PER_LOOKUP + 250).contains(&first.records),
+        "{} records",
+        first.records
+    );
+    assert!(first.tip.unwrap().height < 19);
+    assert!(follower.sync(100, |_| {}).unwrap().caught_up());
+    assert_eq!(follower.store().record_count().unwrap(), 5_000);
+}
