@@ -207,60 +207,80 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
 
     /// Fetches blocks at `heights`, stopping at the first that does not build on the last.
     ///
-    /// A thread of its own looks the hashes up ([`HASHES_PER_LOOKUP`] at a time, so the
-    /// first block is read after one short round trip) and reads the serialized blocks
-    /// ([`ChainSource::raw_block`]) while this one scans them ([`BlockCandidates::scan`])
-    /// and proves the candidates of each run of blocks (one batched funding lookup per
-    /// [`CANDIDATES_PER_LOOKUP`]), so the node serving, the reading and the scanning
-    /// overlap on two cores. At most [`BLOCKS_IN_FLIGHT`] serialized blocks wait between
-    /// the two threads, only the candidates of a run are kept, and a step ends after
-    /// [`RECORDS_PER_STEP`] records, so a step's memory is bounded whatever its length and
-    /// the chain's.
+    /// A thread of its own reads the serialized blocks ([`ChainSource::raw_block`]) while
+    /// this one scans them ([`BlockCandidates::scan`]) and proves the candidates of each
+    /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the node
+    /// serving, the reading and the scanning overlap on two cores. At most
+    /// [`BLOCKS_IN_FLIGHT`] serialized blocks wait between the two threads, only the
+    /// candidates of a run are kept, and a step ends after [`RECORDS_PER_STEP`] records, so
+    /// a step's memory is bounded whatever its length and the chain's.
     fn fetch(
         &self,
         agreed: Option<BlockId>,
         heights: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<ConnectedBlock>, SyncError> {
         let heights: Vec<u32> = heights.collect();
+        let hashes: Vec<BlockHash> = self
+            .chain
+            .block_hashes(&heights)?
+            .into_iter()
+            .map_while(|hash| hash)
+            .collect();
         let chain = &self.chain;
         std::thread::scope(|scope| {
             let (sender, receiver) = mpsc::sync_channel(BLOCKS_IN_FLIGHT);
-            let to_read = &heights;
-            scope.spawn(move || read_blocks(chain, to_read, &sender));
+            let to_read = &hashes;
+            scope.spawn(move || {
+                for hash in to_read {
+                    let answer = chain.raw_block(hash);
+                    let failed = answer.is_err();
+                    // A closed channel: the step stopped early and wants no more blocks.
+                    if sender.send(answer).is_err() || failed {
+                        return;
+                    }
+                }
+            });
             // Returning drops `receiver` before the scope joins the reader, which unblocks
             // it if it is waiting to send.
-            self.scan_and_prove(agreed, &receiver)
+            self.scan_and_prove(agreed, &heights, &hashes, &receiver)
         })
     }
 
-    /// The consuming half of [`Self::fetch`]: `blocks` yields the serialized blocks in
-    /// height order, and ends with the last one the node has.
+    /// The consuming half of [`Self::fetch`]: `blocks` yields the serialized blocks of
+    /// `hashes` in order.
     fn scan_and_prove(
         &self,
         agreed: Option<BlockId>,
-        blocks: &mpsc::Receiver<Result<ReadBlock, ChainError>>,
+        heights: &[u32],
+        hashes: &[BlockHash],
+        blocks: &mpsc::Receiver<Result<Vec<u8>, ChainError>>,
     ) -> Result<Vec<ConnectedBlock>, SyncError> {
         let mut previous = agreed.map(|b| b.hash);
-        let mut connected = Vec::new();
+        let mut connected = Vec::with_capacity(hashes.len());
         let mut run = Vec::new();
         let mut pending = 0;
-        for answer in blocks {
-            let ReadBlock { height, hash, raw } = answer?;
+        for (height, hash) in heights.iter().zip(hashes) {
+            let raw = blocks.recv().map_err(|_| {
+                ChainError::Unreachable("the block reader stopped without an answer".into())
+            })??;
             let block = BlockCandidates::scan(&raw).map_err(|source| SyncError::Block {
-                height,
-                hash,
+                height: *height,
+                hash: *hash,
                 source,
             })?;
             drop(raw);
             let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
-            if block.block_hash() != hash || !builds_on_previous {
+            if block.block_hash() != *hash || !builds_on_previous {
                 tracing::debug!(height, "chain moved during fetch; stopping this step here");
                 break;
             }
-            let id = BlockId { height, hash };
+            let id = BlockId {
+                height: *height,
+                hash: *hash,
+            };
             pending += block.candidates.len();
             run.push((id, block));
-            previous = Some(hash);
+            previous = Some(*hash);
             if pending >= CANDIDATES_PER_LOOKUP {
                 connected.extend(records_in(&self.chain, &run)?);
                 run.clear();
@@ -272,49 +292,6 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
         }
         connected.extend(records_in(&self.chain, &run)?);
         Ok(connected)
-    }
-}
-
-/// A serialized block as the reader hands it over.
-struct ReadBlock {
-    height: u32,
-    hash: BlockHash,
-    raw: Vec<u8>,
-}
-
-/// Heights whose hashes the block reader asks for in one batch.
-const HASHES_PER_LOOKUP: usize = 64;
-
-/// The reading half of [`Follower::fetch`]: sends the blocks at `heights` in order, up to
-/// the first height the node has no block at, the first error (sent), or the consumer
-/// hanging up (it stopped early and wants no more).
-fn read_blocks(
-    chain: &impl ChainSource,
-    heights: &[u32],
-    blocks: &mpsc::SyncSender<Result<ReadBlock, ChainError>>,
-) {
-    for chunk in heights.chunks(HASHES_PER_LOOKUP) {
-        let hashes = match chain.block_hashes(chunk) {
-            Ok(hashes) => hashes,
-            Err(error) => {
-                let _ = blocks.send(Err(error));
-                return;
-            }
-        };
-        for (height, hash) in chunk.iter().zip(hashes) {
-            let Some(hash) = hash else {
-                return;
-            };
-            let answer = chain.raw_block(&hash).map(|raw| ReadBlock {
-                height: *height,
-                hash,
-                raw,
-            });
-            let failed = answer.is_err();
-            if blocks.send(answer).is_err() || failed {
-                return;
-            }
-        }
     }
 }
 
