@@ -35,7 +35,7 @@ impl NodeArgs {
 pub const DEFAULT_STEP_BLOCKS: u32 = 500;
 
 /// Opens the index in `db`, syncs it to the node's tip, and returns the follower.
-pub fn synced_registry<C: ChainSource>(
+pub fn synced_registry<C: ChainSource + Sync>(
     chain: C,
     db: &Path,
     step_blocks: u32,

@@ -41,6 +41,14 @@ pub enum ChainError {
     /// The requested block or transaction is not known to the node.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The node does not serve its REST interface, which the registry reads blocks from.
+    #[error("the node at {url} does not serve REST (http status {status}): start it with -rest=1")]
+    RestDisabled {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status it answered (404 or 403).
+        status: u16,
+    },
 }
 
 /// Read access to a chain (and broadcast), as a full node offers it.
@@ -61,6 +69,13 @@ pub trait ChainSource {
     /// Several full blocks, in order.
     fn blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Block>, ChainError> {
         hashes.iter().map(|h| self.block(h)).collect()
+    }
+    /// A block serialized as the node stores it, for [`crate::scan`] to read without
+    /// decoding every transaction. The follower calls it from a thread of its own, one
+    /// block at a time, while it works on the blocks before. The default serializes
+    /// [`Self::block`]: right, but it pays for the decoding the scan saves.
+    fn raw_block(&self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
+        Ok(bitcoin::consensus::encode::serialize(&self.block(hash)?))
     }
     /// A block header.
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError>;
@@ -94,6 +109,9 @@ impl<T: ChainSource + ?Sized> ChainSource for &T {
     }
     fn blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Block>, ChainError> {
         (**self).blocks(hashes)
+    }
+    fn raw_block(&self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
+        (**self).raw_block(hash)
     }
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
         (**self).header(hash)

@@ -13,18 +13,36 @@
 //! index) and keeps the record only if that output is the signer's P2WPKH output and the
 //! signature verifies over it. A record-shaped transaction that fails is logged and left
 //! out: anyone can mine one naming any key.
+//!
+//! Blocks are read serialized ([`ChainSource::raw_block`], over REST from `bitcoind`) on a
+//! thread of their own and scanned in place ([`crate::scan`]): only the coinbase and the
+//! transactions carrying the Milagro magic in an `OP_RETURN` are decoded.
 
 use std::collections::HashMap;
+use std::sync::mpsc;
 
 use bitcoin::{Block, BlockHash, Transaction, Txid};
 use milagro_anchor::record::RecordCandidate;
 
 use crate::chain::{BlockId, ChainError, ChainSource};
+use crate::scan::{BlockCandidates, ScanError};
 use crate::store::{ChangeSet, ConnectedBlock, IndexedRecord, RecordStore, StoreError};
 
-/// Blocks requested per round trip: large enough to hide latency, small enough that a
-/// batch of full mainnet blocks (hex-encoded, up to ~8 MB each) stays in memory comfortably.
-pub const BLOCKS_PER_FETCH: usize = 16;
+/// Candidates whose funding transactions are looked up in one batch: a run of blocks ends
+/// once it holds this many (or with the step), so a chain with a record here and there
+/// pays one round trip per few hundred records, not one per few blocks, while only one
+/// run's candidates (and their funding transactions) are held at a time.
+pub const CANDIDATES_PER_LOOKUP: usize = 256;
+
+/// Records after which a step stops taking blocks (the rest is left for the next step):
+/// a step's change set is held in memory until it is applied, and on a record-dense chain
+/// `max_blocks` blocks could hold any number of records.
+pub const RECORDS_PER_STEP: usize = 4_096;
+
+/// Serialized blocks read ahead of the scan: enough to keep the reader busy while the
+/// follower proves a run, few enough that the queue of full mainnet blocks (up to ~4 MB
+/// each) stays small. A step's memory is this many blocks plus one run's candidates.
+pub const BLOCKS_IN_FLIGHT: usize = 8;
 
 /// How many checkpoints are compared per round trip when looking for the fork point.
 const FORK_SEARCH_WINDOW: u32 = 16;
@@ -39,6 +57,17 @@ pub enum SyncError {
     /// Writing the index failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The node served a block the scan cannot read.
+    #[error("block {hash} at height {height} is malformed")]
+    Block {
+        /// Its height.
+        height: u32,
+        /// The hash asked for.
+        hash: BlockHash,
+        /// What was wrong.
+        #[source]
+        source: ScanError,
+    },
 }
 
 /// What one step did.
@@ -71,7 +100,7 @@ pub struct Follower<C, S> {
     start_height: u32,
 }
 
-impl<C: ChainSource, S: RecordStore> Follower<C, S> {
+impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     /// A follower indexing from `start_height` (0 on regtest; the protocol's launch height
     /// elsewhere, since no record can be older).
     pub fn new(chain: C, store: S, start_height: u32) -> Self {
@@ -107,7 +136,8 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
         }
     }
 
-    /// One atomic step of at most `max_blocks` new blocks.
+    /// One atomic step of at most `max_blocks` new blocks (fewer once they hold
+    /// [`RECORDS_PER_STEP`] records, or if the node reorganises meanwhile).
     pub fn step(&self, max_blocks: u32) -> Result<StepReport, SyncError> {
         let chain_tip = self.chain.tip()?;
         let (agreed, disconnect_from) = self.fork_point(chain_tip)?;
@@ -177,8 +207,13 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
 
     /// Fetches blocks at `heights`, stopping at the first that does not build on the last.
     ///
-    /// Blocks come in batches of [`BLOCKS_PER_FETCH`] and only their records are kept, so a
-    /// step's memory is bounded by one batch of blocks whatever its length.
+    /// A thread of its own reads the serialized blocks ([`ChainSource::raw_block`]) while
+    /// this one scans them ([`BlockCandidates::scan`]) and proves the candidates of each
+    /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the node
+    /// serving, the reading and the scanning overlap on two cores. At most
+    /// [`BLOCKS_IN_FLIGHT`] serialized blocks wait between the two threads, only the
+    /// candidates of a run are kept, and a step ends after [`RECORDS_PER_STEP`] records, so
+    /// a step's memory is bounded whatever its length and the chain's.
     fn fetch(
         &self,
         agreed: Option<BlockId>,
@@ -191,39 +226,78 @@ impl<C: ChainSource, S: RecordStore> Follower<C, S> {
             .into_iter()
             .map_while(|hash| hash)
             .collect();
+        let chain = &self.chain;
+        std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::sync_channel(BLOCKS_IN_FLIGHT);
+            let to_read = &hashes;
+            scope.spawn(move || {
+                for hash in to_read {
+                    let answer = chain.raw_block(hash);
+                    let failed = answer.is_err();
+                    // A closed channel: the step stopped early and wants no more blocks.
+                    if sender.send(answer).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            // Returning drops `receiver` before the scope joins the reader, which unblocks
+            // it if it is waiting to send.
+            self.scan_and_prove(agreed, &heights, &hashes, &receiver)
+        })
+    }
+
+    /// The consuming half of [`Self::fetch`]: `blocks` yields the serialized blocks of
+    /// `hashes` in order.
+    fn scan_and_prove(
+        &self,
+        agreed: Option<BlockId>,
+        heights: &[u32],
+        hashes: &[BlockHash],
+        blocks: &mpsc::Receiver<Result<Vec<u8>, ChainError>>,
+    ) -> Result<Vec<ConnectedBlock>, SyncError> {
         let mut previous = agreed.map(|b| b.hash);
         let mut connected = Vec::with_capacity(hashes.len());
-        for (heights, hashes) in heights
-            .chunks(BLOCKS_PER_FETCH)
-            .zip(hashes.chunks(BLOCKS_PER_FETCH))
-        {
-            let blocks = self.chain.blocks(hashes)?;
-            let mut run = Vec::with_capacity(blocks.len());
-            for ((height, hash), block) in heights.iter().zip(hashes).zip(&blocks) {
-                let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
-                if block.block_hash() != *hash || !builds_on_previous {
-                    tracing::debug!(height, "chain moved during fetch; stopping this step here");
-                    break;
-                }
-                let id = BlockId {
-                    height: *height,
-                    hash: *hash,
-                };
-                run.push((id, block));
-                previous = Some(*hash);
+        let mut run = Vec::new();
+        let mut pending = 0;
+        for (height, hash) in heights.iter().zip(hashes) {
+            let raw = blocks.recv().map_err(|_| {
+                ChainError::Unreachable("the block reader stopped without an answer".into())
+            })??;
+            let block = BlockCandidates::scan(&raw).map_err(|source| SyncError::Block {
+                height: *height,
+                hash: *hash,
+                source,
+            })?;
+            drop(raw);
+            let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
+            if block.block_hash() != *hash || !builds_on_previous {
+                tracing::debug!(height, "chain moved during fetch; stopping this step here");
+                break;
             }
-            let complete = run.len() == blocks.len();
-            connected.extend(records_in(&self.chain, &run)?);
-            if !complete {
-                return Ok(connected);
+            let id = BlockId {
+                height: *height,
+                hash: *hash,
+            };
+            pending += block.candidates.len();
+            run.push((id, block));
+            previous = Some(*hash);
+            if pending >= CANDIDATES_PER_LOOKUP {
+                connected.extend(records_in(&self.chain, &run)?);
+                run.clear();
+                pending = 0;
+                if connected.iter().map(|b| b.records.len()).sum::<usize>() >= RECORDS_PER_STEP {
+                    return Ok(connected);
+                }
             }
         }
+        connected.extend(records_in(&self.chain, &run)?);
         Ok(connected)
     }
 }
 
 /// Every transaction of `block` shaped like a Milagro record (foreign `OP_RETURN`s and
-/// ordinary transactions skipped), its signer not yet proven.
+/// ordinary transactions skipped), its signer not yet proven. The reference that
+/// [`BlockCandidates::scan`] matches without decoding the whole block.
 pub fn candidates_in(block: &Block) -> impl Iterator<Item = (&Transaction, RecordCandidate)> {
     block
         .txdata
@@ -233,18 +307,15 @@ pub fn candidates_in(block: &Block) -> impl Iterator<Item = (&Transaction, Recor
 
 /// The attributed records of a run of blocks: the funding transactions of all their
 /// candidates are looked up in one batch, and each candidate is kept only if its signer is
-/// proven.
+/// proven. The proofs (a BIP 143 digest and an ECDSA verify each, the bulk of the work on a
+/// record-dense chain) run on every core.
 pub fn records_in(
     chain: &impl ChainSource,
-    blocks: &[(BlockId, &Block)],
+    blocks: &[(BlockId, BlockCandidates)],
 ) -> Result<Vec<ConnectedBlock>, ChainError> {
-    let candidates: Vec<Vec<(&Transaction, RecordCandidate)>> = blocks
+    let mut funding_txids: Vec<Txid> = blocks
         .iter()
-        .map(|(_, block)| candidates_in(block).collect())
-        .collect();
-    let mut funding_txids: Vec<Txid> = candidates
-        .iter()
-        .flatten()
+        .flat_map(|(_, block)| &block.candidates)
         .map(|(_, c)| c.funding().txid)
         .collect();
     funding_txids.sort_unstable();
@@ -254,42 +325,92 @@ pub fn records_in(
         .copied()
         .zip(chain.indexed_transactions(&funding_txids)?)
         .collect();
-    let connected = blocks
+    let jobs: Vec<(usize, &Transaction, &RecordCandidate)> = blocks
         .iter()
-        .zip(candidates)
-        .map(|((id, block), candidates)| {
-            let coinbase = block
-                .txdata
-                .first()
-                .map(Transaction::compute_txid)
-                .unwrap_or_else(bitcoin::hashes::Hash::all_zeros);
-            let records = candidates
-                .into_iter()
-                .filter_map(|(tx, candidate)| {
-                    let funding = candidate.funding();
-                    let spent = fundings
-                        .get(&funding.txid)
-                        .and_then(|f| f.output.get(usize::try_from(funding.vout).ok()?))?;
-                    match candidate.attribute(tx, spent) {
-                        Ok(record) => Some(IndexedRecord::new(&record, *id, coinbase)),
-                        Err(error) => {
-                            tracing::warn!(
-                                txid = %candidate.txid(),
-                                height = id.height,
-                                %error,
-                                "ignored a record whose signer is not proven"
-                            );
-                            None
-                        }
-                    }
-                })
-                .collect();
-            ConnectedBlock { id: *id, records }
+        .enumerate()
+        .flat_map(|(b, (_, block))| block.candidates.iter().map(move |(tx, c)| (b, tx, c)))
+        .collect();
+    let prove_job = |(b, tx, candidate): &(usize, &Transaction, &RecordCandidate)| {
+        let (id, block) = blocks.get(*b)?;
+        prove(&fundings, *id, block.coinbase_txid, tx, candidate)
+    };
+    let proven = on_every_core(&jobs, prove_job);
+    let mut connected: Vec<ConnectedBlock> = blocks
+        .iter()
+        .map(|(id, _)| ConnectedBlock {
+            id: *id,
+            records: Vec::new(),
         })
         .collect();
+    for ((b, _, _), record) in jobs.iter().zip(proven) {
+        if let (Some(record), Some(block)) = (record, connected.get_mut(*b)) {
+            block.records.push(record);
+        }
+    }
     Ok(connected)
+}
+
+/// The indexed record of `candidate` if its funding output (among `fundings`) proves its
+/// signer; logged and `None` otherwise.
+fn prove(
+    fundings: &HashMap<Txid, Transaction>,
+    id: BlockId,
+    coinbase_txid: Txid,
+    tx: &Transaction,
+    candidate: &RecordCandidate,
+) -> Option<IndexedRecord> {
+    let funding = candidate.funding();
+    let spent = fundings
+        .get(&funding.txid)
+        .and_then(|f| f.output.get(usize::try_from(funding.vout).ok()?))?;
+    match candidate.attribute(tx, spent) {
+        Ok(record) => Some(IndexedRecord::new(&record, id, coinbase_txid)),
+        Err(error) => {
+            tracing::warn!(
+                txid = %candidate.txid(),
+                height = id.height,
+                %error,
+                "ignored a record whose signer is not proven"
+            );
+            None
+        }
+    }
+}
+
+/// Below this many jobs a thread costs more than it saves.
+const MIN_JOBS_PER_THREAD: usize = 32;
+
+/// `jobs.iter().map(work)`, split over the machine's cores, in order.
+fn on_every_core<J: Sync, T: Send>(jobs: &[J], work: impl Fn(&J) -> T + Sync) -> Vec<T> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(jobs.len() / MIN_JOBS_PER_THREAD).max(1);
+    if threads == 1 {
+        return jobs.iter().map(work).collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut chunks = jobs.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|jobs| scope.spawn(move || jobs.iter().map(work).collect::<Vec<T>>()))
+            .collect();
+        let mut results: Vec<T> = first.iter().map(work).collect();
+        for other in others {
+            match other.join() {
+                Ok(done) => results.extend(done),
+                // A panic in `work` is a bug: pass it on, as the one-thread path would.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
 }
 
 #[cfg(test)]
 #[path = "follower_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "follower_pipeline_tests.rs"]
+mod pipeline_tests;

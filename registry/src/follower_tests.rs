@@ -27,13 +27,13 @@ use crate::store::MemoryStore;
 /// A chain held in memory; tests rewrite it to simulate reorgs. Like a node, it still
 /// serves blocks of branches it has left.
 #[derive(Default)]
-struct FakeChain {
-    blocks: Mutex<Vec<Block>>,
+pub(super) struct FakeChain {
+    pub(super) blocks: Mutex<Vec<Block>>,
     every_block: Mutex<HashMap<BlockHash, Block>>,
 }
 
 impl FakeChain {
-    fn extend(&self, txs_per_block: Vec<Vec<Transaction>>) {
+    pub(super) fn extend(&self, txs_per_block: Vec<Vec<Transaction>>) {
         let mut blocks = self.blocks.lock().unwrap();
         for txs in txs_per_block {
             let prev = blocks
@@ -55,11 +55,18 @@ impl FakeChain {
     }
 }
 
-fn block(prev: BlockHash, salt: u32, mut txs: Vec<Transaction>) -> Block {
+pub(super) fn block(prev: BlockHash, salt: u32, mut txs: Vec<Transaction>) -> Block {
+    // One input, as every real coinbase has: a transaction without inputs does not
+    // survive serialization (its empty input list reads as the segwit marker), and the
+    // follower reads blocks serialized.
     let coinbase = Transaction {
         version: TxVersion::ONE,
         lock_time: LockTime::from_consensus(salt),
-        input: vec![],
+        input: vec![bitcoin::TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::from_bytes(salt.to_le_bytes().to_vec()),
+            ..Default::default()
+        }],
         output: vec![TxOut {
             value: Amount::from_sat(1),
             script_pubkey: ScriptBuf::new(),
@@ -168,7 +175,7 @@ fn funding_to(script: ScriptBuf, label: &str) -> FundingUtxo {
 }
 
 /// An anchoring transaction by key `signer` for the digest of `label`.
-fn anchor(signer: u8, label: &str) -> Transaction {
+pub(super) fn anchor(signer: u8, label: &str) -> Transaction {
     let funding = funding_to(
         milagro_anchor::anchor_tx::p2wpkh_script(&key(signer).public_key()),
         label,
@@ -188,14 +195,14 @@ fn anchor(signer: u8, label: &str) -> Transaction {
     .tx
 }
 
-fn foreign_op_return(bytes: &[u8]) -> Transaction {
+pub(super) fn foreign_op_return(bytes: &[u8]) -> Transaction {
     let mut tx = anchor(1, "foreign");
     tx.output[0].script_pubkey =
         ScriptBuf::new_op_return(PushBytesBuf::try_from(bytes.to_vec()).unwrap());
     tx
 }
 
-fn digest(label: &str) -> Digest {
+pub(super) fn digest(label: &str) -> Digest {
     Digest::sha256(label.as_bytes())
 }
 

@@ -2,8 +2,10 @@
 //!
 //! A [`Follower`](follower::Follower) reads blocks from a [`ChainSource`](chain::ChainSource)
 //! (in production [`BitcoindRpc`](bitcoind::BitcoindRpc), the only code in the workspace
-//! that speaks to the node), extracts each record with
-//! [`milagro_anchor::record::TxRecord`], and persists them in a
+//! that speaks to the node: JSON-RPC, and REST for blocks, so the node needs `-txindex=1`
+//! and `-rest=1`), finds the record-shaped transactions without decoding the others
+//! ([`scan`]), proves each signer with [`milagro_anchor::record::RecordCandidate`] against
+//! the output it spends, and persists the records in a
 //! [`RecordStore`](store::RecordStore) (by default [`SledStore`](sled_store::SledStore)).
 //! Every update is a [`ChangeSet`](store::ChangeSet) written atomically with the new tip,
 //! and a reorg is a change set that starts with a rollback, found by walking the stored
@@ -34,5 +36,6 @@ pub mod bitcoind;
 pub mod chain;
 pub mod follower;
 pub mod proofs;
+pub mod scan;
 pub mod sled_store;
 pub mod store;

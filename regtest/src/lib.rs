@@ -50,9 +50,10 @@ pub use node::{down, up, NodeError, NodeInfo, NODE_FILE, WALLET};
 pub use process::pid_alive;
 
 /// The arguments every node of this workspace runs with, beside its network and data
-/// directory: a fallback fee for the wallet, and the transaction index, which the registry
-/// needs to look up the funding transaction a record spends (`registry/SCHEMA.md`).
-pub const NODE_ARGS: &[&str] = &["-fallbackfee=0.0001", "-txindex=1"];
+/// directory: a fallback fee for the wallet; the transaction index, which the registry
+/// needs to look up the funding transaction a record spends (`registry/SCHEMA.md`); and
+/// the REST interface, from which the registry reads blocks (`/rest/block/<hash>.bin`).
+pub const NODE_ARGS: &[&str] = &["-fallbackfee=0.0001", "-txindex=1", "-rest=1"];
 
 /// Where [`bitcoind_exe`] installs: `$MILAGRO_CACHE_DIR` if set, else `.cache` at the
 /// workspace root (located at compile time, from this crate's manifest directory).

@@ -62,7 +62,7 @@ pub struct ElectrumReport {
 pub fn measure(calls: usize, table: &mut Table) -> Result<ElectrumReport> {
     let exe = milagro_regtest::bitcoind_exe()?;
     let mut conf = bitcoind::Conf::default();
-    conf.args.extend(["-fallbackfee=0.0001", "-txindex=1"]);
+    conf.args.extend(milagro_regtest::NODE_ARGS);
     let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
     let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
     let miner = node.wallet_new_address()?;

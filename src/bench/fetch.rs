@@ -1,7 +1,7 @@
 //! Reading the chain the way the follower does, three ways, for the sync baselines.
 //!
 //! The follower reads per step of `step` blocks one batched `getblockhash`, then batched
-//! `getblock` calls (verbosity 0, hex) of `BLOCKS_PER_FETCH` blocks. [`Plan`] is that
+//! `getblock` calls (verbosity 0, hex) of [`GETBLOCK_BATCH`] blocks. [`Plan`] is that
 //! pattern; it is replayed over a bare socket ([`raw_bodies`] + `RawRpc`), through the
 //! workspace's client without decoding ([`via_client`]), and with decoding
 //! ([`fetch_and_decode`]).
@@ -15,6 +15,9 @@ use milagro_registry::chain::{BlockId, ChainSource};
 use serde_json::json;
 
 use super::raw_http::batch_body;
+
+/// Blocks per `getblock` batch, as the follower read them before it read REST.
+pub const GETBLOCK_BATCH: usize = 16;
 
 /// How the follower reads the chain: per step one `getblockhash` batch of the step's
 /// heights, then `getblock` batches of `fetch` blocks.

@@ -1,4 +1,10 @@
-//! The benchmark chain: a private regtest node holding `N` blocks with `M` Milagro records.
+//! The benchmark chain: a private regtest node holding `N` blocks with `M` Milagro records
+//! and `T` ordinary payments.
+//!
+//! Two shapes ([`Shape`]): *record-dense* (by default 20,000 records in 1,000 blocks and
+//! nothing else: the registry's extraction and store at their busiest) and *ordinary* (by
+//! default 270,000 ordinary payments and one record in each of 1,200 blocks: a busy
+//! chain where the registry must read past almost everything).
 //!
 //! Built as fast as the node allows, because setup is not what is measured:
 //! 1. start `bitcoind` (as `milagro demo` does) and mine 101 blocks for one mature coinbase;
@@ -9,8 +15,9 @@
 //! 3. every record's anchoring transaction is built and signed with
 //!    [`build_anchor_tx`] (mostly Birth Certificate digests, 1 in 100 an audit-log root,
 //!    2 in 100 a batch root), plus one foreign `OP_RETURN` per block that the registry must
-//!    skip; one record anchors a real, signed Birth Certificate for the verify benchmark;
-//! 4. the records are spread evenly over `N` blocks with `generateblock`, sent
+//!    skip, and the ordinary payments (one P2WPKH input, two outputs; signed on every
+//!    core); one record anchors a real, signed Birth Certificate for the verify benchmark;
+//! 4. records and payments are spread evenly over `N` blocks with `generateblock`, sent
 //!    [`BLOCKS_PER_RPC_BATCH`] to a JSON-RPC batch (the node runs a batch in order, so each
 //!    block builds on the one before). `generateblock` checks consensus, not mempool policy,
 //!    which is also why funding transactions may chain deeper than the mempool would allow.
@@ -22,7 +29,7 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use bitcoin::consensus::encode;
 use bitcoin::{FeeRate, Network, Transaction, Txid};
-use milagro_anchor::anchor_tx::build_anchor_tx;
+use milagro_anchor::anchor_tx::{build_anchor_tx, p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::{PublicKey, SecretKey};
@@ -33,20 +40,44 @@ use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::txs::{foreign_op_return, fund};
+use super::txs::{foreign_op_return, fund, ordinary_payment};
 
 /// Funding transactions per block (about 1.3 M of the 4 M weight units a block may hold).
 pub const FUNDING_TXS_PER_BLOCK: usize = 10;
 /// `generateblock` calls per JSON-RPC batch.
 pub const BLOCKS_PER_RPC_BATCH: usize = 25;
 
+/// The kind of chain to build, which sets the defaults of [`Params`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// Blocks full of records and nothing else (1,000 blocks, 20,000 records).
+    RecordDense,
+    /// Blocks of ordinary payments with one record each (1,200 blocks, 270,000 payments).
+    Ordinary,
+}
+
+impl Shape {
+    /// `(blocks, records, ordinary transactions)` by default.
+    pub fn defaults(self) -> (u32, usize, usize) {
+        match self {
+            Self::RecordDense => (1_000, 20_000, 0),
+            Self::Ordinary => (1_200, 1_200, 270_000),
+        }
+    }
+}
+
 /// The size of the chain to build.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Params {
+    /// The shape the defaults came from.
+    pub shape: Shape,
     /// Blocks holding records (`N`).
     pub blocks: u32,
     /// Milagro records (`M`).
     pub records: usize,
+    /// Ordinary payments (`T`), spread over the same blocks.
+    pub ordinary_txs: usize,
     /// Distinct signer keys (`K`).
     pub signers: usize,
 }
@@ -140,7 +171,7 @@ pub fn build(params: &Params, dir: &Path) -> Result<BenchChain> {
         .map(|_| SecretKey::generate(&mut OsRng))
         .collect();
     let foreign = params.blocks as usize;
-    let owners: Vec<PublicKey> = (0..params.records + foreign)
+    let owners: Vec<PublicKey> = (0..params.records + foreign + params.ordinary_txs)
         .map(|i| signers[i % signers.len()].public_key())
         .collect();
     let (funding_txs, utxos) = fund(&node, &miner, &owners)?;
@@ -166,9 +197,10 @@ pub fn build(params: &Params, dir: &Path) -> Result<BenchChain> {
         anchors.push(build_anchor_tx(key, utxo, &payload, fee_rate, None)?.tx);
     }
     let mut foreigners = Vec::with_capacity(foreign);
-    for (i, utxo) in utxos.iter().enumerate().skip(params.records) {
+    for (i, utxo) in utxos.iter().enumerate().skip(params.records).take(foreign) {
         foreigners.push(foreign_op_return(&signers[i % signers.len()], utxo)?);
     }
+    let ordinary = ordinary_payments(&signers, &utxos[params.records + foreign..])?;
     let sample_txid = anchors
         .get(sample_index)
         .map(Transaction::compute_txid)
@@ -176,7 +208,14 @@ pub fn build(params: &Params, dir: &Path) -> Result<BenchChain> {
     let sign_s = phase.elapsed().as_secs_f64();
 
     let phase = Instant::now();
-    mine_spread(&node, &miner, &anchors, &foreigners, params.blocks)?;
+    mine_spread(
+        &node,
+        &miner,
+        &anchors,
+        &foreigners,
+        &ordinary,
+        params.blocks,
+    )?;
     let mine_s = phase.elapsed().as_secs_f64();
 
     let tip = node.tip()?;
@@ -246,12 +285,49 @@ fn sample_certificate(key: &SecretKey) -> Result<BirthCertificate> {
     Ok(BirthCertificate::sign(fields, key)?)
 }
 
-/// Mines `blocks` blocks, the anchors spread evenly over them and one foreign tx in each.
+/// One ordinary payment per UTXO, signed on every core (the ordinary shape signs hundreds
+/// of thousands).
+fn ordinary_payments(signers: &[SecretKey], utxos: &[FundingUtxo]) -> Result<Vec<Transaction>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let payee = p2wpkh_script(&SecretKey::generate(&mut OsRng).public_key());
+    let chunk = utxos.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = utxos
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, utxos)| {
+                let payee = &payee;
+                scope.spawn(move || {
+                    utxos
+                        .iter()
+                        .enumerate()
+                        .map(|(i, utxo)| {
+                            let key = &signers[(c * chunk + i) % signers.len()];
+                            ordinary_payment(key, payee, utxo)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut txs = Vec::with_capacity(utxos.len());
+        for worker in workers {
+            let signed = worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a signing thread panicked"))??;
+            txs.extend(signed);
+        }
+        Ok(txs)
+    })
+}
+
+/// Mines `blocks` blocks, the anchors and ordinary payments spread evenly over them and
+/// one foreign tx in each.
 fn mine_spread(
     node: &BitcoindRpc,
     miner: &str,
     anchors: &[Transaction],
     foreigners: &[Transaction],
+    ordinary: &[Transaction],
     blocks: u32,
 ) -> Result<()> {
     let blocks = blocks as usize;
@@ -259,9 +335,14 @@ fn mine_spread(
     for b in 0..blocks {
         let from = b * anchors.len() / blocks;
         let to = (b + 1) * anchors.len() / blocks;
+        let (ofrom, oto) = (
+            b * ordinary.len() / blocks,
+            (b + 1) * ordinary.len() / blocks,
+        );
         let raw: Vec<String> = anchors[from..to]
             .iter()
             .chain(foreigners.get(b))
+            .chain(&ordinary[ofrom..oto])
             .map(encode::serialize_hex)
             .collect();
         params.push(vec![json!(miner), json!(raw)]);

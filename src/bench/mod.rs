@@ -7,9 +7,10 @@
 //!
 //! - [`fixture`]: the regtest chain the registry benchmarks read (setup, timed apart;
 //!   [`txs`] builds the transactions the wallet cannot);
-//! - [`sync`]: registry sync vs `bitcoind` alone, with the extract and store parts
-//!   ([`fetch`] replays the follower's reads, [`raw_http`] asks `bitcoind` alone, and
-//!   [`timed_store`] finds the store's share of a real sync);
+//! - [`sync`]: registry sync vs `bitcoind` alone serving the same blocks over REST, with
+//!   the extract and store parts ([`fetch`] replays the follower's reads, [`raw_http`] asks
+//!   `bitcoind` alone, [`timed_store`] finds the store's share of a real sync, and
+//!   [`cli_sync`] runs `milagro registry sync` as its own process for its peak memory);
 //! - [`bc_verify`]: Birth Certificate verify latency vs a bare ECDSA verify;
 //! - [`headers`]: consensus validation of 2,016 headers vs their raw SHA-256d;
 //! - [`audit`]: audit log append and proof rates vs a bare SHA-256 (no node needed);
@@ -28,6 +29,7 @@
 
 pub mod audit;
 pub mod bc_verify;
+pub mod cli_sync;
 pub mod electrum;
 pub mod fetch;
 pub mod fixture;

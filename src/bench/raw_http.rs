@@ -1,19 +1,23 @@
-//! A bare JSON-RPC POST over a `TcpStream`: the node's own serving time.
+//! A bare JSON-RPC POST and a bare REST walk over a `TcpStream`: the node's own serving
+//! time.
 //!
 //! The workspace's client (`jsonrpc` over `bitreq`) opens a connection per request and reads
 //! the response byte by byte, then parses the JSON; at tens of megabytes per batch that is
 //! a visible share of "fetching blocks". To show what `bitcoind` alone costs, this sends the
 //! same request bodies with one `write_all` and reads the answer with one `read_to_end`,
-//! parsing nothing but the status line. Benchmark use only: no TLS, no redirects, no
-//! chunked encoding (the node sends a `Content-Length`), one request per connection.
+//! parsing nothing but the status line. [`RawRest`] GETs every block's `.bin` over one
+//! kept-alive connection and drops the bytes: what the node needs to serve a block walk
+//! over REST. Benchmark use only: no TLS, no redirects, no chunked encoding (the node sends
+//! a `Content-Length`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
+use bitcoin::BlockHash;
 
 /// The node's RPC endpoint and its `Authorization` header value.
 #[derive(Debug, Clone)]
@@ -67,4 +71,60 @@ pub fn batch_body(method: &str, params: &[serde_json::Value]) -> Result<Vec<u8>>
         .map(|(id, params)| serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
         .collect();
     Ok(serde_json::to_vec(&calls)?)
+}
+
+/// The node's REST endpoint (no credentials: REST has none).
+#[derive(Debug, Clone, Copy)]
+pub struct RawRest {
+    socket: SocketAddrV4,
+}
+
+impl RawRest {
+    /// The REST interface on the node's RPC socket.
+    pub fn new(socket: SocketAddrV4) -> Self {
+        Self { socket }
+    }
+
+    /// GETs `/rest/block/<hash>.bin` for every hash, in order, on one kept-alive
+    /// connection, reading each body into the same buffer; returns the bytes served.
+    pub fn walk(&self, hashes: &[BlockHash]) -> Result<usize> {
+        let stream = TcpStream::connect(self.socket)?;
+        stream.set_nodelay(true)?;
+        let mut reader = BufReader::with_capacity(64 << 10, stream);
+        let mut body = Vec::new();
+        let mut line = String::new();
+        let mut total = 0;
+        for hash in hashes {
+            let request = format!(
+                "GET /rest/block/{hash}.bin HTTP/1.1\r\nHost: {}\r\n\r\n",
+                self.socket
+            );
+            reader.get_mut().write_all(request.as_bytes())?;
+            line.clear();
+            reader.read_line(&mut line)?;
+            ensure!(
+                line.starts_with("HTTP/1.1 200"),
+                "the node answered {line:?}"
+            );
+            let mut length = None;
+            loop {
+                line.clear();
+                reader.read_line(&mut line)?;
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = Some(value.trim().parse::<usize>()?);
+                    }
+                }
+            }
+            let length = length.context("a REST answer without Content-Length")?;
+            body.resize(length, 0);
+            reader.read_exact(&mut body)?;
+            total += length;
+        }
+        Ok(total)
+    }
 }

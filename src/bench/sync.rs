@@ -1,28 +1,37 @@
 //! Registry sync throughput, next to what `bitcoind` alone needs to serve the same blocks.
 //!
-//! Every figure covers the whole chain (genesis to tip, as a fresh index syncs it), read
-//! the way the follower reads it: per step of `step` blocks one batched `getblockhash`,
-//! then batched `getblock` (verbosity 0, hex) calls of [`BLOCKS_PER_FETCH`] blocks each.
-//! - **bitcoind alone**: those same batches sent over a bare socket ([`RawRpc`]), the
-//!   answers read and dropped unparsed. The node's share: the floor for any indexer that
-//!   reads blocks over JSON-RPC, and the baseline of the overhead ratio.
+//! Every figure covers the whole chain (genesis to tip, as a fresh index syncs it).
+//! - **rest walk**: every block's `/rest/block/<hash>.bin`, one after the other on one
+//!   kept-alive connection, bytes read and dropped ([`RawRest`]; hashes looked up
+//!   beforehand). The node's share: the floor for any indexer, and the baseline of the
+//!   headline ratio `sync / rest walk`.
+//! - **bitcoind alone**: per step of `step` blocks one batched `getblockhash`, then
+//!   batched `getblock` (verbosity 0, hex) calls of [`GETBLOCK_BATCH`] blocks each, sent
+//!   over a bare socket ([`RawRpc`]), the answers read and dropped unparsed: the floor for
+//!   an indexer that reads blocks over JSON-RPC.
 //! - **via client**: the same through the workspace's client (`BitcoindRpc::batch`), JSON
 //!   parsed, hex kept as text: adds the HTTP client and JSON costs.
 //! - **via client + decode**: through `ChainSource::blocks`, which also decodes the hex into
-//!   `bitcoin::Block`s: exactly what the follower gets to work with.
-//! - **extract**: [`records_in`] over the decoded blocks, per run of [`BLOCKS_PER_FETCH`]:
-//!   finding the record-shaped transactions, one batched lookup of the funding
-//!   transactions they spend, and proving each signer (BIP 143 digest and signature).
+//!   `bitcoin::Block`s: what the follower worked with before it read REST.
+//! - **scan**: [`BlockCandidates::scan`] over every block's serialized bytes (read
+//!   beforehand): finding the record-shaped transactions without decoding the rest.
+//! - **extract**: [`records_in`] over the scanned blocks, per run of blocks holding
+//!   [`CANDIDATES_PER_LOOKUP`] candidates (or a step's end), as the follower runs it:
+//!   one batched lookup of the funding transactions the candidates spend, and proving each
+//!   signer (BIP 143 digest and signature, on every core).
 //! - **store**: the resulting change sets applied to a fresh `SledStore`, one per step
 //!   (each one atomic batch plus a flush, as in a real sync).
 //! - **sync**: `Follower::sync` into a fresh `SledStore`, with the time the follower spent
 //!   in `apply` counted ([`TimedStore`]), so the sync itself splits into store and the rest
-//!   (fetch, decode, extract, the follower's tip and fork-point checks). In a sync the store
+//!   (fetch and scan, overlapped; extract; the follower's tip and fork-point checks). In a sync the store
 //!   is slower than back to back, and noisier: it shares the CPU with the node and its own
 //!   background threads, and each step ends with an `fsync`.
 //!
-//! The ratio `sync / bitcoind alone` is the registry's overhead over the node. A warm-up
-//! pass runs first, so every measurement reads blocks from the same warm page cache.
+//! - **registry sync (process)**: `milagro registry sync` as its own process
+//!   ([`super::cli_sync`]), once: its time and its peak resident memory.
+//!
+//! The ratio `sync / rest walk` is the registry's overhead over the node. A warm-up pass
+//! runs first, so every measurement reads blocks from the same warm page cache.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -30,14 +39,17 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use milagro_registry::bitcoind::BitcoindRpc;
-use milagro_registry::follower::{records_in, Follower, BLOCKS_PER_FETCH};
+use milagro_registry::chain::{BlockId, ChainSource};
+use milagro_registry::follower::{records_in, Follower, CANDIDATES_PER_LOOKUP};
+use milagro_registry::scan::BlockCandidates;
 use milagro_registry::sled_store::SledStore;
 use milagro_registry::store::{ChangeSet, ConnectedBlock, RecordStore};
 use serde::Serialize;
 
-use super::fetch::{fetch_and_decode, raw_bodies, via_client, Plan};
-use super::fixture::BenchChain;
-use super::raw_http::RawRpc;
+use super::cli_sync::{self, CliSync};
+use super::fetch::{fetch_and_decode, hashes_at, raw_bodies, via_client, Plan, GETBLOCK_BATCH};
+use super::fixture::{BenchChain, Shape};
+use super::raw_http::{RawRest, RawRpc};
 use super::stats::{num, repeat, repeat_timed, runs_text, Runs, Table};
 use super::timed_store::TimedStore;
 
@@ -60,6 +72,8 @@ pub struct Phase {
 /// Everything this module measures.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
+    /// The chain's shape.
+    pub shape: Shape,
     /// Blocks read (genesis to tip).
     pub blocks: u32,
     /// Milagro records on the chain (asserted equal to the index's count after every sync).
@@ -70,25 +84,38 @@ pub struct SyncReport {
     pub block_bytes: usize,
     /// Blocks per follower step (one `getblockhash` batch, one store batch).
     pub step_blocks: u32,
-    /// Blocks per `getblock` batch (the follower's `BLOCKS_PER_FETCH`).
+    /// Blocks per `getblock` batch of the JSON-RPC baselines.
     pub fetch_batch_blocks: usize,
-    /// `bitcoind` serving the blocks, read over a bare socket (the baseline).
+    /// `bitcoind` serving every block over REST, read over a bare socket (the baseline).
+    pub rest_walk: Phase,
+    /// `bitcoind` serving the blocks as JSON-RPC hex, read over a bare socket.
     pub bitcoind_alone: Phase,
     /// The same through the workspace's RPC client, hex kept as text.
     pub bitcoind_via_client: Phase,
     /// The same, plus decoding into `bitcoin::Block` (what the follower receives).
     pub bitcoind_via_client_decoded: Phase,
-    /// Record extraction over decoded blocks.
+    /// Scanning the serialized blocks for record candidates (CPU only).
+    pub scan: Phase,
+    /// Proving the candidates' signers (funding lookups, BIP 143, ECDSA).
     pub extract: Phase,
     /// Applying the change sets to sled.
     pub store_apply: Phase,
     /// The follower syncing a fresh index.
     pub registry_sync: Phase,
-    /// `registry_sync.best_s / bitcoind_alone.best_s`: the registry's overhead.
+    /// `registry_sync.best_s / rest_walk.best_s`: the registry's overhead over the node.
+    pub sync_over_rest_walk_ratio: f64,
+    /// `registry_sync.median_s / rest_walk.median_s`.
+    pub sync_over_rest_walk_median_ratio: f64,
+    /// `registry_sync.best_s / bitcoind_alone.best_s`.
     pub sync_over_bitcoind_alone_ratio: f64,
+    /// `milagro registry sync` as its own process: time and peak memory.
+    pub process_sync: CliSync,
+    /// `process_sync.elapsed_s / rest_walk.best_s` (includes process start-up).
+    pub process_sync_over_rest_walk_ratio: f64,
     /// `registry_sync.best_s / bitcoind_via_client_decoded.best_s`.
     pub sync_over_client_decoded_ratio: f64,
-    /// Best client+decode + extract + store, in seconds: what the parts add up to.
+    /// Best rest walk + scan + extract + store, in seconds: what the parts add up to
+    /// when nothing overlaps.
     pub parts_sum_s: f64,
     /// Time the best sync run spent in the store's `apply`.
     pub sync_store_apply_s: f64,
@@ -99,12 +126,15 @@ pub struct SyncReport {
     /// HTTP response megabytes per second read from the node (best `bitcoind_alone` run;
     /// hex, so twice the block bytes).
     pub bitcoind_alone_mb_per_s: f64,
+    /// Block megabytes per second served over REST (best `rest_walk` run).
+    pub rest_walk_mb_per_s: f64,
 }
 
 /// Runs every measurement; returns the figures and the follower of the last sync (whose
 /// index the verify benchmark reads).
 pub fn measure<'a>(
     chain: &'a BenchChain,
+    shape: Shape,
     dir: &Path,
     step: u32,
     runs: usize,
@@ -115,12 +145,25 @@ pub fn measure<'a>(
     let heights: Vec<u32> = (0..=chain.tip.height).collect();
     let plan = Plan {
         steps: heights.chunks(step as usize).collect(),
-        fetch: BLOCKS_PER_FETCH,
+        fetch: GETBLOCK_BATCH,
     };
     let blocks = u32::try_from(heights.len())?;
     let records = chain.records;
 
     let block_bytes = via_client(node, &plan)?; // warm-up
+    let all_hashes = plan
+        .steps
+        .iter()
+        .map(|heights| hashes_at(node, heights))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    let rest = RawRest::new(chain.rpc_socket);
+    rest.walk(&all_hashes)?; // warm-up
+    let (rest_runs, rest_bytes) = repeat(runs, || rest.walk(&all_hashes))?;
+    ensure!(
+        rest_bytes == block_bytes,
+        "REST served {rest_bytes} bytes, getblock {block_bytes}"
+    );
     let raw = RawRpc::new(chain.rpc_socket, &chain.cookie_file)?;
     let bodies = raw_bodies(node, &plan)?;
     let (raw_runs, raw_bytes) = repeat(runs, || {
@@ -133,14 +176,43 @@ pub fn measure<'a>(
     let (decode_runs, decoded) = repeat(runs, || fetch_and_decode(node, &plan))?;
     let transactions = decoded.iter().map(|(_, b)| b.txdata.len()).sum();
 
+    drop(decoded);
+    let raw_blocks: Vec<(BlockId, Vec<u8>)> = all_hashes
+        .iter()
+        .zip(0..)
+        .map(|(hash, height)| {
+            Ok((
+                BlockId {
+                    height,
+                    hash: *hash,
+                },
+                node.raw_block(hash)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let (scan_runs, scanned) = repeat(runs, || {
+        raw_blocks
+            .iter()
+            .map(|(id, raw)| Ok((*id, BlockCandidates::scan(black_box(raw))?)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    drop(raw_blocks);
     let (extract_runs, connected) = repeat(runs, || {
-        let mut connected: Vec<ConnectedBlock> = Vec::with_capacity(decoded.len());
-        for run in decoded.chunks(BLOCKS_PER_FETCH) {
-            let run: Vec<_> = run.iter().map(|(id, block)| (*id, block)).collect();
-            connected.extend(records_in(node, black_box(&run))?);
+        let mut connected: Vec<ConnectedBlock> = Vec::with_capacity(scanned.len());
+        for step in scanned.chunks(step as usize) {
+            let mut from = 0;
+            let mut pending = 0;
+            for (i, (_, block)) in step.iter().enumerate() {
+                pending += block.candidates.len();
+                if pending >= CANDIDATES_PER_LOOKUP || i + 1 == step.len() {
+                    connected.extend(records_in(node, black_box(&step[from..=i]))?);
+                    (from, pending) = (i + 1, 0);
+                }
+            }
         }
         Ok(connected)
     })?;
+    drop(scanned);
     let extracted: usize = connected.iter().map(|b| b.records.len()).sum();
     ensure!(
         u64::try_from(extracted)? == records,
@@ -194,6 +266,7 @@ pub fn measure<'a>(
     applies.sort();
     let median_apply = applies.get(applies.len() / 2).copied().unwrap_or_default();
     check_indexes(chain, follower.store())?;
+    let process_sync = cli_sync::measure(chain, dir, step)?;
     // Only the last run's index is still open (and kept for the verify benchmark).
     for path in paths.iter().rev().skip(1) {
         std::fs::remove_dir_all(path)?;
@@ -207,25 +280,33 @@ pub fn measure<'a>(
         records_per_s_median: runs.median_rate(records as f64),
     };
     let report = SyncReport {
+        shape,
         blocks,
         records,
         transactions,
         block_bytes,
         step_blocks: step,
-        fetch_batch_blocks: BLOCKS_PER_FETCH,
+        fetch_batch_blocks: GETBLOCK_BATCH,
+        rest_walk: phase(rest_runs),
         bitcoind_alone: phase(raw_runs),
         bitcoind_via_client: phase(client_runs),
         bitcoind_via_client_decoded: phase(decode_runs),
+        scan: phase(scan_runs),
         extract: phase(extract_runs),
         store_apply: phase(store_runs),
         registry_sync: phase(sync_runs),
+        sync_over_rest_walk_ratio: sync_runs.best_s / rest_runs.best_s,
+        sync_over_rest_walk_median_ratio: sync_runs.median_s / rest_runs.median_s,
         sync_over_bitcoind_alone_ratio: sync_runs.best_s / raw_runs.best_s,
+        process_sync_over_rest_walk_ratio: process_sync.elapsed_s / rest_runs.best_s,
+        process_sync,
         sync_over_client_decoded_ratio: sync_runs.best_s / decode_runs.best_s,
-        parts_sum_s: decode_runs.best_s + extract_runs.best_s + store_runs.best_s,
+        parts_sum_s: rest_runs.best_s + scan_runs.best_s + extract_runs.best_s + store_runs.best_s,
         sync_store_apply_s: best_apply.as_secs_f64(),
         sync_rest_s: best_sync.saturating_sub(best_apply).as_secs_f64(),
         sync_store_apply_median_s: median_apply.as_secs_f64(),
         bitcoind_alone_mb_per_s: raw_runs.best_rate(raw_bytes as f64 / 1e6),
+        rest_walk_mb_per_s: rest_runs.best_rate(rest_bytes as f64 / 1e6),
     };
     report_table(&report, table);
     Ok((report, follower))
@@ -260,13 +341,19 @@ fn check_indexes(chain: &BenchChain, store: &impl RecordStore) -> Result<()> {
 
 fn report_table(r: &SyncReport, table: &mut Table) {
     table.section(&format!(
-        "registry sync: {} blocks, {} records, {} txs, {} MB; steps of {} blocks, fetches of {}",
+        "registry sync, {} chain: {} blocks, {} records, {} txs, {} MB; steps of {} blocks, \
+         rpc batches of {}, funding lookups per {} candidates",
+        match r.shape {
+            Shape::RecordDense => "record-dense",
+            Shape::Ordinary => "ordinary",
+        },
         r.blocks,
         r.records,
         r.transactions,
         num(r.block_bytes as f64 / 1e6),
         r.step_blocks,
-        r.fetch_batch_blocks
+        r.fetch_batch_blocks,
+        CANDIDATES_PER_LOOKUP
     ));
     let mut row = |label: &str, p: &Phase, note: String| {
         table.row(
@@ -281,12 +368,17 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         );
     };
     row(
-        "bitcoind alone",
-        &r.bitcoind_alone,
+        "rest walk",
+        &r.rest_walk,
         format!(
-            "{} MB/s of hex; the baseline",
-            num(r.bitcoind_alone_mb_per_s)
+            "{} MB/s of blocks (.bin); the baseline",
+            num(r.rest_walk_mb_per_s)
         ),
+    );
+    row(
+        "bitcoind alone (rpc)",
+        &r.bitcoind_alone,
+        format!("{} MB/s of hex", num(r.bitcoind_alone_mb_per_s)),
     );
     row(
         "  via client (JSON)",
@@ -298,7 +390,16 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         &r.bitcoind_via_client_decoded,
         "what the follower receives".into(),
     );
-    row("extract records", &r.extract, "records_in, CPU only".into());
+    row(
+        "scan blocks",
+        &r.scan,
+        "BlockCandidates::scan of the .bin, CPU only".into(),
+    );
+    row(
+        "extract records",
+        &r.extract,
+        "records_in: funding lookups, signer proofs".into(),
+    );
     row(
         "store apply (sled)",
         &r.store_apply,
@@ -308,10 +409,10 @@ fn report_table(r: &SyncReport, table: &mut Table) {
         "registry sync",
         &r.registry_sync,
         format!(
-            "{}x bitcoind alone, {}x client+decode; parts sum to {} s",
+            "{}x rest walk (median {}x), {}x bitcoind alone (rpc)",
+            num(r.sync_over_rest_walk_ratio),
+            num(r.sync_over_rest_walk_median_ratio),
             num(r.sync_over_bitcoind_alone_ratio),
-            num(r.sync_over_client_decoded_ratio),
-            num(r.parts_sum_s)
         ),
     );
     table.row(
@@ -322,5 +423,19 @@ fn report_table(r: &SyncReport, table: &mut Table) {
             num(r.sync_store_apply_median_s)
         ),
         format!("the rest (fetch, decode, extract) {} s", num(r.sync_rest_s)),
+    );
+    table.row(
+        "registry sync (process)",
+        format!(
+            "{} s  peak {} MB",
+            num(r.process_sync.elapsed_s),
+            r.process_sync
+                .peak_rss_bytes
+                .map_or_else(|| "?".into(), |b| num(b as f64 / 1e6))
+        ),
+        format!(
+            "`milagro registry sync`, a fresh index: {}x rest walk",
+            num(r.process_sync_over_rest_walk_ratio)
+        ),
     );
 }

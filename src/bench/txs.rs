@@ -1,5 +1,6 @@
-//! Hand-built transactions for the benchmark chain: the funder's split outputs and
-//! foreign `OP_RETURN`s, each spending one P2WPKH output and signed with our own key.
+//! Hand-built transactions for the benchmark chain: the funder's split outputs, foreign
+//! `OP_RETURN`s and ordinary payments, each spending one P2WPKH output and signed with our
+//! own key.
 //!
 //! Built by hand because the wallet cannot do it: `sendmany` and `send` refuse a repeated
 //! address, so with `K` signer keys they make at most `K` outputs per transaction. These
@@ -110,6 +111,37 @@ pub fn foreign_op_return(key: &SecretKey, utxo: &FundingUtxo) -> Result<Transact
             },
             TxOut {
                 value: change,
+                script_pubkey: p2wpkh_script(&key.public_key()),
+            },
+        ],
+    );
+    sign_p2wpkh(&mut tx, key, utxo.value)?;
+    Ok(tx)
+}
+
+/// An ordinary payment: one P2WPKH input, two P2WPKH outputs (pay and change), about
+/// 222 bytes like most of a busy chain's transactions. Not a record: no `OP_RETURN`.
+pub fn ordinary_payment(
+    key: &SecretKey,
+    payee: &ScriptBuf,
+    utxo: &FundingUtxo,
+) -> Result<Transaction> {
+    // At 1 sat/vB a 141 vB payment; both outputs stay above the 294-sat dust limit.
+    let fee = Amount::from_sat(200);
+    let rest = utxo
+        .value
+        .checked_sub(fee)
+        .context("funding output too small")?;
+    let pay = Amount::from_sat(rest.to_sat() / 2);
+    let mut tx = spend(
+        utxo.outpoint,
+        vec![
+            TxOut {
+                value: pay,
+                script_pubkey: payee.clone(),
+            },
+            TxOut {
+                value: rest.checked_sub(pay).context("change underflows")?,
                 script_pubkey: p2wpkh_script(&key.public_key()),
             },
         ],

@@ -18,7 +18,7 @@ mod suite;
 
 use suite::audit::{self, AuditReport};
 use suite::bc_verify::{self, BcVerifyReport};
-use suite::fixture::{self, Params, Setup};
+use suite::fixture::{self, Params, Setup, Shape};
 use suite::kex::{self as kex_bench, KexParams, KexReport};
 use suite::stats::{num, Table};
 use suite::sync::{self, SyncReport};
@@ -27,12 +27,16 @@ use suite::tbs::{self as tbs_bench, TbsParams, TbsReport};
 /// `milagro bench …` (run as `cargo run --release -- bench …`).
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Registry sync vs bitcoind alone, extraction, store, BC verify latency, audit log.
+    /// Registry sync vs bitcoind serving the same blocks over REST, extraction, store, peak
+    /// memory, BC verify latency, audit log.
     ///
-    /// Starts a private regtest node, builds a chain of --blocks blocks holding --records
-    /// Milagro records signed by --signers keys (setup is timed but not part of any result),
-    /// then measures; the audit log figures of `bench auditlog` are included. Run it in
-    /// release mode: `cargo run --release -- bench registry`. About 30 s at the defaults.
+    /// Starts a private regtest node, builds a chain of the --shape asked (record-dense or
+    /// ordinary; --blocks, --records and --ordinary-txs override its sizes; records signed
+    /// by --signers keys; setup is timed but not part of any result), then measures; the
+    /// audit log figures of `bench auditlog` are included. Run it in release mode:
+    /// `cargo run --release -- bench registry [--shape ordinary]`. About 30 s for the
+    /// record-dense shape, a few minutes for the ordinary one (setup signs and mines its
+    /// payments).
     Registry(RegistryArgs),
     /// Audit log append, root, inclusion and consistency proofs vs a bare SHA-256.
     ///
@@ -155,12 +159,20 @@ pub struct AuditlogArgs {
 /// `milagro bench registry`
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
-    /// Blocks holding records.
-    #[arg(long, default_value_t = 1_000)]
-    pub blocks: u32,
-    /// Milagro records, spread evenly over the blocks.
-    #[arg(long, default_value_t = 20_000)]
-    pub records: usize,
+    /// The chain to build: record-dense (1,000 blocks, 20,000 records) or ordinary (1,200
+    /// blocks, 270,000 ordinary payments, one record per block).
+    #[arg(long, value_enum, default_value_t = Shape::RecordDense)]
+    pub shape: Shape,
+    /// Blocks holding records and payments (default: the shape's).
+    #[arg(long)]
+    pub blocks: Option<u32>,
+    /// Milagro records, spread evenly over the blocks (default: the shape's).
+    #[arg(long)]
+    pub records: Option<usize>,
+    /// Ordinary payments (one input, two outputs), spread evenly over the blocks
+    /// (default: the shape's).
+    #[arg(long)]
+    pub ordinary_txs: Option<usize>,
     /// Distinct signer keys (records are signed round-robin; exercises the by-signer index).
     #[arg(long, default_value_t = 100)]
     pub signers: usize,
@@ -434,9 +446,12 @@ fn profile() -> &'static str {
 fn registry(args: RegistryArgs) -> Result<()> {
     let profile = profile();
     let Repeat { runs, calls } = args.repeat;
+    let (blocks, records, ordinary_txs) = args.shape.defaults();
     let params = Params {
-        blocks: args.blocks,
-        records: args.records,
+        shape: args.shape,
+        blocks: args.blocks.unwrap_or(blocks),
+        records: args.records.unwrap_or(records),
+        ordinary_txs: args.ordinary_txs.unwrap_or(ordinary_txs),
         signers: args.signers,
     };
     let dir = tempfile::Builder::new()
@@ -444,8 +459,9 @@ fn registry(args: RegistryArgs) -> Result<()> {
         .tempdir()
         .context("cannot make a temporary directory")?;
     eprintln!(
-        "setup: a regtest chain of {} blocks with {} records from {} keys…",
-        params.blocks, params.records, params.signers
+        "setup: a regtest chain of {} blocks with {} records from {} keys and {} ordinary \
+         payments…",
+        params.blocks, params.records, params.signers, params.ordinary_txs
     );
     let chain = fixture::build(&params, dir.path())?;
     let s = &chain.setup;
@@ -461,7 +477,14 @@ fn registry(args: RegistryArgs) -> Result<()> {
 
     let mut table = Table::default();
     eprintln!("measuring registry sync ({runs} runs each)…");
-    let (sync, follower) = sync::measure(&chain, dir.path(), args.step, runs, &mut table)?;
+    let (sync, follower) = sync::measure(
+        &chain,
+        params.shape,
+        dir.path(),
+        args.step,
+        runs,
+        &mut table,
+    )?;
     eprintln!("measuring BC verify ({calls} calls each)…");
     let bc_verify = bc_verify::measure(&chain, follower.store(), calls, &mut table)?;
     drop(follower);

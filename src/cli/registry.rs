@@ -59,6 +59,7 @@ pub fn run(command: RegistryCommand) -> Result<()> {
                 "height": tip.map(|t| t.height),
                 "hash": tip.map(|t| t.hash),
                 "records": follower.store().record_count()?,
+                "peak_rss_bytes": peak_rss_bytes(),
             }))
         }
         RegistryCommand::Show(args) => {
@@ -77,4 +78,13 @@ pub fn run(command: RegistryCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// This process's peak resident set (`VmHWM` in `/proc/self/status`), where Linux reports
+/// it: printed after a sync so that its memory bound can be checked from outside.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
