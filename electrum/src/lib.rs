@@ -68,16 +68,22 @@
 //! ```no_run
 //! # use std::time::Duration;
 //! # use milagro_electrum::{CrossCheck, ElectrumSource, LocalChain};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (my_tip, my_hash_at) = (0u32, |_h: u32| None);
-//! # let (txid, height, header): (bitcoin::Txid, u32, bitcoin::block::Header) = todo!();
-//! let server = ElectrumSource::connect("tcp://127.0.0.1:50001", Duration::from_secs(10))?;
-//! let local = LocalChain { label: "tbs https://tbs.example", tip: my_tip, hash_at: my_hash_at };
-//! let agreement = server.cross_check(&CrossCheck::new(), &local)?;
-//! println!("{} agrees on {} at {}", agreement.source(), agreement.hash(), agreement.height());
-//! let confirmed = server.confirm_tx(txid, height, &header)?; // header: the verifier's own
-//! # Ok(())
-//! # }
+//! # use bitcoin::{block::Header, BlockHash, Txid};
+//! // The verifier's own chain (tip and hashes), and a transaction it knows is at `height`
+//! // in the block whose header it holds.
+//! fn check(
+//!     my_tip: u32,
+//!     my_hash_at: impl Fn(u32) -> Option<BlockHash>,
+//!     (txid, height, header): (Txid, u32, Header),
+//! ) -> Result<(), Box<dyn std::error::Error>> {
+//!     let server = ElectrumSource::connect("tcp://127.0.0.1:50001", Duration::from_secs(10))?;
+//!     let local = LocalChain { label: "tbs https://tbs.example", tip: my_tip, hash_at: my_hash_at };
+//!     let agreement = server.cross_check(&CrossCheck::new(), &local)?;
+//!     println!("{} agrees on {} at {}", agreement.source(), agreement.hash(), agreement.height());
+//!     let confirmed = server.confirm_tx(txid, height, &header)?; // header: the verifier's own
+//! #     let _ = confirmed;
+//!     Ok(())
+//! }
 //! ```
 
 pub mod confirm;
