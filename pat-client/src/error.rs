@@ -134,7 +134,7 @@ pub enum Error {
     /// An independent header source holds another best chain than the TBS (the message
     /// names both sources, and the fork's height or which one is behind).
     #[error("the chain sources disagree: {0}")]
-    ChainDisagreement(milagro_electrum::Disagreement),
+    ChainDisagreement(Box<milagro_electrum::Disagreement>),
     /// A source the device was given besides its TBS (an Electrum server, another
     /// registry) could not be asked or failed its checks: every source must answer.
     #[error("cannot check the tbs against {label}: {reason}")]

@@ -98,7 +98,7 @@ pub fn cross_check(
                     std::thread::sleep(CATCH_UP / 10);
                 }
                 Err(CrossCheckError::Disagree(disagreement)) => {
-                    return Err(Error::ChainDisagreement(disagreement))
+                    return Err(Error::ChainDisagreement(Box::new(disagreement)))
                 }
                 Err(e) => return Err(unavailable(e.to_string())),
             }
