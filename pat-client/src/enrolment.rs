@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Step};
 use crate::http::{str_field, ServiceClient};
 use crate::instructions::{accept_instructions, Pending};
-use crate::sources::{device_chain, registry_clients, verify_registry};
+use crate::sources::{check_registry, device_chain, registry_clients, verify_registry};
 use crate::state::{Device, Progress, StoredInstructions, TbsRecord};
 
 /// A provisioned device that has not yet checked its TBS (or restarted before it sent
@@ -112,12 +112,7 @@ impl Provisioned {
         // The other registries are asked only when a peer is looked up; a wrong pin is
         // better found now than at the first lookup.
         for (registry, digest) in registry_clients(&self.device.provisioning.sources)? {
-            verify_registry(&registry, digest, &chain.headers).map_err(|e| {
-                Error::SourceUnavailable {
-                    label: registry.base_url().to_owned(),
-                    reason: e.to_string(),
-                }
-            })?;
+            check_registry(&registry, digest, &chain.headers)?;
         }
         self.device.chain = Some(chain.seen);
         let tbs_key = *bc.public_key();

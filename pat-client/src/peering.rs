@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
-use crate::sources::{self, registry_clients, verify_registry};
+use crate::sources::{self, check_registry, registry_clients};
 use crate::spv::{extend_headers, fetch_headers};
 use crate::state::{ChainSeen, ChainSources, Device, Progress};
 
@@ -70,7 +70,8 @@ impl Device {
 pub struct TbsDirectory {
     tbs: ServiceClient,
     network: Network,
-    sources: ChainSources,
+    /// The Electrum servers every chain is checked against.
+    electrum: Vec<String>,
     registries: Vec<Registry>,
     cache_for: Duration,
     cache: Mutex<Vec<(Txid, Instant, Standing)>>,
@@ -115,7 +116,7 @@ impl TbsDirectory {
         Self {
             tbs,
             network,
-            sources: ChainSources::default(),
+            electrum: Vec::new(),
             registries: Vec::new(),
             cache_for,
             cache: Mutex::new(Vec::new()),
@@ -149,7 +150,7 @@ impl TbsDirectory {
                 checked: AtomicBool::new(false),
             })
             .collect();
-        self.sources = sources.clone();
+        self.electrum.clone_from(&sources.electrum);
         Ok(self)
     }
 
@@ -197,7 +198,7 @@ impl TbsDirectory {
     /// every Electrum source agrees with it, and remembers it.
     fn accept(&self, chain: Headers) -> Result<Headers, DirectoryError> {
         let mut best = self.best.lock().unwrap_or_else(PoisonError::into_inner);
-        let checked = sources::accept(&self.tbs, chain, best.as_ref(), &self.sources)
+        let checked = sources::accept(&self.tbs, chain, best.as_ref(), &self.electrum)
             .map_err(|e| DirectoryError::Unavailable(format!("the tbs's headers: {e}")))?;
         *best = Some(checked.seen);
         Ok(checked.headers)
@@ -217,12 +218,8 @@ impl TbsDirectory {
         let mut all = vec![&self.tbs];
         for registry in &self.registries {
             if !registry.checked.load(Ordering::Acquire) {
-                verify_registry(&registry.client, registry.digest, headers).map_err(|e| {
-                    DirectoryError::Unavailable(format!(
-                        "registry {}: {e}",
-                        registry.client.base_url()
-                    ))
-                })?;
+                check_registry(&registry.client, registry.digest, headers)
+                    .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
                 registry.checked.store(true, Ordering::Release);
             }
             all.push(&registry.client);

@@ -108,15 +108,15 @@ pub fn cross_check(
 }
 
 /// Accepts `headers` from `tbs` if they have at least `seen`'s work and every Electrum
-/// source agrees with them.
+/// server in `electrum` agrees with them.
 pub fn accept(
     tbs: &ServiceClient,
     headers: Headers,
     seen: Option<&ChainSeen>,
-    sources: &ChainSources,
+    electrum: &[String],
 ) -> Result<CheckedChain, Error> {
     headers.check_work(seen.map(|s| s.work))?;
-    let agreed_by = cross_check(tbs.base_url(), &headers, &sources.electrum)?;
+    let agreed_by = cross_check(tbs.base_url(), &headers, electrum)?;
     let seen = ChainSeen {
         height: headers.tip_height(),
         hash: headers.tip_hash(),
@@ -134,7 +134,7 @@ pub(crate) fn device_chain(tbs: &ServiceClient, device: &Device) -> Result<Check
         tbs,
         headers,
         device.chain.as_ref(),
-        &device.provisioning.sources,
+        &device.provisioning.sources.electrum,
     )
 }
 
@@ -180,6 +180,21 @@ pub fn verify_registry(
     Ok((bc, anchor))
 }
 
+/// Checks another registry's certificate against its pin ([`verify_registry`]); a failure
+/// names the registry ([`Error::SourceUnavailable`]).
+pub fn check_registry(
+    registry: &ServiceClient,
+    digest: Digest,
+    headers: &Headers,
+) -> Result<(), Error> {
+    verify_registry(registry, digest, headers)
+        .map(|_| ())
+        .map_err(|e| Error::SourceUnavailable {
+            label: registry.base_url().to_owned(),
+            reason: e.to_string(),
+        })
+}
+
 /// A client of each registry in `sources`, with its pinned digest.
 pub fn registry_clients(sources: &ChainSources) -> Result<Vec<(ServiceClient, Digest)>, Error> {
     sources
@@ -204,19 +219,19 @@ mod tests {
     #[test]
     fn a_chain_is_accepted_only_with_the_work_of_the_best_one_seen() {
         let tbs = ServiceClient::new("http://127.0.0.1:1").unwrap();
-        let none = ChainSources::default();
-        let first = accept(&tbs, genesis_chain(), None, &none).unwrap();
+        let none: &[String] = &[];
+        let first = accept(&tbs, genesis_chain(), None, none).unwrap();
         assert_eq!(first.seen.agreed_by, vec!["http://127.0.0.1:1".to_owned()]);
         assert_eq!(first.seen.work, genesis_chain().chain_work());
         // The same chain again: as much work as seen, accepted.
-        accept(&tbs, genesis_chain(), Some(&first.seen), &none).unwrap();
+        accept(&tbs, genesis_chain(), Some(&first.seen), none).unwrap();
         // A device that saw more work (kept in its state) refuses it.
         let more = ChainSeen {
             work: first.seen.work + first.seen.work,
             ..first.seen
         };
         assert!(matches!(
-            accept(&tbs, genesis_chain(), Some(&more), &none),
+            accept(&tbs, genesis_chain(), Some(&more), none),
             Err(Error::HeaderChain(
                 HeaderChainError::InsufficientWork { .. }
             ))

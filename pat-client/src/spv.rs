@@ -78,10 +78,7 @@ fn fetch_from(
                 Some(chain) => chain.push_at(header, now)?,
                 None => {
                     context.push(header);
-                    if context.len() as u64
-                        == u64::from(checkpoint.height - Headers::context_start(checkpoint.height))
-                            + 1
-                    {
+                    if context.len() == context_len {
                         chain = Some(Headers::from_checkpoint(
                             network,
                             checkpoint,
