@@ -7,7 +7,7 @@ use clap::Args;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_registry::follower::Follower;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 
 /// Where the node is.
@@ -40,8 +40,8 @@ pub fn synced_registry<C: ChainSource + Sync>(
     db: &Path,
     step_blocks: u32,
     show_progress: bool,
-) -> Result<Follower<C, SledStore>> {
-    let store = SledStore::open(db)
+) -> Result<Follower<C, RedbStore>> {
+    let store = RedbStore::open(db)
         .with_context(|| format!("cannot open the index at {}", db.display()))?;
     let follower = Follower::new(chain, store, 0);
     let bar = show_progress.then(|| {

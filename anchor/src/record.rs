@@ -158,27 +158,61 @@ impl RecordCandidate {
     /// `tx` must be the transaction this candidate was read from.
     pub fn attribute(self, tx: &Transaction, spent: &TxOut) -> Result<TxRecord, NotARecord> {
         let key = self.claimed_signer;
-        let script_code = crate::anchor_tx::p2wpkh_script(&key);
-        if spent.script_pubkey != script_code {
-            return Err(NotARecord::NotTheKeysOutput {
-                key: Box::new(key),
-                script: hex::encode(spent.script_pubkey.as_bytes()),
-            });
-        }
+        let script_code = self.check_spent_output(spent)?;
         let bad_signature = || NotARecord::BadSignature(Box::new(key));
         let sighash = SighashCache::new(tx)
             .p2wpkh_signature_hash(0, &script_code, spent.value, EcdsaSighashType::All)
             .map_err(|_| bad_signature())?;
         key.verify_prehash(&sighash.to_byte_array(), &self.signature)
             .map_err(|_| bad_signature())?;
-        Ok(TxRecord {
+        Ok(self.into_record())
+    }
+}
+
+impl RecordCandidate {
+    /// Proves the signer of a transaction that **a fully validating node has connected to
+    /// its active chain**, without checking the signature again: `spent` (the output at
+    /// [`Self::funding`], looked up from that node) must be the claimed key's P2WPKH
+    /// output.
+    ///
+    /// Why that is enough, and only there: to connect the block the node ran the spent
+    /// output's script. For a P2WPKH output that script is fixed by consensus: the
+    /// witness key must hash to the output's program (it does: the program *is*
+    /// `hash160(key)`, compared here) and the witness signature must verify against that
+    /// key and the BIP 143 digest with the output's value, under the sighash type its last
+    /// byte names, which [`Self::from_tx`] already required to be `SIGHASH_ALL`. That is
+    /// exactly what [`Self::attribute`] would check. A P2WSH or Taproot output with the same
+    /// witness shape fails the script comparison (the attack of ADR 0003).
+    ///
+    /// Whoever did not validate the block (a device, a verifier of an anchor proof, a
+    /// store fed by anything but its own node) must call [`Self::attribute`]. A node that
+    /// skips script checks below its `-assumevalid` block trusts that block's ancestors as
+    /// the released software does; ADR 0009 says what that means for the index.
+    pub fn attribute_in_validated_block(self, spent: &TxOut) -> Result<TxRecord, NotARecord> {
+        self.check_spent_output(spent)?;
+        Ok(self.into_record())
+    }
+
+    fn check_spent_output(&self, spent: &TxOut) -> Result<bitcoin::ScriptBuf, NotARecord> {
+        let script_code = crate::anchor_tx::p2wpkh_script(&self.claimed_signer);
+        if spent.script_pubkey != script_code {
+            return Err(NotARecord::NotTheKeysOutput {
+                key: Box::new(self.claimed_signer),
+                script: hex::encode(spent.script_pubkey.as_bytes()),
+            });
+        }
+        Ok(script_code)
+    }
+
+    fn into_record(self) -> TxRecord {
+        TxRecord {
             txid: self.txid,
             vout: self.vout,
             kind: self.payload.kind,
             digest: self.payload.digest,
-            signer: key,
+            signer: self.claimed_signer,
             signature: self.signature,
-        })
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use milagro_anchor::digest::Digest;
 use milagro_mpin::{Day, MpinId};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
@@ -46,7 +46,7 @@ pub struct AppState {
     /// Where its anchor stands (the chain loop writes it).
     pub own_anchor: Arc<OwnAnchor>,
     /// The chain index (the D-TAs' anchors are looked up in it).
-    pub index: Arc<SledStore>,
+    pub index: Arc<RedbStore>,
     /// The login log.
     pub audit: Arc<Audit>,
     /// The service database (kept open while any handler runs).

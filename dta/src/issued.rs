@@ -73,13 +73,13 @@ mod tests {
         let key = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng).public_key();
         let other = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng).public_key();
         {
-            let db = milagro_registry::sled_store::open_waiting_for_lock(dir.path()).unwrap();
+            let db = milagro_service::sled_db::open_waiting_for_lock(dir.path()).unwrap();
             let issued = IssuedIdentities::open(&db).unwrap();
             assert_eq!(issued.of(&key).unwrap(), None);
             issued.record(&key, &MpinId::new("alice").unwrap()).unwrap();
             issued.record(&key, &MpinId::new("bob").unwrap()).unwrap();
         }
-        let db = milagro_registry::sled_store::open_waiting_for_lock(dir.path()).unwrap();
+        let db = milagro_service::sled_db::open_waiting_for_lock(dir.path()).unwrap();
         let issued = IssuedIdentities::open(&db).unwrap();
         assert_eq!(issued.of(&key).unwrap(), Some(MpinId::new("bob").unwrap()));
         assert_eq!(issued.of(&other).unwrap(), None);

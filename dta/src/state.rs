@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use milagro_mpin::MasterShare;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
@@ -22,7 +22,7 @@ pub struct AppState {
     /// Where its anchor stands (the chain loop writes it).
     pub own_anchor: Arc<OwnAnchor>,
     /// The chain index (the anchor, and the peers' anchors, are looked up in it).
-    pub index: Arc<SledStore>,
+    pub index: Arc<RedbStore>,
     /// The issuance log.
     pub audit: Arc<Audit>,
     /// The service database (kept open while any handler runs).

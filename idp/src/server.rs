@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App};
 use milagro_anchor::birth_certificate::Role;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_service::audit::Audit;
 use milagro_service::chain_loop::{ChainLoop, ChainParts};
 use milagro_service::files::{self, FileError};
@@ -73,7 +73,7 @@ pub fn open_users(config: &Config) -> Result<SledUsers, StartError> {
     files::create_private_dir(&config.state_dir)?;
     let path = config.state_dir.join(SERVICE_DB_DIR);
     let db =
-        milagro_registry::sled_store::open_waiting_for_lock(&path).map_err(|e| StartError::Db {
+        milagro_service::sled_db::open_waiting_for_lock(&path).map_err(|e| StartError::Db {
             path: path.clone(),
             detail: e.to_string(),
         })?;
@@ -161,10 +161,10 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
     let db_error = |path: PathBuf| move |detail: String| StartError::Db { path, detail };
     let index_dir = config.state_dir.join(INDEX_DIR);
     let index =
-        SledStore::open(&index_dir).map_err(|e| db_error(index_dir.clone())(e.to_string()))?;
+        RedbStore::open(&index_dir).map_err(|e| db_error(index_dir.clone())(e.to_string()))?;
     let db_dir = config.state_dir.join(SERVICE_DB_DIR);
     let fail = db_error(db_dir.clone());
-    let db = milagro_registry::sled_store::open_waiting_for_lock(&db_dir)
+    let db = milagro_service::sled_db::open_waiting_for_lock(&db_dir)
         .map_err(|e| fail(e.to_string()))?;
     let fail = |e: &dyn std::fmt::Display| StartError::Db {
         path: db_dir.clone(),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use milagro_anchor::digest::Digest;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
@@ -26,7 +26,7 @@ pub struct AppState {
     /// Where its anchor stands (the sync loop writes it).
     pub own_anchor: Arc<OwnAnchor>,
     /// The chain index the anchor is found and checked in.
-    pub index: Arc<SledStore>,
+    pub index: Arc<RedbStore>,
     /// The ID-token signing keys.
     pub keys: Arc<KeyRing>,
     /// The people who log in.

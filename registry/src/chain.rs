@@ -53,6 +53,11 @@ pub enum ChainError {
 
 /// Read access to a chain (and broadcast), as a full node offers it.
 ///
+/// The blocks it serves are ones a fully validating node connected: the follower
+/// attributes records without checking their signatures again, because that node ran
+/// every script of them ([`crate::attribution`], ADR 0009). An implementation must not
+/// serve blocks that no node validated.
+///
 /// Implementations: [`crate::bitcoind::BitcoindRpc`] for a local `bitcoind`; tests may use
 /// an in-memory chain. Heights are `u32` as in Bitcoin's own serialization.
 pub trait ChainSource {

@@ -7,26 +7,27 @@
 //! node reorganises while a step is fetching, the blocks after the break are left for the
 //! next step, which sees the new fork and rolls back: reorgs are just data.
 //!
-//! A record counts only with its signer proven (`milagro_anchor::record`): for every
-//! transaction shaped like a record, the follower looks up the funding transaction its
-//! first input spends (one batched lookup per run of blocks, from the node's transaction
-//! index) and keeps the record only if that output is the signer's P2WPKH output and the
-//! signature verifies over it. A record-shaped transaction that fails is logged and left
-//! out: anyone can mine one naming any key.
+//! A record counts only with its signer proven ([`crate::attribution`]): for every
+//! transaction shaped like a record, the follower looks up the output its first input
+//! spends (one batched lookup per run of blocks, from the node's transaction index) and
+//! keeps the record only if that output is the signer's P2WPKH output. A record-shaped
+//! transaction that fails is logged and left out: anyone can mine one naming any key.
 //!
 //! Blocks are read serialized ([`ChainSource::raw_block`], over REST from `bitcoind`) on a
 //! thread of their own and scanned in place ([`crate::scan`]): only the coinbase and the
-//! transactions carrying the Milagro magic in an `OP_RETURN` are decoded.
+//! transactions carrying the Milagro magic in an `OP_RETURN` are decoded. While the index
+//! catches up, a third thread writes each step's change set as the next step is read
+//! ([`Follower::sync`]), so the node serving blocks, the scan and the store's writes
+//! overlap.
 
-use std::collections::HashMap;
 use std::sync::mpsc;
 
-use bitcoin::{Block, BlockHash, Transaction, Txid};
-use milagro_anchor::record::RecordCandidate;
+use bitcoin::BlockHash;
 
+use crate::attribution::{records_in, Fundings};
 use crate::chain::{BlockId, ChainError, ChainSource};
 use crate::scan::{BlockCandidates, ScanError};
-use crate::store::{ChangeSet, ConnectedBlock, IndexedRecord, RecordStore, StoreError};
+use crate::store::{ChangeSet, ConnectedBlock, RecordStore, StoreError};
 
 /// Candidates whose funding transactions are looked up in one batch: a run of blocks ends
 /// once it holds this many (or with the step), so a chain with a record here and there
@@ -122,17 +123,97 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     }
 
     /// Runs steps until the index reaches the node's tip; `progress` sees every step.
+    ///
+    /// While the index only extends, writing overlaps reading: a thread of its own
+    /// applies the change sets in order (at most one waiting) while the next step is read
+    /// from the last block handed to it, not from the store. A step that rolls back (or
+    /// finds nothing to add) runs on its own, as [`Self::step`], after every write. Each
+    /// change set is still applied atomically, so a crash leaves the index at some
+    /// completed step.
     pub fn sync(
         &self,
         max_blocks: u32,
         mut progress: impl FnMut(&StepReport),
     ) -> Result<StepReport, SyncError> {
         loop {
-            let report = self.step(max_blocks)?;
-            progress(&report);
-            if report.caught_up() {
+            let chain_tip = self.chain.tip()?;
+            let (agreed, disconnect_from) = self.fork_point(chain_tip)?;
+            if disconnect_from.is_some() || agreed == Some(chain_tip) {
+                let report = self.step(max_blocks)?;
+                progress(&report);
+                if report.caught_up() {
+                    return Ok(report);
+                }
+                continue;
+            }
+            let done = std::thread::scope(|scope| {
+                let (sender, receiver) = mpsc::sync_channel::<ChangeSet>(1);
+                let writer = scope.spawn(move || -> Result<(), StoreError> {
+                    for changes in receiver {
+                        self.store.apply(&changes)?;
+                    }
+                    Ok(())
+                });
+                let fed = self.extend(agreed, max_blocks, &sender, &mut progress);
+                drop(sender);
+                let written = match writer.join() {
+                    Ok(written) => written,
+                    // A panic in `apply` is a bug: pass it on, as `step` would.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                written?;
+                fed
+            })?;
+            if let Some(report) = done {
                 return Ok(report);
             }
+        }
+    }
+
+    /// The read side of [`Self::sync`]'s overlapped writing: fetches the blocks above
+    /// `from` (the last block handed to the writer; `None` for an empty index) and sends
+    /// each step's change set to `writer`. Returns the report of the step that reached the
+    /// node's tip, or `None` when a full step must take over (the node reorganised or
+    /// moved, or the writer stopped on an error, which its join reports).
+    fn extend(
+        &self,
+        mut from: Option<BlockId>,
+        max_blocks: u32,
+        writer: &mpsc::SyncSender<ChangeSet>,
+        progress: &mut impl FnMut(&StepReport),
+    ) -> Result<Option<StepReport>, SyncError> {
+        loop {
+            let chain_tip = self.chain.tip()?;
+            let next = from.map_or(self.start_height, |b| b.height + 1);
+            if chain_tip.height < next {
+                return Ok(None);
+            }
+            let last = chain_tip
+                .height
+                .min(next.saturating_add(max_blocks.max(1)) - 1);
+            let connect = self.fetch(from, next..=last)?;
+            let Some(end) = connect.last().map(|b| b.id) else {
+                return Ok(None);
+            };
+            let changes = ChangeSet {
+                disconnect_from: None,
+                connect,
+            };
+            let report = StepReport {
+                rolled_back_from: None,
+                blocks: u32::try_from(changes.connect.len()).unwrap_or(u32::MAX),
+                records: changes.records_added(),
+                tip: Some(end),
+                chain_tip,
+            };
+            if writer.send(changes).is_err() {
+                return Ok(None);
+            }
+            progress(&report);
+            if report.caught_up() {
+                return Ok(Some(report));
+            }
+            from = Some(end);
         }
     }
 
@@ -209,11 +290,12 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     ///
     /// A thread of its own reads the serialized blocks ([`ChainSource::raw_block`]) while
     /// this one scans them ([`BlockCandidates::scan`]) and proves the candidates of each
-    /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the node
-    /// serving, the reading and the scanning overlap on two cores. At most
-    /// [`BLOCKS_IN_FLIGHT`] serialized blocks wait between the two threads, only the
-    /// candidates of a run are kept, and a step ends after [`RECORDS_PER_STEP`] records, so
-    /// a step's memory is bounded whatever its length and the chain's.
+    /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the
+    /// node serving a block and the scan of the one before overlap (and, in
+    /// [`Self::sync`], the writing of the step before). At most [`BLOCKS_IN_FLIGHT`]
+    /// serialized blocks wait between the two threads, only the candidates of a run are
+    /// kept, and a step ends after [`RECORDS_PER_STEP`] records, so a step's memory is
+    /// bounded whatever its length and the chain's.
     fn fetch(
         &self,
         agreed: Option<BlockId>,
@@ -242,13 +324,13 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
             });
             // Returning drops `receiver` before the scope joins the reader, which unblocks
             // it if it is waiting to send.
-            self.scan_and_prove(agreed, &heights, &hashes, &receiver)
+            self.prove(agreed, &heights, &hashes, &receiver)
         })
     }
 
     /// The consuming half of [`Self::fetch`]: `blocks` yields the serialized blocks of
     /// `hashes` in order.
-    fn scan_and_prove(
+    fn prove(
         &self,
         agreed: Option<BlockId>,
         heights: &[u32],
@@ -259,6 +341,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
         let mut connected = Vec::with_capacity(hashes.len());
         let mut run = Vec::new();
         let mut pending = 0;
+        let mut fundings = Fundings::new();
         for (height, hash) in heights.iter().zip(hashes) {
             let raw = blocks.recv().map_err(|_| {
                 ChainError::Unreachable("the block reader stopped without an answer".into())
@@ -282,7 +365,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
             run.push((id, block));
             previous = Some(*hash);
             if pending >= CANDIDATES_PER_LOOKUP {
-                connected.extend(records_in(&self.chain, &run)?);
+                connected.extend(records_in(&self.chain, &run, &mut fundings)?);
                 run.clear();
                 pending = 0;
                 if connected.iter().map(|b| b.records.len()).sum::<usize>() >= RECORDS_PER_STEP {
@@ -290,121 +373,9 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
                 }
             }
         }
-        connected.extend(records_in(&self.chain, &run)?);
+        connected.extend(records_in(&self.chain, &run, &mut fundings)?);
         Ok(connected)
     }
-}
-
-/// Every transaction of `block` shaped like a Milagro record (foreign `OP_RETURN`s and
-/// ordinary transactions skipped), its signer not yet proven. The reference that
-/// [`BlockCandidates::scan`] matches without decoding the whole block.
-pub fn candidates_in(block: &Block) -> impl Iterator<Item = (&Transaction, RecordCandidate)> {
-    block
-        .txdata
-        .iter()
-        .filter_map(|tx| Some((tx, RecordCandidate::from_tx(tx).ok()?)))
-}
-
-/// The attributed records of a run of blocks: the funding transactions of all their
-/// candidates are looked up in one batch, and each candidate is kept only if its signer is
-/// proven. The proofs (a BIP 143 digest and an ECDSA verify each, the bulk of the work on a
-/// record-dense chain) run on every core.
-pub fn records_in(
-    chain: &impl ChainSource,
-    blocks: &[(BlockId, BlockCandidates)],
-) -> Result<Vec<ConnectedBlock>, ChainError> {
-    let mut funding_txids: Vec<Txid> = blocks
-        .iter()
-        .flat_map(|(_, block)| &block.candidates)
-        .map(|(_, c)| c.funding().txid)
-        .collect();
-    funding_txids.sort_unstable();
-    funding_txids.dedup();
-    let fundings: HashMap<Txid, Transaction> = funding_txids
-        .iter()
-        .copied()
-        .zip(chain.indexed_transactions(&funding_txids)?)
-        .collect();
-    let jobs: Vec<(usize, &Transaction, &RecordCandidate)> = blocks
-        .iter()
-        .enumerate()
-        .flat_map(|(b, (_, block))| block.candidates.iter().map(move |(tx, c)| (b, tx, c)))
-        .collect();
-    let prove_job = |(b, tx, candidate): &(usize, &Transaction, &RecordCandidate)| {
-        let (id, block) = blocks.get(*b)?;
-        prove(&fundings, *id, block.coinbase_txid, tx, candidate)
-    };
-    let proven = on_every_core(&jobs, prove_job);
-    let mut connected: Vec<ConnectedBlock> = blocks
-        .iter()
-        .map(|(id, _)| ConnectedBlock {
-            id: *id,
-            records: Vec::new(),
-        })
-        .collect();
-    for ((b, _, _), record) in jobs.iter().zip(proven) {
-        if let (Some(record), Some(block)) = (record, connected.get_mut(*b)) {
-            block.records.push(record);
-        }
-    }
-    Ok(connected)
-}
-
-/// The indexed record of `candidate` if its funding output (among `fundings`) proves its
-/// signer; logged and `None` otherwise.
-fn prove(
-    fundings: &HashMap<Txid, Transaction>,
-    id: BlockId,
-    coinbase_txid: Txid,
-    tx: &Transaction,
-    candidate: &RecordCandidate,
-) -> Option<IndexedRecord> {
-    let funding = candidate.funding();
-    let spent = fundings
-        .get(&funding.txid)
-        .and_then(|f| f.output.get(usize::try_from(funding.vout).ok()?))?;
-    match candidate.attribute(tx, spent) {
-        Ok(record) => Some(IndexedRecord::new(&record, id, coinbase_txid)),
-        Err(error) => {
-            tracing::warn!(
-                txid = %candidate.txid(),
-                height = id.height,
-                %error,
-                "ignored a record whose signer is not proven"
-            );
-            None
-        }
-    }
-}
-
-/// Below this many jobs a thread costs more than it saves.
-const MIN_JOBS_PER_THREAD: usize = 32;
-
-/// `jobs.iter().map(work)`, split over the machine's cores, in order.
-fn on_every_core<J: Sync, T: Send>(jobs: &[J], work: impl Fn(&J) -> T + Sync) -> Vec<T> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = cores.min(jobs.len() / MIN_JOBS_PER_THREAD).max(1);
-    if threads == 1 {
-        return jobs.iter().map(work).collect();
-    }
-    let chunk = jobs.len().div_ceil(threads);
-    let work = &work;
-    std::thread::scope(|scope| {
-        let mut chunks = jobs.chunks(chunk);
-        let first = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
-            .map(|jobs| scope.spawn(move || jobs.iter().map(work).collect::<Vec<T>>()))
-            .collect();
-        let mut results: Vec<T> = first.iter().map(work).collect();
-        for other in others {
-            match other.join() {
-                Ok(done) => results.extend(done),
-                // A panic in `work` is a bug: pass it on, as the one-thread path would.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    })
 }
 
 #[cfg(test)]

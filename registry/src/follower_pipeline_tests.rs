@@ -10,7 +10,12 @@ use bitcoin::merkle_tree::MerkleBlock;
 
 use super::tests::{anchor, block, digest, foreign_op_return, FakeChain};
 use super::*;
-use crate::store::MemoryStore;
+use bitcoin::{Block, Transaction, Txid};
+use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::PublicKey;
+
+use crate::attribution::{records_in, Fundings};
+use crate::store::{IndexedRecord, MemoryStore};
 
 /// What [`Faulty`] does to the block at one height.
 #[derive(Clone, Copy)]
@@ -173,7 +178,7 @@ fn scanned_and_decoded_blocks_prove_the_same_records() {
                 (id, candidates)
             })
             .collect();
-        records_in(&chain, &blocks).unwrap()
+        records_in(&chain, &blocks, &mut Fundings::new()).unwrap()
     };
     let scanned = run(true);
     assert_eq!(scanned, run(false));
@@ -201,4 +206,65 @@ fn a_step_ends_once_it_holds_enough_records() {
     assert!(first.tip.unwrap().height < 19);
     assert!(follower.sync(100, |_| {}).unwrap().caught_up());
     assert_eq!(follower.store().record_count().unwrap(), 5_000);
+}
+
+/// A store that refuses every `apply` after the first `allowed`.
+struct FailingAfter {
+    inner: MemoryStore,
+    allowed: Mutex<usize>,
+}
+
+impl RecordStore for FailingAfter {
+    fn tip(&self) -> Result<Option<BlockId>, StoreError> {
+        self.inner.tip()
+    }
+    fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        self.inner.block_hash_at(height)
+    }
+    fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        let mut allowed = self.allowed.lock().unwrap();
+        if *allowed == 0 {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        *allowed -= 1;
+        self.inner.apply(changes)
+    }
+    fn by_digest(&self, d: &Digest) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.inner.by_digest(d)
+    }
+    fn by_txid(&self, t: &Txid) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.inner.by_txid(t)
+    }
+    fn by_signer(&self, s: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.inner.by_signer(s)
+    }
+    fn record_count(&self) -> Result<u64, StoreError> {
+        self.inner.record_count()
+    }
+}
+
+#[test]
+fn a_write_that_fails_during_the_overlapped_catch_up_stops_the_sync_at_the_last_step_written() {
+    // Ten blocks of one record, synced two blocks a step: the first step and the first
+    // overlapped one are written, the third write fails.
+    let chain = FakeChain::default();
+    chain.extend((0..10).map(|b| vec![anchor(4, &format!("{b}"))]).collect());
+    let store = FailingAfter {
+        inner: MemoryStore::new(),
+        allowed: Mutex::new(2),
+    };
+    let follower = Follower::new(chain, store, 0);
+    let mut reported = Vec::new();
+    let error = follower
+        .sync(2, |step| reported.push(step.tip.unwrap().height))
+        .unwrap_err();
+    assert!(
+        matches!(&error, SyncError::Store(StoreError::Backend(m)) if m == "disk full"),
+        "{error}"
+    );
+    assert_eq!(follower.store().tip().unwrap().unwrap().height, 3);
+    assert_eq!(follower.store().record_count().unwrap(), 4);
+    // Steps handed to the writer were reported in order, whatever was written.
+    assert!(reported.windows(2).all(|w| w[0] < w[1]), "{reported:?}");
+    assert!(reported.starts_with(&[1, 3, 5]), "{reported:?}");
 }

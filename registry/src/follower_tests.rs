@@ -13,7 +13,8 @@ use bitcoin::merkle_tree::MerkleBlock;
 use bitcoin::script::PushBytesBuf;
 use bitcoin::transaction::Version as TxVersion;
 use bitcoin::{
-    Amount, CompactTarget, FeeRate, OutPoint, ScriptBuf, Transaction, TxMerkleNode, TxOut, Txid,
+    Amount, Block, CompactTarget, FeeRate, OutPoint, ScriptBuf, Transaction, TxMerkleNode, TxOut,
+    Txid,
 };
 use milagro_anchor::anchor_tx::{build_anchor_tx, FundingUtxo};
 use milagro_anchor::digest::Digest;
@@ -21,7 +22,7 @@ use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
 
 use super::*;
-use crate::sled_store::SledStore;
+use crate::redb_store::RedbStore;
 use crate::store::MemoryStore;
 
 /// A chain held in memory; tests rewrite it to simulate reorgs. Like a node, it still
@@ -206,11 +207,11 @@ pub(super) fn digest(label: &str) -> Digest {
     Digest::sha256(label.as_bytes())
 }
 
-/// Runs `test` once on each store; the sled directory lives until the run ends.
+/// Runs `test` once on each store; the redb directory lives until the run ends.
 fn with_each_store(test: impl Fn(&str, Box<dyn RecordStore>)) {
     test("memory", Box::new(MemoryStore::new()));
     let dir = tempfile::tempdir().unwrap();
-    test("sled", Box::new(SledStore::open(dir.path()).unwrap()));
+    test("redb", Box::new(RedbStore::open(dir.path()).unwrap()));
 }
 
 #[test]
@@ -365,16 +366,16 @@ fn an_identical_chain_is_a_no_op() {
 }
 
 #[test]
-fn a_restarted_sled_index_resumes_without_loss_or_duplicates() {
+fn a_restarted_redb_index_resumes_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let chain = FakeChain::default();
     chain.extend((0..30).map(|i| vec![anchor(1, &format!("r{i}"))]).collect());
     {
-        let follower = Follower::new(&chain, SledStore::open(dir.path()).unwrap(), 0);
+        let follower = Follower::new(&chain, RedbStore::open(dir.path()).unwrap(), 0);
         follower.step(12).unwrap();
         assert_eq!(follower.store().record_count().unwrap(), 12);
     }
-    let follower = Follower::new(&chain, SledStore::open(dir.path()).unwrap(), 0);
+    let follower = Follower::new(&chain, RedbStore::open(dir.path()).unwrap(), 0);
     let report = follower.sync(5, |_| {}).unwrap();
     assert!(report.caught_up());
     assert_eq!(follower.store().record_count().unwrap(), 30);

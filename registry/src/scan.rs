@@ -39,8 +39,9 @@ pub struct BlockCandidates {
     /// The txid of the block's first transaction (all zeros for a block without any,
     /// which no valid chain has).
     pub coinbase_txid: Txid,
-    /// Record-shaped transactions, in block order.
-    pub candidates: Vec<(Transaction, RecordCandidate)>,
+    /// Record-shaped transactions, in block order (the transactions themselves are not
+    /// kept: a candidate holds all that attribution needs).
+    pub candidates: Vec<RecordCandidate>,
 }
 
 /// Why bytes are not a block the scan can read. Each variant names the byte offset
@@ -106,8 +107,10 @@ impl BlockCandidates {
                 .txdata
                 .first()
                 .map_or_else(Txid::all_zeros, Transaction::compute_txid),
-            candidates: crate::follower::candidates_in(block)
-                .map(|(tx, candidate)| (tx.clone(), candidate))
+            candidates: block
+                .txdata
+                .iter()
+                .filter_map(|tx| RecordCandidate::from_tx(tx).ok())
                 .collect(),
         }
     }
@@ -133,7 +136,7 @@ impl BlockCandidates {
             }
             if carries_magic {
                 if let Ok(candidate) = RecordCandidate::from_tx(&tx) {
-                    candidates.push((tx, candidate));
+                    candidates.push(candidate);
                 }
             }
         }

@@ -173,7 +173,7 @@ fn a_mixed_block_yields_exactly_its_records() {
     let block = block(7, true, &(0..POOL.len()).collect::<Vec<_>>());
     let scanned = BlockCandidates::scan(&serialize(&block)).unwrap();
     assert_eq!(scanned, BlockCandidates::from_block(&block));
-    let found: Vec<Txid> = scanned.candidates.iter().map(|(_, c)| c.txid()).collect();
+    let found: Vec<Txid> = scanned.candidates.iter().map(|c| c.txid()).collect();
     let expected: Vec<Txid> = POOL[..3].iter().map(Transaction::compute_txid).collect();
     assert_eq!(found, expected, "the three records and nothing else");
     assert_eq!(scanned.coinbase_txid, block.txdata[0].compute_txid());

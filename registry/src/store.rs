@@ -185,8 +185,9 @@ pub enum StoreError {
     DoesNotConnect(String),
 }
 
-/// Persistent, authoritative index of Milagro records in the active chain.
-pub trait RecordStore {
+/// Persistent, authoritative index of Milagro records in the active chain. Shared between
+/// threads: the follower writes from one while services read from others.
+pub trait RecordStore: Send + Sync {
     /// The last block indexed.
     fn tip(&self) -> Result<Option<BlockId>, StoreError>;
     /// The indexed block hash at `height`.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bitcoin::FeeRate;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 
 use crate::audit::Audit;
 use crate::chain_loop::{ChainLoop, ChainParts};
@@ -93,10 +93,10 @@ impl ServiceBase {
             detail: e.to_string(),
         };
         let index_dir = state_dir.join(INDEX_DIR);
-        let index = SledStore::open(&index_dir).map_err(|e| db_error(&index_dir, &e))?;
+        let index = RedbStore::open(&index_dir).map_err(|e| db_error(&index_dir, &e))?;
         let db_dir = state_dir.join(SERVICE_DB_DIR);
-        let db = milagro_registry::sled_store::open_waiting_for_lock(&db_dir)
-            .map_err(|e| db_error(&db_dir, &e))?;
+        let db =
+            crate::sled_db::open_waiting_for_lock(&db_dir).map_err(|e| db_error(&db_dir, &e))?;
         let audit =
             Audit::open(&db, config.audit.origin.clone()).map_err(|e| db_error(&db_dir, &e))?;
         Ok(Self {

@@ -13,7 +13,7 @@ use std::time::Instant;
 use bitcoin::FeeRate;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::follower::{Follower, SyncError};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 
 use crate::audit::anchoring::{tick, Rules};
 use crate::audit::Audit;
@@ -34,7 +34,7 @@ pub struct ChainParts {
     /// Where its anchor stands (the loop writes it).
     pub own_anchor: Arc<OwnAnchor>,
     /// The chain index.
-    pub index: Arc<SledStore>,
+    pub index: Arc<RedbStore>,
     /// The audit log whose checkpoints are anchored.
     pub audit: Arc<Audit>,
     /// The state directory (the pending anchor file lives there).
@@ -51,7 +51,7 @@ pub struct ChainParts {
 
 /// The loop; [`ChainLoop::run`] until the shutdown flag is set.
 pub struct ChainLoop {
-    follower: Follower<BitcoindRpc, Arc<SledStore>>,
+    follower: Follower<BitcoindRpc, Arc<RedbStore>>,
     keeper: AnchorKeeper<PartyIdentity>,
     parts: ChainParts,
     shutdown: Arc<Shutdown>,

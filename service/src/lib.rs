@@ -56,6 +56,7 @@ pub mod identity;
 pub mod own_anchor;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
+pub mod sled_db;
 pub mod sync;
 pub mod token;
 pub mod well_known;

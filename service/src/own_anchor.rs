@@ -39,7 +39,7 @@ use milagro_registry::bitcoind::{BitcoindRpc, Resent};
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::follower::{Follower, SyncError};
 use milagro_registry::proofs::{anchor_proof, headers_from, AssembleError};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::{IndexedRecord, RecordStore, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -278,7 +278,7 @@ impl<I: AsRef<PartyIdentity>> AnchorKeeper<I> {
     /// Applies the rule once; call it only when the index has reached the node's tip.
     pub fn tick(
         &self,
-        follower: &Follower<BitcoindRpc, Arc<SledStore>>,
+        follower: &Follower<BitcoindRpc, Arc<RedbStore>>,
         max_blocks: u32,
     ) -> Result<(), AnchorError> {
         let node = follower.chain();

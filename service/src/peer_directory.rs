@@ -26,7 +26,7 @@ use milagro_anchor::proof::Expected;
 use milagro_anchor::record::TxRecord;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::proofs::{anchor_proof, headers_from};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
 
@@ -124,7 +124,7 @@ const MAX_CACHED: usize = 4096;
 #[derive(Debug)]
 pub struct IndexDirectory {
     node: BitcoindRpc,
-    index: Arc<SledStore>,
+    index: Arc<RedbStore>,
     network: Network,
     cache: Mutex<Cache>,
 }
@@ -138,7 +138,7 @@ struct Cache {
 
 impl IndexDirectory {
     /// A directory over `index`, which follows `node` on `network`.
-    pub fn new(node: BitcoindRpc, index: Arc<SledStore>, network: Network) -> Self {
+    pub fn new(node: BitcoindRpc, index: Arc<RedbStore>, network: Network) -> Self {
         Self {
             node,
             index,
@@ -148,7 +148,7 @@ impl IndexDirectory {
     }
 
     /// A directory over `index`, which follows the node of the service's `[node]`.
-    pub fn for_node(node: &NodeConfig, index: Arc<SledStore>) -> Self {
+    pub fn for_node(node: &NodeConfig, index: Arc<RedbStore>) -> Self {
         let rpc = BitcoindRpc::with_cookie(&node.rpc_url, &node.rpc_cookie);
         Self::new(rpc, index, node.network)
     }

@@ -1,7 +1,7 @@
 //! The document every service serves at `/.well-known/milagro/birth-certificate`: its
 //! Birth Certificate with the proof of its anchor, once anchored deep enough.
 
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::{RecordStore, StoreError};
 use serde_json::{json, Value};
 
@@ -31,7 +31,7 @@ pub enum NotServed {
 pub fn birth_certificate_document(
     identity: &PartyIdentity,
     own_anchor: &OwnAnchor,
-    index: &SledStore,
+    index: &RedbStore,
     min_depth: u32,
 ) -> Result<Value, NotServed> {
     let role = identity.role();

@@ -262,7 +262,7 @@ pub fn io_costs(world: &TbsWorld, calls: usize, dir: &Path) -> Result<IoCosts> {
     let (wallet_txs, wallet_unspent) = world.wallet_size()?;
     let mut samples: [Vec<f64>; 4] = Default::default();
     for round in 0..calls + calls / 10 {
-        if round > 0 && round % ENROLMENTS_PER_BLOCK == 0 {
+        if round > 0 && round.is_multiple_of(ENROLMENTS_PER_BLOCK) {
             world.mine()?;
         }
         let (key, bc) = party(Role::Pat, "bench payee", "")?;

@@ -1,10 +1,11 @@
 //! A [`RecordStore`] wrapper that times `apply`, to split a real sync into store and rest.
 //!
 //! Timing the store on its own (the same change sets applied back to back) misses how it
-//! behaves between fetches, with the node and `sled`'s own threads sharing the CPU; this
-//! measures the time the follower actually spends waiting for the store during a sync.
+//! behaves during a sync, sharing the CPU with the node and the follower's reading; this
+//! measures the time the follower's writer spends in `apply` during a sync (overlapped
+//! with reading the next step, so it is not all added to the sync's time).
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bitcoin::{BlockHash, Txid};
@@ -17,7 +18,8 @@ use milagro_registry::store::{ChangeSet, IndexedRecord, RecordStore, StoreError}
 #[derive(Debug)]
 pub struct TimedStore<S> {
     inner: S,
-    applying: Cell<Duration>,
+    /// Nanoseconds.
+    applying: AtomicU64,
 }
 
 impl<S> TimedStore<S> {
@@ -25,13 +27,13 @@ impl<S> TimedStore<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            applying: Cell::new(Duration::ZERO),
+            applying: AtomicU64::new(0),
         }
     }
 
     /// Time spent in `apply` so far.
     pub fn apply_time(&self) -> Duration {
-        self.applying.get()
+        Duration::from_nanos(self.applying.load(Ordering::Relaxed))
     }
 }
 
@@ -45,7 +47,8 @@ impl<S: RecordStore> RecordStore for TimedStore<S> {
     fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         let start = Instant::now();
         let result = self.inner.apply(changes);
-        self.applying.set(self.applying.get() + start.elapsed());
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.applying.fetch_add(nanos, Ordering::Relaxed);
         result
     }
     fn by_digest(&self, digest: &Digest) -> Result<Vec<IndexedRecord>, StoreError> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use milagro_anchor::digest::Digest;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 
 use super::print_json;
@@ -69,7 +69,7 @@ pub fn run(command: RegistryCommand) -> Result<()> {
                     args.db.display()
                 );
             }
-            let store = SledStore::open(&args.db)?;
+            let store = RedbStore::open(&args.db)?;
             let records = store.by_digest(&args.digest)?;
             print_json(&records)?;
             if records.is_empty() {

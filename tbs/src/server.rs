@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::dev::Service;
 use actix_web::{web, App};
 use milagro_registry::bitcoind::BitcoindRpc;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::StoreError;
 use milagro_service::http::{self, Running, SpawnError, Spawned};
 
@@ -167,7 +167,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
     let identity =
         Identity::load_or_create(&config.state_dir, &config.name, &config.public_url, now)?;
     let index = config.state_dir.join(INDEX_DIR);
-    let store = SledStore::open(&index).map_err(|source| StartError::Index {
+    let store = RedbStore::open(&index).map_err(|source| StartError::Index {
         path: index.clone(),
         source,
     })?;
@@ -176,7 +176,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
         path: service_dir.clone(),
         detail,
     };
-    let service_db = milagro_registry::sled_store::open_waiting_for_lock(&service_dir)
+    let service_db = milagro_service::sled_db::open_waiting_for_lock(&service_dir)
         .map_err(|e| service_error(e.to_string()))?;
     let tenants = TenantStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;
     let enrolments = EnrolmentStore::open(&service_db).map_err(|e| service_error(e.to_string()))?;

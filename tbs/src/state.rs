@@ -1,13 +1,13 @@
 //! What the HTTP handlers share: [`AppState`], and the state the sync loop publishes.
 //!
 //! The sync loop is the only writer of [`SyncStatus`] and [`OwnAnchor`]; handlers read
-//! them, the record index (sled, safe to share) and the node. New features add their own
+//! them, the record index (redb, safe to share) and the node. New features add their own
 //! field to [`AppState`] (e.g. tenants, enrolments) and their own routes in [`crate::api`].
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use milagro_registry::bitcoind::BitcoindRpc;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use serde::Serialize;
 
 use crate::audit::Audit;
@@ -28,7 +28,7 @@ pub struct AppState {
     /// The record index, as the sync loop last left it (authoritative for the node's
     /// active chain as of that step). Behind its own `Arc` so that stopping the TBS can
     /// wait until every user has let go and the database is closed.
-    pub store: Arc<SledStore>,
+    pub store: Arc<RedbStore>,
     /// Tenants, their token hashes and device groups (its own sled database, so the index
     /// can be rebuilt without touching them). Shared like `store`, for the same reason.
     pub tenants: Arc<TenantStore>,

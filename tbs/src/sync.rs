@@ -18,7 +18,7 @@ use bitcoin::Network;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainError;
 use milagro_registry::follower::{Follower, StepReport, SyncError};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 
 use milagro_service::own_anchor::AnchorKeeper;
@@ -54,7 +54,7 @@ impl PollError {
 }
 
 pub(crate) struct SyncLoop {
-    follower: Follower<BitcoindRpc, Arc<SledStore>>,
+    follower: Follower<BitcoindRpc, Arc<RedbStore>>,
     keeper: AnchorKeeper<Identity>,
     state: AppState,
     shutdown: Arc<Shutdown>,

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::{Payload, RecordKind};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
@@ -239,7 +239,7 @@ fn a_sync_killed_with_sigkill_resumes_without_loss_or_duplicates() {
         child.wait().unwrap();
         // Whatever the kill interrupted, the index holds whole blocks: every record it
         // counts is findable, and every block below its tip is complete.
-        let store = SledStore::open(Path::new(&db)).unwrap();
+        let store = RedbStore::open(Path::new(&db)).unwrap();
         let tip = store.tip().unwrap().map_or(0, |t| t.height);
         let found = digests
             .iter()
@@ -252,7 +252,7 @@ fn a_sync_killed_with_sigkill_resumes_without_loss_or_duplicates() {
     let finished = milagro(&args);
     assert!(finished.status.success(), "{}", stderr(&finished));
     assert_eq!(json(&finished)["records"], 240);
-    let store = SledStore::open(Path::new(&db)).unwrap();
+    let store = RedbStore::open(Path::new(&db)).unwrap();
     assert_eq!(store.record_count().unwrap(), 240);
     for digest in &digests {
         assert_eq!(store.by_digest(digest).unwrap().len(), 1, "{digest}");

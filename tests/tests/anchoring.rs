@@ -8,7 +8,7 @@ use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::proof::ProofError;
 use milagro_registry::follower::Follower;
 use milagro_registry::proofs::{anchor_proof, headers_from};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 
@@ -20,7 +20,7 @@ fn an_anchored_birth_certificate_is_indexed_and_verifies_by_spv() {
     node.mine(3);
 
     let db = tempfile::tempdir().unwrap();
-    let follower = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+    let follower = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
     follower.sync(100, |_| {}).unwrap();
     let records = follower.store().by_digest(&bc.digest()).unwrap();
     assert_eq!(records.len(), 1);
@@ -62,7 +62,7 @@ fn verification_refuses_a_tampered_certificate_a_wrong_signer_and_another_kind()
     node.mine(1);
 
     let db = tempfile::tempdir().unwrap();
-    let follower = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+    let follower = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
     follower.sync(100, |_| {}).unwrap();
     let records = follower.store().by_digest(&bc.digest()).unwrap();
     assert_eq!(records.len(), 3);
@@ -109,7 +109,7 @@ fn a_reorg_removes_the_record_and_re_mining_restores_it() {
     let anchored_in = node.mine(2)[0];
 
     let db = tempfile::tempdir().unwrap();
-    let follower = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+    let follower = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
     follower.sync(100, |_| {}).unwrap();
     assert_eq!(follower.store().by_digest(&bc.digest()).unwrap().len(), 1);
 
@@ -145,12 +145,12 @@ fn a_registry_restarted_mid_sync_loses_nothing_and_duplicates_nothing() {
     }
     let db = tempfile::tempdir().unwrap();
     {
-        let follower = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+        let follower = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
         follower.step(115).unwrap();
         let partial = follower.store().record_count().unwrap();
         assert!(partial > 0 && partial < 30, "{partial}");
     }
-    let follower = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+    let follower = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
     follower.sync(7, |_| {}).unwrap();
     assert_eq!(follower.store().record_count().unwrap(), 30);
     for digest in &digests {
@@ -197,7 +197,7 @@ fn foreign_op_returns_are_ignored() {
     node.mine(1);
 
     let db = tempfile::tempdir().unwrap();
-    let follower = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+    let follower = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
     follower.sync(100, |_| {}).unwrap();
     assert_eq!(follower.store().record_count().unwrap(), 1);
     assert_eq!(follower.store().by_digest(&bc.digest()).unwrap().len(), 1);

@@ -15,7 +15,7 @@ use milagro_anchor::record::RecordCandidate;
 use milagro_dta::Dta;
 use milagro_registry::chain::ChainSource as _;
 use milagro_registry::follower::Follower;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore as _;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::forgery::mine_record_by_shape;
@@ -85,7 +85,7 @@ fn a_record_mined_in_a_victims_name_without_its_key_is_ignored_everywhere() {
 
     // The registry, synced afresh from the node, holds only the victims' own records.
     let index_dir = tempfile::tempdir().unwrap();
-    let follower = Follower::new(&w.node().rpc, SledStore::open(index_dir.path()).unwrap(), 0);
+    let follower = Follower::new(&w.node().rpc, RedbStore::open(index_dir.path()).unwrap(), 0);
     follower.sync(500, |_| {}).unwrap();
     for (txid, victim) in &forged {
         assert!(follower.store().by_txid(txid).unwrap().is_empty());

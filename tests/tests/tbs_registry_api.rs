@@ -11,7 +11,7 @@ use milagro_anchor::proof::{AnchorProof, AnchorProofJson};
 use milagro_registry::chain::ChainSource;
 use milagro_registry::follower::Follower;
 use milagro_registry::proofs::anchor_proof;
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
 use milagro_tbs::api::{ENDPOINTS, OPENAPI_JSON};
 use milagro_tbs::config::Config;
@@ -55,7 +55,7 @@ fn records_proofs_and_headers_are_the_registrys_and_follow_a_reorg() {
 
     // The same answers as a registry of our own over the same node.
     let db = tempfile::tempdir().unwrap();
-    let ours = Follower::new(&node.rpc, SledStore::open(db.path()).unwrap(), 0);
+    let ours = Follower::new(&node.rpc, RedbStore::open(db.path()).unwrap(), 0);
     ours.sync(1000, |_| {}).unwrap();
     let record = ours.store().by_digest(&dta.digest()).unwrap()[0];
     let expected = json!({ "records": [record] });

@@ -281,7 +281,7 @@ impl XorShift {
                 WELL_KNOWN,
             ])
             .to_owned();
-        if self.next() % 2 == 0 {
+        if self.next().is_multiple_of(2) {
             path.push_str(&self.text());
         }
         let params = self.next() % 4;

@@ -302,7 +302,7 @@ impl Headers {
                 });
             }
         }
-        if self.bip94 && height % rules::PERIOD == 0 {
+        if self.bip94 && height.is_multiple_of(rules::PERIOD) {
             let back = last.time.saturating_sub(header.time);
             if back > rules::MAX_TIMEWARP_SECS {
                 return Err(HeaderChainError::TimeWarp { height, back });

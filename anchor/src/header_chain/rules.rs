@@ -43,7 +43,7 @@ pub fn next_bits(
             .map(|i| &held[i])
     };
     let limit = params.max_attainable_target.to_compact_lossy();
-    if height % PERIOD != 0 {
+    if !height.is_multiple_of(PERIOD) {
         if !params.allow_min_difficulty_blocks {
             return Some(last.bits);
         }
@@ -56,7 +56,7 @@ pub fn next_bits(
         let mut h = held_top_height;
         loop {
             let header = at(h)?;
-            if h % PERIOD == 0 || header.bits != limit {
+            if h.is_multiple_of(PERIOD) || header.bits != limit {
                 return Some(header.bits);
             }
             h = h.checked_sub(1)?;

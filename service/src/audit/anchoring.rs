@@ -44,13 +44,13 @@ use milagro_registry::anchoring::{prepare_anchor, PrepareError};
 use milagro_registry::bitcoind::{BitcoindRpc, Resent};
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::follower::{Follower, SyncError};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::{RecordStore, StoreError};
 
 use super::{Audit, AuditError, AuditStoreError, StoredCheckpoint};
 use crate::own_anchor::OwnAnchor;
 
-type ChainFollower = Follower<BitcoindRpc, Arc<SledStore>>;
+type ChainFollower = Follower<BitcoindRpc, Arc<RedbStore>>;
 
 /// What one service's checkpoint anchoring needs.
 #[derive(Debug, Clone, Copy)]

@@ -142,7 +142,7 @@ fn a_device_is_logged_once_whatever_the_retries() {
 fn a_reopened_log_has_the_same_root_and_refuses_a_checkpoint_it_does_not_match() {
     let dir = tempfile::tempdir().unwrap();
     let head = {
-        let db = milagro_registry::sled_store::open_waiting_for_lock(dir.path()).unwrap();
+        let db = milagro_service::sled_db::open_waiting_for_lock(dir.path()).unwrap();
         let audit = Audit::open(&db, origin()).unwrap();
         for byte in 0..5 {
             audit.register(&row(device(), broadcast(byte))).unwrap();
@@ -151,7 +151,7 @@ fn a_reopened_log_has_the_same_root_and_refuses_a_checkpoint_it_does_not_match()
         audit.store().put_checkpoint(&stored(0, head)).unwrap();
         audit.tree_head()
     };
-    let db = milagro_registry::sled_store::open_waiting_for_lock(dir.path()).unwrap();
+    let db = milagro_service::sled_db::open_waiting_for_lock(dir.path()).unwrap();
     let audit = Audit::open(&db, origin()).unwrap();
     assert_eq!(audit.tree_head(), head);
     let entries = audit.store().entries().unwrap();

@@ -42,7 +42,7 @@ use milagro_registry::anchoring::{prepare_wallet_paid_anchor, PrepareError};
 use milagro_registry::bitcoind::{BitcoindRpc, Resent};
 use milagro_registry::chain::ChainError;
 use milagro_registry::follower::{Follower, SyncError};
-use milagro_registry::sled_store::SledStore;
+use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::{RecordStore, StoreError};
 
 use super::{EnrolmentStoreError, StoredBatch};
@@ -55,7 +55,7 @@ use crate::state::{AnchorState, AppState};
 /// hashes and one stored row per member; more queued devices wait for the next interval.
 pub const MAX_BATCH_MEMBERS: usize = 1_000_000;
 
-type ChainFollower = Follower<BitcoindRpc, std::sync::Arc<SledStore>>;
+type ChainFollower = Follower<BitcoindRpc, std::sync::Arc<RedbStore>>;
 
 /// Why a step of the rule failed; it is retried later.
 #[derive(Debug, thiserror::Error)]

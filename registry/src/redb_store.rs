@@ -1,0 +1,423 @@
+//! The default [`RecordStore`]: a `redb` database file, one table per index, one write
+//! transaction per change set.
+//!
+//! The schema is documented in `registry/SCHEMA.md`. Records are keyed by their position
+//! in the chain (height, txid, vout), so the rows of an initial sync are appended in key
+//! order and a rollback deletes one key range. The tip, the checkpoints and the record
+//! rows of a change set are written in the same transaction, committed durably before
+//! `apply` returns: after a crash (`kill -9` included) the index is exactly the state of
+//! some completed `apply` call, which redb recovers on the next open.
+//!
+//! Memory is bounded by redb's page cache ([`INDEX_CACHE_BYTES`]), whatever the size of
+//! the chain or the index (ADR 0009).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Txid};
+use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::PublicKey;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use crate::chain::BlockId;
+use crate::store::{check_connects, ChangeSet, IndexedRecord, RecordStore, StoreError};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The database file inside the index directory.
+pub const FILE_NAME: &str = "index.redb";
+
+/// redb's page cache for the index: the index's memory whatever its size. Its reads are
+/// point lookups and short range scans, which the operating system's page cache also
+/// serves.
+pub const INDEX_CACHE_BYTES: usize = 8 << 20;
+
+/// How long [`RedbStore::open`] waits for another handle in this process to let go (a
+/// service restarting while a thread of its previous run still holds the index).
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// `"version"` → `u32`, `"tip"` → `height u32 ‖ block hash`, `"count"` → `u64`.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `height` → block hash.
+const CHECKPOINTS: TableDefinition<u32, &[u8]> = TableDefinition::new("checkpoints");
+/// Position (`height ‖ txid ‖ vout`) → the record (234 bytes).
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+/// `digest ‖ position` → nothing.
+const BY_DIGEST: TableDefinition<&[u8], ()> = TableDefinition::new("by_digest");
+/// `signer (compressed SEC1) ‖ position` → nothing.
+const BY_SIGNER: TableDefinition<&[u8], ()> = TableDefinition::new("by_signer");
+/// `txid ‖ vout` → height.
+const BY_TXID: TableDefinition<&[u8], u32> = TableDefinition::new("by_txid");
+
+/// Length of a position key: height ‖ txid ‖ vout.
+const POSITION_LEN: usize = 4 + 32 + 4;
+
+/// A [`RecordStore`] in a `redb` file inside a directory.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn position(record: &IndexedRecord) -> [u8; POSITION_LEN] {
+    let mut key = [0u8; POSITION_LEN];
+    key[..4].copy_from_slice(&record.height.to_be_bytes());
+    key[4..36].copy_from_slice(record.txid.as_byte_array());
+    key[36..].copy_from_slice(&record.vout.to_be_bytes());
+    key
+}
+
+fn outpoint(txid: &Txid, vout: u32) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(txid.as_byte_array());
+    key[32..].copy_from_slice(&vout.to_be_bytes());
+    key
+}
+
+fn joined(prefix: &[u8], position: &[u8]) -> Vec<u8> {
+    [prefix, position].concat()
+}
+
+impl RedbStore {
+    /// Opens (or creates) the index in the directory `dir` (the file [`FILE_NAME`]);
+    /// refuses one of another format version. Another process holding it is refused
+    /// after a short wait.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        let path = dir.join(FILE_NAME);
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match Database::builder()
+                .set_cache_size(INDEX_CACHE_BYTES)
+                .create(&path)
+            {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::Backend(format!(
+                        "{} is in use by another process",
+                        path.display()
+                    )))
+                }
+                other => break other.map_err(backend)?,
+            }
+        };
+        let store = Self { db, path };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the version into a new file (creating every table), or checks it.
+    fn check_version(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            let found = meta.get("version").map_err(backend)?.map(|v| {
+                <[u8; 4]>::try_from(v.value())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("format version".into()))
+            });
+            match found.transpose()? {
+                Some(found) if found != FORMAT_VERSION => {
+                    return Err(StoreError::FormatVersion {
+                        found,
+                        expected: FORMAT_VERSION,
+                    })
+                }
+                Some(_) => return Ok(()),
+                None => {
+                    meta.insert("version", FORMAT_VERSION.to_be_bytes().as_slice())
+                        .map_err(backend)?;
+                }
+            }
+            txn.open_table(CHECKPOINTS).map_err(backend)?;
+            txn.open_table(RECORDS).map_err(backend)?;
+            txn.open_table(BY_DIGEST).map_err(backend)?;
+            txn.open_table(BY_SIGNER).map_err(backend)?;
+            txn.open_table(BY_TXID).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    /// The records whose secondary key (in `table`) starts with `prefix`; the position is
+    /// the key's last [`POSITION_LEN`] bytes.
+    fn by_prefix(
+        &self,
+        table: TableDefinition<&[u8], ()>,
+        prefix: &[u8],
+    ) -> Result<Vec<IndexedRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let index = txn.open_table(table).map_err(backend)?;
+        let records = txn.open_table(RECORDS).map_err(backend)?;
+        let mut found = Vec::new();
+        for entry in index.range(prefix..).map_err(backend)? {
+            let (key, _) = entry.map_err(backend)?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let position = key
+                .len()
+                .checked_sub(POSITION_LEN)
+                .map(|start| &key[start..])
+                .ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
+            found.push(record_at(&records, position)?);
+        }
+        Ok(found)
+    }
+}
+
+fn record_at(
+    records: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    position: &[u8],
+) -> Result<IndexedRecord, StoreError> {
+    let bytes = records
+        .get(position)
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::Corrupt("index row without record".into()))?;
+    IndexedRecord::decode(bytes.value())
+}
+
+fn read_count(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, StoreError> {
+    match meta.get("count").map_err(backend)? {
+        None => Ok(0),
+        Some(bytes) => <[u8; 8]>::try_from(bytes.value())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("record count".into())),
+    }
+}
+
+fn read_tip(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<BlockId>, StoreError> {
+    let Some(bytes) = meta.get("tip").map_err(backend)? else {
+        return Ok(None);
+    };
+    let bytes = bytes.value();
+    if bytes.len() != 36 {
+        return Err(StoreError::Corrupt("tip".into()));
+    }
+    let height = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let hash =
+        BlockHash::from_slice(&bytes[4..]).map_err(|_| StoreError::Corrupt("tip hash".into()))?;
+    Ok(Some(BlockId { height, hash }))
+}
+
+/// Deletes every record and checkpoint at or above `from`; returns how many records went.
+fn roll_back(txn: &WriteTransaction, from: u32) -> Result<u64, StoreError> {
+    let mut records = txn.open_table(RECORDS).map_err(backend)?;
+    let start = from.to_be_bytes();
+    let gone: Vec<IndexedRecord> = records
+        .range(start.as_slice()..)
+        .map_err(backend)?
+        .map(|entry| IndexedRecord::decode(entry.map_err(backend)?.1.value()))
+        .collect::<Result<_, _>>()?;
+    let mut by_digest = txn.open_table(BY_DIGEST).map_err(backend)?;
+    let mut by_signer = txn.open_table(BY_SIGNER).map_err(backend)?;
+    let mut by_txid = txn.open_table(BY_TXID).map_err(backend)?;
+    for record in &gone {
+        let position = position(record);
+        records.remove(position.as_slice()).map_err(backend)?;
+        by_digest
+            .remove(joined(record.digest.as_bytes(), &position).as_slice())
+            .map_err(backend)?;
+        by_signer
+            .remove(joined(&record.signer.to_sec1(), &position).as_slice())
+            .map_err(backend)?;
+        by_txid
+            .remove(outpoint(&record.txid, record.vout).as_slice())
+            .map_err(backend)?;
+    }
+    let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+    checkpoints
+        .retain_in(from.., |_, _| false)
+        .map_err(backend)?;
+    Ok(gone.len() as u64)
+}
+
+/// Writes the checkpoints and record rows of the blocks `changes` connects; returns how
+/// many records were added.
+fn connect(txn: &WriteTransaction, changes: &ChangeSet) -> Result<u64, StoreError> {
+    let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+    let mut records = txn.open_table(RECORDS).map_err(backend)?;
+    let mut by_digest = txn.open_table(BY_DIGEST).map_err(backend)?;
+    let mut by_signer = txn.open_table(BY_SIGNER).map_err(backend)?;
+    let mut by_txid = txn.open_table(BY_TXID).map_err(backend)?;
+    let mut added = 0;
+    for block in &changes.connect {
+        checkpoints
+            .insert(block.id.height, block.id.hash.as_byte_array().as_slice())
+            .map_err(backend)?;
+        for record in &block.records {
+            let position = position(record);
+            records
+                .insert(position.as_slice(), record.encode().as_slice())
+                .map_err(backend)?;
+            by_digest
+                .insert(joined(record.digest.as_bytes(), &position).as_slice(), ())
+                .map_err(backend)?;
+            by_signer
+                .insert(joined(&record.signer.to_sec1(), &position).as_slice(), ())
+                .map_err(backend)?;
+            by_txid
+                .insert(
+                    outpoint(&record.txid, record.vout).as_slice(),
+                    record.height,
+                )
+                .map_err(backend)?;
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+impl RecordStore for RedbStore {
+    fn tip(&self) -> Result<Option<BlockId>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        read_tip(&txn.open_table(META).map_err(backend)?)
+    }
+
+    fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+        let hash = checkpoints.get(height).map_err(backend)?;
+        hash.map(|bytes| {
+            BlockHash::from_slice(bytes.value())
+                .map_err(|_| StoreError::Corrupt("checkpoint".into()))
+        })
+        .transpose()
+    }
+
+    fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let (old_tip, mut count) = {
+            let meta = txn.open_table(META).map_err(backend)?;
+            (read_tip(&meta)?, read_count(&meta)?)
+        };
+        check_connects(old_tip, changes)?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tip = old_tip;
+        if let Some(from) = changes.disconnect_from {
+            count = count.saturating_sub(roll_back(&txn, from)?);
+            tip = match from.checked_sub(1) {
+                Some(below) => {
+                    let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+                    let hash = checkpoints.get(below).map_err(backend)?;
+                    hash.map(|bytes| {
+                        BlockHash::from_slice(bytes.value())
+                            .map(|hash| BlockId {
+                                height: below,
+                                hash,
+                            })
+                            .map_err(|_| StoreError::Corrupt("checkpoint".into()))
+                    })
+                    .transpose()?
+                }
+                None => None,
+            };
+        }
+        count += connect(&txn, changes)?;
+        if let Some(last) = changes.connect.last() {
+            tip = Some(last.id);
+        }
+        {
+            let mut meta = txn.open_table(META).map_err(backend)?;
+            match tip {
+                Some(tip) => {
+                    let mut bytes = tip.height.to_be_bytes().to_vec();
+                    bytes.extend_from_slice(tip.hash.as_byte_array());
+                    meta.insert("tip", bytes.as_slice()).map_err(backend)?;
+                }
+                None => {
+                    meta.remove("tip").map_err(backend)?;
+                }
+            }
+            meta.insert("count", count.to_be_bytes().as_slice())
+                .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn by_digest(&self, digest: &Digest) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.by_prefix(BY_DIGEST, digest.as_bytes())
+    }
+
+    fn by_txid(&self, txid: &Txid) -> Result<Vec<IndexedRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let by_txid = txn.open_table(BY_TXID).map_err(backend)?;
+        let records = txn.open_table(RECORDS).map_err(backend)?;
+        let prefix = txid.as_byte_array().as_slice();
+        let mut found = Vec::new();
+        for entry in by_txid.range(prefix..).map_err(backend)? {
+            let (key, height) = entry.map_err(backend)?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let position = joined(&height.value().to_be_bytes(), key);
+            found.push(record_at(&records, &position)?);
+        }
+        Ok(found)
+    }
+
+    fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.by_prefix(BY_SIGNER, &signer.to_sec1())
+    }
+
+    fn record_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        read_count(&txn.open_table(META).map_err(backend)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_waits_for_another_handle_in_this_process_to_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RedbStore::open(dir.path()).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = RedbStore::open(dir.path());
+        holder.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
+    }
+
+    #[test]
+    fn an_index_of_another_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("version", 2u32.to_be_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        drop(store);
+        match RedbStore::open(dir.path()) {
+            Err(StoreError::FormatVersion {
+                found: 2,
+                expected: FORMAT_VERSION,
+            }) => {}
+            other => panic!("expected a format version error, got {other:?}"),
+        }
+    }
+}
