@@ -150,6 +150,45 @@ fn a_device_enrols_end_to_end_and_picks_up_a_changed_group() {
     );
 }
 
+/// Issue 13, attack 8: an operator deletes a device's group and creates one of the same
+/// name. Revisions restarting at 1 would leave the device refusing every new instruction
+/// ("sequence 1 is below the stored N") and pointing at the old services forever.
+#[test]
+fn a_group_deleted_and_created_again_still_reaches_its_devices() {
+    let w = EnrolmentWorld::start();
+    let old_dta = w.anchored(Role::Dta, "old D-TA");
+    let new_dta = w.anchored(Role::Dta, "new D-TA");
+    let idp = w.anchored(Role::Idp, "IdP");
+    w.put_group("eu", &[&old_dta], &idp);
+    w.put_group("eu", &[&old_dta], &idp);
+    let held = w.put_group("eu", &[&old_dta], &idp);
+    let home = tempfile::tempdir().unwrap();
+    let mut enrolled = enrolled(&w, &home.path().join("pat"), "eu");
+    assert_eq!(enrolled.instructions().sequence, held);
+
+    let (status, body) = w.api.call(
+        "DELETE",
+        "/v1/tenants/acme/groups/eu",
+        Some(&w.tenant_token),
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    let recreated = w.put_group("eu", &[&new_dta], &idp);
+    assert!(recreated > held, "revision {recreated} after {held}");
+
+    let tbs = ServiceClient::new(&w.url()).unwrap();
+    assert_eq!(
+        enrolled.refresh(&tbs).unwrap(),
+        Refreshed::Updated {
+            previous: held,
+            sequence: recreated
+        }
+    );
+    let dtas = &enrolled.instructions().instructions.dtas;
+    assert_eq!(dtas.len(), 1);
+    assert_eq!(dtas[0].birth_certificate, new_dta.digest());
+}
+
 #[test]
 fn a_device_refuses_a_tbs_it_was_not_provisioned_for_and_instructions_older_than_its_own() {
     let w = EnrolmentWorld::start();

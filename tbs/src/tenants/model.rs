@@ -246,7 +246,9 @@ pub struct Group {
     pub dtas: Vec<ServiceRef>,
     /// Attached identity provider.
     pub idp: Option<ServiceRef>,
-    /// Incremented on every change: devices compare it to pick up new instructions.
+    /// Raised on every change, from a counter shared by every group of the TBS, so it never
+    /// goes back for a device (not even when a group is deleted and created again):
+    /// devices compare it to pick up new instructions and refuse a lower one.
     pub revision: u64,
 }
 

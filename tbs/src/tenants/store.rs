@@ -111,6 +111,9 @@ pub struct TenantStore {
     tree: sled::Tree,
 }
 
+/// The highest group revision ever given out (`u64`, big-endian).
+const REVISION_KEY: &[u8] = b"r\0revision";
+
 fn tenant_key(id: &TenantId) -> Vec<u8> {
     [b"t\0".as_slice(), id.as_str().as_bytes()].concat()
 }
@@ -226,7 +229,14 @@ impl TenantStore {
             .transpose()
     }
 
-    /// Creates or replaces a group, bumping its revision so devices pick up the change.
+    /// Creates or replaces a group with a new revision, so devices pick up the change.
+    ///
+    /// Revisions come from one counter for the whole store ([`REVISION_KEY`]), never
+    /// from the group alone: a device refuses instructions whose sequence is below the one
+    /// it holds, so a group deleted and created again under the same name must not start
+    /// again at 1 (its devices would refuse every new instruction). The counter is at
+    /// least every revision stored, so a store written before it existed continues above
+    /// its groups.
     pub fn put_group(
         &self,
         scope: &TenantScope,
@@ -245,20 +255,32 @@ impl TenantStore {
             idp: spec.idp,
             revision: 0,
         };
+        // Read outside the transaction: a scan inside one would wait on its own locks.
+        let before_counter = match self.tree.get(REVISION_KEY).map_err(storage)? {
+            Some(_) => 0,
+            None => self.highest_group_revision()?,
+        };
         let stored = self
             .tree
             .transaction(|tx| {
-                let revision = match tx.get(&key)? {
-                    Some(old) => serde_json::from_slice::<Group>(&old)
-                        .map(|g| g.revision + 1)
+                let counter = match tx.get(REVISION_KEY)? {
+                    Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                        .map(u64::from_be_bytes)
                         .map_err(|_| ConflictableTransactionError::Abort(()))?,
-                    None => 1,
+                    None => before_counter,
+                };
+                let previous = match tx.get(&key)? {
+                    Some(old) => serde_json::from_slice::<Group>(&old)
+                        .map(|g| g.revision)
+                        .map_err(|_| ConflictableTransactionError::Abort(()))?,
+                    None => 0,
                 };
                 let mut next = group.clone();
-                next.revision = revision;
+                next.revision = counter.max(previous) + 1;
                 let bytes = serde_json::to_vec(&next)
                     .map_err(|_| ConflictableTransactionError::Abort(()))?;
                 tx.insert(key.as_slice(), bytes)?;
+                tx.insert(REVISION_KEY, next.revision.to_be_bytes().as_slice())?;
                 Ok(next)
             })
             .map_err(|e| match e {
@@ -267,6 +289,15 @@ impl TenantStore {
             })?;
         self.tree.flush().map_err(storage)?;
         Ok(stored)
+    }
+
+    /// The highest revision of any stored group (0 without groups): where the revision
+    /// counter starts in a store written before it existed.
+    fn highest_group_revision(&self) -> Result<u64, TenantError> {
+        self.tree
+            .scan_prefix(b"g\0")
+            .map(|row| decode::<Group>(&row.map_err(storage)?.1).map(|g| g.revision))
+            .try_fold(0, |highest, revision| Ok(highest.max(revision?)))
     }
 
     /// One group of the scoped tenant.

@@ -151,23 +151,62 @@ fn a_tenant_cannot_revoke_another_tenants_token() {
 }
 
 #[test]
-fn every_change_to_a_group_bumps_its_revision() {
+fn every_change_to_a_group_raises_its_revision_and_a_re_created_group_never_goes_back() {
     let w = world();
     two_tenants(&w);
     let scope = authorize(&Principal::Admin, &id("acme")).unwrap();
     let eu = GroupId::new("eu").unwrap();
-    assert_eq!(w.store.group(&scope, &eu).unwrap().revision, 1);
+    let first = w.store.group(&scope, &eu).unwrap().revision;
     let updated = w
         .store
         .put_group(&scope, eu.clone(), spec("EU", "dta-2"))
         .unwrap();
-    assert_eq!(updated.revision, 2);
+    assert!(updated.revision > first);
     assert_eq!(w.store.group(&scope, &eu).unwrap(), updated);
     w.store.delete_group(&scope, &eu).unwrap();
     assert!(matches!(
         w.store.group(&scope, &eu),
         Err(TenantError::NotFound(_))
     ));
+    // Created again under the same name: its devices hold `updated.revision` and refuse
+    // anything lower, so the new group starts above it.
+    let again = w
+        .store
+        .put_group(&scope, eu.clone(), spec("EU", "dta-3"))
+        .unwrap();
+    assert!(again.revision > updated.revision, "{again:?}");
+}
+
+#[test]
+fn a_store_written_before_the_revision_counter_continues_above_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let store = TenantStore::open(&db).unwrap();
+    let admin = authorize_admin(&Principal::Admin).unwrap();
+    store
+        .create_tenant(
+            &admin,
+            id("acme"),
+            DisplayName::new("Acme").unwrap(),
+            &mut OsRng,
+        )
+        .unwrap();
+    let scope = authorize(&Principal::Admin, &id("acme")).unwrap();
+    let eu = GroupId::new("eu").unwrap();
+    let mut group = store
+        .put_group(&scope, eu.clone(), spec("EU", "dta"))
+        .unwrap();
+    // As an older build left it: group "eu" at revision 15 and no counter.
+    group.revision = 15;
+    let tree = db.open_tree("tenants").unwrap();
+    let key = [b"g\0acme\0".as_slice(), b"eu"].concat();
+    tree.insert(key, serde_json::to_vec(&group).unwrap())
+        .unwrap();
+    tree.remove(b"r\0revision").unwrap();
+    let other = store
+        .put_group(&scope, GroupId::new("us").unwrap(), spec("US", "dta"))
+        .unwrap();
+    assert_eq!(other.revision, 16);
 }
 
 #[test]
