@@ -2,11 +2,14 @@
 //!
 //! 1. [`EnrolmentRequest`]: the device's self-signed Birth Certificate, a fresh
 //!    [`InstructionKey`] for the answers, the tenant and group it was provisioned for, a
-//!    random nonce and its creation time; sealed to the TBS key
-//!    ([`Purpose::EnrolmentRequest`], sender = the device key). Opening checks that the
-//!    certificate is a `pat` one, that it is signed by the key the envelope names as
-//!    sender, and that the request is recent: an envelope is not authenticated by itself,
-//!    the certificate's self-signature is.
+//!    random nonce, its creation time and a **proof of possession**: the device key's
+//!    signature over all of these and the TBS key ([`possession_digest`]); sealed to the
+//!    TBS key ([`Purpose::EnrolmentRequest`], sender = the device key). Opening checks
+//!    that the certificate is a `pat` one, signed by the key the envelope names as sender,
+//!    that the proof of possession verifies with that key for this TBS, and that the
+//!    request is recent. A certificate is public and its self-signature static: without
+//!    the fresh signature, anyone holding a device's certificate could enrol it with their
+//!    own instruction key (front-running it, and reading what the TBS tells it).
 //! 2. The TBS answers with an [`AnchorOffer`](crate::anchor_offer::AnchorOffer) (a PSBT the
 //!    device checks itself, so it travels in clear).
 //! 3. [`SignedAnchor`]: the signed anchoring transaction, sealed to the TBS
@@ -21,11 +24,13 @@ use bitcoin::Transaction;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::birth_certificate::{BcError, BirthCertificate, Role};
 use crate::envelope::{
     open, seal, EnvelopeError, InstructionKey, Purpose, SealedEnvelope, SenderId,
 };
-use crate::keys::{PublicKey, SecretKey};
+use crate::keys::{PublicKey, SecretKey, Signature};
 
 /// How far a request's `created` may be from the TBS clock, either way, in seconds.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 600;
@@ -62,6 +67,57 @@ pub enum EnrolmentError {
     /// A tenant or group name is empty or too long.
     #[error("invalid {0} name")]
     InvalidName(&'static str),
+    /// The proof of possession does not verify with the certificate's key for this TBS:
+    /// the request was not made by the device (a certificate replayed with another
+    /// instruction key, or a request made for another TBS).
+    #[error("the proof of possession does not verify with the device key for this tbs")]
+    NoPossession,
+    /// The secret key given to sign the request is not the certificate's.
+    #[error("the signing key is not the certificate's key")]
+    WrongSigningKey,
+}
+
+/// The domain separator of a proof of possession.
+pub const POSSESSION_DOMAIN: &[u8] = b"milagro/enrolment-request/v1";
+
+/// What a device signs to show it holds its key for one request to one TBS:
+///
+/// ```text
+/// SHA-256( "milagro/enrolment-request/v1" ‖ 0x00 ‖ nonce (16) ‖ created (u64 big-endian)
+///          ‖ len(tenant) (1) ‖ tenant ‖ len(group) (1) ‖ group
+///          ‖ SHA-256("milagro/instruction-key/v1" ‖ 0x00 ‖ instruction key)
+///          ‖ TBS key (33, compressed SEC1) )
+/// ```
+///
+/// The instruction key enters as a hash (the signature never sits next to the secret
+/// key it commits to); names are at most [`MAX_NAME_BYTES`], so one length byte each.
+pub fn possession_digest(
+    nonce: &[u8; 16],
+    created: u64,
+    tenant: &str,
+    group: &str,
+    instruction_key: &InstructionKey,
+    tbs: &PublicKey,
+) -> [u8; 32] {
+    let key_commitment = Sha256::new()
+        .chain_update(b"milagro/instruction-key/v1")
+        .chain_update([0])
+        .chain_update(instruction_key.to_bytes().as_slice())
+        .finalize();
+    let length = |name: &str| [u8::try_from(name.len()).unwrap_or(u8::MAX)];
+    Sha256::new()
+        .chain_update(POSSESSION_DOMAIN)
+        .chain_update([0])
+        .chain_update(nonce)
+        .chain_update(created.to_be_bytes())
+        .chain_update(length(tenant))
+        .chain_update(tenant.as_bytes())
+        .chain_update(length(group))
+        .chain_update(group.as_bytes())
+        .chain_update(key_commitment)
+        .chain_update(tbs.to_sec1())
+        .finalize()
+        .into()
 }
 
 /// A device's request to enrol.
@@ -79,6 +135,8 @@ pub struct EnrolmentRequest {
     pub nonce: [u8; 16],
     /// When the device made the request (Unix seconds).
     pub created: u64,
+    /// The device key's signature over [`possession_digest`] of this request and the TBS.
+    pub possession: Signature,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -90,22 +148,32 @@ struct RequestWire {
     group: String,
     nonce: String,
     created: u64,
+    /// 64 bytes `r ‖ s`, hex.
+    possession: String,
 }
 
 impl EnrolmentRequest {
-    /// A fresh request with a new nonce.
+    /// A fresh request to the TBS whose key is `tbs`, with a new nonce, signed by the
+    /// device key `device` (which must be the certificate's).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rng: &mut impl CryptoRngCore,
+        device: &SecretKey,
         birth_certificate: BirthCertificate,
         instruction_key: InstructionKey,
         tenant: &str,
         group: &str,
+        tbs: &PublicKey,
         now: u64,
     ) -> Result<Self, EnrolmentError> {
         check_name(tenant, "tenant")?;
         check_name(group, "group")?;
+        if device.public_key() != *birth_certificate.public_key() {
+            return Err(EnrolmentError::WrongSigningKey);
+        }
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
+        let digest = possession_digest(&nonce, now, tenant, group, &instruction_key, tbs);
         Ok(Self {
             birth_certificate,
             instruction_key,
@@ -113,6 +181,7 @@ impl EnrolmentRequest {
             group: group.to_owned(),
             nonce,
             created: now,
+            possession: device.sign_prehash(&digest),
         })
     }
 
@@ -132,6 +201,7 @@ impl EnrolmentRequest {
             group: self.group.clone(),
             nonce: hex::encode(self.nonce),
             created: self.created,
+            possession: hex::encode(self.possession.to_compact()),
         };
         let plaintext = zeroize::Zeroizing::new(
             serde_json::to_vec(&wire).map_err(|e| EnrolmentError::Malformed(e.to_string()))?,
@@ -175,6 +245,23 @@ impl EnrolmentRequest {
         let mut nonce = [0u8; 16];
         hex::decode_to_slice(&wire.nonce, &mut nonce)
             .map_err(|e| EnrolmentError::Malformed(format!("nonce: {e}")))?;
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(&wire.possession, &mut signature)
+            .map_err(|e| EnrolmentError::Malformed(format!("possession: {e}")))?;
+        let possession =
+            Signature::from_compact(&signature).map_err(|_| EnrolmentError::NoPossession)?;
+        let digest = possession_digest(
+            &nonce,
+            wire.created,
+            &wire.tenant,
+            &wire.group,
+            &wire.instruction_key,
+            &tbs_key.public_key(),
+        );
+        birth_certificate
+            .public_key()
+            .verify_prehash(&digest, &possession)
+            .map_err(|_| EnrolmentError::NoPossession)?;
         Ok(Self {
             birth_certificate,
             instruction_key: wire.instruction_key,
@@ -182,6 +269,7 @@ impl EnrolmentRequest {
             group: wire.group,
             nonce,
             created: wire.created,
+            possession,
         })
     }
 

@@ -24,13 +24,15 @@ fn tbs() -> SecretKey {
 const NOW: u64 = 1_750_000_100;
 
 fn request(role: Role) -> EnrolmentRequest {
-    let (_, bc) = certificate(role, 1);
+    let (key, bc) = certificate(role, 1);
     EnrolmentRequest::new(
         &mut OsRng,
+        &key,
         bc,
         InstructionKey::generate(&mut OsRng),
         "acme",
         "eu",
+        &tbs().public_key(),
         NOW,
     )
     .unwrap()
@@ -88,6 +90,7 @@ fn a_request_claiming_another_sender_is_refused() {
         group: "eu".into(),
         nonce: hex::encode([0u8; 16]),
         created: NOW,
+        possession: hex::encode(sent.possession.to_compact()),
     };
     let plaintext = serde_json::to_vec(&wire).unwrap();
     let sender = SenderId::from_public_key(&mallory.public_key());
@@ -138,24 +141,89 @@ fn garbage_plaintexts_and_wrong_purposes_get_typed_errors() {
 
 #[test]
 fn names_are_bounded() {
-    let (_, bc) = certificate(Role::Pat, 1);
+    let (key, bc) = certificate(Role::Pat, 1);
     let long = "x".repeat(MAX_NAME_BYTES + 1);
-    assert!(EnrolmentRequest::new(
+    let tbs = tbs().public_key();
+    let ik = || InstructionKey::generate(&mut OsRng);
+    let make = |tenant: &str, group: &str| {
+        EnrolmentRequest::new(&mut OsRng, &key, bc.clone(), ik(), tenant, group, &tbs, NOW)
+    };
+    assert!(make(&long, "eu").is_err());
+    assert!(make("acme", "").is_err());
+}
+
+#[test]
+fn only_the_certificates_key_can_sign_a_request() {
+    let (_, bc) = certificate(Role::Pat, 1);
+    let (other, _) = certificate(Role::Pat, 2);
+    let made = EnrolmentRequest::new(
         &mut OsRng,
-        bc.clone(),
-        InstructionKey::generate(&mut OsRng),
-        &long,
-        "eu",
-        NOW
-    )
-    .is_err());
-    assert!(EnrolmentRequest::new(
-        &mut OsRng,
+        &other,
         bc,
         InstructionKey::generate(&mut OsRng),
         "acme",
-        "",
-        NOW
+        "eu",
+        &tbs().public_key(),
+        NOW,
+    );
+    assert!(matches!(made, Err(EnrolmentError::WrongSigningKey)));
+}
+
+/// Issue 13, attack 2: whoever holds a device's (public) certificate builds a request
+/// with their own instruction key, signing with their own key, reusing the device's
+/// signature of another request, or getting the device to sign for another TBS.
+#[test]
+fn a_certificate_enrolled_by_anyone_but_its_device_for_this_tbs_is_refused() {
+    let genuine = request(Role::Pat);
+    let (attacker, _) = certificate(Role::Pat, 9);
+    let theirs = InstructionKey::generate(&mut OsRng);
+    let forge = |possession: Signature, key: &InstructionKey| EnrolmentRequest {
+        birth_certificate: genuine.birth_certificate.clone(),
+        instruction_key: key.clone(),
+        tenant: genuine.tenant.clone(),
+        group: genuine.group.clone(),
+        nonce: genuine.nonce,
+        created: genuine.created,
+        possession,
+    };
+    let own_key = possession_digest(
+        &genuine.nonce,
+        NOW,
+        "acme",
+        "eu",
+        &theirs,
+        &tbs().public_key(),
+    );
+    let other_tbs = SecretKey::from_bytes(&[0x11; 32]).unwrap();
+    let for_other_tbs = request_to(&other_tbs.public_key());
+    let cases = [
+        forge(attacker.sign_prehash(&own_key), &theirs),
+        forge(genuine.possession, &theirs),
+        for_other_tbs,
+    ];
+    for forged in cases {
+        let envelope = forged.seal(&mut OsRng, &tbs().public_key()).unwrap();
+        assert!(matches!(
+            EnrolmentRequest::open(&tbs(), &envelope, NOW),
+            Err(EnrolmentError::NoPossession)
+        ));
+    }
+    // The genuine request still opens.
+    let envelope = genuine.seal(&mut OsRng, &tbs().public_key()).unwrap();
+    assert!(EnrolmentRequest::open(&tbs(), &envelope, NOW).is_ok());
+}
+
+fn request_to(tbs: &PublicKey) -> EnrolmentRequest {
+    let (key, bc) = certificate(Role::Pat, 1);
+    EnrolmentRequest::new(
+        &mut OsRng,
+        &key,
+        bc,
+        InstructionKey::generate(&mut OsRng),
+        "acme",
+        "eu",
+        tbs,
+        NOW,
     )
-    .is_err());
+    .unwrap()
 }

@@ -116,30 +116,37 @@ fn new_login_id() -> String {
 /// `POST /v1/login/commit`: pass 1.
 async fn commit(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: CommitRequest = read_json(body, MAX_BODY_BYTES).await?;
-    let answer = blocking(&state, move |state| Ok(begin_login(state, &request)?)).await?;
+    let answer = blocking(&state, move |state| begin_login(state, &request)).await?;
     Ok(no_store(StatusCode::OK).json(answer))
 }
 
 /// Checks pass 1 and keeps the pending login.
-fn begin_login(state: &AppState, request: &CommitRequest) -> Result<ChallengeAnswer, AuthError> {
+fn begin_login(state: &AppState, request: &CommitRequest) -> Result<ChallengeAnswer, ApiError> {
     let commitment = request.commitment().map_err(AuthError::from_commit)?;
     if state.server_secret.secret().is_none() {
-        return Err(AuthError::NotReady(state.server_secret.missing()));
+        return Err(AuthError::NotReady(state.server_secret.missing()).into());
     }
     let id = commitment.id.clone();
     if state.revocations.is_revoked(&id) {
-        return Err(AuthError::Revoked(request.mpin_id.clone()));
+        return Err(AuthError::Revoked(request.mpin_id.clone()).into());
     }
     let now = Instant::now();
-    if let Some(retry_after) = state.logins().locked(&id, now) {
-        return Err(AuthError::TooManyAttempts { retry_after });
+    let refusal = state
+        .guesses()
+        .check(&id, unix_now())
+        .map_err(ApiError::internal)?;
+    if let Some(refusal) = refusal {
+        return Err(AuthError::from(refusal).into());
     }
     let today = Day::from_unix_secs(unix_now());
     let (pending, challenge) =
         ServerAwaitingProof::challenge(&mut rand_core::OsRng, commitment, today)
             .map_err(AuthError::from_commit)?;
     let login_id = new_login_id();
-    state.logins().begin(login_id.clone(), id, pending, now)?;
+    state
+        .logins()
+        .begin(login_id.clone(), id, pending, now)
+        .map_err(AuthError::from)?;
     let ttl = state.config.login.challenge_ttl.as_secs();
     Ok(ChallengeAnswer::new(login_id, &challenge, ttl))
 }
@@ -170,20 +177,24 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiEr
     if state.revocations.is_revoked(&id) {
         return Err(AuthError::Revoked(text).into());
     }
-    // Locked since pass 1 (by proofs of other challenges): no more guesses.
-    if let Some(retry_after) = state.logins().locked(&id, now) {
-        return Err(AuthError::TooManyAttempts { retry_after }.into());
-    }
-    let Ok(authenticated) = pending.verify(&proof, &secret) else {
-        if let Some(lockout) = state.logins().failed(&id, now) {
-            tracing::warn!(
-                lockout_secs = lockout.as_secs(),
-                "an identity is locked out after failed logins"
-            );
+    // The guess is counted before the proof is checked, and refused if the identity got
+    // locked since pass 1 or has another proof being checked (`guesses`).
+    let attempt = state
+        .guesses()
+        .reserve(&id, unix_now())
+        .map_err(ApiError::internal)?
+        .map_err(AuthError::from)?;
+    let verified = pending.verify(&proof, &secret);
+    let started = state
+        .guesses()
+        .finish(attempt, verified.is_ok(), unix_now())
+        .map_err(ApiError::internal)?;
+    let Ok(authenticated) = verified else {
+        if let Some(refusal) = started {
+            tracing::warn!(%refusal, "an identity is locked out after failed logins");
         }
         return Err(AuthError::Refused.into());
     };
-    state.logins().succeeded(&id);
     state.log_login(&request.login_id, &authenticated.id, authenticated.day)?;
     let lifetime = state.config.session_lifetime.as_secs();
     let claims = SessionClaims::new(

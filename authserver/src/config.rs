@@ -50,7 +50,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "challenge_ttl_secs",
             "max_failures",
             "lockout_secs",
+            "max_lockouts",
             "max_pending",
+            "max_pending_per_identity",
         ],
     ),
     ("admin", &["token_sha256"]),
@@ -79,20 +81,28 @@ pub struct LoginConfig {
     pub challenge_ttl: Duration,
     /// Consecutive failed proofs of one identity before it is locked out.
     pub max_failures: u32,
-    /// How long a lockout lasts.
+    /// How long the first lockout lasts; each next one lasts twice as long.
     pub lockout: Duration,
+    /// Lockouts after which the identity is blocked for good (a new registration is the
+    /// way back).
+    pub max_lockouts: u32,
     /// Pending challenges kept at most (more: 503 `busy`).
     pub max_pending: usize,
+    /// Pending challenges of one identity at most (more: 429 `too_many_pending`).
+    pub max_pending_per_identity: usize,
 }
 
 impl LoginConfig {
-    /// The documented defaults: 60 s, 5 failures, 300 s, 10 000 pending.
+    /// The documented defaults: 60 s, 5 failures, 300 s, 3 lockouts, 10 000 pending, 3
+    /// per identity.
     pub fn new() -> Self {
         Self {
             challenge_ttl: Duration::from_secs(60),
             max_failures: 5,
             lockout: Duration::from_secs(300),
+            max_lockouts: 3,
             max_pending: 10_000,
+            max_pending_per_identity: 3,
         }
     }
 }
@@ -184,7 +194,9 @@ struct RawLogin {
     challenge_ttl_secs: u64,
     max_failures: u32,
     lockout_secs: u64,
+    max_lockouts: u32,
     max_pending: usize,
+    max_pending_per_identity: usize,
 }
 
 impl Default for RawLogin {
@@ -194,7 +206,9 @@ impl Default for RawLogin {
             challenge_ttl_secs: defaults.challenge_ttl.as_secs(),
             max_failures: defaults.max_failures,
             lockout_secs: defaults.lockout.as_secs(),
+            max_lockouts: defaults.max_lockouts,
             max_pending: defaults.max_pending,
+            max_pending_per_identity: defaults.max_pending_per_identity,
         }
     }
 }
@@ -228,7 +242,13 @@ impl RawLogin {
             challenge_ttl: secs("login.challenge_ttl_secs", self.challenge_ttl_secs, 5..=600)?,
             max_failures: in_range("login.max_failures", self.max_failures, 1..=100)?,
             lockout: secs("login.lockout_secs", self.lockout_secs, 1..=86_400)?,
+            max_lockouts: in_range("login.max_lockouts", self.max_lockouts, 1..=20)?,
             max_pending: in_range("login.max_pending", self.max_pending, 1..=1_000_000)?,
+            max_pending_per_identity: in_range(
+                "login.max_pending_per_identity",
+                self.max_pending_per_identity,
+                1..=100,
+            )?,
         })
     }
 }

@@ -14,7 +14,10 @@
 //! | 403 | `permit_expired` | the time permit is not for today |
 //! | 404 | `not_found` | no such route, or the admin API is off |
 //! | 405, 413 | `method_not_allowed`, `payload_too_large` | |
+//! | 403 | `identity_blocked` | the identity is blocked after repeated lockouts (register again) |
 //! | 429 | `too_many_attempts` | the identity is locked out (`Retry-After`) |
+//! | 429 | `proof_in_flight` | another proof of the identity is being checked (`Retry-After: 1`) |
+//! | 429 | `too_many_pending` | the identity has too many challenges open (`Retry-After`: the challenge lifetime) |
 //! | 503 | `not_ready`, `busy`, `not_anchored` | the server secret is not assembled; too many pending logins; the certificate is not anchored yet |
 //!
 //! 500 `server_error` only for the server's own failures (storage), logged, never
@@ -27,7 +30,8 @@ use milagro_mpin::{Day, MpinError};
 
 pub use milagro_service::api::ApiError;
 
-use crate::login::Busy;
+use crate::guesses::Refusal;
+use crate::login::{Busy, PendingError};
 use crate::session::SessionError;
 
 /// A refused request of the login, session or admin API.
@@ -60,6 +64,15 @@ pub enum AuthError {
         /// How long the lockout still lasts.
         retry_after: Duration,
     },
+    /// Blocked after repeated lockouts.
+    #[error("this identity is blocked after repeated failed logins; register the device again")]
+    Blocked,
+    /// Another proof of the identity is being checked.
+    #[error("another proof of this identity is being checked; retry in a moment")]
+    ProofInFlight,
+    /// The identity has this many challenges open, the most allowed.
+    #[error("{0} logins of this identity are pending, the most this server keeps; finish one")]
+    TooManyPending(usize),
     /// The `login_id` is unknown, used or expired.
     #[error("the login is unknown, already used or expired; start again with /v1/login/commit")]
     UnknownLogin,
@@ -78,6 +91,25 @@ pub enum AuthError {
     /// The admin API is off (no `[admin]` in the configuration).
     #[error("no admin token is configured; the admin API is off")]
     AdminOff,
+}
+
+impl From<Refusal> for AuthError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Locked(retry_after) => Self::TooManyAttempts { retry_after },
+            Refusal::Blocked => Self::Blocked,
+            Refusal::InFlight => Self::ProofInFlight,
+        }
+    }
+}
+
+impl From<PendingError> for AuthError {
+    fn from(error: PendingError) -> Self {
+        match error {
+            PendingError::Busy(busy) => Self::Busy(busy),
+            PendingError::PerIdentity(n) => Self::TooManyPending(n),
+        }
+    }
 }
 
 impl AuthError {
@@ -103,6 +135,9 @@ impl From<AuthError> for ApiError {
             AuthError::TooManyAttempts { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
             }
+            AuthError::Blocked => (StatusCode::FORBIDDEN, "identity_blocked"),
+            AuthError::ProofInFlight => (StatusCode::TOO_MANY_REQUESTS, "proof_in_flight"),
+            AuthError::TooManyPending(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_pending"),
             AuthError::UnknownLogin => (StatusCode::BAD_REQUEST, "unknown_login"),
             AuthError::Refused => (StatusCode::UNAUTHORIZED, "login_refused"),
             AuthError::InvalidToken(_) | AuthError::NoToken => {
@@ -118,7 +153,10 @@ impl From<AuthError> for ApiError {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 api.with_header("Retry-After", secs.to_string())
             }
-            AuthError::Busy(_) => api.with_header("Retry-After", "1"),
+            AuthError::Busy(_) | AuthError::ProofInFlight => api.with_header("Retry-After", "1"),
+            // A challenge lives at most 600 s (`login.challenge_ttl_secs`); one frees its
+            // place when it is used or expires.
+            AuthError::TooManyPending(_) => api.with_header("Retry-After", "60"),
             AuthError::InvalidToken(_) | AuthError::NoToken => {
                 api.with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
             }

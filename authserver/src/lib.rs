@@ -31,16 +31,18 @@
 //!   server-secret fetcher;
 //! - [`server_secret::ServerSecretSlot`]: the secret once assembled, each D-TA's progress
 //!   until then;
-//! - [`login::Logins`]: pending logins and lockouts; [`session::SessionClaims`],
+//! - [`login::Logins`]: pending logins; [`guesses::Guesses`]: the PIN guesses each identity
+//!   has left (reserved before a proof is checked, escalating lockouts, a block, on disk);
+//!   [`session::SessionClaims`],
 //!   [`session::issue`], [`session::verify`];
 //! - [`error::AuthError`]: every refusal, mapped to a response in one place.
 //!
 //! # What it does not do
 //!
 //! It issues no client secrets or time permits (the D-TAs do) and never sees a PIN. It
-//! serves plain HTTP only (put a TLS-terminating proxy in front). Pending logins,
-//! failure counts and lockouts live in one process's memory: a restart resets them, and
-//! several instances do not share them. It does not revoke session tokens (they expire),
+//! serves plain HTTP only (put a TLS-terminating proxy in front). Pending logins live in
+//! one process's memory (a restart cancels them); guess counts, lockouts and blocks are in
+//! its state directory and survive a restart, but several instances do not share them. It does not revoke session tokens (they expire),
 //! refresh the server secret while running, or check that a D-TA's share matches the
 //! shares that D-TA gave the devices (a wrong share shows as every login refused).
 //!
@@ -61,6 +63,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod guesses;
 pub mod login;
 pub mod revocations;
 mod server;

@@ -1,17 +1,16 @@
-//! The logins in flight and the rate limit on failed proofs, in memory; time is passed in
-//! (an [`Instant`]), so the rules are tested with a fake clock.
+//! The logins in flight, in memory; time is passed in (an [`Instant`]), so the rules are
+//! tested with a fake clock. How many guesses an identity gets is [`crate::guesses`]'s
+//! business, on disk.
 //!
-//! - A **pending login** is the server's half of pass 1 ([`ServerAwaitingProof`]) under a
-//!   random handle; [`Logins::take`] removes it whatever the outcome, so a handle is good
-//!   for one proof, and only within `challenge_ttl`. At most `max_pending` wait at once
-//!   ([`Busy`] beyond).
-//! - **Failures** are counted per identity: `max_failures` consecutive failed proofs lock
-//!   the identity out for `lockout`, a success resets the count. A count that has not
-//!   grown for `lockout` is forgotten, so memory stays bounded by what an attacker can do
-//!   within one lockout period, and the attempts allowed per period stay `max_failures`.
+//! A **pending login** is the server's half of pass 1 ([`ServerAwaitingProof`]) under a
+//! random handle; [`Logins::take`] removes it whatever the outcome, so a handle is good for
+//! one proof, and only within `challenge_ttl`. At most `max_pending` wait at once
+//! ([`Busy`] beyond), and at most `max_pending_per_identity` of one identity
+//! ([`PendingError::PerIdentity`] beyond: challenges opened in advance are what a burst of
+//! guesses would need).
 //!
-//! Expired entries are dropped lazily: at most once a second, or when the pending table
-//! is full. Nothing here survives a restart (a restart resets the counts and lockouts).
+//! Expired challenges are dropped lazily: at most once a second, or when the table is
+//! full. Nothing here survives a restart: a restart only cancels logins under way.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,6 +27,18 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 #[error("{0} logins are pending, the most this server keeps")]
 pub struct Busy(pub usize);
 
+/// Why a login could not be kept pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PendingError {
+    /// The server keeps no more.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// This identity already has this many challenges open.
+    #[error("{0} logins of this identity are pending, the most this server keeps; finish one")]
+    PerIdentity(usize),
+}
+
 #[derive(Debug)]
 struct Pending {
     id: MpinId,
@@ -35,38 +46,22 @@ struct Pending {
     expires: Instant,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-/// The pending logins and the failure counts.
+/// The pending logins.
 #[derive(Debug)]
 pub struct Logins {
     config: LoginConfig,
     pending: HashMap<String, Pending>,
-    failures: HashMap<Vec<u8>, Failures>,
     next_sweep: Option<Instant>,
 }
 
 impl Logins {
-    /// Nothing pending, nothing counted.
+    /// Nothing pending.
     pub fn new(config: LoginConfig) -> Self {
         Self {
             config,
             pending: HashMap::new(),
-            failures: HashMap::new(),
             next_sweep: None,
         }
-    }
-
-    /// How much longer `id` is locked out, if it is.
-    pub fn locked(&mut self, id: &MpinId, now: Instant) -> Option<Duration> {
-        self.sweep(now);
-        let until = self.failures.get(id.as_bytes())?.locked_until?;
-        until.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 
     /// Keeps `server`, the pending login of `id`, under `login_id` until the challenge
@@ -77,10 +72,18 @@ impl Logins {
         id: MpinId,
         server: ServerAwaitingProof,
         now: Instant,
-    ) -> Result<(), Busy> {
+    ) -> Result<(), PendingError> {
         self.sweep(now);
         if self.pending.len() >= self.config.max_pending {
-            return Err(Busy(self.pending.len()));
+            return Err(Busy(self.pending.len()).into());
+        }
+        let of_identity = self
+            .pending
+            .values()
+            .filter(|p| p.id == id && now < p.expires)
+            .count();
+        if of_identity >= self.config.max_pending_per_identity {
+            return Err(PendingError::PerIdentity(of_identity));
         }
         let expires = now + self.config.challenge_ttl;
         self.pending.insert(
@@ -101,43 +104,13 @@ impl Logins {
         (now < pending.expires).then_some((pending.id, pending.server))
     }
 
-    /// Counts a failed proof of `id`; returns the lockout it starts, if it does.
-    pub fn failed(&mut self, id: &MpinId, now: Instant) -> Option<Duration> {
-        self.sweep(now);
-        let entry = self
-            .failures
-            .entry(id.as_bytes().to_vec())
-            .or_insert(Failures {
-                count: 0,
-                last: now,
-                locked_until: None,
-            });
-        if entry.locked_until.is_some_and(|until| until <= now) {
-            // The lockout is over: counting starts again.
-            entry.count = 0;
-            entry.locked_until = None;
-        }
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-        if entry.count >= self.config.max_failures && entry.locked_until.is_none() {
-            entry.locked_until = Some(now + self.config.lockout);
-            return Some(self.config.lockout);
-        }
-        None
-    }
-
-    /// A successful proof of `id`: its count starts again.
-    pub fn succeeded(&mut self, id: &MpinId) {
-        self.failures.remove(id.as_bytes());
-    }
-
     /// How many logins are pending (expired ones included until the next sweep).
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
-    /// Drops expired challenges, finished lockouts and stale counts, at most once per
-    /// [`SWEEP_EVERY`] unless the pending table is full.
+    /// Drops expired challenges, at most once per [`SWEEP_EVERY`] unless the table is
+    /// full.
     fn sweep(&mut self, now: Instant) {
         let due = self.next_sweep.is_none_or(|next| now >= next);
         if !due && self.pending.len() < self.config.max_pending {
@@ -145,12 +118,6 @@ impl Logins {
         }
         self.next_sweep = Some(now + SWEEP_EVERY);
         self.pending.retain(|_, pending| now < pending.expires);
-        let lockout = self.config.lockout;
-        self.failures
-            .retain(|_, failures| match failures.locked_until {
-                Some(until) => now < until,
-                None => now.saturating_duration_since(failures.last) < lockout,
-            });
     }
 }
 
@@ -167,7 +134,9 @@ mod tests {
             challenge_ttl: Duration::from_secs(60),
             max_failures: 3,
             lockout: Duration::from_secs(300),
+            max_lockouts: 3,
             max_pending: 2,
+            max_pending_per_identity: 2,
         }
     }
 
@@ -197,7 +166,7 @@ mod tests {
         begin(&mut logins, "a", t0).unwrap();
         begin(&mut logins, "b", t0).unwrap();
         // Full: a third waits for a sweep to free a place.
-        assert_eq!(begin(&mut logins, "c", t0), Err(Busy(2)));
+        assert_eq!(begin(&mut logins, "c", t0), Err(Busy(2).into()));
         let (taken, _) = logins.take("a", t0 + Duration::from_secs(59)).unwrap();
         assert_eq!(taken, id);
         assert!(logins.take("a", t0).is_none(), "single use");
@@ -214,47 +183,34 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_failures_lock_an_identity_out_until_the_lockout_ends() {
+    fn one_identity_keeps_only_a_few_challenges_open() {
         let (t0, alice, bob) = (
             Instant::now(),
             MpinId::new("alice").unwrap(),
             MpinId::new("bob").unwrap(),
         );
-        let secs = Duration::from_secs;
-        let mut logins = Logins::new(config());
-        assert_eq!(logins.failed(&alice, t0), None);
-        assert_eq!(logins.failed(&alice, t0 + secs(1)), None);
-        assert_eq!(logins.locked(&alice, t0 + secs(1)), None);
-        assert_eq!(logins.failed(&alice, t0 + secs(2)), Some(secs(300)));
-        assert_eq!(logins.locked(&alice, t0 + secs(2)), Some(secs(300)));
-        assert_eq!(logins.locked(&alice, t0 + secs(101)), Some(secs(201)));
-        assert_eq!(logins.locked(&bob, t0 + secs(101)), None, "per identity");
-        // A failure while locked (a proof of an older challenge) does not extend it.
-        assert_eq!(logins.failed(&alice, t0 + secs(102)), None);
-        assert_eq!(logins.locked(&alice, t0 + secs(301)), Some(secs(1)));
-        assert_eq!(logins.locked(&alice, t0 + secs(302)), None);
-        // After the lockout, counting starts again.
-        assert_eq!(logins.failed(&alice, t0 + secs(303)), None);
-        assert_eq!(logins.failed(&alice, t0 + secs(304)), None);
-        assert_eq!(logins.failed(&alice, t0 + secs(305)), Some(secs(300)));
-    }
-
-    #[test]
-    fn a_success_resets_the_count_and_stale_counts_are_forgotten() {
-        let (t0, alice) = (Instant::now(), MpinId::new("alice").unwrap());
-        let secs = Duration::from_secs;
-        let mut logins = Logins::new(config());
-        logins.failed(&alice, t0);
-        logins.failed(&alice, t0);
-        logins.succeeded(&alice);
-        assert_eq!(logins.failed(&alice, t0), None);
-        assert_eq!(logins.failed(&alice, t0), None);
-        // Not consecutive within a lockout period: forgotten.
-        assert_eq!(logins.failed(&alice, t0 + secs(300)), None);
-        assert_eq!(logins.failed(&alice, t0 + secs(301)), None);
-        assert_eq!(logins.failed(&alice, t0 + secs(302)), Some(secs(300)));
-        assert!(logins.failures.len() == 1);
-        let _ = logins.locked(&alice, t0 + secs(700));
-        assert!(logins.failures.is_empty(), "swept");
+        let mut config = config();
+        config.max_pending = 10;
+        config.max_pending_per_identity = 2;
+        let mut logins = Logins::new(config);
+        for login in ["a", "b"] {
+            logins
+                .begin(login.into(), alice.clone(), server_half(&alice), t0)
+                .unwrap();
+        }
+        let third = logins.begin("c".into(), alice.clone(), server_half(&alice), t0);
+        assert_eq!(third, Err(PendingError::PerIdentity(2)));
+        logins
+            .begin("d".into(), bob.clone(), server_half(&bob), t0)
+            .unwrap();
+        // A finished (taken) or expired challenge frees its place.
+        logins.take("a", t0).unwrap();
+        logins
+            .begin("e".into(), alice.clone(), server_half(&alice), t0)
+            .unwrap();
+        let later = t0 + Duration::from_secs(61);
+        logins
+            .begin("f".into(), alice.clone(), server_half(&alice), later)
+            .unwrap();
     }
 }

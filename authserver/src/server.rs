@@ -12,6 +12,7 @@ use milagro_service::identity::PartyKind;
 use milagro_service::peer_directory::IndexDirectory;
 
 use crate::config::Config;
+use crate::guesses::Guesses;
 use crate::login::Logins;
 use crate::revocations::{RevocationError, Revocations};
 use crate::server_secret::ServerSecretSlot;
@@ -39,6 +40,9 @@ pub enum StartError {
     /// The revocation list could not be read.
     #[error(transparent)]
     Revocations(#[from] RevocationError),
+    /// The guess counts could not be opened.
+    #[error(transparent)]
+    Guesses(#[from] crate::guesses::StorageError),
     /// The HTTP server could not start.
     #[error(transparent)]
     Http(#[from] SpawnError),
@@ -129,6 +133,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningAuthServer, Sta
         fee_rate: config.fee_rate,
     })?;
     let revocations = Revocations::open(&config.state_dir)?;
+    let guesses = Guesses::open(&base.db, config.login.clone())?;
     let chain = base.chain;
     let state = AppState {
         directory: Arc::new(IndexDirectory::for_node(&config.node, chain.index.clone())),
@@ -139,6 +144,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningAuthServer, Sta
         db: base.db,
         server_secret: Arc::new(ServerSecretSlot::new(&config.dtas)),
         logins: Arc::new(Mutex::new(Logins::new(config.login.clone()))),
+        guesses: Arc::new(Mutex::new(guesses)),
         revocations: Arc::new(revocations),
         config: Arc::new(config),
     };

@@ -12,6 +12,7 @@ use milagro_service::peer_directory::IndexDirectory;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::guesses::Guesses;
 use crate::login::Logins;
 use crate::revocations::Revocations;
 use crate::server_secret::ServerSecretSlot;
@@ -55,16 +56,23 @@ pub struct AppState {
     pub directory: Arc<IndexDirectory>,
     /// The summed server secret once every D-TA answered (memory only).
     pub server_secret: Arc<ServerSecretSlot>,
-    /// Pending logins and failure counts (memory only).
+    /// Pending logins (memory only).
     pub logins: Arc<Mutex<Logins>>,
+    /// How many PIN guesses each identity has left (in the service database).
+    pub guesses: Arc<Mutex<Guesses>>,
     /// Revoked identities.
     pub revocations: Arc<Revocations>,
 }
 
 impl AppState {
-    /// The pending logins and failure counts, locked.
+    /// The pending logins, locked.
     pub fn logins(&self) -> MutexGuard<'_, Logins> {
         self.logins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The guess counts, locked.
+    pub fn guesses(&self) -> MutexGuard<'_, Guesses> {
+        self.guesses.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends a successful login of `id` with a permit of `day` to the login log, as

@@ -4,8 +4,15 @@
 //! *user code* (8 letters from the 20 consonants RFC 8628 §6.1 suggests, about 34.6 bits,
 //! shown as `BCDF-GHJK`), which the person types on the verification page. The device
 //! polls; each poll answers `authorization_pending`, `slow_down` (polled faster than the
-//! interval), `access_denied`, `expired_token`, or the approval, once. Guessing a user
-//! code is bounded by the code's lifetime and the login it requires.
+//! interval), `access_denied`, `expired_token`, or the approval, once.
+//!
+//! Guessing a user code is bounded three ways. The verification page checks the person's
+//! credentials before it looks at the code and answers a wrong password the same way
+//! whether the code is live or not, so without an account nothing is learned. Each client
+//! address gets [`DEVICE_FAILURES_PER_ADDRESS`] failed attempts per
+//! [`DEVICE_FAILURE_WINDOW_SECS`] (429 beyond). And a live code that failed
+//! [`MAX_FAILURES_PER_CODE`] times is denied: its device is told `access_denied` and
+//! starts again.
 //!
 //! Rows: `d\0 ‖ SHA-256(device code)` → JSON [`DeviceRow`]; `u\0 ‖ user code` → that
 //! hash.
@@ -19,6 +26,15 @@ use crate::grants::{hashed, update};
 use crate::oauth::OAuthError;
 
 const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// Failed approvals (wrong credentials or code) one client address may make per window.
+pub const DEVICE_FAILURES_PER_ADDRESS: u32 = 10;
+/// The window of [`DEVICE_FAILURES_PER_ADDRESS`], in seconds.
+pub const DEVICE_FAILURE_WINDOW_SECS: u64 = 600;
+/// Client addresses whose failures are tracked at most (bounded memory).
+pub const DEVICE_ADDRESSES_TRACKED: usize = 100_000;
+/// Failed approvals of one live code before it is denied.
+pub const MAX_FAILURES_PER_CODE: u32 = 5;
 
 /// Where a device authorization stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +73,9 @@ pub struct DeviceRow {
     pub last_poll: Option<u64>,
     /// Where it stands.
     pub state: DeviceState,
+    /// Failed approvals typed with this code (rows written before the count read as 0).
+    #[serde(default)]
+    pub failures: u32,
 }
 
 /// A new device authorization, as returned to the device.
@@ -121,6 +140,7 @@ impl DeviceGrants {
                 interval,
                 last_poll: None,
                 state: DeviceState::Pending,
+                failures: 0,
             };
             let json = serde_json::to_vec(&row).map_err(OAuthError::internal)?;
             let user_key = [b"u\0", user_code.as_bytes()].concat();
@@ -163,6 +183,23 @@ impl DeviceGrants {
         };
         let row: DeviceRow = serde_json::from_slice(&bytes).map_err(OAuthError::internal)?;
         Ok((row.state == DeviceState::Pending && now < row.expires).then(|| (key.to_vec(), row)))
+    }
+
+    /// Counts a failed approval typed with a live code; at [`MAX_FAILURES_PER_CODE`] the
+    /// authorization is denied. Returns whether it was.
+    pub fn failed_approval(&self, key: &[u8], now: u64) -> Result<bool, OAuthError> {
+        update(&self.tree, key, |row: Option<DeviceRow>| {
+            let Some(mut row) = row.filter(|r| r.state == DeviceState::Pending && now < r.expires)
+            else {
+                return Ok((None, false));
+            };
+            row.failures = row.failures.saturating_add(1);
+            let denied = row.failures >= MAX_FAILURES_PER_CODE;
+            if denied {
+                row.state = DeviceState::Denied;
+            }
+            Ok((Some(row), denied))
+        })
     }
 
     /// Records the person's decision on a pending authorization.

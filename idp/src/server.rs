@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::{web, App};
 use milagro_anchor::birth_certificate::Role;
 use milagro_registry::redb_store::RedbStore;
+use milagro_service::attempts::FailureLimiter;
 use milagro_service::audit::Audit;
 use milagro_service::chain_loop::{ChainLoop, ChainParts};
 use milagro_service::files::{self, FileError};
@@ -17,7 +18,9 @@ use milagro_service::sync::Shutdown;
 
 use crate::clients::ClientStore;
 use crate::config::Config;
-use crate::device_grants::DeviceGrants;
+use crate::device_grants::{
+    DeviceGrants, DEVICE_ADDRESSES_TRACKED, DEVICE_FAILURES_PER_ADDRESS, DEVICE_FAILURE_WINDOW_SECS,
+};
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
 use crate::state::AppState;
@@ -175,6 +178,11 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
         clients: ClientStore::open(&db).map_err(|e| fail(&e))?,
         grants: Grants::open(&db).map_err(|e| fail(&e))?,
         devices: DeviceGrants::open(&db).map_err(|e| fail(&e))?,
+        device_attempts: Arc::new(FailureLimiter::new(
+            DEVICE_FAILURES_PER_ADDRESS,
+            DEVICE_FAILURE_WINDOW_SECS,
+            DEVICE_ADDRESSES_TRACKED,
+        )),
         audit: Arc::new(Audit::open(&db, config.audit.origin.clone()).map_err(|e| fail(&e))?),
         users,
         keys: Arc::new(keys),

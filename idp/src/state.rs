@@ -1,9 +1,11 @@
 //! What the HTTP handlers share, and the activity log's entries.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use milagro_anchor::digest::Digest;
 use milagro_registry::redb_store::RedbStore;
+use milagro_service::attempts::FailureLimiter;
 use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub grants: Grants,
     /// Device authorizations.
     pub devices: DeviceGrants,
+    /// Failed device-code approvals per client address (`POST /device`).
+    pub device_attempts: Arc<FailureLimiter<IpAddr>>,
     /// The activity log.
     pub audit: Arc<Audit>,
     /// The service database (kept open while any handler runs).

@@ -142,17 +142,20 @@ impl TbsVerified {
     }
 
     /// Seals an enrolment request (certificate, instruction key, tenant, group, a fresh
-    /// nonce, the time now) to the TBS key, sends it, and checks the offer it gets back.
+    /// nonce, the time now, and the device key's proof of possession over all of them and
+    /// the TBS key) to the TBS key, sends it, and checks the offer it gets back.
     pub fn request(mut self, tbs: &ServiceClient) -> Result<Requested, Error> {
         let step = Step::RequestEnrolment;
         let rng = &mut rand_core::OsRng;
         let provisioning = &self.device.provisioning;
         let request = EnrolmentRequest::new(
             rng,
+            &self.device.key,
             self.device.bc.clone(),
             self.device.instruction_key.clone(),
             &provisioning.tenant,
             &provisioning.group,
+            &self.tbs_key,
             unix_now(),
         )?;
         let envelope = request.seal(rng, &self.tbs_key)?;

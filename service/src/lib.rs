@@ -46,6 +46,7 @@
 //! ```
 
 pub mod api;
+pub mod attempts;
 pub mod audit;
 pub mod base;
 pub mod chain_loop;

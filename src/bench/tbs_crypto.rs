@@ -89,10 +89,12 @@ fn sample() -> Result<Sample> {
     let created = unix_now();
     let request = EnrolmentRequest::new(
         &mut OsRng,
+        &key,
         bc.clone(),
         InstructionKey::generate(&mut OsRng),
         TENANT,
         GROUP,
+        &tbs.public_key(),
         created,
     )?
     .seal(&mut OsRng, &tbs.public_key())?;

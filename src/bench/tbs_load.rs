@@ -63,10 +63,12 @@ pub fn devices(count: usize, tbs: &PublicKey) -> Result<Vec<Device>> {
             let (key, bc) = party(Role::Pat, &format!("bench device {i}"), "")?;
             let request = EnrolmentRequest::new(
                 &mut OsRng,
+                &key,
                 bc.clone(),
                 InstructionKey::generate(&mut OsRng),
                 TENANT,
                 GROUP,
+                tbs,
                 unix_now(),
             )?;
             let request_body = json!({ "envelope": request.seal(&mut OsRng, tbs)? }).to_string();

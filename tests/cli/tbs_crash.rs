@@ -94,10 +94,12 @@ fn try_enrol(url: &str, tbs: &PublicKey, key: &SecretKey, bc: &BirthCertificate)
     };
     let request = EnrolmentRequest::new(
         &mut OsRng,
+        key,
         bc.clone(),
         InstructionKey::generate(&mut OsRng),
         "acme",
         "eu",
+        tbs,
         now(),
     )
     .ok()?;

@@ -49,6 +49,16 @@ struct Answer {
 }
 
 impl AuthApi {
+    fn new(url: String) -> Self {
+        Self {
+            url,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
     fn send(&self, request: reqwest::blocking::RequestBuilder) -> Answer {
         let response = request.send().unwrap();
         let status = response.status().as_u16();
@@ -185,13 +195,7 @@ max_backoff_ms = 400
     let server = AuthServer::start(Config::parse(&text).unwrap()).unwrap();
     assert_eq!(server.state().identity.digest(), auth_digest);
     let status = Api::new(server.local_url());
-    let auth = AuthApi {
-        url: server.local_url(),
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-    };
+    let auth = AuthApi::new(server.local_url());
 
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
     wait_until("every service anchor to be broadcast", PATIENCE, || {
@@ -370,9 +374,8 @@ max_backoff_ms = 400
     );
     refused(&auth.get("/v1/nothing", None), 404, "not_found", "no route");
 
-    // Wrong PINs and a key missing D-TA 2's share are refused and counted; at the limit
-    // the identity is locked out, even with the right PIN.
-    for (typed, with) in [(PIN + 1, &key), (PIN, &alone), (1234, &key)] {
+    // A wrong PIN and a key missing D-TA 2's share are refused and counted.
+    for (typed, with) in [(PIN + 1, &key), (PIN, &alone)] {
         refused(
             &auth.login(with, typed),
             401,
@@ -380,10 +383,46 @@ max_backoff_ms = 400
             "wrong secret",
         );
     }
+    // Issue 13, attack 5: 200 wrong-PIN logins at once. Each proof is counted before it
+    // is checked and one proof per identity is checked at a time, so only the one guess
+    // left before the limit is ever checked; every other is refused unchecked.
+    let (api, guessed) = (&auth, &key);
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..200u16)
+            .map(|i| scope.spawn(move || api.login(guessed, 1000 + i)))
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let checked = answers.iter().filter(|a| a.status == 401).count();
+    assert_eq!(checked, (MAX_FAILURES - 2) as usize, "guesses checked");
+    for answer in answers.iter().filter(|a| a.status != 401) {
+        let code = answer.body["error"].as_str().unwrap_or_default();
+        assert!(
+            answer.status == 429
+                && ["too_many_attempts", "proof_in_flight", "too_many_pending"].contains(&code),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    // At the limit the identity is locked out, even with the right PIN ...
     let locked = auth.login(&key, PIN);
     refused(&locked, 429, "too_many_attempts", "locked out");
     let retry_after: u64 = locked.retry_after.unwrap().parse().unwrap();
     assert!((290..=300).contains(&retry_after), "{retry_after}");
+    // ... and stays locked across a restart of the server.
+    drop((auth, status));
+    server.stop();
+    let server = AuthServer::start(Config::parse(&text).unwrap()).unwrap();
+    let status = Api::new(server.local_url());
+    let auth = AuthApi::new(server.local_url());
+    wait_until("the restarted server's secret", PATIENCE, || {
+        (status.ok("/v1/status")["server_secret"]["state"] == "ready").then_some(())
+    });
+    let still = auth.login(&key, PIN);
+    refused(&still, 429, "too_many_attempts", "locked after a restart");
+    let retry_after: u64 = still.retry_after.unwrap().parse().unwrap();
+    assert!((200..=300).contains(&retry_after), "{retry_after}");
 
     // Revocation through the admin API, which needs the admin token.
     let revocations = format!("{}/v1/admin/revocations", auth.url);

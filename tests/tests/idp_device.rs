@@ -100,3 +100,79 @@ fn a_device_without_a_browser_gets_tokens_once_a_person_approves_it() {
     assert_eq!(status, 401);
     assert!(page.contains("unknown or has expired"), "{page}");
 }
+
+/// Issue 13, attack 6: someone without an account tries 1,000 user codes on the
+/// verification page. A wrong password is answered the same whether the code is live or
+/// not; the live code is denied after a few failures (its device is told so); and the
+/// address gets only a few failed attempts before every answer is 429.
+#[test]
+fn guessing_device_codes_is_limited_and_learns_nothing() {
+    let w = IdpWorld::start("");
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let (status, registered) = w.register(&json!({ "grant_types": [grant] }));
+    assert_eq!(status, 201, "{registered}");
+    let basic = Some((
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+    ));
+    let (status, started) = w.post_form("/device_authorization", &[("scope", "openid")], basic);
+    assert_eq!(status, 200, "{started}");
+    let live = started["user_code"].as_str().unwrap().to_owned();
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+
+    // Codes of the right shape, none of them the live one.
+    let alphabet = b"BCDFGHJKLMNPQRSTVWXZ";
+    let guess = |i: usize| -> String {
+        let letters: String = (0..8)
+            .map(|d| char::from(alphabet[(i / 20usize.pow(d)) % 20]))
+            .collect();
+        format!("{}-{}", &letters[..4], &letters[4..])
+    };
+    let guesses: Vec<String> = (0..1_000)
+        .map(guess)
+        .filter(|g| *g != live)
+        .take(995)
+        .collect();
+
+    // The same answer for the live code and a dead one, but for the typed code echoed
+    // back and the page's fresh CSRF token.
+    let (live_status, live_page) = approve(&w, &live, "not the password");
+    let (dead_status, dead_page) = approve(&w, &guesses[0], "not the password");
+    assert_eq!((live_status, dead_status), (401, 401));
+    let normalised = |page: &str, code: &str| {
+        let page = page.replace(&code.to_lowercase(), "CODE");
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        let end = start + page[start..].find('"').unwrap();
+        format!("{}TOKEN{}", &page[..start], &page[end..])
+    };
+    assert_eq!(
+        normalised(&live_page, &live),
+        normalised(&dead_page, &guesses[0]),
+        "a wrong password must not tell a live code from a dead one"
+    );
+
+    // Four more failures on the live code deny it: the device is told.
+    for _ in 0..4 {
+        assert_eq!(approve(&w, &live, "not the password").0, 401);
+    }
+    let poll = [("grant_type", grant), ("device_code", device_code.as_str())];
+    let (status, denied) = w.post_form("/token", &poll, basic);
+    assert_eq!(
+        (status, denied["error"].as_str()),
+        (400, Some("access_denied"))
+    );
+
+    // The rest of the 1,000 guesses: 4 more are checked, then every answer is 429.
+    let mut checked = 0;
+    for code in &guesses[1..] {
+        match approve(&w, code, "not the password") {
+            (401, _) => checked += 1,
+            (429, page) => assert!(page.contains("too many failed attempts"), "{page}"),
+            (status, page) => panic!("{status}: {page}"),
+        }
+    }
+    assert_eq!(checked, 4, "failures allowed to one address: 10 in all");
+    // The right password from this address waits too.
+    assert_eq!(approve(&w, &guesses[1], PASSWORD).0, 429);
+}

@@ -152,10 +152,12 @@ impl World {
     fn enrol(&self, key: &SecretKey, bc: &BirthCertificate) -> (String, Value) {
         let request = EnrolmentRequest::new(
             &mut OsRng,
+            key,
             bc.clone(),
             InstructionKey::generate(&mut OsRng),
             "acme",
             "eu",
+            &self.tbs_key,
             now(),
         )
         .unwrap();

@@ -85,13 +85,28 @@ impl World {
         }
     }
 
-    fn request(&self, bc: &BirthCertificate, group: &str) -> Value {
-        self.request_with(bc, group, InstructionKey::generate(&mut OsRng))
+    fn request(&self, key: &SecretKey, bc: &BirthCertificate, group: &str) -> Value {
+        self.request_with(key, bc, group, InstructionKey::generate(&mut OsRng))
     }
 
-    fn request_with(&self, bc: &BirthCertificate, group: &str, key: InstructionKey) -> Value {
-        let request =
-            EnrolmentRequest::new(&mut OsRng, bc.clone(), key, "acme", group, now()).unwrap();
+    fn request_with(
+        &self,
+        key: &SecretKey,
+        bc: &BirthCertificate,
+        group: &str,
+        instruction_key: InstructionKey,
+    ) -> Value {
+        let request = EnrolmentRequest::new(
+            &mut OsRng,
+            key,
+            bc.clone(),
+            instruction_key,
+            "acme",
+            group,
+            &self.tbs_key,
+            now(),
+        )
+        .unwrap();
         json!({ "envelope": request.seal(&mut OsRng, &self.tbs_key).unwrap() })
     }
 
@@ -113,7 +128,7 @@ impl World {
     ) -> String {
         let (status, offered) = self.post(
             "/v1/enrolments",
-            self.request_with(bc, group, instruction_key),
+            self.request_with(key, bc, group, instruction_key),
         );
         assert_eq!(status, 200, "{offered}");
         assert_eq!(offered["status"], "offered");
@@ -192,7 +207,7 @@ fn a_device_enrols_and_its_own_signature_lands_on_chain() {
     assert_eq!(verified.signer(), key.public_key());
 
     // Asking again (a new request, or the signature again) never anchors a second time.
-    let (status, again) = w.post("/v1/enrolments", w.request(&bc, "eu"));
+    let (status, again) = w.post("/v1/enrolments", w.request(&key, &bc, "eu"));
     assert_eq!(
         (status, again["status"].as_str(), again["txid"].as_str()),
         (200, Some("broadcast"), Some(txid.as_str()))
@@ -212,26 +227,36 @@ fn a_device_enrols_and_its_own_signature_lands_on_chain() {
 fn bad_enrolments_get_a_4xx_and_change_nothing() {
     let w = World::start();
     let (key, bc) = party(Role::Pat, "thermostat 2");
-    let (_, dta) = party(Role::Dta, "not a device");
+    let (dta_key, dta) = party(Role::Dta, "not a device");
     let other_tbs = SecretKey::generate(&mut OsRng).public_key();
-    let stale = EnrolmentRequest::new(
-        &mut OsRng,
-        bc.clone(),
-        InstructionKey::generate(&mut OsRng),
-        "acme",
-        "eu",
-        now() - 3600,
-    )
-    .unwrap();
-    let to_other = EnrolmentRequest::new(
-        &mut OsRng,
-        bc.clone(),
-        InstructionKey::generate(&mut OsRng),
-        "acme",
-        "eu",
-        now(),
-    )
-    .unwrap();
+    // The device's own request to `tbs`, made at `created`.
+    let signed = |tbs: &PublicKey, created: u64| {
+        EnrolmentRequest::new(
+            &mut OsRng,
+            &key,
+            bc.clone(),
+            InstructionKey::generate(&mut OsRng),
+            "acme",
+            "eu",
+            tbs,
+            created,
+        )
+        .unwrap()
+    };
+    let stale = signed(&w.tbs_key, now() - 3600);
+    let to_other = signed(&other_tbs, now());
+    // Issue 13, attack 2: someone holding the device's (public) certificate asks to enrol
+    // it with their own instruction key; without the device key they cannot sign the
+    // request, and the device's signature of another request does not transfer.
+    let genuine = signed(&w.tbs_key, now());
+    let (attacker, _) = party(Role::Pat, "front-runner");
+    let front_run = |possession| EnrolmentRequest {
+        instruction_key: InstructionKey::generate(&mut OsRng),
+        possession,
+        ..signed(&w.tbs_key, now())
+    };
+    let signed_by_attacker = front_run(attacker.sign_prehash(&[7; 32]));
+    let reused_signature = front_run(genuine.possession);
     let wrong_purpose = seal(
         &mut OsRng,
         &w.tbs_key,
@@ -253,16 +278,34 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
             400,
         ),
         (json!({ "envelope": wrong_purpose }), 400),
-        (w.request(&dta, "eu"), 400),
-        (w.request(&bc, "no-such-group"), 404),
+        (
+            json!({ "envelope": signed_by_attacker.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+            400,
+        ),
+        (
+            json!({ "envelope": reused_signature.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+            400,
+        ),
+        (w.request(&dta_key, &dta, "eu"), 400),
+        (w.request(&key, &bc, "no-such-group"), 404),
     ];
     for (body, expected) in cases {
         let (status, answer) = w.post("/v1/enrolments", body.clone());
         assert_eq!(status, expected, "{body}: {answer}");
         assert!(answer["error"].is_string(), "{answer}");
     }
+    let forged = front_run(attacker.sign_prehash(&[8; 32]));
+    let (status, answer) = w.post(
+        "/v1/enrolments",
+        json!({ "envelope": forged.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("proof of possession"),
+        "{answer}"
+    );
     // The same request twice (a replay) is refused once its nonce is known.
-    let replayed = w.request(&bc, "no-such-group");
+    let replayed = w.request(&key, &bc, "no-such-group");
     assert_eq!(w.post("/v1/enrolments", replayed.clone()).0, 404);
     assert_eq!(w.post("/v1/enrolments", replayed).0, 409);
     // A signature for a device that never enrolled, and a transaction that is not the offer.
@@ -285,7 +328,7 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
         .0,
         404
     );
-    let (status, _) = w.post("/v1/enrolments", w.request(&bc, "eu"));
+    let (status, _) = w.post("/v1/enrolments", w.request(&key, &bc, "eu"));
     assert_eq!(status, 200);
     let forged = SignedAnchor {
         device: key.public_key(),

@@ -11,6 +11,7 @@ use crate::clients::GRANT_DEVICE;
 use crate::device_grants::DeviceState;
 use crate::oauth::OAuthError;
 use crate::state::AppState;
+use milagro_service::attempts::TooManyFailures;
 
 /// `POST /device_authorization` (client authentication as at the token endpoint).
 pub(crate) async fn device_authorization(
@@ -112,7 +113,19 @@ pub(crate) async fn verification_page(
     form(&state, &req, &code, "", None)
 }
 
-/// `POST /device`: checks the code and the credentials, then approves.
+/// What a `POST /device` came to.
+enum Approval {
+    /// The device is let in.
+    Approved,
+    /// Refused, with the message to show.
+    Refused(&'static str),
+    /// The client address spent its failures.
+    Limited(TooManyFailures),
+}
+
+/// `POST /device`: checks the client address's budget, then the credentials, then the
+/// code, and approves. A wrong password gets the same answer whether the code is live or
+/// not (and counts against a live code: [`crate::device_grants`]).
 pub(crate) async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -124,14 +137,14 @@ pub(crate) async fn verify(
     };
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     let username = params.get("username").unwrap_or_default().to_owned();
+    let address = req.peer_addr().map(|a| a.ip());
     let outcome = blocking(&state, move |state| {
         let now = milagro_service::unix_now();
-        let Some((key, _)) = state
-            .devices
-            .pending(params.get("user_code").unwrap_or_default(), now)?
-        else {
-            return Ok(Some("That code is unknown or has expired."));
-        };
+        if let Some(address) = address {
+            if let Err(limited) = state.device_attempts.check(&address, now) {
+                return Ok(Approval::Limited(limited));
+            }
+        }
         let user = state
             .users
             .authenticate(
@@ -139,8 +152,26 @@ pub(crate) async fn verify(
                 params.get("password").unwrap_or_default(),
             )
             .map_err(OAuthError::internal)?;
-        let Some(user) = user else {
-            return Ok(Some("Wrong username or password."));
+        let live = state
+            .devices
+            .pending(params.get("user_code").unwrap_or_default(), now)?;
+        let (user, key) = match (user, live) {
+            (Some(user), Some((key, _))) => (user, key),
+            (user, live) => {
+                if let Some(address) = address {
+                    state.device_attempts.failed(&address, now);
+                }
+                return Ok(Approval::Refused(match (user, live) {
+                    (None, Some((key, _))) => {
+                        if state.devices.failed_approval(&key, now)? {
+                            tracing::warn!("a device code was denied after failed approvals");
+                        }
+                        WRONG_CREDENTIALS
+                    }
+                    (None, None) => WRONG_CREDENTIALS,
+                    (Some(_), _) => "That code is unknown or has expired.",
+                }));
+            }
         };
         state.log_authentication(&user.subject, now)?;
         let approved = DeviceState::Approved {
@@ -148,21 +179,34 @@ pub(crate) async fn verify(
             auth_time: now,
         };
         state.devices.decide(&key, approved, now)?;
-        Ok(None)
+        Ok(Approval::Approved)
     })
     .await;
     match outcome {
-        Ok(None) => page(
+        Ok(Approval::Approved) => page(
             StatusCode::OK,
             "Device connected",
             "<p id=\"done\">You can return to your device.</p>",
             None,
             false,
         ),
-        Ok(Some(problem)) => form(&state, &req, &user_code, &username, Some(problem)),
+        Ok(Approval::Refused(problem)) => form(&state, &req, &user_code, &username, Some(problem)),
+        Ok(Approval::Limited(limited)) => {
+            let mut answer = error_page(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
+            if let Ok(value) = limited.retry_after_secs.to_string().parse() {
+                answer
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+            answer
+        }
         Err(error) => error_page(
             actix_web::ResponseError::status_code(&error),
             error.description(),
         ),
     }
 }
+
+/// The one answer to wrong credentials, whatever the code: it must not tell whether the
+/// code is live.
+const WRONG_CREDENTIALS: &str = "Wrong username or password (or the code is unknown or expired).";
