@@ -20,7 +20,7 @@
 //! ([`Follower::sync`]), so the node serving blocks, the scan and the store's writes
 //! overlap.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 use bitcoin::BlockHash;
 
@@ -99,6 +99,8 @@ pub struct Follower<C, S> {
     chain: C,
     store: S,
     start_height: u32,
+    /// The funding transactions the last run of blocks used, kept for the next step's.
+    fundings: Mutex<Fundings>,
 }
 
 impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
@@ -109,6 +111,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
             chain,
             store,
             start_height,
+            fundings: Mutex::new(Fundings::new()),
         }
     }
 
@@ -341,7 +344,10 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
         let mut connected = Vec::with_capacity(hashes.len());
         let mut run = Vec::new();
         let mut pending = 0;
-        let mut fundings = Fundings::new();
+        let mut fundings = self
+            .fundings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (height, hash) in heights.iter().zip(hashes) {
             let raw = blocks.recv().map_err(|_| {
                 ChainError::Unreachable("the block reader stopped without an answer".into())

@@ -202,8 +202,8 @@ pub fn measure<'a>(
     drop(raw_blocks);
     let (extract_runs, connected) = repeat(runs, || {
         let mut connected: Vec<ConnectedBlock> = Vec::with_capacity(scanned.len());
+        let mut fundings = Fundings::new();
         for step in scanned.chunks(step as usize) {
-            let mut fundings = Fundings::new();
             let mut from = 0;
             let mut pending = 0;
             for (i, (_, block)) in step.iter().enumerate() {
