@@ -8,6 +8,7 @@ use super::store::*;
 
 struct World {
     store: TenantStore,
+    db: sled::Db,
     admin_hash: TokenHash,
     admin: ApiToken,
     _dir: tempfile::TempDir,
@@ -19,6 +20,7 @@ fn world() -> World {
     let admin = ApiToken::generate(&mut OsRng);
     World {
         store: TenantStore::open(&db).unwrap(),
+        db,
         admin_hash: admin.hash(),
         admin,
         _dir: dir,
@@ -179,31 +181,19 @@ fn every_change_to_a_group_raises_its_revision_and_a_re_created_group_never_goes
 
 #[test]
 fn a_store_written_before_the_revision_counter_continues_above_its_groups() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let store = TenantStore::open(&db).unwrap();
-    let admin = authorize_admin(&Principal::Admin).unwrap();
-    store
-        .create_tenant(
-            &admin,
-            id("acme"),
-            DisplayName::new("Acme").unwrap(),
-            &mut OsRng,
-        )
-        .unwrap();
+    let w = world();
+    two_tenants(&w);
     let scope = authorize(&Principal::Admin, &id("acme")).unwrap();
-    let eu = GroupId::new("eu").unwrap();
-    let mut group = store
-        .put_group(&scope, eu.clone(), spec("EU", "dta"))
-        .unwrap();
+    let mut group = w.store.group(&scope, &GroupId::new("eu").unwrap()).unwrap();
     // As an older build left it: group "eu" at revision 15 and no counter.
     group.revision = 15;
-    let tree = db.open_tree("tenants").unwrap();
+    let tree = w.db.open_tree("tenants").unwrap();
     let key = [b"g\0acme\0".as_slice(), b"eu"].concat();
     tree.insert(key, serde_json::to_vec(&group).unwrap())
         .unwrap();
     tree.remove(b"r\0revision").unwrap();
-    let other = store
+    let other = w
+        .store
         .put_group(&scope, GroupId::new("us").unwrap(), spec("US", "dta"))
         .unwrap();
     assert_eq!(other.revision, 16);
