@@ -161,16 +161,16 @@ pub(crate) async fn verify(
                 if let Some(address) = address {
                     state.device_attempts.failed(&address, now);
                 }
-                return Ok(Approval::Refused(match (user, live) {
-                    (None, Some((key, _))) => {
-                        if state.devices.failed_approval(&key, now)? {
-                            tracing::warn!("a device code was denied after failed approvals");
-                        }
-                        WRONG_CREDENTIALS
+                if user.is_some() {
+                    return Ok(Approval::Refused("That code is unknown or has expired."));
+                }
+                // A wrong password counts against the code it was typed with.
+                if let Some((key, _)) = live {
+                    if state.devices.failed_approval(&key, now)? {
+                        tracing::warn!("a device code was denied after failed approvals");
                     }
-                    (None, None) => WRONG_CREDENTIALS,
-                    (Some(_), _) => "That code is unknown or has expired.",
-                }));
+                }
+                return Ok(Approval::Refused(WRONG_CREDENTIALS));
             }
         };
         state.log_authentication(&user.subject, now)?;
