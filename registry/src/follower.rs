@@ -142,7 +142,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
             let chain_tip = self.chain.tip()?;
             let (agreed, disconnect_from) = self.fork_point(chain_tip)?;
             if disconnect_from.is_some() || agreed == Some(chain_tip) {
-                let report = self.step(max_blocks)?;
+                let report = self.step_at(chain_tip, agreed, disconnect_from, max_blocks)?;
                 progress(&report);
                 if report.caught_up() {
                     return Ok(report);
@@ -225,6 +225,17 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
     pub fn step(&self, max_blocks: u32) -> Result<StepReport, SyncError> {
         let chain_tip = self.chain.tip()?;
         let (agreed, disconnect_from) = self.fork_point(chain_tip)?;
+        self.step_at(chain_tip, agreed, disconnect_from, max_blocks)
+    }
+
+    /// [`Self::step`] once the node's tip and the fork point are known.
+    fn step_at(
+        &self,
+        chain_tip: BlockId,
+        agreed: Option<BlockId>,
+        disconnect_from: Option<u32>,
+        max_blocks: u32,
+    ) -> Result<StepReport, SyncError> {
         let next = agreed.map_or(self.start_height, |b| b.height + 1);
         let last = chain_tip
             .height

@@ -24,7 +24,7 @@ use crate::chain::BlockId;
 use crate::store::{check_connects, ChangeSet, IndexedRecord, RecordStore, StoreError};
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The database file inside the index directory.
 pub const FILE_NAME: &str = "index.redb";
@@ -48,8 +48,8 @@ const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const BY_DIGEST: TableDefinition<&[u8], ()> = TableDefinition::new("by_digest");
 /// `signer (compressed SEC1) ‖ position` → nothing.
 const BY_SIGNER: TableDefinition<&[u8], ()> = TableDefinition::new("by_signer");
-/// `txid ‖ vout` → height.
-const BY_TXID: TableDefinition<&[u8], u32> = TableDefinition::new("by_txid");
+/// `txid ‖ position` → nothing.
+const BY_TXID: TableDefinition<&[u8], ()> = TableDefinition::new("by_txid");
 
 /// Length of a position key: height ‖ txid ‖ vout.
 const POSITION_LEN: usize = 4 + 32 + 4;
@@ -70,13 +70,6 @@ fn position(record: &IndexedRecord) -> [u8; POSITION_LEN] {
     key[..4].copy_from_slice(&record.height.to_be_bytes());
     key[4..36].copy_from_slice(record.txid.as_byte_array());
     key[36..].copy_from_slice(&record.vout.to_be_bytes());
-    key
-}
-
-fn outpoint(txid: &Txid, vout: u32) -> [u8; 36] {
-    let mut key = [0u8; 36];
-    key[..32].copy_from_slice(txid.as_byte_array());
-    key[32..].copy_from_slice(&vout.to_be_bytes());
     key
 }
 
@@ -237,7 +230,7 @@ fn roll_back(txn: &WriteTransaction, from: u32) -> Result<u64, StoreError> {
             .remove(joined(&record.signer.to_sec1(), &position).as_slice())
             .map_err(backend)?;
         by_txid
-            .remove(outpoint(&record.txid, record.vout).as_slice())
+            .remove(joined(record.txid.as_byte_array(), &position).as_slice())
             .map_err(backend)?;
     }
     let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
@@ -273,8 +266,8 @@ fn connect(txn: &WriteTransaction, changes: &ChangeSet) -> Result<u64, StoreErro
                 .map_err(backend)?;
             by_txid
                 .insert(
-                    outpoint(&record.txid, record.vout).as_slice(),
-                    record.height,
+                    joined(record.txid.as_byte_array(), &position).as_slice(),
+                    (),
                 )
                 .map_err(backend)?;
             added += 1;
@@ -357,21 +350,7 @@ impl RecordStore for RedbStore {
     }
 
     fn by_txid(&self, txid: &Txid) -> Result<Vec<IndexedRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        let by_txid = txn.open_table(BY_TXID).map_err(backend)?;
-        let records = txn.open_table(RECORDS).map_err(backend)?;
-        let prefix = txid.as_byte_array().as_slice();
-        let mut found = Vec::new();
-        for entry in by_txid.range(prefix..).map_err(backend)? {
-            let (key, height) = entry.map_err(backend)?;
-            let key = key.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            let position = joined(&height.value().to_be_bytes(), key);
-            found.push(record_at(&records, &position)?);
-        }
-        Ok(found)
+        self.by_prefix(BY_TXID, txid.as_byte_array())
     }
 
     fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
