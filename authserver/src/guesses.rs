@@ -8,7 +8,9 @@
 //!   verifies takes it back ([`Guesses::finish`]). A crash mid-verification leaves it
 //!   counted. **One proof per identity is verified at a time**: another arriving meanwhile
 //!   is refused ([`Refusal::InFlight`]) without being checked, so proofs sent together
-//!   on challenges opened in advance cannot all pass the check before any is counted.
+//!   on challenges opened in advance cannot all pass the check before any is counted. A
+//!   reservation never finished (a handler that panicked) stops blocking after
+//!   [`IN_FLIGHT_SECS`], and stays counted.
 //! - `max_failures` consecutive failures **lock the identity out**, and lockouts
 //!   **escalate**: the n-th lasts `lockout × 2^(n-1)`. After `max_lockouts` lockouts
 //!   the identity is **blocked** for good: only registering again, which gives a device a
@@ -21,7 +23,7 @@
 //!
 //! Time is passed in (Unix seconds), so the rules are tested with a fake clock.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use milagro_mpin::MpinId;
@@ -30,6 +32,11 @@ use crate::config::LoginConfig;
 
 /// The tree of the service database holding the counts.
 pub const TREE: &str = "login_guesses";
+
+/// Seconds after which a reservation never finished (its handler panicked) stops counting
+/// as in flight, so a bug cannot lock an identity out until the next restart. A pairing
+/// takes milliseconds.
+pub const IN_FLIGHT_SECS: u64 = 30;
 
 /// Why an identity may not try now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +122,8 @@ pub struct Attempt {
 pub struct Guesses {
     config: LoginConfig,
     tree: sled::Tree,
-    in_flight: HashSet<Vec<u8>>,
+    /// Identities with a proof being checked, and when its reservation was made.
+    in_flight: HashMap<Vec<u8>, u64>,
 }
 
 impl Guesses {
@@ -124,7 +132,7 @@ impl Guesses {
         Ok(Self {
             config,
             tree: db.open_tree(TREE).map_err(storage)?,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
         })
     }
 
@@ -162,7 +170,11 @@ impl Guesses {
         if let Some(refusal) = before.refusal(now) {
             return Ok(Err(refusal));
         }
-        if self.in_flight.contains(key) {
+        if self
+            .in_flight
+            .get(key)
+            .is_some_and(|since| now < since.saturating_add(IN_FLIGHT_SECS))
+        {
             return Ok(Err(Refusal::InFlight));
         }
         let mut counted = before;
@@ -177,7 +189,7 @@ impl Guesses {
             }
         }
         self.store(key, &counted)?;
-        self.in_flight.insert(key.to_vec());
+        self.in_flight.insert(key.to_vec(), now);
         Ok(Ok(Attempt {
             id: key.to_vec(),
             before,
@@ -295,6 +307,21 @@ mod tests {
             guesses.check(&alice, u64::MAX).unwrap(),
             Some(Refusal::Blocked)
         );
+    }
+
+    #[test]
+    fn a_reservation_never_finished_stops_blocking_its_identity_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let mut guesses = Guesses::open(&db, config()).unwrap();
+        let alice = MpinId::new("alice").unwrap();
+        // A handler that panicked between reserve and finish: the attempt stays counted.
+        drop(guesses.reserve(&alice, 0).unwrap().unwrap());
+        let soon = guesses.reserve(&alice, IN_FLIGHT_SECS - 1).unwrap();
+        assert_eq!(soon.unwrap_err(), Refusal::InFlight);
+        let later = guesses.reserve(&alice, IN_FLIGHT_SECS).unwrap().unwrap();
+        assert_eq!(guesses.counts(b"alice").unwrap().consecutive, 2);
+        guesses.finish(later, false, IN_FLIGHT_SECS).unwrap();
     }
 
     #[test]
