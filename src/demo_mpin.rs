@@ -307,6 +307,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
             "mode": "direct",
             "dtas": dta_summaries.iter().map(|d| service(&d["digest"], d["url"].as_str().unwrap_or_default())).collect::<Vec<_>>(),
             "idp": service(&json!(idp_digest), &issuer),
+            "enrolment_keys": [tbs.maker.public_key()],
         })),
     )?;
     let mut enrolled = crate::demo_tbs::enrol_devices(
@@ -316,6 +317,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         tbs.digest,
         &tbs.sources,
         tbs.dir.path(),
+        &tbs.maker,
         &[("badge-1", "staff")],
     )?;
     let (_, _, badge) = enrolled.pop().context("badge-1 did not enrol")?;

@@ -60,11 +60,15 @@ pub struct DemoTbs {
     pub sources: ChainSources,
     /// Where its state and the devices' live.
     pub dir: tempfile::TempDir,
+    /// The device maker's enrolment key, listed on every group: it signs each device's
+    /// enrolment credential.
+    pub maker: milagro_anchor::keys::SecretKey,
 }
 
-/// Provisions and enrols `devices` (name, group of tenant acme) through the TBS at
-/// `url`, each on its own thread in `dir/<name>`, mining whenever something waits in
-/// the mempool.
+/// Provisions `devices` (name, group of tenant acme), has the maker's enrolment key sign
+/// each one's credential, and enrols them through the TBS at `url`, each on its own
+/// thread in `dir/<name>`, mining whenever something waits in the mempool.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn enrol_devices(
     node: &BitcoindRpc,
     miner: &str,
@@ -72,6 +76,7 @@ pub(crate) fn enrol_devices(
     digest: milagro_anchor::digest::Digest,
     sources: &ChainSources,
     dir: &Path,
+    maker: &milagro_anchor::keys::SecretKey,
     devices: &[(&str, &str)],
 ) -> Result<Vec<(String, String, milagro_pat_client::Enrolled)>> {
     wait_for_sources(sources, node.tip()?.height)?;
@@ -79,7 +84,7 @@ pub(crate) fn enrol_devices(
         .iter()
         .map(|(name, group)| {
             let (state, url, name) = (dir.join(name), url.to_owned(), name.to_string());
-            let (group, sources) = (group.to_string(), sources.clone());
+            let (group, sources, maker) = (group.to_string(), sources.clone(), maker.clone());
             std::thread::spawn(move || -> Result<_> {
                 let provisioning = Provisioning {
                     tbs_url: url.clone(),
@@ -89,7 +94,13 @@ pub(crate) fn enrol_devices(
                     network: bitcoin::Network::Regtest,
                     sources,
                 };
-                let stage = provision(&state, provisioning, Some(&name))?;
+                let device = provision(&state, provisioning, Some(&name))?
+                    .device()
+                    .public_key();
+                let credential = milagro_anchor::enrolment_credential::EnrolmentCredential::issue(
+                    &maker, "acme", &group, &device,
+                )?;
+                let stage = milagro_pat_client::install_credential(&state, credential)?;
                 let wait = WaitOptions {
                     timeout: PATIENCE,
                     interval: Duration::from_millis(200),
@@ -255,11 +266,13 @@ pub fn run(
         .context("no tenant token")?
         .to_owned();
     let service = |bc: &BirthCertificate| json!({"birth_certificate": bc.digest(), "url": bc.fields().endpoints.first()});
+    // The device maker's key: it signs each device's enrolment credential at the factory.
+    let maker = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng);
     for (id, name, mode) in [
         ("eu", "EU meters", "direct"),
         ("fleet", "Sensor fleet", "batch"),
     ] {
-        let group = json!({"name": name, "mode": mode, "dtas": dtas.iter().map(|bc| service(bc)).collect::<Vec<_>>(), "idp": service(idp)});
+        let group = json!({"name": name, "mode": mode, "dtas": dtas.iter().map(|bc| service(bc)).collect::<Vec<_>>(), "idp": service(idp), "enrolment_keys": [maker.public_key()]});
         let saved = call(
             &http,
             reqwest::Method::PUT,
@@ -279,8 +292,16 @@ pub fn run(
         electrum: vec![electrum.to_owned()],
         registries: vec![],
     };
-    let enrolled_devices =
-        enrol_devices(node, miner, &url, digest, &sources, dir.path(), &devices)?;
+    let enrolled_devices = enrol_devices(
+        node,
+        miner,
+        &url,
+        digest,
+        &sources,
+        dir.path(),
+        &maker,
+        &devices,
+    )?;
     let mut summaries = Vec::new();
     for (name, group, enrolled) in enrolled_devices {
         let stored = enrolled.instructions();
@@ -372,6 +393,7 @@ pub fn run(
             tenant_token: token,
             sources,
             dir,
+            maker,
         },
     ))
 }

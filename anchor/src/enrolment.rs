@@ -1,13 +1,15 @@
 //! The messages a device (PAT) sends a TBS to enrol, and the checks the TBS runs on them.
 //!
 //! 1. [`EnrolmentRequest`]: the device's self-signed Birth Certificate, a fresh
-//!    [`InstructionKey`] for the answers, the tenant and group it was provisioned for, a
+//!    [`InstructionKey`] for the answers, the tenant and group it was provisioned for, the
+//!    maker's [`EnrolmentCredential`] letting it enrol there, a
 //!    random nonce, its creation time and a **proof of possession**: the device key's
 //!    signature over all of these and the TBS key ([`possession_digest`]); sealed to the
 //!    TBS key ([`Purpose::EnrolmentRequest`], sender = the device key). Opening checks
 //!    that the certificate is a `pat` one, signed by the key the envelope names as sender,
-//!    that the proof of possession verifies with that key for this TBS, and that the
-//!    request is recent. A certificate is public and its self-signature static: without
+//!    that the proof of possession verifies with that key for this TBS, that the credential
+//!    verifies and names this device, tenant and group (whether its issuer is one of the
+//!    group's enrolment keys is the TBS's check), and that the request is recent. A certificate is public and its self-signature static: without
 //!    the fresh signature, anyone holding a device's certificate could enrol it with their
 //!    own instruction key (front-running it, and reading what the TBS tells it).
 //! 2. The TBS answers with an [`AnchorOffer`](crate::anchor_offer::AnchorOffer) (a PSBT the
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::birth_certificate::{BcError, BirthCertificate, Role};
+use crate::enrolment_credential::{CredentialError, EnrolmentCredential};
 use crate::envelope::{
     open, seal, EnvelopeError, InstructionKey, Purpose, SealedEnvelope, SenderId,
 };
@@ -75,6 +78,10 @@ pub enum EnrolmentError {
     /// The secret key given to sign the request is not the certificate's.
     #[error("the signing key is not the certificate's key")]
     WrongSigningKey,
+    /// The enrolment credential does not verify, or is for another device, tenant or
+    /// group.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
 }
 
 /// The domain separator of a proof of possession.
@@ -131,6 +138,8 @@ pub struct EnrolmentRequest {
     pub tenant: String,
     /// The device group within it.
     pub group: String,
+    /// The maker's permission for this device key to enrol in this group.
+    pub credential: EnrolmentCredential,
     /// 16 random bytes, unique per request.
     pub nonce: [u8; 16],
     /// When the device made the request (Unix seconds).
@@ -146,6 +155,7 @@ struct RequestWire {
     instruction_key: InstructionKey,
     tenant: String,
     group: String,
+    credential: EnrolmentCredential,
     nonce: String,
     created: u64,
     /// 64 bytes `r ‖ s`, hex.
@@ -154,23 +164,24 @@ struct RequestWire {
 
 impl EnrolmentRequest {
     /// A fresh request to the TBS whose key is `tbs`, with a new nonce, signed by the
-    /// device key `device` (which must be the certificate's).
-    #[allow(clippy::too_many_arguments)]
+    /// device key `device` (which must be the certificate's), for the tenant and group
+    /// `credential` names (which must be for this device).
     pub fn new(
         rng: &mut impl CryptoRngCore,
         device: &SecretKey,
         birth_certificate: BirthCertificate,
         instruction_key: InstructionKey,
-        tenant: &str,
-        group: &str,
+        credential: EnrolmentCredential,
         tbs: &PublicKey,
         now: u64,
     ) -> Result<Self, EnrolmentError> {
+        let (tenant, group) = (credential.tenant(), credential.group());
         check_name(tenant, "tenant")?;
         check_name(group, "group")?;
         if device.public_key() != *birth_certificate.public_key() {
             return Err(EnrolmentError::WrongSigningKey);
         }
+        credential.check(tenant, group, birth_certificate.public_key())?;
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let digest = possession_digest(&nonce, now, tenant, group, &instruction_key, tbs);
@@ -179,6 +190,7 @@ impl EnrolmentRequest {
             instruction_key,
             tenant: tenant.to_owned(),
             group: group.to_owned(),
+            credential,
             nonce,
             created: now,
             possession: device.sign_prehash(&digest),
@@ -199,6 +211,7 @@ impl EnrolmentRequest {
             instruction_key: self.instruction_key.clone(),
             tenant: self.tenant.clone(),
             group: self.group.clone(),
+            credential: self.credential.clone(),
             nonce: hex::encode(self.nonce),
             created: self.created,
             possession: hex::encode(self.possession.to_compact()),
@@ -242,6 +255,8 @@ impl EnrolmentRequest {
         }
         check_name(&wire.tenant, "tenant")?;
         check_name(&wire.group, "group")?;
+        wire.credential
+            .check(&wire.tenant, &wire.group, birth_certificate.public_key())?;
         let mut nonce = [0u8; 16];
         hex::decode_to_slice(&wire.nonce, &mut nonce)
             .map_err(|e| EnrolmentError::Malformed(format!("nonce: {e}")))?;
@@ -267,6 +282,7 @@ impl EnrolmentRequest {
             instruction_key: wire.instruction_key,
             tenant: wire.tenant,
             group: wire.group,
+            credential: wire.credential,
             nonce,
             created: wire.created,
             possession,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::birth_certificate::{BcFields, Status, VERSION};
+use crate::enrolment_credential::CredentialError;
 use rand_core::OsRng;
 
 fn certificate(role: Role, byte: u8) -> (SecretKey, BirthCertificate) {
@@ -23,6 +24,14 @@ fn tbs() -> SecretKey {
 
 const NOW: u64 = 1_750_000_100;
 
+fn maker() -> SecretKey {
+    SecretKey::from_bytes(&[0x3c; 32]).unwrap()
+}
+
+fn credential(device: &SecretKey, tenant: &str, group: &str) -> EnrolmentCredential {
+    EnrolmentCredential::issue(&maker(), tenant, group, &device.public_key()).unwrap()
+}
+
 fn request(role: Role) -> EnrolmentRequest {
     let (key, bc) = certificate(role, 1);
     EnrolmentRequest::new(
@@ -30,8 +39,7 @@ fn request(role: Role) -> EnrolmentRequest {
         &key,
         bc,
         InstructionKey::generate(&mut OsRng),
-        "acme",
-        "eu",
+        credential(&key, "acme", "eu"),
         &tbs().public_key(),
         NOW,
     )
@@ -88,6 +96,7 @@ fn a_request_claiming_another_sender_is_refused() {
         instruction_key: InstructionKey::generate(&mut OsRng),
         tenant: "acme".into(),
         group: "eu".into(),
+        credential: sent.credential.clone(),
         nonce: hex::encode([0u8; 16]),
         created: NOW,
         possession: hex::encode(sent.possession.to_compact()),
@@ -145,11 +154,70 @@ fn names_are_bounded() {
     let long = "x".repeat(MAX_NAME_BYTES + 1);
     let tbs = tbs().public_key();
     let ik = || InstructionKey::generate(&mut OsRng);
-    let make = |tenant: &str, group: &str| {
-        EnrolmentRequest::new(&mut OsRng, &key, bc.clone(), ik(), tenant, group, &tbs, NOW)
-    };
-    assert!(make(&long, "eu").is_err());
-    assert!(make("acme", "").is_err());
+    assert!(EnrolmentCredential::issue(&maker(), &long, "eu", &key.public_key()).is_err());
+    assert!(EnrolmentCredential::issue(&maker(), "acme", "", &key.public_key()).is_err());
+    // A request whose names differ from its credential's (bounded or not) never opens.
+    let mut request = EnrolmentRequest::new(
+        &mut OsRng,
+        &key,
+        bc,
+        ik(),
+        credential(&key, "acme", "eu"),
+        &tbs,
+        NOW,
+    )
+    .unwrap();
+    request.tenant = long;
+    let envelope = request.seal(&mut OsRng, &tbs).unwrap();
+    assert!(matches!(
+        EnrolmentRequest::open(&self::tbs(), &envelope, NOW),
+        Err(EnrolmentError::InvalidName("tenant"))
+    ));
+}
+
+/// Issue 13, attack 1: a request must carry a credential for its own device, tenant and
+/// group; one made for another device, or moved to another group, is refused.
+#[test]
+fn a_credential_for_another_device_or_group_is_refused() {
+    let (key, bc) = certificate(Role::Pat, 1);
+    let (other, _) = certificate(Role::Pat, 2);
+    let tbs = tbs().public_key();
+    let ik = || InstructionKey::generate(&mut OsRng);
+    let made = EnrolmentRequest::new(
+        &mut OsRng,
+        &key,
+        bc.clone(),
+        ik(),
+        credential(&other, "acme", "eu"),
+        &tbs,
+        NOW,
+    );
+    assert!(matches!(
+        made,
+        Err(EnrolmentError::Credential(CredentialError::NotFor {
+            what: "device",
+            ..
+        }))
+    ));
+    let mut moved = EnrolmentRequest::new(
+        &mut OsRng,
+        &key,
+        bc,
+        ik(),
+        credential(&key, "acme", "eu"),
+        &tbs,
+        NOW,
+    )
+    .unwrap();
+    moved.group = "us".into();
+    let envelope = moved.seal(&mut OsRng, &tbs).unwrap();
+    assert!(matches!(
+        EnrolmentRequest::open(&self::tbs(), &envelope, NOW),
+        Err(EnrolmentError::Credential(CredentialError::NotFor {
+            what: "group",
+            ..
+        }))
+    ));
 }
 
 #[test]
@@ -161,8 +229,7 @@ fn only_the_certificates_key_can_sign_a_request() {
         &other,
         bc,
         InstructionKey::generate(&mut OsRng),
-        "acme",
-        "eu",
+        credential(&other, "acme", "eu"),
         &tbs().public_key(),
         NOW,
     );
@@ -182,6 +249,7 @@ fn a_certificate_enrolled_by_anyone_but_its_device_for_this_tbs_is_refused() {
         instruction_key: key.clone(),
         tenant: genuine.tenant.clone(),
         group: genuine.group.clone(),
+        credential: genuine.credential.clone(),
         nonce: genuine.nonce,
         created: genuine.created,
         possession,
@@ -220,8 +288,7 @@ fn request_to(tbs: &PublicKey) -> EnrolmentRequest {
         &key,
         bc,
         InstructionKey::generate(&mut OsRng),
-        "acme",
-        "eu",
+        credential(&key, "acme", "eu"),
         tbs,
         NOW,
     )

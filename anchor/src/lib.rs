@@ -67,6 +67,7 @@ pub mod birth_certificate;
 pub mod checkpoint;
 pub mod digest;
 pub mod enrolment;
+pub mod enrolment_credential;
 pub mod envelope;
 pub mod funding_pool;
 pub mod header_chain;

@@ -141,25 +141,53 @@ impl TbsVerified {
         &self.anchor
     }
 
-    /// Seals an enrolment request (certificate, instruction key, tenant, group, a fresh
-    /// nonce, the time now, and the device key's proof of possession over all of them and
-    /// the TBS key) to the TBS key, sends it, and checks the offer it gets back.
-    pub fn request(mut self, tbs: &ServiceClient) -> Result<Requested, Error> {
+    /// Seals an enrolment request (certificate, instruction key, the maker's credential
+    /// naming tenant and group, a fresh nonce, the time now, and the device key's proof of
+    /// possession over all of them and the TBS key) to the TBS key, sends it, and checks
+    /// the offer it gets back. A TBS answering `429` or `503` is an error here
+    /// ([`Self::request_patiently`] waits and asks again).
+    pub fn request(self, tbs: &ServiceClient) -> Result<Requested, Error> {
+        self.request_patiently(tbs, Duration::ZERO)
+    }
+
+    /// [`Self::request`], but while the TBS answers `429` or `503` with `Retry-After` (a
+    /// rate limit, or no pool coin free yet), waits as told and asks again with a fresh
+    /// request, for at most `patience`.
+    pub fn request_patiently(
+        mut self,
+        tbs: &ServiceClient,
+        patience: Duration,
+    ) -> Result<Requested, Error> {
         let step = Step::RequestEnrolment;
         let rng = &mut rand_core::OsRng;
-        let provisioning = &self.device.provisioning;
-        let request = EnrolmentRequest::new(
-            rng,
-            &self.device.key,
-            self.device.bc.clone(),
-            self.device.instruction_key.clone(),
-            &provisioning.tenant,
-            &provisioning.group,
-            &self.tbs_key,
-            unix_now(),
-        )?;
-        let envelope = request.seal(rng, &self.tbs_key)?;
-        let answer = tbs.post(step, "/v1/enrolments", &json!({ "envelope": envelope }))?;
+        let credential = self
+            .device
+            .credential
+            .clone()
+            .ok_or_else(|| Error::NoCredential(self.device.dir.clone()))?;
+        let started = Instant::now();
+        let answer = loop {
+            let request = EnrolmentRequest::new(
+                rng,
+                &self.device.key,
+                self.device.bc.clone(),
+                self.device.instruction_key.clone(),
+                credential.clone(),
+                &self.tbs_key,
+                unix_now(),
+            )?;
+            let envelope = request.seal(rng, &self.tbs_key)?;
+            match tbs.post(step, "/v1/enrolments", &json!({ "envelope": envelope })) {
+                Err(Error::Server {
+                    status: 429 | 503,
+                    retry_after_secs: Some(wait),
+                    ..
+                }) if started.elapsed() + Duration::from_secs(wait) <= patience => {
+                    std::thread::sleep(Duration::from_secs(wait.max(1)));
+                }
+                answer => break answer?,
+            }
+        };
         match str_field(step, &answer.body, "status")? {
             "offered" => {
                 let psbt = STANDARD
@@ -223,7 +251,7 @@ impl Offered {
             funding: Some(self.offer.funding_value()),
         });
         self.device.save()?;
-        let broadcast = Waiting {
+        let mut broadcast = Waiting {
             device: self.device,
             tbs_key: self.tbs_key,
         };
@@ -243,7 +271,7 @@ impl Waiting {
         self.device.anchor_txid()
     }
 
-    fn send_signed(&self, tbs: &ServiceClient, tx: bitcoin::Transaction) -> Result<(), Error> {
+    fn send_signed(&mut self, tbs: &ServiceClient, tx: bitcoin::Transaction) -> Result<(), Error> {
         let step = Step::SendSignedAnchor;
         let txid = tx.compute_txid();
         let signed = SignedAnchor {
@@ -251,11 +279,14 @@ impl Waiting {
             tx,
         };
         let envelope = signed.seal(&mut rand_core::OsRng, &self.tbs_key)?;
-        let answer = tbs.post(
+        let answer = match tbs.post(
             step,
             "/v1/enrolments/signed",
             &json!({ "envelope": envelope }),
-        )?;
+        ) {
+            Err(Error::Server { status: 410, .. }) => return Err(self.forget_lapsed_offer()),
+            answer => answer?,
+        };
         let reported = str_field(step, &answer.body, "txid")?;
         if reported != txid.to_string() {
             return Err(Error::unexpected(
@@ -273,6 +304,9 @@ impl Waiting {
         let answer = tbs.get(step, &instructions_path(&self.device.public_key()))?;
         if answer.status != 200 {
             let pending = Pending::from_body(&answer.body);
+            if pending.status == "expired" {
+                return Err(self.forget_lapsed_offer());
+            }
             if pending.status == "offered" {
                 if let Some(tx) = self.device.signed_anchor() {
                     self.send_signed(tbs, tx.clone())?;
@@ -295,6 +329,17 @@ impl Waiting {
             tbs_key: self.tbs_key,
             stored: Box::new(accepted.stored),
         }))
+    }
+
+    /// The TBS let this device's offer lapse: its signature of that offer will never be
+    /// broadcast. Forgets it (the device is back at [`Provisioned`], and a new request
+    /// gets a new offer) and says so.
+    fn forget_lapsed_offer(&mut self) -> Error {
+        self.device.progress = None;
+        match self.device.save() {
+            Ok(()) => Error::OfferExpired,
+            Err(error) => error,
+        }
     }
 
     /// Polls every `interval` until the instructions are ready, at most `timeout`;

@@ -7,6 +7,7 @@ use milagro_anchor::anchor_offer::OfferError;
 use milagro_anchor::birth_certificate::{BcError, Role, Status};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment::EnrolmentError;
+use milagro_anchor::enrolment_credential::CredentialError;
 use milagro_anchor::instructions::InstructionsError;
 use milagro_anchor::proof::{HeaderChainError, ProofError};
 
@@ -80,6 +81,9 @@ pub enum Error {
         code: Option<String>,
         /// The TBS's message, or the start of the body.
         message: String,
+        /// The `Retry-After` header, in seconds, when the TBS sent one (a rate limit, or
+        /// no pool coin free for an offer).
+        retry_after_secs: Option<u64>,
     },
     /// The TBS answered something that is not the protocol's answer.
     #[error("{step}: unexpected answer from the tbs: {reason}")]
@@ -150,6 +154,16 @@ pub enum Error {
     /// A message could not be sealed.
     #[error("sealing a message to the tbs: {0}")]
     Sealing(#[from] EnrolmentError),
+    /// The device holds no enrolment credential: its maker signs one for its key.
+    #[error("{} holds no enrolment credential: the device maker signs one for this device's key (`milagro tbs credential`), and `milagro pat enrol --credential FILE` installs it", .0.display())]
+    NoCredential(PathBuf),
+    /// An enrolment credential is invalid or not for this device, tenant or group.
+    #[error("enrolment credential: {0}")]
+    Credential(#[from] CredentialError),
+    /// The TBS's offer lapsed before the device's signature reached it; the device asks
+    /// again (its signature of the lapsed offer is discarded).
+    #[error("the tbs offer lapsed before the device's signature reached it")]
+    OfferExpired,
     /// Instructions do not open or do not verify.
     #[error("fetching instructions: {0}")]
     Instructions(#[from] InstructionsError),

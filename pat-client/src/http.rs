@@ -135,6 +135,11 @@ impl ServiceClient {
         };
         let response = request.send().map_err(|e| transport(e.into()))?;
         let status = response.status().as_u16();
+        let retry_after_secs = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse::<u64>().ok());
         let mut bytes = Vec::new();
         response
             .take(MAX_BODY_BYTES + 1)
@@ -162,6 +167,7 @@ impl ServiceClient {
                 status,
                 code: field("error"),
                 message,
+                retry_after_secs,
             });
         }
         let body = body.ok_or_else(|| Error::unexpected(step, "a body that is not JSON"))?;

@@ -175,6 +175,22 @@ pub fn provision(
     state::Device::provision(dir, provisioning, name, now).map(Stage::of)
 }
 
+/// Installs the maker's enrolment `credential` in the device in `dir` (it must be for the
+/// device's key, tenant and group: [`Error::Credential`] otherwise); the device sends it
+/// with its enrolment request.
+pub fn install_credential(
+    dir: &Path,
+    credential: milagro_anchor::enrolment_credential::EnrolmentCredential,
+) -> Result<Stage, Error> {
+    let mut device = state::Device::load(dir)?;
+    device.install_credential(credential)?;
+    Ok(Stage::of(device))
+}
+
+/// How many times [`enrol`] asks again after its offer lapsed before its signature
+/// reached the TBS.
+pub const LAPSED_OFFER_RETRIES: u32 = 3;
+
 /// Loads the device in `dir` and says where it stopped.
 pub fn open(dir: &Path) -> Result<Stage, Error> {
     state::Device::load(dir).map(Stage::of)
@@ -218,12 +234,35 @@ pub enum Event<'a> {
 }
 
 /// Runs the protocol from `stage` to [`Enrolled`] (an enrolled device returns at once,
-/// without a request).
+/// without a request). An offer that lapses before the device's signature reaches the TBS
+/// is forgotten and a new one asked for, up to [`LAPSED_OFFER_RETRIES`] times; a TBS
+/// answering `429` or `503` with `Retry-After` is asked again after the wait, within
+/// `wait.timeout`.
 pub fn enrol(
     stage: Stage,
     tbs: &ServiceClient,
     wait: &WaitOptions,
     mut report: impl FnMut(Event<'_>),
+) -> Result<Enrolled, Error> {
+    let dir = stage.device().dir().to_path_buf();
+    let mut stage = stage;
+    let mut retries = 0;
+    loop {
+        match enrol_once(stage, tbs, wait, &mut report) {
+            Err(Error::OfferExpired) if retries < LAPSED_OFFER_RETRIES => {
+                retries += 1;
+                stage = open(&dir)?;
+            }
+            done => return done,
+        }
+    }
+}
+
+fn enrol_once(
+    stage: Stage,
+    tbs: &ServiceClient,
+    wait: &WaitOptions,
+    report: &mut impl FnMut(Event<'_>),
 ) -> Result<Enrolled, Error> {
     report(Event::Resumed(stage.name()));
     let waiting = match stage {
@@ -232,7 +271,7 @@ pub fn enrol(
         Stage::Provisioned(provisioned) => {
             let verified = provisioned.verify_tbs(tbs)?;
             report(Event::TbsVerified(verified.tbs_anchor()));
-            match verified.request(tbs)? {
+            match verified.request_patiently(tbs, wait.timeout)? {
                 Requested::Offered(offered) => {
                     report(Event::Offered);
                     offered.sign_and_send(tbs)?

@@ -3,7 +3,8 @@
 //!
 //! [`FailureLimiter::check`] refuses a key that has failed `max` times within the current
 //! window of `window_secs` (and says how long until it ends); [`FailureLimiter::failed`]
-//! counts one failure. Successes are not counted: only failures spend the budget. At most
+//! counts one failure. Successes are not counted: only failures spend the budget. Used as
+//! a plain rate limit, [`FailureLimiter::take`] checks and counts every request at once. At most
 //! `capacity` keys are tracked; when full, finished windows are dropped first, then the
 //! key whose window started earliest, so memory stays bounded whatever an attacker sends
 //! (at the cost of forgetting the oldest key's count, which a per-code or per-account
@@ -64,6 +65,10 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
     /// Counts one failure of `key`.
     pub fn failed(&self, key: &K, now: u64) {
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        self.count(&mut windows, key, now);
+    }
+
+    fn count(&self, windows: &mut HashMap<K, Window>, key: &K, now: u64) {
         if !windows.contains_key(key) && windows.len() >= self.capacity {
             let window = self.window_secs;
             windows.retain(|_, w| now < w.started + window);
@@ -88,6 +93,21 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
             };
         }
         entry.failures = entry.failures.saturating_add(1);
+    }
+
+    /// Checks `key` and counts this attempt, under one lock (so concurrent requests
+    /// cannot all pass one check): a rate limit of `max` requests per window.
+    pub fn take(&self, key: &K, now: u64) -> Result<(), TooManyFailures> {
+        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(w) = windows.get(key) {
+            if w.failures >= self.max && now < w.started + self.window_secs {
+                return Err(TooManyFailures {
+                    retry_after_secs: (w.started + self.window_secs - now).max(1),
+                });
+            }
+        }
+        self.count(&mut windows, key, now);
+        Ok(())
     }
 
     /// How many keys are tracked.
@@ -121,6 +141,20 @@ mod tests {
         assert!(limiter.check(&"a", 600).is_ok(), "a new window");
         limiter.failed(&"a", 600);
         assert!(limiter.check(&"a", 601).is_ok(), "counting starts again");
+    }
+
+    #[test]
+    fn take_is_a_rate_limit_of_max_requests_per_window() {
+        let limiter = FailureLimiter::new(2, 60, 100);
+        assert!(limiter.take(&"a", 0).is_ok());
+        assert!(limiter.take(&"a", 1).is_ok());
+        assert_eq!(
+            limiter.take(&"a", 2),
+            Err(TooManyFailures {
+                retry_after_secs: 58
+            })
+        );
+        assert!(limiter.take(&"a", 60).is_ok(), "a new window");
     }
 
     #[test]

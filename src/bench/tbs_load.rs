@@ -21,6 +21,7 @@ use milagro_anchor::anchor_offer::AnchorOffer;
 use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_registry::chain::ChainSource;
@@ -56,8 +57,9 @@ pub struct Level {
     pub latency: Latency,
 }
 
-/// Makes `count` devices whose requests are sealed to `tbs` (setup, not timed).
-pub fn devices(count: usize, tbs: &PublicKey) -> Result<Vec<Device>> {
+/// Makes `count` devices whose requests, with a credential `maker` signed, are sealed to
+/// `tbs` (setup, not timed).
+pub fn devices(count: usize, tbs: &PublicKey, maker: &SecretKey) -> Result<Vec<Device>> {
     (0..count)
         .map(|i| {
             let (key, bc) = party(Role::Pat, &format!("bench device {i}"), "")?;
@@ -66,8 +68,7 @@ pub fn devices(count: usize, tbs: &PublicKey) -> Result<Vec<Device>> {
                 &key,
                 bc.clone(),
                 InstructionKey::generate(&mut OsRng),
-                TENANT,
-                GROUP,
+                EnrolmentCredential::issue(maker, TENANT, GROUP, &key.public_key())?,
                 tbs,
                 unix_now(),
             )?;

@@ -53,6 +53,9 @@ pub struct TbsWorld {
     pub url: String,
     /// The TBS's public key: what devices seal their envelopes to.
     pub tbs_key: PublicKey,
+    /// The device maker's enrolment key, listed on the group: it signs each bench
+    /// device's credential.
+    pub maker: SecretKey,
     /// The amount the TBS pays per offer (`single_anchor_funding`, as its offer path).
     pub payment: Amount,
     /// The TBS's anchoring fee rate.
@@ -115,6 +118,12 @@ network = "regtest"
 [anchoring]
 funding_pool = {pool}
 
+# The bench's devices all come from this process's address and this one tenant.
+[enrolment]
+requests_per_minute_per_address = 4000000000
+requests_per_minute_per_tenant = 4000000000
+max_pending_offers_per_tenant = 1000000
+
 [admin]
 token_sha256 = "{token}"
 "#,
@@ -133,6 +142,7 @@ token_sha256 = "{token}"
             miner,
             url: tbs.local_url(),
             tbs_key,
+            maker: SecretKey::generate(&mut OsRng),
             payment: single_anchor_funding(fee_rate).context("fee rate overflow")?,
             fee_rate,
             coins,
@@ -174,7 +184,8 @@ token_sha256 = "{token}"
             reqwest::Method::PUT,
             &format!("/v1/tenants/{TENANT}/groups/{GROUP}"),
             token,
-            json!({"name": "Load", "mode": "direct", "dtas": [service]}),
+            json!({"name": "Load", "mode": "direct", "dtas": [service],
+                   "enrolment_keys": [world.maker.public_key()]}),
         )?;
         Ok(world)
     }

@@ -206,9 +206,9 @@ pub struct TbsArgs {
     /// Members of the batch (digests under one anchored root).
     #[arg(long, default_value_t = 1_000_000)]
     pub members: usize,
-    /// The TBS's funding pool (`anchoring.funding_pool`): coins per refill; 0 makes the
-    /// wallet pay every device, as a TBS without a pool does.
-    #[arg(long, default_value_t = 1_000)]
+    /// The TBS's funding pool (`anchoring.funding_pool`): coins per refill (1 to 1000),
+    /// and so the most offers that wait for a signature at once.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000))]
     pub pool: usize,
     #[command(flatten)]
     pub repeat: Repeat,

@@ -12,9 +12,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use milagro_anchor::digest::Digest;
+use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_pat_client::{
-    enrol, open, provision, ChainSources, Enrolled, Error, Event, Provisioning, Refreshed,
-    RegistryPin, ServiceClient, Stage, WaitOptions,
+    enrol, install_credential, open, provision, ChainSources, Enrolled, Error, Event, Provisioning,
+    Refreshed, RegistryPin, ServiceClient, Stage, WaitOptions,
 };
 use serde_json::{json, Value};
 
@@ -75,6 +76,14 @@ pub struct EnrolArgs {
     /// The name in the device's Birth Certificate (default: `PAT` and its key prefix).
     #[arg(long)]
     pub name: Option<String>,
+    /// The maker's enrolment credential for this device (`milagro tbs credential`),
+    /// installed in the state directory before enrolling.
+    #[arg(long, value_name = "FILE", conflicts_with = "claim_key")]
+    pub credential: Option<PathBuf>,
+    /// A fleet claim key (an enrolment key every device of a batch carries, AWS "fleet
+    /// provisioning by claim"): the device signs its own credential with it.
+    #[arg(long, value_name = "FILE")]
+    pub claim_key: Option<PathBuf>,
     /// The Bitcoin network whose genesis block the header chain must start from.
     #[arg(long, default_value = "bitcoin")]
     pub network: bitcoin::Network,
@@ -148,8 +157,34 @@ fn enrol_command(args: EnrolArgs) -> Result<()> {
         },
     };
     let tbs = ServiceClient::new(&provisioning.tbs_url)?;
-    let stage = provision(&args.state, provisioning, args.name.as_deref())
+    let mut stage = provision(&args.state, provisioning, args.name.as_deref())
         .with_context(|| format!("cannot provision the device in {}", args.state.display()))?;
+    let credential =
+        match (&args.credential, &args.claim_key) {
+            (Some(file), _) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                Some(EnrolmentCredential::from_json(&text).with_context(|| {
+                    format!("{} is not an enrolment credential", file.display())
+                })?)
+            }
+            (None, Some(file)) => {
+                let claim = milagro_tbs::files::read_key(file)
+                    .with_context(|| format!("cannot read the claim key {}", file.display()))?;
+                let device = stage.device();
+                let provisioning = device.provisioning();
+                Some(EnrolmentCredential::issue(
+                    &claim,
+                    &provisioning.tenant,
+                    &provisioning.group,
+                    &device.public_key(),
+                )?)
+            }
+            (None, None) => None,
+        };
+    if let Some(credential) = credential {
+        stage = install_credential(&args.state, credential)?;
+    }
     let already = matches!(stage, Stage::Enrolled(_));
     if already {
         eprintln!("already enrolled; `milagro pat refresh` fetches newer instructions");

@@ -35,6 +35,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "node",
             "sync",
             "anchoring",
+            "enrolment",
             "admin",
             "audit",
         ],
@@ -50,11 +51,27 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "funding_pool",
         ],
     ),
+    (
+        "enrolment",
+        &[
+            "offer_expiry_secs",
+            "requests_per_minute_per_address",
+            "requests_per_minute_per_tenant",
+            "max_pending_offers_per_tenant",
+            "max_queued",
+        ],
+    ),
     ("admin", &["token_sha256"]),
     ("audit", &["checkpoint_interval_secs", "origin"]),
 ];
 
 const MAX_BATCH_INTERVAL_SECS: u64 = 24 * 3600;
+
+/// The longest an offer may hold its pool coin.
+const MAX_OFFER_EXPIRY_SECS: u64 = 24 * 3600;
+
+/// The most devices one batch anchors, and so the most the queue may hold.
+pub const MAX_QUEUED: usize = 1_000_000;
 
 /// A validated TBS configuration.
 ///
@@ -76,6 +93,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// How the TBS anchors its own Birth Certificate.
     pub anchoring: AnchoringConfig,
+    /// The limits on device enrolments.
+    pub enrolment: EnrolmentConfig,
     /// SHA-256 of the operator's admin token; without it, no tenant can be created.
     pub admin_token: Option<TokenHash>,
     /// The audit log's checkpoints.
@@ -92,8 +111,27 @@ pub struct AnchoringConfig {
     pub min_depth: u32,
     /// How often the queued devices of batch-mode groups are anchored as one batch root.
     pub batch_interval: Duration,
-    /// Coins the funding pool is refilled to (0: every device is paid by the wallet).
+    /// Coins the funding pool is refilled to (at least 1: every direct-mode offer holds
+    /// one until its device signs or the offer expires).
     pub funding_pool: usize,
+}
+
+/// `[enrolment]`: what one client or tenant may ask of the enrolment API. Past a limit the
+/// TBS answers `429` with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EnrolmentConfig {
+    /// How long an offer holds its pool coin before the coin returns to the pool and the
+    /// device must ask again.
+    pub offer_expiry: Duration,
+    /// Enrolment requests one client address may send per minute.
+    pub per_address_per_minute: u32,
+    /// Enrolment requests one tenant's devices may send per minute, all together.
+    pub per_tenant_per_minute: u32,
+    /// Offers of one tenant's devices that may wait for a signature at once.
+    pub max_pending_offers_per_tenant: usize,
+    /// Batch-mode devices that may wait for the next batch, across all tenants.
+    pub max_queued: usize,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +146,8 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     anchoring: RawAnchoring,
+    #[serde(default)]
+    enrolment: RawEnrolment,
     #[serde(default)]
     admin: Option<RawAdmin>,
     #[serde(default)]
@@ -156,6 +196,69 @@ impl Default for RawAnchoring {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEnrolment {
+    offer_expiry_secs: u64,
+    requests_per_minute_per_address: u32,
+    requests_per_minute_per_tenant: u32,
+    max_pending_offers_per_tenant: usize,
+    max_queued: usize,
+}
+
+impl Default for RawEnrolment {
+    fn default() -> Self {
+        Self {
+            offer_expiry_secs: 600,
+            requests_per_minute_per_address: 60,
+            requests_per_minute_per_tenant: 600,
+            max_pending_offers_per_tenant: 100,
+            max_queued: MAX_QUEUED,
+        }
+    }
+}
+
+impl RawEnrolment {
+    fn check(self) -> Result<EnrolmentConfig, ConfigError> {
+        if !(1..=MAX_OFFER_EXPIRY_SECS).contains(&self.offer_expiry_secs) {
+            return Err(invalid(
+                "enrolment.offer_expiry_secs",
+                format!("must be between 1 and {MAX_OFFER_EXPIRY_SECS}"),
+            ));
+        }
+        let positive = [
+            (
+                "enrolment.requests_per_minute_per_address",
+                self.requests_per_minute_per_address as usize,
+            ),
+            (
+                "enrolment.requests_per_minute_per_tenant",
+                self.requests_per_minute_per_tenant as usize,
+            ),
+            (
+                "enrolment.max_pending_offers_per_tenant",
+                self.max_pending_offers_per_tenant,
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(invalid(key, "must be at least 1"));
+        }
+        if !(1..=MAX_QUEUED).contains(&self.max_queued) {
+            return Err(invalid(
+                "enrolment.max_queued",
+                format!("must be between 1 and {MAX_QUEUED}"),
+            ));
+        }
+        Ok(EnrolmentConfig {
+            offer_expiry: Duration::from_secs(self.offer_expiry_secs),
+            per_address_per_minute: self.requests_per_minute_per_address,
+            per_tenant_per_minute: self.requests_per_minute_per_tenant,
+            max_pending_offers_per_tenant: self.max_pending_offers_per_tenant,
+            max_queued: self.max_queued,
+        })
+    }
+}
+
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -179,12 +282,16 @@ impl Config {
                 format!("must be between 1 and {MAX_BATCH_INTERVAL_SECS}"),
             ));
         }
-        if raw.anchoring.funding_pool > MAX_FAN_OUT_COINS {
+        if !(1..=MAX_FAN_OUT_COINS).contains(&raw.anchoring.funding_pool) {
             return Err(invalid(
                 "anchoring.funding_pool",
-                format!("must be between 0 and {MAX_FAN_OUT_COINS}"),
+                format!(
+                    "must be between 1 and {MAX_FAN_OUT_COINS} (a device is paid only from a \
+                     pool coin, reserved for its offer)"
+                ),
             ));
         }
+        let enrolment = raw.enrolment.check()?;
         let admin_token = raw
             .admin
             .map(|admin| TokenHash::from_hex(&admin.token_sha256))
@@ -213,6 +320,7 @@ impl Config {
                 batch_interval: Duration::from_secs(raw.anchoring.batch_interval_secs),
                 funding_pool: raw.anchoring.funding_pool,
             },
+            enrolment,
             admin_token,
             audit,
         })

@@ -142,6 +142,20 @@ fn out_of_range_values_are_refused_by_key() {
             "anchoring.batch_interval_secs",
         ),
         ("[anchoring]\nfunding_pool = 1001", "anchoring.funding_pool"),
+        ("[anchoring]\nfunding_pool = 0", "anchoring.funding_pool"),
+        (
+            "[enrolment]\noffer_expiry_secs = 0",
+            "enrolment.offer_expiry_secs",
+        ),
+        (
+            "[enrolment]\nrequests_per_minute_per_address = 0",
+            "enrolment.requests_per_minute_per_address",
+        ),
+        (
+            "[enrolment]\nmax_pending_offers_per_tenant = 0",
+            "enrolment.max_pending_offers_per_tenant",
+        ),
+        ("[enrolment]\nmax_queued = 1000001", "enrolment.max_queued"),
         (
             "[audit]\ncheckpoint_interval_secs = 0",
             "audit.checkpoint_interval_secs",

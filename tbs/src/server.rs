@@ -190,6 +190,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
     let rpc = || BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie);
     let sync_node = rpc();
     let state = AppState {
+        enrolment_limits: Arc::new(crate::enrolment::EnrolmentLimits::new(&config.enrolment)),
         node: Arc::new(rpc().with_timeout(API_RPC_TIMEOUT)),
         config: Arc::new(config),
         identity: Arc::new(identity),

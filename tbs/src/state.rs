@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::config::Config;
-use crate::enrolment::EnrolmentStore;
+use crate::enrolment::{EnrolmentLimits, EnrolmentStore};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::tenants::store::TenantStore;
@@ -34,6 +34,8 @@ pub struct AppState {
     pub tenants: Arc<TenantStore>,
     /// Device enrolments (same service database as `tenants`).
     pub enrolments: Arc<EnrolmentStore>,
+    /// The enrolment API's rate limits.
+    pub enrolment_limits: Arc<EnrolmentLimits>,
     /// The audit log of registrations and its anchored checkpoints (same database).
     pub audit: Arc<Audit>,
     /// The node, for what the index does not hold (raw transactions, Merkle paths,

@@ -14,6 +14,7 @@ pub(super) fn enrol_args<'a>(
     digest: &'a str,
     group: &'a str,
     state: &'a str,
+    claim_key: &'a str,
 ) -> Vec<&'a str> {
     vec![
         "pat",
@@ -34,6 +35,8 @@ pub(super) fn enrol_args<'a>(
         "30",
         "--poll-ms",
         "50",
+        "--claim-key",
+        claim_key,
     ]
 }
 
@@ -56,6 +59,8 @@ fn dir(home: &Path, name: &str) -> String {
 #[test]
 fn a_device_enrols_and_refreshes_from_the_command_line() {
     let w = EnrolmentWorld::start();
+    // Each device signs its own credential with the maker's fleet claim key.
+    let claim = w.maker_key_file().display().to_string();
     let dta1 = w.anchored(Role::Dta, "D-TA 1");
     let dta2 = w.anchored(Role::Dta, "D-TA 2");
     let idp = w.anchored(Role::Idp, "IdP");
@@ -66,7 +71,7 @@ fn a_device_enrols_and_refreshes_from_the_command_line() {
     // A TBS that is not the provisioned one: refused, non-zero, nothing on stdout.
     let state = dir(home.path(), "pat");
     let wrong = Digest::sha256(b"another TBS").to_string();
-    let refused = milagro(&enrol_args(&url, &wrong, "eu", &state));
+    let refused = milagro(&enrol_args(&url, &wrong, "eu", &state, &claim));
     assert!(!refused.status.success());
     assert!(refused.stdout.is_empty());
     assert!(
@@ -77,13 +82,15 @@ fn a_device_enrols_and_refreshes_from_the_command_line() {
         stderr(&refused)
     );
     assert_eq!(
-        milagro(&enrol_args(&url, "zz", "eu", "x")).status.code(),
+        milagro(&enrol_args(&url, "zz", "eu", "x", &claim))
+            .status
+            .code(),
         Some(2)
     );
 
     // Enrol with the right digest (nothing was sent under the wrong one, so the same state
     // directory takes it): the device's anchor is mined while the command waits for it.
-    let enrolled = run_mining(&w, &enrol_args(&url, &digest, "eu", &state));
+    let enrolled = run_mining(&w, &enrol_args(&url, &digest, "eu", &state, &claim));
     assert!(enrolled.status.success(), "{}", stderr(&enrolled));
     let out = json(&enrolled);
     assert_eq!(out["status"], "enrolled");
@@ -115,7 +122,7 @@ fn a_device_enrols_and_refreshes_from_the_command_line() {
     );
 
     // Again on the same state: already enrolled, no second enrolment.
-    let again = milagro(&enrol_args(&url, &digest, "eu", &state));
+    let again = milagro(&enrol_args(&url, &digest, "eu", &state, &claim));
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(json(&again)["status"], "already_enrolled");
     assert_eq!(json(&again)["anchor"]["txid"], out["anchor"]["txid"]);
@@ -147,7 +154,7 @@ fn a_device_enrols_and_refreshes_from_the_command_line() {
 
     // A device that gives up waiting fails, keeps its anchor, and `refresh` waits again.
     let late = dir(home.path(), "late");
-    let mut args = enrol_args(&url, &digest, "eu", &late);
+    let mut args = enrol_args(&url, &digest, "eu", &late, &claim);
     let wait = args.iter().position(|a| *a == "--wait-secs").unwrap();
     args[wait + 1] = "0";
     let gave_up = milagro(&args);
@@ -178,6 +185,8 @@ fn two_enrolled_devices_open_a_milagro_tls_session_from_the_command_line() {
     use std::io::{BufRead as _, BufReader};
 
     let w = EnrolmentWorld::start();
+    // Each device signs its own credential with the maker's fleet claim key.
+    let claim = w.maker_key_file().display().to_string();
     let dta = w.anchored(Role::Dta, "D-TA 1");
     let idp = w.anchored(Role::Idp, "IdP");
     w.put_group("eu", &[&dta], &idp);
@@ -186,7 +195,7 @@ fn two_enrolled_devices_open_a_milagro_tls_session_from_the_command_line() {
     let (server, client) = (dir(home.path(), "server"), dir(home.path(), "client"));
     let mut digests = Vec::new();
     for state in [&server, &client] {
-        let enrolled = run_mining(&w, &enrol_args(&url, &digest, "eu", state));
+        let enrolled = run_mining(&w, &enrol_args(&url, &digest, "eu", state, &claim));
         assert!(enrolled.status.success(), "{}", stderr(&enrolled));
         digests.push(
             json(&enrolled)["device"]["birth_certificate"]
@@ -281,6 +290,8 @@ fn two_enrolled_devices_open_a_milagro_tls_session_from_the_command_line() {
 #[test]
 fn a_device_checks_its_tbs_against_the_sources_given_on_the_command_line() {
     let w = EnrolmentWorld::start();
+    // Each device signs its own credential with the maker's fleet claim key.
+    let claim = w.maker_key_file().display().to_string();
     let dta = w.anchored(Role::Dta, "D-TA");
     let idp = w.anchored(Role::Idp, "IdP");
     w.put_group("eu", &[&dta], &idp);
@@ -295,7 +306,7 @@ fn a_device_checks_its_tbs_against_the_sources_given_on_the_command_line() {
     let (url, digest) = (w.url(), w.tbs_digest.to_string());
     let electrum_url = electrum.url();
     let with_sources = |state: &str, pin: &str| -> Vec<String> {
-        let mut args: Vec<String> = enrol_args(&url, &digest, "eu", state)
+        let mut args: Vec<String> = enrol_args(&url, &digest, "eu", state, &claim)
             .into_iter()
             .map(str::to_owned)
             .collect();

@@ -35,6 +35,8 @@ fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
 #[test]
 fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_command_line() {
     let w = EnrolmentWorld::start();
+    // Each device signs its own credential with the maker's fleet claim key.
+    let claim = w.maker_key_file().display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let http = no_redirect_client();
     let (idp, issuer, _) = start_idp_with_alice(w.node(), dir.path(), "idp");
@@ -116,7 +118,10 @@ fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_c
     );
     let state = dir.path().join("badge").display().to_string();
     let (url, digest) = (w.url(), w.tbs_digest.to_string());
-    let enrol = super::pat::run_mining(&w, &super::pat::enrol_args(&url, &digest, "staff", &state));
+    let enrol = super::pat::run_mining(
+        &w,
+        &super::pat::enrol_args(&url, &digest, "staff", &state, &claim),
+    );
     assert!(enrol.status.success(), "{}", stderr(&enrol));
     w.mine(6);
 

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use milagro_anchor::anchor_offer::AnchorOffer;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_tbs::tenants::model::ApiToken;
@@ -76,9 +77,16 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// One device's attempt: request, check and sign the offer, send it. Returns whether the
-/// TBS answered every step (a killed TBS makes it stop early).
-fn try_enrol(url: &str, tbs: &PublicKey, key: &SecretKey, bc: &BirthCertificate) -> Option<()> {
+/// One device's attempt: request (with the maker's credential), check and sign the offer,
+/// send it. Returns whether the TBS answered every step (a killed TBS makes it stop
+/// early).
+fn try_enrol(
+    url: &str,
+    tbs: &PublicKey,
+    maker: &SecretKey,
+    key: &SecretKey,
+    bc: &BirthCertificate,
+) -> Option<()> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -97,8 +105,7 @@ fn try_enrol(url: &str, tbs: &PublicKey, key: &SecretKey, bc: &BirthCertificate)
         key,
         bc.clone(),
         InstructionKey::generate(&mut OsRng),
-        "acme",
-        "eu",
+        EnrolmentCredential::issue(maker, "acme", "eu", &key.public_key()).ok()?,
         tbs,
         now(),
     )
@@ -128,11 +135,13 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     let dir = tempfile::tempdir().unwrap();
     let admin = ApiToken::generate(&mut OsRng);
     let config = dir.path().join("tbs.toml");
+    // Every device retries from this one address until it is through.
     let text = format!(
-        "{}\n[admin]\ntoken_sha256 = \"{}\"\n",
+        "{}\n[enrolment]\nrequests_per_minute_per_address = 100000\n[admin]\ntoken_sha256 = \"{}\"\n",
         tbs_config(&node.rpc_url(), &node.cookie(), &dir.path().join("state")),
         admin.hash()
     );
+    let maker = SecretKey::generate(&mut OsRng);
     std::fs::write(&config, text).unwrap();
 
     let tbs = TbsProcess::start(&config);
@@ -153,9 +162,17 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
         "PUT",
         "/v1/tenants/acme/groups/eu",
         Some(&token),
-        Some(json!({"name": "EU"})),
+        Some(json!({"name": "EU", "enrolment_keys": [maker.public_key()]})),
     );
     assert_eq!(status, 200);
+    // Offers are paid only from confirmed pool coins.
+    wait_until("the funding pool to fill", PATIENCE, || {
+        let mempool: Vec<String> = node.rpc.call("getrawmempool", &[]).unwrap();
+        if !mempool.is_empty() {
+            node.mine(1);
+        }
+        (api.ok("/v1/status")["funding_pool"]["free"].as_u64() > Some(0)).then_some(())
+    });
 
     // A burst of devices enrolling at once; the TBS is killed while they are at it.
     let devices: Arc<Vec<(SecretKey, BirthCertificate)>> = Arc::new(
@@ -167,9 +184,11 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     let burst: Vec<_> = (0..DEVICES)
         .map(|i| {
             let (devices, url, tbs_key) = (devices.clone(), tbs.url.clone(), tbs.public_key);
+            let maker = maker.clone();
             let finished = finished.clone();
             std::thread::spawn(move || {
-                let done = try_enrol(&url, &tbs_key, &devices[i].0, &devices[i].1).is_some();
+                let done =
+                    try_enrol(&url, &tbs_key, &maker, &devices[i].0, &devices[i].1).is_some();
                 if done {
                     finished.fetch_add(1, Ordering::SeqCst);
                 }
@@ -197,7 +216,7 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     let api = Api::new(tbs.url.clone());
     for (key, bc) in devices.iter() {
         wait_until("the device to get through", PATIENCE, || {
-            try_enrol(&tbs.url, &tbs_key, key, bc)
+            try_enrol(&tbs.url, &tbs_key, &maker, key, bc)
         });
     }
     // Keep mining: an anchor whose broadcast the kill interrupted is sent again by the

@@ -1,6 +1,8 @@
 //! What a device (PAT) enrols against in tests: a real TBS over HTTP on a real regtest
-//! node, its own anchor confirmed, tenant `acme` created with the admin API, and helpers
-//! to anchor D-TAs and IdPs, set device groups and mine blocks the TBS has indexed. With
+//! node, its own anchor confirmed and its funding pool filled, tenant `acme` created with
+//! the admin API, a device maker whose enrolment key every group lists, and helpers to
+//! anchor D-TAs and IdPs, set device groups, provision devices with credentials and mine
+//! blocks the TBS has indexed. With
 //! [`WorldOptions::restartable`] the node keeps its data directory and the TBS reaches it
 //! through a [`TcpRelay`], so a test can restart the node under a running TBS.
 
@@ -8,6 +10,8 @@ use std::time::Duration;
 
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::digest::Digest;
+use milagro_anchor::enrolment_credential::EnrolmentCredential;
+use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
@@ -43,6 +47,9 @@ pub struct EnrolmentWorld {
     pub tbs_digest: Digest,
     /// The bearer token of tenant `acme`.
     pub tenant_token: String,
+    /// The device maker's enrolment key, listed on every group [`Self::put_group_at`]
+    /// saves.
+    pub maker: SecretKey,
     dir: tempfile::TempDir,
 }
 
@@ -88,15 +95,47 @@ impl EnrolmentWorld {
         );
         assert_eq!(status, 201, "{created}");
         let tenant_token = created["token"].as_str().unwrap().to_owned();
-        Self {
+        let world = Self {
             node: Some(node),
             relay,
             tbs,
             api,
             tbs_digest,
             tenant_token,
+            maker: SecretKey::generate(&mut OsRng),
             dir,
-        }
+        };
+        // Offers are paid only from confirmed pool coins.
+        world.mine_while_waiting("the funding pool to fill", || {
+            (world.api.ok("/v1/status")["funding_pool"]["free"].as_u64() > Some(0)).then_some(())
+        });
+        world
+    }
+
+    /// The maker's credential letting `device` enrol in group `group` of `acme`.
+    pub fn credential(&self, device: &PublicKey, group: &str) -> EnrolmentCredential {
+        EnrolmentCredential::issue(&self.maker, "acme", group, device).unwrap()
+    }
+
+    /// Provisions a device in `dir` ([`milagro_pat_client::provision`]) and installs the
+    /// maker's credential for its key and group.
+    pub fn provision(
+        &self,
+        dir: &std::path::Path,
+        provisioning: milagro_pat_client::Provisioning,
+        name: Option<&str>,
+    ) -> milagro_pat_client::Stage {
+        let group = provisioning.group.clone();
+        let stage = milagro_pat_client::provision(dir, provisioning, name).unwrap();
+        let credential = self.credential(&stage.device().public_key(), &group);
+        milagro_pat_client::install_credential(dir, credential).unwrap()
+    }
+
+    /// The maker's enrolment key in a file (hex), for `milagro pat enrol --claim-key`.
+    pub fn maker_key_file(&self) -> std::path::PathBuf {
+        let path = self.dir.path().join("maker.key");
+        std::fs::write(&path, self.maker.to_hex().as_bytes()).unwrap();
+        path
     }
 
     /// The node.
@@ -201,7 +240,8 @@ impl EnrolmentWorld {
     ) -> u64 {
         let service = |(digest, url): &(milagro_anchor::digest::Digest, String)| json!({"birth_certificate": digest, "url": url});
         let dtas: Vec<Value> = dtas.iter().map(service).collect();
-        let body = json!({"name": group, "mode": mode, "dtas": dtas, "idp": service(&idp)});
+        let body = json!({"name": group, "mode": mode, "dtas": dtas, "idp": service(&idp),
+                          "enrolment_keys": [self.maker.public_key()]});
         let (status, saved) = self.api.call(
             "PUT",
             &format!("/v1/tenants/acme/groups/{group}"),

@@ -11,8 +11,8 @@ use std::time::Duration;
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_pat_client::{
-    enrol, open, provision, Enrolled, Error, Poll, Provisioning, Refreshed, Requested,
-    ServiceClient, Stage, WaitOptions, Waiting,
+    enrol, open, Enrolled, Error, Poll, Provisioning, Refreshed, Requested, ServiceClient, Stage,
+    WaitOptions, Waiting,
 };
 use milagro_tests::enrolment_world::EnrolmentWorld;
 
@@ -49,7 +49,7 @@ fn confirm(w: &EnrolmentWorld, tbs: &ServiceClient, broadcast: Waiting) -> Enrol
 
 /// Runs the whole protocol from a fresh provisioning.
 fn enrolled(w: &EnrolmentWorld, dir: &Path, group: &str) -> Enrolled {
-    let stage = provision(dir, provisioning(w, group), None).unwrap();
+    let stage = w.provision(dir, provisioning(w, group), None);
     let tbs = ServiceClient::new(&w.url()).unwrap();
     let Stage::Provisioned(provisioned) = stage else {
         panic!("a new device starts provisioned")
@@ -74,7 +74,7 @@ fn a_device_enrols_end_to_end_and_picks_up_a_changed_group() {
 
     // Provisioned → TbsVerified: the digest is the provisioned one, the anchor verifies.
     let Stage::Provisioned(provisioned) =
-        provision(&dir, provisioning(&w, "eu"), Some("meter 1")).unwrap()
+        w.provision(&dir, provisioning(&w, "eu"), Some("meter 1"))
     else {
         panic!("a new device starts provisioned")
     };
@@ -203,8 +203,7 @@ fn a_device_refuses_a_tbs_it_was_not_provisioned_for_and_instructions_older_than
         tbs_digest: Digest::sha256(b"another TBS"),
         ..provisioning(&w, "eu")
     };
-    let Stage::Provisioned(device) = provision(&home.path().join("wrong"), wrong, None).unwrap()
-    else {
+    let Stage::Provisioned(device) = w.provision(&home.path().join("wrong"), wrong, None) else {
         panic!("provisioned")
     };
     let error = device.verify_tbs(&tbs).unwrap_err();
@@ -214,7 +213,7 @@ fn a_device_refuses_a_tbs_it_was_not_provisioned_for_and_instructions_older_than
 
     // A group the tenant does not have: the TBS's error code and message are in the error.
     let Stage::Provisioned(lost) =
-        provision(&home.path().join("lost"), provisioning(&w, "nowhere"), None).unwrap()
+        w.provision(&home.path().join("lost"), provisioning(&w, "nowhere"), None)
     else {
         panic!("provisioned")
     };
@@ -263,8 +262,7 @@ fn a_restarted_device_resumes_waiting_for_instructions_without_a_second_request(
     let home = tempfile::tempdir().unwrap();
     let tbs = ServiceClient::new(&w.url()).unwrap();
     let offer = |dir: &Path| {
-        let Stage::Provisioned(device) = provision(dir, provisioning(&w, "eu"), None).unwrap()
-        else {
+        let Stage::Provisioned(device) = w.provision(dir, provisioning(&w, "eu"), None) else {
             panic!("provisioned")
         };
         match device.verify_tbs(&tbs).unwrap().request(&tbs).unwrap() {

@@ -86,7 +86,15 @@ fn a_tenant_creates_a_group_and_attaches_a_dta_in_the_admin_page() {
     let row = wait_for_row(&page, "eu-thermostats", 1);
     assert_eq!(
         row,
-        ["eu-thermostats", "EU thermostats", "direct", "—", "—", "1"],
+        [
+            "eu-thermostats",
+            "EU thermostats",
+            "direct",
+            "—",
+            "—",
+            "none: nobody enrols",
+            "1"
+        ],
         "the new group's row"
     );
 
@@ -119,6 +127,32 @@ fn a_tenant_creates_a_group_and_attaches_a_dta_in_the_admin_page() {
     assert!(status.contains(&unanchored.to_string()), "{status}");
     assert_eq!(wait_for_row(&page, "eu-thermostats", 2), row);
     assert_eq!(group(&w, &acme, "eu-thermostats"), saved);
+
+    // The maker's enrolment key: added, shown, kept by later saves, and removed again.
+    let maker = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng).public_key();
+    fill(&page, "enrolment-key", &maker.to_string());
+    click(&page, "add-key");
+    wait_for_status(&page, "ok", "enrolment key added to eu-thermostats");
+    let row = wait_for_row(&page, "eu-thermostats", 3);
+    assert!(row[5].contains(&maker.to_string()[..16]), "{row:?}");
+    let saved = group(&w, &acme, "eu-thermostats");
+    assert_eq!(saved["enrolment_keys"], json!([maker.to_string()]));
+    assert_eq!(
+        saved["dtas"].as_array().map(Vec::len),
+        Some(1),
+        "the D-TA stays"
+    );
+    fill(&page, "enrolment-key", "02zz");
+    click(&page, "add-key");
+    wait_for_status(&page, "error", "66 hex characters");
+    fill(&page, "enrolment-key", &maker.to_string());
+    click(&page, "remove-key");
+    wait_for_status(&page, "ok", "enrolment key removed from eu-thermostats");
+    wait_for_row(&page, "eu-thermostats", 4);
+    assert_eq!(
+        group(&w, &acme, "eu-thermostats")["enrolment_keys"],
+        json!([])
+    );
 
     let png = page.screenshot();
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");

@@ -16,6 +16,7 @@ use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::checkpoint::{KeyName, SignedCheckpoint};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
+use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::payload::RecordKind;
@@ -39,6 +40,8 @@ struct World {
     config: Config,
     api: Api,
     tbs_key: PublicKey,
+    /// The device maker's enrolment key, listed on group `eu`.
+    maker: SecretKey,
     _dir: tempfile::TempDir,
 }
 
@@ -105,6 +108,7 @@ impl World {
             tbs: Some(tbs),
             config,
             api,
+            maker: SecretKey::generate(&mut OsRng),
             _dir: dir,
         };
         let (status, created) = w.api.call(
@@ -118,9 +122,18 @@ impl World {
             "PUT",
             "/v1/tenants/acme/groups/eu",
             created["token"].as_str(),
-            Some(json!({"name": "EU", "mode": "direct"})),
+            Some(json!({"name": "EU", "mode": "direct",
+                        "enrolment_keys": [w.maker.public_key()]})),
         );
         assert_eq!(status, 200);
+        // Offers are paid only from confirmed pool coins.
+        wait_until("the funding pool to fill", PATIENCE, || {
+            let mempool: Vec<String> = w.node().rpc.call("getrawmempool", &[]).unwrap();
+            if !mempool.is_empty() {
+                w.node().mine(1);
+            }
+            (w.api.ok("/v1/status")["funding_pool"]["free"].as_u64() > Some(0)).then_some(())
+        });
         w
     }
 
@@ -155,8 +168,7 @@ impl World {
             key,
             bc.clone(),
             InstructionKey::generate(&mut OsRng),
-            "acme",
-            "eu",
+            EnrolmentCredential::issue(&self.maker, "acme", "eu", &key.public_key()).unwrap(),
             &self.tbs_key,
             now(),
         )

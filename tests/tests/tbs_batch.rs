@@ -15,9 +15,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment::SignedAnchor;
 use milagro_anchor::envelope::{InstructionKey, SealedInstructions};
 use milagro_anchor::instructions::{DeviceAnchor, Instructions};
-use milagro_pat_client::{
-    provision, Enrolled, Provisioning, Requested, ServiceClient, Stage, Waiting,
-};
+use milagro_pat_client::{Enrolled, Provisioning, Requested, ServiceClient, Stage, Waiting};
 use milagro_registry::chain::ChainSource as _;
 use milagro_tbs::audit::batch_registration_entry;
 use milagro_tbs::tenants::model::{GroupId, TenantId};
@@ -55,7 +53,7 @@ fn queued(w: &EnrolmentWorld, dir: &Path) -> Waiting {
         network: bitcoin::Network::Regtest,
         sources: Default::default(),
     };
-    let Stage::Provisioned(device) = provision(dir, provisioning, None).unwrap() else {
+    let Stage::Provisioned(device) = w.provision(dir, provisioning, None) else {
         panic!("a new device starts provisioned")
     };
     let tbs = ServiceClient::new(&w.url()).unwrap();

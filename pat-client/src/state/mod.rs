@@ -5,6 +5,7 @@
 //! | `device.key` | 0600 | once, never replaced | the device's secp256k1 secret key, 64 hex characters |
 //! | `instruction.key` | 0600 | once, never replaced | the AES-128 instruction key, 32 hex characters |
 //! | `device-bc.json` | 0600 | once, never replaced | the device's Birth Certificate (role `pat`), canonical JSON |
+//! | `enrolment-credential.json` | 0600 | when installed | the maker's enrolment credential for this key, tenant and group |
 //! | `state.json` | 0600 | replaced at each step | format, provisioning (with its sources), the verified TBS certificate, progress, instructions, the best chain seen |
 //!
 //! The directory is created with mode 0700. `state.json` is written last when a device is
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use bitcoin::{Amount, Transaction, Txid};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
+use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::record::RecordCandidate;
@@ -42,6 +44,7 @@ pub const STATE_FORMAT: u32 = 1;
 const DEVICE_KEY: &str = "device.key";
 const INSTRUCTION_KEY: &str = "instruction.key";
 const DEVICE_BC: &str = "device-bc.json";
+const CREDENTIAL: &str = "enrolment-credential.json";
 const STATE: &str = "state.json";
 
 /// The TBS this device verified (digest, role, status, anchor by SPV).
@@ -116,6 +119,7 @@ pub struct Device {
     pub(crate) progress: Option<Progress>,
     pub(crate) instructions: Option<StoredInstructions>,
     pub(crate) chain: Option<ChainSeen>,
+    pub(crate) credential: Option<EnrolmentCredential>,
 }
 
 impl Device {
@@ -184,6 +188,7 @@ impl Device {
             progress: None,
             instructions: None,
             chain: None,
+            credential: None,
         };
         state.save()?;
         Ok(state)
@@ -227,6 +232,7 @@ impl Device {
             progress,
             instructions: wire.instructions,
             chain: wire.chain,
+            credential: read_credential(dir)?,
         };
         state
             .check_consistent()
@@ -272,6 +278,22 @@ impl Device {
         };
         let bytes = serde_json::to_vec_pretty(&wire).map_err(|e| Error::corrupt(&path, e))?;
         files::write_atomically(&path, &bytes)
+    }
+
+    /// Stores `credential` (which must be for this device's key, tenant and group) in
+    /// the state directory, replacing any other.
+    pub(crate) fn install_credential(
+        &mut self,
+        credential: EnrolmentCredential,
+    ) -> Result<(), Error> {
+        credential.check(
+            &self.provisioning.tenant,
+            &self.provisioning.group,
+            &self.key.public_key(),
+        )?;
+        files::write_atomically(&self.dir.join(CREDENTIAL), credential.to_json().as_bytes())?;
+        self.credential = Some(credential);
+        Ok(())
     }
 
     fn check_same(&self, wanted: &Provisioning) -> Result<(), Error> {
@@ -382,6 +404,17 @@ fn read_device_bc(dir: &Path, key: &SecretKey) -> Result<BirthCertificate, Error
         ));
     }
     Ok(bc)
+}
+
+fn read_credential(dir: &Path) -> Result<Option<EnrolmentCredential>, Error> {
+    let path = dir.join(CREDENTIAL);
+    let Some(bytes) = files::read(&path)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    EnrolmentCredential::from_json(&text)
+        .map(Some)
+        .map_err(|e| Error::corrupt(&path, e))
 }
 
 fn tbs_record(wire: TbsWire, provisioning: &Provisioning) -> Result<TbsRecord, String> {

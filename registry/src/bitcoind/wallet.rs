@@ -115,17 +115,26 @@ impl BitcoindRpc {
         Ok((tx, vout))
     }
 
-    /// Sends a stored anchoring transaction again, after the payment that funds it if
-    /// there is one, and says what became of it. The payment's own answer is not
-    /// telling (once the anchor spends its only output, a confirmed payment looks like
-    /// one with missing inputs): anything wrong with it shows up as the anchor's missing
-    /// inputs.
+    /// Sends an anchoring transaction (again), after the payment that funds it if there
+    /// is one, and says what became of it.
+    ///
+    /// With a payment, the two go first as one package (`submitpackage`, Bitcoin Core 28 /
+    /// Knots 29 and later): the node then takes both or neither, and a payment too cheap
+    /// alone is carried by its anchor. Where the node has no `submitpackage`, or refuses
+    /// the package (a payment already confirmed is "missing inputs" as part of one), they
+    /// go one after the other, whose answers say exactly what happened. The payment's own
+    /// answer is not telling (once the anchor spends its only output, a confirmed payment
+    /// looks like one with missing inputs): anything wrong with it shows up as the
+    /// anchor's missing inputs.
     pub fn resend_anchor(
         &self,
         funding: Option<&Transaction>,
         anchor: &Transaction,
     ) -> Result<Resent, ChainError> {
         if let Some(funding) = funding {
+            if self.submit_package(&[funding, anchor])? {
+                return Ok(Resent::Accepted);
+            }
             if let Err(error) = self.broadcast(funding) {
                 tracing::debug!(%error, txid = %funding.compute_txid(), "re-sending a payment");
             }
@@ -137,6 +146,24 @@ impl BitcoindRpc {
             }
             Err(ChainError::Rpc { code, message, .. }) if code == RPC_VERIFY_ERROR => {
                 Ok(Resent::InputsGone(message))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Submits `package` (parents first) with `submitpackage`; whether the node accepted
+    /// every transaction of it (now or before). `false` when the node refused it or has no
+    /// such call: the caller sends the transactions one by one.
+    pub fn submit_package(&self, package: &[&Transaction]) -> Result<bool, ChainError> {
+        let hexes: Vec<String> = package
+            .iter()
+            .map(|tx| bitcoin::consensus::encode::serialize_hex(*tx))
+            .collect();
+        match self.call::<Value>("submitpackage", &[json!(hexes)]) {
+            Ok(answer) => Ok(answer["package_msg"] == "success"),
+            Err(ChainError::Rpc { code, message, .. }) => {
+                tracing::debug!(code, %message, "submitpackage refused; sending in order");
+                Ok(false)
             }
             Err(error) => Err(error),
         }

@@ -1,15 +1,17 @@
 //! Device enrolment endpoints; the protocol is `docs/enrolment.md`.
 //!
-//! `POST /v1/enrolments` opens a sealed request and answers with an anchoring offer (the
-//! same offer again for a device that already has one: never a second payment), or, in a
-//! batch-mode group, queues the device for the next batch;
+//! `POST /v1/enrolments` opens a sealed request, checks its enrolment credential against
+//! the group's enrolment keys, and answers with an anchoring offer holding a pool coin
+//! until it lapses (the same offer again for a device that already has a live one), or, in
+//! a batch-mode group, queues the device for the next batch; past a rate limit or a cap,
+//! `429` with `Retry-After`;
 //! `POST /v1/enrolments/signed` accepts the device's signed transaction and broadcasts the
-//! payment and the anchor; `GET /v1/enrolments/{device}` reports progress and depth;
+//! payment and the anchor together: nothing is paid before the anchor is checked; `GET /v1/enrolments/{device}` reports progress and depth;
 //! `GET /v1/enrolments/{device}/instructions` serves the sealed instructions once the
 //! anchor is deep enough (a new group revision gives new instructions: `milagro pat
 //! refresh`).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bitcoin::consensus::encode;
@@ -25,14 +27,21 @@ use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
 use milagro_registry::proofs::anchor_proof;
 use milagro_registry::store::{IndexedRecord, RecordStore};
+use milagro_service::attempts::TooManyFailures;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{blocking, ApiError};
 use crate::audit::RegistrationLog as _;
-use crate::enrolment::{self, Enrolment, EnrolmentState, WatchError};
+use crate::enrolment::{self, Enrolment, EnrolmentState, Reservation, Reserved, WatchError};
 use crate::state::AppState;
-use crate::tenants::model::{EnrolmentMode, GroupId, ServiceRef, TenantId};
+use crate::tenants::model::{EnrolmentMode, Group, GroupId, ServiceRef, TenantId};
+
+/// How long a device is told to wait when no pool coin is free: the refill's fan-out
+/// confirms in about a block.
+const POOL_EMPTY_RETRY_SECS: u64 = 60;
+/// How many coins an offer tries when concurrent offers keep taking the one it picked.
+const COIN_ATTEMPTS: usize = 8;
 
 /// A body holding one sealed envelope.
 #[derive(Debug, Deserialize)]
@@ -52,6 +61,10 @@ fn progress(row: &Enrolment) -> serde_json::Value {
             body["status"] = json!("broadcast");
             body["txid"] = json!(txid);
         }
+        EnrolmentState::Expired { expired_at } => {
+            body["status"] = json!("expired");
+            body["expired_at"] = json!(expired_at);
+        }
         EnrolmentState::Queued => body["status"] = json!("queued"),
         EnrolmentState::Batched { batch, index, root } => {
             body["status"] = json!("batched");
@@ -65,15 +78,32 @@ fn progress(row: &Enrolment) -> serde_json::Value {
 
 /// `POST /v1/enrolments`
 pub(crate) async fn enrol(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Sealed>,
 ) -> Result<HttpResponse, ApiError> {
+    // Before anything costs: opening the envelope is an ECDH and a decryption.
+    if let Some(peer) = req.peer_addr() {
+        state
+            .enrolment_limits
+            .address(peer.ip(), crate::unix_now())
+            .map_err(|e| too_many(e, "enrolment requests from this address"))?;
+    }
     let envelope = body.into_inner().envelope;
     let row = blocking(&state, move |state| {
-        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, crate::unix_now())
+        let now = crate::unix_now();
+        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, now)
             .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
+        let tenant =
+            TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let group_id =
+            GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let group = state.tenants.group_for_device(&tenant, &group_id)?;
+        check_credential(&request, &group)?;
         if let Some(existing) = state.enrolments.get(request.device()).map_err(internal)? {
-            return Ok(existing);
+            if !matches!(existing.state, EnrolmentState::Expired { .. }) {
+                return Ok(existing);
+            }
         }
         if state
             .enrolments
@@ -85,26 +115,27 @@ pub(crate) async fn enrol(
                 "this enrolment request was already used".into(),
             ));
         }
-        let tenant =
-            TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let group_id =
-            GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let group = state.tenants.group_for_device(&tenant, &group_id)?;
+        state
+            .enrolment_limits
+            .tenant(&tenant, now)
+            .map_err(|e| too_many(e, &format!("enrolment requests for tenant {tenant}")))?;
         match group.mode {
-            EnrolmentMode::Direct => {
-                let row = offer(state, &request, tenant, group_id)?;
-                let row = state.enrolments.insert_offer(&row).map_err(internal)?;
-                // Stored first: a crash after this line leaves an offer whose payment
-                // the device's retry sends again.
-                enrolment::send(&state.node, &state.enrolments, &row).map_err(watch_error)?;
-                Ok(row)
-            }
+            EnrolmentMode::Direct => offer(state, &request, tenant, group_id, now),
             EnrolmentMode::Batch => {
+                let limit = state.config.enrolment.max_queued;
+                if state.enrolments.queued_count() >= limit {
+                    return Err(ApiError::TooManyRequests {
+                        message: format!(
+                            "{limit} devices already wait for the next batch; retry after it"
+                        ),
+                        retry_after_secs: state.config.anchoring.batch_interval.as_secs(),
+                    });
+                }
                 let row = new_row(&request, tenant, group_id, EnrolmentState::Queued);
                 let digest = request.birth_certificate.digest();
                 let row = state
                     .enrolments
-                    .enqueue(&row, &digest, crate::unix_now())
+                    .enqueue(&row, &digest, now)
                     .map_err(internal)?;
                 tracing::info!(device = %row.device, tenant = %row.tenant, group = %row.group, "enrolment queued for the next batch");
                 Ok(row)
@@ -115,49 +146,112 @@ pub(crate) async fn enrol(
     Ok(HttpResponse::Ok().json(progress(&row)))
 }
 
-/// Pays the device key (from a pool coin, else from the wallet: not yet sent in the first
-/// case, already in the second) and builds the offer.
+/// The request's credential must be signed by one of the group's enrolment keys (the
+/// request's opening already checked that it names this device, tenant and group).
+fn check_credential(request: &EnrolmentRequest, group: &Group) -> Result<(), ApiError> {
+    let issuer = request.credential.issuer();
+    if group.enrolment_keys.contains(issuer) {
+        return Ok(());
+    }
+    tracing::info!(device = %request.device(), tenant = %group.tenant, group = %group.id, %issuer, "enrolment refused: the credential's issuer is not an enrolment key of the group");
+    Err(ApiError::Forbidden(format!(
+        "the enrolment credential is signed by {issuer}, which is not an enrolment key of \
+         group {}/{}",
+        group.tenant, group.id
+    )))
+}
+
+fn too_many(error: TooManyFailures, what: &str) -> ApiError {
+    ApiError::TooManyRequests {
+        message: format!("too many {what}; retry in {} s", error.retry_after_secs),
+        retry_after_secs: error.retry_after_secs,
+    }
+}
+
+/// Reserves a pool coin for the device and builds the offer: the pool's payment to the
+/// device key, signed and held back, and the anchoring transaction spending it. Nothing
+/// is sent: the payment goes out only with the device's signed anchor.
 fn offer(
     state: &AppState,
     request: &EnrolmentRequest,
     tenant: TenantId,
     group: GroupId,
+    now: u64,
 ) -> Result<Enrolment, ApiError> {
+    let limits = &state.config.enrolment;
+    let expiry = limits.offer_expiry.as_secs();
+    let pending = state
+        .enrolments
+        .pending_offers(&tenant, limits.max_pending_offers_per_tenant)
+        .map_err(internal)?;
+    if pending >= limits.max_pending_offers_per_tenant {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "{pending} offers of tenant {tenant} wait for their devices' signatures; \
+                 retry once some are signed or lapse"
+            ),
+            retry_after_secs: expiry,
+        });
+    }
     let fee_rate = state.config.anchoring.fee_rate;
     let amount = single_anchor_funding(fee_rate)
         .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
     let device = *request.device();
-    // The payment is broadcast at offer time: holding it back until the device signs
-    // would lock a whole coin per pending offer (see docs/enrolment.md).
-    let (payment, vout, change) = match state.enrolments.take_coin().map_err(internal)? {
-        Some(coin) => {
-            let identity = &state.identity;
-            let payment =
-                build_device_payment(identity.funding_pool_key(), &coin, &device, fee_rate)
-                    .map_err(internal)?;
-            (
-                payment,
-                0,
-                p2wpkh_script(&identity.funding_pool_public_key()),
-            )
-        }
-        None => {
-            let (payment, vout) = state.node.wallet_pay(&p2wpkh_script(&device), amount)?;
-            (payment, vout, state.node.wallet_new_script()?)
-        }
-    };
-    let funding = FundingUtxo {
-        outpoint: OutPoint::new(payment.compute_txid(), vout),
-        value: amount,
-    };
-    let offer = AnchorOffer::build(&request.birth_certificate, &funding, change, fee_rate)
+    let identity = &state.identity;
+    let change = p2wpkh_script(&identity.funding_pool_public_key());
+    let mut candidate = state.enrolments.free_coin().map_err(internal)?;
+    for _ in 0..COIN_ATTEMPTS {
+        let Some(coin) = candidate else { break };
+        let payment = build_device_payment(identity.funding_pool_key(), &coin, &device, fee_rate)
+            .map_err(internal)?;
+        let funding = FundingUtxo {
+            outpoint: OutPoint::new(payment.compute_txid(), 0),
+            value: amount,
+        };
+        let offer = AnchorOffer::build(
+            &request.birth_certificate,
+            &funding,
+            change.clone(),
+            fee_rate,
+        )
         .map_err(|e| ApiError::Internal(format!("cannot build the offer: {e}")))?;
-    tracing::info!(%device, %tenant, %group, funding = %funding.outpoint, "enrolment offered");
-    let state = EnrolmentState::Offered {
-        funding_tx: encode::serialize_hex(&payment),
-        offer_psbt: STANDARD.encode(offer.to_psbt_bytes()),
-    };
-    Ok(new_row(request, tenant, group, state))
+        let reservation = Reservation {
+            coin: coin.outpoint,
+            value_sat: coin.value.to_sat(),
+            expires_at: now.saturating_add(expiry),
+        };
+        let row = new_row(
+            request,
+            tenant.clone(),
+            group.clone(),
+            EnrolmentState::Offered {
+                funding_tx: encode::serialize_hex(&payment),
+                offer_psbt: STANDARD.encode(offer.to_psbt_bytes()),
+                reservation: Some(reservation),
+            },
+        );
+        match state
+            .enrolments
+            .reserve_offer(&row, &reservation)
+            .map_err(internal)?
+        {
+            Reserved::Stored(row) => {
+                tracing::info!(%device, %tenant, %group, coin = %coin.outpoint, expires_at = reservation.expires_at, "enrolment offered; its payment waits for the signed anchor");
+                return Ok(row);
+            }
+            Reserved::Existing(row) => return Ok(row),
+            Reserved::CoinTaken => {
+                candidate = state.enrolments.free_coin_after(&coin).map_err(internal)?;
+            }
+        }
+    }
+    tracing::info!(%device, %tenant, "no funding pool coin is free; the device is told to retry");
+    Err(ApiError::PoolEmpty {
+        message: "no funding pool coin is free to pay an offer; the pool refills within a \
+                  block"
+            .into(),
+        retry_after_secs: POOL_EMPTY_RETRY_SECS,
+    })
 }
 
 fn new_row(
@@ -202,6 +296,7 @@ pub(crate) async fn signed(
             EnrolmentState::Offered {
                 offer_psbt,
                 funding_tx,
+                ..
             } => {
                 let bc =
                     BirthCertificate::parse(row.birth_certificate.as_bytes()).map_err(internal)?;
@@ -212,6 +307,7 @@ pub(crate) async fn signed(
                     .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
                 (anchor, funding_tx.clone())
             }
+            EnrolmentState::Expired { .. } => return Err(expired(&signed.device)),
             EnrolmentState::Queued | EnrolmentState::Batched { .. } => {
                 return Err(ApiError::Conflict(format!(
                     "device {} enrols in batch mode: the TBS anchors it, there is nothing to sign",
@@ -231,6 +327,10 @@ pub(crate) async fn signed(
             .mark_broadcast(&row.device, broadcast)
             .map_err(internal)?
             .ok_or_else(|| ApiError::Internal("enrolment row vanished".into()))?;
+        if matches!(row.state, EnrolmentState::Expired { .. }) {
+            // The offer lapsed between reading it and storing the signature.
+            return Err(expired(&row.device));
+        }
         // The registration is fixed now: log it (once; a retry finds it logged).
         state.audit.register(&row).map_err(internal)?;
         enrolment::send(&state.node, &state.enrolments, &row).map_err(watch_error)?;
@@ -373,7 +473,9 @@ fn anchor_txid(state: &AppState, row: &Enrolment) -> Result<Option<Txid>, ApiErr
                 .ok_or_else(|| ApiError::Internal(format!("batch {batch} is missing")))?
                 .txid,
         )),
-        EnrolmentState::Offered { .. } | EnrolmentState::Queued => Ok(None),
+        EnrolmentState::Offered { .. }
+        | EnrolmentState::Expired { .. }
+        | EnrolmentState::Queued => Ok(None),
     }
 }
 
@@ -392,6 +494,13 @@ fn indexed_anchor(
         }
         None => Ok(None),
     }
+}
+
+fn expired(device: &PublicKey) -> ApiError {
+    ApiError::OfferExpired(format!(
+        "the offer to device {device} lapsed before its signature arrived; send a new \
+         enrolment request"
+    ))
 }
 
 fn decode_tx(hex: &str) -> Result<Transaction, ApiError> {

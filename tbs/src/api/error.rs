@@ -12,9 +12,12 @@
 //! | `not_found` | 404 | no such route, record or block; or another tenant's data | bad input |
 //! | `method_not_allowed` | 405 | the route exists for other methods | bad input |
 //! | `conflict` | 409 | the tenant already exists | bad input |
+//! | `offer_expired` | 410 | the enrolment offer lapsed before the device signed it; ask again | wait |
 //! | `payload_too_large` | 413 | the body exceeds [`super::MAX_BODY_BYTES`] | bad input |
+//! | `too_many_requests` | 429 | a rate limit or a cap on pending work; `Retry-After` says when | wait |
 //! | `node_error` | 502 | the node answered with an error | the node |
 //! | `not_anchored` | 503 | the TBS's own anchor is not (yet) confirmed deep enough | wait |
+//! | `funding_pool_empty` | 503 | no pool coin is free to pay an offer; `Retry-After` says when | wait |
 //! | `node_unreachable` | 503 | the node cannot be reached | the node |
 //! | `chain_moved` | 503 | the chain reorganised while answering; retry | wait |
 //! | `internal` | 500 | a bug or a storage failure of this server | ours |
@@ -53,6 +56,25 @@ pub enum ApiError {
     /// The body is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The enrolment offer lapsed before the device signed it.
+    #[error("{0}")]
+    OfferExpired(String),
+    /// A rate limit or a cap on pending work was reached.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was refused and why.
+        message: String,
+        /// When to try again, in seconds (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// No pool coin is free to pay an offer (the pool refills once its fan-out confirms).
+    #[error("{message}")]
+    PoolEmpty {
+        /// What was refused and why.
+        message: String,
+        /// When to try again, in seconds (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// The TBS's own anchor is not confirmed to the configured depth yet.
     #[error("{0}")]
     NotAnchored(String),
@@ -87,6 +109,9 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::OfferExpired(_) => "offer_expired",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::PoolEmpty { .. } => "funding_pool_empty",
             Self::NotAnchored(_) => "not_anchored",
             Self::NodeUnreachable(_) => "node_unreachable",
             Self::Node(_) => "node_error",
@@ -106,10 +131,13 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::OfferExpired(_) => StatusCode::GONE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Node(_) => StatusCode::BAD_GATEWAY,
-            Self::NotAnchored(_) | Self::NodeUnreachable(_) | Self::ChainMoved(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotAnchored(_)
+            | Self::NodeUnreachable(_)
+            | Self::ChainMoved(_)
+            | Self::PoolEmpty { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +150,15 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | Self::PoolEmpty {
+            retry_after_secs, ..
+        } = self
+        {
+            response.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -197,6 +234,23 @@ mod tests {
                 "payload_too_large",
             ),
             (ApiError::Node("x".into()), 502, "node_error"),
+            (ApiError::OfferExpired("x".into()), 410, "offer_expired"),
+            (
+                ApiError::TooManyRequests {
+                    message: "x".into(),
+                    retry_after_secs: 7,
+                },
+                429,
+                "too_many_requests",
+            ),
+            (
+                ApiError::PoolEmpty {
+                    message: "x".into(),
+                    retry_after_secs: 7,
+                },
+                503,
+                "funding_pool_empty",
+            ),
             (ApiError::NotAnchored("x".into()), 503, "not_anchored"),
             (
                 ChainError::Unreachable("down".into()).into(),
@@ -213,6 +267,12 @@ mod tests {
         for (error, status, code) in cases {
             let response = error.error_response();
             assert_eq!(response.status().as_u16(), status, "{error}");
+            let retry_after = response.headers().get("Retry-After");
+            assert_eq!(
+                retry_after.is_some(),
+                matches!(status, 429) || code == "funding_pool_empty",
+                "{error}"
+            );
             let body = response.into_body().try_into_bytes().unwrap();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(json["error"], code);

@@ -141,7 +141,9 @@ impl RegistrationLog for Audit {
             EnrolmentState::Batched { root, .. } => {
                 batch_registration_entry(&row.device, &row.tenant, &row.group, root)
             }
-            EnrolmentState::Offered { .. } | EnrolmentState::Queued => return Ok(None),
+            EnrolmentState::Offered { .. }
+            | EnrolmentState::Expired { .. }
+            | EnrolmentState::Queued => return Ok(None),
         };
         let (index, new) = self.append(&row.device.to_sec1(), &entry)?;
         if new {

@@ -113,6 +113,7 @@ fn a_device_is_logged_once_whatever_the_retries() {
     let offered = EnrolmentState::Offered {
         funding_tx: String::new(),
         offer_psbt: String::new(),
+        reservation: None,
     };
     assert_eq!(audit.register(&row(a, offered)).unwrap(), None);
     assert_eq!(

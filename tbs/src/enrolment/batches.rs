@@ -163,6 +163,8 @@ impl EnrolmentStore {
         write.insert(watch_key(batch.sequence), &[]);
         self.tree.apply_batch(write).map_err(storage)?;
         self.tree.flush().map_err(storage)?;
+        self.queued
+            .fetch_sub(members.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -2,11 +2,13 @@
 //!
 //! **Direct mode** (the default): a device's sealed
 //! [`EnrolmentRequest`](milagro_anchor::enrolment::EnrolmentRequest) is opened and checked
-//! (self-signed `pat` certificate, recent, an existing group), the TBS wallet pays a small
-//! output to the device's key, and the device is offered the PSBT of the anchoring
-//! transaction spending it ([`AnchorOffer`](milagro_anchor::anchor_offer::AnchorOffer)).
-//! When the device sends its signed transaction back, the TBS checks it is the offer
-//! signed by the device and broadcasts it. Every transition is written (one sled
+//! (self-signed `pat` certificate, recent, a credential signed by one of the group's
+//! enrolment keys), a pool coin is reserved and a payment of it to the device's key built
+//! but not sent, and the device is offered the PSBT of the anchoring transaction spending
+//! it ([`AnchorOffer`](milagro_anchor::anchor_offer::AnchorOffer)). When the device sends
+//! its signed transaction back, the TBS checks it is the offer signed by the device and
+//! broadcasts payment and anchor together; an offer left unsigned lapses and its coin
+//! returns to the pool (`offers.rs`). Every transition is written (one sled
 //! transaction) before its side effect, so a crash leaves a row the device's retry or the
 //! TBS resumes from; the anchoring transaction is fixed once signed, so nothing is anchored
 //! twice. After every sync step that reaches the tip, [`watch`] looks at each broadcast
@@ -21,6 +23,8 @@
 
 mod batches;
 pub mod batching;
+mod limits;
+mod offers;
 pub mod pool;
 mod store;
 
@@ -32,7 +36,11 @@ use milagro_registry::chain::ChainError;
 use milagro_registry::store::{RecordStore, StoreError};
 
 pub use batches::{Member, QueuedDevice, StoredBatch};
-pub use store::{Enrolment, EnrolmentState, EnrolmentStore, EnrolmentStoreError, Replay};
+pub use limits::EnrolmentLimits;
+pub use offers::Reserved;
+pub use store::{
+    Enrolment, EnrolmentState, EnrolmentStore, EnrolmentStoreError, Replay, Reservation,
+};
 
 /// Why sending or watching an enrolment's transactions failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,19 +67,28 @@ fn decode(hex: &str) -> Result<Transaction, WatchError> {
     encode::deserialize_hex(hex).map_err(|e| WatchError::Storage(e.to_string()))
 }
 
-/// Sends an enrolment's payment (after the pool fan-out it spends, if a reorg dropped that)
-/// and, once broadcast, its anchor ([`BitcoindRpc::resend_anchor`]); "already in the
-/// mempool or the chain" counts as sent.
-/// Does nothing for a batch-mode enrolment.
+/// Sends a signed enrolment's payment and anchor together (after the pool fan-out the
+/// payment spends, if a reorg dropped that; [`BitcoindRpc::resend_anchor`]); "already in
+/// the mempool or the chain" counts as sent. Does nothing for an offer (its payment waits
+/// for the device's signature) or a batch-mode enrolment.
 pub fn send(node: &BitcoindRpc, store: &EnrolmentStore, row: &Enrolment) -> Result<(), WatchError> {
     let (funding_tx, anchor_tx) = match &row.state {
-        EnrolmentState::Offered { funding_tx, .. } => (funding_tx, None),
+        // A TBS before pay-after-sign broadcast the payment with the offer.
+        EnrolmentState::Offered {
+            funding_tx,
+            reservation: None,
+            ..
+        } => (funding_tx, None),
         EnrolmentState::Broadcast {
             funding_tx,
             anchor_tx,
             ..
         } => (funding_tx, Some(anchor_tx)),
-        EnrolmentState::Queued | EnrolmentState::Batched { .. } => return Ok(()),
+        // Held back until the device signs; nothing to send.
+        EnrolmentState::Offered { .. }
+        | EnrolmentState::Expired { .. }
+        | EnrolmentState::Queued
+        | EnrolmentState::Batched { .. } => return Ok(()),
     };
     let funding = decode(funding_tx)?;
     let parent = funding.input.first().map(|i| i.previous_output.txid);

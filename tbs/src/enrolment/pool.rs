@@ -9,6 +9,8 @@
 //! coins are not released (at most one), so the sync loop never scans every fan-out.
 //!
 //! The rule, run by the sync loop after each poll that reached the tip ([`tick`]):
+//! 0. Offers that lapsed unsigned give their coins back
+//!    ([`EnrolmentStore::expire_offers`]).
 //! 1. A fan-out not yet confirmed is awaited, and sent again (with the wallet payment it
 //!    spends) if the node has it nowhere; once its first output is a confirmed unspent
 //!    output, all its coins become free in one atomic write.
@@ -16,10 +18,12 @@
 //!    wallet pays [`fan_out_cost`] to the pool key, the fan-out splitting it into that many
 //!    coins is signed, stored, and only then broadcast. At most one fan-out is in flight.
 //!
-//! An offer takes a free coin with a compare-and-swap ([`EnrolmentStore::take_coin`]), so
-//! two concurrent offers never share one; a crash between taking it and storing the offer
-//! leaves the coin unused on the pool key (worth one device payment), never spent twice.
-//! With no free coin the wallet pays the device, as without a pool.
+//! An offer reserves a free coin in the same atomic write that stores it
+//! ([`EnrolmentStore::reserve_offer`], `offers.rs`), so two concurrent offers never share
+//! one, and the coin comes back when the offer lapses unsigned. With no free coin the
+//! enrolment waits (`503` with `Retry-After`) for the refill: the wallet never pays a device
+//! directly, since a wallet payment cannot be held back until the device signs without
+//! locking wallet coins the node itself may forget.
 
 use bitcoin::consensus::encode;
 use bitcoin::{Amount, OutPoint, Transaction, Txid};
@@ -62,7 +66,7 @@ pub enum PoolError {
     Build(#[from] FundingPoolError),
 }
 
-fn coin_key(outpoint: &OutPoint) -> Vec<u8> {
+pub(super) fn coin_key(outpoint: &OutPoint) -> Vec<u8> {
     [
         b"p\0".as_slice(),
         bitcoin::hashes::Hash::as_byte_array(&outpoint.txid),
@@ -87,7 +91,7 @@ fn pending_key(txid: &Txid) -> Vec<u8> {
     .concat()
 }
 
-fn coin_from(key: &[u8], value: &[u8]) -> Result<FundingUtxo, EnrolmentStoreError> {
+pub(super) fn coin_from(key: &[u8], value: &[u8]) -> Result<FundingUtxo, EnrolmentStoreError> {
     let txid = key
         .get(2..34)
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -107,24 +111,6 @@ fn coin_from(key: &[u8], value: &[u8]) -> Result<FundingUtxo, EnrolmentStoreErro
 }
 
 impl EnrolmentStore {
-    /// Takes a free coin out of the pool, if there is one; no other caller gets it.
-    pub fn take_coin(&self) -> Result<Option<FundingUtxo>, EnrolmentStoreError> {
-        loop {
-            let Some(entry) = self.tree.scan_prefix(b"p\0").next() else {
-                return Ok(None);
-            };
-            let (key, value) = entry.map_err(storage)?;
-            let taken = self
-                .tree
-                .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)
-                .map_err(storage)?;
-            if taken.is_ok() {
-                return coin_from(&key, &value).map(Some);
-            }
-            // Another offer took it first: try the next one.
-        }
-    }
-
     /// How many coins are free, counting up to `limit`.
     pub fn free_coins(&self, limit: usize) -> usize {
         self.tree.scan_prefix(b"p\0").take(limit).count()
@@ -198,10 +184,8 @@ impl EnrolmentStore {
 /// Runs the pool rule once (see the module documentation).
 pub(crate) fn tick(node: &BitcoindRpc, state: &AppState) -> Result<(), PoolError> {
     let target = state.config.anchoring.funding_pool;
-    if target == 0 {
-        return Ok(());
-    }
     let store = &state.enrolments;
+    store.expire_offers(crate::unix_now())?;
     if let Some(pending) = store.pending_fan_out()? {
         let tx = decode(&pending.tx)?;
         if node.is_confirmed_unspent(&OutPoint::new(pending.txid, 0))? {

@@ -7,11 +7,13 @@
 //! queued (Unix seconds, 8 bytes big-endian) ‖ device key → its certificate digest (32
 //! bytes), for every batch-mode device waiting for a batch, oldest first. Batches have
 //! their own keys in the same tree (`batches.rs`), so forming one moves its members out of
-//! the queue in the same atomic write.
+//! the queue in the same atomic write; offers' reservations of pool coins too
+//! (`offers.rs`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bitcoin::Txid;
+use bitcoin::{OutPoint, Txid};
 use milagro_anchor::batch::Batch;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::envelope::InstructionKey;
@@ -21,17 +23,28 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::tenants::model::{GroupId, TenantId};
 
-/// Where a device's enrolment stands: `Offered` → `Broadcast` in a direct-mode group,
-/// `Queued` → `Batched` in a batch-mode one.
+/// Where a device's enrolment stands: `Offered` → `Broadcast` (or `Expired`, then a new
+/// offer) in a direct-mode group, `Queued` → `Batched` in a batch-mode one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum EnrolmentState {
     /// The device was offered an anchoring transaction spending a payment to its key.
     Offered {
-        /// The wallet's payment to the device key (hex), broadcast with the offer.
+        /// The pool's payment to the device key (hex), signed and held back: it is
+        /// broadcast only together with the device's signed anchor, which spends it.
         funding_tx: String,
         /// The PSBT offered to the device (base64).
         offer_psbt: String,
+        /// The pool coin the payment spends, reserved for this offer until it lapses.
+        /// Absent in rows of an older TBS, which broadcast the payment with the offer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reservation: Option<Reservation>,
+    },
+    /// The offer lapsed before the device signed: its pool coin went back to the pool. A
+    /// new request from the device gets a new offer.
+    Expired {
+        /// When (Unix seconds).
+        expired_at: u64,
     },
     /// The device signed; payment and anchor were handed to the node.
     Broadcast {
@@ -53,6 +66,17 @@ pub enum EnrolmentState {
         /// The batch root.
         root: Digest,
     },
+}
+
+/// A pool coin held for one offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The coin.
+    pub coin: OutPoint,
+    /// Its value in satoshis.
+    pub value_sat: u64,
+    /// When the offer lapses and the coin returns to the pool (Unix seconds).
+    pub expires_at: u64,
 }
 
 /// One device's enrolment.
@@ -91,7 +115,7 @@ pub(super) fn storage(e: impl std::fmt::Display) -> EnrolmentStoreError {
     EnrolmentStoreError::Storage(e.to_string())
 }
 
-fn transaction_error(error: TransactionError<()>) -> EnrolmentStoreError {
+pub(super) fn transaction_error(error: TransactionError<()>) -> EnrolmentStoreError {
     match error {
         TransactionError::Abort(()) => storage("unreadable enrolment row"),
         TransactionError::Storage(e) => storage(e),
@@ -115,6 +139,12 @@ pub(super) fn queue_key(queued_at: u64, device: &PublicKey) -> Vec<u8> {
     .concat()
 }
 
+/// Whether stored row bytes are an `Expired` row (which a new request replaces).
+pub(super) fn is_expired(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Enrolment>(bytes)
+        .is_ok_and(|row| matches!(row.state, EnrolmentState::Expired { .. }))
+}
+
 fn nonce_key(nonce: &[u8; 16]) -> Vec<u8> {
     [b"n\0".as_slice(), nonce].concat()
 }
@@ -129,15 +159,26 @@ pub struct EnrolmentStore {
     /// The batch whose members' proofs were made last: instructions for the members of one
     /// batch are asked for together, and rebuilding its tree costs two hashes per member.
     pub(super) recent_batch: Arc<Mutex<Option<RecentBatch>>>,
+    /// How many devices are queued for a batch (counted once at open, then kept): the
+    /// queue's cap is checked on every request, which must not scan it.
+    pub(super) queued: Arc<AtomicUsize>,
 }
 
 impl EnrolmentStore {
     /// Opens the `enrolments` tree of `db`.
     pub fn open(db: &sled::Db) -> Result<Self, EnrolmentStoreError> {
+        let tree = db.open_tree("enrolments").map_err(storage)?;
+        let queued = tree.scan_prefix(b"q\0").count();
         Ok(Self {
-            tree: db.open_tree("enrolments").map_err(storage)?,
+            tree,
             recent_batch: Arc::default(),
+            queued: Arc::new(AtomicUsize::new(queued)),
         })
+    }
+
+    /// How many batch-mode devices wait for a batch.
+    pub fn queued_count(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// The device's enrolment, if any.
@@ -168,12 +209,6 @@ impl EnrolmentStore {
         Ok(previous.map_err(|_| Replay))
     }
 
-    /// Stores a new offer unless the device already has a row; returns the row that is
-    /// stored afterwards (the existing one if there was one).
-    pub fn insert_offer(&self, enrolment: &Enrolment) -> Result<Enrolment, EnrolmentStoreError> {
-        self.insert(enrolment, None)
-    }
-
     /// Stores a new `Queued` row and queues the device's certificate `digest` for a batch,
     /// at time `now`, unless the device already has a row; returns the row that is stored
     /// afterwards (the existing one if there was one).
@@ -187,35 +222,33 @@ impl EnrolmentStore {
             queue_key(now, &enrolment.device),
             digest.as_bytes().to_vec(),
         );
-        self.insert(enrolment, Some(entry))
-    }
-
-    fn insert(
-        &self,
-        enrolment: &Enrolment,
-        also: Option<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Enrolment, EnrolmentStoreError> {
         let key = enrolment_key(&enrolment.device);
         let bytes = serde_json::to_vec(enrolment).map_err(storage)?;
-        let stored = self
+        // Counted before the row is visible, so a batch formed meanwhile never takes the
+        // count below the queue.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let written = self
             .tree
             .transaction(|tx| match tx.get(&key)? {
-                Some(existing) => Ok(existing.to_vec()),
-                None => {
+                Some(existing) if !is_expired(&existing) => Ok((existing.to_vec(), false)),
+                _ => {
                     tx.insert(key.as_slice(), bytes.as_slice())?;
-                    if let Some((key, value)) = &also {
-                        tx.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    Ok(bytes.clone())
+                    tx.insert(entry.0.as_slice(), entry.1.as_slice())?;
+                    Ok((bytes.clone(), true))
                 }
             })
-            .map_err(transaction_error)?;
+            .map_err(transaction_error);
+        if !matches!(written, Ok((_, true))) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        let (stored, _) = written?;
         self.tree.flush().map_err(storage)?;
         serde_json::from_slice(&stored).map_err(storage)
     }
 
-    /// Moves an `Offered` row to `Broadcast`; the row as stored afterwards. A row already
-    /// `Broadcast` is returned unchanged (the device sent its signature twice).
+    /// Moves an `Offered` row to `Broadcast`, ending its reservation (the coin is spent by
+    /// the payment now); the row as stored afterwards. A row already `Broadcast` (the device
+    /// sent its signature twice) or `Expired` (too late) is returned unchanged.
     pub fn mark_broadcast(
         &self,
         device: &PublicKey,
@@ -230,7 +263,10 @@ impl EnrolmentStore {
                 };
                 let mut row: Enrolment = serde_json::from_slice(&bytes)
                     .map_err(|_| ConflictableTransactionError::Abort(()))?;
-                if matches!(row.state, EnrolmentState::Offered { .. }) {
+                if let EnrolmentState::Offered { reservation, .. } = &row.state {
+                    if let Some(reservation) = reservation {
+                        tx.remove(super::offers::expiry_key(reservation.expires_at, device))?;
+                    }
                     row.state = state.clone();
                     let bytes = serde_json::to_vec(&row)
                         .map_err(|_| ConflictableTransactionError::Abort(()))?;

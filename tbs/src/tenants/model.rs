@@ -4,6 +4,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::PublicKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a tenant-side value was refused.
@@ -35,6 +36,9 @@ pub enum ModelError {
         /// What was asked.
         got: usize,
     },
+    /// Too many enrolment keys on a group, or one listed twice.
+    #[error("a group has at most {MAX_ENROLMENT_KEYS} distinct enrolment keys, got {0}")]
+    EnrolmentKeys(usize),
 }
 
 macro_rules! slug_type {
@@ -201,6 +205,9 @@ pub enum EnrolmentMode {
 /// The most D-TAs a group may list.
 pub const MAX_DTAS: usize = 16;
 
+/// The most enrolment keys a group may list (a maker rotating keys lists two or three).
+pub const MAX_ENROLMENT_KEYS: usize = 16;
+
 /// What an admin or tenant sends to create or replace a group.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +223,10 @@ pub struct GroupSpec {
     /// The identity provider the devices log in with.
     #[serde(default)]
     pub idp: Option<ServiceRef>,
+    /// The device maker's enrolment keys: a device enrols only with a credential one of
+    /// them signed (`milagro_anchor::enrolment_credential`). None: nobody enrols.
+    #[serde(default)]
+    pub enrolment_keys: Vec<PublicKey>,
 }
 
 impl GroupSpec {
@@ -226,6 +237,14 @@ impl GroupSpec {
                 max: MAX_DTAS,
                 got: self.dtas.len(),
             });
+        }
+        let keys = &self.enrolment_keys;
+        let distinct = keys
+            .iter()
+            .enumerate()
+            .all(|(i, key)| !keys[..i].contains(key));
+        if keys.len() > MAX_ENROLMENT_KEYS || !distinct {
+            return Err(ModelError::EnrolmentKeys(keys.len()));
         }
         Ok(())
     }
@@ -246,6 +265,9 @@ pub struct Group {
     pub dtas: Vec<ServiceRef>,
     /// Attached identity provider.
     pub idp: Option<ServiceRef>,
+    /// The maker's enrolment keys (a group stored before they existed has none).
+    #[serde(default)]
+    pub enrolment_keys: Vec<PublicKey>,
     /// Raised on every change, from a counter shared by every group of the TBS, so it never
     /// goes back for a device (not even when a group is deleted and created again):
     /// devices compare it to pick up new instructions and refuse a lower one.

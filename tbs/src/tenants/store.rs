@@ -253,6 +253,7 @@ impl TenantStore {
             mode: spec.mode,
             dtas: spec.dtas,
             idp: spec.idp,
+            enrolment_keys: spec.enrolment_keys,
             revision: 0,
         };
         // Read outside the transaction: a scan inside one would wait on its own locks.

@@ -40,6 +40,7 @@ fn spec(name: &str, dta: &str) -> GroupSpec {
             url: ServiceUrl::new(&format!("https://{dta}.example")).unwrap(),
         }],
         idp: None,
+        enrolment_keys: vec![],
     }
 }
 
@@ -243,6 +244,19 @@ fn values_are_checked_when_read_from_json() {
         ..spec("x", "d")
     };
     assert!(many.check().is_err());
+    let json = r#"{"name":"EU","enrolment_keys":["02zz"]}"#;
+    assert!(serde_json::from_str::<GroupSpec>(json).is_err());
+    let key = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng).public_key();
+    let twice = GroupSpec {
+        enrolment_keys: vec![key, key],
+        ..spec("x", "d")
+    };
+    assert_eq!(twice.check(), Err(ModelError::EnrolmentKeys(2)));
+    let once = GroupSpec {
+        enrolment_keys: vec![key],
+        ..spec("x", "d")
+    };
+    assert!(once.check().is_ok());
 }
 
 #[test]
