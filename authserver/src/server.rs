@@ -21,9 +21,11 @@ use crate::state::AppState;
 
 /// File name of the server's secret key in the state directory.
 pub const KEY_FILE: &str = "authserver.key";
-/// How many login passes (point checks and the pairing check, a few milliseconds each)
-/// may wait for a core before `POST /v1/login/*` answers 503 `busy` with `Retry-After`.
-pub const PAIRINGS_QUEUED: usize = 64;
+/// How many login passes (point checks and the pairing check, about 2 ms each) may wait
+/// for a core before `POST /v1/login/*` answers 503 `busy` with `Retry-After`: the last
+/// one queued waits about a quarter of a second on 2 cores, and a waiting pass holds no
+/// thread, only its request.
+pub const PAIRINGS_QUEUED: usize = 256;
 /// The authentication server as a party: role `authserver`, key in [`KEY_FILE`].
 pub const KIND: PartyKind = PartyKind {
     role: Role::AuthServer,

@@ -82,10 +82,14 @@ where
 /// Whether an error of reading a body (e.g. from `Payload::to_bytes_limited`) is the
 /// deadline's.
 pub fn is_timeout(error: &actix_web::Error) -> bool {
-    matches!(
-        error.as_error::<PayloadError>(),
-        Some(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut
-    )
+    error
+        .as_error::<PayloadError>()
+        .is_some_and(is_payload_timeout)
+}
+
+/// Whether a payload error (e.g. inside the `Json` extractor's error) is the deadline's.
+pub fn is_payload_timeout(error: &PayloadError) -> bool {
+    matches!(error, PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// The middleware (for `actix_web::middleware::from_fn`): every request's payload gets

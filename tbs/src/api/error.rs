@@ -13,6 +13,8 @@
 //! | `method_not_allowed` | 405 | the route exists for other methods | bad input |
 //! | `conflict` | 409 | the tenant already exists | bad input |
 //! | `payload_too_large` | 413 | the body exceeds [`super::MAX_BODY_BYTES`] | bad input |
+//! | `request_timeout` | 408 | the body did not arrive in time ([`milagro_service::body_deadline`]) | bad input |
+//! | `busy` | 503 | a bounded queue of expensive work is full (`Retry-After`, [`milagro_service::work_gate`]) | wait |
 //! | `node_error` | 502 | the node answered with an error | the node |
 //! | `not_anchored` | 503 | the TBS's own anchor is not (yet) confirmed deep enough | wait |
 //! | `node_unreachable` | 503 | the node cannot be reached | the node |
@@ -24,6 +26,7 @@ use actix_web::{HttpResponse, ResponseError};
 use milagro_registry::chain::ChainError;
 use milagro_registry::proofs::AssembleError;
 use milagro_registry::store::StoreError;
+use milagro_service::work_gate::{Busy, GateError};
 
 use crate::tenants::store::TenantError;
 use serde::Serialize;
@@ -53,6 +56,12 @@ pub enum ApiError {
     /// The body is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive within the read deadline.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A bounded queue of expensive work is full; answered with `Retry-After`.
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The TBS's own anchor is not confirmed to the configured depth yet.
     #[error("{0}")]
     NotAnchored(String),
@@ -87,6 +96,8 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::Busy(_) => "busy",
             Self::NotAnchored(_) => "not_anchored",
             Self::NodeUnreachable(_) => "node_unreachable",
             Self::Node(_) => "node_error",
@@ -106,6 +117,8 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Node(_) => StatusCode::BAD_GATEWAY,
             Self::NotAnchored(_) | Self::NodeUnreachable(_) | Self::ChainMoved(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -122,6 +135,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::Busy(busy) = self {
+            response.insert_header(("Retry-After", busy.retry_after_secs.to_string()));
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -170,6 +186,17 @@ impl From<AssembleError> for ApiError {
     }
 }
 
+impl From<GateError> for ApiError {
+    /// What a [`milagro_service::work_gate::WorkGate`] refusal or lost job answers: 503
+    /// `busy` (with `Retry-After`), or 500.
+    fn from(error: GateError) -> Self {
+        match error {
+            GateError::Busy(busy) => Self::Busy(busy),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(error: actix_web::error::BlockingError) -> Self {
         Self::Internal(error.to_string())
@@ -195,6 +222,16 @@ mod tests {
                 ApiError::PayloadTooLarge("x".into()),
                 413,
                 "payload_too_large",
+            ),
+            (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
+            (
+                GateError::Busy(Busy {
+                    what: "envelopes",
+                    retry_after_secs: 1,
+                })
+                .into(),
+                503,
+                "busy",
             ),
             (ApiError::Node("x".into()), 502, "node_error"),
             (ApiError::NotAnchored("x".into()), 503, "not_anchored"),

@@ -209,6 +209,9 @@ fn json_error(error: JsonPayloadError) -> ApiError {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::PayloadTooLarge(format!("the body exceeds {MAX_BODY_BYTES} bytes"))
         }
+        JsonPayloadError::Payload(e) if milagro_service::body_deadline::is_payload_timeout(&e) => {
+            ApiError::RequestTimeout(milagro_service::body_deadline::TIMED_OUT.to_owned())
+        }
         other => ApiError::BadRequest(format!("bad JSON body: {other}")),
     }
 }
