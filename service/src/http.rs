@@ -12,12 +12,12 @@
 //! | [`KEEP_ALIVE`] | 5 s | an idle connection between requests is closed |
 //! | [`DISCONNECT_TIMEOUT`] | 1 s | a closing connection that does not read our last bytes is dropped |
 //! | [`MAX_CONNECTIONS_PER_WORKER`] | 1,024 | beyond it the worker stops accepting (the kernel queues up to the backlog) until one closes |
+//! | [`crate::open_connections::KEEP_ALIVE_CONNECTIONS`] | 256 | above it (all workers), answers close their connection |
 //!
-//! actix-http times the head of the first request of a connection only: a client that
-//! sends one quick request and then trickles the next head is held only by the
-//! connection cap. Nothing reachable here needs keep-alive so much that closing after
-//! one request would be worth the reconnects, but nothing needs it gone either: the cap
-//! and the per-connection cost (a few KiB) keep that case bounded.
+//! actix-http times the head of the first request of a connection only, so a client
+//! that sends one quick request and then trickles the next head would be held by
+//! nothing but the cap; [`crate::open_connections`] stops keep-alive while many
+//! connections are open, so every next head is a first one again.
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -107,16 +107,22 @@ where
             let system = actix_web::rt::System::new();
             system.block_on(async move {
                 let app = move || {
-                    factory().wrap(actix_web::middleware::from_fn(
-                        crate::body_deadline::middleware,
-                    ))
+                    factory()
+                        .wrap(actix_web::middleware::from_fn(
+                            crate::body_deadline::middleware,
+                        ))
+                        .wrap(actix_web::middleware::from_fn(
+                            crate::open_connections::middleware,
+                        ))
                 };
+                let open = crate::open_connections::OpenConnections::default();
                 let mut server = HttpServer::new(app)
                     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
                     .client_request_timeout(HEAD_READ_TIMEOUT)
                     .keep_alive(KEEP_ALIVE)
                     .client_disconnect_timeout(DISCONNECT_TIMEOUT)
-                    .max_connections(MAX_CONNECTIONS_PER_WORKER);
+                    .max_connections(MAX_CONNECTIONS_PER_WORKER)
+                    .on_connect(move |_, data| open.on_connect(data));
                 if !handle_signals {
                     server = server.disable_signals();
                 }

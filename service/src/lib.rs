@@ -58,6 +58,7 @@ pub mod config;
 pub mod files;
 pub mod http;
 pub mod identity;
+pub mod open_connections;
 pub mod own_anchor;
 #[cfg(feature = "tls")]
 pub mod peer_directory;

@@ -3,13 +3,17 @@
 //! - 500 connections to each of the TBS and the IdP that stop sending (400 after a head
 //!   announcing a body, 100 in the middle of a head) do not keep an honest client out,
 //!   and the servers close every one of them after their read deadlines;
+//! - 400 connections that each send one quick request and then the start of a second
+//!   head (which actix does not time) get keep-alive only while few connections are
+//!   open: at most 256 are held that way, the others are closed after their answer;
 //! - 2,000 wrong-password logins sent to the IdP at once, then hundreds more at the rate
 //!   its queue admits, keep its memory under the bound `docs/idp.md` documents (the
 //!   password slots plus connection overhead), and it returns near the baseline.
 //!
 //! The services run in this test process (as in every test of this crate), so the
 //! memory measured is this process's resident set: the IdP, and the flood's client,
-//! which is one thread of small buffers (about 20 MB for 2,000 connections at once).
+//! which is one thread of small buffers. The two tests take [`ALONE`] so that the other's
+//! servers and connections are not in the measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod idp_common;
@@ -24,9 +28,13 @@ use std::time::{Duration, Instant};
 use idp_common::{encode, hidden_fields, idp_config, register_client, IdpWorld, REDIRECT, USER};
 use milagro_idp::Idp;
 use milagro_service::http::{BODY_READ_TIMEOUT, HEAD_READ_TIMEOUT};
+use milagro_service::open_connections::KEEP_ALIVE_CONNECTIONS;
 use milagro_tbs::Tbs;
 use milagro_tests::{tbs_config, TestNode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Held by each test for its whole run: the memory test measures the process.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Connections per service that stop after a head announcing a 1,000-byte body.
 const BODY_STALLERS: usize = 400;
@@ -179,8 +187,86 @@ fn stalled_connections_are_shed(
     slowest
 }
 
+/// Reads one answer from `stream`: its status and its head, lower-cased.
+fn read_answer(stream: &mut TcpStream) -> (u16, String) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the server closed before answering");
+        answer.extend_from_slice(&buffer[..n]);
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = answer.len() - head_end;
+    while body < length {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the server closed in the middle of a body");
+        body += n;
+    }
+    (status_of(&answer), head)
+}
+
+/// 400 connections, one after the other, each sending a quick `GET path` and then the
+/// start of a second head: how many were kept alive, and that every other one was
+/// closed by the server after its answer.
+fn keep_alive_tricklers_are_bounded(
+    what: &str,
+    addr: SocketAddr,
+    path: &str,
+    honest: impl Fn() -> u16,
+) {
+    let mut kept_alive = Vec::new();
+    for _ in 0..400 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let (status, head) = read_answer(&mut stream);
+        assert_eq!(status, 200, "{what}: {head}");
+        if head.contains("\r\nconnection: close\r\n") {
+            assert_eq!(
+                closed_by_server(&mut stream, Instant::now() + Duration::from_secs(2)),
+                Some(0),
+                "{what}: an answer that says close is followed by the close"
+            );
+        } else {
+            write!(stream, "GET {path} HTTP/1.1\r\nHo").unwrap();
+            kept_alive.push(stream);
+        }
+    }
+    let started = Instant::now();
+    assert_eq!(
+        honest(),
+        200,
+        "{what}: an honest request among the tricklers"
+    );
+    let latency = started.elapsed();
+    eprintln!(
+        "{what}: {} of 400 tricklers kept alive; honest latency {latency:?}",
+        kept_alive.len()
+    );
+    assert!(latency < HONEST_PATIENCE, "{what}: {latency:?}");
+    assert!(
+        !kept_alive.is_empty() && kept_alive.len() <= KEEP_ALIVE_CONNECTIONS,
+        "{what}: {} kept alive",
+        kept_alive.len()
+    );
+}
+
 #[test]
 fn stalled_connections_do_not_stop_an_honest_client_and_are_closed_after_their_deadline() {
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The TBS first, then the IdP, each with the other's connections closed.
     let node = TestNode::start();
     let dir = tempfile::tempdir().unwrap();
     let config = milagro_tbs::config::Config::parse(&tbs_config(
@@ -203,20 +289,24 @@ fn stalled_connections_do_not_stop_an_honest_client_and_are_closed_after_their_d
         .unwrap();
 
     let tbs_status = format!("{}/v1/status", tbs.local_url());
+    let tbs_honest = || http.get(&tbs_status).send().unwrap().status().as_u16();
     stalled_connections_are_shed(
         "TBS",
         tbs.addr(),
         ("/v1/enrolments", "application/json"),
-        || http.get(&tbs_status).send().unwrap().status().as_u16(),
+        tbs_honest,
     );
+    keep_alive_tricklers_are_bounded("TBS", tbs.addr(), "/v1/status", tbs_honest);
 
     let jwks = format!("{}/jwks", idp.state().issuer());
+    let idp_honest = || http.get(&jwks).send().unwrap().status().as_u16();
     stalled_connections_are_shed(
         "IdP",
         idp.addr(),
         ("/login", "application/x-www-form-urlencoded"),
-        || http.get(&jwks).send().unwrap().status().as_u16(),
+        idp_honest,
     );
+    keep_alive_tricklers_are_bounded("IdP", idp.addr(), "/jwks", idp_honest);
 }
 
 /// This process's resident set, in bytes.
@@ -304,6 +394,9 @@ const MIB: u64 = 1024 * 1024;
 
 #[test]
 fn two_thousand_wrong_passwords_at_once_keep_the_idp_under_its_memory_bound() {
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let world = IdpWorld::start("");
     let (client_id, _) = register_client(&world.issuer);
     let authorize = format!(
