@@ -116,7 +116,8 @@ impl Passwords {
         }
     }
 
-    /// argon2 `params` of `password` and `salt` into `out`, in a borrowed slot.
+    /// `argon` (its algorithm, version and parameters) of `password` and `salt` into
+    /// `out`, in a borrowed slot.
     fn compute(
         &self,
         argon: &Argon2<'_>,

@@ -12,9 +12,7 @@
 //! usernames exist.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;

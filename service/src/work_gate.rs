@@ -11,7 +11,12 @@
 //!
 //! Every request that reaches the work goes through [`WorkGate::run`], from an async
 //! handler; the gate is shared by all of the server's workers (hold it in the app state
-//! behind an `Arc`):
+//! behind an `Arc`, made once at start). Users: the IdP's password checks
+//! (`AppState::password_checks`), the auth server's login passes (`AppState::pairings`).
+//! [`GateError`] converts to this crate's [`ApiError`] and to the TBS's (`busy`, 503,
+//! `Retry-After`), so a TBS handler that opens envelopes needs only a gate in its state
+//! and `gate.run(move || open(...)).await??`. Size it like the others: one worker per
+//! core, and a queue that a core empties in well under a second.
 //!
 //! ```no_run
 //! use std::sync::Arc;
