@@ -11,7 +11,9 @@
 //! | `GET /v1/admin/revocations` | `{"revocations": [{"mpin_id", "revoked_at"}]}`; admin token |
 //!
 //! Errors are [`crate::error`]'s. The pairing check, point decoding and storage run on
-//! actix's blocking pool, never on the async workers.
+//! actix's blocking pool, never on the async workers; both login passes go through
+//! [`AppState::pairings`], a bounded queue that answers 503 `busy` (`Retry-After`) when
+//! full.
 
 use std::time::Instant;
 
@@ -116,7 +118,11 @@ fn new_login_id() -> String {
 /// `POST /v1/login/commit`: pass 1.
 async fn commit(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: CommitRequest = read_json(body, MAX_BODY_BYTES).await?;
-    let answer = blocking(&state, move |state| begin_login(state, &request)).await?;
+    let shared = AppState::clone(&state);
+    let answer = state
+        .pairings
+        .run(move || begin_login(&shared, &request))
+        .await??;
     Ok(no_store(StatusCode::OK).json(answer))
 }
 
@@ -154,7 +160,11 @@ fn begin_login(state: &AppState, request: &CommitRequest) -> Result<ChallengeAns
 /// `POST /v1/login/prove`: pass 2.
 async fn prove(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let request: ProveRequest = read_json(body, MAX_BODY_BYTES).await?;
-    let answer = blocking(&state, move |state| finish_login(state, &request)).await?;
+    let shared = AppState::clone(&state);
+    let answer = state
+        .pairings
+        .run(move || finish_login(&shared, &request))
+        .await??;
     Ok(no_store(StatusCode::OK).json(answer))
 }
 

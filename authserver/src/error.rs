@@ -18,7 +18,7 @@
 //! | 429 | `too_many_attempts` | the identity is locked out (`Retry-After`) |
 //! | 429 | `proof_in_flight` | another proof of the identity is being checked (`Retry-After: 1`) |
 //! | 429 | `too_many_pending` | the identity has too many challenges open (`Retry-After`: the challenge lifetime) |
-//! | 503 | `not_ready`, `busy`, `not_anchored` | the server secret is not assembled; too many pending logins; the certificate is not anchored yet |
+//! | 503 | `not_ready`, `busy`, `not_anchored` | the server secret is not assembled; too many pending logins, or too many login checks queued (`Retry-After`); the certificate is not anchored yet |
 //!
 //! 500 `server_error` only for the server's own failures (storage), logged, never
 //! describing a secret.

@@ -10,6 +10,7 @@ use milagro_service::base::{start_chain_loop, BaseConfig, OpenError, ServiceBase
 use milagro_service::http::{self, Running, SpawnError};
 use milagro_service::identity::PartyKind;
 use milagro_service::peer_directory::IndexDirectory;
+use milagro_service::work_gate::WorkGate;
 
 use crate::config::Config;
 use crate::guesses::Guesses;
@@ -20,6 +21,11 @@ use crate::state::AppState;
 
 /// File name of the server's secret key in the state directory.
 pub const KEY_FILE: &str = "authserver.key";
+/// How many login passes (point checks and the pairing check, about 2 ms each) may wait
+/// for a core before `POST /v1/login/*` answers 503 `busy` with `Retry-After`: the last
+/// one queued waits about a quarter of a second on 2 cores, and a waiting pass holds no
+/// thread, only its request.
+pub const PAIRINGS_QUEUED: usize = 256;
 /// The authentication server as a party: role `authserver`, key in [`KEY_FILE`].
 pub const KIND: PartyKind = PartyKind {
     role: Role::AuthServer,
@@ -146,6 +152,11 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningAuthServer, Sta
         logins: Arc::new(Mutex::new(Logins::new(config.login.clone()))),
         guesses: Arc::new(Mutex::new(guesses)),
         revocations: Arc::new(revocations),
+        pairings: Arc::new(WorkGate::new(
+            "login checks",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            PAIRINGS_QUEUED,
+        )),
         config: Arc::new(config),
     };
     let for_http = state.clone();

@@ -9,6 +9,7 @@ use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
 use milagro_service::peer_directory::IndexDirectory;
+use milagro_service::work_gate::WorkGate;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -62,6 +63,10 @@ pub struct AppState {
     pub guesses: Arc<Mutex<Guesses>>,
     /// Revoked identities.
     pub revocations: Arc<Revocations>,
+    /// The queue both login passes go through (point decoding with subgroup checks, the
+    /// pairing check: the expensive work anyone can ask for): one per core at once,
+    /// [`crate::server::PAIRINGS_QUEUED`] waiting, 503 `busy` beyond.
+    pub pairings: Arc<WorkGate>,
 }
 
 impl AppState {

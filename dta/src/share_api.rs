@@ -94,10 +94,14 @@ fn serve(
             }
         };
         let addr = listener.local_addr().ok();
+        // The same body deadline as every plain HTTP listener of the services.
         let app = move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
                 .configure(crate::api::configure_shares)
+                .wrap(actix_web::middleware::from_fn(
+                    milagro_service::body_deadline::middleware,
+                ))
         };
         let refused = |from: SocketAddr, error: TlsError| {
             tracing::info!(%from, %error, "refused a milagro tls session");

@@ -19,7 +19,8 @@
 //! - [`config::Config`]: `idp.toml` (every key in `idp/idp.example.toml`);
 //! - [`Idp::start`] → [`RunningIdp`]: binds, starts the HTTP server and the chain loop;
 //! - [`keys::KeyRing`]: ES256 signing keys and their rotation;
-//! - [`users::UserStore`]: users with argon2id hashes ([`users::SledUsers`]);
+//! - [`users::UserStore`]: users with argon2id hashes ([`users::SledUsers`]), computed
+//!   in reused memory ([`passwords::Passwords`]) behind a bounded queue;
 //! - [`clients`], [`grants`], [`device_grants`]: registered clients, codes and tokens,
 //!   device authorizations, in sled;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
@@ -48,10 +49,12 @@ pub mod device_grants;
 pub mod grants;
 pub mod keys;
 pub mod oauth;
+pub mod passwords;
 mod server;
 pub mod state;
 pub mod users;
 
 pub use server::{
-    open_users, Idp, RunningIdp, StartError, INDEX_DIR, KEY_FILE, KIND, SERVICE_DB_DIR,
+    open_users, Idp, RunningIdp, StartError, INDEX_DIR, KEY_FILE, KIND, PASSWORD_CHECKS_QUEUED,
+    SERVICE_DB_DIR,
 };

@@ -15,6 +15,7 @@ use milagro_service::http::{self, Running, SpawnError};
 use milagro_service::identity::{IdentityError, PartyIdentity, PartyKind};
 use milagro_service::own_anchor::OwnAnchor;
 use milagro_service::sync::Shutdown;
+use milagro_service::work_gate::WorkGate;
 
 use crate::clients::ClientStore;
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::device_grants::{
 };
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
+use crate::passwords::Passwords;
 use crate::state::AppState;
 use crate::users::{SledUsers, UserStore};
 
@@ -37,6 +39,10 @@ pub const KIND: PartyKind = PartyKind {
 pub const INDEX_DIR: &str = "registry";
 /// Directory of the IdP database (users, clients, grants, the activity log).
 pub const SERVICE_DB_DIR: &str = "service";
+/// How many password checks may wait for a free slot (beyond one running per slot)
+/// before `POST /login` and `POST /device` answer 503 with `Retry-After`: with about
+/// 50 ms per check and two slots, the last one queued waits under a second.
+pub const PASSWORD_CHECKS_QUEUED: usize = 32;
 
 /// The IdP service. See the crate documentation.
 #[derive(Debug)]
@@ -80,7 +86,8 @@ pub fn open_users(config: &Config) -> Result<SledUsers, StartError> {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-    SledUsers::open(&db).map_err(|e| StartError::Db {
+    let passwords = Arc::new(Passwords::new(crate::passwords::default_slots()));
+    SledUsers::open(&db, passwords).map_err(|e| StartError::Db {
         path,
         detail: e.to_string(),
     })
@@ -173,7 +180,12 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
         path: db_dir.clone(),
         detail: e.to_string(),
     };
-    let users: Arc<dyn UserStore> = Arc::new(SledUsers::open(&db).map_err(|e| fail(&e))?);
+    // One memory slot per password check the gate lets run: the gate answers 503 before
+    // a check would wait for memory.
+    let slots = crate::passwords::default_slots();
+    let passwords = Arc::new(Passwords::new(slots));
+    let users: Arc<dyn UserStore> =
+        Arc::new(SledUsers::open(&db, passwords).map_err(|e| fail(&e))?);
     let state = AppState {
         clients: ClientStore::open(&db).map_err(|e| fail(&e))?,
         grants: Grants::open(&db).map_err(|e| fail(&e))?,
@@ -185,6 +197,11 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
         )),
         audit: Arc::new(Audit::open(&db, config.audit.origin.clone()).map_err(|e| fail(&e))?),
         users,
+        password_checks: Arc::new(WorkGate::new(
+            "password checks",
+            slots,
+            PASSWORD_CHECKS_QUEUED,
+        )),
         keys: Arc::new(keys),
         identity: Arc::new(identity),
         own_anchor: Arc::new(OwnAnchor::default()),

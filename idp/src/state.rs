@@ -9,6 +9,7 @@ use milagro_service::attempts::FailureLimiter;
 use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
+use milagro_service::work_gate::WorkGate;
 
 use crate::clients::ClientStore;
 use crate::config::Config;
@@ -33,6 +34,10 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// The people who log in.
     pub users: Arc<dyn UserStore>,
+    /// The queue every password check (`POST /login`, `POST /device`) goes through: at
+    /// most one check per memory slot of the users' [`crate::passwords::Passwords`],
+    /// [`crate::server::PASSWORD_CHECKS_QUEUED`] more waiting, 503 beyond.
+    pub password_checks: Arc<WorkGate>,
     /// Registered relying parties.
     pub clients: ClientStore,
     /// Codes and tokens.

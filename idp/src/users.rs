@@ -6,19 +6,20 @@
 //! relying parties learn nothing from it.
 //!
 //! Passwords are hashed with argon2id (the `argon2` crate's defaults, RFC 9106's second
-//! recommended profile: 19 MiB, 2 passes) and a random salt, in PHC string format. An
-//! unknown username costs the same hash as a wrong password, so timing does not tell
-//! which usernames exist.
+//! recommended profile: 19 MiB, 2 passes) and a random salt, in PHC string format, in
+//! memory that [`crate::passwords::Passwords`] allocates once and reuses. An unknown
+//! username costs the same hash as a wrong password, so timing does not tell which
+//! usernames exist.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
+
+use crate::passwords::Passwords;
 
 /// The longest username, in bytes.
 pub const MAX_USERNAME: usize = 64;
@@ -83,18 +84,19 @@ pub fn check_username(username: &str) -> Result<(), UserError> {
     }
 }
 
-fn new_user(username: &str, password: &str, now: u64) -> Result<User, UserError> {
+fn new_user(
+    passwords: &Passwords,
+    username: &str,
+    password: &str,
+    now: u64,
+) -> Result<User, UserError> {
     check_username(username)?;
     if !PASSWORD_LEN.contains(&password.len()) {
         return Err(UserError::Invalid(
             "a password is 8 to 1024 bytes long".into(),
         ));
     }
-    let salt = SaltString::generate(&mut rand_core::OsRng);
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| UserError::Hash(e.to_string()))?
-        .to_string();
+    let hash = passwords.hash(password)?;
     let mut subject = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut subject);
     Ok(User {
@@ -107,14 +109,15 @@ fn new_user(username: &str, password: &str, now: u64) -> Result<User, UserError>
 
 /// Verifies `password` against `user` (or, for an unknown user, against a fixed hash so
 /// that the answer takes as long).
-fn verify(user: Option<User>, password: &str) -> Result<Option<User>, UserError> {
+fn verify(
+    passwords: &Passwords,
+    user: Option<User>,
+    password: &str,
+) -> Result<Option<User>, UserError> {
     /// argon2id, default parameters, of a password nobody has.
     const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$k7Kg2Wn0Vn3p1jWfO0c3QKqzw9bn6bMmb8mLqZp9wZA";
     let stored = user.as_ref().map_or(DUMMY, |u| u.password_hash.as_str());
-    let parsed = PasswordHash::new(stored).map_err(|e| UserError::Storage(e.to_string()))?;
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
+    let ok = passwords.verify(stored, password)?;
     Ok(user.filter(|_| ok))
 }
 
@@ -123,6 +126,7 @@ fn verify(user: Option<User>, password: &str) -> Result<Option<User>, UserError>
 #[derive(Debug, Clone)]
 pub struct SledUsers {
     tree: sled::Tree,
+    passwords: Arc<Passwords>,
 }
 
 fn storage(e: impl std::fmt::Display) -> UserError {
@@ -130,10 +134,11 @@ fn storage(e: impl std::fmt::Display) -> UserError {
 }
 
 impl SledUsers {
-    /// Opens the `users` tree of `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, UserError> {
+    /// Opens the `users` tree of `db`; hashes run in `passwords`' memory.
+    pub fn open(db: &sled::Db, passwords: Arc<Passwords>) -> Result<Self, UserError> {
         Ok(Self {
             tree: db.open_tree("users").map_err(storage)?,
+            passwords,
         })
     }
 
@@ -148,7 +153,7 @@ impl SledUsers {
 
 impl UserStore for SledUsers {
     fn add(&self, username: &str, password: &str, now: u64) -> Result<User, UserError> {
-        let user = new_user(username, password, now)?;
+        let user = new_user(&self.passwords, username, password, now)?;
         let json = serde_json::to_vec(&user).map_err(storage)?;
         let by_name = [b"u\0", username.as_bytes()].concat();
         let by_subject = [b"s\0", user.subject.as_bytes()].concat();
@@ -176,7 +181,7 @@ impl UserStore for SledUsers {
         } else {
             None
         };
-        verify(user, password)
+        verify(&self.passwords, user, password)
     }
 
     fn by_subject(&self, subject: &str) -> Result<Option<User>, UserError> {
@@ -192,13 +197,25 @@ impl UserStore for SledUsers {
 }
 
 /// Users in memory, for tests.
-#[derive(Debug, Default)]
-pub struct MemoryUsers(Mutex<BTreeMap<String, User>>);
+#[derive(Debug)]
+pub struct MemoryUsers {
+    users: Mutex<BTreeMap<String, User>>,
+    passwords: Passwords,
+}
+
+impl Default for MemoryUsers {
+    fn default() -> Self {
+        Self {
+            users: Mutex::default(),
+            passwords: Passwords::new(crate::passwords::default_slots()),
+        }
+    }
+}
 
 impl UserStore for MemoryUsers {
     fn add(&self, username: &str, password: &str, now: u64) -> Result<User, UserError> {
-        let user = new_user(username, password, now)?;
-        let mut users = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let user = new_user(&self.passwords, username, password, now)?;
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if users.contains_key(username) {
             return Err(UserError::Exists(username.to_owned()));
         }
@@ -208,16 +225,16 @@ impl UserStore for MemoryUsers {
 
     fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>, UserError> {
         let user = self
-            .0
+            .users
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(username)
             .cloned();
-        verify(user, password)
+        verify(&self.passwords, user, password)
     }
 
     fn by_subject(&self, subject: &str) -> Result<Option<User>, UserError> {
-        let users = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(users.values().find(|u| u.subject == subject).cloned())
     }
 }
@@ -256,7 +273,7 @@ mod tests {
     #[test]
     fn the_sled_store_keeps_hashes_and_refuses_duplicates() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        the_rules_hold(&SledUsers::open(&db).unwrap());
+        the_rules_hold(&SledUsers::open(&db, Arc::new(Passwords::new(1))).unwrap());
     }
 
     #[test]

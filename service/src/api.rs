@@ -137,13 +137,21 @@ pub async fn blocking<S: Clone + Send + 'static, T: Send + 'static>(
 }
 
 /// The JSON body as `T`, at most `limit` bytes (else 413 `payload_too_large`); an empty
-/// body reads as `{}`; anything else that is not `T` is 400 `invalid_request`.
+/// body reads as `{}`; a body that did not arrive in time is 408 `request_timeout`
+/// ([`crate::body_deadline`]); anything else that is not `T` is 400 `invalid_request`.
 pub async fn read_json<T: DeserializeOwned>(
     body: web::Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
     let bytes = match body.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if crate::body_deadline::is_timeout(&e) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                e.to_string(),
+            ))
+        }
         Ok(Err(e)) => return Err(ApiError::invalid_request(format!("reading the body: {e}"))),
         Err(_) => {
             return Err(ApiError::new(

@@ -23,8 +23,11 @@
 //! - `peer_directory` (feature `tls`): the service as a Milagro TLS party: its
 //!   `LocalIdentity` from its own anchor (waiting for it to confirm), and a
 //!   `PeerDirectory` over its own index;
-//! - [`http`]: runs an actix-web server on its own thread and stops it; [`api`]: the JSON
+//! - [`http`]: runs an actix-web server on its own thread, with read deadlines and a
+//!   connection cap, and stops it; [`api`]: the JSON
 //!   error type every API answers with, and its body, route and bearer helpers;
+//! - [`work_gate::WorkGate`]: a bounded queue (503 `busy` when full) in front of the
+//!   expensive work a request without credentials can cause;
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
 //!   `[audit]`, anchoring), checked purely; [`token`]: bearer tokens kept as hashes.
 //!
@@ -49,11 +52,13 @@ pub mod api;
 pub mod attempts;
 pub mod audit;
 pub mod base;
+pub mod body_deadline;
 pub mod chain_loop;
 pub mod config;
 pub mod files;
 pub mod http;
 pub mod identity;
+pub mod open_connections;
 pub mod own_anchor;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
@@ -61,6 +66,7 @@ pub mod sled_db;
 pub mod sync;
 pub mod token;
 pub mod well_known;
+pub mod work_gate;
 
 /// The time now in Unix seconds (0 if the clock reads before 1970).
 pub fn unix_now() -> u64 {

@@ -34,6 +34,11 @@ pub const SERVICE_DB_DIR: &str = "service";
 /// default, sized for large block batches).
 const API_RPC_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Enrolment messages that may wait to be opened, beyond one being opened per core: about
+/// a millisecond of work each (opening, checks, one sled write), so a core empties the
+/// queue in a quarter of a second.
+const ENVELOPES_QUEUED: usize = 256;
+
 /// The TBS service. See the crate documentation.
 #[derive(Debug)]
 pub struct Tbs;
@@ -191,6 +196,11 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
     let sync_node = rpc();
     let state = AppState {
         enrolment_limits: Arc::new(crate::enrolment::EnrolmentLimits::new(&config.enrolment)),
+        envelopes: Arc::new(milagro_service::work_gate::WorkGate::new(
+            "enrolment envelopes",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ENVELOPES_QUEUED,
+        )),
         node: Arc::new(rpc().with_timeout(API_RPC_TIMEOUT)),
         config: Arc::new(config),
         identity: Arc::new(identity),

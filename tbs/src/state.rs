@@ -36,6 +36,9 @@ pub struct AppState {
     pub enrolments: Arc<EnrolmentStore>,
     /// The enrolment API's rate limits.
     pub enrolment_limits: Arc<EnrolmentLimits>,
+    /// The bounded queue in front of opening sealed enrolment messages (an ECDH and a
+    /// decryption each, which anyone can send): [`milagro_service::work_gate`].
+    pub envelopes: Arc<milagro_service::work_gate::WorkGate>,
     /// The audit log of registrations and its anchored checkpoints (same database).
     pub audit: Arc<Audit>,
     /// The node, for what the index does not hold (raw transactions, Merkle paths,

@@ -37,6 +37,18 @@ pub type ServerSession = Session<server::TlsStream<TcpStream>>;
 /// Largest response body [`send`] reads.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
+/// How long an admitted session has to send its first request head (as every plain HTTP
+/// listener of the services: `milagro_service::http`).
+pub const HEAD_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an idle session is kept open for a next request.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a closing session may take to take our last bytes.
+pub const DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Sessions (handshaking or admitted) [`serve_app`] serves at once; beyond, it stops
+/// accepting until one ends. A handshake that stalls is dropped after
+/// [`Options::timeout`], so connections that never finish one cannot hold the listener.
+pub const MAX_SESSIONS: usize = 1024;
+
 /// Why a request over a session failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -76,7 +88,10 @@ where
 
 /// Accepts Milagro TLS sessions on `listener` and serves the app `factory` builds on
 /// each, until the listener fails. A session that fails admission or key agreement is
-/// reported to `refused` and closed; no request of it reaches the app.
+/// reported to `refused` and closed; no request of it reaches the app. At most
+/// [`MAX_SESSIONS`] at once; request heads, idle and closing sessions are timed as
+/// the constants above say (a deadline on bodies is the app's: the services wrap
+/// `milagro_service::body_deadline`).
 pub async fn serve_app<F, I, S, B>(
     listener: TcpListener,
     identity: Arc<LocalIdentity>,
@@ -100,6 +115,9 @@ where
         .into_factory()
         .map_err(|e| e.into().error_response());
     let handler = HttpService::<ServerSession, _, _>::build()
+        .client_request_timeout(HEAD_READ_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .on_connect_ext(|session: &ServerSession, data| {
             data.insert(session.peer().clone());
         })
@@ -109,7 +127,13 @@ where
         .map_err(|()| std::io::Error::other("the app failed to start"))?;
     let handler = Rc::new(handler);
     let refused = Rc::new(refused);
+    let sessions = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     loop {
+        // Wait for a free place before accepting: beyond the cap, clients wait in the
+        // kernel's backlog rather than in this process's memory.
+        let Ok(place) = sessions.clone().acquire_owned().await else {
+            return Err(std::io::Error::other("the session cap was closed"));
+        };
         let (tcp, from) = match listener.accept().await {
             Ok(accepted) => accepted,
             // A client that gave up before the accept, or a descriptor limit: the server
@@ -123,6 +147,7 @@ where
         let (handler, refused) = (handler.clone(), refused.clone());
         let (identity, directory, options) = (identity.clone(), directory.clone(), options.clone());
         actix_rt::spawn(async move {
+            let _place = place;
             match accept(tcp, &identity, directory, &options).await {
                 Ok(session) => {
                     // Errors here are the client's HTTP mistakes, answered by actix-http.

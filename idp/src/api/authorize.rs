@@ -16,7 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::pages::{self, credentials, csrf_token, error_page, hidden, page, posted_form};
-use super::{blocking, Params};
+use super::{blocking, password_work, Params};
 use crate::clients::{AuthMethod, Client, GRANT_CODE};
 use crate::grants::Authorization;
 use crate::oauth::OAuthError;
@@ -285,7 +285,7 @@ pub(crate) async fn login(
         Ok(params) => params,
         Err(page) => return page,
     };
-    let outcome = blocking(&state, move |state| {
+    let outcome = password_work(&state, move |state| {
         let request = match check(state, &params) {
             Ok(request) => request,
             Err(failure) => return Ok((params, Err(failure))),
@@ -319,6 +319,10 @@ pub(crate) async fn login(
         Ok((params, Ok((request, Some(code)))))
     })
     .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(busy) => return busy,
+    };
     match outcome {
         Ok((_, Ok((request, Some(code))))) => redirect(
             &state,

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::pages::{credentials, csrf_token, error_page, escape, hidden, page, posted_form};
-use super::{blocking, ClientForm, Params};
+use super::{blocking, password_work, ClientForm, Params};
 use crate::clients::GRANT_DEVICE;
 use crate::device_grants::DeviceState;
 use crate::oauth::OAuthError;
@@ -138,7 +138,7 @@ pub(crate) async fn verify(
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     let username = params.get("username").unwrap_or_default().to_owned();
     let address = req.peer_addr().map(|a| a.ip());
-    let outcome = blocking(&state, move |state| {
+    let outcome = password_work(&state, move |state| {
         let now = milagro_service::unix_now();
         if let Some(address) = address {
             if let Err(limited) = state.device_attempts.check(&address, now) {
@@ -182,6 +182,10 @@ pub(crate) async fn verify(
         Ok(Approval::Approved)
     })
     .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(busy) => return busy,
+    };
     match outcome {
         Ok(Approval::Approved) => page(
             StatusCode::OK,

@@ -33,6 +33,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use milagro_service::work_gate::GateError;
 use zeroize::Zeroizing;
 
 use crate::clients::{AuthMethod, Client};
@@ -124,10 +125,33 @@ pub(crate) async fn blocking<T: Send + 'static>(
     web::block(move || work(&state)).await?
 }
 
-/// Reads the body, refusing more than [`MAX_BODY_BYTES`].
+/// Runs blocking work that checks a password (argon2id, the IdP's most expensive work
+/// and reachable without credentials) behind [`AppState::password_checks`]: the work's
+/// result, or, when the gate is full, the 503 page to answer with (`Retry-After`).
+pub(crate) async fn password_work<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    work: impl FnOnce(&AppState) -> Result<T, OAuthError> + Send + 'static,
+) -> Result<Result<T, OAuthError>, HttpResponse> {
+    let shared = AppState::clone(state);
+    match state.password_checks.run(move || work(&shared)).await {
+        Ok(result) => Ok(result),
+        Err(GateError::Busy(busy)) => Err(pages::busy_page(&busy)),
+        Err(lost) => Ok(Err(OAuthError::internal(lost))),
+    }
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] (413) and a body that did not
+/// arrive in time (408, [`milagro_service::body_deadline`]).
 pub(crate) async fn read_body(payload: web::Payload) -> Result<web::Bytes, OAuthError> {
     match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if milagro_service::body_deadline::is_timeout(&e) => {
+            Err(OAuthError::with_status(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                e.to_string(),
+            ))
+        }
         Ok(Err(e)) => Err(OAuthError::invalid_request(format!(
             "reading the body: {e}"
         ))),

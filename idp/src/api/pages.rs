@@ -138,6 +138,17 @@ pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
     page(status, "Sign-in failed", &body, None, false)
 }
 
+/// 503 while the password checks are all taken, with `Retry-After` (the work gate's
+/// refusal, [`milagro_service::work_gate`]).
+pub fn busy_page(busy: &milagro_service::work_gate::Busy) -> HttpResponse {
+    let mut answer = error_page(StatusCode::SERVICE_UNAVAILABLE, &busy.to_string());
+    answer.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(busy.retry_after_secs),
+    );
+    answer
+}
+
 /// Hidden inputs carrying `fields`.
 pub fn hidden(fields: &[(&str, &str)]) -> String {
     fields

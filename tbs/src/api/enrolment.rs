@@ -31,7 +31,7 @@ use milagro_service::attempts::TooManyFailures;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, ApiError};
+use super::{blocking, gated, ApiError};
 use crate::audit::RegistrationLog as _;
 use crate::enrolment::{self, Enrolment, EnrolmentState, Reservation, Reserved, WatchError};
 use crate::state::AppState;
@@ -90,7 +90,7 @@ pub(crate) async fn enrol(
             .map_err(|e| too_many(e, "enrolment requests from this address"))?;
     }
     let envelope = body.into_inner().envelope;
-    let row = blocking(&state, move |state| {
+    let row = gated(&state, move |state| {
         let now = crate::unix_now();
         let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, now)
             .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
@@ -277,7 +277,7 @@ pub(crate) async fn signed(
     body: web::Json<Sealed>,
 ) -> Result<HttpResponse, ApiError> {
     let envelope = body.into_inner().envelope;
-    let row = blocking(&state, move |state| {
+    let row = gated(&state, move |state| {
         let signed = SignedAnchor::open(state.identity.secret_key(), &envelope)
             .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
         let row = state

@@ -12,9 +12,11 @@
 //! | `not_found` | 404 | no such route, record or block; or another tenant's data | bad input |
 //! | `method_not_allowed` | 405 | the route exists for other methods | bad input |
 //! | `conflict` | 409 | the tenant already exists | bad input |
+//! | `request_timeout` | 408 | the body did not arrive in time ([`milagro_service::body_deadline`]) | bad input |
 //! | `offer_expired` | 410 | the enrolment offer lapsed before the device signed it; ask again | wait |
 //! | `payload_too_large` | 413 | the body exceeds [`super::MAX_BODY_BYTES`] | bad input |
 //! | `too_many_requests` | 429 | a rate limit or a cap on pending work; `Retry-After` says when | wait |
+//! | `busy` | 503 | a bounded queue of expensive work is full (`Retry-After`, [`milagro_service::work_gate`]) | wait |
 //! | `node_error` | 502 | the node answered with an error | the node |
 //! | `not_anchored` | 503 | the TBS's own anchor is not (yet) confirmed deep enough | wait |
 //! | `funding_pool_empty` | 503 | no pool coin is free to pay an offer; `Retry-After` says when | wait |
@@ -27,6 +29,7 @@ use actix_web::{HttpResponse, ResponseError};
 use milagro_registry::chain::ChainError;
 use milagro_registry::proofs::AssembleError;
 use milagro_registry::store::StoreError;
+use milagro_service::work_gate::{Busy, GateError};
 
 use crate::tenants::store::TenantError;
 use serde::Serialize;
@@ -75,6 +78,12 @@ pub enum ApiError {
         /// When to try again, in seconds (the `Retry-After` header).
         retry_after_secs: u64,
     },
+    /// The body did not arrive within the read deadline.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A bounded queue of expensive work is full; answered with `Retry-After`.
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The TBS's own anchor is not confirmed to the configured depth yet.
     #[error("{0}")]
     NotAnchored(String),
@@ -112,6 +121,8 @@ impl ApiError {
             Self::OfferExpired(_) => "offer_expired",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::PoolEmpty { .. } => "funding_pool_empty",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::Busy(_) => "busy",
             Self::NotAnchored(_) => "not_anchored",
             Self::NodeUnreachable(_) => "node_unreachable",
             Self::Node(_) => "node_error",
@@ -133,6 +144,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::OfferExpired(_) => StatusCode::GONE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Node(_) => StatusCode::BAD_GATEWAY,
             Self::NotAnchored(_)
             | Self::NodeUnreachable(_)
@@ -159,6 +172,9 @@ impl ResponseError for ApiError {
         } = self
         {
             response.insert_header(("Retry-After", retry_after_secs.to_string()));
+        }
+        if let Self::Busy(busy) = self {
+            response.insert_header(("Retry-After", busy.retry_after_secs.to_string()));
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -207,6 +223,17 @@ impl From<AssembleError> for ApiError {
     }
 }
 
+impl From<GateError> for ApiError {
+    /// What a [`milagro_service::work_gate::WorkGate`] refusal or lost job answers: 503
+    /// `busy` (with `Retry-After`), or 500.
+    fn from(error: GateError) -> Self {
+        match error {
+            GateError::Busy(busy) => Self::Busy(busy),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(error: actix_web::error::BlockingError) -> Self {
         Self::Internal(error.to_string())
@@ -232,6 +259,16 @@ mod tests {
                 ApiError::PayloadTooLarge("x".into()),
                 413,
                 "payload_too_large",
+            ),
+            (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
+            (
+                GateError::Busy(Busy {
+                    what: "envelopes",
+                    retry_after_secs: 1,
+                })
+                .into(),
+                503,
+                "busy",
             ),
             (ApiError::Node("x".into()), 502, "node_error"),
             (ApiError::OfferExpired("x".into()), 410, "offer_expired"),
@@ -270,7 +307,7 @@ mod tests {
             let retry_after = response.headers().get("Retry-After");
             assert_eq!(
                 retry_after.is_some(),
-                matches!(status, 429) || code == "funding_pool_empty",
+                matches!(status, 429) || matches!(code, "funding_pool_empty" | "busy"),
                 "{error}"
             );
             let body = response.into_body().try_into_bytes().unwrap();

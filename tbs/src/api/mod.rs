@@ -209,6 +209,9 @@ fn json_error(error: JsonPayloadError) -> ApiError {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::PayloadTooLarge(format!("the body exceeds {MAX_BODY_BYTES} bytes"))
         }
+        JsonPayloadError::Payload(e) if milagro_service::body_deadline::is_payload_timeout(&e) => {
+            ApiError::RequestTimeout(milagro_service::body_deadline::TIMED_OUT.to_owned())
+        }
         other => ApiError::BadRequest(format!("bad JSON body: {other}")),
     }
 }
@@ -217,6 +220,18 @@ fn json_error(error: JsonPayloadError) -> ApiError {
 pub(crate) fn parse_device(text: &str) -> Result<milagro_anchor::keys::PublicKey, ApiError> {
     text.parse()
         .map_err(|e| ApiError::BadRequest(format!("bad device key: {e}")))
+}
+
+/// [`blocking`], behind the bounded queue of envelope opening ([`AppState::envelopes`]):
+/// for handlers whose first step opens a sealed message anyone may send. A full queue is
+/// `503 busy` with `Retry-After`.
+pub(crate) async fn gated<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = state.clone();
+    state.envelopes.run(move || work(&shared)).await?
 }
 
 /// Runs blocking work (sled, node RPC) on actix's blocking pool, off the workers.
