@@ -8,7 +8,8 @@
 //! way the proxy serves the attacker's keys (the plain JWKS swapped, the signed JWKS
 //! re-signed with the attacker's own secp256k1 key, replaced by a plain one, or dropped
 //! from the discovery document) gets 401 for a token that verifies with the attacker's
-//! keys, issues nothing, and the D-TA logs the refusal with its reason (ADR 0010).
+//! keys, issues nothing, and the D-TA logs the refusal with its reason (ADR 0010). Key
+//! rotation keeps working through the signed JWKS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dta_common;
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use dta_common::{call, config, sealing_key_file, wait_for_share_api, PATIENCE};
+use dta_common::{call, config as config_dta, sealing_key_file, wait_for_share_api, PATIENCE};
 use idp_common::{
     alice_id_token, free_port, idp_config_at, register_client, start_configured_idp_with_alice,
     wait_for_certificate,
@@ -27,8 +28,9 @@ use idp_common::{
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::signed_jwks;
-use milagro_dta::Dta;
+use milagro_dta::{Dta, RunningDta};
 use milagro_idp::keys::Es256Key;
+use milagro_idp::RunningIdp;
 use milagro_service::own_anchor::AnchorState;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::on_path::{Answer, OnPathProxy};
@@ -63,51 +65,120 @@ fn answer(content_type: &str, body: String) -> Answer {
     }
 }
 
+/// A world, an IdP (user alice) behind a proxy whose URL is its issuer, and a D-TA that
+/// trusts it and reaches it through the proxy; the user reaches the IdP directly. Fields
+/// drop in order: the services stop before the proxy, their directory and the node go.
+struct OnPathWorld {
+    dta: RunningDta,
+    pat: TlsParty,
+    idp: RunningIdp,
+    proxy: OnPathProxy,
+    /// What the proxy answers instead of the IdP, by path.
+    forged: Arc<Mutex<HashMap<&'static str, Answer>>>,
+    /// Where the IdP listens (the user's way in).
+    idp_url: String,
+    /// The D-TA's client at the IdP.
+    client: (String, String),
+    _dir: tempfile::TempDir,
+    w: EnrolmentWorld,
+}
+
+impl OnPathWorld {
+    /// Starts everything, the IdP with `idp_extra` TOML, and waits until the IdP's anchor
+    /// is deep enough for the D-TA and its share API serves.
+    fn start(idp_extra: &str) -> Self {
+        let w = EnrolmentWorld::start();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let idp_url = format!("http://127.0.0.1:{port}");
+        let forged: Arc<Mutex<HashMap<&'static str, Answer>>> = Arc::default();
+        let proxy = OnPathProxy::start(&idp_url, {
+            let forged = forged.clone();
+            move |path, real| forged.lock().unwrap().get(path).cloned().unwrap_or(real)
+        });
+        let issuer = proxy.url().to_owned();
+        let idp_dir = dir.path().join("idp");
+        let config = idp_config_at(w.node(), &idp_dir, port, &issuer, idp_extra);
+        let (idp, named, _) = start_configured_idp_with_alice(config);
+        assert_eq!(named, issuer);
+        let client = register_client(&idp_url);
+        let trusted = format!(
+            "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n",
+            idp.state().identity.digest(),
+            client.0
+        );
+        let master_key = sealing_key_file(dir.path());
+        let dta = Dta::start(config_dta(
+            &w,
+            &dir.path().join("dta"),
+            &master_key,
+            &trusted,
+        ));
+        let dta = dta.unwrap();
+        let api = Api::new(dta.local_url());
+        wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
+            let idp_pending = !matches!(idp.state().own_anchor.get(), AnchorState::None);
+            (api.ok("/v1/status")["anchor"]["state"] == "pending" && idp_pending).then_some(())
+        });
+        let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
+        w.mine(6);
+        wait_for_share_api(&w, &dta);
+        wait_for_certificate(&idp_url);
+        Self {
+            dta,
+            pat,
+            idp,
+            proxy,
+            forged,
+            idp_url,
+            client,
+            _dir: dir,
+            w,
+        }
+    }
+
+    /// The issuer: the proxy's URL.
+    fn issuer(&self) -> &str {
+        self.proxy.url()
+    }
+
+    /// The PAT asks the D-TA for its client share with `token`: status and JSON.
+    fn ask(&self, token: &str) -> (u16, Value) {
+        let body = json!({ "id_token": token }).to_string().into_bytes();
+        call(
+            &self.w,
+            &self.dta,
+            &self.pat,
+            "POST",
+            "/v1/shares/client",
+            body,
+        )
+        .unwrap()
+    }
+
+    /// Issuances logged by the D-TA.
+    fn issued(&self) -> u64 {
+        self.dta.state().audit.tree_head().size.get()
+    }
+
+    /// A fresh ID token of alice's for the D-TA.
+    fn alice(&self) -> String {
+        alice_id_token(&self.idp_url, &self.client)
+    }
+}
+
 #[test]
 fn a_proxy_serving_its_own_keys_between_a_d_ta_and_the_idp_gets_401_and_a_logged_reason() {
     let logs = milagro_tests::logs::capture();
-    let w = EnrolmentWorld::start();
-    let dir = tempfile::tempdir().unwrap();
-
-    // The proxy answers what `forged` holds for a path, and forwards everything else.
-    let port = free_port();
-    let idp_url = format!("http://127.0.0.1:{port}");
-    let forged: Arc<Mutex<HashMap<&'static str, Answer>>> = Arc::default();
-    let proxy = OnPathProxy::start(&idp_url, {
-        let forged = forged.clone();
-        move |path, real| forged.lock().unwrap().get(path).cloned().unwrap_or(real)
-    });
-    let issuer = proxy.url().to_owned();
-    let idp_dir = dir.path().join("idp");
-    let (idp, named, _) =
-        start_configured_idp_with_alice(idp_config_at(w.node(), &idp_dir, port, &issuer, ""));
-    assert_eq!(named, issuer);
-    let client = register_client(&idp_url);
-    let digest = idp.state().identity.digest();
-    let trusted = format!(
-        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{digest}\"\nclient_id = {:?}\n",
-        client.0
-    );
-    let master_key = sealing_key_file(dir.path());
-    let dta = Dta::start(config(&w, &dir.path().join("dta"), &master_key, &trusted)).unwrap();
-    let api = Api::new(dta.local_url());
-    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
-        let idp_pending = !matches!(idp.state().own_anchor.get(), AnchorState::None);
-        (api.ok("/v1/status")["anchor"]["state"] == "pending" && idp_pending).then_some(())
-    });
-    let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
-    w.mine(6);
-    wait_for_share_api(&w, &dta);
-    wait_for_certificate(&idp_url);
-    let request = |token: &str| json!({ "id_token": token }).to_string().into_bytes();
-    let ask = |token: &str| call(&w, &dta, &pat, "POST", "/v1/shares/client", request(token));
-    let issued = || dta.state().audit.tree_head().size.get();
+    let p = OnPathWorld::start("");
+    let (issuer, client) = (p.issuer().to_owned(), p.client.clone());
+    let digest = p.idp.state().identity.digest();
+    let idp_url = &p.idp_url;
 
     // The honest path, through the proxy: alice's token gets her shares.
-    let honest = alice_id_token(&idp_url, &client);
-    let (status, shares) = ask(&honest).unwrap();
+    let (status, shares) = p.ask(&p.alice());
     assert_eq!(status, 200, "{shares}");
-    assert_eq!(issued(), 2, "client share and permit logged");
+    assert_eq!(p.issued(), 2, "client share and permit logged");
 
     // The attacker's keys: a P-256 key that signs its tokens, its JWKS, and a secp256k1
     // key to sign that JWKS with, claiming the IdP's certificate.
@@ -185,9 +256,9 @@ fn a_proxy_serving_its_own_keys_between_a_d_ta_and_the_idp_gets_401_and_a_logged
         ),
     ];
     for (i, (forgeries, code, reason)) in cases.into_iter().enumerate() {
-        *forged.lock().unwrap() = forgeries.into_iter().collect();
+        *p.forged.lock().unwrap() = forgeries.into_iter().collect();
         let mark = logs.mark();
-        let (status, refused) = ask(&minted).unwrap();
+        let (status, refused) = p.ask(&minted);
         assert_eq!(
             (status, refused["error"].as_str()),
             (401, Some(code)),
@@ -203,13 +274,45 @@ fn a_proxy_serving_its_own_keys_between_a_d_ta_and_the_idp_gets_401_and_a_logged
             "case {i}: {line}"
         );
     }
-    assert_eq!(issued(), 2, "the attacker got no share");
+    assert_eq!(p.issued(), 2, "the attacker got no share");
 
     // The attacker gone, the honest path still works (the genuine keys, checked afresh).
-    forged.lock().unwrap().clear();
-    let (status, again) = ask(&alice_id_token(&idp_url, &client)).unwrap();
+    p.forged.lock().unwrap().clear();
+    let (status, again) = p.ask(&p.alice());
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["client_share"], shares["client_share"]);
-    dta.stop();
-    drop((idp, proxy));
+}
+
+/// The `kid` in an ID token's header.
+fn kid_of(token: &str) -> String {
+    let header = B64URL.decode(token.split('.').next().unwrap()).unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Key rotation keeps working through the signed JWKS: a token signed with the IdP's next
+/// key (published ahead in the signed set, or fetched afresh when the D-TA's copy lacks
+/// it) gets the same shares as one signed with the first.
+#[test]
+fn the_d_ta_follows_the_idps_key_rotation_through_its_signed_jwks() {
+    // Keys sign for 6 s, are published 3 s ahead.
+    let p = OnPathWorld::start("[keys]\nrotation_secs = 6\nprepublish_secs = 3\n");
+    let first = p.alice();
+    let (status, shares) = p.ask(&first);
+    assert_eq!(status, 200, "{shares}");
+    let next = wait_until(
+        "a token signed with the next key",
+        std::time::Duration::from_secs(30),
+        || {
+            let token = p.alice();
+            if kid_of(&token) != kid_of(&first) {
+                return Some(token);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            None
+        },
+    );
+    let (status, again) = p.ask(&next);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["client_share"], shares["client_share"]);
 }
