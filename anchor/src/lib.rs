@@ -23,6 +23,8 @@
 //! - [`envelope`]: ECIES envelopes to a party's key and AES-GCM instructions back;
 //! - [`kex`]: ECDH and YAK over Bitcoin, key agreements between two anchored parties from
 //!   their on-chain signatures' nonces, with session ids and key confirmation;
+//! - [`signed_jwks`]: an IdP's JWK Set signed with its anchored key (ES256K,
+//!   `jwk-set+jwt`), which relying parties check against its Birth Certificate;
 //! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
 //!   and signed by it, the sealed messages of device enrolment, and the [`instructions`]
 //!   a device verifies before it trusts them; [`funding_pool`]: the fan-out and device
@@ -78,3 +80,4 @@ pub mod nonce;
 pub mod payload;
 pub mod proof;
 pub mod record;
+pub mod signed_jwks;

@@ -266,13 +266,17 @@ async fn permit(
         .json(body))
 }
 
+/// The answer to a refused ID token, logged with its reason: a refusal can be an attack
+/// (forged keys on the path to an IdP), which the operator must be able to see.
 fn login_error(error: LoginError) -> ApiError {
     let (status, code) = match &error {
         LoginError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         LoginError::Untrusted(_) => (StatusCode::FORBIDDEN, "untrusted_issuer"),
         LoginError::NotAnchored { .. } => (StatusCode::FORBIDDEN, "idp_not_anchored"),
+        LoginError::KeysNotBound { .. } => (StatusCode::UNAUTHORIZED, "idp_keys_not_bound"),
         LoginError::Invalid(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
         LoginError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable"),
     };
+    tracing::warn!(status = status.as_u16(), code, reason = %error, "refused an id token");
     ApiError::new(status, code, error.to_string())
 }

@@ -34,8 +34,9 @@
 //! # What it does not do
 //!
 //! It does not sum shares (the PAT and the authentication server do), verify M-Pin
-//! logins, revoke identities, or issue time permits for days other than today. It reaches IdPs over plain HTTP only, and fetches
-//! their discovery document, certificate and keys afresh for every token (no cache).
+//! logins, revoke identities, or issue time permits for days other than today. It reaches IdPs over plain HTTP only,
+//! so it believes an IdP's token-signing keys only from its JWKS signed by the IdP's
+//! anchored key (ADR 0010), and keeps checked keys for at most a minute.
 //!
 //! ```no_run
 //! use milagro_dta::{config::Config, Dta};

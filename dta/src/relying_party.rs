@@ -10,19 +10,31 @@
 //!    `min_peer_depth` deep and not superseded, by the D-TA's own index and node
 //!    ([`PeerDirectory`]), and the certificate the IdP serves must be that digest, an
 //!    active `idp`, whose key signed the anchor: the IdP's URL alone proves nothing;
-//! 3. the token must verify with the `openidconnect` crate against the JWKS of that
-//!    document (ES256; signature, `iss`, `aud` = the D-TA's client id at that IdP, `exp`).
+//! 3. the token-signing keys are taken only from the IdP's JWKS signed with its anchored
+//!    key (`signed_jwks_uri`, under the issuer; [`milagro_anchor::signed_jwks`]): the
+//!    signature must verify with the key of the certificate checked in step 2, for this
+//!    issuer and digest, and be fresh (ADR 0010). The plain `jwks_uri` is never read: over
+//!    plain HTTP anyone on the path could serve their own keys there (else 401
+//!    `idp_keys_not_bound`);
+//! 4. the token must verify with the `openidconnect` crate against those keys (ES256;
+//!    signature, `iss`, `aud` = the D-TA's client id at that IdP, `exp`).
 //!
-//! Steps 2 and 3's fetches are kept for [`CHECKED_FOR`] per IdP ([`CheckedIdps`]): a
-//! token that verifies against the keys of an IdP checked that recently needs no request
-//! to it. A token that does not is checked afresh (the IdP may have rotated its keys), so
-//! the cache never turns a good token away; the price is that an IdP whose anchor is
-//! superseded keeps its standing for at most [`CHECKED_FOR`] more.
+//! Nothing else in the discovery document needs a signature: the issuer and digest must
+//! equal the configuration, the txid is checked against the D-TA's own index, and the
+//! signed JWKS carries its own binding wherever it is fetched from.
+//!
+//! Steps 2 and 3's fetches are kept for [`CHECKED_FOR`] per IdP ([`CheckedIdps`]), and
+//! never past the signed JWKS's own expiry: a token that verifies against the keys of an
+//! IdP checked that recently needs no request to it. A token that does not is checked
+//! afresh (the IdP may have rotated its keys), so the cache never turns a good token away;
+//! the price is that an IdP whose anchor is superseded keeps its standing for at most
+//! [`CHECKED_FOR`] more.
 //!
 //! The token's `nonce` is not checked: the device flow a PAT logs in with carries none.
 //! A stolen unexpired token is therefore worth shares bound to the thief's own device key
 //! (the M-Pin identity binds it), not the victim's: short ID token lifetimes matter.
-//! IdPs are reached over plain HTTP only (the workspace's HTTP client has no TLS stack).
+//! IdPs are reached over plain HTTP only (the workspace's HTTP client has no TLS stack):
+//! what the D-TA believes of an IdP is bound to its anchored key, not to the channel.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +43,9 @@ use std::time::{Duration, Instant};
 use bitcoin::Txid;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
 use milagro_anchor::digest::Digest;
+use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
+use milagro_anchor::signed_jwks;
 use milagro_tls::PeerDirectory;
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
@@ -88,6 +102,16 @@ pub enum LoginError {
         /// What failed.
         reason: String,
     },
+    /// The IdP's token-signing keys are not vouched for by its anchored key: its signed
+    /// JWKS is missing, malformed, stale, about another party, or not signed by the key
+    /// of its certificate (an on-path attacker serving its own keys).
+    #[error("the signing keys served for {issuer} are not bound to its anchored key: {reason}")]
+    KeysNotBound {
+        /// The issuer.
+        issuer: String,
+        /// What failed.
+        reason: String,
+    },
     /// The token does not verify (signature, audience, expiry...).
     #[error("the id token does not verify: {0}")]
     Invalid(String),
@@ -99,23 +123,41 @@ pub enum LoginError {
 /// How long an IdP's checked keys are reused.
 pub const CHECKED_FOR: Duration = Duration::from_secs(60);
 
+/// The largest IdP document read (discovery, certificate, signed JWKS), in bytes.
+pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
+
+/// Keys whose signed JWKS verified: the set, and when its signature stops vouching for it
+/// (Unix seconds).
+#[derive(Debug, Clone)]
+struct BoundKeys {
+    keys: CoreJsonWebKeySet,
+    expires: u64,
+}
+
 /// The keys of the IdPs checked in the last [`CHECKED_FOR`], by issuer.
 #[derive(Debug, Default)]
-pub struct CheckedIdps(Mutex<HashMap<String, (Instant, CoreJsonWebKeySet)>>);
+pub struct CheckedIdps(Mutex<HashMap<String, (Instant, BoundKeys)>>);
 
 impl CheckedIdps {
-    fn fresh(&self, issuer: &str) -> Option<CoreJsonWebKeySet> {
+    fn fresh(&self, issuer: &str, now: u64) -> Option<CoreJsonWebKeySet> {
         let checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         checked
             .get(issuer)
-            .filter(|(at, _)| at.elapsed() < CHECKED_FOR)
-            .map(|(_, keys)| keys.clone())
+            .filter(|(at, bound)| at.elapsed() < CHECKED_FOR && now < bound.expires)
+            .map(|(_, bound)| bound.keys.clone())
     }
 
-    fn keep(&self, issuer: &str, keys: CoreJsonWebKeySet) {
+    fn keep(&self, issuer: &str, bound: BoundKeys) {
         let mut checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        checked.insert(issuer.to_owned(), (Instant::now(), keys));
+        checked.insert(issuer.to_owned(), (Instant::now(), bound));
     }
+}
+
+/// What step 2 established about an IdP: where its signed JWKS is, and the anchored key
+/// that must have signed it.
+struct AnchoredIdp {
+    signed_jwks_uri: String,
+    key: PublicKey,
 }
 
 /// Verifies ID tokens from the trusted IdPs.
@@ -151,19 +193,19 @@ impl RelyingParty<'_> {
             .iter()
             .find(|idp| idp.issuer == claimed)
             .ok_or(LoginError::Untrusted(claimed))?;
-        if let Some(keys) = self.checked.fresh(&idp.issuer) {
+        if let Some(keys) = self.checked.fresh(&idp.issuer, milagro_service::unix_now()) {
             if let Ok(login) = Self::verify_with(idp, &token, keys) {
                 return Ok(login);
             }
         }
-        let keys = self.check_idp_afresh(idp)?;
-        self.checked.keep(&idp.issuer, keys.clone());
-        Self::verify_with(idp, &token, keys)
+        let bound = self.check_idp_afresh(idp)?;
+        self.checked.keep(&idp.issuer, bound.clone());
+        Self::verify_with(idp, &token, bound.keys)
     }
 
-    /// Fetches the IdP's discovery document, served certificate and keys, and checks
-    /// them ([`Self::check_idp`]); returns the keys.
-    fn check_idp_afresh(&self, idp: &TrustedIdp) -> Result<CoreJsonWebKeySet, LoginError> {
+    /// Fetches the IdP's discovery document, served certificate and signed JWKS, and
+    /// checks them ([`Self::check_idp`], [`signed_jwks::verify`]); returns the keys.
+    fn check_idp_afresh(&self, idp: &TrustedIdp) -> Result<BoundKeys, LoginError> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -177,9 +219,28 @@ impl RelyingParty<'_> {
             &http,
             &format!("{}/.well-known/milagro/birth-certificate", idp.issuer),
         )?;
-        let jwks_uri = self.check_idp(idp, &discovery, &served)?;
-        serde_json::from_value(get_json(&http, &jwks_uri)?)
-            .map_err(|e| LoginError::Unavailable(format!("the IdP's JWKS: {e}")))
+        let anchored = self.check_idp(idp, &discovery, &served)?;
+        let unbound = |reason: String| LoginError::KeysNotBound {
+            issuer: idp.issuer.clone(),
+            reason,
+        };
+        let signed = get_body(&http, &anchored.signed_jwks_uri)?;
+        let signed = std::str::from_utf8(&signed)
+            .map_err(|_| unbound("its signed JWKS is not text".into()))?;
+        let verified = signed_jwks::verify(
+            signed,
+            &anchored.key,
+            &idp.bc_digest,
+            &idp.issuer,
+            milagro_service::unix_now(),
+        )
+        .map_err(|e| unbound(e.to_string()))?;
+        let keys = serde_json::from_value(verified.jwks())
+            .map_err(|e| unbound(format!("its signed key set is not a JWK Set: {e}")))?;
+        Ok(BoundKeys {
+            keys,
+            expires: verified.expires(),
+        })
     }
 
     /// Verifies `token` with `keys` (ES256; signature, `iss`, `aud`, `exp`).
@@ -206,13 +267,13 @@ impl RelyingParty<'_> {
     }
 
     /// Checks the discovery document against the configuration and the chain; returns
-    /// its `jwks_uri`.
+    /// its `signed_jwks_uri` and the certificate's key.
     fn check_idp(
         &self,
         idp: &TrustedIdp,
         discovery: &Value,
         served: &Value,
-    ) -> Result<String, LoginError> {
+    ) -> Result<AnchoredIdp, LoginError> {
         let refuse = |reason: String| LoginError::NotAnchored {
             issuer: idp.issuer.clone(),
             reason,
@@ -271,23 +332,48 @@ impl RelyingParty<'_> {
         if let Some(later) = standing.superseded_by {
             return Err(refuse(format!("its certificate was superseded by {later}")));
         }
-        let jwks_uri = field("jwks_uri").unwrap_or_default();
-        // The keys must come from the anchored issuer itself, not from wherever its
-        // document points.
-        if !jwks_uri.starts_with(&format!("{}/", idp.issuer)) {
-            return Err(refuse(format!(
-                "its jwks_uri {jwks_uri:?} is not under the issuer"
+        let unbound = |reason: String| LoginError::KeysNotBound {
+            issuer: idp.issuer.clone(),
+            reason,
+        };
+        let signed_jwks_uri = field("signed_jwks_uri")
+            .ok_or_else(|| unbound("its discovery document names no signed_jwks_uri".into()))?;
+        // Fetched from the anchored issuer itself, not from wherever its document points
+        // (the signature would catch a swap; this keeps the D-TA from fetching elsewhere).
+        if !signed_jwks_uri.starts_with(&format!("{}/", idp.issuer)) {
+            return Err(unbound(format!(
+                "its signed_jwks_uri {signed_jwks_uri:?} is not under the issuer"
             )));
         }
-        Ok(jwks_uri.to_owned())
+        Ok(AnchoredIdp {
+            signed_jwks_uri: signed_jwks_uri.to_owned(),
+            key: *bc.public_key(),
+        })
     }
 }
 
-fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, LoginError> {
+/// The body at `url`, at most [`MAX_DOCUMENT_BYTES`].
+fn get_body(http: &reqwest::blocking::Client, url: &str) -> Result<Vec<u8>, LoginError> {
+    use std::io::Read as _;
     let unavailable = |e: &dyn std::fmt::Display| LoginError::Unavailable(format!("{url}: {e}"));
     let response = http.get(url).send().map_err(|e| unavailable(&e))?;
     if !response.status().is_success() {
         return Err(unavailable(&response.status()));
     }
-    response.json().map_err(|e| unavailable(&e))
+    let mut body = Vec::new();
+    response
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| unavailable(&e))?;
+    if body.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(unavailable(&format!(
+            "longer than {MAX_DOCUMENT_BYTES} bytes"
+        )));
+    }
+    Ok(body)
+}
+
+fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, LoginError> {
+    serde_json::from_slice(&get_body(http, url)?)
+        .map_err(|e| LoginError::Unavailable(format!("{url}: not JSON: {e}")))
 }

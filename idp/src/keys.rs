@@ -249,11 +249,17 @@ impl KeyRing {
     /// The JWKS (RFC 7517) at `now`: every key that signs, will sign, or signed tokens
     /// that may still be valid.
     pub fn jwks(&self, now: u64) -> Value {
+        json!({ "keys": self.public_keys(now) })
+    }
+
+    /// The members of [`Self::jwks`]'s `keys`, one JWK per key, oldest first (what the
+    /// signed JWKS carries).
+    pub fn public_keys(&self, now: u64) -> Vec<Value> {
         if let Err(error) = self.rotate(now) {
             tracing::warn!(%error, "rotating the signing keys failed");
         }
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
+        keys.iter().map(|k| k.jwk()).collect()
     }
 }
 

@@ -17,7 +17,9 @@ use milagro_registry::chain::ChainSource;
 
 pub mod enrolment_world;
 pub mod forgery;
+pub mod logs;
 pub mod lying_tbs;
+pub mod on_path;
 pub mod tenant_world;
 pub mod tls_parties;
 pub mod webdriver;

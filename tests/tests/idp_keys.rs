@@ -1,7 +1,8 @@
 //! ID-token signing key rotation, observed as a relying party sees it: the next key is in
 //! the JWKS before any token is signed with it, tokens switch to it at its activation,
 //! the old key stays published until its tokens have expired, and every token verifies
-//! with the `openidconnect` crate against the JWKS of its time.
+//! with the `openidconnect` crate against the JWKS of its time; the JWKS signed with the
+//! IdP's anchored key carries the same keys at every step.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod idp_common;
@@ -19,14 +20,38 @@ use serde_json::{json, Value};
 
 const REDIRECT: &str = "https://rp.milagro.test/cb";
 
-fn kids(w: &IdpWorld) -> Vec<String> {
-    let (_, jwks) = w.get("/jwks");
+fn kids_of(jwks: &Value) -> Vec<String> {
     jwks["keys"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The kids of `/jwks`, which `/jwks.jwt` must carry too, signed by the IdP's anchored key
+/// (what a D-TA reads, ADR 0010); read until both are read within one rotation step.
+fn kids(w: &IdpWorld) -> Vec<String> {
+    let identity = &w.idp.state().identity;
+    wait_until(
+        "/jwks and /jwks.jwt to agree",
+        Duration::from_secs(5),
+        || {
+            let (_, jwks) = w.get("/jwks");
+            let signed = w.http.get(format!("{}/jwks.jwt", w.issuer)).send().unwrap();
+            let signed = signed.text().unwrap();
+            let verified = milagro_anchor::signed_jwks::verify(
+                &signed,
+                &identity.public_key(),
+                &identity.digest(),
+                &w.issuer,
+                milagro_service::unix_now(),
+            )
+            .unwrap();
+            let kids = kids_of(&jwks);
+            (kids_of(&verified.jwks()) == kids).then_some(kids)
+        },
+    )
 }
 
 /// The `kid` in an ID token's header.

@@ -1,8 +1,10 @@
 //! Discovery: the provider metadata (OpenID Connect Discovery 1.0 §3, with the Milagro
-//! fields), WebFinger (RFC 7033), the JWKS, and the anchored Birth Certificate.
+//! fields), WebFinger (RFC 7033), the JWKS, the JWKS signed with the anchored key, and the
+//! anchored Birth Certificate.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use milagro_anchor::signed_jwks;
 use milagro_service::own_anchor::AnchorState;
 use milagro_service::well_known::{birth_certificate_document, NotServed};
 use serde_json::{json, Value};
@@ -17,6 +19,15 @@ pub const ISSUER_REL: &str = "http://openid.net/specs/connect/1.0/issuer";
 
 /// The path of the Birth Certificate document.
 pub const BIRTH_CERTIFICATE_PATH: &str = "/.well-known/milagro/birth-certificate";
+
+/// The path of the JWKS signed with the anchored key (`signed_jwks_uri`).
+pub const SIGNED_JWKS_PATH: &str = "/jwks.jwt";
+
+/// How long a signed JWKS vouches for its keys. Short: a relying party fetches a fresh one
+/// when a token names a key it lacks, and a replayed old one must stop counting soon after
+/// a key is dropped (relying parties refuse more than
+/// [`milagro_anchor::signed_jwks::MAX_VALIDITY_SECS`]).
+pub const SIGNED_JWKS_SECS: u64 = 300;
 
 /// The provider metadata.
 pub fn metadata(state: &AppState) -> Value {
@@ -34,6 +45,7 @@ pub fn metadata(state: &AppState) -> Value {
         "token_endpoint": at("/token"),
         "userinfo_endpoint": at("/userinfo"),
         "jwks_uri": at("/jwks"),
+        "signed_jwks_uri": at(SIGNED_JWKS_PATH),
         "registration_endpoint": at("/register"),
         "revocation_endpoint": at("/revoke"),
         "device_authorization_endpoint": at("/device_authorization"),
@@ -72,6 +84,27 @@ pub(crate) async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, OAu
     Ok(HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .json(body))
+}
+
+/// `GET /jwks.jwt`: the keys of `GET /jwks`, signed by the anchored key (ES256K,
+/// `jwk-set+jwt`, [`milagro_anchor::signed_jwks`]), valid for [`SIGNED_JWKS_SECS`]. Signed
+/// per request: one secp256k1 signature, cheaper than caching it safely across rotations.
+pub(crate) async fn signed_jwks(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let body = blocking(&state, |state| {
+        let now = milagro_service::unix_now();
+        Ok(signed_jwks::sign(
+            state.identity.secret_key(),
+            state.identity.digest(),
+            state.issuer(),
+            state.keys.public_keys(now),
+            now,
+            now.saturating_add(SIGNED_JWKS_SECS),
+        ))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type(signed_jwks::MEDIA_TYPE)
+        .body(body))
 }
 
 /// `GET /.well-known/webfinger?resource=acct:user@host&rel=…`: this IdP is the issuer of

@@ -7,6 +7,7 @@
 //! | `GET /.well-known/webfinger` | RFC 7033 issuer discovery for `acct:` |
 //! | `GET /.well-known/milagro/birth-certificate` | the anchored Birth Certificate |
 //! | `GET /jwks` | the signing keys (RFC 7517) |
+//! | `GET /jwks.jwt` | the same keys signed with the anchored key (`jwk-set+jwt`, ES256K) |
 //! | `POST /register` | dynamic client registration (RFC 7591) |
 //! | `GET, POST /authorize` | authorization endpoint: the login page |
 //! | `POST /login` | the login form's target; redirects back with a code |
@@ -47,7 +48,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let get = web::get;
     let post = web::post;
-    let routes: [(&str, Vec<actix_web::Route>); 14] = [
+    let routes: [(&str, Vec<actix_web::Route>); 15] = [
         (
             "/.well-known/openid-configuration",
             vec![get().to(discovery::configuration)],
@@ -61,6 +62,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             vec![get().to(discovery::birth_certificate)],
         ),
         ("/jwks", vec![get().to(discovery::jwks)]),
+        (
+            discovery::SIGNED_JWKS_PATH,
+            vec![get().to(discovery::signed_jwks)],
+        ),
         ("/register", vec![post().to(register::register)]),
         (
             "/authorize",

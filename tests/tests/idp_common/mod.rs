@@ -34,12 +34,31 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The configuration of a test IdP at `issuer`, with `extra` TOML appended.
+/// The configuration of a test IdP listening on `port`, its issuer there, with `extra`
+/// TOML appended.
 pub fn idp_config(node: &TestNode, state_dir: &std::path::Path, port: u16, extra: &str) -> Config {
+    idp_config_at(
+        node,
+        state_dir,
+        port,
+        &format!("http://127.0.0.1:{port}"),
+        extra,
+    )
+}
+
+/// The configuration of a test IdP listening on `port` whose issuer is `public_url`
+/// (another address, e.g. a proxy in front of it), with `extra` TOML appended.
+pub fn idp_config_at(
+    node: &TestNode,
+    state_dir: &std::path::Path,
+    port: u16,
+    public_url: &str,
+    extra: &str,
+) -> Config {
     let text = format!(
         r#"
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = {public_url:?}
 name = "Test IdP"
 state_dir = {state_dir:?}
 [node]
@@ -307,7 +326,12 @@ pub fn start_idp_with_alice(
     dir: &std::path::Path,
     name: &str,
 ) -> (RunningIdp, String, String) {
-    let idp = Idp::start(idp_config(node, &dir.join(name), free_port(), "")).unwrap();
+    start_configured_idp_with_alice(idp_config(node, &dir.join(name), free_port(), ""))
+}
+
+/// An IdP of `config` with user alice; returns it, its issuer and alice's `sub`.
+pub fn start_configured_idp_with_alice(config: Config) -> (RunningIdp, String, String) {
+    let idp = Idp::start(config).unwrap();
     let user = idp
         .state()
         .users

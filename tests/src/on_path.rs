@@ -1,0 +1,126 @@
+//! An attacker on the path to a real server, as plain HTTP lets anyone be: a proxy on
+//! loopback that forwards every `GET` to the server and hands each answer to a rewrite
+//! function before passing it on (it can change, replace or keep it).
+//!
+//! One request per connection (the answer says `Connection: close`), bodies as text.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// An answer, as the server gave it or as the proxy sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+}
+
+/// The proxy; stops when dropped.
+pub struct OnPathProxy {
+    url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OnPathProxy {
+    /// Serves on loopback in front of `upstream` (`http://host:port`, which need not listen
+    /// yet), answering each `GET path` with `rewrite(path, the server's answer)`.
+    pub fn start(
+        upstream: &str,
+        rewrite: impl Fn(&str, Answer) -> Answer + Send + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (upstream, stopping) = (upstream.to_owned(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::Acquire) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let _ = serve(&client, &upstream, &rewrite, stream);
+                }
+            }
+        });
+        Self {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for OnPathProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://")); // wakes accept
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    client: &reqwest::blocking::Client,
+    upstream: &str,
+    rewrite: &impl Fn(&str, Answer) -> Answer,
+    mut stream: TcpStream,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    let answer = client
+        .get(format!("{upstream}{path}"))
+        .send()
+        .map_err(std::io::Error::other)?;
+    let status = answer.status().as_u16();
+    let content_type = answer
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let body = answer.text().map_err(std::io::Error::other)?;
+    let Answer {
+        status,
+        content_type,
+        body,
+    } = rewrite(
+        &path,
+        Answer {
+            status,
+            content_type,
+            body,
+        },
+    );
+    write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
