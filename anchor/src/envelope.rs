@@ -51,6 +51,11 @@
 //! `version (1 byte, = 1) ‖ seq (8, big-endian) ‖ n (12) ‖ c`, with the same size cap,
 //! base64url and serde forms as an envelope.
 //!
+//! An anchoring offer from the TBS to the PAT ([`seal_offer`], [`SealedOffer`]) is sealed
+//! the same way under the same key, with `"milagro/offer/v1"` in place of
+//! `"milagro/instructions/v1"` (so neither opens as the other) and the offer's expiry in
+//! place of `seq`.
+//!
 //! # What this guarantees
 //!
 //! - Only the holder of the recipient's secret key (of the instruction key) can read the
@@ -174,9 +179,12 @@ macro_rules! base64_text_form {
 mod ecies;
 #[path = "envelope_instructions.rs"]
 mod instructions;
+#[path = "envelope_offer.rs"]
+mod offer;
 
 pub use ecies::{open, seal, Opened, SealedEnvelope};
 pub use instructions::{open_instructions, seal_instructions, InstructionKey, SealedInstructions};
+pub use offer::{open_offer, seal_offer, SealedOffer};
 
 /// The largest wire form of a sealed message, envelope or instructions, in bytes (64 KiB).
 pub const MAX_SEALED_LEN: usize = 64 * 1024;

@@ -14,6 +14,26 @@ use crate::keys::PublicKey;
 /// First bytes of the associated data of sealed instructions.
 const AD_LABEL: &[u8] = b"milagro/instructions/v1";
 
+/// What a message sealed under an instruction key is: its label opens the associated
+/// data, so a message sealed as one kind never opens as another (an offer is not
+/// instructions, nor the reverse), whatever else it binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Label {
+    /// Instructions ([`seal_instructions`]).
+    Instructions,
+    /// An anchoring offer ([`seal_offer`](super::seal_offer)).
+    Offer,
+}
+
+impl Label {
+    fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Self::Instructions => AD_LABEL,
+            Self::Offer => b"milagro/offer/v1",
+        }
+    }
+}
+
 /// Length of the fixed fields of the wire form: version, sequence, nonce.
 const FIXED_LEN: usize = 1 + 8 + NONCE_LEN;
 
@@ -148,6 +168,28 @@ pub(super) fn seal_instructions_with(
     sequence: u64,
     plaintext: &[u8],
 ) -> Result<SealedInstructions, EnvelopeError> {
+    seal_labelled(
+        Label::Instructions,
+        nonce,
+        key,
+        tbs,
+        pat,
+        sequence,
+        plaintext,
+    )
+}
+
+/// Seals a message of kind `label` from `tbs` to `pat` under `key`: the construction of
+/// [`seal_instructions`], with `label` opening the associated data.
+pub(super) fn seal_labelled(
+    label: Label,
+    nonce: [u8; NONCE_LEN],
+    key: &InstructionKey,
+    tbs: &PublicKey,
+    pat: &PublicKey,
+    sequence: u64,
+    plaintext: &[u8],
+) -> Result<SealedInstructions, EnvelopeError> {
     check_size(FIXED_LEN + plaintext.len() + TAG_LEN)?;
     // Sized for the tag, so the plaintext is never left behind in a reallocated copy.
     let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
@@ -156,7 +198,7 @@ pub(super) fn seal_instructions_with(
         .cipher()
         .encrypt_in_place_detached(
             (&nonce).into(),
-            &associated_data(tbs, pat, sequence),
+            &labelled_associated_data(label, tbs, pat, sequence),
             &mut ciphertext,
         )
         .map_err(|_| EnvelopeError::Internal("AES-128-GCM encryption"))?;
@@ -180,6 +222,18 @@ pub fn open_instructions(
     pat: &PublicKey,
     sealed: &SealedInstructions,
 ) -> Result<(u64, Zeroizing<Vec<u8>>), EnvelopeError> {
+    open_labelled(Label::Instructions, key, tbs, pat, sealed)
+}
+
+/// Opens a message of kind `label` sealed by `tbs` for `pat` under `key` (see
+/// [`open_instructions`]).
+pub(super) fn open_labelled(
+    label: Label,
+    key: &InstructionKey,
+    tbs: &PublicKey,
+    pat: &PublicKey,
+    sealed: &SealedInstructions,
+) -> Result<(u64, Zeroizing<Vec<u8>>), EnvelopeError> {
     let (ciphertext, tag) = sealed
         .ciphertext
         .split_at(sealed.ciphertext.len().saturating_sub(TAG_LEN));
@@ -188,7 +242,7 @@ pub fn open_instructions(
     key.cipher()
         .decrypt_in_place_detached(
             (&sealed.nonce).into(),
-            &associated_data(tbs, pat, sealed.sequence),
+            &labelled_associated_data(label, tbs, pat, sealed.sequence),
             &mut plaintext,
             (&tag).into(),
         )
@@ -197,9 +251,21 @@ pub fn open_instructions(
 }
 
 /// `AD_LABEL ‖ tbs ‖ pat ‖ sequence (u64 big-endian)`.
+#[cfg(test)]
 pub(super) fn associated_data(tbs: &PublicKey, pat: &PublicKey, sequence: u64) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(AD_LABEL.len() + 2 * PublicKey::LEN + 8);
-    ad.extend_from_slice(AD_LABEL);
+    labelled_associated_data(Label::Instructions, tbs, pat, sequence)
+}
+
+/// `label ‖ tbs ‖ pat ‖ sequence (u64 big-endian)`.
+fn labelled_associated_data(
+    label: Label,
+    tbs: &PublicKey,
+    pat: &PublicKey,
+    sequence: u64,
+) -> Vec<u8> {
+    let label = label.as_bytes();
+    let mut ad = Vec::with_capacity(label.len() + 2 * PublicKey::LEN + 8);
+    ad.extend_from_slice(label);
     ad.extend_from_slice(&tbs.to_sec1());
     ad.extend_from_slice(&pat.to_sec1());
     ad.extend_from_slice(&sequence.to_be_bytes());

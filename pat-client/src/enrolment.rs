@@ -14,11 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::anchor_offer::{AnchorOffer, OfferTerms};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
-use milagro_anchor::envelope::SealedInstructions;
+use milagro_anchor::envelope::{SealedInstructions, SealedOffer};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::proof::VerifiedAnchor;
 use serde_json::{json, Value};
@@ -143,8 +141,10 @@ impl TbsVerified {
 
     /// Seals an enrolment request (certificate, instruction key, the maker's credential
     /// naming tenant and group, a fresh nonce, the time now, and the device key's proof of
-    /// possession over all of them and the TBS key) to the TBS key, sends it, and checks
-    /// the offer it gets back. A TBS answering `429` or `503` is an error here
+    /// possession over all of them and the TBS key) to the TBS key, sends it, opens the
+    /// offer it gets back (sealed under the device's instruction key) and checks it
+    /// ([`OfferTerms::check`]: its key, its digest, the fee, the sealed funding outpoint and
+    /// change script, the expiry). A TBS answering `429` or `503` is an error here
     /// ([`Self::request_patiently`] waits and asks again).
     pub fn request(self, tbs: &ServiceClient) -> Result<Requested, Error> {
         self.request_patiently(tbs, Duration::ZERO)
@@ -190,10 +190,17 @@ impl TbsVerified {
         };
         match str_field(step, &answer.body, "status")? {
             "offered" => {
-                let psbt = STANDARD
-                    .decode(str_field(step, &answer.body, "psbt")?)
-                    .map_err(|e| Error::unexpected(step, format!("psbt: {e}")))?;
-                let offer = AnchorOffer::check(&psbt, &self.device.bc)?;
+                // Sealed under our instruction key: nobody else read it, and a PSBT swapped
+                // on the way does not open or does not match the terms sealed with it.
+                let sealed = SealedOffer::from_base64(str_field(step, &answer.body, "offer")?)
+                    .map_err(|e| Error::unexpected(step, format!("offer: {e}")))?;
+                let offer = OfferTerms::open_checked(
+                    &self.device.instruction_key,
+                    &self.tbs_key,
+                    &self.device.bc,
+                    &sealed,
+                    unix_now(),
+                )?;
                 Ok(Requested::Offered(Offered {
                     device: self.device,
                     tbs_key: self.tbs_key,

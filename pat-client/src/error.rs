@@ -148,7 +148,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The anchoring offer was refused (wrong payload, key or fee).
+    /// The anchoring offer was refused: it does not open under the device's instruction
+    /// key, or its payload, key, fee, funding outpoint or change is not what it must be,
+    /// or it lapsed.
     #[error("requesting enrolment: the offer is refused: {0}")]
     Offer(#[from] OfferError),
     /// A message could not be sealed.

@@ -5,32 +5,29 @@
 //!   on a private regtest node ([`super::tbs_world`]), enrolled into by raw-protocol
 //!   devices at each concurrency level (worker threads, each with its own blocking HTTP
 //!   client), `enrolments` devices per level. One enrolment's **latency** runs from the
-//!   first POST to the 202 of the second (request → offer → the device checks and signs
-//!   → signed anchor → broadcast); device keys, certificates and sealed requests are made
+//!   first POST to the 202 of the second (request → credential checked, a pool coin
+//!   reserved, the offer sealed to the device → the device opens, checks and signs →
+//!   signed anchor → payment and anchor submitted together); device keys, certificates and sealed requests are made
 //!   before the clock starts. **Enrolments/s** is the devices of a level over its wall
 //!   time; **saturation** is the level with the best rate. A level runs in rounds of at
 //!   most [`ENROLMENTS_PER_BLOCK`](super::tbs_load::ENROLMENTS_PER_BLOCK), and a block is
 //!   mined, off the clock, before each round (so every round starts with an empty mempool
-//!   and every wallet coin confirmed): the node's wallet cannot fund more than about 250
-//!   offers between two blocks. Each level starts from a fresh wallet of the same coins
-//!   ([`TbsWorld::fresh_wallet`]: the payment slows as the wallet grows), and a short
-//!   untimed warm-up runs first. The devices run on the same two cores as the TBS and
+//!   and the pool refilled, [`TbsWorld::fill_pool`]). Each level starts from a fresh
+//!   wallet of the same coins ([`TbsWorld::fresh_wallet`]; the wallet only refills the
+//!   pool), and a short untimed warm-up runs first. The devices run on the same two cores as the TBS and
 //!   the node, so their own work (checking and signing the offer, sealing) is in the
 //!   figures: it is what a client on this machine sees.
-//! - **I/O per enrolment** ([`super::tbs_load::io_costs`]): the node calls an enrolment
-//!   makes, in the TBS's order, called one at a time from this process on the same wallet
-//!   between the warm-up and the first level: the offer's wallet payment
-//!   (`BitcoindRpc::wallet_pay`: `getblockchaininfo`, `sendtoaddress`, `gettransaction`)
-//!   and change address (`wallet_new_script`: `getnewaddress`, `getblockchaininfo`), then the signed-anchor handler's two
-//!   `sendrawtransaction`s (the payment again, the anchor); plus a 256-byte write and
-//!   `fsync` in the TBS's state directory, the floor of each of its four sled flushes.
-//!   Their **I/O sum** (p50s) is set against the wall time per enrolment too. The wallet
-//!   grows by two transactions per round while it is timed, so the payment is timed once
-//!   more after the last level, on that level's wallet (**grown wallet**).
+//! - **I/O per enrolment** ([`super::tbs_load::io_costs`]): the one node call an
+//!   enrolment makes, called one at a time from this process between the warm-up and the
+//!   first level: `submitpackage` of a pool coin's payment to the device and the
+//!   device-signed anchor (the offer makes no node call: it reserves a pool coin in the
+//!   TBS's own store); plus a 256-byte write and `fsync` in the TBS's state directory, the
+//!   floor of each of its four sled flushes. Their **I/O sum** (p50s) is set against the
+//!   wall time per enrolment too.
 //! - **Cryptography** ([`super::tbs_crypto`]): single-threaded, after the node has
 //!   stopped: the real opening calls and the bare primitives (ECDH with `k256`, AES-256-GCM
 //!   decrypt of the same byte counts, ECDSA verify with libsecp256k1). Their **raw sum**
-//!   (2 ECDH, 2 AES-GCM, 4 ECDSA verifies) is set against the TBS's **wall time per
+//!   (2 ECDH, 2 AES-GCM, 4 ECDSA verifies, 1 ECDSA sign) is set against the TBS's **wall time per
 //!   enrolment at saturation** (one over the rate: what one enrolment costs the whole
 //!   machine), and so is the **pure path** (every computation of the handlers, without
 //!   storage, node or HTTP).
@@ -63,7 +60,7 @@ use serde::Serialize;
 use super::stats::{num, rate, Table};
 use super::tbs_batch::{self, BatchReport};
 use super::tbs_crypto::{self, CryptoReport};
-use super::tbs_load::{self, IoCosts, Level, WalletPay};
+use super::tbs_load::{self, IoCosts, Level};
 use super::tbs_world::TbsWorld;
 
 /// Untimed enrolments before the first level.
@@ -80,7 +77,7 @@ pub struct TbsParams {
     pub payments: usize,
     /// Members of the batch.
     pub members: usize,
-    /// The TBS's funding pool size (0: the wallet pays every device).
+    /// The TBS's funding pool size: coins per refill, and so the most offers waiting.
     pub pool: usize,
 }
 
@@ -101,8 +98,6 @@ pub struct TbsReport {
     pub saturation_wall_per_enrolment_us: f64,
     /// The I/O of one enrolment, each call alone.
     pub io: IoCosts,
-    /// The wallet payment again, on the last level's wallet after its enrolments.
-    pub grown_wallet: WalletPay,
     /// `saturation_wall_per_enrolment_us / io.sum_us`.
     pub wall_over_io_ratio: f64,
     /// The per-enrolment cryptography.
@@ -154,8 +149,6 @@ pub fn measure(
         );
         levels.push(tbs_load::run_level(&world, devices, concurrency)?);
     }
-    world.mine()?;
-    let grown_wallet = tbs_load::wallet_pay(&world, params.payments)?;
     world.stop()?;
 
     eprintln!("timing the cryptography ({calls} calls each)…");
@@ -179,7 +172,6 @@ pub fn measure(
         wall_over_pure_path_ratio: rate(wall_us, crypto.tbs_pure_path.p50_us),
         levels: levels.clone(),
         io,
-        grown_wallet,
         crypto,
         batch,
     };
@@ -219,25 +211,12 @@ fn describe(r: &TbsReport, params: &TbsParams, table: &mut Table) {
         "1 / enrolments/s at saturation",
     );
 
-    table.section(
-        "an enrolment's I/O on the wallet path, each call alone (in the TBS's order; with a pool, the two offer calls are replaced by one sendrawtransaction of the pool payment)",
-    );
+    table.section("an enrolment's I/O, each call alone");
     let io = &r.io;
-    table.latency("wallet_pay", &io.wallet_pay, "offer: 3 RPCs");
     table.latency(
-        "wallet_new_script",
-        &io.new_address,
-        "offer: change, 2 RPCs",
-    );
-    table.latency(
-        "sendrawtransaction (payment)",
-        &io.resend_payment,
-        "signed: already in the mempool",
-    );
-    table.latency(
-        "sendrawtransaction (anchor)",
-        &io.broadcast_anchor,
-        "signed",
+        "submitpackage (payment + anchor)",
+        &io.submit_package,
+        "signed: the one node call",
     );
     table.latency(
         "write + fsync 256 bytes",
@@ -248,22 +227,7 @@ fn describe(r: &TbsReport, params: &TbsParams, table: &mut Table) {
     table.row(
         "wall time / I/O sum",
         format!("{}×", num(r.wall_over_io_ratio)),
-        if params.pool > 0 {
-            "wall time with the pool / wallet-path I/O"
-        } else {
-            ""
-        },
-    );
-    table.latency(
-        "wallet_pay, grown wallet",
-        &r.grown_wallet.wallet_pay,
-        format!(
-            "{} txs, {} unspent (fresh: {} txs, {} unspent)",
-            r.grown_wallet.wallet_txs,
-            r.grown_wallet.wallet_unspent,
-            io.wallet_txs,
-            io.wallet_unspent
-        ),
+        "",
     );
 
     table.section("TBS cryptography per enrolment (one thread)");
@@ -302,10 +266,15 @@ fn describe(r: &TbsReport, params: &TbsParams, table: &mut Table) {
         &c.ecdsa_verify,
         format!("×{}", c.ecdsa_verifies_per_enrolment),
     );
+    table.latency(
+        "ECDSA sign (libsecp256k1)",
+        &c.ecdsa_sign,
+        "×1: the payment",
+    );
     table.row(
         "raw sum",
         format!("{} µs", num(c.raw_sum_us)),
-        "p50s: 2 ECDH + 2 AES-GCM + 4 ECDSA verify",
+        "p50s: 2 ECDH + 2 AES-GCM + 4 ECDSA verify + 1 sign",
     );
     table.latency(
         "TBS pure path",

@@ -2,10 +2,12 @@
 //! handlers make, and the bare primitives they are made of.
 //!
 //! Per enrolment the TBS opens two envelopes (the request, then the signed anchor: each
-//! one ECDH on secp256k1 with `k256`, HKDF-SHA256 and an AES-256-GCM decrypt), and checks
-//! three ECDSA signatures with libsecp256k1: the certificate's self-signature when the
-//! request opens, the same again when the signed-anchor handler re-reads the stored
-//! certificate, and the device's input signature in [`AnchorOffer::accept`].
+//! one ECDH on secp256k1 with `k256`, HKDF-SHA256 and an AES-256-GCM decrypt), checks four
+//! ECDSA signatures with libsecp256k1 (the certificate's self-signature, the device key's
+//! proof of possession, the maker's enrolment credential, and the device's input
+//! signature in [`AnchorOffer::accept`]), signs one (the pool coin's payment to the device
+//! key) and seals the offer to the device's instruction key (AES-128-GCM, a few hundred
+//! bytes: [`OfferTerms`]).
 
 use std::hint::black_box;
 
@@ -14,17 +16,19 @@ use aes_gcm::Aes256Gcm;
 use anyhow::{anyhow, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use bitcoin::consensus::encode;
 use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::{ecdsa, Message, Secp256k1};
-use bitcoin::{Amount, FeeRate, OutPoint, Txid};
+use bitcoin::{FeeRate, OutPoint, Txid};
 use k256::elliptic_curve::point::AffineCoordinates;
-use milagro_anchor::anchor_offer::AnchorOffer;
-use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo};
+use milagro_anchor::anchor_offer::{AnchorOffer, OfferTerms};
+use milagro_anchor::anchor_tx::{p2wpkh_script, single_anchor_funding, FundingUtxo};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::{open, InstructionKey, Purpose, SealedEnvelope};
-use milagro_anchor::keys::SecretKey;
+use milagro_anchor::funding_pool::{build_device_payment, pool_coin_value};
+use milagro_anchor::keys::{PublicKey, SecretKey};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 
@@ -62,23 +66,29 @@ pub struct CryptoReport {
     pub ecdsa_verify: Latency,
     /// ECDSA verifies per enrolment.
     pub ecdsa_verifies_per_enrolment: usize,
-    /// 2 ECDH + both AES-GCM decrypts + the ECDSA verifies, p50s summed: the raw
-    /// cryptography of one enrolment.
+    /// Bare ECDSA sign with libsecp256k1 (the pool payment's one input).
+    pub ecdsa_sign: Latency,
+    /// 2 ECDH + both AES-GCM decrypts + the ECDSA verifies + one ECDSA sign, p50s summed:
+    /// the raw cryptography of one enrolment.
     pub raw_sum_us: f64,
     /// Every computation the TBS handlers run on one enrolment, without storage, node or
-    /// HTTP: open the request, build the offer (PSBT, base64), open the signed anchor,
-    /// re-read the certificate, check the offer and accept the signature.
+    /// HTTP: open the request, sign the pool coin's payment to the device, build the offer
+    /// (PSBT, base64) and seal it to the device, open the signed anchor, re-read the
+    /// certificate, check the offer and accept the signature.
     pub tbs_pure_path: Latency,
 }
 
 /// What the TBS receives from one device, made once.
 struct Sample {
     tbs: SecretKey,
+    tbs_public: PublicKey,
+    pool: SecretKey,
+    coin: FundingUtxo,
+    fee_rate: FeeRate,
     created: u64,
     request: SealedEnvelope,
     bc: BirthCertificate,
     bc_json: Vec<u8>,
-    funding: FundingUtxo,
     change: bitcoin::ScriptBuf,
     psbt: Vec<u8>,
     signed: SealedEnvelope,
@@ -103,18 +113,21 @@ fn sample() -> Result<Sample> {
         created,
     )?
     .seal(&mut OsRng, &tbs.public_key())?;
+    let fee_rate = FeeRate::from_sat_per_vb_u32(2);
     let mut txid = [0u8; 32];
     OsRng.fill_bytes(&mut txid);
-    let funding = FundingUtxo {
+    let coin = FundingUtxo {
         outpoint: OutPoint::new(Txid::from_byte_array(txid), 1),
-        value: Amount::from_sat(1_946),
+        value: pool_coin_value(fee_rate).ok_or_else(|| anyhow!("fee rate overflow"))?,
     };
-    let change = p2wpkh_script(&SecretKey::generate(&mut OsRng).public_key());
+    let pool = SecretKey::generate(&mut OsRng);
+    let change = p2wpkh_script(&pool.public_key());
+    let payment = build_device_payment(&pool, &coin, &key.public_key(), fee_rate)?;
     let offer = AnchorOffer::build(
         &bc,
-        &funding,
+        &device_funding(&payment, fee_rate)?,
         change.clone(),
-        FeeRate::from_sat_per_vb_u32(2),
+        fee_rate,
     )?;
     let signed = SignedAnchor {
         device: key.public_key(),
@@ -122,12 +135,15 @@ fn sample() -> Result<Sample> {
     }
     .seal(&mut OsRng, &tbs.public_key())?;
     Ok(Sample {
+        tbs_public: tbs.public_key(),
         tbs,
+        pool,
+        coin,
+        fee_rate,
         created,
         request,
         bc_json: bc.to_canonical_json(),
         bc,
-        funding,
         change,
         psbt: offer.to_psbt_bytes(),
         signed,
@@ -186,15 +202,27 @@ pub fn measure(calls: usize) -> Result<CryptoReport> {
     let aes_gcm_decrypt_signed_anchor = aes_gcm_decrypt(calls, signed_anchor_plaintext_bytes)?;
     let ecdsa_verify = libsecp256k1_verify(calls)?;
 
+    let ecdsa_sign = libsecp256k1_sign(calls)?;
+
     let tbs_pure_path = latency(calls, || {
         let request = EnrolmentRequest::open(&s.tbs, &s.request, s.created)?;
+        let payment = build_device_payment(&s.pool, &s.coin, request.device(), s.fee_rate)?;
+        let funding = device_funding(&payment, s.fee_rate)?;
         let offer = AnchorOffer::build(
             &request.birth_certificate,
-            &s.funding,
+            &funding,
             s.change.clone(),
-            FeeRate::from_sat_per_vb_u32(2),
+            s.fee_rate,
         )?;
+        black_box(encode::serialize_hex(&payment));
         black_box(STANDARD.encode(offer.to_psbt_bytes()));
+        let terms = OfferTerms::new(&offer, funding.outpoint, s.change.clone(), s.created + 600);
+        black_box(terms.seal(
+            &mut OsRng,
+            &request.instruction_key,
+            &s.tbs_public,
+            request.device(),
+        )?);
         let signed = SignedAnchor::open(&s.tbs, &s.signed)?;
         let bc = BirthCertificate::parse(&s.bc_json)?;
         let offer = AnchorOffer::check(&s.psbt, &bc)?;
@@ -209,7 +237,8 @@ pub fn measure(calls: usize) -> Result<CryptoReport> {
     let raw_sum_us = 2.0 * ecdh.p50_us
         + aes_gcm_decrypt_request.p50_us
         + aes_gcm_decrypt_signed_anchor.p50_us
-        + ecdsa_verifies_per_enrolment as f64 * ecdsa_verify.p50_us;
+        + ecdsa_verifies_per_enrolment as f64 * ecdsa_verify.p50_us
+        + ecdsa_sign.p50_us;
     Ok(CryptoReport {
         request_plaintext_bytes,
         signed_anchor_plaintext_bytes,
@@ -223,6 +252,7 @@ pub fn measure(calls: usize) -> Result<CryptoReport> {
         aes_gcm_decrypt_signed_anchor,
         ecdsa_verify,
         ecdsa_verifies_per_enrolment,
+        ecdsa_sign,
         raw_sum_us,
         tbs_pure_path,
     })
@@ -268,6 +298,29 @@ fn libsecp256k1_verify(calls: usize) -> Result<Latency> {
     let message = Message::from_digest(prehash);
     latency(calls, || {
         secp.verify_ecdsa(black_box(&message), black_box(&signature), &public)?;
+        Ok(())
+    })
+}
+
+/// The device's funding: output 0 of the pool's payment, worth one anchor's funding.
+fn device_funding(payment: &bitcoin::Transaction, fee_rate: FeeRate) -> Result<FundingUtxo> {
+    Ok(FundingUtxo {
+        outpoint: OutPoint::new(payment.compute_txid(), 0),
+        value: single_anchor_funding(fee_rate).ok_or_else(|| anyhow!("fee rate overflow"))?,
+    })
+}
+
+/// One bare ECDSA sign with libsecp256k1 (RFC 6979 nonce, low S), the key already parsed.
+fn libsecp256k1_sign(calls: usize) -> Result<Latency> {
+    let mut secret = [0u8; 32];
+    let mut prehash = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    OsRng.fill_bytes(&mut prehash);
+    let key = bitcoin::secp256k1::SecretKey::from_slice(&secret)?;
+    let secp = Secp256k1::signing_only();
+    let message = Message::from_digest(prehash);
+    latency(calls, || {
+        black_box(secp.sign_ecdsa(black_box(&message), &key));
         Ok(())
     })
 }

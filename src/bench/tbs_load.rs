@@ -2,9 +2,9 @@
 //!
 //! A device here is the raw protocol of `docs/enrolment.md` (no `pat-client` state, no
 //! SPV): its key, self-signed `pat` certificate and sealed [`EnrolmentRequest`] are made
-//! before the clock starts; timed is `POST /v1/enrolments` → 200 with the offer →
-//! [`AnchorOffer::check`] and sign → [`SignedAnchor`] sealed → `POST /v1/enrolments/signed`
-//! → 202. Each worker thread has its own blocking HTTP client (keep-alive) and takes the
+//! before the clock starts; timed is `POST /v1/enrolments` → 200 with the sealed offer →
+//! [`OfferTerms::open_checked`] and sign → [`SignedAnchor`] sealed →
+//! `POST /v1/enrolments/signed` → 202. Each worker thread has its own blocking HTTP client (keep-alive) and takes the
 //! next device until none is left.
 
 use std::io::Write as _;
@@ -14,15 +14,16 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use bitcoin::OutPoint;
-use milagro_anchor::anchor_offer::AnchorOffer;
-use milagro_anchor::anchor_tx::{p2wpkh_script, FundingUtxo};
+use milagro_anchor::anchor_offer::{AnchorOffer, OfferTerms};
+use milagro_anchor::anchor_tx::{p2wpkh_script, single_anchor_funding, FundingUtxo};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
-use milagro_anchor::envelope::InstructionKey;
+use milagro_anchor::envelope::{InstructionKey, SealedOffer};
+use milagro_anchor::funding_pool::{
+    build_device_payment, build_fan_out, fan_out_cost, MAX_FAN_OUT_COINS,
+};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_registry::chain::ChainSource;
 use rand_core::OsRng;
@@ -37,6 +38,7 @@ use super::tbs_world::{party, unix_now, TbsWorld, GROUP, TENANT};
 pub struct Device {
     key: SecretKey,
     bc: BirthCertificate,
+    instruction_key: InstructionKey,
     request_body: String,
 }
 
@@ -63,11 +65,12 @@ pub fn devices(count: usize, tbs: &PublicKey, maker: &SecretKey) -> Result<Vec<D
     (0..count)
         .map(|i| {
             let (key, bc) = party(Role::Pat, &format!("bench device {i}"), "")?;
+            let instruction_key = InstructionKey::generate(&mut OsRng);
             let request = EnrolmentRequest::new(
                 &mut OsRng,
                 &key,
                 bc.clone(),
-                InstructionKey::generate(&mut OsRng),
+                instruction_key.clone(),
                 EnrolmentCredential::issue(maker, TENANT, GROUP, &key.public_key())?,
                 tbs,
                 unix_now(),
@@ -76,6 +79,7 @@ pub fn devices(count: usize, tbs: &PublicKey, maker: &SecretKey) -> Result<Vec<D
             Ok(Device {
                 key,
                 bc,
+                instruction_key,
                 request_body,
             })
         })
@@ -97,8 +101,14 @@ fn enrol(
         200,
     )?;
     ensure!(answer["status"] == "offered", "not offered: {answer}");
-    let psbt = STANDARD.decode(answer["psbt"].as_str().context("no psbt in the offer")?)?;
-    let offer = AnchorOffer::check(&psbt, &device.bc)?;
+    let sealed = SealedOffer::from_base64(answer["offer"].as_str().context("no offer")?)?;
+    let offer = OfferTerms::open_checked(
+        &device.instruction_key,
+        tbs,
+        &device.bc,
+        &sealed,
+        unix_now(),
+    )?;
     let signed = SignedAnchor {
         device: device.key.public_key(),
         tx: offer.sign(&device.key)?,
@@ -230,74 +240,54 @@ fn summarise(mut samples: Vec<f64>) -> Latency {
     }
 }
 
-/// The I/O one enrolment makes besides HTTP, each call timed alone, in the TBS's order.
+/// The I/O one enrolment makes besides HTTP, each call timed alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct IoCosts {
-    /// Transactions in the wallet when the timing started.
-    pub wallet_txs: u64,
-    /// Unspent outputs in the wallet then.
-    pub wallet_unspent: usize,
-    /// `BitcoindRpc::wallet_pay` of the TBS's payment amount to a fresh device key
-    /// (`getblockchaininfo`, `sendtoaddress`, `gettransaction`): the offer's payment.
-    pub wallet_pay: Latency,
-    /// `BitcoindRpc::wallet_new_script` (`getnewaddress`, `getblockchaininfo`): the
-    /// offer's change address.
-    pub new_address: Latency,
-    /// `sendrawtransaction` of the payment, already in the mempool: the signed-anchor
-    /// handler sends it again before the anchor.
-    pub resend_payment: Latency,
-    /// `sendrawtransaction` of the device-signed anchoring transaction.
-    pub broadcast_anchor: Latency,
+    /// `BitcoindRpc::submit_package` of a pool coin's payment to a fresh device key and
+    /// the device-signed anchor spending it: the one node call of an enrolment (the
+    /// signed-anchor handler's; the offer makes none).
+    pub submit_package: Latency,
     /// Writing 256 bytes to a file and `fsync`ing it, in the TBS's state directory: the
     /// floor of one sled flush.
     pub fsync: Latency,
-    /// Sled flushes per enrolment (nonce, offer, broadcast, audit log).
+    /// Sled flushes per enrolment (offer and reservation, nonce, broadcast, audit log).
     pub flushes_per_enrolment: usize,
-    /// The p50s of the four node calls plus the flushes: the I/O of one enrolment.
+    /// The p50s of the node call and the flushes: the I/O of one enrolment.
     pub sum_us: f64,
 }
 
-/// Times `calls` rounds of the enrolment's node calls (after `calls / 10` untimed
-/// rounds; a block mined, untimed, every [`ENROLMENTS_PER_BLOCK`]), then `calls` file
-/// syncs in `dir`.
+/// Times `calls` packages as the TBS submits them (after `calls / 10` untimed ones; a
+/// block mined, untimed, every [`ENROLMENTS_PER_BLOCK`]), each spending a confirmed coin
+/// of a pool key of this function's own, then `calls` file syncs in `dir`.
 pub fn io_costs(world: &TbsWorld, calls: usize, dir: &Path) -> Result<IoCosts> {
     let calls = calls.max(1);
-    let (wallet_txs, wallet_unspent) = world.wallet_size()?;
-    let mut samples: [Vec<f64>; 4] = Default::default();
-    for round in 0..calls + calls / 10 {
+    let rounds = calls + calls / 10;
+    let pool = SecretKey::generate(&mut OsRng);
+    let coins = pool_coins(world, &pool, rounds)?;
+    let change = p2wpkh_script(&pool.public_key());
+    let amount = single_anchor_funding(world.fee_rate).context("fee rate overflow")?;
+    let mut samples = Vec::with_capacity(calls);
+    for (round, coin) in coins.iter().enumerate() {
         if round > 0 && round.is_multiple_of(ENROLMENTS_PER_BLOCK) {
             world.mine()?;
         }
         let (key, bc) = party(Role::Pat, "bench payee", "")?;
-        let t0 = Instant::now();
-        let (payment, vout) = world
-            .node
-            .wallet_pay(&p2wpkh_script(&key.public_key()), world.payment)?;
-        let t1 = Instant::now();
-        let change = world.node.wallet_new_script()?;
-        let t2 = Instant::now();
-        // As the TBS sends it: a refusal of a payment the mempool holds counts as sent.
-        if let Err(error) = world.node.broadcast(&payment) {
-            ensure!(world.node.in_mempool(&payment.compute_txid())?, error);
-        }
-        let t3 = Instant::now();
+        let payment = build_device_payment(&pool, coin, &key.public_key(), world.fee_rate)?;
         let funding = FundingUtxo {
-            outpoint: OutPoint::new(payment.compute_txid(), vout),
-            value: world.payment,
+            outpoint: OutPoint::new(payment.compute_txid(), 0),
+            value: amount,
         };
-        let anchor = AnchorOffer::build(&bc, &funding, change, world.fee_rate)?.sign(&key)?;
-        let t4 = Instant::now();
-        world.node.broadcast(&anchor)?;
-        let t5 = Instant::now();
-        let us = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e6;
-        let times = [us(t0, t1), us(t1, t2), us(t2, t3), us(t4, t5)];
+        let anchor =
+            AnchorOffer::build(&bc, &funding, change.clone(), world.fee_rate)?.sign(&key)?;
+        let start = Instant::now();
+        let accepted = world.node.submit_package(&[&payment, &anchor])?;
+        let elapsed = start.elapsed();
+        ensure!(accepted, "the node refused the package of round {round}");
         if round >= calls / 10 {
-            for (sample, time) in samples.iter_mut().zip(times) {
-                sample.push(time);
-            }
+            samples.push(elapsed.as_secs_f64() * 1e6);
         }
     }
-    let [wallet_pay, new_address, resend_payment, broadcast_anchor] = samples.map(summarise);
+    let submit_package = summarise(samples);
     let path = dir.join("fsync-probe");
     let block = [0x5au8; 256];
     let fsync = latency(calls, || {
@@ -311,48 +301,42 @@ pub fn io_costs(world: &TbsWorld, calls: usize, dir: &Path) -> Result<IoCosts> {
     })?;
     std::fs::remove_file(&path)?;
     let flushes_per_enrolment = 4;
-    let sum_us = wallet_pay.p50_us
-        + new_address.p50_us
-        + resend_payment.p50_us
-        + broadcast_anchor.p50_us
-        + flushes_per_enrolment as f64 * fsync.p50_us;
+    let sum_us = submit_package.p50_us + flushes_per_enrolment as f64 * fsync.p50_us;
     Ok(IoCosts {
-        wallet_txs,
-        wallet_unspent,
-        wallet_pay,
-        new_address,
-        resend_payment,
-        broadcast_anchor,
+        submit_package,
         fsync,
         flushes_per_enrolment,
         sum_us,
     })
 }
 
-/// The wallet payment alone on a wallet of a given size.
-#[derive(Debug, Clone, Serialize)]
-pub struct WalletPay {
-    /// Transactions in the wallet.
-    pub wallet_txs: u64,
-    /// Unspent outputs in the wallet.
-    pub wallet_unspent: usize,
-    /// `BitcoindRpc::wallet_pay`, as in [`IoCosts::wallet_pay`].
-    pub wallet_pay: Latency,
-}
-
-/// Times `calls` wallet payments (at most [`ENROLMENTS_PER_BLOCK`], warm-up included) on
-/// the wallet as it is.
-pub fn wallet_pay(world: &TbsWorld, calls: usize) -> Result<WalletPay> {
-    let (wallet_txs, wallet_unspent) = world.wallet_size()?;
-    let calls = calls.clamp(1, ENROLMENTS_PER_BLOCK * 10 / 11);
-    let wallet_pay = latency(calls, || {
-        let script = p2wpkh_script(&SecretKey::generate(&mut OsRng).public_key());
-        world.node.wallet_pay(&script, world.payment)?;
-        Ok(())
-    })?;
-    Ok(WalletPay {
-        wallet_txs,
-        wallet_unspent,
-        wallet_pay,
-    })
+/// `count` confirmed coins of `pool`, each worth a pool coin: the wallet pays `pool` for
+/// fan-outs (untimed), as the TBS refills its own pool.
+fn pool_coins(world: &TbsWorld, pool: &SecretKey, count: usize) -> Result<Vec<FundingUtxo>> {
+    let script = p2wpkh_script(&pool.public_key());
+    let mut coins = Vec::with_capacity(count);
+    while coins.len() < count {
+        let batch = (count - coins.len()).min(MAX_FAN_OUT_COINS);
+        let cost = fan_out_cost(batch, world.fee_rate).context("fee rate overflow")?;
+        let (paid, vout) = world.node.wallet_pay(&script, cost)?;
+        let input = FundingUtxo {
+            outpoint: OutPoint::new(paid.compute_txid(), vout),
+            value: cost,
+        };
+        let fan_out = build_fan_out(pool, &input, batch, world.fee_rate)?;
+        world.node.broadcast(&fan_out)?;
+        let txid = fan_out.compute_txid();
+        coins.extend(
+            fan_out
+                .output
+                .iter()
+                .enumerate()
+                .map(|(vout, out)| FundingUtxo {
+                    outpoint: OutPoint::new(txid, vout as u32),
+                    value: out.value,
+                }),
+        );
+    }
+    world.mine()?;
+    Ok(coins)
 }

@@ -4,17 +4,16 @@
 //!
 //! Set up as `milagro demo` sets up its TBS (same configuration, same admin API calls),
 //! except that the node's wallet holds `coins` confirmed outputs, and so does each fresh
-//! wallet that replaces it ([`TbsWorld::fresh_wallet`]): each offer is one wallet payment,
-//! which spends a confirmed coin (its change is confirmed by the next block); a payment
-//! that found none would chain on unconfirmed change, which the mempool limits to 25
-//! ancestors.
+//! wallet that replaces it ([`TbsWorld::fresh_wallet`]): the wallet pays the TBS's funding
+//! pool refills (and the benchmark's own pool coins), each spending a confirmed coin; a
+//! payment that found none would chain on unconfirmed change, which the mempool limits to
+//! 25 ancestors. Devices are paid from the pool, never from the wallet.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bitcoin::{Amount, FeeRate};
-use milagro_anchor::anchor_tx::single_anchor_funding;
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_registry::bitcoind::BitcoindRpc;
@@ -56,8 +55,6 @@ pub struct TbsWorld {
     /// The device maker's enrolment key, listed on the group: it signs each bench
     /// device's credential.
     pub maker: SecretKey,
-    /// The amount the TBS pays per offer (`single_anchor_funding`, as its offer path).
-    pub payment: Amount,
     /// The TBS's anchoring fee rate.
     pub fee_rate: FeeRate,
     /// Confirmed coins in the wallet after setup (at least `coins`).
@@ -143,7 +140,6 @@ token_sha256 = "{token}"
             url: tbs.local_url(),
             tbs_key,
             maker: SecretKey::generate(&mut OsRng),
-            payment: single_anchor_funding(fee_rate).context("fee rate overflow")?,
             fee_rate,
             coins,
             wallet: String::new(),
@@ -221,9 +217,9 @@ token_sha256 = "{token}"
     }
 
     /// Replaces the node's wallet by a fresh one holding `coins` confirmed coins, so that
-    /// every level starts from the same wallet: the wallet's payment slows down as its
-    /// transactions and unspent outputs pile up, and each enrolment adds one of each (the
-    /// anchor's change). The coins come from the setup wallet (loaded for the payment);
+    /// every level starts from the same wallet (its payments slow down as its transactions
+    /// and unspent outputs pile up). The coins come from the setup wallet (loaded for the
+    /// payment);
     /// then the old wallet is unloaded. The TBS calls the node's only loaded wallet, so it
     /// follows; it makes no wallet call while idle.
     pub fn fresh_wallet(&mut self) -> Result<()> {
@@ -258,18 +254,6 @@ token_sha256 = "{token}"
         }
         self.wallet = name;
         self.mine()
-    }
-
-    /// The wallet's transactions and unspent outputs (confirmed or not).
-    pub fn wallet_size(&self) -> Result<(u64, usize)> {
-        let info: Value = self.node.call("getwalletinfo", &[])?;
-        let unspent: Vec<Value> = self.node.call("listunspent", &[json!(0)])?;
-        Ok((
-            info["txcount"]
-                .as_u64()
-                .context("no txcount in getwalletinfo")?,
-            unspent.len(),
-        ))
     }
 
     /// Confirmed outputs of the node's wallet.

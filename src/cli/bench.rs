@@ -199,8 +199,8 @@ pub struct TbsArgs {
     /// Concurrency levels (worker threads, each with its own HTTP client).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     pub concurrency: Vec<usize>,
-    /// Rounds of one enrolment's node calls timed alone (wallet payment, change address,
-    /// both broadcasts).
+    /// Rounds of one enrolment's node call timed alone (`submitpackage` of the pool's
+    /// payment and the device's anchor).
     #[arg(long, default_value_t = 200)]
     pub payments: usize,
     /// Members of the batch (digests under one anchored root).

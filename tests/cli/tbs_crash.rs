@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::anchor_offer::OfferTerms;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
-use milagro_anchor::envelope::InstructionKey;
+use milagro_anchor::envelope::{InstructionKey, SealedOffer};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tests::{party, tbs_config, wait_until, Api, TestNode};
@@ -77,15 +75,18 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// One device's attempt: request (with the maker's credential), check and sign the offer,
-/// send it. Returns whether the TBS answered every step (a killed TBS makes it stop
+/// A device: its key, its certificate and the instruction key it keeps across attempts
+/// (the TBS seals its offer under the first one it was sent).
+type Device = (SecretKey, BirthCertificate, InstructionKey);
+
+/// One device's attempt: request (with the maker's credential), open, check and sign the
+/// offer, send it. Returns whether the TBS answered every step (a killed TBS makes it stop
 /// early).
 fn try_enrol(
     url: &str,
     tbs: &PublicKey,
     maker: &SecretKey,
-    key: &SecretKey,
-    bc: &BirthCertificate,
+    (key, bc, instruction_key): &Device,
 ) -> Option<()> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -104,7 +105,7 @@ fn try_enrol(
         &mut OsRng,
         key,
         bc.clone(),
-        InstructionKey::generate(&mut OsRng),
+        instruction_key.clone(),
         EnrolmentCredential::issue(maker, "acme", "eu", &key.public_key()).ok()?,
         tbs,
         now(),
@@ -117,7 +118,8 @@ fn try_enrol(
     if answer["status"] != "offered" {
         return Some(()); // already broadcast: nothing left to do
     }
-    let offer = AnchorOffer::check(&STANDARD.decode(answer["psbt"].as_str()?).ok()?, bc).ok()?;
+    let sealed = SealedOffer::from_base64(answer["offer"].as_str()?).ok()?;
+    let offer = OfferTerms::open_checked(instruction_key, tbs, bc, &sealed, now()).ok()?;
     let signed = SignedAnchor {
         device: key.public_key(),
         tx: offer.sign(key).ok()?,
@@ -175,9 +177,12 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     });
 
     // A burst of devices enrolling at once; the TBS is killed while they are at it.
-    let devices: Arc<Vec<(SecretKey, BirthCertificate)>> = Arc::new(
+    let devices: Arc<Vec<Device>> = Arc::new(
         (0..DEVICES)
-            .map(|i| party(Role::Pat, &format!("burst device {i}")))
+            .map(|i| {
+                let (key, bc) = party(Role::Pat, &format!("burst device {i}"));
+                (key, bc, InstructionKey::generate(&mut OsRng))
+            })
             .collect(),
     );
     let finished = Arc::new(AtomicUsize::new(0));
@@ -187,8 +192,7 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
             let maker = maker.clone();
             let finished = finished.clone();
             std::thread::spawn(move || {
-                let done =
-                    try_enrol(&url, &tbs_key, &maker, &devices[i].0, &devices[i].1).is_some();
+                let done = try_enrol(&url, &tbs_key, &maker, &devices[i]).is_some();
                 if done {
                     finished.fetch_add(1, Ordering::SeqCst);
                 }
@@ -214,9 +218,9 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     let tbs = TbsProcess::start(&config);
     assert_eq!(tbs.public_key, tbs_key, "same identity after the crash");
     let api = Api::new(tbs.url.clone());
-    for (key, bc) in devices.iter() {
+    for device in devices.iter() {
         wait_until("the device to get through", PATIENCE, || {
-            try_enrol(&tbs.url, &tbs_key, &maker, key, bc)
+            try_enrol(&tbs.url, &tbs_key, &maker, device)
         });
     }
     // Keep mining: an anchor whose broadcast the kill interrupted is sent again by the
@@ -227,13 +231,13 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
         if polls % 25 == 1 {
             node.mine(1);
         }
-        let all = devices.iter().all(|(key, _)| {
+        let all = devices.iter().all(|(key, _, _)| {
             let (_, body) = api.get(&format!("/v1/enrolments/{}", key.public_key()));
             body["status"] == "confirmed"
         });
         all.then_some(())
     });
-    for (key, bc) in devices.iter() {
+    for (key, bc, _) in devices.iter() {
         let records = api.ok(&format!("/v1/records?signer={}", key.public_key()));
         let records = records["records"].as_array().unwrap();
         assert_eq!(

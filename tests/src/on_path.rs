@@ -1,6 +1,7 @@
 //! An attacker on the path to a real server, as plain HTTP lets anyone be: a proxy on
-//! loopback that forwards every `GET` to the server and hands each answer to a rewrite
-//! function before passing it on (it can change, replace or keep it).
+//! loopback that forwards every `GET` and `POST` (with its JSON body) to the server and
+//! hands each answer to a rewrite function before passing it on (it can change, replace or
+//! keep it).
 //!
 //! One request per connection (the answer says `Connection: close`), bodies as text.
 
@@ -30,7 +31,8 @@ pub struct OnPathProxy {
 
 impl OnPathProxy {
     /// Serves on loopback in front of `upstream` (`http://host:port`, which need not listen
-    /// yet), answering each `GET path` with `rewrite(path, the server's answer)`.
+    /// yet), answering each `GET path` or `POST path` with `rewrite(path, the server's
+    /// answer)`.
     pub fn start(
         upstream: &str,
         rewrite: impl Fn(&str, Answer) -> Answer + Send + 'static,
@@ -82,21 +84,33 @@ fn serve(
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
+    let mut content_length = 0;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().map_err(std::io::Error::other)?;
+            }
+        }
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
-    let answer = client
-        .get(format!("{upstream}{path}"))
-        .send()
-        .map_err(std::io::Error::other)?;
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_owned();
+    let path = words.next().unwrap_or("/").to_owned();
+    let url = format!("{upstream}{path}");
+    let request = if method == "POST" {
+        let mut body = vec![0; content_length];
+        std::io::Read::read_exact(&mut reader, &mut body)?;
+        client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+    } else {
+        client.get(url)
+    };
+    let answer = request.send().map_err(std::io::Error::other)?;
     let status = answer.status().as_u16();
     let content_type = answer
         .headers()

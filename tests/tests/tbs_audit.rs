@@ -7,17 +7,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use bitcoin::hashes::Hash as _;
-use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::anchor_offer::OfferTerms;
 use milagro_anchor::audit_log::{ConsistencyProof, InclusionProof};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::checkpoint::{KeyName, SignedCheckpoint};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
-use milagro_anchor::envelope::InstructionKey;
+use milagro_anchor::envelope::{InstructionKey, SealedOffer};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson, Expected};
@@ -163,11 +161,12 @@ impl World {
 
     /// Runs the device side to the broadcast; returns the txid and the signed body sent.
     fn enrol(&self, key: &SecretKey, bc: &BirthCertificate) -> (String, Value) {
+        let instruction_key = InstructionKey::generate(&mut OsRng);
         let request = EnrolmentRequest::new(
             &mut OsRng,
             key,
             bc.clone(),
-            InstructionKey::generate(&mut OsRng),
+            instruction_key.clone(),
             EnrolmentCredential::issue(&self.maker, "acme", "eu", &key.public_key()).unwrap(),
             &self.tbs_key,
             now(),
@@ -176,8 +175,9 @@ impl World {
         let body = json!({ "envelope": request.seal(&mut OsRng, &self.tbs_key).unwrap() });
         let (status, offered) = self.post("/v1/enrolments", body);
         assert_eq!(status, 200, "{offered}");
-        let psbt = STANDARD.decode(offered["psbt"].as_str().unwrap()).unwrap();
-        let offer = AnchorOffer::check(&psbt, bc).unwrap();
+        let sealed = SealedOffer::from_base64(offered["offer"].as_str().unwrap()).unwrap();
+        let offer =
+            OfferTerms::open_checked(&instruction_key, &self.tbs_key, bc, &sealed, now()).unwrap();
         let signed = SignedAnchor {
             device: key.public_key(),
             tx: offer.sign(key).unwrap(),

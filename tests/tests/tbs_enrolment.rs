@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use milagro_anchor::anchor_offer::AnchorOffer;
+use milagro_anchor::anchor_offer::OfferTerms;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
-use milagro_anchor::envelope::{seal, InstructionKey, Purpose, SealedInstructions, SenderId};
+use milagro_anchor::envelope::{
+    seal, InstructionKey, Purpose, SealedInstructions, SealedOffer, SenderId,
+};
 use milagro_anchor::instructions::{Instructions, VerifiedInstructions};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson};
@@ -128,12 +130,13 @@ impl World {
     ) -> String {
         let (status, offered) = self.post(
             "/v1/enrolments",
-            self.request_with(key, bc, group, instruction_key),
+            self.request_with(key, bc, group, instruction_key.clone()),
         );
         assert_eq!(status, 200, "{offered}");
         assert_eq!(offered["status"], "offered");
-        let psbt = STANDARD.decode(offered["psbt"].as_str().unwrap()).unwrap();
-        let offer = AnchorOffer::check(&psbt, bc).expect("the device accepts the TBS's offer");
+        let sealed = SealedOffer::from_base64(offered["offer"].as_str().unwrap()).unwrap();
+        let offer = OfferTerms::open_checked(&instruction_key, &self.tbs_key, bc, &sealed, now())
+            .expect("the device accepts the TBS's offer");
         let signed = SignedAnchor {
             device: key.public_key(),
             tx: offer.sign(key).unwrap(),
@@ -307,12 +310,46 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
     // offer. (A request refused before its credential and group were checked leaves no
     // trace, not even its nonce: that would be a disk write anyone could cause.)
     let (replayed_key, replayed_bc) = party(Role::Pat, "replayed");
-    let replayed = w.request(&replayed_key, &replayed_bc, "eu");
+    let replayed_instruction_key = InstructionKey::generate(&mut OsRng);
+    let replayed = w.request_with(
+        &replayed_key,
+        &replayed_bc,
+        "eu",
+        replayed_instruction_key.clone(),
+    );
     let (status, first) = w.post("/v1/enrolments", replayed.clone());
     assert_eq!(status, 200, "{first}");
     let (status, second) = w.post("/v1/enrolments", replayed);
     assert_eq!(status, 200, "{second}");
-    assert_eq!(first["psbt"], second["psbt"]);
+    let open = |answer: &Value| {
+        let sealed = SealedOffer::from_base64(answer["offer"].as_str().unwrap()).unwrap();
+        OfferTerms::open(
+            &replayed_instruction_key,
+            &w.tbs_key,
+            &replayed_key.public_key(),
+            &sealed,
+        )
+        .unwrap()
+    };
+    assert_eq!(open(&first), open(&second));
+    // Whoever asks for the device's progress sees that it was offered, not the offer: it
+    // is sealed under the device's instruction key, and nothing in the body is a PSBT.
+    let (status, progress) = w
+        .api
+        .get(&format!("/v1/enrolments/{}", replayed_key.public_key()));
+    assert_eq!(status, 200, "{progress}");
+    assert_eq!(progress["status"], "offered");
+    assert!(progress.get("psbt").is_none(), "{progress}");
+    assert_eq!(open(&progress), open(&first));
+    let stranger_key = InstructionKey::generate(&mut OsRng);
+    let sealed = SealedOffer::from_base64(progress["offer"].as_str().unwrap()).unwrap();
+    assert!(OfferTerms::open(
+        &stranger_key,
+        &w.tbs_key,
+        &replayed_key.public_key(),
+        &sealed
+    )
+    .is_err());
     // A signature for a device that never enrolled, and a transaction that is not the offer.
     let (stranger, _) = party(Role::Pat, "stranger");
     let tx = bitcoin::Transaction {

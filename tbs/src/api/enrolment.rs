@@ -1,12 +1,13 @@
 //! Device enrolment endpoints; the protocol is `docs/enrolment.md`.
 //!
 //! `POST /v1/enrolments` opens a sealed request, checks its enrolment credential against
-//! the group's enrolment keys, and answers with an anchoring offer holding a pool coin
-//! until it lapses (the same offer again for a device that already has a live one), or, in
-//! a batch-mode group, queues the device for the next batch; past a rate limit or a cap,
-//! `429` with `Retry-After`;
-//! `POST /v1/enrolments/signed` accepts the device's signed transaction and broadcasts the
-//! payment and the anchor together: nothing is paid before the anchor is checked; `GET /v1/enrolments/{device}` reports progress and depth;
+//! the group's enrolment keys, and answers with an anchoring offer sealed under the
+//! device's instruction key (`enrolment_progress.rs`), holding a pool coin until it lapses
+//! (the same offer again for a device that already has a live one), or, in a batch-mode
+//! group, queues the device for the next batch; past a rate limit or a cap, `429` with
+//! `Retry-After`. `POST /v1/enrolments/signed` accepts the device's signed transaction and
+//! broadcasts the payment and the anchor together: nothing is paid before the anchor is
+//! checked. `GET /v1/enrolments/{device}` reports progress and depth;
 //! `GET /v1/enrolments/{device}/instructions` serves the sealed instructions once the
 //! anchor is deep enough (a new group revision gives new instructions: `milagro pat
 //! refresh`).
@@ -31,6 +32,7 @@ use milagro_service::attempts::TooManyFailures;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::enrolment_progress::progress;
 use super::{blocking, gated, ApiError};
 use crate::audit::RegistrationLog as _;
 use crate::enrolment::{self, Enrolment, EnrolmentState, Reservation, Reserved, WatchError};
@@ -50,32 +52,6 @@ pub(crate) struct Sealed {
     envelope: SealedEnvelope,
 }
 
-fn progress(row: &Enrolment) -> serde_json::Value {
-    let mut body = json!({ "tenant": row.tenant, "group": row.group });
-    match &row.state {
-        EnrolmentState::Offered { offer_psbt, .. } => {
-            body["status"] = json!("offered");
-            body["psbt"] = json!(offer_psbt);
-        }
-        EnrolmentState::Broadcast { txid, .. } => {
-            body["status"] = json!("broadcast");
-            body["txid"] = json!(txid);
-        }
-        EnrolmentState::Expired { expired_at } => {
-            body["status"] = json!("expired");
-            body["expired_at"] = json!(expired_at);
-        }
-        EnrolmentState::Queued => body["status"] = json!("queued"),
-        EnrolmentState::Batched { batch, index, root } => {
-            body["status"] = json!("batched");
-            body["batch"] = json!(batch);
-            body["index"] = json!(index);
-            body["root"] = json!(root);
-        }
-    }
-    body
-}
-
 /// `POST /v1/enrolments`
 pub(crate) async fn enrol(
     req: HttpRequest,
@@ -90,60 +66,66 @@ pub(crate) async fn enrol(
             .map_err(|e| too_many(e, "enrolment requests from this address"))?;
     }
     let envelope = body.into_inner().envelope;
-    let row = gated(&state, move |state| {
-        let now = crate::unix_now();
-        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, now)
-            .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
-        let tenant =
-            TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let group_id =
-            GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let group = state.tenants.group_for_device(&tenant, &group_id)?;
-        check_credential(&request, &group)?;
-        if let Some(existing) = state.enrolments.get(request.device()).map_err(internal)? {
-            if !matches!(existing.state, EnrolmentState::Expired { .. }) {
-                return Ok(existing);
-            }
-        }
-        if state
-            .enrolments
-            .remember_nonce(&request.nonce, request.created)
-            .map_err(internal)?
-            .is_err()
-        {
-            return Err(ApiError::Conflict(
-                "this enrolment request was already used".into(),
-            ));
-        }
-        state
-            .enrolment_limits
-            .tenant(&tenant, now)
-            .map_err(|e| too_many(e, &format!("enrolment requests for tenant {tenant}")))?;
-        match group.mode {
-            EnrolmentMode::Direct => offer(state, &request, tenant, group_id, now),
-            EnrolmentMode::Batch => {
-                let limit = state.config.enrolment.max_queued;
-                if state.enrolments.queued_count() >= limit {
-                    return Err(ApiError::TooManyRequests {
-                        message: format!(
-                            "{limit} devices already wait for the next batch; retry after it"
-                        ),
-                        retry_after_secs: state.config.anchoring.batch_interval.as_secs(),
-                    });
-                }
-                let row = new_row(&request, tenant, group_id, EnrolmentState::Queued);
-                let digest = request.birth_certificate.digest();
-                let row = state
-                    .enrolments
-                    .enqueue(&row, &digest, now)
-                    .map_err(internal)?;
-                tracing::info!(device = %row.device, tenant = %row.tenant, group = %row.group, "enrolment queued for the next batch");
-                Ok(row)
-            }
-        }
+    let body = gated(&state, move |state| {
+        let row = answer_request(state, &envelope)?;
+        // Sealed in here too: it parses and checks the stored offer.
+        progress(state, &row)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(progress(&row)))
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Opens and checks an enrolment request and answers it: the device's live enrolment if
+/// it has one, else a new offer (direct mode) or a place in the queue (batch mode).
+fn answer_request(state: &AppState, envelope: &SealedEnvelope) -> Result<Enrolment, ApiError> {
+    let now = crate::unix_now();
+    let request = EnrolmentRequest::open(state.identity.secret_key(), envelope, now)
+        .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
+    let tenant = TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let group_id = GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let group = state.tenants.group_for_device(&tenant, &group_id)?;
+    check_credential(&request, &group)?;
+    if let Some(existing) = state.enrolments.get(request.device()).map_err(internal)? {
+        if !matches!(existing.state, EnrolmentState::Expired { .. }) {
+            return Ok(existing);
+        }
+    }
+    if state
+        .enrolments
+        .remember_nonce(&request.nonce, request.created)
+        .map_err(internal)?
+        .is_err()
+    {
+        return Err(ApiError::Conflict(
+            "this enrolment request was already used".into(),
+        ));
+    }
+    state
+        .enrolment_limits
+        .tenant(&tenant, now)
+        .map_err(|e| too_many(e, &format!("enrolment requests for tenant {tenant}")))?;
+    match group.mode {
+        EnrolmentMode::Direct => offer(state, &request, tenant, group_id, now),
+        EnrolmentMode::Batch => {
+            let limit = state.config.enrolment.max_queued;
+            if state.enrolments.queued_count() >= limit {
+                return Err(ApiError::TooManyRequests {
+                    message: format!(
+                        "{limit} devices already wait for the next batch; retry after it"
+                    ),
+                    retry_after_secs: state.config.anchoring.batch_interval.as_secs(),
+                });
+            }
+            let row = new_row(&request, tenant, group_id, EnrolmentState::Queued);
+            let digest = request.birth_certificate.digest();
+            let row = state
+                .enrolments
+                .enqueue(&row, &digest, now)
+                .map_err(internal)?;
+            tracing::info!(device = %row.device, tenant = %row.tenant, group = %row.group, "enrolment queued for the next batch");
+            Ok(row)
+        }
+    }
 }
 
 /// The request's credential must be signed by one of the group's enrolment keys (the
@@ -338,7 +320,7 @@ pub(crate) async fn signed(
         Ok(row)
     })
     .await?;
-    Ok(HttpResponse::Accepted().json(progress(&row)))
+    Ok(HttpResponse::Accepted().json(progress(&state, &row)?))
 }
 
 /// `GET /v1/enrolments/{device}`
@@ -349,7 +331,7 @@ pub(crate) async fn status(
     let device = super::parse_device(&path.into_inner())?;
     let body = blocking(&state, move |state| {
         let row = enrolment_of(state, &device)?;
-        let mut body = progress(&row);
+        let mut body = progress(state, &row)?;
         if let Some((record, depth)) = indexed_anchor(state, &row)? {
             body["status"] = json!("confirmed");
             body["height"] = json!(record.height);
@@ -374,7 +356,7 @@ pub(crate) async fn instructions(
         let deep_enough = indexed_anchor(state, &row)?
             .filter(|(_, depth)| *depth >= state.config.anchoring.min_depth);
         let Some((record, _)) = deep_enough else {
-            return Ok((false, progress(&row)));
+            return Ok((false, progress(state, &row)?));
         };
         let anchor_proof = anchor_proof(state.node.as_ref(), &record)?.to_json();
         let device_anchor = match &row.state {

@@ -10,6 +10,7 @@
 
 mod audit;
 mod enrolment;
+mod enrolment_progress;
 mod error;
 mod identity;
 mod ops;

@@ -9,18 +9,29 @@
 //! Bitcoin needs exactly that). The TBS then checks that the signed transaction is the one
 //! it offered and that the signature is valid ([`AnchorOffer::accept`]) before it
 //! broadcasts the funding and the anchor together.
+//!
+//! The offer travels to the device sealed under its instruction key ([`OfferTerms`],
+//! [`SealedOffer`](crate::envelope::SealedOffer)), with the funding outpoint and the change
+//! script the TBS meant and the offer's expiry: nobody else can read it, and the device
+//! signs only a transaction that spends exactly that outpoint and pays exactly that change
+//! ([`OfferTerms::check`]).
 
 use bitcoin::psbt::Psbt;
-use bitcoin::{Amount, ScriptBuf, Transaction, TxOut};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut};
 
 use crate::anchor_tx::{
     build_unsigned_anchor_tx, p2wpkh_script, p2wpkh_sighash, p2wpkh_witness, AnchorTxError,
     FundingUtxo, P2WPKH_DUST,
 };
 use crate::birth_certificate::BirthCertificate;
+use crate::envelope::EnvelopeError;
 use crate::keys::{PublicKey, SecretKey};
 use crate::payload::{Payload, RecordKind};
 use crate::record::TxRecord;
+
+mod terms;
+
+pub use terms::OfferTerms;
 
 /// The largest fee a device accepts to sign for (the TBS pays it, but a device must not
 /// sign away a large funding output: that would make it an accomplice to fee burning).
@@ -30,9 +41,40 @@ pub const MAX_OFFER_FEE: Amount = Amount::from_sat(20_000);
 pub const MAX_PSBT_BYTES: usize = 4096;
 
 /// Why an offer or a signed anchor was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OfferError {
+    /// The sealed offer does not open under the device's instruction key and these
+    /// parties: altered in transit, sealed by someone else, or not an offer.
+    #[error("the sealed offer does not open: {0}")]
+    Sealed(#[source] EnvelopeError),
+    /// The sealed offer opened, but its plaintext is not offer terms.
+    #[error("malformed offer terms: {0}")]
+    Terms(String),
+    /// The offer's input 0 does not spend the funding outpoint its terms name.
+    #[error("the offer spends {psbt}, its sealed terms name the funding outpoint {sealed}")]
+    FundingMismatch {
+        /// The outpoint in the sealed terms.
+        sealed: OutPoint,
+        /// The outpoint the PSBT's input 0 spends.
+        psbt: OutPoint,
+    },
+    /// The offer's output 1 does not pay the change script its terms name.
+    #[error("the offer pays its change to {psbt}, its sealed terms name {sealed}")]
+    ChangeMismatch {
+        /// The change script in the sealed terms.
+        sealed: ScriptBuf,
+        /// The script the PSBT's output 1 pays.
+        psbt: ScriptBuf,
+    },
+    /// The offer lapsed: the TBS will not broadcast a signature of it.
+    #[error("the offer lapsed at {expires_at} (now {now})")]
+    Lapsed {
+        /// When it lapsed (Unix seconds).
+        expires_at: u64,
+        /// The time of the check.
+        now: u64,
+    },
     /// The PSBT does not decode.
     #[error("malformed psbt: {0}")]
     Malformed(String),
