@@ -17,6 +17,7 @@ use bitcoin::{Amount, FeeRate};
 use milagro_anchor::anchor_tx::single_anchor_funding;
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
@@ -346,6 +347,7 @@ pub fn party(role: Role, name: &str, endpoint: &str) -> Result<(SecretKey, Birth
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(role, &key)?,
     };
     let bc = BirthCertificate::sign(fields, &key)?;
     Ok((key, bc))
