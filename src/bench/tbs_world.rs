@@ -52,7 +52,8 @@ pub struct TbsWorld {
     pub miner: String,
     /// The TBS's base URL (`http://127.0.0.1:PORT`).
     pub url: String,
-    /// The TBS's public key: what devices seal their envelopes to.
+    /// The TBS's envelope key (its certificate's `envelope` purpose key): what devices
+    /// seal their envelopes to.
     pub tbs_key: PublicKey,
     /// The device maker's enrolment key, listed on the group: it signs each bench
     /// device's credential.
@@ -134,7 +135,7 @@ token_sha256 = "{token}"
         ))?;
         let fee_rate = config.anchoring.fee_rate;
         let tbs = Tbs::start(config)?;
-        let tbs_key = tbs.state().identity.public_key();
+        let tbs_key = tbs.state().identity.envelope_key().public_key();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;

@@ -27,6 +27,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 struct TbsProcess {
     child: Child,
     url: String,
+    /// The TBS's envelope key.
     public_key: PublicKey,
 }
 
@@ -53,7 +54,12 @@ impl TbsProcess {
         Self {
             child,
             url: started["url"].as_str().unwrap().to_owned(),
-            public_key: started["public_key"].as_str().unwrap().parse().unwrap(),
+            // Devices seal to the envelope key the TBS's certificate lists.
+            public_key: started["keys"]["envelope"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
         }
     }
 

@@ -92,7 +92,7 @@ pub(crate) async fn enrol(
     let envelope = body.into_inner().envelope;
     let row = gated(&state, move |state| {
         let now = crate::unix_now();
-        let request = EnrolmentRequest::open(state.identity.secret_key(), &envelope, now)
+        let request = EnrolmentRequest::open(state.identity.envelope_key(), &envelope, now)
             .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
         let tenant =
             TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -278,7 +278,7 @@ pub(crate) async fn signed(
 ) -> Result<HttpResponse, ApiError> {
     let envelope = body.into_inner().envelope;
     let row = gated(&state, move |state| {
-        let signed = SignedAnchor::open(state.identity.secret_key(), &envelope)
+        let signed = SignedAnchor::open(state.identity.envelope_key(), &envelope)
             .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
         let row = state
             .enrolments
