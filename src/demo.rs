@@ -15,6 +15,7 @@ use bitcoin::{BlockHash, FeeRate};
 use clap::Args;
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::keys::SecretKey;
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_registry::store::RecordStore;
@@ -292,6 +293,7 @@ fn party(label: &'static str, role: Role, endpoint: &str, created: u64) -> Resul
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(role, &key)?,
     };
     let bc = BirthCertificate::sign(fields, &key)?;
     Ok(Party { label, key, bc })

@@ -36,8 +36,10 @@
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
 use crate::audit_log::{TreeHead, TreeSize};
+use crate::birth_certificate::BirthCertificate;
 use crate::digest::Digest;
 use crate::keys::{KeyError, PublicKey, SecretKey, Signature};
+use crate::purpose_keys::{KeyPurpose, PurposeKeyError};
 
 #[path = "checkpoint_note.rs"]
 mod note;
@@ -52,6 +54,9 @@ pub const MAX_NAME_LEN: usize = 256;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckpointError {
+    /// The signer's certificate lists no checkpoint key.
+    #[error("the signer's certificate lists no checkpoint key: {0}")]
+    NoCheckpointKey(#[source] PurposeKeyError),
     /// The note is longer than [`MAX_NOTE_LEN`].
     #[error("note is {len} bytes, the limit is {max}")]
     TooLong {
@@ -262,6 +267,21 @@ pub struct SignedCheckpoint {
 }
 
 impl SignedCheckpoint {
+    /// Reads a note signed by the party of `bc`: verifies its signature by the
+    /// `checkpoint` key the certificate lists (ADR 0013) under `key_name`. A note signed
+    /// by the certificate's anchored key is refused like any other foreign signature, and
+    /// a certificate that lists no checkpoint key (version 1) verifies no note.
+    pub fn parse_certified(
+        note: &str,
+        key_name: &KeyName,
+        bc: &BirthCertificate,
+    ) -> Result<Self, CheckpointError> {
+        let key = bc
+            .purpose_key(KeyPurpose::Checkpoint)
+            .map_err(CheckpointError::NoCheckpointKey)?;
+        Self::parse(note, key_name, key)
+    }
+
     /// Reads a note and verifies its signature by `key` under `key_name` (see the module
     /// documentation for everything refused).
     pub fn parse(note: &str, key_name: &KeyName, key: &PublicKey) -> Result<Self, CheckpointError> {

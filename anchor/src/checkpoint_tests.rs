@@ -340,3 +340,51 @@ proptest! {
         }
     }
 }
+
+/// A Birth Certificate of `key` in `version`, listing the derived purpose keys in version 2.
+fn certificate(key: &SecretKey, version: u32) -> BirthCertificate {
+    use crate::birth_certificate::{BcFields, Role, Status, VERSION_1};
+    use crate::purpose_keys::PurposeKeys;
+    let keys = if version == VERSION_1 {
+        PurposeKeys::none()
+    } else {
+        PurposeKeys::derive(Role::Tbs, key).unwrap()
+    };
+    let fields = BcFields {
+        version,
+        role: Role::Tbs,
+        name: "TBS".into(),
+        endpoints: vec![],
+        created: 1_700_000_000,
+        public_key: key.public_key(),
+        status: Status::Active,
+        previous: None,
+        keys,
+    };
+    BirthCertificate::sign(fields, key).unwrap()
+}
+
+#[test]
+fn a_certified_note_verifies_only_under_the_listed_checkpoint_key() {
+    let anchored = secret(9);
+    let bc = certificate(&anchored, crate::birth_certificate::VERSION_2);
+    let key_name = name("milagro.example/tbs");
+    let checkpoint = Checkpoint::new("milagro.example/tbs", spec_head()).unwrap();
+    let checkpoint_key = crate::purpose_keys::derive(&anchored, KeyPurpose::Checkpoint).unwrap();
+    let genuine = checkpoint.sign(&key_name, &checkpoint_key).to_note();
+    let parsed = SignedCheckpoint::parse_certified(&genuine, &key_name, &bc).unwrap();
+    assert_eq!(parsed.checkpoint(), &checkpoint);
+    // The same checkpoint signed by the anchored key: refused, although that key is in
+    // the certificate too.
+    let by_anchored_key = checkpoint.sign(&key_name, &anchored).to_note();
+    assert!(matches!(
+        SignedCheckpoint::parse_certified(&by_anchored_key, &key_name, &bc),
+        Err(CheckpointError::NoSignatureFromKey { .. })
+    ));
+    // A version 1 certificate lists no checkpoint key: no note verifies against it.
+    let v1 = certificate(&anchored, crate::birth_certificate::VERSION_1);
+    assert!(matches!(
+        SignedCheckpoint::parse_certified(&by_anchored_key, &key_name, &v1),
+        Err(CheckpointError::NoCheckpointKey(_))
+    ));
+}

@@ -4,8 +4,10 @@
 //!    [`InstructionKey`] for the answers, the tenant and group it was provisioned for, the
 //!    maker's [`EnrolmentCredential`] letting it enrol there, a
 //!    random nonce, its creation time and a **proof of possession**: the device key's
-//!    signature over all of these and the TBS key ([`possession_digest`]); sealed to the
-//!    TBS key ([`Purpose::EnrolmentRequest`], sender = the device key). Opening checks
+//!    signature over all of these and the TBS's envelope key ([`possession_digest`]);
+//!    sealed to that key ([`Purpose::EnrolmentRequest`], sender = the device key). The
+//!    envelope key is the `envelope` purpose key the TBS's certificate lists (ADR 0013),
+//!    not its anchored key. Opening checks
 //!    that the certificate is a `pat` one, signed by the key the envelope names as sender,
 //!    that the proof of possession verifies with that key for this TBS, that the credential
 //!    verifies and names this device, tenant and group (whether its issuer is one of the
@@ -93,7 +95,7 @@ pub const POSSESSION_DOMAIN: &[u8] = b"milagro/enrolment-request/v1";
 /// SHA-256( "milagro/enrolment-request/v1" ‖ 0x00 ‖ nonce (16) ‖ created (u64 big-endian)
 ///          ‖ len(tenant) (1) ‖ tenant ‖ len(group) (1) ‖ group
 ///          ‖ SHA-256("milagro/instruction-key/v1" ‖ 0x00 ‖ instruction key)
-///          ‖ TBS key (33, compressed SEC1) )
+///          ‖ TBS envelope key (33, compressed SEC1) )
 /// ```
 ///
 /// The instruction key enters as a hash (the signature never sits next to the secret
@@ -163,7 +165,7 @@ struct RequestWire {
 }
 
 impl EnrolmentRequest {
-    /// A fresh request to the TBS whose key is `tbs`, with a new nonce, signed by the
+    /// A fresh request to the TBS whose envelope key is `tbs`, with a new nonce, signed by the
     /// device key `device` (which must be the certificate's), for the tenant and group
     /// `credential` names (which must be for this device).
     pub fn new(
@@ -197,7 +199,7 @@ impl EnrolmentRequest {
         })
     }
 
-    /// Seals the request to the TBS key; the sender is the device key.
+    /// Seals the request to the TBS's envelope key `tbs`; the sender is the device key.
     pub fn seal(
         &self,
         rng: &mut impl CryptoRngCore,
@@ -229,7 +231,7 @@ impl EnrolmentRequest {
         )?)
     }
 
-    /// TBS side: opens and checks a request at time `now`.
+    /// TBS side: opens and checks a request at time `now` with the TBS's envelope key.
     pub fn open(
         tbs_key: &SecretKey,
         envelope: &SealedEnvelope,
@@ -318,7 +320,7 @@ struct SignedAnchorWire {
 }
 
 impl SignedAnchor {
-    /// Seals the signed transaction to the TBS key.
+    /// Seals the signed transaction to the TBS's envelope key.
     pub fn seal(
         &self,
         rng: &mut impl CryptoRngCore,

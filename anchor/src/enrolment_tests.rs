@@ -1,6 +1,7 @@
 use super::*;
 use crate::birth_certificate::{BcFields, Status, VERSION};
 use crate::enrolment_credential::CredentialError;
+use crate::purpose_keys::PurposeKeys;
 use rand_core::OsRng;
 
 fn certificate(role: Role, byte: u8) -> (SecretKey, BirthCertificate) {
@@ -14,6 +15,7 @@ fn certificate(role: Role, byte: u8) -> (SecretKey, BirthCertificate) {
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(role, &key).unwrap(),
     };
     (key.clone(), BirthCertificate::sign(fields, &key).unwrap())
 }

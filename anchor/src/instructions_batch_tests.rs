@@ -11,6 +11,7 @@ use crate::keys::SecretKey;
 use crate::payload::Payload;
 use crate::proof::tests::{anchor_tx, coinbase_tx, mine, proof_in};
 use crate::proof::Headers;
+use crate::purpose_keys::PurposeKeys;
 
 fn key(byte: u8) -> SecretKey {
     SecretKey::from_bytes(&[byte; 32]).unwrap()
@@ -26,6 +27,7 @@ fn device_bc(key: &SecretKey) -> BirthCertificate {
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::none(),
     };
     BirthCertificate::sign(fields, key).unwrap()
 }

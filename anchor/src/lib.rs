@@ -14,6 +14,8 @@
 //! - [`nonce`]: the recoverable nonce of an anchoring signature, `R = k·G` rebuilt from `r`
 //!   by anyone and `k` re-derived by the signer, for ECDH/YAK over Bitcoin;
 //! - [`birth_certificate`]: the document, RFC 8785 canonical JSON, strict parsing;
+//! - [`purpose_keys`]: the keys a party derives from its anchored key for session tokens,
+//!   checkpoint notes and envelopes, listed in its certificate (ADR 0013);
 //! - [`payload`]: the 38-byte `OP_RETURN` codec (magic, version, record kind, digest);
 //! - [`record`]: finding the record, its signer and nonce point in a transaction;
 //! - [`anchor_tx`]: building and signing anchoring transactions;
@@ -39,6 +41,7 @@
 //! use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 //! use milagro_anchor::keys::SecretKey;
 //! use milagro_anchor::payload::{Payload, RecordKind};
+//! use milagro_anchor::purpose_keys::{KeyPurpose, PurposeKeys};
 //!
 //! let key = SecretKey::generate(&mut rand_core::OsRng);
 //! let fields = BcFields {
@@ -50,8 +53,11 @@
 //!     public_key: key.public_key(),
 //!     status: Status::Active,
 //!     previous: None,
+//!     // A D-TA signs checkpoints with a key of its own, derived from `key`.
+//!     keys: PurposeKeys::derive(Role::Dta, &key)?,
 //! };
 //! let bc = BirthCertificate::sign(fields, &key)?;
+//! assert_ne!(bc.purpose_key(KeyPurpose::Checkpoint)?, bc.public_key());
 //! // Anyone can parse and check the document...
 //! let parsed = BirthCertificate::parse(&bc.to_canonical_json())?;
 //! assert_eq!(parsed.digest(), bc.digest());
@@ -79,5 +85,6 @@ pub mod keys;
 pub mod nonce;
 pub mod payload;
 pub mod proof;
+pub mod purpose_keys;
 pub mod record;
 pub mod signed_jwks;

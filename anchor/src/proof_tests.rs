@@ -3,6 +3,7 @@ use crate::anchor_tx::{build_anchor_tx, FundingUtxo};
 use crate::birth_certificate::{BcFields, Role, Status, VERSION};
 use crate::keys::SecretKey;
 use crate::payload::Payload;
+use crate::purpose_keys::PurposeKeys;
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, CompactTarget, FeeRate, Network, OutPoint, TxMerkleNode};
@@ -21,6 +22,7 @@ fn bc(key: &SecretKey, name: &str) -> BirthCertificate {
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(Role::Idp, key).unwrap(),
     };
     BirthCertificate::sign(fields, key).unwrap()
 }

@@ -32,6 +32,8 @@ use rand_core::RngCore as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use milagro_anchor::purpose_keys::KeyPurpose;
+
 use crate::error::AuthError;
 use crate::session::{self, SessionClaims};
 use crate::state::AppState;
@@ -205,6 +207,12 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiEr
         }
         return Err(AuthError::Refused.into());
     };
+    // The session key, not the anchored one (ADR 0013); every authserver identity has it,
+    // so a failure here is our bug, not the client's.
+    let key = state
+        .identity
+        .purpose_key(KeyPurpose::Session)
+        .map_err(ApiError::internal)?;
     state.log_login(&request.login_id, &authenticated.id, authenticated.day)?;
     let lifetime = state.config.session_lifetime.as_secs();
     let claims = SessionClaims::new(
@@ -216,7 +224,7 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiEr
         lifetime,
     );
     Ok(json!({
-        "session_token": session::issue(state.identity.secret_key(), &claims),
+        "session_token": session::issue(key, &claims),
         "token_type": "Bearer",
         "expires_in": lifetime,
         "mpin_id": text,
@@ -227,13 +235,14 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiEr
 async fn session(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let token = bearer(&req).ok_or(AuthError::NoToken)?;
     let identity = &state.identity;
-    let claims = session::verify(
-        token,
-        &identity.public_key(),
-        &identity.digest(),
-        unix_now(),
-    )
-    .map_err(AuthError::from)?;
+    // Checked against the certificate's `session` key: a token signed with the anchored
+    // key is refused like any other foreign signature.
+    let key = identity
+        .bc()
+        .purpose_key(KeyPurpose::Session)
+        .map_err(ApiError::internal)?;
+    let claims =
+        session::verify(token, key, &identity.digest(), unix_now()).map_err(AuthError::from)?;
     Ok(no_store(StatusCode::OK).json(claims))
 }
 

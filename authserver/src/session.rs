@@ -1,6 +1,7 @@
-//! Session tokens: compact JWS (JWT) signed with the authentication server's own anchored
-//! secp256k1 key, so anyone holding its Birth Certificate can check one. Pure: the time
-//! is passed in.
+//! Session tokens: compact JWS (JWT) signed with the authentication server's session key,
+//! the `session` purpose key its anchored Birth Certificate lists (ADR 0013), so anyone
+//! holding the certificate can check one; the anchored key itself signs no token, and a
+//! token it signed does not verify. Pure: the time is passed in.
 //!
 //! ```text
 //! header  = {"alg": "ES256K", "typ": "JWT", "kid": <Birth Certificate digest, hex>}
@@ -125,7 +126,7 @@ fn encode_json(value: &impl Serialize) -> String {
     B64URL.encode(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// Signs `claims` with `key` (the key of the certificate `claims` names).
+/// Signs `claims` with `key`: the session key of the certificate `claims` names.
 pub fn issue(key: &SecretKey, claims: &SessionClaims) -> String {
     let header = Header {
         alg: ALG.into(),
@@ -145,8 +146,10 @@ fn decode_json<T: serde::de::DeserializeOwned>(what: &str, part: &str) -> Result
         .map_err(|e| SessionError::Malformed(format!("{what} is not the expected JSON: {e}")))
 }
 
-/// Checks `token` as issued by the server with certificate `digest` and key `key` (both
-/// from its anchored Birth Certificate), at `now`; returns its claims.
+/// Checks `token` as issued by the server with certificate `digest` and session key `key`
+/// (both from its anchored Birth Certificate: `key` is
+/// `BirthCertificate::purpose_key(KeyPurpose::Session)`, never its `public_key`), at `now`;
+/// returns its claims.
 pub fn verify(
     token: &str,
     key: &PublicKey,

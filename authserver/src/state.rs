@@ -43,7 +43,8 @@ pub fn login_entry(id: &MpinId, day: Day) -> Digest {
 pub struct AppState {
     /// The validated configuration.
     pub config: Arc<Config>,
-    /// The server's anchored identity (role `authserver`); its key signs session tokens.
+    /// The server's anchored identity (role `authserver`); its session purpose key signs
+    /// session tokens.
     pub identity: Arc<PartyIdentity>,
     /// Where its anchor stands (the chain loop writes it).
     pub own_anchor: Arc<OwnAnchor>,

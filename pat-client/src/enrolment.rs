@@ -19,6 +19,7 @@ use milagro_anchor::enrolment::{EnrolmentRequest, SignedAnchor};
 use milagro_anchor::envelope::{SealedInstructions, SealedOffer};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::proof::VerifiedAnchor;
+use milagro_anchor::purpose_keys::KeyPurpose;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Step};
@@ -114,6 +115,10 @@ impl Provisioned {
         }
         self.device.chain = Some(chain.seen);
         let tbs_key = *bc.public_key();
+        // Sealing needs the certificate's envelope key; a certificate without one is
+        // refused now rather than at the first envelope.
+        bc.purpose_key(KeyPurpose::Envelope)
+            .map_err(Error::TbsEnvelopeKey)?;
         self.device.tbs = Some(TbsRecord {
             bc,
             anchor_txid: anchor.txid(),
@@ -165,6 +170,7 @@ impl TbsVerified {
             .credential
             .clone()
             .ok_or_else(|| Error::NoCredential(self.device.dir.clone()))?;
+        let envelope_key = envelope_key(&self.device)?;
         let started = Instant::now();
         let answer = loop {
             let request = EnrolmentRequest::new(
@@ -173,10 +179,10 @@ impl TbsVerified {
                 self.device.bc.clone(),
                 self.device.instruction_key.clone(),
                 credential.clone(),
-                &self.tbs_key,
+                &envelope_key,
                 unix_now(),
             )?;
-            let envelope = request.seal(rng, &self.tbs_key)?;
+            let envelope = request.seal(rng, &envelope_key)?;
             match tbs.post(step, "/v1/enrolments", &json!({ "envelope": envelope })) {
                 Err(Error::Server {
                     status: 429 | 503,
@@ -285,7 +291,7 @@ impl Waiting {
             device: self.device.public_key(),
             tx,
         };
-        let envelope = signed.seal(&mut rand_core::OsRng, &self.tbs_key)?;
+        let envelope = signed.seal(&mut rand_core::OsRng, &envelope_key(&self.device)?)?;
         let answer = match tbs.post(
             step,
             "/v1/enrolments/signed",
@@ -415,4 +421,17 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The key the device seals to: the `envelope` key the TBS's verified certificate lists,
+/// never its anchored key (ADR 0013).
+fn envelope_key(device: &Device) -> Result<PublicKey, Error> {
+    let tbs = device
+        .tbs
+        .as_ref()
+        .ok_or_else(|| Error::NotReady("the tbs certificate is not verified yet".into()))?;
+    tbs.bc
+        .purpose_key(KeyPurpose::Envelope)
+        .copied()
+        .map_err(Error::TbsEnvelopeKey)
 }

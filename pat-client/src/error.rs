@@ -10,6 +10,7 @@ use milagro_anchor::enrolment::EnrolmentError;
 use milagro_anchor::enrolment_credential::CredentialError;
 use milagro_anchor::instructions::InstructionsError;
 use milagro_anchor::proof::{HeaderChainError, ProofError};
+use milagro_anchor::purpose_keys::PurposeKeyError;
 
 /// The step of the protocol (or of the state directory's life) that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +124,10 @@ pub enum Error {
         /// Its status.
         status: Status,
     },
+    /// The TBS's certificate lists no envelope key (a version 1 certificate): the device
+    /// refuses to seal to the anchored key instead (ADR 0013).
+    #[error("the tbs certificate lists no key to seal to: {0}")]
+    TbsEnvelopeKey(#[source] PurposeKeyError),
     /// A Birth Certificate (the TBS's, or the device's own in its state) is invalid.
     #[error("invalid birth certificate: {0}")]
     BirthCertificate(#[from] BcError),

@@ -94,6 +94,7 @@ impl ChainLoop {
                     let rules = Rules {
                         audit: &self.parts.audit,
                         key: self.parts.identity.secret_key(),
+                        checkpoint_key: self.parts.identity.checkpoint_key(),
                         own_anchor: &self.parts.own_anchor,
                         fee_rate: self.parts.fee_rate,
                         interval: self.parts.audit_config.checkpoint_interval,

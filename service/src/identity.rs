@@ -7,6 +7,12 @@
 //! still match each other and the configuration: a changed `name` or `public_url` is
 //! refused rather than silently served, because changing them means a new, anchored
 //! certificate that names the old one as `previous`.
+//!
+//! The certificate is version 2 and lists the role's purpose keys
+//! ([`milagro_anchor::purpose_keys`], ADR 0013), derived from the key at every start (no
+//! second secret file to back up); a certificate on disk that does not list exactly the
+//! keys derived from `key` (a version 1 one lists none) is refused, because verifiers
+//! would refuse the checkpoints, tokens or envelopes made with them.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use milagro_anchor::birth_certificate::{
 };
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::purpose_keys::{KeyPurpose, PurposeKeyError, PurposeSecrets};
 
 use crate::files::{self, FileError};
 
@@ -37,6 +44,12 @@ pub struct PartyIdentity {
     /// `key`'s public half, derived once (a scalar multiplication).
     public: PublicKey,
     bc: BirthCertificate,
+    /// The role's purpose keys, derived from `key`; the certificate lists their public
+    /// halves.
+    purposes: PurposeSecrets,
+    /// The checkpoint key (every service role has one), kept apart so that the audit
+    /// loop needs no lookup that could fail.
+    checkpoint: SecretKey,
 }
 
 /// Why the identity could not be loaded or created.
@@ -65,6 +78,16 @@ pub enum IdentityError {
         /// What differs.
         reason: String,
     },
+    /// A purpose key could not be derived from the key, or the role has no checkpoint
+    /// key (only services have identities here).
+    #[error("purpose keys of the {role}: {source}")]
+    Purpose {
+        /// The role.
+        role: Role,
+        /// What failed.
+        #[source]
+        source: PurposeKeyError,
+    },
 }
 
 impl PartyIdentity {
@@ -83,6 +106,12 @@ impl PartyIdentity {
         if key_created {
             tracing::info!(%role, public_key = %key.public_key(), "created the service key");
         }
+        let purpose_error = |source| IdentityError::Purpose { role, source };
+        let purposes = PurposeSecrets::derive(role, &key).map_err(purpose_error)?;
+        let checkpoint = purposes
+            .get(KeyPurpose::Checkpoint)
+            .map_err(purpose_error)?
+            .clone();
         let path = state_dir.join(BC_FILE);
         let bad_bc = |source| IdentityError::Bc {
             path: path.clone(),
@@ -98,6 +127,7 @@ impl PartyIdentity {
                 public_key: key.public_key(),
                 status: Status::Active,
                 previous: None,
+                keys: purposes.public_keys(),
             };
             let bc = BirthCertificate::sign(fields, &key).map_err(bad_bc)?;
             if files::write_new(&path, bc.to_pretty_json().as_bytes(), 0o644)? {
@@ -123,6 +153,13 @@ impl PartyIdentity {
         if bc.role() != role {
             return Err(mismatch(format!("has role {}, not {role}", bc.role())));
         }
+        if bc.fields().keys != purposes.public_keys() {
+            return Err(mismatch(format!(
+                "(version {}) does not list the purpose keys derived from {key_file}; \
+                 issue a version 2 certificate that names this one as previous",
+                bc.fields().version
+            )));
+        }
         if bc.fields().name != name {
             return Err(mismatch(format!(
                 "names the {role} {:?} but the configuration says {name:?}",
@@ -139,6 +176,8 @@ impl PartyIdentity {
             public: key.public_key(),
             key,
             bc,
+            purposes,
+            checkpoint,
         })
     }
 
@@ -162,10 +201,23 @@ impl PartyIdentity {
         self.bc.role()
     }
 
-    /// The secret key: it signs the service's anchors and checkpoints. Never log or serve
-    /// it.
+    /// The anchored secret key: it signs the service's certificate, its anchoring
+    /// transactions (whose nonce ECDH/YAK over Bitcoin uses) and its Milagro TLS binding,
+    /// and nothing else. Never log or serve it.
     pub fn secret_key(&self) -> &SecretKey {
         &self.key
+    }
+
+    /// The key that signs the service's checkpoint notes (listed in its certificate as
+    /// `checkpoint`). Never log or serve it.
+    pub fn checkpoint_key(&self) -> &SecretKey {
+        &self.checkpoint
+    }
+
+    /// The secret key of `purpose`, if the service's role has one (listed in its
+    /// certificate under `keys`). Never log or serve it.
+    pub fn purpose_key(&self, purpose: KeyPurpose) -> Result<&SecretKey, PurposeKeyError> {
+        self.purposes.get(purpose)
     }
 }
 
@@ -225,6 +277,27 @@ mod tests {
         };
         let other_role = PartyIdentity::load_or_create(dta, dir.path(), "IdP", URL, 1);
         assert!(matches!(other_role, Err(IdentityError::Mismatch { .. })));
+    }
+
+    #[test]
+    fn the_certificate_lists_the_derived_purpose_keys_and_a_version_1_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = PartyIdentity::load_or_create(IDP, dir.path(), "IdP", URL, 1).unwrap();
+        let listed = idp.bc().purpose_key(KeyPurpose::Checkpoint).unwrap();
+        assert_eq!(*listed, idp.checkpoint_key().public_key());
+        assert_ne!(*listed, idp.public_key());
+        assert!(idp.purpose_key(KeyPurpose::Session).is_err());
+        // A version 1 certificate of the same key lists no purpose key: refused at start.
+        let v1 = BcFields {
+            version: milagro_anchor::birth_certificate::VERSION_1,
+            keys: milagro_anchor::purpose_keys::PurposeKeys::none(),
+            ..idp.bc().fields().clone()
+        };
+        let v1 = BirthCertificate::sign(v1, idp.secret_key()).unwrap();
+        std::fs::write(dir.path().join(BC_FILE), v1.to_pretty_json()).unwrap();
+        let err = PartyIdentity::load_or_create(IDP, dir.path(), "IdP", URL, 1).unwrap_err();
+        assert!(err.to_string().contains("version 1"), "{err}");
+        assert!(matches!(err, IdentityError::Mismatch { .. }));
     }
 
     #[test]

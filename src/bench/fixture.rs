@@ -34,6 +34,7 @@ use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::payload::{Payload, RecordKind};
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::{BlockId, ChainSource};
 use rand_core::{OsRng, RngCore};
@@ -281,6 +282,7 @@ fn sample_certificate(key: &SecretKey) -> Result<BirthCertificate> {
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(Role::Dta, key)?,
     };
     Ok(BirthCertificate::sign(fields, key)?)
 }

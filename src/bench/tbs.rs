@@ -37,17 +37,17 @@
 //!   its make and verify times next to one SHA-256 of 64 bytes. The root's own anchor proof
 //!   verify is `bench registry`'s BC verify figure.
 //!
-//! What dominates, measured (release build, this 2-core machine, when this was written):
-//! the node's wallet, which the funding pool takes off the path. Without a pool
-//! (`--pool 0`) an enrolment costs the machine about 13 ms at saturation (about 70-75
-//! enrolments/s) and its I/O called alone sums to about as much: the wallet payment 8 ms,
-//! the change script 2 ms, the anchor's broadcast 2 ms, the four flushes 0.4 ms. With the
-//! pool (the default, `--pool 1000`) the offer's payment is one input and one output the
-//! TBS signs itself and one `sendrawtransaction`: about 150 enrolments/s at saturation,
-//! 6.5 ms each, p50 7 ms for a lone device. The TBS's own computation is 0.3 ms and its
-//! raw cryptography 0.15 ms. More workers barely help because node calls do not overlap:
-//! the TBS sends every node call through one JSON-RPC connection (`BitcoindRpc` holds a
-//! lock across each call). Within the cryptography, half of each envelope open is
+//! What dominates, measured (release build, this 2-core machine, with two other builds
+//! running beside it, when this was written): neither the node nor the cryptography alone.
+//! With enrolment credentials, pay-after-sign and sealed offers, a lone device enrols in
+//! 9.0 ms p50 (13.8 ms p99, 106/s); at saturation (8 workers) about 136 enrolments/s,
+//! 7.4 ms of the machine each. The one node call (`submitpackage` of payment and anchor)
+//! is 0.83 ms p50 and the four flushes 0.6 ms: 1.4 ms of I/O (wall time 5.1× that); the
+//! TBS's own computation is 0.73 ms (10×) and its raw cryptography 0.31 ms (2 ECDH, 4
+//! ECDSA verifies, 1 ECDSA sign: 24×). The rest is HTTP, JSON and the devices' own work
+//! on the same two cores. More workers barely help because node calls do not overlap: the
+//! TBS sends every node call through one JSON-RPC connection (`BitcoindRpc` holds a lock
+//! across each call). Within the cryptography, half of each envelope open is
 //! `envelope::open` re-deriving the TBS's public key for its recipient check (a scalar
 //! multiplication as costly as the ECDH itself).
 

@@ -4,8 +4,8 @@
 //! SPV): its key, self-signed `pat` certificate and sealed [`EnrolmentRequest`] are made
 //! before the clock starts; timed is `POST /v1/enrolments` → 200 with the sealed offer →
 //! [`OfferTerms::open_checked`] and sign → [`SignedAnchor`] sealed →
-//! `POST /v1/enrolments/signed` → 202. Each worker thread has its own blocking HTTP client (keep-alive) and takes the
-//! next device until none is left.
+//! `POST /v1/enrolments/signed` → 202. Each worker thread has its own blocking HTTP client
+//! (keep-alive) and takes the next device until none is left.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -86,11 +86,12 @@ pub fn devices(count: usize, tbs: &PublicKey, maker: &SecretKey) -> Result<Vec<D
         .collect()
 }
 
-/// Enrols one device; returns its latency.
+/// Enrols one device with the TBS of envelope key `tbs` and anchored key `anchored`
+/// (which sealed the offer); returns its latency.
 fn enrol(
     client: &reqwest::blocking::Client,
     url: &str,
-    tbs: &PublicKey,
+    (tbs, anchored): &(PublicKey, PublicKey),
     device: &Device,
 ) -> Result<Duration> {
     let start = Instant::now();
@@ -104,7 +105,7 @@ fn enrol(
     let sealed = SealedOffer::from_base64(answer["offer"].as_str().context("no offer")?)?;
     let offer = OfferTerms::open_checked(
         &device.instruction_key,
-        tbs,
+        anchored,
         &device.bc,
         &sealed,
         unix_now(),
@@ -187,7 +188,7 @@ fn run_round(
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (devices, next, ready) = (devices.clone(), next.clone(), ready.clone());
-            let (url, tbs) = (world.url.clone(), world.tbs_key);
+            let (url, tbs) = (world.url.clone(), (world.tbs_key, world.anchored_key));
             std::thread::spawn(move || -> Result<Vec<f64>> {
                 let client = reqwest::blocking::Client::builder()
                     .timeout(Duration::from_secs(120))

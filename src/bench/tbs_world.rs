@@ -16,6 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use bitcoin::{Amount, FeeRate};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
@@ -50,8 +51,11 @@ pub struct TbsWorld {
     pub miner: String,
     /// The TBS's base URL (`http://127.0.0.1:PORT`).
     pub url: String,
-    /// The TBS's public key: what devices seal their envelopes to.
+    /// The TBS's envelope key (its certificate's `envelope` purpose key): what devices
+    /// seal their envelopes to.
     pub tbs_key: PublicKey,
+    /// The TBS's anchored key: the TBS seals offers and instructions as it.
+    pub anchored_key: PublicKey,
     /// The device maker's enrolment key, listed on the group: it signs each bench
     /// device's credential.
     pub maker: SecretKey,
@@ -130,7 +134,8 @@ token_sha256 = "{token}"
         ))?;
         let fee_rate = config.anchoring.fee_rate;
         let tbs = Tbs::start(config)?;
-        let tbs_key = tbs.state().identity.public_key();
+        let tbs_key = tbs.state().identity.envelope_key().public_key();
+        let anchored_key = tbs.state().identity.public_key();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
@@ -139,6 +144,7 @@ token_sha256 = "{token}"
             miner,
             url: tbs.local_url(),
             tbs_key,
+            anchored_key,
             maker: SecretKey::generate(&mut OsRng),
             fee_rate,
             coins,
@@ -330,6 +336,7 @@ pub fn party(role: Role, name: &str, endpoint: &str) -> Result<(SecretKey, Birth
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(role, &key)?,
     };
     let bc = BirthCertificate::sign(fields, &key)?;
     Ok((key, bc))

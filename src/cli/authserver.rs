@@ -50,6 +50,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         "url": server.local_url(),
         "digest": identity.digest(),
         "public_key": identity.public_key(),
+        "keys": identity.bc().fields().keys,
     }))?;
     server.wait();
     Ok(())

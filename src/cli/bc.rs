@@ -9,6 +9,7 @@ use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::anchoring::prepare_anchor;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
@@ -120,6 +121,7 @@ fn new(args: NewArgs) -> Result<()> {
         public_key: key.public_key(),
         status: args.status,
         previous: args.previous,
+        keys: PurposeKeys::derive(args.role, &key)?,
     };
     let bc = BirthCertificate::sign(fields, &key)?;
     files::write_atomically(&args.out, bc.to_pretty_json().as_bytes())?;

@@ -45,6 +45,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         "tls_listen": dta.tls_addr(),
         "digest": identity.digest(),
         "public_key": identity.public_key(),
+        "keys": identity.bc().fields().keys,
     }))?;
     dta.wait();
     Ok(())

@@ -85,6 +85,7 @@ fn serve(args: ConfigArg) -> Result<()> {
         "issuer": idp.state().issuer(),
         "digest": identity.digest(),
         "public_key": identity.public_key(),
+        "keys": identity.bc().fields().keys,
     }))?;
     idp.wait();
     Ok(())

@@ -96,6 +96,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         "url": tbs.local_url(),
         "digest": identity.digest(),
         "public_key": identity.public_key(),
+        "keys": identity.bc().fields().keys,
     }))?;
     tbs.wait();
     Ok(())

@@ -1,5 +1,6 @@
 //! The TBS's identity: the shared party identity ([`PartyIdentity`], role `tbs`, key file
-//! `tbs.key`) plus the key of its funding pool, derived from the TBS key.
+//! `tbs.key`, with its checkpoint and envelope purpose keys) plus the key of its funding
+//! pool, derived from the TBS key.
 //!
 //! Making, reading and checking the key and Birth Certificate is
 //! [`milagro_service::identity`]'s job, as for every service; this module only names the
@@ -11,6 +12,7 @@ use std::path::Path;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::purpose_keys::{KeyPurpose, PurposeKeyError};
 pub use milagro_service::identity::BC_FILE;
 use milagro_service::identity::{PartyIdentity, PartyKind};
 
@@ -26,6 +28,9 @@ pub const KIND: PartyKind = PartyKind {
 /// The TBS's key and its signed Birth Certificate (which names that key).
 pub struct Identity {
     party: PartyIdentity,
+    /// The envelope purpose key, fetched once so that opening needs no lookup that could
+    /// fail.
+    envelope_key: SecretKey,
     pool_key: SecretKey,
     pool_public: PublicKey,
 }
@@ -41,6 +46,10 @@ pub enum IdentityError {
     /// about 2^-128).
     #[error("the funding pool key derived from {KEY_FILE} is invalid")]
     PoolKey,
+    /// The identity has no envelope key (cannot happen for role `tbs`, whose certificate
+    /// must list one).
+    #[error(transparent)]
+    EnvelopeKey(#[from] PurposeKeyError),
 }
 
 impl Identity {
@@ -55,9 +64,11 @@ impl Identity {
     ) -> Result<Self, IdentityError> {
         let party = PartyIdentity::load_or_create(KIND, state_dir, name, public_url, created)?;
         let pool_key = derive_pool_key(party.secret_key()).ok_or(IdentityError::PoolKey)?;
+        let envelope_key = party.purpose_key(KeyPurpose::Envelope)?.clone();
         Ok(Self {
             pool_public: pool_key.public_key(),
             party,
+            envelope_key,
             pool_key,
         })
     }
@@ -77,10 +88,22 @@ impl Identity {
         self.party.public_key()
     }
 
-    /// The TBS's secret key: it signs the TBS's anchors and opens the envelopes PATs seal
-    /// to it. Never log or serve it.
+    /// The TBS's anchored secret key: it signs the TBS's certificate and anchors. Never
+    /// log or serve it.
     pub fn secret_key(&self) -> &SecretKey {
         self.party.secret_key()
+    }
+
+    /// The key that opens the envelopes devices seal to the TBS (enrolment requests,
+    /// signed anchors), listed in its certificate as `envelope` (ADR 0013): envelopes
+    /// sealed to the anchored key do not open. Never log or serve it.
+    pub fn envelope_key(&self) -> &SecretKey {
+        &self.envelope_key
+    }
+
+    /// The key that signs the TBS's checkpoint notes, listed as `checkpoint`.
+    pub fn checkpoint_key(&self) -> &SecretKey {
+        self.party.checkpoint_key()
     }
 
     /// The key of the funding pool (`crate::enrolment::pool`), derived from the TBS key:
@@ -139,6 +162,13 @@ mod tests {
             first.funding_pool_public_key()
         );
         assert_ne!(first.funding_pool_public_key(), first.public_key());
+        // The envelope key is the listed one, stable, and neither the anchored key nor the
+        // pool key.
+        let listed = *first.bc().purpose_key(KeyPurpose::Envelope).unwrap();
+        assert_eq!(listed, first.envelope_key().public_key());
+        assert_eq!(listed, again.envelope_key().public_key());
+        assert_ne!(listed, first.public_key());
+        assert_ne!(listed, first.funding_pool_public_key());
     }
 
     #[test]

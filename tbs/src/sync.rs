@@ -227,6 +227,7 @@ impl SyncLoop {
         let rules = milagro_service::audit::anchoring::Rules {
             audit: &state.audit,
             key: state.identity.secret_key(),
+            checkpoint_key: state.identity.checkpoint_key(),
             own_anchor: &state.own_anchor,
             fee_rate: state.config.anchoring.fee_rate,
             interval: state.config.audit.checkpoint_interval,

@@ -25,7 +25,16 @@ const PATIENCE: Duration = Duration::from_secs(60);
 struct TbsProcess {
     child: Child,
     url: String,
-    public_key: PublicKey,
+    /// The TBS's keys.
+    keys: TbsKeys,
+}
+
+/// The TBS's anchored key (which seals offers) and its envelope key (which devices seal
+/// to).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct TbsKeys {
+    anchored: PublicKey,
+    envelope: PublicKey,
 }
 
 impl TbsProcess {
@@ -51,7 +60,15 @@ impl TbsProcess {
         Self {
             child,
             url: started["url"].as_str().unwrap().to_owned(),
-            public_key: started["public_key"].as_str().unwrap().parse().unwrap(),
+            keys: TbsKeys {
+                anchored: started["public_key"].as_str().unwrap().parse().unwrap(),
+                // Devices seal to the envelope key the TBS's certificate lists.
+                envelope: started["keys"]["envelope"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            },
         }
     }
 
@@ -84,7 +101,7 @@ type Device = (SecretKey, BirthCertificate, InstructionKey);
 /// early).
 fn try_enrol(
     url: &str,
-    tbs: &PublicKey,
+    tbs: &TbsKeys,
     maker: &SecretKey,
     (key, bc, instruction_key): &Device,
 ) -> Option<()> {
@@ -107,26 +124,27 @@ fn try_enrol(
         bc.clone(),
         instruction_key.clone(),
         EnrolmentCredential::issue(maker, "acme", "eu", &key.public_key()).ok()?,
-        tbs,
+        &tbs.envelope,
         now(),
     )
     .ok()?;
     let answer = post(
         "/v1/enrolments",
-        json!({ "envelope": request.seal(&mut OsRng, tbs).ok()? }),
+        json!({ "envelope": request.seal(&mut OsRng, &tbs.envelope).ok()? }),
     )?;
     if answer["status"] != "offered" {
         return Some(()); // already broadcast: nothing left to do
     }
     let sealed = SealedOffer::from_base64(answer["offer"].as_str()?).ok()?;
-    let offer = OfferTerms::open_checked(instruction_key, tbs, bc, &sealed, now()).ok()?;
+    let offer =
+        OfferTerms::open_checked(instruction_key, &tbs.anchored, bc, &sealed, now()).ok()?;
     let signed = SignedAnchor {
         device: key.public_key(),
         tx: offer.sign(key).ok()?,
     };
     post(
         "/v1/enrolments/signed",
-        json!({ "envelope": signed.seal(&mut OsRng, tbs).ok()? }),
+        json!({ "envelope": signed.seal(&mut OsRng, &tbs.envelope).ok()? }),
     )?;
     Some(())
 }
@@ -188,7 +206,7 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     let finished = Arc::new(AtomicUsize::new(0));
     let burst: Vec<_> = (0..DEVICES)
         .map(|i| {
-            let (devices, url, tbs_key) = (devices.clone(), tbs.url.clone(), tbs.public_key);
+            let (devices, url, tbs_key) = (devices.clone(), tbs.url.clone(), tbs.keys);
             let maker = maker.clone();
             let finished = finished.clone();
             std::thread::spawn(move || {
@@ -204,7 +222,7 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
     wait_until("a few devices to get through", PATIENCE, || {
         (finished.load(Ordering::SeqCst) >= 3).then_some(())
     });
-    let tbs_key = tbs.public_key;
+    let tbs_key = tbs.keys;
     drop(api);
     tbs.kill();
     let finished_before_kill = burst
@@ -216,7 +234,7 @@ fn a_tbs_killed_during_a_burst_of_enrolments_loses_none_and_anchors_none_twice()
 
     // Restart on the same state; every device simply tries again until it is through.
     let tbs = TbsProcess::start(&config);
-    assert_eq!(tbs.public_key, tbs_key, "same identity after the crash");
+    assert_eq!(tbs.keys, tbs_key, "same identity after the crash");
     let api = Api::new(tbs.url.clone());
     for device in devices.iter() {
         wait_until("the device to get through", PATIENCE, || {

@@ -12,6 +12,7 @@ use milagro_anchor::anchor_tx::{build_anchor_tx, p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status, VERSION};
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 
@@ -153,6 +154,7 @@ pub fn party(role: Role, name: &str) -> (SecretKey, BirthCertificate) {
         public_key: key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(role, &key).unwrap(),
     };
     let bc = BirthCertificate::sign(fields, &key).unwrap();
     (key, bc)

@@ -2,8 +2,9 @@
 //! a real IdP and two real D-TAs on loopback. The server sums both D-TAs' server-secret
 //! shares (fetched over Milagro TLS once every anchor is final) and is not ready while a
 //! D-TA does not list it; a PAT whose key sums both D-TAs' client shares logs in with its
-//! PIN over HTTP and gets a session token that verifies with the key of the server's
-//! anchored Birth Certificate. A wrong PIN, a key missing a D-TA's share, a lockout, a
+//! PIN over HTTP and gets a session token that verifies with the session key of the
+//! server's anchored Birth Certificate (and not with its anchored key, which signs no
+//! token the server accepts). A wrong PIN, a key missing a D-TA's share, a lockout, a
 //! revoked identity, yesterday's time permit and malformed messages are each refused
 //! with a JSON reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +17,9 @@ use std::time::Duration;
 use dta_common::{authserver_peers, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
 use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for_certificate};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
+use milagro_anchor::purpose_keys::KeyPurpose;
 use milagro_authserver::config::Config;
+use milagro_authserver::session::SessionError;
 use milagro_authserver::AuthServer;
 use milagro_dta::Dta;
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
@@ -269,13 +272,25 @@ max_backoff_ms = 400
     let document = status.ok("/.well-known/milagro/birth-certificate");
     let bc = BirthCertificate::parse(document["birth_certificate"].to_string().as_bytes()).unwrap();
     assert_eq!((bc.digest(), bc.role()), (auth_digest, Role::AuthServer));
+    // The token verifies with the session key the certificate lists, not the anchored key.
+    let session_key = *bc.purpose_key(KeyPurpose::Session).unwrap();
+    assert_ne!(&session_key, bc.public_key());
     let verified = milagro_authserver::session::verify(
         &session_token,
-        bc.public_key(),
+        &session_key,
         &bc.digest(),
         milagro_service::unix_now(),
     )
     .unwrap();
+    assert_eq!(
+        milagro_authserver::session::verify(
+            &session_token,
+            bc.public_key(),
+            &bc.digest(),
+            milagro_service::unix_now(),
+        ),
+        Err(SessionError::Signature)
+    );
     assert_eq!(verified.sub, mpin_id);
     assert_eq!(
         status.ok("/v1/status")["audit_size"].as_u64().unwrap(),
@@ -292,6 +307,26 @@ max_backoff_ms = 400
             "session",
         );
     }
+    // Issue 13, attack 9: the same claims signed with the server's anchored key (what a
+    // token signer that shares the anchored key would make) are refused by the server:
+    // only the session key signs tokens, so holding the anchored key mints none, and a
+    // leaked session key gives no coins, certificate or TLS identity.
+    let anchored = server.state().identity.secret_key();
+    let by_anchored_key = milagro_authserver::session::issue(anchored, &verified);
+    refused(
+        &auth.get("/v1/session", Some(&by_anchored_key)),
+        401,
+        "invalid_token",
+        "a session token signed with the anchored key",
+    );
+    // The control: the session key signs the same claims into a token the server takes.
+    let session_secret = server
+        .state()
+        .identity
+        .purpose_key(KeyPurpose::Session)
+        .unwrap();
+    let by_session_key = milagro_authserver::session::issue(session_secret, &verified);
+    assert_eq!(auth.get("/v1/session", Some(&by_session_key)).status, 200);
 
     // Yesterday's permit (relabelled: the point is today's) is refused for its day.
     let mut stale = key.clone();

@@ -11,7 +11,6 @@ mod idp_common;
 use idp_common::{query, IdpWorld, PASSWORD, PATIENCE, USER};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::checkpoint::{KeyName, SignedCheckpoint};
-use milagro_anchor::keys::PublicKey;
 use milagro_tests::wait_until;
 use openidconnect::core::CoreGenderClaim;
 use openidconnect::core::{
@@ -263,10 +262,11 @@ fn a_standard_relying_party_discovers_registers_logs_in_refreshes_and_revokes() 
         (status == 200).then_some(body)
     });
     assert!(checkpoint["size"].as_u64().unwrap() >= 1, "{checkpoint}");
-    let key: PublicKey = milagro.milagro_public_key.parse().unwrap();
+    // Signed by the checkpoint key the certificate lists, not by the anchored key.
     let origin = KeyName::new(checkpoint["origin"].as_str().unwrap()).unwrap();
-    let signed =
-        SignedCheckpoint::parse(checkpoint["note"].as_str().unwrap(), &origin, &key).unwrap();
+    let note = checkpoint["note"].as_str().unwrap();
+    let signed = SignedCheckpoint::parse_certified(note, &origin, &bc).unwrap();
+    assert!(SignedCheckpoint::parse(note, &origin, bc.public_key()).is_err());
     assert_eq!(
         signed.digest().to_string(),
         checkpoint["digest"].as_str().unwrap()

@@ -19,6 +19,7 @@ use milagro_anchor::envelope::{InstructionKey, SealedOffer};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson, Expected};
+use milagro_anchor::purpose_keys::KeyPurpose;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::{RunningTbs, Tbs};
@@ -37,7 +38,11 @@ struct World {
     tbs: Option<RunningTbs>,
     config: Config,
     api: Api,
+    /// The TBS's anchored key (it signs the anchors) ...
     tbs_key: PublicKey,
+    /// ... and its certificate, which lists the keys that sign checkpoints and open
+    /// envelopes.
+    tbs_bc: BirthCertificate,
     /// The device maker's enrolment key, listed on group `eu`.
     maker: SecretKey,
     _dir: tempfile::TempDir,
@@ -63,7 +68,7 @@ fn entry(device: &PublicKey, txid: &str) -> Digest {
 }
 
 /// The TBS key, from its certificate once that is anchored and verified by SPV.
-fn verified_tbs_key(api: &Api) -> PublicKey {
+fn verified_tbs(api: &Api) -> BirthCertificate {
     let served = wait_until("the TBS certificate to be served", PATIENCE, || {
         let (status, body) = api.get("/.well-known/milagro/birth-certificate");
         (status == 200).then_some(body)
@@ -72,7 +77,7 @@ fn verified_tbs_key(api: &Api) -> PublicKey {
     let proof: AnchorProofJson = serde_json::from_value(served["anchor_proof"].clone()).unwrap();
     bc.verify_anchor(&AnchorProof::from_json(&proof).unwrap(), &spv_headers(api))
         .unwrap();
-    *bc.public_key()
+    bc
 }
 
 impl World {
@@ -99,8 +104,10 @@ impl World {
             node.rpc.in_mempool(&txid).unwrap().then_some(())
         });
         node.mine(1);
+        let tbs_bc = verified_tbs(&api);
         let w = World {
-            tbs_key: verified_tbs_key(&api),
+            tbs_key: *tbs_bc.public_key(),
+            tbs_bc,
             node_slot: Some(node),
             relay,
             tbs: Some(tbs),
@@ -152,7 +159,12 @@ impl World {
         let tbs = Tbs::start(self.config.clone()).unwrap();
         self.api = Api::new(tbs.local_url());
         self.tbs = Some(tbs);
-        assert_eq!(verified_tbs_key(&self.api), self.tbs_key);
+        assert_eq!(verified_tbs(&self.api), self.tbs_bc);
+    }
+
+    /// The key the TBS certificate lists for `purpose`.
+    fn purpose_key(&self, purpose: KeyPurpose) -> PublicKey {
+        *self.tbs_bc.purpose_key(purpose).unwrap()
     }
 
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -168,11 +180,12 @@ impl World {
             bc.clone(),
             instruction_key.clone(),
             EnrolmentCredential::issue(&self.maker, "acme", "eu", &key.public_key()).unwrap(),
-            &self.tbs_key,
+            &self.purpose_key(KeyPurpose::Envelope),
             now(),
         )
         .unwrap();
-        let body = json!({ "envelope": request.seal(&mut OsRng, &self.tbs_key).unwrap() });
+        let envelope = request.seal(&mut OsRng, &self.purpose_key(KeyPurpose::Envelope));
+        let body = json!({ "envelope": envelope.unwrap() });
         let (status, offered) = self.post("/v1/enrolments", body);
         assert_eq!(status, 200, "{offered}");
         let sealed = SealedOffer::from_base64(offered["offer"].as_str().unwrap()).unwrap();
@@ -182,7 +195,8 @@ impl World {
             device: key.public_key(),
             tx: offer.sign(key).unwrap(),
         };
-        let body = json!({ "envelope": signed.seal(&mut OsRng, &self.tbs_key).unwrap() });
+        let envelope = signed.seal(&mut OsRng, &self.purpose_key(KeyPurpose::Envelope));
+        let body = json!({ "envelope": envelope.unwrap() });
         let (status, broadcast) = self.post("/v1/enrolments/signed", body.clone());
         assert_eq!(status, 202, "{broadcast}");
         (broadcast["txid"].as_str().unwrap().to_owned(), body)
@@ -211,8 +225,9 @@ impl World {
         })
     }
 
-    /// Verifies a served checkpoint as an outsider: the note's signature by the TBS key,
-    /// and its anchor by SPV (kind, digest = the note's, signer = the TBS key).
+    /// Verifies a served checkpoint as an outsider: the note's signature by the checkpoint
+    /// key the TBS certificate lists, and its anchor by SPV (kind, digest = the note's,
+    /// signer = the TBS's anchored key).
     fn verify_checkpoint(&self, body: &Value) -> SignedCheckpoint {
         assert_eq!(body["origin"], ORIGIN);
         let signed = self.verify_note(body["checkpoint"]["note"].as_str().unwrap());
@@ -232,8 +247,8 @@ impl World {
     }
 
     fn verify_note(&self, note: &str) -> SignedCheckpoint {
-        let signed =
-            SignedCheckpoint::parse(note, &KeyName::new(ORIGIN).unwrap(), &self.tbs_key).unwrap();
+        let origin = KeyName::new(ORIGIN).unwrap();
+        let signed = SignedCheckpoint::parse_certified(note, &origin, &self.tbs_bc).unwrap();
         assert_eq!(signed.checkpoint().origin(), ORIGIN);
         signed
     }

@@ -135,12 +135,12 @@ fn batch_members_are_anchored_under_one_root_and_verify_it_by_spv() {
         device: member,
         tx: stray,
     };
-    let tbs_key = w.tbs.state().identity.public_key();
+    let envelope_key = w.tbs.state().identity.envelope_key().public_key();
     let (status, body) = w.api.call(
         "POST",
         "/v1/enrolments/signed",
         None,
-        Some(json!({ "envelope": signed.seal(&mut OsRng, &tbs_key).unwrap() })),
+        Some(json!({ "envelope": signed.seal(&mut OsRng, &envelope_key).unwrap() })),
     );
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "conflict");
@@ -171,7 +171,10 @@ fn batch_members_are_anchored_under_one_root_and_verify_it_by_spv() {
     let records = w.api.ok(&format!("/v1/records?txid={txid}"));
     assert_eq!(records["records"][0]["kind"], "batch_root");
     assert_eq!(records["records"][0]["digest"], root.to_string());
-    assert_eq!(records["records"][0]["signer"], tbs_key.to_string());
+    assert_eq!(
+        records["records"][0]["signer"],
+        w.tbs.state().identity.public_key().to_string()
+    );
     assert_eq!(records["records"].as_array().unwrap().len(), 1);
 
     // The device's progress and a repeated request both report the batch; no second one.

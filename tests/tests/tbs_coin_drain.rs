@@ -18,6 +18,7 @@ use milagro_anchor::enrolment::EnrolmentRequest;
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::purpose_keys::KeyPurpose;
 use milagro_pat_client::{enrol, Provisioning, Requested, ServiceClient, Stage, WaitOptions};
 use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
 use milagro_tests::{party, wait_until};
@@ -34,7 +35,8 @@ fn now() -> u64 {
 }
 
 /// A world whose group `eu` (direct mode) lists the maker's enrolment key, with `config`
-/// added to the TBS's configuration.
+/// added to the TBS's configuration, and the envelope key its certificate lists (what a
+/// device seals its requests to).
 fn world(config: &str) -> (EnrolmentWorld, PublicKey) {
     let w = EnrolmentWorld::start_with(&WorldOptions {
         extra_config: config.into(),
@@ -45,7 +47,7 @@ fn world(config: &str) -> (EnrolmentWorld, PublicKey) {
     w.put_group("eu", &[&dta], &idp);
     let served = w.api.ok("/.well-known/milagro/birth-certificate");
     let bc = BirthCertificate::parse(served["birth_certificate"].to_string().as_bytes()).unwrap();
-    (w, *bc.public_key())
+    (w, *bc.purpose_key(KeyPurpose::Envelope).unwrap())
 }
 
 /// A JSON client whose requests come from `address` (any 127.0.0.0/8 address reaches

@@ -15,6 +15,7 @@ use milagro_anchor::envelope::{
 use milagro_anchor::instructions::{Instructions, VerifiedInstructions};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::proof::{AnchorProof, AnchorProofJson};
+use milagro_anchor::purpose_keys::KeyPurpose;
 use milagro_registry::chain::ChainSource;
 use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
 use milagro_tests::{party, spv_headers, wait_until};
@@ -30,10 +31,13 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// The shared enrolment world, plus the TBS key a device pinned and checked by SPV.
+/// The shared enrolment world, plus the TBS keys a device learns from the certificate it
+/// pinned and checked by SPV: the anchored key (instructions name it) and the envelope key
+/// (requests are sealed to it).
 struct World {
     inner: EnrolmentWorld,
     tbs_key: PublicKey,
+    envelope_key: PublicKey,
 }
 
 impl std::ops::Deref for World {
@@ -85,6 +89,7 @@ impl World {
         World {
             inner,
             tbs_key: *bc.public_key(),
+            envelope_key: *bc.purpose_key(KeyPurpose::Envelope).unwrap(),
         }
     }
 
@@ -105,11 +110,11 @@ impl World {
             bc.clone(),
             instruction_key,
             self.credential(&key.public_key(), group),
-            &self.tbs_key,
+            &self.envelope_key,
             now(),
         )
         .unwrap();
-        json!({ "envelope": request.seal(&mut OsRng, &self.tbs_key).unwrap() })
+        json!({ "envelope": request.seal(&mut OsRng, &self.envelope_key).unwrap() })
     }
 
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -143,7 +148,7 @@ impl World {
         };
         let (status, broadcast) = self.post(
             "/v1/enrolments/signed",
-            json!({ "envelope": signed.seal(&mut OsRng, &self.tbs_key).unwrap() }),
+            json!({ "envelope": signed.seal(&mut OsRng, &self.envelope_key).unwrap() }),
         );
         assert_eq!(status, 202, "{broadcast}");
         assert_eq!(broadcast["status"], "broadcast");
@@ -245,23 +250,23 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
         )
         .unwrap()
     };
-    let stale = signed(&w.tbs_key, now() - 3600);
+    let stale = signed(&w.envelope_key, now() - 3600);
     let to_other = signed(&other_tbs, now());
     // Issue 13, attack 2: someone holding the device's (public) certificate asks to enrol
     // it with their own instruction key; without the device key they cannot sign the
     // request, and the device's signature of another request does not transfer.
-    let genuine = signed(&w.tbs_key, now());
+    let genuine = signed(&w.envelope_key, now());
     let (attacker, _) = party(Role::Pat, "front-runner");
     let front_run = |possession| EnrolmentRequest {
         instruction_key: InstructionKey::generate(&mut OsRng),
         possession,
-        ..signed(&w.tbs_key, now())
+        ..signed(&w.envelope_key, now())
     };
     let signed_by_attacker = front_run(attacker.sign_prehash(&[7; 32]));
     let reused_signature = front_run(genuine.possession);
     let wrong_purpose = seal(
         &mut OsRng,
-        &w.tbs_key,
+        &w.envelope_key,
         Purpose::Message,
         &SenderId::from_public_key(&key.public_key()),
         b"{}",
@@ -272,7 +277,7 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
         (json!({"envelope": STANDARD.encode([1u8; 90])}), 400),
         (json!({"nonsense": 1}), 400),
         (
-            json!({ "envelope": stale.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+            json!({ "envelope": stale.seal(&mut OsRng, &w.envelope_key).unwrap() }),
             400,
         ),
         (
@@ -281,11 +286,11 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
         ),
         (json!({ "envelope": wrong_purpose }), 400),
         (
-            json!({ "envelope": signed_by_attacker.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+            json!({ "envelope": signed_by_attacker.seal(&mut OsRng, &w.envelope_key).unwrap() }),
             400,
         ),
         (
-            json!({ "envelope": reused_signature.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+            json!({ "envelope": reused_signature.seal(&mut OsRng, &w.envelope_key).unwrap() }),
             400,
         ),
         (w.request(&dta_key, &dta, "eu"), 400),
@@ -299,7 +304,7 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
     let forged = front_run(attacker.sign_prehash(&[8; 32]));
     let (status, answer) = w.post(
         "/v1/enrolments",
-        json!({ "envelope": forged.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+        json!({ "envelope": forged.seal(&mut OsRng, &w.envelope_key).unwrap() }),
     );
     assert_eq!(status, 400, "{answer}");
     assert!(
@@ -365,7 +370,7 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
     assert_eq!(
         w.post(
             "/v1/enrolments/signed",
-            json!({ "envelope": unknown.seal(&mut OsRng, &w.tbs_key).unwrap() })
+            json!({ "envelope": unknown.seal(&mut OsRng, &w.envelope_key).unwrap() })
         )
         .0,
         404
@@ -378,7 +383,7 @@ fn bad_enrolments_get_a_4xx_and_change_nothing() {
     };
     let (status, answer) = w.post(
         "/v1/enrolments/signed",
-        json!({ "envelope": forged.seal(&mut OsRng, &w.tbs_key).unwrap() }),
+        json!({ "envelope": forged.seal(&mut OsRng, &w.envelope_key).unwrap() }),
     );
     assert_eq!(status, 400, "{answer}");
     let (_, progress) = w.api.get(&format!("/v1/enrolments/{}", key.public_key()));

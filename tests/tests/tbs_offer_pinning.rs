@@ -28,6 +28,7 @@ use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::enrolment::EnrolmentRequest;
 use milagro_anchor::envelope::{EnvelopeError, InstructionKey, SealedOffer};
 use milagro_anchor::keys::{PublicKey, SecretKey};
+use milagro_anchor::purpose_keys::KeyPurpose;
 use milagro_pat_client::{enrol, Error, Provisioning, ServiceClient, Stage, WaitOptions};
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::on_path::{Answer, OnPathProxy};
@@ -123,8 +124,9 @@ fn provisioning(w: &EnrolmentWorld, tbs_url: String) -> Provisioning {
     }
 }
 
-/// The sealed offer the TBS makes another device (with its own instruction key).
-fn another_devices_offer(w: &EnrolmentWorld, tbs: &PublicKey) -> String {
+/// The sealed offer the TBS of envelope key `envelope` makes another device (with its own
+/// instruction key).
+fn another_devices_offer(w: &EnrolmentWorld, envelope: &PublicKey) -> String {
     let (key, bc) = party(Role::Pat, "another device");
     let request = EnrolmentRequest::new(
         &mut OsRng,
@@ -132,7 +134,7 @@ fn another_devices_offer(w: &EnrolmentWorld, tbs: &PublicKey) -> String {
         bc,
         InstructionKey::generate(&mut OsRng),
         w.credential(&key.public_key(), "eu"),
-        tbs,
+        envelope,
         now(),
     )
     .unwrap();
@@ -140,7 +142,7 @@ fn another_devices_offer(w: &EnrolmentWorld, tbs: &PublicKey) -> String {
         "POST",
         "/v1/enrolments",
         None,
-        Some(json!({ "envelope": request.seal(&mut OsRng, tbs).unwrap() })),
+        Some(json!({ "envelope": request.seal(&mut OsRng, envelope).unwrap() })),
     );
     assert_eq!(status, 200, "{answer}");
     answer["offer"].as_str().unwrap().to_owned()
@@ -163,7 +165,9 @@ fn a_device_signs_only_the_offer_sealed_to_it_with_the_outpoint_and_change_it_na
     let served = w.api.ok("/.well-known/milagro/birth-certificate");
     let tbs_bc =
         BirthCertificate::parse(served["birth_certificate"].to_string().as_bytes()).unwrap();
+    // Offers are sealed as the TBS's anchored key; requests to its envelope key.
     let tbs = *tbs_bc.public_key();
+    let envelope = *tbs_bc.purpose_key(KeyPurpose::Envelope).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let stage = w.provision(dir.path(), provisioning(&w, w.url()), None);
@@ -192,7 +196,7 @@ fn a_device_signs_only_the_offer_sealed_to_it_with_the_outpoint_and_change_it_na
     let through_proxy = ServiceClient::new(proxy.url()).unwrap();
     let set = |tamper: Tamper| on_path.lock().unwrap().tamper = tamper;
 
-    set(Tamper::Replace(another_devices_offer(&w, &tbs)));
+    set(Tamper::Replace(another_devices_offer(&w, &envelope)));
     let error = request_offer(dir.path(), &through_proxy).unwrap_err();
     assert!(
         matches!(

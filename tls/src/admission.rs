@@ -187,9 +187,10 @@ pub(crate) fn admit(
 #[cfg(test)]
 mod tests {
     use bitcoin::hashes::Hash as _;
-    use milagro_anchor::birth_certificate::{BcFields, VERSION};
+    use milagro_anchor::birth_certificate::{BcFields, Role, VERSION};
     use milagro_anchor::kex::AnchorRef;
     use milagro_anchor::keys::SecretKey;
+    use milagro_anchor::purpose_keys::PurposeKeys;
 
     use super::*;
     use crate::binding::CertBinding;
@@ -199,13 +200,14 @@ mod tests {
         let bc = BirthCertificate::sign(
             BcFields {
                 version: VERSION,
-                role: milagro_anchor::birth_certificate::Role::Dta,
+                role: Role::Dta,
                 name: "D-TA".into(),
                 endpoints: vec![],
                 created: 1_700_000_000,
                 public_key: key.public_key(),
                 status,
                 previous: None,
+                keys: PurposeKeys::derive(Role::Dta, &key).unwrap(),
             },
             &key,
         )

@@ -2,6 +2,7 @@
 
 use bitcoin::hashes::Hash as _;
 use milagro_anchor::birth_certificate::{BcFields, Role, Status, VERSION};
+use milagro_anchor::purpose_keys::PurposeKeys;
 
 use super::*;
 
@@ -20,6 +21,7 @@ fn bc(key: &SecretKey) -> BirthCertificate {
             public_key: key.public_key(),
             status: Status::Active,
             previous: None,
+            keys: PurposeKeys::none(),
         },
         key,
     )

@@ -244,6 +244,7 @@ impl AnchorOffer {
 mod tests {
     use super::*;
     use crate::birth_certificate::{BcFields, Role, Status, VERSION};
+    use crate::purpose_keys::PurposeKeys;
     use bitcoin::hashes::Hash;
     use bitcoin::{FeeRate, OutPoint, Txid};
     use proptest::prelude::*;
@@ -259,6 +260,7 @@ mod tests {
             public_key: key.public_key(),
             status: Status::Active,
             previous: None,
+            keys: PurposeKeys::none(),
         };
         let bc = BirthCertificate::sign(fields, &key).unwrap();
         (key, bc)

@@ -26,6 +26,7 @@ use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::envelope::InstructionKey;
 use milagro_anchor::keys::SecretKey;
+use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_anchor::record::RecordCandidate;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -174,6 +175,7 @@ impl Device {
             public_key: key.public_key(),
             status: Status::Active,
             previous: None,
+            keys: PurposeKeys::none(),
         };
         let bc = BirthCertificate::sign(fields, &key)?;
         files::write_new(&dir.join(DEVICE_BC), &bc.to_canonical_json())?;

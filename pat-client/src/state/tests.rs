@@ -2,6 +2,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use bitcoin::Network;
 use milagro_anchor::digest::Digest;
+use milagro_anchor::purpose_keys::PurposeKeys;
 
 use super::*;
 
@@ -125,6 +126,7 @@ fn tbs_certificate() -> BirthCertificate {
         public_key: tbs_key.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::derive(Role::Tbs, &tbs_key).unwrap(),
     };
     BirthCertificate::sign(fields, &tbs_key).unwrap()
 }

@@ -6,8 +6,8 @@
 //!
 //! 1. (The caller's: entries a crash left unlogged are logged first.)
 //! 2. Nothing more happens until the service's own Birth Certificate is anchored and confirmed:
-//!    a checkpoint is only worth something signed by an anchored key, and both anchors
-//!    spend coins of that key.
+//!    a checkpoint is only worth something signed by a key its anchored certificate lists,
+//!    and both anchors spend coins of the anchored key.
 //! 3. Walking back from the newest stored checkpoint to the first one that is final (six
 //!    blocks deep in the index), every checkpoint whose transaction is neither indexed nor
 //!    in the node's mempool (the node lost its mempool, or a reorg dropped it and it was
@@ -20,7 +20,8 @@
 //! 5. A new checkpoint is due once the log has grown past the newest checkpoint's size and
 //!    `audit.checkpoint_interval_secs` have passed since that one was signed (at once for
 //!    the first). The consistency proof from the previous checkpoint is checked, the
-//!    checkpoint is signed with the service key, its anchoring transaction prepared
+//!    checkpoint is signed with the service's checkpoint key (ADR 0013), its anchoring
+//!    transaction prepared
 //!    ([`prepare_anchor`]: a confirmed coin of the service key, else a wallet payment to it),
 //!    note and transaction are written and flushed, and only then is it broadcast.
 //!
@@ -57,8 +58,12 @@ type ChainFollower = Follower<BitcoindRpc, Arc<RedbStore>>;
 pub struct Rules<'a> {
     /// The log.
     pub audit: &'a Audit,
-    /// The service key: it signs checkpoints and pays for their anchors.
+    /// The service's anchored key: it pays for (signs) the checkpoints' anchoring
+    /// transactions.
     pub key: &'a SecretKey,
+    /// The service's checkpoint key (listed in its certificate): it signs the checkpoint
+    /// notes, so that a leak of it gives no coins and no certificate (ADR 0013).
+    pub checkpoint_key: &'a SecretKey,
     /// The service's own anchor: nothing is anchored before it is confirmed.
     pub own_anchor: &'a OwnAnchor,
     /// Fee rate of the anchoring transactions.
@@ -261,7 +266,8 @@ fn due(rules: &Rules<'_>) -> Result<Option<Draft>, CheckpointAnchorError> {
             .consistency_proof(old.size, head.size)?
             .verify(&old, &head)?;
     }
-    let signed = Checkpoint::new(audit.origin().as_str(), head)?.sign(audit.origin(), rules.key);
+    let signed =
+        Checkpoint::new(audit.origin().as_str(), head)?.sign(audit.origin(), rules.checkpoint_key);
     Ok(Some(Draft {
         sequence: latest.map_or(0, |c| c.sequence.saturating_add(1)),
         note: signed.to_note(),

@@ -87,14 +87,16 @@ fn anchor_state(
     Ok(body)
 }
 
-/// The log's origin and the checkpoints' signing key, as a verifier needs them.
+/// The log's origin and the checkpoints' signing key (the certificate's `checkpoint`
+/// purpose key, not the anchored key: ADR 0013), as a verifier needs them.
 fn signer(state: &AppState) -> Value {
     let origin = state.audit.origin();
+    let key = state.identity.checkpoint_key().public_key();
     json!({
         "origin": origin.as_str(),
         "key_name": origin.as_str(),
-        "key_id": KeyId::of(origin, &state.identity.public_key()).to_string(),
-        "public_key": state.identity.public_key(),
+        "key_id": KeyId::of(origin, &key).to_string(),
+        "public_key": key,
     })
 }
 

@@ -79,7 +79,7 @@ pub(crate) async fn enrol(
 /// it has one, else a new offer (direct mode) or a place in the queue (batch mode).
 fn answer_request(state: &AppState, envelope: &SealedEnvelope) -> Result<Enrolment, ApiError> {
     let now = crate::unix_now();
-    let request = EnrolmentRequest::open(state.identity.secret_key(), envelope, now)
+    let request = EnrolmentRequest::open(state.identity.envelope_key(), envelope, now)
         .map_err(|e| ApiError::BadRequest(format!("enrolment refused: {e}")))?;
     let tenant = TenantId::new(&request.tenant).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let group_id = GroupId::new(&request.group).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -260,7 +260,7 @@ pub(crate) async fn signed(
 ) -> Result<HttpResponse, ApiError> {
     let envelope = body.into_inner().envelope;
     let row = gated(&state, move |state| {
-        let signed = SignedAnchor::open(state.identity.secret_key(), &envelope)
+        let signed = SignedAnchor::open(state.identity.envelope_key(), &envelope)
             .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
         let row = state
             .enrolments

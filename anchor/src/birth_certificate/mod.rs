@@ -13,7 +13,7 @@
 //!
 //! | field | type | rule |
 //! |---|---|---|
-//! | `version` | integer | `1` |
+//! | `version` | integer | `2` (this crate writes); `1` is still read, see below |
 //! | `role` | string | `tbs`, `idp`, `dta`, `pat` or `authserver` |
 //! | `name` | string | 1–256 characters, no control characters |
 //! | `endpoints` | array of strings | at most 16 `http://` or `https://` URLs, each ≤ 2048 bytes |
@@ -21,7 +21,16 @@
 //! | `public_key` | string | compressed SEC1 secp256k1 key, 66 hex characters |
 //! | `status` | string | `active`, `compromised` or `retired` (the key's canary) |
 //! | `previous` | string or null | digest of the BC this one replaces (update, key rotation) |
+//! | `keys` | object | version 2 only: purpose name → compressed SEC1 key (66 hex characters), exactly the role's purposes (below) |
 //! | `signature` | string | 128 hex characters: low-S ECDSA `r ‖ s` by `public_key` over SHA-256 of the JCS form of all the other fields |
+//!
+//! `keys` lists the party's purpose keys ([`crate::purpose_keys`], ADR 0013): `tbs`
+//! lists `checkpoint` and `envelope`; `idp` and `dta` list `checkpoint`; `authserver`
+//! lists `checkpoint` and `session`; `pat` lists none (`{}`). Each differs from
+//! `public_key` and from the others. A version 1 document has no `keys` member: it still
+//! parses (devices' certificates anchored before version 2 stay valid), but it lists no
+//! purpose key, so [`BirthCertificate::purpose_key`] refuses every purpose use of it
+//! rather than accepting the anchored key in its place.
 
 use core::fmt;
 
@@ -29,6 +38,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::keys::{KeyError, PublicKey, SecretKey, Signature};
+use crate::purpose_keys::{self, KeyPurpose, PurposeKeyError, PurposeKeys};
+
+mod wire;
+use wire::{Unsigned, Wire};
 
 /// Largest BC document accepted by [`BirthCertificate::parse`].
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
@@ -37,8 +50,12 @@ const MAX_ENDPOINTS: usize = 16;
 const MAX_ENDPOINT_BYTES: usize = 2048;
 const MAX_CREATED: u64 = (1 << 53) - 1;
 
-/// The only format version this crate reads and writes.
-pub const VERSION: u32 = 1;
+/// The first format version: no purpose keys. Still read, no longer written by services.
+pub const VERSION_1: u32 = 1;
+/// The format version with purpose keys (`keys`).
+pub const VERSION_2: u32 = 2;
+/// The format version this crate writes.
+pub const VERSION: u32 = VERSION_2;
 
 /// What a party does in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,10 +132,9 @@ impl fmt::Display for Status {
 }
 
 /// The fields of a BC, before it is signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BcFields {
-    /// Format version; must be [`VERSION`].
+    /// Format version: [`VERSION_2`] (or [`VERSION_1`], which has no `keys`).
     pub version: u32,
     /// The party's role.
     pub role: Role,
@@ -128,30 +144,16 @@ pub struct BcFields {
     pub endpoints: Vec<String>,
     /// Creation time, Unix seconds (passed in: this crate reads no clock).
     pub created: u64,
-    /// The party's secp256k1 key; it signs the BC and the anchoring transaction.
+    /// The party's anchored secp256k1 key; it signs the BC, the anchoring transaction and
+    /// the Milagro TLS binding.
     pub public_key: PublicKey,
     /// The key's canary.
     pub status: Status,
     /// Digest of the BC this one replaces, if any.
     pub previous: Option<Digest>,
-}
-
-/// The wire form: the fields plus the signature, flattened into one JSON object.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wire {
-    version: u32,
-    role: Role,
-    name: String,
-    endpoints: Vec<String>,
-    created: u64,
-    public_key: PublicKey,
-    status: Status,
-    // `deserialize_with` makes the field required: serde would otherwise read a missing
-    // `previous` as null, and the format says every field is present.
-    #[serde(deserialize_with = "Option::deserialize")]
-    previous: Option<Digest>,
-    signature: Signature,
+    /// The purpose keys (version 2): exactly [`purpose_keys::required`] for the role.
+    /// Must be empty in a version 1 document, which has no `keys` member.
+    pub keys: PurposeKeys,
 }
 
 /// A well-formed, self-signed Birth Certificate.
@@ -198,12 +200,56 @@ pub enum BcError {
     /// The signature does not verify under the document's key.
     #[error("the certificate signature does not verify: {0}")]
     BadSignature(#[source] KeyError),
+    /// A version 1 document with a `keys` member (or fields with purpose keys given
+    /// version 1).
+    #[error("a version 1 birth certificate has no purpose keys")]
+    KeysInVersion1,
+    /// `keys` names a purpose this crate does not know.
+    #[error("unknown key purpose {0:?}")]
+    UnknownPurpose(String),
+    /// `keys` names a purpose twice.
+    #[error("the {0} key is listed twice")]
+    DuplicatePurpose(KeyPurpose),
+    /// A listed key is not a compressed SEC1 secp256k1 key.
+    #[error("the {purpose} key is invalid: {source}")]
+    InvalidPurposeKey {
+        /// Which purpose.
+        purpose: KeyPurpose,
+        /// What is wrong with the key.
+        #[source]
+        source: KeyError,
+    },
+    /// The role needs a key for this purpose and none is listed.
+    #[error("a {role} birth certificate must list a {purpose} key")]
+    MissingPurposeKey {
+        /// The certificate's role.
+        role: Role,
+        /// The missing purpose.
+        purpose: KeyPurpose,
+    },
+    /// The role has no use for a key of this purpose.
+    #[error("a {role} birth certificate has no use for a {purpose} key")]
+    UnexpectedPurposeKey {
+        /// The certificate's role.
+        role: Role,
+        /// The purpose listed.
+        purpose: KeyPurpose,
+    },
+    /// A purpose key is the anchored key or another purpose's key: it would separate
+    /// nothing.
+    #[error(
+        "the {0} key is not a key of its own (it repeats the anchored key or another purpose's)"
+    )]
+    PurposeKeyNotSeparate(KeyPurpose),
 }
 
 impl BcFields {
     fn check(&self) -> Result<(), BcError> {
-        if self.version != VERSION {
-            return Err(BcError::UnsupportedVersion(self.version));
+        match self.version {
+            VERSION_1 if !self.keys.is_empty() => return Err(BcError::KeysInVersion1),
+            VERSION_1 => {}
+            VERSION_2 => self.check_keys()?,
+            other => return Err(BcError::UnsupportedVersion(other)),
         }
         let chars = self.name.chars().count();
         if chars == 0 {
@@ -230,9 +276,52 @@ impl BcFields {
         Ok(())
     }
 
+    /// Exactly the role's purposes, each with a key of its own.
+    fn check_keys(&self) -> Result<(), BcError> {
+        let required = purpose_keys::required(self.role);
+        for &purpose in required {
+            if self.keys.get(purpose).is_err() {
+                return Err(BcError::MissingPurposeKey {
+                    role: self.role,
+                    purpose,
+                });
+            }
+        }
+        let mut seen = vec![self.public_key];
+        for (purpose, key) in self.keys.iter() {
+            if !required.contains(&purpose) {
+                return Err(BcError::UnexpectedPurposeKey {
+                    role: self.role,
+                    purpose,
+                });
+            }
+            if seen.contains(key) {
+                return Err(BcError::PurposeKeyNotSeparate(purpose));
+            }
+            seen.push(*key);
+        }
+        Ok(())
+    }
+
+    /// The wire form of these fields, with `signature` if given.
+    fn unsigned<'a>(&'a self, signature: Option<&'a Signature>) -> Unsigned<'a> {
+        Unsigned {
+            version: self.version,
+            role: self.role,
+            name: &self.name,
+            endpoints: &self.endpoints,
+            created: self.created,
+            public_key: &self.public_key,
+            status: self.status,
+            previous: &self.previous,
+            keys: (self.version != VERSION_1).then_some(&self.keys),
+            signature,
+        }
+    }
+
     /// SHA-256 of the JCS form of these fields: what the BC signature signs.
     fn signing_digest(&self) -> Digest {
-        Digest::sha256(&canonical(self))
+        Digest::sha256(&canonical(&self.unsigned(None)))
     }
 }
 
@@ -261,10 +350,12 @@ fn check_endpoint(endpoint: &str) -> Result<(), BcError> {
     Ok(())
 }
 
-/// RFC 8785 canonical JSON of a value whose fields are strings, integers, arrays and nulls.
+/// RFC 8785 canonical JSON of a value whose fields are strings, integers, arrays, objects
+/// of strings and nulls.
 fn canonical<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialization of these types cannot fail: every field is a string, an integer below
-    // 2^53, an array of strings or null, all of which JCS represents exactly.
+    // 2^53, an array of strings, an object of strings (`keys`) or null, all of which JCS
+    // represents exactly.
     #[allow(clippy::expect_used)]
     serde_jcs::to_vec(value).expect("BC fields are always representable in JCS")
 }
@@ -289,7 +380,7 @@ impl BirthCertificate {
             serde_json::from_slice(json).map_err(|e| BcError::Malformed(e.to_string()))?;
         // Give unknown versions and roles their own errors before the shape check.
         if let Some(version) = value.get("version").and_then(serde_json::Value::as_u64) {
-            if version != u64::from(VERSION) {
+            if version != u64::from(VERSION_1) && version != u64::from(VERSION_2) {
                 return Err(BcError::UnsupportedVersion(
                     u32::try_from(version).unwrap_or(u32::MAX),
                 ));
@@ -310,6 +401,12 @@ impl BirthCertificate {
             public_key: wire.public_key,
             status: wire.status,
             previous: wire.previous,
+            keys: match (wire.version, wire.keys) {
+                (VERSION_1, Some(_)) => return Err(BcError::KeysInVersion1),
+                (VERSION_1, None) => PurposeKeys::none(),
+                (_, Some(raw)) => raw.into_keys()?,
+                (_, None) => return Err(BcError::Malformed("missing field `keys`".into())),
+            },
         };
         fields.check()?;
         fields
@@ -320,7 +417,7 @@ impl BirthCertificate {
     }
 
     fn assemble(fields: BcFields, signature: Signature) -> Self {
-        let digest = Digest::sha256(&canonical(&Self::wire(&fields, &signature)));
+        let digest = Digest::sha256(&canonical(&fields.unsigned(Some(&signature))));
         Self {
             fields,
             signature,
@@ -328,30 +425,16 @@ impl BirthCertificate {
         }
     }
 
-    fn wire(fields: &BcFields, signature: &Signature) -> Wire {
-        Wire {
-            version: fields.version,
-            role: fields.role,
-            name: fields.name.clone(),
-            endpoints: fields.endpoints.clone(),
-            created: fields.created,
-            public_key: fields.public_key,
-            status: fields.status,
-            previous: fields.previous,
-            signature: *signature,
-        }
-    }
-
     /// The RFC 8785 canonical JSON: the bytes whose SHA-256 is [`Self::digest`].
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        canonical(&Self::wire(&self.fields, &self.signature))
+        canonical(&self.fields.unsigned(Some(&self.signature)))
     }
 
     /// Indented JSON for people; parses back to the same certificate.
     pub fn to_pretty_json(&self) -> String {
         // Same argument as `canonical`: these types always serialize.
         #[allow(clippy::expect_used)]
-        serde_json::to_string_pretty(&Self::wire(&self.fields, &self.signature))
+        serde_json::to_string_pretty(&self.fields.unsigned(Some(&self.signature)))
             .expect("BC fields always serialize")
     }
 
@@ -365,9 +448,17 @@ impl BirthCertificate {
         &self.fields
     }
 
-    /// The party's public key.
+    /// The party's anchored public key: it signs the certificate, the party's anchors and
+    /// its Milagro TLS binding, and nothing else a verifier should accept.
     pub fn public_key(&self) -> &PublicKey {
         &self.fields.public_key
+    }
+
+    /// The key the party uses for `purpose`, as listed under `keys`. A version 1
+    /// certificate, or a role without that purpose, has none: the caller must refuse the
+    /// use, never fall back to [`Self::public_key`].
+    pub fn purpose_key(&self, purpose: KeyPurpose) -> Result<&PublicKey, PurposeKeyError> {
+        self.fields.keys.get(purpose)
     }
 
     /// The party's role.
@@ -387,5 +478,4 @@ impl BirthCertificate {
 }
 
 #[cfg(test)]
-#[path = "birth_certificate_tests.rs"]
 mod tests;
