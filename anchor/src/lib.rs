@@ -68,6 +68,7 @@ pub mod batch;
 pub mod birth_certificate;
 pub mod checkpoint;
 pub mod digest;
+pub mod dpop;
 pub mod enrolment;
 pub mod enrolment_credential;
 pub mod envelope;

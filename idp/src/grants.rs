@@ -9,6 +9,7 @@
 //! tokens rotate at each use, RFC 9700 §4.14.2) revoke their grant. Every read-check-write
 //! is one sled transaction, so two concurrent redemptions cannot both succeed.
 
+use milagro_anchor::dpop::Thumbprint;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -34,6 +35,11 @@ pub struct Authorization {
     pub nonce: Option<String>,
     /// When the user authenticated (Unix seconds).
     pub auth_time: u64,
+    /// The key the grant's tokens are bound to (RFC 9449): set when the grant was first
+    /// redeemed with a DPoP proof, then needed for every later use (rows written before
+    /// read as unbound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<Thumbprint>,
 }
 
 impl Authorization {
@@ -52,6 +58,7 @@ impl Authorization {
             scope: scope.to_owned(),
             nonce,
             auth_time,
+            jkt: None,
         }
     }
 
