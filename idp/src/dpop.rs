@@ -190,6 +190,22 @@ mod tests {
     }
 
     #[test]
+    fn a_request_carries_at_most_one_proof() {
+        use actix_web::test::TestRequest;
+        let none = TestRequest::default().to_http_request();
+        assert_eq!(proof_of(&none).unwrap(), None);
+        let one = TestRequest::default()
+            .insert_header((dpop::HEADER, " a.b.c "))
+            .to_http_request();
+        assert_eq!(proof_of(&one).unwrap().as_deref(), Some("a.b.c"));
+        let two = TestRequest::default()
+            .append_header((dpop::HEADER, "a.b.c"))
+            .append_header((dpop::HEADER, "d.e.f"))
+            .to_http_request();
+        assert_eq!(proof_of(&two).unwrap_err().code(), "invalid_dpop_proof");
+    }
+
+    #[test]
     fn a_replayed_or_forged_proof_is_an_invalid_dpop_proof() {
         let seen = SeenProofs::new(10);
         let key = SecretKey::from_bytes(&[1; 32]).unwrap();

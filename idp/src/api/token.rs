@@ -80,6 +80,7 @@ pub(crate) async fn token(
                 let auth = state.grants.use_refresh(
                     params.require("refresh_token")?,
                     &client.client_id,
+                    bound.as_ref(),
                     now,
                 )?;
                 narrow_scope(auth, params.get("scope"))?
@@ -308,4 +309,32 @@ pub(crate) fn id_token(
     )
     .map_err(OAuthError::internal)?;
     Ok(token.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use milagro_anchor::keys::SecretKey;
+
+    fn thumbprint(byte: u8) -> Thumbprint {
+        Thumbprint::of(&SecretKey::from_bytes(&[byte; 32]).unwrap().public_key())
+    }
+
+    #[test]
+    fn a_grant_is_bound_by_its_first_proof_and_then_needs_the_same_key() {
+        let auth = Authorization::new("client", "alice", "openid", None, 10);
+        // No proof: a Bearer grant, as before DPoP.
+        assert_eq!(bind(auth.clone(), None).unwrap().jkt, None);
+        // A proof binds it.
+        let bound = bind(auth, Some(thumbprint(1))).unwrap();
+        assert_eq!(bound.jkt, Some(thumbprint(1)));
+        // Later uses (a refresh) need a proof by the same key: missing or another key is
+        // an invalid_dpop_proof.
+        assert!(bind(bound.clone(), Some(thumbprint(1))).is_ok());
+        for proved in [None, Some(thumbprint(2))] {
+            let refused = bind(bound.clone(), proved).unwrap_err();
+            assert_eq!(refused.code(), "invalid_dpop_proof", "{refused}");
+        }
+    }
 }
