@@ -246,11 +246,13 @@ pub(crate) fn register_device_client(
         .with_context(|| format!("no client_id in {registered}"))
 }
 
-/// An ID token for `client_id` by the device grant, approved at once by the demo user.
+/// An ID token for `client_id` by the device grant, approved at once by the demo user,
+/// bound (DPoP, RFC 9449) to `device`, the anchored key of the PAT that will present it.
 pub(crate) fn device_id_token(
     http: &reqwest::blocking::Client,
     issuer: &str,
     client_id: &str,
+    device: &milagro_anchor::keys::SecretKey,
 ) -> Result<String> {
     let form = |pairs: &[(&str, &str)]| encode(pairs);
     let started: Value = http
@@ -265,9 +267,18 @@ pub(crate) fn device_id_token(
             .with_context(|| format!("no {name} in {started}"))
     };
     approve_device(http, issuer, field("user_code")?)?;
+    let token_endpoint = format!("{issuer}/token");
+    let request = milagro_anchor::dpop::Request {
+        method: "POST",
+        uri: &token_endpoint,
+        access_token: None,
+    };
+    let jti = hex::encode(&rand_bytes()[..16]);
+    let proof = milagro_anchor::dpop::sign(device, &request, &jti, milagro_service::unix_now());
     let tokens: Value = http
-        .post(format!("{issuer}/token"))
+        .post(&token_endpoint)
         .header("content-type", FORM)
+        .header(milagro_anchor::dpop::HEADER, proof)
         .body(form(&[
             ("grant_type", DEVICE_GRANT),
             ("device_code", field("device_code")?),
@@ -303,15 +314,30 @@ pub(crate) fn approve_device(
     form.push(("username".into(), USER.into()));
     form.push(("password".into(), PASSWORD.into()));
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let answer = http
-        .post(format!("{issuer}/device"))
-        .header("cookie", cookie)
-        .header("content-type", FORM)
-        .body(encode(&form))
-        .send()?;
+    let post = |form: &[(&str, &str)]| {
+        http.post(format!("{issuer}/device"))
+            .header("cookie", &cookie)
+            .header("content-type", FORM)
+            .body(encode(form))
+            .send()
+    };
+    let answer = post(&form)?;
     ensure!(
         answer.status().is_success(),
         "the device page answered {}",
+        answer.status()
+    );
+    // The page shows which client asks; the demo user allows it.
+    let mut choice = hidden_inputs(&answer.text()?);
+    choice.push(("decision".into(), "allow".into()));
+    let choice: Vec<(&str, &str)> = choice
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let answer = post(&choice)?;
+    ensure!(
+        answer.status().is_success(),
+        "the device page answered {} to the consent",
         answer.status()
     );
     Ok(())

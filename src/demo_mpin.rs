@@ -347,7 +347,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         pending.user_code()
     );
     crate::demo_idp::approve_device(&http, &issuer, pending.user_code())?;
-    let id_token = pending.wait()?;
+    let id_token = pending.wait(badge.device().key())?;
     eprintln!("    approved; an id token for the D-TAs' client id");
 
     crate::demo::step("badge-1 collects a share from each D-TA over milagro tls, checks and sums them, and takes its PIN out");

@@ -151,6 +151,30 @@ impl PublicKey {
             .map_err(|_| KeyError::InvalidPublicKey)
     }
 
+    /// The affine coordinates `(x, y)`, big-endian: what a JSON Web Key of the key holds
+    /// (RFC 7518 §6.2.1, `crv` `secp256k1` per RFC 8812).
+    pub fn to_coordinates(&self) -> ([u8; 32], [u8; 32]) {
+        let point = self.0.to_encoded_point(false);
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        // An uncompressed SEC1 point of a valid key: 0x04 ‖ x (32) ‖ y (32).
+        let bytes = point.as_bytes();
+        x.copy_from_slice(&bytes[1..33]);
+        y.copy_from_slice(&bytes[33..65]);
+        (x, y)
+    }
+
+    /// The key at the affine coordinates `(x, y)`; refused unless the point is on the
+    /// curve (and not the identity).
+    pub fn from_coordinates(x: &[u8; 32], y: &[u8; 32]) -> Result<Self, KeyError> {
+        let mut uncompressed = [0u8; 65];
+        uncompressed[0] = 0x04;
+        uncompressed[1..33].copy_from_slice(x);
+        uncompressed[33..].copy_from_slice(y);
+        k256::PublicKey::from_sec1_bytes(&uncompressed)
+            .map(Self)
+            .map_err(|_| KeyError::InvalidPublicKey)
+    }
+
     /// The compressed SEC1 encoding.
     pub fn to_sec1(&self) -> [u8; 33] {
         let point = self.0.to_encoded_point(true);

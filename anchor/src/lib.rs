@@ -27,6 +27,8 @@
 //!   their on-chain signatures' nonces, with session ids and key confirmation;
 //! - [`signed_jwks`]: an IdP's JWK Set signed with its anchored key (ES256K,
 //!   `jwk-set+jwt`), which relying parties check against its Birth Certificate;
+//! - [`dpop`]: DPoP proofs (RFC 9449) by an anchored key and its RFC 7638 thumbprint,
+//!   which binds an ID token to the device that holds the key;
 //! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
 //!   and signed by it, the sealed messages of device enrolment, and the [`instructions`]
 //!   a device verifies before it trusts them; [`funding_pool`]: the fan-out and device
@@ -74,6 +76,7 @@ pub mod batch;
 pub mod birth_certificate;
 pub mod checkpoint;
 pub mod digest;
+pub mod dpop;
 pub mod enrolment;
 pub mod enrolment_credential;
 pub mod envelope;

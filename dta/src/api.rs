@@ -175,8 +175,8 @@ async fn server_share(
 /// `POST /v1/shares/client` `{"id_token"}` → `{"kind": "client", "mpin_id", "client_share":
 /// hex(s·H(ID)), "time_permit": {"day", "share": hex(s·H(day ‖ H(ID)))}, "dta"}`, for an
 /// admitted peer of role `pat` whose ID token a trusted, anchored IdP issued to this D-TA
-/// ([`RelyingParty`]); the identity binds the issuer, `sub` and the peer's key
-/// ([`issuance::mpin_id`]).
+/// ([`RelyingParty`]) and bound to the peer's key (`cnf.jkt`, ADR 0012); the identity
+/// binds the issuer, `sub` and the peer's key ([`issuance::mpin_id`]).
 async fn client_share(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -195,7 +195,9 @@ async fn client_share(
             directory: state.directory.clone(),
             min_depth: state.config.min_peer_depth,
         };
-        let login = relying_party.verify(&id_token).map_err(login_error)?;
+        let login = relying_party
+            .verify(&id_token, &pat_key)
+            .map_err(login_error)?;
         let id = issuance::mpin_id(login.issuer(), login.subject(), &pat_key)
             .map_err(ApiError::internal)?;
         let (client, permit, entries) =
@@ -275,6 +277,10 @@ fn login_error(error: LoginError) -> ApiError {
         LoginError::NotAnchored { .. } => (StatusCode::FORBIDDEN, "idp_not_anchored"),
         LoginError::KeysNotBound { .. } => (StatusCode::UNAUTHORIZED, "idp_keys_not_bound"),
         LoginError::Invalid(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        LoginError::NotBound => (StatusCode::UNAUTHORIZED, "token_not_bound"),
+        LoginError::BoundToAnotherKey { .. } => {
+            (StatusCode::UNAUTHORIZED, "token_bound_to_another_key")
+        }
         LoginError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable"),
     };
     tracing::warn!(status = status.as_u16(), code, reason = %error, "refused an id token");

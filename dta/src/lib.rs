@@ -28,7 +28,8 @@
 //! - [`Dta::start`] → [`RunningDta`]: the plain HTTP server, the chain loop, the share API;
 //! - [`master::SealingKey`], [`master::load_or_create`]: the sealed share;
 //! - [`relying_party::RelyingParty`] → [`relying_party::VerifiedLogin`]: ID tokens of
-//!   trusted IdPs whose anchored Birth Certificate is checked, not just their URL;
+//!   trusted IdPs whose anchored Birth Certificate is checked, not just their URL, bound
+//!   (`cnf.jkt`, DPoP, ADR 0012) to the key of the device presenting them;
 //! - [`error::ApiError`]: the one error type of both APIs.
 //!
 //! # What it does not do

@@ -17,7 +17,12 @@
 //!    plain HTTP anyone on the path could serve their own keys there (else 401
 //!    `idp_keys_not_bound`);
 //! 4. the token must verify with the `openidconnect` crate against those keys (ES256;
-//!    signature, `iss`, `aud` = the D-TA's client id at that IdP, `exp`).
+//!    signature, `iss`, `aud` = the D-TA's client id at that IdP, `exp`);
+//! 5. the token must be bound to the key of the device presenting it (ADR 0012): its
+//!    `cnf.jkt` (RFC 7800, RFC 9449 §6.1), which the IdP writes when the device proved its
+//!    key with DPoP at the token endpoint, must be the RFC 7638 thumbprint of the admitted
+//!    Milagro TLS peer's anchored key ([`check_binding`]; else 401 `token_not_bound` or
+//!    `token_bound_to_another_key`).
 //!
 //! Nothing else in the discovery document needs a signature: the issuer and digest must
 //! equal the configuration, the txid is checked against the D-TA's own index, and the
@@ -31,8 +36,9 @@
 //! [`CHECKED_FOR`] more.
 //!
 //! The token's `nonce` is not checked: the device flow a PAT logs in with carries none.
-//! A stolen unexpired token is therefore worth shares bound to the thief's own device key
-//! (the M-Pin identity binds it), not the victim's: short ID token lifetimes matter.
+//! Step 5 makes a stolen token worth nothing on any other device: without it, a token
+//! got for one device would get shares for its subject under the thief's key, which time
+//! permits would then renew without a token.
 //! IdPs are reached over plain HTTP only (the workspace's HTTP client has no TLS stack):
 //! what the D-TA believes of an IdP is bound to its anchored key, not to the channel.
 
@@ -43,15 +49,35 @@ use std::time::{Duration, Instant};
 use bitcoin::Txid;
 use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
 use milagro_anchor::digest::Digest;
+use milagro_anchor::dpop::{Confirmation, Thumbprint};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::signed_jwks;
 use milagro_tls::PeerDirectory;
 use openidconnect::core::{
-    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+    CoreGenderClaim, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
 };
-use openidconnect::{ClientId, IssuerUrl, Nonce};
+use openidconnect::{AdditionalClaims, ClientId, IdToken, IssuerUrl, Nonce};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The ID token's claims beyond OpenID Connect's that the D-TA reads: `cnf` (RFC 7800).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BindingClaims {
+    #[serde(default)]
+    cnf: Option<Confirmation>,
+}
+
+impl AdditionalClaims for BindingClaims {}
+
+/// An ID token that may carry `cnf`.
+type BoundIdToken = IdToken<
+    BindingClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 /// An IdP the D-TA accepts ID tokens from (`[[trusted_idps]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +90,8 @@ pub struct TrustedIdp {
     pub client_id: String,
 }
 
-/// A verified login: who the IdP says the user is. Only [`RelyingParty::verify`] makes
-/// one.
+/// A verified login: who the IdP says the user is, on the device whose key the token is
+/// bound to. Only [`RelyingParty::verify`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedLogin {
     issuer: String,
@@ -111,6 +137,21 @@ pub enum LoginError {
         issuer: String,
         /// What failed.
         reason: String,
+    },
+    /// The token verifies but is bound to no key (no `cnf.jkt`): the device did not prove
+    /// its key with DPoP when it got it, so any device could present it.
+    #[error("the id token is not bound to a device key (no cnf.jkt): log in again with dpop")]
+    NotBound,
+    /// The token is bound to another key than the presenting device's: got by one device,
+    /// presented by another (a stolen token).
+    #[error(
+        "the id token is bound to key {bound}, not to the presenting device's key {presented}"
+    )]
+    BoundToAnotherKey {
+        /// The thumbprint the token names.
+        bound: Thumbprint,
+        /// The thumbprint of the device's anchored key.
+        presented: Thumbprint,
     },
     /// The token does not verify (signature, audience, expiry...).
     #[error("the id token does not verify: {0}")]
@@ -172,11 +213,36 @@ pub struct RelyingParty<'a> {
     pub min_depth: u32,
 }
 
+/// Step 5: a token's confirmation claim `cnf` must name `device`, the anchored key of the
+/// Milagro TLS peer presenting it, by its RFC 7638 thumbprint.
+pub fn check_binding(cnf: Option<&Confirmation>, device: &PublicKey) -> Result<(), LoginError> {
+    let bound = &cnf.ok_or(LoginError::NotBound)?.jkt;
+    let presented = Thumbprint::of(device);
+    if *bound != presented {
+        return Err(LoginError::BoundToAnotherKey {
+            bound: bound.clone(),
+            presented,
+        });
+    }
+    Ok(())
+}
+
 impl RelyingParty<'_> {
-    /// Checks `id_token` (see the module documentation). Blocking: call it on a blocking
-    /// thread, never inside an async runtime.
-    pub fn verify(&self, id_token: &str) -> Result<VerifiedLogin, LoginError> {
-        let token: CoreIdToken = id_token
+    /// Checks `id_token`, presented by the admitted peer whose anchored key is `device`
+    /// (see the module documentation). Blocking: call it on a blocking thread, never
+    /// inside an async runtime.
+    pub fn verify(&self, id_token: &str, device: &PublicKey) -> Result<VerifiedLogin, LoginError> {
+        let (login, cnf) = self.verify_signed(id_token)?;
+        check_binding(cnf.as_ref(), device)?;
+        Ok(login)
+    }
+
+    /// Steps 1 to 4: the login and the token's confirmation claim.
+    fn verify_signed(
+        &self,
+        id_token: &str,
+    ) -> Result<(VerifiedLogin, Option<Confirmation>), LoginError> {
+        let token: BoundIdToken = id_token
             .trim()
             .parse()
             .map_err(|e| LoginError::Malformed(format!("{e}")))?;
@@ -246,9 +312,9 @@ impl RelyingParty<'_> {
     /// Verifies `token` with `keys` (ES256; signature, `iss`, `aud`, `exp`).
     fn verify_with(
         idp: &TrustedIdp,
-        token: &CoreIdToken,
+        token: &BoundIdToken,
         keys: CoreJsonWebKeySet,
-    ) -> Result<VerifiedLogin, LoginError> {
+    ) -> Result<(VerifiedLogin, Option<Confirmation>), LoginError> {
         let issuer = IssuerUrl::new(idp.issuer.clone())
             .map_err(|e| LoginError::Untrusted(format!("{}: {e}", idp.issuer)))?;
         let verifier = CoreIdTokenVerifier::new_public_client(
@@ -260,10 +326,13 @@ impl RelyingParty<'_> {
         let claims = token
             .claims(&verifier, |_: Option<&Nonce>| Ok(()))
             .map_err(|e| LoginError::Invalid(e.to_string()))?;
-        Ok(VerifiedLogin {
-            issuer: idp.issuer.clone(),
-            subject: claims.subject().as_str().to_owned(),
-        })
+        Ok((
+            VerifiedLogin {
+                issuer: idp.issuer.clone(),
+                subject: claims.subject().as_str().to_owned(),
+            },
+            claims.additional_claims().cnf.clone(),
+        ))
     }
 
     /// Checks the discovery document against the configuration and the chain; returns
@@ -377,3 +446,7 @@ fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, LoginE
     serde_json::from_slice(&get_body(http, url)?)
         .map_err(|e| LoginError::Unavailable(format!("{url}: not JSON: {e}")))
 }
+
+#[cfg(test)]
+#[path = "relying_party_tests.rs"]
+mod tests;

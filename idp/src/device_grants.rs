@@ -14,11 +14,18 @@
 //! [`MAX_FAILURES_PER_CODE`] times is denied: its device is told `access_denied` and
 //! starts again.
 //!
+//! A person whose password and code were right is not taken at their word yet: the page
+//! shows which client asks ([`DeviceGrants::await_consent`]) and the person allows or
+//! denies it with a one-time consent token ([`DeviceGrants::consent`]) that only the page
+//! shown to them holds (RFC 8628 §5.4: someone who sends a victim a code started for
+//! their own client is then seen for what it is).
+//!
 //! Rows: `d\0 ‖ SHA-256(device code)` → JSON [`DeviceRow`]; `u\0 ‖ user code` → that
 //! hash.
 
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::clients::random_token;
@@ -35,6 +42,8 @@ pub const DEVICE_FAILURE_WINDOW_SECS: u64 = 600;
 pub const DEVICE_ADDRESSES_TRACKED: usize = 100_000;
 /// Failed approvals of one live code before it is denied.
 pub const MAX_FAILURES_PER_CODE: u32 = 5;
+/// How long a person has to allow or deny a client once shown it, in seconds.
+pub const CONSENT_SECS: u64 = 300;
 
 /// Where a device authorization stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +85,24 @@ pub struct DeviceRow {
     /// Failed approvals typed with this code (rows written before the count read as 0).
     #[serde(default)]
     pub failures: u32,
+    /// The person who proved who they are and is being shown the client, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+}
+
+/// A consent being asked: who authenticated, and the hash of the one-time token the page
+/// shown to them posts back with their choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// The user.
+    pub subject: String,
+    /// When they logged in.
+    pub auth_time: u64,
+    /// SHA-256 of the consent token.
+    pub token_sha256: [u8; 32],
+    /// Until when the choice may be made (Unix seconds).
+    pub expires: u64,
 }
 
 /// A new device authorization, as returned to the device.
@@ -141,6 +168,7 @@ impl DeviceGrants {
                 last_poll: None,
                 state: DeviceState::Pending,
                 failures: 0,
+                consent: None,
             };
             let json = serde_json::to_vec(&row).map_err(OAuthError::internal)?;
             let user_key = [b"u\0", user_code.as_bytes()].concat();
@@ -199,6 +227,75 @@ impl DeviceGrants {
                 row.state = DeviceState::Denied;
             }
             Ok((Some(row), denied))
+        })
+    }
+
+    /// The person `subject` (who logged in at `auth_time`) proved who they are for the
+    /// pending authorization at `key`: they are shown its client, and the returned token
+    /// (secret, 256 bits) posts their choice to [`Self::consent`].
+    pub fn await_consent(
+        &self,
+        key: &[u8],
+        subject: &str,
+        auth_time: u64,
+        now: u64,
+    ) -> Result<Zeroizing<String>, OAuthError> {
+        let token = random_token(32);
+        let token_sha256 = hashed(&token);
+        update(&self.tree, key, |row: Option<DeviceRow>| {
+            let Some(mut row) = row.filter(|r| r.state == DeviceState::Pending && now < r.expires)
+            else {
+                return Err(OAuthError::invalid_request("the code is no longer pending"));
+            };
+            row.consent = Some(Consent {
+                subject: subject.to_owned(),
+                auth_time,
+                token_sha256,
+                expires: now.saturating_add(CONSENT_SECS).min(row.expires),
+            });
+            Ok((Some(row), ()))
+        })?;
+        Ok(token)
+    }
+
+    /// The person's choice on the client shown for `user_code`, posted with the consent
+    /// `token`: the authorization is approved for them (`allow`) or denied. `None` when
+    /// the code is not pending, no consent is asked, it lapsed, or the token is not its
+    /// own (compared in constant time).
+    pub fn consent(
+        &self,
+        user_code: &str,
+        token: &str,
+        allow: bool,
+        now: u64,
+    ) -> Result<Option<DeviceState>, OAuthError> {
+        let Some((key, _)) = self.pending(user_code, now)? else {
+            return Ok(None);
+        };
+        let presented = hashed(token);
+        update(&self.tree, &key, |row: Option<DeviceRow>| {
+            let Some(mut row) = row.filter(|r| r.state == DeviceState::Pending && now < r.expires)
+            else {
+                return Ok((None, None));
+            };
+            let Some(consent) = row
+                .consent
+                .clone()
+                .filter(|c| now < c.expires && bool::from(c.token_sha256.ct_eq(&presented)))
+            else {
+                return Ok((None, None));
+            };
+            row.state = if allow {
+                DeviceState::Approved {
+                    subject: consent.subject,
+                    auth_time: consent.auth_time,
+                }
+            } else {
+                DeviceState::Denied
+            };
+            row.consent = None;
+            let decided = row.state.clone();
+            Ok((Some(row), Some(decided)))
         })
     }
 
@@ -304,6 +401,75 @@ mod tests {
         assert_eq!(
             devices.poll(code, "tv", 100).unwrap_err().code(),
             "expired_token"
+        );
+    }
+
+    #[test]
+    fn a_client_is_approved_only_with_the_consent_token_of_the_person_shown_it() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let devices = DeviceGrants::open(&db).unwrap();
+        let started = devices.start("tv", "openid", 1000, 5).unwrap();
+        let code = started.device_code.as_str();
+        let (key, _) = devices.pending(&started.user_code, 10).unwrap().unwrap();
+        // No consent asked yet: no token counts.
+        assert_eq!(
+            devices.consent(&started.user_code, "x", true, 10).unwrap(),
+            None
+        );
+        let token = devices.await_consent(&key, "alice", 10, 10).unwrap();
+        // Still pending for the device while the person decides.
+        assert_eq!(
+            devices.poll(code, "tv", 11).unwrap_err().code(),
+            "authorization_pending"
+        );
+        assert_eq!(
+            devices
+                .consent(&started.user_code, "not the token", true, 12)
+                .unwrap(),
+            None
+        );
+        // Lapsed.
+        assert_eq!(
+            devices
+                .consent(&started.user_code, &token, true, 10 + CONSENT_SECS)
+                .unwrap(),
+            None
+        );
+        let approved = DeviceState::Approved {
+            subject: "alice".into(),
+            auth_time: 10,
+        };
+        assert_eq!(
+            devices
+                .consent(&started.user_code, &token, true, 20)
+                .unwrap(),
+            Some(approved.clone())
+        );
+        // Once only.
+        assert_eq!(
+            devices
+                .consent(&started.user_code, &token, true, 21)
+                .unwrap(),
+            None
+        );
+        assert_eq!(devices.poll(code, "tv", 30).unwrap().state, approved);
+
+        // Denying tells the device so.
+        let other = devices.start("tv", "openid", 1000, 5).unwrap();
+        let (key, _) = devices.pending(&other.user_code, 10).unwrap().unwrap();
+        let token = devices.await_consent(&key, "alice", 10, 10).unwrap();
+        assert_eq!(
+            devices
+                .consent(&other.user_code, &token, false, 20)
+                .unwrap(),
+            Some(DeviceState::Denied)
+        );
+        assert_eq!(
+            devices
+                .poll(other.device_code.as_str(), "tv", 30)
+                .unwrap_err()
+                .code(),
+            "access_denied"
         );
     }
 

@@ -9,6 +9,7 @@
 //! tokens rotate at each use, RFC 9700 §4.14.2) revoke their grant. Every read-check-write
 //! is one sled transaction, so two concurrent redemptions cannot both succeed.
 
+use milagro_anchor::dpop::Thumbprint;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -34,6 +35,11 @@ pub struct Authorization {
     pub nonce: Option<String>,
     /// When the user authenticated (Unix seconds).
     pub auth_time: u64,
+    /// The key the grant's tokens are bound to (RFC 9449): set when the grant was first
+    /// redeemed with a DPoP proof, then needed for every later use (rows written before
+    /// read as unbound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<Thumbprint>,
 }
 
 impl Authorization {
@@ -52,6 +58,7 @@ impl Authorization {
             scope: scope.to_owned(),
             nonce,
             auth_time,
+            jkt: None,
         }
     }
 
@@ -254,11 +261,15 @@ impl Grants {
         }
     }
 
-    /// Uses a refresh token of `client_id` once. A used one revokes its grant.
+    /// Uses a refresh token of `client_id` once. A used one revokes its grant. A token of
+    /// a DPoP-bound grant needs `proved`, the thumbprint of a checked proof's key, to be
+    /// the grant's: else `invalid_dpop_proof`, and the token is neither used nor counted as
+    /// replayed (someone holding it without the key can neither use nor burn it).
     pub fn use_refresh(
         &self,
         token: &str,
         client_id: &str,
+        proved: Option<&Thumbprint>,
         now: u64,
     ) -> Result<Authorization, OAuthError> {
         let outcome = update(&self.tokens, &hashed(token), |row: Option<TokenRow>| {
@@ -269,6 +280,11 @@ impl Grants {
             if row.auth.client_id != client_id {
                 return Err(OAuthError::invalid_grant(
                     "the refresh token was issued to another client",
+                ));
+            }
+            if row.auth.jkt.is_some() && row.auth.jkt.as_ref() != proved {
+                return Err(crate::dpop::invalid_proof(
+                    "the refresh token is bound to a key: send a DPoP proof by it",
                 ));
             }
             if row.used {
@@ -376,18 +392,49 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_refresh_token_needs_a_proof_by_its_key_and_is_not_burnt_without_one() {
+        use milagro_anchor::keys::SecretKey;
+        let g = grants();
+        let key = |byte| Thumbprint::of(&SecretKey::from_bytes(&[byte; 32]).unwrap().public_key());
+        let mut a = auth();
+        a.jkt = Some(key(1));
+        let refresh = g.issue_token(TokenKind::Refresh, &a, 1000).unwrap();
+        for proved in [None, Some(key(2))] {
+            let refused = g
+                .use_refresh(&refresh, "client", proved.as_ref(), 5)
+                .unwrap_err();
+            assert_eq!(refused.code(), "invalid_dpop_proof");
+        }
+        // Neither attempt used it up: the key's holder still refreshes, once.
+        assert_eq!(
+            g.use_refresh(&refresh, "client", Some(&key(1)), 6).unwrap(),
+            a
+        );
+        assert_eq!(
+            g.use_refresh(&refresh, "client", Some(&key(1)), 7)
+                .unwrap_err()
+                .code(),
+            "invalid_grant"
+        );
+    }
+
+    #[test]
     fn refresh_tokens_rotate_and_a_replay_revokes_the_grant() {
         let g = grants();
         let a = auth();
         let refresh = g.issue_token(TokenKind::Refresh, &a, 1000).unwrap();
         let access = g.issue_token(TokenKind::Access, &a, 1000).unwrap();
         assert_eq!(
-            g.use_refresh(&refresh, "other", 5).unwrap_err().code(),
+            g.use_refresh(&refresh, "other", None, 5)
+                .unwrap_err()
+                .code(),
             "invalid_grant"
         );
-        assert_eq!(g.use_refresh(&refresh, "client", 5).unwrap(), a);
+        assert_eq!(g.use_refresh(&refresh, "client", None, 5).unwrap(), a);
         assert_eq!(
-            g.use_refresh(&refresh, "client", 6).unwrap_err().code(),
+            g.use_refresh(&refresh, "client", None, 6)
+                .unwrap_err()
+                .code(),
             "invalid_grant"
         );
         assert!(
@@ -397,7 +444,7 @@ mod tests {
         // An access token is not a refresh token, and revocation is per client.
         let b = auth();
         let access = g.issue_token(TokenKind::Access, &b, 1000).unwrap();
-        assert!(g.use_refresh(&access, "client", 5).is_err());
+        assert!(g.use_refresh(&access, "client", None, 5).is_err());
         g.revoke(&access, "other").unwrap();
         assert!(g.access(&access, 7).is_ok());
         g.revoke(&access, "client").unwrap();

@@ -4,7 +4,8 @@
 //! registration (RFC 7591), the authorization code flow with PKCE (RFC 7636; S256,
 //! required for public clients), ID tokens signed with rotating ES256 keys, userinfo,
 //! rotating refresh tokens, revocation (RFC 7009), WebFinger (RFC 7033) and the device
-//! authorization grant (RFC 8628) for PATs without a browser.
+//! authorization grant (RFC 8628) for PATs without a browser, with tokens bound to the
+//! device's key by DPoP (RFC 9449) when it sends a proof.
 //!
 //! What is Milagro about it: like every party it makes a secp256k1 key and a Birth
 //! Certificate (role `idp`) on first start and anchors the certificate's digest on chain
@@ -23,6 +24,8 @@
 //!   in reused memory ([`passwords::Passwords`]) behind a bounded queue;
 //! - [`clients`], [`grants`], [`device_grants`]: registered clients, codes and tokens,
 //!   device authorizations, in sled;
+//! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
+//!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
 //!
 //! # What it does not do
@@ -46,6 +49,7 @@ pub mod api;
 pub mod clients;
 pub mod config;
 pub mod device_grants;
+pub mod dpop;
 pub mod grants;
 pub mod keys;
 pub mod oauth;

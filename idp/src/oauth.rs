@@ -7,7 +7,8 @@
 //! `invalid_redirect_uri`, `invalid_client_metadata`, `authorization_pending`,
 //! `slow_down`, `expired_token`, `access_denied` (RFC 6749 §5.2, RFC 7591 §3.2.2,
 //! RFC 8628 §3.5); 401 with `WWW-Authenticate` for `invalid_client` (RFC 6749 §5.2) and
-//! `invalid_token` (RFC 6750 §3.1); 403 for `forbidden`; 404 `not_found`; 405
+//! `invalid_token` (RFC 6750 §3.1; a `DPoP` challenge for a DPoP-bound token, RFC 9449
+//! §7.1); `invalid_dpop_proof` (400, RFC 9449 §5); 403 for `forbidden`; 404 `not_found`; 405
 //! `method_not_allowed`; 413 `payload_too_large`; 503 `not_anchored`; 500 `server_error`
 //! only for our own failures (storage), logged and never describing secrets.
 
@@ -63,6 +64,17 @@ impl OAuthError {
             code: "invalid_token",
             description: description.into(),
             challenge: Some("Bearer error=\"invalid_token\""),
+        }
+    }
+
+    /// `invalid_token` (401) for a DPoP-bound access token presented without a valid
+    /// proof by its key, with a DPoP challenge (RFC 9449 §7.1).
+    pub fn invalid_dpop_token(description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_token",
+            description: description.into(),
+            challenge: Some("DPoP error=\"invalid_token\", algs=\"ES256K\""),
         }
     }
 
@@ -146,6 +158,12 @@ mod tests {
                 401,
                 "invalid_token",
                 Some("Bearer"),
+            ),
+            (
+                OAuthError::invalid_dpop_token("x"),
+                401,
+                "invalid_token",
+                Some("DPoP"),
             ),
             (OAuthError::internal("disk"), 500, "server_error", None),
         ];

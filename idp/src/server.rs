@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::device_grants::{
     DeviceGrants, DEVICE_ADDRESSES_TRACKED, DEVICE_FAILURES_PER_ADDRESS, DEVICE_FAILURE_WINDOW_SECS,
 };
+use crate::dpop::{SeenProofs, SEEN_CAPACITY};
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
 use crate::passwords::Passwords;
@@ -195,6 +196,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
             DEVICE_FAILURE_WINDOW_SECS,
             DEVICE_ADDRESSES_TRACKED,
         )),
+        seen_proofs: Arc::new(SeenProofs::new(SEEN_CAPACITY)),
         audit: Arc::new(Audit::open(&db, config.audit.origin.clone()).map_err(|e| fail(&e))?),
         users,
         password_checks: Arc::new(WorkGate::new(

@@ -14,6 +14,7 @@ use milagro_service::work_gate::WorkGate;
 use crate::clients::ClientStore;
 use crate::config::Config;
 use crate::device_grants::DeviceGrants;
+use crate::dpop::SeenProofs;
 use crate::grants::Grants;
 use crate::keys::KeyRing;
 use crate::oauth::OAuthError;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub devices: DeviceGrants,
     /// Failed device-code approvals per client address (`POST /device`).
     pub device_attempts: Arc<FailureLimiter<IpAddr>>,
+    /// The DPoP proofs accepted recently (a `jti` counts once).
+    pub seen_proofs: Arc<SeenProofs>,
     /// The activity log.
     pub audit: Arc<Audit>,
     /// The service database (kept open while any handler runs).

@@ -232,6 +232,15 @@ pub enum Error {
     /// The user's login at the IdP did not complete (denied, expired, refused).
     #[error("logging in at the idp: {0}")]
     LoginFailed(String),
+    /// The IdP's device authorization answer names a verification page off its own
+    /// origin: the user would type the code and their password into someone else's page.
+    #[error("logging in at the idp: the verification page {uri} is not on the idp's origin {issuer}; refused")]
+    VerificationUriOffOrigin {
+        /// The page named.
+        uri: String,
+        /// The IdP's issuer.
+        issuer: String,
+    },
     /// The device is not ready for this step (no instructions, no login, no key yet).
     #[error("not ready: {0}")]
     NotReady(String),

@@ -96,6 +96,17 @@ impl ServiceClient {
         path: &str,
         form: &[(&str, &str)],
     ) -> Result<Answer, Error> {
+        self.post_form_with(step, path, &[], form)
+    }
+
+    /// `POST path` with a form body and extra `headers` (a DPoP proof).
+    pub(crate) fn post_form_with(
+        &self,
+        step: Step,
+        path: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Result<Answer, Error> {
         let body = form
             .iter()
             .map(|(key, value)| format!("{}={}", form_encode(key), form_encode(value)))
@@ -109,6 +120,9 @@ impl ServiceClient {
                 "application/x-www-form-urlencoded",
             )
             .body(body);
+        let request = headers.iter().fold(request, |request, (name, value)| {
+            request.header(*name, *value)
+        });
         self.send(step, request, path)
     }
 

@@ -5,10 +5,16 @@
 //! [`IdpLogin::discover`] reads the IdP's discovery document and checks it names the
 //! Birth Certificate digest the instructions (verified by SPV) gave for that IdP, and that
 //! its endpoints are the IdP's own: the device sends nothing to an IdP it was not told to
-//! use. [`IdpLogin::start`] asks for a code ([`DeviceLogin`]); [`DeviceLogin::wait`] polls
-//! the token endpoint at the interval the IdP asks (slowing down when told) until the
-//! user approves, denies, or the code expires. The result is the ID token ([`IdToken`]),
-//! stored in `id-token.json` (mode 0600) until the D-TAs have been asked for shares.
+//! use. [`IdpLogin::start`] asks for a code ([`DeviceLogin`]) and refuses a
+//! `verification_uri` (or `verification_uri_complete`) off the IdP's origin
+//! ([`Error::VerificationUriOffOrigin`]): the page where the user types the code and their
+//! password must be the IdP's own, not one a tampered answer names. [`DeviceLogin::wait`]
+//! polls the token endpoint at the interval the IdP asks (slowing down when told) until
+//! the user approves, denies, or the code expires; every poll carries a fresh DPoP proof
+//! (RFC 9449, [`milagro_anchor::dpop`]) by the device's anchored key, so the IdP binds the
+//! ID token to that key (`cnf.jkt`) and the D-TAs accept it only from this device
+//! (ADR 0012). The result is the ID token ([`IdToken`]), stored in `id-token.json` (mode
+//! 0600) until the D-TAs have been asked for shares.
 //!
 //! The device does not verify the ID token: it is not its audience. Each D-TA does, and
 //! also checks the IdP's anchor in its own index.
@@ -19,7 +25,10 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use milagro_anchor::digest::Digest;
+use milagro_anchor::dpop;
 use milagro_anchor::instructions::ServiceAnchor;
+use milagro_anchor::keys::SecretKey;
+use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -156,7 +165,8 @@ impl IdpLogin {
         &self.issuer
     }
 
-    /// Asks for a device code (scope `openid`).
+    /// Asks for a device code (scope `openid`); refuses an answer whose verification
+    /// URIs are not on the issuer's origin.
     pub fn start(&self) -> Result<DeviceLogin, Error> {
         let answer = self.client.post_form(
             Step::LogIn,
@@ -167,12 +177,17 @@ impl IdpLogin {
         let text = |name: &str| str_field(Step::LogIn, body, name).map(str::to_owned);
         let seconds =
             |name: &str, default: u64| body.get(name).and_then(Value::as_u64).unwrap_or(default);
+        let verification_uri = text("verification_uri")?;
+        let verification_uri_complete = text("verification_uri_complete").ok();
+        for uri in std::iter::once(&verification_uri).chain(&verification_uri_complete) {
+            check_origin(&self.issuer, uri)?;
+        }
         Ok(DeviceLogin {
             login: self.clone(),
             device_code: Zeroizing::new(text("device_code")?),
             user_code: text("user_code")?,
-            verification_uri: text("verification_uri")?,
-            verification_uri_complete: text("verification_uri_complete").ok(),
+            verification_uri,
+            verification_uri_complete,
             interval: Duration::from_secs(seconds("interval", 5).clamp(1, MAX_INTERVAL.as_secs())),
             expires_at: Instant::now() + Duration::from_secs(seconds("expires_in", 600).min(3600)),
         })
@@ -195,18 +210,21 @@ impl DeviceLogin {
         self.verification_uri_complete.as_deref()
     }
 
-    /// Asks the token endpoint once: `None` while the user has not decided yet (after a
+    /// Asks the token endpoint once, with a DPoP proof by `key` (the device's anchored
+    /// key, [`crate::Device::key`]): `None` while the user has not decided yet (after a
     /// `slow_down`, the interval grows by 5 seconds, RFC 8628 §3.5).
-    pub fn poll(&mut self) -> Result<Option<IdToken>, Error> {
+    pub fn poll(&mut self, key: &SecretKey) -> Result<Option<IdToken>, Error> {
         if Instant::now() > self.expires_at {
             return Err(Error::LoginFailed(
                 "the device code expired before the user approved it".into(),
             ));
         }
         let login = &self.login;
-        let answer = login.client.post_form(
+        let proof = dpop_proof(key, &format!("{}{}", login.issuer, login.token_path));
+        let answer = login.client.post_form_with(
             Step::LogIn,
             &login.token_path,
+            &[(dpop::HEADER, &proof)],
             &[
                 ("grant_type", DEVICE_GRANT),
                 ("device_code", &self.device_code),
@@ -215,6 +233,13 @@ impl DeviceLogin {
         );
         match answer {
             Ok(answer) => {
+                // A token the IdP did not bind would be refused by every D-TA.
+                let token_type = str_field(Step::LogIn, &answer.body, "token_type")?;
+                if !token_type.eq_ignore_ascii_case("DPoP") {
+                    return Err(login_error(format!(
+                        "the IdP issued a {token_type} token, not a DPoP-bound one"
+                    )));
+                }
                 let token = str_field(Step::LogIn, &answer.body, "id_token")?;
                 Ok(Some(IdToken::read(login, token)?))
             }
@@ -238,15 +263,50 @@ impl DeviceLogin {
         }
     }
 
-    /// Polls at the IdP's interval until the user approves (the ID token), denies or the
-    /// code expires (an error).
-    pub fn wait(mut self) -> Result<IdToken, Error> {
+    /// Polls at the IdP's interval, each poll proving `key` ([`Self::poll`]), until the
+    /// user approves (the ID token, bound to `key`), denies or the code expires (an error).
+    pub fn wait(mut self, key: &SecretKey) -> Result<IdToken, Error> {
         loop {
-            if let Some(token) = self.poll()? {
+            if let Some(token) = self.poll(key)? {
                 return Ok(token);
             }
             std::thread::sleep(self.interval);
         }
+    }
+}
+
+/// A DPoP proof by `key` for `POST uri`, now, with 128 random bits as its `jti`.
+fn dpop_proof(key: &SecretKey, uri: &str) -> String {
+    let mut jti = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut jti);
+    let request = dpop::Request {
+        method: "POST",
+        uri,
+        access_token: None,
+    };
+    dpop::sign(key, &request, &B64URL.encode(jti), unix_now())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Refuses `uri` unless its origin (scheme, host, port) is the issuer's (RFC 6454).
+fn check_origin(issuer: &str, uri: &str) -> Result<(), Error> {
+    let origin = |text: &str| {
+        reqwest::Url::parse(text)
+            .ok()
+            .map(|url| url.origin())
+            .filter(|origin| origin.is_tuple())
+    };
+    match (origin(issuer), origin(uri)) {
+        (Some(expected), Some(found)) if expected == found => Ok(()),
+        _ => Err(Error::VerificationUriOffOrigin {
+            uri: uri.to_owned(),
+            issuer: issuer.to_owned(),
+        }),
     }
 }
 
@@ -347,6 +407,50 @@ mod tests {
         assert_eq!(IdToken::load(dir.path()).unwrap(), Some(token));
         IdToken::forget(dir.path()).unwrap();
         assert_eq!(IdToken::load(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_verification_uri_off_the_issuers_origin_is_refused() {
+        for good in [
+            "http://idp.test/device",
+            "http://idp.test:80/device?user_code=BCDF-GHJK",
+            "HTTP://IDP.test/other/page",
+        ] {
+            assert!(check_origin("http://idp.test", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://idp.test/device",
+            "http://idp.test:8080/device",
+            "http://evil.test/device",
+            "http://idp.test.evil.test/device",
+            "http://idp.test@evil.test/device",
+            "/device",
+            "javascript:alert(1)",
+            "data:text/html,<form>",
+        ] {
+            match check_origin("http://idp.test", bad) {
+                Err(Error::VerificationUriOffOrigin { uri, issuer }) => {
+                    assert_eq!((uri.as_str(), issuer.as_str()), (bad, "http://idp.test"));
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_token_request_carries_a_fresh_dpop_proof_by_the_device_key() {
+        let key = SecretKey::from_bytes(&[3; 32]).unwrap();
+        let uri = "http://idp.test/token";
+        let (first, second) = (dpop_proof(&key, uri), dpop_proof(&key, uri));
+        let request = dpop::Request {
+            method: "POST",
+            uri,
+            access_token: None,
+        };
+        let verified = dpop::verify(&first, &request, unix_now()).unwrap();
+        assert_eq!(verified.key(), &key.public_key());
+        let again = dpop::verify(&second, &request, unix_now()).unwrap();
+        assert_ne!(verified.jti(), again.jti(), "a new jti every time");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use bitcoin::{Amount, FeeRate, Network};
 use milagro_anchor::anchor_tx::{build_anchor_tx, p2wpkh_script, FundingUtxo};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::kex::{ecdh, yak, Protocol, SessionContext};
+use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_pat_client::peering::TbsDirectory;
 use milagro_pat_client::ServiceClient;
@@ -209,6 +210,15 @@ pub(super) fn anchored(
     role: Role,
     name: &str,
 ) -> Result<LocalIdentity> {
+    Ok(anchored_with_key(node, role, name)?.1)
+}
+
+/// The same, with the party's key (a PAT's signs its DPoP proofs at the IdP).
+pub(super) fn anchored_with_key(
+    node: &milagro_registry::bitcoind::BitcoindRpc,
+    role: Role,
+    name: &str,
+) -> Result<(SecretKey, LocalIdentity)> {
     let (key, bc) = party(role, name, "")?;
     let (outpoint, value) =
         node.wallet_pay_to(&p2wpkh_script(&key.public_key()), Amount::from_sat(20_000))?;
@@ -223,7 +233,8 @@ pub(super) fn anchored(
     )?
     .tx;
     node.broadcast(&tx)?;
-    Ok(LocalIdentity::from_anchor_tx(key, bc, &tx, value)?)
+    let identity = LocalIdentity::from_anchor_tx(key.clone(), bc, &tx, value)?;
+    Ok((key, identity))
 }
 
 fn plain_handshake(

@@ -40,7 +40,7 @@ use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::kex::anchored;
+use super::kex::{anchored, anchored_with_key};
 use super::levels::{best, level, tabulate_levels, Level};
 use super::mpin::{raw, Raw};
 use super::stats::{Latency, Table};
@@ -118,7 +118,8 @@ pub fn measure(
         .timeout(Duration::from_secs(30))
         .build()?;
     let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
-    let pat = Arc::new(anchored(&node, Role::Pat, "bench pat")?);
+    let (pat_key, pat) = anchored_with_key(&node, Role::Pat, "bench pat")?;
+    let pat = Arc::new(pat);
     let fetcher = Arc::new(anchored(&node, Role::AuthServer, "bench share fetcher")?);
     let idp_digest = idp.state().identity.digest().to_string();
     let world = MfaWorld::start(
@@ -128,7 +129,7 @@ pub fn measure(
         &[fetcher.birth_certificate().digest().to_string()],
     )?;
     node.generate_to_address(1, &miner)?;
-    let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id)?;
+    let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
     let dta = &world.dtas[0];
     let (dta_digest, dta_addr) = (dta.state().identity.digest(), dta.tls_addr().to_string());
     let directory: Arc<dyn PeerDirectory> = dta.state().directory.clone();

@@ -113,7 +113,7 @@ pub fn login(args: LoginArgs) -> Result<()> {
         pending.verification_uri(),
         pending.user_code()
     );
-    let token = pending.wait()?;
+    let token = pending.wait(enrolled.device().key())?;
     token.save(&args.state)?;
     eprintln!(
         "logged in at {}; the id token is stored until `milagro pat shares`",

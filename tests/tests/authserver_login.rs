@@ -214,7 +214,7 @@ max_backoff_ms = 400
     wait_for_share_api(&w, &dta1);
     wait_for_share_api(&w, &dta2);
     wait_for_certificate(&issuer);
-    let token = alice_id_token(&issuer, &client);
+    let token = alice_id_token(&issuer, &client, &pat.key);
     let shares = pat_shares(&w, &pat, &[&dta1, &dta2], &token);
     let key = MpinKey::assemble(&shares, Pin::new(PIN).unwrap()).unwrap();
     let alone = MpinKey::assemble(&shares[..1], Pin::new(PIN).unwrap()).unwrap();

@@ -53,7 +53,7 @@ fn a_record_mined_in_a_victims_name_without_its_key_is_ignored_everywhere() {
     wait_for_share_api(&w, &dta);
     wait_for_certificate(&issuer);
     let request = || {
-        json!({ "id_token": alice_id_token(&issuer, &client) })
+        json!({ "id_token": alice_id_token(&issuer, &client, &pat.key) })
             .to_string()
             .into_bytes()
     };

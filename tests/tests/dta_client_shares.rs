@@ -2,8 +2,8 @@
 //! regtest node, a real TBS and real IdPs on loopback: a token of a trusted, anchored IdP
 //! gets the client share and today's time permit for the identity binding issuer, `sub`
 //! and the PAT's key, logged as hashes; another role, another audience, a tampered
-//! signature, a forged issuer, an IdP that is not the anchored party configured, and
-//! malformed requests are each refused with a JSON reason. A PAT sums two D-TAs' shares
+//! signature, a forged issuer, an IdP that is not the anchored party configured, a token
+//! bound to no device key, and malformed requests are each refused with a JSON reason. A PAT sums two D-TAs' shares
 //! into a key that logs in with its PIN only (`milagro_pat_client::mpin_key`), and refuses
 //! a D-TA whose Birth Certificate is not anchored before sending it the ID token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,7 +16,7 @@ use base64::Engine as _;
 use dta_common::{
     call, config, numbered_config, pat_shares, sealing_key_file, wait_for_share_api, PATIENCE,
 };
-use idp_common::{alice_id_token, register_client, start_idp_with_alice};
+use idp_common::{alice_id_token, alice_unbound_id_token, register_client, start_idp_with_alice};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_dta::issuance::mpin_id;
@@ -96,7 +96,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
                 .then_some(())
         },
     );
-    let token = alice_id_token(&issuer, &dta_client);
+    let token = alice_id_token(&issuer, &dta_client, &pat.key);
     let request = |token: &str| json!({ "id_token": token }).to_string().into_bytes();
     let share_as = |who: &TlsParty, body: Vec<u8>| {
         call(&w, &dta, who, "POST", "/v1/shares/client", body).unwrap()
@@ -152,11 +152,18 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
     let forged = with_issuer(&token, "http://evil.milagro.test");
     let mut tampered = token.clone();
     tampered.replace_range(tampered.len() - 4.., "AAAA");
-    let cases: [(&TlsParty, Vec<u8>, u16, &str); 8] = [
+    let cases: [(&TlsParty, Vec<u8>, u16, &str); 9] = [
         (&auth, request(&token), 403, "forbidden"),
+        // Issue 13, attack 4: a token bound to no key would serve any device.
         (
             &pat,
-            request(&alice_id_token(&issuer, &other_client)),
+            request(&alice_unbound_id_token(&issuer, &dta_client)),
+            401,
+            "token_not_bound",
+        ),
+        (
+            &pat,
+            request(&alice_id_token(&issuer, &other_client, &pat.key)),
             401,
             "invalid_token",
         ),
@@ -164,7 +171,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
         (&pat, request(&forged), 403, "untrusted_issuer"),
         (
             &pat,
-            request(&alice_id_token(&rogue_issuer, &rogue_client)),
+            request(&alice_id_token(&rogue_issuer, &rogue_client, &pat.key)),
             403,
             "idp_not_anchored",
         ),
@@ -242,7 +249,7 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
             (http().get(url).send().unwrap().status() == 200).then_some(())
         },
     );
-    let token = alice_id_token(&issuer, &group_client);
+    let token = alice_id_token(&issuer, &group_client, &pat.key);
 
     // The PAT's side, through the library a device uses.
     let shares = pat_shares(&w, &pat, &dtas.iter().collect::<Vec<_>>(), &token);

@@ -5,7 +5,7 @@
 
 mod idp_common;
 
-use idp_common::{approve_device, IdpWorld, PASSWORD, USER};
+use idp_common::{approve_device, decide_device, IdpWorld, PASSWORD, USER};
 use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata};
 use openidconnect::{
     ClientId, ClientSecret, DeviceAuthorizationUrl, IssuerUrl, Nonce, Scope, TokenResponse as _,
@@ -26,7 +26,10 @@ fn a_device_without_a_browser_gets_tokens_once_a_person_approves_it() {
     let provider =
         CoreProviderMetadata::discover(&IssuerUrl::new(w.issuer.clone()).unwrap(), &http).unwrap();
     let grant = "urn:ietf:params:oauth:grant-type:device_code";
-    let (status, registered) = w.register(&json!({"grant_types": [grant, "refresh_token"]}));
+    let (status, registered) = w.register(&json!({
+        "grant_types": [grant, "refresh_token"],
+        "client_name": "Living-room <TV>",
+    }));
     assert_eq!(status, 201, "{registered}");
     let client = CoreClient::from_provider_metadata(
         provider,
@@ -72,8 +75,19 @@ fn a_device_without_a_browser_gets_tokens_once_a_person_approves_it() {
     let (status, page) = approve(&w, &user_code, "not the password");
     assert_eq!(status, 401);
     assert!(page.contains("Wrong username or password"), "{page}");
-    let (status, page) = approve(&w, &user_code, PASSWORD);
-    assert_eq!(status, 200, "{page}");
+    // The right one shows which client asks (RFC 8628 §5.4), escaped, before anything is
+    // approved; the person allows it.
+    let ((status, consent), _, (decided, page)) =
+        decide_device(&w.http, &w.issuer, &user_code, PASSWORD, "allow");
+    assert_eq!(status, 200, "{consent}");
+    let client_id = registered["client_id"].as_str().unwrap();
+    assert!(
+        consent.contains(&format!("<code id=\"client_id\">{client_id}</code>"))
+            && consent.contains("Living-room &lt;TV&gt;")
+            && consent.contains(&format!("as <strong>{USER}</strong>")),
+        "{consent}"
+    );
+    assert_eq!(decided, 200, "{page}");
     assert!(page.contains("return to your device"), "{page}");
 
     // The device's polling (the crate's, honouring the interval) gets the tokens.
@@ -99,6 +113,82 @@ fn a_device_without_a_browser_gets_tokens_once_a_person_approves_it() {
     let (status, page) = approve(&w, &user_code, PASSWORD);
     assert_eq!(status, 401);
     assert!(page.contains("unknown or has expired"), "{page}");
+}
+
+/// Issue 13, attack 4 (the approval page): a person who sees a client they did not start
+/// denies it, and its device is told `access_denied`; a consent token is good only for the
+/// person it was shown to, once.
+#[test]
+fn a_person_shown_the_client_can_deny_it_and_a_forged_consent_counts_for_nothing() {
+    let w = IdpWorld::start("");
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let (status, registered) = w.register(&json!({ "grant_types": [grant] }));
+    assert_eq!(status, 201, "{registered}");
+    let basic = Some((
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+    ));
+    let start = || {
+        let (status, started) = w.post_form("/device_authorization", &[("scope", "openid")], basic);
+        assert_eq!(status, 200, "{started}");
+        started
+    };
+    let poll = |started: &serde_json::Value| {
+        let poll = [
+            ("grant_type", grant),
+            ("device_code", started["device_code"].as_str().unwrap()),
+        ];
+        w.post_form("/token", &poll, basic)
+    };
+
+    let denied = start();
+    let code = denied["user_code"].as_str().unwrap();
+    let ((status, consent), _, (decided, page)) =
+        decide_device(&w.http, &w.issuer, code, PASSWORD, "deny");
+    assert_eq!(status, 200, "{consent}");
+    assert!(consent.contains("An unnamed client"), "{consent}");
+    assert_eq!(decided, 200, "{page}");
+    assert!(page.contains("not let in"), "{page}");
+    let (status, answer) = poll(&denied);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("access_denied"))
+    );
+
+    // A consent token made up (or another code's) approves nothing; the real one still
+    // works after.
+    let pending = start();
+    let code = pending["user_code"].as_str().unwrap();
+    let ((_, consent), cookie, _) = decide_device(&w.http, &w.issuer, code, PASSWORD, "none");
+    let mut fields = idp_common::hidden_fields(&consent);
+    let real = fields.iter().position(|(k, _)| k == "consent").unwrap();
+    let token = std::mem::replace(&mut fields[real].1, "forged".into());
+    let post = |fields: &[(String, String)]| {
+        let mut fields = fields.to_vec();
+        fields.push(("decision".into(), "allow".into()));
+        let answer = w
+            .http
+            .post(format!("{}/device", w.issuer))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(idp_common::encode(
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ))
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let (status, page) = post(&fields);
+    assert_eq!(status, 400, "{page}");
+    let (status, answer) = poll(&pending);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+    fields[real].1 = token;
+    let (status, page) = post(&fields);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("return to your device"), "{page}");
 }
 
 /// Issue 13, attack 6: someone without an account tries 1,000 user codes on the

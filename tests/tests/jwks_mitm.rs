@@ -163,7 +163,7 @@ impl OnPathWorld {
 
     /// A fresh ID token of alice's for the D-TA.
     fn alice(&self) -> String {
-        alice_id_token(&self.idp_url, &self.client)
+        alice_id_token(&self.idp_url, &self.client, &self.pat.key)
     }
 }
 

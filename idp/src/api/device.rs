@@ -1,5 +1,6 @@
 //! The device authorization grant (RFC 8628): the device's request, and the page where
-//! a person enters the user code and logs in to approve (or deny) it.
+//! a person enters the user code and logs in, is shown which client asks (its name and
+//! `client_id`), and allows or denies it.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -115,8 +116,17 @@ pub(crate) async fn verification_page(
 
 /// What a `POST /device` came to.
 enum Approval {
-    /// The device is let in.
-    Approved,
+    /// Credentials and code are right: the person is shown the client and decides.
+    Consent {
+        /// The one-time token their choice is posted with.
+        token: zeroize::Zeroizing<String>,
+        /// The client asking.
+        client_id: String,
+        /// Its registered name, if any.
+        client_name: Option<String>,
+        /// Who logged in.
+        username: String,
+    },
     /// Refused, with the message to show.
     Refused(&'static str),
     /// The client address spent its failures.
@@ -124,8 +134,10 @@ enum Approval {
 }
 
 /// `POST /device`: checks the client address's budget, then the credentials, then the
-/// code, and approves. A wrong password gets the same answer whether the code is live or
-/// not (and counts against a live code: [`crate::device_grants`]).
+/// code, and shows the person which client asks. A wrong password gets the same answer
+/// whether the code is live or not (and counts against a live code:
+/// [`crate::device_grants`]). The person's choice comes back as another `POST /device`
+/// with the consent token ([`decide`]).
 pub(crate) async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -135,6 +147,9 @@ pub(crate) async fn verify(
         Ok(params) => params,
         Err(page) => return page,
     };
+    if params.get("consent").is_some() {
+        return decide(&req, &state, params).await;
+    }
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     let username = params.get("username").unwrap_or_default().to_owned();
     let address = req.peer_addr().map(|a| a.ip());
@@ -155,8 +170,8 @@ pub(crate) async fn verify(
         let live = state
             .devices
             .pending(params.get("user_code").unwrap_or_default(), now)?;
-        let (user, key) = match (user, live) {
-            (Some(user), Some((key, _))) => (user, key),
+        let (user, key, row) = match (user, live) {
+            (Some(user), Some((key, row))) => (user, key, row),
             (user, live) => {
                 if let Some(address) = address {
                     state.device_attempts.failed(&address, now);
@@ -174,12 +189,17 @@ pub(crate) async fn verify(
             }
         };
         state.log_authentication(&user.subject, now)?;
-        let approved = DeviceState::Approved {
-            subject: user.subject,
-            auth_time: now,
-        };
-        state.devices.decide(&key, approved, now)?;
-        Ok(Approval::Approved)
+        let token = state.devices.await_consent(&key, &user.subject, now, now)?;
+        let client_name = state
+            .clients
+            .get(&row.client_id)?
+            .and_then(|client| client.client_name);
+        Ok(Approval::Consent {
+            token,
+            client_id: row.client_id,
+            client_name,
+            username: user.username,
+        })
     })
     .await;
     let outcome = match outcome {
@@ -187,12 +207,18 @@ pub(crate) async fn verify(
         Err(busy) => return busy,
     };
     match outcome {
-        Ok(Approval::Approved) => page(
-            StatusCode::OK,
-            "Device connected",
-            "<p id=\"done\">You can return to your device.</p>",
-            None,
-            false,
+        Ok(Approval::Consent {
+            token,
+            client_id,
+            client_name,
+            username,
+        }) => consent_page(
+            &state,
+            &req,
+            &user_code,
+            &token,
+            (&client_id, client_name.as_deref()),
+            &username,
         ),
         Ok(Approval::Refused(problem)) => form(&state, &req, &user_code, &username, Some(problem)),
         Ok(Approval::Limited(limited)) => {
@@ -214,3 +240,96 @@ pub(crate) async fn verify(
 /// The one answer to wrong credentials, whatever the code: it must not tell whether the
 /// code is live.
 const WRONG_CREDENTIALS: &str = "Wrong username or password (or the code is unknown or expired).";
+
+/// The page that shows the person which client asks, as whom, and takes their choice.
+fn consent_page(
+    state: &AppState,
+    req: &HttpRequest,
+    user_code: &str,
+    token: &str,
+    (client_id, client_name): (&str, Option<&str>),
+    username: &str,
+) -> HttpResponse {
+    let csrf = csrf_token(req);
+    let fields = hidden(&[
+        ("csrf", csrf.as_str()),
+        ("user_code", user_code),
+        ("consent", token),
+    ]);
+    let name = client_name.map_or_else(
+        || "An unnamed client".to_owned(),
+        |name| format!("<strong id=\"client_name\">{}</strong>", escape(name)),
+    );
+    let body = format!(
+        "<p>{name} (client <code id=\"client_id\">{}</code>) asks to sign in as \
+         <strong>{}</strong> on a device.</p>\
+         <p class=\"muted\">Allow it only if you started this on your own device and know this \
+         app. If someone sent you this code, deny it.</p>\
+         <form method=\"post\" action=\"/device\">{fields}\
+         <button id=\"allow\" type=\"submit\" name=\"decision\" value=\"allow\">Allow</button> \
+         <button id=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+        escape(client_id),
+        escape(username)
+    );
+    page(
+        StatusCode::OK,
+        &format!("Allow this device at {}?", state.config.name),
+        &body,
+        Some(&csrf),
+        state.issuer().starts_with("https://"),
+    )
+}
+
+/// The second `POST /device`: the person's choice (`decision` `allow` or `deny`) with
+/// the consent token of the page they were shown.
+async fn decide(req: &HttpRequest, state: &web::Data<AppState>, params: Params) -> HttpResponse {
+    let allow = match params.get("decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Choose whether to allow the device.",
+            )
+        }
+    };
+    let address = req.peer_addr().map(|a| a.ip());
+    let decided = blocking(state, move |state| {
+        let now = milagro_service::unix_now();
+        let decided = state.devices.consent(
+            params.get("user_code").unwrap_or_default(),
+            params.get("consent").unwrap_or_default(),
+            allow,
+            now,
+        )?;
+        if let (None, Some(address)) = (&decided, address) {
+            state.device_attempts.failed(&address, now);
+        }
+        Ok(decided)
+    })
+    .await;
+    match decided {
+        Ok(Some(DeviceState::Approved { .. })) => page(
+            StatusCode::OK,
+            "Device connected",
+            "<p id=\"done\">You can return to your device.</p>",
+            None,
+            false,
+        ),
+        Ok(Some(_)) => page(
+            StatusCode::OK,
+            "Device refused",
+            "<p id=\"done\">The device was not let in.</p>",
+            None,
+            false,
+        ),
+        Ok(None) => error_page(
+            StatusCode::BAD_REQUEST,
+            "That request is no longer waiting for you: enter the code again.",
+        ),
+        Err(error) => error_page(
+            actix_web::ResponseError::status_code(&error),
+            error.description(),
+        ),
+    }
+}

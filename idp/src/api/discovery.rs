@@ -58,7 +58,9 @@ pub fn metadata(state: &AppState) -> Value {
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username"],
+        // RFC 9449 §5.1: proofs by a secp256k1 key, the key a Milagro device anchors.
+        "dpop_signing_alg_values_supported": [milagro_anchor::dpop::ALG],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "cnf", "preferred_username"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -240,11 +240,33 @@ impl ClientForm {
 
 /// The Bearer token of `Authorization`, if any.
 pub(crate) fn bearer(req: &HttpRequest) -> Option<String> {
+    match access_token(req)? {
+        (Scheme::Bearer, token) => Some(token),
+        (Scheme::Dpop, _) => None,
+    }
+}
+
+/// How an access token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// The access token of `Authorization` and its scheme, if it is Bearer or DPoP.
+pub(crate) fn access_token(req: &HttpRequest) -> Option<(Scheme, String)> {
     let header = req.headers().get("authorization")?.to_str().ok()?;
     let (scheme, token) = header.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    Some((scheme, token.trim().to_owned()))
 }
 
 /// Authenticates the client of a token-endpoint-style request (RFC 6749 §2.3): HTTP

@@ -3,16 +3,26 @@
 //! (RFC 8628 §3.4). Every success returns an access token, an ID token signed with the
 //! current ES256 key (`iss sub aud exp iat auth_time nonce at_hash`), and a refresh
 //! token when the client registered that grant.
+//!
+//! A request with a `DPoP` proof (RFC 9449, [`crate::dpop`]) gets tokens bound to the
+//! proof's key: `token_type` `DPoP`, and `cnf: {"jkt"}` in the ID token, which is what a
+//! D-TA compares with the key of the device presenting it (ADR 0012). The proof is checked
+//! before the code, device code or refresh token is used, so a bad proof spends nothing;
+//! a grant bound once needs a proof by the same key at every later use.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use chrono::{TimeZone as _, Utc};
-use openidconnect::core::{CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm};
-use openidconnect::{
-    AccessToken, Audience, EmptyAdditionalClaims, EndUserUsername, IssuerUrl, Nonce,
-    StandardClaims, SubjectIdentifier,
+use milagro_anchor::dpop::{self, Confirmation, Thumbprint};
+use openidconnect::core::{
+    CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
+use openidconnect::{
+    AccessToken, AdditionalClaims, Audience, EndUserUsername, IdToken, IdTokenClaims, IssuerUrl,
+    Nonce, StandardClaims, SubjectIdentifier,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -20,6 +30,7 @@ use subtle::ConstantTimeEq as _;
 use super::{blocking, ClientForm, Params};
 use crate::clients::{Client, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
 use crate::device_grants::DeviceState;
+use crate::dpop::{check as check_proof, proof_of};
 use crate::grants::{Authorization, CodeRow, TokenKind};
 use crate::oauth::OAuthError;
 use crate::state::AppState;
@@ -30,12 +41,25 @@ pub(crate) async fn token(
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
+    let proof = proof_of(&req)?;
     let form = ClientForm::read(&req, body).await?;
     let body = blocking(&state, move |state| {
         let client = form.authenticate(state)?;
         let params = &form.params;
         let now = milagro_service::unix_now();
         let grant_type = params.require("grant_type")?;
+        // Before the grant is used: a bad proof must not spend a code.
+        let bound = proof
+            .map(|proof| {
+                let uri = format!("{}/token", state.issuer());
+                let request = dpop::Request {
+                    method: "POST",
+                    uri: &uri,
+                    access_token: None,
+                };
+                check_proof(&state.seen_proofs, &proof, &request, now)
+            })
+            .transpose()?;
         let allowed = |grant: &str| {
             if client.allows(grant) {
                 Ok(())
@@ -56,6 +80,7 @@ pub(crate) async fn token(
                 let auth = state.grants.use_refresh(
                     params.require("refresh_token")?,
                     &client.client_id,
+                    bound.as_ref(),
                     now,
                 )?;
                 narrow_scope(auth, params.get("scope"))?
@@ -78,6 +103,7 @@ pub(crate) async fn token(
                 ))
             }
         };
+        let auth = bind(auth, bound)?;
         // A refreshed ID token carries no nonce (OpenID Connect Core §12.2).
         let nonce = if grant_type == GRANT_CODE {
             auth.nonce.clone()
@@ -144,6 +170,24 @@ fn redeem_code(
     })
 }
 
+/// Binds `auth`'s new tokens to the proof's key `bound`; a grant bound before (a refresh
+/// token of a bound grant) needs a proof by the same key.
+fn bind(mut auth: Authorization, bound: Option<Thumbprint>) -> Result<Authorization, OAuthError> {
+    match (&auth.jkt, bound) {
+        (Some(stored), Some(proved)) if *stored == proved => Ok(auth),
+        (Some(_), Some(_)) => Err(crate::dpop::invalid_proof(
+            "the grant is bound to another key than the proof's",
+        )),
+        (Some(_), None) => Err(crate::dpop::invalid_proof(
+            "the grant is bound to a key: send a DPoP proof by it",
+        )),
+        (None, proved) => {
+            auth.jkt = proved;
+            Ok(auth)
+        }
+    }
+}
+
 /// A refresh may ask for fewer scopes, never more (RFC 6749 §6).
 fn narrow_scope(mut auth: Authorization, asked: Option<&str>) -> Result<Authorization, OAuthError> {
     if let Some(asked) = asked {
@@ -185,7 +229,7 @@ fn issue(
     let id_token = id_token(state, auth, nonce, &access, now)?;
     let mut body = json!({
         "access_token": access.as_str(),
-        "token_type": "Bearer",
+        "token_type": if auth.jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": lifetimes.access.as_secs(),
         "id_token": id_token,
         "scope": auth.scope,
@@ -196,7 +240,25 @@ fn issue(
     Ok(body)
 }
 
-/// The signed ID token (`at_hash` of `access`).
+/// The ID token's claims beyond OpenID Connect's: `cnf` (RFC 7800) when the grant is
+/// bound to a key (RFC 9449 §6.1's `jkt`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BindingClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+impl AdditionalClaims for BindingClaims {}
+
+/// An ID token that may carry `cnf`.
+type BoundIdToken = IdToken<
+    BindingClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// The signed ID token (`at_hash` of `access`; `cnf.jkt` of a bound grant).
 pub(crate) fn id_token(
     state: &AppState,
     auth: &Authorization,
@@ -221,13 +283,16 @@ pub(crate) fn id_token(
         }
     }
     let expires = now.saturating_add(state.config.tokens.id_token.as_secs());
-    let claims = CoreIdTokenClaims::new(
+    let binding = BindingClaims {
+        cnf: auth.jkt.clone().map(|jkt| Confirmation { jkt }),
+    };
+    let claims = IdTokenClaims::new(
         issuer,
         vec![Audience::new(auth.client_id.clone())],
         time(expires)?,
         time(now)?,
         standard,
-        EmptyAdditionalClaims {},
+        binding,
     )
     .set_nonce(nonce.map(Nonce::new))
     .set_auth_time(Some(time(auth.auth_time)?));
@@ -235,7 +300,7 @@ pub(crate) fn id_token(
         .keys
         .signer(now)
         .ok_or_else(|| OAuthError::internal("no signing key is active"))?;
-    let token = CoreIdToken::new(
+    let token = BoundIdToken::new(
         claims,
         key.as_ref(),
         CoreJwsSigningAlgorithm::EcdsaP256Sha256,
@@ -244,4 +309,32 @@ pub(crate) fn id_token(
     )
     .map_err(OAuthError::internal)?;
     Ok(token.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use milagro_anchor::keys::SecretKey;
+
+    fn thumbprint(byte: u8) -> Thumbprint {
+        Thumbprint::of(&SecretKey::from_bytes(&[byte; 32]).unwrap().public_key())
+    }
+
+    #[test]
+    fn a_grant_is_bound_by_its_first_proof_and_then_needs_the_same_key() {
+        let auth = Authorization::new("client", "alice", "openid", None, 10);
+        // No proof: a Bearer grant, as before DPoP.
+        assert_eq!(bind(auth.clone(), None).unwrap().jkt, None);
+        // A proof binds it.
+        let bound = bind(auth, Some(thumbprint(1))).unwrap();
+        assert_eq!(bound.jkt, Some(thumbprint(1)));
+        // Later uses (a refresh) need a proof by the same key: missing or another key is
+        // an invalid_dpop_proof.
+        assert!(bind(bound.clone(), Some(thumbprint(1))).is_ok());
+        for proved in [None, Some(thumbprint(2))] {
+            let refused = bind(bound.clone(), proved).unwrap_err();
+            assert_eq!(refused.code(), "invalid_dpop_proof", "{refused}");
+        }
+    }
 }

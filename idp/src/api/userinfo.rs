@@ -3,18 +3,55 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::{bearer, blocking, ClientForm};
+use milagro_anchor::dpop;
+
+use super::{access_token, blocking, ClientForm, Scheme};
+use crate::dpop::{check as check_proof, proof_of};
 use crate::oauth::OAuthError;
 use crate::state::AppState;
 
-/// `GET` or `POST /userinfo` with a Bearer access token (header only: RFC 6750 §2.1).
+/// `GET` or `POST /userinfo` with a Bearer access token (header only: RFC 6750 §2.1), or
+/// a DPoP-bound one with `Authorization: DPoP` and a proof by its key (RFC 9449 §7).
 pub(crate) async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let token = bearer(&req).ok_or_else(|| OAuthError::invalid_token("no Bearer access token"))?;
+    let (scheme, token) =
+        access_token(&req).ok_or_else(|| OAuthError::invalid_token("no access token"))?;
+    let proof = proof_of(&req)?;
+    let method = req.method().as_str().to_owned();
     let body = blocking(&state, move |state| {
-        let auth = state.grants.access(&token, milagro_service::unix_now())?;
+        let now = milagro_service::unix_now();
+        let auth = state.grants.access(&token, now)?;
+        match (&auth.jkt, scheme, proof) {
+            (None, Scheme::Bearer, _) => {}
+            (None, Scheme::Dpop, _) => {
+                return Err(OAuthError::invalid_token(
+                    "the access token is not DPoP-bound: present it as Bearer",
+                ))
+            }
+            // RFC 9449 §7.2: a bound token is never accepted as a bearer token.
+            (Some(_), Scheme::Bearer, _) | (Some(_), Scheme::Dpop, None) => {
+                return Err(OAuthError::invalid_dpop_token(
+                    "the access token is DPoP-bound: present it with a DPoP proof by its key",
+                ))
+            }
+            (Some(jkt), Scheme::Dpop, Some(proof)) => {
+                let uri = format!("{}/userinfo", state.issuer());
+                let request = dpop::Request {
+                    method: &method,
+                    uri: &uri,
+                    access_token: Some(&token),
+                };
+                let proved = check_proof(&state.seen_proofs, &proof, &request, now)
+                    .map_err(|e| OAuthError::invalid_dpop_token(e.description()))?;
+                if proved != *jkt {
+                    return Err(OAuthError::invalid_dpop_token(
+                        "the DPoP proof is by another key than the token's",
+                    ));
+                }
+            }
+        }
         if !auth.has_scope("openid") {
             return Err(OAuthError::with_status(
                 actix_web::http::StatusCode::FORBIDDEN,

@@ -8,7 +8,7 @@ use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment::MAX_NAME_BYTES;
 use milagro_anchor::instructions::Instructions;
-use milagro_anchor::keys::PublicKey;
+use milagro_anchor::keys::{PublicKey, SecretKey};
 use serde::{Deserialize, Serialize};
 
 use super::{Device, Progress};
@@ -183,6 +183,12 @@ impl Device {
     /// The device's public key.
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()
+    }
+
+    /// The device's anchored key: its DPoP proofs at the IdP sign with it
+    /// ([`crate::idp_login::DeviceLogin::wait`]), binding its ID token to it.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
     }
 
     /// The device's Birth Certificate.

@@ -267,13 +267,27 @@ fn unescape(text: &str) -> String {
 }
 
 /// What a person does on the device verification page at `issuer`: open it, type
-/// `user_code`, log in as alice with `password`. The status and page answered.
+/// `user_code`, log in as alice with `password`, and allow the client it then shows. The
+/// status and page answered last.
 pub fn approve_device(
     http: &reqwest::blocking::Client,
     issuer: &str,
     user_code: &str,
     password: &str,
 ) -> (u16, String) {
+    decide_device(http, issuer, user_code, password, "allow").2
+}
+
+/// The same with the person's `decision` (`allow` or `deny`): the status and page after
+/// the credentials (the consent page, when they and the code are right), the browser's
+/// cookie, and the status and page answered last.
+pub fn decide_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    password: &str,
+    decision: &str,
+) -> ((u16, String), String, (u16, String)) {
     let page = http.get(format!("{issuer}/device")).send().unwrap();
     let cookie = page.headers()["set-cookie"]
         .to_str()
@@ -288,14 +302,24 @@ pub fn approve_device(
         ("username".to_owned(), USER.to_owned()),
         ("password".to_owned(), password.to_owned()),
     ]);
-    let answer = http
-        .post(format!("{issuer}/device"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", cookie)
-        .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-        .send()
-        .unwrap();
-    (answer.status().as_u16(), answer.text().unwrap())
+    let post = |form: &[(String, String)]| {
+        let answer = http
+            .post(format!("{issuer}/device"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let signed_in = post(&form);
+    if !signed_in.1.contains("name=\"consent\"") {
+        return (signed_in.clone(), cookie.clone(), signed_in);
+    }
+    let mut choice = hidden_fields(&signed_in.1);
+    choice.push(("decision".to_owned(), decision.to_owned()));
+    let decided = post(&choice);
+    (signed_in, cookie.clone(), decided)
 }
 
 /// The query parameters of a redirect `location`.
@@ -366,8 +390,56 @@ pub fn register_client(issuer: &str) -> (String, String) {
     (field("client_id"), field("client_secret"))
 }
 
-/// Alice logs in at `issuer` for `client` (code flow with PKCE): the ID token.
-pub fn alice_id_token(issuer: &str, (client_id, secret): &(String, String)) -> String {
+/// Alice logs in at `issuer` for `client` (code flow with PKCE) on the device holding
+/// `device` (its anchored key), which sends a DPoP proof at the token endpoint: the ID
+/// token, bound to that key (`cnf.jkt`), as every D-TA requires.
+pub fn alice_id_token(
+    issuer: &str,
+    client: &(String, String),
+    device: &milagro_anchor::keys::SecretKey,
+) -> String {
+    let tokens = alice_tokens(issuer, client, Some(device));
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+/// The same without a DPoP proof: a Bearer token, bound to no key.
+pub fn alice_unbound_id_token(issuer: &str, client: &(String, String)) -> String {
+    let tokens = alice_tokens(issuer, client, None);
+    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
+    tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+/// A DPoP proof by `device` for `POST {the IdP at url's token_endpoint}` (its issuer's
+/// URL, which may be a proxy's rather than `url`), made now.
+pub fn token_proof(url: &str, device: &milagro_anchor::keys::SecretKey) -> String {
+    let discovery: Value = no_redirect_client()
+        .get(format!("{url}/.well-known/openid-configuration"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let request = milagro_anchor::dpop::Request {
+        method: "POST",
+        uri: discovery["token_endpoint"].as_str().unwrap(),
+        access_token: None,
+    };
+    let mut jti = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut jti);
+    milagro_anchor::dpop::sign(
+        device,
+        &request,
+        &hex::encode(jti),
+        milagro_service::unix_now(),
+    )
+}
+
+/// Alice's login at `issuer` for `client`: the token response, bound to `device` if given.
+fn alice_tokens(
+    issuer: &str,
+    (client_id, secret): &(String, String),
+    device: Option<&milagro_anchor::keys::SecretKey>,
+) -> Value {
     let http = no_redirect_client();
     let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
     let authorize = format!(
@@ -399,8 +471,11 @@ pub fn alice_id_token(issuer: &str, (client_id, secret): &(String, String)) -> S
         .send()
         .unwrap();
     let code = query(landed.headers()["location"].to_str().unwrap())["code"].clone();
-    let tokens: Value = http
-        .post(format!("{issuer}/token"))
+    let mut request = http.post(format!("{issuer}/token"));
+    if let Some(device) = device {
+        request = request.header("DPoP", token_proof(issuer, device));
+    }
+    request
         .basic_auth(client_id, Some(secret))
         .header(FORM, "application/x-www-form-urlencoded")
         .body(encode(
@@ -415,6 +490,5 @@ pub fn alice_id_token(issuer: &str, (client_id, secret): &(String, String)) -> S
         .send()
         .unwrap()
         .json()
-        .unwrap();
-    tokens["id_token"].as_str().unwrap().to_owned()
+        .unwrap()
 }
