@@ -11,6 +11,7 @@ use crate::anchor_tx::{p2wpkh_script, FundingUtxo};
 use crate::birth_certificate::{BcFields, Role, Status, VERSION};
 use crate::envelope::{open_instructions, seal_instructions, EnvelopeError, SealedInstructions};
 use crate::keys::SecretKey;
+use crate::purpose_keys::PurposeKeys;
 
 const EXPIRES_AT: u64 = 1_750_000_600;
 const NOW: u64 = 1_750_000_000;
@@ -33,6 +34,7 @@ fn parties() -> Parties {
         public_key: device.public_key(),
         status: Status::Active,
         previous: None,
+        keys: PurposeKeys::none(),
     };
     Parties {
         key: InstructionKey::generate(&mut OsRng),
