@@ -183,5 +183,4 @@ impl OfferTerms {
 }
 
 #[cfg(test)]
-#[path = "terms_tests.rs"]
 mod tests;
