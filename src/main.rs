@@ -4,6 +4,7 @@
 //! stdout where a machine may read it and human text on stderr. The exit status is 0 only
 //! on success.
 
+mod bench;
 mod cli;
 mod demo;
 mod demo_idp;

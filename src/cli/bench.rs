@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use super::print_json;
 
-#[path = "../bench/mod.rs"]
-mod suite;
+use crate::bench as suite;
 
 use suite::audit::{self, AuditReport};
 use suite::bc_verify::{self, BcVerifyReport};

@@ -41,7 +41,6 @@ use crate::digest::Digest;
 use crate::keys::{KeyError, PublicKey, SecretKey, Signature};
 use crate::purpose_keys::{KeyPurpose, PurposeKeyError};
 
-#[path = "checkpoint_note.rs"]
 mod note;
 
 use note::SignatureLine;
@@ -397,5 +396,4 @@ fn parse_root(text: &str) -> Result<Digest, CheckpointError> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a panicking test is a failing test
-#[path = "checkpoint_tests.rs"]
 mod tests;

@@ -369,5 +369,4 @@ impl VerifiedAnchor {
 }
 
 #[cfg(test)]
-#[path = "proof_tests.rs"]
 pub(crate) mod tests;

@@ -26,7 +26,6 @@ use serde_json::json;
 
 use super::print_json;
 
-#[path = "idp_bench_dpop.rs"]
 mod dpop;
 
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";

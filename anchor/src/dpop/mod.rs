@@ -385,5 +385,4 @@ pub fn verify(proof: &str, request: &Request<'_>, now: u64) -> Result<VerifiedPr
 }
 
 #[cfg(test)]
-#[path = "dpop_tests.rs"]
 mod tests;

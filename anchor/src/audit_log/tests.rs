@@ -1,6 +1,6 @@
 //! The audit log's correct behaviour, specified by RFC 6962's published vectors, roots
 //! computed by hand, the independent `ct-merkle` implementation, and every proof of small
-//! logs. What it must refuse is in `audit_log_adversarial_tests.rs`.
+//! logs. What it must refuse is in `adversarial_tests.rs`.
 
 use super::tree::{consistency_path_len, inclusion_path_len};
 use super::*;

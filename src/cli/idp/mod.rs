@@ -12,7 +12,6 @@ use zeroize::Zeroizing;
 
 use super::print_json;
 
-#[path = "idp_bench.rs"]
 mod bench;
 
 /// `milagro idp …`

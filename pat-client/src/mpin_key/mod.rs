@@ -333,5 +333,4 @@ impl MpinKey {
 }
 
 #[cfg(test)]
-#[path = "mpin_key_tests.rs"]
 mod tests;

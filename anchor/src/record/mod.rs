@@ -285,5 +285,4 @@ fn p2wpkh_witness(tx: &Transaction) -> Result<(Signature, PublicKey, OutPoint), 
 }
 
 #[cfg(test)]
-#[path = "record_tests.rs"]
 mod tests;

@@ -148,30 +148,20 @@ use core::fmt;
 
 use crate::nonce::NonceError;
 
-#[path = "kex_ecdh.rs"]
 pub mod ecdh;
-#[path = "kex_party.rs"]
 mod party;
-#[path = "kex_schedule.rs"]
 mod schedule;
-#[path = "kex_schnorr.rs"]
 mod schnorr;
-#[path = "kex_wire.rs"]
 mod wire;
-#[path = "kex_yak.rs"]
 pub mod yak;
 
 #[cfg(test)]
-#[path = "kex_adversarial_tests.rs"]
 mod adversarial_tests;
 #[cfg(test)]
-#[path = "kex_proptests.rs"]
 mod proptests;
 #[cfg(test)]
-#[path = "kex_tests.rs"]
 mod tests;
 #[cfg(test)]
-#[path = "kex_vector_tests.rs"]
 mod vector_tests;
 
 pub use party::{AnchorRef, LocalParty, Party};

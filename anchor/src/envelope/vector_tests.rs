@@ -12,7 +12,7 @@ use super::instructions::{associated_data, seal_instructions_with};
 use super::*;
 use crate::keys::SecretKey;
 
-const VECTORS: &str = include_str!("../tests/vectors/envelope_v1.txt");
+const VECTORS: &str = include_str!("../../tests/vectors/envelope_v1.txt");
 
 /// The vector file as `section.name → value`.
 fn vectors() -> BTreeMap<String, String> {

@@ -23,7 +23,7 @@ use super::*;
 use crate::keys::SecretKey;
 use crate::nonce::NonceSecret;
 
-const VECTORS: &str = include_str!("../tests/vectors/kex_v1.txt");
+const VECTORS: &str = include_str!("../../tests/vectors/kex_v1.txt");
 
 const CONTEXT: &[u8] = b"milagro kex v1 test vector";
 /// Secret key, sighash (bytes 0xa0..=0xbf, 0xc0..=0xdf), txid as shown by RPCs (bytes

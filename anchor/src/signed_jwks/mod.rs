@@ -242,5 +242,4 @@ pub fn verify(
 }
 
 #[cfg(test)]
-#[path = "signed_jwks_tests.rs"]
 mod tests;

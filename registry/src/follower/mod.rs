@@ -396,9 +396,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
 }
 
 #[cfg(test)]
-#[path = "follower_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "follower_pipeline_tests.rs"]
 mod pipeline_tests;

@@ -358,5 +358,4 @@ impl SignedAnchor {
 }
 
 #[cfg(test)]
-#[path = "enrolment_tests.rs"]
 mod tests;

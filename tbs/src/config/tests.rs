@@ -22,7 +22,7 @@ fn parse_err(text: &str) -> ConfigError {
 
 #[test]
 fn the_example_file_parses_and_documents_every_key() {
-    let text = include_str!("../tbs.example.toml");
+    let text = include_str!("../../tbs.example.toml");
     let config = Config::parse(text).unwrap();
     assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(config.node.network, Network::Bitcoin);

@@ -175,11 +175,8 @@ macro_rules! base64_text_form {
     };
 }
 
-#[path = "envelope_ecies.rs"]
 mod ecies;
-#[path = "envelope_instructions.rs"]
 mod instructions;
-#[path = "envelope_offer.rs"]
 mod offer;
 
 pub use ecies::{open, seal, Opened, SealedEnvelope};
@@ -456,14 +453,10 @@ fn from_base64(text: &str) -> Result<Vec<u8>, EnvelopeError> {
 }
 
 #[cfg(test)]
-#[path = "envelope_instructions_tests.rs"]
 mod instructions_tests;
 #[cfg(test)]
-#[path = "envelope_proptests.rs"]
 mod proptests;
 #[cfg(test)]
-#[path = "envelope_tests.rs"]
 mod tests;
 #[cfg(test)]
-#[path = "envelope_vector_tests.rs"]
 mod vector_tests;

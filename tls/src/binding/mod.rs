@@ -209,5 +209,4 @@ fn parse_anchor(bytes: &[u8]) -> Result<AnchorRef, BindingError> {
 }
 
 #[cfg(test)]
-#[path = "binding_tests.rs"]
 mod tests;

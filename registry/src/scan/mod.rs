@@ -275,5 +275,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[path = "scan_tests.rs"]
 mod tests;

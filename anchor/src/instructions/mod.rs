@@ -353,5 +353,4 @@ mod tests {
 }
 
 #[cfg(test)]
-#[path = "instructions_batch_tests.rs"]
 mod batch_tests;

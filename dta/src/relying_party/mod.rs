@@ -448,5 +448,4 @@ fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, LoginE
 }
 
 #[cfg(test)]
-#[path = "relying_party_tests.rs"]
 mod tests;

@@ -37,9 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 
-#[path = "audit_log_proof.rs"]
 mod proof;
-#[path = "audit_log_tree.rs"]
 pub(crate) mod tree;
 
 pub use proof::{ConsistencyProof, InclusionProof};
@@ -290,9 +288,7 @@ impl fmt::Debug for AuditLog {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a panicking test is a failing test
-#[path = "audit_log_adversarial_tests.rs"]
 mod adversarial_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a panicking test is a failing test
-#[path = "audit_log_tests.rs"]
 mod tests;
