@@ -83,6 +83,7 @@ pub mod envelope;
 pub mod funding_pool;
 pub mod header_chain;
 pub mod instructions;
+pub mod jws;
 pub mod kex;
 pub mod keys;
 pub mod nonce;

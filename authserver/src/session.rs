@@ -16,15 +16,14 @@
 //! and claim members, a low-S signature by the given key, the given certificate digest as
 //! `kid` and claim, and `iat <= now < exp` (with [`CLOCK_SKEW_SECS`] for `iat`).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine as _;
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::{PublicKey, SecretKey, Signature};
+use milagro_anchor::jws::{self, JwsError};
+use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_mpin::{Day, MpinId};
 use serde::{Deserialize, Serialize};
 
 /// The JWS algorithm: ECDSA over secp256k1 with SHA-256 (RFC 8812).
-pub const ALG: &str = "ES256K";
+pub const ALG: &str = jws::ALG;
 /// The authentication methods a session token names (RFC 8176): multi-factor, a PIN,
 /// and a software-secured key.
 pub const AMR: [&str; 3] = ["mfa", "pin", "swk"];
@@ -117,15 +116,6 @@ impl SessionClaims {
     }
 }
 
-fn signing_hash(signing_input: &str) -> Digest {
-    Digest::sha256(signing_input.as_bytes())
-}
-
-fn encode_json(value: &impl Serialize) -> String {
-    // Plain structs of strings and numbers: serialising cannot fail.
-    B64URL.encode(serde_json::to_vec(value).unwrap_or_default())
-}
-
 /// Signs `claims` with `key`: the session key of the certificate `claims` names.
 pub fn issue(key: &SecretKey, claims: &SessionClaims) -> String {
     let header = Header {
@@ -133,17 +123,17 @@ pub fn issue(key: &SecretKey, claims: &SessionClaims) -> String {
         typ: "JWT".into(),
         kid: claims.milagro_birth_certificate_digest.to_string(),
     };
-    let signing_input = format!("{}.{}", encode_json(&header), encode_json(claims));
-    let signature = key.sign_digest(&signing_hash(&signing_input));
-    format!("{signing_input}.{}", B64URL.encode(signature.to_compact()))
+    jws::sign(key, &header, claims)
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(what: &str, part: &str) -> Result<T, SessionError> {
-    let bytes = B64URL
-        .decode(part)
-        .map_err(|e| SessionError::Malformed(format!("{what} is not base64url: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| SessionError::Malformed(format!("{what} is not the expected JSON: {e}")))
+impl From<JwsError> for SessionError {
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::Malformed(reason) => Self::Malformed(reason),
+            JwsError::Signature => Self::Signature,
+            other => Self::Malformed(other.to_string()),
+        }
+    }
 }
 
 /// Checks `token` as issued by the server with certificate `digest` and session key `key`
@@ -156,18 +146,8 @@ pub fn verify(
     digest: &Digest,
     now: u64,
 ) -> Result<SessionClaims, SessionError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(SessionError::Malformed(format!(
-            "longer than {MAX_TOKEN_BYTES} bytes"
-        )));
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SessionError::Malformed("not three parts".into()));
-    };
-    let decoded: Header = decode_json("the header", header)?;
+    let parts = jws::split(token, MAX_TOKEN_BYTES)?;
+    let decoded: Header = jws::decode_part("the header", parts.header)?;
     if decoded.alg != ALG || decoded.typ != "JWT" {
         return Err(SessionError::Header(format!(
             "alg {:?} typ {:?}: only {ALG} JWTs are issued",
@@ -180,15 +160,8 @@ pub fn verify(
             decoded.kid
         )));
     }
-    let signature = B64URL
-        .decode(signature)
-        .ok()
-        .and_then(|bytes| Signature::from_compact(&bytes).ok())
-        .ok_or(SessionError::Signature)?;
-    let signed = &token[..header.len() + 1 + payload.len()];
-    key.verify_digest(&signing_hash(signed), &signature)
-        .map_err(|_| SessionError::Signature)?;
-    let claims: SessionClaims = decode_json("the claims", payload)?;
+    parts.verify(key)?;
+    let claims: SessionClaims = jws::decode_part("the claims", parts.payload)?;
     if claims.milagro_birth_certificate_digest != *digest {
         return Err(SessionError::OtherServer {
             found: claims.milagro_birth_certificate_digest,
@@ -209,6 +182,9 @@ pub fn verify(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use base64::Engine as _;
+    use milagro_anchor::keys::Signature;
     use serde_json::{json, Value};
 
     const NOW: u64 = 1_700_000_000;
@@ -276,8 +252,8 @@ mod tests {
         let mut flipped = B64URL.decode(parts[2]).unwrap();
         flipped[10] ^= 1;
         let cases = [
-            with_part(&token, 1, &encode_json(&longer)),
-            with_part(&token, 1, &encode_json(&other_sub)),
+            with_part(&token, 1, &jws::encode_part(&longer)),
+            with_part(&token, 1, &jws::encode_part(&other_sub)),
             with_part(&token, 2, &B64URL.encode(&flipped)),
             with_part(&token, 2, ""),
             issue(&other_key, &claims(digest)),
@@ -297,8 +273,8 @@ mod tests {
         let mut other_claim = claims(digest);
         other_claim.milagro_birth_certificate_digest = other_digest;
         let header = json!({"alg": "ES256K", "typ": "JWT", "kid": digest.to_string()});
-        let signing_input = format!("{}.{}", json_part(&header), encode_json(&other_claim));
-        let signature = key.sign_digest(&signing_hash(&signing_input));
+        let signing_input = format!("{}.{}", json_part(&header), jws::encode_part(&other_claim));
+        let signature = key.sign_digest(&Digest::sha256(signing_input.as_bytes()));
         let mixed = format!("{signing_input}.{}", B64URL.encode(signature.to_compact()));
         assert!(matches!(
             verify(&mixed, &public, &digest, NOW),

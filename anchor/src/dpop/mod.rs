@@ -34,13 +34,13 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::digest::Digest;
-use crate::keys::{PublicKey, SecretKey, Signature};
+use crate::jws::{self, JwsError};
+use crate::keys::{PublicKey, SecretKey};
 
 /// The JWS type of a DPoP proof (RFC 9449 §4.2).
 pub const TYP: &str = "dpop+jwt";
 /// The only proof algorithm: ECDSA over secp256k1 with SHA-256 (RFC 8812).
-pub const ALG: &str = "ES256K";
+pub const ALG: &str = jws::ALG;
 /// The name of the HTTP header that carries a proof.
 pub const HEADER: &str = "DPoP";
 /// The longest proof [`verify`] reads, in bytes.
@@ -219,11 +219,6 @@ pub fn access_token_hash(access_token: &str) -> String {
     B64URL.encode(Sha256::digest(access_token.as_bytes()))
 }
 
-fn encode_json(value: &impl Serialize) -> String {
-    // Structs of strings and numbers: serialising cannot fail.
-    B64URL.encode(serde_json::to_vec(value).unwrap_or_default())
-}
-
 /// A proof by `key` for `request`, identified by `jti` (at least 96 random bits, never
 /// reused), made at `iat` (Unix seconds).
 pub fn sign(key: &SecretKey, request: &Request<'_>, jti: &str, iat: u64) -> String {
@@ -239,9 +234,7 @@ pub fn sign(key: &SecretKey, request: &Request<'_>, jti: &str, iat: u64) -> Stri
         iat,
         ath: request.access_token.map(access_token_hash),
     };
-    let signing_input = format!("{}.{}", encode_json(&header), encode_json(&claims));
-    let signature = key.sign_digest(&Digest::sha256(signing_input.as_bytes()));
-    format!("{signing_input}.{}", B64URL.encode(signature.to_compact()))
+    jws::sign(key, &header, &claims)
 }
 
 /// A proof whose signature, request and age were checked. Only [`verify`] makes one.
@@ -277,11 +270,16 @@ impl VerifiedProof {
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(what: &str, part: &str) -> Result<T, DpopError> {
-    let bytes = B64URL
-        .decode(part)
-        .map_err(|e| DpopError::Malformed(format!("{what} is not base64url: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| DpopError::Malformed(format!("{what} is not the expected JSON: {e}")))
+    Ok(jws::decode_part(what, part)?)
+}
+
+impl From<JwsError> for DpopError {
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::Malformed(reason) => Self::Malformed(reason),
+            JwsError::Signature => Self::Signature,
+        }
+    }
 }
 
 fn coordinate(text: &str) -> Result<[u8; 32], DpopError> {
@@ -321,27 +319,10 @@ fn header_key(header: &str) -> Result<PublicKey, DpopError> {
 /// the module documentation. The caller must still refuse a [`VerifiedProof::jti`] it has
 /// seen.
 pub fn verify(proof: &str, request: &Request<'_>, now: u64) -> Result<VerifiedProof, DpopError> {
-    if proof.len() > MAX_PROOF_BYTES {
-        return Err(DpopError::Malformed(format!(
-            "longer than {MAX_PROOF_BYTES} bytes"
-        )));
-    }
-    let mut parts = proof.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(DpopError::Malformed("not three parts".into()));
-    };
-    let key = header_key(header)?;
-    let signature = B64URL
-        .decode(signature)
-        .ok()
-        .and_then(|bytes| Signature::from_compact(&bytes).ok())
-        .ok_or(DpopError::Signature)?;
-    let signed = &proof[..header.len() + 1 + payload.len()];
-    key.verify_digest(&Digest::sha256(signed.as_bytes()), &signature)
-        .map_err(|_| DpopError::Signature)?;
-    let claims: Claims = decode_json("the claims", payload)?;
+    let parts = jws::split(proof, MAX_PROOF_BYTES)?;
+    let key = header_key(parts.header)?;
+    parts.verify(&key)?;
+    let claims: Claims = decode_json("the claims", parts.payload)?;
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_BYTES {
         return Err(DpopError::Malformed(format!(
             "jti is {} bytes, not 1 to {MAX_JTI_BYTES}",

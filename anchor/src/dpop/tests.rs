@@ -3,6 +3,7 @@
 use k256::elliptic_curve::PrimeField as _;
 
 use super::*;
+use crate::digest::Digest;
 
 const NOW: u64 = 1_900_000_000;
 const TOKEN_URI: &str = "http://idp.milagro.test/token";

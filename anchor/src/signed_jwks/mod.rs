@@ -30,16 +30,15 @@
 //! replayed old key set stops counting soon after the IdP drops a key. It returns a
 //! [`VerifiedJwks`], which nothing else makes.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest::Digest;
-use crate::keys::{PublicKey, SecretKey, Signature};
+use crate::jws::{self, JwsError};
+use crate::keys::{PublicKey, SecretKey};
 
 /// The JWS algorithm: ECDSA over secp256k1 with SHA-256 (RFC 8812).
-pub const ALG: &str = "ES256K";
+pub const ALG: &str = jws::ALG;
 /// The JWS type of a signed JWK Set (OpenID Federation 1.0).
 pub const TYP: &str = "jwk-set+jwt";
 /// The media type a signed JWK Set is served with.
@@ -123,11 +122,6 @@ impl VerifiedJwks {
     }
 }
 
-fn encode_json(value: &impl Serialize) -> String {
-    // Structs of strings, numbers and JSON values: serialising cannot fail.
-    B64URL.encode(serde_json::to_vec(value).unwrap_or_default())
-}
-
 /// Signs the key set `keys` (the `keys` member of a JWK Set) of `issuer`, whose anchored
 /// certificate is `digest` and names `key`, valid from `iat` to `exp` (Unix seconds).
 pub fn sign(
@@ -151,20 +145,16 @@ pub fn sign(
         milagro_birth_certificate_digest: digest,
         keys,
     };
-    let signing_input = format!("{}.{}", encode_json(&header), encode_json(&claims));
-    let signature = key.sign_digest(&Digest::sha256(signing_input.as_bytes()));
-    format!("{signing_input}.{}", B64URL.encode(signature.to_compact()))
+    jws::sign(key, &header, &claims)
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(
-    what: &str,
-    part: &str,
-) -> Result<T, SignedJwksError> {
-    let bytes = B64URL
-        .decode(part)
-        .map_err(|e| SignedJwksError::Malformed(format!("{what} is not base64url: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| SignedJwksError::Malformed(format!("{what} is not the expected JSON: {e}")))
+impl From<JwsError> for SignedJwksError {
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::Malformed(reason) => Self::Malformed(reason),
+            JwsError::Signature => Self::Signature,
+        }
+    }
 }
 
 /// Checks `token` as the key set of `issuer`, signed by `key` of the certificate `digest`
@@ -177,18 +167,8 @@ pub fn verify(
     now: u64,
 ) -> Result<VerifiedJwks, SignedJwksError> {
     let token = token.trim();
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(SignedJwksError::Malformed(format!(
-            "longer than {MAX_TOKEN_BYTES} bytes"
-        )));
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SignedJwksError::Malformed("not three parts".into()));
-    };
-    let decoded: Header = decode_json("the header", header)?;
+    let parts = jws::split(token, MAX_TOKEN_BYTES)?;
+    let decoded: Header = jws::decode_part("the header", parts.header)?;
     if decoded.alg != ALG || decoded.typ != TYP {
         return Err(SignedJwksError::Header(format!(
             "alg {:?} typ {:?}: only {ALG} {TYP} is accepted",
@@ -201,15 +181,8 @@ pub fn verify(
             decoded.kid
         )));
     }
-    let signature = B64URL
-        .decode(signature)
-        .ok()
-        .and_then(|bytes| Signature::from_compact(&bytes).ok())
-        .ok_or(SignedJwksError::Signature)?;
-    let signed = &token[..header.len() + 1 + payload.len()];
-    key.verify_digest(&Digest::sha256(signed.as_bytes()), &signature)
-        .map_err(|_| SignedJwksError::Signature)?;
-    let claims: Claims = decode_json("the claims", payload)?;
+    parts.verify(key)?;
+    let claims: Claims = jws::decode_part("the claims", parts.payload)?;
     for found in [&claims.iss, &claims.sub] {
         if found != issuer {
             return Err(SignedJwksError::OtherParty {

@@ -1,9 +1,12 @@
 //! The signed JWK Set: what verifies, and each way a forged or stale one is refused.
 #![allow(clippy::unwrap_used)]
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
 use serde_json::json;
 
 use super::*;
+use crate::keys::Signature;
 
 const NOW: u64 = 1_800_000_000;
 const ISSUER: &str = "https://idp.milagro.test";
