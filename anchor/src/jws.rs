@@ -38,6 +38,9 @@ pub enum JwsError {
     /// Too long, not three parts, or a part that is not base64url JSON of the right shape.
     #[error("{0}")]
     Malformed(String),
+    /// The header names another algorithm, type or key ([`KidHeader::check`]).
+    #[error("{0}")]
+    Header(String),
     /// The signature is not a compact ECDSA signature, or does not verify under the key.
     #[error("the signature does not verify")]
     Signature,
@@ -64,6 +67,45 @@ pub fn decode_part<T: DeserializeOwned>(what: &str, part: &str) -> Result<T, Jws
         .map_err(|e| JwsError::Malformed(format!("{what} is not base64url: {e}")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| JwsError::Malformed(format!("{what} is not the expected JSON: {e}")))
+}
+
+/// The header of a JWS signed by an anchored party: the algorithm, the token's type and
+/// `kid`, the digest of the signer's Birth Certificate; nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KidHeader {
+    /// Always [`ALG`].
+    pub alg: String,
+    /// The token's type (`JWT`, `jwk-set+jwt`, …).
+    pub typ: String,
+    /// The signer's certificate digest.
+    pub kid: String,
+}
+
+impl KidHeader {
+    /// The header of a `typ` token signed under the certificate `kid`.
+    pub fn new(typ: &str, kid: String) -> Self {
+        Self {
+            alg: ALG.into(),
+            typ: typ.into(),
+            kid,
+        }
+    }
+
+    /// Refuses another algorithm than [`ALG`], another type than `typ` or another key id
+    /// than `kid`.
+    pub fn check(&self, typ: &str, kid: &str) -> Result<(), JwsError> {
+        if self.alg != ALG || self.typ != typ {
+            return Err(JwsError::Header(format!(
+                "alg {:?} typ {:?}: only {ALG} {typ} is accepted",
+                self.alg, self.typ
+            )));
+        }
+        if self.kid != kid {
+            return Err(JwsError::Header(format!("kid {:?} is not {kid}", self.kid)));
+        }
+        Ok(())
+    }
 }
 
 /// A compact JWS split into its parts; nothing in it is checked yet.
@@ -155,5 +197,25 @@ mod tests {
             decode_part::<Value>("the claims", "!!"),
             Err(JwsError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_header_of_another_algorithm_type_or_key_is_refused() {
+        let header = KidHeader::new("JWT", "k1".into());
+        assert_eq!(header.check("JWT", "k1"), Ok(()));
+        for (header, typ, kid) in [
+            (
+                KidHeader {
+                    alg: "ES256".into(),
+                    ..header.clone()
+                },
+                "JWT",
+                "k1",
+            ),
+            (header.clone(), "jwk-set+jwt", "k1"),
+            (header.clone(), "JWT", "k2"),
+        ] {
+            assert!(matches!(header.check(typ, kid), Err(JwsError::Header(_))));
+        }
     }
 }

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 
 /// The JWS algorithm: ECDSA over secp256k1 with SHA-256 (RFC 8812).
 pub const ALG: &str = jws::ALG;
+/// The session token's `typ`.
+pub const TYP: &str = "JWT";
 /// The authentication methods a session token names (RFC 8176): multi-factor, a PIN,
 /// and a software-secured key.
 pub const AMR: [&str; 3] = ["mfa", "pin", "swk"];
@@ -63,14 +65,6 @@ pub enum SessionError {
         /// The time of the check.
         now: u64,
     },
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    alg: String,
-    typ: String,
-    kid: String,
 }
 
 /// What a session token says.
@@ -118,11 +112,7 @@ impl SessionClaims {
 
 /// Signs `claims` with `key`: the session key of the certificate `claims` names.
 pub fn issue(key: &SecretKey, claims: &SessionClaims) -> String {
-    let header = Header {
-        alg: ALG.into(),
-        typ: "JWT".into(),
-        kid: claims.milagro_birth_certificate_digest.to_string(),
-    };
+    let header = jws::KidHeader::new(TYP, claims.milagro_birth_certificate_digest.to_string());
     jws::sign(key, &header, claims)
 }
 
@@ -130,6 +120,7 @@ impl From<JwsError> for SessionError {
     fn from(error: JwsError) -> Self {
         match error {
             JwsError::Malformed(reason) => Self::Malformed(reason),
+            JwsError::Header(reason) => Self::Header(reason),
             JwsError::Signature => Self::Signature,
             other => Self::Malformed(other.to_string()),
         }
@@ -147,19 +138,8 @@ pub fn verify(
     now: u64,
 ) -> Result<SessionClaims, SessionError> {
     let parts = jws::split(token, MAX_TOKEN_BYTES)?;
-    let decoded: Header = jws::decode_part("the header", parts.header)?;
-    if decoded.alg != ALG || decoded.typ != "JWT" {
-        return Err(SessionError::Header(format!(
-            "alg {:?} typ {:?}: only {ALG} JWTs are issued",
-            decoded.alg, decoded.typ
-        )));
-    }
-    if decoded.kid != digest.to_string() {
-        return Err(SessionError::Header(format!(
-            "kid {:?} is not {digest}",
-            decoded.kid
-        )));
-    }
+    jws::decode_part::<jws::KidHeader>("the header", parts.header)?
+        .check(TYP, &digest.to_string())?;
     parts.verify(key)?;
     let claims: SessionClaims = jws::decode_part("the claims", parts.payload)?;
     if claims.milagro_birth_certificate_digest != *digest {

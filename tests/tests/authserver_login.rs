@@ -14,7 +14,10 @@ mod idp_common;
 
 use std::time::Duration;
 
-use dta_common::{authserver_peers, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
+use dta_common::{
+    authserver_peers, numbered_config, pat_shares, wait_for_anchors_broadcast, wait_for_share_api,
+    PATIENCE,
+};
 use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for_certificate};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::purpose_keys::KeyPurpose;
@@ -26,7 +29,6 @@ use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{ClientAwaitingChallenge, Day, Pin, TimePermit};
 use milagro_pat_client::mpin_key::MpinKey;
 use milagro_service::identity::PartyIdentity;
-use milagro_service::own_anchor::AnchorState;
 use milagro_service::token::ApiToken;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::tls_parties::TlsParty;
@@ -201,15 +203,10 @@ max_backoff_ms = 400
     let auth = AuthApi::new(server.local_url());
 
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
-    wait_until("every service anchor to be broadcast", PATIENCE, || {
-        let pending = |url: String| Api::new(url).ok("/v1/status")["anchor"]["state"] == "pending";
-        let idp_pending = !matches!(idp.state().own_anchor.get(), AnchorState::None);
-        (idp_pending
-            && pending(dta1.local_url())
-            && pending(dta2.local_url())
-            && pending(server.local_url()))
-        .then_some(())
-    });
+    wait_for_anchors_broadcast(
+        &[&idp],
+        &[dta1.local_url(), dta2.local_url(), server.local_url()],
+    );
     w.mine(6);
     wait_for_share_api(&w, &dta1);
     wait_for_share_api(&w, &dta2);

@@ -6,7 +6,7 @@
 mod dta_common;
 mod idp_common;
 
-use dta_common::{call, config, sealing_key_file, wait_for_share_api, PATIENCE};
+use dta_common::{call, config, sealing_key_file, wait_for_anchors_broadcast, wait_for_share_api};
 use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for_certificate};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
@@ -20,7 +20,6 @@ use milagro_registry::store::RecordStore as _;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::forgery::mine_record_by_shape;
 use milagro_tests::tls_parties::{directory, TlsParty};
-use milagro_tests::{wait_until, Api};
 use serde_json::json;
 
 /// Attack 1: a miner puts a "compromised" certificate record in the D-TA's and the IdP's
@@ -40,14 +39,7 @@ fn a_record_mined_in_a_victims_name_without_its_key_is_ignored_everywhere() {
     );
     let master_key = sealing_key_file(dir.path());
     let dta = Dta::start(config(&w, &dir.path().join("dta"), &master_key, &trusted)).unwrap();
-    let dta_api = Api::new(dta.local_url());
-    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
-        let idp_pending = !matches!(
-            idp.state().own_anchor.get(),
-            milagro_service::own_anchor::AnchorState::None
-        );
-        (dta_api.ok("/v1/status")["anchor"]["state"] == "pending" && idp_pending).then_some(())
-    });
+    wait_for_anchors_broadcast(&[&idp], &[dta.local_url()]);
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
     w.mine(6);
     wait_for_share_api(&w, &dta);

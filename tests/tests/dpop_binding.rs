@@ -12,7 +12,9 @@ mod idp_common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use dta_common::{call, numbered_config, pat_shares, wait_for_share_api, PATIENCE};
+use dta_common::{
+    call, numbered_config, pat_shares, wait_for_anchors_broadcast, wait_for_share_api,
+};
 use idp_common::{
     approve_device, no_redirect_client, start_idp_with_alice, wait_for_certificate, PASSWORD,
 };
@@ -24,7 +26,6 @@ use milagro_dta::Dta;
 use milagro_pat_client::idp_login::IdpLogin;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::tls_parties::TlsParty;
-use milagro_tests::{wait_until, Api};
 use serde_json::{json, Value};
 
 #[test]
@@ -58,16 +59,8 @@ fn a_token_bound_to_device_a_presented_with_device_bs_key_is_refused_by_every_d_
     let dtas: Vec<_> = (1..=2u8)
         .map(|n| Dta::start(numbered_config(&w, dir.path(), n, &extra)).unwrap())
         .collect();
-    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
-        let idp_pending = !matches!(
-            idp.state().own_anchor.get(),
-            milagro_service::own_anchor::AnchorState::None
-        );
-        let dtas_pending = dtas
-            .iter()
-            .all(|d| Api::new(d.local_url()).ok("/v1/status")["anchor"]["state"] == "pending");
-        (idp_pending && dtas_pending).then_some(())
-    });
+    let urls: Vec<String> = dtas.iter().map(|dta| dta.local_url()).collect();
+    wait_for_anchors_broadcast(&[&idp], &urls);
     w.mine(6);
     for dta in &dtas {
         wait_for_share_api(&w, dta);

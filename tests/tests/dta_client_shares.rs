@@ -14,7 +14,8 @@ mod idp_common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use dta_common::{
-    call, config, numbered_config, pat_shares, sealing_key_file, wait_for_share_api, PATIENCE,
+    call, config, numbered_config, pat_shares, sealing_key_file, wait_for_anchors_broadcast,
+    wait_for_share_api, PATIENCE,
 };
 use idp_common::{alice_id_token, alice_unbound_id_token, register_client, start_idp_with_alice};
 use milagro_anchor::birth_certificate::Role;
@@ -25,7 +26,7 @@ use milagro_idp::RunningIdp;
 use milagro_mpin::{Day, G1};
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::tls_parties::TlsParty;
-use milagro_tests::{wait_until, Api};
+use milagro_tests::wait_until;
 use serde_json::{json, Value};
 
 fn http() -> reqwest::blocking::Client {
@@ -69,16 +70,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
     );
     let master_key = sealing_key_file(dir.path());
     let dta = Dta::start(config(&w, &dir.path().join("dta"), &master_key, &trusted)).unwrap();
-    let api = Api::new(dta.local_url());
-    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
-        let idps_pending = [&idp, &rogue].iter().all(|i| {
-            !matches!(
-                i.state().own_anchor.get(),
-                milagro_service::own_anchor::AnchorState::None
-            )
-        });
-        (api.ok("/v1/status")["anchor"]["state"] == "pending" && idps_pending).then_some(())
-    });
+    wait_for_anchors_broadcast(&[&idp, &rogue], &[dta.local_url()]);
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
     let auth = TlsParty::broadcast(&w, Role::AuthServer, "auth server");
     w.mine(6);
@@ -227,16 +219,8 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
     let dtas: Vec<_> = (1..=2u8)
         .map(|n| Dta::start(numbered_config(&w, dir.path(), n, &extra)).unwrap())
         .collect();
-    wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
-        let idp_pending = !matches!(
-            idp.state().own_anchor.get(),
-            milagro_service::own_anchor::AnchorState::None
-        );
-        let dtas_pending = dtas
-            .iter()
-            .all(|d| Api::new(d.local_url()).ok("/v1/status")["anchor"]["state"] == "pending");
-        (idp_pending && dtas_pending).then_some(())
-    });
+    let urls: Vec<String> = dtas.iter().map(|dta| dta.local_url()).collect();
+    wait_for_anchors_broadcast(&[&idp], &urls);
     w.mine(6);
     for dta in &dtas {
         wait_for_share_api(&w, dta);

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use dta_common::{call, config as config_dta, sealing_key_file, wait_for_share_api, PATIENCE};
+use dta_common::{
+    call, config as config_dta, sealing_key_file, wait_for_anchors_broadcast, wait_for_share_api,
+};
 use idp_common::{
     alice_id_token, free_port, idp_config_at, register_client, start_configured_idp_with_alice,
     wait_for_certificate,
@@ -31,11 +33,10 @@ use milagro_anchor::signed_jwks;
 use milagro_dta::{Dta, RunningDta};
 use milagro_idp::keys::Es256Key;
 use milagro_idp::RunningIdp;
-use milagro_service::own_anchor::AnchorState;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::on_path::{Answer, OnPathProxy};
 use milagro_tests::tls_parties::TlsParty;
-use milagro_tests::{wait_until, Api};
+use milagro_tests::wait_until;
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
 };
@@ -115,11 +116,7 @@ impl OnPathWorld {
             &trusted,
         ));
         let dta = dta.unwrap();
-        let api = Api::new(dta.local_url());
-        wait_until("the D-TA and IdP anchors to be broadcast", PATIENCE, || {
-            let idp_pending = !matches!(idp.state().own_anchor.get(), AnchorState::None);
-            (api.ok("/v1/status")["anchor"]["state"] == "pending" && idp_pending).then_some(())
-        });
+        wait_for_anchors_broadcast(&[&idp], &[dta.local_url()]);
         let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
         w.mine(6);
         wait_for_share_api(&w, &dta);

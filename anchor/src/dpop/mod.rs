@@ -277,6 +277,7 @@ impl From<JwsError> for DpopError {
     fn from(error: JwsError) -> Self {
         match error {
             JwsError::Malformed(reason) => Self::Malformed(reason),
+            JwsError::Header(reason) => Self::Header(reason),
             JwsError::Signature => Self::Signature,
         }
     }

@@ -85,14 +85,6 @@ pub enum SignedJwksError {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Header {
-    alg: String,
-    typ: String,
-    kid: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Claims {
     iss: String,
     sub: String,
@@ -132,11 +124,7 @@ pub fn sign(
     iat: u64,
     exp: u64,
 ) -> String {
-    let header = Header {
-        alg: ALG.into(),
-        typ: TYP.into(),
-        kid: digest.to_string(),
-    };
+    let header = jws::KidHeader::new(TYP, digest.to_string());
     let claims = Claims {
         iss: issuer.to_owned(),
         sub: issuer.to_owned(),
@@ -152,6 +140,7 @@ impl From<JwsError> for SignedJwksError {
     fn from(error: JwsError) -> Self {
         match error {
             JwsError::Malformed(reason) => Self::Malformed(reason),
+            JwsError::Header(reason) => Self::Header(reason),
             JwsError::Signature => Self::Signature,
         }
     }
@@ -168,19 +157,8 @@ pub fn verify(
 ) -> Result<VerifiedJwks, SignedJwksError> {
     let token = token.trim();
     let parts = jws::split(token, MAX_TOKEN_BYTES)?;
-    let decoded: Header = jws::decode_part("the header", parts.header)?;
-    if decoded.alg != ALG || decoded.typ != TYP {
-        return Err(SignedJwksError::Header(format!(
-            "alg {:?} typ {:?}: only {ALG} {TYP} is accepted",
-            decoded.alg, decoded.typ
-        )));
-    }
-    if decoded.kid != digest.to_string() {
-        return Err(SignedJwksError::Header(format!(
-            "kid {:?} is not {digest}",
-            decoded.kid
-        )));
-    }
+    jws::decode_part::<jws::KidHeader>("the header", parts.header)?
+        .check(TYP, &digest.to_string())?;
     parts.verify(key)?;
     let claims: Claims = jws::decode_part("the claims", parts.payload)?;
     for found in [&claims.iss, &claims.sub] {

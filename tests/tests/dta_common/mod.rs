@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use milagro_dta::config::Config;
 use milagro_dta::RunningDta;
+use milagro_idp::RunningIdp;
 use milagro_registry::chain::ChainSource as _;
+use milagro_service::own_anchor::AnchorState;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::tls_parties::{directory, runtime, TlsParty};
 use milagro_tests::{wait_until, Api};
@@ -53,6 +55,21 @@ pub fn sealing_key_file(dir: &Path) -> String {
     std::fs::write(&key_file, hex::encode([9u8; 32])).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     format!("file = {key_file:?}")
+}
+
+/// Waits until every IdP of `idps` and every service at `status_urls` (a D-TA or an auth
+/// server: its `/v1/status` reports its anchor) has broadcast its own anchor, so that the
+/// next block confirms them all.
+pub fn wait_for_anchors_broadcast(idps: &[&RunningIdp], status_urls: &[String]) {
+    wait_until("the service anchors to be broadcast", PATIENCE, || {
+        let idps_pending = idps
+            .iter()
+            .all(|idp| !matches!(idp.state().own_anchor.get(), AnchorState::None));
+        let services_pending = status_urls
+            .iter()
+            .all(|url| Api::new(url.clone()).ok("/v1/status")["anchor"]["state"] == "pending");
+        (idps_pending && services_pending).then_some(())
+    });
 }
 
 /// Waits until the D-TA's index has the node's tip and its share API serves.
