@@ -19,6 +19,7 @@ use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_registry::store::RecordStore;
+use milagro_regtest::RegtestControls as _;
 use serde::Serialize;
 
 use crate::cli::bc::anchor_bc;

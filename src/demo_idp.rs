@@ -3,6 +3,7 @@
 //! authorization code flow (PKCE, nonce), and the ID token is verified against the IdP's
 //! JWKS with the `openidconnect` crate before its claims are printed.
 
+use milagro_regtest::RegtestControls as _;
 use std::path::Path;
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 //! authentication server admits the D-TAs, by those anchors over Milagro TLS; the badge
 //! trusts the D-TAs and the IdP because its instructions (verified by SPV) name them.
 
+use milagro_regtest::RegtestControls as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -137,7 +138,7 @@ min_peer_depth = 1
         text.push_str(&format!(
             "[[dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
             dta.state().identity.digest(),
-            dta.tls_addr()
+            dta.state().share_listen
         ));
     }
     text.push_str(&node_sections(chain));

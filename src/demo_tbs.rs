@@ -3,6 +3,7 @@
 //! with the `pat-client` library (two by their own anchoring transaction, one as a member
 //! of a batch the TBS anchors), each verifying every anchor it is told about.
 
+use milagro_regtest::RegtestControls as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

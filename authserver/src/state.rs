@@ -52,6 +52,8 @@ pub struct AppState {
     pub index: Arc<RedbStore>,
     /// The login log.
     pub audit: Arc<Audit>,
+    /// What the chain loop works on (the identity, anchor, index and log above).
+    pub chain: milagro_service::runtime::ChainParts,
     /// The service database (kept open while any handler runs).
     pub db: Arc<sled::Db>,
     /// Where the D-TAs' anchors are looked up: the server's own index and node.

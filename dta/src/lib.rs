@@ -44,7 +44,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load(std::path::Path::new("dta.toml"))?;
 //! let dta = Dta::start(config)?;
-//! println!("D-TA {} at {}, shares at {}", dta.state().identity.digest(), dta.local_url(), dta.tls_addr());
+//! println!("D-TA {} at {}, shares at {}", dta.state().identity.digest(), dta.local_url(), dta.state().share_listen);
 //! dta.stop();
 //! # Ok(()) }
 //! ```

@@ -1,20 +1,20 @@
-//! Starting and stopping a D-TA: identity, sealed share, databases, the plain HTTP
-//! server, the chain loop and the share API.
+//! The D-TA as a [`Service`]: what it opens (identity, sealed share, databases, the share
+//! API's socket), its routes, and the share API it runs beside the shared runtime's HTTP
+//! server and chain loop.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use actix_web::{web, App};
+use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
-use milagro_service::base::{start_chain_loop, BaseConfig, OpenError, ServiceBase};
+use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
-use milagro_service::http::{self, Running, SpawnError};
 use milagro_service::identity::PartyKind;
 use milagro_service::peer_directory::IndexDirectory;
+use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 
 use crate::config::Config;
 use crate::master::{self, SealError, SealingKey};
-use crate::share_api::ShareApi;
 use crate::state::AppState;
 
 /// File name of the D-TA's secret key in the state directory.
@@ -51,144 +51,92 @@ pub enum StartError {
     /// The record of issued identities could not be opened.
     #[error(transparent)]
     Issued(#[from] crate::issued::IssuedError),
-    /// The HTTP server could not start.
+    /// The HTTP server or a thread could not start.
     #[error(transparent)]
-    Http(#[from] SpawnError),
-    /// A background thread could not start.
-    #[error("cannot start a thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Run(#[from] RunError),
 }
 
 impl Dta {
-    /// Starts a D-TA for embedding (tests, the demo): serves until [`RunningDta::stop`] or
+    /// Starts a D-TA for embedding (tests, the demo): serves until [`Running::stop`] or
     /// drop. Creates the identity and the sealed share if missing, binds both sockets,
     /// and starts the chain loop, which anchors the Birth Certificate as soon as the node
     /// is reachable; the share API serves once that anchor is confirmed.
     pub fn start(config: Config) -> Result<RunningDta, StartError> {
-        launch(config, false)
-    }
-
-    /// Like [`Dta::start`], but SIGTERM stops it gracefully and SIGINT or SIGQUIT at
-    /// once; [`RunningDta::wait`] returns then. For `milagro dta serve`.
-    pub fn start_handling_signals(config: Config) -> Result<RunningDta, StartError> {
-        launch(config, true)
+        runtime::start::<AppState>(config, Signals::LeaveToHost)
     }
 }
 
-/// A running D-TA. Dropping it stops it at once; [`RunningDta::stop`] lets requests
-/// finish.
-#[derive(Debug)]
-pub struct RunningDta {
-    state: AppState,
-    share_api: ShareApi,
-    running: Running,
-}
+/// A running D-TA: the plain HTTP server, the chain loop and the share API. Dropping it
+/// stops it at once; [`Running::stop`] lets requests finish.
+pub type RunningDta = Running<AppState>;
 
-impl RunningDta {
-    /// The plain HTTP server's bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.running.addr()
-    }
+impl Service for AppState {
+    const NAME: &'static str = "dta";
+    type Config = Config;
+    type Error = StartError;
+    /// The share API's socket, bound at open so its port is known (and taken) before the
+    /// anchor confirms.
+    type Prepared = std::net::TcpListener;
+    type Hooks = ();
 
-    /// `http://` and the plain HTTP server's bound address.
-    pub fn local_url(&self) -> String {
-        self.running.local_url()
-    }
-
-    /// The share API's bound address (it serves once the anchor is confirmed).
-    pub fn tls_addr(&self) -> SocketAddr {
-        self.share_api.addr()
-    }
-
-    /// The state the handlers share.
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Stops serving after the requests in flight, then stops the chain loop.
-    pub fn stop(mut self) {
-        self.halt(true);
-    }
-
-    /// Blocks until the server stops (a signal), then stops everything else.
-    pub fn wait(mut self) {
-        self.running.join_server();
-        self.halt(true);
-    }
-
-    fn halt(&mut self, graceful: bool) {
-        self.share_api.halt();
-        let state = &self.state;
-        // Held here: `state` and its directory each own one reference to the index.
-        self.running.halt(graceful, || {
-            Arc::strong_count(&state.db) > 1
-                || Arc::strong_count(&state.directory) > 1
-                || Arc::strong_count(&state.index) > 2
-        });
-    }
-}
-
-impl Drop for RunningDta {
-    fn drop(&mut self) {
-        self.halt(false);
-    }
-}
-
-fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError> {
-    // The sealing key first: a D-TA that cannot open its share creates nothing.
-    let sealing_key = SealingKey::load(&config.master_key)?;
-    let base = ServiceBase::open(BaseConfig {
-        kind: KIND,
-        name: &config.name,
-        public_url: &config.public_url,
-        state_dir: &config.state_dir,
-        node: &config.node,
-        sync: &config.sync,
-        audit: &config.audit,
-        fee_rate: config.fee_rate,
-    })?;
-    let chain = base.chain;
-    let (master, _) =
-        master::load_or_create(&config.state_dir, &sealing_key, &chain.identity.digest())?;
-    drop(sealing_key);
-    let tls_listener =
-        std::net::TcpListener::bind(config.tls_listen).map_err(|source| StartError::Bind {
+    fn open(config: Config) -> Result<(Self, Self::Prepared), StartError> {
+        // The sealing key first: a D-TA that cannot open its share creates nothing.
+        let sealing_key = SealingKey::load(&config.master_key)?;
+        let base = ServiceBase::open(BaseConfig {
+            kind: KIND,
+            name: &config.name,
+            public_url: &config.public_url,
+            state_dir: &config.state_dir,
+            node: &config.node,
+            sync: &config.sync,
+            audit: &config.audit,
+            fee_rate: config.fee_rate,
+        })?;
+        let chain = base.chain;
+        let (master, _) =
+            master::load_or_create(&config.state_dir, &sealing_key, &chain.identity.digest())?;
+        drop(sealing_key);
+        let bind_error = |source| StartError::Bind {
             addr: config.tls_listen,
             source,
-        })?;
-    let state = AppState {
-        directory: Arc::new(IndexDirectory::for_node(&config.node, chain.index.clone())),
-        identity: chain.identity.clone(),
-        own_anchor: chain.own_anchor.clone(),
-        index: chain.index.clone(),
-        audit: chain.audit.clone(),
-        issued: Arc::new(crate::issued::IssuedIdentities::open(&base.db)?),
-        db: base.db,
-        master: Arc::new(master),
-        checked_idps: Arc::default(),
-        tls_addr: Arc::new(RwLock::new(None)),
-        config: Arc::new(config),
-    };
-    let for_http = state.clone();
-    let factory = move || {
-        App::new()
-            .app_data(web::Data::new(for_http.clone()))
-            .configure(crate::api::configure_public)
-    };
-    let spawned = http::spawn(state.config.listen, "dta-http", handle_signals, factory)?;
-    tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "D-TA listening");
-    let mut running = start_chain_loop(chain, spawned, "dta-chain").map_err(StartError::Thread)?;
-    let share_api = match ShareApi::spawn(state.clone(), tls_listener) {
-        Ok(share_api) => share_api,
-        Err(error) => {
-            // Nothing may keep serving a D-TA that failed to start.
-            running.halt(false, || false);
-            return Err(StartError::Thread(error));
-        }
-    };
-    Ok(RunningDta {
-        state,
-        share_api,
-        running,
-    })
+        };
+        let share_socket = std::net::TcpListener::bind(config.tls_listen).map_err(bind_error)?;
+        let share_listen = share_socket.local_addr().map_err(bind_error)?;
+        let state = AppState {
+            directory: Arc::new(IndexDirectory::for_node(&config.node, chain.index.clone())),
+            identity: chain.identity.clone(),
+            own_anchor: chain.own_anchor.clone(),
+            index: chain.index.clone(),
+            audit: chain.audit.clone(),
+            issued: Arc::new(crate::issued::IssuedIdentities::open(&base.db)?),
+            db: base.db,
+            master: Arc::new(master),
+            checked_idps: Arc::default(),
+            share_listen,
+            tls_addr: Arc::new(RwLock::new(None)),
+            chain,
+            config: Arc::new(config),
+        };
+        Ok((state, share_socket))
+    }
+
+    fn listen(&self) -> SocketAddr {
+        self.config.listen
+    }
+
+    fn routes(routes: &mut web::ServiceConfig) {
+        crate::api::configure_public(routes);
+    }
+
+    fn chain(&self) -> (ChainParts, ()) {
+        (self.chain.clone(), ())
+    }
+
+    fn start_beside(
+        &self,
+        share_socket: std::net::TcpListener,
+        running: &mut Running<Self>,
+    ) -> Result<(), StartError> {
+        crate::share_api::start(self.clone(), share_socket, running)
+    }
 }

@@ -8,68 +8,45 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
-use std::thread::JoinHandle;
 
 use actix_web::{web, App};
 use milagro_service::peer_directory::wait_for_identity;
-use milagro_service::sync::Shutdown;
+use milagro_service::runtime::Running;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory, TlsError};
 
+use crate::server::StartError;
 use crate::state::AppState;
 
-/// The running share API thread.
-#[derive(Debug)]
-pub(crate) struct ShareApi {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    shutdown: Arc<Shutdown>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ShareApi {
-    /// Starts the thread serving on `listener` (bound, any blocking mode).
-    pub(crate) fn spawn(state: AppState, listener: std::net::TcpListener) -> std::io::Result<Self> {
-        let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
-        let shutdown = Arc::new(Shutdown::default());
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let waiting = shutdown.clone();
-        let thread = std::thread::Builder::new()
-            .name("dta-shares".into())
-            .spawn(move || {
-                let Some(identity) = wait_for_identity(
-                    &state.identity,
-                    &state.own_anchor,
-                    &state.config.state_dir,
-                    state.config.sync.poll_interval,
-                    &waiting,
-                    "the share API",
-                ) else {
-                    return;
-                };
-                serve(state, listener, identity, stopped);
-            })?;
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            shutdown,
-            thread: Some(thread),
-        })
-    }
-
-    /// The bound address.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops serving (sessions in flight are dropped) and joins the thread.
-    pub(crate) fn halt(&mut self) {
-        self.shutdown.stop();
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Starts the thread serving on `listener` (bound, any blocking mode) as a worker of
+/// `running`: it waits for the anchor, serves, and ends when the D-TA stops.
+pub(crate) fn start(
+    state: AppState,
+    listener: std::net::TcpListener,
+    running: &mut Running<AppState>,
+) -> Result<(), StartError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind {
+            addr: state.share_listen,
+            source,
+        })?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    running.on_halt(move || drop(stop));
+    let waiting = running.shutdown().clone();
+    running.spawn_worker("dta-shares", move || {
+        let Some(identity) = wait_for_identity(
+            &state.identity,
+            &state.own_anchor,
+            &state.config.state_dir,
+            state.config.sync.poll_interval,
+            &waiting,
+            "the share API",
+        ) else {
+            return;
+        };
+        serve(state, listener, identity, stopped);
+    })?;
+    Ok(())
 }
 
 fn serve(

@@ -36,6 +36,10 @@ pub struct AppState {
     pub issued: Arc<crate::issued::IssuedIdentities>,
     /// The IdPs whose keys were checked recently.
     pub checked_idps: Arc<crate::relying_party::CheckedIdps>,
+    /// The share API's bound socket address (it serves once the anchor is confirmed).
+    pub share_listen: std::net::SocketAddr,
+    /// What the chain loop works on (the identity, anchor, index and log above).
+    pub chain: milagro_service::runtime::ChainParts,
     /// Where the share API listens once the anchor is confirmed.
     pub tls_addr: Arc<RwLock<Option<std::net::SocketAddr>>>,
 }

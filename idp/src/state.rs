@@ -27,10 +27,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The IdP's anchored identity (role `idp`).
     pub identity: Arc<PartyIdentity>,
-    /// Where its anchor stands (the sync loop writes it).
+    /// Where its anchor stands (the chain loop writes it).
     pub own_anchor: Arc<OwnAnchor>,
     /// The chain index the anchor is found and checked in.
     pub index: Arc<RedbStore>,
+    /// What the chain loop works on (the identity, anchor, index and log of this state).
+    pub chain: milagro_service::runtime::ChainParts,
     /// The ID-token signing keys.
     pub keys: Arc<KeyRing>,
     /// The people who log in.

@@ -10,7 +10,8 @@
 //! - gives tests an executable for the `bitcoind` crate through [`bitcoind_exe`], which
 //!   installs on first use instead of skipping;
 //! - starts and stops a persistent regtest node ([`up`], [`down`]) with a funded wallet, and
-//!   talks to it through the workspace's one node adapter ([`BitcoindRpc`]);
+//!   talks to it through the workspace's one node adapter ([`BitcoindRpc`]), to which
+//!   [`RegtestControls`] adds what only regtest allows (mining, invalidating blocks);
 //! - installs ElectrumX from PyPI into a virtual environment in the [`machine_cache_dir`]
 //!   (once per machine, shared by every clone) and runs it against a node
 //!   ([`electrum::ElectrumServer`]): an independent header source for SPV verifiers.
@@ -33,6 +34,7 @@
 //! # }
 //! ```
 
+mod controls;
 pub mod electrum;
 mod install;
 mod node;
@@ -40,6 +42,7 @@ mod process;
 
 use std::path::{Path, PathBuf};
 
+pub use controls::RegtestControls;
 pub use electrum::{
     electrumx_exe, install_electrumx, ElectrumServer, ElectrumServerError, Electrumx,
     ElectrumxInstallError,

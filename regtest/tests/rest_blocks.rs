@@ -7,6 +7,7 @@ use bitcoin::BlockHash;
 use milagro_registry::chain::{ChainError, ChainSource};
 use milagro_registry::follower::{Follower, SyncError};
 use milagro_registry::store::{MemoryStore, RecordStore};
+use milagro_regtest::RegtestControls as _;
 use milagro_regtest::{bitcoind_exe, BitcoindRpc, NODE_ARGS};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

@@ -1,10 +1,9 @@
-//! What an anchored service opens in its state directory at start, and the chain loop it
-//! runs beside its HTTP server.
+//! What an anchored service opens in its state directory at start.
 //!
 //! [`ServiceBase::open`] creates the state directory (mode 0700) and the identity if
 //! missing, and opens the chain index (`registry/`), the service database (`service/`)
-//! and the audit log in it: everything [`ChainLoop`] works on. [`start_chain_loop`] runs
-//! that loop on its own thread, stopped with the HTTP server by [`Running::halt`].
+//! and the audit log in it: everything the chain loop ([`crate::runtime`]) works on. A
+//! service's [`crate::runtime::Service::open`] starts with it and adds its own stores.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,13 +12,11 @@ use bitcoin::FeeRate;
 use milagro_registry::redb_store::RedbStore;
 
 use crate::audit::Audit;
-use crate::chain_loop::{ChainLoop, ChainParts};
 use crate::config::{AuditConfig, NodeConfig, SyncConfig};
 use crate::files::{self, FileError};
-use crate::http::{Running, Spawned};
 use crate::identity::{IdentityError, PartyIdentity, PartyKind};
 use crate::own_anchor::OwnAnchor;
-use crate::sync::Shutdown;
+use crate::runtime::ChainParts;
 
 /// Directory of the chain index inside the state directory.
 pub const INDEX_DIR: &str = "registry";
@@ -103,6 +100,7 @@ impl ServiceBase {
             chain: ChainParts {
                 identity: Arc::new(identity),
                 own_anchor: Arc::new(OwnAnchor::default()),
+                status: Arc::default(),
                 index: Arc::new(index),
                 audit: Arc::new(audit),
                 state_dir: state_dir.to_path_buf(),
@@ -113,25 +111,5 @@ impl ServiceBase {
             },
             db: Arc::new(db),
         })
-    }
-}
-
-/// Runs the chain loop over `parts` on a thread named `thread_name`, beside the HTTP
-/// server `spawned`; [`Running::halt`] stops both. If the thread cannot start, the
-/// server is stopped at once: nothing may keep serving a service that failed to start.
-pub fn start_chain_loop(
-    parts: ChainParts,
-    spawned: Spawned,
-    thread_name: &str,
-) -> std::io::Result<Running> {
-    let shutdown = Arc::new(Shutdown::default());
-    let chain = ChainLoop::new(parts, shutdown.clone());
-    let mut running = Running::new(spawned, shutdown);
-    match running.spawn_worker(thread_name, move || chain.run()) {
-        Ok(()) => Ok(running),
-        Err(error) => {
-            running.halt(false, || false);
-            Err(error)
-        }
     }
 }

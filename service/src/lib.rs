@@ -16,10 +16,12 @@
 //!   serve it with [`well_known::birth_certificate_document`];
 //! - [`audit::Audit`]: the log of 32-byte entries (durable in sled, rebuilt at start), and
 //!   [`audit::anchoring`], the rule that anchors its signed checkpoints;
-//! - [`sync`]: the stop flag and the backoff a service's chain-following thread uses;
-//!   [`chain_loop::ChainLoop`]: that thread (index, own anchor, checkpoints);
-//!   [`base::ServiceBase`]: the state it works on, opened at start, and
-//!   [`base::start_chain_loop`];
+//! - [`runtime`]: the one way a service starts, runs and stops: the [`runtime::Service`]
+//!   trait (configuration, routes, chain hooks), [`runtime::start`], the
+//!   [`runtime::Running`] handle, and the one chain loop every service runs (network
+//!   check, index, own anchor, the service's hooks, checkpoints);
+//!   [`base::ServiceBase`]: the state every service opens at start; [`sync`]: the stop
+//!   flag and the backoff its threads use;
 //! - `peer_directory` (feature `tls`): the service as a Milagro TLS party: its
 //!   `LocalIdentity` from its own anchor (waiting for it to confirm), and a
 //!   `PeerDirectory` over its own index;
@@ -31,10 +33,8 @@
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
 //!   `[audit]`, anchoring), checked purely; [`token`]: bearer tokens kept as hashes.
 //!
-//! It does not follow the chain by itself: a service owns a
-//! [`milagro_registry::follower::Follower`] and calls the keeper and the checkpoint rule
-//! whenever its index has reached the node's tip. Nor does it define what a service logs
-//! (the TBS logs registrations, the IdP authentications).
+//! It does not define a service's routes, configuration files or chain work, nor what a
+//! service logs (the TBS logs registrations, the IdP authentications).
 //!
 //! ```no_run
 //! use milagro_anchor::birth_certificate::Role;
@@ -53,7 +53,6 @@ pub mod attempts;
 pub mod audit;
 pub mod base;
 pub mod body_deadline;
-pub mod chain_loop;
 pub mod config;
 pub mod files;
 pub mod http;
@@ -62,6 +61,7 @@ pub mod open_connections;
 pub mod own_anchor;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
+pub mod runtime;
 pub mod sled_db;
 pub mod sync;
 pub mod token;

@@ -2,7 +2,7 @@
 //!
 //! Every service (the TBS, the IdP, each D-TA) runs this rule; what it publishes,
 //! [`OwnAnchor`], is what the service serves at `/.well-known/milagro/birth-certificate`.
-//! The service's sync loop calls [`AnchorKeeper::tick`] after every poll that brought the index to
+//! The service's chain loop calls [`AnchorKeeper::tick`] after every poll that brought the index to
 //! the node's tip. The rule, in order:
 //!
 //! 1. If the index holds a record of the certificate's digest signed by the service key,
@@ -74,7 +74,7 @@ pub struct ServedAnchor {
     pub proof: AnchorProofJson,
 }
 
-/// The service's own anchor, shared between the sync loop (writer) and handlers (readers).
+/// The service's own anchor, shared between the chain loop (writer) and handlers (readers).
 #[derive(Debug, Default)]
 pub struct OwnAnchor(RwLock<AnchorState>);
 
@@ -246,7 +246,7 @@ impl AnchorError {
     }
 }
 
-/// Runs the anchoring rule; the sync loop owns it. `I` is the service's identity (its
+/// Runs the anchoring rule; the chain loop owns it. `I` is the service's identity (its
 /// [`PartyIdentity`], possibly inside a richer type).
 #[derive(Debug)]
 pub struct AnchorKeeper<I> {

@@ -15,6 +15,7 @@
 //! unless the session was idle for a second, so back-to-back checks on one connection
 //! measure that delay, not the work.
 
+use milagro_regtest::RegtestControls as _;
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -22,6 +22,7 @@
 //!    block builds on the one before). `generateblock` checks consensus, not mempool policy,
 //!    which is also why funding transactions may chain deeper than the mempool would allow.
 
+use milagro_regtest::RegtestControls as _;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -24,6 +24,7 @@
 //! stays the same, as in production, and the D-TA keeps the IdP's checked keys for a
 //! minute, so these are steady-state rates.
 
+use milagro_regtest::RegtestControls as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +132,10 @@ pub fn measure(
     node.generate_to_address(1, &miner)?;
     let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
     let dta = &world.dtas[0];
-    let (dta_digest, dta_addr) = (dta.state().identity.digest(), dta.tls_addr().to_string());
+    let (dta_digest, dta_addr) = (
+        dta.state().identity.digest(),
+        dta.state().share_listen.to_string(),
+    );
     let directory: Arc<dyn PeerDirectory> = dta.state().directory.clone();
     let options = Options {
         min_depth: 1,
@@ -153,7 +157,7 @@ pub fn measure(
     let mut shares = Vec::new();
     for other in &world.dtas {
         let digest = other.state().identity.digest();
-        let addr = other.tls_addr().to_string();
+        let addr = other.state().share_listen.to_string();
         shares.push(runtime.block_on(request_shares(
             &pat,
             digest,

@@ -9,6 +9,7 @@
 //! payment that found none would chain on unconfirmed change, which the mempool limits to
 //! 25 ancestors. Devices are paid from the pool, never from the wallet.
 
+use milagro_regtest::RegtestControls as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -213,7 +214,7 @@ token_sha256 = "{token}"
     }
 
     /// Mines one block (the mempool included) and waits until the TBS has indexed it, so
-    /// its sync loop is idle again before anything is timed.
+    /// its chain loop is idle again before anything is timed.
     pub fn mine(&self) -> Result<()> {
         self.node.generate_to_address(1, &self.miner)?;
         let tip = self.node.tip()?.hash.to_string();

@@ -17,6 +17,7 @@ use bitcoin::{
 use milagro_anchor::anchor_tx::{p2wpkh_script, p2wpkh_sighash, p2wpkh_witness, FundingUtxo};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_regtest::RegtestControls as _;
 use rand_core::{OsRng, RngCore};
 
 /// Outputs per funding transaction (about 31 kvB: standard size, though nothing relays it).

@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use milagro_authserver::config::Config;
-use milagro_authserver::AuthServer;
-
-use super::print_json;
+use milagro_authserver::state::AppState;
 
 /// `milagro authserver …`
 #[derive(Debug, Subcommand)]
@@ -36,22 +34,7 @@ pub fn run(command: AuthServerCommand) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    super::init_service_logging();
     let config = Config::load(&args.config)?;
-    let server = AuthServer::start_handling_signals(config).with_context(|| {
-        format!(
-            "cannot start the authentication server of {}",
-            args.config.display()
-        )
-    })?;
-    let identity = &server.state().identity;
-    print_json(&serde_json::json!({
-        "listen": server.addr(),
-        "url": server.local_url(),
-        "digest": identity.digest(),
-        "public_key": identity.public_key(),
-        "keys": identity.bc().fields().keys,
-    }))?;
-    server.wait();
-    Ok(())
+    let what = "authentication server";
+    super::serve::<AppState>(what, &args.config, config, |_| Default::default())
 }

@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use milagro_dta::config::Config;
-use milagro_dta::Dta;
-
-use super::print_json;
+use milagro_dta::state::AppState;
 
 /// `milagro dta …`
 #[derive(Debug, Subcommand)]
@@ -34,19 +32,8 @@ pub fn run(command: DtaCommand) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    super::init_service_logging();
     let config = Config::load(&args.config)?;
-    let dta = Dta::start_handling_signals(config)
-        .with_context(|| format!("cannot start the D-TA of {}", args.config.display()))?;
-    let identity = &dta.state().identity;
-    print_json(&serde_json::json!({
-        "listen": dta.addr(),
-        "url": dta.local_url(),
-        "tls_listen": dta.tls_addr(),
-        "digest": identity.digest(),
-        "public_key": identity.public_key(),
-        "keys": identity.bc().fields().keys,
-    }))?;
-    dta.wait();
-    Ok(())
+    super::serve::<AppState>("D-TA", &args.config, config, |dta| {
+        serde_json::Map::from_iter([("tls_listen".into(), serde_json::json!(dta.share_listen))])
+    })
 }

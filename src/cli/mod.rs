@@ -41,3 +41,37 @@ pub fn init_service_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
+
+/// `… serve`: starts the service `S` of the configuration file `path` (already loaded as
+/// `config`), handling SIGTERM, SIGINT and SIGQUIT; prints where it listens and who it is
+/// as one JSON object (with `extra`'s fields, e.g. the D-TA's share API address), then
+/// blocks until a signal stops it.
+pub fn serve<S: milagro_service::runtime::Service>(
+    what: &str,
+    path: &std::path::Path,
+    config: S::Config,
+    extra: impl FnOnce(&S) -> serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()>
+where
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    use anyhow::Context as _;
+    use milagro_service::runtime::{self, Signals};
+    init_service_logging();
+    let running = runtime::start::<S>(config, Signals::Handle)
+        .with_context(|| format!("cannot start the {what} of {}", path.display()))?;
+    let identity = running.identity();
+    let mut printed = serde_json::json!({
+        "listen": running.addr(),
+        "url": running.local_url(),
+        "digest": identity.digest(),
+        "public_key": identity.public_key(),
+        "keys": identity.bc().fields().keys,
+    });
+    if let Some(fields) = printed.as_object_mut() {
+        fields.extend(extra(running.state()));
+    }
+    print_json(&printed)?;
+    running.wait();
+    Ok(())
+}

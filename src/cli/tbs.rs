@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_anchor::keys::PublicKey;
 use milagro_tbs::config::Config;
-use milagro_tbs::{files, Tbs};
+use milagro_tbs::files;
+use milagro_tbs::state::AppState;
 
 use super::print_json;
 
@@ -86,18 +87,6 @@ pub fn run(command: TbsCommand) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    super::init_service_logging();
     let config = Config::load(&args.config)?;
-    let tbs = Tbs::start_handling_signals(config)
-        .with_context(|| format!("cannot start the TBS of {}", args.config.display()))?;
-    let identity = &tbs.state().identity;
-    print_json(&serde_json::json!({
-        "listen": tbs.addr(),
-        "url": tbs.local_url(),
-        "digest": identity.digest(),
-        "public_key": identity.public_key(),
-        "keys": identity.bc().fields().keys,
-    }))?;
-    tbs.wait();
-    Ok(())
+    super::serve::<AppState>("TBS", &args.config, config, |_| Default::default())
 }

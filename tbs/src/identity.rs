@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::digest::Digest;
@@ -27,7 +28,8 @@ pub const KIND: PartyKind = PartyKind {
 
 /// The TBS's key and its signed Birth Certificate (which names that key).
 pub struct Identity {
-    party: PartyIdentity,
+    /// Shared with the chain loop, which anchors with it.
+    party: Arc<PartyIdentity>,
     /// The envelope purpose key, fetched once so that opening needs no lookup that could
     /// fail.
     envelope_key: SecretKey,
@@ -63,6 +65,12 @@ impl Identity {
         created: u64,
     ) -> Result<Self, IdentityError> {
         let party = PartyIdentity::load_or_create(KIND, state_dir, name, public_url, created)?;
+        Self::from_party(Arc::new(party))
+    }
+
+    /// The TBS identity of `party` (loaded by [`milagro_service::base::ServiceBase`] with
+    /// [`KIND`]): derives the funding pool key and fetches the envelope key.
+    pub fn from_party(party: Arc<PartyIdentity>) -> Result<Self, IdentityError> {
         let pool_key = derive_pool_key(party.secret_key()).ok_or(IdentityError::PoolKey)?;
         let envelope_key = party.purpose_key(KeyPurpose::Envelope)?.clone();
         Ok(Self {

@@ -17,12 +17,13 @@
 //!
 //! - [`Config`](config::Config): `tbs.toml`, parsed purely and validated
 //!   (every key in `tbs/tbs.example.toml`);
-//! - [`Tbs::start`] → [`RunningTbs`]: binds, starts the sync loop and the HTTP server on
-//!   their own threads, and stops them gracefully ([`RunningTbs::stop`]);
+//! - [`Tbs::start`] → [`RunningTbs`]: the TBS as a [`milagro_service::runtime::Service`]:
+//!   the shared runtime binds, starts the chain loop and the HTTP server on their own
+//!   threads, and stops them gracefully;
 //! - [`Identity`](identity::Identity): the key and Birth Certificate in the state directory
 //!   (made, checked and anchored by [`milagro_service`], as for every service);
 //! - [`AppState`](state::AppState): what handlers share (configuration, identity, index,
-//!   node, sync status, the TBS's own anchor, metrics);
+//!   node, chain status, the TBS's own anchor, metrics);
 //! - [`api`]: the routes ([`api::ENDPOINTS`], described in `tbs/openapi.json`) and the
 //!   one error type [`ApiError`](api::ApiError);
 //! - [`tenants`]: tenants (application developers, device makers), their hashed API
@@ -32,11 +33,11 @@
 //!   the TBS funds and broadcasts the device's own signed anchor; in batch mode
 //!   ([`enrolment::batching`]) it anchors many devices' certificate digests under one batch
 //!   root per interval; sealed instructions are served once the anchor is deep enough;
-//! - [`audit`]: every registration in an RFC 6962 log whose signed checkpoints the sync
+//! - [`audit`]: every registration in an RFC 6962 log whose signed checkpoints the chain
 //!   loop anchors on chain periodically; checkpoints, consistency and inclusion proofs are
 //!   served at `/v1/audit/…`.
 //!
-//! Threads: `tbs-sync` polls the node (a failing node is retried with capped backoff while
+//! Threads: `tbs-chain` polls the node (a failing node is retried with capped backoff while
 //! the API serves the index as it stands) and then runs the anchoring rule documented in
 //! [`milagro_service::own_anchor`], which never anchors twice across restarts; `tbs-http` runs actix-web,
 //! whose handlers do their blocking work (sled, node RPC) on actix's blocking pool.
@@ -69,13 +70,13 @@
 
 pub mod api;
 pub mod audit;
+pub mod chain_hooks;
 pub mod config;
 pub mod enrolment;
 pub mod identity;
 pub mod metrics;
 mod server;
 pub mod state;
-mod sync;
 pub mod tenants;
 
 pub use milagro_service::{files, own_anchor};

@@ -1,14 +1,14 @@
-//! What the HTTP handlers share: [`AppState`], and the state the sync loop publishes.
+//! What the HTTP handlers share: [`AppState`].
 //!
-//! The sync loop is the only writer of [`SyncStatus`] and [`OwnAnchor`]; handlers read
+//! The chain loop is the only writer of its status and of [`OwnAnchor`]; handlers read
 //! them, the record index (redb, safe to share) and the node. New features add their own
 //! field to [`AppState`] (e.g. tenants, enrolments) and their own routes in [`crate::api`].
 
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::redb_store::RedbStore;
-use serde::Serialize;
+use milagro_service::runtime::ChainParts;
 
 use crate::audit::Audit;
 use crate::config::Config;
@@ -25,7 +25,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The TBS's key and Birth Certificate.
     pub identity: Arc<Identity>,
-    /// The record index, as the sync loop last left it (authoritative for the node's
+    /// The record index, as the chain loop last left it (authoritative for the node's
     /// active chain as of that step). Behind its own `Arc` so that stopping the TBS can
     /// wait until every user has let go and the database is closed.
     pub store: Arc<RedbStore>,
@@ -44,46 +44,11 @@ pub struct AppState {
     /// The node, for what the index does not hold (raw transactions, Merkle paths,
     /// headers). Calls block: make them inside `web::block`.
     pub node: Arc<BitcoindRpc>,
-    /// What the sync loop last saw of the node.
-    pub sync: Arc<SyncStatus>,
+    /// What the chain loop works on and publishes (`chain.status`: what it last saw of
+    /// the node).
+    pub chain: ChainParts,
     /// The TBS's own anchor.
     pub own_anchor: Arc<OwnAnchor>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-}
-
-/// The sync loop's view of the node, for `/v1/status` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct SyncStatus(RwLock<SyncSnapshot>);
-
-/// A copy of [`SyncStatus`] at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SyncSnapshot {
-    /// Whether the last poll reached the node.
-    pub node_reachable: bool,
-    /// The node's tip height at the last successful poll.
-    pub node_height: Option<u32>,
-    /// Whether the index had reached the node's tip at the last successful poll.
-    pub caught_up: bool,
-    /// The last poll's error, if it failed.
-    pub last_error: Option<String>,
-    /// Failed polls since start.
-    pub sync_errors: u64,
-    /// The last failure of the TBS's own anchoring, if the latest attempt failed.
-    pub anchor_error: Option<String>,
-}
-
-impl SyncStatus {
-    /// The current snapshot.
-    pub fn snapshot(&self) -> SyncSnapshot {
-        self.read().clone()
-    }
-
-    pub(crate) fn update(&self, change: impl FnOnce(&mut SyncSnapshot)) {
-        change(&mut self.0.write().unwrap_or_else(PoisonError::into_inner));
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, SyncSnapshot> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner)
-    }
 }

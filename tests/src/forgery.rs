@@ -19,6 +19,7 @@ use milagro_anchor::anchor_tx::p2wpkh_script;
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_anchor::payload::Payload;
 use milagro_registry::chain::ChainSource as _;
+use milagro_regtest::RegtestControls as _;
 
 use crate::TestNode;
 

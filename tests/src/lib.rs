@@ -15,6 +15,7 @@ use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_anchor::purpose_keys::PurposeKeys;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
+use milagro_regtest::RegtestControls as _;
 
 pub mod enrolment_world;
 pub mod forgery;

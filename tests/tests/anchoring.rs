@@ -10,6 +10,7 @@ use milagro_registry::follower::Follower;
 use milagro_registry::proofs::{anchor_proof, headers_from};
 use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::RecordStore;
+use milagro_regtest::RegtestControls as _;
 use milagro_tests::{party, TestNode};
 
 #[test]

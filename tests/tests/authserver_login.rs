@@ -239,7 +239,7 @@ max_backoff_ms = 400
     assert!(description.contains(&dta2_digest), "{description}");
 
     // D-TA 2's operator lists the server and restarts it on the same address.
-    let addr = dta2.tls_addr();
+    let addr = dta2.state().share_listen;
     dta2.stop();
     let mut relisted = numbered_config(&w, dir.path(), 2, &listing);
     relisted.tls_listen = addr;

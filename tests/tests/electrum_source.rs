@@ -4,6 +4,7 @@
 //! transaction, and telling a lagging or forked local chain apart, naming both sources.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use milagro_regtest::RegtestControls as _;
 use std::time::Duration;
 
 use bitcoin::block::Header;

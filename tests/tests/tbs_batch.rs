@@ -5,6 +5,7 @@
 //! batch's anchor makes the TBS send it again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use milagro_regtest::RegtestControls as _;
 use std::path::Path;
 use std::time::Duration;
 

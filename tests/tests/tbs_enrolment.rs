@@ -2,6 +2,7 @@
 //! checks the TBS, gets an offer, signs its own anchor, and its signature lands on chain.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use milagro_regtest::RegtestControls as _;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;

@@ -2,6 +2,7 @@
 //! holds, its proofs verify by SPV against its own headers, and it follows a reorg.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use milagro_regtest::RegtestControls as _;
 use std::time::Duration;
 
 use bitcoin::consensus::encode;

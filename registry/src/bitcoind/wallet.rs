@@ -1,49 +1,17 @@
-//! The node's wallet and regtest controls: paying, re-sending and mining, for anchoring
-//! and tests (the follower needs none of it).
+//! The node's wallet: paying and re-sending, for anchoring (the follower needs none of
+//! it). Mining and chain rewriting are regtest-only and live in the test environment
+//! (`milagro-regtest`'s `RegtestControls`), not here.
 
-use bitcoin::consensus::encode;
-use bitcoin::{Amount, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, Txid};
 use serde_json::{json, Value};
 
 use super::{
-    decode_error, decode_hex, parse_hash, BitcoindRpc, Resent, RPC_INVALID_ADDRESS_OR_KEY,
+    decode_error, decode_hex, BitcoindRpc, Resent, RPC_INVALID_ADDRESS_OR_KEY,
     RPC_VERIFY_ALREADY_IN_CHAIN, RPC_VERIFY_ERROR, WALLET_PAY_ATTEMPTS,
 };
 use crate::chain::{ChainError, ChainSource};
 
 impl BitcoindRpc {
-    /// Mines `count` blocks to `address` (regtest only).
-    pub fn generate_to_address(
-        &self,
-        count: u32,
-        address: &str,
-    ) -> Result<Vec<BlockHash>, ChainError> {
-        self.call("generatetoaddress", &[json!(count), json!(address)])
-    }
-
-    /// Mines one block holding exactly `txs` (regtest only; `generateblock`).
-    pub fn generate_block(
-        &self,
-        address: &str,
-        txs: &[Transaction],
-    ) -> Result<BlockHash, ChainError> {
-        let raw: Vec<String> = txs.iter().map(encode::serialize_hex).collect();
-        let answer: Value = self.call("generateblock", &[json!(address), json!(raw)])?;
-        parse_hash(&answer["hash"], "generateblock")
-    }
-
-    /// Makes the node forget `hash` and everything built on it (regtest reorg tests).
-    pub fn invalidate_block(&self, hash: &BlockHash) -> Result<(), ChainError> {
-        self.call::<Value>("invalidateblock", &[json!(hash.to_string())])
-            .map(drop)
-    }
-
-    /// Undoes [`Self::invalidate_block`].
-    pub fn reconsider_block(&self, hash: &BlockHash) -> Result<(), ChainError> {
-        self.call::<Value>("reconsiderblock", &[json!(hash.to_string())])
-            .map(drop)
-    }
-
     /// A new address of the node's loaded wallet.
     pub fn wallet_new_address(&self) -> Result<String, ChainError> {
         self.call("getnewaddress", &[])

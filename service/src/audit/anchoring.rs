@@ -1,7 +1,7 @@
 //! Anchoring signed checkpoints of the audit log, each exactly once, across restarts and
 //! reorgs.
 //!
-//! The service's sync loop calls [`tick`] after every poll that brought the index to the
+//! The service's chain loop calls [`tick`] after every poll that brought the index to the
 //! node's tip (after logging whatever a crash left unlogged). The rule, in order:
 //!
 //! 1. (The caller's: entries a crash left unlogged are logged first.)
@@ -76,7 +76,7 @@ pub struct Rules<'a> {
     pub retry_cap: Duration,
 }
 
-/// When the next attempt may run after failures (the sync loop is the only user).
+/// When the next attempt may run after failures (the chain loop is the only user).
 #[derive(Debug, Default)]
 pub(super) struct Schedule {
     failures: u32,

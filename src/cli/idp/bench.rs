@@ -14,6 +14,7 @@
 //! and checking a proof, a key's thumbprint) next to one ES256K verification
 //! ([`dpop::dpop_costs`]).
 
+use milagro_regtest::RegtestControls as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use milagro_idp::config::Config;
+use milagro_idp::state::AppState;
 use milagro_idp::users::UserStore as _;
-use milagro_idp::Idp;
 use zeroize::Zeroizing;
 
 use super::print_json;
@@ -73,21 +73,10 @@ pub fn run(command: IdpCommand) -> Result<()> {
 }
 
 fn serve(args: ConfigArg) -> Result<()> {
-    super::init_service_logging();
     let config = Config::load(&args.config)?;
-    let idp = Idp::start_handling_signals(config)
-        .with_context(|| format!("cannot start the IdP of {}", args.config.display()))?;
-    let identity = &idp.state().identity;
-    print_json(&serde_json::json!({
-        "listen": idp.addr(),
-        "url": idp.local_url(),
-        "issuer": idp.state().issuer(),
-        "digest": identity.digest(),
-        "public_key": identity.public_key(),
-        "keys": identity.bc().fields().keys,
-    }))?;
-    idp.wait();
-    Ok(())
+    super::serve::<AppState>("IdP", &args.config, config, |idp| {
+        serde_json::Map::from_iter([("issuer".into(), serde_json::json!(idp.issuer()))])
+    })
 }
 
 fn add_user(args: UserAddArgs) -> Result<()> {

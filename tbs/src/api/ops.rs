@@ -14,7 +14,7 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, A
     let body = blocking(&state, |state| {
         let tip = state.store.tip()?;
         let records = state.store.record_count()?;
-        let sync = state.sync.snapshot();
+        let sync = state.chain.status.snapshot();
         let anchor = match state.own_anchor.get() {
             AnchorState::None => json!({ "state": "none" }),
             AnchorState::Pending { txid } => json!({ "state": "pending", "txid": txid }),

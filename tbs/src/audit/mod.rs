@@ -124,7 +124,7 @@ pub trait RegistrationLog {
     /// returns the same index); `None` for an enrolment that is only offered or queued.
     fn register(&self, row: &Enrolment) -> Result<Option<LeafIndex>, AuditError>;
 
-    /// Logs every broadcast enrolment still watched by the sync loop that has no entry (a
+    /// Logs every broadcast enrolment still watched by the chain loop that has no entry (a
     /// crash between recording the broadcast and logging it leaves such a row).
     fn catch_up(&self, enrolments: &EnrolmentStore) -> Result<(), AuditError>;
 

@@ -1,7 +1,7 @@
 //! Batch mode: the queued devices of batch-mode groups anchored as one batch root per
 //! `anchoring.batch_interval_secs`, each exactly once, across restarts and reorgs.
 //!
-//! The sync loop calls [`step`] after every poll that brought the index to the node's tip.
+//! The chain loop calls [`step`] after every poll that brought the index to the node's tip.
 //! The rule, in order:
 //!
 //! 1. Every batch whose anchor is not final: its members are logged in the audit log (a
@@ -30,7 +30,7 @@
 //! A crash between any two steps therefore anchors no device twice and loses none: a
 //! device is either still queued (the next batch takes it) or in exactly one stored
 //! batch, whose transaction the restart sends again. Failures (node, empty wallet) are
-//! logged and retried with the sync loop's backoff.
+//! logged and retried with the chain loop's backoff.
 
 use bitcoin::consensus::encode;
 use bitcoin::Transaction;

@@ -6,9 +6,9 @@
 //! value in satoshis (8 bytes, big-endian), one per free coin; `f\0` ‖ fan-out txid →
 //! [`StoredFanOut`] JSON, kept for good so that a device payment can bring back the fan-out
 //! it spends if a reorg dropped it; `r\0` ‖ fan-out txid → nothing, while that fan-out's
-//! coins are not released (at most one), so the sync loop never scans every fan-out.
+//! coins are not released (at most one), so the chain loop never scans every fan-out.
 //!
-//! The rule, run by the sync loop after each poll that reached the tip ([`tick`]):
+//! The rule, run by the chain loop after each poll that reached the tip ([`tick`]):
 //! 0. Offers that lapsed unsigned give their coins back
 //!    ([`EnrolmentStore::expire_offers`]).
 //! 1. A fan-out not yet confirmed is awaited, and sent again (with the wallet payment it

@@ -3,7 +3,7 @@
 //! Keys: `e\0` ‖ device key (33 bytes) → [`Enrolment`] JSON; `n\0` ‖ nonce (16 bytes) →
 //! the request's `created` time (a replayed request is refused while its time is within
 //! the accepted clock skew); `u\0` ‖ device key → nothing, for every broadcast anchor not
-//! yet final, which the sync loop watches (so it never scans every device); `q\0` ‖ time
+//! yet final, which the chain loop watches (so it never scans every device); `q\0` ‖ time
 //! queued (Unix seconds, 8 bytes big-endian) ‖ device key → its certificate digest (32
 //! bytes), for every batch-mode device waiting for a batch, oldest first. Batches have
 //! their own keys in the same tree (`batches.rs`), so forming one moves its members out of

@@ -96,7 +96,7 @@ pub fn call(
     path: &str,
     body: Vec<u8>,
 ) -> Result<(u16, Value), TlsError> {
-    let (addr, digest) = (dta.tls_addr(), dta.state().identity.digest());
+    let (addr, digest) = (dta.state().share_listen, dta.state().identity.digest());
     let options = Options::default();
     // The TBS client is blocking: made outside the runtime, used on its blocking threads.
     let directory = directory(w);
@@ -141,7 +141,7 @@ pub fn pat_shares(
     runtime().block_on(async {
         let mut shares = Vec::new();
         for dta in dtas {
-            let addr = dta.tls_addr().to_string();
+            let addr = dta.state().share_listen.to_string();
             let digest = dta.state().identity.digest();
             let shared = milagro_pat_client::mpin_key::request_shares(
                 &pat.identity,
@@ -164,7 +164,7 @@ pub fn authserver_peers(dtas: &[&RunningDta]) -> String {
             format!(
                 "[[dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
                 d.state().identity.digest(),
-                d.tls_addr()
+                d.state().share_listen
             )
         })
         .collect()
