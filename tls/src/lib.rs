@@ -38,15 +38,16 @@
 //!   its [`AdmittedPeer`] and its key-agreement [`Established`] session;
 //! - [`PeerDirectory`] / [`Standing`]: where anchors are looked up.
 //!
-//! - [`http`]: an actix-web `App` served on accepted sessions ([`http::serve_app`];
-//!   handlers read the admitted peer with [`http::peer_of`]), and HTTP/1.1 requests sent
-//!   on a connected session with hyper ([`http::send`]).
+//! - [`http`]: an actix-web `App` served on accepted sessions (`http::serve_app`, feature
+//!   `server`; handlers read the admitted peer with `http::peer_of`), and HTTP/1.1
+//!   requests sent on a connected session with hyper (`http::send`, feature `client`). A
+//!   device takes only `client`, so it links no server framework.
 //!
 //! # What it does not do
 //!
 //! A party whose certificate is anchored in a batch (no signature of its own on chain)
 //! cannot use it: the key agreement needs the nonce of its own signature. The app behind
-//! [`http::serve_app`] authorizes; admission only proves who the peer is.
+//! `http::serve_app` authorizes; admission only proves who the peer is.
 //!
 //! ```no_run
 //! # async fn example(

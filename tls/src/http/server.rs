@@ -1,9 +1,4 @@
-//! HTTP/1.1 over Milagro TLS: an actix-web `App` served on accepted sessions
-//! ([`serve_app`]), and requests sent on a connected session ([`send`]).
-//!
-//! A handler finds the admitted peer among the connection's data:
-//! `req.conn_data::<AdmittedPeer>()` (set before the first request is read), so it can
-//! decide what that party may do. Requests are plain `http` types with byte bodies.
+//! An actix-web `App` served on accepted sessions ([`serve_app`]).
 //!
 //! actix-web's `HttpServer` cannot be handed streams that were already accepted, so
 //! [`serve_app`] runs actix-http's HTTP/1 service itself, one instance per thread, as
@@ -22,10 +17,6 @@ use actix_service::{
     map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt as _,
 };
 use actix_web::dev::AppConfig;
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server;
 
@@ -33,9 +24,6 @@ use crate::{accept, AdmittedPeer, LocalIdentity, Options, PeerDirectory, Session
 
 /// A server-side session over TCP: what [`serve_app`] hands actix-http.
 pub type ServerSession = Session<server::TlsStream<TcpStream>>;
-
-/// Largest response body [`send`] reads.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// How long an admitted session has to send its first request head (as every plain HTTP
 /// listener of the services: `milagro_service::http`).
@@ -48,43 +36,6 @@ pub const DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 /// accepting until one ends. A handshake that stalls is dropped after
 /// [`Options::timeout`], so connections that never finish one cannot hold the listener.
 pub const MAX_SESSIONS: usize = 1024;
-
-/// Why a request over a session failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HttpError {
-    /// HTTP framing or the connection failed.
-    #[error("http: {0}")]
-    Http(#[from] hyper::Error),
-    /// The response body is larger than [`MAX_RESPONSE_BYTES`].
-    #[error("response body above {MAX_RESPONSE_BYTES} bytes")]
-    TooLarge,
-}
-
-/// Sends one request on `session` and reads the whole response (HTTP/1.1; the session is
-/// used for this one exchange).
-pub async fn send<S>(
-    session: Session<S>,
-    request: http::Request<Bytes>,
-) -> Result<http::Response<Bytes>, HttpError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(session)).await?;
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request.map(Full::new)).await?;
-    let (parts, body) = response.into_parts();
-    let limited = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES);
-    let bytes = limited
-        .collect()
-        .await
-        .map_err(|_| HttpError::TooLarge)?
-        .to_bytes();
-    drop(sender);
-    driver.abort();
-    Ok(http::Response::from_parts(parts, bytes))
-}
 
 /// Accepts Milagro TLS sessions on `listener` and serves the app `factory` builds on
 /// each, until the listener fails. A session that fails admission or key agreement is
