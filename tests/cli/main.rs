@@ -12,10 +12,6 @@ use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
-#[path = "../tests/dta_common/mod.rs"]
-mod dta_common;
-#[path = "../tests/idp_common/mod.rs"]
-mod idp_common;
 mod pat;
 mod pat_mpin;
 mod tbs_crash;

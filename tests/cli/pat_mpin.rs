@@ -15,9 +15,11 @@ use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::{wait_until, Api};
 use serde_json::json;
 
-use super::dta_common::{authserver_peers, numbered_config, wait_for_share_api, PATIENCE};
-use super::idp_common::{approve_device, no_redirect_client, start_idp_with_alice, PASSWORD};
 use super::{json, stderr};
+use milagro_tests::dta_common::{authserver_peers, numbered_config, wait_for_share_api, PATIENCE};
+use milagro_tests::idp_common::{
+    approve_device, no_redirect_client, start_idp_with_alice, PASSWORD,
+};
 
 const PIN: &str = "2468";
 

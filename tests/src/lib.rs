@@ -17,8 +17,10 @@ use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_regtest::RegtestControls as _;
 
+pub mod dta_common;
 pub mod enrolment_world;
 pub mod forgery;
+pub mod idp_common;
 pub mod logs;
 pub mod lying_tbs;
 pub mod on_path;

@@ -16,7 +16,7 @@
 //! servers and connections are not in the measure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};

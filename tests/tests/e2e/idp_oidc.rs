@@ -6,7 +6,7 @@
 //! log's anchored checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use idp_common::{query, IdpWorld, PASSWORD, PATIENCE, USER};
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};

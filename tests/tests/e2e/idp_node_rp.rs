@@ -5,7 +5,7 @@
 //! and fetches userinfo. Needs `node` and `npm` on the PATH; never skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};

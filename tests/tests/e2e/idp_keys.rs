@@ -5,7 +5,7 @@
 //! IdP's anchored key carries the same keys at every step.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use std::time::Duration;
 

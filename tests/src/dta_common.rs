@@ -1,21 +1,21 @@
 //! What the D-TA tests share: a D-TA configuration on the world's node, waiting for its
 //! share API, and requests to it over Milagro TLS as an anchored party.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::enrolment_world::EnrolmentWorld;
+use crate::tls_parties::{directory, runtime, TlsParty};
+use crate::{wait_until, Api};
 use milagro_dta::config::Config;
 use milagro_dta::RunningDta;
 use milagro_idp::RunningIdp;
 use milagro_registry::chain::ChainSource as _;
 use milagro_service::own_anchor::AnchorState;
-use milagro_tests::enrolment_world::EnrolmentWorld;
-use milagro_tests::tls_parties::{directory, runtime, TlsParty};
-use milagro_tests::{wait_until, Api};
 use milagro_tls::{Options, TlsError};
 use serde_json::Value;
 
+/// How long a D-TA test waits for anything (an anchor, a share API).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A D-TA on `w`'s node with the sealing key line `master_key` (`env = ...` or `file =

@@ -7,8 +7,8 @@
 //! B), while A still gets its shares from each with the same token (ADR 0012).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dta_common;
-mod idp_common;
+use milagro_tests::dta_common;
+use milagro_tests::idp_common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;

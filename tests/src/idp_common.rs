@@ -2,25 +2,32 @@
 //! Certificate is anchored, a user, an HTTP client that follows no redirect (so each
 //! redirect can be checked), the login form driven as a browser posts it, and the
 //! `openidconnect` crate's HTTP client trait implemented over that client.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::time::Duration;
 
+use crate::{wait_until, TestNode};
 use milagro_idp::config::Config;
 use milagro_idp::{Idp, RunningIdp};
-use milagro_tests::{wait_until, TestNode};
 use serde_json::Value;
 
+/// The test IdP's one user.
 pub const USER: &str = "alice";
+/// Their password.
 pub const PASSWORD: &str = "correct horse battery";
+/// How long an IdP test waits for anything.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A node, an anchored IdP and its user.
 pub struct IdpWorld {
+    /// The regtest node.
     pub node: TestNode,
+    /// Where the IdP's state lives.
     pub dir: tempfile::TempDir,
+    /// The running IdP.
     pub idp: RunningIdp,
+    /// Its issuer URL.
     pub issuer: String,
+    /// A client that follows no redirect.
     pub http: reqwest::blocking::Client,
 }
 
@@ -378,6 +385,8 @@ pub fn wait_for_certificate(issuer: &str) {
     );
 }
 
+/// Registers a confidential client at `issuer` (dynamic registration) with the test
+/// redirect URI; its `client_id` and `client_secret`.
 pub fn register_client(issuer: &str) -> (String, String) {
     let response = no_redirect_client()
         .post(format!("{issuer}/register"))

@@ -3,8 +3,8 @@
 //! `docs/threat-model.md` maps every claim to its test here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dta_common;
-mod idp_common;
+use milagro_tests::dta_common;
+use milagro_tests::idp_common;
 
 use dta_common::{call, config, sealing_key_file, wait_for_anchors_broadcast, wait_for_share_api};
 use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for_certificate};

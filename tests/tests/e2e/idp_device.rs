@@ -3,7 +3,7 @@
 //! in), and the device's polling gets tokens and an ID token that verifies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use idp_common::{approve_device, decide_device, IdpWorld, PASSWORD, USER};
 use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata};

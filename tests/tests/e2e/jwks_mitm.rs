@@ -12,8 +12,8 @@
 //! rotation keeps working through the signed JWKS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dta_common;
-mod idp_common;
+use milagro_tests::dta_common;
+use milagro_tests::idp_common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

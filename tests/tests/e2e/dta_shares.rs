@@ -7,7 +7,7 @@
 //! compromised is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dta_common;
+use milagro_tests::dta_common;
 
 use std::os::unix::fs::PermissionsExt as _;
 

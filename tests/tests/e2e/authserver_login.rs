@@ -9,8 +9,8 @@
 //! with a JSON reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod dta_common;
-mod idp_common;
+use milagro_tests::dta_common;
+use milagro_tests::idp_common;
 
 use std::time::Duration;
 

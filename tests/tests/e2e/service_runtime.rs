@@ -3,7 +3,7 @@
 //! node it was pointed at.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! wrong grant types, a missing CSRF cookie, a wrong password.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use idp_common::{encode, query, IdpWorld, PASSWORD, USER};
 use serde_json::{json, Value};

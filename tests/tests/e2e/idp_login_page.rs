@@ -3,7 +3,7 @@
 //! relying party's redirect URI with a code, which then redeems for tokens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod idp_common;
+use milagro_tests::idp_common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
