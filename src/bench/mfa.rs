@@ -6,7 +6,7 @@
 //! A private regtest node, an IdP, two D-TAs and an authentication server, all anchored
 //! as in `milagro demo` ([`crate::demo_mpin::MfaWorld`]); a PAT and a second
 //! authentication-server identity anchored directly. One request is timed from the TCP
-//! connect to the checked answer:
+//! connect (kept alive: from the request) to the checked answer:
 //!
 //! - **session only**: a Milagro TLS session (YAK) and one request the D-TA answers 404:
 //!   the channel's cost, which every share request pays;
@@ -15,6 +15,8 @@
 //! - **client shares**: a session and `POST /v1/shares/client` with an ID token (an
 //!   ES256 verification against the IdP's checked keys, two hashes to G1 and two G1
 //!   multiplications, two log appends);
+//! - **kept alive**: server and client shares again, each client keeping one session
+//!   open for all its requests ([`Connection`]), so no share pays a handshake;
 //! - **logins**: `POST /v1/login/commit` and `POST /v1/login/prove` over plain HTTP,
 //!   through the device library with one HTTP client (one pairing check on the server,
 //!   the client's two passes on the same machine).
@@ -26,6 +28,7 @@
 
 use milagro_regtest::RegtestControls as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,9 +40,11 @@ use milagro_pat_client::authenticate::authenticate;
 use milagro_pat_client::mpin_key::{request_shares, MpinKey};
 use milagro_pat_client::ServiceClient;
 use milagro_registry::bitcoind::BitcoindRpc;
+use milagro_tls::http::Connection;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::sync::Mutex;
 
 use super::kex::{anchored, anchored_with_key};
 use super::levels::{best, level, tabulate_levels, Level};
@@ -71,12 +76,18 @@ pub struct MfaReport {
     pub server_shares: Vec<Level>,
     /// Client-secret shares and time permits through the API.
     pub client_shares: Vec<Level>,
+    /// Server-secret shares, each client keeping one session open for all its requests.
+    pub server_shares_kept_alive: Vec<Level>,
+    /// Client-secret shares and time permits, each client keeping one session open.
+    pub client_shares_kept_alive: Vec<Level>,
     /// M-Pin logins through the API.
     pub logins: Vec<Level>,
     /// The best server-share rate over the raw G2 multiplication rate (one thread).
     pub server_shares_over_raw_g2: f64,
     /// The best client-share rate over the raw G1 multiplication rate (one thread).
     pub client_shares_over_raw_g1: f64,
+    /// The same, sessions kept alive (no handshake per share).
+    pub client_shares_kept_alive_over_raw_g1: f64,
     /// The best login rate over the raw pairing rate (one thread).
     pub logins_over_raw_pairing: f64,
 }
@@ -153,6 +164,8 @@ pub fn measure(
     let mut session_only = Vec::new();
     let mut server_shares = Vec::new();
     let mut client_shares = Vec::new();
+    let mut server_shares_kept_alive = Vec::new();
+    let mut client_shares_kept_alive = Vec::new();
     let mut logins = Vec::new();
     let mut shares = Vec::new();
     for other in &world.dtas {
@@ -194,6 +207,46 @@ pub fn measure(
                 )
             },
         ))?);
+        // One session per client, opened before the clock starts, reused for every
+        // request that client makes (`level` deals requests round-robin, as below).
+        let kept_alive = |who: &Arc<LocalIdentity>| -> Result<Vec<Arc<Mutex<Connection>>>> {
+            runtime.block_on(async {
+                let mut sessions = Vec::with_capacity(concurrency);
+                for _ in 0..concurrency {
+                    let connection =
+                        connect(who, dta_digest, &dta_addr, directory.clone(), &options).await?;
+                    sessions.push(Arc::new(Mutex::new(connection)));
+                }
+                Ok(sessions)
+            })
+        };
+        let on_kept = |sessions: Vec<Arc<Mutex<Connection>>>, path: &'static str, body: Value| {
+            let next = AtomicUsize::new(0);
+            move || {
+                let session =
+                    sessions[next.fetch_add(1, Ordering::Relaxed) % sessions.len()].clone();
+                let body = body.clone();
+                async move { post(&mut *session.lock().await, path, body).await }
+            }
+        };
+        let sessions = kept_alive(&fetcher)?;
+        server_shares_kept_alive.push(runtime.block_on(level(
+            "server share, kept alive",
+            n,
+            concurrency,
+            on_kept(sessions, "/v1/shares/server", json!({})),
+        ))?);
+        let sessions = kept_alive(&pat)?;
+        client_shares_kept_alive.push(runtime.block_on(level(
+            "client share, kept alive",
+            (n / 4).max(1),
+            concurrency,
+            on_kept(
+                sessions,
+                "/v1/shares/client",
+                json!({ "id_token": id_token }),
+            ),
+        ))?);
         logins.push(runtime.block_on(level("login", n, concurrency, || {
             let (key, client) = (key.clone(), auth_client.clone());
             async move {
@@ -211,6 +264,8 @@ pub fn measure(
     let report = MfaReport {
         server_shares_over_raw_g2: best(&server_shares) / raw_g2_mul.ops_per_s,
         client_shares_over_raw_g1: best(&client_shares) / raw_g1_mul.ops_per_s,
+        client_shares_kept_alive_over_raw_g1: best(&client_shares_kept_alive)
+            / raw_g1_mul.ops_per_s,
         logins_over_raw_pairing: best(&logins) / raw_pairing.ops_per_s,
         raw_g1_mul,
         raw_g2_mul,
@@ -218,6 +273,8 @@ pub fn measure(
         session_only,
         server_shares,
         client_shares,
+        server_shares_kept_alive,
+        client_shares_kept_alive,
         logins,
     };
     tabulate(&report, table);
@@ -235,16 +292,33 @@ async fn share_request(
     path: &'static str,
     body: Value,
 ) -> Result<()> {
+    let mut connection = connect(who, dta, addr, directory, options).await?;
+    post(&mut connection, path, body).await
+}
+
+/// A Milagro TLS session to the D-TA at `addr`, ready for HTTP requests.
+async fn connect(
+    who: &LocalIdentity,
+    dta: Digest,
+    addr: &str,
+    directory: Arc<dyn PeerDirectory>,
+    options: &Options,
+) -> Result<Connection> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let session = milagro_tls::connect(tcp, who, dta, directory, options).await?;
+    Ok(Connection::open(session).await?)
+}
+
+/// `POST path` with `body` on `connection`; a 404 for an unknown path, a 200 otherwise.
+async fn post(connection: &mut Connection, path: &'static str, body: Value) -> Result<()> {
     let request = http::Request::builder()
         .method("POST")
         .uri(path)
         .header("host", "dta")
         .header("content-type", "application/json")
         .body(bytes::Bytes::from(body.to_string()))?;
-    let response = milagro_tls::http::send(session, request).await?;
+    let response = connection.send(request).await?;
     let expected = if path == "/v1/nothing" { 404 } else { 200 };
     ensure!(
         response.status().as_u16() == expected,
@@ -267,6 +341,14 @@ fn tabulate(report: &MfaReport, table: &mut Table) {
             ("milagro TLS session + 404", &report.session_only),
             ("server share (s·Q)", &report.server_shares),
             ("client share + permit", &report.client_shares),
+            (
+                "server share, session kept alive",
+                &report.server_shares_kept_alive,
+            ),
+            (
+                "client share, session kept alive",
+                &report.client_shares_kept_alive,
+            ),
             ("M-Pin login (2 passes)", &report.logins),
         ],
     );
@@ -278,6 +360,11 @@ fn tabulate(report: &MfaReport, table: &mut Table) {
     table.row(
         "client shares / raw G1 muls",
         format!("{:.3}×", report.client_shares_over_raw_g1),
+        "best level vs one thread",
+    );
+    table.row(
+        "client shares kept alive / raw G1 muls",
+        format!("{:.3}×", report.client_shares_kept_alive_over_raw_g1),
         "best level vs one thread",
     );
     table.row(

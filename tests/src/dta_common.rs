@@ -117,6 +117,41 @@ pub fn call(
     })
 }
 
+/// Sends each `(method, path, body)` of `requests` to the D-TA as `who`, one after another
+/// over one Milagro TLS session kept alive (one handshake for all); their statuses and
+/// JSON bodies.
+pub fn call_on_one_session(
+    w: &EnrolmentWorld,
+    dta: &RunningDta,
+    who: &TlsParty,
+    requests: &[(&str, &str, Vec<u8>)],
+) -> Result<Vec<(u16, Value)>, TlsError> {
+    let (addr, digest) = (dta.state().share_listen, dta.state().identity.digest());
+    let directory = directory(w);
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let options = Options::default();
+        let session = milagro_tls::connect(tcp, &who.identity, digest, directory, &options).await?;
+        let mut connection = milagro_tls::http::Connection::open(session).await.unwrap();
+        let mut answers = Vec::new();
+        for (method, path, body) in requests {
+            let request = http::Request::builder()
+                .method(*method)
+                .uri(*path)
+                .header("host", "dta1.milagro.test")
+                .header("content-type", "application/json")
+                .body(bytes::Bytes::from(body.clone()))
+                .unwrap();
+            let response = connection.send(request).await.unwrap();
+            let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+            answers.push((response.status().as_u16(), json));
+        }
+        assert!(!connection.is_closed(), "the D-TA closed the session");
+        Ok(answers)
+    })
+}
+
 /// The configuration of D-TA number `n` on `w`'s node, in `dir/dta{n}`, its share sealed
 /// with a key file of its own (mode 0600), and `extra` TOML appended.
 pub fn numbered_config(w: &EnrolmentWorld, dir: &Path, n: u8, extra: &str) -> Config {

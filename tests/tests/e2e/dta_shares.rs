@@ -68,6 +68,12 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
     let (status, again) =
         call(&w, &dta, &auth, "POST", "/v1/shares/server", b"{}".to_vec()).unwrap();
     assert_eq!((status, &again["share"]), (200, &issued["share"]));
+    // One session carries many requests (keep-alive): one handshake, three shares.
+    let three = vec![("POST", "/v1/shares/server", b"{}".to_vec()); 3];
+    let answers = dta_common::call_on_one_session(&w, &dta, &auth, &three).unwrap();
+    for (status, answer) in answers {
+        assert_eq!((status, &answer["share"]), (200, &issued["share"]));
+    }
 
     // The rogue authentication server is anchored and admitted, but not listed.
     let (status, refused) = call(&w, &dta, &rogue, "POST", "/v1/shares/server", vec![]).unwrap();
