@@ -169,6 +169,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningAuthServer, Sta
         state.config.listen,
         "authserver-http",
         handle_signals,
+        state.config.tls.as_ref(),
         factory,
     )?;
     tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "authentication server listening");

@@ -14,6 +14,7 @@ use milagro_service::peer_directory::IndexDirectory;
 
 use crate::config::Config;
 use crate::master::{self, SealError, SealingKey};
+use crate::relying_party::CheckedIdps;
 use crate::share_api::ShareApi;
 use crate::state::AppState;
 
@@ -57,6 +58,9 @@ pub enum StartError {
     /// A background thread could not start.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The HTTP client of the trusted IdPs could not be made (`[outbound_http]`).
+    #[error("[outbound_http]: {0}")]
+    OutboundHttp(#[from] milagro_http_client::ClientError),
 }
 
 impl Dta {
@@ -165,7 +169,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError
         issued: Arc::new(crate::issued::IssuedIdentities::open(&base.db)?),
         db: base.db,
         master: Arc::new(master),
-        checked_idps: Arc::default(),
+        checked_idps: Arc::new(CheckedIdps::new(&config.outbound_http)?),
         tls_addr: Arc::new(RwLock::new(None)),
         config: Arc::new(config),
     };
@@ -175,7 +179,13 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningDta, StartError
             .app_data(web::Data::new(for_http.clone()))
             .configure(crate::api::configure_public)
     };
-    let spawned = http::spawn(state.config.listen, "dta-http", handle_signals, factory)?;
+    let spawned = http::spawn(
+        state.config.listen,
+        "dta-http",
+        handle_signals,
+        state.config.tls.as_ref(),
+        factory,
+    )?;
     tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "D-TA listening");
     let mut running = start_chain_loop(chain, spawned, "dta-chain").map_err(StartError::Thread)?;
     let share_api = match ShareApi::spawn(state.clone(), tls_listener) {

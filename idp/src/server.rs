@@ -217,7 +217,13 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningIdp, StartError
             .app_data(web::Data::new(for_http.clone()))
             .configure(crate::api::configure)
     };
-    let spawned = http::spawn(state.config.listen, "idp-http", handle_signals, factory)?;
+    let spawned = http::spawn(
+        state.config.listen,
+        "idp-http",
+        handle_signals,
+        state.config.tls.as_ref(),
+        factory,
+    )?;
     tracing::info!(addr = %spawned.addr, digest = %state.identity.digest(), "IdP listening");
     let shutdown = Arc::new(Shutdown::default());
     let config = &state.config;

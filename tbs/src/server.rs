@@ -233,6 +233,7 @@ fn launch(config: Config, handle_signals: bool) -> Result<RunningTbs, StartError
 /// Runs the HTTP server on its own thread and actix system; returns once it is bound.
 fn spawn_http(state: AppState, handle_signals: bool) -> Result<Spawned, StartError> {
     let listen = state.config.listen;
+    let tls = state.config.tls.clone();
     let factory = move || {
         let metrics = state.metrics.clone();
         App::new()
@@ -253,7 +254,7 @@ fn spawn_http(state: AppState, handle_signals: bool) -> Result<Spawned, StartErr
                 }
             })
     };
-    http::spawn(listen, "tbs-http", handle_signals, factory).map_err(|e| match e {
+    http::spawn(listen, "tbs-http", handle_signals, tls.as_ref(), factory).map_err(|e| match e {
         SpawnError::Bind { addr, source } => StartError::Bind { addr, source },
         SpawnError::Thread(source) => StartError::Thread {
             what: "HTTP",

@@ -72,7 +72,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let user = state
         .users
         .add("bench", "bench password", milagro_service::unix_now())?;
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
     let metadata = json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"]});
@@ -176,7 +176,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 /// Redeems every code in `codes`; returns each exchange's time in milliseconds.
 fn exchange_all(url: &str, id: &str, secret: &str, codes: &[String]) -> Result<Vec<f64>> {
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
     let mut samples = Vec::with_capacity(codes.len());
