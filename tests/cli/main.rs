@@ -14,6 +14,7 @@ use serde_json::Value;
 
 #[path = "../tests/dta_common/mod.rs"]
 mod dta_common;
+mod https;
 #[path = "../tests/idp_common/mod.rs"]
 mod idp_common;
 mod pat;

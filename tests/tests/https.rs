@@ -5,7 +5,7 @@
 //! connect with verification on; a client trusting another CA, or only the system's
 //! roots, is refused; an off-loopback `http://` URL is refused before any request; a
 //! renewed certificate is served without a restart, and a half-written renewal keeps the
-//! old one. (SIGHUP with the real binary: `tests/cli/https_reload.rs`.)
+//! old one. (SIGHUP with the real binary: `tests/cli/https.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod idp_common;

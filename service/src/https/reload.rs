@@ -191,16 +191,18 @@ impl ServerTls {
 
     fn log_reload(&self, hangup: bool) {
         let cert = self.settings.cert.display();
+        let trigger = if hangup { "SIGHUP" } else { "file change" };
         match self.reload() {
             Ok(Reloaded::Replaced) => {
                 let served = hex::encode(&Sha256::digest(self.served_certificate())[..8]);
-                tracing::info!(%cert, %served, "serving a new TLS certificate");
+                tracing::info!(%cert, %served, trigger, "serving a new TLS certificate");
             }
             Ok(_) if hangup => tracing::info!(%cert, "SIGHUP: the TLS certificate is unchanged"),
             Ok(_) => {}
             Err(error) => tracing::warn!(
                 %cert,
                 %error,
+                trigger,
                 "the new TLS certificate or key is not usable; still serving the previous one"
             ),
         }
