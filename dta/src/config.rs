@@ -342,6 +342,39 @@ network = "regtest"
     }
 
     #[test]
+    fn a_plain_http_issuer_off_loopback_needs_the_explicit_permission() {
+        let plain = IDP.replace("https://idp.test", "http://idp.test");
+        match Config::parse(&format!("{MINIMAL}{plain}")) {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, "trusted_idps.issuer");
+                assert!(reason.contains("loopback"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let allowed = format!("{MINIMAL}{plain}[outbound_http]\nallow_plain_http = true\n");
+        assert!(
+            Config::parse(&allowed)
+                .unwrap()
+                .outbound_http
+                .allow_plain_http
+        );
+        let loopback = IDP.replace("https://idp.test", "http://127.0.0.1:8081");
+        assert!(Config::parse(&format!("{MINIMAL}{loopback}")).is_ok());
+        let bundle = format!("{MINIMAL}[outbound_http]\nca_bundle = \"/etc/ca.pem\"\n");
+        assert_eq!(
+            Config::parse(&bundle).unwrap().outbound_http.roots,
+            milagro_http_client::Roots::Bundle("/etc/ca.pem".into())
+        );
+        assert!(matches!(
+            Config::parse(&format!("{MINIMAL}[outbound_http]\nca_bundle = \"\"\n")),
+            Err(ConfigError::Invalid {
+                key: "outbound_http.ca_bundle",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn defaults_then_bad_values_are_refused_by_key() {
         let config = Config::parse(MINIMAL).unwrap();
         assert_eq!(config.min_peer_depth, 6);
