@@ -134,7 +134,10 @@ where
                     .keep_alive(KEEP_ALIVE)
                     .client_disconnect_timeout(DISCONNECT_TIMEOUT)
                     .max_connections(MAX_CONNECTIONS_PER_WORKER)
-                    .on_connect(move |_, data| open.on_connect(data));
+                    .on_connect(move |connection, data| {
+                        crate::https::set_nodelay(connection);
+                        open.on_connect(data)
+                    });
                 if !handle_signals {
                     server = server.disable_signals();
                 }
