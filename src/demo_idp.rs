@@ -108,7 +108,7 @@ pub fn run(
         })
     })?;
     node.generate_to_address(1, miner)?;
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;

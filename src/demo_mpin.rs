@@ -19,7 +19,7 @@ use milagro_pat_client::authenticate::{authenticate, Session};
 use milagro_pat_client::dtas::{client_id_for, collect_shares, locate};
 use milagro_pat_client::idp_login::IdpLogin;
 use milagro_pat_client::mpin_key::MpinKey;
-use milagro_pat_client::{Error as PatError, ServiceClient};
+use milagro_pat_client::Error as PatError;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_service::identity::PartyIdentity;
 use milagro_tls::Options;
@@ -171,7 +171,7 @@ impl MfaWorld {
         idp: (&str, &str, &str),
         also_authservers: &[String],
     ) -> Result<Self> {
-        let http = reqwest::blocking::Client::builder()
+        let http = crate::cli::http_builder()?
             .timeout(Duration::from_secs(30))
             .build()?;
         let get = |url: &str| call(&http, reqwest::Method::GET, url, None, None);
@@ -276,7 +276,7 @@ fn refusal(result: Result<Session, PatError>) -> Result<String> {
 pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSummary> {
     let dir = tbs.dir.path().join("mpin");
     std::fs::create_dir_all(&dir)?;
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -331,16 +331,21 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
 
     crate::demo::step("badge-1's user logs in at the IdP (device grant): the badge shows a code, the user approves it");
     let instructions = &badge.instructions().instructions;
+    let outbound = crate::cli::outbound()?;
     let located = instructions
         .dtas
         .iter()
-        .map(locate)
+        .map(|dta| locate(&outbound, dta))
         .collect::<Result<Vec<_>, _>>()?;
     let idp_anchor = instructions
         .idp
         .as_ref()
         .context("no idp in the instructions")?;
-    let login = IdpLogin::discover(idp_anchor, &client_id_for(&located, &idp_anchor.url)?)?;
+    let login = IdpLogin::discover(
+        &crate::cli::outbound()?,
+        idp_anchor,
+        &client_id_for(&located, &idp_anchor.url)?,
+    )?;
     let pending = login.start()?;
     eprintln!(
         "    open {} and enter {}",
@@ -373,7 +378,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
     );
 
     crate::demo::step("badge-1 logs in at the authentication server with its PIN (zero knowledge)");
-    let auth = ServiceClient::new(&auth_url)?;
+    let auth = crate::cli::service_client(&auth_url)?;
     let session = authenticate(&auth, &key, Pin::new(PIN)?)?;
     let claims = call(
         &http,

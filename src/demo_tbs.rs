@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_pat_client::state::Provisioning;
-use milagro_pat_client::{enrol, provision, ChainSources, ServiceClient, WaitOptions};
+use milagro_pat_client::{enrol, provision, ChainSources, WaitOptions};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
@@ -109,7 +109,7 @@ pub(crate) fn enrol_devices(
                 Ok((
                     name,
                     group,
-                    enrol(stage, &ServiceClient::new(&url)?, &wait, |_| {})?,
+                    enrol(stage, &crate::cli::service_client(&url)?, &wait, |_| {})?,
                 ))
             })
         })
@@ -227,7 +227,7 @@ pub fn run(
     let tbs = Tbs::start(config)?;
     let url = tbs.local_url();
     let digest = tbs.state().identity.digest();
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
     let get = |path: &str| {

@@ -22,6 +22,13 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "milagro", version, about, long_about = None)]
 struct Cli {
+    /// A PEM file of the CA certificates outbound HTTPS must lead to (a private CA);
+    /// default: the system's roots.
+    #[arg(long, global = true, value_name = "FILE", env = "MILAGRO_CA_BUNDLE")]
+    ca_bundle: Option<std::path::PathBuf>,
+    /// Allow plain http:// to hosts other than loopback (unsafe off a private network).
+    #[arg(long, global = true)]
+    allow_plain_http: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +68,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let options =
+        milagro_http_client::ClientOptions::new(cli.ca_bundle.as_deref(), cli.allow_plain_http);
+    if let Err(error) = cli::set_outbound(&options) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Bc(command) => cli::bc::run(command),
         Command::Registry(command) => cli::registry::run(command),

@@ -41,6 +41,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "sync",
             "anchoring",
             "audit",
+            "tls",
         ],
     ),
     ("dtas", &["bc_digest", "share_api"]),
@@ -57,6 +58,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("admin", &["token_sha256"]),
     ("node", NODE_KEYS),
+    ("tls", milagro_service::https::TLS_KEYS),
     ("sync", SYNC_KEYS),
     ("anchoring", ANCHORING_KEYS),
     ("audit", AUDIT_KEYS),
@@ -146,6 +148,9 @@ pub struct Config {
     pub min_depth: u32,
     /// The login log's checkpoints.
     pub audit: AuditConfig,
+    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
+    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
+    pub tls: Option<milagro_service::https::TlsSettings>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +176,8 @@ struct RawConfig {
     anchoring: RawAnchoring,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    tls: Option<milagro_service::https::RawTls>,
 }
 
 fn default_peer_depth() -> u32 {
@@ -329,6 +336,7 @@ impl Config {
             public_url: raw.public_url,
             name: raw.name,
             state_dir: raw.state_dir,
+            tls: milagro_service::https::check_tls(raw.tls)?,
         })
     }
 }

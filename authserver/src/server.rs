@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
 use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
+use milagro_service::https::TlsSettings;
 use milagro_service::identity::PartyKind;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
@@ -115,6 +116,10 @@ impl Service for AppState {
 
     fn listen(&self) -> SocketAddr {
         self.config.listen
+    }
+
+    fn tls(&self) -> Option<&TlsSettings> {
+        self.config.tls.as_ref()
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

@@ -41,12 +41,16 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "sync",
             "anchoring",
             "audit",
+            "tls",
+            "outbound_http",
         ],
     ),
     ("master_key", &["env", "file"]),
     ("trusted_idps", &["issuer", "bc_digest", "client_id"]),
     ("shares", &["authservers"]),
     ("node", NODE_KEYS),
+    ("tls", milagro_service::https::TLS_KEYS),
+    ("outbound_http", milagro_service::https::OUTBOUND_HTTP_KEYS),
     ("sync", SYNC_KEYS),
     ("anchoring", ANCHORING_KEYS),
     ("audit", AUDIT_KEYS),
@@ -100,6 +104,12 @@ pub struct Config {
     pub min_depth: u32,
     /// The issuance log's checkpoints.
     pub audit: AuditConfig,
+    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
+    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
+    pub tls: Option<milagro_service::https::TlsSettings>,
+    /// `[outbound_http]`: the roots the trusted IdPs' HTTPS is verified with, and whether
+    /// an issuer may be plain `http://` off loopback.
+    pub outbound_http: milagro_http_client::ClientOptions,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +135,10 @@ struct RawConfig {
     anchoring: RawAnchoring,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    tls: Option<milagro_service::https::RawTls>,
+    #[serde(default)]
+    outbound_http: milagro_service::https::RawOutboundHttp,
 }
 
 fn default_peer_depth() -> u32 {
@@ -234,6 +248,14 @@ impl Config {
             .into_iter()
             .map(RawTrustedIdp::check)
             .collect::<Result<Vec<_>, _>>()?;
+        let outbound_http = raw.outbound_http.check()?;
+        for idp in &trusted_idps {
+            milagro_service::https::check_outbound_url(
+                "trusted_idps.issuer",
+                &idp.issuer,
+                &outbound_http,
+            )?;
+        }
         for (i, idp) in trusted_idps.iter().enumerate() {
             if trusted_idps[..i].iter().any(|o| o.issuer == idp.issuer) {
                 return Err(invalid(
@@ -272,6 +294,8 @@ impl Config {
             public_url: raw.public_url,
             name: raw.name,
             state_dir: raw.state_dir,
+            tls: milagro_service::https::check_tls(raw.tls)?,
+            outbound_http,
         })
     }
 }
@@ -315,6 +339,39 @@ network = "regtest"
             "dta.example.toml"
         );
         assert!(text.contains("\n# file = ") && text.contains("\n[[trusted_idps]]\n"));
+    }
+
+    #[test]
+    fn a_plain_http_issuer_off_loopback_needs_the_explicit_permission() {
+        let plain = IDP.replace("https://idp.test", "http://idp.test");
+        match Config::parse(&format!("{MINIMAL}{plain}")) {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, "trusted_idps.issuer");
+                assert!(reason.contains("loopback"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let allowed = format!("{MINIMAL}{plain}[outbound_http]\nallow_plain_http = true\n");
+        assert!(
+            Config::parse(&allowed)
+                .unwrap()
+                .outbound_http
+                .allow_plain_http
+        );
+        let loopback = IDP.replace("https://idp.test", "http://127.0.0.1:8081");
+        assert!(Config::parse(&format!("{MINIMAL}{loopback}")).is_ok());
+        let bundle = format!("{MINIMAL}[outbound_http]\nca_bundle = \"/etc/ca.pem\"\n");
+        assert_eq!(
+            Config::parse(&bundle).unwrap().outbound_http.roots,
+            milagro_http_client::Roots::Bundle("/etc/ca.pem".into())
+        );
+        assert!(matches!(
+            Config::parse(&format!("{MINIMAL}[outbound_http]\nca_bundle = \"\"\n")),
+            Err(ConfigError::Invalid {
+                key: "outbound_http.ca_bundle",
+                ..
+            })
+        ));
     }
 
     #[test]

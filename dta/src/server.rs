@@ -9,12 +9,14 @@ use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
 use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
+use milagro_service::https::TlsSettings;
 use milagro_service::identity::PartyKind;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 
 use crate::config::Config;
 use crate::master::{self, SealError, SealingKey};
+use crate::relying_party::CheckedIdps;
 use crate::state::AppState;
 
 /// File name of the D-TA's secret key in the state directory.
@@ -54,6 +56,9 @@ pub enum StartError {
     /// The HTTP server or a thread could not start.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The HTTP client of the trusted IdPs could not be made (`[outbound_http]`).
+    #[error("[outbound_http]: {0}")]
+    OutboundHttp(#[from] milagro_http_client::ClientError),
 }
 
 impl Dta {
@@ -111,7 +116,7 @@ impl Service for AppState {
             issued: Arc::new(crate::issued::IssuedIdentities::open(&base.db)?),
             db: base.db,
             master: Arc::new(master),
-            checked_idps: Arc::default(),
+            checked_idps: Arc::new(CheckedIdps::new(&config.outbound_http)?),
             share_listen,
             tls_addr: Arc::new(RwLock::new(None)),
             chain,
@@ -122,6 +127,10 @@ impl Service for AppState {
 
     fn listen(&self) -> SocketAddr {
         self.config.listen
+    }
+
+    fn tls(&self) -> Option<&TlsSettings> {
+        self.config.tls.as_ref()
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

@@ -36,9 +36,11 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "tokens",
             "keys",
             "audit",
+            "tls",
         ],
     ),
     ("node", NODE_KEYS),
+    ("tls", milagro_service::https::TLS_KEYS),
     ("sync", SYNC_KEYS),
     ("anchoring", &["fee_rate_sat_vb", "min_depth"]),
     ("admin", &["token_sha256"]),
@@ -95,6 +97,9 @@ pub struct Config {
     pub keys: KeyRotation,
     /// The audit log's checkpoints.
     pub audit: AuditConfig,
+    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
+    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
+    pub tls: Option<milagro_service::https::TlsSettings>,
     /// The time period of the activity log's entries (`H(subject ‖ period)`).
     pub audit_period: Duration,
 }
@@ -149,6 +154,8 @@ struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    tls: Option<milagro_service::https::RawTls>,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +333,7 @@ impl Config {
             public_url: raw.public_url,
             name: raw.name,
             state_dir: raw.state_dir,
+            tls: milagro_service::https::check_tls(raw.tls)?,
         })
     }
 }

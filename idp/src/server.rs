@@ -11,6 +11,7 @@ use milagro_service::attempts::FailureLimiter;
 use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
 use milagro_service::files;
+use milagro_service::https::TlsSettings;
 use milagro_service::identity::PartyKind;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 use milagro_service::work_gate::WorkGate;
@@ -162,6 +163,10 @@ impl Service for AppState {
 
     fn listen(&self) -> SocketAddr {
         self.config.listen
+    }
+
+    fn tls(&self) -> Option<&TlsSettings> {
+        self.config.tls.as_ref()
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

@@ -14,8 +14,9 @@ use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use serde_json::Value;
 
 use crate::error::{Error, Step};
-use crate::http::{str_field, ServiceClient};
+use crate::http::{str_field, ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 use crate::mpin_key::{request_permit, request_shares, DtaShares};
+use milagro_http_client::Outbound;
 use milagro_mpin::{MpinId, TimePermitShare};
 
 /// A D-TA the device collects shares from.
@@ -32,9 +33,10 @@ pub struct DtaEndpoint {
 }
 
 /// Asks the D-TA `service` names for its status. Refuses a status of another D-TA (the
-/// instructions' URL is stale) or one whose share API does not serve yet.
-pub fn locate(service: &ServiceAnchor) -> Result<DtaEndpoint, Error> {
-    let client = ServiceClient::new(&service.url)?;
+/// instructions' URL is stale) or one whose share API does not serve yet. Its URL is
+/// reached under the HTTP policy `outbound`.
+pub fn locate(outbound: &Outbound, service: &ServiceAnchor) -> Result<DtaEndpoint, Error> {
+    let client = ServiceClient::with_outbound(&service.url, outbound, DEFAULT_REQUEST_TIMEOUT)?;
     let status = client.get(Step::LocateDtas, "/v1/status")?.body;
     let unexpected = |reason: String| Error::unexpected(Step::LocateDtas, reason);
     let digest = str_field(Step::LocateDtas, &status, "digest")?;

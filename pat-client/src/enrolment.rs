@@ -110,7 +110,7 @@ impl Provisioned {
             verify_registry(tbs, self.device.provisioning.tbs_digest, &chain.headers)?;
         // The other registries are asked only when a peer is looked up; a wrong pin is
         // better found now than at the first lookup.
-        for (registry, digest) in registry_clients(&self.device.provisioning.sources)? {
+        for (registry, digest) in registry_clients(tbs, &self.device.provisioning.sources)? {
             check_registry(&registry, digest, &chain.headers)?;
         }
         self.device.chain = Some(chain.seen);

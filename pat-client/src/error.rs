@@ -59,6 +59,10 @@ impl fmt::Display for Step {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A service URL the device's HTTP policy refuses (plain `http://` off loopback, no
+    /// system roots for `https://`, not an HTTP URL), or a CA bundle that does not load.
+    #[error("{0}")]
+    Transport(#[from] milagro_http_client::ClientError),
     /// The TBS could not be reached, or the connection broke.
     #[error("{step}: cannot reach {url}: {source}")]
     Http {

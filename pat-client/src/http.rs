@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use milagro_http_client::Outbound;
+
 use crate::error::{Error, Step};
 
 /// The largest answer body read (headers pages are about 330 KB).
@@ -23,10 +25,16 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// Blocking (reqwest's blocking client runs its own small runtime): call it from plain
 /// threads, not from inside an async runtime. Cloning is cheap and shares connections.
+/// `https://` is verified against the system's roots or the CA bundle of its
+/// [`Outbound`]; plain `http://` only to loopback unless that policy allows it
+/// ([`milagro_http_client`]). [`ServiceClient::for_service`] makes the client of another
+/// service (an IdP, a D-TA) with the same policy.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     base: String,
     client: reqwest::blocking::Client,
+    outbound: Outbound,
+    timeout: Duration,
 }
 
 /// A successful answer: its status (2xx) and JSON body.
@@ -37,36 +45,47 @@ pub(crate) struct Answer {
 }
 
 impl ServiceClient {
-    /// A client of the TBS at `base` (`http://host:port`, no trailing path needed).
-    ///
-    /// Only plain `http://` is supported by this build: `https://` needs reqwest's rustls
-    /// feature, which a later slice enables.
+    /// A client of the service at `base` (`https://host[:port]` or, on loopback,
+    /// `http://`; no trailing path needed), trusting the system's roots.
     pub fn new(base: &str) -> Result<Self, Error> {
         Self::with_timeout(base, DEFAULT_REQUEST_TIMEOUT)
     }
 
     /// The same, with a per-request timeout.
     pub fn with_timeout(base: &str, timeout: Duration) -> Result<Self, Error> {
+        Self::with_outbound(base, &Outbound::system()?, timeout)
+    }
+
+    /// A client of the service at `base` under the HTTP policy `outbound` (a CA bundle,
+    /// plain HTTP allowed or not).
+    pub fn with_outbound(
+        base: &str,
+        outbound: &Outbound,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let base = base.trim_end_matches('/');
-        if base.starts_with("https://") {
-            return Err(Error::Unsupported(format!(
-                "{base}: https is not built in yet (plain http only; reqwest's rustls feature \
-                 comes with a later slice)"
-            )));
-        }
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(Error::Unsupported(format!(
-                "{base:?} is not an http:// URL"
-            )));
-        }
-        let client = reqwest::blocking::Client::builder()
+        outbound.check_url(base)?;
+        let client = outbound
+            .builder()
             .timeout(timeout)
             .build()
             .map_err(|e| Error::Unsupported(format!("cannot build an http client: {e}")))?;
         Ok(Self {
             base: base.to_owned(),
             client,
+            outbound: outbound.clone(),
+            timeout,
         })
+    }
+
+    /// A client of another service at `base`, with this client's policy and timeout.
+    pub fn for_service(&self, base: &str) -> Result<Self, Error> {
+        Self::with_outbound(base, &self.outbound, self.timeout)
+    }
+
+    /// The HTTP policy this client follows.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// The base URL.
@@ -213,28 +232,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_urls_are_accepted() {
+    fn https_anywhere_and_plain_http_to_loopback_are_accepted() {
         assert!(ServiceClient::new("http://127.0.0.1:1").is_ok());
+        assert!(ServiceClient::new("https://tbs.example").is_ok());
         assert!(matches!(
-            ServiceClient::new("https://tbs.example"),
-            Err(Error::Unsupported(_))
+            ServiceClient::new("http://tbs.example"),
+            Err(Error::Transport(
+                milagro_http_client::ClientError::PlainHttpRefused { .. }
+            ))
         ));
         for bad in ["", "http://", "ftp://x", "127.0.0.1:80"] {
             assert!(ServiceClient::new(bad).is_err(), "{bad}");
         }
+        let tbs = ServiceClient::new("https://tbs.example").unwrap();
+        assert!(tbs.for_service("https://idp.example").is_ok());
+        assert!(tbs.for_service("http://idp.example").is_err());
         assert_eq!(
-            ServiceClient::new("http://h:1/").unwrap().base_url(),
-            "http://h:1"
+            ServiceClient::new("https://h:1/").unwrap().base_url(),
+            "https://h:1"
         );
     }
 
     #[test]
     fn form_values_are_percent_encoded_and_paths_stay_under_the_base() {
         assert_eq!(form_encode("a b&c=d/é~"), "a%20b%26c%3Dd%2F%C3%A9~");
-        let client = ServiceClient::new("http://idp:1").unwrap();
-        assert_eq!(client.path_of("http://idp:1/token"), Some("/token"));
-        assert_eq!(client.path_of("http://idp:12/token"), None);
-        assert_eq!(client.path_of("http://evil/token"), None);
+        let client = ServiceClient::new("https://idp:1").unwrap();
+        assert_eq!(client.path_of("https://idp:1/token"), Some("/token"));
+        assert_eq!(client.path_of("https://idp:12/token"), None);
+        assert_eq!(client.path_of("https://evil/token"), None);
     }
 
     #[test]

@@ -35,7 +35,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Step};
 use crate::files;
-use crate::http::{str_field, ServiceClient};
+use crate::http::{str_field, ServiceClient, DEFAULT_REQUEST_TIMEOUT};
+use milagro_http_client::Outbound;
 
 /// File name of the stored ID token in the device's state directory.
 pub const ID_TOKEN_FILE: &str = "id-token.json";
@@ -124,8 +125,13 @@ impl IdpLogin {
     /// checks it: the issuer is that URL, `milagro_birth_certificate_digest` is the
     /// digest the instructions name, and both endpoints lie under the issuer. `client_id`
     /// is the D-TAs' client id at this IdP ([`crate::dtas::client_id_for`]).
-    pub fn discover(idp: &ServiceAnchor, client_id: &str) -> Result<Self, Error> {
-        let client = ServiceClient::new(&idp.url)?;
+    /// The IdP is reached under the HTTP policy `outbound`.
+    pub fn discover(
+        outbound: &Outbound,
+        idp: &ServiceAnchor,
+        client_id: &str,
+    ) -> Result<Self, Error> {
+        let client = ServiceClient::with_outbound(&idp.url, outbound, DEFAULT_REQUEST_TIMEOUT)?;
         let document = client
             .get(Step::LogIn, "/.well-known/openid-configuration")?
             .body;
@@ -385,7 +391,7 @@ mod tests {
 
     fn login() -> IdpLogin {
         IdpLogin {
-            client: ServiceClient::new("http://idp.test").unwrap(),
+            client: ServiceClient::new("https://idp.test").unwrap(),
             issuer: "http://idp.test".into(),
             digest: Digest::from_bytes([7; 32]),
             client_id: "dtas".into(),

@@ -50,8 +50,10 @@
 //!   before. Given [`ChainSources`], the device also checks that chain against Electrum
 //!   servers and looks certificates up in more registries ([`sources`]); without them, a
 //!   TBS can still withhold blocks or records (`docs/threat-model.md`).
-//! - Plain HTTP only: `https://` needs reqwest's `rustls` feature, not enabled yet (tests
-//!   talk to a TBS on loopback).
+//! - Its HTTP is [`milagro_http_client`]'s: `https://` verified against the system's
+//!   roots or a CA bundle ([`ServiceClient::with_outbound`]), plain `http://` only to
+//!   loopback unless allowed; every other client the device makes (IdP, D-TAs,
+//!   registries, authentication server) follows its TBS client's policy.
 //! - One IdP login serves every D-TA of the group: they must share one client id at the
 //!   IdP ([`dtas::client_id_for`]); D-TAs with different client ids are refused.
 //!
@@ -104,6 +106,7 @@ pub use enrolment::{Enrolled, Offered, Poll, Provisioned, Requested, TbsVerified
 pub use error::{Error, Step};
 pub use http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 pub use instructions::{Pending, Refreshed};
+pub use milagro_http_client::{ClientOptions, Outbound};
 pub use state::{
     AnchorSummary, ChainSeen, ChainSources, Device, Provisioning, RegistryPin, StoredInstructions,
 };

@@ -26,6 +26,7 @@ use crate::http::ServiceClient;
 use crate::sources::{self, check_registry, registry_clients};
 use crate::spv::{extend_headers, fetch_headers};
 use crate::state::{ChainSeen, ChainSources, Device, Progress};
+use milagro_http_client::Outbound;
 
 impl Device {
     /// This device as a Milagro TLS party: its key, its Birth Certificate and the nonce of
@@ -127,9 +128,18 @@ impl TbsDirectory {
 
     /// The directory of `device`: its TBS and sources, starting from the best chain it
     /// accepted.
-    pub fn for_device(device: &Device, cache_for: Duration) -> Result<Self, Error> {
+    /// Its TBS and registries are reached under the HTTP policy `outbound`.
+    pub fn for_device(
+        device: &Device,
+        outbound: &Outbound,
+        cache_for: Duration,
+    ) -> Result<Self, Error> {
         let provisioning = device.provisioning();
-        let tbs = ServiceClient::new(&provisioning.tbs_url)?;
+        let tbs = ServiceClient::with_outbound(
+            &provisioning.tbs_url,
+            outbound,
+            crate::DEFAULT_REQUEST_TIMEOUT,
+        )?;
         let directory = Self::caching(tbs, provisioning.network, cache_for)
             .with_sources(&provisioning.sources)?;
         *directory
@@ -142,7 +152,7 @@ impl TbsDirectory {
     /// Checks every chain against the Electrum servers of `sources` and asks its
     /// registries too (each must serve the certificate it is pinned to).
     pub fn with_sources(mut self, sources: &ChainSources) -> Result<Self, Error> {
-        self.registries = registry_clients(sources)?
+        self.registries = registry_clients(&self.tbs, sources)?
             .into_iter()
             .map(|(client, digest)| Registry {
                 client,

@@ -195,12 +195,16 @@ pub fn check_registry(
         })
 }
 
-/// A client of each registry in `sources`, with its pinned digest.
-pub fn registry_clients(sources: &ChainSources) -> Result<Vec<(ServiceClient, Digest)>, Error> {
+/// A client of each registry in `sources`, with its pinned digest, under the HTTP policy
+/// of the client of the device's TBS.
+pub fn registry_clients(
+    tbs: &ServiceClient,
+    sources: &ChainSources,
+) -> Result<Vec<(ServiceClient, Digest)>, Error> {
     sources
         .registries
         .iter()
-        .map(|pin| Ok((ServiceClient::new(&pin.url)?, pin.digest)))
+        .map(|pin| Ok((tbs.for_service(&pin.url)?, pin.digest)))
         .collect()
 }
 

@@ -55,6 +55,8 @@ pub const MAX_CONNECTIONS_PER_WORKER: usize = 1024;
 pub struct Spawned {
     /// The bound address (the real port when port 0 was asked for).
     pub addr: SocketAddr,
+    /// Whether it serves HTTPS (a `[tls]` section), else plain HTTP.
+    pub https: bool,
     /// Stops the server.
     pub handle: ServerHandle,
     /// The thread running it; joins once the server stopped.
@@ -77,16 +79,24 @@ pub enum SpawnError {
     /// The thread could not be started, or ended before binding.
     #[error("cannot start the HTTP thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The `[tls]` certificate or key could not be loaded.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] crate::https::TlsError),
 }
 
 /// Serves the apps `factory` makes (one per worker) on `listen`, on a thread named
 /// `thread_name`, with the read deadlines and the connection cap above. With
 /// `handle_signals`, SIGTERM stops the server gracefully and SIGINT or SIGQUIT at once;
 /// without, only [`ServerHandle::stop`] does.
+///
+/// With `tls` the listener serves HTTPS only, with the same limits, and its certificate
+/// is reloaded on file change and (with `handle_signals`) on SIGHUP ([`crate::https`]);
+/// without, plain HTTP, with a warning unless `listen` is loopback.
 pub fn spawn<F, T, B>(
     listen: SocketAddr,
     thread_name: &str,
     handle_signals: bool,
+    tls: Option<&crate::https::TlsSettings>,
     factory: F,
 ) -> Result<Spawned, SpawnError>
 where
@@ -100,6 +110,8 @@ where
         > + 'static,
     B: MessageBody + 'static,
 {
+    let tls = crate::https::listener_tls(listen, tls)?;
+    let https = tls.is_some();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(thread_name.into())
@@ -122,11 +134,21 @@ where
                     .keep_alive(KEEP_ALIVE)
                     .client_disconnect_timeout(DISCONNECT_TIMEOUT)
                     .max_connections(MAX_CONNECTIONS_PER_WORKER)
-                    .on_connect(move |_, data| open.on_connect(data));
+                    .on_connect(move |connection, data| {
+                        crate::https::set_nodelay(connection);
+                        open.on_connect(data)
+                    });
                 if !handle_signals {
                     server = server.disable_signals();
                 }
-                let server = match server.bind(listen) {
+                let bound = match &tls {
+                    Some((tls, config)) => {
+                        actix_web::rt::spawn(tls.clone().watch(handle_signals));
+                        server.bind_rustls_0_23(listen, config.clone())
+                    }
+                    None => server.bind(listen),
+                };
+                let server = match bound {
                     Ok(server) => server,
                     Err(e) => {
                         let _ = tx.send(Err(e));
@@ -150,6 +172,7 @@ where
     match bound {
         Ok((addr, handle)) => Ok(Spawned {
             addr,
+            https,
             handle,
             thread,
         }),

@@ -26,7 +26,8 @@
 //!   `LocalIdentity` from its own anchor (waiting for it to confirm), and a
 //!   `PeerDirectory` over its own index;
 //! - [`http`]: runs an actix-web server on its own thread, with read deadlines and a
-//!   connection cap, and stops it; [`api`]: the JSON
+//!   connection cap, and stops it; [`https`]: the `[tls]` section and the reloading
+//!   certificate that make its listener HTTPS; [`api`]: the JSON
 //!   error type every API answers with, and its body, route and bearer helpers;
 //! - [`work_gate::WorkGate`]: a bounded queue (503 `busy` when full) in front of the
 //!   expensive work a request without credentials can cause;
@@ -56,6 +57,7 @@ pub mod body_deadline;
 pub mod config;
 pub mod files;
 pub mod http;
+pub mod https;
 pub mod identity;
 pub mod open_connections;
 pub mod own_anchor;

@@ -23,7 +23,6 @@ use milagro_anchor::kex::{ecdh, yak, Protocol, SessionContext};
 use milagro_anchor::keys::SecretKey;
 use milagro_anchor::payload::{Payload, RecordKind};
 use milagro_pat_client::peering::TbsDirectory;
-use milagro_pat_client::ServiceClient;
 use milagro_registry::chain::ChainSource as _;
 use milagro_tls::binding::CertBinding;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
@@ -88,7 +87,7 @@ pub fn measure(
     for _ in 0..6 {
         world.mine()?;
     }
-    let tbs = ServiceClient::new(&world.url)?;
+    let tbs = crate::cli::service_client(&world.url)?;
     let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::caching(
         tbs.clone(),
         Network::Regtest,

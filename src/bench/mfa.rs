@@ -38,7 +38,6 @@ use milagro_anchor::digest::Digest;
 use milagro_mpin::Pin;
 use milagro_pat_client::authenticate::authenticate;
 use milagro_pat_client::mpin_key::{request_shares, MpinKey};
-use milagro_pat_client::ServiceClient;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_tls::http::Connection;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
@@ -125,7 +124,7 @@ pub fn measure(
         crate::demo_idp::PASSWORD,
         milagro_service::unix_now(),
     )?;
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -182,7 +181,7 @@ pub fn measure(
     }
     let key = Arc::new(MpinKey::assemble(&shares, Pin::new(PIN)?)?);
     // One client, as a device keeps one: its connections are reused between logins.
-    let auth_client = ServiceClient::new(&world.authserver.local_url())?;
+    let auth_client = crate::cli::service_client(&world.authserver.local_url())?;
     for &concurrency in &params.concurrency {
         eprintln!("concurrency {concurrency}");
         let request = |path: &'static str, body: Value, who: Arc<LocalIdentity>| {

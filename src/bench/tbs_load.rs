@@ -190,7 +190,7 @@ fn run_round(
             let (devices, next, ready) = (devices.clone(), next.clone(), ready.clone());
             let (url, tbs) = (world.url.clone(), (world.tbs_key, world.anchored_key));
             std::thread::spawn(move || -> Result<Vec<f64>> {
-                let client = reqwest::blocking::Client::builder()
+                let client = crate::cli::http_builder()?
                     .timeout(Duration::from_secs(120))
                     .build();
                 ready.wait();

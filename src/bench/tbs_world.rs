@@ -137,7 +137,7 @@ token_sha256 = "{token}"
         let tbs = Tbs::start(config)?;
         let tbs_key = tbs.state().identity.envelope_key().public_key();
         let anchored_key = tbs.state().identity.public_key();
-        let http = reqwest::blocking::Client::builder()
+        let http = crate::cli::http_builder()?
             .timeout(Duration::from_secs(60))
             .build()?;
         let mut world = Self {

@@ -12,6 +12,39 @@ pub mod registry;
 pub mod regtest;
 pub mod tbs;
 
+/// The outbound HTTP policy of this run (`--ca-bundle`, `--allow-plain-http`).
+static OUTBOUND: std::sync::OnceLock<milagro_http_client::Outbound> = std::sync::OnceLock::new();
+
+/// Sets the outbound HTTP policy of this run (reads the CA bundle); once, from `main`.
+pub fn set_outbound(options: &milagro_http_client::ClientOptions) -> anyhow::Result<()> {
+    let outbound = milagro_http_client::Outbound::new(options)?;
+    let _ = OUTBOUND.set(outbound);
+    Ok(())
+}
+
+/// The outbound HTTP policy every client of this run follows (the system's roots if
+/// `main` did not set one).
+pub fn outbound() -> anyhow::Result<milagro_http_client::Outbound> {
+    match OUTBOUND.get() {
+        Some(outbound) => Ok(outbound.clone()),
+        None => Ok(milagro_http_client::Outbound::system()?),
+    }
+}
+
+/// A device-side client of the service at `url` under [`outbound`].
+pub fn service_client(url: &str) -> anyhow::Result<milagro_pat_client::ServiceClient> {
+    Ok(milagro_pat_client::ServiceClient::with_outbound(
+        url,
+        &outbound()?,
+        milagro_pat_client::DEFAULT_REQUEST_TIMEOUT,
+    )?)
+}
+
+/// A blocking HTTP client builder under [`outbound`] (TLS and redirect rules set).
+pub fn http_builder() -> anyhow::Result<reqwest::blocking::ClientBuilder> {
+    Ok(outbound()?.builder())
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

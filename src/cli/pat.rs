@@ -15,7 +15,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::enrolment_credential::EnrolmentCredential;
 use milagro_pat_client::{
     enrol, install_credential, open, provision, ChainSources, Enrolled, Error, Event, Provisioning,
-    Refreshed, RegistryPin, ServiceClient, Stage, WaitOptions,
+    Refreshed, RegistryPin, Stage, WaitOptions,
 };
 use serde_json::{json, Value};
 
@@ -156,7 +156,7 @@ fn enrol_command(args: EnrolArgs) -> Result<()> {
             registries: args.registries,
         },
     };
-    let tbs = ServiceClient::new(&provisioning.tbs_url)?;
+    let tbs = crate::cli::service_client(&provisioning.tbs_url)?;
     let mut stage = provision(&args.state, provisioning, args.name.as_deref())
         .with_context(|| format!("cannot provision the device in {}", args.state.display()))?;
     let credential =
@@ -206,7 +206,7 @@ fn enrol_command(args: EnrolArgs) -> Result<()> {
 
 fn refresh_command(args: RefreshArgs) -> Result<()> {
     let stage = open(&args.state)?;
-    let tbs = ServiceClient::new(&stage.device().provisioning().tbs_url)?;
+    let tbs = crate::cli::service_client(&stage.device().provisioning().tbs_url)?;
     let (mut enrolled, resumed) = match stage {
         Stage::Enrolled(enrolled) => (enrolled, false),
         Stage::Waiting(_) => (

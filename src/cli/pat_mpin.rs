@@ -28,7 +28,7 @@ use milagro_pat_client::dtas::{
 };
 use milagro_pat_client::idp_login::{IdToken, IdpLogin};
 use milagro_pat_client::mpin_key::MpinKey;
-use milagro_pat_client::{open, Enrolled, ServiceClient, Stage};
+use milagro_pat_client::{open, Enrolled, Stage};
 use milagro_tls::Options;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -91,7 +91,8 @@ fn located_dtas(enrolled: &Enrolled) -> Result<Vec<DtaEndpoint>> {
     }
     dtas.iter()
         .map(|dta| {
-            locate(dta).with_context(|| format!("d-ta {} at {}", dta.birth_certificate, dta.url))
+            locate(&crate::cli::outbound()?, dta)
+                .with_context(|| format!("d-ta {} at {}", dta.birth_certificate, dta.url))
         })
         .collect()
 }
@@ -106,7 +107,7 @@ pub fn login(args: LoginArgs) -> Result<()> {
         .clone()
         .context("the device's instructions name no idp")?;
     let client_id = client_id_for(&located_dtas(&enrolled)?, &idp.url)?;
-    let login = IdpLogin::discover(&idp, &client_id)?;
+    let login = IdpLogin::discover(&crate::cli::outbound()?, &idp, &client_id)?;
     let pending = login.start()?;
     eprintln!(
         "to approve this device, open {} and enter the code {}",
@@ -203,7 +204,7 @@ pub fn permit(args: PermitArgs) -> Result<()> {
 pub fn authenticate_command(args: AuthenticateArgs) -> Result<()> {
     let key = MpinKey::load(&args.state)?
         .context("no m-pin key: run `milagro pat login` and `milagro pat shares` first")?;
-    let server = ServiceClient::new(&args.authserver)?;
+    let server = crate::cli::service_client(&args.authserver)?;
     let session = authenticate(&server, &key, read_pin()?)?;
     eprintln!("authenticated as {}", session.mpin_id);
     print_json(&json!({

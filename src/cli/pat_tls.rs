@@ -97,8 +97,11 @@ pub fn device_parts(
     device: &milagro_pat_client::Device,
 ) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
     let identity = device.tls_identity()?;
-    let directory: Arc<dyn PeerDirectory> =
-        Arc::new(TbsDirectory::for_device(device, Duration::ZERO)?);
+    let directory: Arc<dyn PeerDirectory> = Arc::new(TbsDirectory::for_device(
+        device,
+        &crate::cli::outbound()?,
+        Duration::ZERO,
+    )?);
     Ok((identity, directory))
 }
 

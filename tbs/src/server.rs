@@ -14,6 +14,7 @@ use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
 /// enrolments and the audit log, kept apart from the index so that a reindex never
 /// touches them) inside the state directory.
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
+use milagro_service::https::TlsSettings;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 
 use crate::audit::RegistrationLog as _;
@@ -140,6 +141,10 @@ impl Service for AppState {
 
     fn listen(&self) -> SocketAddr {
         self.config.listen
+    }
+
+    fn tls(&self) -> Option<&TlsSettings> {
+        self.config.tls.as_ref()
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

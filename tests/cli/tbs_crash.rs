@@ -105,7 +105,9 @@ fn try_enrol(
     maker: &SecretKey,
     (key, bc, instruction_key): &Device,
 ) -> Option<()> {
-    let client = reqwest::blocking::Client::builder()
+    let client = milagro_http_client::Outbound::system()
+        .unwrap()
+        .builder()
         .timeout(Duration::from_secs(10))
         .build()
         .ok()?;

@@ -2,7 +2,8 @@
 //
 //   node rp.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI
 //
-// 1. Discovers the issuer (plain http is allowed: the IdP runs on loopback in the test).
+// 1. Discovers the issuer (plain http is allowed: the IdP runs on loopback in one test; the
+//    HTTPS test gives the test CA in NODE_EXTRA_CA_CERTS).
 // 2. Prints {"authorize_url": …} on one line and reads the redirect the browser landed on
 //    (one line on stdin; the Rust test performs the login).
 // 3. Redeems the code with PKCE (client_secret_basic), validates the ID token as

@@ -33,6 +33,9 @@ pub struct WorldOptions {
     /// Keep the node's data directory and reach it through a relay, so that
     /// [`EnrolmentWorld::restart_node`] works.
     pub restartable: bool,
+    /// The HTTP policy of the world's own client of the TBS (a test CA, for a TBS with a
+    /// `[tls]` section in `extra_config`); default: the system's roots.
+    pub http: Option<milagro_http_client::Outbound>,
 }
 
 /// A running TBS with tenant `acme`, on its own regtest node.
@@ -78,7 +81,10 @@ impl EnrolmentWorld {
             admin.hash()
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = Api::new(tbs.local_url());
+        let api = match &options.http {
+            Some(outbound) => Api::with_outbound(tbs.local_url(), outbound),
+            None => Api::new(tbs.local_url()),
+        };
         let tbs_digest = tbs.state().identity.digest();
         wait_until("the TBS anchor to be broadcast", PATIENCE, || {
             (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())

@@ -3,8 +3,11 @@
 //! redirect can be checked), the login form driven as a browser posts it, and the
 //! `openidconnect` crate's HTTP client trait implemented over that client.
 
+pub mod node_rp;
+
 use std::time::Duration;
 
+use crate::https::TestTls;
 use crate::{wait_until, TestNode};
 use milagro_idp::config::Config;
 use milagro_idp::{Idp, RunningIdp};
@@ -86,16 +89,40 @@ max_backoff_ms = 400
 impl IdpWorld {
     /// Starts everything and waits until the IdP's Birth Certificate is anchored.
     pub fn start(extra: &str) -> Self {
+        Self::start_on(extra, None)
+    }
+
+    /// The same over HTTPS: the IdP serves `tls`'s certificate, its issuer is
+    /// `https://127.0.0.1:PORT`, and the world's client trusts `tls`'s CA only.
+    pub fn start_https(extra: &str, tls: &TestTls) -> Self {
+        Self::start_on(extra, Some(tls))
+    }
+
+    fn start_on(extra: &str, tls: Option<&TestTls>) -> Self {
         let node = TestNode::start();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let idp = Idp::start(idp_config(&node, &dir.path().join("idp"), port, extra)).unwrap();
+        let (public_url, extra, outbound) = match tls {
+            Some(tls) => (
+                format!("https://127.0.0.1:{port}"),
+                format!("{extra}\n{}", tls.section()),
+                tls.outbound(),
+            ),
+            None => (
+                format!("http://127.0.0.1:{port}"),
+                extra.to_owned(),
+                milagro_http_client::Outbound::system().unwrap(),
+            ),
+        };
+        let config = idp_config_at(&node, &dir.path().join("idp"), port, &public_url, &extra);
+        let idp = Idp::start(config).unwrap();
         let issuer = idp.state().issuer().to_owned();
         idp.state()
             .users
             .add(USER, PASSWORD, milagro_service::unix_now())
             .unwrap();
-        let http = reqwest::blocking::Client::builder()
+        let http = outbound
+            .builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
@@ -343,7 +370,9 @@ pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 /// An HTTP client that follows no redirect.
 pub fn no_redirect_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    milagro_http_client::Outbound::system()
+        .unwrap()
+        .builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
@@ -380,7 +409,16 @@ pub fn wait_for_certificate(issuer: &str) {
         PATIENCE,
         || {
             let url = format!("{issuer}/.well-known/milagro/birth-certificate");
-            (reqwest::blocking::get(url).unwrap().status() == 200).then_some(())
+            (milagro_http_client::Outbound::system()
+                .unwrap()
+                .client()
+                .unwrap()
+                .get(url)
+                .send()
+                .unwrap()
+                .status()
+                == 200)
+                .then_some(())
         },
     );
 }

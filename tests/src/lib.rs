@@ -20,6 +20,7 @@ use milagro_regtest::RegtestControls as _;
 pub mod dta_common;
 pub mod enrolment_world;
 pub mod forgery;
+pub mod https;
 pub mod idp_common;
 pub mod logs;
 pub mod lying_tbs;
@@ -301,7 +302,16 @@ pub struct Api {
 impl Api {
     /// A client of the TBS at `base` (e.g. `http://127.0.0.1:PORT`).
     pub fn new(base: impl Into<String>) -> Self {
-        let client = reqwest::blocking::Client::builder()
+        Self::with_outbound(base, &milagro_http_client::Outbound::system().unwrap())
+    }
+
+    /// A client of the TBS at `base` under `outbound` (e.g. trusting a test CA).
+    pub fn with_outbound(
+        base: impl Into<String>,
+        outbound: &milagro_http_client::Outbound,
+    ) -> Self {
+        let client = outbound
+            .builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();

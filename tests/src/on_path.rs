@@ -42,7 +42,10 @@ impl OnPathProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let (upstream, stopping) = (upstream.to_owned(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::new();
+            let client = milagro_http_client::Outbound::system()
+                .unwrap()
+                .client()
+                .unwrap();
             for stream in listener.incoming() {
                 if stopping.load(Ordering::Acquire) {
                     break;

@@ -137,7 +137,9 @@ impl ChromeDriver {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
-        let client = reqwest::blocking::Client::builder()
+        let client = milagro_http_client::Outbound::system()
+            .unwrap()
+            .builder()
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();

@@ -283,7 +283,9 @@ fn stalled_connections_do_not_stop_an_honest_client_and_are_closed_after_their_d
         "",
     ))
     .unwrap();
-    let http = reqwest::blocking::Client::builder()
+    let http = milagro_http_client::Outbound::system()
+        .unwrap()
+        .builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

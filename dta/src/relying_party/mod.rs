@@ -39,8 +39,11 @@
 //! Step 5 makes a stolen token worth nothing on any other device: without it, a token
 //! got for one device would get shares for its subject under the thief's key, which time
 //! permits would then renew without a token.
-//! IdPs are reached over plain HTTP only (the workspace's HTTP client has no TLS stack):
-//! what the D-TA believes of an IdP is bound to its anchored key, not to the channel.
+//! IdPs are reached over HTTPS verified against `[outbound_http]`'s roots (plain HTTP only
+//! to loopback unless allowed; [`milagro_http_client`]), one client kept in
+//! [`CheckedIdps`] so its connections are reused. What the D-TA believes of an IdP is
+//! still bound to its anchored key, not to the channel: HTTPS keeps the documents private
+//! and an on-path attacker out of the exchange, but it is not what makes an IdP trusted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -53,6 +56,7 @@ use milagro_anchor::dpop::{Confirmation, Thumbprint};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::signed_jwks;
+use milagro_http_client::{ClientError, ClientOptions, Outbound};
 use milagro_tls::PeerDirectory;
 use openidconnect::core::{
     CoreGenderClaim, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
@@ -175,13 +179,35 @@ struct BoundKeys {
     expires: u64,
 }
 
-/// The keys of the IdPs checked in the last [`CHECKED_FOR`], by issuer.
-#[derive(Debug, Default)]
-pub struct CheckedIdps(Mutex<HashMap<String, (Instant, BoundKeys)>>);
+/// The keys of the IdPs checked in the last [`CHECKED_FOR`], by issuer, and the HTTP
+/// client the IdPs are fetched with.
+#[derive(Debug)]
+pub struct CheckedIdps {
+    checked: Mutex<HashMap<String, (Instant, BoundKeys)>>,
+    outbound: Outbound,
+    http: reqwest::blocking::Client,
+}
 
 impl CheckedIdps {
+    /// None checked yet; IdPs are fetched under `options` (the CA bundle is read now).
+    pub fn new(options: &ClientOptions) -> Result<Self, ClientError> {
+        let outbound = Outbound::new(options)?;
+        // An IdP's documents are fetched where its issuer says, never elsewhere.
+        let http = outbound
+            .builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(Self {
+            checked: Mutex::default(),
+            outbound,
+            http,
+        })
+    }
+
     fn fresh(&self, issuer: &str, now: u64) -> Option<CoreJsonWebKeySet> {
-        let checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
         checked
             .get(issuer)
             .filter(|(at, bound)| at.elapsed() < CHECKED_FOR && now < bound.expires)
@@ -189,7 +215,7 @@ impl CheckedIdps {
     }
 
     fn keep(&self, issuer: &str, bound: BoundKeys) {
-        let mut checked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
         checked.insert(issuer.to_owned(), (Instant::now(), bound));
     }
 }
@@ -272,17 +298,17 @@ impl RelyingParty<'_> {
     /// Fetches the IdP's discovery document, served certificate and signed JWKS, and
     /// checks them ([`Self::check_idp`], [`signed_jwks::verify`]); returns the keys.
     fn check_idp_afresh(&self, idp: &TrustedIdp) -> Result<BoundKeys, LoginError> {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        self.checked
+            .outbound
+            .check_url(&idp.issuer)
             .map_err(|e| LoginError::Unavailable(e.to_string()))?;
+        let http = &self.checked.http;
         let discovery: Value = get_json(
-            &http,
+            http,
             &format!("{}/.well-known/openid-configuration", idp.issuer),
         )?;
         let served: Value = get_json(
-            &http,
+            http,
             &format!("{}/.well-known/milagro/birth-certificate", idp.issuer),
         )?;
         let anchored = self.check_idp(idp, &discovery, &served)?;
@@ -290,7 +316,7 @@ impl RelyingParty<'_> {
             issuer: idp.issuer.clone(),
             reason,
         };
-        let signed = get_body(&http, &anchored.signed_jwks_uri)?;
+        let signed = get_body(http, &anchored.signed_jwks_uri)?;
         let signed = std::str::from_utf8(&signed)
             .map_err(|_| unbound("its signed JWKS is not text".into()))?;
         let verified = signed_jwks::verify(

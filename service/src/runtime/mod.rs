@@ -24,6 +24,7 @@
 //! ```no_run
 //! # use std::net::SocketAddr;
 //! use actix_web::web;
+//! use milagro_service::https::TlsSettings;
 //! use milagro_service::runtime::{self, ChainParts, Service, Signals};
 //!
 //! #[derive(Clone)]
@@ -37,6 +38,7 @@
 //!     type Hooks = ();
 //!     fn open(config: Echo) -> Result<(Self, ()), Self::Error> { Ok((config, ())) }
 //!     fn listen(&self) -> SocketAddr { self.listen }
+//!     fn tls(&self) -> Option<&TlsSettings> { None }
 //!     fn routes(routes: &mut web::ServiceConfig) {
 //!         routes.route("/", web::get().to(|| async { "hello" }));
 //!     }
@@ -69,6 +71,7 @@ pub use chain_status::{ChainSnapshot, ChainStatus};
 pub use running::{Running, RELEASE_TIMEOUT};
 
 use crate::http::{self, SpawnError};
+use crate::https::TlsSettings;
 use crate::sync::Shutdown;
 
 /// A Milagro service: implemented by the state its HTTP handlers share (they extract it
@@ -90,6 +93,10 @@ pub trait Service: Clone + Send + Sync + 'static {
 
     /// Where the HTTP server listens.
     fn listen(&self) -> SocketAddr;
+
+    /// The certificate chain and key the HTTP server serves HTTPS with (`[tls]`); `None`:
+    /// plain HTTP (with a warning unless it listens on loopback).
+    fn tls(&self) -> Option<&TlsSettings>;
 
     /// Adds the HTTP routes (the state is already the app's data).
     fn routes(routes: &mut web::ServiceConfig);
@@ -146,6 +153,7 @@ pub enum RunError {
 pub fn start<S: Service>(config: S::Config, signals: Signals) -> Result<Running<S>, S::Error> {
     let (service, prepared) = S::open(config)?;
     let listen = service.listen();
+    let tls = service.tls().cloned();
     let (parts, hooks) = service.chain();
     let identity = parts.identity.clone();
     let shared = Arc::new(service);
@@ -169,7 +177,8 @@ pub fn start<S: Service>(config: S::Config, signals: Signals) -> Result<Running<
     };
     let thread = format!("{}-http", S::NAME);
     let handle_signals = signals == Signals::Handle;
-    let spawned = http::spawn(listen, &thread, handle_signals, factory).map_err(RunError::from)?;
+    let spawned = http::spawn(listen, &thread, handle_signals, tls.as_ref(), factory)
+        .map_err(RunError::from)?;
     let digest = identity.digest();
     tracing::info!(service = S::NAME, addr = %spawned.addr, %digest, "listening");
     let shutdown = Arc::new(Shutdown::default());

@@ -30,6 +30,7 @@ pub struct Running<S: Service> {
     /// last copy, so stopping waits until none is left.
     lent: Weak<S>,
     addr: SocketAddr,
+    https: bool,
     server: Option<ServerHandle>,
     server_thread: Option<JoinHandle<()>>,
     shutdown: Arc<Shutdown>,
@@ -49,6 +50,7 @@ impl<S: Service> Running<S> {
             lent: Arc::downgrade(&service),
             service: Some(service),
             addr: spawned.addr,
+            https: spawned.https,
             server: Some(spawned.handle),
             server_thread: Some(spawned.thread),
             shutdown,
@@ -62,9 +64,11 @@ impl<S: Service> Running<S> {
         self.addr
     }
 
-    /// `http://` and the bound address: where to send requests on this machine.
+    /// `http://` (or `https://` with `[tls]`) and the bound address: where to send
+    /// requests on this machine.
     pub fn local_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The state the handlers share.

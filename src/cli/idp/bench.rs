@@ -12,7 +12,8 @@
 //! messages with the same ES256 code: the ratio of the two rates says how much of an
 //! exchange the signature is. It also times what DPoP adds to a device's login (making
 //! and checking a proof, a key's thumbprint) next to one ES256K verification
-//! ([`dpop::dpop_costs`]).
+//! ([`dpop::dpop_costs`]), and what HTTPS costs a request next to plain HTTP, on a new
+//! connection and kept alive ([`https::https_costs`]).
 
 use milagro_regtest::RegtestControls as _;
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ use serde_json::json;
 use super::print_json;
 
 mod dpop;
+mod https;
 
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";
 /// A PKCE verifier and its S256 challenge (RFC 7636 Appendix B).
@@ -73,7 +75,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let user = state
         .users
         .add("bench", "bench password", milagro_service::unix_now())?;
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
     let metadata = json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"]});
@@ -131,6 +133,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "p99_ms": at(0.99),
         }));
     }
+    let https = https::https_costs(
+        &idp,
+        dir.path(),
+        &node.rpc_url(),
+        &node.params.cookie_file,
+        4,
+        args.sign_secs.min(3.0),
+    )?;
+    eprintln!(
+        "GET /.well-known/openid-configuration, {} threads: new connection per request: \
+         plain {:.0}/s, HTTPS {:.0}/s (full TLS handshake each); kept alive: plain {:.0}/s, \
+         HTTPS {:.0}/s",
+        https.threads,
+        https.plain_new_connection_per_s,
+        https.https_new_connection_per_s,
+        https.plain_keep_alive_per_s,
+        https.https_keep_alive_per_s
+    );
     idp.stop();
 
     let signs_per_s = es256_rate(args.sign_secs);
@@ -166,6 +186,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         dpop.sign_us, dpop.verify_us, dpop.thumbprint_us, dpop.es256k_verify_us
     );
     print_json(&json!({
+        "https": https,
         "dpop": dpop,
         "levels": levels,
         "es256_signs_per_s": signs_per_s,
@@ -177,7 +198,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 /// Redeems every code in `codes`; returns each exchange's time in milliseconds.
 fn exchange_all(url: &str, id: &str, secret: &str, codes: &[String]) -> Result<Vec<f64>> {
-    let http = reqwest::blocking::Client::builder()
+    let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
     let mut samples = Vec::with_capacity(codes.len());

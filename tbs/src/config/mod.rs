@@ -38,9 +38,11 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "enrolment",
             "admin",
             "audit",
+            "tls",
         ],
     ),
     ("node", NODE_KEYS),
+    ("tls", milagro_service::https::TLS_KEYS),
     ("sync", SYNC_KEYS),
     (
         "anchoring",
@@ -99,6 +101,9 @@ pub struct Config {
     pub admin_token: Option<TokenHash>,
     /// The audit log's checkpoints.
     pub audit: AuditConfig,
+    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
+    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
+    pub tls: Option<milagro_service::https::TlsSettings>,
 }
 
 /// `[anchoring]`: the TBS's own anchor.
@@ -152,6 +157,8 @@ struct RawConfig {
     admin: Option<RawAdmin>,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    tls: Option<milagro_service::https::RawTls>,
 }
 
 #[derive(Deserialize)]
@@ -312,6 +319,7 @@ impl Config {
             public_url: raw.public_url,
             name: raw.name,
             state_dir: raw.state_dir,
+            tls: milagro_service::https::check_tls(raw.tls)?,
             node,
             sync,
             anchoring: AnchoringConfig {

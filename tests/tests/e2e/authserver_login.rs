@@ -57,7 +57,9 @@ impl AuthApi {
     fn new(url: String) -> Self {
         Self {
             url,
-            http: reqwest::blocking::Client::builder()
+            http: milagro_http_client::Outbound::system()
+                .unwrap()
+                .builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),

@@ -80,10 +80,14 @@ fn a_token_bound_to_device_a_presented_with_device_bs_key_is_refused_by_every_d_
         birth_certificate: idp.state().identity.digest(),
         anchor_proof: serde_json::from_value(served["anchor_proof"].clone()).unwrap(),
     };
-    let pending = IdpLogin::discover(&idp_anchor, &client_id)
-        .unwrap()
-        .start()
-        .unwrap();
+    let pending = IdpLogin::discover(
+        &milagro_http_client::Outbound::system().unwrap(),
+        &idp_anchor,
+        &client_id,
+    )
+    .unwrap()
+    .start()
+    .unwrap();
     let (status, page) = approve_device(&http, &issuer, pending.user_code(), PASSWORD);
     assert_eq!(status, 200, "{page}");
     let token = pending.wait(&a.key).unwrap();

@@ -206,7 +206,12 @@ fn a_proxy_serving_its_own_keys_between_a_d_ta_and_the_idp_gets_401_and_a_logged
         .unwrap();
     assert_eq!(claims.subject().as_str(), "victim");
 
-    let mut plain_discovery: Value = reqwest::blocking::get(format!("{idp_url}{DISCOVERY}"))
+    let mut plain_discovery: Value = milagro_http_client::Outbound::system()
+        .unwrap()
+        .client()
+        .unwrap()
+        .get(format!("{idp_url}{DISCOVERY}"))
+        .send()
         .unwrap()
         .json()
         .unwrap();

@@ -67,6 +67,7 @@ fn the_tbs_opens_envelopes_and_signs_checkpoints_only_with_its_listed_purpose_ke
     let w = EnrolmentWorld::start_with(&WorldOptions {
         extra_config: "[audit]\ncheckpoint_interval_secs = 1\n".into(),
         restartable: false,
+        http: None,
     });
     let dta = w.anchored(Role::Dta, "D-TA");
     let idp = w.anchored(Role::Idp, "IdP");

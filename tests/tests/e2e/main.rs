@@ -14,6 +14,7 @@ mod dpop_binding;
 mod dta_client_shares;
 mod dta_shares;
 mod electrum_source;
+mod https;
 mod idp_device;
 mod idp_dpop;
 mod idp_keys;

@@ -34,6 +34,7 @@ fn world(interval_secs: u32, restartable: bool) -> EnrolmentWorld {
             "[anchoring]\nbatch_interval_secs = {interval_secs}\n\n[audit]\ncheckpoint_interval_secs = 1\n"
         ),
         restartable,
+        http: None,
     })
 }
 

@@ -41,6 +41,7 @@ fn world(config: &str) -> (EnrolmentWorld, PublicKey) {
     let w = EnrolmentWorld::start_with(&WorldOptions {
         extra_config: config.into(),
         restartable: false,
+        http: None,
     });
     let dta = w.anchored(Role::Dta, "D-TA");
     let idp = w.anchored(Role::Idp, "IdP");
@@ -53,7 +54,9 @@ fn world(config: &str) -> (EnrolmentWorld, PublicKey) {
 /// A JSON client whose requests come from `address` (any 127.0.0.0/8 address reaches
 /// the loopback listener): how a test plays two clients on one machine.
 fn client_from(address: IpAddr) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    milagro_http_client::Outbound::system()
+        .unwrap()
+        .builder()
         .local_address(address)
         .timeout(Duration::from_secs(30))
         .build()

@@ -58,6 +58,7 @@ fn offers_reserve_pool_coins_whose_payment_goes_out_only_with_the_signed_anchor(
     let w = EnrolmentWorld::start_with(&WorldOptions {
         extra_config: "[anchoring]\nfunding_pool = 4\n".into(),
         restartable: false,
+        http: None,
     });
     let dta = w.anchored(Role::Dta, "D-TA 1");
     let idp = w.anchored(Role::Idp, "IdP");
