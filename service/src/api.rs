@@ -1,12 +1,14 @@
 //! What a service's JSON API shares: the error type and its one mapping to responses, the
-//! routes that answer an unknown path or method in JSON, request bodies read with a
-//! limit, blocking work kept off the async workers, and the bearer token of a request.
+//! JSON 404, request bodies read with a limit and refused with 415 unless they are JSON,
+//! blocking work kept off the async workers, and the bearer token of a request. Route
+//! tables, 405 with `Allow` and the OpenAPI document are [`crate::routes`]'.
 //!
 //! Every error is `{"error": "<code>", "error_description": "<text>"}` (the shape the IdP
 //! uses), with `Cache-Control: no-store`; a 5xx is logged (never with a secret in it).
 
+use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -61,6 +63,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The description, for people.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
 }
 
 impl ResponseError for ApiError {
@@ -99,16 +106,6 @@ impl From<crate::well_known::NotServed> for ApiError {
     }
 }
 
-/// Registers `path` answering with `route`, and 405 `method_not_allowed` (JSON) for any
-/// other method.
-pub fn route(cfg: &mut web::ServiceConfig, path: &str, route: actix_web::Route) {
-    cfg.service(
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(method_not_allowed)),
-    );
-}
-
 /// 404 `not_found`, for `default_service`.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
@@ -118,13 +115,59 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// 405 `method_not_allowed`.
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("method {} is not allowed on {}", req.method(), req.path()),
-    ))
+/// 415 `unsupported_media_type`: a route that takes JSON got a body of another type.
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be application/json",
+    )
+}
+
+/// Whether `req` says its body is JSON (`application/json` or a `+json` type), as
+/// actix's `Json` extractor decides it.
+pub fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(mime)) => {
+            mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
+        }
+        _ => false,
+    }
+}
+
+/// What a `web::Json` extractor's failure answers: 415 for another content type, 413
+/// above `limit`, 408 for a body that did not arrive in time, else 400.
+pub fn json_payload_error(error: JsonPayloadError, limit: usize) -> ApiError {
+    match error {
+        JsonPayloadError::ContentType => unsupported_media_type(),
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            too_large(limit)
+        }
+        JsonPayloadError::Payload(e) if crate::body_deadline::is_payload_timeout(&e) => {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                crate::body_deadline::TIMED_OUT,
+            )
+        }
+        other => ApiError::invalid_request(format!("the body is not the expected JSON: {other}")),
+    }
+}
+
+/// The `JsonConfig` of a service whose `web::Json` bodies are at most `limit` bytes:
+/// errors as [`json_payload_error`].
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |error, _| json_payload_error(error, limit).into())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body exceeds {limit} bytes"),
+    )
 }
 
 /// Runs blocking work (storage, pairings, node calls) on actix's blocking pool.
@@ -137,9 +180,12 @@ pub async fn blocking<S: Clone + Send + 'static, T: Send + 'static>(
 }
 
 /// The JSON body as `T`, at most `limit` bytes (else 413 `payload_too_large`); an empty
-/// body reads as `{}`; a body that did not arrive in time is 408 `request_timeout`
-/// ([`crate::body_deadline`]); anything else that is not `T` is 400 `invalid_request`.
+/// body reads as `{}` whatever its type, a non-empty one must say it is JSON (else 415
+/// `unsupported_media_type`, as [`json_config`]'s extractors answer); a body that did not
+/// arrive in time is 408 `request_timeout` ([`crate::body_deadline`]); anything else that
+/// is not `T` is 400 `invalid_request`.
 pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
     body: web::Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
@@ -153,18 +199,14 @@ pub async fn read_json<T: DeserializeOwned>(
             ))
         }
         Ok(Err(e)) => return Err(ApiError::invalid_request(format!("reading the body: {e}"))),
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {limit} bytes"),
-            ))
-        }
+        Err(_) => return Err(too_large(limit)),
     };
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
-    } else {
+    } else if is_json(req) {
         &bytes
+    } else {
+        return Err(unsupported_media_type());
     };
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid_request(format!("the body is not the expected JSON: {e}")))

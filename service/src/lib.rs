@@ -25,7 +25,8 @@
 //!   `PeerDirectory` over its own index;
 //! - [`http`]: runs an actix-web server on its own thread, with read deadlines and a
 //!   connection cap, and stops it; [`api`]: the JSON
-//!   error type every API answers with, and its body, route and bearer helpers;
+//!   error type every API answers with, and its body and bearer helpers; [`routes`]: a
+//!   service's route table (405 with `Allow`) and the OpenAPI document it is checked against;
 //! - [`work_gate::WorkGate`]: a bounded queue (503 `busy` when full) in front of the
 //!   expensive work a request without credentials can cause;
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
@@ -62,6 +63,7 @@ pub mod open_connections;
 pub mod own_anchor;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
+pub mod routes;
 pub mod sled_db;
 pub mod sync;
 pub mod token;

@@ -21,6 +21,7 @@ pub mod forgery;
 pub mod logs;
 pub mod lying_tbs;
 pub mod on_path;
+pub mod openapi;
 pub mod tenant_world;
 pub mod tls_parties;
 pub mod webdriver;
