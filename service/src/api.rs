@@ -240,6 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_another_type_than_json_is_415() {
+        let typed = |value: &str| {
+            TestRequest::default()
+                .insert_header(("Content-Type", value))
+                .to_http_request()
+        };
+        assert!(is_json(&typed("application/json")));
+        assert!(is_json(&typed("application/json; charset=utf-8")));
+        assert!(is_json(&typed("application/merge-patch+json")));
+        assert!(!is_json(&typed("text/plain")));
+        assert!(!is_json(&typed("application/x-www-form-urlencoded")));
+        assert!(!is_json(&TestRequest::default().to_http_request()));
+        let refused = json_payload_error(JsonPayloadError::ContentType, 10);
+        assert_eq!(refused.status_code(), 415);
+        assert_eq!(refused.code(), "unsupported_media_type");
+        let large = json_payload_error(JsonPayloadError::Overflow { limit: 10 }, 10);
+        assert_eq!(large.status_code(), 413);
+    }
+
+    #[test]
     fn the_bearer_token_is_read_from_the_authorization_header_only() {
         let with = |value: &str| TestRequest::default().insert_header(("Authorization", value));
         assert_eq!(bearer(&with("Bearer abc ").to_http_request()), Some("abc"));
