@@ -6,7 +6,6 @@
 //! Every error is `{"error": "<code>", "error_description": "<text>"}` (the shape the IdP
 //! uses), with `Cache-Control: no-store`; a 5xx is logged (never with a secret in it).
 
-use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
@@ -115,7 +114,9 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// 415 `unsupported_media_type`: a route that takes JSON got a body of another type.
+/// 415 `unsupported_media_type`: a route that takes JSON got a body of another type
+/// (also what a service's `web::Json` error handler answers for
+/// `JsonPayloadError::ContentType`).
 pub fn unsupported_media_type() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -133,33 +134,6 @@ pub fn is_json(req: &HttpRequest) -> bool {
         }
         _ => false,
     }
-}
-
-/// What a `web::Json` extractor's failure answers: 415 for another content type, 413
-/// above `limit`, 408 for a body that did not arrive in time, else 400.
-pub fn json_payload_error(error: JsonPayloadError, limit: usize) -> ApiError {
-    match error {
-        JsonPayloadError::ContentType => unsupported_media_type(),
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            too_large(limit)
-        }
-        JsonPayloadError::Payload(e) if crate::body_deadline::is_payload_timeout(&e) => {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                crate::body_deadline::TIMED_OUT,
-            )
-        }
-        other => ApiError::invalid_request(format!("the body is not the expected JSON: {other}")),
-    }
-}
-
-/// The `JsonConfig` of a service whose `web::Json` bodies are at most `limit` bytes:
-/// errors as [`json_payload_error`].
-pub fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .error_handler(move |error, _| json_payload_error(error, limit).into())
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -181,7 +155,7 @@ pub async fn blocking<S: Clone + Send + 'static, T: Send + 'static>(
 
 /// The JSON body as `T`, at most `limit` bytes (else 413 `payload_too_large`); an empty
 /// body reads as `{}` whatever its type, a non-empty one must say it is JSON (else 415
-/// `unsupported_media_type`, as [`json_config`]'s extractors answer); a body that did not
+/// [`unsupported_media_type`], as `web::Json` bodies are refused); a body that did not
 /// arrive in time is 408 `request_timeout` ([`crate::body_deadline`]); anything else that
 /// is not `T` is 400 `invalid_request`.
 pub async fn read_json<T: DeserializeOwned>(
@@ -252,11 +226,9 @@ mod tests {
         assert!(!is_json(&typed("text/plain")));
         assert!(!is_json(&typed("application/x-www-form-urlencoded")));
         assert!(!is_json(&TestRequest::default().to_http_request()));
-        let refused = json_payload_error(JsonPayloadError::ContentType, 10);
+        let refused = unsupported_media_type();
         assert_eq!(refused.status_code(), 415);
         assert_eq!(refused.code(), "unsupported_media_type");
-        let large = json_payload_error(JsonPayloadError::Overflow { limit: 10 }, 10);
-        assert_eq!(large.status_code(), 413);
     }
 
     #[test]

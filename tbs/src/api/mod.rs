@@ -111,7 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// What a `web::Json` body's failure answers: the shared 415 for another content type
-/// ([`milagro_service::api::json_payload_error`]), the TBS's own codes for the rest.
+/// ([`milagro_service::api::unsupported_media_type`]), the TBS's own codes for the rest.
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::ContentType => milagro_service::api::unsupported_media_type().into(),
