@@ -167,7 +167,8 @@ fn assert_error_shape(what: &str, body: &str, code: &str) {
 
 /// Checks the service at `base` against `document` (its committed document): it serves
 /// exactly that document at `/openapi.json`; every documented operation is routed (the
-/// answer is not a 405, nor the 404 of an unknown route); a method a path is not
+/// answer is not a 405, nor the 404 of an unknown route) and answers a request without
+/// parameters, body or credentials with a status it lists; a method a path is not
 /// documented for is 405 with `Allow` listing the documented ones; and an operation whose
 /// request body is JSON answers a `text/plain` body with 415, in the one error shape.
 /// `headers` are sent with every request of the 415 check (e.g. an admin token, so that
@@ -197,6 +198,9 @@ pub fn check_routes(base: &str, document: &str, headers: &[(&str, &str)]) -> usi
             .collect();
         assert!(!documented.is_empty(), "{path} documents no operation");
         for method in &documented {
+            let operation = &item[method.to_lowercase()];
+            // Whatever a route answers must be a status its operation lists.
+            let listed = |status: u16| operation["responses"].get(status.to_string()).is_some();
             let answer = send(&client, method, &url, &[], None);
             assert_ne!(answer.status, 405, "{method} {path} is not routed");
             assert!(
@@ -204,12 +208,18 @@ pub fn check_routes(base: &str, document: &str, headers: &[(&str, &str)]) -> usi
                 "{method} {path} is not routed: {}",
                 answer.body
             );
-            let operation = &item[method.to_lowercase()];
+            assert!(
+                listed(answer.status),
+                "{method} {path} answered {}, which its operation does not list: {}",
+                answer.status,
+                answer.body
+            );
             if operation["requestBody"]["content"]["application/json"].is_object() {
                 json_bodies += 1;
                 let refused = send(&client, method, &url, headers, Some(("text/plain", "{}")));
                 let what = format!("{method} {path} with a text/plain body");
                 assert_eq!(refused.status, 415, "{what}: {}", refused.body);
+                assert!(listed(415), "{what}: 415 is not documented");
                 assert_error_shape(&what, &refused.body, "unsupported_media_type");
             }
         }
