@@ -2,7 +2,8 @@
 //! [`check_routes`] (documented operations are routed, another method is 405 with the
 //! right `Allow`, a JSON body of another type is 415) and a bounded [schemathesis] run
 //! ([`schemathesis`]) with its status-code, content-type, header and response-schema
-//! conformance checks.
+//! conformance checks; and, for answers schemathesis cannot get (the D-TA's share API
+//! speaks Milagro TLS), [`assert_response_matches`] checks one body against its schema.
 //!
 //! Schemathesis (PyPI, pinned) is installed once per machine into a virtual environment
 //! under [`milagro_regtest::machine_cache_dir`] (`schemathesis-VERSION/`), under a
@@ -111,6 +112,67 @@ pub fn schemathesis(base: &str, max_examples: u32, extra: &[&str]) {
     );
     // The summary, for `--nocapture` readers: operations, cases, warnings.
     eprintln!("schemathesis against {base}:\n{stdout}");
+}
+
+/// Checks `body`, answered with `status` to `method path`, against the JSON schema its
+/// operation in `document` gives that status (JSON Schema 2020-12, as OpenAPI 3.1 says),
+/// with the validator schemathesis uses (`jsonschema_rs`, in its venv): for routes
+/// schemathesis cannot reach, such as the D-TA's share API over Milagro TLS.
+pub fn assert_response_matches(
+    document: &str,
+    (method, path): (&str, &str),
+    status: u16,
+    body: &Value,
+) {
+    let python = schemathesis_exe().with_file_name("python");
+    let script = r##"
+import json, sys, jsonschema_rs
+given = json.load(sys.stdin)
+doc, method, path, status = given["document"], given["method"], given["path"], given["status"]
+escaped = path.replace("~", "~0").replace("/", "~1")
+item = doc["paths"][path][method]["responses"][str(status)]
+if "$ref" in item:
+    pointer = item["$ref"][1:]
+    response = doc["components"]["responses"][item["$ref"].rsplit("/", 1)[1]]
+else:
+    pointer = f"/paths/{escaped}/{method}/responses/{status}"
+    response = item
+if "application/json" not in response.get("content", {}):
+    sys.exit(f"{method} {path} documents no JSON body for {status}")
+# The document is the root schema, so that its $refs resolve; its other members are
+# unknown keywords, which JSON Schema ignores.
+root = dict(doc)
+root["$ref"] = "#" + pointer + "/content/application~1json/schema"
+errors = [str(e) for e in jsonschema_rs.Draft202012Validator(root).iter_errors(given["body"])]
+if errors:
+    sys.exit(chr(10).join(errors))
+"##;
+    let input = serde_json::json!({
+        "document": serde_json::from_str::<Value>(document).unwrap_or_else(|e| panic!("{e}")),
+        "method": method.to_lowercase(),
+        "path": path,
+        "status": status,
+        "body": body,
+    });
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run the schemathesis venv's python: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, input.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("write to python: {e}"));
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for python: {e}"));
+    assert!(
+        output.status.success(),
+        "{method} {path} answered {status} with a body its document does not describe:\n{}\n{body}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// An HTTP answer: status, `Allow` and the body.

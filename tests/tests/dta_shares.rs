@@ -17,6 +17,7 @@ use milagro_dta::issuance::{hashed_identity, issuance_entry, ShareKind};
 use milagro_dta::{Dta, StartError};
 use milagro_mpin::{Day, G2};
 use milagro_tests::enrolment_world::EnrolmentWorld;
+use milagro_tests::openapi::assert_response_matches;
 use milagro_tests::tls_parties::TlsParty;
 use milagro_tests::{wait_until, Api};
 use milagro_tls::TlsError;
@@ -61,6 +62,12 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
     // The authentication server gets s·Q, a canonical G2 point, twice the same.
     let (status, issued) = call(&w, &dta, &auth, "POST", "/v1/shares/server", vec![]).unwrap();
     assert_eq!(status, 200, "{issued}");
+    assert_response_matches(
+        milagro_dta::api::SHARE_OPENAPI_JSON,
+        ("post", "/v1/shares/server"),
+        status,
+        &issued,
+    );
     assert_eq!(issued["kind"], "server");
     assert_eq!(issued["dta"], digest.to_string());
     let share_hex = issued["share"].as_str().unwrap().to_owned();
