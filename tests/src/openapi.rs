@@ -114,6 +114,37 @@ pub fn schemathesis(base: &str, max_examples: u32, extra: &[&str]) {
     eprintln!("schemathesis against {base}:\n{stdout}");
 }
 
+/// If `document` documents `method path`: `status` must be a response it lists, and a
+/// JSON `body` (not `Null`) must match that response's schema ([`assert_response_matches`]).
+/// An undocumented operation (a 404 or 405 probe) is not checked here.
+pub fn assert_documented_answer(
+    document: &str,
+    (method, path): (&str, &str),
+    status: u16,
+    body: &Value,
+) {
+    let doc: Value = serde_json::from_str(document).unwrap_or_else(|e| panic!("{e}"));
+    let operation = &doc["paths"][path][method.to_lowercase()];
+    if !operation.is_object() {
+        return;
+    }
+    let mut response = operation["responses"]
+        .get(status.to_string())
+        .unwrap_or_else(|| {
+            panic!("{method} {path} answered {status}, which its document does not list: {body}")
+        });
+    if let Some(name) = response["$ref"]
+        .as_str()
+        .and_then(|target| target.rsplit('/').next())
+    {
+        response = &doc["components"]["responses"][name];
+    }
+    // A page (HTML) or an empty answer has no JSON schema to match.
+    if response["content"]["application/json"].is_object() && !body.is_null() {
+        assert_response_matches(document, (method, path), status, body);
+    }
+}
+
 /// Checks `body`, answered with `status` to `method path`, against the JSON schema its
 /// operation in `document` gives that status (JSON Schema 2020-12, as OpenAPI 3.1 says),
 /// with the validator schemathesis uses (`jsonschema_rs`, in its venv): for routes
