@@ -9,6 +9,7 @@
 //! | `GET /v1/session` | `Authorization: Bearer <session token>` → its verified claims |
 //! | `POST /v1/admin/revocations` | `{"mpin_id"}` → 201 `{"mpin_id", "revoked_at"}` (200 if revoked before); admin token |
 //! | `GET /v1/admin/revocations` | `{"revocations": [{"mpin_id", "revoked_at"}]}`; admin token |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes (`authserver/openapi.json`) |
 //!
 //! Errors are [`crate::error`]'s. The pairing check, point decoding and storage run on
 //! actix's blocking pool, never on the async workers; both login passes go through
@@ -22,9 +23,8 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{Day, MpinId, ServerAwaitingProof};
 use milagro_registry::store::RecordStore as _;
-use milagro_service::api::{
-    bearer, blocking, method_not_allowed, not_found, read_json, route, ApiError,
-};
+use milagro_service::api::{bearer, blocking, read_json, ApiError};
+use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::token::ApiToken;
 use milagro_service::unix_now;
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
@@ -51,24 +51,28 @@ pub const SESSION_PATH: &str = "/v1/session";
 /// The path of the revocation list.
 pub const REVOCATIONS_PATH: &str = "/v1/admin/revocations";
 
-/// Registers every route.
+/// Every route, checked against `authserver/openapi.json` ([`OPENAPI_JSON`], served at
+/// `/openapi.json`) by a test.
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint::new("get", BIRTH_CERTIFICATE_PATH, || {
+        web::get().to(birth_certificate)
+    }),
+    Endpoint::new("get", "/v1/status", || web::get().to(status)),
+    Endpoint::new("post", COMMIT_PATH, || web::post().to(commit)),
+    Endpoint::new("post", PROVE_PATH, || web::post().to(prove)),
+    Endpoint::new("get", SESSION_PATH, || web::get().to(session)),
+    Endpoint::new("post", REVOCATIONS_PATH, || web::post().to(revoke)),
+    Endpoint::new("get", REVOCATIONS_PATH, || web::get().to(revocations)),
+    Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+];
+
+/// The OpenAPI 3.1 document of [`ENDPOINTS`].
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Registers every route (405 with `Allow` for another method, JSON 404 for another path:
+/// [`milagro_service::routes::register`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    route(
-        cfg,
-        BIRTH_CERTIFICATE_PATH,
-        web::get().to(birth_certificate),
-    );
-    route(cfg, "/v1/status", web::get().to(status));
-    route(cfg, COMMIT_PATH, web::post().to(commit));
-    route(cfg, PROVE_PATH, web::post().to(prove));
-    route(cfg, SESSION_PATH, web::get().to(session));
-    cfg.service(
-        web::resource(REVOCATIONS_PATH)
-            .route(web::post().to(revoke))
-            .route(web::get().to(revocations))
-            .default_service(web::to(method_not_allowed)),
-    );
-    cfg.default_service(web::to(not_found));
+    register(cfg, ENDPOINTS);
 }
 
 fn no_store(status: StatusCode) -> HttpResponseBuilder {
@@ -118,8 +122,12 @@ fn new_login_id() -> String {
 }
 
 /// `POST /v1/login/commit`: pass 1.
-async fn commit(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let request: CommitRequest = read_json(body, MAX_BODY_BYTES).await?;
+async fn commit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: CommitRequest = read_json(&req, body, MAX_BODY_BYTES).await?;
     let shared = AppState::clone(&state);
     let answer = state
         .pairings
@@ -160,8 +168,12 @@ fn begin_login(state: &AppState, request: &CommitRequest) -> Result<ChallengeAns
 }
 
 /// `POST /v1/login/prove`: pass 2.
-async fn prove(state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let request: ProveRequest = read_json(body, MAX_BODY_BYTES).await?;
+async fn prove(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: ProveRequest = read_json(&req, body, MAX_BODY_BYTES).await?;
     let shared = AppState::clone(&state);
     let answer = state
         .pairings
@@ -275,7 +287,7 @@ async fn revoke(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_admin(&req, &state)?;
-    let Revoke { mpin_id } = read_json(body, MAX_BODY_BYTES).await?;
+    let Revoke { mpin_id } = read_json(&req, body, MAX_BODY_BYTES).await?;
     let id = MpinId::new(mpin_id.as_bytes())
         .map_err(|e| AuthError::InvalidRequest(format!("mpin_id: {e}")))?;
     let (entry, new) = blocking(&state, move |state| {
@@ -303,4 +315,15 @@ async fn revocations(
 ) -> Result<HttpResponse, ApiError> {
     check_admin(&req, &state)?;
     Ok(no_store(StatusCode::OK).json(json!({ "revocations": state.revocations.list() })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routed_endpoints() {
+        let problems = milagro_service::routes::check_document(OPENAPI_JSON, ENDPOINTS);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

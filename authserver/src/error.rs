@@ -13,7 +13,9 @@
 //! | 403 | `identity_revoked` | the identity is revoked |
 //! | 403 | `permit_expired` | the time permit is not for today |
 //! | 404 | `not_found` | no such route, or the admin API is off |
-//! | 405, 413 | `method_not_allowed`, `payload_too_large` | |
+//! | 405 | `method_not_allowed` | another method than the path serves (`Allow` lists them) |
+//! | 408, 413 | `request_timeout`, `payload_too_large` | the body was late or too large |
+//! | 415 | `unsupported_media_type` | a body that is not `application/json` |
 //! | 403 | `identity_blocked` | the identity is blocked after repeated lockouts (register again) |
 //! | 429 | `too_many_attempts` | the identity is locked out (`Retry-After`) |
 //! | 429 | `proof_in_flight` | another proof of the identity is being checked (`Retry-After: 1`) |

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `GET /.well-known/milagro/birth-certificate` | the anchored Birth Certificate |
 //! | `GET /v1/status` | anchor, index tip, log size, where the share API serves (`share_api`, once it does), the trusted IdPs' issuers and this D-TA's client id at each |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes (`dta/openapi.json`) |
 //!
 //! Milagro TLS only ([`configure_shares`]; every request comes from an admitted peer,
 //! whose anchored Birth Certificate says who it is):
@@ -15,13 +16,18 @@
 //! | `POST /v1/shares/server` | the server-secret share `s·Q`, to role `authserver` only |
 //! | `POST /v1/shares/client` | `{"id_token"}` → the client-secret share and today's time-permit share, to role `pat` only |
 //! | `POST /v1/shares/permit` | today's time-permit share, to a PAT this D-TA issued a client share to (by its key) |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of the share API (`dta/share-openapi.json`) |
+//!
+//! On both, a method a path does not serve gets 405 with `Allow`, and a non-empty body
+//! that is not `application/json` gets 415.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_anchor::birth_certificate::Role;
 use milagro_mpin::Day;
 use milagro_registry::store::RecordStore as _;
-use milagro_service::api::{blocking, not_found, read_json, route};
+use milagro_service::api::{blocking, read_json};
+use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
 use milagro_tls::http::peer_of;
 use milagro_tls::AdmittedPeer;
@@ -46,23 +52,43 @@ pub const CLIENT_SHARE_PATH: &str = "/v1/shares/client";
 /// The path of the permit-renewal endpoint.
 pub const PERMIT_PATH: &str = "/v1/shares/permit";
 
-/// Registers the plain HTTP routes.
+/// Every plain HTTP route, checked against `dta/openapi.json` ([`OPENAPI_JSON`], served
+/// at `/openapi.json`) by a test.
+pub const PUBLIC_ENDPOINTS: &[Endpoint] = &[
+    Endpoint::new("get", BIRTH_CERTIFICATE_PATH, || {
+        web::get().to(birth_certificate)
+    }),
+    Endpoint::new("get", "/v1/status", || web::get().to(status)),
+    Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+];
+
+/// Every share API route (Milagro TLS only), checked against `dta/share-openapi.json`
+/// ([`SHARE_OPENAPI_JSON`], served at `/openapi.json` of the share API) by a test. A
+/// document of its own rather than a second `servers` entry: the share API is another
+/// listener on another transport (Milagro TLS, no URL scheme a generic client speaks),
+/// and each listener's document must list exactly the routes that listener serves.
+pub const SHARE_ENDPOINTS: &[Endpoint] = &[
+    Endpoint::new("post", SERVER_SHARE_PATH, || web::post().to(server_share)),
+    Endpoint::new("post", CLIENT_SHARE_PATH, || web::post().to(client_share)),
+    Endpoint::new("post", PERMIT_PATH, || web::post().to(permit)),
+    Endpoint::new("get", OPENAPI_PATH, || document_route(SHARE_OPENAPI_JSON)),
+];
+
+/// The OpenAPI 3.1 document of [`PUBLIC_ENDPOINTS`].
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// The OpenAPI 3.1 document of [`SHARE_ENDPOINTS`].
+pub const SHARE_OPENAPI_JSON: &str = include_str!("../share-openapi.json");
+
+/// Registers the plain HTTP routes (405 with `Allow` for another method, JSON 404 for
+/// another path: [`milagro_service::routes::register`]).
 pub fn configure_public(cfg: &mut web::ServiceConfig) {
-    route(
-        cfg,
-        BIRTH_CERTIFICATE_PATH,
-        web::get().to(birth_certificate),
-    );
-    route(cfg, "/v1/status", web::get().to(status));
-    cfg.default_service(web::to(not_found));
+    register(cfg, PUBLIC_ENDPOINTS);
 }
 
 /// Registers the share routes (served over Milagro TLS only).
 pub fn configure_shares(cfg: &mut web::ServiceConfig) {
-    route(cfg, SERVER_SHARE_PATH, web::post().to(server_share));
-    route(cfg, CLIENT_SHARE_PATH, web::post().to(client_share));
-    route(cfg, PERMIT_PATH, web::post().to(permit));
-    cfg.default_service(web::to(not_found));
+    register(cfg, SHARE_ENDPOINTS);
 }
 
 /// `GET /.well-known/milagro/birth-certificate`.
@@ -156,7 +182,7 @@ async fn server_share(
             bc.digest()
         )));
     }
-    let NoOptions {} = read_json(body, MAX_BODY_BYTES).await?;
+    let NoOptions {} = read_json(&req, body, MAX_BODY_BYTES).await?;
     let day = Day::from_unix_secs(milagro_service::unix_now());
     let (share, entry) = issuance::server_share(&state.master, &bc.digest(), day);
     blocking(&state, move |state| state.log_issuance(&entry)).await?;
@@ -184,7 +210,7 @@ async fn client_share(
 ) -> Result<HttpResponse, ApiError> {
     let peer = peer_with_role(&req, Role::Pat, "client-secret shares")?;
     let pat_key = *peer.birth_certificate().public_key();
-    let ClientShareRequest { id_token } = read_json(body, MAX_BODY_BYTES).await?;
+    let ClientShareRequest { id_token } = read_json(&req, body, MAX_BODY_BYTES).await?;
     // A bearer credential: wiped once checked.
     let id_token = Zeroizing::new(id_token);
     let day = Day::from_unix_secs(milagro_service::unix_now());
@@ -237,7 +263,7 @@ async fn permit(
 ) -> Result<HttpResponse, ApiError> {
     let peer = peer_with_role(&req, Role::Pat, "time permits")?;
     let pat_key = *peer.birth_certificate().public_key();
-    let NoOptions {} = read_json(body, MAX_BODY_BYTES).await?;
+    let NoOptions {} = read_json(&req, body, MAX_BODY_BYTES).await?;
     let day = Day::from_unix_secs(milagro_service::unix_now());
     let body = blocking(&state, move |state| {
         let id = state
@@ -285,4 +311,20 @@ fn login_error(error: LoginError) -> ApiError {
     };
     tracing::warn!(status = status.as_u16(), code, reason = %error, "refused an id token");
     ApiError::new(status, code, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_openapi_document_describes_exactly_its_listeners_routes() {
+        for (document, endpoints) in [
+            (OPENAPI_JSON, PUBLIC_ENDPOINTS),
+            (SHARE_OPENAPI_JSON, SHARE_ENDPOINTS),
+        ] {
+            let problems = milagro_service::routes::check_document(document, endpoints);
+            assert!(problems.is_empty(), "{problems:#?}");
+        }
+    }
 }

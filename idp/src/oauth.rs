@@ -9,7 +9,8 @@
 //! RFC 8628 §3.5); 401 with `WWW-Authenticate` for `invalid_client` (RFC 6749 §5.2) and
 //! `invalid_token` (RFC 6750 §3.1; a `DPoP` challenge for a DPoP-bound token, RFC 9449
 //! §7.1); `invalid_dpop_proof` (400, RFC 9449 §5); 403 for `forbidden`; 404 `not_found`; 405
-//! `method_not_allowed`; 413 `payload_too_large`; 503 `not_anchored`; 500 `server_error`
+//! `method_not_allowed` (with `Allow`); 409 `conflict`; 413 `payload_too_large`; 415
+//! `unsupported_media_type` (a JSON route's body of another type); 503 `not_anchored`; 500 `server_error`
 //! only for our own failures (storage), logged and never describing secrets.
 
 use actix_web::http::StatusCode;
@@ -128,6 +129,13 @@ impl ResponseError for OAuthError {
         response
             .insert_header(("Cache-Control", "no-store"))
             .json(json!({ "error": self.code, "error_description": self.description }))
+    }
+}
+
+impl From<milagro_service::api::ApiError> for OAuthError {
+    /// An error of the shared API helpers (e.g. 415), in the same shape.
+    fn from(error: milagro_service::api::ApiError) -> Self {
+        Self::with_status(error.status_code(), error.code(), error.description())
     }
 }
 

@@ -74,8 +74,8 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The TBS answered with an error status (its JSON `error` code and `message`, when
-    /// the body has them).
+    /// The TBS answered with an error status (its JSON `error` code and
+    /// `error_description`, when the body has them).
     #[error("{step}: the tbs answered {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
     Server {
         /// The step.

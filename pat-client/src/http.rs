@@ -192,8 +192,9 @@ impl ServiceClient {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             };
-            let message = field("message")
-                .or_else(|| field("error_description"))
+            // `message` is what a TBS before the one error shape sent.
+            let message = field("error_description")
+                .or_else(|| field("message"))
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
             return Err(Error::Server {
                 step,

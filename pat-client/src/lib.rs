@@ -41,7 +41,7 @@
 //! only refreshes. [`enrol`] drives the whole protocol, reporting [`Event`]s.
 //!
 //! Every failure is one [`Error`] naming the step and, for an error answer, the TBS's JSON
-//! `error` code and `message`.
+//! `error` code and `error_description`.
 //!
 //! # What it does not do (yet)
 //!

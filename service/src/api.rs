@@ -1,12 +1,13 @@
 //! What a service's JSON API shares: the error type and its one mapping to responses, the
-//! routes that answer an unknown path or method in JSON, request bodies read with a
-//! limit, blocking work kept off the async workers, and the bearer token of a request.
+//! JSON 404, request bodies read with a limit and refused with 415 unless they are JSON,
+//! blocking work kept off the async workers, and the bearer token of a request. Route
+//! tables, 405 with `Allow` and the OpenAPI document are [`crate::routes`]'.
 //!
 //! Every error is `{"error": "<code>", "error_description": "<text>"}` (the shape the IdP
 //! uses), with `Cache-Control: no-store`; a 5xx is logged (never with a secret in it).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -61,6 +62,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The description, for people.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
 }
 
 impl ResponseError for ApiError {
@@ -99,16 +105,6 @@ impl From<crate::well_known::NotServed> for ApiError {
     }
 }
 
-/// Registers `path` answering with `route`, and 405 `method_not_allowed` (JSON) for any
-/// other method.
-pub fn route(cfg: &mut web::ServiceConfig, path: &str, route: actix_web::Route) {
-    cfg.service(
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(method_not_allowed)),
-    );
-}
-
 /// 404 `not_found`, for `default_service`.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
@@ -118,13 +114,34 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// 405 `method_not_allowed`.
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("method {} is not allowed on {}", req.method(), req.path()),
-    ))
+/// 415 `unsupported_media_type`: a route that takes JSON got a body of another type
+/// (also what a service's `web::Json` error handler answers for
+/// `JsonPayloadError::ContentType`).
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be application/json",
+    )
+}
+
+/// Whether `req` says its body is JSON (`application/json` or a `+json` type), as
+/// actix's `Json` extractor decides it.
+pub fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(mime)) => {
+            mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
+        }
+        _ => false,
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body exceeds {limit} bytes"),
+    )
 }
 
 /// Runs blocking work (storage, pairings, node calls) on actix's blocking pool.
@@ -137,9 +154,12 @@ pub async fn blocking<S: Clone + Send + 'static, T: Send + 'static>(
 }
 
 /// The JSON body as `T`, at most `limit` bytes (else 413 `payload_too_large`); an empty
-/// body reads as `{}`; a body that did not arrive in time is 408 `request_timeout`
-/// ([`crate::body_deadline`]); anything else that is not `T` is 400 `invalid_request`.
+/// body reads as `{}` whatever its type, a non-empty one must say it is JSON (else 415
+/// [`unsupported_media_type`], as `web::Json` bodies are refused); a body that did not
+/// arrive in time is 408 `request_timeout` ([`crate::body_deadline`]); anything else that
+/// is not `T` is 400 `invalid_request`.
 pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
     body: web::Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
@@ -153,18 +173,14 @@ pub async fn read_json<T: DeserializeOwned>(
             ))
         }
         Ok(Err(e)) => return Err(ApiError::invalid_request(format!("reading the body: {e}"))),
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body exceeds {limit} bytes"),
-            ))
-        }
+        Err(_) => return Err(too_large(limit)),
     };
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
-    } else {
+    } else if is_json(req) {
         &bytes
+    } else {
+        return Err(unsupported_media_type());
     };
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid_request(format!("the body is not the expected JSON: {e}")))
@@ -195,6 +211,24 @@ mod tests {
         assert_eq!(header("cache-control"), "no-store");
         assert_eq!(error.code(), "slow_down");
         assert_eq!(error.to_string(), "slow_down: wait");
+    }
+
+    #[test]
+    fn a_body_of_another_type_than_json_is_415() {
+        let typed = |value: &str| {
+            TestRequest::default()
+                .insert_header(("Content-Type", value))
+                .to_http_request()
+        };
+        assert!(is_json(&typed("application/json")));
+        assert!(is_json(&typed("application/json; charset=utf-8")));
+        assert!(is_json(&typed("application/merge-patch+json")));
+        assert!(!is_json(&typed("text/plain")));
+        assert!(!is_json(&typed("application/x-www-form-urlencoded")));
+        assert!(!is_json(&TestRequest::default().to_http_request()));
+        let refused = unsupported_media_type();
+        assert_eq!(refused.status_code(), 415);
+        assert_eq!(refused.code(), "unsupported_media_type");
     }
 
     #[test]

@@ -27,8 +27,9 @@
 //!   `PeerDirectory` over its own index;
 //! - [`http`]: runs an actix-web server on its own thread, with read deadlines and a
 //!   connection cap, and stops it; [`https`]: the `[tls]` section and the reloading
-//!   certificate that make its listener HTTPS; [`api`]: the JSON
-//!   error type every API answers with, and its body, route and bearer helpers;
+//!   certificate that make its listener HTTPS; [`api`]: the JSON error type every API
+//!   answers with, and its body and bearer helpers; [`routes`]: a service's route table
+//!   (405 with `Allow`) and the OpenAPI document it is checked against;
 //! - [`work_gate::WorkGate`]: a bounded queue (503 `busy` when full) in front of the
 //!   expensive work a request without credentials can cause;
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
@@ -63,6 +64,7 @@ pub mod open_connections;
 pub mod own_anchor;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
+pub mod routes;
 pub mod runtime;
 pub mod sled_db;
 pub mod sync;

@@ -87,7 +87,7 @@ pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
     );
 }
 
-/// Sends `method path` with `body` to the D-TA as `who`; status and JSON body.
+/// Sends `method path` with a JSON `body` to the D-TA as `who`; status and JSON body.
 pub fn call(
     w: &EnrolmentWorld,
     dta: &RunningDta,
@@ -96,6 +96,21 @@ pub fn call(
     path: &str,
     body: Vec<u8>,
 ) -> Result<(u16, Value), TlsError> {
+    let response = send(w, dta, who, (method, path), "application/json", body)?;
+    let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+    Ok((response.status().as_u16(), json))
+}
+
+/// Sends `method path` with `body` of `content_type` to the D-TA as `who`; the whole
+/// response.
+pub fn send(
+    w: &EnrolmentWorld,
+    dta: &RunningDta,
+    who: &TlsParty,
+    (method, path): (&str, &str),
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<http::Response<bytes::Bytes>, TlsError> {
     let (addr, digest) = (dta.state().share_listen, dta.state().identity.digest());
     let options = Options::default();
     // The TBS client is blocking: made outside the runtime, used on its blocking threads.
@@ -108,12 +123,10 @@ pub fn call(
             .method(method)
             .uri(path)
             .header("host", "dta1.milagro.test")
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(bytes::Bytes::from(body))
             .unwrap();
-        let response = milagro_tls::http::send(session, request).await.unwrap();
-        let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-        Ok((response.status().as_u16(), json))
+        Ok(milagro_tls::http::send(session, request).await.unwrap())
     })
 }
 

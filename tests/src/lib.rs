@@ -25,6 +25,7 @@ pub mod idp_common;
 pub mod logs;
 pub mod lying_tbs;
 pub mod on_path;
+pub mod openapi;
 pub mod tenant_world;
 pub mod tls_parties;
 pub mod webdriver;

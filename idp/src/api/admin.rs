@@ -45,6 +45,9 @@ pub(crate) async fn add_user(
     body: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     check_admin(&req, &state)?;
+    if !milagro_service::api::is_json(&req) {
+        return Err(milagro_service::api::unsupported_media_type().into());
+    }
     let body = read_body(body).await?;
     let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
         OAuthError::invalid_request(format!("the body is not {{username, password}} JSON: {e}"))

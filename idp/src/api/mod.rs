@@ -18,6 +18,12 @@
 //! | `GET, POST /device` | the device flow's user verification page |
 //! | `POST /v1/admin/users` | adds a user (admin token) |
 //! | `GET /v1/audit/checkpoint` | the newest signed checkpoint of the activity log |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes |
+//!
+//! A method a path does not serve gets 405 with `Allow`, an unknown path 404, both in
+//! the one error shape; a JSON body (`/register`, `/v1/admin/users`) of another
+//! `Content-Type` gets 415, while the OAuth endpoints take forms as RFC 6749 asks (a
+//! token request of another type is 400 `invalid_request`).
 
 mod admin;
 mod authorize;
@@ -34,6 +40,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::work_gate::GateError;
 use zeroize::Zeroizing;
 
@@ -44,81 +51,57 @@ use crate::state::AppState;
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Registers every route.
+/// Every route the IdP serves, checked against its OpenAPI document (`idp/openapi.json`,
+/// [`OPENAPI_JSON`], served at `/openapi.json`) by a test.
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint::new("get", "/.well-known/openid-configuration", || {
+        web::get().to(discovery::configuration)
+    }),
+    Endpoint::new("get", "/.well-known/webfinger", || {
+        web::get().to(discovery::webfinger)
+    }),
+    Endpoint::new("get", discovery::BIRTH_CERTIFICATE_PATH, || {
+        web::get().to(discovery::birth_certificate)
+    }),
+    Endpoint::new("get", "/jwks", || web::get().to(discovery::jwks)),
+    Endpoint::new("get", discovery::SIGNED_JWKS_PATH, || {
+        web::get().to(discovery::signed_jwks)
+    }),
+    Endpoint::new("post", "/register", || web::post().to(register::register)),
+    Endpoint::new("get", "/authorize", || {
+        web::get().to(authorize::authorize_get)
+    }),
+    Endpoint::new("post", "/authorize", || {
+        web::post().to(authorize::authorize_post)
+    }),
+    Endpoint::new("post", "/login", || web::post().to(authorize::login)),
+    Endpoint::new("post", "/token", || web::post().to(token::token)),
+    Endpoint::new("get", "/userinfo", || web::get().to(userinfo::userinfo)),
+    Endpoint::new("post", "/userinfo", || web::post().to(userinfo::userinfo)),
+    Endpoint::new("post", "/revoke", || web::post().to(userinfo::revoke)),
+    Endpoint::new("post", "/device_authorization", || {
+        web::post().to(device::device_authorization)
+    }),
+    Endpoint::new("get", "/device", || {
+        web::get().to(device::verification_page)
+    }),
+    Endpoint::new("post", "/device", || web::post().to(device::verify)),
+    Endpoint::new("post", "/v1/admin/users", || {
+        web::post().to(admin::add_user)
+    }),
+    Endpoint::new("get", "/v1/audit/checkpoint", || {
+        web::get().to(admin::checkpoint)
+    }),
+    Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+];
+
+/// The OpenAPI 3.1 document describing [`ENDPOINTS`].
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+/// Registers every route: [`ENDPOINTS`], 405 with `Allow` for another method of their
+/// paths, and a JSON 404 for any other path ([`milagro_service::routes::register`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let get = web::get;
-    let post = web::post;
-    let routes: [(&str, Vec<actix_web::Route>); 15] = [
-        (
-            "/.well-known/openid-configuration",
-            vec![get().to(discovery::configuration)],
-        ),
-        (
-            "/.well-known/webfinger",
-            vec![get().to(discovery::webfinger)],
-        ),
-        (
-            "/.well-known/milagro/birth-certificate",
-            vec![get().to(discovery::birth_certificate)],
-        ),
-        ("/jwks", vec![get().to(discovery::jwks)]),
-        (
-            discovery::SIGNED_JWKS_PATH,
-            vec![get().to(discovery::signed_jwks)],
-        ),
-        ("/register", vec![post().to(register::register)]),
-        (
-            "/authorize",
-            vec![
-                get().to(authorize::authorize_get),
-                post().to(authorize::authorize_post),
-            ],
-        ),
-        ("/login", vec![post().to(authorize::login)]),
-        ("/token", vec![post().to(token::token)]),
-        (
-            "/userinfo",
-            vec![get().to(userinfo::userinfo), post().to(userinfo::userinfo)],
-        ),
-        ("/revoke", vec![post().to(userinfo::revoke)]),
-        (
-            "/device_authorization",
-            vec![post().to(device::device_authorization)],
-        ),
-        (
-            "/device",
-            vec![
-                get().to(device::verification_page),
-                post().to(device::verify),
-            ],
-        ),
-        ("/v1/admin/users", vec![post().to(admin::add_user)]),
-        ("/v1/audit/checkpoint", vec![get().to(admin::checkpoint)]),
-    ];
-    for (path, methods) in routes {
-        let mut resource = web::resource(path);
-        for route in methods {
-            resource = resource.route(route);
-        }
-        cfg.service(resource.default_service(web::to(method_not_allowed)));
-    }
-    cfg.default_service(web::to(not_found));
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::with_status(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route {}", req.path()),
-    ))
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::with_status(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("method {} is not allowed on {}", req.method(), req.path()),
-    ))
+    register(cfg, ENDPOINTS);
 }
 
 /// Runs blocking work (sled, argon2, signing) on actix's blocking pool.
@@ -344,4 +327,15 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Zeroizing<Stri
 fn form_decode(text: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}")).ok()?;
     pairs.into_iter().next().map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routed_endpoints() {
+        let problems = milagro_service::routes::check_document(OPENAPI_JSON, ENDPOINTS);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

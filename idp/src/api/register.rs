@@ -25,15 +25,8 @@ pub(crate) async fn register(
             return Err(OAuthError::invalid_token("wrong initial access token"));
         }
     }
-    let json_type = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json_type {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/json",
-        ));
+    if !milagro_service::api::is_json(&req) {
+        return Err(milagro_service::api::unsupported_media_type().into());
     }
     let metadata = ClientMetadata::parse(&read_body(body).await?)?;
     let (client, secret) = metadata.register(milagro_service::unix_now());

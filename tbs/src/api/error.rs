@@ -1,8 +1,9 @@
 //! The one error type of the HTTP API and its one mapping to status codes.
 //!
-//! Every error response is `{"error": "<code>", "message": "<text>"}` with the status
-//! below. Codes are stable identifiers for programs; messages are for people and may
-//! change.
+//! Every error response is `{"error": "<code>", "error_description": "<text>"}` with the
+//! status below, the one shape of every service's errors
+//! ([`milagro_service::api::ApiError`], which renders it). Codes are stable identifiers
+//! for programs; descriptions are for people and may change.
 //!
 //! | code | status | meaning | class |
 //! |---|---|---|---|
@@ -10,11 +11,12 @@
 //! | `unauthorized` | 401 | no bearer token, or one nobody holds | bad input |
 //! | `forbidden` | 403 | the call needs the admin token | bad input |
 //! | `not_found` | 404 | no such route, record or block; or another tenant's data | bad input |
-//! | `method_not_allowed` | 405 | the route exists for other methods | bad input |
+//! | `method_not_allowed` | 405 | the route exists for other methods (`Allow` lists them, [`milagro_service::routes`]) | bad input |
 //! | `conflict` | 409 | the tenant already exists | bad input |
 //! | `request_timeout` | 408 | the body did not arrive in time ([`milagro_service::body_deadline`]) | bad input |
 //! | `offer_expired` | 410 | the enrolment offer lapsed before the device signed it; ask again | wait |
 //! | `payload_too_large` | 413 | the body exceeds [`super::MAX_BODY_BYTES`] | bad input |
+//! | `unsupported_media_type` | 415 | a JSON route got a body that is not `application/json` | bad input |
 //! | `too_many_requests` | 429 | a rate limit or a cap on pending work; `Retry-After` says when | wait |
 //! | `busy` | 503 | a bounded queue of expensive work is full (`Retry-After`, [`milagro_service::work_gate`]) | wait |
 //! | `node_error` | 502 | the node answered with an error | the node |
@@ -32,7 +34,6 @@ use milagro_registry::store::StoreError;
 use milagro_service::work_gate::{Busy, GateError};
 
 use crate::tenants::store::TenantError;
-use serde::Serialize;
 
 /// An HTTP API failure.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +54,9 @@ pub enum ApiError {
     /// The resource already exists.
     #[error("{0}")]
     Conflict(String),
-    /// The route exists, but not for this method.
-    #[error("method {0} is not allowed on this route")]
-    MethodNotAllowed(String),
+    /// An error of the shared API helpers (405 with `Allow`, 404, 415), answered as is.
+    #[error(transparent)]
+    Shared(#[from] milagro_service::api::ApiError),
     /// The body is too large.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -101,12 +102,6 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
-}
-
 impl ApiError {
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
@@ -116,7 +111,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(_) => "conflict",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::Shared(shared) => shared.code(),
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::OfferExpired(_) => "offer_expired",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -140,7 +135,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Shared(shared) => shared.status_code(),
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::OfferExpired(_) => StatusCode::GONE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -156,30 +151,27 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::warn!(code = self.code(), error = %self, "request failed");
+        if let Self::Shared(shared) = self {
+            return shared.error_response();
         }
-        let mut response = HttpResponse::build(status);
-        if status == StatusCode::UNAUTHORIZED {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
-        }
-        if let Self::TooManyRequests {
-            retry_after_secs, ..
-        }
-        | Self::PoolEmpty {
-            retry_after_secs, ..
-        } = self
-        {
-            response.insert_header(("Retry-After", retry_after_secs.to_string()));
-        }
-        if let Self::Busy(busy) = self {
-            response.insert_header(("Retry-After", busy.retry_after_secs.to_string()));
-        }
-        response.json(ErrorBody {
-            error: self.code(),
-            message: self.to_string(),
-        })
+        let shared =
+            milagro_service::api::ApiError::new(self.status_code(), self.code(), self.to_string());
+        let retry_after = match self {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | Self::PoolEmpty {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Busy(busy) => Some(busy.retry_after_secs),
+            _ => None,
+        };
+        let shared = match (self, retry_after) {
+            (Self::Unauthorized(_), _) => shared.with_header("WWW-Authenticate", "Bearer"),
+            (_, Some(secs)) => shared.with_header("Retry-After", secs.to_string()),
+            _ => shared,
+        };
+        shared.error_response()
     }
 }
 
@@ -251,9 +243,9 @@ mod tests {
             (ApiError::BadRequest("x".into()), 400, "bad_request"),
             (ApiError::NotFound("x".into()), 404, "not_found"),
             (
-                ApiError::MethodNotAllowed("PUT".into()),
-                405,
-                "method_not_allowed",
+                milagro_service::api::unsupported_media_type().into(),
+                415,
+                "unsupported_media_type",
             ),
             (
                 ApiError::PayloadTooLarge("x".into()),
@@ -313,7 +305,12 @@ mod tests {
             let body = response.into_body().try_into_bytes().unwrap();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(json["error"], code);
-            assert_eq!(json["message"], error.to_string());
+            let description = match &error {
+                ApiError::Shared(shared) => shared.description().to_owned(),
+                other => other.to_string(),
+            };
+            assert_eq!(json["error_description"], description);
+            assert_eq!(json.as_object().unwrap().len(), 2);
         }
     }
 }

@@ -18,146 +18,76 @@ mod registry;
 mod tenants;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::{web, HttpRequest, HttpResponse, Route};
+use actix_web::web;
+use milagro_service::routes::{document_route, register, OPENAPI_PATH};
 
 pub use error::ApiError;
+pub use milagro_service::routes::Endpoint;
 
 use crate::state::AppState;
 
 /// Largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// One route of the API.
-#[derive(Clone, Copy)]
-pub struct Endpoint {
-    /// The HTTP method, lowercase as in OpenAPI.
-    pub method: &'static str,
-    /// The path pattern (`{name}` segments, the same syntax in actix and OpenAPI).
-    pub path: &'static str,
-    route: fn() -> Route,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.method.to_uppercase(), self.path)
-    }
-}
-
 /// Every route the TBS serves.
 pub const ENDPOINTS: &[Endpoint] = &[
-    Endpoint {
-        method: "get",
-        path: "/.well-known/milagro/birth-certificate",
-        route: || web::get().to(identity::birth_certificate),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/status",
-        route: || web::get().to(ops::status),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/records",
-        route: || web::get().to(registry::records),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/proofs/{txid}",
-        route: || web::get().to(registry::proof),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/headers",
-        route: || web::get().to(registry::headers),
-    },
-    Endpoint {
-        method: "get",
-        path: "/openapi.json",
-        route: || web::get().to(ops::openapi),
-    },
-    Endpoint {
-        method: "get",
-        path: "/metrics",
-        route: || web::get().to(ops::metrics),
-    },
-    Endpoint {
-        method: "post",
-        path: "/v1/enrolments",
-        route: || web::post().to(enrolment::enrol),
-    },
-    Endpoint {
-        method: "post",
-        path: "/v1/enrolments/signed",
-        route: || web::post().to(enrolment::signed),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/enrolments/{device}",
-        route: || web::get().to(enrolment::status),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/enrolments/{device}/instructions",
-        route: || web::get().to(enrolment::instructions),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/audit/checkpoint",
-        route: || web::get().to(audit::checkpoint),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/audit/checkpoints",
-        route: || web::get().to(audit::checkpoints),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/audit/registrations/{device}/proof",
-        route: || web::get().to(audit::registration_proof),
-    },
-    Endpoint {
-        method: "get",
-        path: "/admin",
-        route: || web::get().to(tenants::admin_page),
-    },
-    Endpoint {
-        method: "post",
-        path: "/v1/admin/tenants",
-        route: || web::post().to(tenants::create_tenant),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/admin/tenants",
-        route: || web::get().to(tenants::list_tenants),
-    },
-    Endpoint {
-        method: "post",
-        path: "/v1/tenants/{tenant}/tokens",
-        route: || web::post().to(tenants::issue_token),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/tenants/{tenant}/groups",
-        route: || web::get().to(tenants::list_groups),
-    },
-    Endpoint {
-        method: "get",
-        path: "/v1/tenants/{tenant}/groups/{group}",
-        route: || web::get().to(tenants::get_group),
-    },
-    Endpoint {
-        method: "put",
-        path: "/v1/tenants/{tenant}/groups/{group}",
-        route: || web::put().to(tenants::put_group),
-    },
-    Endpoint {
-        method: "delete",
-        path: "/v1/tenants/{tenant}/groups/{group}",
-        route: || web::delete().to(tenants::delete_group),
-    },
+    Endpoint::new("get", "/.well-known/milagro/birth-certificate", || {
+        web::get().to(identity::birth_certificate)
+    }),
+    Endpoint::new("get", "/v1/status", || web::get().to(ops::status)),
+    Endpoint::new("get", "/v1/records", || web::get().to(registry::records)),
+    Endpoint::new("get", "/v1/proofs/{txid}", || {
+        web::get().to(registry::proof)
+    }),
+    Endpoint::new("get", "/v1/headers", || web::get().to(registry::headers)),
+    Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+    Endpoint::new("get", "/metrics", || web::get().to(ops::metrics)),
+    Endpoint::new("post", "/v1/enrolments", || {
+        web::post().to(enrolment::enrol)
+    }),
+    Endpoint::new("post", "/v1/enrolments/signed", || {
+        web::post().to(enrolment::signed)
+    }),
+    Endpoint::new("get", "/v1/enrolments/{device}", || {
+        web::get().to(enrolment::status)
+    }),
+    Endpoint::new("get", "/v1/enrolments/{device}/instructions", || {
+        web::get().to(enrolment::instructions)
+    }),
+    Endpoint::new("get", "/v1/audit/checkpoint", || {
+        web::get().to(audit::checkpoint)
+    }),
+    Endpoint::new("get", "/v1/audit/checkpoints", || {
+        web::get().to(audit::checkpoints)
+    }),
+    Endpoint::new("get", "/v1/audit/registrations/{device}/proof", || {
+        web::get().to(audit::registration_proof)
+    }),
+    Endpoint::new("get", "/admin", || web::get().to(tenants::admin_page)),
+    Endpoint::new("post", "/v1/admin/tenants", || {
+        web::post().to(tenants::create_tenant)
+    }),
+    Endpoint::new("get", "/v1/admin/tenants", || {
+        web::get().to(tenants::list_tenants)
+    }),
+    Endpoint::new("post", "/v1/tenants/{tenant}/tokens", || {
+        web::post().to(tenants::issue_token)
+    }),
+    Endpoint::new("get", "/v1/tenants/{tenant}/groups", || {
+        web::get().to(tenants::list_groups)
+    }),
+    Endpoint::new("get", "/v1/tenants/{tenant}/groups/{group}", || {
+        web::get().to(tenants::get_group)
+    }),
+    Endpoint::new("put", "/v1/tenants/{tenant}/groups/{group}", || {
+        web::put().to(tenants::put_group)
+    }),
+    Endpoint::new("delete", "/v1/tenants/{tenant}/groups/{group}", || {
+        web::delete().to(tenants::delete_group)
+    }),
 ];
 
-/// The OpenAPI 3 document describing [`ENDPOINTS`].
+/// The OpenAPI 3.1 document describing [`ENDPOINTS`].
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// Registers every route, the JSON error handlers of the extractors, and a JSON 404 for
@@ -177,36 +107,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| json_error(e).into()),
     )
     .app_data(web::PayloadConfig::new(MAX_BODY_BYTES));
-    // One resource per path with a route per method, so that any other method on a known
-    // path gets a JSON 405 rather than falling through.
-    let mut paths: Vec<&'static str> = Vec::new();
-    for endpoint in ENDPOINTS {
-        if !paths.contains(&endpoint.path) {
-            paths.push(endpoint.path);
-        }
-    }
-    for path in paths {
-        let resource = ENDPOINTS
-            .iter()
-            .filter(|endpoint| endpoint.path == path)
-            .fold(web::resource(path), |resource, endpoint| {
-                resource.route((endpoint.route)())
-            });
-        cfg.service(resource.default_service(web::to(method_not_allowed)));
-    }
-    cfg.default_service(web::to(not_found));
+    register(cfg, ENDPOINTS);
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route {}", req.path())))
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(req.method().to_string()))
-}
-
+/// What a `web::Json` body's failure answers: the shared 415 for another content type
+/// ([`milagro_service::api::unsupported_media_type`]), the TBS's own codes for the rest.
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
+        JsonPayloadError::ContentType => milagro_service::api::unsupported_media_type().into(),
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::PayloadTooLarge(format!("the body exceeds {MAX_BODY_BYTES} bytes"))
         }
@@ -251,25 +159,7 @@ mod tests {
 
     #[test]
     fn the_openapi_document_describes_exactly_the_routed_endpoints() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-        let paths = doc["paths"].as_object().unwrap();
-        for endpoint in ENDPOINTS {
-            let operation = &paths
-                .get(endpoint.path)
-                .unwrap_or_else(|| panic!("{endpoint:?} is not in openapi.json"))[endpoint.method];
-            assert!(operation.is_object(), "{endpoint:?} has no operation");
-            assert!(operation["responses"].is_object(), "{endpoint:?}");
-        }
-        for (path, item) in paths {
-            for method in item.as_object().unwrap().keys() {
-                assert!(
-                    ENDPOINTS
-                        .iter()
-                        .any(|e| e.path == path && e.method == method),
-                    "openapi.json documents {method} {path}, which is not routed"
-                );
-            }
-        }
+        let problems = milagro_service::routes::check_document(OPENAPI_JSON, ENDPOINTS);
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }

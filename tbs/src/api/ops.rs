@@ -1,11 +1,11 @@
-//! Operations endpoints: `/v1/status`, `/metrics`, `/openapi.json`.
+//! Operations endpoints: `/v1/status`, `/metrics` (`/openapi.json` is
+//! [`milagro_service::routes::document_route`]).
 
-use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use milagro_registry::store::RecordStore;
 use serde_json::json;
 
-use super::{blocking, ApiError, OPENAPI_JSON};
+use super::{blocking, ApiError};
 use crate::metrics::CONTENT_TYPE;
 use crate::state::{AnchorState, AppState};
 
@@ -52,13 +52,6 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, A
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
-}
-
-/// `GET /openapi.json`: the OpenAPI 3 description of this API.
-pub(crate) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(OPENAPI_JSON)
 }
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text).

@@ -20,11 +20,13 @@ use dta_common::{
 use idp_common::{alice_id_token, alice_unbound_id_token, register_client, start_idp_with_alice};
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
+use milagro_dta::api::{CLIENT_SHARE_PATH, PERMIT_PATH, SHARE_OPENAPI_JSON};
 use milagro_dta::issuance::mpin_id;
 use milagro_dta::Dta;
 use milagro_idp::RunningIdp;
 use milagro_mpin::{Day, G1};
 use milagro_tests::enrolment_world::EnrolmentWorld;
+use milagro_tests::openapi::assert_response_matches;
 use milagro_tests::tls_parties::TlsParty;
 use milagro_tests::wait_until;
 use serde_json::{json, Value};
@@ -102,10 +104,17 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
         (403, Some("no_client_share")),
         "{refused}"
     );
+    assert_response_matches(SHARE_OPENAPI_JSON, ("post", PERMIT_PATH), status, &refused);
 
     // The PAT gets s·H(ID) and s·H(day ‖ H(ID)) for ID = H(issuer, sub, its key).
     let (status, issued) = share_as(&pat, request(&token));
     assert_eq!(status, 200, "{issued}");
+    assert_response_matches(
+        SHARE_OPENAPI_JSON,
+        ("post", CLIENT_SHARE_PATH),
+        status,
+        &issued,
+    );
     let expected = mpin_id(&issuer, &subject, pat.bc.public_key()).unwrap();
     assert_eq!(
         issued["mpin_id"].as_str().unwrap().as_bytes(),
@@ -130,6 +139,7 @@ fn a_pat_with_an_id_token_of_a_trusted_anchored_idp_gets_its_client_share_and_ti
     // role gets none.
     let (status, renewed) = renew(&pat);
     assert_eq!(status, 200, "{renewed}");
+    assert_response_matches(SHARE_OPENAPI_JSON, ("post", PERMIT_PATH), status, &renewed);
     assert_eq!(renewed["kind"], "time_permit");
     assert_eq!(renewed["mpin_id"], issued["mpin_id"]);
     assert_eq!(renewed["time_permit"], issued["time_permit"]);

@@ -11,12 +11,13 @@ use milagro_tests::dta_common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use dta_common::{call, config, wait_for_share_api};
+use dta_common::{call, config, send, wait_for_share_api};
 use milagro_anchor::birth_certificate::{BcFields, BirthCertificate, Role, Status};
 use milagro_dta::issuance::{hashed_identity, issuance_entry, ShareKind};
 use milagro_dta::{Dta, StartError};
 use milagro_mpin::{Day, G2};
 use milagro_tests::enrolment_world::EnrolmentWorld;
+use milagro_tests::openapi::assert_response_matches;
 use milagro_tests::tls_parties::TlsParty;
 use milagro_tests::{wait_until, Api};
 use milagro_tls::TlsError;
@@ -61,6 +62,12 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
     // The authentication server gets s·Q, a canonical G2 point, twice the same.
     let (status, issued) = call(&w, &dta, &auth, "POST", "/v1/shares/server", vec![]).unwrap();
     assert_eq!(status, 200, "{issued}");
+    assert_response_matches(
+        milagro_dta::api::SHARE_OPENAPI_JSON,
+        ("post", "/v1/shares/server"),
+        status,
+        &issued,
+    );
     assert_eq!(issued["kind"], "server");
     assert_eq!(issued["dta"], digest.to_string());
     let share_hex = issued["share"].as_str().unwrap().to_owned();
@@ -146,6 +153,8 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
     let (status, _) = api.call("POST", "/v1/shares/server", None, None);
     assert_eq!(status, 404);
 
+    the_share_api_does_what_its_document_says(&w, &dta, &auth);
+
     // A party whose anchor is not final yet never reaches the app.
     let eve = TlsParty::broadcast(&w, Role::AuthServer, "eve");
     w.mine(1);
@@ -208,4 +217,66 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
         "{refused}"
     );
     dta.stop();
+}
+
+/// The share API against its own document, over Milagro TLS as the listed authentication
+/// server: it serves `dta/share-openapi.json` at `/openapi.json`, every other method of a
+/// documented path is 405 with `Allow` listing the documented ones, and a `text/plain`
+/// body is 415, in the one error shape. (Schemathesis cannot speak Milagro TLS; the
+/// answers of each route are checked above.)
+fn the_share_api_does_what_its_document_says(
+    w: &EnrolmentWorld,
+    dta: &milagro_dta::RunningDta,
+    auth: &TlsParty,
+) {
+    let fetch = |method: &str, path: &str, content_type: &str, body: &[u8]| {
+        let response = send(w, dta, auth, (method, path), content_type, body.to_vec()).unwrap();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = String::from_utf8(response.body().to_vec()).unwrap();
+        (response.status().as_u16(), allow, text)
+    };
+    let (status, _, served) = fetch("GET", "/openapi.json", "application/json", b"");
+    assert_eq!(status, 200);
+    assert_eq!(served, milagro_dta::api::SHARE_OPENAPI_JSON);
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let methods = ["get", "put", "post", "delete", "patch", "options"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let documented: std::collections::BTreeSet<String> = methods
+            .iter()
+            .filter(|m| item.get(**m).is_some())
+            .map(|m| m.to_uppercase())
+            .collect();
+        for method in methods.iter().map(|m| m.to_uppercase()) {
+            if documented.contains(&method) {
+                continue;
+            }
+            let (status, allow, body) = fetch(&method, path, "application/json", b"");
+            assert_eq!(status, 405, "{method} {path}: {body}");
+            let allow: std::collections::BTreeSet<String> = allow
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(allow, documented, "{method} {path}");
+        }
+        if item["post"]["requestBody"]["content"]["application/json"].is_object() {
+            let (status, _, body) = fetch("POST", path, "text/plain", b"{}");
+            // The listed server reaches the body of the server share; other routes refuse
+            // its role first (403), which the document lists too.
+            let expected = if path == "/v1/shares/server" {
+                415
+            } else {
+                403
+            };
+            assert_eq!(status, expected, "POST {path} text/plain: {body}");
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(json.as_object().unwrap().len(), 2, "{body}");
+            if expected == 415 {
+                assert_eq!(json["error"], "unsupported_media_type", "{body}");
+            }
+        }
+    }
 }

@@ -25,6 +25,7 @@ mod idp_oidc;
 mod jwks_mitm;
 mod key_separation;
 mod milagro_tls;
+mod openapi_conformance;
 mod pat_client;
 mod service_runtime;
 mod tbs_admin_page;

@@ -470,7 +470,7 @@ fn bad_audit_requests_get_a_json_4xx_and_proofs_wait_for_a_confirmed_checkpoint(
         let (status, body) = w.api.get(&path);
         assert_eq!(status, expected, "{path}: {body}");
         assert!(
-            body["error"].is_string() && body["message"].is_string(),
+            body["error"].is_string() && body["error_description"].is_string(),
             "{path}: {body}"
         );
     }

@@ -136,7 +136,7 @@ fn a_thousand_enrolments_without_a_credential_move_no_satoshi() {
         assert_eq!(status, 403, "{body}");
         assert_eq!(body["error"], "forbidden");
         if i == 0 {
-            let message = body["message"].as_str().unwrap();
+            let message = body["error_description"].as_str().unwrap();
             assert!(message.contains("not an enrolment key"), "{message}");
         }
     }

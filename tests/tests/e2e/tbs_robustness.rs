@@ -34,7 +34,7 @@ fn assert_json_error(what: &str, status: u16, content_type: &str, body: &str) ->
     );
     let json: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
     assert!(
-        json["error"].is_string() && json["message"].is_string(),
+        json["error"].is_string() && json["error_description"].is_string(),
         "{what}: {json}"
     );
     assert_eq!(json.as_object().unwrap().len(), 2, "{what}: {json}");
