@@ -78,7 +78,7 @@ impl EnrolmentWorld {
             admin.hash()
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = Api::new(tbs.local_url());
+        let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         let tbs_digest = tbs.state().identity.digest();
         wait_until("the TBS anchor to be broadcast", PATIENCE, || {
             (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
@@ -178,7 +178,7 @@ impl EnrolmentWorld {
             &self.dir.path().join(name),
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = Api::new(tbs.local_url());
+        let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         wait_until("the second TBS's anchor to be broadcast", PATIENCE, || {
             (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
         });

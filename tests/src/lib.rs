@@ -294,6 +294,7 @@ max_backoff_ms = 400
 pub struct Api {
     base: String,
     client: reqwest::blocking::Client,
+    document: Option<&'static str>,
 }
 
 impl Api {
@@ -306,6 +307,23 @@ impl Api {
         Self {
             base: base.into(),
             client,
+            document: None,
+        }
+    }
+
+    /// A client of a service at `base` whose JSON answers ([`Api::get`], [`Api::call`])
+    /// are checked against its OpenAPI `document`
+    /// ([`openapi::assert_documented_answer`]).
+    pub fn documented(base: impl Into<String>, document: &'static str) -> Self {
+        Self {
+            document: Some(document),
+            ..Self::new(base)
+        }
+    }
+
+    fn check(&self, method: &str, path: &str, status: u16, body: &serde_json::Value) {
+        if let Some(document) = self.document {
+            openapi::assert_documented_answer(document, (method, path), status, body);
         }
     }
 
@@ -332,6 +350,7 @@ impl Api {
         let (status, _, body) = self.send("GET", path_and_query);
         let json = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("GET {path_and_query}: {status}, not JSON ({e}): {body}"));
+        self.check("GET", path_and_query, status, &json);
         (status, json)
     }
 
@@ -401,7 +420,9 @@ impl Api {
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -419,6 +440,7 @@ impl Api {
             serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{path}: {status}, not JSON ({e}): {text}"))
         };
+        self.check(method.as_str(), path, status, &json);
         (status, json)
     }
 }
