@@ -74,7 +74,7 @@ pub fn wait_for_anchors_broadcast(idps: &[&RunningIdp], status_urls: &[String]) 
 
 /// Waits until the D-TA's index has the node's tip and its share API serves.
 pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
-    let api = Api::new(dta.local_url());
+    let api = Api::documented(dta.local_url(), milagro_dta::api::OPENAPI_JSON);
     let tip = w.node().rpc.tip().unwrap();
     wait_until(
         "the D-TA to index the tip and serve shares",

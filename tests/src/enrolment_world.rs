@@ -84,7 +84,8 @@ impl EnrolmentWorld {
         let api = match &options.http {
             Some(outbound) => Api::with_outbound(tbs.local_url(), outbound),
             None => Api::new(tbs.local_url()),
-        };
+        }
+        .with_document(milagro_tbs::api::OPENAPI_JSON);
         let tbs_digest = tbs.state().identity.digest();
         wait_until("the TBS anchor to be broadcast", PATIENCE, || {
             (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
@@ -184,7 +185,7 @@ impl EnrolmentWorld {
             &self.dir.path().join(name),
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = Api::new(tbs.local_url());
+        let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         wait_until("the second TBS's anchor to be broadcast", PATIENCE, || {
             (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
         });

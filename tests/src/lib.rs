@@ -298,6 +298,7 @@ max_backoff_ms = 400
 pub struct Api {
     base: String,
     client: reqwest::blocking::Client,
+    document: Option<&'static str>,
 }
 
 impl Api {
@@ -319,6 +320,28 @@ impl Api {
         Self {
             base: base.into(),
             client,
+            document: None,
+        }
+    }
+
+    /// A client of a service at `base` whose JSON answers ([`Api::get`], [`Api::call`])
+    /// are checked against its OpenAPI `document`
+    /// ([`openapi::assert_documented_answer`]).
+    pub fn documented(base: impl Into<String>, document: &'static str) -> Self {
+        Self::new(base).with_document(document)
+    }
+
+    /// This client, checking every answer against `document` as [`Api::documented`] does.
+    pub fn with_document(self, document: &'static str) -> Self {
+        Self {
+            document: Some(document),
+            ..self
+        }
+    }
+
+    fn check(&self, method: &str, path: &str, status: u16, body: &serde_json::Value) {
+        if let Some(document) = self.document {
+            openapi::assert_documented_answer(document, (method, path), status, body);
         }
     }
 
@@ -345,6 +368,7 @@ impl Api {
         let (status, _, body) = self.send("GET", path_and_query);
         let json = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("GET {path_and_query}: {status}, not JSON ({e}): {body}"));
+        self.check("GET", path_and_query, status, &json);
         (status, json)
     }
 
@@ -414,7 +438,9 @@ impl Api {
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -432,6 +458,7 @@ impl Api {
             serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{path}: {status}, not JSON ({e}): {text}"))
         };
+        self.check(method.as_str(), path, status, &json);
         (status, json)
     }
 }

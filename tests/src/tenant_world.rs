@@ -42,7 +42,7 @@ impl TenantWorld {
             admin.hash()
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = Api::new(tbs.local_url());
+        let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         Self {
             node,
             tbs,

@@ -209,7 +209,7 @@ max_backoff_ms = 400
     );
     let server = AuthServer::start(Config::parse(&text).unwrap()).unwrap();
     assert_eq!(server.state().identity.digest(), auth_digest);
-    let status = Api::new(server.local_url());
+    let status = Api::documented(server.local_url(), OPENAPI_JSON);
     let auth = AuthApi::new(server.local_url());
 
     let pat = TlsParty::broadcast(&w, Role::Pat, "pat");
@@ -456,7 +456,7 @@ max_backoff_ms = 400
     drop((auth, status));
     server.stop();
     let server = AuthServer::start(Config::parse(&text).unwrap()).unwrap();
-    let status = Api::new(server.local_url());
+    let status = Api::documented(server.local_url(), OPENAPI_JSON);
     let auth = AuthApi::new(server.local_url());
     wait_until("the restarted server's secret", PATIENCE, || {
         (status.ok("/v1/status")["server_secret"]["state"] == "ready").then_some(())

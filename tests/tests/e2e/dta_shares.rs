@@ -40,7 +40,7 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
     let rogue = TlsParty::broadcast(&w, Role::AuthServer, "rogue auth server");
     let listed = format!("[shares]\nauthservers = [\"{}\"]\n", auth.bc.digest());
     let dta = Dta::start(config(&w, &state_dir, &by_file, &listed)).unwrap();
-    let api = Api::new(dta.local_url());
+    let api = Api::documented(dta.local_url(), milagro_dta::api::OPENAPI_JSON);
 
     // Not anchored yet: the certificate is refused with a JSON reason, not a broken one.
     let (status, early) = api.get("/.well-known/milagro/birth-certificate");

@@ -96,7 +96,7 @@ impl World {
         );
         let config = Config::parse(&text).unwrap();
         let tbs = Tbs::start(config.clone()).unwrap();
-        let api = Api::new(tbs.local_url());
+        let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         // "pending" is published just before the broadcast: wait for the mempool too.
         wait_until("the TBS anchor to be broadcast", PATIENCE, || {
             let status = api.ok("/v1/status");
@@ -157,7 +157,7 @@ impl World {
     fn restart_tbs(&mut self) {
         self.stop_tbs();
         let tbs = Tbs::start(self.config.clone()).unwrap();
-        self.api = Api::new(tbs.local_url());
+        self.api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         self.tbs = Some(tbs);
         assert_eq!(verified_tbs(&self.api), self.tbs_bc);
     }
@@ -411,7 +411,7 @@ fn a_checkpoint_anchor_the_node_forgot_is_sent_again_unchanged_after_a_restart()
 
     // The restarted TBS sends the same transaction again, and it confirms.
     let tbs = Tbs::start(w.config.clone()).unwrap();
-    w.api = Api::new(tbs.local_url());
+    w.api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
     w.tbs = Some(tbs);
     wait_until("the checkpoint anchor to be sent again", PATIENCE, || {
         let mempool: Vec<String> = w.node().rpc.call("getrawmempool", &[]).unwrap();

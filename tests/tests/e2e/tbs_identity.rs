@@ -19,7 +19,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn start(rpc_url: &str, cookie: &Path, state_dir: &Path) -> (RunningTbs, Api) {
     let config = Config::parse(&tbs_config(rpc_url, cookie, state_dir)).unwrap();
     let tbs = Tbs::start(config).unwrap();
-    let api = Api::new(tbs.local_url());
+    let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
     (tbs, api)
 }
 

@@ -42,7 +42,7 @@ fn records_proofs_and_headers_are_the_registrys_and_follow_a_reorg() {
     ))
     .unwrap();
     let tbs = Tbs::start(config).unwrap();
-    let api = Api::new(tbs.local_url());
+    let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
     wait_until("the TBS anchor to be broadcast", PATIENCE, || {
         (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
     });
@@ -194,7 +194,7 @@ fn the_served_openapi_document_describes_every_route() {
     ))
     .unwrap();
     let tbs = Tbs::start(config).unwrap();
-    let api = Api::new(tbs.local_url());
+    let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
     let (code, content_type, text) = api.send("GET", "/openapi.json");
     assert_eq!(code, 200);
     assert!(

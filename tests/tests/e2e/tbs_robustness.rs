@@ -16,7 +16,7 @@ const WELL_KNOWN: &str = "/.well-known/milagro/birth-certificate";
 fn anchored_tbs(node: &TestNode, rpc_url: &str, dir: &std::path::Path) -> (RunningTbs, Api) {
     let config = Config::parse(&tbs_config(rpc_url, &node.cookie(), dir)).unwrap();
     let tbs = Tbs::start(config).unwrap();
-    let api = Api::new(tbs.local_url());
+    let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
     wait_until("the TBS anchor to be broadcast", PATIENCE, || {
         (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
     });
