@@ -84,11 +84,14 @@ impl RedbStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(backend)?;
         let path = dir.join(FILE_NAME);
+        if !path.try_exists().map_err(backend)? {
+            Self::create_new(dir, &path)?;
+        }
         let deadline = Instant::now() + LOCK_WAIT;
         let db = loop {
             match Database::builder()
                 .set_cache_size(INDEX_CACHE_BYTES)
-                .create(&path)
+                .open(&path)
             {
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
@@ -105,6 +108,35 @@ impl RedbStore {
         let store = Self { db, path };
         store.check_version()?;
         Ok(store)
+    }
+
+    /// Makes a new index at `path`: under a temporary name first, renamed into place once
+    /// its header, format version and tables are on disk. A kill while a file is being
+    /// created (`kill -9` seconds into a first start) would otherwise leave a file that
+    /// is not a database yet, which no later start could open; a leftover temporary file
+    /// is simply made again.
+    fn create_new(dir: &Path, path: &Path) -> Result<(), StoreError> {
+        let fresh = dir.join(format!("{FILE_NAME}.new"));
+        match std::fs::remove_file(&fresh) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(backend(e)),
+        }
+        let db = Database::builder().create(&fresh).map_err(backend)?;
+        Self {
+            db,
+            path: fresh.clone(),
+        }
+        .check_version()?;
+        // Closed (dropped) above; its bytes reach the disk before the name does.
+        std::fs::File::open(&fresh)
+            .and_then(|file| file.sync_all())
+            .map_err(backend)?;
+        std::fs::rename(&fresh, path).map_err(backend)?;
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(backend)?;
+        Ok(())
     }
 
     /// The database file.
@@ -378,6 +410,21 @@ mod tests {
         let second = RedbStore::open(dir.path());
         holder.join().unwrap();
         assert!(second.is_ok(), "{:?}", second.err());
+    }
+
+    #[test]
+    fn a_creation_cut_short_leaves_nothing_that_stops_the_next_start() {
+        // What a kill -9 during the first start leaves: a temporary file with a partial
+        // header (here: none at all, then garbage), never the index's own name.
+        for leftover in [&b""[..], b"redb\x1a\x0a\xa9 cut"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(format!("{FILE_NAME}.new")), leftover).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
+            assert_eq!(store.record_count().unwrap(), 0);
+            assert!(!dir.path().join(format!("{FILE_NAME}.new")).exists());
+            drop(store);
+            RedbStore::open(dir.path()).unwrap();
+        }
     }
 
     #[test]
