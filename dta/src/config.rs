@@ -19,7 +19,7 @@ use milagro_service::config::{
 };
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
 
-pub use crate::relying_party::TrustedIdp;
+pub use crate::relying_party::{IdpTrust, TrustedIdp};
 use serde::Deserialize;
 
 /// The keys each section admits; anything else is refused by [`Config::parse`].
@@ -46,7 +46,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("master_key", &["env", "file"]),
-    ("trusted_idps", &["issuer", "bc_digest", "client_id"]),
+    (
+        "trusted_idps",
+        &["issuer", "trust", "bc_digest", "client_id"],
+    ),
     ("shares", &["authservers"]),
     ("node", NODE_KEYS),
     ("tls", milagro_service::https::TLS_KEYS),
@@ -149,8 +152,19 @@ fn default_peer_depth() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RawTrustedIdp {
     issuer: String,
-    bc_digest: String,
+    #[serde(default)]
+    trust: RawTrust,
+    bc_digest: Option<String>,
     client_id: String,
+}
+
+/// `trust` in `[[trusted_idps]]`; anything else is refused by serde, naming the values.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RawTrust {
+    #[default]
+    Anchored,
+    WebPki,
 }
 
 impl RawTrustedIdp {
@@ -162,12 +176,41 @@ impl RawTrustedIdp {
                 "an issuer has no trailing '/', query or fragment",
             ));
         }
-        let bc_digest = Digest::from_str(&self.bc_digest).map_err(|_| {
-            invalid(
-                "trusted_idps.bc_digest",
-                "64 hex characters: the IdP's birth certificate digest",
-            )
-        })?;
+        let trust = match (self.trust, self.bc_digest) {
+            (RawTrust::Anchored, Some(bc_digest)) => IdpTrust::Anchored {
+                bc_digest: Digest::from_str(&bc_digest).map_err(|_| {
+                    invalid(
+                        "trusted_idps.bc_digest",
+                        "64 hex characters: the IdP's birth certificate digest",
+                    )
+                })?,
+            },
+            (RawTrust::Anchored, None) => {
+                return Err(invalid(
+                    "trusted_idps.bc_digest",
+                    "required with trust = \"anchored\" (the default): the IdP's birth certificate digest",
+                ))
+            }
+            // Only the channel vouches for a web-PKI IdP's keys: never plain HTTP, even to
+            // loopback or with allow_plain_http.
+            (RawTrust::WebPki, None) if self.issuer.starts_with("https://") => IdpTrust::WebPki,
+            (RawTrust::WebPki, None) => {
+                return Err(invalid(
+                    "trusted_idps.issuer",
+                    format!(
+                        "{:?}: trust = \"web_pki\" needs an https:// issuer (its keys are believed because verified HTTPS served them)",
+                        self.issuer
+                    ),
+                ))
+            }
+            // A digest the D-TA would not check would look like protection it is not.
+            (RawTrust::WebPki, Some(_)) => {
+                return Err(invalid(
+                    "trusted_idps.bc_digest",
+                    "not with trust = \"web_pki\": a third-party IdP has no birth certificate (use trust = \"anchored\" for an anchored one)",
+                ))
+            }
+        };
         if self.client_id.is_empty() || self.client_id.chars().any(char::is_control) {
             return Err(invalid(
                 "trusted_idps.client_id",
@@ -176,7 +219,7 @@ impl RawTrustedIdp {
         }
         Ok(TrustedIdp {
             issuer: self.issuer,
-            bc_digest,
+            trust,
             client_id: self.client_id,
         })
     }
@@ -372,6 +415,64 @@ network = "regtest"
                 ..
             })
         ));
+    }
+
+    const WEB_PKI: &str = "[[trusted_idps]]\nissuer = \"https://op.example\"\ntrust = \"web_pki\"\nclient_id = \"milagro-pat\"\n";
+
+    #[test]
+    fn an_idp_is_anchored_unless_it_says_web_pki_which_needs_https_and_no_digest() {
+        let anchored = Config::parse(&format!("{MINIMAL}{IDP}")).unwrap();
+        assert!(matches!(
+            anchored.trusted_idps[0].trust,
+            IdpTrust::Anchored { .. }
+        ));
+        let explicit = IDP.replace("client_id", "trust = \"anchored\"\nclient_id");
+        assert_eq!(
+            Config::parse(&format!("{MINIMAL}{explicit}")).unwrap(),
+            anchored
+        );
+        let both = Config::parse(&format!("{MINIMAL}{IDP}{WEB_PKI}")).unwrap();
+        assert_eq!(both.trusted_idps[1].trust, IdpTrust::WebPki);
+        assert_eq!(both.trusted_idps[1].issuer, "https://op.example");
+        let cases = [
+            // Plain HTTP, even to loopback and even when allowed: the channel is the trust.
+            (
+                WEB_PKI.replace("https://op.example", "http://127.0.0.1:8081"),
+                "trusted_idps.issuer",
+            ),
+            (
+                format!(
+                    "{}[outbound_http]\nallow_plain_http = true\n",
+                    WEB_PKI.replace("https://", "http://")
+                ),
+                "trusted_idps.issuer",
+            ),
+            // A digest nobody would check.
+            (
+                WEB_PKI.replace(
+                    "client_id",
+                    "bc_digest = \"ab00000000000000000000000000000000000000000000000000000000000000\"\nclient_id",
+                ),
+                "trusted_idps.bc_digest",
+            ),
+            // An anchored IdP without its digest.
+            (
+                WEB_PKI.replace("trust = \"web_pki\"\n", ""),
+                "trusted_idps.bc_digest",
+            ),
+        ];
+        for (idp, key) in cases {
+            match Config::parse(&format!("{MINIMAL}{idp}")) {
+                Err(ConfigError::Invalid { key: found, reason }) => {
+                    assert_eq!(found, key, "{idp}: {reason}")
+                }
+                other => panic!("{idp}: {other:?}"),
+            }
+        }
+        // An unknown mode is refused by name.
+        let unknown = WEB_PKI.replace("web_pki", "tofu");
+        let refused = Config::parse(&format!("{MINIMAL}{unknown}")).unwrap_err();
+        assert!(refused.to_string().contains("web_pki"), "{refused}");
     }
 
     #[test]
