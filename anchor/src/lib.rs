@@ -29,6 +29,8 @@
 //!   `jwk-set+jwt`), which relying parties check against its Birth Certificate;
 //! - [`dpop`]: DPoP proofs (RFC 9449) by an anchored key and its RFC 7638 thumbprint,
 //!   which binds an ID token to the device that holds the key;
+//! - [`id_token_nonce`]: the `nonce` commitment that binds an ID token of any OpenID
+//!   provider to the device's anchored key (ADR 0015);
 //! - [`anchor_offer`], [`enrolment`]: the anchoring PSBT a TBS offers a device, checked
 //!   and signed by it, the sealed messages of device enrolment, and the [`instructions`]
 //!   a device verifies before it trusts them; [`funding_pool`]: the fan-out and device
@@ -82,6 +84,7 @@ pub mod enrolment_credential;
 pub mod envelope;
 pub mod funding_pool;
 pub mod header_chain;
+pub mod id_token_nonce;
 pub mod instructions;
 pub mod jws;
 pub mod kex;

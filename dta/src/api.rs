@@ -14,7 +14,7 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /v1/shares/server` | the server-secret share `s·Q`, to role `authserver` only |
-//! | `POST /v1/shares/client` | `{"id_token"}` → the client-secret share and today's time-permit share, to role `pat` only |
+//! | `POST /v1/shares/client` | `{"id_token", "nonce_salt"?}` → the client-secret share and today's time-permit share, to role `pat` only |
 //! | `POST /v1/shares/permit` | today's time-permit share, to a PAT this D-TA issued a client share to (by its key) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of the share API (`dta/share-openapi.json`) |
 //!
@@ -143,6 +143,10 @@ struct NoOptions {}
 struct ClientShareRequest {
     /// An ID token of a trusted IdP whose audience is this D-TA.
     id_token: String,
+    /// For a third-party (`web_pki`) IdP: the salt that opens the token's `nonce`, a
+    /// commitment to the device's key (ADR 0015). Not a secret.
+    #[serde(default)]
+    nonce_salt: Option<String>,
 }
 
 /// The admitted peer, if its certificate has `role`.
@@ -198,10 +202,11 @@ async fn server_share(
         .json(body))
 }
 
-/// `POST /v1/shares/client` `{"id_token"}` → `{"kind": "client", "mpin_id", "client_share":
+/// `POST /v1/shares/client` `{"id_token", "nonce_salt"?}` → `{"kind": "client", "mpin_id", "client_share":
 /// hex(s·H(ID)), "time_permit": {"day", "share": hex(s·H(day ‖ H(ID)))}, "dta"}`, for an
 /// admitted peer of role `pat` whose ID token a trusted, anchored IdP issued to this D-TA
-/// ([`RelyingParty`]) and bound to the peer's key (`cnf.jkt`, ADR 0012); the identity
+/// ([`RelyingParty`]) and bound to the peer's key (`cnf.jkt`, ADR 0012, or for a
+/// third-party IdP its `nonce` opened by `nonce_salt`, ADR 0015); the identity
 /// binds the issuer, `sub` and the peer's key ([`issuance::mpin_id`]).
 async fn client_share(
     req: HttpRequest,
@@ -210,7 +215,10 @@ async fn client_share(
 ) -> Result<HttpResponse, ApiError> {
     let peer = peer_with_role(&req, Role::Pat, "client-secret shares")?;
     let pat_key = *peer.birth_certificate().public_key();
-    let ClientShareRequest { id_token } = read_json(&req, body, MAX_BODY_BYTES).await?;
+    let ClientShareRequest {
+        id_token,
+        nonce_salt,
+    } = read_json(&req, body, MAX_BODY_BYTES).await?;
     // A bearer credential: wiped once checked.
     let id_token = Zeroizing::new(id_token);
     let day = Day::from_unix_secs(milagro_service::unix_now());
@@ -222,7 +230,7 @@ async fn client_share(
             min_depth: state.config.min_peer_depth,
         };
         let login = relying_party
-            .verify(&id_token, &pat_key)
+            .verify(&id_token, nonce_salt.as_deref(), &pat_key)
             .map_err(login_error)?;
         let id = issuance::mpin_id(login.issuer(), login.subject(), &pat_key)
             .map_err(ApiError::internal)?;
@@ -301,10 +309,14 @@ fn login_error(error: LoginError) -> ApiError {
         LoginError::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         LoginError::Untrusted(_) => (StatusCode::FORBIDDEN, "untrusted_issuer"),
         LoginError::NotAnchored { .. } => (StatusCode::FORBIDDEN, "idp_not_anchored"),
-        LoginError::KeysNotBound { .. } => (StatusCode::UNAUTHORIZED, "idp_keys_not_bound"),
+        LoginError::KeysNotBound { .. } | LoginError::KeysNotUsable { .. } => {
+            (StatusCode::UNAUTHORIZED, "idp_keys_not_bound")
+        }
         LoginError::Invalid(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-        LoginError::NotBound => (StatusCode::UNAUTHORIZED, "token_not_bound"),
-        LoginError::BoundToAnotherKey { .. } => {
+        LoginError::NotBound | LoginError::NonceNotBound(_) => {
+            (StatusCode::UNAUTHORIZED, "token_not_bound")
+        }
+        LoginError::BoundToAnotherKey { .. } | LoginError::NonceForAnotherKey { .. } => {
             (StatusCode::UNAUTHORIZED, "token_bound_to_another_key")
         }
         LoginError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "idp_unavailable"),

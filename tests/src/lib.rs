@@ -27,6 +27,7 @@ pub mod lying_tbs;
 pub mod on_path;
 pub mod openapi;
 pub mod tenant_world;
+pub mod third_party_op;
 pub mod tls_parties;
 pub mod webdriver;
 

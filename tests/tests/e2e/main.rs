@@ -39,3 +39,4 @@ mod tbs_offer_pinning;
 mod tbs_registry_api;
 mod tbs_robustness;
 mod tbs_tenants;
+mod third_party_idp;

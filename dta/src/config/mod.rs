@@ -19,7 +19,7 @@ use milagro_service::config::{
 };
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
 
-pub use crate::relying_party::TrustedIdp;
+pub use crate::relying_party::{IdpTrust, TrustedIdp};
 use serde::Deserialize;
 
 /// The keys each section admits; anything else is refused by [`Config::parse`].
@@ -46,7 +46,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("master_key", &["env", "file"]),
-    ("trusted_idps", &["issuer", "bc_digest", "client_id"]),
+    (
+        "trusted_idps",
+        &["issuer", "trust", "bc_digest", "client_id"],
+    ),
     ("shares", &["authservers"]),
     ("node", NODE_KEYS),
     ("tls", milagro_service::https::TLS_KEYS),
@@ -149,8 +152,19 @@ fn default_peer_depth() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RawTrustedIdp {
     issuer: String,
-    bc_digest: String,
+    #[serde(default)]
+    trust: RawTrust,
+    bc_digest: Option<String>,
     client_id: String,
+}
+
+/// `trust` in `[[trusted_idps]]`; anything else is refused by serde, naming the values.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RawTrust {
+    #[default]
+    Anchored,
+    WebPki,
 }
 
 impl RawTrustedIdp {
@@ -162,12 +176,41 @@ impl RawTrustedIdp {
                 "an issuer has no trailing '/', query or fragment",
             ));
         }
-        let bc_digest = Digest::from_str(&self.bc_digest).map_err(|_| {
-            invalid(
-                "trusted_idps.bc_digest",
-                "64 hex characters: the IdP's birth certificate digest",
-            )
-        })?;
+        let trust = match (self.trust, self.bc_digest) {
+            (RawTrust::Anchored, Some(bc_digest)) => IdpTrust::Anchored {
+                bc_digest: Digest::from_str(&bc_digest).map_err(|_| {
+                    invalid(
+                        "trusted_idps.bc_digest",
+                        "64 hex characters: the IdP's birth certificate digest",
+                    )
+                })?,
+            },
+            (RawTrust::Anchored, None) => {
+                return Err(invalid(
+                    "trusted_idps.bc_digest",
+                    "required with trust = \"anchored\" (the default): the IdP's birth certificate digest",
+                ))
+            }
+            // Only the channel vouches for a web-PKI IdP's keys: never plain HTTP, even to
+            // loopback or with allow_plain_http.
+            (RawTrust::WebPki, None) if self.issuer.starts_with("https://") => IdpTrust::WebPki,
+            (RawTrust::WebPki, None) => {
+                return Err(invalid(
+                    "trusted_idps.issuer",
+                    format!(
+                        "{:?}: trust = \"web_pki\" needs an https:// issuer (its keys are believed because verified HTTPS served them)",
+                        self.issuer
+                    ),
+                ))
+            }
+            // A digest the D-TA would not check would look like protection it is not.
+            (RawTrust::WebPki, Some(_)) => {
+                return Err(invalid(
+                    "trusted_idps.bc_digest",
+                    "not with trust = \"web_pki\": a third-party IdP has no birth certificate (use trust = \"anchored\" for an anchored one)",
+                ))
+            }
+        };
         if self.client_id.is_empty() || self.client_id.chars().any(char::is_control) {
             return Err(invalid(
                 "trusted_idps.client_id",
@@ -176,7 +219,7 @@ impl RawTrustedIdp {
         }
         Ok(TrustedIdp {
             issuer: self.issuer,
-            bc_digest,
+            trust,
             client_id: self.client_id,
         })
     }
@@ -305,143 +348,4 @@ fn is_env_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-listen = "127.0.0.1:0"
-tls_listen = "127.0.0.1:0"
-public_url = "https://dta.milagro.test"
-name = "D-TA"
-state_dir = "state"
-[master_key]
-env = "MILAGRO_DTA_MASTER_KEY"
-[node]
-rpc_url = "http://127.0.0.1:18443"
-rpc_cookie = "/tmp/.cookie"
-network = "regtest"
-"#;
-
-    const IDP: &str = "[[trusted_idps]]\nissuer = \"https://idp.test\"\nbc_digest = \"ab00000000000000000000000000000000000000000000000000000000000000\"\nclient_id = \"dta1\"\n";
-
-    #[test]
-    fn the_example_file_parses_and_documents_every_key() {
-        let text = include_str!("../dta.example.toml");
-        let config = Config::parse(text).unwrap();
-        assert_eq!(config.public_url, "https://dta1.example.com");
-        let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
-        // `file` is shown commented out; `[[trusted_idps]]` is an array of tables, which
-        // the check does not look for.
-        assert_eq!(
-            missing,
-            [".trusted_idps", "master_key.file"],
-            "dta.example.toml"
-        );
-        assert!(text.contains("\n# file = ") && text.contains("\n[[trusted_idps]]\n"));
-    }
-
-    #[test]
-    fn a_plain_http_issuer_off_loopback_needs_the_explicit_permission() {
-        let plain = IDP.replace("https://idp.test", "http://idp.test");
-        match Config::parse(&format!("{MINIMAL}{plain}")) {
-            Err(ConfigError::Invalid { key, reason }) => {
-                assert_eq!(key, "trusted_idps.issuer");
-                assert!(reason.contains("loopback"), "{reason}");
-            }
-            other => panic!("{other:?}"),
-        }
-        let allowed = format!("{MINIMAL}{plain}[outbound_http]\nallow_plain_http = true\n");
-        assert!(
-            Config::parse(&allowed)
-                .unwrap()
-                .outbound_http
-                .allow_plain_http
-        );
-        let loopback = IDP.replace("https://idp.test", "http://127.0.0.1:8081");
-        assert!(Config::parse(&format!("{MINIMAL}{loopback}")).is_ok());
-        let bundle = format!("{MINIMAL}[outbound_http]\nca_bundle = \"/etc/ca.pem\"\n");
-        assert_eq!(
-            Config::parse(&bundle).unwrap().outbound_http.roots,
-            milagro_http_client::Roots::Bundle("/etc/ca.pem".into())
-        );
-        assert!(matches!(
-            Config::parse(&format!("{MINIMAL}[outbound_http]\nca_bundle = \"\"\n")),
-            Err(ConfigError::Invalid {
-                key: "outbound_http.ca_bundle",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn defaults_then_bad_values_are_refused_by_key() {
-        let config = Config::parse(MINIMAL).unwrap();
-        assert_eq!(config.min_peer_depth, 6);
-        assert_eq!(
-            config.master_key,
-            MasterKeySource::Env("MILAGRO_DTA_MASTER_KEY".into())
-        );
-        assert_eq!(config.audit.origin.as_str(), "dta.milagro.test/audit");
-        assert!(config.trusted_idps.is_empty());
-        let with_idp = Config::parse(&format!("{MINIMAL}{IDP}")).unwrap();
-        assert_eq!(with_idp.trusted_idps[0].client_id, "dta1");
-        assert_eq!(config.tls_public_addr, None);
-        let public = Config::parse(&format!("tls_public_addr = \"[::1]:8092\"\n{MINIMAL}"));
-        assert_eq!(
-            public.unwrap().tls_public_addr.as_deref(),
-            Some("[::1]:8092")
-        );
-        let both = MINIMAL.replace(
-            "env = \"MILAGRO_DTA_MASTER_KEY\"",
-            "env = \"K\"\nfile = \"/k\"",
-        );
-        let cases = [
-            (
-                MINIMAL.replace("tls_listen = \"127.0.0.1:0\"", "tls_listen = \"x\""),
-                "tls_listen",
-            ),
-            (both, "master_key"),
-            (
-                MINIMAL.replace("MILAGRO_DTA_MASTER_KEY", "BAD NAME"),
-                "master_key.env",
-            ),
-            (format!("min_peer_depth = 0\n{MINIMAL}"), "min_peer_depth"),
-            (
-                format!("tls_public_addr = \"dta.example:0\"\n{MINIMAL}"),
-                "tls_public_addr",
-            ),
-            (
-                format!("tls_public_addr = \"dta example:8092\"\n{MINIMAL}"),
-                "tls_public_addr",
-            ),
-            (
-                format!("tls_public_addr = \"dta.example\"\n{MINIMAL}"),
-                "tls_public_addr",
-            ),
-            (
-                format!("{MINIMAL}{IDP}").replace("idp.test\"", "idp.test/\""),
-                "trusted_idps.issuer",
-            ),
-            (
-                format!("{MINIMAL}{IDP}").replace("\"ab", "\"x"),
-                "trusted_idps.bc_digest",
-            ),
-            (format!("{MINIMAL}{IDP}{IDP}"), "trusted_idps.issuer"),
-        ];
-        for (text, key) in cases {
-            match Config::parse(&text) {
-                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key),
-                other => panic!("{key}: {other:?}"),
-            }
-        }
-        assert!(matches!(
-            Config::parse(&format!("{MINIMAL}[master_key2]\n")),
-            Err(ConfigError::UnknownKeys(_))
-        ));
-        assert!(matches!(
-            Config::parse(&MINIMAL.replace("[master_key]\nenv = \"MILAGRO_DTA_MASTER_KEY\"\n", "")),
-            Err(ConfigError::Toml(_))
-        ));
-    }
-}
+mod tests;
