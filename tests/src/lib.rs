@@ -24,6 +24,7 @@ pub mod https;
 pub mod idp_common;
 pub mod logs;
 pub mod lying_tbs;
+pub mod npm;
 pub mod on_path;
 pub mod openapi;
 pub mod tenant_world;

@@ -1,13 +1,13 @@
 //! OpenID providers from outside this project: `oidc-provider` from the npm registry
-//! (pinned, installed into `.cache/npm-op`), run by `tests/node/op.mjs` under Node over
-//! HTTPS with a certificate of the test CA, and a login at one of them the way a browser
+//! (pinned, installed into the machine cache, `~/.cache/milagro/npm-op`), run by
+//! `tests/node/op.mjs` under Node over HTTPS with a certificate of the test CA, and a login at one of them the way a browser
 //! makes it (the authorization-code flow with PKCE and a `nonce` of the caller's choice,
 //! through the provider's own login and consent pages, cookies carried by hand). Needs
 //! `node` and `npm` on the PATH; never skips.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
@@ -28,35 +28,10 @@ pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
 /// The account every provider knows.
 pub const USER: &str = "alice";
 
-/// Installs `oidc-provider` into `.cache/npm-op` once (under a lock: test binaries may run
-/// in parallel) and copies the script next to it, so that its import resolves there.
+/// Installs `oidc-provider` into the machine cache once and copies the script next to it
+/// ([`crate::npm::install_pinned`]).
 pub fn npm_op() -> PathBuf {
-    let dir = milagro_regtest::default_cache_dir().join("npm-op");
-    std::fs::create_dir_all(&dir).unwrap();
-    let installed = dir.join("node_modules/oidc-provider/package.json");
-    let script = format!(
-        "set -e
-         cd {dir:?}
-         if ! grep -q '\"version\": \"{OIDC_PROVIDER}\"' node_modules/oidc-provider/package.json 2>/dev/null; then
-           [ -f package.json ] || echo '{{\"name\":\"milagro-npm-op\",\"private\":true,\"type\":\"module\"}}' > package.json
-           npm install --no-audit --no-fund --save-exact oidc-provider@{OIDC_PROVIDER}
-         fi"
-    );
-    let output = Command::new("flock")
-        .arg(dir.join("install.lock"))
-        .args(["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run npm (node and npm must be installed): {e}"));
-    assert!(
-        output.status.success() && installed.exists(),
-        "npm install oidc-provider@{OIDC_PROVIDER} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("node/op.mjs");
-    std::fs::copy(source, dir.join("op.mjs")).unwrap();
-    dir
+    crate::npm::install_pinned("npm-op", "oidc-provider", OIDC_PROVIDER, "op.mjs")
 }
 
 /// One Node process serving one provider per signing algorithm, over HTTPS with `tls`'s

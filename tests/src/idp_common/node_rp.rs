@@ -1,6 +1,6 @@
-//! `openid-client` from the npm registry (pinned, installed into `.cache/npm-rp`), driven
-//! by `tests/node/rp.mjs` under Node: a relying party from outside this project signing in
-//! at the test IdP. Needs `node` and `npm` on the PATH; never skips.
+//! `openid-client` from the npm registry (pinned, installed into the machine cache,
+//! `~/.cache/milagro/npm-rp`), driven by `tests/node/rp.mjs` under Node: a relying party
+//! from outside this project signing in at the test IdP. Needs `node` and `npm` on the PATH; never skips.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -15,35 +15,10 @@ pub const OPENID_CLIENT: &str = "6.8.9";
 /// The redirect URI registered for it (nobody serves it; the test reads the redirect).
 pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
-/// Installs `openid-client` into `.cache/npm-rp` once (under a lock: test binaries run in
-/// parallel) and copies the script next to it, so that its import resolves there.
+/// Installs `openid-client` into the machine cache once and copies the script next to it
+/// ([`crate::npm::install_pinned`]).
 pub fn npm_rp() -> PathBuf {
-    let dir = milagro_regtest::default_cache_dir().join("npm-rp");
-    std::fs::create_dir_all(&dir).unwrap();
-    let installed = dir.join("node_modules/openid-client/package.json");
-    let script = format!(
-        "set -e
-         cd {dir:?}
-         if ! grep -q '\"version\": \"{OPENID_CLIENT}\"' node_modules/openid-client/package.json 2>/dev/null; then
-           [ -f package.json ] || echo '{{\"name\":\"milagro-npm-rp\",\"private\":true,\"type\":\"module\"}}' > package.json
-           npm install --no-audit --no-fund --save-exact openid-client@{OPENID_CLIENT}
-         fi"
-    );
-    let output = Command::new("flock")
-        .arg(dir.join("install.lock"))
-        .args(["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run npm (node and npm must be installed): {e}"));
-    assert!(
-        output.status.success() && installed.exists(),
-        "npm install openid-client@{OPENID_CLIENT} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("node/rp.mjs");
-    std::fs::copy(source, dir.join("rp.mjs")).unwrap();
-    dir
+    crate::npm::install_pinned("npm-rp", "openid-client", OPENID_CLIENT, "rp.mjs")
 }
 
 /// Registers a client at `w`'s IdP and runs the relying party in `dir` with the extra
