@@ -81,7 +81,9 @@ pub fn measure(
     dir: &Path,
     table: &mut Table,
 ) -> Result<KexReport> {
-    let world = TbsWorld::start(dir, 8, 0)?;
+    // No device enrols through the TBS here; its funding pool takes the smallest size it
+    // accepts (a device is paid only from a pool coin, so it cannot be 0).
+    let world = TbsWorld::start(dir, 8, 1)?;
     let alice = anchored(&world.node, Role::Pat, "bench alice")?;
     let bob = anchored(&world.node, Role::Dta, "bench bob")?;
     for _ in 0..6 {
