@@ -63,7 +63,8 @@ pub enum Error {
     /// system roots for `https://`, not an HTTP URL), or a CA bundle that does not load.
     #[error("{0}")]
     Transport(#[from] milagro_http_client::ClientError),
-    /// The TBS could not be reached, or the connection broke.
+    /// The server (a TBS, an IdP, an authentication server) could not be reached, or the
+    /// connection broke.
     #[error("{step}: cannot reach {url}: {source}")]
     Http {
         /// The step.
@@ -74,24 +75,26 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The TBS answered with an error status (its JSON `error` code and
+    /// The server answered with an error status (its JSON `error` code and
     /// `error_description`, when the body has them).
-    #[error("{step}: the tbs answered {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    #[error("{step}: {url} answered {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
     Server {
         /// The step.
         step: Step,
+        /// The URL asked (which server answered).
+        url: String,
         /// The HTTP status.
         status: u16,
-        /// The TBS's stable error code (`bad_request`, `not_found`, …).
+        /// The server's stable error code (`bad_request`, `not_found`, …).
         code: Option<String>,
-        /// The TBS's message, or the start of the body.
+        /// The server's message, or the start of the body.
         message: String,
-        /// The `Retry-After` header, in seconds, when the TBS sent one (a rate limit, or
-        /// no pool coin free for an offer).
+        /// The `Retry-After` header, in seconds, when the server sent one (a rate limit,
+        /// or no pool coin free for an offer).
         retry_after_secs: Option<u64>,
     },
-    /// The TBS answered something that is not the protocol's answer.
-    #[error("{step}: unexpected answer from the tbs: {reason}")]
+    /// The server answered something that is not the protocol's answer.
+    #[error("{step}: unexpected answer: {reason}")]
     Unexpected {
         /// The step.
         step: Step,

@@ -198,6 +198,7 @@ impl ServiceClient {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
             return Err(Error::Server {
                 step,
+                url: self.url(path),
                 status,
                 code: field("error"),
                 message,

@@ -222,12 +222,11 @@ fn a_device_refuses_a_tbs_it_was_not_provisioned_for_and_instructions_older_than
         matches!(&error, Error::Server { status: 404, code: Some(code), .. } if code == "not_found"),
         "{error}"
     );
-    assert!(
-        error
-            .to_string()
-            .starts_with("requesting enrolment: the tbs answered 404 not_found: "),
-        "{error}"
+    let said = format!(
+        "requesting enrolment: {}/v1/enrolments answered 404 not_found: ",
+        tbs.base_url()
     );
+    assert!(error.to_string().starts_with(&said), "{error}");
 
     // A device that stored sequence 1000 refuses the TBS's lower one, and keeps its own.
     let dir = home.path().join("pat");
