@@ -88,7 +88,7 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
             &state.identity,
             &state.own_anchor,
             &state.index,
-            state.config.min_depth,
+            state.config.party.min_depth,
         )?)
     })
     .await?;
@@ -228,7 +228,7 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiEr
     state.log_login(&request.login_id, &authenticated.id, authenticated.day)?;
     let lifetime = state.config.session_lifetime.as_secs();
     let claims = SessionClaims::new(
-        &state.config.public_url,
+        &state.config.party.public_url,
         state.identity.digest(),
         &authenticated.id,
         authenticated.day,

@@ -7,19 +7,17 @@
 //! `[sync]`, `[audit]`, `[anchoring]`) are [`milagro_service::config`]'s. Every key is
 //! shown in `authserver/authserver.example.toml`.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use bitcoin::FeeRate;
 use milagro_anchor::digest::Digest;
 use milagro_service::config::{
-    check_common, check_host_port, check_min_depth, check_token_hash, invalid, load_text,
-    parse_raw, RawAnchoring, RawAudit, RawNode, RawSync, ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS,
-    SYNC_KEYS,
+    check_host_port, check_min_depth, check_token_hash, invalid, load_text, parse_raw,
+    ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
 };
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
+use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use serde::Deserialize;
 
@@ -119,15 +117,9 @@ impl Default for LoginConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Where the plain HTTP login API listens.
-    pub listen: SocketAddr,
-    /// The URL the server is reached at: its Birth Certificate's only endpoint, and the
-    /// `iss` of its session tokens.
-    pub public_url: String,
-    /// The human-readable name written in the Birth Certificate.
-    pub name: String,
-    /// Where the key, the certificate, the index, the log and the revocations live.
-    pub state_dir: PathBuf,
+    /// The keys every service has: `listen`, `public_url`, `name`, `state_dir`, `[node]`,
+    /// `[sync]`, `[tls]`, `[audit]`, the fee rate and depth of its anchors.
+    pub party: PartyConfig,
     /// Confirmations a D-TA's anchor needs before its share is accepted.
     pub min_peer_depth: u32,
     /// How long a session token is valid.
@@ -138,28 +130,12 @@ pub struct Config {
     pub login: LoginConfig,
     /// The SHA-256 of the admin token; `None`: the admin API is off.
     pub admin_token: Option<TokenHash>,
-    /// The full node the server anchors through and follows.
-    pub node: NodeConfig,
-    /// How the server follows the chain (and how often it retries a D-TA).
-    pub sync: SyncConfig,
-    /// Fee rate of the server's anchoring transactions.
-    pub fee_rate: FeeRate,
-    /// Confirmations before the Birth Certificate is served as anchored.
-    pub min_depth: u32,
-    /// The login log's checkpoints.
-    pub audit: AuditConfig,
-    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
-    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
-    pub tls: Option<milagro_service::https::TlsSettings>,
 }
 
+/// The service's own keys; the ones every service has are read again as a
+/// [`RawParty`]. Unknown keys are refused by `parse_raw`'s schema check.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: String,
-    public_url: String,
-    name: String,
-    state_dir: PathBuf,
     #[serde(default = "default_peer_depth")]
     min_peer_depth: u32,
     #[serde(default = "default_session_lifetime")]
@@ -169,15 +145,6 @@ struct RawConfig {
     #[serde(default)]
     login: RawLogin,
     admin: Option<RawAdmin>,
-    node: RawNode,
-    #[serde(default)]
-    sync: RawSync,
-    #[serde(default)]
-    anchoring: RawAnchoring,
-    #[serde(default)]
-    audit: RawAudit,
-    #[serde(default)]
-    tls: Option<milagro_service::https::RawTls>,
 }
 
 fn default_peer_depth() -> u32 {
@@ -287,12 +254,11 @@ impl Config {
 
     /// Parses and checks configuration text. No side effects.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::check(parse_raw(text, SCHEMA)?)
+        Self::check(parse_raw(text, SCHEMA)?, parse_raw(text, SCHEMA)?)
     }
 
-    fn check(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen = check_common(&raw.listen, &raw.public_url, &raw.name, &raw.state_dir)?;
-        let (fee_rate, min_depth) = raw.anchoring.check()?;
+    fn check(raw: RawConfig, party: RawParty) -> Result<Self, ConfigError> {
+        let party = party.check()?;
         let dtas = raw
             .dtas
             .into_iter()
@@ -317,7 +283,7 @@ impl Config {
             raw.admin.as_ref().map(|a| a.token_sha256.as_str()),
         )?;
         Ok(Self {
-            listen,
+            party,
             min_peer_depth: check_min_depth(raw.min_peer_depth)
                 .map_err(|_| invalid("min_peer_depth", "must be between 1 and 1000"))?,
             session_lifetime: Duration::from_secs(in_range(
@@ -328,15 +294,6 @@ impl Config {
             dtas,
             login: raw.login.check()?,
             admin_token,
-            node: raw.node.check()?,
-            sync: raw.sync.check()?,
-            fee_rate,
-            min_depth,
-            audit: raw.audit.check(&raw.public_url)?,
-            public_url: raw.public_url,
-            name: raw.name,
-            state_dir: raw.state_dir,
-            tls: milagro_service::https::check_tls(raw.tls)?,
         })
     }
 }
@@ -367,7 +324,7 @@ network = "regtest"
     fn the_example_file_parses_and_documents_every_key() {
         let text = include_str!("../authserver.example.toml");
         let config = Config::parse(text).unwrap();
-        assert_eq!(config.public_url, "https://auth.example.com");
+        assert_eq!(config.party.public_url, "https://auth.example.com");
         assert_eq!(config.dtas.len(), 2);
         assert!(config.admin_token.is_some());
         let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
@@ -383,7 +340,10 @@ network = "regtest"
         assert_eq!(config.session_lifetime, Duration::from_secs(3600));
         assert_eq!(config.login, LoginConfig::new());
         assert_eq!(config.admin_token, None);
-        assert_eq!(config.audit.origin.as_str(), "auth.milagro.test/audit");
+        assert_eq!(
+            config.party.audit.origin.as_str(),
+            "auth.milagro.test/audit"
+        );
         assert_eq!(config.dtas[0].share_api, "127.0.0.1:8092");
         let two = Config::parse(&format!("{}{}", minimal(), DTA.replace("ab", "cd"))).unwrap();
         assert_eq!(two.dtas.len(), 2);

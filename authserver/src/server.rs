@@ -2,14 +2,13 @@
 //! revocations), its routes, and the thread that fetches the server secret beside the
 //! shared runtime's HTTP server and chain loop.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
-use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
-use milagro_service::https::TlsSettings;
+use milagro_service::base::{OpenError, ServiceBase};
 use milagro_service::identity::PartyKind;
+use milagro_service::party_config::PartyConfig;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 use milagro_service::work_gate::WorkGate;
@@ -79,21 +78,15 @@ impl Service for AppState {
     type Hooks = ();
 
     fn open(config: Config) -> Result<(Self, ()), StartError> {
-        let base = ServiceBase::open(BaseConfig {
-            kind: KIND,
-            name: &config.name,
-            public_url: &config.public_url,
-            state_dir: &config.state_dir,
-            node: &config.node,
-            sync: &config.sync,
-            audit: &config.audit,
-            fee_rate: config.fee_rate,
-        })?;
-        let revocations = Revocations::open(&config.state_dir)?;
+        let base = ServiceBase::open(KIND, &config.party)?;
+        let revocations = Revocations::open(&config.party.state_dir)?;
         let guesses = Guesses::open(&base.db, config.login.clone())?;
         let chain = base.chain;
         let state = AppState {
-            directory: Arc::new(IndexDirectory::for_node(&config.node, chain.index.clone())),
+            directory: Arc::new(IndexDirectory::for_node(
+                &config.party.node,
+                chain.index.clone(),
+            )),
             identity: chain.identity.clone(),
             own_anchor: chain.own_anchor.clone(),
             index: chain.index.clone(),
@@ -114,12 +107,8 @@ impl Service for AppState {
         Ok((state, ()))
     }
 
-    fn listen(&self) -> SocketAddr {
-        self.config.listen
-    }
-
-    fn tls(&self) -> Option<&TlsSettings> {
-        self.config.tls.as_ref()
+    fn party(&self) -> &PartyConfig {
+        &self.config.party
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

@@ -231,8 +231,8 @@ pub(crate) fn run(state: &AppState, shutdown: &Shutdown) {
     let Some(identity) = wait_for_identity(
         &state.identity,
         &state.own_anchor,
-        &config.state_dir,
-        config.sync.poll_interval,
+        &config.party.state_dir,
+        config.party.sync.poll_interval,
         shutdown,
         "fetching the server secret",
     ) else {
@@ -255,7 +255,10 @@ pub(crate) fn run(state: &AppState, shutdown: &Shutdown) {
     };
     let slot = &state.server_secret;
     let mut shares: Vec<Option<ServerSecretShare>> = vec![None; config.dtas.len()];
-    let mut backoff = Backoff::new(config.sync.poll_interval, config.sync.max_backoff);
+    let mut backoff = Backoff::new(
+        config.party.sync.poll_interval,
+        config.party.sync.max_backoff,
+    );
     loop {
         for (i, dta) in config.dtas.iter().enumerate() {
             if shares[i].is_some() {

@@ -98,7 +98,7 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
             &state.identity,
             &state.own_anchor,
             &state.index,
-            state.config.min_depth,
+            state.config.party.min_depth,
         )
         .map_err(ApiError::from)
     })

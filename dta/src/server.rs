@@ -7,10 +7,10 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
-use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
+use milagro_service::base::{OpenError, ServiceBase};
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
-use milagro_service::https::TlsSettings;
 use milagro_service::identity::PartyKind;
+use milagro_service::party_config::PartyConfig;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 
@@ -87,19 +87,13 @@ impl Service for AppState {
     fn open(config: Config) -> Result<(Self, Self::Prepared), StartError> {
         // The sealing key first: a D-TA that cannot open its share creates nothing.
         let sealing_key = SealingKey::load(&config.master_key)?;
-        let base = ServiceBase::open(BaseConfig {
-            kind: KIND,
-            name: &config.name,
-            public_url: &config.public_url,
-            state_dir: &config.state_dir,
-            node: &config.node,
-            sync: &config.sync,
-            audit: &config.audit,
-            fee_rate: config.fee_rate,
-        })?;
+        let base = ServiceBase::open(KIND, &config.party)?;
         let chain = base.chain;
-        let (master, _) =
-            master::load_or_create(&config.state_dir, &sealing_key, &chain.identity.digest())?;
+        let (master, _) = master::load_or_create(
+            &config.party.state_dir,
+            &sealing_key,
+            &chain.identity.digest(),
+        )?;
         drop(sealing_key);
         let bind_error = |source| StartError::Bind {
             addr: config.tls_listen,
@@ -108,7 +102,10 @@ impl Service for AppState {
         let share_socket = std::net::TcpListener::bind(config.tls_listen).map_err(bind_error)?;
         let share_listen = share_socket.local_addr().map_err(bind_error)?;
         let state = AppState {
-            directory: Arc::new(IndexDirectory::for_node(&config.node, chain.index.clone())),
+            directory: Arc::new(IndexDirectory::for_node(
+                &config.party.node,
+                chain.index.clone(),
+            )),
             identity: chain.identity.clone(),
             own_anchor: chain.own_anchor.clone(),
             index: chain.index.clone(),
@@ -125,12 +122,8 @@ impl Service for AppState {
         Ok((state, share_socket))
     }
 
-    fn listen(&self) -> SocketAddr {
-        self.config.listen
-    }
-
-    fn tls(&self) -> Option<&TlsSettings> {
-        self.config.tls.as_ref()
+    fn party(&self) -> &PartyConfig {
+        &self.config.party
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

@@ -37,8 +37,8 @@ pub(crate) fn start(
         let Some(identity) = wait_for_identity(
             &state.identity,
             &state.own_anchor,
-            &state.config.state_dir,
-            state.config.sync.poll_interval,
+            &state.config.party.state_dir,
+            state.config.party.sync.poll_interval,
             &waiting,
             "the share API",
         ) else {

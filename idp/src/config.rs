@@ -6,16 +6,12 @@
 //! `[audit]`, the anchoring fee rate and depth) are [`milagro_service::config`]'s; this
 //! file adds the OpenID Connect ones. Every key is shown in `idp/idp.example.toml`.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use bitcoin::FeeRate;
-use milagro_service::config::{
-    check_audit, check_common, check_fee_rate, check_min_depth, invalid, load_text, parse_raw,
-    RawNode, RawSync, NODE_KEYS, SYNC_KEYS,
-};
+use milagro_service::config::{invalid, load_text, parse_raw, NODE_KEYS, SYNC_KEYS};
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
+use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use serde::Deserialize;
 
@@ -69,23 +65,9 @@ const DAY: u64 = 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Where the HTTP API listens (port 0 picks a free port).
-    pub listen: SocketAddr,
-    /// The issuer identifier: the URL relying parties reach this IdP at, without a
-    /// trailing `/`; the Birth Certificate's only endpoint.
-    pub public_url: String,
-    /// The IdP's human-readable name, as written in its Birth Certificate.
-    pub name: String,
-    /// Where the key, the Birth Certificate, signing keys, users and tokens live.
-    pub state_dir: PathBuf,
-    /// The full node the IdP anchors through.
-    pub node: NodeConfig,
-    /// How the IdP follows the chain.
-    pub sync: SyncConfig,
-    /// Fee rate of the IdP's anchoring transactions.
-    pub fee_rate: FeeRate,
-    /// Confirmations before the Birth Certificate is served as anchored.
-    pub min_depth: u32,
+    /// The keys every service has: `listen`, `public_url`, `name`, `state_dir`, `[node]`,
+    /// `[sync]`, `[tls]`, `[audit]`, the fee rate and depth of its anchors.
+    pub party: PartyConfig,
     /// SHA-256 of the operator's admin token; without it the admin API refuses every call.
     pub admin_token: Option<TokenHash>,
     /// SHA-256 of the initial access token that dynamic registration requires; open
@@ -95,11 +77,6 @@ pub struct Config {
     pub tokens: TokenLifetimes,
     /// Rotation of the ID-token signing keys.
     pub keys: KeyRotation,
-    /// The audit log's checkpoints.
-    pub audit: AuditConfig,
-    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
-    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
-    pub tls: Option<milagro_service::https::TlsSettings>,
     /// The time period of the activity log's entries (`H(subject ‖ period)`).
     pub audit_period: Duration,
 }
@@ -132,18 +109,10 @@ pub struct KeyRotation {
     pub prepublish: Duration,
 }
 
+/// The service's own keys; the ones every service has are read again as a
+/// [`RawParty`]. Unknown keys are refused by `parse_raw`'s schema check.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: String,
-    public_url: String,
-    name: String,
-    state_dir: PathBuf,
-    node: RawNode,
-    #[serde(default)]
-    sync: RawSync,
-    #[serde(default)]
-    anchoring: RawAnchoring,
     #[serde(default)]
     admin: Option<RawHash>,
     #[serde(default)]
@@ -154,24 +123,6 @@ struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     audit: RawAudit,
-    #[serde(default)]
-    tls: Option<milagro_service::https::RawTls>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAnchoring {
-    fee_rate_sat_vb: u64,
-    min_depth: u32,
-}
-
-impl Default for RawAnchoring {
-    fn default() -> Self {
-        Self {
-            fee_rate_sat_vb: 2,
-            min_depth: 1,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -226,21 +177,16 @@ impl Default for RawKeys {
     }
 }
 
+/// The IdP's own `[audit]` key (the checkpoint keys are every service's: [`RawParty`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawAudit {
-    checkpoint_interval_secs: u64,
-    origin: Option<String>,
     period_secs: u64,
 }
 
 impl Default for RawAudit {
     fn default() -> Self {
-        Self {
-            checkpoint_interval_secs: 3600,
-            origin: None,
-            period_secs: DAY,
-        }
+        Self { period_secs: DAY }
     }
 }
 
@@ -265,14 +211,14 @@ impl Config {
 
     /// Parses and checks configuration text. No side effects.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::check(parse_raw(text, SCHEMA)?)
+        Self::check(parse_raw(text, SCHEMA)?, parse_raw(text, SCHEMA)?)
     }
 
-    fn check(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen = check_common(&raw.listen, &raw.public_url, &raw.name, &raw.state_dir)?;
+    fn check(raw: RawConfig, party: RawParty) -> Result<Self, ConfigError> {
+        let party = party.check()?;
         // The issuer is compared as a string by relying parties (OpenID Connect
         // Discovery §4.3): one spelling, no query or fragment.
-        if raw.public_url.ends_with('/') || raw.public_url.contains(['?', '#']) {
+        if party.public_url.ends_with('/') || party.public_url.contains(['?', '#']) {
             return Err(invalid(
                 "public_url",
                 "the issuer has no trailing '/', query or fragment",
@@ -302,17 +248,8 @@ impl Config {
                 "must be shorter than keys.rotation_secs",
             ));
         }
-        let audit = check_audit(
-            raw.audit.checkpoint_interval_secs,
-            raw.audit.origin.as_deref(),
-            &raw.public_url,
-        )?;
         Ok(Self {
-            listen,
-            node: raw.node.check()?,
-            sync: raw.sync.check()?,
-            fee_rate: check_fee_rate(raw.anchoring.fee_rate_sat_vb)?,
-            min_depth: check_min_depth(raw.anchoring.min_depth)?,
+            party,
             admin_token: raw
                 .admin
                 .map(|a| token_hash("admin.token_sha256", &a.token_sha256))
@@ -328,12 +265,7 @@ impl Config {
                 .transpose()?,
             tokens,
             keys,
-            audit,
             audit_period: seconds("audit.period_secs", raw.audit.period_secs, 1, 366 * DAY)?,
-            public_url: raw.public_url,
-            name: raw.name,
-            state_dir: raw.state_dir,
-            tls: milagro_service::https::check_tls(raw.tls)?,
         })
     }
 }
@@ -347,7 +279,7 @@ mod tests {
     fn the_example_file_parses_and_documents_every_key() {
         let text = include_str!("../idp.example.toml");
         let config = Config::parse(text).unwrap();
-        assert_eq!(config.public_url, "https://idp.example.com");
+        assert_eq!(config.party.public_url, "https://idp.example.com");
         let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
         assert!(
             missing.is_empty(),
@@ -369,7 +301,7 @@ network = "regtest"
 "#;
         let config = Config::parse(minimal).unwrap();
         assert_eq!(config.tokens.code, Duration::from_secs(60));
-        assert_eq!(config.audit.origin.as_str(), "idp.milagro.test/audit");
+        assert_eq!(config.party.audit.origin.as_str(), "idp.milagro.test/audit");
         let cases = [
             (
                 minimal.replace("milagro.test\"", "milagro.test/\""),

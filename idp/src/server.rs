@@ -1,18 +1,17 @@
 //! The IdP as a [`Service`]: what it opens (identity, signing keys, databases) and its
 //! routes; the shared runtime runs its HTTP server and chain loop.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
 use milagro_service::attempts::FailureLimiter;
-use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
+use milagro_service::base::{OpenError, ServiceBase};
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
 use milagro_service::files;
-use milagro_service::https::TlsSettings;
 use milagro_service::identity::PartyKind;
+use milagro_service::party_config::PartyConfig;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 use milagro_service::work_gate::WorkGate;
 
@@ -69,8 +68,8 @@ pub enum StartError {
 
 /// Opens the IdP's service database (for `milagro idp user add` while it is stopped).
 pub fn open_users(config: &Config) -> Result<SledUsers, StartError> {
-    files::create_private_dir(&config.state_dir).map_err(OpenError::from)?;
-    let path = config.state_dir.join(SERVICE_DB_DIR);
+    files::create_private_dir(&config.party.state_dir).map_err(OpenError::from)?;
+    let path = config.party.state_dir.join(SERVICE_DB_DIR);
     let db =
         milagro_service::sled_db::open_waiting_for_lock(&path).map_err(|e| StartError::Db {
             path: path.clone(),
@@ -103,24 +102,15 @@ impl Service for AppState {
     type Hooks = ();
 
     fn open(config: Config) -> Result<(Self, ()), StartError> {
-        let base = ServiceBase::open(BaseConfig {
-            kind: KIND,
-            name: &config.name,
-            public_url: &config.public_url,
-            state_dir: &config.state_dir,
-            node: &config.node,
-            sync: &config.sync,
-            audit: &config.audit,
-            fee_rate: config.fee_rate,
-        })?;
+        let base = ServiceBase::open(KIND, &config.party)?;
         let retain = config.tokens.id_token.max(config.tokens.access);
         let keys = KeyRing::open(
-            &config.state_dir,
+            &config.party.state_dir,
             config.keys,
             retain,
             milagro_service::unix_now(),
         )?;
-        let db_dir = config.state_dir.join(SERVICE_DB_DIR);
+        let db_dir = config.party.state_dir.join(SERVICE_DB_DIR);
         let fail = |e: &dyn std::fmt::Display| StartError::Db {
             path: db_dir.clone(),
             detail: e.to_string(),
@@ -161,12 +151,8 @@ impl Service for AppState {
         Ok((state, ()))
     }
 
-    fn listen(&self) -> SocketAddr {
-        self.config.listen
-    }
-
-    fn tls(&self) -> Option<&TlsSettings> {
-        self.config.tls.as_ref()
+    fn party(&self) -> &PartyConfig {
+        &self.config.party
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

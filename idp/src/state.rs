@@ -99,7 +99,7 @@ impl AppState {
 
     /// The issuer identifier.
     pub fn issuer(&self) -> &str {
-        &self.config.public_url
+        &self.config.party.public_url
     }
 }
 

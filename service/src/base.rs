@@ -5,17 +5,16 @@
 //! and the audit log in it: everything the chain loop ([`crate::runtime`]) works on. A
 //! service's [`crate::runtime::Service::open`] starts with it and adds its own stores.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use bitcoin::FeeRate;
 use milagro_registry::redb_store::RedbStore;
 
 use crate::audit::Audit;
-use crate::config::{AuditConfig, NodeConfig, SyncConfig};
 use crate::files::{self, FileError};
 use crate::identity::{IdentityError, PartyIdentity, PartyKind};
 use crate::own_anchor::OwnAnchor;
+use crate::party_config::PartyConfig;
 use crate::runtime::ChainParts;
 
 /// Directory of the chain index inside the state directory.
@@ -43,27 +42,6 @@ pub enum OpenError {
     },
 }
 
-/// The parts of a service's configuration its base is opened with.
-#[derive(Debug, Clone, Copy)]
-pub struct BaseConfig<'a> {
-    /// The service's role and key file.
-    pub kind: PartyKind,
-    /// Its name, as written in its Birth Certificate.
-    pub name: &'a str,
-    /// Its public URL, the certificate's only endpoint.
-    pub public_url: &'a str,
-    /// Its state directory.
-    pub state_dir: &'a Path,
-    /// `[node]`.
-    pub node: &'a NodeConfig,
-    /// `[sync]`.
-    pub sync: &'a SyncConfig,
-    /// `[audit]`.
-    pub audit: &'a AuditConfig,
-    /// The fee rate of its anchoring transactions.
-    pub fee_rate: FeeRate,
-}
-
 /// A service's opened state: what its chain loop works on, and its database.
 #[derive(Debug)]
 pub struct ServiceBase {
@@ -74,15 +52,16 @@ pub struct ServiceBase {
 }
 
 impl ServiceBase {
-    /// Opens (creating what is missing) the state of the service `config` describes.
-    pub fn open(config: BaseConfig<'_>) -> Result<Self, OpenError> {
-        let state_dir = config.state_dir;
+    /// Opens (creating what is missing) the state of the service of role and key file
+    /// `kind` that `config` describes.
+    pub fn open(kind: PartyKind, config: &PartyConfig) -> Result<Self, OpenError> {
+        let state_dir = config.state_dir.as_path();
         files::create_private_dir(state_dir)?;
         let identity = PartyIdentity::load_or_create(
-            config.kind,
+            kind,
             state_dir,
-            config.name,
-            config.public_url,
+            &config.name,
+            &config.public_url,
             crate::unix_now(),
         )?;
         let db_error = |path: &PathBuf, e: &dyn std::fmt::Display| OpenError::Db {

@@ -377,64 +377,8 @@ pub fn check_audit(
     })
 }
 
-/// The keys of [`RawAnchoring`], for a service's schema.
+/// The `[anchoring]` keys every service has ([`crate::party_config::RawParty`] reads
+/// them), for a service's schema.
 pub const ANCHORING_KEYS: &[&str] = &["fee_rate_sat_vb", "min_depth"];
-/// The keys of [`RawAudit`], for a service's schema.
+/// The `[audit]` keys every service has, for a service's schema.
 pub const AUDIT_KEYS: &[&str] = &["checkpoint_interval_secs", "origin"];
-
-/// `[anchoring]` of a service that anchors only its certificate and its checkpoints
-/// (defaults: 2 sat/vB, depth 1).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAnchoring {
-    fee_rate_sat_vb: u64,
-    min_depth: u32,
-}
-
-impl Default for RawAnchoring {
-    fn default() -> Self {
-        Self {
-            fee_rate_sat_vb: 2,
-            min_depth: 1,
-        }
-    }
-}
-
-impl RawAnchoring {
-    /// The fee rate and the depth at which the certificate is served.
-    pub fn check(&self) -> Result<(FeeRate, u32), ConfigError> {
-        Ok((
-            check_fee_rate(self.fee_rate_sat_vb)?,
-            check_min_depth(self.min_depth)?,
-        ))
-    }
-}
-
-/// `[audit]` with only the keys every log has (defaults: 3600 s, the origin of
-/// [`check_audit`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAudit {
-    checkpoint_interval_secs: u64,
-    origin: Option<String>,
-}
-
-impl Default for RawAudit {
-    fn default() -> Self {
-        Self {
-            checkpoint_interval_secs: 3600,
-            origin: None,
-        }
-    }
-}
-
-impl RawAudit {
-    /// Checks every value ([`check_audit`]).
-    pub fn check(&self, public_url: &str) -> Result<AuditConfig, ConfigError> {
-        check_audit(
-            self.checkpoint_interval_secs,
-            self.origin.as_deref(),
-            public_url,
-        )
-    }
-}

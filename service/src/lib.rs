@@ -32,6 +32,8 @@
 //!   (405 with `Allow`) and the OpenAPI document it is checked against;
 //! - [`work_gate::WorkGate`]: a bounded queue (503 `busy` when full) in front of the
 //!   expensive work a request without credentials can cause;
+//! - [`party_config::PartyConfig`]: the keys every service's configuration has, as one
+//!   section;
 //! - [`config`]: the configuration sections every service has (`[node]`, `[sync]`,
 //!   `[audit]`, anchoring), checked purely; [`token`]: bearer tokens kept as hashes.
 //!
@@ -62,6 +64,7 @@ pub mod https;
 pub mod identity;
 pub mod open_connections;
 pub mod own_anchor;
+pub mod party_config;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
 pub mod routes;

@@ -133,7 +133,7 @@ token_sha256 = "{token}"
             rpc_url = bitcoind.rpc_url(),
             token = admin.hash()
         ))?;
-        let fee_rate = config.anchoring.fee_rate;
+        let fee_rate = config.party.fee_rate;
         let tbs = Tbs::start(config)?;
         let tbs_key = tbs.state().identity.envelope_key().public_key();
         let anchored_key = tbs.state().identity.public_key();

@@ -27,7 +27,7 @@ pub struct TbsChainWork {
 
 impl TbsChainWork {
     pub(crate) fn new(state: AppState) -> Self {
-        let sync = &state.config.sync;
+        let sync = &state.config.party.sync;
         Self {
             batching: Backoff::new(sync.poll_interval, sync.max_backoff),
             next_batching: Instant::now(),

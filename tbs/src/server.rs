@@ -2,19 +2,18 @@
 //! log), its routes, its metrics and its chain work ([`crate::chain_hooks`]); the shared
 //! runtime runs its HTTP server and chain loop.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web;
 use milagro_registry::bitcoind::BitcoindRpc;
-use milagro_service::base::{BaseConfig, OpenError, ServiceBase};
+use milagro_service::base::{OpenError, ServiceBase};
 /// Directories of the record index and of the service database (sled: tenants,
 /// enrolments and the audit log, kept apart from the index so that a reindex never
 /// touches them) inside the state directory.
 pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
-use milagro_service::https::TlsSettings;
+use milagro_service::party_config::PartyConfig;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 
 use crate::audit::RegistrationLog as _;
@@ -68,7 +67,7 @@ impl Tbs {
     /// drop, and leaves process signals to its host.
     ///
     /// Creates the state directory, key and Birth Certificate if missing, opens the
-    /// index, binds `config.listen`, and starts the chain loop, which anchors the
+    /// index, binds `config.party.listen`, and starts the chain loop, which anchors the
     /// certificate as soon as the node is reachable. Returns once the socket is bound.
     pub fn start(config: Config) -> Result<RunningTbs, StartError> {
         runtime::start::<AppState>(config, Signals::LeaveToHost)
@@ -91,18 +90,9 @@ impl Service for AppState {
     type Hooks = TbsChainWork;
 
     fn open(config: Config) -> Result<(Self, ()), StartError> {
-        let base = ServiceBase::open(BaseConfig {
-            kind: KIND,
-            name: &config.name,
-            public_url: &config.public_url,
-            state_dir: &config.state_dir,
-            node: &config.node,
-            sync: &config.sync,
-            audit: &config.audit,
-            fee_rate: config.anchoring.fee_rate,
-        })?;
+        let base = ServiceBase::open(KIND, &config.party)?;
         let identity = Identity::from_party(base.chain.identity.clone())?;
-        let service_dir = config.state_dir.join(SERVICE_DB_DIR);
+        let service_dir = config.party.state_dir.join(SERVICE_DB_DIR);
         let service_error = |detail: String| StartError::ServiceDb {
             path: service_dir.clone(),
             detail,
@@ -116,8 +106,9 @@ impl Service for AppState {
             .audit
             .catch_up(&enrolments)
             .map_err(|e| service_error(e.to_string()))?;
-        let node = BitcoindRpc::with_cookie(&config.node.rpc_url, &config.node.rpc_cookie)
-            .with_timeout(API_RPC_TIMEOUT);
+        let node =
+            BitcoindRpc::with_cookie(&config.party.node.rpc_url, &config.party.node.rpc_cookie)
+                .with_timeout(API_RPC_TIMEOUT);
         let state = AppState {
             enrolment_limits: Arc::new(crate::enrolment::EnrolmentLimits::new(&config.enrolment)),
             envelopes: Arc::new(milagro_service::work_gate::WorkGate::new(
@@ -139,12 +130,8 @@ impl Service for AppState {
         Ok((state, ()))
     }
 
-    fn listen(&self) -> SocketAddr {
-        self.config.listen
-    }
-
-    fn tls(&self) -> Option<&TlsSettings> {
-        self.config.tls.as_ref()
+    fn party(&self) -> &PartyConfig {
+        &self.config.party
     }
 
     fn routes(routes: &mut web::ServiceConfig) {

@@ -12,12 +12,12 @@ use std::str::FromStr as _;
 
 use milagro_anchor::digest::Digest;
 
-use bitcoin::FeeRate;
 use milagro_service::config::{
-    check_common, check_host_port, check_min_depth, check_url, invalid, load_text, parse_raw,
-    RawAnchoring, RawAudit, RawNode, RawSync, ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
+    check_host_port, check_min_depth, check_url, invalid, load_text, parse_raw, ANCHORING_KEYS,
+    AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
 };
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
+use milagro_service::party_config::{PartyConfig, RawParty};
 
 pub use crate::relying_party::{IdpTrust, TrustedIdp};
 use serde::Deserialize;
@@ -75,19 +75,14 @@ pub enum MasterKeySource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Where the plain HTTP API listens (the Birth Certificate, the status).
-    pub listen: SocketAddr,
+    /// The keys every service has: `listen`, `public_url`, `name`, `state_dir`, `[node]`,
+    /// `[sync]`, `[tls]`, `[audit]`, the fee rate and depth of its anchors.
+    pub party: PartyConfig,
     /// Where the share API listens, over Milagro TLS only.
     pub tls_listen: SocketAddr,
     /// The `host:port` PATs and authentication servers reach the share API at, as
     /// `/v1/status` tells them; `None`: the bound address of `tls_listen`.
     pub tls_public_addr: Option<String>,
-    /// The URL the D-TA is reached at; the Birth Certificate's only endpoint.
-    pub public_url: String,
-    /// The D-TA's human-readable name, as written in its Birth Certificate.
-    pub name: String,
-    /// Where the key, the certificate, the sealed share, the index and the log live.
-    pub state_dir: PathBuf,
     /// Confirmations a peer's anchor needs before it may open a session.
     pub min_peer_depth: u32,
     /// Where the sealing key of the master-secret share comes from.
@@ -97,33 +92,17 @@ pub struct Config {
     /// The Birth Certificate digests of the authentication servers that get the
     /// server-secret share (none: no server shares are issued).
     pub authservers: Vec<Digest>,
-    /// The full node the D-TA anchors through and follows.
-    pub node: NodeConfig,
-    /// How the D-TA follows the chain.
-    pub sync: SyncConfig,
-    /// Fee rate of the D-TA's anchoring transactions.
-    pub fee_rate: FeeRate,
-    /// Confirmations before the Birth Certificate is served as anchored.
-    pub min_depth: u32,
-    /// The issuance log's checkpoints.
-    pub audit: AuditConfig,
-    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
-    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
-    pub tls: Option<milagro_service::https::TlsSettings>,
     /// `[outbound_http]`: the roots the trusted IdPs' HTTPS is verified with, and whether
     /// an issuer may be plain `http://` off loopback.
     pub outbound_http: milagro_http_client::ClientOptions,
 }
 
+/// The service's own keys; the ones every service has are read again as a
+/// [`RawParty`]. Unknown keys are refused by `parse_raw`'s schema check.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: String,
     tls_listen: String,
     tls_public_addr: Option<String>,
-    public_url: String,
-    name: String,
-    state_dir: PathBuf,
     #[serde(default = "default_peer_depth")]
     min_peer_depth: u32,
     master_key: RawMasterKey,
@@ -131,15 +110,6 @@ struct RawConfig {
     trusted_idps: Vec<RawTrustedIdp>,
     #[serde(default)]
     shares: RawShares,
-    node: RawNode,
-    #[serde(default)]
-    sync: RawSync,
-    #[serde(default)]
-    anchoring: RawAnchoring,
-    #[serde(default)]
-    audit: RawAudit,
-    #[serde(default)]
-    tls: Option<milagro_service::https::RawTls>,
     #[serde(default)]
     outbound_http: milagro_service::https::RawOutboundHttp,
 }
@@ -247,11 +217,12 @@ impl Config {
 
     /// Parses and checks configuration text. No side effects.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::check(parse_raw(text, SCHEMA)?)
+        Self::check(parse_raw(text, SCHEMA)?, parse_raw(text, SCHEMA)?)
     }
 
-    fn check(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen = check_common(&raw.listen, &raw.public_url, &raw.name, &raw.state_dir)?;
+    fn check(raw: RawConfig, party: RawParty) -> Result<Self, ConfigError> {
+        let party = party.check()?;
+        let listen = party.listen;
         let tls_listen = SocketAddr::from_str(raw.tls_listen.trim()).map_err(|e| {
             invalid(
                 "tls_listen",
@@ -285,7 +256,6 @@ impl Config {
                 ))
             }
         };
-        let (fee_rate, min_depth) = raw.anchoring.check()?;
         let trusted_idps = raw
             .trusted_idps
             .into_iter()
@@ -321,7 +291,7 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            listen,
+            party,
             tls_listen,
             tls_public_addr,
             min_peer_depth: check_min_depth(raw.min_peer_depth)
@@ -329,15 +299,6 @@ impl Config {
             master_key,
             trusted_idps,
             authservers,
-            node: raw.node.check()?,
-            sync: raw.sync.check()?,
-            fee_rate,
-            min_depth,
-            audit: raw.audit.check(&raw.public_url)?,
-            public_url: raw.public_url,
-            name: raw.name,
-            state_dir: raw.state_dir,
-            tls: milagro_service::https::check_tls(raw.tls)?,
             outbound_http,
         })
     }

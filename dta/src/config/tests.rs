@@ -22,7 +22,7 @@ const IDP: &str = "[[trusted_idps]]\nissuer = \"https://idp.test\"\nbc_digest = 
 fn the_example_file_parses_and_documents_every_key() {
     let text = include_str!("../../dta.example.toml");
     let config = Config::parse(text).unwrap();
-    assert_eq!(config.public_url, "https://dta1.example.com");
+    assert_eq!(config.party.public_url, "https://dta1.example.com");
     let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
     // `file` is shown commented out; `[[trusted_idps]]` is an array of tables, which
     // the check does not look for.
@@ -133,7 +133,7 @@ fn defaults_then_bad_values_are_refused_by_key() {
         config.master_key,
         MasterKeySource::Env("MILAGRO_DTA_MASTER_KEY".into())
     );
-    assert_eq!(config.audit.origin.as_str(), "dta.milagro.test/audit");
+    assert_eq!(config.party.audit.origin.as_str(), "dta.milagro.test/audit");
     assert!(config.trusted_idps.is_empty());
     let with_idp = Config::parse(&format!("{MINIMAL}{IDP}")).unwrap();
     assert_eq!(with_idp.trusted_idps[0].client_id, "dta1");

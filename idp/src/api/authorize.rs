@@ -239,7 +239,7 @@ fn login_page(
     let secure = state.issuer().starts_with("https://");
     page(
         status,
-        &format!("Sign in to {}", state.config.name),
+        &format!("Sign in to {}", state.config.party.name),
         &body,
         Some(&csrf),
         secure,

@@ -95,7 +95,7 @@ fn form(
     };
     page(
         status,
-        &format!("Connect a device to {}", state.config.name),
+        &format!("Connect a device to {}", state.config.party.name),
         &body,
         Some(&csrf),
         state.issuer().starts_with("https://"),
@@ -273,7 +273,7 @@ fn consent_page(
     );
     page(
         StatusCode::OK,
-        &format!("Allow this device at {}?", state.config.name),
+        &format!("Allow this device at {}?", state.config.party.name),
         &body,
         Some(&csrf),
         state.issuer().starts_with("https://"),

@@ -175,7 +175,7 @@ pub(crate) async fn birth_certificate(
             &state.identity,
             &state.own_anchor,
             &state.index,
-            state.config.min_depth,
+            state.config.party.min_depth,
         )
         .map_err(|e| match e {
             NotServed::NotAnchored(message) => {

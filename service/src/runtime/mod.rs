@@ -6,9 +6,9 @@
 //!
 //! 1. [`Service::open`] opens the state (identity, databases; [`crate::base::ServiceBase`]
 //!    opens the parts every service has);
-//! 2. the HTTP server binds [`Service::listen`] ([`crate::http::spawn`]: read deadlines,
-//!    connection caps) and serves [`Service::routes`], each answer reported to
-//!    [`Service::observe_request`];
+//! 2. the HTTP server binds the `listen` address of [`Service::party`]
+//!    ([`crate::http::spawn`]: read deadlines, connection caps; HTTPS with `[tls]`) and
+//!    serves [`Service::routes`], each answer reported to [`Service::observe_request`];
 //! 3. one [`ChainLoop`] thread follows the node: network check, index, own anchor,
 //!    [`ChainHooks::on_tip`], audit checkpoints; what it sees is in [`ChainStatus`];
 //! 4. [`Service::start_beside`] starts what else the service runs (the D-TA's share API,
@@ -22,13 +22,12 @@
 //! with the shared sections of [`crate::config`]), or define routes or chain work.
 //!
 //! ```no_run
-//! # use std::net::SocketAddr;
 //! use actix_web::web;
-//! use milagro_service::https::TlsSettings;
+//! use milagro_service::party_config::PartyConfig;
 //! use milagro_service::runtime::{self, ChainParts, Service, Signals};
 //!
 //! #[derive(Clone)]
-//! struct Echo { listen: SocketAddr, chain: ChainParts }
+//! struct Echo { party: PartyConfig, chain: ChainParts }
 //!
 //! impl Service for Echo {
 //!     const NAME: &'static str = "echo";
@@ -37,16 +36,15 @@
 //!     type Prepared = ();
 //!     type Hooks = ();
 //!     fn open(config: Echo) -> Result<(Self, ()), Self::Error> { Ok((config, ())) }
-//!     fn listen(&self) -> SocketAddr { self.listen }
-//!     fn tls(&self) -> Option<&TlsSettings> { None }
+//!     fn party(&self) -> &PartyConfig { &self.party }
 //!     fn routes(routes: &mut web::ServiceConfig) {
 //!         routes.route("/", web::get().to(|| async { "hello" }));
 //!     }
 //!     fn chain(&self) -> (ChainParts, ()) { (self.chain.clone(), ()) }
 //! }
 //!
-//! fn serve(listen: SocketAddr, chain: ChainParts) -> Result<(), runtime::RunError> {
-//!     let running = runtime::start::<Echo>(Echo { listen, chain }, Signals::LeaveToHost)?;
+//! fn serve(party: PartyConfig, chain: ChainParts) -> Result<(), runtime::RunError> {
+//!     let running = runtime::start::<Echo>(Echo { party, chain }, Signals::LeaveToHost)?;
 //!     println!("serving at {}", running.local_url());
 //!     running.stop();
 //!     Ok(())
@@ -57,7 +55,6 @@ mod chain_loop;
 mod chain_status;
 mod running;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::dev::Service as _;
@@ -71,7 +68,7 @@ pub use chain_status::{ChainSnapshot, ChainStatus};
 pub use running::{Running, RELEASE_TIMEOUT};
 
 use crate::http::{self, SpawnError};
-use crate::https::TlsSettings;
+use crate::party_config::PartyConfig;
 use crate::sync::Shutdown;
 
 /// A Milagro service: implemented by the state its HTTP handlers share (they extract it
@@ -91,12 +88,10 @@ pub trait Service: Clone + Send + Sync + 'static {
     /// Opens (creating what is missing) the state `config` describes.
     fn open(config: Self::Config) -> Result<(Self, Self::Prepared), Self::Error>;
 
-    /// Where the HTTP server listens.
-    fn listen(&self) -> SocketAddr;
-
-    /// The certificate chain and key the HTTP server serves HTTPS with (`[tls]`); `None`:
-    /// plain HTTP (with a warning unless it listens on loopback).
-    fn tls(&self) -> Option<&TlsSettings>;
+    /// The keys every service has: where the HTTP server listens (`listen`), and the
+    /// certificate chain and key it serves HTTPS with (`[tls]`; without, plain HTTP with
+    /// a warning unless it listens on loopback).
+    fn party(&self) -> &PartyConfig;
 
     /// Adds the HTTP routes (the state is already the app's data).
     fn routes(routes: &mut web::ServiceConfig);
@@ -152,8 +147,8 @@ pub enum RunError {
 /// it starts beside them. Returns once the socket is bound.
 pub fn start<S: Service>(config: S::Config, signals: Signals) -> Result<Running<S>, S::Error> {
     let (service, prepared) = S::open(config)?;
-    let listen = service.listen();
-    let tls = service.tls().cloned();
+    let listen = service.party().listen;
+    let tls = service.party().tls.clone();
     let (parts, hooks) = service.chain();
     let identity = parts.identity.clone();
     let shared = Arc::new(service);

@@ -69,7 +69,7 @@ fn anchor_state(
     if with_proof {
         let proof = anchor_proof(&*state.node, &record)?;
         let header = state.node.header(&record.block_hash)?;
-        let chain = Headers::new(state.config.node.network, record.height, header)
+        let chain = Headers::new(state.config.party.node.network, record.height, header)
             .map_err(|e| ApiError::Node(format!("block {}: {e}", record.block_hash)))?;
         let expected = Expected {
             kind: RecordKind::AuditLogRoot,

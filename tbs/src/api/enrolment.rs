@@ -175,7 +175,7 @@ fn offer(
             retry_after_secs: expiry,
         });
     }
-    let fee_rate = state.config.anchoring.fee_rate;
+    let fee_rate = state.config.party.fee_rate;
     let amount = single_anchor_funding(fee_rate)
         .ok_or_else(|| ApiError::Internal("fee rate overflow".into()))?;
     let device = *request.device();
@@ -354,7 +354,7 @@ pub(crate) async fn instructions(
     let (ready, body) = blocking(&state, move |state| {
         let row = enrolment_of(state, &device)?;
         let deep_enough = indexed_anchor(state, &row)?
-            .filter(|(_, depth)| *depth >= state.config.anchoring.min_depth);
+            .filter(|(_, depth)| *depth >= state.config.party.min_depth);
         let Some((record, _)) = deep_enough else {
             return Ok((false, progress(state, &row)?));
         };

@@ -16,7 +16,7 @@ pub(crate) async fn birth_certificate(
             state.identity.as_ref().as_ref(),
             &state.own_anchor,
             &state.store,
-            state.config.anchoring.min_depth,
+            state.config.party.min_depth,
         )
         .map_err(|e| match e {
             NotServed::NotAnchored(message) => ApiError::NotAnchored(message),

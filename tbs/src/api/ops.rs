@@ -27,9 +27,9 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, A
         };
         let anchored = anchor["state"] == "confirmed";
         Ok(json!({
-            "name": state.config.name,
-            "public_url": state.config.public_url,
-            "network": state.config.node.network.to_core_arg(),
+            "name": state.config.party.name,
+            "public_url": state.config.party.public_url,
+            "network": state.config.party.node.network.to_core_arg(),
             "digest": state.identity.digest(),
             "public_key": state.identity.public_key(),
             "anchored": anchored,

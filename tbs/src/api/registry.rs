@@ -107,7 +107,7 @@ pub(crate) async fn proof(
             .ok_or_else(|| ApiError::NotFound(format!("no record in transaction {txid}")))?;
         let proof = anchor_proof(&*state.node, &record)?;
         let header = state.node.header(&record.block_hash)?;
-        let chain = Headers::new(state.config.node.network, record.height, header)
+        let chain = Headers::new(state.config.party.node.network, record.height, header)
             .map_err(|e| ApiError::Node(format!("block {}: {e}", record.block_hash)))?;
         let expected = Expected {
             kind: record.kind,

@@ -8,17 +8,13 @@
 //! Relative paths (`state_dir`, `node.rpc_cookie`) are relative to the working directory
 //! of the process, not to the configuration file.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use bitcoin::FeeRate;
 use milagro_anchor::funding_pool::MAX_FAN_OUT_COINS;
-use milagro_service::config::{
-    check_audit, check_common, check_fee_rate, check_min_depth, invalid, load_text, parse_raw,
-    RawNode, RawSync, NODE_KEYS, SYNC_KEYS,
-};
+use milagro_service::config::{invalid, load_text, parse_raw, NODE_KEYS, SYNC_KEYS};
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
+use milagro_service::party_config::{PartyConfig, RawParty};
 
 use crate::tenants::model::TokenHash;
 use serde::Deserialize;
@@ -81,39 +77,22 @@ pub const MAX_QUEUED: usize = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Where the HTTP API listens (port 0 picks a free port; see [`crate::RunningTbs::addr`]).
-    pub listen: SocketAddr,
-    /// The URL clients reach this TBS at; the Birth Certificate's only endpoint.
-    pub public_url: String,
-    /// The TBS's human-readable name, as written in its Birth Certificate.
-    pub name: String,
-    /// Where the key, the Birth Certificate, the pending anchor and the index live.
-    pub state_dir: PathBuf,
-    /// The full node the TBS follows.
-    pub node: NodeConfig,
-    /// How the TBS follows the chain.
-    pub sync: SyncConfig,
+    /// The keys every service has: `listen`, `public_url`, `name`, `state_dir`, `[node]`,
+    /// `[sync]`, `[tls]`, `[audit]`, the fee rate and depth of its anchors.
+    pub party: PartyConfig,
     /// How the TBS anchors its own Birth Certificate.
     pub anchoring: AnchoringConfig,
     /// The limits on device enrolments.
     pub enrolment: EnrolmentConfig,
     /// SHA-256 of the operator's admin token; without it, no tenant can be created.
     pub admin_token: Option<TokenHash>,
-    /// The audit log's checkpoints.
-    pub audit: AuditConfig,
-    /// `[tls]`: the certificate and key the public listener serves HTTPS with; without
-    /// it the listener serves plain HTTP (see [`milagro_service::https`]).
-    pub tls: Option<milagro_service::https::TlsSettings>,
 }
 
-/// `[anchoring]`: the TBS's own anchor.
+/// `[anchoring]` beyond the fee rate and depth every service has (those are in
+/// [`PartyConfig`]): batches and the funding pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AnchoringConfig {
-    /// Fee rate of the TBS's anchoring transactions.
-    pub fee_rate: FeeRate,
-    /// Confirmations before the TBS serves its Birth Certificate as anchored.
-    pub min_depth: u32,
     /// How often the queued devices of batch-mode groups are anchored as one batch root.
     pub batch_interval: Duration,
     /// Coins the funding pool is refilled to (at least 1: every direct-mode offer holds
@@ -139,42 +118,16 @@ pub struct EnrolmentConfig {
     pub max_queued: usize,
 }
 
+/// The service's own keys; the ones every service has are read again as a
+/// [`RawParty`]. Unknown keys are refused by `parse_raw`'s schema check.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: String,
-    public_url: String,
-    name: String,
-    state_dir: PathBuf,
-    node: RawNode,
-    #[serde(default)]
-    sync: RawSync,
     #[serde(default)]
     anchoring: RawAnchoring,
     #[serde(default)]
     enrolment: RawEnrolment,
     #[serde(default)]
     admin: Option<RawAdmin>,
-    #[serde(default)]
-    audit: RawAudit,
-    #[serde(default)]
-    tls: Option<milagro_service::https::RawTls>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAudit {
-    checkpoint_interval_secs: u64,
-    origin: Option<String>,
-}
-
-impl Default for RawAudit {
-    fn default() -> Self {
-        Self {
-            checkpoint_interval_secs: 3600,
-            origin: None,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -183,11 +136,11 @@ struct RawAdmin {
     token_sha256: String,
 }
 
+/// The TBS's own `[anchoring]` keys (the fee rate and depth are every service's:
+/// [`RawParty`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 struct RawAnchoring {
-    fee_rate_sat_vb: u64,
-    min_depth: u32,
     batch_interval_secs: u64,
     funding_pool: usize,
 }
@@ -195,8 +148,6 @@ struct RawAnchoring {
 impl Default for RawAnchoring {
     fn default() -> Self {
         Self {
-            fee_rate_sat_vb: 2,
-            min_depth: 1,
             batch_interval_secs: 600,
             funding_pool: 100,
         }
@@ -274,15 +225,11 @@ impl Config {
 
     /// Parses and checks configuration text. No side effects.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::check(parse_raw(text, SCHEMA)?)
+        Self::check(parse_raw(text, SCHEMA)?, parse_raw(text, SCHEMA)?)
     }
 
-    fn check(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen = check_common(&raw.listen, &raw.public_url, &raw.name, &raw.state_dir)?;
-        let node = raw.node.check()?;
-        let sync = raw.sync.check()?;
-        let fee_rate = check_fee_rate(raw.anchoring.fee_rate_sat_vb)?;
-        let min_depth = check_min_depth(raw.anchoring.min_depth)?;
+    fn check(raw: RawConfig, party: RawParty) -> Result<Self, ConfigError> {
+        let party = party.check()?;
         if !(1..=MAX_BATCH_INTERVAL_SECS).contains(&raw.anchoring.batch_interval_secs) {
             return Err(invalid(
                 "anchoring.batch_interval_secs",
@@ -309,28 +256,14 @@ impl Config {
                     "64 hex characters: the SHA-256 of the admin token",
                 )
             })?;
-        let audit = check_audit(
-            raw.audit.checkpoint_interval_secs,
-            raw.audit.origin.as_deref(),
-            &raw.public_url,
-        )?;
         Ok(Self {
-            listen,
-            public_url: raw.public_url,
-            name: raw.name,
-            state_dir: raw.state_dir,
-            tls: milagro_service::https::check_tls(raw.tls)?,
-            node,
-            sync,
+            party,
             anchoring: AnchoringConfig {
-                fee_rate,
-                min_depth,
                 batch_interval: Duration::from_secs(raw.anchoring.batch_interval_secs),
                 funding_pool: raw.anchoring.funding_pool,
             },
             enrolment,
             admin_token,
-            audit,
         })
     }
 }

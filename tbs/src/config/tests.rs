@@ -1,5 +1,7 @@
 use super::*;
-use bitcoin::Network;
+use std::path::PathBuf;
+
+use bitcoin::{FeeRate, Network};
 
 const MINIMAL: &str = r#"
 listen = "127.0.0.1:0"
@@ -24,9 +26,9 @@ fn parse_err(text: &str) -> ConfigError {
 fn the_example_file_parses_and_documents_every_key() {
     let text = include_str!("../../tbs.example.toml");
     let config = Config::parse(text).unwrap();
-    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
-    assert_eq!(config.node.network, Network::Bitcoin);
-    assert_eq!(config.anchoring.min_depth, 1);
+    assert_eq!(config.party.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.party.node.network, Network::Bitcoin);
+    assert_eq!(config.party.min_depth, 1);
     let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
     assert!(
         missing.is_empty(),
@@ -37,21 +39,24 @@ fn the_example_file_parses_and_documents_every_key() {
 #[test]
 fn defaults_apply_when_sections_are_left_out() {
     let config = Config::parse(MINIMAL).unwrap();
-    assert_eq!(config.listen.port(), 0);
-    assert_eq!(config.sync.poll_interval, Duration::from_millis(1000));
-    assert_eq!(config.sync.max_backoff, Duration::from_secs(30));
-    assert_eq!(config.sync.start_height, 0);
-    assert_eq!(config.anchoring.fee_rate, FeeRate::from_sat_per_vb_u32(2));
-    assert_eq!(config.anchoring.min_depth, 1);
-    assert_eq!(config.node.network, Network::Regtest);
-    assert_eq!(config.state_dir, PathBuf::from("state"));
-    assert_eq!(config.audit.checkpoint_interval, Duration::from_secs(3600));
-    assert_eq!(config.audit.origin.as_str(), "tbs.milagro.test/audit");
+    assert_eq!(config.party.listen.port(), 0);
+    assert_eq!(config.party.sync.poll_interval, Duration::from_millis(1000));
+    assert_eq!(config.party.sync.max_backoff, Duration::from_secs(30));
+    assert_eq!(config.party.sync.start_height, 0);
+    assert_eq!(config.party.fee_rate, FeeRate::from_sat_per_vb_u32(2));
+    assert_eq!(config.party.min_depth, 1);
+    assert_eq!(config.party.node.network, Network::Regtest);
+    assert_eq!(config.party.state_dir, PathBuf::from("state"));
+    assert_eq!(
+        config.party.audit.checkpoint_interval,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(config.party.audit.origin.as_str(), "tbs.milagro.test/audit");
 }
 
 #[test]
 fn the_audit_origin_derives_from_the_public_url_unless_set() {
-    let origin = |text: &str| Config::parse(text).unwrap().audit.origin.to_string();
+    let origin = |text: &str| Config::parse(text).unwrap().party.audit.origin.to_string();
     let with_path = MINIMAL.replace(
         "\"http://tbs.milagro.test\"",
         "\"https://x.test:8443/tbs/\"",
@@ -61,7 +66,7 @@ fn the_audit_origin_derives_from_the_public_url_unless_set() {
         format!("{MINIMAL}[audit]\norigin = \"log.example/a\"\ncheckpoint_interval_secs = 1\n");
     assert_eq!(origin(&set), "log.example/a");
     assert_eq!(
-        Config::parse(&set).unwrap().audit.checkpoint_interval,
+        Config::parse(&set).unwrap().party.audit.checkpoint_interval,
         Duration::from_secs(1)
     );
     // A public URL that makes no valid key name must be overridden, and says so.

@@ -144,7 +144,7 @@ fn prepare(
         node,
         state.identity.secret_key(),
         &Payload::new(RecordKind::BatchRoot, *root),
-        state.config.anchoring.fee_rate,
+        state.config.party.fee_rate,
         node.wallet_new_script()?,
     )?;
     Ok((prepared.anchor.tx, prepared.funding_tx))

@@ -200,7 +200,7 @@ pub(crate) fn tick(node: &BitcoindRpc, state: &AppState) -> Result<(), PoolError
     if store.free_coins(target) >= target.div_ceil(4) {
         return Ok(());
     }
-    let fee_rate = state.config.anchoring.fee_rate;
+    let fee_rate = state.config.party.fee_rate;
     let identity = &state.identity;
     let cost = fan_out_cost(target, fee_rate).ok_or(FundingPoolError::FeeOverflow(fee_rate))?;
     let script = p2wpkh_script(&identity.funding_pool_public_key());
