@@ -23,6 +23,7 @@ use milagro_mpin::{ServerSecret, ServerSecretShare, G2};
 use milagro_service::peer_directory::wait_for_identity;
 use milagro_service::sync::{Backoff, Shutdown};
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_wire::shares::{ServerShareAnswer, ShareKind};
 use serde_json::{json, Value};
 
 use crate::config::DtaPeer;
@@ -140,21 +141,18 @@ impl ServerSecretSlot {
 
 /// Reads a D-TA's answer: a server share from `expected`, on a valid G2 point.
 pub fn parse_share(body: &[u8], expected: Digest) -> Result<ServerSecretShare, String> {
-    let answer: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
-    let field = |name: &str| answer.get(name).and_then(Value::as_str);
-    if field("kind") != Some("server") {
+    let answer: ServerShareAnswer = serde_json::from_slice(body)
+        .map_err(|e| format!("the answer is not a server-share answer: {e}"))?;
+    if answer.kind != ShareKind::Server {
         return Err("the answer is not a server share (kind)".into());
     }
-    let dta: Digest = field("dta")
-        .and_then(|d| d.parse().ok())
-        .ok_or("the answer names no d-ta digest")?;
-    if dta != expected {
-        return Err(format!("the answer is from d-ta {dta}, not {expected}"));
+    if answer.dta != expected {
+        return Err(format!(
+            "the answer is from d-ta {}, not {expected}",
+            answer.dta
+        ));
     }
-    let bytes = field("share")
-        .and_then(|s| hex::decode(s).ok())
-        .ok_or("the share is missing or not hex")?;
+    let bytes = hex::decode(&answer.share).map_err(|e| format!("the share is not hex: {e}"))?;
     G2::from_bytes(&bytes)
         .map(ServerSecretShare)
         .map_err(|e| format!("the share is not a valid point: {e}"))
@@ -344,8 +342,11 @@ mod tests {
             (answer("server", &dta, "zz"), "hex"),
             (answer("server", &dta, &hex::encode(off_curve)), "point"),
             (answer("server", &dta, &hex_share[2..]), "point"),
-            (b"<html>".to_vec(), "JSON"),
-            (br#"{"kind": "server", "share": "00"}"#.to_vec(), "digest"),
+            (b"<html>".to_vec(), "not a server-share answer"),
+            (
+                br#"{"kind": "server", "share": "00"}"#.to_vec(),
+                "missing field",
+            ),
         ];
         for (body, why) in refused {
             let error = parse_share(&body, dta).unwrap_err();

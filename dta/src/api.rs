@@ -31,8 +31,11 @@ use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
 use milagro_tls::http::peer_of;
 use milagro_tls::AdmittedPeer;
+use milagro_wire::shares::{
+    ClientShareAnswer, ClientShareRequest, PermitAnswer, PermitShare, ServerShareAnswer, ShareKind,
+};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -137,18 +140,6 @@ async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[serde(deny_unknown_fields)]
 struct NoOptions {}
 
-/// A client-share request.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientShareRequest {
-    /// An ID token of a trusted IdP whose audience is this D-TA.
-    id_token: String,
-    /// For a third-party (`web_pki`) IdP: the salt that opens the token's `nonce`, a
-    /// commitment to the device's key (ADR 0015). Not a secret.
-    #[serde(default)]
-    nonce_salt: Option<String>,
-}
-
 /// The admitted peer, if its certificate has `role`.
 fn peer_with_role(req: &HttpRequest, role: Role, what: &str) -> Result<AdmittedPeer, ApiError> {
     let peer = peer_of(req).ok_or_else(|| {
@@ -191,12 +182,12 @@ async fn server_share(
     let (share, entry) = issuance::server_share(&state.master, &bc.digest(), day);
     blocking(&state, move |state| state.log_issuance(&entry)).await?;
     tracing::info!(peer = %bc.digest(), "issued a server-secret share");
-    let body: Value = json!({
-        "kind": issuance::ShareKind::Server.as_str(),
-        "share": hex::encode(share.0.to_bytes()),
-        "dta": state.identity.digest(),
-        "day": day.0,
-    });
+    let body = ServerShareAnswer {
+        kind: ShareKind::Server,
+        share: hex::encode(share.0.to_bytes()),
+        dta: state.identity.digest(),
+        day: day.0,
+    };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
@@ -247,13 +238,16 @@ async fn client_share(
             issuer = login.issuer(),
             "issued a client-secret share and a time permit"
         );
-        Ok(json!({
-            "kind": issuance::ShareKind::Client.as_str(),
-            "mpin_id": String::from_utf8_lossy(id.as_bytes()),
-            "client_share": hex::encode(client.0.to_bytes()),
-            "time_permit": { "day": permit.day.0, "share": hex::encode(permit.point.to_bytes()) },
-            "dta": state.identity.digest(),
-        }))
+        Ok(ClientShareAnswer {
+            kind: ShareKind::Client,
+            mpin_id: String::from_utf8_lossy(id.as_bytes()).into_owned(),
+            client_share: hex::encode(client.0.to_bytes()),
+            time_permit: PermitShare {
+                day: permit.day.0,
+                share: hex::encode(permit.point.to_bytes()),
+            },
+            dta: state.identity.digest(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -289,12 +283,15 @@ async fn permit(
             issuance::time_permit(&state.master, &id, day).map_err(ApiError::internal)?;
         state.log_issuance(&entry)?;
         tracing::info!("renewed a time permit");
-        Ok(json!({
-            "kind": issuance::ShareKind::TimePermit.as_str(),
-            "mpin_id": String::from_utf8_lossy(id.as_bytes()),
-            "time_permit": { "day": share.day.0, "share": hex::encode(share.point.to_bytes()) },
-            "dta": state.identity.digest(),
-        }))
+        Ok(PermitAnswer {
+            kind: ShareKind::TimePermit,
+            mpin_id: String::from_utf8_lossy(id.as_bytes()).into_owned(),
+            time_permit: PermitShare {
+                day: share.day.0,
+                share: hex::encode(share.point.to_bytes()),
+            },
+            dta: state.identity.digest(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -28,35 +28,15 @@ pub const ISSUANCE_DOMAIN: &[u8] = b"milagro-dta/issuance/v1";
 /// The domain separator of a hashed identity.
 pub const IDENTITY_DOMAIN: &[u8] = b"milagro-dta/identity/v1";
 
-/// What was issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ShareKind {
-    /// A client-secret share `s·H(ID)`.
-    Client,
-    /// A time-permit share `s·H(day ‖ H(ID))`.
-    TimePermit,
-    /// A server-secret share `s·Q`.
-    Server,
-}
+/// What was issued (the `kind` of the answer, [`milagro_wire::shares`]).
+pub use milagro_wire::shares::ShareKind;
 
-impl ShareKind {
-    /// The byte written in the entry.
-    pub fn byte(self) -> u8 {
-        match self {
-            Self::Client => 1,
-            Self::TimePermit => 2,
-            Self::Server => 3,
-        }
-    }
-
-    /// The name used in responses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::TimePermit => "time_permit",
-            Self::Server => "server",
-        }
+/// The byte of `kind` written in an issuance entry.
+pub fn entry_byte(kind: ShareKind) -> u8 {
+    match kind {
+        ShareKind::Client => 1,
+        ShareKind::TimePermit => 2,
+        ShareKind::Server => 3,
     }
 }
 
@@ -74,7 +54,7 @@ pub fn issuance_entry(kind: ShareKind, identity: &Digest, day: Day) -> Digest {
     let mut bytes = Vec::with_capacity(ISSUANCE_DOMAIN.len() + 2 + 32 + 4);
     bytes.extend_from_slice(ISSUANCE_DOMAIN);
     bytes.push(0);
-    bytes.push(kind.byte());
+    bytes.push(entry_byte(kind));
     bytes.extend_from_slice(identity.as_bytes());
     bytes.extend_from_slice(&day.0.to_be_bytes());
     Digest::sha256(&bytes)

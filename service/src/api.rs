@@ -9,7 +9,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 /// An API failure: a status, a code and a description, plus at most one header (e.g.
 /// `Retry-After`, `WWW-Authenticate`).
@@ -83,7 +82,10 @@ impl ResponseError for ApiError {
         if let Some((name, value)) = &self.header {
             response.insert_header((*name, value.as_str()));
         }
-        response.json(json!({ "error": self.code, "error_description": self.description }))
+        response.json(milagro_wire::ErrorBody {
+            error: self.code.to_owned(),
+            error_description: self.description.clone(),
+        })
     }
 }
 

@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_wire::shares::{
+    ClientShareAnswer, ClientShareRequest, PermitAnswer, PermitShare, ShareKind,
+};
 
 use crate::error::Error;
 use crate::files;
@@ -70,39 +73,35 @@ fn bad(what: &str, reason: impl std::fmt::Display) -> Error {
     Error::MpinShares(format!("{what}: {reason}"))
 }
 
-fn point(what: &str, hex_text: Option<&str>) -> Result<G1, Error> {
-    let text = hex_text.ok_or_else(|| bad(what, "missing"))?;
-    let bytes = hex::decode(text).map_err(|e| bad(what, e))?;
+fn point(what: &str, hex_text: &str) -> Result<G1, Error> {
+    let bytes = hex::decode(hex_text).map_err(|e| bad(what, e))?;
     G1::from_bytes(&bytes).map_err(|e| bad(what, e))
+}
+
+/// `body` read as the share API's answer `T` ([`milagro_wire::shares`]).
+fn answer<T: serde::de::DeserializeOwned>(body: &Value, what: &str) -> Result<T, Error> {
+    T::deserialize(body).map_err(|e| bad(what, e))
 }
 
 impl DtaShares {
     /// Reads a D-TA's answer, checking that it comes from `expected` (the D-TA the device
     /// asked) and that both points are valid G1 subgroup points.
     pub fn from_json(body: &Value, expected: Digest) -> Result<Self, Error> {
-        if body.get("kind").and_then(Value::as_str) != Some("client") {
+        let answer: ClientShareAnswer = answer(body, "client share answer")?;
+        if answer.kind != ShareKind::Client {
             return Err(bad("kind", "not a client share answer"));
         }
         Ok(Self {
-            dta: answer_from(body, expected)?,
-            id: answer_id(body)?,
-            client: ClientSecretShare(point(
-                "client_share",
-                body.get("client_share").and_then(Value::as_str),
-            )?),
-            permit: answer_permit(body)?,
+            dta: answer_from(answer.dta, expected)?,
+            id: answer_id(&answer.mpin_id)?,
+            client: ClientSecretShare(point("client_share", &answer.client_share)?),
+            permit: answer_permit(&answer.time_permit)?,
         })
     }
 }
 
 /// The answering D-TA, which must be `expected`.
-fn answer_from(body: &Value, expected: Digest) -> Result<Digest, Error> {
-    let dta: Digest = body
-        .get("dta")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("dta", "missing"))?
-        .parse()
-        .map_err(|e| bad("dta", e))?;
+fn answer_from(dta: Digest, expected: Digest) -> Result<Digest, Error> {
     if dta != expected {
         return Err(bad("dta", format!("answered by {dta}, asked {expected}")));
     }
@@ -110,29 +109,15 @@ fn answer_from(body: &Value, expected: Digest) -> Result<Digest, Error> {
 }
 
 /// The identity an answer is for.
-fn answer_id(body: &Value) -> Result<MpinId, Error> {
-    body.get("mpin_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("mpin_id", "missing"))
-        .and_then(|id| MpinId::new(id.as_bytes()).map_err(|e| bad("mpin_id", e)))
+fn answer_id(mpin_id: &str) -> Result<MpinId, Error> {
+    MpinId::new(mpin_id.as_bytes()).map_err(|e| bad("mpin_id", e))
 }
 
 /// The time-permit share of an answer, its point checked.
-fn answer_permit(body: &Value) -> Result<TimePermitShare, Error> {
-    let permit = body
-        .get("time_permit")
-        .ok_or_else(|| bad("time_permit", "missing"))?;
-    let day = permit
-        .get("day")
-        .and_then(Value::as_u64)
-        .and_then(|d| u32::try_from(d).ok())
-        .ok_or_else(|| bad("time_permit.day", "missing or out of range"))?;
+fn answer_permit(permit: &PermitShare) -> Result<TimePermitShare, Error> {
     Ok(TimePermitShare {
-        day: Day(day),
-        point: point(
-            "time_permit.share",
-            permit.get("share").and_then(Value::as_str),
-        )?,
+        day: Day(permit.day),
+        point: point("time_permit.share", &permit.share)?,
     })
 }
 
@@ -148,7 +133,11 @@ pub async fn request_shares(
     options: &Options,
     id_token: &str,
 ) -> Result<DtaShares, Error> {
-    let body = serde_json::json!({ "id_token": id_token });
+    let request = ClientShareRequest {
+        id_token: id_token.to_owned(),
+        nonce_salt: None,
+    };
+    let body = serde_json::to_value(&request).map_err(|e| bad("request", e))?;
     let answer = call_share_api(
         identity,
         dta,
@@ -173,7 +162,7 @@ pub async fn request_permit(
     options: &Options,
 ) -> Result<(MpinId, TimePermitShare), Error> {
     let body = serde_json::json!({});
-    let answer = call_share_api(
+    let body = call_share_api(
         identity,
         dta,
         addr,
@@ -183,11 +172,15 @@ pub async fn request_permit(
         &body,
     )
     .await?;
-    if answer.get("kind").and_then(Value::as_str) != Some("time_permit") {
+    let answer: PermitAnswer = answer(&body, "time permit answer")?;
+    if answer.kind != ShareKind::TimePermit {
         return Err(bad("kind", "not a time permit answer"));
     }
-    answer_from(&answer, dta)?;
-    Ok((answer_id(&answer)?, answer_permit(&answer)?))
+    answer_from(answer.dta, dta)?;
+    Ok((
+        answer_id(&answer.mpin_id)?,
+        answer_permit(&answer.time_permit)?,
+    ))
 }
 
 /// `POST path` with `body` to the share API of D-TA `dta` at `addr`, over a Milagro TLS
