@@ -28,9 +28,10 @@ use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::token::ApiToken;
 use milagro_service::unix_now;
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
+use milagro_wire::login::SessionAnswer;
 use rand_core::RngCore as _;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use milagro_anchor::purpose_keys::KeyPurpose;
 
@@ -184,7 +185,7 @@ async fn prove(
 
 /// Takes the pending login (whatever the outcome), checks the proof and issues the
 /// session token.
-fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiError> {
+fn finish_login(state: &AppState, request: &ProveRequest) -> Result<SessionAnswer, ApiError> {
     let now = Instant::now();
     let (id, pending) = state
         .logins()
@@ -235,12 +236,12 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<Value, ApiEr
         unix_now(),
         lifetime,
     );
-    Ok(json!({
-        "session_token": session::issue(key, &claims),
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "mpin_id": text,
-    }))
+    Ok(SessionAnswer {
+        session_token: session::issue(key, &claims),
+        token_type: "Bearer".into(),
+        expires_in: lifetime,
+        mpin_id: text,
+    })
 }
 
 /// `GET /v1/session`: the claims of a valid session token of this server.

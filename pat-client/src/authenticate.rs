@@ -10,10 +10,11 @@
 
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{ClientAwaitingChallenge, Pin};
-use serde_json::Value;
+use milagro_wire::login::SessionAnswer;
+use serde::Deserialize as _;
 
 use crate::error::{Error, Step};
-use crate::http::{str_field, ServiceClient};
+use crate::http::ServiceClient;
 use crate::mpin_key::MpinKey;
 
 /// A session the authentication server opened.
@@ -60,12 +61,10 @@ pub fn authenticate(server: &ServiceClient, key: &MpinKey, pin: Pin) -> Result<S
     let request =
         serde_json::to_value(ProveRequest::new(challenge.login_id, &proof)).map_err(malformed)?;
     let session = server.post(step, "/v1/login/prove", &request)?.body;
+    let session = SessionAnswer::deserialize(&session).map_err(malformed)?;
     Ok(Session {
-        token: str_field(step, &session, "session_token")?.to_owned(),
-        expires_in: session
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| malformed("no expires_in"))?,
-        mpin_id: str_field(step, &session, "mpin_id")?.to_owned(),
+        token: session.session_token,
+        expires_in: session.expires_in,
+        mpin_id: session.mpin_id,
     })
 }

@@ -6,7 +6,12 @@
 //! - [`ErrorBody`]: the one error body every service answers with (the OAuth endpoints'
 //!   errors have the same two fields, RFC 6749 §5.2);
 //! - [`shares`]: the D-TA's share API (over Milagro TLS): the client-share request and
-//!   the server-share, client-share and time-permit answers.
+//!   the server-share, client-share and time-permit answers;
+//! - [`login`]: the authentication server's answer to a login.
+//!
+//! Requests refuse fields they do not know (a client expecting an option the server
+//! ignores finds out); answers accept them (a field a newer server adds does not break an
+//! older device).
 //!
 //! What it does not do: check what the fields mean. Points stay hex strings and
 //! identities bytes-as-text here; the receiver parses them into checked types (a share's
@@ -20,6 +25,7 @@
 //! assert_eq!(text, r#"{"id_token":"eyJ..."}"#);
 //! ```
 
+pub mod login;
 pub mod shares;
 
 use serde::{Deserialize, Serialize};
