@@ -46,7 +46,7 @@ use rand_core::CryptoRngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::schedule::KeySchedule;
+use super::schedule::{KeySchedule, ProtocolResponder};
 use super::wire::{fixed, message_type, Items, HELLO, REPLY, TAG_LEN};
 use super::{
     Established, Finished, KexError, LocalParty, Party, Protocol, Role, SessionContext, SessionId,
@@ -219,13 +219,13 @@ impl fmt::Debug for Initiator {
     }
 }
 
-/// The responder, waiting for the initiator's finished message. Holds the session's keys
-/// (wiped on drop), not `k`.
-pub struct Responder {
-    schedule: KeySchedule,
-    local: Party,
-    peer: Party,
-}
+/// The ECDH protocol as a type: it names its [`Responder`].
+#[derive(Debug)]
+pub enum Ecdh {}
+
+/// The responder, waiting for the initiator's finished message
+/// ([`ProtocolResponder::finish`]).
+pub type Responder = ProtocolResponder<Ecdh>;
 
 impl Responder {
     /// Answers `hello` from `peer`: draws a 32-byte nonce from `rng`, derives the session
@@ -253,33 +253,8 @@ impl Responder {
         );
         let schedule = KeySchedule::derive(PROTOCOL, shared.raw_secret_bytes(), id)?;
         bytes[Reply::LEN - TAG_LEN..].copy_from_slice(&schedule.tag(Role::Responder)?);
-        let state = Self {
-            schedule,
-            local: me,
-            peer: *peer,
-        };
+        let state = Self::new(schedule, me, *peer);
         Ok((state, Reply { bytes }))
-    }
-
-    /// Checks the initiator's tag; on success the session is established.
-    pub fn finish(self, finished: &Finished) -> Result<Established, KexError> {
-        self.schedule
-            .confirm_finished(finished, self.local, self.peer)
-    }
-
-    /// The session id, known to the responder before the initiator confirms it.
-    pub fn session_id(&self) -> SessionId {
-        self.schedule.id()
-    }
-}
-
-impl fmt::Debug for Responder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ecdh::Responder")
-            .field("local", &self.local)
-            .field("peer", &self.peer)
-            .field("session_id", &self.schedule.id())
-            .finish_non_exhaustive()
     }
 }
 

@@ -165,7 +165,7 @@ mod tests;
 mod vector_tests;
 
 pub use party::{AnchorRef, LocalParty, Party};
-pub use schedule::{Established, SessionId, SessionKey};
+pub use schedule::{Established, ProtocolResponder, SessionId, SessionKey};
 pub use wire::Finished;
 
 /// The two key agreements, each with its version.

@@ -2,6 +2,7 @@
 //! key-confirmation tags, and the established session they lead to.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use hkdf::hmac::{Hmac, Mac};
 use hkdf::Hkdf;
@@ -128,6 +129,52 @@ impl Established {
     /// Keeps only the key.
     pub fn into_key(self) -> SessionKey {
         self.key
+    }
+}
+
+/// A responder that has sent its reply and waits for the initiator's finished message:
+/// the same for every protocol once the keys are derived. It holds the session's keys
+/// (wiped on drop), neither its nonce nor an ephemeral secret. `P` is the protocol's
+/// marker type ([`super::ecdh::Ecdh`], [`super::yak::Yak`]), whose module makes one
+/// (`ecdh::Responder::respond`, `yak::Responder::respond`).
+pub struct ProtocolResponder<P> {
+    schedule: KeySchedule,
+    local: Party,
+    peer: Party,
+    protocol: PhantomData<P>,
+}
+
+impl<P> ProtocolResponder<P> {
+    /// The state after answering `peer` as `local`, with the session's keys.
+    pub(super) fn new(schedule: KeySchedule, local: Party, peer: Party) -> Self {
+        Self {
+            schedule,
+            local,
+            peer,
+            protocol: PhantomData,
+        }
+    }
+
+    /// Checks the initiator's tag; on success the session is established.
+    pub fn finish(self, finished: &Finished) -> Result<Established, KexError> {
+        self.schedule
+            .confirm_finished(finished, self.local, self.peer)
+    }
+
+    /// The session id, known to the responder before the initiator confirms it.
+    pub fn session_id(&self) -> SessionId {
+        self.schedule.id()
+    }
+}
+
+impl<P> fmt::Debug for ProtocolResponder<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("protocol", &self.schedule.protocol.label())
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .field("session_id", &self.schedule.id())
+            .finish_non_exhaustive()
     }
 }
 

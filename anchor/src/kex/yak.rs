@@ -54,7 +54,7 @@ use k256::{AffinePoint, NonZeroScalar, ProjectivePoint};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
-use super::schedule::KeySchedule;
+use super::schedule::{KeySchedule, ProtocolResponder};
 use super::schnorr::{random_scalar, SchnorrProof};
 use super::wire::{encode_point, fixed, message_type, parse_point, Items, HELLO, POINT_LEN};
 use super::wire::{REPLY, TAG_LEN};
@@ -229,13 +229,13 @@ impl fmt::Debug for Initiator {
     }
 }
 
-/// The responder, waiting for the initiator's finished message. Holds the session's keys
-/// (wiped on drop); its `w` is already gone.
-pub struct Responder {
-    schedule: KeySchedule,
-    local: Party,
-    peer: Party,
-}
+/// The YAK protocol as a type: it names its [`Responder`].
+#[derive(Debug)]
+pub enum Yak {}
+
+/// The responder, waiting for the initiator's finished message
+/// ([`ProtocolResponder::finish`]).
+pub type Responder = ProtocolResponder<Yak>;
 
 impl Responder {
     /// Checks the proof in `hello` as made by `peer`, then draws `w_Rs` and the proof's
@@ -282,33 +282,8 @@ impl Responder {
             ephemeral,
             proof,
         };
-        let state = Self {
-            schedule,
-            local: me,
-            peer: *peer,
-        };
+        let state = Self::new(schedule, me, *peer);
         Ok((state, reply))
-    }
-
-    /// Checks the initiator's tag; on success the session is established.
-    pub fn finish(self, finished: &Finished) -> Result<Established, KexError> {
-        self.schedule
-            .confirm_finished(finished, self.local, self.peer)
-    }
-
-    /// The session id, known to the responder before the initiator confirms it.
-    pub fn session_id(&self) -> SessionId {
-        self.schedule.id()
-    }
-}
-
-impl fmt::Debug for Responder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("yak::Responder")
-            .field("local", &self.local)
-            .field("peer", &self.peer)
-            .field("session_id", &self.schedule.id())
-            .finish_non_exhaustive()
     }
 }
 
