@@ -4,6 +4,9 @@
 //! `openidconnect` crate's HTTP client trait implemented over that client.
 
 pub mod node_rp;
+mod pages;
+
+pub use pages::{approve_device, decide_device, encode, hidden_fields};
 
 use std::time::Duration;
 
@@ -276,92 +279,6 @@ impl IdpWorld {
 
 const FORM: &str = "content-type";
 
-/// `application/x-www-form-urlencoded` of `pairs`.
-pub fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    openidconnect::url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-/// The `name`/`value` of every hidden input, HTML entities decoded.
-pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" ")
-        .skip(1)
-        .map(|rest| {
-            let attr = |name: &str| {
-                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-                let end = start + rest[start..].find('"').unwrap();
-                unescape(&rest[start..end])
-            };
-            (attr("name"), attr("value"))
-        })
-        .collect()
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// What a person does on the device verification page at `issuer`: open it, type
-/// `user_code`, log in as alice with `password`, and allow the client it then shows. The
-/// status and page answered last.
-pub fn approve_device(
-    http: &reqwest::blocking::Client,
-    issuer: &str,
-    user_code: &str,
-    password: &str,
-) -> (u16, String) {
-    decide_device(http, issuer, user_code, password, "allow").2
-}
-
-/// The same with the person's `decision` (`allow` or `deny`): the status and page after
-/// the credentials (the consent page, when they and the code are right), the browser's
-/// cookie, and the status and page answered last.
-pub fn decide_device(
-    http: &reqwest::blocking::Client,
-    issuer: &str,
-    user_code: &str,
-    password: &str,
-    decision: &str,
-) -> ((u16, String), String, (u16, String)) {
-    let page = http.get(format!("{issuer}/device")).send().unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut form = hidden_fields(&page.text().unwrap());
-    form.extend([
-        ("user_code".to_owned(), user_code.to_lowercase()),
-        ("username".to_owned(), USER.to_owned()),
-        ("password".to_owned(), password.to_owned()),
-    ]);
-    let post = |form: &[(String, String)]| {
-        let answer = http
-            .post(format!("{issuer}/device"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", &cookie)
-            .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .send()
-            .unwrap();
-        (answer.status().as_u16(), answer.text().unwrap())
-    };
-    let signed_in = post(&form);
-    if !signed_in.1.contains("name=\"consent\"") {
-        return (signed_in.clone(), cookie.clone(), signed_in);
-    }
-    let mut choice = hidden_fields(&signed_in.1);
-    choice.push(("decision".to_owned(), decision.to_owned()));
-    let decided = post(&choice);
-    (signed_in, cookie.clone(), decided)
-}
-
 /// The query parameters of a redirect `location`.
 pub fn query(location: &str) -> std::collections::HashMap<String, String> {
     openidconnect::url::Url::parse(location)
@@ -406,8 +323,6 @@ pub fn start_configured_idp_with_alice(config: Config) -> (RunningIdp, String, S
     (idp, issuer, user.unwrap().subject)
 }
 
-/// Registers a confidential client redirecting to [`REDIRECT`] at `issuer`: its id and
-/// secret.
 /// Waits until the IdP at `issuer` serves its anchored Birth Certificate.
 pub fn wait_for_certificate(issuer: &str) {
     wait_until(
@@ -429,8 +344,8 @@ pub fn wait_for_certificate(issuer: &str) {
     );
 }
 
-/// Registers a confidential client at `issuer` (dynamic registration) with the test
-/// redirect URI; its `client_id` and `client_secret`.
+/// Registers a confidential client redirecting to [`REDIRECT`] at `issuer` (dynamic
+/// registration): its `client_id` and `client_secret`.
 pub fn register_client(issuer: &str) -> (String, String) {
     let response = no_redirect_client()
         .post(format!("{issuer}/register"))

@@ -1,0 +1,91 @@
+//! What a browser does on the IdP's HTML pages, as the tests drive them: form bodies,
+//! the hidden fields of a page, and a person approving (or denying) a device at the
+//! verification page.
+
+use super::USER;
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+pub fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    openidconnect::url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// The `name`/`value` of every hidden input, HTML entities decoded.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|rest| {
+            let attr = |name: &str| {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + rest[start..].find('"').unwrap();
+                unescape(&rest[start..end])
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// What a person does on the device verification page at `issuer`: open it, type
+/// `user_code`, log in as alice with `password`, and allow the client it then shows. The
+/// status and page answered last.
+pub fn approve_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    password: &str,
+) -> (u16, String) {
+    decide_device(http, issuer, user_code, password, "allow").2
+}
+
+/// The same with the person's `decision` (`allow` or `deny`): the status and page after
+/// the credentials (the consent page, when they and the code are right), the browser's
+/// cookie, and the status and page answered last.
+pub fn decide_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    password: &str,
+    decision: &str,
+) -> ((u16, String), String, (u16, String)) {
+    let page = http.get(format!("{issuer}/device")).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.extend([
+        ("user_code".to_owned(), user_code.to_lowercase()),
+        ("username".to_owned(), USER.to_owned()),
+        ("password".to_owned(), password.to_owned()),
+    ]);
+    let post = |form: &[(String, String)]| {
+        let answer = http
+            .post(format!("{issuer}/device"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let signed_in = post(&form);
+    if !signed_in.1.contains("name=\"consent\"") {
+        return (signed_in.clone(), cookie.clone(), signed_in);
+    }
+    let mut choice = hidden_fields(&signed_in.1);
+    choice.push(("decision".to_owned(), decision.to_owned()));
+    let decided = post(&choice);
+    (signed_in, cookie.clone(), decided)
+}
