@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::{Method, StatusCode};
-use actix_web::web;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_service::base::{OpenError, ServiceBase};
 /// Directories of the record index and of the service database (sled: tenants,
@@ -142,8 +142,11 @@ impl Service for AppState {
         (self.chain.clone(), TbsChainWork::new(self.clone()))
     }
 
-    fn observe_request(&self, route: Option<&str>, method: &Method, status: StatusCode) {
-        self.metrics
-            .observe_request(route.map(str::to_owned), method.as_str(), status.as_u16());
+    fn observe_request(&self, request: &HttpRequest, status: StatusCode) {
+        self.metrics.observe_request(
+            request.match_pattern(),
+            request.method().as_str(),
+            status.as_u16(),
+        );
     }
 }

@@ -16,17 +16,6 @@ pub enum ShareKind {
     TimePermit,
 }
 
-impl ShareKind {
-    /// The `kind` field's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Server => "server",
-            Self::Client => "client",
-            Self::TimePermit => "time_permit",
-        }
-    }
-}
-
 /// `POST /v1/shares/client`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,7 +105,6 @@ mod tests {
         assert!(serde_json::from_str::<ClientShareRequest>(request).is_err());
         let wrong_kind = text.replace(r#""kind":"client""#, r#""kind":"minted""#);
         assert!(serde_json::from_str::<ClientShareAnswer>(&wrong_kind).is_err());
-        assert_eq!(ShareKind::TimePermit.as_str(), "time_permit");
         assert_eq!(
             serde_json::to_string(&ShareKind::TimePermit).unwrap(),
             r#""time_permit""#

@@ -58,8 +58,8 @@ mod running;
 use std::sync::Arc;
 
 use actix_web::dev::Service as _;
-use actix_web::http::{Method, StatusCode};
-use actix_web::{web, App};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest};
 
 pub use chain_loop::{
     ChainFollower, ChainHooks, ChainLoop, ChainParts, Checkpoints, PollError, STEP_BLOCKS,
@@ -99,9 +99,10 @@ pub trait Service: Clone + Send + Sync + 'static {
     /// What the chain loop works on, and the service's hooks into it.
     fn chain(&self) -> (ChainParts, Self::Hooks);
 
-    /// Called with each answer's route pattern (none for unmatched paths), method and
-    /// status (for metrics).
-    fn observe_request(&self, _route: Option<&str>, _method: &Method, _status: StatusCode) {}
+    /// Called with each answered request and its status (for metrics). The request gives
+    /// its method and route pattern (`match_pattern`), looked up only by a service that
+    /// wants them.
+    fn observe_request(&self, _request: &HttpRequest, _status: StatusCode) {}
 
     /// Starts what the service runs besides its HTTP server and chain loop, as workers of
     /// `running` (which stops them with everything else).
@@ -160,12 +161,10 @@ pub fn start<S: Service>(config: S::Config, signals: Signals) -> Result<Running<
             .configure(S::routes)
             .wrap_fn(move |request, routes| {
                 let observer = observer.clone();
-                let method = request.method().clone();
                 let answer = routes.call(request);
                 async move {
                     let answer = answer.await?;
-                    let route = answer.request().match_pattern();
-                    observer.observe_request(route.as_deref(), &method, answer.status());
+                    observer.observe_request(answer.request(), answer.status());
                     Ok(answer)
                 }
             })
