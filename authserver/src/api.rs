@@ -24,6 +24,7 @@ use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{Day, MpinId, ServerAwaitingProof};
 use milagro_registry::store::RecordStore as _;
 use milagro_service::api::{bearer, blocking, read_json, ApiError};
+use milagro_service::health;
 use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::token::ApiToken;
 use milagro_service::unix_now;
@@ -65,6 +66,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new("post", REVOCATIONS_PATH, || web::post().to(revoke)),
     Endpoint::new("get", REVOCATIONS_PATH, || web::get().to(revocations)),
     Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+    Endpoint::new("get", health::HEALTHZ_PATH, health::healthz_route),
+    Endpoint::new("get", health::READYZ_PATH, health::readyz_route::<AppState>),
 ];
 
 /// The OpenAPI 3.1 document of [`ENDPOINTS`].

@@ -12,6 +12,7 @@ use milagro_service::party_config::PartyConfig;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 use milagro_service::work_gate::WorkGate;
+use milagro_wire::health::ReadinessCheck;
 
 use crate::config::Config;
 use crate::guesses::Guesses;
@@ -115,8 +116,18 @@ impl Service for AppState {
         crate::api::configure(routes);
     }
 
-    fn chain(&self) -> (ChainParts, ()) {
-        (self.chain.clone(), ())
+    fn chain_parts(&self) -> &ChainParts {
+        &self.chain
+    }
+
+    fn hooks(&self) {}
+
+    /// Ready once every D-TA's server share is summed (logins are refused until then).
+    fn peer_checks(&self) -> Vec<ReadinessCheck> {
+        vec![match self.server_secret.secret() {
+            Some(_) => ReadinessCheck::new("server_secret", true, "every d-ta's share summed"),
+            None => ReadinessCheck::new("server_secret", false, self.server_secret.missing()),
+        }]
     }
 
     fn start_beside(&self, (): (), running: &mut Running<Self>) -> Result<(), StartError> {

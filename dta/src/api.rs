@@ -27,6 +27,7 @@ use milagro_anchor::birth_certificate::Role;
 use milagro_mpin::Day;
 use milagro_registry::store::RecordStore as _;
 use milagro_service::api::{blocking, read_json};
+use milagro_service::health;
 use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
 use milagro_tls::http::peer_of;
@@ -63,6 +64,8 @@ pub const PUBLIC_ENDPOINTS: &[Endpoint] = &[
     }),
     Endpoint::new("get", "/v1/status", || web::get().to(status)),
     Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+    Endpoint::new("get", health::HEALTHZ_PATH, health::healthz_route),
+    Endpoint::new("get", health::READYZ_PATH, health::readyz_route::<AppState>),
 ];
 
 /// Every share API route (Milagro TLS only), checked against `dta/share-openapi.json`

@@ -13,6 +13,7 @@ use milagro_service::identity::PartyKind;
 use milagro_service::party_config::PartyConfig;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
+use milagro_wire::health::ReadinessCheck;
 
 use crate::config::Config;
 use crate::master::{self, SealError, SealingKey};
@@ -130,8 +131,18 @@ impl Service for AppState {
         crate::api::configure_public(routes);
     }
 
-    fn chain(&self) -> (ChainParts, ()) {
-        (self.chain.clone(), ())
+    fn chain_parts(&self) -> &ChainParts {
+        &self.chain
+    }
+
+    fn hooks(&self) {}
+
+    /// Ready once the share API (Milagro TLS) serves.
+    fn peer_checks(&self) -> Vec<ReadinessCheck> {
+        vec![match self.share_api_addr() {
+            Some(addr) => ReadinessCheck::new("share_api", true, format!("serving at {addr}")),
+            None => ReadinessCheck::new("share_api", false, "not serving yet"),
+        }]
     }
 
     fn start_beside(

@@ -159,7 +159,9 @@ impl Service for AppState {
         crate::api::configure(routes);
     }
 
-    fn chain(&self) -> (ChainParts, ()) {
-        (self.chain.clone(), ())
+    fn chain_parts(&self) -> &ChainParts {
+        &self.chain
     }
+
+    fn hooks(&self) {}
 }

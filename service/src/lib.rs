@@ -59,6 +59,7 @@ pub mod base;
 pub mod body_deadline;
 pub mod config;
 pub mod files;
+pub mod health;
 pub mod http;
 pub mod https;
 pub mod identity;

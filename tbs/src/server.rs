@@ -138,8 +138,12 @@ impl Service for AppState {
         crate::api::configure(routes);
     }
 
-    fn chain(&self) -> (ChainParts, TbsChainWork) {
-        (self.chain.clone(), TbsChainWork::new(self.clone()))
+    fn chain_parts(&self) -> &ChainParts {
+        &self.chain
+    }
+
+    fn hooks(&self) -> TbsChainWork {
+        TbsChainWork::new(self.clone())
     }
 
     fn observe_request(&self, request: &HttpRequest, status: StatusCode) {

@@ -7,7 +7,8 @@
 //!   errors have the same two fields, RFC 6749 §5.2);
 //! - [`shares`]: the D-TA's share API (over Milagro TLS): the client-share request and
 //!   the server-share, client-share and time-permit answers;
-//! - [`login`]: the authentication server's answer to a login.
+//! - [`login`]: the authentication server's answer to a login;
+//! - [`health`]: the readiness answer every service gives at `/readyz`.
 //!
 //! Requests refuse fields they do not know (a client expecting an option the server
 //! ignores finds out); answers accept them (a field a newer server adds does not break an
@@ -25,6 +26,7 @@
 //! assert_eq!(text, r#"{"id_token":"eyJ..."}"#);
 //! ```
 
+pub mod health;
 pub mod login;
 pub mod shares;
 

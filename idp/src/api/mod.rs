@@ -40,6 +40,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use milagro_service::health;
 use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::work_gate::GateError;
 use zeroize::Zeroizing;
@@ -93,6 +94,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         web::get().to(admin::checkpoint)
     }),
     Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+    Endpoint::new("get", health::HEALTHZ_PATH, health::healthz_route),
+    Endpoint::new("get", health::READYZ_PATH, health::readyz_route::<AppState>),
 ];
 
 /// The OpenAPI 3.1 document describing [`ENDPOINTS`].

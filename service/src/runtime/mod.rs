@@ -8,7 +8,8 @@
 //!    opens the parts every service has);
 //! 2. the HTTP server binds the `listen` address of [`Service::party`]
 //!    ([`crate::http::spawn`]: read deadlines, connection caps; HTTPS with `[tls]`) and
-//!    serves [`Service::routes`], each answer reported to [`Service::observe_request`];
+//!    serves [`Service::routes`] (among them [`crate::health`]'s `/healthz` and
+//!    `/readyz`), each answer reported to [`Service::observe_request`];
 //! 3. one [`ChainLoop`] thread follows the node: network check, index, own anchor,
 //!    [`ChainHooks::on_tip`], audit checkpoints; what it sees is in [`ChainStatus`];
 //! 4. [`Service::start_beside`] starts what else the service runs (the D-TA's share API,
@@ -40,7 +41,8 @@
 //!     fn routes(routes: &mut web::ServiceConfig) {
 //!         routes.route("/", web::get().to(|| async { "hello" }));
 //!     }
-//!     fn chain(&self) -> (ChainParts, ()) { (self.chain.clone(), ()) }
+//!     fn chain_parts(&self) -> &ChainParts { &self.chain }
+//!     fn hooks(&self) {}
 //! }
 //!
 //! fn serve(party: PartyConfig, chain: ChainParts) -> Result<(), runtime::RunError> {
@@ -96,8 +98,18 @@ pub trait Service: Clone + Send + Sync + 'static {
     /// Adds the HTTP routes (the state is already the app's data).
     fn routes(routes: &mut web::ServiceConfig);
 
-    /// What the chain loop works on, and the service's hooks into it.
-    fn chain(&self) -> (ChainParts, Self::Hooks);
+    /// What the chain loop works on (and `/readyz` reads).
+    fn chain_parts(&self) -> &ChainParts;
+
+    /// The service's hooks into the chain loop.
+    fn hooks(&self) -> Self::Hooks;
+
+    /// The checks `/readyz` makes beyond the chain's (node, index, own anchor): whether
+    /// the peers the service needs answer ([`crate::health`]). From memory only: a probe
+    /// must not make the service call anyone.
+    fn peer_checks(&self) -> Vec<milagro_wire::health::ReadinessCheck> {
+        Vec::new()
+    }
 
     /// Called with each answered request and its status (for metrics). The request gives
     /// its method and route pattern (`match_pattern`), looked up only by a service that
@@ -150,7 +162,7 @@ pub fn start<S: Service>(config: S::Config, signals: Signals) -> Result<Running<
     let (service, prepared) = S::open(config)?;
     let listen = service.party().listen;
     let tls = service.party().tls.clone();
-    let (parts, hooks) = service.chain();
+    let (parts, hooks) = (service.chain_parts().clone(), service.hooks());
     let identity = parts.identity.clone();
     let shared = Arc::new(service);
     let for_http = web::Data::from(shared.clone());

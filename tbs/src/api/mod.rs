@@ -19,6 +19,7 @@ mod tenants;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::web;
+use milagro_service::health;
 use milagro_service::routes::{document_route, register, OPENAPI_PATH};
 
 pub use error::ApiError;
@@ -41,6 +42,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     }),
     Endpoint::new("get", "/v1/headers", || web::get().to(registry::headers)),
     Endpoint::new("get", OPENAPI_PATH, || document_route(OPENAPI_JSON)),
+    Endpoint::new("get", health::HEALTHZ_PATH, health::healthz_route),
+    Endpoint::new("get", health::READYZ_PATH, health::readyz_route::<AppState>),
     Endpoint::new("get", "/metrics", || web::get().to(ops::metrics)),
     Endpoint::new("post", "/v1/enrolments", || {
         web::post().to(enrolment::enrol)

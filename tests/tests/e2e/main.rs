@@ -27,6 +27,7 @@ mod key_separation;
 mod milagro_tls;
 mod openapi_conformance;
 mod pat_client;
+mod readiness;
 mod service_runtime;
 mod tbs_admin_page;
 mod tbs_audit;

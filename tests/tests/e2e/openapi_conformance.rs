@@ -145,5 +145,11 @@ share_api = "127.0.0.1:9"
     );
     assert_eq!(json_operations, 3, "commit, prove, revocations");
     let header = format!("Authorization: {bearer}");
-    schemathesis(&server.local_url(), EXAMPLES, &["--header", &header]);
+    // Its /readyz is 503 by design here (no D-TA runs), which schemathesis counts as a
+    // server error; `readiness` checks those answers against the document instead.
+    schemathesis(
+        &server.local_url(),
+        EXAMPLES,
+        &["--header", &header, "--exclude-path", "/readyz"],
+    );
 }
