@@ -29,6 +29,15 @@ struct Cli {
     /// Allow plain http:// to hosts other than loopback (unsafe off a private network).
     #[arg(long, global = true)]
     allow_plain_http: bool,
+    /// How services write their log lines to stderr: `text` or `json` (one object a line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "MILAGRO_LOG_FORMAT"
+    )]
+    log_format: cli::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +68,10 @@ enum Command {
     /// A device (PAT): enrol through a TBS, refresh its instructions.
     #[command(subcommand)]
     Pat(cli::pat::PatCommand),
+    /// Sets up one service (tbs, idp, dta, authserver) for a network: a commented
+    /// configuration `serve` accepts, its state directory and keys, admin tokens (shown
+    /// once); never overwrites a service.
+    Init(cli::init::InitArgs),
     /// Benchmarks that print throughput next to the raw cost they are bounded by.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -68,6 +81,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli::set_log_format(cli.log_format);
     let options =
         milagro_http_client::ClientOptions::new(cli.ca_bundle.as_deref(), cli.allow_plain_http);
     if let Err(error) = cli::set_outbound(&options) {
@@ -83,6 +97,7 @@ fn main() -> ExitCode {
         Command::Dta(command) => cli::dta::run(command),
         Command::Authserver(command) => cli::authserver::run(command),
         Command::Pat(command) => cli::pat::run(command),
+        Command::Init(args) => cli::init::run(args),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),
     };

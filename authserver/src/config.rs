@@ -21,6 +21,10 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use serde::Deserialize;
 
+/// The authentication server's example configuration, every key commented: the documentation of the
+/// file, and the template `milagro init` fills in.
+pub const EXAMPLE_CONFIG: &str = include_str!("../authserver.example.toml");
+
 /// The keys each section admits; anything else is refused by [`Config::parse`].
 const SCHEMA: &[(&str, &[&str])] = &[
     (
@@ -322,7 +326,7 @@ network = "regtest"
 
     #[test]
     fn the_example_file_parses_and_documents_every_key() {
-        let text = include_str!("../authserver.example.toml");
+        let text = EXAMPLE_CONFIG;
         let config = Config::parse(text).unwrap();
         assert_eq!(config.party.public_url, "https://auth.example.com");
         assert_eq!(config.dtas.len(), 2);

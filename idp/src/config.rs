@@ -15,6 +15,10 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use serde::Deserialize;
 
+/// The IdP's example configuration, every key commented: the documentation of the
+/// file, and the template `milagro init` fills in.
+pub const EXAMPLE_CONFIG: &str = include_str!("../idp.example.toml");
+
 /// The keys each section admits; anything else is refused by [`Config::parse`].
 const SCHEMA: &[(&str, &[&str])] = &[
     (

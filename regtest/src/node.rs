@@ -181,7 +181,9 @@ pub fn up(exe: &Path, datadir: &Path) -> Result<NodeInfo, NodeError> {
     let datadir = datadir
         .canonicalize()
         .map_err(io_err("resolve directory", datadir))?;
+    let mut previous = last_ports(&datadir);
     if let Some(info) = read_record(&datadir)? {
+        previous = Some((info.rpc_port, info.p2p_port));
         if answers(&info) || daemon_alive(&info) {
             // Running, or still starting: never start a second daemon on the same datadir.
             wait_for_rpc(&info, Instant::now() + START_TIMEOUT)?;
@@ -193,7 +195,8 @@ pub fn up(exe: &Path, datadir: &Path) -> Result<NodeInfo, NodeError> {
     }
     let mut attempt = 1;
     let info = loop {
-        match start(exe, &datadir) {
+        // A clash on the previous ports falls back to fresh ones.
+        match start(exe, &datadir, previous.take()) {
             Err(NodeError::StartFailed { output, log, .. })
                 if attempt < START_ATTEMPTS && is_port_clash(&output, &log) =>
             {
@@ -305,7 +308,20 @@ fn read_record(datadir: &Path) -> Result<Option<NodeInfo>, NodeError> {
         .map_err(|source| NodeError::BadRecord { path, source })
 }
 
+/// File of the ports the node last ran on (`RPC P2P`), kept after `down` so that the
+/// next `up` reuses them: services configured with the RPC URL find the node again.
+const PORTS_FILE: &str = "milagro-node-ports";
+
+fn last_ports(datadir: &Path) -> Option<(u16, u16)> {
+    let text = fs::read_to_string(datadir.join(PORTS_FILE)).ok()?;
+    let (rpc, p2p) = text.trim().split_once(' ')?;
+    Some((rpc.parse().ok()?, p2p.parse().ok()?))
+}
+
 fn write_record(info: &NodeInfo) -> Result<(), NodeError> {
+    let ports = info.datadir.join(PORTS_FILE);
+    fs::write(&ports, format!("{} {}\n", info.rpc_port, info.p2p_port))
+        .map_err(io_err("write", &ports))?;
     let path = info.datadir.join(NODE_FILE);
     let partial = info.datadir.join(format!("{NODE_FILE}.partial"));
     let text = serde_json::to_string_pretty(info).map_err(|source| NodeError::BadRecord {

@@ -5,6 +5,7 @@ pub mod bc;
 pub mod bench;
 pub mod dta;
 pub mod idp;
+pub mod init;
 pub mod pat;
 pub mod pat_mpin;
 pub mod pat_tls;
@@ -62,17 +63,39 @@ pub fn print_new_admin_token(config_file: &str) -> anyhow::Result<()> {
     }))
 }
 
+/// How a service writes its log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (coloured only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`), for a
+    /// log collector.
+    Json,
+}
+
+/// The log format of this run (`--log-format`), set once by `main`.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Sets the log format services of this run write; once, from `main`.
+pub fn set_log_format(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
 /// Logs of a service (`tbs serve`, `idp serve`, `dta serve`) to stderr, at `RUST_LOG`'s
-/// level (default `info`), coloured only on a terminal.
+/// level (default `info`), as text or JSON lines (`--log-format`).
 pub fn init_service_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
 }
 
 /// `… serve`: starts the service `S` of the configuration file `path` (already loaded as

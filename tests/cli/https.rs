@@ -4,9 +4,6 @@
 //! restart; `milagro pat enrol` reaches a TBS over HTTPS only with `--ca-bundle` naming
 //! its CA, and refuses an off-loopback `http://` TBS.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use milagro_anchor::birth_certificate::Role;
@@ -15,71 +12,9 @@ use milagro_tests::https::{served_certificate, TestTls};
 use milagro_tests::{tbs_config, wait_until, TestNode};
 use serde_json::Value;
 
+use crate::served::Served;
+
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A `milagro tbs serve` process and what it wrote on stderr; killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Served {
-    fn start(config: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
-            .args(["tbs", "serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        // The first JSON object on stdout says where it listens.
-        let mut text = String::new();
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            text.push_str(&line);
-            if line == "}" {
-                break;
-            }
-        }
-        let started: Value = serde_json::from_str(&text).unwrap();
-        Self {
-            child,
-            url: started["url"].as_str().unwrap().to_owned(),
-            stderr,
-        }
-    }
-
-    fn hang_up(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn logged(&self, text: &str) -> bool {
-        self.stderr.lock().unwrap().contains(text)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn the_binary_serves_https_and_reloads_its_certificate_on_sighup_without_a_restart() {
@@ -93,7 +28,7 @@ fn the_binary_serves_https_and_reloads_its_certificate_on_sighup_without_a_resta
         tls.section()
     );
     std::fs::write(&config, text).unwrap();
-    let mut served = Served::start(&config);
+    let mut served = Served::start("tbs", &config);
     assert!(
         served.url.starts_with("https://127.0.0.1:"),
         "{}",
@@ -112,10 +47,7 @@ fn the_binary_serves_https_and_reloads_its_certificate_on_sighup_without_a_resta
             .logged("SIGHUP: the TLS certificate is unchanged")
             .then_some(())
     });
-    assert!(
-        served.child.try_wait().unwrap().is_none(),
-        "SIGHUP ended it"
-    );
+    assert!(served.running(), "SIGHUP ended it");
     assert_eq!(
         served_certificate(&tls.outbound(), &url).unwrap(),
         tls.leaf.der
@@ -129,7 +61,7 @@ fn the_binary_serves_https_and_reloads_its_certificate_on_sighup_without_a_resta
         (served_certificate(&tls.outbound(), &url).unwrap() == renewed.der).then_some(())
     });
     assert!(served.logged("serving a new TLS certificate"));
-    assert!(served.child.try_wait().unwrap().is_none());
+    assert!(served.running());
     assert!(!served.logged("PRIVATE KEY"));
 }
 

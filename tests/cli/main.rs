@@ -13,8 +13,10 @@ use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
 mod https;
+mod init;
 mod pat;
 mod pat_mpin;
+mod served;
 mod tbs_crash;
 
 fn milagro(args: &[&str]) -> Output {

@@ -22,6 +22,10 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 pub use crate::relying_party::{IdpTrust, TrustedIdp};
 use serde::Deserialize;
 
+/// The D-TA's example configuration, every key commented: the documentation of the
+/// file, and the template `milagro init` fills in.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../dta.example.toml");
+
 /// The keys each section admits; anything else is refused by [`Config::parse`].
 const SCHEMA: &[(&str, &[&str])] = &[
     (

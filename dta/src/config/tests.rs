@@ -20,7 +20,7 @@ const IDP: &str = "[[trusted_idps]]\nissuer = \"https://idp.test\"\nbc_digest = 
 
 #[test]
 fn the_example_file_parses_and_documents_every_key() {
-    let text = include_str!("../../dta.example.toml");
+    let text = super::EXAMPLE_CONFIG;
     let config = Config::parse(text).unwrap();
     assert_eq!(config.party.public_url, "https://dta1.example.com");
     let missing = milagro_service::config::undocumented_keys(text, SCHEMA);

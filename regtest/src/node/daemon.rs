@@ -29,9 +29,18 @@ pub(super) fn answers(info: &NodeInfo) -> bool {
         .is_ok()
 }
 
-/// Starts bitcoind detached on fresh loopback ports and waits until its RPC answers.
-pub(super) fn start(exe: &Path, datadir: &Path) -> Result<NodeInfo, NodeError> {
-    let (rpc_port, p2p_port) = free_ports()?;
+/// Starts bitcoind detached and waits until its RPC answers: on the `previous` ports if
+/// it had some and they are free (so that services configured with its RPC URL find it
+/// again after a restart), else on fresh loopback ports.
+pub(super) fn start(
+    exe: &Path,
+    datadir: &Path,
+    previous: Option<(u16, u16)>,
+) -> Result<NodeInfo, NodeError> {
+    let (rpc_port, p2p_port) = match previous.filter(|&(rpc, p2p)| free(rpc) && free(p2p)) {
+        Some(ports) => ports,
+        None => free_ports()?,
+    };
     let output_path = datadir.join("milagro-bitcoind.out");
     let output = fs::File::create(&output_path).map_err(io_err("create", &output_path))?;
     let output_err = output.try_clone().map_err(io_err("reopen", &output_path))?;
@@ -128,6 +137,11 @@ pub(super) fn wait_for_rpc(info: &NodeInfo, deadline: Instant) -> Result<(), Nod
         }
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Whether `port` can be bound on loopback now.
+fn free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// Two distinct free loopback ports. Another process may grab one before bitcoind binds it;

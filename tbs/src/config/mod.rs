@@ -19,6 +19,10 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 use crate::tenants::model::TokenHash;
 use serde::Deserialize;
 
+/// The TBS's example configuration, every key commented: the documentation of the
+/// file, and the template `milagro init` fills in.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../tbs.example.toml");
+
 /// The keys each section admits; anything else is refused by [`Config::parse`].
 const SCHEMA: &[(&str, &[&str])] = &[
     (

@@ -1,0 +1,100 @@
+//! Issue 16: `milagro init ROLE` writes a configuration that `milagro ROLE serve` accepts
+//! unchanged, for every role (here on regtest, against a real node; every network's
+//! configuration is checked by the service's parser in `milagro-init`'s unit tests),
+//! prints each admin token once with only its hash in the file, and refuses to set up a
+//! directory twice. The services log JSON lines with `--log-format json`.
+
+use serde_json::Value;
+
+use super::{json, milagro, stderr, TestNode};
+use crate::served::Served;
+
+#[test]
+fn init_makes_a_configuration_serve_accepts_for_every_role_and_never_overwrites_one() {
+    let node = TestNode::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (rpc, cookie) = (node.rpc_url(), node.cookie().display().to_string());
+    let mut made: Vec<(String, Value)> = Vec::new();
+    let mut dta_digest = String::new();
+    for role in ["tbs", "idp", "dta", "authserver"] {
+        let role_dir = dir.path().join(role).display().to_string();
+        let mut args = vec!["init", role, "--network", "regtest", "--dir", &role_dir];
+        args.extend([
+            "--listen",
+            "127.0.0.1:0",
+            "--rpc-url",
+            &rpc,
+            "--rpc-cookie",
+            &cookie,
+        ]);
+        let peer = format!("{dta_digest}@127.0.0.1:9");
+        match role {
+            "dta" => args.extend(["--share-listen", "127.0.0.1:0"]),
+            "authserver" => args.extend(["--dta", &peer]),
+            _ => {}
+        }
+        let output = milagro(&args);
+        assert!(output.status.success(), "init {role}: {}", stderr(&output));
+        let printed = json(&output);
+        assert!(
+            stderr(&output).contains("next steps"),
+            "{}",
+            stderr(&output)
+        );
+        let config = std::fs::read_to_string(printed["config"].as_str().unwrap()).unwrap();
+        match printed["admin_token"].as_str() {
+            Some(token) => {
+                assert!(!config.contains(token), "the token itself is never written");
+                let hash = milagro_service::token::ApiToken::parse(token)
+                    .unwrap()
+                    .hash();
+                assert!(config.contains(&hash.to_string()), "{config}");
+            }
+            None => assert_eq!(role, "dta"),
+        }
+        if role == "dta" {
+            dta_digest = printed["digest"].as_str().unwrap().to_owned();
+        }
+        made.push((role.to_owned(), printed));
+    }
+
+    for (role, printed) in &made {
+        let config = std::path::Path::new(printed["config"].as_str().unwrap());
+        let served = Served::start_with(&["--log-format", "json"], role, config);
+        assert_eq!(served.started["digest"], printed["digest"], "{role}");
+        let api = milagro_tests::Api::new(&served.url);
+        assert_eq!(api.ok("/healthz")["status"], "alive");
+        let log = served.stderr();
+        let first = log
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("{role} logged nothing"));
+        let line: Value = serde_json::from_str(first)
+            .unwrap_or_else(|e| panic!("{role}: a log line is not JSON ({e}): {first}"));
+        assert!(
+            line["level"].is_string() && line["fields"].is_object(),
+            "{line}"
+        );
+    }
+
+    // Again on the same directory: refused, and the identity is untouched.
+    let tbs_dir = dir.path().join("tbs");
+    let certificate = tbs_dir.join("state/birth-certificate.json");
+    let before = std::fs::read(&certificate).unwrap();
+    let again = milagro(&["init", "tbs", "--dir", &tbs_dir.display().to_string()]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read(&certificate).unwrap(), before);
+    // Off regtest, the public URL is not guessed.
+    let signet = dir.path().join("signet").display().to_string();
+    let refused = milagro(&["init", "idp", "--network", "signet", "--dir", &signet]);
+    assert!(
+        stderr(&refused).contains("--public-url"),
+        "{}",
+        stderr(&refused)
+    );
+}
