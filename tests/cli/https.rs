@@ -10,7 +10,6 @@ use milagro_anchor::birth_certificate::Role;
 use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
 use milagro_tests::https::{served_certificate, TestTls};
 use milagro_tests::{tbs_config, wait_until, TestNode};
-use serde_json::Value;
 
 use crate::served::Served;
 
