@@ -72,6 +72,10 @@ enum Command {
     /// configuration `serve` accepts, its state directory and keys, admin tokens (shown
     /// once); never overwrites a service.
     Init(cli::init::InitArgs),
+    /// A persistent local network (node, TBS, IdP, two D-TAs, auth server) under one
+    /// directory: up, status, down, logs.
+    #[command(subcommand)]
+    Network(cli::network::NetworkCommand),
     /// Benchmarks that print throughput next to the raw cost they are bounded by.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Authserver(command) => cli::authserver::run(command),
         Command::Pat(command) => cli::pat::run(command),
         Command::Init(args) => cli::init::run(args),
+        Command::Network(command) => cli::network::run(command),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),
     };

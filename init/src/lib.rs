@@ -31,8 +31,8 @@ pub mod template;
 
 pub use role::{Chain, ServiceRole};
 pub use setup::{
-    accepted, config_path, finish, init, prepare, InitError, InitRequest, Initialized, Prepared,
-    MASTER_KEY_FILE, STATE_DIR,
+    accepted, config_path, finish, init, prepare, resume, InitError, InitRequest, Initialized,
+    Prepared, MASTER_KEY_FILE, STATE_DIR,
 };
 pub use template::{DtaPeer, TlsFiles, TrustedIdp};
 

@@ -185,13 +185,31 @@ impl Prepared {
 /// Checks `request` and makes the directory, the state directory, the key and the Birth
 /// Certificate; refuses a directory that holds a service already.
 pub fn prepare(request: &InitRequest, now: u64) -> Result<Prepared, InitError> {
+    prepare_in(request, now, false)
+}
+
+/// [`prepare`] for a directory whose state a [`prepare`] made but whose configuration
+/// was never written (a network set up in steps, interrupted): the identity there is
+/// loaded, not made again. A configuration already written is still refused.
+pub fn resume(request: &InitRequest, now: u64) -> Result<Prepared, InitError> {
+    prepare_in(request, now, true)
+}
+
+fn prepare_in(request: &InitRequest, now: u64, resuming: bool) -> Result<Prepared, InitError> {
     let role = request.role;
     let dir = absolute(&request.dir);
     let config_file = config_path(&dir, role);
     let state_dir = dir.join(STATE_DIR);
-    for path in [&config_file, &state_dir] {
+    let checked: &[&PathBuf] = if resuming {
+        &[&config_file]
+    } else {
+        &[&config_file, &state_dir]
+    };
+    for path in checked {
         if path.exists() {
-            return Err(InitError::Exists { path: path.clone() });
+            return Err(InitError::Exists {
+                path: (*path).clone(),
+            });
         }
     }
     let listen = request.listen.unwrap_or_else(|| role.default_listen());

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod dta;
 pub mod idp;
 pub mod init;
+pub mod network;
 pub mod pat;
 pub mod pat_mpin;
 pub mod pat_tls;

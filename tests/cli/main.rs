@@ -14,6 +14,7 @@ use serde_json::Value;
 
 mod https;
 mod init;
+mod network;
 mod pat;
 mod pat_mpin;
 mod served;

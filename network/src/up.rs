@@ -1,0 +1,389 @@
+//! `up`: sets the network up on its first run, starts the supervisor, and waits until
+//! every party is ready. Each step checks what is already there, so `up` on a running
+//! network only waits, and `up` after `down` resumes with the same keys and state.
+//!
+//! The first run, in order (the parties name each other's digests, and the D-TAs need
+//! the client the IdP registers, so they are configured once the IdP runs):
+//! 1. the node; every party's identity ([`milagro_init::prepare`]) on free loopback ports;
+//!    the TBS's and the IdP's configurations;
+//! 2. the supervisor, which starts the node's miner and every configured party;
+//! 3. once the IdP is ready: its device-grant client for the D-TAs; then the D-TAs'
+//!    configurations (trusting that IdP, giving server shares to the auth server) and
+//!    the auth server's (summing both D-TAs' shares);
+//! 4. once all are ready: the TBS tenant `local` with group `devices`, naming both D-TAs
+//!    and the IdP, and the claim key devices enrol with.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use milagro_init::{Chain, DtaPeer, InitRequest, ServiceRole, TrustedIdp};
+use serde_json::{json, Value};
+
+use crate::layout::{NetworkDir, NetworkRecord, PartyRecord, TenantRecord};
+use crate::status::{self, NetworkStatus};
+use crate::NetworkError;
+
+/// The parties of a local network: name, role.
+const PARTIES: [(&str, ServiceRole); 5] = [
+    ("tbs", ServiceRole::Tbs),
+    ("idp", ServiceRole::Idp),
+    ("dta1", ServiceRole::Dta),
+    ("dta2", ServiceRole::Dta),
+    ("authserver", ServiceRole::Authserver),
+];
+/// The tenant and group devices enrol in.
+pub const TENANT: &str = "local";
+/// The group of [`TENANT`].
+pub const GROUP: &str = "devices";
+/// How often the services poll the node: fast, for a local chain.
+const POLL_MS: u64 = 200;
+
+/// Brings the network of `dir` up with `milagro` (this binary), waiting at most
+/// `patience` for every party to be ready.
+pub fn up(
+    dir: &NetworkDir,
+    milagro: &Path,
+    patience: Duration,
+) -> Result<NetworkStatus, NetworkError> {
+    let deadline = Instant::now() + patience;
+    milagro_service::files::create_private_dir(dir.root())
+        .map_err(|e| NetworkError::File(e.to_string()))?;
+    for sub in [dir.root().join("logs"), dir.root().join("parties")] {
+        std::fs::create_dir_all(&sub).map_err(|e| NetworkError::io(&sub, e))?;
+    }
+    let node = crate::node::start(dir)?;
+    let mut record = match dir.read_record()? {
+        Some(record) => record,
+        None => plan(dir, &node)?,
+    };
+    ensure_supervisor(dir, milagro)?;
+    let http = client()?;
+    let idp = party(&record, "idp")?.clone();
+    wait_ready(&http, &[&idp], deadline)?;
+    if record.idp_client_id.is_none() {
+        record.idp_client_id = Some(register_client(&http, &idp, &record)?);
+        dir.write_record(&record)?;
+    }
+    configure_peers(dir, &node, &record)?;
+    let all: Vec<&PartyRecord> = record.parties.iter().collect();
+    wait_ready(&http, &all, deadline)?;
+    if record.tenant.is_none() {
+        record.tenant = Some(create_tenant(dir, &http, &record)?);
+        dir.write_record(&record)?;
+    }
+    status::status(dir)
+}
+
+/// The first run's step 1: identities, ports, the TBS's and IdP's configurations.
+fn plan(dir: &NetworkDir, node: &milagro_regtest::NodeInfo) -> Result<NetworkRecord, NetworkError> {
+    let ports = free_ports(7)?;
+    let mut next = ports.into_iter();
+    let mut take = || {
+        next.next()
+            .ok_or_else(|| NetworkError::Setup("no free port".into()))
+    };
+    let now = unix_now();
+    let mut record = NetworkRecord {
+        parties: Vec::new(),
+        tbs_admin_token: None,
+        idp_admin_token: None,
+        idp_registration_token: None,
+        idp_client_id: None,
+        tenant: None,
+    };
+    for (name, role) in PARTIES {
+        let listen = take()?;
+        let share_listen = (role == ServiceRole::Dta).then(&mut take).transpose()?;
+        let request = request(dir, node, name, role, listen, share_listen);
+        let prepared = milagro_init::resume(&request, now)?;
+        record.parties.push(PartyRecord {
+            name: name.to_owned(),
+            role: role.name().to_owned(),
+            listen,
+            share_listen,
+            digest: prepared.digest,
+        });
+        if matches!(role, ServiceRole::Tbs | ServiceRole::Idp) {
+            let made = milagro_init::finish(prepared, &request, Path::new(""))?;
+            let admin = made.admin_token.map(|t| t.reveal().to_owned());
+            if role == ServiceRole::Tbs {
+                record.tbs_admin_token = admin;
+            } else {
+                record.idp_admin_token = admin;
+                record.idp_registration_token =
+                    made.registration_token.map(|t| t.reveal().to_owned());
+            }
+        }
+    }
+    dir.write_record(&record)?;
+    Ok(record)
+}
+
+/// What `init` is asked for party `name`.
+fn request(
+    dir: &NetworkDir,
+    node: &milagro_regtest::NodeInfo,
+    name: &str,
+    role: ServiceRole,
+    listen: SocketAddr,
+    share_listen: Option<SocketAddr>,
+) -> InitRequest {
+    InitRequest {
+        name: Some(format!("Local {name}")),
+        listen: Some(listen),
+        rpc_url: Some(node.rpc_url.clone()),
+        rpc_cookie: Some(node.cookie_file.clone()),
+        poll_interval_ms: Some(POLL_MS),
+        share_listen,
+        ..InitRequest::new(role, Chain::Regtest, dir.party_dir(name))
+    }
+}
+
+/// Step 3: the D-TAs' and the auth server's configurations, if not written yet.
+fn configure_peers(
+    dir: &NetworkDir,
+    node: &milagro_regtest::NodeInfo,
+    record: &NetworkRecord,
+) -> Result<(), NetworkError> {
+    let idp = party(record, "idp")?;
+    let auth = party(record, "authserver")?;
+    let client_id = record
+        .idp_client_id
+        .clone()
+        .ok_or_else(|| NetworkError::Setup("the idp has no client for the d-tas yet".into()))?;
+    let dtas: Vec<&PartyRecord> = record.parties.iter().filter(|p| p.role == "dta").collect();
+    let now = unix_now();
+    for party in record
+        .parties
+        .iter()
+        .filter(|p| p.role == "dta" || p.role == "authserver")
+    {
+        let role = party
+            .service_role()
+            .ok_or_else(|| NetworkError::Setup(format!("unknown role {}", party.role)))?;
+        let party_dir = dir.party_dir(&party.name);
+        if milagro_init::config_path(&party_dir, role).exists() {
+            continue;
+        }
+        let mut request = request(
+            dir,
+            node,
+            &party.name,
+            role,
+            party.listen,
+            party.share_listen,
+        );
+        if role == ServiceRole::Dta {
+            request.trusted_idps = vec![TrustedIdp {
+                issuer: idp.url(),
+                digest: idp.digest,
+                client_id: client_id.clone(),
+            }];
+            request.authservers = vec![auth.digest];
+        } else {
+            request.dtas = dtas
+                .iter()
+                .filter_map(|dta| {
+                    dta.share_listen.map(|share| DtaPeer {
+                        digest: dta.digest,
+                        share_api: share.to_string(),
+                    })
+                })
+                .collect();
+        }
+        let prepared = milagro_init::resume(&request, now)?;
+        milagro_init::finish(prepared, &request, Path::new(""))?;
+    }
+    Ok(())
+}
+
+/// Starts the supervisor unless it runs.
+fn ensure_supervisor(dir: &NetworkDir, milagro: &Path) -> Result<(), NetworkError> {
+    if let Some(pid) = status::supervisor_pid(dir) {
+        tracing::debug!(pid, "the supervisor runs");
+        return Ok(());
+    }
+    let log_path = dir.log_file("supervisor");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| NetworkError::io(&log_path, e))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| NetworkError::io(&log_path, e))?;
+    let mut command = Command::new(milagro);
+    command
+        .args(["network", "supervise", "--dir"])
+        .arg(dir.root())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    // Its own process group: a Ctrl-C at the terminal that ran `up` does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command.spawn().map_err(|e| NetworkError::io(milagro, e))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status::supervisor_pid(dir).is_none() {
+        if Instant::now() > deadline {
+            return Err(NetworkError::Setup(format!(
+                "the supervisor did not start; see {}",
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Registers the D-TAs' public device-grant client at the IdP.
+fn register_client(
+    http: &reqwest::blocking::Client,
+    idp: &PartyRecord,
+    record: &NetworkRecord,
+) -> Result<String, NetworkError> {
+    let token = record.idp_registration_token.clone().unwrap_or_default();
+    let answer = send(
+        http.post(format!("{}/register", idp.url()))
+            .bearer_auth(token)
+            .json(&json!({
+                "client_name": "Local D-TAs",
+                "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+                "token_endpoint_auth_method": "none",
+            })),
+        "registering the d-tas' client at the idp",
+    )?;
+    answer["client_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| NetworkError::Setup(format!("the idp registered no client_id: {answer}")))
+}
+
+/// Step 4: the tenant, its group and the claim key.
+fn create_tenant(
+    dir: &NetworkDir,
+    http: &reqwest::blocking::Client,
+    record: &NetworkRecord,
+) -> Result<TenantRecord, NetworkError> {
+    let tbs = party(record, "tbs")?;
+    let (claim, _) = milagro_service::files::load_or_create_key(&dir.claim_key_file())
+        .map_err(|e| NetworkError::File(e.to_string()))?;
+    let admin = record.tbs_admin_token.clone().unwrap_or_default();
+    let created = send(
+        http.post(format!("{}/v1/admin/tenants", tbs.url()))
+            .bearer_auth(&admin)
+            .json(&json!({"id": TENANT, "name": "Local devices"})),
+        "creating the tenant at the tbs",
+    )?;
+    let token = created["token"]
+        .as_str()
+        .ok_or_else(|| NetworkError::Setup(format!("no tenant token in {created}")))?;
+    let service = |p: &PartyRecord| json!({"birth_certificate": p.digest, "url": p.url()});
+    let dtas: Vec<Value> = record
+        .parties
+        .iter()
+        .filter(|p| p.role == "dta")
+        .map(service)
+        .collect();
+    send(
+        http.put(format!("{}/v1/tenants/{TENANT}/groups/{GROUP}", tbs.url()))
+            .bearer_auth(token)
+            .json(&json!({
+                "name": "Local devices",
+                "mode": "direct",
+                "dtas": dtas,
+                "idp": service(party(record, "idp")?),
+                "enrolment_keys": [claim.public_key()],
+            })),
+        "creating the group at the tbs",
+    )?;
+    Ok(TenantRecord {
+        tenant: TENANT.to_owned(),
+        group: GROUP.to_owned(),
+    })
+}
+
+/// Waits until every one of `parties` answers `/readyz` with 200.
+fn wait_ready(
+    http: &reqwest::blocking::Client,
+    parties: &[&PartyRecord],
+    deadline: Instant,
+) -> Result<(), NetworkError> {
+    for party in parties {
+        loop {
+            let readiness = status::readiness(http, party);
+            if readiness.as_ref().is_ok_and(|r| r.ready) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let why = match readiness {
+                    Ok(r) => r
+                        .checks
+                        .into_iter()
+                        .filter(|c| !c.ok)
+                        .map(|c| format!("{}: {}", c.name, c.detail))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    Err(e) => e,
+                };
+                return Err(NetworkError::NotReady {
+                    party: party.name.clone(),
+                    why,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
+fn send(request: reqwest::blocking::RequestBuilder, what: &str) -> Result<Value, NetworkError> {
+    let response = request
+        .send()
+        .map_err(|e| NetworkError::Setup(format!("{what}: {e}")))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .map_err(|e| NetworkError::Setup(format!("{what}: {status}, not json: {e}")))?;
+    if !status.is_success() {
+        return Err(NetworkError::Setup(format!("{what}: {status} {body}")));
+    }
+    Ok(body)
+}
+
+pub(crate) fn client() -> Result<reqwest::blocking::Client, NetworkError> {
+    milagro_http_client::Outbound::system()
+        .map_err(|e| NetworkError::Setup(e.to_string()))?
+        .builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| NetworkError::Setup(e.to_string()))
+}
+
+fn party<'a>(record: &'a NetworkRecord, name: &str) -> Result<&'a PartyRecord, NetworkError> {
+    record
+        .party(name)
+        .ok_or_else(|| NetworkError::Setup(format!("network.json names no party {name}")))
+}
+
+/// `count` distinct free loopback addresses (all bound until all are known).
+fn free_ports(count: usize) -> Result<Vec<SocketAddr>, NetworkError> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NetworkError::io(Path::new("127.0.0.1"), e))?;
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map_err(|e| NetworkError::io(Path::new("127.0.0.1"), e))
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

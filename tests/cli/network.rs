@@ -1,0 +1,137 @@
+//! Issue 16: `milagro network up | status | down | logs` on a fresh directory: the
+//! node, a TBS, an IdP, two D-TAs and an auth server come up anchored and ready; a
+//! device enrols with the command `status` prints; a party killed with SIGKILL is
+//! restarted by the supervisor, which `status` reports; after `down` and `up` the same
+//! parties (same digests) are ready again.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{json, milagro, stderr};
+
+/// Takes the network down when the test ends, however it ends.
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = milagro(&["network", "down", "--dir", &self.0]);
+    }
+}
+
+fn status(dir: &str) -> Value {
+    let output = milagro(&["network", "status", "--dir", dir, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    json(&output)
+}
+
+fn digests(status: &Value) -> Vec<(String, String)> {
+    status["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn all_ready(status: &Value) -> bool {
+    status["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["ready"] == true)
+}
+
+#[test]
+fn network_up_enrols_a_device_restarts_a_killed_party_and_comes_back_after_down() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("net").display().to_string();
+    let _down = Down(dir.clone());
+    let started = std::time::Instant::now();
+    let up = milagro(&["network", "up", "--dir", &dir, "--json"]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    eprintln!(
+        "network up on a fresh directory: ready after {:?}",
+        started.elapsed()
+    );
+    let first = json(&up);
+    let roles: Vec<&str> = first["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["tbs", "idp", "dta", "dta", "authserver"]);
+    assert!(all_ready(&first), "{first}");
+    for party in first["parties"].as_array().unwrap() {
+        assert!(party["depth"].as_u64().unwrap() >= 1, "{party}");
+        assert_eq!(party["digest"].as_str().unwrap().len(), 64);
+    }
+
+    // The enrolment command status prints, run as printed (into a directory of the test's).
+    let enrol = first["next_steps"][0].as_str().unwrap();
+    let device = root.path().join("device").display().to_string();
+    let args: Vec<String> = enrol
+        .split_whitespace()
+        .skip(1) // "milagro"
+        .map(|arg| {
+            if arg == "./my-device" {
+                device.clone()
+            } else {
+                arg.to_owned()
+            }
+        })
+        .collect();
+    assert!(args.contains(&"--claim-key".to_owned()), "{enrol}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let enrolled = milagro(&args);
+    assert!(enrolled.status.success(), "{enrol}: {}", stderr(&enrolled));
+    assert_eq!(json(&enrolled)["status"], "enrolled");
+
+    // A party killed: the supervisor starts it again and says so.
+    let supervisor: Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("net/supervisor.json")).unwrap())
+            .unwrap();
+    let pid = supervisor["parties"]["dta1"]["pid"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let restarted =
+        milagro_tests::wait_until("dta1 to be restarted", Duration::from_secs(60), || {
+            let now = status(&dir);
+            let dta1 = now["parties"][2].clone();
+            (dta1["restarts"] == 1 && dta1["ready"] == true).then_some(dta1)
+        });
+    assert!(
+        restarted["last_exit"].as_str().unwrap().contains("9"),
+        "{restarted}"
+    );
+    let log = milagro(&["network", "logs", "--dir", &dir, "supervisor"]);
+    assert!(String::from_utf8_lossy(&log.stdout).contains("a party ended"));
+
+    // Down, then up again: the same parties, ready.
+    let down = milagro(&["network", "down", "--dir", &dir]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    let stopped = status(&dir);
+    assert!(stopped["supervisor"].is_null(), "{stopped}");
+    assert!(stopped["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["ready"] == false));
+    let again = milagro(&["network", "up", "--dir", &dir, "--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = json(&again);
+    assert!(all_ready(&again), "{again}");
+    assert_eq!(digests(&again), digests(&first));
+}
