@@ -98,3 +98,37 @@ fn init_makes_a_configuration_serve_accepts_for_every_role_and_never_overwrites_
         stderr(&refused)
     );
 }
+
+/// The systemd unit `init`'s next steps name: what `systemd-analyze verify` accepts (with
+/// the ExecStart pointed at this build), hardened as the issue asks: its own user, the
+/// file system read-only but for the state directory, no capabilities.
+#[test]
+fn the_systemd_unit_verifies_and_writes_only_its_state_directory() {
+    let unit = include_str!("../../deploy/systemd/milagro@.service");
+    for line in [
+        "User=milagro",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/milagro/%i",
+        "StateDirectory=milagro/%i",
+        "CapabilityBoundingSet=\n",
+        "NoNewPrivileges=yes",
+        "ExecStart=/usr/local/bin/milagro --log-format json %i serve --config /var/lib/milagro/%i/%i.toml",
+    ] {
+        assert!(unit.contains(line), "the unit lacks {line:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("milagro@tbs.service");
+    let here = unit.replace("/usr/local/bin/milagro", env!("CARGO_BIN_EXE_milagro"));
+    std::fs::write(&path, here).unwrap();
+    let verified = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("systemd-analyze (Debian's systemd package) is needed: {e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(verified.status.success() && said.trim().is_empty(), "{said}");
+}
