@@ -44,6 +44,21 @@ impl NetworkDir {
         self.root.join("logs").join(format!("{name}.log"))
     }
 
+    /// Party `name`'s log opened for appending, twice: a child's stdout and stderr.
+    pub(crate) fn open_log(
+        &self,
+        name: &str,
+    ) -> Result<(std::fs::File, std::fs::File), NetworkError> {
+        let path = self.log_file(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| NetworkError::io(&path, e))?;
+        let err = log.try_clone().map_err(|e| NetworkError::io(&path, e))?;
+        Ok((log, err))
+    }
+
     /// The network's record.
     pub fn record_file(&self) -> PathBuf {
         self.root.join("network.json")

@@ -185,15 +185,7 @@ fn spawn(
     party: &PartyRecord,
     config: &Path,
 ) -> Result<Child, NetworkError> {
-    let log_path = dir.log_file(&party.name);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| NetworkError::io(&log_path, e))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| NetworkError::io(&log_path, e))?;
+    let (log, err) = dir.open_log(&party.name)?;
     Command::new(milagro)
         .args([party.role.as_str(), "serve", "--config"])
         .arg(config)

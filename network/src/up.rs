@@ -205,15 +205,7 @@ fn ensure_supervisor(dir: &NetworkDir, milagro: &Path) -> Result<(), NetworkErro
         tracing::debug!(pid, "the supervisor runs");
         return Ok(());
     }
-    let log_path = dir.log_file("supervisor");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| NetworkError::io(&log_path, e))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| NetworkError::io(&log_path, e))?;
+    let (log, err) = dir.open_log("supervisor")?;
     let mut command = Command::new(milagro);
     command
         .args(["network", "supervise", "--dir"])
@@ -229,7 +221,7 @@ fn ensure_supervisor(dir: &NetworkDir, milagro: &Path) -> Result<(), NetworkErro
         if Instant::now() > deadline {
             return Err(NetworkError::Setup(format!(
                 "the supervisor did not start; see {}",
-                log_path.display()
+                dir.log_file("supervisor").display()
             )));
         }
         std::thread::sleep(Duration::from_millis(50));

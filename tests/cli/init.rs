@@ -130,5 +130,8 @@ fn the_systemd_unit_verifies_and_writes_only_its_state_directory() {
         String::from_utf8_lossy(&verified.stdout),
         String::from_utf8_lossy(&verified.stderr)
     );
-    assert!(verified.status.success() && said.trim().is_empty(), "{said}");
+    assert!(
+        verified.status.success() && said.trim().is_empty(),
+        "{said}"
+    );
 }

@@ -1,8 +1,6 @@
 //! `kill -9` of a TBS process in the middle of a burst of enrolments: after a restart every
 //! device ends up anchored exactly once, and none twice.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +16,14 @@ use milagro_tests::{party, tbs_config, wait_until, Api, TestNode};
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
+use crate::served::Served;
+
 const DEVICES: usize = 12;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A `milagro tbs serve` process, killed with SIGKILL when dropped.
 struct TbsProcess {
-    child: Child,
+    served: Served,
     url: String,
     /// The TBS's keys.
     keys: TbsKeys,
@@ -39,49 +39,27 @@ struct TbsKeys {
 
 impl TbsProcess {
     fn start(config: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
-            .args(["tbs", "serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // The first JSON object on stdout says where it listens.
-        let mut text = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            text.push_str(&line);
-            if line == "}" {
-                break;
-            }
-        }
-        let started: Value = serde_json::from_str(&text).unwrap();
+        let served = Served::start("tbs", config);
+        let started = &served.started;
+        let keys = TbsKeys {
+            anchored: started["public_key"].as_str().unwrap().parse().unwrap(),
+            // Devices seal to the envelope key the TBS's certificate lists.
+            envelope: started["keys"]["envelope"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        };
         Self {
-            child,
-            url: started["url"].as_str().unwrap().to_owned(),
-            keys: TbsKeys {
-                anchored: started["public_key"].as_str().unwrap().parse().unwrap(),
-                // Devices seal to the envelope key the TBS's certificate lists.
-                envelope: started["keys"]["envelope"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap(),
-            },
+            url: served.url.clone(),
+            served,
+            keys,
         }
     }
 
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for TbsProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// SIGKILL, and waits for the process to end.
+    fn kill(self) {
+        drop(self.served);
     }
 }
 

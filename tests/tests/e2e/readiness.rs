@@ -27,6 +27,18 @@ fn check<'a>(readiness: &'a Readiness, name: &str) -> &'a milagro_wire::health::
         .unwrap_or_else(|| panic!("no {name} check in {readiness:?}"))
 }
 
+/// Mines once the service's `/readyz` says its anchor waits for a block.
+fn mine_once_broadcast(node: &TestNode, api: &Api) {
+    wait_until("the anchor to be broadcast", PATIENCE, || {
+        let (_, now) = readiness(api);
+        check(&now, "anchor")
+            .detail
+            .contains("waits for a block")
+            .then_some(())
+    });
+    node.mine(3);
+}
+
 #[test]
 fn a_service_is_ready_only_with_its_node_its_index_at_the_tip_and_its_anchor_confirmed() {
     let node = TestNode::start();
@@ -45,14 +57,7 @@ fn a_service_is_ready_only_with_its_node_its_index_at_the_tip_and_its_anchor_con
     assert_eq!(before.digest, tbs.identity().digest());
     assert_eq!(before.role, "tbs");
 
-    wait_until("the anchor to be broadcast", PATIENCE, || {
-        let (_, now) = readiness(&api);
-        check(&now, "anchor")
-            .detail
-            .contains("waits for a block")
-            .then_some(())
-    });
-    node.mine(3);
+    mine_once_broadcast(&node, &api);
     let ready = wait_until("the tbs to be ready", PATIENCE, || {
         let (status, now) = readiness(&api);
         (status == 200).then_some(now)
@@ -113,14 +118,7 @@ max_backoff_ms = 400
     )
     .unwrap();
     let api = Api::documented(server.local_url(), milagro_authserver::api::OPENAPI_JSON);
-    wait_until("the anchor to be broadcast", PATIENCE, || {
-        let (_, now) = readiness(&api);
-        check(&now, "anchor")
-            .detail
-            .contains("waits for a block")
-            .then_some(())
-    });
-    node.mine(3);
+    mine_once_broadcast(&node, &api);
     let anchored = wait_until("the anchor to be confirmed", PATIENCE, || {
         let (_, now) = readiness(&api);
         check(&now, "anchor").ok.then_some(now)
