@@ -258,7 +258,10 @@ mod tests {
         let body: Value = test::read_body_json(refused).await;
         assert_eq!(body["error"], "method_not_allowed");
         let refused = test::call_service(&app, call("PUT", "/b/7")).await;
-        assert_eq!(refused.headers().get("allow").unwrap(), "GET, HEAD, OPTIONS");
+        assert_eq!(
+            refused.headers().get("allow").unwrap(),
+            "GET, HEAD, OPTIONS"
+        );
         let refused = test::call_service(&app, call("HEAD", "/c/7")).await;
         assert_eq!(refused.status(), 405, "no GET, no HEAD");
         assert_eq!(refused.headers().get("allow").unwrap(), "POST, OPTIONS");

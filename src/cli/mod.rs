@@ -7,6 +7,7 @@ pub mod dta;
 pub mod idp;
 pub mod pat;
 pub mod pat_mpin;
+mod pat_provider;
 pub mod pat_tls;
 pub mod registry;
 pub mod regtest;

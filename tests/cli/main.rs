@@ -15,6 +15,7 @@ use serde_json::Value;
 mod https;
 mod pat;
 mod pat_mpin;
+mod pat_provider;
 mod tbs_crash;
 
 fn milagro(args: &[&str]) -> Output {

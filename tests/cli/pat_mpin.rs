@@ -24,7 +24,7 @@ use milagro_tests::idp_common::{
 const PIN: &str = "2468";
 
 /// Runs `milagro args` with `MILAGRO_PIN` set to `pin` (if any) and stdin closed.
-fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
+pub(super) fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_milagro"));
     command.args(args).stdin(Stdio::null());
     match pin {

@@ -186,6 +186,11 @@ pub fn pat_shares(
 ) -> Vec<milagro_pat_client::mpin_key::DtaShares> {
     let directory = directory(w);
     let options = Options::default();
+    // An anchored IdP's token: bound by `cnf.jkt`, no nonce to open.
+    let request = milagro_pat_client::mpin_key::ClientShareRequest {
+        id_token: id_token.to_owned(),
+        nonce_salt: None,
+    };
     runtime().block_on(async {
         let mut shares = Vec::new();
         for dta in dtas {
@@ -197,7 +202,7 @@ pub fn pat_shares(
                 &addr,
                 directory.clone(),
                 &options,
-                id_token,
+                &request,
             );
             shares.push(shared.await.unwrap());
         }
