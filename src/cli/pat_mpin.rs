@@ -76,7 +76,8 @@ pub struct AuthenticateArgs {
     /// The device's state directory (holding an M-Pin key).
     #[arg(long)]
     pub state: std::path::PathBuf,
-    /// The authentication server's base URL (plain http:// in this build).
+    /// The authentication server's base URL (https://, verified against `--ca-bundle` or
+    /// the system's roots; plain http:// only to loopback unless allowed).
     #[arg(long)]
     pub authserver: String,
 }

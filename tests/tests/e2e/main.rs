@@ -16,6 +16,7 @@ mod dta_client_shares;
 mod dta_shares;
 mod electrum_source;
 mod https;
+mod https_mpin_login;
 mod idp_device;
 mod idp_dpop;
 mod idp_keys;
