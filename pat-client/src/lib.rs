@@ -59,6 +59,11 @@
 //!   registries, authentication server) follows its TBS client's policy.
 //! - One IdP login serves every D-TA of the group: they must share one client id at the
 //!   IdP ([`dtas::client_id_for`]); D-TAs with different client ids are refused.
+//! - At a third-party provider it runs the device authorization grant only, and that
+//!   binds the token only where the provider copies the request's nonce into the ID token
+//!   (Keycloak does; `oidc-provider` and Entra ID do not, and their tokens are refused:
+//!   [`third_party_login`]). The authorization-code flow with a loopback redirect, which
+//!   every provider would serve a device with a browser, is not built.
 //!
 //! # Example
 //!
