@@ -367,7 +367,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         &located,
         directory,
         &options,
-        id_token.secret(),
+        &id_token.share_request(),
     ))?;
     let key = MpinKey::assemble(&shares, Pin::new(PIN)?)?;
     key.save(&badge_dir)?;

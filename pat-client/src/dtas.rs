@@ -11,6 +11,7 @@ use std::sync::Arc;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::instructions::ServiceAnchor;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_wire::shares::ClientShareRequest;
 use serde_json::Value;
 
 use crate::error::{Error, Step};
@@ -107,14 +108,16 @@ pub fn client_id_for(dtas: &[DtaEndpoint], issuer: &str) -> Result<String, Error
         .ok_or_else(|| Error::NotReady("the instructions name no d-ta".into()))
 }
 
-/// Asks every D-TA of `dtas` for this device's shares over Milagro TLS, one after the
+/// Asks every D-TA of `dtas` for this device's shares over Milagro TLS with `request`
+/// (its ID token, and the salt opening its nonce if it has one:
+/// [`IdToken::share_request`](crate::idp_login::IdToken::share_request)), one after the
 /// other; fails with the first refusal (naming the D-TA and its reason).
 pub async fn collect_shares(
     identity: &LocalIdentity,
     dtas: &[DtaEndpoint],
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
-    id_token: &str,
+    request: &ClientShareRequest,
 ) -> Result<Vec<DtaShares>, Error> {
     let mut shares = Vec::with_capacity(dtas.len());
     for dta in dtas {
@@ -125,7 +128,7 @@ pub async fn collect_shares(
                 &dta.share_api,
                 directory.clone(),
                 options,
-                id_token,
+                request,
             )
             .await?,
         );

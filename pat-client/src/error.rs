@@ -12,6 +12,8 @@ use milagro_anchor::instructions::InstructionsError;
 use milagro_anchor::proof::{HeaderChainError, ProofError};
 use milagro_anchor::purpose_keys::PurposeKeyError;
 
+use crate::third_party_login::ProviderFault;
+
 /// The step of the protocol (or of the state directory's life) that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -247,6 +249,15 @@ pub enum Error {
         uri: String,
         /// The IdP's issuer.
         issuer: String,
+    },
+    /// A third-party OpenID provider (ADR 0015) answered what the device must not use,
+    /// or is not one it can log in at. `url` is the URL asked (or the one at fault).
+    #[error("logging in at {url}: {fault}")]
+    Provider {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        fault: ProviderFault,
     },
     /// The device is not ready for this step (no instructions, no login, no key yet).
     #[error("not ready: {0}")]

@@ -18,21 +18,27 @@
 //!
 //! The device does not verify the ID token: it is not its audience. Each D-TA does, and
 //! also checks the IdP's anchor in its own index.
+//!
+//! The grant's mechanics (the answer, the polling) are [`crate::device_grant`]'s, shared
+//! with the login at a third-party provider ([`crate::third_party_login`]), whose tokens
+//! are [`IdToken`]s too, bound by their nonce instead of `cnf.jkt`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::dpop;
+use milagro_anchor::id_token_nonce::NonceSalt;
 use milagro_anchor::instructions::ServiceAnchor;
 use milagro_anchor::keys::SecretKey;
+use milagro_wire::shares::ClientShareRequest;
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::device_grant::Pending;
 use crate::error::{Error, Step};
 use crate::files;
 use crate::http::{str_field, ServiceClient, DEFAULT_REQUEST_TIMEOUT};
@@ -40,13 +46,6 @@ use milagro_http_client::Outbound;
 
 /// File name of the stored ID token in the device's state directory.
 pub const ID_TOKEN_FILE: &str = "id-token.json";
-
-/// The RFC 8628 grant type.
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// The longest polling interval accepted from an IdP, so a hostile one cannot park the
-/// device.
-const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
 /// An IdP whose discovery document was checked against the instructions.
 #[derive(Debug, Clone)]
@@ -62,20 +61,15 @@ pub struct IdpLogin {
 /// A code waiting for the user's approval.
 pub struct DeviceLogin {
     login: IdpLogin,
-    device_code: Zeroizing<String>,
-    user_code: String,
-    verification_uri: String,
-    verification_uri_complete: Option<String>,
-    interval: Duration,
-    expires_at: Instant,
+    pending: Pending,
 }
 
 impl std::fmt::Debug for DeviceLogin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceLogin")
             .field("issuer", &self.login.issuer)
-            .field("user_code", &self.user_code)
-            .field("verification_uri", &self.verification_uri)
+            .field("user_code", &self.pending.user_code())
+            .field("verification_uri", &self.pending.verification_uri())
             .finish_non_exhaustive()
     }
 }
@@ -86,14 +80,18 @@ impl std::fmt::Debug for DeviceLogin {
 pub struct IdToken {
     /// The IdP that issued it.
     pub issuer: String,
-    /// The IdP's Birth Certificate digest, as the instructions name it.
-    pub idp: Digest,
+    /// The IdP's Birth Certificate digest, as the instructions name it; none for a
+    /// third-party provider, which the D-TAs trust by web PKI (ADR 0015).
+    pub idp: Option<Digest>,
     /// The client id it was issued to (the D-TAs' audience).
     pub client_id: String,
     /// Its `exp` claim (Unix seconds), read without verification, to tell when a new login
     /// is due.
     pub expires_at: u64,
     token: Zeroizing<String>,
+    /// The salt that opens its nonce, for a third-party provider's token (sent to each
+    /// D-TA with it); none for an anchored IdP's, bound by `cnf.jkt`.
+    nonce_salt: Option<NonceSalt>,
 }
 
 impl std::fmt::Debug for IdToken {
@@ -106,14 +104,19 @@ impl std::fmt::Debug for IdToken {
     }
 }
 
+/// `id-token.json`. A file written before third-party providers has `idp` and no
+/// `nonce_salt`, and reads as before.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IdTokenWire {
     issuer: String,
-    idp: Digest,
+    #[serde(default)]
+    idp: Option<Digest>,
     client_id: String,
     expires_at: u64,
     id_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce_salt: Option<String>,
 }
 
 fn login_error(reason: impl std::fmt::Display) -> Error {
@@ -179,23 +182,14 @@ impl IdpLogin {
             &self.device_path,
             &[("client_id", &self.client_id), ("scope", "openid")],
         )?;
-        let body = &answer.body;
-        let text = |name: &str| str_field(Step::LogIn, body, name).map(str::to_owned);
-        let seconds =
-            |name: &str, default: u64| body.get(name).and_then(Value::as_u64).unwrap_or(default);
-        let verification_uri = text("verification_uri")?;
-        let verification_uri_complete = text("verification_uri_complete").ok();
-        for uri in std::iter::once(&verification_uri).chain(&verification_uri_complete) {
+        let pending = Pending::read(answer.body)
+            .map_err(|e| login_error(format!("device authorization: {e}")))?;
+        for uri in pending.verification_uris() {
             check_origin(&self.issuer, uri)?;
         }
         Ok(DeviceLogin {
             login: self.clone(),
-            device_code: Zeroizing::new(text("device_code")?),
-            user_code: text("user_code")?,
-            verification_uri,
-            verification_uri_complete,
-            interval: Duration::from_secs(seconds("interval", 5).clamp(1, MAX_INTERVAL.as_secs())),
-            expires_at: Instant::now() + Duration::from_secs(seconds("expires_in", 600).min(3600)),
+            pending,
         })
     }
 }
@@ -203,70 +197,44 @@ impl IdpLogin {
 impl DeviceLogin {
     /// The code the user types.
     pub fn user_code(&self) -> &str {
-        &self.user_code
+        self.pending.user_code()
     }
 
     /// Where the user types it.
     pub fn verification_uri(&self) -> &str {
-        &self.verification_uri
+        self.pending.verification_uri()
     }
 
     /// The same page with the code filled in, if the IdP offers one.
     pub fn verification_uri_complete(&self) -> Option<&str> {
-        self.verification_uri_complete.as_deref()
+        self.pending.verification_uri_complete()
     }
 
     /// Asks the token endpoint once, with a DPoP proof by `key` (the device's anchored
     /// key, [`crate::Device::key`]): `None` while the user has not decided yet (after a
     /// `slow_down`, the interval grows by 5 seconds, RFC 8628 §3.5).
     pub fn poll(&mut self, key: &SecretKey) -> Result<Option<IdToken>, Error> {
-        if Instant::now() > self.expires_at {
-            return Err(Error::LoginFailed(
-                "the device code expired before the user approved it".into(),
-            ));
-        }
         let login = &self.login;
+        let form = self.pending.token_form(&login.client_id)?;
         let proof = dpop_proof(key, &format!("{}{}", login.issuer, login.token_path));
         let answer = login.client.post_form_with(
             Step::LogIn,
             &login.token_path,
             &[(dpop::HEADER, &proof)],
-            &[
-                ("grant_type", DEVICE_GRANT),
-                ("device_code", &self.device_code),
-                ("client_id", &login.client_id),
-            ],
+            &form,
         );
-        match answer {
-            Ok(answer) => {
-                // A token the IdP did not bind would be refused by every D-TA.
-                let token_type = str_field(Step::LogIn, &answer.body, "token_type")?;
-                if !token_type.eq_ignore_ascii_case("DPoP") {
-                    return Err(login_error(format!(
-                        "the IdP issued a {token_type} token, not a DPoP-bound one"
-                    )));
-                }
-                let token = str_field(Step::LogIn, &answer.body, "id_token")?;
-                Ok(Some(IdToken::read(login, token)?))
-            }
-            Err(Error::Server {
-                code: Some(code),
-                message,
-                ..
-            }) => match code.as_str() {
-                "authorization_pending" => Ok(None),
-                "slow_down" => {
-                    self.interval = (self.interval + Duration::from_secs(5)).min(MAX_INTERVAL);
-                    Ok(None)
-                }
-                "access_denied" => Err(Error::LoginFailed("the user denied the login".into())),
-                "expired_token" => Err(Error::LoginFailed("the device code expired".into())),
-                _ => Err(Error::LoginFailed(format!(
-                    "the IdP refused: {code}: {message}"
-                ))),
-            },
-            Err(other) => Err(other),
+        let Some(body) = self.pending.outcome(answer)? else {
+            return Ok(None);
+        };
+        // A token the IdP did not bind would be refused by every D-TA.
+        let token_type = str_field(Step::LogIn, &body, "token_type")?;
+        if !token_type.eq_ignore_ascii_case("DPoP") {
+            return Err(login_error(format!(
+                "the IdP issued a {token_type} token, not a DPoP-bound one"
+            )));
         }
+        let token = str_field(Step::LogIn, &body, "id_token")?;
+        Ok(Some(IdToken::read(&self.login, token)?))
     }
 
     /// Polls at the IdP's interval, each poll proving `key` ([`Self::poll`]), until the
@@ -276,7 +244,7 @@ impl DeviceLogin {
             if let Some(token) = self.poll(key)? {
                 return Ok(token);
             }
-            std::thread::sleep(self.interval);
+            std::thread::sleep(self.pending.interval());
         }
     }
 }
@@ -316,30 +284,71 @@ fn check_origin(issuer: &str, uri: &str) -> Result<(), Error> {
     }
 }
 
+/// The claims of the compact JWS `token`, read without verification (the device is not
+/// the one that must trust them: the D-TAs verify).
+pub(crate) fn unverified_claims<T: serde::de::DeserializeOwned>(token: &str) -> Option<T> {
+    let mut parts = token.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    serde_json::from_slice(&B64URL.decode(payload).ok()?).ok()
+}
+
 impl IdToken {
     fn read(login: &IdpLogin, token: &str) -> Result<Self, Error> {
-        let claims = token
-            .split('.')
-            .nth(1)
-            .and_then(|payload| B64URL.decode(payload).ok())
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .ok_or_else(|| login_error("the id token is not a JWT"))?;
+        let claims: Value =
+            unverified_claims(token).ok_or_else(|| login_error("the id token is not a JWT"))?;
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_u64)
             .ok_or_else(|| login_error("the id token has no exp"))?;
-        Ok(Self {
-            issuer: login.issuer.clone(),
-            idp: login.digest,
-            client_id: login.client_id.clone(),
+        Ok(Self::new(
+            &login.issuer,
+            Some(login.digest),
+            &login.client_id,
+            expires_at,
+            token,
+            None,
+        ))
+    }
+
+    /// An ID token `token` of `issuer` (anchored as `idp`, if it is) for `client_id`,
+    /// expiring at `expires_at`, its nonce opened by `nonce_salt` if it is bound by it.
+    pub(crate) fn new(
+        issuer: &str,
+        idp: Option<Digest>,
+        client_id: &str,
+        expires_at: u64,
+        token: &str,
+        nonce_salt: Option<NonceSalt>,
+    ) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            idp,
+            client_id: client_id.to_owned(),
             expires_at,
             token: Zeroizing::new(token.to_owned()),
-        })
+            nonce_salt,
+        }
     }
 
     /// The token itself, to send to the D-TAs.
     pub fn secret(&self) -> &str {
         &self.token
+    }
+
+    /// The salt that opens its nonce (a third-party provider's token), if any.
+    pub fn nonce_salt(&self) -> Option<&NonceSalt> {
+        self.nonce_salt.as_ref()
+    }
+
+    /// What the device sends each D-TA for its shares: the token, and the salt that
+    /// opens its nonce when it has one (ADR 0015).
+    pub fn share_request(&self) -> ClientShareRequest {
+        ClientShareRequest {
+            id_token: self.token.to_string(),
+            nonce_salt: self.nonce_salt.as_ref().map(NonceSalt::encode),
+        }
     }
 
     /// Whether it has expired at `now` (Unix seconds).
@@ -356,6 +365,7 @@ impl IdToken {
                 client_id: self.client_id.clone(),
                 expires_at: self.expires_at,
                 id_token: self.token.to_string(),
+                nonce_salt: self.nonce_salt.as_ref().map(NonceSalt::encode),
             })
             .map_err(|e| Error::corrupt(dir.join(ID_TOKEN_FILE), e))?,
         );
@@ -370,12 +380,18 @@ impl IdToken {
         };
         let wire: IdTokenWire =
             serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+        let nonce_salt = wire
+            .nonce_salt
+            .map(|salt| NonceSalt::parse(&salt))
+            .transpose()
+            .map_err(|e| Error::corrupt(&path, e))?;
         Ok(Some(Self {
             issuer: wire.issuer,
             idp: wire.idp,
             client_id: wire.client_id,
             expires_at: wire.expires_at,
             token: Zeroizing::new(wire.id_token),
+            nonce_salt,
         }))
     }
 
@@ -410,9 +426,18 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         token.save(dir.path()).unwrap();
-        assert_eq!(IdToken::load(dir.path()).unwrap(), Some(token));
+        assert_eq!(IdToken::load(dir.path()).unwrap(), Some(token.clone()));
+        assert_eq!(token.share_request().nonce_salt, None);
         IdToken::forget(dir.path()).unwrap();
         assert_eq!(IdToken::load(dir.path()).unwrap(), None);
+
+        // A third-party provider's token keeps the salt that opens its nonce, and sends it.
+        let salt = NonceSalt::from_bytes([5; 32]);
+        let bound = IdToken::new("https://op.test", None, "c", 9, "t", Some(salt.clone()));
+        bound.save(dir.path()).unwrap();
+        let loaded = IdToken::load(dir.path()).unwrap().unwrap();
+        assert_eq!((loaded.idp, loaded.nonce_salt()), (None, Some(&salt)));
+        assert_eq!(loaded.share_request().nonce_salt, Some(salt.encode()));
     }
 
     #[test]

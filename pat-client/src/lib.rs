@@ -30,7 +30,10 @@
 //!
 //! 5. [`idp_login`]: its user logs in at the IdP the instructions name (device
 //!    authorization grant, RFC 8628), after the IdP's discovery document is checked to
-//!    name the anchored digest the instructions give;
+//!    name the anchored digest the instructions give; or at a third-party OpenID provider
+//!    the D-TAs trust by web PKI ([`third_party_login`], ADR 0015): discovered over
+//!    verified HTTPS, the same grant, the ID token bound to the device's key by its
+//!    `nonce`, checked before it is kept;
 //! 6. [`dtas`] and [`mpin_key`]: each D-TA of the instructions is asked over Milagro TLS
 //!    for its client-secret share and today's time-permit share; every point is checked,
 //!    the shares are summed, the PIN is taken out and only the token is stored;
@@ -56,6 +59,11 @@
 //!   registries, authentication server) follows its TBS client's policy.
 //! - One IdP login serves every D-TA of the group: they must share one client id at the
 //!   IdP ([`dtas::client_id_for`]); D-TAs with different client ids are refused.
+//! - At a third-party provider it runs the device authorization grant only, and that
+//!   binds the token only where the provider copies the request's nonce into the ID token
+//!   (Keycloak does; `oidc-provider` and Entra ID do not, and their tokens are refused:
+//!   [`third_party_login`]). The authorization-code flow with a loopback redirect, which
+//!   every provider would serve a device with a browser, is not built.
 //!
 //! # Example
 //!
@@ -83,6 +91,7 @@
 //! ```
 
 pub mod authenticate;
+mod device_grant;
 pub mod dtas;
 mod enrolment;
 mod error;
@@ -95,6 +104,7 @@ pub mod peering;
 pub mod sources;
 pub mod spv;
 pub mod state;
+pub mod third_party_login;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,13 +3,27 @@
 //! Each service lists its routes as [`Endpoint`]s (method, path, handler). [`register`]
 //! builds the actix resources from that table, so that a method a path does not serve
 //! gets 405 `method_not_allowed` with an `Allow` header naming the ones it does (RFC 9110
-//! §15.5.6), and any other path a JSON 404. [`check_document`] compares the table with
+//! §15.5.6), and any other path a JSON 404. Two methods every resource has without the
+//! table listing them (nor its OpenAPI document: they are HTTP's, not the API's):
+//!
+//! - `HEAD` on a path that serves `GET` runs the `GET` handler and answers its status and
+//!   header fields without the content (RFC 9110 §9.3.2; actix-http leaves the body out
+//!   of a `HEAD` answer and keeps its `Content-Length`). The handler sees the method
+//!   `HEAD`, so logs and metrics say what was asked.
+//! - `OPTIONS` answers 204 with `Allow` (RFC 9110 §9.3.7). Not 405: OPTIONS asks about the
+//!   communication options of the resource, which every resource has, so the request
+//!   succeeds, and 405 means "the resource does not support this method", which would be
+//!   false. 204 rather than 200 because there is no content to describe them (the
+//!   section's "MUST generate Content-Length: 0 if no content" holds: actix writes it).
+//!   No CORS: no browser page of another origin calls these APIs.
+//!
+//! [`check_document`] compares the table with
 //! the service's committed OpenAPI document (its unit test calls it), and
 //! [`document_route`] serves that document at [`OPENAPI_PATH`]: the table routes the
 //! server and is checked against the document, so neither can gain a route the other
 //! lacks.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use serde_json::Value;
 
@@ -46,8 +60,8 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// The methods `endpoints` serve at `path`, for an `Allow` header (`GET, POST`), in the
-/// table's order.
+/// The methods `endpoints` serve at `path`, for an `Allow` header: the table's, in its
+/// order, then `HEAD` if it serves `GET`, then `OPTIONS` (`GET, POST, HEAD, OPTIONS`).
 pub fn allowed(endpoints: &[Endpoint], path: &str) -> String {
     let mut methods: Vec<String> = Vec::new();
     for endpoint in endpoints.iter().filter(|e| e.path == path) {
@@ -56,12 +70,18 @@ pub fn allowed(endpoints: &[Endpoint], path: &str) -> String {
             methods.push(method);
         }
     }
+    if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+        methods.push("HEAD".into());
+    }
+    if !methods.iter().any(|m| m == "OPTIONS") {
+        methods.push("OPTIONS".into());
+    }
     methods.join(", ")
 }
 
-/// Registers one resource per path of `endpoints` (a route per method, 405 with `Allow`
-/// for any other method) and a JSON 404 for every other path. Call it inside
-/// `App::configure`, after the extractors' `app_data`.
+/// Registers one resource per path of `endpoints` (a route per method, `HEAD` beside
+/// `GET`, `OPTIONS`, 405 with `Allow` for any other method) and a JSON 404 for every
+/// other path. Call it inside `App::configure`, after the extractors' `app_data`.
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: &[Endpoint]) {
     let mut paths: Vec<&'static str> = Vec::new();
     for endpoint in endpoints {
@@ -71,12 +91,29 @@ pub fn register(cfg: &mut web::ServiceConfig, endpoints: &[Endpoint]) {
     }
     for path in paths {
         let allow = allowed(endpoints, path);
-        let resource = endpoints
-            .iter()
-            .filter(|endpoint| endpoint.path == path)
-            .fold(web::resource(path), |resource, endpoint| {
-                resource.route((endpoint.route)())
-            });
+        let here = || endpoints.iter().filter(move |e| e.path == path);
+        let mut resource = here().fold(web::resource(path), |resource, endpoint| {
+            resource.route((endpoint.route)())
+        });
+        if !here().any(|e| e.method == "head") {
+            if let Some(get) = here().find(|e| e.method == "get") {
+                // The GET route as the HEAD route's service: a route checks its method
+                // guard only when the resource picks it, not when it is called, so the
+                // GET handler answers HEAD as it is.
+                resource = resource.route(web::head().service((get.route)()));
+            }
+        }
+        if !here().any(|e| e.method == "options") {
+            let allow = allow.clone();
+            resource = resource.route(web::route().method(Method::OPTIONS).to(move || {
+                let allow = allow.clone();
+                async move {
+                    HttpResponse::NoContent()
+                        .insert_header(("Allow", allow))
+                        .finish()
+                }
+            }));
+        }
         cfg.service(resource.default_service(web::to(move |req: HttpRequest| {
             let allow = allow.clone();
             async move { method_not_allowed(&req, &allow) }
@@ -184,10 +221,17 @@ mod tests {
     use super::*;
     use actix_web::{test, App};
 
+    async fn method_seen(req: HttpRequest) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header(("x-method", req.method().as_str()))
+            .body("content")
+    }
+
     const ENDPOINTS: &[Endpoint] = &[
         Endpoint::new("get", "/a", || web::get().to(HttpResponse::Ok)),
         Endpoint::new("post", "/a", || web::post().to(HttpResponse::Ok)),
-        Endpoint::new("get", "/b/{id}", || web::get().to(HttpResponse::Ok)),
+        Endpoint::new("get", "/b/{id}", || web::get().to(method_seen)),
+        Endpoint::new("post", "/c/{id}", || web::post().to(HttpResponse::Ok)),
     ];
 
     #[test]
@@ -207,13 +251,54 @@ mod tests {
         assert_eq!(ok.status(), 200);
         let refused = test::call_service(&app, call("DELETE", "/a")).await;
         assert_eq!(refused.status(), 405);
-        assert_eq!(refused.headers().get("allow").unwrap(), "GET, POST");
+        assert_eq!(
+            refused.headers().get("allow").unwrap(),
+            "GET, POST, HEAD, OPTIONS"
+        );
         let body: Value = test::read_body_json(refused).await;
         assert_eq!(body["error"], "method_not_allowed");
         let refused = test::call_service(&app, call("PUT", "/b/7")).await;
-        assert_eq!(refused.headers().get("allow").unwrap(), "GET");
+        assert_eq!(
+            refused.headers().get("allow").unwrap(),
+            "GET, HEAD, OPTIONS"
+        );
+        let refused = test::call_service(&app, call("HEAD", "/c/7")).await;
+        assert_eq!(refused.status(), 405, "no GET, no HEAD");
+        assert_eq!(refused.headers().get("allow").unwrap(), "POST, OPTIONS");
         let missing = test::call_service(&app, call("GET", "/c")).await;
         assert_eq!(missing.status(), 404);
+    }
+
+    #[test]
+    fn head_runs_the_get_handler_and_options_answers_allow() {
+        actix_web::rt::System::new().block_on(head_and_options());
+    }
+
+    async fn head_and_options() {
+        let app = test::init_service(App::new().configure(|cfg| register(cfg, ENDPOINTS))).await;
+        let call = |method: &str, path: &str| {
+            test::TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(path)
+                .to_request()
+        };
+        // The handler answers with the method it saw: HEAD stays HEAD for it. (The body
+        // is left out by actix-http on a real connection, which the end-to-end
+        // conformance test checks; the test service here has no connection.)
+        let head = test::call_service(&app, call("HEAD", "/b/7")).await;
+        assert_eq!(head.status(), 200);
+        assert_eq!(head.headers().get("x-method").unwrap(), "HEAD");
+        for (path, allow) in [
+            ("/a", "GET, POST, HEAD, OPTIONS"),
+            ("/c/1", "POST, OPTIONS"),
+        ] {
+            let options = test::call_service(&app, call("OPTIONS", path)).await;
+            assert_eq!(options.status(), 204, "{path}");
+            assert_eq!(options.headers().get("allow").unwrap(), allow, "{path}");
+            assert!(test::read_body(options).await.is_empty());
+        }
+        let missing = test::call_service(&app, call("OPTIONS", "/c")).await;
+        assert_eq!(missing.status(), 404, "no resource, no options");
     }
 
     #[test]
@@ -221,10 +306,11 @@ mod tests {
         let good = r##"{"openapi": "3.1.0", "paths": {
             "/a": {"get": {"responses": {"200": {"$ref": "#/components/responses/Ok"}}},
                    "post": {"responses": {"200": {}}}},
-            "/b/{id}": {"parameters": [], "get": {"responses": {"200": {}}}}},
+            "/b/{id}": {"parameters": [], "get": {"responses": {"200": {}}}},
+            "/c/{id}": {"post": {"responses": {"200": {}}}}},
             "components": {"responses": {"Ok": {}}}}"##;
         assert_eq!(check_document(good, ENDPOINTS), Vec::<String>::new());
-        let extra = good.replace("\"post\"", "\"put\"");
+        let extra = good.replacen("\"post\"", "\"put\"", 1);
         let problems = check_document(&extra, ENDPOINTS);
         assert_eq!(problems.len(), 2, "{problems:?}");
         let old = good.replace("3.1.0", "3.0.3");

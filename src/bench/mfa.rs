@@ -38,7 +38,7 @@ use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_mpin::Pin;
 use milagro_pat_client::authenticate::authenticate;
-use milagro_pat_client::mpin_key::{request_shares, MpinKey};
+use milagro_pat_client::mpin_key::{request_shares, ClientShareRequest, MpinKey};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_tls::http::Connection;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
@@ -177,7 +177,10 @@ pub fn measure(
             &addr,
             directory.clone(),
             &options,
-            &id_token,
+            &ClientShareRequest {
+                id_token: id_token.clone(),
+                nonce_salt: None,
+            },
         ))?);
     }
     let key = Arc::new(MpinKey::assemble(&shares, Pin::new(PIN)?)?);

@@ -9,6 +9,7 @@ pub mod init;
 pub mod network;
 pub mod pat;
 pub mod pat_mpin;
+mod pat_provider;
 pub mod pat_tls;
 pub mod registry;
 pub mod regtest;

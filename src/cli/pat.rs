@@ -39,8 +39,9 @@ pub enum PatCommand {
     /// Accepts Milagro TLS sessions from any anchored party and answers their pings;
     /// prints one JSON line per session.
     Listen(super::pat_tls::ListenArgs),
-    /// Logs the device's user in at the IdP its instructions name: prints a URL and a
-    /// code for the user to approve on another screen, waits, and stores the ID token.
+    /// Logs the device's user in at the IdP its instructions name, or at a third-party
+    /// OpenID provider (`--provider`, remembered): prints a URL and a code for the user to
+    /// approve on another screen, waits, and stores the ID token.
     Login(super::pat_mpin::LoginArgs),
     /// Collects the M-Pin key shares of every D-TA in the instructions (over Milagro
     /// TLS, proving the user with the stored ID token), sums them, takes the PIN out

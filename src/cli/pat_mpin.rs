@@ -2,8 +2,9 @@
 //! M-Pin key, from the user's login at the IdP to a login with the PIN only.
 //!
 //! 1. `login`: the user approves the device at the IdP its instructions name (device
-//!    authorization grant: the command prints a URL and a code and waits); the ID token
-//!    is stored (mode 0600) for the next step.
+//!    authorization grant: the command prints a URL and a code and waits), or at the
+//!    third-party provider `--provider` names ([`super::pat_provider`]); the ID token is
+//!    stored (mode 0600) for the next step.
 //! 2. `shares`: each D-TA of the instructions gives its client-secret share and today's
 //!    time permit over Milagro TLS; the shares are checked and summed, the PIN is taken
 //!    out, and only the token is stored (`mpin-key.json`); the ID token is then deleted.
@@ -45,6 +46,14 @@ pub struct LoginArgs {
     /// The device's state directory (an enrolled device).
     #[arg(long)]
     pub state: std::path::PathBuf,
+    /// Log in at this third-party OpenID provider (its issuer URL, https://) instead of
+    /// the IdP the instructions name: one the D-TAs trust by web PKI (ADR 0015). It is
+    /// remembered: later logins go there until `--instructed-idp`.
+    #[arg(long, value_name = "ISSUER")]
+    pub provider: Option<String>,
+    /// Log in at the IdP the instructions name, forgetting a remembered provider.
+    #[arg(long, conflicts_with = "provider")]
+    pub instructed_idp: bool,
 }
 
 /// `milagro pat shares`
@@ -67,7 +76,8 @@ pub struct AuthenticateArgs {
     /// The device's state directory (holding an M-Pin key).
     #[arg(long)]
     pub state: std::path::PathBuf,
-    /// The authentication server's base URL (plain http:// in this build).
+    /// The authentication server's base URL (https://, verified against `--ca-bundle` or
+    /// the system's roots; plain http:// only to loopback unless allowed).
     #[arg(long)]
     pub authserver: String,
 }
@@ -100,21 +110,12 @@ fn located_dtas(enrolled: &Enrolled) -> Result<Vec<DtaEndpoint>> {
 /// Runs `milagro pat login`.
 pub fn login(args: LoginArgs) -> Result<()> {
     let enrolled = enrolled(&args.state)?;
-    let idp = enrolled
-        .instructions()
-        .instructions
-        .idp
-        .clone()
-        .context("the device's instructions name no idp")?;
-    let client_id = client_id_for(&located_dtas(&enrolled)?, &idp.url)?;
-    let login = IdpLogin::discover(&crate::cli::outbound()?, &idp, &client_id)?;
-    let pending = login.start()?;
-    eprintln!(
-        "to approve this device, open {} and enter the code {}",
-        pending.verification_uri(),
-        pending.user_code()
-    );
-    let token = pending.wait(enrolled.device().key())?;
+    let dtas = located_dtas(&enrolled)?;
+    let provider = super::pat_provider::chosen(&args.state, args.provider, args.instructed_idp)?;
+    let token = match &provider {
+        Some(provider) => super::pat_provider::log_in(&enrolled, &dtas, provider)?,
+        None => instructed_login(&enrolled, &dtas)?,
+    };
     token.save(&args.state)?;
     eprintln!(
         "logged in at {}; the id token is stored until `milagro pat shares`",
@@ -124,9 +125,30 @@ pub fn login(args: LoginArgs) -> Result<()> {
         "status": "logged_in",
         "issuer": token.issuer,
         "idp": token.idp,
+        "binding": if token.nonce_salt().is_some() { "nonce" } else { "dpop" },
         "client_id": token.client_id,
         "expires_at": token.expires_at,
     }))
+}
+
+/// The device grant at the IdP the instructions of `enrolled` name, for the client id
+/// the D-TAs `dtas` agree on there.
+fn instructed_login(enrolled: &Enrolled, dtas: &[DtaEndpoint]) -> Result<IdToken> {
+    let idp = enrolled
+        .instructions()
+        .instructions
+        .idp
+        .clone()
+        .context("the device's instructions name no idp")?;
+    let client_id = client_id_for(dtas, &idp.url)?;
+    let login = IdpLogin::discover(&crate::cli::outbound()?, &idp, &client_id)?;
+    let pending = login.start()?;
+    eprintln!(
+        "to approve this device, open {} and enter the code {}",
+        pending.verification_uri(),
+        pending.user_code()
+    );
+    Ok(pending.wait(enrolled.device().key())?)
 }
 
 /// Runs `milagro pat shares`.
@@ -148,7 +170,7 @@ pub fn shares(args: SharesArgs) -> Result<()> {
         &dtas,
         directory,
         &options,
-        token.secret(),
+        &token.share_request(),
     ))?;
     for share in &shares {
         eprintln!(

@@ -17,6 +17,7 @@ mod init;
 mod network;
 mod pat;
 mod pat_mpin;
+mod pat_provider;
 mod served;
 mod tbs_crash;
 

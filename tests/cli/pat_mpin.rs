@@ -10,21 +10,20 @@ use std::process::{Command, Output, Stdio};
 
 use milagro_authserver::AuthServer;
 use milagro_dta::Dta;
-use milagro_service::identity::PartyIdentity;
+use milagro_tests::authserver_common::AuthServerIdentity;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::{wait_until, Api};
-use serde_json::json;
 
 use super::{json, stderr};
 use milagro_tests::dta_common::{authserver_peers, numbered_config, wait_for_share_api, PATIENCE};
 use milagro_tests::idp_common::{
-    approve_device, no_redirect_client, start_idp_with_alice, PASSWORD,
+    approve_device, no_redirect_client, register_device_client, start_idp_with_alice, PASSWORD,
 };
 
 const PIN: &str = "2468";
 
 /// Runs `milagro args` with `MILAGRO_PIN` set to `pin` (if any) and stdin closed.
-fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
+pub(super) fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_milagro"));
     command.args(args).stdin(Stdio::null());
     match pin {
@@ -42,51 +41,24 @@ fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_c
     let dir = tempfile::tempdir().unwrap();
     let http = no_redirect_client();
     let (idp, issuer, _) = start_idp_with_alice(w.node(), dir.path(), "idp");
-    let registered: serde_json::Value = http
-        .post(format!("{issuer}/register"))
-        .json(&json!({
-            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
-            "token_endpoint_auth_method": "none",
-        }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap();
+    let client_id = register_device_client(&http, &issuer);
 
     // The authentication server's identity first: the D-TAs list its digest.
-    let auth_dir = dir.path().join("auth");
-    milagro_service::files::create_private_dir(&auth_dir).unwrap();
-    let (name, public_url) = ("Badge login", "http://auth.milagro.test");
-    let auth_digest = PartyIdentity::load_or_create(
-        milagro_authserver::KIND,
-        &auth_dir,
-        name,
-        public_url,
-        milagro_service::unix_now(),
-    )
-    .unwrap()
-    .digest();
+    let identity = AuthServerIdentity::create(
+        &dir.path().join("auth"),
+        "Badge login",
+        "http://auth.milagro.test",
+    );
     let extra = format!(
-        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {client_id:?}\n\
-         [shares]\nauthservers = [\"{auth_digest}\"]\n",
+        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {client_id:?}\n{}",
         idp.state().identity.digest(),
+        identity.listed(),
     );
     let dtas: Vec<_> = (1..=2)
         .map(|n| Dta::start(numbered_config(&w, dir.path(), n, &extra)).unwrap())
         .collect();
     let peers = authserver_peers(&dtas.iter().collect::<Vec<_>>());
-    let auth = AuthServer::start(
-        milagro_authserver::config::Config::parse(&format!(
-            "listen = \"127.0.0.1:0\"\npublic_url = {public_url:?}\nname = {name:?}\n\
-             state_dir = {auth_dir:?}\n{peers}[node]\nrpc_url = {:?}\nrpc_cookie = {:?}\n\
-             network = \"regtest\"\n[sync]\npoll_interval_ms = 50\n",
-            w.node().rpc_url(),
-            w.node().cookie(),
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let auth = AuthServer::start(identity.config(w.node(), &peers, "")).unwrap();
     let (auth_api, auth_url) = (Api::new(auth.local_url()), auth.local_url());
     wait_until("every service's anchor to be broadcast", PATIENCE, || {
         let pending = |api: Api| api.ok("/v1/status")["anchor"]["state"] == "pending";

@@ -1,27 +1,32 @@
 // OpenID providers from outside this project: `oidc-provider` (npm), run by
 // tests/tests/e2e/third_party_idp.rs (through tests/src/third_party_op.rs).
 //
-//   node op.mjs CERT_PEM KEY_PEM ALG [ALG...]
+//   node op.mjs CERT_PEM KEY_PEM SPEC [SPEC...]     SPEC: ALG, ALG+nonce or ALG+nonce=VALUE
 //
-// Starts one provider per ALG (RS256, ES256...), each on its own loopback port, served over
+// Starts one provider per SPEC (its ALG: RS256, ES256...), each on its own loopback port, served over
 // HTTPS with the given certificate (the test CA's leaf for 127.0.0.1), each with:
 // - its own signing keys (one RSA 2048 and one P-256 key, made now, each with a `kid`), so
 //   that the relying party must pick the key by `kid`;
 // - one registered client, `milagro-pat`: a public native client (PKCE required, no
 //   secret), redirect URI http://127.0.0.1:9/cb (nobody serves it: the test reads the
-//   redirect), whose ID tokens are signed with ALG;
-// - one account, `alice`; the provider's own development login and consent pages
-//   (devInteractions), which the test fills in as a browser would.
-// Prints {"issuers": [...]} (in ALG order) on one line once all listen, then serves until
+//   redirect), whose ID tokens are signed with ALG, allowed the authorization-code grant
+//   and the device authorization grant (RFC 8628, `features.deviceFlow`: the device asks
+//   at /device/auth, the user approves at /device);
+// - what the device authorization grant does with the request's `nonce`, chosen per
+//   provider: `ALG` alone is oidc-provider as it ships, which drops it (its author: a
+//   nonce "makes no sense" in the device flow; Entra ID drops it too); `ALG+nonce` copies
+//   it into the ID token, as Keycloak's device grant does; `ALG+nonce=VALUE` is a lying
+//   provider that puts VALUE there instead of the nonce the device sent.
+// Prints {"issuers": [...]} (in SPEC order) on one line once all listen, then serves until
 // stdin closes (the test ends), so that no provider outlives its test.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
-const [certFile, keyFile, ...algs] = process.argv.slice(2);
-if (!certFile || !keyFile || algs.length === 0) {
-  console.error('usage: node op.mjs CERT_PEM KEY_PEM ALG [ALG...]');
+const [certFile, keyFile, ...specs] = process.argv.slice(2);
+if (!certFile || !keyFile || specs.length === 0) {
+  console.error('usage: node op.mjs CERT_PEM KEY_PEM SPEC [SPEC...]');
   process.exit(2);
 }
 const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile) };
@@ -41,7 +46,9 @@ function signingKeys(prefix) {
   };
 }
 
-async function start(alg, n) {
+async function start(spec, n) {
+  const [alg, nonceMode] = spec.split('+');
+  const lie = nonceMode?.startsWith('nonce=') ? nonceMode.slice('nonce='.length) : undefined;
   const server = https.createServer(tls);
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `https://127.0.0.1:${server.address().port}`;
@@ -50,7 +57,7 @@ async function start(alg, n) {
       client_id: CLIENT_ID,
       application_type: 'native',
       token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
       redirect_uris: [REDIRECT_URI],
       id_token_signed_response_alg: alg,
@@ -59,19 +66,32 @@ async function start(alg, n) {
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     pkce: { required: () => true },
     claims: { openid: ['sub'], profile: ['preferred_username'] },
-    features: { devInteractions: { enabled: true } },
+    features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },
     async findAccount(ctx, id) {
       if (!ACCOUNTS.has(id)) return undefined;
       return { accountId: id, async claims() { return { sub: id, preferred_username: id }; } };
     },
   });
+  if (nonceMode) {
+    // After the device authorization endpoint made its device code: set the code's
+    // `nonce` (a property oidc-provider's DeviceCode has, and copies into the ID token of
+    // the device_code grant, but never sets from the request) and store it again.
+    provider.use(async (ctx, next) => {
+      await next();
+      const code = ctx.oidc?.entities?.DeviceCode;
+      if (ctx.path === '/device/auth' && ctx.status === 200 && code) {
+        code.nonce = lie ?? code.params.nonce;
+        await code.save();
+      }
+    });
+  }
   server.on('request', provider.callback());
   return { issuer, server };
 }
 
 const started = [];
-for (const [n, alg] of algs.entries()) {
-  started.push(await start(alg, n + 1));
+for (const [n, spec] of specs.entries()) {
+  started.push(await start(spec, n + 1));
 }
 console.log(JSON.stringify({ issuers: started.map((s) => s.issuer) }));
 

@@ -61,20 +61,33 @@ pub fn sealing_key_file(dir: &Path) -> String {
 /// server: its `/v1/status` reports its anchor) has broadcast its own anchor, so that the
 /// next block confirms them all.
 pub fn wait_for_anchors_broadcast(idps: &[&RunningIdp], status_urls: &[String]) {
+    let system = milagro_http_client::Outbound::system().unwrap();
+    wait_for_anchors_broadcast_over(&system, idps, status_urls);
+}
+
+/// The same, asking the services under `outbound` (services on HTTPS with a test CA).
+pub fn wait_for_anchors_broadcast_over(
+    outbound: &milagro_http_client::Outbound,
+    idps: &[&RunningIdp],
+    status_urls: &[String],
+) {
     wait_until("the service anchors to be broadcast", PATIENCE, || {
         let idps_pending = idps
             .iter()
             .all(|idp| !matches!(idp.state().own_anchor.get(), AnchorState::None));
-        let services_pending = status_urls
-            .iter()
-            .all(|url| Api::new(url.clone()).ok("/v1/status")["anchor"]["state"] == "pending");
+        let services_pending = status_urls.iter().all(|url| {
+            let api = Api::with_outbound(url.clone(), outbound);
+            api.ok("/v1/status")["anchor"]["state"] == "pending"
+        });
         (idps_pending && services_pending).then_some(())
     });
 }
 
-/// Waits until the D-TA's index has the node's tip and its share API serves.
+/// Waits until the D-TA's index has the node's tip and its share API serves (its status
+/// asked under the world's HTTP policy, so a D-TA on HTTPS with the world's CA too).
 pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
-    let api = Api::documented(dta.local_url(), milagro_dta::api::OPENAPI_JSON);
+    let api = Api::with_outbound(dta.local_url(), &w.outbound)
+        .with_document(milagro_dta::api::OPENAPI_JSON);
     let tip = w.node().rpc.tip().unwrap();
     wait_until(
         "the D-TA to index the tip and serve shares",
@@ -186,6 +199,11 @@ pub fn pat_shares(
 ) -> Vec<milagro_pat_client::mpin_key::DtaShares> {
     let directory = directory(w);
     let options = Options::default();
+    // An anchored IdP's token: bound by `cnf.jkt`, no nonce to open.
+    let request = milagro_pat_client::mpin_key::ClientShareRequest {
+        id_token: id_token.to_owned(),
+        nonce_salt: None,
+    };
     runtime().block_on(async {
         let mut shares = Vec::new();
         for dta in dtas {
@@ -197,7 +215,7 @@ pub fn pat_shares(
                 &addr,
                 directory.clone(),
                 &options,
-                id_token,
+                &request,
             );
             shares.push(shared.await.unwrap());
         }

@@ -53,6 +53,8 @@ pub struct EnrolmentWorld {
     /// The device maker's enrolment key, listed on every group [`Self::put_group_at`]
     /// saves.
     pub maker: SecretKey,
+    /// The HTTP policy of the world's clients ([`WorldOptions::http`]).
+    pub outbound: milagro_http_client::Outbound,
     dir: tempfile::TempDir,
 }
 
@@ -81,11 +83,12 @@ impl EnrolmentWorld {
             admin.hash()
         );
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
-        let api = match &options.http {
-            Some(outbound) => Api::with_outbound(tbs.local_url(), outbound),
-            None => Api::new(tbs.local_url()),
-        }
-        .with_document(milagro_tbs::api::OPENAPI_JSON);
+        let outbound = match &options.http {
+            Some(outbound) => outbound.clone(),
+            None => milagro_http_client::Outbound::system().unwrap(),
+        };
+        let api = Api::with_outbound(tbs.local_url(), &outbound)
+            .with_document(milagro_tbs::api::OPENAPI_JSON);
         let tbs_digest = tbs.state().identity.digest();
         wait_until("the TBS anchor to be broadcast", PATIENCE, || {
             (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
@@ -110,6 +113,7 @@ impl EnrolmentWorld {
             tbs_digest,
             tenant_token,
             maker: SecretKey::generate(&mut OsRng),
+            outbound,
             dir,
         };
         // Offers are paid only from confirmed pool coins.
@@ -117,6 +121,41 @@ impl EnrolmentWorld {
             (world.api.ok("/v1/status")["funding_pool"]["free"].as_u64() > Some(0)).then_some(())
         });
         world
+    }
+
+    /// A device provisioned in `dir` for group `group` and enrolled through the TBS by
+    /// the device library ([`milagro_pat_client::enrol`], under the world's HTTP policy),
+    /// while the test mines what it broadcasts.
+    pub fn enrolled_device(
+        &self,
+        dir: &std::path::Path,
+        group: &str,
+    ) -> milagro_pat_client::Enrolled {
+        let provisioning = milagro_pat_client::Provisioning {
+            tbs_url: self.url(),
+            tbs_digest: self.tbs_digest,
+            tenant: "acme".into(),
+            group: group.into(),
+            network: bitcoin::Network::Regtest,
+            sources: Default::default(),
+        };
+        let stage = self.provision(dir, provisioning, None);
+        let tbs = milagro_pat_client::ServiceClient::with_outbound(
+            &self.url(),
+            &self.outbound,
+            milagro_pat_client::DEFAULT_REQUEST_TIMEOUT,
+        )
+        .unwrap();
+        let wait = milagro_pat_client::WaitOptions {
+            timeout: PATIENCE,
+            interval: Duration::from_millis(50),
+        };
+        let enrolling =
+            std::thread::spawn(move || milagro_pat_client::enrol(stage, &tbs, &wait, |_| {}));
+        self.mine_while_waiting("the device to be enrolled", || {
+            enrolling.is_finished().then_some(())
+        });
+        enrolling.join().unwrap().unwrap()
     }
 
     /// The maker's credential letting `device` enrol in group `group` of `acme`.

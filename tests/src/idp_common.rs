@@ -325,23 +325,36 @@ pub fn start_configured_idp_with_alice(config: Config) -> (RunningIdp, String, S
 
 /// Waits until the IdP at `issuer` serves its anchored Birth Certificate.
 pub fn wait_for_certificate(issuer: &str) {
+    wait_for_certificate_over(&milagro_http_client::Outbound::system().unwrap(), issuer);
+}
+
+/// The same, asking under `outbound` (an IdP on HTTPS with a test CA).
+pub fn wait_for_certificate_over(outbound: &milagro_http_client::Outbound, issuer: &str) {
+    let client = outbound.client().unwrap();
     wait_until(
         "the IdP to serve its anchored certificate",
         PATIENCE,
         || {
             let url = format!("{issuer}/.well-known/milagro/birth-certificate");
-            (milagro_http_client::Outbound::system()
-                .unwrap()
-                .client()
-                .unwrap()
-                .get(url)
-                .send()
-                .unwrap()
-                .status()
-                == 200)
-                .then_some(())
+            (client.get(url).send().unwrap().status() == 200).then_some(())
         },
     );
+}
+
+/// Registers a public client of the device grant at `issuer` (dynamic registration,
+/// through `http`): its `client_id`, the one the D-TAs require and devices log in as.
+pub fn register_device_client(http: &reqwest::blocking::Client, issuer: &str) -> String {
+    let response = http
+        .post(format!("{issuer}/register"))
+        .json(&serde_json::json!({
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let registered: Value = response.json().unwrap();
+    registered["client_id"].as_str().unwrap().to_owned()
 }
 
 /// Registers a confidential client redirecting to [`REDIRECT`] at `issuer` (dynamic

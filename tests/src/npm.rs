@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 /// Installs `package@version` into `folder` of the machine cache (outside the clone,
 /// so fresh clones reuse it; [`milagro_regtest::machine_cache_dir`]) once (under a
 /// lock: test binaries may run in parallel) and copies the test script `tests/node/SCRIPT`
-/// next to it, so that the script's imports resolve there. Returns the folder.
+/// into a subfolder named by the script's digest, so that its imports resolve in the
+/// folder's `node_modules` and clones with different versions of the script, testing at
+/// the same time, each run their own. Returns that subfolder.
 pub fn install_pinned(folder: &str, package: &str, version: &str, script: &str) -> PathBuf {
     let dir = milagro_regtest::machine_cache_dir().join(folder);
     std::fs::create_dir_all(&dir).unwrap();
@@ -36,6 +38,17 @@ pub fn install_pinned(folder: &str, package: &str, version: &str, script: &str) 
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("node")
         .join(script);
-    std::fs::copy(source, dir.join(script)).unwrap();
-    dir
+    let text = std::fs::read(&source).unwrap();
+    let digest = milagro_anchor::digest::Digest::sha256(&text).to_string();
+    let scripts = dir.join(format!("script-{}", &digest[..16]));
+    std::fs::create_dir_all(&scripts).unwrap();
+    // Written whole, then renamed: a test starting the same script meanwhile never reads
+    // half of it.
+    let partial = scripts.join(format!(
+        "{script}.{:016x}.tmp",
+        rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+    ));
+    std::fs::write(&partial, &text).unwrap();
+    std::fs::rename(&partial, scripts.join(script)).unwrap();
+    scripts
 }

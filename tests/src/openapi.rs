@@ -1,6 +1,7 @@
 //! Checks a running service against the OpenAPI document it serves: the route checks of
-//! [`check_routes`] (documented operations are routed, another method is 405 with the
-//! right `Allow`, a JSON body of another type is 415) and a bounded [schemathesis] run
+//! [`check_routes`] (documented operations are routed, `HEAD` answers as `GET` without
+//! content, `OPTIONS` is 204 with `Allow`, another method is 405 with the right `Allow`,
+//! a JSON body of another type is 415) and a bounded [schemathesis] run
 //! ([`schemathesis`]) with its status-code, content-type, header and response-schema
 //! conformance checks; and, for answers schemathesis cannot get (the D-TA's share API
 //! speaks Milagro TLS), [`assert_response_matches`] checks one body against its schema.
@@ -22,8 +23,25 @@ use serde_json::Value;
 /// The pinned schemathesis release.
 pub const SCHEMATHESIS: &str = "4.32.5";
 
-/// The methods an OpenAPI path item may hold.
-const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "patch", "trace"];
+/// The methods an OpenAPI path item may hold (but `head` and `options`, which every
+/// resource answers without its document listing them: [`allowed`]).
+const METHODS: [&str; 6] = ["get", "put", "post", "delete", "patch", "trace"];
+
+/// What `Allow` names for a path whose document lists the operations `documented`
+/// (uppercase): those, `HEAD` if `GET` is one, and `OPTIONS` (`milagro_service::routes`).
+pub fn allowed(documented: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut allow = documented.clone();
+    if allow.contains("GET") {
+        allow.insert("HEAD".into());
+    }
+    allow.insert("OPTIONS".into());
+    allow
+}
+
+/// The methods an `Allow` value names.
+pub fn allow_set(allow: &str) -> BTreeSet<String> {
+    allow.split(',').map(|m| m.trim().to_owned()).collect()
+}
 
 /// The `schemathesis` executable, installed on first use.
 pub fn schemathesis_exe() -> PathBuf {
@@ -244,10 +262,12 @@ if errors:
     );
 }
 
-/// An HTTP answer: status, `Allow` and the body.
+/// An HTTP answer: status, `Allow`, `Content-Type`, `Content-Length` and the body.
 struct Answer {
     status: u16,
     allow: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<String>,
     body: String,
 }
 
@@ -273,14 +293,21 @@ fn send(
         .send()
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = response.status().as_u16();
-    let allow = response
-        .headers()
-        .get(reqwest::header::ALLOW)
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap_or_default().to_owned())
+    };
+    let allow = header(reqwest::header::ALLOW);
+    let content_type = header(reqwest::header::CONTENT_TYPE);
+    let content_length = header(reqwest::header::CONTENT_LENGTH);
     let body = response.text().unwrap_or_default();
     Answer {
         status,
         allow,
+        content_type,
+        content_length,
         body,
     }
 }
@@ -299,8 +326,11 @@ fn assert_error_shape(what: &str, body: &str, code: &str) {
 /// Checks the service at `base` against `document` (its committed document): it serves
 /// exactly that document at `/openapi.json`; every documented operation is routed (the
 /// answer is not a 405, nor the 404 of an unknown route) and answers a request without
-/// parameters, body or credentials with a status it lists; a method a path is not
-/// documented for is 405 with `Allow` listing the documented ones; and an operation whose
+/// parameters, body or credentials with a status it lists; `HEAD` answers as `GET` does
+/// (its status and content type, no content; for the document itself, its
+/// `Content-Length`), and is 405 where `GET` is not documented; `OPTIONS` is 204 with
+/// `Allow` and no content; a method a path is not documented for is 405 with `Allow`
+/// listing the documented ones, `HEAD` and `OPTIONS` ([`allowed`]); and an operation whose
 /// request body is JSON answers a `text/plain` body with 415, in the one error shape.
 /// `headers` are sent with every request of the 415 check (e.g. an admin token, so that
 /// the route gets as far as its body). Returns how many JSON-bodied operations got 415,
@@ -316,6 +346,12 @@ pub fn check_routes(base: &str, document: &str, headers: &[(&str, &str)]) -> usi
     let served = send(&client, "get", &format!("{base}/openapi.json"), &[], None);
     assert_eq!(served.status, 200);
     assert_eq!(served.body, document, "{base} serves another document");
+    let head = send(&client, "head", &format!("{base}/openapi.json"), &[], None);
+    assert_eq!(
+        (head.status, head.content_length, head.body.as_str()),
+        (200, Some(document.len().to_string()), ""),
+        "HEAD /openapi.json: the length of what GET sends, and no content"
+    );
     let doc: Value = serde_json::from_str(document).unwrap_or_else(|e| panic!("{e}"));
     let paths = doc["paths"]
         .as_object()
@@ -356,22 +392,43 @@ pub fn check_routes(base: &str, document: &str, headers: &[(&str, &str)]) -> usi
                 assert_error_shape(&what, &refused.body, "unsupported_media_type");
             }
         }
-        for method in METHODS
+        let allow = allowed(&documented);
+        if documented.contains("GET") {
+            // The same request as GET's above: the same status and type, no content.
+            let get = send(&client, "get", &url, &[], None);
+            let head = send(&client, "head", &url, &[], None);
+            assert_eq!(
+                (head.status, &head.content_type, head.body.as_str()),
+                (get.status, &get.content_type, ""),
+                "HEAD {path} answers as GET {path}, without content"
+            );
+        }
+        let options = send(&client, "options", &url, &[], None);
+        assert_eq!(
+            (options.status, options.body.as_str()),
+            (204, ""),
+            "OPTIONS {path}"
+        );
+        let advertised = options
+            .allow
+            .unwrap_or_else(|| panic!("OPTIONS {path}: no Allow"));
+        assert_eq!(allow_set(&advertised), allow, "OPTIONS {path}: Allow");
+        let undocumented = METHODS
             .iter()
             .map(|m| m.to_uppercase())
-            .filter(|m| !documented.contains(m))
-        {
+            .chain(["HEAD".to_owned()])
+            .filter(|m| !allow.contains(m));
+        for method in undocumented {
             let refused = send(&client, &method, &url, &[], None);
             let what = format!("{method} {path}");
             assert_eq!(refused.status, 405, "{what}: {}", refused.body);
-            assert_error_shape(&what, &refused.body, "method_not_allowed");
-            let allow: BTreeSet<String> = refused
+            if method != "HEAD" {
+                assert_error_shape(&what, &refused.body, "method_not_allowed");
+            }
+            let named = refused
                 .allow
-                .unwrap_or_else(|| panic!("{what}: a 405 without Allow"))
-                .split(',')
-                .map(|m| m.trim().to_owned())
-                .collect();
-            assert_eq!(allow, documented, "{what}: Allow");
+                .unwrap_or_else(|| panic!("{what}: a 405 without Allow"));
+            assert_eq!(allow_set(&named), allow, "{what}: Allow");
         }
     }
     let unknown = send(&client, "get", &format!("{base}/no/such/route"), &[], None);

@@ -1,9 +1,11 @@
 //! OpenID providers from outside this project: `oidc-provider` from the npm registry
 //! (pinned, installed into the machine cache, `~/.cache/milagro/npm-op`), run by
-//! `tests/node/op.mjs` under Node over HTTPS with a certificate of the test CA, and a login at one of them the way a browser
-//! makes it (the authorization-code flow with PKCE and a `nonce` of the caller's choice,
-//! through the provider's own login and consent pages, cookies carried by hand). Needs
-//! `node` and `npm` on the PATH; never skips.
+//! `tests/node/op.mjs` under Node over HTTPS with a certificate of the test CA, and what a
+//! person's browser does there, through the provider's own login and consent pages
+//! (cookies carried by hand): a login with the authorization-code flow (PKCE, a `nonce`
+//! of the caller's choice: [`log_in`]), and the approval of a device's code at the
+//! provider's verification page (the device authorization grant: [`approve_device`]).
+//! Needs `node` and `npm` on the PATH; never skips.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -28,16 +30,16 @@ pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
 /// The account every provider knows.
 pub const USER: &str = "alice";
 
-/// Installs `oidc-provider` into the machine cache once and copies the script next to it
+/// Installs `oidc-provider` into the machine cache once and copies the script beside it
 /// ([`crate::npm::install_pinned`]).
 pub fn npm_op() -> PathBuf {
     crate::npm::install_pinned("npm-op", "oidc-provider", OIDC_PROVIDER, "op.mjs")
 }
 
-/// One Node process serving one provider per signing algorithm, over HTTPS with `tls`'s
-/// leaf; they stop when this is dropped.
+/// One Node process serving one provider per spec, over HTTPS with `tls`'s leaf; they stop
+/// when this is dropped.
 pub struct ThirdPartyOps {
-    /// The issuers, in the order of the algorithms asked for.
+    /// The issuers, in the order of the specs asked for.
     pub issuers: Vec<String>,
     node: Child,
     // Closing it tells the script to stop.
@@ -45,15 +47,17 @@ pub struct ThirdPartyOps {
 }
 
 impl ThirdPartyOps {
-    /// Starts a provider for each of `algs` (`RS256`, `ES256`: what its client's ID
-    /// tokens are signed with).
-    pub fn start(tls: &TestTls, algs: &[&str]) -> Self {
+    /// Starts a provider for each of `specs`: the algorithm its client's ID tokens are
+    /// signed with (`RS256`, `ES256`), for `oidc-provider` as it ships, whose device
+    /// authorization grant drops the request's `nonce`; or [`keeping_nonce`] or
+    /// [`replacing_nonce`] of one.
+    pub fn start<S: AsRef<str>>(tls: &TestTls, specs: &[S]) -> Self {
         let dir = npm_op();
         let mut node = Command::new("node")
             .arg(dir.join("op.mjs"))
             .arg(tls.dir().join("cert.pem"))
             .arg(tls.dir().join("key.pem"))
-            .args(algs)
+            .args(specs.iter().map(AsRef::as_ref))
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -77,13 +81,25 @@ impl ThirdPartyOps {
             .iter()
             .map(|i| i.as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(issuers.len(), algs.len(), "{started}");
+        assert_eq!(issuers.len(), specs.len(), "{started}");
         Self {
             issuers,
             node,
             stdin,
         }
     }
+}
+
+/// A provider signing with `alg` whose device authorization grant copies the request's
+/// `nonce` into the ID token, as Keycloak's does.
+pub fn keeping_nonce(alg: &str) -> String {
+    format!("{alg}+nonce")
+}
+
+/// A lying provider signing with `alg`: its device authorization grant puts `nonce` in
+/// the ID token instead of the nonce the device sent.
+pub fn replacing_nonce(alg: &str, nonce: &str) -> String {
+    format!("{alg}+nonce={nonce}")
 }
 
 impl Drop for ThirdPartyOps {
@@ -139,20 +155,120 @@ fn encode(pairs: &[(&str, &str)]) -> String {
     url.query().unwrap_or_default().to_owned()
 }
 
-/// The `action` of the page's form, and the value of its `prompt` input.
-fn form(page: &str) -> (String, String) {
-    let attribute = |after: &str, name: &str| {
-        let start = page
-            .find(after)
-            .unwrap_or_else(|| panic!("no {after} in {page}"));
-        let rest = &page[start..];
-        let value = &rest[rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2..];
-        value[..value.find('"').unwrap()].to_owned()
-    };
-    (
-        attribute("<form", "action"),
-        attribute("name=\"prompt\"", "value"),
-    )
+/// The value of the attribute `name` in the tag that starts `tag`.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let tag = &tag[..tag.find('>')?];
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(&tag[start..start + tag[start..].find('"')?])
+}
+
+/// What a person submits on a provider's `page`: the action of its first form and the
+/// form's hidden fields, plus those of `typed` (name and value) that the form has as
+/// visible inputs (the login's `login` and `password`, a device's `user_code`). `None`
+/// if the page has no form.
+fn submission(page: &str, typed: &[(&str, &str)]) -> Option<(String, Vec<(String, String)>)> {
+    let form = &page[page.find("<form")?..];
+    let form = &form[..form.find("</form>").unwrap_or(form.len())];
+    let action = attribute(form, "action")?.to_owned();
+    let mut fields = Vec::new();
+    let mut visible = Vec::new();
+    for input in form.split("<input").skip(1) {
+        let Some(name) = attribute(input, "name") else {
+            continue;
+        };
+        if attribute(input, "type") == Some("hidden") {
+            let value = attribute(input, "value").unwrap_or_default();
+            fields.push((name.to_owned(), value.to_owned()));
+        } else {
+            visible.push(name);
+        }
+    }
+    for (name, value) in typed {
+        if visible.contains(name) {
+            fields.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
+    Some((action, fields))
+}
+
+/// A browser's client under `outbound`: it follows no redirect, so each can be read.
+fn browser(outbound: &Outbound) -> Client {
+    outbound
+        .builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Where a person's walk through a provider's pages ended.
+enum Walked {
+    /// At a redirect off the provider, to this URL.
+    Left(Url),
+    /// At a page with no form, this one.
+    Page(String),
+}
+
+/// What a person does from `response` on at the provider at `base`: follows redirects on
+/// the provider, and submits each page's form, logging in as [`USER`] when asked
+/// (the development login page takes any password for a known account), typing
+/// `user_code` where a page asks for one, consenting; until a redirect leaves `base`
+/// or a page has no form.
+fn walk(http: &Client, base: &Url, mut response: Response, user_code: &str) -> Walked {
+    let mut jar = Jar::default();
+    // Device page, confirmation, login, resume, consent, resume and the like.
+    for _ in 0..16 {
+        jar.take(&response);
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            let next = base.join(&location).unwrap();
+            if next.origin() != base.origin() {
+                return Walked::Left(next);
+            }
+            response = http
+                .get(next)
+                .header("cookie", jar.header())
+                .send()
+                .unwrap();
+            continue;
+        }
+        let page = response.text().unwrap();
+        assert!(status.is_success(), "{status}: {page}");
+        let typed = [
+            ("login", USER),
+            ("password", "pw"),
+            ("user_code", user_code),
+        ];
+        let Some((action, fields)) = submission(&page, &typed) else {
+            return Walked::Page(page);
+        };
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        response = http
+            .post(base.join(&action).unwrap())
+            .header("cookie", jar.header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(&pairs))
+            .send()
+            .unwrap();
+    }
+    panic!("the provider's pages did not end");
+}
+
+/// A person approves a device's code: opens `verification_uri` (over `outbound`), types
+/// `user_code`, confirms it, logs in as [`USER`] and consents, until the provider says
+/// the sign-in succeeded.
+pub fn approve_device(outbound: &Outbound, verification_uri: &str, user_code: &str) {
+    let http = browser(outbound);
+    let base = Url::parse(verification_uri).unwrap();
+    let first = http.get(verification_uri).send().unwrap();
+    match walk(&http, &base, first, user_code) {
+        Walked::Page(page) => assert!(page.contains("Sign-in Success"), "{page}"),
+        Walked::Left(url) => panic!("the approval left the provider for {url}"),
+    }
 }
 
 /// Logs [`USER`] in at `issuer` as client [`CLIENT_ID`], with `nonce` in the authorization
@@ -160,12 +276,7 @@ fn form(page: &str) -> (String, String) {
 /// PKCE (S256), the provider's login page, its consent page, the redirect with the code
 /// (its `state` and `iss` checked), and the token request. Returns the ID token.
 pub fn log_in(outbound: &Outbound, issuer: &str, nonce: &str) -> String {
-    let http: Client = outbound
-        .builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let http = browser(outbound);
     let discovery: Value = http
         .get(format!("{issuer}/.well-known/openid-configuration"))
         .send()
@@ -192,50 +303,12 @@ pub fn log_in(outbound: &Outbound, issuer: &str, nonce: &str) -> String {
             ("code_challenge_method", "S256"),
         ])
     );
-    let mut jar = Jar::default();
     let base = Url::parse(issuer).unwrap();
-    let mut response = http
-        .get(&authorize)
-        .header("cookie", jar.header())
-        .send()
-        .unwrap();
-    let mut landed = None;
-    // Authorization request, login page, login, resume, consent page, consent, resume.
-    for _ in 0..12 {
-        jar.take(&response);
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response.headers()["location"].to_str().unwrap().to_owned();
-            if location.starts_with(REDIRECT) {
-                landed = Some(Url::parse(&location).unwrap());
-                break;
-            }
-            let next = base.join(&location).unwrap();
-            response = http
-                .get(next)
-                .header("cookie", jar.header())
-                .send()
-                .unwrap();
-            continue;
-        }
-        let page = response.text().unwrap();
-        assert!(status.is_success(), "{status}: {page}");
-        let (action, prompt) = form(&page);
-        let body = match prompt.as_str() {
-            // The provider's development login page takes any password for a known account.
-            "login" => encode(&[("prompt", "login"), ("login", USER), ("password", "pw")]),
-            "consent" => encode(&[("prompt", "consent")]),
-            other => panic!("an unexpected page ({other}): {page}"),
-        };
-        response = http
-            .post(base.join(&action).unwrap())
-            .header("cookie", jar.header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .unwrap();
-    }
-    let landed = landed.expect("the provider redirected back with a code");
+    let first = http.get(&authorize).send().unwrap();
+    let Walked::Left(landed) = walk(&http, &base, first, "") else {
+        panic!("the provider did not redirect back with a code")
+    };
+    assert!(landed.as_str().starts_with(REDIRECT), "{landed}");
     let query: BTreeMap<String, String> = landed.query_pairs().into_owned().collect();
     assert_eq!(query.get("state"), Some(&state), "{landed}");
     assert_eq!(

@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
-use milagro_wire::shares::{
-    ClientShareAnswer, ClientShareRequest, PermitAnswer, PermitShare, ShareKind,
-};
+/// What [`request_shares`] sends (re-exported: callers build it without the wire crate).
+pub use milagro_wire::shares::ClientShareRequest;
+use milagro_wire::shares::{ClientShareAnswer, PermitAnswer, PermitShare, ShareKind};
 
 use crate::error::Error;
 use crate::files;
@@ -122,22 +122,20 @@ fn answer_permit(permit: &PermitShare) -> Result<TimePermitShare, Error> {
 }
 
 /// Asks the D-TA with Birth Certificate `dta`, whose share API listens at `addr`, for
-/// this device's shares over Milagro TLS, proving its user with `id_token` (issued by an
-/// IdP the D-TA trusts, for the D-TA's client id). The answer is checked
-/// ([`DtaShares::from_json`]); a refusal is an error carrying the D-TA's reason.
+/// this device's shares over Milagro TLS, proving its user with `request`: an ID token
+/// issued by an IdP the D-TA trusts, for the D-TA's client id, and the salt opening its
+/// nonce if a third-party provider issued it
+/// ([`IdToken::share_request`](crate::idp_login::IdToken::share_request)). The answer is
+/// checked ([`DtaShares::from_json`]); a refusal is an error carrying the D-TA's reason.
 pub async fn request_shares(
     identity: &LocalIdentity,
     dta: Digest,
     addr: &str,
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
-    id_token: &str,
+    request: &ClientShareRequest,
 ) -> Result<DtaShares, Error> {
-    let request = ClientShareRequest {
-        id_token: id_token.to_owned(),
-        nonce_salt: None,
-    };
-    let body = serde_json::to_value(&request).map_err(|e| bad("request", e))?;
+    let body = serde_json::to_value(request).map_err(|e| bad("request", e))?;
     let answer = call_share_api(
         identity,
         dta,

@@ -22,15 +22,14 @@ use idp_common::{alice_id_token, register_client, start_idp_with_alice, wait_for
 use milagro_anchor::birth_certificate::{BirthCertificate, Role};
 use milagro_anchor::purpose_keys::KeyPurpose;
 use milagro_authserver::api::OPENAPI_JSON;
-use milagro_authserver::config::Config;
 use milagro_authserver::session::SessionError;
 use milagro_authserver::AuthServer;
 use milagro_dta::Dta;
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{ClientAwaitingChallenge, Day, Pin, TimePermit};
 use milagro_pat_client::mpin_key::MpinKey;
-use milagro_service::identity::PartyIdentity;
 use milagro_service::token::ApiToken;
+use milagro_tests::authserver_common::AuthServerIdentity;
 use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::openapi::assert_documented_answer;
 use milagro_tests::tls_parties::TlsParty;
@@ -163,51 +162,25 @@ fn a_pat_logs_in_with_its_pin_against_two_d_tas_summed_server_secret_and_nothing
     let (idp, issuer, _) = start_idp_with_alice(w.node(), dir.path(), "idp");
     let client = register_client(&issuer);
     // The server's certificate first: each D-TA must list its digest.
-    let auth_dir = dir.path().join("auth");
-    milagro_service::files::create_private_dir(&auth_dir).unwrap();
-    let auth_digest = PartyIdentity::load_or_create(
-        milagro_authserver::KIND,
-        &auth_dir,
-        NAME,
-        PUBLIC_URL,
-        milagro_service::unix_now(),
-    )
-    .unwrap()
-    .digest();
+    let identity = AuthServerIdentity::create(&dir.path().join("auth"), NAME, PUBLIC_URL);
+    let auth_digest = identity.digest;
     let trusted = format!(
         "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{}\"\nclient_id = {:?}\n",
         idp.state().identity.digest(),
         client.0,
     );
-    let listing = format!("{trusted}[shares]\nauthservers = [\"{auth_digest}\"]\n");
+    let listing = format!("{trusted}{}", identity.listed());
     let dta1 = Dta::start(numbered_config(&w, dir.path(), 1, &listing)).unwrap();
     // D-TA 2 does not list the server yet.
     let dta2 = Dta::start(numbered_config(&w, dir.path(), 2, &trusted)).unwrap();
     let admin = ApiToken::generate(&mut rand_core::OsRng);
     let dtas = authserver_peers(&[&dta1, &dta2]);
-    let text = format!(
-        r#"
-listen = "127.0.0.1:0"
-public_url = "{PUBLIC_URL}"
-name = "{NAME}"
-state_dir = {auth_dir:?}
-[login]
-max_failures = {MAX_FAILURES}
-[admin]
-token_sha256 = "{}"
-[node]
-rpc_url = {:?}
-rpc_cookie = {:?}
-network = "regtest"
-[sync]
-poll_interval_ms = 50
-max_backoff_ms = 400
-{dtas}"#,
-        admin.hash(),
-        w.node().rpc_url(),
-        w.node().cookie(),
+    let sections = format!(
+        "[login]\nmax_failures = {MAX_FAILURES}\n[admin]\ntoken_sha256 = \"{}\"\n",
+        admin.hash()
     );
-    let server = AuthServer::start(Config::parse(&text).unwrap()).unwrap();
+    let config = || identity.config(w.node(), &dtas, &sections);
+    let server = AuthServer::start(config()).unwrap();
     assert_eq!(server.state().identity.digest(), auth_digest);
     let status = Api::documented(server.local_url(), OPENAPI_JSON);
     let auth = AuthApi::new(server.local_url());
@@ -455,7 +428,7 @@ max_backoff_ms = 400
     // ... and stays locked across a restart of the server.
     drop((auth, status));
     server.stop();
-    let server = AuthServer::start(Config::parse(&text).unwrap()).unwrap();
+    let server = AuthServer::start(config()).unwrap();
     let status = Api::documented(server.local_url(), OPENAPI_JSON);
     let auth = AuthApi::new(server.local_url());
     wait_until("the restarted server's secret", PATIENCE, || {

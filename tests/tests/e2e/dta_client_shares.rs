@@ -294,7 +294,10 @@ fn a_pat_sums_two_d_tas_shares_into_a_key_that_logs_in_with_its_pin_only() {
         &addr.to_string(),
         directory,
         &milagro_tls::Options::default(),
-        &token,
+        &milagro_pat_client::mpin_key::ClientShareRequest {
+            id_token: token.clone(),
+            nonce_salt: None,
+        },
     ));
     let error = refused.unwrap_err().to_string();
     assert!(

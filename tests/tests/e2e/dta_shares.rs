@@ -17,7 +17,7 @@ use milagro_dta::issuance::{hashed_identity, issuance_entry, ShareKind};
 use milagro_dta::{Dta, StartError};
 use milagro_mpin::{Day, G2};
 use milagro_tests::enrolment_world::EnrolmentWorld;
-use milagro_tests::openapi::assert_response_matches;
+use milagro_tests::openapi::{allow_set, allowed, assert_response_matches};
 use milagro_tests::tls_parties::TlsParty;
 use milagro_tests::{wait_until, Api};
 use milagro_tls::TlsError;
@@ -220,8 +220,9 @@ fn an_authentication_server_gets_the_server_share_over_milagro_tls_and_only_it()
 }
 
 /// The share API against its own document, over Milagro TLS as the listed authentication
-/// server: it serves `dta/share-openapi.json` at `/openapi.json`, every other method of a
-/// documented path is 405 with `Allow` listing the documented ones, and a `text/plain`
+/// server: it serves `dta/share-openapi.json` at `/openapi.json`, `OPTIONS` is 204 with
+/// `Allow`, every other method of a documented path is 405 with `Allow` listing the
+/// documented ones (and `HEAD`, `OPTIONS`: [`allowed`]), and a `text/plain`
 /// body is 415, in the one error shape. (Schemathesis cannot speak Milagro TLS; the
 /// answers of each route are checked above.)
 fn the_share_api_does_what_its_document_says(
@@ -242,25 +243,25 @@ fn the_share_api_does_what_its_document_says(
     assert_eq!(status, 200);
     assert_eq!(served, milagro_dta::api::SHARE_OPENAPI_JSON);
     let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
-    let methods = ["get", "put", "post", "delete", "patch", "options"];
+    let methods = ["get", "put", "post", "delete", "patch"];
     for (path, item) in doc["paths"].as_object().unwrap() {
         let documented: std::collections::BTreeSet<String> = methods
             .iter()
             .filter(|m| item.get(**m).is_some())
             .map(|m| m.to_uppercase())
             .collect();
+        let allow = allowed(&documented);
+        let (status, advertised, body) = fetch("OPTIONS", path, "application/json", b"");
+        assert_eq!((status, body.as_str()), (204, ""), "OPTIONS {path}");
+        assert_eq!(allow_set(&advertised.unwrap()), allow, "OPTIONS {path}");
         for method in methods.iter().map(|m| m.to_uppercase()) {
             if documented.contains(&method) {
                 continue;
             }
-            let (status, allow, body) = fetch(&method, path, "application/json", b"");
+            let (status, named, body) = fetch(&method, path, "application/json", b"");
             assert_eq!(status, 405, "{method} {path}: {body}");
-            let allow: std::collections::BTreeSet<String> = allow
-                .unwrap_or_else(|| panic!("{method} {path}: no Allow"))
-                .split(',')
-                .map(|m| m.trim().to_owned())
-                .collect();
-            assert_eq!(allow, documented, "{method} {path}");
+            let named = named.unwrap_or_else(|| panic!("{method} {path}: no Allow"));
+            assert_eq!(allow_set(&named), allow, "{method} {path}");
         }
         if item["post"]["requestBody"]["content"]["application/json"].is_object() {
             let (status, _, body) = fetch("POST", path, "text/plain", b"{}");

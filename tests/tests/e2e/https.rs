@@ -16,6 +16,7 @@ use idp_common::{node_rp, query, IdpWorld, PASSWORD, PATIENCE, USER};
 use milagro_anchor::birth_certificate::Role;
 use milagro_http_client::{ClientError, Outbound};
 use milagro_pat_client::{Error, Provisioning, Requested, ServiceClient, Stage};
+use milagro_tests::authserver_common::AuthServerIdentity;
 use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
 use milagro_tests::https::{is_untrusted_certificate, served_certificate, TestTls};
 use milagro_tests::{wait_until, Api};
@@ -249,33 +250,15 @@ fn the_authentication_server_serves_https() {
     let w = EnrolmentWorld::start();
     let dir = tempfile::tempdir().unwrap();
     let dta = w.anchored(Role::Dta, "D-TA");
-    let text = format!(
-        r#"
-listen = "127.0.0.1:0"
-public_url = "https://127.0.0.1"
-name = "Auth server"
-state_dir = {state_dir:?}
-[node]
-rpc_url = {rpc:?}
-rpc_cookie = {cookie:?}
-network = "regtest"
-[sync]
-poll_interval_ms = 50
-max_backoff_ms = 400
-[[dtas]]
-bc_digest = "{digest}"
-share_api = "127.0.0.1:9"
-{section}"#,
-        state_dir = dir.path().join("auth"),
-        rpc = w.node().rpc_url(),
-        cookie = w.node().cookie(),
-        digest = dta.digest(),
-        section = tls.section(),
+    let identity =
+        AuthServerIdentity::create(&dir.path().join("auth"), "Auth server", "https://127.0.0.1");
+    // A D-TA that serves no share: this test is about the server's own HTTPS.
+    let dtas = format!(
+        "[[dtas]]\nbc_digest = \"{}\"\nshare_api = \"127.0.0.1:9\"\n",
+        dta.digest()
     );
-    let server = milagro_authserver::AuthServer::start(
-        milagro_authserver::config::Config::parse(&text).unwrap(),
-    )
-    .unwrap();
+    let config = identity.config(w.node(), &dtas, &tls.section());
+    let server = milagro_authserver::AuthServer::start(config).unwrap();
     let url = server.local_url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let api = Api::with_outbound(&url, &tls.outbound());

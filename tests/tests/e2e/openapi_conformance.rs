@@ -1,7 +1,9 @@
 //! Each service against the OpenAPI 3.1 document it serves at `/openapi.json`, running on
 //! a real regtest node with its anchor confirmed: the document is the committed one,
-//! every documented operation is routed, another method is 405 with the right `Allow`,
-//! a JSON body of another type is 415, all in the one error shape
+//! every documented operation is routed, `HEAD` on a `GET` route answers as `GET` without
+//! content (RFC 9110 §9.3.2), `OPTIONS` is 204 with `Allow` (§9.3.7), another method is
+//! 405 with the right `Allow`, a JSON body of another type is 415, all in the one error
+//! shape
 //! ([`milagro_tests::openapi::check_routes`]); then schemathesis generates requests from
 //! the document and checks every answer's status, content type, headers and body schema
 //! against it ([`milagro_tests::openapi::schemathesis`]). The D-TA's share API (Milagro
