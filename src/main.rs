@@ -76,6 +76,8 @@ enum Command {
     /// directory: up, status, down, logs.
     #[command(subcommand)]
     Network(cli::network::NetworkCommand),
+    /// Exits 0 only if GET URL answers 2xx within 5 s (a container HEALTHCHECK).
+    Probe(cli::probe::ProbeArgs),
     /// Benchmarks that print throughput next to the raw cost they are bounded by.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Pat(command) => cli::pat::run(command),
         Command::Init(args) => cli::init::run(args),
         Command::Network(command) => cli::network::run(command),
+        Command::Probe(args) => cli::probe::run(args),
         Command::Bench(command) => cli::bench::run(command),
         Command::Demo(args) => demo::run(args),
     };

@@ -11,6 +11,7 @@ pub mod pat;
 pub mod pat_mpin;
 mod pat_provider;
 pub mod pat_tls;
+pub mod probe;
 pub mod registry;
 pub mod regtest;
 pub mod tbs;
