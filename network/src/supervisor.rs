@@ -72,6 +72,24 @@ struct Supervised {
 pub fn supervise(dir: &NetworkDir, milagro: &Path) -> Result<(), NetworkError> {
     let stop = stop_on_signals()?;
     let pid = std::process::id();
+    if let Some(other) = crate::status::supervisor_pid(dir) {
+        if other != pid {
+            return Err(NetworkError::Setup(format!(
+                "the network in {} is supervised already (pid {other})",
+                dir.root().display()
+            )));
+        }
+    }
+    // A supervisor killed with SIGKILL leaves its parties running: stop them first, or
+    // the new ones would find their ports and state taken.
+    if let Some(old) = SupervisorState::read(dir)? {
+        for (name, process) in &old.parties {
+            if let Some(orphan) = process.pid.filter(|&p| serves(p, &dir.party_dir(name))) {
+                tracing::warn!(party = %name, pid = orphan, "stopping a party an earlier supervisor left running");
+                stop_pid(name, orphan);
+            }
+        }
+    }
     std::fs::write(dir.pid_file(), format!("{pid}\n"))
         .map_err(|e| NetworkError::io(&dir.pid_file(), e))?;
     let node = crate::node::start(dir)?;
@@ -194,6 +212,40 @@ fn spawn(
         .stderr(err)
         .spawn()
         .map_err(|e| NetworkError::io(milagro, e))
+}
+
+/// Whether process `pid` is a `milagro … serve` of the party in `party_dir` (and not
+/// an unrelated process that reused the number).
+fn serves(pid: u32, party_dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let dir = party_dir.as_os_str().as_encoded_bytes();
+    milagro_regtest::pid_alive(pid)
+        && args.contains(&b"serve".as_slice())
+        && args.iter().any(|arg| arg.starts_with(dir))
+}
+
+/// SIGTERM to a process that is not our child, then SIGKILL after [`STOP_GRACE`].
+fn stop_pid(name: &str, pid: u32) {
+    let signal = |sig: &str| {
+        let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+    };
+    signal("-TERM");
+    let deadline = Instant::now() + STOP_GRACE;
+    while milagro_regtest::pid_alive(pid) {
+        if Instant::now() > deadline {
+            tracing::warn!(
+                party = name,
+                pid,
+                "a party did not stop in time; killing it"
+            );
+            signal("-KILL");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// SIGTERM, then SIGKILL after [`STOP_GRACE`].

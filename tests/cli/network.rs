@@ -1,8 +1,9 @@
 //! Issue 16: `milagro network up | status | down | logs` on a fresh directory: the
 //! node, a TBS, an IdP, two D-TAs and an auth server come up anchored and ready; a
 //! device enrols with the command `status` prints; a party killed with SIGKILL is
-//! restarted by the supervisor, which `status` reports; after `down` and `up` the same
-//! parties (same digests) are ready again.
+//! restarted by the supervisor, which `status` reports; a supervisor killed with SIGKILL
+//! is replaced by the next `up`, which stops the parties it left running; after `down`
+//! and `up` the same parties (same digests) are ready again.
 
 use std::time::Duration;
 
@@ -118,6 +119,28 @@ fn network_up_enrols_a_device_restarts_a_killed_party_and_comes_back_after_down(
     );
     let log = milagro(&["network", "logs", "--dir", &dir, "supervisor"]);
     assert!(String::from_utf8_lossy(&log.stdout).contains("a party ended"));
+
+    // The supervisor killed with SIGKILL: its parties keep running, orphaned. `up` starts
+    // a new supervisor, which stops the orphans before it starts the parties again.
+    let supervisor_pid = std::fs::read_to_string(root.path().join("net/supervisor.pid")).unwrap();
+    let before: Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("net/supervisor.json")).unwrap())
+            .unwrap();
+    let orphan = before["parties"]["tbs"]["pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", supervisor_pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let recovered = milagro(&["network", "up", "--dir", &dir, "--json"]);
+    assert!(recovered.status.success(), "{}", stderr(&recovered));
+    let recovered = json(&recovered);
+    assert!(all_ready(&recovered), "{recovered}");
+    assert_ne!(recovered["supervisor"].to_string(), supervisor_pid.trim());
+    assert!(
+        !milagro_regtest::pid_alive(u32::try_from(orphan).unwrap()),
+        "the orphaned tbs (pid {orphan}) was stopped"
+    );
 
     // Down, then up again: the same parties, ready.
     let down = milagro(&["network", "down", "--dir", &dir]);
