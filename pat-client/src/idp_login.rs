@@ -28,6 +28,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::dpop;
 use milagro_anchor::instructions::ServiceAnchor;
 use milagro_anchor::keys::SecretKey;
+use milagro_wire::idp::{DeviceAuthorization, ProviderMetadata, TokenAnswer};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -35,7 +36,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Step};
 use crate::files;
-use crate::http::{str_field, ServiceClient, DEFAULT_REQUEST_TIMEOUT};
+use crate::http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 use milagro_http_client::Outbound;
 
 /// File name of the stored ID token in the device's state directory.
@@ -132,33 +133,36 @@ impl IdpLogin {
         client_id: &str,
     ) -> Result<Self, Error> {
         let client = ServiceClient::with_outbound(&idp.url, outbound, DEFAULT_REQUEST_TIMEOUT)?;
-        let document = client
+        let document: ProviderMetadata = client
             .get(Step::LogIn, "/.well-known/openid-configuration")?
-            .body;
-        let issuer = str_field(Step::LogIn, &document, "issuer")?;
+            .read(Step::LogIn)?;
+        let issuer = document.issuer.as_str();
         if issuer.trim_end_matches('/') != client.base_url() {
             return Err(login_error(format!(
                 "the IdP at {} calls itself {issuer}",
                 client.base_url()
             )));
         }
-        let named = str_field(Step::LogIn, &document, "milagro_birth_certificate_digest")?;
-        if named.parse::<Digest>().ok() != Some(idp.birth_certificate) {
+        let named = document.milagro.milagro_birth_certificate_digest;
+        if named != idp.birth_certificate {
             return Err(login_error(format!(
-                "the IdP at {issuer} names birth certificate {named:?}, the instructions {}",
+                "the IdP at {issuer} names birth certificate {named}, the instructions {}",
                 idp.birth_certificate
             )));
         }
-        let endpoint = |name: &str| -> Result<String, Error> {
-            let url = str_field(Step::LogIn, &document, name)?;
+        let endpoint = |name: &str, url: Option<&str>| -> Result<String, Error> {
+            let url = url.ok_or_else(|| login_error(format!("the IdP names no {name}")))?;
             client
                 .path_of(url)
                 .map(str::to_owned)
                 .ok_or_else(|| login_error(format!("its {name} {url} is not under {issuer}")))
         };
         Ok(Self {
-            device_path: endpoint("device_authorization_endpoint")?,
-            token_path: endpoint("token_endpoint")?,
+            device_path: endpoint(
+                "device_authorization_endpoint",
+                document.device_authorization_endpoint.as_deref(),
+            )?,
+            token_path: endpoint("token_endpoint", Some(&document.token_endpoint))?,
             issuer: issuer.trim_end_matches('/').to_owned(),
             digest: idp.birth_certificate,
             client_id: client_id.to_owned(),
@@ -179,23 +183,22 @@ impl IdpLogin {
             &self.device_path,
             &[("client_id", &self.client_id), ("scope", "openid")],
         )?;
-        let body = &answer.body;
-        let text = |name: &str| str_field(Step::LogIn, body, name).map(str::to_owned);
-        let seconds =
-            |name: &str, default: u64| body.get(name).and_then(Value::as_u64).unwrap_or(default);
-        let verification_uri = text("verification_uri")?;
-        let verification_uri_complete = text("verification_uri_complete").ok();
+        let started: DeviceAuthorization = answer.read(Step::LogIn)?;
+        let verification_uri = started.verification_uri;
+        let verification_uri_complete = started.verification_uri_complete;
         for uri in std::iter::once(&verification_uri).chain(&verification_uri_complete) {
             check_origin(&self.issuer, uri)?;
         }
+        // RFC 8628 §3.2: 5 seconds when the IdP names no interval.
+        let interval = started.interval.unwrap_or(5);
         Ok(DeviceLogin {
             login: self.clone(),
-            device_code: Zeroizing::new(text("device_code")?),
-            user_code: text("user_code")?,
+            device_code: Zeroizing::new(started.device_code),
+            user_code: started.user_code,
             verification_uri,
             verification_uri_complete,
-            interval: Duration::from_secs(seconds("interval", 5).clamp(1, MAX_INTERVAL.as_secs())),
-            expires_at: Instant::now() + Duration::from_secs(seconds("expires_in", 600).min(3600)),
+            interval: Duration::from_secs(interval.clamp(1, MAX_INTERVAL.as_secs())),
+            expires_at: Instant::now() + Duration::from_secs(started.expires_in.min(3600)),
         })
     }
 }
@@ -240,14 +243,14 @@ impl DeviceLogin {
         match answer {
             Ok(answer) => {
                 // A token the IdP did not bind would be refused by every D-TA.
-                let token_type = str_field(Step::LogIn, &answer.body, "token_type")?;
-                if !token_type.eq_ignore_ascii_case("DPoP") {
+                let tokens: TokenAnswer = answer.read(Step::LogIn)?;
+                if !tokens.token_type.eq_ignore_ascii_case("DPoP") {
                     return Err(login_error(format!(
-                        "the IdP issued a {token_type} token, not a DPoP-bound one"
+                        "the IdP issued a {} token, not a DPoP-bound one",
+                        tokens.token_type
                     )));
                 }
-                let token = str_field(Step::LogIn, &answer.body, "id_token")?;
-                Ok(Some(IdToken::read(login, token)?))
+                Ok(Some(IdToken::read(login, &tokens.id_token)?))
             }
             Err(Error::Server {
                 code: Some(code),

@@ -23,8 +23,9 @@ use serde_json::Value;
 
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use milagro_wire::shares::{
-    ClientShareAnswer, ClientShareRequest, PermitAnswer, PermitShare, ShareKind,
+    ClientShareAnswer, ClientShareRequest, NoOptions, PermitAnswer, PermitShare, ShareKind,
 };
+use milagro_wire::ErrorBody;
 
 use crate::error::Error;
 use crate::files;
@@ -137,7 +138,6 @@ pub async fn request_shares(
         id_token: id_token.to_owned(),
         nonce_salt: None,
     };
-    let body = serde_json::to_value(&request).map_err(|e| bad("request", e))?;
     let answer = call_share_api(
         identity,
         dta,
@@ -145,7 +145,7 @@ pub async fn request_shares(
         directory,
         options,
         "/v1/shares/client",
-        &body,
+        &request,
     )
     .await?;
     DtaShares::from_json(&answer, dta)
@@ -161,7 +161,6 @@ pub async fn request_permit(
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
 ) -> Result<(MpinId, TimePermitShare), Error> {
-    let body = serde_json::json!({});
     let body = call_share_api(
         identity,
         dta,
@@ -169,7 +168,7 @@ pub async fn request_permit(
         directory,
         options,
         "/v1/shares/permit",
-        &body,
+        &NoOptions {},
     )
     .await?;
     let answer: PermitAnswer = answer(&body, "time permit answer")?;
@@ -193,7 +192,7 @@ async fn call_share_api(
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
     path: &str,
-    body: &Value,
+    body: &impl serde::Serialize,
 ) -> Result<Value, Error> {
     let failed =
         |what: &str, e: &dyn std::fmt::Display| bad(what, format!("d-ta {dta} at {addr}: {e}"));
@@ -209,23 +208,22 @@ async fn call_share_api(
         .uri(path)
         .header("host", "dta")
         .header("content-type", "application/json")
-        .body(bytes::Bytes::from(body.to_string()))
+        .body(bytes::Bytes::from(
+            serde_json::to_vec(body).map_err(|e| failed("request", &e))?,
+        ))
         .map_err(|e| failed("request", &e))?;
     let response = milagro_tls::http::send(session, request)
         .await
         .map_err(|e| failed("request", &e))?;
-    let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
     if !response.status().is_success() {
-        let reason = answer
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given");
+        let reason = serde_json::from_slice::<ErrorBody>(response.body())
+            .map_or_else(|_| "no reason given".to_owned(), |e| e.error_description);
         return Err(failed(
             "refused",
             &format!("{} {reason}", response.status().as_u16()),
         ));
     }
-    Ok(answer)
+    Ok(serde_json::from_slice(response.body()).unwrap_or(Value::Null))
 }
 
 impl MpinKey {
