@@ -31,6 +31,7 @@ pub mod tenant_world;
 pub mod third_party_op;
 pub mod tls_parties;
 pub mod webdriver;
+pub mod wire_schema;
 
 /// A private regtest node with a funded wallet; killed when dropped.
 pub struct TestNode {

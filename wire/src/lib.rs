@@ -15,6 +15,12 @@
 //! - [`authserver`] and [`login`]: the authentication server's status and revocation
 //!   API, and its answer to a login and the session token's claims.
 //!
+//! Each service's committed OpenAPI document (`tbs/openapi.json`, `idp/openapi.json`,
+//! `dta/openapi.json`, `dta/share-openapi.json`, `authserver/openapi.json`) describes
+//! these types; a test of the end-to-end suite (`tests/tests/e2e/wire_documents`)
+//! serializes values of every type and checks them against the document's schema, member
+//! by member, both ways.
+//!
 //! Requests refuse fields they do not know (a client expecting an option the server
 //! ignores finds out); answers accept them (a field a newer server adds does not break an
 //! older device). One exception, said where it is: a session token's claims.

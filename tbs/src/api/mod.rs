@@ -5,8 +5,8 @@
 //! `/openapi.json`), so neither can gain a route the other lacks. Handlers read their
 //! bodies as [`milagro_wire::tbs`] types and parse them into validated ones (a bad one is
 //! a 400, never a panic), do their blocking work (sled, node RPC) inside [`blocking`], and
-//! answer with [`milagro_wire::tbs`] types, which the document describes; failures are
-//! [`ApiError`]s.
+//! answer with [`milagro_wire::tbs`] types, which the document describes (checked by
+//! `tests/tests/e2e/wire_documents`); failures are [`ApiError`]s.
 //!
 //! A later feature adds its handlers in its own module and its rows to [`ENDPOINTS`].
 
