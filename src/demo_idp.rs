@@ -14,6 +14,8 @@ use milagro_idp::config::Config;
 use milagro_idp::{Idp, RunningIdp};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_service::own_anchor::AnchorState;
+use milagro_wire::idp::{DeviceAuthorization, ProviderMetadata, TokenAnswer};
+use milagro_wire::service::AnchoredBirthCertificate;
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
 };
@@ -112,7 +114,7 @@ pub fn run(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let served: Value =
+    let served: AnchoredBirthCertificate =
         crate::demo::wait_for(PATIENCE, "the IdP birth certificate to be served", || {
             let response = http
                 .get(format!("{issuer}/.well-known/milagro/birth-certificate"))
@@ -123,16 +125,16 @@ pub fn run(
                 .then(|| response.json())
                 .transpose()?)
         })?;
-    let discovery: Value = http
+    let discovery: ProviderMetadata = http
         .get(format!("{issuer}/.well-known/openid-configuration"))
         .send()?
         .json()?;
     ensure!(
-        discovery["milagro_birth_certificate_digest"] == served["digest"]
-            && served["txid"] == json!(txid),
+        discovery.milagro.milagro_birth_certificate_digest == served.digest
+            && served.txid == txid.to_string(),
         "the discovery document and the anchored certificate disagree"
     );
-    let digest = served["digest"].as_str().unwrap_or_default().to_owned();
+    let digest = served.digest.to_string();
     eprintln!("    issuer {issuer}, birth certificate {digest} anchored by {txid}");
 
     crate::demo::step(
@@ -187,7 +189,7 @@ pub fn run(
         .and_then(|(_, rest)| rest.split('&').next())
         .context("no code in the redirect")?
         .to_owned();
-    let tokens: Value = http
+    let tokens: TokenAnswer = http
         .post(format!("{issuer}/token"))
         .basic_auth(&client_id, Some(&secret))
         .header("content-type", FORM)
@@ -202,10 +204,7 @@ pub fn run(
 
     crate::demo::step("the relying party verifies the ID token against the IdP's JWKS");
     let jwks: CoreJsonWebKeySet = http.get(format!("{issuer}/jwks")).send()?.json()?;
-    let id_token: CoreIdToken = tokens["id_token"]
-        .as_str()
-        .context("no id_token")?
-        .parse()?;
+    let id_token: CoreIdToken = tokens.id_token.parse()?;
     let verifier = CoreIdTokenVerifier::new_confidential_client(
         ClientId::new(client_id.clone()),
         ClientSecret::new(secret),
@@ -256,18 +255,13 @@ pub(crate) fn device_id_token(
     device: &milagro_anchor::keys::SecretKey,
 ) -> Result<String> {
     let form = |pairs: &[(&str, &str)]| encode(pairs);
-    let started: Value = http
+    let started: DeviceAuthorization = http
         .post(format!("{issuer}/device_authorization"))
         .header("content-type", FORM)
         .body(form(&[("client_id", client_id), ("scope", "openid")]))
         .send()?
         .json()?;
-    let field = |name: &str| {
-        started[name]
-            .as_str()
-            .with_context(|| format!("no {name} in {started}"))
-    };
-    approve_device(http, issuer, field("user_code")?)?;
+    approve_device(http, issuer, &started.user_code)?;
     let token_endpoint = format!("{issuer}/token");
     let request = milagro_anchor::dpop::Request {
         method: "POST",
@@ -276,21 +270,18 @@ pub(crate) fn device_id_token(
     };
     let jti = hex::encode(&rand_bytes()[..16]);
     let proof = milagro_anchor::dpop::sign(device, &request, &jti, milagro_service::unix_now());
-    let tokens: Value = http
+    let tokens: TokenAnswer = http
         .post(&token_endpoint)
         .header("content-type", FORM)
         .header(milagro_anchor::dpop::HEADER, proof)
         .body(form(&[
             ("grant_type", DEVICE_GRANT),
-            ("device_code", field("device_code")?),
+            ("device_code", &started.device_code),
             ("client_id", client_id),
         ]))
         .send()?
         .json()?;
-    tokens["id_token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no id_token in {tokens}"))
+    Ok(tokens.id_token)
 }
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

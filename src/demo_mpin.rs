@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use milagro_anchor::digest::Digest;
 use milagro_authserver::{AuthServer, RunningAuthServer};
 use milagro_dta::{Dta, RunningDta};
 use milagro_idp::RunningIdp;
@@ -23,8 +24,12 @@ use milagro_pat_client::Error as PatError;
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_service::identity::PartyIdentity;
 use milagro_tls::Options;
+use milagro_wire::authserver::{self, SecretState};
+use milagro_wire::dta;
+use milagro_wire::login::SessionClaims;
+use milagro_wire::service::AnchorStatus;
+use milagro_wire::tbs::tenants::{EnrolmentMode, Group, GroupSpec, ServiceRef};
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::demo_tbs::{call, DemoTbs};
 
@@ -36,13 +41,13 @@ const WRONG_PIN: u16 = 1357;
 /// What the M-Pin part adds to the demo's summary.
 #[derive(Debug, Serialize)]
 pub struct MpinSummary {
-    dtas: Vec<Value>,
+    dtas: Vec<DtaSummary>,
     authserver: String,
     device: String,
     mpin_id: String,
     permit_day: u32,
     /// The login with the PIN: the session token's verified claims.
-    login: Value,
+    login: SessionClaims,
     /// The server's error code for the wrong PIN.
     wrong_pin: String,
     /// The server's error code for a key summed from one D-TA's shares only.
@@ -157,7 +162,20 @@ pub(crate) struct MfaWorld {
     /// Its Birth Certificate digest.
     pub auth_digest: String,
     /// Each D-TA's digest, URL, share API and anchor, as JSON.
-    pub dta_summaries: Vec<Value>,
+    pub dta_summaries: Vec<DtaSummary>,
+}
+
+/// A D-TA as the demo's summary shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DtaSummary {
+    /// Its Birth Certificate digest.
+    digest: Digest,
+    /// Its public API.
+    url: String,
+    /// Where its share API serves (Milagro TLS).
+    share_api: String,
+    /// Its anchoring transaction.
+    anchor_txid: Option<String>,
 }
 
 impl MfaWorld {
@@ -174,7 +192,7 @@ impl MfaWorld {
         let http = crate::cli::http_builder()?
             .timeout(Duration::from_secs(30))
             .build()?;
-        let get = |url: &str| call(&http, reqwest::Method::GET, url, None, None);
+        let dta_status = |url: &str| call::<dta::Status>(http.get(format!("{url}/v1/status")));
         // The D-TAs must name the authentication server before it names them: its
         // identity is made first, and the server loads it when it starts.
         let auth_dir = dir.join("authserver");
@@ -200,49 +218,57 @@ impl MfaWorld {
         );
         let auth_url = authserver.local_url();
         crate::demo::wait_for(PATIENCE, "the three anchors to be broadcast", || {
-            let statuses = dtas
+            let mut anchors = dtas
                 .iter()
-                .map(|d| d.local_url())
-                .chain([auth_url.clone()])
-                .map(|url| get(&format!("{url}/v1/status")))
+                .map(|d| Ok(dta_status(&d.local_url())?.anchor))
                 .collect::<Result<Vec<_>>>()?;
-            Ok(statuses
+            anchors.push(
+                call::<authserver::Status>(http.get(format!("{auth_url}/v1/status")))?.anchor,
+            );
+            Ok(anchors
                 .iter()
-                .all(|s| s["anchor"]["state"] == "pending")
+                .all(|anchor| matches!(anchor, AnchorStatus::Pending { .. }))
                 .then_some(()))
         })?;
         chain.node.generate_to_address(1, chain.miner)?;
         let mut dta_summaries = Vec::new();
         for dta in &dtas {
             let url = dta.local_url();
-            let status = crate::demo::wait_for(PATIENCE, "a D-TA's share API", || {
-                let status = get(&format!("{url}/v1/status"))?;
-                Ok(status["share_api"].is_string().then_some(status))
-            })?;
+            let (status, share_api) =
+                crate::demo::wait_for(PATIENCE, "a D-TA's share API", || {
+                    let status = dta_status(&url)?;
+                    Ok(status
+                        .share_api
+                        .clone()
+                        .map(|share_api| (status, share_api)))
+                })?;
+            let anchor_txid = match status.anchor {
+                AnchorStatus::Pending { txid } | AnchorStatus::Confirmed { txid, .. } => Some(txid),
+                AnchorStatus::None => None,
+            };
             eprintln!(
-                "    D-TA {}  anchored by {}, shares over milagro tls at {}",
-                status["digest"].as_str().unwrap_or_default(),
-                status["anchor"]["txid"].as_str().unwrap_or_default(),
-                status["share_api"].as_str().unwrap_or_default()
+                "    D-TA {}  anchored by {}, shares over milagro tls at {share_api}",
+                status.digest,
+                anchor_txid.as_deref().unwrap_or_default(),
             );
-            dta_summaries.push(json!({
-                "digest": status["digest"],
-                "url": url,
-                "share_api": status["share_api"],
-                "anchor_txid": status["anchor"]["txid"],
-            }));
+            dta_summaries.push(DtaSummary {
+                digest: status.digest,
+                url,
+                share_api,
+                anchor_txid,
+            });
         }
         let ready = crate::demo::wait_for(
             PATIENCE,
             "the authentication server's server secret",
             || {
-                let status = get(&format!("{auth_url}/v1/status"))?;
-                Ok((status["server_secret"]["state"] == "ready").then_some(status))
+                let status: authserver::Status = call(http.get(format!("{auth_url}/v1/status")))?;
+                Ok((status.server_secret.state == SecretState::Ready).then_some(status))
             },
         )?;
         eprintln!(
             "    authentication server {auth_digest}: the server-secret shares of {} D-TAs summed (each fetched over milagro tls)",
-            ready["server_secret"]["dtas"].as_array().map_or(0, Vec::len)
+            ready.server_secret.dtas.len()
         );
         Ok(Self {
             dtas,
@@ -297,19 +323,26 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
     let auth_url = world.authserver.local_url();
     let dta_summaries = world.dta_summaries.clone();
     crate::demo::step("group staff names both D-TAs and the IdP; badge-1 enrols through the TBS");
-    let service = |digest: &Value, url: &str| json!({"birth_certificate": digest, "url": url});
-    call(
-        &http,
-        reqwest::Method::PUT,
-        &format!("{}/v1/tenants/acme/groups/staff", tbs.url),
-        Some(&tbs.tenant_token),
-        Some(json!({
-            "name": "Staff badges",
-            "mode": "direct",
-            "dtas": dta_summaries.iter().map(|d| service(&d["digest"], d["url"].as_str().unwrap_or_default())).collect::<Vec<_>>(),
-            "idp": service(&json!(idp_digest), &issuer),
-            "enrolment_keys": [tbs.maker.public_key()],
-        })),
+    let group = GroupSpec {
+        name: "Staff badges".into(),
+        mode: EnrolmentMode::Direct,
+        dtas: dta_summaries
+            .iter()
+            .map(|d| ServiceRef {
+                birth_certificate: d.digest,
+                url: d.url.clone(),
+            })
+            .collect(),
+        idp: Some(ServiceRef {
+            birth_certificate: idp.state().identity.digest(),
+            url: issuer.clone(),
+        }),
+        enrolment_keys: vec![tbs.maker.public_key().to_string()],
+    };
+    let _: Group = call(
+        http.put(format!("{}/v1/tenants/acme/groups/staff", tbs.url))
+            .bearer_auth(&tbs.tenant_token)
+            .json(&group),
     )?;
     let mut enrolled = crate::demo_tbs::enrol_devices(
         chain.node,
@@ -380,18 +413,18 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
     crate::demo::step("badge-1 logs in at the authentication server with its PIN (zero knowledge)");
     let auth = crate::cli::service_client(&auth_url)?;
     let session = authenticate(&auth, &key, Pin::new(PIN)?)?;
-    let claims = call(
-        &http,
-        reqwest::Method::GET,
-        &format!("{auth_url}/v1/session"),
-        Some(&session.token),
-        None,
+    let claims: SessionClaims = call(
+        http.get(format!("{auth_url}/v1/session"))
+            .bearer_auth(&session.token),
     )?;
     ensure!(
-        claims["sub"] == json!(mpin_id),
-        "the session is not badge-1's: {claims}"
+        claims.sub == mpin_id,
+        "the session is not badge-1's: {claims:?}"
     );
-    eprintln!("    session token signed by the server's anchored key: {claims}");
+    eprintln!(
+        "    session token signed by the server's session key: {}",
+        serde_json::to_string(&claims)?
+    );
 
     crate::demo::step("a wrong PIN, and a key with only D-TA 1's shares, are refused");
     let wrong_pin = refusal(authenticate(&auth, &key, Pin::new(WRONG_PIN)?))?;

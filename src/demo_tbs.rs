@@ -16,6 +16,12 @@ use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::Tbs;
+use milagro_wire::service::AnchorStatus;
+use milagro_wire::service::AnchoredBirthCertificate;
+use milagro_wire::tbs::registry::Status;
+use milagro_wire::tbs::tenants::ServiceRef;
+use milagro_wire::tbs::tenants::{CreatedTenant, EnrolmentMode, Group, GroupSpec, NewTenant};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -183,26 +189,27 @@ fn wait_for_sources(sources: &ChainSources, height: u32) -> Result<()> {
     Ok(())
 }
 
-/// Calls a JSON API; any non-2xx status is an error carrying the JSON error body.
-pub(crate) fn call(
-    client: &reqwest::blocking::Client,
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<Value> {
-    let mut request = client.request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().with_context(|| format!("calling {url}"))?;
-    let status = response.status();
-    let answer: Value = response.json().unwrap_or(Value::Null);
-    ensure!(status.is_success(), "{url} answered {status}: {answer}");
-    Ok(answer)
+/// Sends `request` to a JSON API and reads the answer as its wire type `T`; any non-2xx
+/// status is an error carrying the error body.
+pub(crate) fn call<T: DeserializeOwned>(request: reqwest::blocking::RequestBuilder) -> Result<T> {
+    let response = request.send().context("calling the API")?;
+    let (url, status) = (response.url().clone(), response.status());
+    let text = response.text().with_context(|| format!("reading {url}"))?;
+    ensure!(status.is_success(), "{url} answered {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("{url} answered {text}"))
+}
+
+/// `bc`'s party as a group names it: its digest and the first endpoint it lists.
+pub(crate) fn service_ref(bc: &BirthCertificate) -> Result<ServiceRef> {
+    Ok(ServiceRef {
+        birth_certificate: bc.digest(),
+        url: bc
+            .fields()
+            .endpoints
+            .first()
+            .context("a birth certificate without an endpoint")?
+            .clone(),
+    })
 }
 
 /// Runs the TBS part against the demo's node; `dtas` and `idp` are anchored already, and
@@ -230,60 +237,58 @@ pub fn run(
     let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
-    let get = |path: &str| {
-        call(
-            &http,
-            reqwest::Method::GET,
-            &format!("{url}{path}"),
-            None,
-            None,
-        )
-    };
+    let status = || call::<Status>(http.get(format!("{url}/v1/status")));
     crate::demo::wait_for(PATIENCE, "the TBS anchor to be broadcast", || {
-        Ok((get("/v1/status")?["anchor"]["state"] == "pending").then_some(()))
+        Ok(matches!(status()?.anchor, AnchorStatus::Pending { .. }).then_some(()))
     })?;
     node.generate_to_address(1, miner)?;
     crate::demo::wait_for(PATIENCE, "the TBS certificate to be served", || {
-        Ok(get("/.well-known/milagro/birth-certificate").ok())
+        let served = http.get(format!("{url}/.well-known/milagro/birth-certificate"));
+        Ok(call::<AnchoredBirthCertificate>(served).ok())
     })?;
-    let tip = node.tip()?;
+    let tip = node.tip()?.hash.to_string();
     crate::demo::wait_for(PATIENCE, "the TBS index to reach the tip", || {
-        Ok((get("/v1/status")?["index_hash"] == tip.hash.to_string()).then_some(()))
+        Ok((status()?.index_hash.as_ref() == Some(&tip)).then_some(()))
     })?;
     eprintln!("    {url}  digest {digest}");
 
     crate::demo::step(
         "creating tenant acme and device groups eu (direct) and fleet (batch), each with two D-TAs and one IdP, through the admin API",
     );
-    let created = call(
-        &http,
-        reqwest::Method::POST,
-        &format!("{url}/v1/admin/tenants"),
-        Some(admin.reveal()),
-        Some(json!({"id": "acme", "name": "Acme Devices"})),
+    let tenant = NewTenant {
+        id: "acme".into(),
+        name: "Acme Devices".into(),
+    };
+    let created: CreatedTenant = call(
+        http.post(format!("{url}/v1/admin/tenants"))
+            .bearer_auth(admin.reveal())
+            .json(&tenant),
     )?;
-    let token = created["token"]
-        .as_str()
-        .context("no tenant token")?
-        .to_owned();
-    let service = |bc: &BirthCertificate| json!({"birth_certificate": bc.digest(), "url": bc.fields().endpoints.first()});
+    let token = created.token;
     // The device maker's key: it signs each device's enrolment credential at the factory.
     let maker = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng);
     for (id, name, mode) in [
-        ("eu", "EU meters", "direct"),
-        ("fleet", "Sensor fleet", "batch"),
+        ("eu", "EU meters", EnrolmentMode::Direct),
+        ("fleet", "Sensor fleet", EnrolmentMode::Batch),
     ] {
-        let group = json!({"name": name, "mode": mode, "dtas": dtas.iter().map(|bc| service(bc)).collect::<Vec<_>>(), "idp": service(idp), "enrolment_keys": [maker.public_key()]});
-        let saved = call(
-            &http,
-            reqwest::Method::PUT,
-            &format!("{url}/v1/tenants/acme/groups/{id}"),
-            Some(&token),
-            Some(group),
+        let group = GroupSpec {
+            name: name.into(),
+            mode,
+            dtas: dtas
+                .iter()
+                .map(|bc| service_ref(bc))
+                .collect::<Result<_>>()?,
+            idp: Some(service_ref(idp)?),
+            enrolment_keys: vec![maker.public_key().to_string()],
+        };
+        let saved: Group = call(
+            http.put(format!("{url}/v1/tenants/acme/groups/{id}"))
+                .bearer_auth(&token)
+                .json(&group),
         )?;
         eprintln!(
-            "    group {id} ({mode} mode), revision {}",
-            saved["revision"]
+            "    group {id} ({mode:?} mode), revision {}",
+            saved.revision
         );
     }
 

@@ -29,15 +29,14 @@ use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::token::ApiToken;
 use milagro_service::unix_now;
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
+use milagro_wire::authserver::{Revocation, Revocations, RevokeRequest, Status};
 use milagro_wire::login::SessionAnswer;
 use rand_core::RngCore as _;
-use serde::Deserialize;
-use serde_json::json;
 
 use milagro_anchor::purpose_keys::KeyPurpose;
 
 use crate::error::AuthError;
-use crate::session::{self, SessionClaims};
+use crate::session;
 use crate::state::AppState;
 
 /// The largest request body accepted, in bytes.
@@ -103,16 +102,16 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
 async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
         let tip = state.index.tip().map_err(ApiError::internal)?;
-        Ok(json!({
-            "role": state.identity.role(),
-            "digest": state.identity.digest(),
-            "public_key": state.identity.public_key(),
-            "anchor": anchor_status(&state.own_anchor),
-            "index_height": tip.map(|t| t.height),
-            "index_hash": tip.map(|t| t.hash.to_string()),
-            "audit_size": state.audit.tree_head().size.get(),
-            "server_secret": state.server_secret.status(),
-        }))
+        Ok(Status {
+            role: state.identity.role(),
+            digest: state.identity.digest(),
+            public_key: state.identity.public_key().to_string(),
+            anchor: anchor_status(&state.own_anchor),
+            index_height: tip.map(|t| t.height),
+            index_hash: tip.map(|t| t.hash.to_string()),
+            audit_size: state.audit.tree_head().size.get(),
+            server_secret: state.server_secret.status(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -231,7 +230,7 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<SessionAnswe
         .map_err(ApiError::internal)?;
     state.log_login(&request.login_id, &authenticated.id, authenticated.day)?;
     let lifetime = state.config.session_lifetime.as_secs();
-    let claims = SessionClaims::new(
+    let claims = session::claims(
         &state.config.party.public_url,
         state.identity.digest(),
         &authenticated.id,
@@ -277,13 +276,6 @@ fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), AuthError> {
     }
 }
 
-/// Body of `POST /v1/admin/revocations`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Revoke {
-    mpin_id: String,
-}
-
 /// `POST /v1/admin/revocations` `{"mpin_id"}`.
 async fn revoke(
     req: HttpRequest,
@@ -291,7 +283,7 @@ async fn revoke(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_admin(&req, &state)?;
-    let Revoke { mpin_id } = read_json(&req, body, MAX_BODY_BYTES).await?;
+    let RevokeRequest { mpin_id } = read_json(&req, body, MAX_BODY_BYTES).await?;
     let id = MpinId::new(mpin_id.as_bytes())
         .map_err(|e| AuthError::InvalidRequest(format!("mpin_id: {e}")))?;
     let (entry, new) = blocking(&state, move |state| {
@@ -309,7 +301,7 @@ async fn revoke(
     } else {
         StatusCode::OK
     };
-    Ok(no_store(status).json(entry))
+    Ok(no_store(status).json(Revocation::from(entry)))
 }
 
 /// `GET /v1/admin/revocations`.
@@ -318,7 +310,14 @@ async fn revocations(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_admin(&req, &state)?;
-    Ok(no_store(StatusCode::OK).json(json!({ "revocations": state.revocations.list() })))
+    Ok(no_store(StatusCode::OK).json(Revocations {
+        revocations: state
+            .revocations
+            .list()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@
 //!   until then;
 //! - [`login::Logins`]: pending logins; [`guesses::Guesses`]: the PIN guesses each identity
 //!   has left (reserved before a proof is checked, escalating lockouts, a block, on disk);
-//!   [`session::SessionClaims`],
+//!   [`session::claims`] (a token's [`milagro_wire::login::SessionClaims`]),
 //!   [`session::issue`], [`session::verify`];
 //! - [`error::AuthError`]: every refusal, mapped to a response in one place.
 //!

@@ -49,6 +49,17 @@ pub struct Revoked {
     pub revoked_at: u64,
 }
 
+impl From<Revoked> for milagro_wire::authserver::Revocation {
+    /// As the admin API shows it (the file's entries are their own type: the file keeps
+    /// its format whatever the API's becomes).
+    fn from(entry: Revoked) -> Self {
+        Self {
+            mpin_id: entry.mpin_id,
+            revoked_at: entry.revoked_at,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Stored {

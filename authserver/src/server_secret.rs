@@ -23,8 +23,9 @@ use milagro_mpin::{ServerSecret, ServerSecretShare, G2};
 use milagro_service::peer_directory::wait_for_identity;
 use milagro_service::sync::{Backoff, Shutdown};
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
-use milagro_wire::shares::{ServerShareAnswer, ShareKind};
-use serde_json::{json, Value};
+use milagro_wire::authserver::{DtaShareStatus, SecretState, ServerSecretStatus, ShareState};
+use milagro_wire::shares::{NoOptions, ServerShareAnswer, ShareKind};
+use milagro_wire::ErrorBody;
 
 use crate::config::DtaPeer;
 use crate::state::AppState;
@@ -90,27 +91,30 @@ impl ServerSecretSlot {
         self.read().dtas.clone()
     }
 
-    /// `{"state": "waiting" | "ready", "dtas": [{"digest", "state": "fetched" |
-    /// "waiting", "reason"?}]}`.
-    pub fn status(&self) -> Value {
+    /// Whether the secret is assembled, and each D-TA's progress.
+    pub fn status(&self) -> ServerSecretStatus {
         let slot = self.read();
-        let dtas: Vec<Value> = slot
+        let dtas = slot
             .dtas
             .iter()
-            .map(|(digest, progress)| match progress {
-                DtaProgress::Fetched => json!({ "digest": digest, "state": "fetched" }),
-                DtaProgress::Waiting(None) => json!({ "digest": digest, "state": "waiting" }),
-                DtaProgress::Waiting(Some(reason)) => {
-                    json!({ "digest": digest, "state": "waiting", "reason": reason })
+            .map(|(digest, progress)| {
+                let (state, reason) = match progress {
+                    DtaProgress::Fetched => (ShareState::Fetched, None),
+                    DtaProgress::Waiting(reason) => (ShareState::Waiting, reason.clone()),
+                };
+                DtaShareStatus {
+                    digest: *digest,
+                    state,
+                    reason,
                 }
             })
             .collect();
         let state = if slot.secret.is_some() {
-            "ready"
+            SecretState::Ready
         } else {
-            "waiting"
+            SecretState::Waiting
         };
-        json!({ "state": state, "dtas": dtas })
+        ServerSecretStatus { state, dtas }
     }
 
     /// Which D-TAs are missing and why, in a sentence.
@@ -179,17 +183,16 @@ async fn fetch(
         .uri(SERVER_SHARE_PATH)
         .header("host", "dta")
         .header("content-type", "application/json")
-        .body(bytes::Bytes::from_static(b"{}"))
+        .body(bytes::Bytes::from(
+            serde_json::to_vec(&NoOptions {}).map_err(|e| format!("request: {e}"))?,
+        ))
         .map_err(|e| format!("request: {e}"))?;
     let response = milagro_tls::http::send(session, request)
         .await
         .map_err(|e| format!("request to {addr}: {e}"))?;
     if !response.status().is_success() {
-        let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-        let reason = answer
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given");
+        let reason = serde_json::from_slice::<ErrorBody>(response.body())
+            .map_or_else(|_| "no reason given".to_owned(), |e| e.error_description);
         return Err(format!(
             "refused with {}: {reason}",
             response.status().as_u16()
@@ -317,6 +320,7 @@ pub(crate) fn run(state: &AppState, shutdown: &Shutdown) {
 mod tests {
     use super::*;
     use milagro_mpin::MasterShare;
+    use serde_json::json;
 
     fn answer(kind: &str, dta: &Digest, share: &str) -> Vec<u8> {
         json!({ "kind": kind, "share": share, "dta": dta, "day": 20_000 })
@@ -367,9 +371,9 @@ mod tests {
         slot.set(0, DtaProgress::Fetched);
         slot.set(1, DtaProgress::Waiting(Some("refused with 403".into())));
         let status = slot.status();
-        assert_eq!(status["state"], "waiting");
-        assert_eq!(status["dtas"][0]["state"], "fetched");
-        assert_eq!(status["dtas"][1]["reason"], "refused with 403");
+        assert_eq!(status.state, SecretState::Waiting);
+        assert_eq!(status.dtas[0].state, ShareState::Fetched);
+        assert_eq!(status.dtas[1].reason.as_deref(), Some("refused with 403"));
         let missing = slot.missing();
         assert!(
             missing.contains(&peers[1].bc_digest.to_string())
@@ -379,7 +383,7 @@ mod tests {
         assert!(slot.secret().is_none());
         let share = MasterShare::generate(&mut rand_core::OsRng).server_share();
         slot.publish(ServerSecret::combine(&[share]).unwrap());
-        assert_eq!(slot.status()["state"], "ready");
+        assert_eq!(slot.status().state, SecretState::Ready);
         assert!(slot.secret().is_some());
         assert!(
             !format!("{slot:?}").contains("G2"),

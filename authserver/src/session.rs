@@ -20,7 +20,7 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::jws::{self, JwsError};
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_mpin::{Day, MpinId};
-use serde::{Deserialize, Serialize};
+pub use milagro_wire::login::SessionClaims;
 
 /// The JWS algorithm: ECDSA over secp256k1 with SHA-256 (RFC 8812).
 pub const ALG: &str = jws::ALG;
@@ -67,46 +67,24 @@ pub enum SessionError {
     },
 }
 
-/// What a session token says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionClaims {
-    /// The authentication server (its `public_url`).
-    pub iss: String,
-    /// The M-Pin identity that logged in.
-    pub sub: String,
-    /// Issued at, Unix seconds.
-    pub iat: u64,
-    /// Expires at, Unix seconds.
-    pub exp: u64,
-    /// How the subject authenticated ([`AMR`]).
-    pub amr: Vec<String>,
-    /// The day of the time permit the login used.
-    pub milagro_permit_day: u32,
-    /// The digest of the signing server's anchored Birth Certificate (also the `kid`).
-    pub milagro_birth_certificate_digest: Digest,
-}
-
-impl SessionClaims {
-    /// The claims of a login of `id` with a permit of `day`, at `now` for `lifetime_secs`,
-    /// by the server `issuer` whose certificate is `digest`.
-    pub fn new(
-        issuer: &str,
-        digest: Digest,
-        id: &MpinId,
-        day: Day,
-        now: u64,
-        lifetime_secs: u64,
-    ) -> Self {
-        Self {
-            iss: issuer.to_owned(),
-            sub: String::from_utf8_lossy(id.as_bytes()).into_owned(),
-            iat: now,
-            exp: now.saturating_add(lifetime_secs),
-            amr: AMR.iter().map(|m| (*m).to_owned()).collect(),
-            milagro_permit_day: day.0,
-            milagro_birth_certificate_digest: digest,
-        }
+/// The claims of a login of `id` with a permit of `day`, at `now` for `lifetime_secs`,
+/// by the server `issuer` whose certificate is `digest`.
+pub fn claims(
+    issuer: &str,
+    digest: Digest,
+    id: &MpinId,
+    day: Day,
+    now: u64,
+    lifetime_secs: u64,
+) -> SessionClaims {
+    SessionClaims {
+        iss: issuer.to_owned(),
+        sub: String::from_utf8_lossy(id.as_bytes()).into_owned(),
+        iat: now,
+        exp: now.saturating_add(lifetime_secs),
+        amr: AMR.iter().map(|m| (*m).to_owned()).collect(),
+        milagro_permit_day: day.0,
+        milagro_birth_certificate_digest: digest,
     }
 }
 
@@ -178,7 +156,7 @@ mod tests {
 
     fn claims(digest: Digest) -> SessionClaims {
         let id = MpinId::new("ab12").unwrap();
-        SessionClaims::new("https://auth.test", digest, &id, Day(19_675), NOW, 3600)
+        super::claims("https://auth.test", digest, &id, Day(19_675), NOW, 3600)
     }
 
     /// `token` with part `index` replaced by `part`.

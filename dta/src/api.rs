@@ -32,11 +32,11 @@ use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::well_known::{anchor_status, birth_certificate_document};
 use milagro_tls::http::peer_of;
 use milagro_tls::AdmittedPeer;
+use milagro_wire::dta::{Status, TrustedIdp};
 use milagro_wire::shares::{
-    ClientShareAnswer, ClientShareRequest, PermitAnswer, PermitShare, ServerShareAnswer, ShareKind,
+    ClientShareAnswer, ClientShareRequest, NoOptions, PermitAnswer, PermitShare, ServerShareAnswer,
+    ShareKind,
 };
-use serde::Deserialize;
-use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -115,33 +115,30 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
 /// `GET /v1/status`.
 async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
-        let anchor = anchor_status(&state.own_anchor);
         let tip = state.index.tip().map_err(ApiError::internal)?;
-        let head = state.audit.tree_head();
-        Ok(json!({
-            "role": state.identity.role(),
-            "digest": state.identity.digest(),
-            "public_key": state.identity.public_key(),
-            "anchor": anchor,
-            "index_height": tip.map(|t| t.height),
-            "index_hash": tip.map(|t| t.hash.to_string()),
-            "audit_size": head.size.get(),
-            "share_api": state.share_api_addr(),
-            "trusted_idps": state.config.trusted_idps.iter().map(|idp| json!({
-                "issuer": idp.issuer,
-                "client_id": idp.client_id,
-            })).collect::<Vec<_>>(),
-        }))
+        Ok(Status {
+            role: state.identity.role(),
+            digest: state.identity.digest(),
+            public_key: state.identity.public_key().to_string(),
+            anchor: anchor_status(&state.own_anchor),
+            index_height: tip.map(|t| t.height),
+            index_hash: tip.map(|t| t.hash.to_string()),
+            audit_size: state.audit.tree_head().size.get(),
+            share_api: state.share_api_addr(),
+            trusted_idps: state
+                .config
+                .trusted_idps
+                .iter()
+                .map(|idp| TrustedIdp {
+                    issuer: idp.issuer.clone(),
+                    client_id: idp.client_id.clone(),
+                })
+                .collect(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
 }
-
-/// What a server-share request may carry: nothing yet (an empty body or `{}`); unknown
-/// fields are refused so that a client expecting an option we ignore finds out.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoOptions {}
 
 /// The admitted peer, if its certificate has `role`.
 fn peer_with_role(req: &HttpRequest, role: Role, what: &str) -> Result<AdmittedPeer, ApiError> {

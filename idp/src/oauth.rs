@@ -15,7 +15,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 /// An API failure, as OAuth reports it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -128,7 +127,10 @@ impl ResponseError for OAuthError {
         }
         response
             .insert_header(("Cache-Control", "no-store"))
-            .json(json!({ "error": self.code, "error_description": self.description }))
+            .json(milagro_wire::ErrorBody {
+                error: self.code.to_owned(),
+                error_description: self.description.clone(),
+            })
     }
 }
 

@@ -11,7 +11,6 @@
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{ClientAwaitingChallenge, Pin};
 use milagro_wire::login::SessionAnswer;
-use serde::Deserialize as _;
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
@@ -52,16 +51,19 @@ pub fn authenticate(server: &ServiceClient, key: &MpinKey, pin: Pin) -> Result<S
         &key.permit,
     )
     .map_err(|e| Error::MpinShares(format!("the stored key: {e}")))?;
-    let request = serde_json::to_value(CommitRequest::new(&commitment)).map_err(malformed)?;
-    let answer = server.post(step, "/v1/login/commit", &request)?.body;
-    let challenge: ChallengeAnswer = serde_json::from_value(answer).map_err(malformed)?;
+    let challenge: ChallengeAnswer = server
+        .post(step, "/v1/login/commit", &CommitRequest::new(&commitment))?
+        .read(step)?;
     let proof = client
         .prove(&challenge.challenge().map_err(malformed)?)
         .map_err(malformed)?;
-    let request =
-        serde_json::to_value(ProveRequest::new(challenge.login_id, &proof)).map_err(malformed)?;
-    let session = server.post(step, "/v1/login/prove", &request)?.body;
-    let session = SessionAnswer::deserialize(&session).map_err(malformed)?;
+    let session: SessionAnswer = server
+        .post(
+            step,
+            "/v1/login/prove",
+            &ProveRequest::new(challenge.login_id, &proof),
+        )?
+        .read(step)?;
     Ok(Session {
         token: session.session_token,
         expires_in: session.expires_in,

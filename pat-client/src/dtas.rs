@@ -11,11 +11,11 @@ use std::sync::Arc;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::instructions::ServiceAnchor;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_wire::dta::Status;
 use milagro_wire::shares::ClientShareRequest;
-use serde_json::Value;
 
 use crate::error::{Error, Step};
-use crate::http::{str_field, ServiceClient, DEFAULT_REQUEST_TIMEOUT};
+use crate::http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 use crate::mpin_key::{request_permit, request_shares, DtaShares};
 use milagro_http_client::Outbound;
 use milagro_mpin::{MpinId, TimePermitShare};
@@ -38,40 +38,33 @@ pub struct DtaEndpoint {
 /// reached under the HTTP policy `outbound`.
 pub fn locate(outbound: &Outbound, service: &ServiceAnchor) -> Result<DtaEndpoint, Error> {
     let client = ServiceClient::with_outbound(&service.url, outbound, DEFAULT_REQUEST_TIMEOUT)?;
-    let status = client.get(Step::LocateDtas, "/v1/status")?.body;
-    let unexpected = |reason: String| Error::unexpected(Step::LocateDtas, reason);
-    let digest = str_field(Step::LocateDtas, &status, "digest")?;
-    if digest.parse::<Digest>().ok() != Some(service.birth_certificate) {
-        return Err(unexpected(format!(
-            "{} is d-ta {digest}, the instructions say {}",
-            service.url, service.birth_certificate
-        )));
+    let status: Status = client
+        .get(Step::LocateDtas, "/v1/status")?
+        .read(Step::LocateDtas)?;
+    if status.digest != service.birth_certificate {
+        return Err(Error::unexpected(
+            Step::LocateDtas,
+            format!(
+                "{} is d-ta {}, the instructions say {}",
+                service.url, status.digest, service.birth_certificate
+            ),
+        ));
     }
-    let share_api = status
-        .get("share_api")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            Error::NotReady(format!(
-                "the share api of d-ta {} does not serve yet (its anchor may not be confirmed)",
-                service.birth_certificate
-            ))
-        })?;
+    let share_api = status.share_api.ok_or_else(|| {
+        Error::NotReady(format!(
+            "the share api of d-ta {} does not serve yet (its anchor may not be confirmed)",
+            service.birth_certificate
+        ))
+    })?;
     let client_ids = status
-        .get("trusted_idps")
-        .and_then(Value::as_array)
-        .map(|idps| {
-            idps.iter()
-                .filter_map(|idp| {
-                    let field = |name| idp.get(name).and_then(Value::as_str).map(str::to_owned);
-                    Some((field("issuer")?, field("client_id")?))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .trusted_idps
+        .into_iter()
+        .map(|idp| (idp.issuer, idp.client_id))
+        .collect();
     Ok(DtaEndpoint {
         digest: service.birth_certificate,
         url: service.url.clone(),
-        share_api: share_api.to_owned(),
+        share_api,
         client_ids,
     })
 }

@@ -20,10 +20,12 @@ use milagro_anchor::envelope::{SealedInstructions, SealedOffer};
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::proof::VerifiedAnchor;
 use milagro_anchor::purpose_keys::KeyPurpose;
-use serde_json::{json, Value};
+use milagro_wire::tbs::enrolment::{
+    EnrolmentProgress, EnrolmentStage, InstructionsAnswer, SealedBody,
+};
 
 use crate::error::{Error, Step};
-use crate::http::{str_field, ServiceClient};
+use crate::http::{Answer, ServiceClient};
 use crate::instructions::{accept_instructions, Pending};
 use crate::sources::{check_registry, device_chain, registry_clients, verify_registry};
 use crate::state::{Device, Progress, StoredInstructions, TbsRecord};
@@ -182,8 +184,10 @@ impl TbsVerified {
                 &envelope_key,
                 unix_now(),
             )?;
-            let envelope = request.seal(rng, &envelope_key)?;
-            match tbs.post(step, "/v1/enrolments", &json!({ "envelope": envelope })) {
+            let body = SealedBody {
+                envelope: request.seal(rng, &envelope_key)?.to_base64(),
+            };
+            match tbs.post(step, "/v1/enrolments", &body) {
                 Err(Error::Server {
                     status: 429 | 503,
                     retry_after_secs: Some(wait),
@@ -194,11 +198,12 @@ impl TbsVerified {
                 answer => break answer?,
             }
         };
-        match str_field(step, &answer.body, "status")? {
-            "offered" => {
+        let progress: EnrolmentProgress = answer.read(step)?;
+        match progress.stage {
+            EnrolmentStage::Offered { offer } => {
                 // Sealed under our instruction key: nobody else read it, and a PSBT swapped
                 // on the way does not open or does not match the terms sealed with it.
-                let sealed = SealedOffer::from_base64(str_field(step, &answer.body, "offer")?)
+                let sealed = SealedOffer::from_base64(&offer)
                     .map_err(|e| Error::unexpected(step, format!("offer: {e}")))?;
                 let offer = OfferTerms::open_checked(
                     &self.device.instruction_key,
@@ -213,8 +218,11 @@ impl TbsVerified {
                     offer: Box::new(offer),
                 }))
             }
-            "broadcast" | "confirmed" => {
-                let txid = str_field(step, &answer.body, "txid")?
+            EnrolmentStage::Broadcast { txid }
+            | EnrolmentStage::Confirmed {
+                txid: Some(txid), ..
+            } => {
+                let txid = txid
                     .parse()
                     .map_err(|e| Error::unexpected(step, format!("txid: {e}")))?;
                 self.device.progress = Some(Progress::Direct {
@@ -228,7 +236,9 @@ impl TbsVerified {
                     tbs_key: self.tbs_key,
                 }))
             }
-            "queued" | "batched" => {
+            EnrolmentStage::Queued
+            | EnrolmentStage::Batched(_)
+            | EnrolmentStage::Confirmed { batch: Some(_), .. } => {
                 self.device.progress = Some(Progress::Batch);
                 self.device.save()?;
                 Ok(Requested::Queued(Waiting {
@@ -236,7 +246,10 @@ impl TbsVerified {
                     tbs_key: self.tbs_key,
                 }))
             }
-            other => Err(Error::unexpected(step, format!("status {other:?}"))),
+            other => Err(Error::unexpected(
+                step,
+                format!("status {:?}", other.status()),
+            )),
         }
     }
 }
@@ -291,16 +304,28 @@ impl Waiting {
             device: self.device.public_key(),
             tx,
         };
-        let envelope = signed.seal(&mut rand_core::OsRng, &envelope_key(&self.device)?)?;
-        let answer = match tbs.post(
-            step,
-            "/v1/enrolments/signed",
-            &json!({ "envelope": envelope }),
-        ) {
+        let body = SealedBody {
+            envelope: signed
+                .seal(&mut rand_core::OsRng, &envelope_key(&self.device)?)?
+                .to_base64(),
+        };
+        let answer = match tbs.post(step, "/v1/enrolments/signed", &body) {
             Err(Error::Server { status: 410, .. }) => return Err(self.forget_lapsed_offer()),
             answer => answer?,
         };
-        let reported = str_field(step, &answer.body, "txid")?;
+        let progress: EnrolmentProgress = answer.read(step)?;
+        let reported = match progress.stage {
+            EnrolmentStage::Broadcast { txid }
+            | EnrolmentStage::Confirmed {
+                txid: Some(txid), ..
+            } => txid,
+            other => {
+                return Err(Error::unexpected(
+                    step,
+                    format!("status {:?} without a txid", other.status()),
+                ))
+            }
+        };
         if reported != txid.to_string() {
             return Err(Error::unexpected(
                 step,
@@ -316,7 +341,7 @@ impl Waiting {
         let step = Step::FetchInstructions;
         let answer = tbs.get(step, &instructions_path(&self.device.public_key()))?;
         if answer.status != 200 {
-            let pending = Pending::from_body(&answer.body);
+            let pending = Pending::from_answer(&answer)?;
             if pending.status == "expired" {
                 return Err(self.forget_lapsed_offer());
             }
@@ -327,7 +352,7 @@ impl Waiting {
             }
             return Ok(Poll::NotYet(self, pending));
         }
-        let sealed = sealed_instructions(&answer.body)?;
+        let sealed = sealed_instructions(&answer)?;
         let accepted = accept_instructions(&self.device, &self.tbs_key, tbs, &sealed)?;
         if let (Some(Progress::Direct { tx, .. }), Some(device_tx)) =
             (self.device.progress.as_mut(), accepted.device_tx)
@@ -404,11 +429,12 @@ pub(crate) fn instructions_path(device: &PublicKey) -> String {
 }
 
 /// The sealed instructions of a `200` answer.
-pub(crate) fn sealed_instructions(body: &Value) -> Result<SealedInstructions, Error> {
+pub(crate) fn sealed_instructions(answer: &Answer) -> Result<SealedInstructions, Error> {
     let step = Step::FetchInstructions;
-    let sealed = SealedInstructions::from_base64(str_field(step, body, "instructions")?)
+    let body: InstructionsAnswer = answer.read(step)?;
+    let sealed = SealedInstructions::from_base64(&body.instructions)
         .map_err(|e| Error::unexpected(step, format!("instructions: {e}")))?;
-    if body.get("sequence").and_then(Value::as_u64) != Some(sealed.sequence()) {
+    if body.sequence != sealed.sequence() {
         return Err(Error::unexpected(
             step,
             "the sequence does not match the sealed one",

@@ -1,17 +1,20 @@
 //! A small blocking JSON client of one service: the TBS, and the IdP, D-TAs and
 //! authentication server its instructions (or the operator) name.
 //!
-//! Nothing it returns is trusted: callers parse every body into typed values and verify
-//! every anchor by SPV. It only makes transport failures and error answers into
-//! [`Error`]s naming the step, the HTTP status and the TBS's JSON `error` code and
-//! `message`.
+//! Nothing it returns is trusted: callers read every body as its `milagro_wire` type
+//! ([`Answer::read`]), parse the text in it into checked values and verify every anchor by
+//! SPV. It only makes transport failures and error answers into [`Error`]s naming the
+//! step, the HTTP status and the error body's `error` code and description.
 
 use std::io::Read as _;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use milagro_http_client::Outbound;
+use milagro_wire::ErrorBody;
 
 use crate::error::{Error, Step};
 
@@ -42,6 +45,13 @@ pub struct ServiceClient {
 pub(crate) struct Answer {
     pub status: u16,
     pub body: Value,
+}
+
+impl Answer {
+    /// The body read as the wire type `T`, or an [`Error::Unexpected`] of `step`.
+    pub(crate) fn read<T: DeserializeOwned>(&self, step: Step) -> Result<T, Error> {
+        T::deserialize(&self.body).map_err(|e| Error::unexpected(step, e))
+    }
 }
 
 impl ServiceClient {
@@ -99,12 +109,18 @@ impl ServiceClient {
     }
 
     /// `POST path` with a JSON body.
-    pub(crate) fn post(&self, step: Step, path: &str, body: &Value) -> Result<Answer, Error> {
+    pub(crate) fn post(
+        &self,
+        step: Step,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<Answer, Error> {
+        let body = serde_json::to_string(body).map_err(|e| Error::unexpected(step, e))?;
         let request = self
             .client
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
+            .body(body);
         self.send(step, request, path)
     }
 
@@ -184,27 +200,24 @@ impl ServiceClient {
                 format!("an answer above {MAX_BODY_BYTES} bytes"),
             ));
         }
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !(200..300).contains(&status) {
-            let field = |name: &str| {
-                body.as_ref()
-                    .and_then(|b| b.get(name))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(error) => (Some(error.error), error.error_description),
+                Err(_) => (
+                    None,
+                    String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                ),
             };
-            // `message` is what a TBS before the one error shape sent.
-            let message = field("error_description")
-                .or_else(|| field("message"))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
             return Err(Error::Server {
                 step,
                 url: self.url(path),
                 status,
-                code: field("error"),
+                code,
                 message,
                 retry_after_secs,
             });
         }
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         let body = body.ok_or_else(|| Error::unexpected(step, "a body that is not JSON"))?;
         Ok(Answer { status, body })
     }
@@ -220,13 +233,6 @@ fn form_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// The string field `name` of `body`, or an [`Error::Unexpected`].
-pub(crate) fn str_field<'a>(step: Step, body: &'a Value, name: &str) -> Result<&'a str, Error> {
-    body.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::unexpected(step, format!("no string field {name:?}")))
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use milagro_anchor::dpop;
 use milagro_anchor::id_token_nonce::NonceSalt;
 use milagro_anchor::instructions::ServiceAnchor;
 use milagro_anchor::keys::SecretKey;
+use milagro_wire::idp::{ProviderMetadata, TokenAnswer};
 use milagro_wire::shares::ClientShareRequest;
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -41,7 +42,7 @@ use zeroize::Zeroizing;
 use crate::device_grant::Pending;
 use crate::error::{Error, Step};
 use crate::files;
-use crate::http::{str_field, ServiceClient, DEFAULT_REQUEST_TIMEOUT};
+use crate::http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 use milagro_http_client::Outbound;
 
 /// File name of the stored ID token in the device's state directory.
@@ -135,33 +136,36 @@ impl IdpLogin {
         client_id: &str,
     ) -> Result<Self, Error> {
         let client = ServiceClient::with_outbound(&idp.url, outbound, DEFAULT_REQUEST_TIMEOUT)?;
-        let document = client
+        let document: ProviderMetadata = client
             .get(Step::LogIn, "/.well-known/openid-configuration")?
-            .body;
-        let issuer = str_field(Step::LogIn, &document, "issuer")?;
+            .read(Step::LogIn)?;
+        let issuer = document.issuer.as_str();
         if issuer.trim_end_matches('/') != client.base_url() {
             return Err(login_error(format!(
                 "the IdP at {} calls itself {issuer}",
                 client.base_url()
             )));
         }
-        let named = str_field(Step::LogIn, &document, "milagro_birth_certificate_digest")?;
-        if named.parse::<Digest>().ok() != Some(idp.birth_certificate) {
+        let named = document.milagro.milagro_birth_certificate_digest;
+        if named != idp.birth_certificate {
             return Err(login_error(format!(
-                "the IdP at {issuer} names birth certificate {named:?}, the instructions {}",
+                "the IdP at {issuer} names birth certificate {named}, the instructions {}",
                 idp.birth_certificate
             )));
         }
-        let endpoint = |name: &str| -> Result<String, Error> {
-            let url = str_field(Step::LogIn, &document, name)?;
+        let endpoint = |name: &str, url: Option<&str>| -> Result<String, Error> {
+            let url = url.ok_or_else(|| login_error(format!("the IdP names no {name}")))?;
             client
                 .path_of(url)
                 .map(str::to_owned)
                 .ok_or_else(|| login_error(format!("its {name} {url} is not under {issuer}")))
         };
         Ok(Self {
-            device_path: endpoint("device_authorization_endpoint")?,
-            token_path: endpoint("token_endpoint")?,
+            device_path: endpoint(
+                "device_authorization_endpoint",
+                document.device_authorization_endpoint.as_deref(),
+            )?,
+            token_path: endpoint("token_endpoint", Some(&document.token_endpoint))?,
             issuer: issuer.trim_end_matches('/').to_owned(),
             digest: idp.birth_certificate,
             client_id: client_id.to_owned(),
@@ -227,14 +231,15 @@ impl DeviceLogin {
             return Ok(None);
         };
         // A token the IdP did not bind would be refused by every D-TA.
-        let token_type = str_field(Step::LogIn, &body, "token_type")?;
-        if !token_type.eq_ignore_ascii_case("DPoP") {
+        let tokens =
+            TokenAnswer::deserialize(&body).map_err(|e| Error::unexpected(Step::LogIn, e))?;
+        if !tokens.token_type.eq_ignore_ascii_case("DPoP") {
             return Err(login_error(format!(
-                "the IdP issued a {token_type} token, not a DPoP-bound one"
+                "the IdP issued a {} token, not a DPoP-bound one",
+                tokens.token_type
             )));
         }
-        let token = str_field(Step::LogIn, &body, "id_token")?;
-        Ok(Some(IdToken::read(&self.login, token)?))
+        Ok(Some(IdToken::read(&self.login, &tokens.id_token)?))
     }
 
     /// Polls at the IdP's interval, each poll proving `key` ([`Self::poll`]), until the

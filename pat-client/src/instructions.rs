@@ -6,11 +6,11 @@ use milagro_anchor::envelope::SealedInstructions;
 use milagro_anchor::instructions::Instructions;
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::proof::{AnchorProof, VerifiedAnchor};
-use serde_json::Value;
+use milagro_wire::tbs::enrolment::{EnrolmentProgress, EnrolmentStage};
 
 use crate::enrolment::{instructions_path, sealed_instructions, Enrolled};
 use crate::error::{Error, Step};
-use crate::http::ServiceClient;
+use crate::http::{Answer, ServiceClient};
 use crate::sources::device_chain;
 use crate::state::{AnchorSummary, ChainSeen, Device, StoredInstructions};
 
@@ -24,17 +24,17 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn from_body(body: &Value) -> Self {
-        Self {
-            status: body
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .chars()
-                .take(32)
-                .collect(),
-            depth: body.get("depth").and_then(Value::as_u64),
-        }
+    /// What the progress of a `202` answer says.
+    pub(crate) fn from_answer(answer: &Answer) -> Result<Self, Error> {
+        let progress: EnrolmentProgress = answer.read(Step::FetchInstructions)?;
+        let depth = match progress.stage {
+            EnrolmentStage::Confirmed { depth, .. } => Some(u64::from(depth)),
+            _ => None,
+        };
+        Ok(Self {
+            status: progress.stage.status().to_owned(),
+            depth,
+        })
     }
 }
 
@@ -162,9 +162,9 @@ impl Enrolled {
         let step = Step::FetchInstructions;
         let answer = tbs.get(step, &instructions_path(&self.device.public_key()))?;
         if answer.status != 200 {
-            return Ok(Refreshed::Pending(Pending::from_body(&answer.body)));
+            return Ok(Refreshed::Pending(Pending::from_answer(&answer)?));
         }
-        let sealed = sealed_instructions(&answer.body)?;
+        let sealed = sealed_instructions(&answer)?;
         let previous = self.stored.sequence;
         if sealed.sequence() == previous {
             return Ok(Refreshed::Unchanged { sequence: previous });

@@ -14,12 +14,10 @@ use std::time::{Duration, Instant};
 use bitcoin::{Network, Txid};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::payload::RecordKind;
-use milagro_anchor::proof::{
-    AnchorProof, AnchorProofJson, Expected, HeaderChain as _, Headers, VerifiedAnchor,
-};
+use milagro_anchor::proof::{AnchorProof, Expected, HeaderChain as _, Headers, VerifiedAnchor};
 use milagro_anchor::record::RecordCandidate;
 use milagro_tls::{DirectoryError, LocalIdentity, PeerDirectory, Standing};
-use serde_json::Value;
+use milagro_wire::tbs::registry::{Proof, Records};
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
@@ -258,20 +256,14 @@ impl TbsDirectory {
     ) -> Result<Option<Txid>, Attempt> {
         let signer = anchor.signer();
         for registry in self.registries(headers)? {
-            let records = registry
+            let records: Records = registry
                 .get(Step::LookUpPeer, &format!("/v1/records?signer={signer}"))
+                .and_then(|answer| answer.read(Step::LookUpPeer))
                 .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
-            let later = records
-                .body
-                .get("records")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|r| {
-                    let height = u32::try_from(r.get("height")?.as_u64()?).ok()?;
-                    let txid = r.get("txid")?.as_str()?.parse::<Txid>().ok()?;
-                    (height > anchor.height()).then_some((txid, height))
-                });
+            let later = records.records.into_iter().filter_map(|r| {
+                let txid = r.txid.parse::<Txid>().ok()?;
+                (r.height > anchor.height()).then_some((txid, r.height))
+            });
             for (txid, height) in later {
                 if height > headers.tip_height() {
                     // The registry is ahead of the chain checked: the record cannot be
@@ -313,15 +305,10 @@ fn verified_record_from(
         }
         Err(e) => return Err(Attempt::Final(DirectoryError::Unavailable(e.to_string()))),
     };
-    let proof: AnchorProofJson = answer
-        .body
-        .get("anchor_proof")
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| invalid(format!("anchor_proof: {e}")))?
-        .ok_or_else(|| invalid("no anchor_proof".into()))?;
-    let proof = AnchorProof::from_json(&proof).map_err(|e| invalid(e.to_string()))?;
+    let proof: Proof = answer
+        .read(Step::LookUpPeer)
+        .map_err(|e| invalid(e.to_string()))?;
+    let proof = AnchorProof::from_json(&proof.anchor_proof).map_err(|e| invalid(e.to_string()))?;
     let record = RecordCandidate::from_tx(proof.tx()).map_err(|e| invalid(e.to_string()))?;
     // The signer is proven by the verification below (the funding output it spends).
     let expected = Expected {

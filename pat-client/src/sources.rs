@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 
 use milagro_anchor::birth_certificate::{BirthCertificate, Role, Status};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::proof::{
-    AnchorProof, AnchorProofJson, HeaderChain as _, Headers, VerifiedAnchor,
-};
+use milagro_anchor::proof::{AnchorProof, HeaderChain as _, Headers, VerifiedAnchor};
 use milagro_electrum::{CrossCheck, CrossCheckError, Disagreement, ElectrumSource, LocalChain};
+use milagro_wire::service::AnchoredBirthCertificate;
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
@@ -146,13 +145,11 @@ pub fn verify_registry(
     headers: &Headers,
 ) -> Result<(BirthCertificate, VerifiedAnchor), Error> {
     let step = Step::FetchTbsCertificate;
-    let served = registry
+    let served: AnchoredBirthCertificate = registry
         .get(step, "/.well-known/milagro/birth-certificate")?
-        .body;
-    let document = served
-        .get("birth_certificate")
-        .ok_or_else(|| Error::unexpected(step, "no birth_certificate"))?;
-    let json = serde_json::to_vec(document).map_err(|e| Error::unexpected(step, e))?;
+        .read(step)?;
+    let json =
+        serde_json::to_vec(&served.birth_certificate).map_err(|e| Error::unexpected(step, e))?;
     let bc = BirthCertificate::parse(&json)?;
     if bc.digest() != digest {
         return Err(Error::TbsDigest {
@@ -166,14 +163,7 @@ pub fn verify_registry(
             status: bc.status(),
         });
     }
-    let proof: AnchorProofJson = served
-        .get("anchor_proof")
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| Error::unexpected(step, format!("anchor_proof: {e}")))?
-        .ok_or_else(|| Error::unexpected(step, "no anchor_proof"))?;
-    let proof = AnchorProof::from_json(&proof).map_err(Error::TbsAnchor)?;
+    let proof = AnchorProof::from_json(&served.anchor_proof).map_err(Error::TbsAnchor)?;
     let anchor = bc
         .verify_anchor(&proof, headers)
         .map_err(Error::TbsAnchor)?;

@@ -15,7 +15,7 @@
 use bitcoin::block::Header;
 use bitcoin::Network;
 use milagro_anchor::proof::{Checkpoint, HeaderChain as _, Headers};
-use serde_json::Value;
+use milagro_wire::tbs::registry as wire;
 
 use crate::error::{Error, Step};
 use crate::http::ServiceClient;
@@ -68,7 +68,7 @@ fn fetch_from(
     let mut context = Vec::with_capacity(if chain.is_some() { 0 } else { context_len });
     loop {
         let page = tbs.get(step, &format!("/v1/headers?from={from}&count={PAGE}"))?;
-        let headers = page_headers(&page.body)?;
+        let headers = page_headers(&page.read(step)?)?;
         let count = u32::try_from(headers.len())
             .ok()
             .filter(|&n| n <= PAGE)
@@ -105,18 +105,13 @@ fn fetch_from(
     Ok(chain)
 }
 
-fn page_headers(body: &Value) -> Result<Vec<Header>, Error> {
-    let step = Step::FetchHeaders;
-    body.get("headers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::unexpected(step, "no headers array"))?
+fn page_headers(page: &wire::Headers) -> Result<Vec<Header>, Error> {
+    page.headers
         .iter()
-        .map(|h| {
-            let hex = h
-                .as_str()
-                .ok_or_else(|| Error::unexpected(step, "a header that is not a string"))?;
-            bitcoin::consensus::encode::deserialize_hex(hex)
-                .map_err(|e| Error::unexpected(step, format!("a malformed header: {e}")))
+        .map(|hex| {
+            bitcoin::consensus::encode::deserialize_hex(hex).map_err(|e| {
+                Error::unexpected(Step::FetchHeaders, format!("a malformed header: {e}"))
+            })
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 
 use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::{RecordStore, StoreError};
-use serde_json::{json, Value};
+use milagro_wire::service::{AnchorStatus, AnchoredBirthCertificate};
 
 use crate::identity::PartyIdentity;
 use crate::own_anchor::{AnchorState, OwnAnchor};
@@ -33,7 +33,7 @@ pub fn birth_certificate_document(
     own_anchor: &OwnAnchor,
     index: &RedbStore,
     min_depth: u32,
-) -> Result<Value, NotServed> {
+) -> Result<AnchoredBirthCertificate, NotServed> {
     let role = identity.role();
     let served = match own_anchor.get() {
         AnchorState::Confirmed(served) => served,
@@ -68,29 +68,33 @@ pub fn birth_certificate_document(
         )));
     }
     let bc = identity.bc();
-    let document: Value = serde_json::from_slice(&bc.to_canonical_json())
+    let document = serde_json::from_slice(&bc.to_canonical_json())
         .map_err(|e| NotServed::Json(e.to_string()))?;
-    Ok(json!({
-        "birth_certificate": document,
-        "digest": bc.digest(),
-        "public_key": bc.public_key(),
-        "txid": anchor.txid(),
-        "vout": anchor.vout(),
-        "height": anchor.height(),
-        "block_hash": anchor.block_hash(),
-        "depth": depth,
-        "anchor_proof": served.proof,
-    }))
+    Ok(AnchoredBirthCertificate {
+        birth_certificate: document,
+        digest: bc.digest(),
+        public_key: bc.public_key().to_string(),
+        txid: anchor.txid().to_string(),
+        vout: anchor.vout(),
+        height: anchor.height(),
+        block_hash: anchor.block_hash().to_string(),
+        depth,
+        anchor_proof: served.proof,
+    })
 }
 
-/// The `anchor` object of a service's `/v1/status`: `{"state": "none"}`, or `"pending"`
-/// or `"confirmed"` with the anchoring transaction's `txid`.
-pub fn anchor_status(own_anchor: &OwnAnchor) -> Value {
+/// The `anchor` member of a service's `/v1/status`: none, pending with its transaction,
+/// or confirmed with its transaction and block.
+pub fn anchor_status(own_anchor: &OwnAnchor) -> AnchorStatus {
     match own_anchor.get() {
-        AnchorState::None => json!({ "state": "none" }),
-        AnchorState::Pending { txid } => json!({ "state": "pending", "txid": txid }),
-        AnchorState::Confirmed(served) => {
-            json!({ "state": "confirmed", "txid": served.verified.txid() })
-        }
+        AnchorState::None => AnchorStatus::None,
+        AnchorState::Pending { txid } => AnchorStatus::Pending {
+            txid: txid.to_string(),
+        },
+        AnchorState::Confirmed(served) => AnchorStatus::Confirmed {
+            txid: served.verified.txid().to_string(),
+            height: served.verified.height(),
+            block_hash: served.verified.block_hash().to_string(),
+        },
     }
 }

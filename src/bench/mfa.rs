@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_mpin::Pin;
@@ -42,8 +43,8 @@ use milagro_pat_client::mpin_key::{request_shares, ClientShareRequest, MpinKey};
 use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_tls::http::Connection;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_wire::shares::NoOptions;
 use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::kex::{anchored, anchored_with_key};
@@ -186,29 +187,29 @@ pub fn measure(
     let key = Arc::new(MpinKey::assemble(&shares, Pin::new(PIN)?)?);
     // One client, as a device keeps one: its connections are reused between logins.
     let auth_client = crate::cli::service_client(&world.authserver.local_url())?;
+    // The bodies the device library sends, serialized once.
+    let no_options = Bytes::from(serde_json::to_vec(&NoOptions {})?);
+    let client_share = Bytes::from(serde_json::to_vec(&ClientShareRequest {
+        id_token: id_token.clone(),
+        nonce_salt: None,
+    })?);
     for &concurrency in &params.concurrency {
         eprintln!("concurrency {concurrency}");
-        let request = |path: &'static str, body: Value, who: Arc<LocalIdentity>| {
+        let request = |path: &'static str, body: Bytes, who: Arc<LocalIdentity>| {
             let (directory, options, addr) = (directory.clone(), options.clone(), dta_addr.clone());
             async move { share_request(&who, dta_digest, &addr, directory, &options, path, body).await }
         };
         session_only.push(runtime.block_on(level("session", n, concurrency, || {
-            request("/v1/nothing", json!({}), fetcher.clone())
+            request("/v1/nothing", no_options.clone(), fetcher.clone())
         }))?);
         server_shares.push(runtime.block_on(level("server share", n, concurrency, || {
-            request("/v1/shares/server", json!({}), fetcher.clone())
+            request("/v1/shares/server", no_options.clone(), fetcher.clone())
         }))?);
         client_shares.push(runtime.block_on(level(
             "client share",
             (n / 4).max(1),
             concurrency,
-            || {
-                request(
-                    "/v1/shares/client",
-                    json!({ "id_token": id_token }),
-                    pat.clone(),
-                )
-            },
+            || request("/v1/shares/client", client_share.clone(), pat.clone()),
         ))?);
         // One session per client, opened before the clock starts, reused for every
         // request that client makes (`level` deals requests round-robin, as below).
@@ -223,7 +224,7 @@ pub fn measure(
                 Ok(sessions)
             })
         };
-        let on_kept = |sessions: Vec<Arc<Mutex<Connection>>>, path: &'static str, body: Value| {
+        let on_kept = |sessions: Vec<Arc<Mutex<Connection>>>, path: &'static str, body: Bytes| {
             let next = AtomicUsize::new(0);
             move || {
                 let session =
@@ -237,18 +238,14 @@ pub fn measure(
             "server share, kept alive",
             n,
             concurrency,
-            on_kept(sessions, "/v1/shares/server", json!({})),
+            on_kept(sessions, "/v1/shares/server", no_options.clone()),
         ))?);
         let sessions = kept_alive(&pat)?;
         client_shares_kept_alive.push(runtime.block_on(level(
             "client share, kept alive",
             (n / 4).max(1),
             concurrency,
-            on_kept(
-                sessions,
-                "/v1/shares/client",
-                json!({ "id_token": id_token }),
-            ),
+            on_kept(sessions, "/v1/shares/client", client_share.clone()),
         ))?);
         // The device has one identity, and the server checks one proof of an identity at
         // a time (a second gets 429 `proof_in_flight`, so that guesses are counted
@@ -299,7 +296,7 @@ async fn share_request(
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
     path: &'static str,
-    body: Value,
+    body: Bytes,
 ) -> Result<()> {
     let mut connection = connect(who, dta, addr, directory, options).await?;
     post(&mut connection, path, body).await
@@ -320,13 +317,13 @@ async fn connect(
 }
 
 /// `POST path` with `body` on `connection`; a 404 for an unknown path, a 200 otherwise.
-async fn post(connection: &mut Connection, path: &'static str, body: Value) -> Result<()> {
+async fn post(connection: &mut Connection, path: &'static str, body: Bytes) -> Result<()> {
     let request = http::Request::builder()
         .method("POST")
         .uri(path)
         .header("host", "dta")
         .header("content-type", "application/json")
-        .body(bytes::Bytes::from(body.to_string()))?;
+        .body(body)?;
     let response = connection.send(request).await?;
     let expected = if path == "/v1/nothing" { 404 } else { 200 };
     ensure!(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use bitcoin::OutPoint;
 use milagro_anchor::anchor_offer::{AnchorOffer, OfferTerms};
 use milagro_anchor::anchor_tx::{p2wpkh_script, single_anchor_funding, FundingUtxo};
@@ -26,10 +26,10 @@ use milagro_anchor::funding_pool::{
 };
 use milagro_anchor::keys::{PublicKey, SecretKey};
 use milagro_registry::chain::ChainSource;
+use milagro_wire::tbs::enrolment::{EnrolmentProgress, EnrolmentStage, SealedBody};
 use rand_core::OsRng;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use super::stats::{latency, rate, Latency};
 use super::tbs_world::{party, unix_now, TbsWorld, GROUP, TENANT};
@@ -75,7 +75,9 @@ pub fn devices(count: usize, tbs: &PublicKey, maker: &SecretKey) -> Result<Vec<D
                 tbs,
                 unix_now(),
             )?;
-            let request_body = json!({ "envelope": request.seal(&mut OsRng, tbs)? }).to_string();
+            let request_body = serde_json::to_string(&SealedBody {
+                envelope: request.seal(&mut OsRng, tbs)?.to_base64(),
+            })?;
             Ok(Device {
                 key,
                 bc,
@@ -101,8 +103,10 @@ fn enrol(
         device.request_body.clone(),
         200,
     )?;
-    ensure!(answer["status"] == "offered", "not offered: {answer}");
-    let sealed = SealedOffer::from_base64(answer["offer"].as_str().context("no offer")?)?;
+    let EnrolmentStage::Offered { offer } = answer.stage else {
+        bail!("not offered: {:?}", answer.stage);
+    };
+    let sealed = SealedOffer::from_base64(&offer)?;
     let offer = OfferTerms::open_checked(
         &device.instruction_key,
         anchored,
@@ -114,18 +118,25 @@ fn enrol(
         device: device.key.public_key(),
         tx: offer.sign(&device.key)?,
     };
-    let body = json!({ "envelope": signed.seal(&mut OsRng, tbs)? }).to_string();
+    let body = serde_json::to_string(&SealedBody {
+        envelope: signed.seal(&mut OsRng, tbs)?.to_base64(),
+    })?;
     let answer = post(client, &format!("{url}/v1/enrolments/signed"), body, 202)?;
-    ensure!(answer["status"] == "broadcast", "not broadcast: {answer}");
+    ensure!(
+        matches!(answer.stage, EnrolmentStage::Broadcast { .. }),
+        "not broadcast: {:?}",
+        answer.stage
+    );
     Ok(start.elapsed())
 }
 
+/// `POST url` with `body`, which must answer `expected` with the TBS's progress.
 fn post(
     client: &reqwest::blocking::Client,
     url: &str,
     body: String,
     expected: u16,
-) -> Result<Value> {
+) -> Result<EnrolmentProgress> {
     let response = client
         .post(url)
         .header(CONTENT_TYPE, "application/json")
@@ -133,9 +144,9 @@ fn post(
         .send()
         .with_context(|| format!("POST {url}"))?;
     let status = response.status().as_u16();
-    let answer: Value = response.json().unwrap_or(Value::Null);
-    ensure!(status == expected, "POST {url} answered {status}: {answer}");
-    Ok(answer)
+    let text = response.text().with_context(|| format!("POST {url}"))?;
+    ensure!(status == expected, "POST {url} answered {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("POST {url} answered {text}"))
 }
 
 /// Enrolments between two blocks. The node's wallet refuses to fund a payment once the

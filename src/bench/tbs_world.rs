@@ -23,8 +23,14 @@ use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::{RunningTbs, Tbs};
+use milagro_wire::service::{AnchorStatus, AnchoredBirthCertificate};
+use milagro_wire::tbs::tenants::{
+    CreatedTenant, EnrolmentMode, Group, GroupSpec, NewTenant, ServiceRef,
+};
 use rand_core::OsRng;
 use serde_json::{json, Value};
+
+use crate::demo_tbs::call;
 
 /// The tenant the benchmark devices belong to.
 pub const TENANT: &str = "bench";
@@ -157,11 +163,15 @@ token_sha256 = "{token}"
             bitcoind,
         };
         wait_for("the TBS anchor to be broadcast", || {
-            Ok((world.get("/v1/status")?["anchor"]["state"] == "pending").then_some(()))
+            Ok(matches!(world.status()?.anchor, AnchorStatus::Pending { .. }).then_some(()))
         })?;
         world.mine()?;
         wait_for("the TBS certificate to be served", || {
-            Ok(world.get("/.well-known/milagro/birth-certificate").ok())
+            let served = world.http.get(format!(
+                "{}/.well-known/milagro/birth-certificate",
+                world.url
+            ));
+            Ok(call::<AnchoredBirthCertificate>(served).ok())
         })?;
         let loaded: Vec<String> = world.node.call("listwallets", &[])?;
         world.wallet = loaded.first().context("the node has no wallet")?.clone();
@@ -174,21 +184,33 @@ token_sha256 = "{token}"
             world.coins
         );
 
-        let created = world.call(
-            reqwest::Method::POST,
-            "/v1/admin/tenants",
-            admin.reveal(),
-            json!({"id": TENANT, "name": "Bench Devices"}),
+        let tenant = NewTenant {
+            id: TENANT.into(),
+            name: "Bench Devices".into(),
+        };
+        let created: CreatedTenant = call(
+            world
+                .http
+                .post(format!("{}/v1/admin/tenants", world.url))
+                .bearer_auth(admin.reveal())
+                .json(&tenant),
         )?;
-        let token = created["token"].as_str().context("no tenant token")?;
-        let service =
-            json!({"birth_certificate": dta.digest(), "url": "https://dta.bench.milagro.test"});
-        world.call(
-            reqwest::Method::PUT,
-            &format!("/v1/tenants/{TENANT}/groups/{GROUP}"),
-            token,
-            json!({"name": "Load", "mode": "direct", "dtas": [service],
-                   "enrolment_keys": [world.maker.public_key()]}),
+        let group = GroupSpec {
+            name: "Load".into(),
+            mode: EnrolmentMode::Direct,
+            dtas: vec![ServiceRef {
+                birth_certificate: dta.digest(),
+                url: "https://dta.bench.milagro.test".into(),
+            }],
+            idp: None,
+            enrolment_keys: vec![world.maker.public_key().to_string()],
+        };
+        let _: Group = call(
+            world
+                .http
+                .put(format!("{}/v1/tenants/{TENANT}/groups/{GROUP}", world.url))
+                .bearer_auth(&created.token)
+                .json(&group),
         )?;
         Ok(world)
     }
@@ -197,15 +219,10 @@ token_sha256 = "{token}"
     /// TBS refills it when under a quarter, and releases a fan-out once it confirms), so
     /// that a round is paid from the pool, as a TBS in steady state pays.
     pub fn fill_pool(&self, needed: usize) -> Result<()> {
-        let size = self.get("/v1/status")?["funding_pool"]["size"]
-            .as_u64()
-            .unwrap_or(0);
-        let needed = needed.min(usize::try_from(size).unwrap_or(usize::MAX)) as u64;
+        let size = self.status()?.funding_pool.size;
+        let needed = u64::try_from(needed).unwrap_or(u64::MAX).min(size);
         wait_for("the funding pool to refill", || {
-            let free = self.get("/v1/status")?["funding_pool"]["free"]
-                .as_u64()
-                .unwrap_or(0);
-            if free >= needed {
+            if self.status()?.funding_pool.free >= needed {
                 return Ok(Some(()));
             }
             self.mine()?;
@@ -219,7 +236,7 @@ token_sha256 = "{token}"
         self.node.generate_to_address(1, &self.miner)?;
         let tip = self.node.tip()?.hash.to_string();
         wait_for("the TBS index to reach the tip", || {
-            Ok((self.get("/v1/status")?["index_hash"] == tip.as_str()).then_some(()))
+            Ok((self.status()?.index_hash.as_ref() == Some(&tip)).then_some(()))
         })
     }
 
@@ -279,27 +296,9 @@ token_sha256 = "{token}"
         Ok(())
     }
 
-    fn get(&self, path: &str) -> Result<Value> {
-        let url = format!("{}{path}", self.url);
-        let response = self.http.get(&url).send().with_context(|| url.clone())?;
-        let status = response.status();
-        ensure!(status.is_success(), "{url} answered {status}");
-        Ok(response.json()?)
-    }
-
-    fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> Result<Value> {
-        let url = format!("{}{path}", self.url);
-        let response = self
-            .http
-            .request(method, &url)
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .with_context(|| url.clone())?;
-        let status = response.status();
-        let answer: Value = response.json().unwrap_or(Value::Null);
-        ensure!(status.is_success(), "{url} answered {status}: {answer}");
-        Ok(answer)
+    /// The TBS's `/v1/status`.
+    fn status(&self) -> Result<milagro_wire::tbs::registry::Status> {
+        call(self.http.get(format!("{}/v1/status", self.url)))
     }
 }
 

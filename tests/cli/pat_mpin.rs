@@ -86,7 +86,7 @@ fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_c
         .collect();
     w.put_group_at(
         "staff",
-        "direct",
+        milagro_wire::tbs::tenants::EnrolmentMode::Direct,
         &services,
         (idp.state().identity.digest(), issuer.clone()),
     );

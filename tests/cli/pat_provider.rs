@@ -20,6 +20,7 @@ use milagro_tests::third_party_op::{
 
 use super::pat_mpin::milagro_with_pin;
 use super::{json, stderr};
+use milagro_wire::tbs::tenants::EnrolmentMode;
 
 /// Runs `milagro --ca-bundle BUNDLE pat login --state STATE EXTRA…` and approves the code
 /// it shows at the provider, as its user would; its output.
@@ -67,7 +68,7 @@ fn a_badge_logs_in_at_a_third_party_provider_and_gets_its_shares_from_the_comman
     let idp = w.anchored(Role::Idp, "the group's IdP");
     let dtas = [(dta.state().identity.digest(), dta.local_url())];
     let named_idp = (idp.digest(), "https://idp.milagro.test".to_owned());
-    w.put_group_at("staff", "direct", &dtas, named_idp);
+    w.put_group_at("staff", EnrolmentMode::Direct, &dtas, named_idp);
     let badge = dir.path().join("badge");
     let device_key = w.enrolled_device(&badge, "staff").device().public_key();
     w.mine(6);

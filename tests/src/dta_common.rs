@@ -13,6 +13,7 @@ use milagro_idp::RunningIdp;
 use milagro_registry::chain::ChainSource as _;
 use milagro_service::own_anchor::AnchorState;
 use milagro_tls::{Options, TlsError};
+use milagro_wire::service::AnchorStatus;
 use serde_json::Value;
 
 /// How long a D-TA test waits for anything (an anchor, a share API).
@@ -57,6 +58,13 @@ pub fn sealing_key_file(dir: &Path) -> String {
     format!("file = {key_file:?}")
 }
 
+/// The member every service's `/v1/status` has (a D-TA's or an auth server's: the rest,
+/// which differs, is ignored).
+#[derive(serde::Deserialize)]
+struct Anchored {
+    anchor: AnchorStatus,
+}
+
 /// Waits until every IdP of `idps` and every service at `status_urls` (a D-TA or an auth
 /// server: its `/v1/status` reports its anchor) has broadcast its own anchor, so that the
 /// next block confirms them all.
@@ -76,8 +84,8 @@ pub fn wait_for_anchors_broadcast_over(
             .iter()
             .all(|idp| !matches!(idp.state().own_anchor.get(), AnchorState::None));
         let services_pending = status_urls.iter().all(|url| {
-            let api = Api::with_outbound(url.clone(), outbound);
-            api.ok("/v1/status")["anchor"]["state"] == "pending"
+            let status: Anchored = Api::with_outbound(url.clone(), outbound).read("/v1/status");
+            matches!(status.anchor, AnchorStatus::Pending { .. })
         });
         (idps_pending && services_pending).then_some(())
     });
@@ -93,8 +101,8 @@ pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
         "the D-TA to index the tip and serve shares",
         PATIENCE,
         || {
-            let status = api.ok("/v1/status");
-            (status["index_hash"] == tip.hash.to_string() && status["share_api"].is_string())
+            let status: milagro_wire::dta::Status = api.read("/v1/status");
+            (status.index_hash == Some(tip.hash.to_string()) && status.share_api.is_some())
                 .then_some(())
         },
     );

@@ -16,10 +16,20 @@ use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::{RunningTbs, Tbs};
+use milagro_wire::service::AnchorStatus;
+use milagro_wire::tbs::registry::Status;
+use milagro_wire::tbs::tenants::{
+    CreatedTenant, EnrolmentMode, Group, GroupSpec, NewTenant, ServiceRef,
+};
 use rand_core::OsRng;
-use serde_json::{json, Value};
 
 use crate::{party, tbs_config, wait_until, Api, TcpRelay, TestNode};
+
+/// Whether the TBS at `api` has broadcast its own anchor, not yet confirmed.
+fn anchor_pending(api: &Api) -> bool {
+    let status: Status = api.read("/v1/status");
+    matches!(status.anchor, AnchorStatus::Pending { .. })
+}
 
 /// How long a fixture waits for the TBS to catch up.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -91,20 +101,23 @@ impl EnrolmentWorld {
             .with_document(milagro_tbs::api::OPENAPI_JSON);
         let tbs_digest = tbs.state().identity.digest();
         wait_until("the TBS anchor to be broadcast", PATIENCE, || {
-            (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
+            anchor_pending(&api).then_some(())
         });
         node.mine(1);
         wait_until("the TBS certificate to be served", PATIENCE, || {
             (api.get("/.well-known/milagro/birth-certificate").0 == 200).then_some(())
         });
-        let (status, created) = api.call(
-            "POST",
-            "/v1/admin/tenants",
+        let tenant = NewTenant {
+            id: "acme".into(),
+            name: "Acme".into(),
+        };
+        let created: CreatedTenant = api.exchange(
+            ("POST", "/v1/admin/tenants"),
             Some(admin.reveal()),
-            Some(json!({"id": "acme", "name": "Acme"})),
+            &tenant,
+            201,
         );
-        assert_eq!(status, 201, "{created}");
-        let tenant_token = created["token"].as_str().unwrap().to_owned();
+        let tenant_token = created.token;
         let world = Self {
             node: Some(node),
             relay,
@@ -118,7 +131,7 @@ impl EnrolmentWorld {
         };
         // Offers are paid only from confirmed pool coins.
         world.mine_while_waiting("the funding pool to fill", || {
-            (world.api.ok("/v1/status")["funding_pool"]["free"].as_u64() > Some(0)).then_some(())
+            (world.status().funding_pool.free > 0).then_some(())
         });
         world
     }
@@ -211,7 +224,7 @@ impl EnrolmentWorld {
         self.node().mine(count);
         let tip = self.node().rpc.tip().unwrap();
         wait_until("the TBS to index the tip", PATIENCE, || {
-            (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
+            (self.status().index_hash == Some(tip.hash.to_string())).then_some(())
         });
     }
 
@@ -226,7 +239,7 @@ impl EnrolmentWorld {
         let tbs = Tbs::start(Config::parse(&text).unwrap()).unwrap();
         let api = Api::documented(tbs.local_url(), milagro_tbs::api::OPENAPI_JSON);
         wait_until("the second TBS's anchor to be broadcast", PATIENCE, || {
-            (api.ok("/v1/status")["anchor"]["state"] == "pending").then_some(())
+            anchor_pending(&api).then_some(())
         });
         self.mine(1);
         wait_until(
@@ -255,14 +268,14 @@ impl EnrolmentWorld {
         dtas: &[&BirthCertificate],
         idp: &BirthCertificate,
     ) -> u64 {
-        self.put_group_in_mode(group, "direct", dtas, idp)
+        self.put_group_in_mode(group, EnrolmentMode::Direct, dtas, idp)
     }
 
-    /// The same in `mode` (`direct` or `batch`).
+    /// The same in `mode`.
     pub fn put_group_in_mode(
         &self,
         group: &str,
-        mode: &str,
+        mode: EnrolmentMode,
         dtas: &[&BirthCertificate],
         idp: &BirthCertificate,
     ) -> u64 {
@@ -280,22 +293,33 @@ impl EnrolmentWorld {
     pub fn put_group_at(
         &self,
         group: &str,
-        mode: &str,
+        mode: EnrolmentMode,
         dtas: &[(milagro_anchor::digest::Digest, String)],
         idp: (milagro_anchor::digest::Digest, String),
     ) -> u64 {
-        let service = |(digest, url): &(milagro_anchor::digest::Digest, String)| json!({"birth_certificate": digest, "url": url});
-        let dtas: Vec<Value> = dtas.iter().map(service).collect();
-        let body = json!({"name": group, "mode": mode, "dtas": dtas, "idp": service(&idp),
-                          "enrolment_keys": [self.maker.public_key()]});
-        let (status, saved) = self.api.call(
-            "PUT",
-            &format!("/v1/tenants/acme/groups/{group}"),
+        let service = |(digest, url): &(milagro_anchor::digest::Digest, String)| ServiceRef {
+            birth_certificate: *digest,
+            url: url.clone(),
+        };
+        let spec = GroupSpec {
+            name: group.into(),
+            mode,
+            dtas: dtas.iter().map(service).collect(),
+            idp: Some(service(&idp)),
+            enrolment_keys: vec![self.maker.public_key().to_string()],
+        };
+        let saved: Group = self.api.exchange(
+            ("PUT", &format!("/v1/tenants/acme/groups/{group}")),
             Some(&self.tenant_token),
-            Some(body),
+            &spec,
+            200,
         );
-        assert_eq!(status, 200, "{saved}");
-        saved["revision"].as_u64().unwrap()
+        saved.revision
+    }
+
+    /// The TBS's `/v1/status`.
+    pub fn status(&self) -> Status {
+        self.api.read("/v1/status")
     }
 
     /// The TBS's request counter for one route, method and status (`/metrics`).

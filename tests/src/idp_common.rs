@@ -16,6 +16,7 @@ use crate::{wait_until, TestNode};
 use milagro_idp::api::OPENAPI_JSON;
 use milagro_idp::config::Config;
 use milagro_idp::{Idp, RunningIdp};
+use milagro_wire::idp::{ProviderMetadata, TokenAnswer};
 use serde_json::Value;
 
 /// The test IdP's one user.
@@ -380,21 +381,21 @@ pub fn alice_id_token(
     device: &milagro_anchor::keys::SecretKey,
 ) -> String {
     let tokens = alice_tokens(issuer, client, Some(device));
-    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
-    tokens["id_token"].as_str().unwrap().to_owned()
+    assert_eq!(tokens.token_type, "DPoP", "{tokens:?}");
+    tokens.id_token
 }
 
 /// The same without a DPoP proof: a Bearer token, bound to no key.
 pub fn alice_unbound_id_token(issuer: &str, client: &(String, String)) -> String {
     let tokens = alice_tokens(issuer, client, None);
-    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
-    tokens["id_token"].as_str().unwrap().to_owned()
+    assert_eq!(tokens.token_type, "Bearer", "{tokens:?}");
+    tokens.id_token
 }
 
 /// A DPoP proof by `device` for `POST {the IdP at url's token_endpoint}` (its issuer's
 /// URL, which may be a proxy's rather than `url`), made now.
 pub fn token_proof(url: &str, device: &milagro_anchor::keys::SecretKey) -> String {
-    let discovery: Value = no_redirect_client()
+    let discovery: ProviderMetadata = no_redirect_client()
         .get(format!("{url}/.well-known/openid-configuration"))
         .send()
         .unwrap()
@@ -402,7 +403,7 @@ pub fn token_proof(url: &str, device: &milagro_anchor::keys::SecretKey) -> Strin
         .unwrap();
     let request = milagro_anchor::dpop::Request {
         method: "POST",
-        uri: discovery["token_endpoint"].as_str().unwrap(),
+        uri: &discovery.token_endpoint,
         access_token: None,
     };
     let mut jti = [0u8; 16];
@@ -420,7 +421,7 @@ fn alice_tokens(
     issuer: &str,
     (client_id, secret): &(String, String),
     device: Option<&milagro_anchor::keys::SecretKey>,
-) -> Value {
+) -> TokenAnswer {
     let http = no_redirect_client();
     let (challenge, verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
     let authorize = format!(

@@ -32,6 +32,7 @@ pub mod tenant_world;
 pub mod third_party_op;
 pub mod tls_parties;
 pub mod webdriver;
+pub mod wire_schema;
 
 /// A private regtest node with a funded wallet; killed when dropped.
 pub struct TestNode {
@@ -381,6 +382,32 @@ impl Api {
         assert_eq!(status, 200, "GET {path_and_query}: {json}");
         json
     }
+
+    /// `GET path_and_query`, which must answer 200 with the `milagro_wire` body `T`.
+    pub fn read<T: serde::de::DeserializeOwned>(&self, path_and_query: &str) -> T {
+        wire_body(&format!("GET {path_and_query}"), self.ok(path_and_query))
+    }
+
+    /// `method path` with an optional bearer token and the `milagro_wire` body `body`,
+    /// which must answer `expected` with the `milagro_wire` body `T`.
+    pub fn exchange<T: serde::de::DeserializeOwned>(
+        &self,
+        (method, path): (&str, &str),
+        token: Option<&str>,
+        body: &impl serde::Serialize,
+        expected: u16,
+    ) -> T {
+        let body = serde_json::to_value(body).unwrap();
+        let (status, json) = self.call(method, path, token, Some(body));
+        assert_eq!(status, expected, "{method} {path}: {json}");
+        wire_body(&format!("{method} {path}"), json)
+    }
+}
+
+/// `json`, the answer to `what`, read as the `milagro_wire` type `T`.
+pub fn wire_body<T: serde::de::DeserializeOwned>(what: &str, json: serde_json::Value) -> T {
+    T::deserialize(&json)
+        .unwrap_or_else(|e| panic!("{what}: not a {}: {e}: {json}", std::any::type_name::<T>()))
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, failing the test after `timeout`.
@@ -409,12 +436,12 @@ pub fn spv_headers(api: &Api) -> milagro_anchor::proof::Headers {
     let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
     let mut headers = Vec::new();
     loop {
-        let page = api.ok(&format!("/v1/headers?from={}&count=2000", headers.len()));
-        let page: Vec<bitcoin::block::Header> = page["headers"]
-            .as_array()
-            .unwrap()
+        let page: milagro_wire::tbs::registry::Headers =
+            api.read(&format!("/v1/headers?from={}&count=2000", headers.len()));
+        let page: Vec<bitcoin::block::Header> = page
+            .headers
             .iter()
-            .map(|h| bitcoin::consensus::encode::deserialize_hex(h.as_str().unwrap()).unwrap())
+            .map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap())
             .collect();
         let last_page = page.len() < 2000;
         headers.extend(page);

@@ -3,7 +3,7 @@
 //! every record of a chosen key from `/v1/records` answers after the first (it hides that
 //! the key's certificate was superseded).
 
-use serde_json::Value;
+use milagro_wire::tbs::registry::Records;
 
 use crate::on_path::OnPathProxy;
 
@@ -28,14 +28,12 @@ impl LyingTbs {
     }
 }
 
-/// Keeps only the earliest record in a `{"records": [...]}` answer.
+/// Keeps only the earliest record in a `/v1/records` answer.
 fn hide_later_records(body: &str) -> String {
-    let Ok(mut answer) = serde_json::from_str::<Value>(body) else {
+    let Ok(mut answer) = serde_json::from_str::<Records>(body) else {
         return body.to_owned();
     };
-    if let Some(records) = answer.get_mut("records").and_then(Value::as_array_mut) {
-        records.sort_by_key(|r| r.get("height").and_then(Value::as_u64));
-        records.truncate(1);
-    }
-    answer.to_string()
+    answer.records.sort_by_key(|r| r.height);
+    answer.records.truncate(1);
+    serde_json::to_string(&answer).unwrap_or_else(|_| body.to_owned())
 }

@@ -202,44 +202,95 @@ fn template_of(doc: &Value, method: &str, path: &str) -> Option<String> {
 
 /// Checks `body`, answered with `status` to `method path`, against the JSON schema its
 /// operation in `document` gives that status (JSON Schema 2020-12, as OpenAPI 3.1 says),
-/// with the validator schemathesis uses (`jsonschema_rs`, in its venv): for routes
-/// schemathesis cannot reach, such as the D-TA's share API over Milagro TLS.
+/// with the validator schemathesis uses ([`schema_errors`]): for routes schemathesis
+/// cannot reach, such as the D-TA's share API over Milagro TLS.
 pub fn assert_response_matches(
     document: &str,
     (method, path): (&str, &str),
     status: u16,
     body: &Value,
 ) {
+    let method = method.to_lowercase();
+    let pointer = response_schema(document, (&method, path), status)
+        .unwrap_or_else(|why| panic!("{method} {path} {status}: {why}"));
+    let errors = schema_errors(document, &[(pointer, body.clone())]).concat();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} answered {status} with a body its document does not describe:\n{}\n{body}",
+        errors.join("\n")
+    );
+}
+
+/// The JSON pointer (a URI fragment, `#/...`) of the JSON schema that the operation
+/// `method path` of `document` gives its `status` answer, following a `$ref` to a shared
+/// response; or why there is none.
+pub fn response_schema(
+    document: &str,
+    (method, path): (&str, &str),
+    status: u16,
+) -> Result<String, String> {
+    let doc: Value = serde_json::from_str(document).map_err(|e| e.to_string())?;
+    let item = &doc["paths"][path][method]["responses"][status.to_string()];
+    let (pointer, response) = match item["$ref"].as_str() {
+        Some(target) => {
+            let name = target.rsplit('/').next().unwrap_or_default();
+            (target.to_owned(), &doc["components"]["responses"][name])
+        }
+        None => (
+            format!(
+                "#/paths/{}/{method}/responses/{status}",
+                pointer_token(path)
+            ),
+            item,
+        ),
+    };
+    if !response["content"]["application/json"].is_object() {
+        return Err("no JSON body is documented".into());
+    }
+    Ok(format!("{pointer}/content/application~1json/schema"))
+}
+
+/// `token` as one JSON pointer token inside a URI fragment (RFC 6901 §3 and §6): `~` and
+/// `/` escaped, then everything but unreserved characters percent-encoded (the `{` and
+/// `}` of path templates).
+pub fn pointer_token(token: &str) -> String {
+    token
+        .replace('~', "~0")
+        .replace('/', "~1")
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Validates each value against the schema at its pointer (`#/...`) in `document`, with
+/// the validator schemathesis uses (`jsonschema_rs`, JSON Schema 2020-12, in its venv),
+/// in one Python run; the errors of each value, in order (empty when it conforms).
+pub fn schema_errors(document: &str, checks: &[(String, Value)]) -> Vec<Vec<String>> {
     let python = schemathesis_exe().with_file_name("python");
     let script = r##"
-import json, sys, urllib.parse, jsonschema_rs
+import json, sys, jsonschema_rs
 given = json.load(sys.stdin)
-doc, method, path, status = given["document"], given["method"], given["path"], given["status"]
-# A JSON pointer in a URI fragment: `{` and `}` of path templates percent-encoded.
-escaped = urllib.parse.quote(path.replace("~", "~0").replace("/", "~1"), safe="~")
-item = doc["paths"][path][method]["responses"][str(status)]
-if "$ref" in item:
-    pointer = item["$ref"][1:]
-    response = doc["components"]["responses"][item["$ref"].rsplit("/", 1)[1]]
-else:
-    pointer = f"/paths/{escaped}/{method}/responses/{status}"
-    response = item
-if "application/json" not in response.get("content", {}):
-    sys.exit(f"{method} {path} documents no JSON body for {status}")
 # The document is the root schema, so that its $refs resolve; its other members are
 # unknown keywords, which JSON Schema ignores.
-root = dict(doc)
-root["$ref"] = "#" + pointer + "/content/application~1json/schema"
-errors = [str(e) for e in jsonschema_rs.Draft202012Validator(root).iter_errors(given["body"])]
-if errors:
-    sys.exit(chr(10).join(errors))
+root = dict(given["document"])
+found = []
+for check in given["checks"]:
+    root["$ref"] = check["pointer"]
+    validator = jsonschema_rs.Draft202012Validator(root)
+    found.append([str(e) for e in validator.iter_errors(check["value"])])
+print(json.dumps(found))
 "##;
     let input = serde_json::json!({
         "document": serde_json::from_str::<Value>(document).unwrap_or_else(|e| panic!("{e}")),
-        "method": method.to_lowercase(),
-        "path": path,
-        "status": status,
-        "body": body,
+        "checks": checks
+            .iter()
+            .map(|(pointer, value)| serde_json::json!({ "pointer": pointer, "value": value }))
+            .collect::<Vec<_>>(),
     });
     let mut child = Command::new(python)
         .args(["-c", script])
@@ -257,9 +308,15 @@ if errors:
         .unwrap_or_else(|e| panic!("wait for python: {e}"));
     assert!(
         output.status.success(),
-        "{method} {path} answered {status} with a body its document does not describe:\n{}\n{body}",
+        "validating against the document failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python printed no verdicts ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }
 
 /// An HTTP answer: status, `Allow`, `Content-Type`, `Content-Length` and the body.

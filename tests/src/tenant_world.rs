@@ -9,7 +9,8 @@ use milagro_registry::chain::ChainSource;
 use milagro_tbs::config::Config;
 use milagro_tbs::tenants::model::ApiToken;
 use milagro_tbs::{RunningTbs, Tbs};
-use serde_json::json;
+use milagro_wire::tbs::registry::Status;
+use milagro_wire::tbs::tenants::{CreatedTenant, NewTenant};
 
 use crate::{party, tbs_config, wait_until, Api, TestNode};
 
@@ -59,15 +60,15 @@ impl TenantWorld {
 
     /// Creates a tenant through the API; returns its token.
     pub fn tenant(&self, id: &str) -> String {
-        let (status, body) = self.api.call(
-            "POST",
-            "/v1/admin/tenants",
-            self.admin(),
-            Some(json!({"id": id, "name": id.to_uppercase()})),
-        );
-        assert_eq!(status, 201, "{body}");
-        assert_eq!(body["tenant"]["id"], id);
-        body["token"].as_str().unwrap().to_owned()
+        let tenant = NewTenant {
+            id: id.into(),
+            name: id.to_uppercase(),
+        };
+        let created: CreatedTenant =
+            self.api
+                .exchange(("POST", "/v1/admin/tenants"), self.admin(), &tenant, 201);
+        assert_eq!(created.tenant.id, id);
+        created.token
     }
 
     /// Anchors a D-TA certificate and waits until the TBS has indexed it.
@@ -77,7 +78,8 @@ impl TenantWorld {
         self.node.mine(1);
         let tip = self.node.rpc.tip().unwrap();
         wait_until("the TBS to index the D-TA", PATIENCE, || {
-            (self.api.ok("/v1/status")["index_hash"] == tip.hash.to_string()).then_some(())
+            let status: Status = self.api.read("/v1/status");
+            (status.index_hash == Some(tip.hash.to_string())).then_some(())
         });
         bc.digest()
     }

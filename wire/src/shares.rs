@@ -16,6 +16,13 @@ pub enum ShareKind {
     TimePermit,
 }
 
+/// The body of `POST /v1/shares/server` and `/v1/shares/permit`: no options yet (an empty
+/// body reads as `{}`). A field is refused, so that a client expecting an option the D-TA
+/// ignores finds out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
 /// `POST /v1/shares/client`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

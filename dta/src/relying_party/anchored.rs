@@ -22,7 +22,8 @@ use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::PublicKey;
 use milagro_anchor::payload::RecordKind;
 use milagro_anchor::signed_jwks;
-use serde_json::Value;
+use milagro_wire::idp::ProviderMetadata;
+use milagro_wire::service::AnchoredBirthCertificate;
 
 use super::{get_body, get_json, CheckedKeys, LoginError, RelyingParty, TrustedIdp};
 
@@ -46,15 +47,22 @@ impl RelyingParty<'_> {
             .check_url(&idp.issuer)
             .map_err(|e| LoginError::Unavailable(e.to_string()))?;
         let http = &self.checked.http;
-        let discovery: Value = get_json(
+        let refuse = |reason: String| LoginError::NotAnchored {
+            issuer: idp.issuer.clone(),
+            reason,
+        };
+        let discovery: ProviderMetadata = serde_json::from_value(get_json(
             http,
             &format!("{}/.well-known/openid-configuration", idp.issuer),
-        )?;
-        let served: Value = get_json(
+        )?)
+        .map_err(|e| refuse(format!("its discovery document does not read: {e}")))?;
+        // Read here, checked after the chain (a bad one is refused as not the one).
+        let served: Option<AnchoredBirthCertificate> = serde_json::from_value(get_json(
             http,
             &format!("{}/.well-known/milagro/birth-certificate", idp.issuer),
-        )?;
-        let anchored = self.check_idp(idp, bc_digest, &discovery, &served)?;
+        )?)
+        .ok();
+        let anchored = self.check_idp(idp, bc_digest, &discovery, served.as_ref())?;
         let unbound = |reason: String| LoginError::KeysNotBound {
             issuer: idp.issuer.clone(),
             reason,
@@ -84,25 +92,26 @@ impl RelyingParty<'_> {
         &self,
         idp: &TrustedIdp,
         bc_digest: &Digest,
-        discovery: &Value,
-        served: &Value,
+        discovery: &ProviderMetadata,
+        served: Option<&AnchoredBirthCertificate>,
     ) -> Result<AnchoredIdp, LoginError> {
         let refuse = |reason: String| LoginError::NotAnchored {
             issuer: idp.issuer.clone(),
             reason,
         };
-        let field = |name: &str| discovery.get(name).and_then(Value::as_str);
-        if field("issuer") != Some(idp.issuer.as_str()) {
+        if discovery.issuer != idp.issuer {
             return Err(refuse("its discovery document names another issuer".into()));
         }
-        let named = field("milagro_birth_certificate_digest").unwrap_or_default();
-        if named != bc_digest.to_string() {
+        let milagro = &discovery.milagro;
+        let named = milagro.milagro_birth_certificate_digest;
+        if named != *bc_digest {
             return Err(refuse(format!(
-                "its discovery document names birth certificate {named:?}, not {}",
-                bc_digest
+                "its discovery document names birth certificate {named}, not {bc_digest}"
             )));
         }
-        let txid: Txid = field("milagro_anchor_txid")
+        let txid: Txid = milagro
+            .milagro_anchor_txid
+            .as_deref()
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| refuse("its discovery document names no anchoring txid".into()))?;
         let standing = self.directory.standing(txid).map_err(|e| match e {
@@ -118,8 +127,7 @@ impl RelyingParty<'_> {
         // The certificate itself says whose key must have signed the anchor, and that it
         // is an active IdP.
         let bc = served
-            .get("birth_certificate")
-            .and_then(|bc| serde_json::to_vec(bc).ok())
+            .and_then(|served| serde_json::to_vec(&served.birth_certificate).ok())
             .and_then(|bytes| BirthCertificate::parse(&bytes).ok())
             .filter(|bc| bc.digest() == *bc_digest)
             .ok_or_else(|| refuse("it does not serve the configured birth certificate".into()))?;
@@ -149,7 +157,9 @@ impl RelyingParty<'_> {
             issuer: idp.issuer.clone(),
             reason,
         };
-        let signed_jwks_uri = field("signed_jwks_uri")
+        let signed_jwks_uri = discovery
+            .signed_jwks_uri
+            .as_deref()
             .ok_or_else(|| unbound("its discovery document names no signed_jwks_uri".into()))?;
         // Fetched from the anchored issuer itself, not from wherever its document points
         // (the signature would catch a swap; this keeps the D-TA from fetching elsewhere).

@@ -4,21 +4,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_service::token::ApiToken;
-use serde::Deserialize;
-use serde_json::json;
+use milagro_wire::idp::{Checkpoint, CreatedUser, NewUser};
 use zeroize::Zeroizing;
 
 use super::{bearer, blocking, read_body};
 use crate::oauth::OAuthError;
 use crate::state::AppState;
 use crate::users::UserError;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    username: String,
-    password: String,
-}
 
 fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
     let Some(hash) = state.config.admin_token else {
@@ -66,7 +58,10 @@ pub(crate) async fn add_user(
             })
     })
     .await?;
-    Ok(HttpResponse::Created().json(json!({ "username": user.username, "subject": user.subject })))
+    Ok(HttpResponse::Created().json(CreatedUser {
+        username: user.username,
+        subject: user.subject,
+    }))
 }
 
 /// `GET /v1/audit/checkpoint`: the newest signed checkpoint of the activity log, its
@@ -85,16 +80,11 @@ pub(crate) async fn checkpoint(state: web::Data<AppState>) -> Result<HttpRespons
                     "no checkpoint was signed yet",
                 )
             })?;
-        Ok(json!({
-            "sequence": latest.sequence,
-            "note": latest.note,
-            "size": latest.size,
-            "root": latest.root,
-            "digest": latest.digest,
-            "txid": latest.txid,
-            "log_size": state.audit.tree_head().size,
-            "origin": state.audit.origin().as_str(),
-        }))
+        Ok(Checkpoint {
+            signed: latest.to_wire(),
+            log_size: state.audit.tree_head().size.get(),
+            origin: state.audit.origin().as_str().to_owned(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))

@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use milagro_wire::idp::DeviceAuthorization;
 
 use super::pages::{credentials, csrf_token, error_page, escape, hidden, page, posted_form};
 use super::{blocking, password_work, ClientForm, Params};
@@ -49,14 +49,17 @@ pub(crate) async fn device_authorization(
             tokens.device_poll.as_secs(),
         )?;
         let verification = format!("{}/device", state.issuer());
-        Ok(json!({
-            "device_code": started.device_code.as_str(),
-            "user_code": started.user_code,
-            "verification_uri": verification,
-            "verification_uri_complete": format!("{verification}?user_code={}", started.user_code),
-            "expires_in": tokens.device_code.as_secs(),
-            "interval": tokens.device_poll.as_secs(),
-        }))
+        Ok(DeviceAuthorization {
+            device_code: started.device_code.as_str().to_owned(),
+            verification_uri_complete: Some(format!(
+                "{verification}?user_code={}",
+                started.user_code
+            )),
+            user_code: started.user_code,
+            verification_uri: verification,
+            expires_in: tokens.device_code.as_secs(),
+            interval: Some(tokens.device_poll.as_secs()),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -7,7 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_anchor::signed_jwks;
 use milagro_service::own_anchor::AnchorState;
 use milagro_service::well_known::{birth_certificate_document, NotServed};
-use serde_json::{json, Value};
+use milagro_wire::idp::{MilagroMetadata, ProviderMetadata};
+use serde_json::json;
 
 use super::blocking;
 use crate::clients::{GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
@@ -30,46 +31,60 @@ pub const SIGNED_JWKS_PATH: &str = "/jwks.jwt";
 pub const SIGNED_JWKS_SECS: u64 = 300;
 
 /// The provider metadata.
-pub fn metadata(state: &AppState) -> Value {
+pub fn metadata(state: &AppState) -> ProviderMetadata {
     let issuer = state.issuer();
-    let at = |path: &str| format!("{issuer}{path}");
+    let at = |path: &str| Some(format!("{issuer}{path}"));
     let txid = match state.own_anchor.get() {
-        AnchorState::None => Value::Null,
-        AnchorState::Pending { txid } => json!(txid),
-        AnchorState::Confirmed(served) => json!(served.verified.txid()),
+        AnchorState::None => None,
+        AnchorState::Pending { txid } => Some(txid.to_string()),
+        AnchorState::Confirmed(served) => Some(served.verified.txid().to_string()),
     };
+    let list = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
-    json!({
-        "issuer": issuer,
-        "authorization_endpoint": at("/authorize"),
-        "token_endpoint": at("/token"),
-        "userinfo_endpoint": at("/userinfo"),
-        "jwks_uri": at("/jwks"),
-        "signed_jwks_uri": at(SIGNED_JWKS_PATH),
-        "registration_endpoint": at("/register"),
-        "revocation_endpoint": at("/revoke"),
-        "device_authorization_endpoint": at("/device_authorization"),
-        "scopes_supported": ["openid", "profile", "offline_access"],
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
-        "code_challenge_methods_supported": ["S256"],
+    ProviderMetadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: format!("{issuer}/authorize"),
+        token_endpoint: format!("{issuer}/token"),
+        userinfo_endpoint: at("/userinfo"),
+        jwks_uri: format!("{issuer}/jwks"),
+        signed_jwks_uri: at(SIGNED_JWKS_PATH),
+        registration_endpoint: at("/register"),
+        revocation_endpoint: at("/revoke"),
+        device_authorization_endpoint: at("/device_authorization"),
+        scopes_supported: Some(list(&["openid", "profile", "offline_access"])),
+        response_types_supported: list(&["code"]),
+        response_modes_supported: Some(list(&["query"])),
+        grant_types_supported: Some(list(&[GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE])),
+        subject_types_supported: list(&["public"]),
+        id_token_signing_alg_values_supported: list(&["ES256"]),
+        token_endpoint_auth_methods_supported: Some(list(&auth_methods)),
+        revocation_endpoint_auth_methods_supported: Some(list(&auth_methods)),
+        code_challenge_methods_supported: Some(list(&["S256"])),
         // RFC 9449 §5.1: proofs by a secp256k1 key, the key a Milagro device anchors.
-        "dpop_signing_alg_values_supported": [milagro_anchor::dpop::ALG],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "cnf", "preferred_username"],
-        "claims_parameter_supported": false,
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
-        "authorization_response_iss_parameter_supported": true,
-        "milagro_birth_certificate_uri": at(BIRTH_CERTIFICATE_PATH),
-        "milagro_birth_certificate_digest": state.identity.digest(),
-        "milagro_anchor_txid": txid,
-        "milagro_public_key": state.identity.public_key(),
-    })
+        dpop_signing_alg_values_supported: Some(list(&[milagro_anchor::dpop::ALG])),
+        claims_supported: Some(list(&[
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "cnf",
+            "preferred_username",
+        ])),
+        claims_parameter_supported: Some(false),
+        request_parameter_supported: Some(false),
+        request_uri_parameter_supported: Some(false),
+        authorization_response_iss_parameter_supported: Some(true),
+        milagro: MilagroMetadata {
+            milagro_birth_certificate_uri: format!("{issuer}{BIRTH_CERTIFICATE_PATH}"),
+            milagro_birth_certificate_digest: state.identity.digest(),
+            milagro_anchor_txid: txid,
+            milagro_public_key: state.identity.public_key().to_string(),
+        },
+    }
 }
 
 /// `GET /.well-known/openid-configuration`.

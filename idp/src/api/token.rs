@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use chrono::{TimeZone as _, Utc};
 use milagro_anchor::dpop::{self, Confirmation, Thumbprint};
+use milagro_wire::idp::TokenAnswer;
 use openidconnect::core::{
     CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
@@ -23,7 +24,6 @@ use openidconnect::{
     Nonce, StandardClaims, SubjectIdentifier,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -210,7 +210,7 @@ fn issue(
     auth: &Authorization,
     nonce: Option<String>,
     now: u64,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<TokenAnswer, OAuthError> {
     let lifetimes = state.config.tokens;
     let access = state.grants.issue_token(
         TokenKind::Access,
@@ -227,17 +227,14 @@ fn issue(
         None
     };
     let id_token = id_token(state, auth, nonce, &access, now)?;
-    let mut body = json!({
-        "access_token": access.as_str(),
-        "token_type": if auth.jkt.is_some() { "DPoP" } else { "Bearer" },
-        "expires_in": lifetimes.access.as_secs(),
-        "id_token": id_token,
-        "scope": auth.scope,
-    });
-    if let Some(refresh) = refresh {
-        body["refresh_token"] = json!(refresh.as_str());
-    }
-    Ok(body)
+    Ok(TokenAnswer {
+        access_token: access.as_str().to_owned(),
+        token_type: if auth.jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
+        expires_in: lifetimes.access.as_secs(),
+        id_token,
+        scope: auth.scope.clone(),
+        refresh_token: refresh.map(|refresh| refresh.as_str().to_owned()),
+    })
 }
 
 /// The ID token's claims beyond OpenID Connect's: `cnf` (RFC 7800) when the grant is

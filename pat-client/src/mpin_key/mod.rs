@@ -24,7 +24,8 @@ use serde_json::Value;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 /// What [`request_shares`] sends (re-exported: callers build it without the wire crate).
 pub use milagro_wire::shares::ClientShareRequest;
-use milagro_wire::shares::{ClientShareAnswer, PermitAnswer, PermitShare, ShareKind};
+use milagro_wire::shares::{ClientShareAnswer, NoOptions, PermitAnswer, PermitShare, ShareKind};
+use milagro_wire::ErrorBody;
 
 use crate::error::Error;
 use crate::files;
@@ -135,7 +136,6 @@ pub async fn request_shares(
     options: &Options,
     request: &ClientShareRequest,
 ) -> Result<DtaShares, Error> {
-    let body = serde_json::to_value(request).map_err(|e| bad("request", e))?;
     let answer = call_share_api(
         identity,
         dta,
@@ -143,7 +143,7 @@ pub async fn request_shares(
         directory,
         options,
         "/v1/shares/client",
-        &body,
+        request,
     )
     .await?;
     DtaShares::from_json(&answer, dta)
@@ -159,7 +159,6 @@ pub async fn request_permit(
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
 ) -> Result<(MpinId, TimePermitShare), Error> {
-    let body = serde_json::json!({});
     let body = call_share_api(
         identity,
         dta,
@@ -167,7 +166,7 @@ pub async fn request_permit(
         directory,
         options,
         "/v1/shares/permit",
-        &body,
+        &NoOptions {},
     )
     .await?;
     let answer: PermitAnswer = answer(&body, "time permit answer")?;
@@ -191,7 +190,7 @@ async fn call_share_api(
     directory: Arc<dyn PeerDirectory>,
     options: &Options,
     path: &str,
-    body: &Value,
+    body: &impl serde::Serialize,
 ) -> Result<Value, Error> {
     let failed =
         |what: &str, e: &dyn std::fmt::Display| bad(what, format!("d-ta {dta} at {addr}: {e}"));
@@ -207,23 +206,22 @@ async fn call_share_api(
         .uri(path)
         .header("host", "dta")
         .header("content-type", "application/json")
-        .body(bytes::Bytes::from(body.to_string()))
+        .body(bytes::Bytes::from(
+            serde_json::to_vec(body).map_err(|e| failed("request", &e))?,
+        ))
         .map_err(|e| failed("request", &e))?;
     let response = milagro_tls::http::send(session, request)
         .await
         .map_err(|e| failed("request", &e))?;
-    let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
     if !response.status().is_success() {
-        let reason = answer
-            .get("error_description")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given");
+        let reason = serde_json::from_slice::<ErrorBody>(response.body())
+            .map_or_else(|_| "no reason given".to_owned(), |e| e.error_description);
         return Err(failed(
             "refused",
             &format!("{} {reason}", response.status().as_u16()),
         ));
     }
-    Ok(answer)
+    Ok(serde_json::from_slice(response.body()).unwrap_or(Value::Null))
 }
 
 impl MpinKey {

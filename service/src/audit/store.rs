@@ -51,6 +51,20 @@ pub struct StoredCheckpoint {
     pub funding_tx: Option<String>,
 }
 
+impl StoredCheckpoint {
+    /// What the services' APIs show of it (not its transaction or funding).
+    pub fn to_wire(&self) -> milagro_wire::service::SignedCheckpoint {
+        milagro_wire::service::SignedCheckpoint {
+            sequence: self.sequence,
+            note: self.note.clone(),
+            size: self.size.get(),
+            root: self.root,
+            digest: self.digest,
+            txid: self.txid.to_string(),
+        }
+    }
+}
+
 /// Why the audit store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -15,8 +15,11 @@ use milagro_anchor::proof::{Expected, Headers};
 use milagro_registry::chain::ChainSource;
 use milagro_registry::proofs::anchor_proof;
 use milagro_registry::store::RecordStore;
+use milagro_wire::tbs::audit::{
+    AuditCheckpoint, AuditCheckpoints, Checkpoint, CheckpointAnchor, ConfirmedCheckpoint,
+    ListedCheckpoint, LogSigner, RegistrationProof,
+};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{blocking, ApiError};
 use crate::audit::RegistrationLog as _;
@@ -36,15 +39,11 @@ fn parse_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, A
         .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))
 }
 
-/// The fields every answer shows of a checkpoint.
-fn describe(checkpoint: &StoredCheckpoint) -> Value {
-    json!({
-        "sequence": checkpoint.sequence,
-        "note": checkpoint.note,
-        "size": checkpoint.size,
-        "root": checkpoint.root,
-        "digest": checkpoint.digest,
-        "txid": checkpoint.txid,
+/// A checkpoint with where its anchor stands (no proof).
+fn listed(state: &AppState, checkpoint: &StoredCheckpoint) -> Result<Checkpoint, ApiError> {
+    Ok(Checkpoint {
+        signed: checkpoint.to_wire(),
+        anchor: Some(anchor_state(state, checkpoint, false)?),
     })
 }
 
@@ -53,19 +52,21 @@ fn anchor_state(
     state: &AppState,
     checkpoint: &StoredCheckpoint,
     with_proof: bool,
-) -> Result<Value, ApiError> {
+) -> Result<CheckpointAnchor, ApiError> {
     let Some(record) = state.store.by_txid(&checkpoint.txid)?.into_iter().next() else {
-        return Ok(json!({ "state": "pending", "txid": checkpoint.txid }));
+        return Ok(CheckpointAnchor::Pending {
+            txid: checkpoint.txid.to_string(),
+        });
     };
     let depth = record.depth_in(state.store.as_ref())?;
-    let mut body = json!({
-        "state": "confirmed",
-        "txid": record.txid,
-        "vout": record.vout,
-        "height": record.height,
-        "block_hash": record.block_hash,
-        "depth": depth,
-    });
+    let mut confirmed = ConfirmedCheckpoint {
+        txid: record.txid.to_string(),
+        vout: record.vout,
+        height: record.height,
+        block_hash: record.block_hash.to_string(),
+        depth,
+        anchor_proof: None,
+    };
     if with_proof {
         let proof = anchor_proof(&*state.node, &record)?;
         let header = state.node.header(&record.block_hash)?;
@@ -82,22 +83,22 @@ fn anchor_state(
                 record.txid
             ))
         })?;
-        body["anchor_proof"] = json!(proof.to_json());
+        confirmed.anchor_proof = Some(proof.to_json());
     }
-    Ok(body)
+    Ok(CheckpointAnchor::Confirmed(confirmed))
 }
 
 /// The log's origin and the checkpoints' signing key (the certificate's `checkpoint`
 /// purpose key, not the anchored key: ADR 0013), as a verifier needs them.
-fn signer(state: &AppState) -> Value {
+fn signer(state: &AppState) -> LogSigner {
     let origin = state.audit.origin();
     let key = state.identity.checkpoint_key().public_key();
-    json!({
-        "origin": origin.as_str(),
-        "key_name": origin.as_str(),
-        "key_id": KeyId::of(origin, &key).to_string(),
-        "public_key": key,
-    })
+    LogSigner {
+        origin: origin.as_str().to_owned(),
+        key_name: origin.as_str().to_owned(),
+        key_id: KeyId::of(origin, &key).to_string(),
+        public_key: key.to_string(),
+    }
 }
 
 /// `GET /v1/audit/checkpoint`: the newest signed checkpoint and where its anchor stands.
@@ -111,11 +112,15 @@ pub(crate) async fn checkpoint(state: web::Data<AppState>) -> Result<HttpRespons
             .ok_or_else(|| {
                 ApiError::NotFound("no checkpoint of the audit log was signed yet".into())
             })?;
-        let mut body = signer(state);
-        body["checkpoint"] = describe(&latest);
-        body["anchor"] = anchor_state(state, &latest, true)?;
-        body["log_size"] = json!(state.audit.tree_head().size);
-        Ok(body)
+        Ok(AuditCheckpoint {
+            signer: signer(state),
+            checkpoint: Checkpoint {
+                signed: latest.to_wire(),
+                anchor: None,
+            },
+            anchor: anchor_state(state, &latest, true)?,
+            log_size: state.audit.tree_head().size.get(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -154,19 +159,17 @@ pub(crate) async fn checkpoints(
             .map_err(internal)?;
         let after_page = from.saturating_add(u64::from(count));
         let mut previous: Option<&StoredCheckpoint> = None;
-        let mut listed = Vec::new();
+        let mut page = Vec::new();
         for row in &rows {
-            if row.sequence >= from && listed.len() < wanted {
-                let mut item = describe(row);
-                item["anchor"] = anchor_state(state, row, false)?;
-                item["consistency_proof"] = match previous {
-                    Some(previous) => json!(state
-                        .audit
-                        .consistency_proof(previous.size, row.size)
-                        .map_err(internal)?),
-                    None => Value::Null,
-                };
-                listed.push(item);
+            if row.sequence >= from && page.len() < wanted {
+                let consistency_proof = previous
+                    .map(|previous| state.audit.consistency_proof(previous.size, row.size))
+                    .transpose()
+                    .map_err(internal)?;
+                page.push(ListedCheckpoint {
+                    checkpoint: listed(state, row)?,
+                    consistency_proof,
+                });
             }
             previous = Some(row);
         }
@@ -174,10 +177,11 @@ pub(crate) async fn checkpoints(
             .iter()
             .any(|row| row.sequence >= after_page)
             .then_some(after_page);
-        let mut body = signer(state);
-        body["checkpoints"] = json!(listed);
-        body["next"] = json!(next);
-        Ok(body)
+        Ok(AuditCheckpoints {
+            signer: signer(state),
+            checkpoints: page,
+            next,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -225,23 +229,15 @@ pub(crate) async fn registration_proof(
         };
         let proof = state.audit.inclusion_proof(index, size).map_err(internal)?;
         let head = state.audit.tree_head_at(size).map_err(internal)?;
-        let checkpoint = match checkpoint {
-            Some(c) => {
-                let mut body = describe(&c);
-                body["anchor"] = anchor_state(state, &c, false)?;
-                body
-            }
-            None => Value::Null,
-        };
-        Ok(json!({
-            "device": device,
-            "entry": entry,
-            "leaf_index": index,
-            "tree_size": size,
-            "root": head.root,
-            "inclusion_proof": proof,
-            "checkpoint": checkpoint,
-        }))
+        Ok(RegistrationProof {
+            device: device.to_string(),
+            entry,
+            leaf_index: index.get(),
+            tree_size: size.get(),
+            root: head.root,
+            inclusion_proof: proof,
+            checkpoint: checkpoint.map(|c| listed(state, &c)).transpose()?,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))

@@ -29,10 +29,9 @@ use milagro_anchor::payload::RecordKind;
 use milagro_registry::proofs::anchor_proof;
 use milagro_registry::store::{IndexedRecord, RecordStore};
 use milagro_service::attempts::TooManyFailures;
-use serde::Deserialize;
-use serde_json::json;
+use milagro_wire::tbs::enrolment::{InstructionsAnswer, Ready, SealedBody};
 
-use super::enrolment_progress::progress;
+use super::enrolment_progress::{confirmed, progress};
 use super::{blocking, gated, ApiError};
 use crate::audit::RegistrationLog as _;
 use crate::enrolment::{self, Enrolment, EnrolmentState, Reservation, Reserved, WatchError};
@@ -45,19 +44,22 @@ const POOL_EMPTY_RETRY_SECS: u64 = 60;
 /// How many coins an offer tries when concurrent offers keep taking the one it picked.
 const COIN_ATTEMPTS: usize = 8;
 
-/// A body holding one sealed envelope.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Sealed {
-    envelope: SealedEnvelope,
+/// The envelope of a [`SealedBody`], or a 400.
+fn envelope_of(body: SealedBody) -> Result<SealedEnvelope, ApiError> {
+    body.envelope
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("envelope: {e}")))
 }
 
 /// `POST /v1/enrolments`
 pub(crate) async fn enrol(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<Sealed>,
+    body: web::Json<SealedBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // A malformed body is refused before it counts against its address (decoding is
+    // cheap): only a well-formed envelope is worth limiting.
+    let envelope = envelope_of(body.into_inner())?;
     // Before anything costs: opening the envelope is an ECDH and a decryption.
     if let Some(peer) = req.peer_addr() {
         state
@@ -65,7 +67,6 @@ pub(crate) async fn enrol(
             .address(peer.ip(), crate::unix_now())
             .map_err(|e| too_many(e, "enrolment requests from this address"))?;
     }
-    let envelope = body.into_inner().envelope;
     let body = gated(&state, move |state| {
         let row = answer_request(state, &envelope)?;
         // Sealed in here too: it parses and checks the stored offer.
@@ -256,9 +257,9 @@ fn new_row(
 /// `POST /v1/enrolments/signed`
 pub(crate) async fn signed(
     state: web::Data<AppState>,
-    body: web::Json<Sealed>,
+    body: web::Json<SealedBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let envelope = body.into_inner().envelope;
+    let envelope = envelope_of(body.into_inner())?;
     let row = gated(&state, move |state| {
         let signed = SignedAnchor::open(state.identity.envelope_key(), &envelope)
             .map_err(|e| ApiError::BadRequest(format!("signed anchor refused: {e}")))?;
@@ -331,13 +332,11 @@ pub(crate) async fn status(
     let device = super::parse_device(&path.into_inner())?;
     let body = blocking(&state, move |state| {
         let row = enrolment_of(state, &device)?;
-        let mut body = progress(state, &row)?;
-        if let Some((record, depth)) = indexed_anchor(state, &row)? {
-            body["status"] = json!("confirmed");
-            body["height"] = json!(record.height);
-            body["depth"] = json!(depth);
+        let body = progress(state, &row)?;
+        match indexed_anchor(state, &row)? {
+            Some((record, depth)) => Ok(confirmed(body, record.height, depth)),
+            None => Ok(body),
         }
-        Ok(body)
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -351,12 +350,12 @@ pub(crate) async fn instructions(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let device = super::parse_device(&path.into_inner())?;
-    let (ready, body) = blocking(&state, move |state| {
+    let answer = blocking(&state, move |state| {
         let row = enrolment_of(state, &device)?;
         let deep_enough = indexed_anchor(state, &row)?
             .filter(|(_, depth)| *depth >= state.config.party.min_depth);
         let Some((record, _)) = deep_enough else {
-            return Ok((false, progress(state, &row)?));
+            return Ok(Err(progress(state, &row)?));
         };
         let anchor_proof = anchor_proof(state.node.as_ref(), &record)?.to_json();
         let device_anchor = match &row.state {
@@ -396,20 +395,16 @@ pub(crate) async fn instructions(
                 &device,
             )
             .map_err(internal)?;
-        Ok((
-            true,
-            json!({
-                "status": "ready",
-                "sequence": group.revision,
-                "instructions": sealed,
-            }),
-        ))
+        Ok(Ok(InstructionsAnswer {
+            status: Ready::Ready,
+            sequence: group.revision,
+            instructions: sealed.to_base64(),
+        }))
     })
     .await?;
-    Ok(if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::Accepted().json(body)
+    Ok(match answer {
+        Ok(ready) => HttpResponse::Ok().json(ready),
+        Err(progress) => HttpResponse::Accepted().json(progress),
     })
 }
 

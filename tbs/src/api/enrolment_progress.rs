@@ -16,47 +16,61 @@ use milagro_anchor::anchor_offer::{AnchorOffer, OfferTerms};
 use milagro_anchor::anchor_tx::p2wpkh_script;
 use milagro_anchor::birth_certificate::BirthCertificate;
 use milagro_anchor::envelope::SealedOffer;
-use serde_json::json;
+use milagro_wire::tbs::enrolment::{BatchPlace, EnrolmentProgress, EnrolmentStage};
 
 use super::ApiError;
 use crate::enrolment::{Enrolment, EnrolmentState, Reservation};
 use crate::state::AppState;
 
 /// The progress body of `row`; an offer in it is sealed to the device.
-pub(super) fn progress(state: &AppState, row: &Enrolment) -> Result<serde_json::Value, ApiError> {
-    let mut body = json!({ "tenant": row.tenant, "group": row.group });
-    match &row.state {
+pub(super) fn progress(state: &AppState, row: &Enrolment) -> Result<EnrolmentProgress, ApiError> {
+    let stage = match &row.state {
         EnrolmentState::Offered {
             funding_tx,
             offer_psbt,
             reservation,
-        } => {
-            body["status"] = json!("offered");
-            body["offer"] = json!(sealed_offer(
-                state,
-                row,
-                funding_tx,
-                offer_psbt,
-                reservation.as_ref()
-            )?);
-        }
-        EnrolmentState::Broadcast { txid, .. } => {
-            body["status"] = json!("broadcast");
-            body["txid"] = json!(txid);
-        }
-        EnrolmentState::Expired { expired_at } => {
-            body["status"] = json!("expired");
-            body["expired_at"] = json!(expired_at);
-        }
-        EnrolmentState::Queued => body["status"] = json!("queued"),
-        EnrolmentState::Batched { batch, index, root } => {
-            body["status"] = json!("batched");
-            body["batch"] = json!(batch);
-            body["index"] = json!(index);
-            body["root"] = json!(root);
-        }
+        } => EnrolmentStage::Offered {
+            offer: sealed_offer(state, row, funding_tx, offer_psbt, reservation.as_ref())?
+                .to_base64(),
+        },
+        EnrolmentState::Broadcast { txid, .. } => EnrolmentStage::Broadcast {
+            txid: txid.to_string(),
+        },
+        EnrolmentState::Expired { expired_at } => EnrolmentStage::Expired {
+            expired_at: *expired_at,
+        },
+        EnrolmentState::Queued => EnrolmentStage::Queued,
+        EnrolmentState::Batched { batch, index, root } => EnrolmentStage::Batched(BatchPlace {
+            batch: *batch,
+            index: *index,
+            root: *root,
+        }),
+    };
+    Ok(EnrolmentProgress {
+        tenant: row.tenant.to_string(),
+        group: row.group.to_string(),
+        stage,
+    })
+}
+
+/// `progress` of an anchor indexed at `height`, `depth` deep: what it said of the anchor
+/// (its transaction, or its place in a batch) stays.
+pub(super) fn confirmed(progress: EnrolmentProgress, height: u32, depth: u32) -> EnrolmentProgress {
+    let (txid, batch) = match progress.stage {
+        EnrolmentStage::Broadcast { txid } => (Some(txid), None),
+        EnrolmentStage::Batched(place) => (None, Some(place)),
+        // Only a broadcast or batched device has an anchor to index.
+        _ => (None, None),
+    };
+    EnrolmentProgress {
+        stage: EnrolmentStage::Confirmed {
+            txid,
+            batch,
+            height,
+            depth,
+        },
+        ..progress
     }
-    Ok(body)
 }
 
 /// The stored offer, sealed under the device's instruction key with its terms: the

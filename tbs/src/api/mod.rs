@@ -2,9 +2,11 @@
 //!
 //! Every route is one [`Endpoint`] in [`ENDPOINTS`]: the router is built from that table
 //! and a test checks it against the OpenAPI document (`tbs/openapi.json`, served at
-//! `/openapi.json`), so neither can gain a route the other lacks. Handlers parse their
-//! input into validated types (a bad one is a 400, never a panic), do their blocking work
-//! (sled, node RPC) inside [`blocking`], and answer JSON; failures are [`ApiError`]s.
+//! `/openapi.json`), so neither can gain a route the other lacks. Handlers read their
+//! bodies as [`milagro_wire::tbs`] types and parse them into validated ones (a bad one is
+//! a 400, never a panic), do their blocking work (sled, node RPC) inside [`blocking`], and
+//! answer with [`milagro_wire::tbs`] types, which the document describes (checked by
+//! `tests/tests/e2e/wire_documents`); failures are [`ApiError`]s.
 //!
 //! A later feature adds its handlers in its own module and its rows to [`ENDPOINTS`].
 

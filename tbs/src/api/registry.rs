@@ -8,12 +8,13 @@ use bitcoin::consensus::encode;
 use bitcoin::{BlockHash, Txid};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::PublicKey;
+use milagro_anchor::nonce::NoncePoint;
 use milagro_anchor::proof::{Expected, Headers};
 use milagro_registry::chain::ChainSource;
 use milagro_registry::proofs::anchor_proof;
 use milagro_registry::store::{IndexedRecord, RecordStore};
+use milagro_wire::tbs::registry::{self as wire, Proof, Record, Records};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{blocking, ApiError};
 use crate::state::AppState;
@@ -85,7 +86,26 @@ pub(crate) async fn records(
         Ok(records)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "records": records })))
+    Ok(HttpResponse::Ok().json(Records {
+        records: records.iter().map(record).collect(),
+    }))
+}
+
+/// An indexed record as the API shows it; its signature as its nonce point `R`, for ECDH
+/// and YAK over Bitcoin (none if the signature has no valid one).
+fn record(record: &IndexedRecord) -> Record {
+    Record {
+        kind: record.kind,
+        digest: record.digest,
+        txid: record.txid.to_string(),
+        vout: record.vout,
+        height: record.height,
+        block_hash: record.block_hash.to_string(),
+        signer: record.signer.to_string(),
+        nonce_point: NoncePoint::from_signature(&record.signature)
+            .ok()
+            .map(|point| hex::encode(point.to_sec1())),
+    }
 }
 
 /// `GET /v1/proofs/{txid}`: the self-contained anchor proof of an indexed record.
@@ -118,17 +138,17 @@ pub(crate) async fn proof(
             ApiError::Node(format!("the node's proof of {txid} does not verify: {e}"))
         })?;
         let depth = record.depth_in(state.store.as_ref())?;
-        Ok(json!({
-            "txid": verified.txid(),
-            "vout": verified.vout(),
-            "kind": verified.kind(),
-            "digest": verified.digest(),
-            "signer": verified.signer(),
-            "height": record.height,
-            "block_hash": verified.block_hash(),
-            "depth": depth,
-            "anchor_proof": proof.to_json(),
-        }))
+        Ok(Proof {
+            txid: verified.txid().to_string(),
+            vout: verified.vout(),
+            kind: verified.kind(),
+            digest: verified.digest(),
+            signer: verified.signer().to_string(),
+            height: record.height,
+            block_hash: verified.block_hash().to_string(),
+            depth,
+            anchor_proof: proof.to_json(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -170,13 +190,12 @@ pub(crate) async fn headers(
             .collect();
         let headers = state.node.headers(&hashes)?;
         check_linked(&hashes, &headers)?;
-        let hex: Vec<String> = headers.iter().map(encode::serialize_hex).collect();
-        Ok(json!({
-            "from": from,
-            "tip_height": tip.height,
-            "tip_hash": tip.hash,
-            "headers": hex,
-        }))
+        Ok(wire::Headers {
+            from,
+            tip_height: tip.height,
+            tip_hash: tip.hash.to_string(),
+            headers: headers.iter().map(encode::serialize_hex).collect(),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))

@@ -11,13 +11,13 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_anchor::payload::RecordKind;
 use milagro_registry::store::RecordStore;
-use serde::{Deserialize, Serialize};
+use milagro_wire::tbs::tenants::{self as wire, CreatedTenant, NewTenant, Tenants, Token};
 use zeroize::Zeroizing;
 
 use super::{blocking, ApiError};
 use crate::state::AppState;
 use crate::tenants::model::{
-    ApiToken, DisplayName, Group, GroupId, GroupSpec, ServiceRef, Tenant, TenantId,
+    ApiToken, DisplayName, Group, GroupId, GroupSpec, ModelError, ServiceRef, TenantId,
 };
 use crate::tenants::store::{authenticate, authorize, authorize_admin, Principal};
 
@@ -54,24 +54,9 @@ fn principal(bearer: &str, state: &AppState) -> Result<Principal, ApiError> {
     )?)
 }
 
-/// Body of `POST /v1/admin/tenants`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewTenant {
-    id: TenantId,
-    name: DisplayName,
-}
-
-#[derive(Serialize)]
-struct Created<T: Serialize> {
-    #[serde(flatten)]
-    value: T,
-    token: String,
-}
-
-#[derive(Serialize)]
-struct TenantWithToken {
-    tenant: Tenant,
+/// A request value the model refuses: a 400 naming it.
+fn refused(error: ModelError) -> ApiError {
+    ApiError::BadRequest(error.to_string())
 }
 
 /// `POST /v1/admin/tenants` (admin): creates a tenant and its first token (shown once).
@@ -80,18 +65,20 @@ pub(crate) async fn create_tenant(
     state: web::Data<AppState>,
     body: web::Json<NewTenant>,
 ) -> Result<HttpResponse, ApiError> {
-    let token_text = bearer(&req)?;
     let body = body.into_inner();
+    let id = TenantId::new(&body.id).map_err(refused)?;
+    let name = DisplayName::new(&body.name).map_err(refused)?;
+    let token_text = bearer(&req)?;
     let (tenant, token) = blocking(&state, move |state| {
         let admin = authorize_admin(&principal(&token_text, state)?)?;
         Ok(state
             .tenants
-            .create_tenant(&admin, body.id, body.name, &mut rand_core::OsRng)?)
+            .create_tenant(&admin, id, name, &mut rand_core::OsRng)?)
     })
     .await?;
     tracing::info!(tenant = %tenant.id, "tenant created");
-    Ok(HttpResponse::Created().json(Created {
-        value: TenantWithToken { tenant },
+    Ok(HttpResponse::Created().json(CreatedTenant {
+        tenant: tenant.to_wire(),
         token: token.reveal().to_owned(),
     }))
 }
@@ -107,7 +94,9 @@ pub(crate) async fn list_tenants(
         Ok(state.tenants.tenants(&admin)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tenants": tenants })))
+    Ok(HttpResponse::Ok().json(Tenants {
+        tenants: tenants.iter().map(|t| t.to_wire()).collect(),
+    }))
 }
 
 /// `POST /v1/tenants/{tenant}/tokens`: another token for the tenant (shown once).
@@ -123,7 +112,9 @@ pub(crate) async fn issue_token(
         Ok(state.tenants.issue_token(&scope, &mut rand_core::OsRng)?)
     })
     .await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "token": token.reveal() })))
+    Ok(HttpResponse::Created().json(Token {
+        token: token.reveal().to_owned(),
+    }))
 }
 
 /// `GET /v1/tenants/{tenant}/groups`
@@ -140,7 +131,7 @@ pub(crate) async fn list_groups(
         Ok(state.tenants.groups(&scope)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(groups))
+    Ok(HttpResponse::Ok().json(groups.iter().map(Group::to_wire).collect::<Vec<_>>()))
 }
 
 /// `GET /v1/tenants/{tenant}/groups/{group}`
@@ -156,7 +147,7 @@ pub(crate) async fn get_group(
         Ok(state.tenants.group(&scope, &group)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(group))
+    Ok(HttpResponse::Ok().json(group.to_wire()))
 }
 
 /// `PUT /v1/tenants/{tenant}/groups/{group}`: creates or replaces a group.
@@ -164,11 +155,11 @@ pub(crate) async fn put_group(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(TenantId, GroupId)>,
-    body: web::Json<GroupSpec>,
+    body: web::Json<wire::GroupSpec>,
 ) -> Result<HttpResponse, ApiError> {
+    let spec = GroupSpec::try_from(body.into_inner()).map_err(refused)?;
     let token_text = bearer(&req)?;
     let (tenant, group) = path.into_inner();
-    let spec = body.into_inner();
     let stored = blocking(&state, move |state| {
         let scope = authorize(&principal(&token_text, state)?, &tenant)?;
         for service in spec.dtas.iter().chain(spec.idp.iter()) {
@@ -178,7 +169,7 @@ pub(crate) async fn put_group(
     })
     .await?;
     tracing::info!(tenant = %stored.tenant, group = %stored.id, revision = stored.revision, "group saved");
-    Ok(HttpResponse::Ok().json(stored))
+    Ok(HttpResponse::Ok().json(stored.to_wire()))
 }
 
 /// `DELETE /v1/tenants/{tenant}/groups/{group}`

@@ -10,6 +10,7 @@
 
 pub mod model;
 pub mod store;
+mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,9 @@ pub enum ModelError {
     /// A service URL that is not http(s).
     #[error("invalid service url {0:?}")]
     InvalidUrl(String),
+    /// An enrolment key that is not a compressed secp256k1 key.
+    #[error("enrolment key {0:?} is not a compressed secp256k1 key")]
+    InvalidKey(String),
     /// A token that is not `mlgt_` followed by 64 hex characters.
     #[error("malformed api token")]
     MalformedToken,
@@ -191,16 +194,9 @@ impl<'de> Deserialize<'de> for ServiceUrl {
     }
 }
 
-/// How a group's devices get on chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnrolmentMode {
-    /// Each device signs its own anchoring transaction (needed for ECDH over Bitcoin).
-    #[default]
-    Direct,
-    /// Device digests are collected and anchored as one batch root per interval.
-    Batch,
-}
+/// How a group's devices get on chain: the API's enum, stored as the API shows it
+/// (`direct`, `batch`).
+pub use milagro_wire::tbs::tenants::EnrolmentMode;
 
 /// The most D-TAs a group may list.
 pub const MAX_DTAS: usize = 16;
@@ -208,24 +204,20 @@ pub const MAX_DTAS: usize = 16;
 /// The most enrolment keys a group may list (a maker rotating keys lists two or three).
 pub const MAX_ENROLMENT_KEYS: usize = 16;
 
-/// What an admin or tenant sends to create or replace a group.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What an admin or tenant sends to create or replace a group, its values checked (read
+/// from the API's [`milagro_wire::tbs::tenants::GroupSpec`] by `TryFrom`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSpec {
     /// Display name.
     pub name: DisplayName,
     /// Direct or batch enrolment.
-    #[serde(default)]
     pub mode: EnrolmentMode,
     /// The D-TAs whose key shares the devices collect.
-    #[serde(default)]
     pub dtas: Vec<ServiceRef>,
     /// The identity provider the devices log in with.
-    #[serde(default)]
     pub idp: Option<ServiceRef>,
     /// The device maker's enrolment keys: a device enrols only with a credential one of
     /// them signed (`milagro_anchor::enrolment_credential`). None: nobody enrols.
-    #[serde(default)]
     pub enrolment_keys: Vec<PublicKey>,
 }
 

@@ -222,6 +222,13 @@ fn duplicate_tenants_and_groups_of_missing_tenants_are_refused() {
     ));
 }
 
+/// A group spec as the API reads it: its JSON body, then its values parsed.
+fn read(json: &str) -> Result<GroupSpec, String> {
+    let body: milagro_wire::tbs::tenants::GroupSpec =
+        serde_json::from_str(json).map_err(|e| e.to_string())?;
+    GroupSpec::try_from(body).map_err(|e| e.to_string())
+}
+
 #[test]
 fn values_are_checked_when_read_from_json() {
     for bad in ["", "-lead", "UPPER", "with space", &"a".repeat(65)] {
@@ -229,23 +236,20 @@ fn values_are_checked_when_read_from_json() {
     }
     let json =
         r#"{"name":"EU","mode":"batch","dtas":[{"birth_certificate":"zz","url":"https://d"}]}"#;
-    assert!(serde_json::from_str::<GroupSpec>(json).is_err());
+    assert!(read(json).is_err());
     let json = r#"{"name":"EU","dtas":[{"birth_certificate":"00000000000000000000000000000000000000000000000000000000000000ff","url":"ftp://d"}]}"#;
-    assert!(serde_json::from_str::<GroupSpec>(json).is_err());
+    assert!(read(json).is_err());
     let json = r#"{"name":"EU","extra":1}"#;
-    assert!(serde_json::from_str::<GroupSpec>(json).is_err());
+    assert!(read(json).is_err());
     let json = r#"{"name":"EU","mode":"batch"}"#;
-    assert_eq!(
-        serde_json::from_str::<GroupSpec>(json).unwrap().mode,
-        EnrolmentMode::Batch
-    );
+    assert_eq!(read(json).unwrap().mode, EnrolmentMode::Batch);
     let many = GroupSpec {
         dtas: vec![spec("x", "d").dtas[0].clone(); MAX_DTAS + 1],
         ..spec("x", "d")
     };
     assert!(many.check().is_err());
     let json = r#"{"name":"EU","enrolment_keys":["02zz"]}"#;
-    assert!(serde_json::from_str::<GroupSpec>(json).is_err());
+    assert!(read(json).is_err());
     let key = milagro_anchor::keys::SecretKey::generate(&mut rand_core::OsRng).public_key();
     let twice = GroupSpec {
         enrolment_keys: vec![key, key],

@@ -182,7 +182,13 @@ fn a_minimum_difficulty_chain_with_an_anchor_is_refused_by_a_mainnet_verifier() 
         .iter()
         .map(bitcoin::consensus::encode::serialize_hex)
         .collect();
-    let server = lying_header_server(json!({ "headers": served }).to_string());
+    let page = milagro_wire::tbs::registry::Headers {
+        from: 0,
+        tip_height: 1,
+        tip_hash: chain.header.block_hash().to_string(),
+        headers: served,
+    };
+    let server = lying_header_server(serde_json::to_string(&page).unwrap());
     let tbs = milagro_pat_client::ServiceClient::new(&server).unwrap();
     let error = milagro_pat_client::spv::fetch_headers(&tbs, bitcoin::Network::Bitcoin)
         .unwrap_err()

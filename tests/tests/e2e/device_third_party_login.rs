@@ -38,6 +38,7 @@ use milagro_tests::third_party_op::{
 };
 use milagro_tests::tls_parties::{runtime, TlsParty};
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
+use milagro_wire::tbs::tenants::EnrolmentMode;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +106,7 @@ fn a_device_logs_in_at_a_third_party_provider_by_itself_and_gets_its_shares_with
     let idp_url = "https://idp.milagro.test".to_owned();
     w.put_group_at(
         "eu",
-        "direct",
+        EnrolmentMode::Direct,
         &[(dta_digest, dta.local_url())],
         (idp.digest(), idp_url),
     );

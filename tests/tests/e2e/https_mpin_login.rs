@@ -39,6 +39,7 @@ use milagro_tests::idp_common::{
 use milagro_tests::tls_parties::runtime;
 use milagro_tests::{wait_until, Api};
 use milagro_tls::Options;
+use milagro_wire::tbs::tenants::EnrolmentMode;
 
 const PIN: u16 = 1357;
 
@@ -121,7 +122,12 @@ fn a_device_logs_in_with_m_pin_over_https_end_to_end_and_one_with_another_ca_is_
         .map(|dta| (dta.state().identity.digest(), dta.local_url()))
         .collect();
     let idp_digest = idp.state().identity.digest();
-    w.put_group_at("staff", "direct", &services, (idp_digest, issuer.clone()));
+    w.put_group_at(
+        "staff",
+        EnrolmentMode::Direct,
+        &services,
+        (idp_digest, issuer.clone()),
+    );
     let badge = w.enrolled_device(&dir.path().join("badge"), "staff");
     // The D-TAs admit a device whose anchor is final.
     w.mine(6);

@@ -30,14 +30,10 @@ use serde_json::json;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-/// The Milagro fields of the discovery document.
+/// The Milagro members of the discovery document, as `openidconnect` takes extra members.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-struct Milagro {
-    milagro_birth_certificate_uri: String,
-    milagro_birth_certificate_digest: String,
-    milagro_anchor_txid: Option<String>,
-    milagro_public_key: String,
-}
+#[serde(transparent)]
+struct Milagro(milagro_wire::idp::MilagroMetadata);
 impl AdditionalProviderMetadata for Milagro {}
 
 type MilagroMetadata = ProviderMetadata<
@@ -63,7 +59,7 @@ fn a_standard_relying_party_discovers_registers_logs_in_refreshes_and_revokes() 
     // Discovery, and the Milagro fields match the anchored Birth Certificate.
     let issuer = IssuerUrl::new(w.issuer.clone()).unwrap();
     let provider = MilagroMetadata::discover(&issuer, &http).unwrap();
-    let milagro = provider.additional_metadata().clone();
+    let milagro = provider.additional_metadata().0.clone();
     let (status, served) = w.get("/.well-known/milagro/birth-certificate");
     assert_eq!(status, 200, "{served}");
     assert_eq!(
@@ -74,10 +70,7 @@ fn a_standard_relying_party_discovers_registers_logs_in_refreshes_and_revokes() 
         .unwrap();
     assert_eq!(bc.role(), Role::Idp);
     assert_eq!(bc.fields().endpoints, std::slice::from_ref(&w.issuer));
-    assert_eq!(
-        bc.digest().to_string(),
-        milagro.milagro_birth_certificate_digest
-    );
+    assert_eq!(bc.digest(), milagro.milagro_birth_certificate_digest);
     assert_eq!(bc.public_key().to_string(), milagro.milagro_public_key);
     assert_eq!(
         served["txid"].as_str(),

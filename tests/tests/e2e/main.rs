@@ -43,3 +43,4 @@ mod tbs_registry_api;
 mod tbs_robustness;
 mod tbs_tenants;
 mod third_party_idp;
+mod wire_documents;

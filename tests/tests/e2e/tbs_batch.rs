@@ -22,6 +22,7 @@ use milagro_tbs::audit::batch_registration_entry;
 use milagro_tbs::tenants::model::{GroupId, TenantId};
 use milagro_tests::enrolment_world::{EnrolmentWorld, WorldOptions};
 use milagro_tests::{spv_headers, wait_until};
+use milagro_wire::tbs::tenants::EnrolmentMode;
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
@@ -42,7 +43,7 @@ fn world(interval_secs: u32, restartable: bool) -> EnrolmentWorld {
 fn batch_group(w: &EnrolmentWorld) {
     let dta = w.anchored(Role::Dta, "D-TA 1");
     let idp = w.anchored(Role::Idp, "IdP");
-    w.put_group_in_mode("fleet", "batch", &[&dta], &idp);
+    w.put_group_in_mode("fleet", EnrolmentMode::Batch, &[&dta], &idp);
 }
 
 /// A device provisioned for `fleet` that verified the TBS, then asked to enrol.

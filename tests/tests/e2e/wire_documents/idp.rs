@@ -1,0 +1,113 @@
+//! `idp/openapi.json` against `milagro_wire::idp` (the IdP's Milagro extensions and the
+//! bodies the device reads; the standard bodies left to `openidconnect` are not here).
+
+use milagro_anchor::digest::Digest;
+use milagro_idp::api::OPENAPI_JSON;
+use milagro_tests::openapi::response_schema;
+use milagro_tests::wire_schema::{component, request_body, Documented};
+use milagro_wire::idp::{
+    Checkpoint, CreatedUser, DeviceAuthorization, MilagroMetadata, NewUser, ProviderMetadata,
+    TokenAnswer,
+};
+
+use super::{assert_agrees, common, hash, key, signed_checkpoint};
+
+fn metadata(txid: Option<String>) -> ProviderMetadata {
+    let issuer = "https://idp.milagro.test";
+    let at = |path: &str| Some(format!("{issuer}{path}"));
+    let list = |items: &[&str]| Some(items.iter().map(|i| (*i).to_owned()).collect());
+    ProviderMetadata {
+        issuer: issuer.into(),
+        authorization_endpoint: format!("{issuer}/authorize"),
+        token_endpoint: format!("{issuer}/token"),
+        userinfo_endpoint: at("/userinfo"),
+        jwks_uri: format!("{issuer}/jwks"),
+        signed_jwks_uri: at("/jwks.jwt"),
+        registration_endpoint: at("/register"),
+        revocation_endpoint: at("/revoke"),
+        device_authorization_endpoint: at("/device_authorization"),
+        scopes_supported: list(&["openid"]),
+        response_types_supported: vec!["code".into()],
+        response_modes_supported: list(&["query"]),
+        grant_types_supported: list(&["authorization_code"]),
+        subject_types_supported: vec!["public".into()],
+        id_token_signing_alg_values_supported: vec!["ES256".into()],
+        token_endpoint_auth_methods_supported: list(&["none"]),
+        revocation_endpoint_auth_methods_supported: list(&["none"]),
+        code_challenge_methods_supported: list(&["S256"]),
+        dpop_signing_alg_values_supported: list(&["ES256K"]),
+        claims_supported: list(&["sub"]),
+        claims_parameter_supported: Some(false),
+        request_parameter_supported: Some(false),
+        request_uri_parameter_supported: Some(false),
+        authorization_response_iss_parameter_supported: Some(true),
+        milagro: MilagroMetadata {
+            milagro_birth_certificate_uri: format!(
+                "{issuer}/.well-known/milagro/birth-certificate"
+            ),
+            milagro_birth_certificate_digest: Digest::sha256(b"idp"),
+            milagro_anchor_txid: txid,
+            milagro_public_key: key(),
+        },
+    }
+}
+
+#[test]
+fn the_idp_document_describes_the_idp_wire_types() {
+    let mut document = Documented::new(OPENAPI_JSON);
+    let answer =
+        |method, path, status| response_schema(OPENAPI_JSON, (method, path), status).unwrap();
+    let tokens = |token_type: &str, refresh_token| TokenAnswer {
+        access_token: "at".into(),
+        token_type: token_type.into(),
+        expires_in: 300,
+        id_token: "a.b.c".into(),
+        scope: "openid".into(),
+        refresh_token,
+    };
+    common(&mut document)
+        .values(
+            &component("ProviderMetadata"),
+            &[metadata(Some(hash(1))), metadata(None)],
+        )
+        .values(
+            &component("DeviceAuthorization"),
+            &[DeviceAuthorization {
+                device_code: "dc".into(),
+                user_code: "ABCD-EFGH".into(),
+                verification_uri: "https://idp.milagro.test/device".into(),
+                verification_uri_complete: Some(
+                    "https://idp.milagro.test/device?user_code=ABCD-EFGH".into(),
+                ),
+                expires_in: 600,
+                interval: Some(5),
+            }],
+        )
+        .values(
+            &component("TokenResponse"),
+            &[tokens("DPoP", Some("rt".into())), tokens("Bearer", None)],
+        )
+        .values(
+            &request_body(("post", "/v1/admin/users")),
+            &[NewUser {
+                username: "alice".into(),
+                password: "correct horse".into(),
+            }],
+        )
+        .values(
+            &answer("post", "/v1/admin/users", 201),
+            &[CreatedUser {
+                username: "alice".into(),
+                subject: "s-123".into(),
+            }],
+        )
+        .values(
+            &component("Checkpoint"),
+            &[Checkpoint {
+                signed: signed_checkpoint(),
+                log_size: 5,
+                origin: "idp.milagro.test/audit".into(),
+            }],
+        );
+    assert_agrees("idp/openapi.json", &document);
+}
