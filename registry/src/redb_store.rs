@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Txid};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::PublicKey;
+use milagro_anchor::keys::CompressedKey;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::chain::BlockId;
@@ -259,7 +259,7 @@ fn roll_back(txn: &WriteTransaction, from: u32) -> Result<u64, StoreError> {
             .remove(joined(record.digest.as_bytes(), &position).as_slice())
             .map_err(backend)?;
         by_signer
-            .remove(joined(&record.signer.to_sec1(), &position).as_slice())
+            .remove(joined(record.signer.as_bytes(), &position).as_slice())
             .map_err(backend)?;
         by_txid
             .remove(joined(record.txid.as_byte_array(), &position).as_slice())
@@ -294,7 +294,7 @@ fn connect(txn: &WriteTransaction, changes: &ChangeSet) -> Result<u64, StoreErro
                 .insert(joined(record.digest.as_bytes(), &position).as_slice(), ())
                 .map_err(backend)?;
             by_signer
-                .insert(joined(&record.signer.to_sec1(), &position).as_slice(), ())
+                .insert(joined(record.signer.as_bytes(), &position).as_slice(), ())
                 .map_err(backend)?;
             by_txid
                 .insert(
@@ -385,8 +385,8 @@ impl RecordStore for RedbStore {
         self.by_prefix(BY_TXID, txid.as_byte_array())
     }
 
-    fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
-        self.by_prefix(BY_SIGNER, &signer.to_sec1())
+    fn by_signer(&self, signer: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.by_prefix(BY_SIGNER, signer.as_bytes())
     }
 
     fn record_count(&self) -> Result<u64, StoreError> {

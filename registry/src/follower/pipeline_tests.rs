@@ -12,7 +12,7 @@ use super::tests::{anchor, block, digest, foreign_op_return, FakeChain};
 use super::*;
 use bitcoin::{Block, Transaction, Txid};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::PublicKey;
+use milagro_anchor::keys::CompressedKey;
 
 use crate::attribution::{records_in, Fundings};
 use crate::store::{IndexedRecord, MemoryStore};
@@ -235,7 +235,7 @@ impl RecordStore for FailingAfter {
     fn by_txid(&self, t: &Txid) -> Result<Vec<IndexedRecord>, StoreError> {
         self.inner.by_txid(t)
     }
-    fn by_signer(&self, s: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
+    fn by_signer(&self, s: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError> {
         self.inner.by_signer(s)
     }
     fn record_count(&self) -> Result<u64, StoreError> {
