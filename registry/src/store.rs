@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Txid};
 use milagro_anchor::digest::Digest;
 use milagro_anchor::keys::{CompressedKey, Signature};
@@ -85,57 +84,15 @@ impl IndexedRecord {
     pub fn nonce_point(&self) -> Option<NoncePoint> {
         NoncePoint::from_signature(&self.signature).ok()
     }
-
-    /// Fixed-width storage encoding (234 bytes): kind, digest, txid, vout, height, block
-    /// hash, signer key, signature, coinbase txid. Documented in `registry/SCHEMA.md`.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(RECORD_LEN);
-        out.push(self.kind.to_byte());
-        out.extend_from_slice(self.digest.as_bytes());
-        out.extend_from_slice(self.txid.as_byte_array());
-        out.extend_from_slice(&self.vout.to_be_bytes());
-        out.extend_from_slice(&self.height.to_be_bytes());
-        out.extend_from_slice(self.block_hash.as_byte_array());
-        out.extend_from_slice(self.signer.as_bytes());
-        out.extend_from_slice(&self.signature.to_compact());
-        out.extend_from_slice(self.coinbase_txid.as_byte_array());
-        out
-    }
-
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("record: {what}"));
-        if bytes.len() != RECORD_LEN {
-            return Err(corrupt("wrong length"));
-        }
-        let (kind, rest) = bytes.split_at(1);
-        let (digest, rest) = rest.split_at(32);
-        let (txid, rest) = rest.split_at(32);
-        let (vout, rest) = rest.split_at(4);
-        let (height, rest) = rest.split_at(4);
-        let (block_hash, rest) = rest.split_at(32);
-        let (signer, rest) = rest.split_at(33);
-        let (signature, coinbase_txid) = rest.split_at(64);
-        Ok(Self {
-            kind: RecordKind::from_byte(kind[0]).map_err(|_| corrupt("kind"))?,
-            digest: Digest::from_slice(digest).map_err(|_| corrupt("digest"))?,
-            txid: Txid::from_slice(txid).map_err(|_| corrupt("txid"))?,
-            vout: u32::from_be_bytes(vout.try_into().map_err(|_| corrupt("vout"))?),
-            height: u32::from_be_bytes(height.try_into().map_err(|_| corrupt("height"))?),
-            block_hash: BlockHash::from_slice(block_hash).map_err(|_| corrupt("block hash"))?,
-            signer: CompressedKey::from_slice(signer).map_err(|_| corrupt("signer"))?,
-            signature: Signature::from_compact(signature).map_err(|_| corrupt("signature"))?,
-            coinbase_txid: Txid::from_slice(coinbase_txid).map_err(|_| corrupt("coinbase"))?,
-        })
-    }
 }
-
-const RECORD_LEN: usize = 1 + 32 + 32 + 4 + 4 + 32 + 33 + 64 + 32;
 
 /// A connected block and the records it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectedBlock {
     /// Where the block sits.
     pub id: BlockId,
+    /// The txid of its coinbase (what its records' anchor proofs carry).
+    pub coinbase_txid: Txid,
     /// Its Milagro records.
     pub records: Vec<IndexedRecord>,
 }

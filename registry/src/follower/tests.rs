@@ -409,6 +409,7 @@ fn a_change_set_that_does_not_connect_is_refused() {
             disconnect_from: None,
             connect: vec![ConnectedBlock {
                 id: id(0),
+                coinbase_txid: Txid::all_zeros(),
                 records: vec![],
             }],
         })
@@ -417,6 +418,7 @@ fn a_change_set_that_does_not_connect_is_refused() {
         disconnect_from: None,
         connect: vec![ConnectedBlock {
             id: id(5),
+            coinbase_txid: Txid::all_zeros(),
             records: vec![],
         }],
     };
