@@ -49,18 +49,6 @@ impl From<&PublicKey> for CompressedKey {
     }
 }
 
-impl From<PublicKey> for CompressedKey {
-    fn from(key: PublicKey) -> Self {
-        Self::from(&key)
-    }
-}
-
-impl From<&CompressedKey> for CompressedKey {
-    fn from(key: &CompressedKey) -> Self {
-        *key
-    }
-}
-
 impl PartialEq<PublicKey> for CompressedKey {
     fn eq(&self, other: &PublicKey) -> bool {
         self.0 == other.to_sec1()
