@@ -21,6 +21,7 @@
 //! ([`Follower::sync`]), so the node serving blocks, the scan and the store's writes
 //! overlap.
 
+use std::ops::ControlFlow;
 use std::sync::{mpsc, Mutex};
 
 use bitcoin::BlockHash;
@@ -343,32 +344,36 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
         })
     }
 
-    /// The reading half of [`Self::fetch`]: reads and scans `blocks` in order and sends them
-    /// to `runs` in runs; stops at the first block that is not the one asked for or does
-    /// not build on the one before (the node reorganised), at the first error (sent on),
-    /// or once nobody receives.
+    /// The reading half of [`Self::fetch`]: reads and scans `blocks` in order
+    /// ([`ChainSource::raw_blocks`], so the node can serve a block while this scans the
+    /// one before) and sends them to `runs` in runs; stops at the first block that is not
+    /// the one asked for or does not build on the one before (the node reorganised), at
+    /// the first error (sent on), or once nobody receives.
     fn read_runs(&self, agreed: Option<BlockId>, blocks: &[BlockId], runs: &mpsc::SyncSender<Run>) {
+        let hashes: Vec<BlockHash> = blocks.iter().map(|b| b.hash).collect();
         let mut previous = agreed.map(|b| b.hash);
+        let mut ids = blocks.iter();
         let mut run = Vec::new();
         let mut pending = 0;
-        for id in blocks {
-            let scanned = self
-                .chain
-                .raw_block(&id.hash)
-                .map_err(SyncError::from)
-                .and_then(|raw| {
-                    BlockCandidates::scan(&raw).map_err(|source| SyncError::Block {
-                        height: id.height,
-                        hash: id.hash,
-                        source,
-                    })
-                });
+        let mut open = true;
+        self.chain.raw_blocks(&hashes, &mut |raw| {
+            let Some(id) = ids.next() else {
+                return ControlFlow::Break(());
+            };
+            let scanned = raw.map_err(SyncError::from).and_then(|raw| {
+                BlockCandidates::scan(&raw).map_err(|source| SyncError::Block {
+                    height: id.height,
+                    hash: id.hash,
+                    source,
+                })
+            });
             let block = match scanned {
                 Ok(block) => block,
                 Err(error) => {
                     // Whatever came before is dropped with the step: nothing is written.
+                    open = false;
                     let _ = runs.send(Err(error));
-                    return;
+                    return ControlFlow::Break(());
                 }
             };
             let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
@@ -377,7 +382,7 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
                     id.height,
                     "chain moved during fetch; stopping this step here"
                 );
-                break;
+                return ControlFlow::Break(());
             }
             previous = Some(id.hash);
             pending += block.candidates.len();
@@ -386,11 +391,13 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
                 pending = 0;
                 // A closed channel: the step stopped early and wants no more blocks.
                 if runs.send(Ok(std::mem::take(&mut run))).is_err() {
-                    return;
+                    open = false;
+                    return ControlFlow::Break(());
                 }
             }
-        }
-        if !run.is_empty() {
+            ControlFlow::Continue(())
+        });
+        if open && !run.is_empty() {
             let _ = runs.send(Ok(run));
         }
     }
