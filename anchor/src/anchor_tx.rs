@@ -15,7 +15,7 @@ use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 
-use crate::keys::{PublicKey, SecretKey, Signature};
+use crate::keys::{CompressedKey, PublicKey, SecretKey, Signature};
 use crate::nonce::{NonceError, NonceSecret};
 use crate::payload::Payload;
 
@@ -85,11 +85,12 @@ pub enum AnchorTxError {
     Nonce(#[from] NonceError),
 }
 
-/// The P2WPKH output script of a key: `OP_0 <hash160(compressed key)>`, hashed straight
-/// from the SEC1 bytes (no round trip through libsecp256k1's point parsing, which an
-/// indexer would pay once per record).
-pub fn p2wpkh_script(key: &PublicKey) -> ScriptBuf {
-    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::hash(&key.to_sec1()))
+/// The P2WPKH output script of a key (a [`PublicKey`] or the [`CompressedKey`] a witness
+/// carries): `OP_0 <hash160(compressed key)>`, hashed straight from the SEC1 bytes (no
+/// round trip through libsecp256k1's point parsing, which an indexer would pay once per
+/// record).
+pub fn p2wpkh_script(key: impl Into<CompressedKey>) -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::hash(key.into().as_bytes()))
 }
 
 /// Builds and signs the anchoring transaction for `payload`.

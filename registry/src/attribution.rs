@@ -117,6 +117,7 @@ pub fn records_in(
         .iter()
         .map(|(id, block)| ConnectedBlock {
             id: *id,
+            coinbase_txid: block.coinbase_txid,
             records: block
                 .candidates
                 .iter()

@@ -1,5 +1,7 @@
 //! The one trait through which the registry reads the chain.
 
+use std::ops::ControlFlow;
+
 use bitcoin::block::Header;
 use bitcoin::merkle_tree::MerkleBlock;
 use bitcoin::{Block, BlockHash, Transaction, Txid};
@@ -82,6 +84,23 @@ pub trait ChainSource {
     fn raw_block(&self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
         Ok(bitcoin::consensus::encode::serialize(&self.block(hash)?))
     }
+    /// Several serialized blocks, in order, each handed to `each` as soon as it is read;
+    /// stops after the first error or when `each` breaks. The follower's reader calls it;
+    /// a source may use the time `each` takes to fetch the next block (the default asks
+    /// [`Self::raw_block`] for one after the other).
+    fn raw_blocks(
+        &self,
+        hashes: &[BlockHash],
+        each: &mut dyn FnMut(Result<Vec<u8>, ChainError>) -> ControlFlow<()>,
+    ) {
+        for hash in hashes {
+            let block = self.raw_block(hash);
+            let failed = block.is_err();
+            if each(block).is_break() || failed {
+                return;
+            }
+        }
+    }
     /// A block header.
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError>;
     /// Several block headers, in order.
@@ -117,6 +136,13 @@ impl<T: ChainSource + ?Sized> ChainSource for &T {
     }
     fn raw_block(&self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
         (**self).raw_block(hash)
+    }
+    fn raw_blocks(
+        &self,
+        hashes: &[BlockHash],
+        each: &mut dyn FnMut(Result<Vec<u8>, ChainError>) -> ControlFlow<()>,
+    ) {
+        (**self).raw_blocks(hashes, each)
     }
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {
         (**self).header(hash)

@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Txid};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::{PublicKey, Signature};
+use milagro_anchor::keys::{CompressedKey, Signature};
 use milagro_anchor::nonce::NoncePoint;
 use milagro_anchor::payload::RecordKind;
-use milagro_anchor::record::TxRecord;
+use milagro_anchor::record::NodeRecord;
 use serde::Serialize;
 
 use crate::chain::BlockId;
@@ -34,8 +33,9 @@ pub struct IndexedRecord {
     pub height: u32,
     /// That block's hash.
     pub block_hash: BlockHash,
-    /// The key that signed the first input.
-    pub signer: PublicKey,
+    /// The key that signed the first input, as its transaction carries it (the node that
+    /// validated the block checked it is a point).
+    pub signer: CompressedKey,
     /// The signer's signature; shown in JSON as its nonce point `R` (compressed, even y).
     #[serde(rename = "nonce_point", serialize_with = "serialize_nonce_point")]
     pub signature: Signature,
@@ -55,7 +55,7 @@ fn serialize_nonce_point<S: serde::Serializer>(sig: &Signature, s: S) -> Result<
 impl IndexedRecord {
     /// Places a transaction's (attributed) record in a block whose coinbase is
     /// `coinbase_txid`.
-    pub fn new(record: &TxRecord, block: BlockId, coinbase_txid: Txid) -> Self {
+    pub fn new(record: &NodeRecord, block: BlockId, coinbase_txid: Txid) -> Self {
         Self {
             coinbase_txid,
             kind: record.kind,
@@ -84,57 +84,15 @@ impl IndexedRecord {
     pub fn nonce_point(&self) -> Option<NoncePoint> {
         NoncePoint::from_signature(&self.signature).ok()
     }
-
-    /// Fixed-width storage encoding (234 bytes): kind, digest, txid, vout, height, block
-    /// hash, signer key, signature, coinbase txid. Documented in `registry/SCHEMA.md`.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(RECORD_LEN);
-        out.push(self.kind.to_byte());
-        out.extend_from_slice(self.digest.as_bytes());
-        out.extend_from_slice(self.txid.as_byte_array());
-        out.extend_from_slice(&self.vout.to_be_bytes());
-        out.extend_from_slice(&self.height.to_be_bytes());
-        out.extend_from_slice(self.block_hash.as_byte_array());
-        out.extend_from_slice(&self.signer.to_sec1());
-        out.extend_from_slice(&self.signature.to_compact());
-        out.extend_from_slice(self.coinbase_txid.as_byte_array());
-        out
-    }
-
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("record: {what}"));
-        if bytes.len() != RECORD_LEN {
-            return Err(corrupt("wrong length"));
-        }
-        let (kind, rest) = bytes.split_at(1);
-        let (digest, rest) = rest.split_at(32);
-        let (txid, rest) = rest.split_at(32);
-        let (vout, rest) = rest.split_at(4);
-        let (height, rest) = rest.split_at(4);
-        let (block_hash, rest) = rest.split_at(32);
-        let (signer, rest) = rest.split_at(33);
-        let (signature, coinbase_txid) = rest.split_at(64);
-        Ok(Self {
-            kind: RecordKind::from_byte(kind[0]).map_err(|_| corrupt("kind"))?,
-            digest: Digest::from_slice(digest).map_err(|_| corrupt("digest"))?,
-            txid: Txid::from_slice(txid).map_err(|_| corrupt("txid"))?,
-            vout: u32::from_be_bytes(vout.try_into().map_err(|_| corrupt("vout"))?),
-            height: u32::from_be_bytes(height.try_into().map_err(|_| corrupt("height"))?),
-            block_hash: BlockHash::from_slice(block_hash).map_err(|_| corrupt("block hash"))?,
-            signer: PublicKey::from_sec1(signer).map_err(|_| corrupt("signer"))?,
-            signature: Signature::from_compact(signature).map_err(|_| corrupt("signature"))?,
-            coinbase_txid: Txid::from_slice(coinbase_txid).map_err(|_| corrupt("coinbase"))?,
-        })
-    }
 }
-
-const RECORD_LEN: usize = 1 + 32 + 32 + 4 + 4 + 32 + 33 + 64 + 32;
 
 /// A connected block and the records it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectedBlock {
     /// Where the block sits.
     pub id: BlockId,
+    /// The txid of its coinbase (what its records' anchor proofs carry).
+    pub coinbase_txid: Txid,
     /// Its Milagro records.
     pub records: Vec<IndexedRecord>,
 }
@@ -199,7 +157,7 @@ pub trait RecordStore: Send + Sync {
     /// Records in transaction `txid`.
     fn by_txid(&self, txid: &Txid) -> Result<Vec<IndexedRecord>, StoreError>;
     /// Records signed by `signer`.
-    fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError>;
+    fn by_signer(&self, signer: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError>;
     /// How many records are indexed.
     fn record_count(&self) -> Result<u64, StoreError>;
 }
@@ -222,7 +180,7 @@ macro_rules! forward_record_store {
             fn by_txid(&self, txid: &Txid) -> Result<Vec<IndexedRecord>, StoreError> {
                 (**self).by_txid(txid)
             }
-            fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
+            fn by_signer(&self, signer: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError> {
                 (**self).by_signer(signer)
             }
             fn record_count(&self) -> Result<u64, StoreError> {
@@ -328,7 +286,7 @@ impl RecordStore for MemoryStore {
         self.find(|r| &r.txid == txid)
     }
 
-    fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
+    fn by_signer(&self, signer: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError> {
         self.find(|r| &r.signer == signer)
     }
 

@@ -173,7 +173,7 @@ impl IndexDirectory {
         let expected = Expected {
             kind: record.kind,
             digest: record.digest,
-            signer: Some(record.signer),
+            signer: Some(record.signer.to_public_key().map_err(|e| invalid(&e))?),
         };
         let anchor = proof.verify(&expected, &headers).map_err(|e| invalid(&e))?;
         let superseded_by = self

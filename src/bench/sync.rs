@@ -334,7 +334,7 @@ fn check_indexes(chain: &BenchChain, store: &impl RecordStore) -> Result<()> {
         "the sample certificate is indexed as {found:?}, expected one record in {}",
         sample.txid
     );
-    let signed = store.by_signer(sample.bc.public_key())?.len();
+    let signed = store.by_signer(&sample.bc.public_key().compressed())?.len();
     ensure!(
         signed == sample.signer_records,
         "by_signer found {signed} records of the sample key, expected {}",

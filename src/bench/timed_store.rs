@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{BlockHash, Txid};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::PublicKey;
+use milagro_anchor::keys::CompressedKey;
 use milagro_registry::chain::BlockId;
 use milagro_registry::store::{ChangeSet, IndexedRecord, RecordStore, StoreError};
 
@@ -57,7 +57,7 @@ impl<S: RecordStore> RecordStore for TimedStore<S> {
     fn by_txid(&self, txid: &Txid) -> Result<Vec<IndexedRecord>, StoreError> {
         self.inner.by_txid(txid)
     }
-    fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
+    fn by_signer(&self, signer: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError> {
         self.inner.by_signer(signer)
     }
     fn record_count(&self) -> Result<u64, StoreError> {

@@ -7,14 +7,19 @@
 //! where consensus checks nothing about that "key" (a Taproot leaf of an unknown version
 //! is spendable by anyone). So attribution takes two steps:
 //!
-//! 1. [`RecordCandidate::from_tx`] reads the shape: payload, the claimed key and signature,
-//!    and the outpoint the first input spends. No I/O, no signature check: an indexer runs
-//!    it over every transaction and keeps the few that look like records.
+//! 1. [`RecordCandidate::from_tx`] reads the shape: payload, the claimed key (as bytes, a
+//!    [`CompressedKey`]) and signature, and the outpoint the first input spends. No I/O,
+//!    no signature check: an indexer runs it over every transaction and keeps the few that
+//!    look like records.
 //! 2. [`RecordCandidate::attribute`] takes the output that input spends (from the node, or
 //!    from the funding transaction an anchor proof carries: [`TxRecord::from_tx`]) and
 //!    checks that it is the P2WPKH output of the claimed key and that the signature
 //!    verifies against the BIP 143 `SIGHASH_ALL` digest with that output's value. Only then
 //!    is the record a [`TxRecord`] whose `signer` may be believed.
+//!
+//! An indexer reading blocks its own node validated proves the signer with the spent
+//! output alone ([`RecordCandidate::attribute_in_validated_block`], which makes a
+//! [`NodeRecord`]): the node already checked the signature.
 //!
 //! ```
 //! # use milagro_anchor::record::{NotARecord, RecordCandidate};
@@ -31,7 +36,7 @@ use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid};
 
 use crate::digest::Digest;
-use crate::keys::{PublicKey, Signature};
+use crate::keys::{CompressedKey, PublicKey, Signature};
 use crate::nonce::{NonceError, NoncePoint};
 use crate::payload::{Payload, PayloadError, RecordKind};
 
@@ -54,13 +59,33 @@ pub struct TxRecord {
     pub signature: Signature,
 }
 
+/// A Milagro record in a block that a fully validating node connected, its signer proven
+/// by the output its first input spends and the node's own script check
+/// ([`RecordCandidate::attribute_in_validated_block`]). What an index of that node's
+/// chain stores: the key stays as the witness carried it, never decompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The transaction.
+    pub txid: Txid,
+    /// Index of the `OP_RETURN` output.
+    pub vout: u32,
+    /// What the digest commits to.
+    pub kind: RecordKind,
+    /// The anchored digest.
+    pub digest: Digest,
+    /// The key that signed the first input.
+    pub signer: CompressedKey,
+    /// The signature itself (low-S form).
+    pub signature: Signature,
+}
+
 /// A transaction shaped like a Milagro record, its signer not yet proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordCandidate {
     txid: Txid,
     vout: u32,
     payload: Payload,
-    claimed_signer: PublicKey,
+    claimed_signer: CompressedKey,
     signature: Signature,
     funding: OutPoint,
 }
@@ -94,7 +119,7 @@ pub enum NotARecord {
     #[error("the first input spends {script}, not the p2wpkh output of key {key}")]
     NotTheKeysOutput {
         /// The key the witness names.
-        key: Box<PublicKey>,
+        key: Box<CompressedKey>,
         /// The spent output's script (hex).
         script: String,
     },
@@ -147,8 +172,9 @@ impl RecordCandidate {
         self.payload
     }
 
-    /// The key the witness names (not proven: see [`Self::attribute`]).
-    pub fn claimed_signer(&self) -> PublicKey {
+    /// The key the witness names (not proven: see [`Self::attribute`]; not even known to
+    /// be a point).
+    pub fn claimed_signer(&self) -> CompressedKey {
         self.claimed_signer
     }
 
@@ -157,23 +183,33 @@ impl RecordCandidate {
     /// must verify against `tx`'s BIP 143 `SIGHASH_ALL` digest with `spent`'s value.
     /// `tx` must be the transaction this candidate was read from.
     pub fn attribute(self, tx: &Transaction, spent: &TxOut) -> Result<TxRecord, NotARecord> {
-        let key = self.claimed_signer;
         let script_code = self.check_spent_output(spent)?;
+        let key = self
+            .claimed_signer
+            .to_public_key()
+            .map_err(|_| NotARecord::NotP2wpkh("bad public key"))?;
         let bad_signature = || NotARecord::BadSignature(Box::new(key));
         let sighash = SighashCache::new(tx)
             .p2wpkh_signature_hash(0, &script_code, spent.value, EcdsaSighashType::All)
             .map_err(|_| bad_signature())?;
         key.verify_prehash(&sighash.to_byte_array(), &self.signature)
             .map_err(|_| bad_signature())?;
-        Ok(self.into_record())
+        Ok(TxRecord {
+            txid: self.txid,
+            vout: self.vout,
+            kind: self.payload.kind,
+            digest: self.payload.digest,
+            signer: key,
+            signature: self.signature,
+        })
     }
 }
 
 impl RecordCandidate {
     /// Proves the signer of a transaction that **a fully validating node has connected to
-    /// its active chain**, without checking the signature again: `spent` (the output at
-    /// [`Self::funding`], looked up from that node) must be the claimed key's P2WPKH
-    /// output.
+    /// its active chain**, without checking the signature again (nor decompressing the
+    /// key): `spent` (the output at [`Self::funding`], looked up from that node) must be the
+    /// claimed key's P2WPKH output.
     ///
     /// Why that is enough, and only there: to connect the block the node ran the spent
     /// output's script. For a P2WPKH output that script is fixed by consensus: the
@@ -181,20 +217,28 @@ impl RecordCandidate {
     /// `hash160(key)`, compared here) and the witness signature must verify against that
     /// key and the BIP 143 digest with the output's value, under the sighash type its last
     /// byte names, which [`Self::from_tx`] already required to be `SIGHASH_ALL`. That is
-    /// exactly what [`Self::attribute`] would check. A P2WSH or Taproot output with the same
-    /// witness shape fails the script comparison (the attack of ADR 0003).
+    /// exactly what [`Self::attribute`] would check, and it includes that the key is a
+    /// point (`OP_CHECKSIG` fails on one that is not). A P2WSH or Taproot output with the
+    /// same witness shape fails the script comparison (the attack of ADR 0003).
     ///
     /// Whoever did not validate the block (a device, a verifier of an anchor proof, a
     /// store fed by anything but its own node) must call [`Self::attribute`]. A node that
     /// skips script checks below its `-assumevalid` block trusts that block's ancestors as
     /// the released software does; ADR 0009 says what that means for the index.
-    pub fn attribute_in_validated_block(self, spent: &TxOut) -> Result<TxRecord, NotARecord> {
+    pub fn attribute_in_validated_block(self, spent: &TxOut) -> Result<NodeRecord, NotARecord> {
         self.check_spent_output(spent)?;
-        Ok(self.into_record())
+        Ok(NodeRecord {
+            txid: self.txid,
+            vout: self.vout,
+            kind: self.payload.kind,
+            digest: self.payload.digest,
+            signer: self.claimed_signer,
+            signature: self.signature,
+        })
     }
 
     fn check_spent_output(&self, spent: &TxOut) -> Result<bitcoin::ScriptBuf, NotARecord> {
-        let script_code = crate::anchor_tx::p2wpkh_script(&self.claimed_signer);
+        let script_code = crate::anchor_tx::p2wpkh_script(self.claimed_signer);
         if spent.script_pubkey != script_code {
             return Err(NotARecord::NotTheKeysOutput {
                 key: Box::new(self.claimed_signer),
@@ -202,17 +246,6 @@ impl RecordCandidate {
             });
         }
         Ok(script_code)
-    }
-
-    fn into_record(self) -> TxRecord {
-        TxRecord {
-            txid: self.txid,
-            vout: self.vout,
-            kind: self.payload.kind,
-            digest: self.payload.digest,
-            signer: self.claimed_signer,
-            signature: self.signature,
-        }
     }
 }
 
@@ -237,7 +270,7 @@ impl TxRecord {
         let candidate = RecordCandidate::from_tx(tx)?;
         let spent = TxOut {
             value: funding_value,
-            script_pubkey: crate::anchor_tx::p2wpkh_script(&candidate.claimed_signer),
+            script_pubkey: crate::anchor_tx::p2wpkh_script(candidate.claimed_signer),
         };
         candidate.attribute(tx, &spent)
     }
@@ -258,7 +291,7 @@ impl TxRecord {
 
 /// Reads `[DER signature ‖ SIGHASH_ALL, compressed public key]` from the first input, and
 /// the outpoint it spends.
-fn p2wpkh_witness(tx: &Transaction) -> Result<(Signature, PublicKey, OutPoint), NotARecord> {
+fn p2wpkh_witness(tx: &Transaction) -> Result<(Signature, CompressedKey, OutPoint), NotARecord> {
     let input = tx.input.first().ok_or(NotARecord::NotP2wpkh("no inputs"))?;
     if !input.script_sig.is_empty() {
         return Err(NotARecord::NotP2wpkh("script_sig is not empty"));
@@ -279,8 +312,8 @@ fn p2wpkh_witness(tx: &Transaction) -> Result<(Signature, PublicKey, OutPoint), 
     }
     let signature =
         Signature::from_der(der).map_err(|_| NotARecord::NotP2wpkh("bad DER signature"))?;
-    let signer =
-        PublicKey::from_sec1(key_bytes).map_err(|_| NotARecord::NotP2wpkh("bad public key"))?;
+    let signer = CompressedKey::from_slice(key_bytes)
+        .map_err(|_| NotARecord::NotP2wpkh("bad public key"))?;
     Ok((signature, signer, input.previous_output))
 }
 

@@ -10,6 +10,7 @@
 mod rest;
 mod wallet;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -80,6 +81,22 @@ pub const RPC_VERIFY_ERROR: i32 = -25;
 pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
 
 impl BitcoindRpc {
+    /// Runs `f` with the REST client (made on first use).
+    fn with_rest<T>(
+        &self,
+        f: impl FnOnce(&mut rest::RestClient) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
+        let mut rest = self
+            .rest
+            .lock()
+            .map_err(|_| ChainError::Unreachable("rest client lock poisoned".into()))?;
+        let client = match &mut *rest {
+            Some(client) => client,
+            None => rest.insert(rest::RestClient::new(&self.url, self.timeout)?),
+        };
+        f(client)
+    }
+
     /// An adapter for the node at `url` (e.g. `http://127.0.0.1:18443`).
     pub fn new(url: impl Into<String>, auth: RpcAuth) -> Self {
         Self {
@@ -352,15 +369,24 @@ impl ChainSource for BitcoindRpc {
     /// Over REST (`/rest/block/<hash>.bin`): the block's own bytes, no JSON, no hex. A
     /// node without `-rest=1` gives [`ChainError::RestDisabled`].
     fn raw_block(&self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
-        let mut rest = self
-            .rest
-            .lock()
-            .map_err(|_| ChainError::Unreachable("rest client lock poisoned".into()))?;
-        let client = match &mut *rest {
-            Some(client) => client,
-            None => rest.insert(rest::RestClient::new(&self.url, self.timeout)?),
-        };
-        client.block(hash)
+        self.with_rest(|client| client.block(hash))
+    }
+
+    /// Over REST, the request for each next block sent before `each` works on the one
+    /// before (one connection, one request outstanding). The REST client is held
+    /// meanwhile: other threads' `raw_block` calls wait.
+    fn raw_blocks(
+        &self,
+        hashes: &[BlockHash],
+        each: &mut dyn FnMut(Result<Vec<u8>, ChainError>) -> ControlFlow<()>,
+    ) {
+        let walked = self.with_rest(|client| {
+            client.blocks(hashes, each);
+            Ok(())
+        });
+        if let Err(error) = walked {
+            let _ = each(Err(error));
+        }
     }
 
     fn header(&self, hash: &BlockHash) -> Result<Header, ChainError> {

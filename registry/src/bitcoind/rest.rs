@@ -13,6 +13,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bitcoin::BlockHash;
@@ -63,8 +64,55 @@ impl RestClient {
 
     /// The block `hash` as the node stores it.
     pub(crate) fn block(&mut self, hash: &BlockHash) -> Result<Vec<u8>, ChainError> {
-        let path = format!("/rest/block/{hash}.bin");
+        let path = block_path(hash);
         let answer = self.get(&path)?;
+        self.block_answer(hash, &path, answer)
+    }
+
+    /// The blocks `hashes`, in order, each handed to `each` as soon as it is read, with
+    /// the request for the next one already sent: the node serves a block while `each`
+    /// works on the one before, on this one connection (one request outstanding at a
+    /// time, so any HTTP/1.1 server answers it). Stops after the first error, or when
+    /// `each` breaks (then the connection, with an answer still coming, is dropped).
+    pub(crate) fn blocks(
+        &mut self,
+        hashes: &[BlockHash],
+        each: &mut dyn FnMut(Result<Vec<u8>, ChainError>) -> ControlFlow<()>,
+    ) {
+        let mut sent = false;
+        for (i, hash) in hashes.iter().enumerate() {
+            let path = block_path(hash);
+            // A request sent ahead whose answer does not come is asked again, as `get`
+            // would ask once more on a fresh connection.
+            let answer = match sent {
+                true => self.receive().or_else(|_| {
+                    self.connection = None;
+                    self.get(&path)
+                }),
+                false => self.get(&path),
+            };
+            let failed = answer.is_err();
+            sent = !failed
+                && hashes
+                    .get(i + 1)
+                    .is_some_and(|next| self.send(&block_path(next)).is_ok());
+            let block = answer.and_then(|answer| self.block_answer(hash, &path, answer));
+            if each(block).is_break() || failed {
+                if sent {
+                    self.connection = None;
+                }
+                return;
+            }
+        }
+    }
+
+    /// What the node's answer to `GET path` (block `hash`) says.
+    fn block_answer(
+        &self,
+        hash: &BlockHash,
+        path: &str,
+        answer: Answer,
+    ) -> Result<Vec<u8>, ChainError> {
         match answer.status {
             200 => Ok(answer.body),
             // An unknown block is a 404 that says so; a node without `-rest=1` has no
@@ -103,6 +151,12 @@ impl RestClient {
     }
 
     fn try_get(&mut self, path: &str) -> std::io::Result<Answer> {
+        self.send(path)?;
+        self.receive()
+    }
+
+    /// Sends `GET path`, on the kept-alive connection if there is one.
+    fn send(&mut self, path: &str) -> std::io::Result<()> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self.connection.insert(self.connect()?),
@@ -111,7 +165,15 @@ impl RestClient {
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\n\r\n",
             self.authority
         );
-        connection.get_mut().write_all(request.as_bytes())?;
+        connection.get_mut().write_all(request.as_bytes())
+    }
+
+    /// Reads the answer to the request [`Self::send`] sent last.
+    fn receive(&mut self) -> std::io::Result<Answer> {
+        let connection = self
+            .connection
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
         let (answer, keep_alive) = read_answer(connection)?;
         if !keep_alive {
             self.connection = None;
@@ -131,6 +193,10 @@ impl RestClient {
         stream.set_nodelay(true)?;
         Ok(BufReader::with_capacity(64 << 10, stream))
     }
+}
+
+fn block_path(hash: &BlockHash) -> String {
+    format!("/rest/block/{hash}.bin")
 }
 
 fn invalid(what: impl Into<String>) -> std::io::Error {
@@ -287,6 +353,80 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
+    }
+
+    /// A node that answers every `GET` with the block's path as its body, and counts the
+    /// requests it has read.
+    fn echo_node() -> (String, std::sync::Arc<std::sync::Mutex<usize>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let counter = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut path = String::new();
+                    while let Ok(line) = read_line(&mut reader) {
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some(rest) = line.strip_prefix("GET ") {
+                            path = rest.split(' ').next().unwrap().to_owned();
+                        }
+                    }
+                    if path.is_empty() {
+                        break;
+                    }
+                    *counter.lock().unwrap() += 1;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{path}",
+                        path.len()
+                    );
+                    // A client that broke off has closed its end: serve the next one.
+                    if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (url, asked)
+    }
+
+    #[test]
+    fn the_next_block_is_asked_for_before_the_last_one_is_handed_over() {
+        let (url, asked) = echo_node();
+        let mut client = RestClient::new(&url, Duration::from_secs(5)).unwrap();
+        let hashes: Vec<BlockHash> = (0..3u8)
+            .map(|i| bitcoin::hashes::Hash::from_byte_array([i; 32]))
+            .collect();
+        let mut seen = Vec::new();
+        client.blocks(&hashes, &mut |block| {
+            let handed = seen.len();
+            seen.push(String::from_utf8(block.unwrap()).unwrap());
+            // While block `handed` is worked on, the node already has the next request.
+            let wanted = (handed + 2).min(hashes.len());
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while *asked.lock().unwrap() < wanted && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(*asked.lock().unwrap(), wanted);
+            ControlFlow::Continue(())
+        });
+        let expected: Vec<String> = hashes.iter().map(block_path).collect();
+        assert_eq!(seen, expected);
+        // Breaking off drops the connection with its answer still coming; the client
+        // reads on over a fresh one.
+        let mut first = None;
+        client.blocks(&hashes, &mut |block| {
+            first = Some(block.unwrap());
+            ControlFlow::Break(())
+        });
+        assert_eq!(first, Some(block_path(&hashes[0]).into_bytes()));
+        assert_eq!(
+            client.block(&hashes[2]).unwrap(),
+            block_path(&hashes[2]).into_bytes()
+        );
     }
 
     #[test]

@@ -13,13 +13,15 @@
 //! keeps the record only if that output is the signer's P2WPKH output. A record-shaped
 //! transaction that fails is logged and left out: anyone can mine one naming any key.
 //!
-//! Blocks are read serialized ([`ChainSource::raw_block`], over REST from `bitcoind`) on a
-//! thread of their own and scanned in place ([`crate::scan`]): only the coinbase and the
-//! transactions carrying the Milagro magic in an `OP_RETURN` are decoded. While the index
-//! catches up, a third thread writes each step's change set as the next step is read
+//! Blocks are read serialized ([`ChainSource::raw_block`], over REST from `bitcoind`) and
+//! scanned in place ([`crate::scan`]) on a thread of their own: only the coinbase and the
+//! transactions carrying the Milagro magic in an `OP_RETURN` are decoded. That thread hands
+//! over whole runs of scanned blocks, not blocks, to the one that proves them. While the
+//! index catches up, a third thread writes each step's change set as the next step is read
 //! ([`Follower::sync`]), so the node serving blocks, the scan and the store's writes
 //! overlap.
 
+use std::ops::ControlFlow;
 use std::sync::{mpsc, Mutex};
 
 use bitcoin::BlockHash;
@@ -40,10 +42,10 @@ pub const CANDIDATES_PER_LOOKUP: usize = 256;
 /// `max_blocks` blocks could hold any number of records.
 pub const RECORDS_PER_STEP: usize = 4_096;
 
-/// Serialized blocks read ahead of the scan: enough to keep the reader busy while the
-/// follower proves a run, few enough that the queue of full mainnet blocks (up to ~4 MB
-/// each) stays small. A step's memory is this many blocks plus one run's candidates.
-pub const BLOCKS_IN_FLIGHT: usize = 8;
+/// Scanned runs of blocks read ahead of the proving: one keeps the reader busy while the
+/// follower proves the run before. A step's memory is this many runs' candidates, the
+/// run being read and one serialized block.
+pub const RUNS_IN_FLIGHT: usize = 1;
 
 /// How many checkpoints are compared per round trip when looking for the fork point.
 const FORK_SEARCH_WINDOW: u32 = 16;
@@ -302,13 +304,16 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
 
     /// Fetches blocks at `heights`, stopping at the first that does not build on the last.
     ///
-    /// A thread of its own reads the serialized blocks ([`ChainSource::raw_block`]) while
-    /// this one scans them ([`BlockCandidates::scan`]) and proves the candidates of each
-    /// run of blocks (one batched funding lookup per [`CANDIDATES_PER_LOOKUP`]), so the
-    /// node serving a block and the scan of the one before overlap (and, in
-    /// [`Self::sync`], the writing of the step before). At most [`BLOCKS_IN_FLIGHT`]
-    /// serialized blocks wait between the two threads, only the candidates of a run are
-    /// kept, and a step ends after [`RECORDS_PER_STEP`] records, so a step's memory is
+    /// A thread of its own reads the serialized blocks ([`ChainSource::raw_block`]) and
+    /// scans each as it arrives ([`BlockCandidates::scan`]), and hands runs of scanned
+    /// blocks ([`CANDIDATES_PER_LOOKUP`] candidates each, or a step's end) to this one,
+    /// which proves each run's candidates (one batched funding lookup). The node serving
+    /// blocks and the proving of the run before overlap (and, in [`Self::sync`], the
+    /// writing of the step before). Handing over runs rather than blocks matters on two
+    /// shared cores: this thread then wakes once per run, not once per block, and a block's
+    /// bytes are scanned while they are still in the reader's cache. At most
+    /// [`RUNS_IN_FLIGHT`] runs wait between the two threads, only the candidates of runs
+    /// are kept, and a step ends after [`RECORDS_PER_STEP`] records, so a step's memory is
     /// bounded whatever its length and the chain's.
     fn fetch(
         &self,
@@ -322,78 +327,104 @@ impl<C: ChainSource + Sync, S: RecordStore> Follower<C, S> {
             .into_iter()
             .map_while(|hash| hash)
             .collect();
-        let chain = &self.chain;
         std::thread::scope(|scope| {
-            let (sender, receiver) = mpsc::sync_channel(BLOCKS_IN_FLIGHT);
-            let to_read = &hashes;
-            scope.spawn(move || {
-                for hash in to_read {
-                    let answer = chain.raw_block(hash);
-                    let failed = answer.is_err();
-                    // A closed channel: the step stopped early and wants no more blocks.
-                    if sender.send(answer).is_err() || failed {
-                        return;
-                    }
-                }
-            });
+            let (sender, receiver) = mpsc::sync_channel(RUNS_IN_FLIGHT);
+            let blocks: Vec<BlockId> = heights
+                .iter()
+                .zip(&hashes)
+                .map(|(height, hash)| BlockId {
+                    height: *height,
+                    hash: *hash,
+                })
+                .collect();
+            scope.spawn(move || self.read_runs(agreed, &blocks, &sender));
             // Returning drops `receiver` before the scope joins the reader, which unblocks
             // it if it is waiting to send.
-            self.prove(agreed, &heights, &hashes, &receiver)
+            self.prove(&receiver)
         })
     }
 
-    /// The consuming half of [`Self::fetch`]: `blocks` yields the serialized blocks of
-    /// `hashes` in order.
-    fn prove(
-        &self,
-        agreed: Option<BlockId>,
-        heights: &[u32],
-        hashes: &[BlockHash],
-        blocks: &mpsc::Receiver<Result<Vec<u8>, ChainError>>,
-    ) -> Result<Vec<ConnectedBlock>, SyncError> {
+    /// The reading half of [`Self::fetch`]: reads and scans `blocks` in order
+    /// ([`ChainSource::raw_blocks`], so the node can serve a block while this scans the
+    /// one before) and sends them to `runs` in runs; stops at the first block that is not
+    /// the one asked for or does not build on the one before (the node reorganised), at
+    /// the first error (sent on), or once nobody receives.
+    fn read_runs(&self, agreed: Option<BlockId>, blocks: &[BlockId], runs: &mpsc::SyncSender<Run>) {
+        let hashes: Vec<BlockHash> = blocks.iter().map(|b| b.hash).collect();
         let mut previous = agreed.map(|b| b.hash);
-        let mut connected = Vec::with_capacity(hashes.len());
+        let mut ids = blocks.iter();
         let mut run = Vec::new();
         let mut pending = 0;
+        let mut open = true;
+        self.chain.raw_blocks(&hashes, &mut |raw| {
+            let Some(id) = ids.next() else {
+                return ControlFlow::Break(());
+            };
+            let scanned = raw.map_err(SyncError::from).and_then(|raw| {
+                BlockCandidates::scan(&raw).map_err(|source| SyncError::Block {
+                    height: id.height,
+                    hash: id.hash,
+                    source,
+                })
+            });
+            let block = match scanned {
+                Ok(block) => block,
+                Err(error) => {
+                    // Whatever came before is dropped with the step: nothing is written.
+                    open = false;
+                    let _ = runs.send(Err(error));
+                    return ControlFlow::Break(());
+                }
+            };
+            let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
+            if block.block_hash() != id.hash || !builds_on_previous {
+                tracing::debug!(
+                    id.height,
+                    "chain moved during fetch; stopping this step here"
+                );
+                return ControlFlow::Break(());
+            }
+            previous = Some(id.hash);
+            pending += block.candidates.len();
+            run.push((*id, block));
+            if pending >= CANDIDATES_PER_LOOKUP {
+                pending = 0;
+                // A closed channel: the step stopped early and wants no more blocks.
+                if runs.send(Ok(std::mem::take(&mut run))).is_err() {
+                    open = false;
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        if open && !run.is_empty() {
+            let _ = runs.send(Ok(run));
+        }
+    }
+
+    /// The proving half of [`Self::fetch`]: the attributed records of every run `runs`
+    /// yields, until they hold [`RECORDS_PER_STEP`] records.
+    fn prove(&self, runs: &mpsc::Receiver<Run>) -> Result<Vec<ConnectedBlock>, SyncError> {
+        let mut connected = Vec::new();
+        let mut records = 0;
         let mut fundings = self
             .fundings
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (height, hash) in heights.iter().zip(hashes) {
-            let raw = blocks.recv().map_err(|_| {
-                ChainError::Unreachable("the block reader stopped without an answer".into())
-            })??;
-            let block = BlockCandidates::scan(&raw).map_err(|source| SyncError::Block {
-                height: *height,
-                hash: *hash,
-                source,
-            })?;
-            drop(raw);
-            let builds_on_previous = previous.is_none_or(|p| p == block.header.prev_blockhash);
-            if block.block_hash() != *hash || !builds_on_previous {
-                tracing::debug!(height, "chain moved during fetch; stopping this step here");
+        for run in runs {
+            let proven = records_in(&self.chain, &run?, &mut fundings)?;
+            records += proven.iter().map(|b| b.records.len()).sum::<usize>();
+            connected.extend(proven);
+            if records >= RECORDS_PER_STEP {
                 break;
             }
-            let id = BlockId {
-                height: *height,
-                hash: *hash,
-            };
-            pending += block.candidates.len();
-            run.push((id, block));
-            previous = Some(*hash);
-            if pending >= CANDIDATES_PER_LOOKUP {
-                connected.extend(records_in(&self.chain, &run, &mut fundings)?);
-                run.clear();
-                pending = 0;
-                if connected.iter().map(|b| b.records.len()).sum::<usize>() >= RECORDS_PER_STEP {
-                    return Ok(connected);
-                }
-            }
         }
-        connected.extend(records_in(&self.chain, &run, &mut fundings)?);
         Ok(connected)
     }
 }
+
+/// Scanned blocks handed from the reader to the prover at once (or why reading stopped).
+type Run = Result<Vec<(BlockId, BlockCandidates)>, SyncError>;
 
 #[cfg(test)]
 mod tests;

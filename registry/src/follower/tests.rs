@@ -235,7 +235,10 @@ fn indexes_every_record_and_answers_every_query() {
         assert_eq!(a[0].height, 1);
         assert_eq!(store.by_txid(&a[0].txid).unwrap(), a, "{name}");
         assert_eq!(
-            store.by_signer(&key(1).public_key()).unwrap().len(),
+            store
+                .by_signer(&key(1).public_key().compressed())
+                .unwrap()
+                .len(),
             2,
             "{name}"
         );
@@ -276,7 +279,10 @@ fn a_record_whose_input_does_not_spend_the_signers_output_is_not_indexed() {
             "{name}"
         );
         assert_eq!(
-            store.by_signer(&key(1).public_key()).unwrap().len(),
+            store
+                .by_signer(&key(1).public_key().compressed())
+                .unwrap()
+                .len(),
             1,
             "{name}"
         );
@@ -403,6 +409,7 @@ fn a_change_set_that_does_not_connect_is_refused() {
             disconnect_from: None,
             connect: vec![ConnectedBlock {
                 id: id(0),
+                coinbase_txid: Txid::all_zeros(),
                 records: vec![],
             }],
         })
@@ -411,6 +418,7 @@ fn a_change_set_that_does_not_connect_is_refused() {
         disconnect_from: None,
         connect: vec![ConnectedBlock {
             id: id(5),
+            coinbase_txid: Txid::all_zeros(),
             records: vec![],
         }],
     };

@@ -80,7 +80,7 @@ pub(crate) async fn records(
         let mut records = match lookup {
             Lookup::Digest(d) => state.store.by_digest(&d)?,
             Lookup::Txid(t) => state.store.by_txid(&t)?,
-            Lookup::Signer(s) => state.store.by_signer(&s)?,
+            Lookup::Signer(s) => state.store.by_signer(&s.compressed())?,
         };
         records.sort_by_key(|r| (r.height, r.txid, r.vout));
         Ok(records)
@@ -132,7 +132,9 @@ pub(crate) async fn proof(
         let expected = Expected {
             kind: record.kind,
             digest: record.digest,
-            signer: Some(record.signer),
+            signer: Some(record.signer.to_public_key().map_err(|e| {
+                ApiError::Node(format!("the signer indexed for {txid} is no key: {e}"))
+            })?),
         };
         let verified = proof.verify(&expected, &chain).map_err(|e| {
             ApiError::Node(format!("the node's proof of {txid} does not verify: {e}"))

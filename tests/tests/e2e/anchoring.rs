@@ -31,7 +31,10 @@ fn an_anchored_birth_certificate_is_indexed_and_verifies_by_spv() {
     assert_eq!(record.height, 102);
     assert_eq!(follower.store().by_txid(&txid).unwrap(), records);
     assert_eq!(
-        follower.store().by_signer(&key.public_key()).unwrap(),
+        follower
+            .store()
+            .by_signer(&key.public_key().compressed())
+            .unwrap(),
         records
     );
 

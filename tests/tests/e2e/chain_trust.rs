@@ -81,7 +81,7 @@ fn a_record_mined_in_a_victims_name_without_its_key_is_ignored_everywhere() {
     follower.sync(500, |_| {}).unwrap();
     for (txid, victim) in &forged {
         assert!(follower.store().by_txid(txid).unwrap().is_empty());
-        let own = follower.store().by_signer(victim).unwrap();
+        let own = follower.store().by_signer(&victim.compressed()).unwrap();
         let certificates = own
             .iter()
             .filter(|r| r.kind == RecordKind::BirthCertificate)
@@ -166,7 +166,7 @@ fn a_minimum_difficulty_chain_with_an_anchor_is_refused_by_a_mainnet_verifier() 
     let expected = Expected {
         kind: record.payload().kind,
         digest: record.payload().digest,
-        signer: Some(record.claimed_signer()),
+        signer: Some(record.claimed_signer().to_public_key().unwrap()),
     };
     let anchor = chain.proof.verify(&expected, &headers).unwrap();
     assert_eq!(anchor.height(), 1);

@@ -18,6 +18,10 @@ use zeroize::Zeroizing;
 use crate::digest::Digest;
 use crate::nonce;
 
+mod compressed;
+
+pub use compressed::CompressedKey;
+
 /// A party's secp256k1 secret key. Zeroized on drop; never printed.
 #[derive(Clone)]
 pub struct SecretKey(k256::SecretKey);
@@ -173,6 +177,11 @@ impl PublicKey {
         k256::PublicKey::from_sec1_bytes(&uncompressed)
             .map(Self)
             .map_err(|_| KeyError::InvalidPublicKey)
+    }
+
+    /// The key as a transaction carries it (see [`CompressedKey`]).
+    pub fn compressed(&self) -> CompressedKey {
+        CompressedKey::from(self)
     }
 
     /// The compressed SEC1 encoding.

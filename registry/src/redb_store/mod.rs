@@ -1,12 +1,13 @@
 //! The default [`RecordStore`]: a `redb` database file, one table per index, one write
 //! transaction per change set.
 //!
-//! The schema is documented in `registry/SCHEMA.md`. Records are keyed by their position
-//! in the chain (height, txid, vout), so the rows of an initial sync are appended in key
-//! order and a rollback deletes one key range. The tip, the checkpoints and the record
-//! rows of a change set are written in the same transaction, committed durably before
-//! `apply` returns: after a crash (`kill -9` included) the index is exactly the state of
-//! some completed `apply` call, which redb recovers on the next open.
+//! The schema is documented in `registry/SCHEMA.md` (and its byte layout in [`rows`]).
+//! Records are keyed by their position in the chain (height, then their place in the
+//! block), so the rows of an initial sync are appended in key order and a rollback deletes
+//! one key range. The tip, the checkpoints and the record rows of a change set are written
+//! in the same transaction, committed durably before `apply` returns: after a crash
+//! (`kill -9` included) the index is exactly the state of some completed `apply` call,
+//! which redb recovers on the next open.
 //!
 //! Memory is bounded by redb's page cache ([`INDEX_CACHE_BYTES`]), whatever the size of
 //! the chain or the index (ADR 0009).
@@ -17,14 +18,20 @@ use std::time::{Duration, Instant};
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Txid};
 use milagro_anchor::digest::Digest;
-use milagro_anchor::keys::PublicKey;
+use milagro_anchor::keys::CompressedKey;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::chain::BlockId;
 use crate::store::{check_connects, ChangeSet, IndexedRecord, RecordStore, StoreError};
 
+mod rows;
+
+use rows::{
+    IndexKeys, Position, BY_DIGEST, BY_SIGNER, BY_TXID, CHECKPOINTS, META, RECORDS, ROW_LEN,
+};
+
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The database file inside the index directory.
 pub const FILE_NAME: &str = "index.redb";
@@ -38,22 +45,6 @@ pub const INDEX_CACHE_BYTES: usize = 8 << 20;
 /// service restarting while a thread of its previous run still holds the index).
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
-/// `"version"` → `u32`, `"tip"` → `height u32 ‖ block hash`, `"count"` → `u64`.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// `height` → block hash.
-const CHECKPOINTS: TableDefinition<u32, &[u8]> = TableDefinition::new("checkpoints");
-/// Position (`height ‖ txid ‖ vout`) → the record (234 bytes).
-const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-/// `digest ‖ position` → nothing.
-const BY_DIGEST: TableDefinition<&[u8], ()> = TableDefinition::new("by_digest");
-/// `signer (compressed SEC1) ‖ position` → nothing.
-const BY_SIGNER: TableDefinition<&[u8], ()> = TableDefinition::new("by_signer");
-/// `txid ‖ position` → nothing.
-const BY_TXID: TableDefinition<&[u8], ()> = TableDefinition::new("by_txid");
-
-/// Length of a position key: height ‖ txid ‖ vout.
-const POSITION_LEN: usize = 4 + 32 + 4;
-
 /// A [`RecordStore`] in a `redb` file inside a directory.
 #[derive(Debug)]
 pub struct RedbStore {
@@ -63,18 +54,6 @@ pub struct RedbStore {
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-fn position(record: &IndexedRecord) -> [u8; POSITION_LEN] {
-    let mut key = [0u8; POSITION_LEN];
-    key[..4].copy_from_slice(&record.height.to_be_bytes());
-    key[4..36].copy_from_slice(record.txid.as_byte_array());
-    key[36..].copy_from_slice(&record.vout.to_be_bytes());
-    key
-}
-
-fn joined(prefix: &[u8], position: &[u8]) -> Vec<u8> {
-    [prefix, position].concat()
 }
 
 impl RedbStore {
@@ -176,43 +155,37 @@ impl RedbStore {
         txn.commit().map_err(backend)
     }
 
-    /// The records whose secondary key (in `table`) starts with `prefix`; the position is
-    /// the key's last [`POSITION_LEN`] bytes.
-    fn by_prefix(
+    /// The records whose secondary key (in `table`) starts with `prefix`.
+    fn by_prefix<const P: usize, const N: usize>(
         &self,
-        table: TableDefinition<&[u8], ()>,
-        prefix: &[u8],
+        table: TableDefinition<&[u8; N], ()>,
+        prefix: &[u8; P],
     ) -> Result<Vec<IndexedRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let index = txn.open_table(table).map_err(backend)?;
         let records = txn.open_table(RECORDS).map_err(backend)?;
+        let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
+        let (low, high) = rows::prefix_bounds::<P, N>(prefix);
         let mut found = Vec::new();
-        for entry in index.range(prefix..).map_err(backend)? {
+        for entry in index.range(&low..=&high).map_err(backend)? {
             let (key, _) = entry.map_err(backend)?;
-            let key = key.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            let position = key
-                .len()
-                .checked_sub(POSITION_LEN)
-                .map(|start| &key[start..])
-                .ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
-            found.push(record_at(&records, position)?);
+            let position = Position::ending(key.value());
+            let row = records
+                .get(position.key())
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::Corrupt("index row without record".into()))?;
+            let checkpoint = checkpoints
+                .get(position.height())
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::Corrupt("record without checkpoint".into()))?;
+            found.push(rows::read_record(
+                &position,
+                row.value(),
+                checkpoint.value(),
+            )?);
         }
         Ok(found)
     }
-}
-
-fn record_at(
-    records: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    position: &[u8],
-) -> Result<IndexedRecord, StoreError> {
-    let bytes = records
-        .get(position)
-        .map_err(backend)?
-        .ok_or_else(|| StoreError::Corrupt("index row without record".into()))?;
-    IndexedRecord::decode(bytes.value())
 }
 
 fn read_count(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, StoreError> {
@@ -243,27 +216,23 @@ fn read_tip(
 /// Deletes every record and checkpoint at or above `from`; returns how many records went.
 fn roll_back(txn: &WriteTransaction, from: u32) -> Result<u64, StoreError> {
     let mut records = txn.open_table(RECORDS).map_err(backend)?;
-    let start = from.to_be_bytes();
-    let gone: Vec<IndexedRecord> = records
-        .range(start.as_slice()..)
+    let gone: Vec<(Position, [u8; ROW_LEN])> = records
+        .range(Position::first_at(from).key()..)
         .map_err(backend)?
-        .map(|entry| IndexedRecord::decode(entry.map_err(backend)?.1.value()))
-        .collect::<Result<_, _>>()?;
+        .map(|entry| {
+            let (key, row) = entry.map_err(backend)?;
+            Ok((Position::ending(key.value()), *row.value()))
+        })
+        .collect::<Result<_, StoreError>>()?;
     let mut by_digest = txn.open_table(BY_DIGEST).map_err(backend)?;
     let mut by_signer = txn.open_table(BY_SIGNER).map_err(backend)?;
     let mut by_txid = txn.open_table(BY_TXID).map_err(backend)?;
-    for record in &gone {
-        let position = position(record);
-        records.remove(position.as_slice()).map_err(backend)?;
-        by_digest
-            .remove(joined(record.digest.as_bytes(), &position).as_slice())
-            .map_err(backend)?;
-        by_signer
-            .remove(joined(&record.signer.to_sec1(), &position).as_slice())
-            .map_err(backend)?;
-        by_txid
-            .remove(joined(record.txid.as_byte_array(), &position).as_slice())
-            .map_err(backend)?;
+    for (position, row) in &gone {
+        let keys = IndexKeys::of(row, position);
+        records.remove(position.key()).map_err(backend)?;
+        by_digest.remove(&keys.digest).map_err(backend)?;
+        by_signer.remove(&keys.signer).map_err(backend)?;
+        by_txid.remove(&keys.txid).map_err(backend)?;
     }
     let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
     checkpoints
@@ -280,32 +249,24 @@ fn connect(txn: &WriteTransaction, changes: &ChangeSet) -> Result<u64, StoreErro
     let mut by_digest = txn.open_table(BY_DIGEST).map_err(backend)?;
     let mut by_signer = txn.open_table(BY_SIGNER).map_err(backend)?;
     let mut by_txid = txn.open_table(BY_TXID).map_err(backend)?;
-    let mut added = 0;
     for block in &changes.connect {
         checkpoints
-            .insert(block.id.height, block.id.hash.as_byte_array().as_slice())
+            .insert(
+                block.id.height,
+                &rows::checkpoint(&block.id.hash, &block.coinbase_txid),
+            )
             .map_err(backend)?;
-        for record in &block.records {
-            let position = position(record);
-            records
-                .insert(position.as_slice(), record.encode().as_slice())
-                .map_err(backend)?;
-            by_digest
-                .insert(joined(record.digest.as_bytes(), &position).as_slice(), ())
-                .map_err(backend)?;
-            by_signer
-                .insert(joined(&record.signer.to_sec1(), &position).as_slice(), ())
-                .map_err(backend)?;
-            by_txid
-                .insert(
-                    joined(record.txid.as_byte_array(), &position).as_slice(),
-                    (),
-                )
-                .map_err(backend)?;
-            added += 1;
+        for (n, record) in (0..).zip(&block.records) {
+            let position = Position::new(block.id.height, n);
+            let row = rows::row(record);
+            let keys = IndexKeys::of(&row, &position);
+            records.insert(position.key(), &row).map_err(backend)?;
+            by_digest.insert(&keys.digest, ()).map_err(backend)?;
+            by_signer.insert(&keys.signer, ()).map_err(backend)?;
+            by_txid.insert(&keys.txid, ()).map_err(backend)?;
         }
     }
-    Ok(added)
+    Ok(changes.records_added() as u64)
 }
 
 impl RecordStore for RedbStore {
@@ -317,12 +278,8 @@ impl RecordStore for RedbStore {
     fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
-        let hash = checkpoints.get(height).map_err(backend)?;
-        hash.map(|bytes| {
-            BlockHash::from_slice(bytes.value())
-                .map_err(|_| StoreError::Corrupt("checkpoint".into()))
-        })
-        .transpose()
+        let checkpoint = checkpoints.get(height).map_err(backend)?;
+        Ok(checkpoint.map(|value| rows::read_checkpoint(value.value()).0))
     }
 
     fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
@@ -341,16 +298,11 @@ impl RecordStore for RedbStore {
             tip = match from.checked_sub(1) {
                 Some(below) => {
                     let checkpoints = txn.open_table(CHECKPOINTS).map_err(backend)?;
-                    let hash = checkpoints.get(below).map_err(backend)?;
-                    hash.map(|bytes| {
-                        BlockHash::from_slice(bytes.value())
-                            .map(|hash| BlockId {
-                                height: below,
-                                hash,
-                            })
-                            .map_err(|_| StoreError::Corrupt("checkpoint".into()))
+                    let checkpoint = checkpoints.get(below).map_err(backend)?;
+                    checkpoint.map(|value| BlockId {
+                        height: below,
+                        hash: rows::read_checkpoint(value.value()).0,
                     })
-                    .transpose()?
                 }
                 None => None,
             };
@@ -385,8 +337,8 @@ impl RecordStore for RedbStore {
         self.by_prefix(BY_TXID, txid.as_byte_array())
     }
 
-    fn by_signer(&self, signer: &PublicKey) -> Result<Vec<IndexedRecord>, StoreError> {
-        self.by_prefix(BY_SIGNER, &signer.to_sec1())
+    fn by_signer(&self, signer: &CompressedKey) -> Result<Vec<IndexedRecord>, StoreError> {
+        self.by_prefix(BY_SIGNER, signer.as_bytes())
     }
 
     fn record_count(&self) -> Result<u64, StoreError> {
