@@ -234,6 +234,13 @@ mod tests {
         Endpoint::new("post", "/c/{id}", || web::post().to(HttpResponse::Ok)),
     ];
 
+    /// A test request `method path`.
+    fn call(method: &str, path: &str) -> test::TestRequest {
+        test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(path)
+    }
+
     #[test]
     fn another_method_gets_405_with_allow_and_another_path_404() {
         actix_web::rt::System::new().block_on(refusals());
@@ -241,15 +248,9 @@ mod tests {
 
     async fn refusals() {
         let app = test::init_service(App::new().configure(|cfg| register(cfg, ENDPOINTS))).await;
-        let call = |method: &str, path: &str| {
-            test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(path)
-                .to_request()
-        };
-        let ok = test::call_service(&app, call("POST", "/a")).await;
+        let ok = test::call_service(&app, call("POST", "/a").to_request()).await;
         assert_eq!(ok.status(), 200);
-        let refused = test::call_service(&app, call("DELETE", "/a")).await;
+        let refused = test::call_service(&app, call("DELETE", "/a").to_request()).await;
         assert_eq!(refused.status(), 405);
         assert_eq!(
             refused.headers().get("allow").unwrap(),
@@ -257,15 +258,15 @@ mod tests {
         );
         let body: Value = test::read_body_json(refused).await;
         assert_eq!(body["error"], "method_not_allowed");
-        let refused = test::call_service(&app, call("PUT", "/b/7")).await;
+        let refused = test::call_service(&app, call("PUT", "/b/7").to_request()).await;
         assert_eq!(
             refused.headers().get("allow").unwrap(),
             "GET, HEAD, OPTIONS"
         );
-        let refused = test::call_service(&app, call("HEAD", "/c/7")).await;
+        let refused = test::call_service(&app, call("HEAD", "/c/7").to_request()).await;
         assert_eq!(refused.status(), 405, "no GET, no HEAD");
         assert_eq!(refused.headers().get("allow").unwrap(), "POST, OPTIONS");
-        let missing = test::call_service(&app, call("GET", "/c")).await;
+        let missing = test::call_service(&app, call("GET", "/c").to_request()).await;
         assert_eq!(missing.status(), 404);
     }
 
@@ -276,28 +277,22 @@ mod tests {
 
     async fn head_and_options() {
         let app = test::init_service(App::new().configure(|cfg| register(cfg, ENDPOINTS))).await;
-        let call = |method: &str, path: &str| {
-            test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(path)
-                .to_request()
-        };
         // The handler answers with the method it saw: HEAD stays HEAD for it. (The body
         // is left out by actix-http on a real connection, which the end-to-end
         // conformance test checks; the test service here has no connection.)
-        let head = test::call_service(&app, call("HEAD", "/b/7")).await;
+        let head = test::call_service(&app, call("HEAD", "/b/7").to_request()).await;
         assert_eq!(head.status(), 200);
         assert_eq!(head.headers().get("x-method").unwrap(), "HEAD");
         for (path, allow) in [
             ("/a", "GET, POST, HEAD, OPTIONS"),
             ("/c/1", "POST, OPTIONS"),
         ] {
-            let options = test::call_service(&app, call("OPTIONS", path)).await;
+            let options = test::call_service(&app, call("OPTIONS", path).to_request()).await;
             assert_eq!(options.status(), 204, "{path}");
             assert_eq!(options.headers().get("allow").unwrap(), allow, "{path}");
             assert!(test::read_body(options).await.is_empty());
         }
-        let missing = test::call_service(&app, call("OPTIONS", "/c")).await;
+        let missing = test::call_service(&app, call("OPTIONS", "/c").to_request()).await;
         assert_eq!(missing.status(), 404, "no resource, no options");
     }
 
