@@ -24,7 +24,8 @@ fn podman(conf: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("podman (deploy/container/tools.sh installs it): {e}"))
 }
 
-/// Removes the test's container and image however the test ends.
+/// Removes the test's container, image and build layers however the test ends (the
+/// imported base image stays: it is the machine's cache).
 struct Cleanup {
     conf: String,
     name: String,
@@ -35,6 +36,8 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = podman(&self.conf, &["rm", "-f", "-t", "5", &self.name]);
         let _ = podman(&self.conf, &["rmi", "-f", &self.image]);
+        // The build's intermediate layers too, so repeated runs do not pile them up.
+        let _ = podman(&self.conf, &["image", "prune", "-f"]);
     }
 }
 
