@@ -220,10 +220,12 @@ impl MfaWorld {
         crate::demo::wait_for(PATIENCE, "the three anchors to be broadcast", || {
             let mut anchors = dtas
                 .iter()
-                .map(|d| Ok(dta_status(&d.local_url())?.anchor))
+                .map(|d| Ok(dta_status(&d.local_url())?.party.anchor))
                 .collect::<Result<Vec<_>>>()?;
             anchors.push(
-                call::<authserver::Status>(http.get(format!("{auth_url}/v1/status")))?.anchor,
+                call::<authserver::Status>(http.get(format!("{auth_url}/v1/status")))?
+                    .party
+                    .anchor,
             );
             Ok(anchors
                 .iter()
@@ -242,17 +244,17 @@ impl MfaWorld {
                         .clone()
                         .map(|share_api| (status, share_api)))
                 })?;
-            let anchor_txid = match status.anchor {
+            let anchor_txid = match status.party.anchor {
                 AnchorStatus::Pending { txid } | AnchorStatus::Confirmed { txid, .. } => Some(txid),
                 AnchorStatus::None => None,
             };
             eprintln!(
                 "    D-TA {}  anchored by {}, shares over milagro tls at {share_api}",
-                status.digest,
+                status.party.digest,
                 anchor_txid.as_deref().unwrap_or_default(),
             );
             dta_summaries.push(DtaSummary {
-                digest: status.digest,
+                digest: status.party.digest,
                 url,
                 share_api,
                 anchor_txid,

@@ -22,13 +22,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_mpin::{Day, MpinId, ServerAwaitingProof};
-use milagro_registry::store::RecordStore as _;
 use milagro_service::api::{bearer, blocking, read_json, ApiError};
 use milagro_service::health;
 use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
 use milagro_service::token::ApiToken;
 use milagro_service::unix_now;
-use milagro_service::well_known::{anchor_status, birth_certificate_document};
+use milagro_service::well_known::{birth_certificate_document, party_status};
 use milagro_wire::authserver::{Revocation, Revocations, RevokeRequest, Status};
 use milagro_wire::login::SessionAnswer;
 use rand_core::RngCore as _;
@@ -101,15 +100,8 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
 /// `GET /v1/status`.
 async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
-        let tip = state.index.tip().map_err(ApiError::internal)?;
         Ok(Status {
-            role: state.identity.role(),
-            digest: state.identity.digest(),
-            public_key: state.identity.public_key().to_string(),
-            anchor: anchor_status(&state.own_anchor),
-            index_height: tip.map(|t| t.height),
-            index_hash: tip.map(|t| t.hash.to_string()),
-            audit_size: state.audit.tree_head().size.get(),
+            party: party_status(&state.chain).map_err(ApiError::internal)?,
             server_secret: state.server_secret.status(),
         })
     })

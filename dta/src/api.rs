@@ -25,11 +25,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_anchor::birth_certificate::Role;
 use milagro_mpin::Day;
-use milagro_registry::store::RecordStore as _;
 use milagro_service::api::{blocking, read_json};
 use milagro_service::health;
 use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
-use milagro_service::well_known::{anchor_status, birth_certificate_document};
+use milagro_service::well_known::{birth_certificate_document, party_status};
 use milagro_tls::http::peer_of;
 use milagro_tls::AdmittedPeer;
 use milagro_wire::dta::{Status, TrustedIdp};
@@ -115,15 +114,8 @@ async fn birth_certificate(state: web::Data<AppState>) -> Result<HttpResponse, A
 /// `GET /v1/status`.
 async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
-        let tip = state.index.tip().map_err(ApiError::internal)?;
         Ok(Status {
-            role: state.identity.role(),
-            digest: state.identity.digest(),
-            public_key: state.identity.public_key().to_string(),
-            anchor: anchor_status(&state.own_anchor),
-            index_height: tip.map(|t| t.height),
-            index_hash: tip.map(|t| t.hash.to_string()),
-            audit_size: state.audit.tree_head().size.get(),
+            party: party_status(&state.chain).map_err(ApiError::internal)?,
             share_api: state.share_api_addr(),
             trusted_idps: state
                 .config

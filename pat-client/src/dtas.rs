@@ -41,12 +41,12 @@ pub fn locate(outbound: &Outbound, service: &ServiceAnchor) -> Result<DtaEndpoin
     let status: Status = client
         .get(Step::LocateDtas, "/v1/status")?
         .read(Step::LocateDtas)?;
-    if status.digest != service.birth_certificate {
+    if status.party.digest != service.birth_certificate {
         return Err(Error::unexpected(
             Step::LocateDtas,
             format!(
                 "{} is d-ta {}, the instructions say {}",
-                service.url, status.digest, service.birth_certificate
+                service.url, status.party.digest, service.birth_certificate
             ),
         ));
     }

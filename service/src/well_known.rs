@@ -3,7 +3,7 @@
 
 use milagro_registry::redb_store::RedbStore;
 use milagro_registry::store::{RecordStore, StoreError};
-use milagro_wire::service::{AnchorStatus, AnchoredBirthCertificate};
+use milagro_wire::service::{AnchorStatus, AnchoredBirthCertificate, PartyStatus};
 
 use crate::identity::PartyIdentity;
 use crate::own_anchor::{AnchorState, OwnAnchor};
@@ -97,4 +97,20 @@ pub fn anchor_status(own_anchor: &OwnAnchor) -> AnchorStatus {
             block_hash: served.verified.block_hash().to_string(),
         },
     }
+}
+
+/// The members every service's `/v1/status` begins with, read from what its chain loop
+/// works on (its identity, own anchor, index and audit log). Reads the index's tip: call
+/// it off the async workers.
+pub fn party_status(parts: &crate::runtime::ChainParts) -> Result<PartyStatus, StoreError> {
+    let tip = parts.index.tip()?;
+    Ok(PartyStatus {
+        role: parts.identity.role(),
+        digest: parts.identity.digest(),
+        public_key: parts.identity.public_key().to_string(),
+        anchor: anchor_status(&parts.own_anchor),
+        index_height: tip.map(|t| t.height),
+        index_hash: tip.map(|t| t.hash.to_string()),
+        audit_size: parts.audit.tree_head().size.get(),
+    })
 }

@@ -102,7 +102,7 @@ pub fn wait_for_share_api(w: &EnrolmentWorld, dta: &RunningDta) {
         PATIENCE,
         || {
             let status: milagro_wire::dta::Status = api.read("/v1/status");
-            (status.index_hash == Some(tip.hash.to_string()) && status.share_api.is_some())
+            (status.party.index_hash == Some(tip.hash.to_string()) && status.share_api.is_some())
                 .then_some(())
         },
     );

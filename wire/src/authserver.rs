@@ -1,29 +1,17 @@
 //! The authentication server's status and admin API (`authserver/openapi.json`); its
 //! login API is [`crate::login`].
 
-use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::service::AnchorStatus;
+use crate::service::PartyStatus;
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
-    /// Its role: always `authserver`.
-    pub role: Role,
-    /// Its Birth Certificate digest.
-    pub digest: Digest,
-    /// Its anchored key, compressed SEC1 hex.
-    pub public_key: String,
-    /// Where its own anchor stands.
-    pub anchor: AnchorStatus,
-    /// The height of its index's tip.
-    pub index_height: Option<u32>,
-    /// The hash of its index's tip.
-    pub index_hash: Option<String>,
-    /// How many entries its login log holds.
-    pub audit_size: u64,
+    /// Who it is (role `authserver`), its anchor, its index, the size of its login log.
+    #[serde(flatten)]
+    pub party: PartyStatus,
     /// The server secret's progress.
     pub server_secret: ServerSecretStatus,
 }

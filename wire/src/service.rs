@@ -3,6 +3,7 @@
 //! `AnchoredBirthCertificate` of each document), where its own anchor stands (the
 //! `anchor` member of each `/v1/status`), and the signed checkpoints of its audit log.
 
+use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_anchor::proof::AnchorProofJson;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,27 @@ pub struct AnchoredBirthCertificate {
     pub depth: u32,
     /// The self-contained proof of the anchor.
     pub anchor_proof: AnchorProofJson,
+}
+
+/// The members every anchored service's `/v1/status` begins with (the D-TA's and the
+/// authentication server's flatten it into theirs): who it is, where its anchor stands,
+/// where its index is, how long its audit log is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyStatus {
+    /// Its role.
+    pub role: Role,
+    /// Its Birth Certificate digest.
+    pub digest: Digest,
+    /// Its anchored key, compressed SEC1 hex.
+    pub public_key: String,
+    /// Where its own anchor stands.
+    pub anchor: AnchorStatus,
+    /// The height of its index's tip.
+    pub index_height: Option<u32>,
+    /// The hash of its index's tip.
+    pub index_hash: Option<String>,
+    /// How many entries its audit log holds.
+    pub audit_size: u64,
 }
 
 /// Where a service's own anchor stands (`{"state": "none" | "pending" | "confirmed", …}`).

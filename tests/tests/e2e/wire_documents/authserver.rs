@@ -14,6 +14,7 @@ use milagro_wire::authserver::{
     ShareState, Status,
 };
 use milagro_wire::login::{SessionAnswer, SessionClaims};
+use milagro_wire::service::PartyStatus;
 
 use super::{anchor_states, assert_agrees, common, key};
 
@@ -26,13 +27,15 @@ fn the_authentication_server_document_describes_its_wire_types() {
     let statuses: Vec<Status> = anchor_states()
         .into_iter()
         .map(|anchor| Status {
-            role: Role::AuthServer,
-            digest: Digest::sha256(b"authserver"),
-            public_key: key(),
-            anchor,
-            index_height: None,
-            index_hash: None,
-            audit_size: 0,
+            party: PartyStatus {
+                role: Role::AuthServer,
+                digest: Digest::sha256(b"authserver"),
+                public_key: key(),
+                anchor,
+                index_height: None,
+                index_hash: None,
+                audit_size: 0,
+            },
             server_secret: ServerSecretStatus {
                 state: SecretState::Waiting,
                 dtas: vec![

@@ -7,6 +7,7 @@ use milagro_dta::api::{OPENAPI_JSON, SHARE_OPENAPI_JSON};
 use milagro_tests::openapi::response_schema;
 use milagro_tests::wire_schema::{component, request_body, Documented};
 use milagro_wire::dta::{Status, TrustedIdp};
+use milagro_wire::service::PartyStatus;
 use milagro_wire::shares::{
     ClientShareAnswer, ClientShareRequest, NoOptions, PermitAnswer, PermitShare, ServerShareAnswer,
     ShareKind,
@@ -20,13 +21,15 @@ fn the_d_ta_documents_describe_the_d_ta_wire_types() {
     let statuses: Vec<Status> = anchor_states()
         .into_iter()
         .map(|anchor| Status {
-            role: Role::Dta,
-            digest: Digest::sha256(b"dta"),
-            public_key: key(),
-            anchor,
-            index_height: Some(120),
-            index_hash: Some(hash(2)),
-            audit_size: 3,
+            party: PartyStatus {
+                role: Role::Dta,
+                digest: Digest::sha256(b"dta"),
+                public_key: key(),
+                anchor,
+                index_height: Some(120),
+                index_hash: Some(hash(2)),
+                audit_size: 3,
+            },
             share_api: Some("127.0.0.1:7000".into()),
             trusted_idps: vec![TrustedIdp {
                 issuer: "https://idp.milagro.test".into(),
