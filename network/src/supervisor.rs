@@ -103,6 +103,7 @@ pub fn supervise(dir: &NetworkDir, milagro: &Path) -> Result<(), NetworkError> {
         parties: BTreeMap::new(),
     };
     let mut supervised: BTreeMap<String, Supervised> = BTreeMap::new();
+    let mut written: Option<SupervisorState> = None;
     tracing::info!(pid, node = %node.rpc_url, "supervising the network");
     while !stop.load(Ordering::SeqCst) {
         let parties = dir.read_record()?.map(|r| r.parties).unwrap_or_default();
@@ -119,9 +120,10 @@ pub fn supervise(dir: &NetworkDir, milagro: &Path) -> Result<(), NetworkError> {
             tend(dir, milagro, party, &config, entry, process);
         }
         mine_if_pending(&node.rpc(), &miner);
-        let written = SupervisorState::read(dir).ok().flatten();
+        // Written only when it changed: what was written last is kept, not read back.
         if written.as_ref() != Some(&state) {
             write_json(&dir.supervisor_file(), &state)?;
+            written = Some(state.clone());
         }
         std::thread::sleep(TICK);
     }
