@@ -60,27 +60,10 @@ pub fn issuance_entry(kind: ShareKind, identity: &Digest, day: Day) -> Digest {
     Digest::sha256(&bytes)
 }
 
-/// The domain separator of an M-Pin identity.
-pub const MPIN_ID_DOMAIN: &[u8] = b"milagro-dta/mpin-id/v1";
-
-/// The M-Pin identity of user `subject` of IdP `issuer` on the device of key `pat_key`:
-///
-/// ```text
-/// hex( SHA-256( "milagro-dta/mpin-id/v1" ‖ 0x00 ‖ issuer ‖ 0x00 ‖ sub ‖ 0x00 ‖ key (SEC1, 33) ) )
-/// ```
-///
-/// Every D-TA computes the same identity, so the shares add up; binding the device key
-/// means a key made on another device, even for the same user, is another identity.
+/// The M-Pin identity of user `subject` of IdP `issuer` on the device of key `pat_key`
+/// ([`MpinId::of_device`], the one definition the verifiers share).
 pub fn mpin_id(issuer: &str, subject: &str, pat_key: &PublicKey) -> Result<MpinId, MpinError> {
-    let mut bytes = Vec::with_capacity(MPIN_ID_DOMAIN.len() + issuer.len() + subject.len() + 36);
-    bytes.extend_from_slice(MPIN_ID_DOMAIN);
-    bytes.push(0);
-    bytes.extend_from_slice(issuer.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(subject.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(&pat_key.to_sec1());
-    MpinId::new(Digest::sha256(&bytes).to_string())
+    MpinId::of_device(issuer, subject, &pat_key.to_sec1())
 }
 
 /// A client-secret share and the time-permit share of `day` for `id`, with the two

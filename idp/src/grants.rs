@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use zeroize::Zeroizing;
 
+use crate::authentication::Authenticated;
 use crate::clients::random_token;
 use crate::oauth::OAuthError;
 
@@ -35,6 +36,12 @@ pub struct Authorization {
     pub nonce: Option<String>,
     /// When the user authenticated (Unix seconds).
     pub auth_time: u64,
+    /// How the user authenticated (RFC 8176 `amr`; rows written before read as none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The authentication context class satisfied (`acr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     /// The key the grant's tokens are bound to (RFC 9449): set when the grant was first
     /// redeemed with a DPoP proof, then needed for every later use (rows written before
     /// read as unbound).
@@ -43,21 +50,17 @@ pub struct Authorization {
 }
 
 impl Authorization {
-    /// A new grant of `scope` by `subject` to `client_id`.
-    pub fn new(
-        client_id: &str,
-        subject: &str,
-        scope: &str,
-        nonce: Option<String>,
-        auth_time: u64,
-    ) -> Self {
+    /// A new grant of `scope` to `client_id` by the person `who`.
+    pub fn new(client_id: &str, who: &Authenticated, scope: &str, nonce: Option<String>) -> Self {
         Self {
             grant_id: random_token(16).to_string(),
             client_id: client_id.to_owned(),
-            subject: subject.to_owned(),
+            subject: who.subject.clone(),
             scope: scope.to_owned(),
             nonce,
-            auth_time,
+            auth_time: who.auth_time,
+            amr: who.amr.clone(),
+            acr: who.acr.clone(),
             jkt: None,
         }
     }
@@ -358,7 +361,12 @@ mod tests {
     }
 
     fn auth() -> Authorization {
-        Authorization::new("client", "sub", "openid", None, 10)
+        Authorization::new(
+            "client",
+            &Authenticated::by_password("sub", 10),
+            "openid",
+            None,
+        )
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //!   in reused memory ([`passwords::Passwords`]) behind a bounded queue;
 //! - [`clients`], [`grants`], [`device_grants`]: registered clients, codes and tokens,
 //!   device authorizations, in sled;
+//! - [`devices`]: each person's registered device (its key and M-Pin identity), the one
+//!   an M-Pin sign-in may come from;
 //! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
 //!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
@@ -46,9 +48,11 @@
 //! ```
 
 pub mod api;
+pub mod authentication;
 pub mod clients;
 pub mod config;
 pub mod device_grants;
+pub mod devices;
 pub mod dpop;
 pub mod grants;
 pub mod keys;

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::device_grants::{
     DeviceGrants, DEVICE_ADDRESSES_TRACKED, DEVICE_FAILURES_PER_ADDRESS, DEVICE_FAILURE_WINDOW_SECS,
 };
+use crate::devices::Devices;
 use crate::dpop::{SeenProofs, SEEN_CAPACITY};
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
@@ -127,6 +128,7 @@ impl Service for AppState {
             clients: ClientStore::open(&db).map_err(|e| fail(&e))?,
             grants: Grants::open(&db).map_err(|e| fail(&e))?,
             devices: DeviceGrants::open(&db).map_err(|e| fail(&e))?,
+            registered_devices: Devices::open(&db).map_err(|e| fail(&e))?,
             device_attempts: Arc::new(FailureLimiter::new(
                 DEVICE_FAILURES_PER_ADDRESS,
                 DEVICE_FAILURE_WINDOW_SECS,

@@ -14,6 +14,7 @@ use milagro_service::work_gate::WorkGate;
 use crate::clients::ClientStore;
 use crate::config::Config;
 use crate::device_grants::DeviceGrants;
+use crate::devices::Devices;
 use crate::dpop::SeenProofs;
 use crate::grants::Grants;
 use crate::keys::KeyRing;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub grants: Grants,
     /// Device authorizations.
     pub devices: DeviceGrants,
+    /// Each person's registered device.
+    pub registered_devices: Devices,
     /// Failed device-code approvals per client address (`POST /device`).
     pub device_attempts: Arc<FailureLimiter<IpAddr>>,
     /// The DPoP proofs accepted recently (a `jti` counts once).

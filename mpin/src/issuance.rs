@@ -26,6 +26,9 @@ const DST_PERMIT: &[u8] = b"MILAGRO-MPIN-V1_PERMIT_XMD:SHA-256_SSWU_RO_";
 /// Longest identity, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
+/// The domain separator of a device's identity ([`MpinId::of_device`]).
+pub const MPIN_ID_DOMAIN: &[u8] = b"milagro-dta/mpin-id/v1";
+
 /// An M-Pin identity: opaque bytes the issuers agree on (the D-TA binds the IdP issuer,
 /// the subject and the device key into it).
 #[derive(Clone, PartialEq, Eq)]
@@ -39,6 +42,34 @@ impl MpinId {
             return Err(MpinError::Identity(bytes.len()));
         }
         Ok(Self(bytes))
+    }
+
+    /// The identity of user `subject` of the OpenID provider `issuer` on the device whose
+    /// secp256k1 key is `device_key` (SEC1 compressed, 33 bytes):
+    ///
+    /// ```text
+    /// hex( SHA-256( "milagro-dta/mpin-id/v1" ‖ 0x00 ‖ issuer ‖ 0x00 ‖ sub ‖ 0x00 ‖ key ) )
+    /// ```
+    ///
+    /// Every D-TA computes the same identity, so the shares add up, and the verifier (the
+    /// IdP, the auth server) computes it again from what it knows of the person: binding
+    /// the device key means a key made on another device, even for the same user, is
+    /// another identity.
+    pub fn of_device(
+        issuer: &str,
+        subject: &str,
+        device_key: &[u8; 33],
+    ) -> Result<Self, MpinError> {
+        use sha2::{Digest as _, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(MPIN_ID_DOMAIN);
+        hash.update([0]);
+        hash.update(issuer.as_bytes());
+        hash.update([0]);
+        hash.update(subject.as_bytes());
+        hash.update([0]);
+        hash.update(device_key);
+        Self::new(hex::encode(hash.finalize()))
     }
 
     /// The bytes.

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{KeyError, PublicKey};
 
@@ -88,6 +88,15 @@ impl Serialize for CompressedKey {
     }
 }
 
+/// The same text as a [`PublicKey`]'s; bytes that are not a compressed key's encoding
+/// are refused.
+impl<'de> Deserialize<'de> for CompressedKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +120,18 @@ mod tests {
             serde_json::to_value(compressed).unwrap(),
             serde_json::to_value(key).unwrap()
         );
+    }
+
+    #[test]
+    fn a_compressed_key_reads_back_what_it_writes_and_refuses_other_bytes() {
+        let key = SecretKey::from_bytes(&[3; 32])
+            .unwrap()
+            .public_key()
+            .compressed();
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(serde_json::from_str::<CompressedKey>(&json).unwrap(), key);
+        let uncompressed = format!("\"04{}\"", "00".repeat(32));
+        assert!(serde_json::from_str::<CompressedKey>(&uncompressed).is_err());
     }
 
     #[test]

@@ -14,9 +14,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use zeroize::Zeroizing;
 
 use super::pages::{self, credentials, csrf_token, error_page, hidden, page, posted_form};
 use super::{blocking, password_work, Params};
+use crate::authentication::Authenticated;
 use crate::clients::{AuthMethod, Client, GRANT_CODE};
 use crate::grants::Authorization;
 use crate::oauth::OAuthError;
@@ -38,13 +40,13 @@ const CARRIED: [&str; 8] = [
 const SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
 
 /// A checked authorization request.
-struct Request {
-    client: Client,
-    redirect_uri: String,
-    scope: String,
-    state: Option<String>,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
+pub(crate) struct Request {
+    pub(crate) client: Client,
+    pub(crate) redirect_uri: String,
+    pub(crate) scope: String,
+    pub(crate) state: Option<String>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) code_challenge: Option<String>,
 }
 
 /// Why a request failed: shown to the person, or sent back to the client.
@@ -65,6 +67,7 @@ impl From<OAuthError> for Failure {
     }
 }
 
+/// Checks an authorization request's parameters (again at each step: the form carries them).
 fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
     let show = |message: &str| Failure::Show(StatusCode::BAD_REQUEST, message.to_owned());
     let client_id = params
@@ -300,22 +303,8 @@ pub(crate) async fn login(
         let Some(user) = user else {
             return Ok((params, Ok((request, None))));
         };
-        let now = milagro_service::unix_now();
-        state.log_authentication(&user.subject, now)?;
-        let auth = Authorization::new(
-            &request.client.client_id,
-            &user.subject,
-            &request.scope,
-            request.nonce.clone(),
-            now,
-        );
-        let expires = now.saturating_add(state.config.tokens.code.as_secs());
-        let code = state.grants.issue_code(
-            auth,
-            &request.redirect_uri,
-            request.code_challenge.clone(),
-            expires,
-        )?;
+        let who = Authenticated::by_password(&user.subject, milagro_service::unix_now());
+        let code = issue_code(state, &request, &who)?;
         Ok((params, Ok((request, Some(code)))))
     })
     .await;
@@ -324,12 +313,7 @@ pub(crate) async fn login(
         Err(busy) => return busy,
     };
     match outcome {
-        Ok((_, Ok((request, Some(code))))) => redirect(
-            &state,
-            &request.redirect_uri,
-            &[("code", &code)],
-            request.state.as_deref(),
-        ),
+        Ok((_, Ok((request, Some(code))))) => deliver_code(&state, &request, &code),
         Ok((params, Ok((request, None)))) => login_page(
             &state,
             &req,
@@ -340,4 +324,40 @@ pub(crate) async fn login(
         Ok((_, Err(failure))) => respond(&state, failure),
         Err(error) => respond(&state, Failure::Server(error)),
     }
+}
+
+/// Ends `request` for the person `who`, whatever method they authenticated with: logs the
+/// authentication in the activity log and issues the single-use code. Blocking (sled).
+pub(crate) fn issue_code(
+    state: &AppState,
+    request: &Request,
+    who: &Authenticated,
+) -> Result<Zeroizing<String>, OAuthError> {
+    state.log_authentication(&who.subject, who.auth_time)?;
+    let auth = Authorization::new(
+        &request.client.client_id,
+        who,
+        &request.scope,
+        request.nonce.clone(),
+    );
+    let expires = who
+        .auth_time
+        .saturating_add(state.config.tokens.code.as_secs());
+    state.grants.issue_code(
+        auth,
+        &request.redirect_uri,
+        request.code_challenge.clone(),
+        expires,
+    )
+}
+
+/// The response that hands `code` to the client: a 303 to its redirect URI with `code`,
+/// `state` and `iss` (RFC 9207).
+pub(crate) fn deliver_code(state: &AppState, request: &Request, code: &str) -> HttpResponse {
+    redirect(
+        state,
+        &request.redirect_uri,
+        &[("code", code)],
+        request.state.as_deref(),
+    )
 }

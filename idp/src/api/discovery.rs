@@ -69,6 +69,8 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             "exp",
             "iat",
             "auth_time",
+            "amr",
+            "acr",
             "nonce",
             "at_hash",
             "cnf",

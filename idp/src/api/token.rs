@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, OpenID Connect Core §3.1.3): authorization codes
 //! (with PKCE, RFC 7636), refresh tokens (rotated at each use) and device codes
 //! (RFC 8628 §3.4). Every success returns an access token, an ID token signed with the
-//! current ES256 key (`iss sub aud exp iat auth_time nonce at_hash`), and a refresh
+//! current ES256 key (`iss sub aud exp iat auth_time amr acr nonce at_hash`), and a refresh
 //! token when the client registered that grant.
 //!
 //! A request with a `DPoP` proof (RFC 9449, [`crate::dpop`]) gets tokens bound to the
@@ -20,14 +20,16 @@ use openidconnect::core::{
     CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AccessToken, AdditionalClaims, Audience, EndUserUsername, IdToken, IdTokenClaims, IssuerUrl,
-    Nonce, StandardClaims, SubjectIdentifier,
+    AccessToken, AdditionalClaims, Audience, AuthenticationContextClass,
+    AuthenticationMethodReference, EndUserUsername, IdToken, IdTokenClaims, IssuerUrl, Nonce,
+    StandardClaims, SubjectIdentifier,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::{blocking, ClientForm, Params};
+use crate::authentication::Authenticated;
 use crate::clients::{Client, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
 use crate::device_grants::DeviceState;
 use crate::dpop::{check as check_proof, proof_of};
@@ -94,7 +96,9 @@ pub(crate) async fn token(
                 let DeviceState::Approved { subject, auth_time } = row.state else {
                     return Err(OAuthError::internal("a device poll approved nothing"));
                 };
-                Authorization::new(&client.client_id, &subject, &row.scope, None, auth_time)
+                // The person approved the device code with their password at `/device`.
+                let who = Authenticated::by_password(&subject, auth_time);
+                Authorization::new(&client.client_id, &who, &row.scope, None)
             }
             other => {
                 return Err(OAuthError::bad_request(
@@ -292,7 +296,15 @@ pub(crate) fn id_token(
         binding,
     )
     .set_nonce(nonce.map(Nonce::new))
-    .set_auth_time(Some(time(auth.auth_time)?));
+    .set_auth_time(Some(time(auth.auth_time)?))
+    .set_auth_method_refs((!auth.amr.is_empty()).then(|| {
+        auth.amr
+            .iter()
+            .cloned()
+            .map(AuthenticationMethodReference::new)
+            .collect()
+    }))
+    .set_auth_context_ref(auth.acr.clone().map(AuthenticationContextClass::new));
     let key = state
         .keys
         .signer(now)
@@ -320,7 +332,12 @@ mod tests {
 
     #[test]
     fn a_grant_is_bound_by_its_first_proof_and_then_needs_the_same_key() {
-        let auth = Authorization::new("client", "alice", "openid", None, 10);
+        let auth = Authorization::new(
+            "client",
+            &Authenticated::by_password("alice", 10),
+            "openid",
+            None,
+        );
         // No proof: a Bearer grant, as before DPoP.
         assert_eq!(bind(auth.clone(), None).unwrap().jkt, None);
         // A proof binds it.

@@ -22,6 +22,7 @@ use anyhow::{ensure, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use clap::Args;
+use milagro_idp::authentication::Authenticated;
 use milagro_idp::grants::Authorization;
 use milagro_idp::keys::Es256Key;
 use serde_json::json;
@@ -87,13 +88,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let now = milagro_service::unix_now();
         let codes: Vec<String> = (0..args.exchanges)
             .map(|_| {
-                let auth = Authorization::new(
-                    &client_id,
-                    &user.subject,
-                    "openid profile",
-                    Some("n".into()),
-                    now,
-                );
+                let who = Authenticated::by_password(&user.subject, now);
+                let auth = Authorization::new(&client_id, &who, "openid profile", Some("n".into()));
                 let code = state
                     .grants
                     .issue_code(auth, REDIRECT, Some(CHALLENGE.into()), now + 3600)
