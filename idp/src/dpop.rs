@@ -125,13 +125,13 @@ pub(crate) fn invalid_proof(description: impl Into<String>) -> OAuthError {
 }
 
 /// Checks `proof` for `method` on `uri` (with `access_token`, at a resource) at `now` and
-/// remembers its `jti`: the key's thumbprint, to bind tokens to.
+/// remembers its `jti`: the proof, whose key's thumbprint tokens are bound to.
 pub(crate) fn check(
     seen: &SeenProofs,
     proof: &str,
     request: &dpop::Request<'_>,
     now: u64,
-) -> Result<Thumbprint, OAuthError> {
+) -> Result<VerifiedProof, OAuthError> {
     let verified = dpop::verify(proof, request, now).map_err(|e| invalid_proof(e.to_string()))?;
     seen.first_use(&verified, now).map_err(|e| match e {
         SeenError::Full => OAuthError::with_status(
@@ -141,7 +141,7 @@ pub(crate) fn check(
         ),
         SeenError::Replayed { .. } => invalid_proof(e.to_string()),
     })?;
-    Ok(verified.thumbprint().clone())
+    Ok(verified)
 }
 
 #[cfg(test)]

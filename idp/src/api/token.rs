@@ -60,6 +60,7 @@ pub(crate) async fn token(
                     access_token: None,
                 };
                 check_proof(&state.seen_proofs, &proof, &request, now)
+                    .map(|proved| proved.thumbprint().clone())
             })
             .transpose()?;
         let allowed = |grant: &str| {

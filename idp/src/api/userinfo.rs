@@ -45,7 +45,7 @@ pub(crate) async fn userinfo(
                 };
                 let proved = check_proof(&state.seen_proofs, &proof, &request, now)
                     .map_err(|e| OAuthError::invalid_dpop_token(e.description()))?;
-                if proved != *jkt {
+                if proved.thumbprint() != jkt {
                     return Err(OAuthError::invalid_dpop_token(
                         "the DPoP proof is by another key than the token's",
                     ));
