@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
-use milagro_anchor::dpop::{self, Thumbprint, VerifiedProof};
+use milagro_anchor::dpop::{self, VerifiedProof};
 use sha2::{Digest as _, Sha256};
 
 use crate::oauth::OAuthError;
@@ -217,7 +217,8 @@ mod tests {
         };
         let signed = dpop::sign(&key, &request, "j1", now);
         let bound = check(&seen, &signed, &request, now).unwrap();
-        assert_eq!(bound, Thumbprint::of(&key.public_key()));
+        assert_eq!(bound.key(), &key.public_key());
+        assert_eq!(bound.thumbprint(), &dpop::Thumbprint::of(&key.public_key()));
         let again = check(&seen, &signed, &request, now + 1).unwrap_err();
         assert_eq!(again.code(), "invalid_dpop_proof");
         assert!(again.description().contains("already used"), "{again}");
