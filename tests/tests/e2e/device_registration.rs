@@ -8,9 +8,9 @@
 //! - attacks, each refused with the error RFC 6750 / RFC 9449 name and nothing changed: a
 //!   bearer token from the device grant (401 `invalid_token`); A's DPoP-bound token with a
 //!   proof by another key (401 `invalid_token` with a DPoP challenge, RFC 9449 §7.1); a
-//!   DPoP-bound token a relying party
-//!   got through the browser's code flow (403 `insufficient_scope`: a web app the person
-//!   signs in to cannot make its key their device);
+//!   DPoP-bound token a relying party got through the browser's code flow (403
+//!   `insufficient_scope`: a web app the person signs in to cannot make its key their
+//!   device);
 //! - device B of the same person registers: A is replaced (named in the answer) and A's
 //!   identity no longer finds anyone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
