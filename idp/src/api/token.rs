@@ -231,7 +231,13 @@ fn issue(
     } else {
         None
     };
-    let id_token = id_token(state, auth, nonce, &access, now)?;
+    // `sid` only for a client that asked for it at registration (Back-Channel Logout
+    // 1.0 §2.4): it links the token to a session the client may be told has ended.
+    let sid = auth
+        .sid
+        .as_deref()
+        .filter(|_| client.backchannel_logout_session_required);
+    let id_token = id_token(state, auth, nonce, sid, &access, now)?;
     Ok(TokenAnswer {
         access_token: access.as_str().to_owned(),
         token_type: if auth.jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
@@ -243,11 +249,14 @@ fn issue(
 }
 
 /// The ID token's claims beyond OpenID Connect's: `cnf` (RFC 7800) when the grant is
-/// bound to a key (RFC 9449 §6.1's `jkt`).
+/// bound to a key (RFC 9449 §6.1's `jkt`), and `sid`, the login session (Back-Channel
+/// Logout 1.0 §2.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BindingClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cnf: Option<Confirmation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 impl AdditionalClaims for BindingClaims {}
@@ -260,11 +269,12 @@ type BoundIdToken = IdToken<
     CoreJwsSigningAlgorithm,
 >;
 
-/// The signed ID token (`at_hash` of `access`; `cnf.jkt` of a bound grant).
+/// The signed ID token (`at_hash` of `access`; `cnf.jkt` of a bound grant; `sid`).
 pub(crate) fn id_token(
     state: &AppState,
     auth: &Authorization,
     nonce: Option<String>,
+    sid: Option<&str>,
     access: &str,
     now: u64,
 ) -> Result<String, OAuthError> {
@@ -287,6 +297,7 @@ pub(crate) fn id_token(
     let expires = now.saturating_add(state.config.tokens.id_token.as_secs());
     let binding = BindingClaims {
         cnf: auth.jkt.clone().map(|jkt| Confirmation { jkt }),
+        sid: sid.map(str::to_owned),
     };
     let claims = IdTokenClaims::new(
         issuer,

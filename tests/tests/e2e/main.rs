@@ -24,6 +24,7 @@ mod idp_login_page;
 mod idp_negative;
 mod idp_node_rp;
 mod idp_oidc;
+mod idp_sessions;
 mod jwks_mitm;
 mod key_separation;
 mod milagro_tls;
