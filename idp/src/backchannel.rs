@@ -185,7 +185,8 @@ mod tests {
             prepublish: Duration::from_secs(10),
         };
         let keys = KeyRing::open(dir.path(), rotation, Duration::from_secs(60), 5).unwrap();
-        let body = br#"{"redirect_uris":["https://rp/cb"],"backchannel_logout_uri":"https://rp/bc"}"#;
+        let body =
+            br#"{"redirect_uris":["https://rp/cb"],"backchannel_logout_uri":"https://rp/bc"}"#;
         let (with_uri, _) = ClientMetadata::parse(body).unwrap().register(1);
         let plain = br#"{"redirect_uris":["https://rp/cb"]}"#;
         let (without, _) = ClientMetadata::parse(plain).unwrap().register(1);
@@ -195,13 +196,22 @@ mod tests {
             expires: 100,
             clients: vec![],
         };
-        let sent = deliveries(&keys, "https://idp", &[with_uri.clone(), without], &session, 5);
+        let sent = deliveries(
+            &keys,
+            "https://idp",
+            &[with_uri.clone(), without],
+            &session,
+            5,
+        );
         assert_eq!(sent.len(), 1, "only the client with a URI");
         assert_eq!(sent[0].uri, "https://rp/bc");
         let claims = keys.verify_own(&sent[0].token).unwrap();
         assert_eq!(claims["iss"], "https://idp");
         assert_eq!(claims["aud"], with_uri.client_id);
-        assert_eq!((claims["sub"].as_str(), claims["sid"].as_str()), (Some("alice"), Some("sid-1")));
+        assert_eq!(
+            (claims["sub"].as_str(), claims["sid"].as_str()),
+            (Some("alice"), Some("sid-1"))
+        );
         assert_eq!(claims["events"], json!({ LOGOUT_EVENT: {} }));
         assert_eq!(claims["exp"], 5 + LOGOUT_TOKEN_SECS);
         assert!(claims.get("nonce").is_none());

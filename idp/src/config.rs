@@ -60,7 +60,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("keys", &["rotation_secs", "prepublish_secs"]),
     ("sessions", &["lifetime_secs"]),
-    ("consent", &["required", "first_party_clients", "remember_secs"]),
+    (
+        "consent",
+        &["required", "first_party_clients", "remember_secs"],
+    ),
     (
         "audit",
         &["checkpoint_interval_secs", "origin", "period_secs"],
@@ -281,7 +284,10 @@ fn first_party(ids: Vec<String>) -> Result<Vec<String>, ConfigError> {
         .iter()
         .any(|id| id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
     {
-        return Err(invalid(key, "each client id is 1 to 128 printable characters"));
+        return Err(invalid(
+            key,
+            "each client id is 1 to 128 printable characters",
+        ));
     }
     Ok(ids)
 }

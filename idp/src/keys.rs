@@ -446,12 +446,21 @@ mod tests {
         let (signed, signature) = jwt.rsplit_once('.').unwrap();
         let forged = format!(
             "{}.{signature}",
-            signed.replace(&B64URL.encode(r#"{"sub":"alice"}"#), &B64URL.encode(r#"{"sub":"bob"}"#))
+            signed.replace(
+                &B64URL.encode(r#"{"sub":"alice"}"#),
+                &B64URL.encode(r#"{"sub":"bob"}"#)
+            )
         );
         assert_ne!(forged, jwt);
         assert!(ring.verify_own(&forged).is_none());
         assert!(ring.verify_own("a.b").is_none());
-        let other = KeyRing::open(tempfile::tempdir().unwrap().path(), rotation, Duration::from_secs(60), 5).unwrap();
+        let other = KeyRing::open(
+            tempfile::tempdir().unwrap().path(),
+            rotation,
+            Duration::from_secs(60),
+            5,
+        )
+        .unwrap();
         assert!(other.verify_own(&jwt).is_none());
     }
 }

@@ -22,7 +22,10 @@ mod tests {
 
     #[test]
     fn unknown_scopes_are_dropped_and_known_ones_granted_once() {
-        assert_eq!(granted_scopes("openid profile email"), ["openid", "profile"]);
+        assert_eq!(
+            granted_scopes("openid profile email"),
+            ["openid", "profile"]
+        );
         assert_eq!(granted_scopes(" email  openid openid "), ["openid"]);
         assert!(granted_scopes("email phone").is_empty());
     }

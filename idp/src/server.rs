@@ -13,8 +13,7 @@ use milagro_service::files;
 use milagro_service::identity::PartyKind;
 use milagro_service::party_config::PartyConfig;
 use milagro_service::runtime::{
-    self, ChainFollower, ChainHooks, ChainParts, Checkpoints, RunError, Running, Service,
-    Signals,
+    self, ChainFollower, ChainHooks, ChainParts, Checkpoints, RunError, Running, Service, Signals,
 };
 use milagro_service::work_gate::WorkGate;
 

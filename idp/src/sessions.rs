@@ -245,7 +245,15 @@ mod tests {
         assert_eq!(sessions.get("short", 50).unwrap(), None);
         let joined = sessions.join(&id, "rp2", 60).unwrap().unwrap();
         assert_eq!(joined.clients, ["rp1", "rp2"]);
-        assert_eq!(sessions.join(&id, "rp2", 61).unwrap().unwrap().clients.len(), 2);
+        assert_eq!(
+            sessions
+                .join(&id, "rp2", 61)
+                .unwrap()
+                .unwrap()
+                .clients
+                .len(),
+            2
+        );
         assert_eq!(sessions.end(&id, 70).unwrap().unwrap().sid, made.sid);
         assert_eq!(sessions.get(&id, 71).unwrap(), None);
         assert_eq!(sessions.end(&id, 72).unwrap(), None);

@@ -190,9 +190,13 @@ mod tests {
         let sweep = Sweep::open(&db, 500).unwrap();
         // The clock is the `now` passed in: a code until 100, tokens until 200 and 1000,
         // a device authorization until 100 (two rows), a session until 300.
-        let code = grants.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
+        let code = grants
+            .issue_code(auth(), "https://rp/cb", None, 100)
+            .unwrap();
         let granted = grants.redeem_code(&code, 50, |_| Ok(())).unwrap();
-        grants.issue_token(TokenKind::Access, &granted, 200).unwrap();
+        grants
+            .issue_token(TokenKind::Access, &granted, 200)
+            .unwrap();
         grants
             .issue_token(TokenKind::Refresh, &granted, 1000)
             .unwrap();

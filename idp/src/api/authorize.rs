@@ -341,9 +341,7 @@ async fn show_login(req: HttpRequest, state: web::Data<AppState>, params: Params
             login_page(&state, &req, &params, &request, None)
         }
         Ok((Ok((request, Decision::Consent)), _)) => consent::page(&state, &req, &request),
-        Ok((Ok((request, Decision::Issued(issued))), _)) => {
-            deliver_code(&state, &request, &issued)
-        }
+        Ok((Ok((request, Decision::Issued(issued))), _)) => deliver_code(&state, &request, &issued),
         Ok((Ok((request, Decision::Refuse(error, why))), _)) => {
             respond(&state, Failure::to_client(&request, error, why))
         }
@@ -419,10 +417,9 @@ pub(crate) fn issue_code(
     state.log_authentication(&who.subject, who.auth_time)?;
     let now = milagro_service::unix_now();
     let expires = now.saturating_add(state.config.session_lifetime.as_secs());
-    let (id, session) =
-        state
-            .sessions
-            .create(who, &request.client.client_id, expires)?;
+    let (id, session) = state
+        .sessions
+        .create(who, &request.client.client_id, expires)?;
     let code = if consent::needed(state, request, &who.subject, now)? {
         None
     } else {

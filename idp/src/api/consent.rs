@@ -109,7 +109,9 @@ pub(crate) async fn decide(
         };
         let now = milagro_service::unix_now();
         let session = match cookie.as_deref() {
-            Some(cookie) => state.sessions.join(cookie, &request.client.client_id, now)?,
+            Some(cookie) => state
+                .sessions
+                .join(cookie, &request.client.client_id, now)?,
             None => None,
         };
         let Some(session) = session else {

@@ -31,7 +31,8 @@ pub(crate) async fn device_authorization(
             ));
         }
         // Unknown scopes are dropped (RFC 6749 §3.3), as at the authorization endpoint.
-        let scope = crate::scopes::granted_scopes(params.get("scope").unwrap_or("openid")).join(" ");
+        let scope =
+            crate::scopes::granted_scopes(params.get("scope").unwrap_or("openid")).join(" ");
         if scope.is_empty() {
             return Err(OAuthError::bad_request(
                 "invalid_scope",

@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn the_page_posts_the_escaped_parameters_and_its_policy_allows_only_its_script() {
-        let answer = page("https://rp.test/cb?a=1&b=2", &[("code", "c\"<"), ("state", "s")]);
+        let answer = page(
+            "https://rp.test/cb?a=1&b=2",
+            &[("code", "c\"<"), ("state", "s")],
+        );
         let csp = answer
             .headers()
             .get("content-security-policy")
@@ -58,13 +61,29 @@ mod tests {
             .to_str()
             .unwrap()
             .to_owned();
-        let body = String::from_utf8(answer.into_body().try_into_bytes().unwrap().to_vec()).unwrap();
-        assert!(body.contains("action=\"https://rp.test/cb?a=1&amp;b=2\""), "{body}");
-        assert!(body.contains("name=\"code\" value=\"c&quot;&lt;\""), "{body}");
+        let body =
+            String::from_utf8(answer.into_body().try_into_bytes().unwrap().to_vec()).unwrap();
+        assert!(
+            body.contains("action=\"https://rp.test/cb?a=1&amp;b=2\""),
+            "{body}"
+        );
+        assert!(
+            body.contains("name=\"code\" value=\"c&quot;&lt;\""),
+            "{body}"
+        );
         // The script's hash, computed here from the page as sent, is the one allowed.
-        let script = body.split("<script>").nth(1).unwrap().split("</script>").next().unwrap();
+        let script = body
+            .split("<script>")
+            .nth(1)
+            .unwrap()
+            .split("</script>")
+            .next()
+            .unwrap();
         let hash = STANDARD.encode(Sha256::digest(script.as_bytes()));
-        assert!(csp.contains(&format!("script-src 'sha256-{hash}'")), "{csp}");
+        assert!(
+            csp.contains(&format!("script-src 'sha256-{hash}'")),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe-inline"), "{csp}");
     }
 }

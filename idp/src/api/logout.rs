@@ -106,7 +106,8 @@ async fn logout(
                 for id in &ended.clients {
                     clients.extend(state.clients.get(id)?);
                 }
-                let sent = backchannel::deliveries(&state.keys, state.issuer(), &clients, &ended, now);
+                let sent =
+                    backchannel::deliveries(&state.keys, state.issuer(), &clients, &ended, now);
                 state.notifier.send(sent);
                 tracing::info!("a login session ended by logout");
             }
@@ -167,9 +168,7 @@ fn check(state: &AppState, params: &Params) -> Result<Logout, String> {
                 .as_ref()
                 .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
-                return Err(
-                    "the post_logout_redirect_uri is not one the client registered".into(),
-                );
+                return Err("the post_logout_redirect_uri is not one the client registered".into());
             }
             Some(uri.to_owned())
         }
@@ -247,8 +246,14 @@ mod tests {
 
     #[test]
     fn state_is_appended_to_the_registered_uri() {
-        assert_eq!(with_state("https://rp/out", Some("a b")), "https://rp/out?state=a+b");
-        assert_eq!(with_state("https://rp/out?x=1", Some("s")), "https://rp/out?x=1&state=s");
+        assert_eq!(
+            with_state("https://rp/out", Some("a b")),
+            "https://rp/out?state=a+b"
+        );
+        assert_eq!(
+            with_state("https://rp/out?x=1", Some("s")),
+            "https://rp/out?x=1&state=s"
+        );
         assert_eq!(with_state("https://rp/out", None), "https://rp/out");
     }
 }

@@ -34,7 +34,11 @@ impl Prompt {
     pub(crate) fn parse(prompt: Option<&str>) -> Result<Self, &'static str> {
         let mut parsed = Self::default();
         let mut values = 0;
-        for value in prompt.unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
+        for value in prompt
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|v| !v.is_empty())
+        {
             values += 1;
             match value {
                 "none" => parsed.none = true,

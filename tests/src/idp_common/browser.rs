@@ -141,7 +141,11 @@ impl<'a> Browser<'a> {
     /// Signs in as alice on the sign-in `page`.
     pub fn sign_in(&self, page: &Page) -> Page {
         assert!(page.is_sign_in(), "not the sign-in page: {page:?}");
-        self.submit(page, "/login", &[("username", USER), ("password", PASSWORD)])
+        self.submit(
+            page,
+            "/login",
+            &[("username", USER), ("password", PASSWORD)],
+        )
     }
 
     /// Follows `page`'s redirect while it stays on the IdP; returns the first answer that

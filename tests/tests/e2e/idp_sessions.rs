@@ -137,22 +137,40 @@ fn authorize(w: &IdpWorld, client_id: &str, extra: &[(&str, &str)]) -> String {
 
 /// The code of a redirect to the client, checked to carry `state` and `iss`.
 fn code_of(w: &IdpWorld, page: &Page) -> String {
-    let location = page.location.as_deref().unwrap_or_else(|| panic!("{page:?}"));
+    let location = page
+        .location
+        .as_deref()
+        .unwrap_or_else(|| panic!("{page:?}"));
     assert!(location.starts_with(REDIRECT), "{location}");
     let answer = query(location);
-    assert_eq!((answer["state"].as_str(), answer["iss"].as_str()), ("st", w.issuer.as_str()));
-    answer.get("code").unwrap_or_else(|| panic!("no code: {location}")).clone()
+    assert_eq!(
+        (answer["state"].as_str(), answer["iss"].as_str()),
+        ("st", w.issuer.as_str())
+    );
+    answer
+        .get("code")
+        .unwrap_or_else(|| panic!("no code: {location}"))
+        .clone()
 }
 
 fn error_of(page: &Page) -> String {
-    query(page.location.as_deref().unwrap_or_else(|| panic!("{page:?}")))["error"].clone()
+    query(
+        page.location
+            .as_deref()
+            .unwrap_or_else(|| panic!("{page:?}")),
+    )["error"]
+        .clone()
 }
 
 /// Redeems `code` for `client`: the token response.
 fn redeem(w: &IdpWorld, (id, secret): &(String, String), code: &str) -> Value {
     let (status, tokens) = w.post_form(
         "/token",
-        &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
         Some((id, secret)),
     );
     assert_eq!(status, 200, "{tokens}");
@@ -191,7 +209,11 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     let scopes = consent.body.split("<ul id=\"scopes\">").nth(1).unwrap();
     let scopes = scopes.split("</ul>").next().unwrap();
     assert!(consent.body.contains("Client One"), "{}", consent.body);
-    assert_eq!(scopes.matches("<li").count(), 2, "openid and profile, not email: {scopes}");
+    assert_eq!(
+        scopes.matches("<li").count(),
+        2,
+        "openid and profile, not email: {scopes}"
+    );
     // The consent form is refused without this browser's CSRF token.
     let mut forged = milagro_tests::idp_common::hidden_fields(&consent.body);
     forged.retain(|(k, _)| k != "csrf");
@@ -202,7 +224,10 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     assert_eq!(tokens["scope"], "openid profile");
     let id_token = tokens["id_token"].as_str().unwrap().to_owned();
     let claims = verified_claims(&w, &id_token);
-    let sid = claims["sid"].as_str().expect("sid: the client asked for it").to_owned();
+    let sid = claims["sid"]
+        .as_str()
+        .expect("sid: the client asked for it")
+        .to_owned();
     assert!(claims["auth_time"].is_u64());
 
     // Client one again: a code at once (single sign-on, consent remembered).
@@ -219,60 +244,109 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     let consent = browser.get(&authorize(&w, &two.0, &[]));
     let approved = browser.submit(&consent, "/consent", &[("decision", "approve")]);
     let two_tokens = redeem(&w, &two, &code_of(&w, &approved));
-    assert_eq!(verified_claims(&w, two_tokens["id_token"].as_str().unwrap())["sid"], sid);
+    assert_eq!(
+        verified_claims(&w, two_tokens["id_token"].as_str().unwrap())["sid"],
+        sid
+    );
     assert!(!code_of(&w, &browser.get(&authorize(&w, &two.0, &[]))).is_empty());
     // prompt=consent asks again; prompt=login and an exceeded max_age sign in again.
-    assert!(browser.get(&authorize(&w, &two.0, &[("prompt", "consent")])).is_consent());
-    assert!(browser.get(&authorize(&w, &two.0, &[("prompt", "login")])).is_sign_in());
+    assert!(browser
+        .get(&authorize(&w, &two.0, &[("prompt", "consent")]))
+        .is_consent());
+    assert!(browser
+        .get(&authorize(&w, &two.0, &[("prompt", "login")]))
+        .is_sign_in());
     std::thread::sleep(Duration::from_millis(1100));
-    assert!(browser.get(&authorize(&w, &two.0, &[("max_age", "0")])).is_sign_in());
-    assert!(!code_of(&w, &browser.get(&authorize(&w, &two.0, &[("max_age", "3600")]))).is_empty());
+    assert!(browser
+        .get(&authorize(&w, &two.0, &[("max_age", "0")]))
+        .is_sign_in());
+    assert!(!code_of(
+        &w,
+        &browser.get(&authorize(&w, &two.0, &[("max_age", "3600")]))
+    )
+    .is_empty());
     // Another browser has no session.
     let stranger = Browser::new(&w.http, &w.issuer);
-    assert_eq!(error_of(&stranger.get(&authorize(&w, &two.0, &[("prompt", "none")]))), "login_required");
+    assert_eq!(
+        error_of(&stranger.get(&authorize(&w, &two.0, &[("prompt", "none")]))),
+        "login_required"
+    );
 
     // response_mode=form_post: a page posting code, state and iss to the redirect URI,
     // whose one script its CSP allows by hash; errors go the same way.
     let posted = browser.get(&authorize(&w, &two.0, &[("response_mode", "form_post")]));
     assert_eq!(posted.status, 200, "{posted:?}");
-    assert!(posted.body.contains(&format!("action=\"{REDIRECT}\"")), "{}", posted.body);
+    assert!(
+        posted.body.contains(&format!("action=\"{REDIRECT}\"")),
+        "{}",
+        posted.body
+    );
     let fields = milagro_tests::idp_common::hidden_fields(&posted.body);
-    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(field("state").as_deref(), Some("st"));
     assert_eq!(field("iss").as_deref(), Some(w.issuer.as_str()));
     redeem(&w, &two, &field("code").unwrap());
     let csp = posted.csp.unwrap();
-    assert!(csp.contains("script-src 'sha256-") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'sha256-") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let refused = stranger.get(&authorize(
         &w,
         &two.0,
         &[("response_mode", "form_post"), ("prompt", "none")],
     ));
-    assert!(refused.body.contains("name=\"error\" value=\"login_required\""), "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("name=\"error\" value=\"login_required\""),
+        "{}",
+        refused.body
+    );
 
     // Logout: a post_logout_redirect_uri the client did not register redirects nowhere.
     let logout = |extra: &[(&str, &str)]| {
         let mut pairs = vec![("id_token_hint", id_token.as_str())];
         pairs.extend_from_slice(extra);
-        browser.get(&format!("{}/logout?{}", w.issuer, encode(pairs.into_iter())))
+        browser.get(&format!(
+            "{}/logout?{}",
+            w.issuer,
+            encode(pairs.into_iter())
+        ))
     };
     let open_redirect = logout(&[("post_logout_redirect_uri", "https://evil.test/")]);
     assert_eq!((open_redirect.status, open_redirect.location), (400, None));
-    assert!(browser.cookie("milagro_idp_session").is_some(), "still signed in");
+    assert!(
+        browser.cookie("milagro_idp_session").is_some(),
+        "still signed in"
+    );
     // With the hint of the session's person: signed out at once, sent to the registered
     // URI with state, the cookie cleared.
     let out = logout(&[("post_logout_redirect_uri", LOGGED_OUT), ("state", "bye")]);
-    assert_eq!(out.location.as_deref(), Some(format!("{LOGGED_OUT}?state=bye").as_str()));
+    assert_eq!(
+        out.location.as_deref(),
+        Some(format!("{LOGGED_OUT}?state=bye").as_str())
+    );
     assert!(browser.cookie("milagro_idp_session").is_none());
     // Each client of the session gets a logout token, checked against the JWKS.
     let mut audiences = Vec::new();
     for _ in 0..2 {
-        let token = logout_tokens.recv_timeout(PATIENCE).expect("a logout token");
+        let token = logout_tokens
+            .recv_timeout(PATIENCE)
+            .expect("a logout token");
         let claims = verified_claims(&w, &token);
         assert_eq!(claims["iss"], w.issuer);
         assert_eq!(claims["sid"], sid);
         assert_eq!(claims["sub"], verified_claims(&w, &id_token)["sub"]);
-        assert_eq!(claims["events"], json!({"http://schemas.openid.net/event/backchannel-logout": {}}));
+        assert_eq!(
+            claims["events"],
+            json!({"http://schemas.openid.net/event/backchannel-logout": {}})
+        );
         assert!(claims.get("nonce").is_none() && claims["jti"].is_string());
         audiences.push(claims["aud"].as_str().unwrap().to_owned());
     }
@@ -287,7 +361,10 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     let signed_in = browser.follow(browser.sign_in(&browser.get(&authorize(&w, &one.0, &[]))));
     assert!(!code_of(&w, &signed_in).is_empty(), "consent remembered");
     let ask = browser.get("/logout");
-    assert!(ask.status == 200 && ask.body.contains("id=\"confirm\""), "{ask:?}");
+    assert!(
+        ask.status == 200 && ask.body.contains("id=\"confirm\""),
+        "{ask:?}"
+    );
     let forged = vec![("confirm".to_owned(), "yes".to_owned())];
     assert_eq!(browser.post("/logout", &forged).status, 403);
     assert!(browser.cookie("milagro_idp_session").is_some());
@@ -299,10 +376,14 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     // expired, the used ones too.
     let rows = |tree: &str| w.idp.state().db.open_tree(tree).unwrap().len();
     assert!(rows("codes") > 0 && rows("tokens") > 0);
-    wait_until("the sweep to delete expired codes and tokens", PATIENCE, || {
-        w.node.mine(1);
-        (rows("codes") == 0 && rows("tokens") == 0).then_some(())
-    });
+    wait_until(
+        "the sweep to delete expired codes and tokens",
+        PATIENCE,
+        || {
+            w.node.mine(1);
+            (rows("codes") == 0 && rows("tokens") == 0).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -310,20 +391,38 @@ fn mod_auth_openidc_registers_unchanged_and_is_told_what_was_registered() {
     let w = IdpWorld::start("");
     let (status, registered) = w.register(&mod_auth_openidc_body());
     assert_eq!(status, 201, "{registered}");
-    assert_eq!(registered["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(
+        registered["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert_eq!(registered["response_types"], json!(["code"]));
-    assert_eq!(registered["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(
+        registered["token_endpoint_auth_method"],
+        "client_secret_basic"
+    );
     assert_eq!(
         registered["backchannel_logout_uri"],
         "http://127.0.0.1:9/protected/redirect_uri?logout=backchannel"
     );
-    assert_eq!(registered["post_logout_redirect_uris"], json!(["http://127.0.0.1:9/loggedout.html"]));
+    assert_eq!(
+        registered["post_logout_redirect_uris"],
+        json!(["http://127.0.0.1:9/loggedout.html"])
+    );
     assert!(registered["client_secret"].is_string());
     // Discovery says what a relying party needs for sessions and logout.
     let (_, discovery) = w.get("/.well-known/openid-configuration");
-    assert_eq!(discovery["end_session_endpoint"], format!("{}/logout", w.issuer));
+    assert_eq!(
+        discovery["end_session_endpoint"],
+        format!("{}/logout", w.issuer)
+    );
     assert_eq!(discovery["backchannel_logout_supported"], true);
     assert_eq!(discovery["backchannel_logout_session_supported"], true);
-    assert_eq!(discovery["response_modes_supported"], json!(["query", "form_post"]));
-    assert!(discovery["prompt_values_supported"].as_array().unwrap().contains(&json!("none")));
+    assert_eq!(
+        discovery["response_modes_supported"],
+        json!(["query", "form_post"])
+    );
+    assert!(discovery["prompt_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("none")));
 }
