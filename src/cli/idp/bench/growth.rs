@@ -4,11 +4,13 @@
 //!
 //! Each sign-in is what the token endpoint stores for it: a code (issued, then used: the
 //! tombstone kept until it expires), an access token and a refresh token, written through
-//! the IdP's own store (no HTTP, no signature: those are not stored). Then the exchange
-//! rate (concurrency 1, over HTTP, as the main bench measures it) is taken on the grown
-//! database, and again after two sweeps, run as the IdP's own sweeper runs them but with
-//! the clock moved on: past the codes' and access tokens' lifetimes (the refresh tokens
-//! still live), then past the refresh tokens' too.
+//! the IdP's own store (no HTTP, no signature: those are not stored). The exchange rate
+//! (concurrency 1, over HTTP, as the main bench measures it) and the size are taken after
+//! N sign-ins with no sweep (what every IdP before the sweep did), after sweeps run as the
+//! IdP's own sweeper runs them but with the clock moved on (past the codes' and access
+//! tokens' lifetimes, then past the refresh tokens'), and after N more sign-ins with a
+//! sweep after every tenth of them, the clock moved past everything each time (the steady
+//! state of a long-running IdP: sled does not shrink its files, it reuses freed space).
 
 use std::time::Instant;
 
@@ -59,7 +61,41 @@ pub(super) fn growth(
     let mut snapshots = vec![snapshot("start")?];
     let now = milagro_service::unix_now();
     let tokens = state.config.tokens;
-    for _ in 0..sign_ins {
+    sign_in(state, client_id, subject, sign_ins)?;
+    snapshots.push(snapshot("sign-ins, no sweep")?);
+    let sweep = |at: u64| -> Result<()> {
+        // Passes of the sweeper's size until one finds nothing left to delete.
+        while state
+            .sweep
+            .pass(at, milagro_idp::sweep::ROWS_PER_PASS)?
+            .removed
+            > 0
+        {}
+        Ok(())
+    };
+    sweep(now + tokens.access.max(tokens.code).as_secs() + 1)?;
+    snapshots.push(snapshot("sweep past codes and access tokens")?);
+    let past_everything = now + tokens.refresh.as_secs() + 3600 + 1;
+    sweep(past_everything)?;
+    snapshots.push(snapshot("sweep past refresh tokens")?);
+    let tenth = sign_ins.div_ceil(10);
+    let mut done = 0;
+    while done < sign_ins {
+        let batch = tenth.min(sign_ins - done);
+        sign_in(state, client_id, subject, batch)?;
+        sweep(past_everything)?;
+        done += batch;
+    }
+    snapshots.push(snapshot("as many sign-ins again, swept")?);
+    Ok(snapshots)
+}
+
+/// `count` sign-ins as the token endpoint stores them: a used code, an access token and
+/// a refresh token each, of the lifetimes configured, from now.
+fn sign_in(state: &AppState, client_id: &str, subject: &str, count: usize) -> Result<()> {
+    let now = milagro_service::unix_now();
+    let tokens = state.config.tokens;
+    for _ in 0..count {
         let who = Authenticated::by_password(subject, now);
         let auth = Authorization::new(client_id, &who, "openid", None);
         let code = state
@@ -80,22 +116,7 @@ pub(super) fn growth(
                 .map_err(|e| anyhow!("{e}"))?;
         }
     }
-    snapshots.push(snapshot("sign-ins")?);
-    let sweep = |at: u64| -> Result<()> {
-        // Passes of the sweeper's size until one finds nothing left to delete.
-        while state
-            .sweep
-            .pass(at, milagro_idp::sweep::ROWS_PER_PASS)?
-            .removed
-            > 0
-        {}
-        Ok(())
-    };
-    sweep(now + tokens.access.max(tokens.code).as_secs() + 1)?;
-    snapshots.push(snapshot("sweep past codes and access tokens")?);
-    sweep(now + tokens.refresh.as_secs() + 1)?;
-    snapshots.push(snapshot("sweep past refresh tokens")?);
-    Ok(snapshots)
+    Ok(())
 }
 
 /// `count` fresh codes of `client_id` with the bench's PKCE challenge.
