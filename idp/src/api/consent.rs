@@ -107,6 +107,19 @@ pub(crate) async fn decide(
             Ok(request) => request,
             Err(failure) => return Ok(Err(failure)),
         };
+        // The choice first: a client the person denies does not join their session.
+        match params.get("decision") {
+            Some("approve") => {}
+            Some("deny") => {
+                let failure = Failure::to_client(&request, "access_denied", "the person refused");
+                return Ok(Err(failure));
+            }
+            _ => {
+                let failure =
+                    Failure::Show(StatusCode::BAD_REQUEST, "approve or deny the client".into());
+                return Ok(Err(failure));
+            }
+        }
         let now = milagro_service::unix_now();
         let session = match cookie.as_deref() {
             Some(cookie) => state
@@ -122,18 +135,6 @@ pub(crate) async fn decide(
             );
             return Ok(Err(failure));
         };
-        match params.get("decision") {
-            Some("approve") => {}
-            Some("deny") => {
-                let failure = Failure::to_client(&request, "access_denied", "the person refused");
-                return Ok(Err(failure));
-            }
-            _ => {
-                let failure =
-                    Failure::Show(StatusCode::BAD_REQUEST, "approve or deny the client".into());
-                return Ok(Err(failure));
-            }
-        }
         let remember = now.saturating_add(state.config.consent.remember.as_secs());
         state.consents.remember(
             &session.who.subject,
