@@ -231,12 +231,11 @@ fn issue(
     } else {
         None
     };
-    // `sid` only for a client that asked for it at registration (Back-Channel Logout
-    // 1.0 §2.4): it links the token to a session the client may be told has ended.
-    let sid = auth
-        .sid
-        .as_deref()
-        .filter(|_| client.backchannel_logout_session_required);
+    // `sid` whenever the grant came from a login session (Back-Channel Logout 1.0 §2.4
+    // requires it for clients that registered `backchannel_logout_session_required`, and
+    // allows it for the others): a client that keys its sessions by the ID token's `sid`
+    // (mod_auth_openidc does, else by `sub`) then finds the one a logout token names.
+    let sid = auth.sid.as_deref();
     let id_token = id_token(state, auth, nonce, sid, &access, now)?;
     Ok(TokenAnswer {
         access_token: access.as_str().to_owned(),

@@ -17,6 +17,7 @@ mod dta_shares;
 mod electrum_source;
 mod https;
 mod https_mpin_login;
+mod idp_apache;
 mod idp_device;
 mod idp_dpop;
 mod idp_keys;
