@@ -64,6 +64,9 @@ rpc_cookie = {cookie:?}
 network = "regtest"
 [sync]
 poll_interval_ms = 100
+# The demo's operator registers its one client: no consent screen.
+[consent]
+required = false
 "#,
         state = dir.join("idp"),
     ))?;

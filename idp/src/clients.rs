@@ -1,9 +1,16 @@
 //! Relying parties, registered dynamically (RFC 7591) and kept in the `clients` tree.
 //!
-//! [`ClientMetadata::parse`] reads a registration request and refuses what this IdP does
-//! not do, with the RFC 7591 §3.2.2 codes: `invalid_redirect_uri` for a redirect URI that
-//! is not absolute, has a fragment, or is plain `http` to anything but loopback;
-//! `invalid_client_metadata` for anything else. Confidential clients
+//! [`ClientMetadata::parse`] reads a registration request. What this IdP does not do is
+//! replaced or dropped, as RFC 7591 §2 allows, and the answer states what was registered:
+//! grant types other than the three it issues (e.g. `implicit`) and response types other
+//! than `code` are dropped (no grant type left: `authorization_code`), an unsupported
+//! `token_endpoint_auth_method` becomes `client_secret_basic`, a malformed `client_name`
+//! is dropped, unknown members are ignored. So mod_auth_openidc's request (which asks for
+//! the implicit and hybrid flows too) registers a code-flow client. What would make the
+//! client unsafe is refused with the RFC 7591 §3.2.2 codes: `invalid_redirect_uri` for a
+//! redirect URI that is not absolute, has a fragment, or is plain `http` to anything but
+//! loopback; `invalid_client_metadata` for a logout URI of the same faults or a body that
+//! is not client metadata. Confidential clients
 //! (`client_secret_basic`, the default, or `client_secret_post`) get a 256-bit secret,
 //! shown once and stored as its SHA-256; public clients (`none`) get none and must use
 //! PKCE. Redirect URIs are later compared byte for byte.
@@ -56,6 +63,17 @@ pub struct Client {
     pub client_name: Option<String>,
     /// When it was registered (Unix seconds).
     pub issued_at: u64,
+    /// Where a person may be sent after logging out at this IdP (RP-Initiated Logout
+    /// 1.0 §3.1), compared byte for byte (rows written before read as none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where the IdP POSTs a logout token when a session the client took part in ends
+    /// (Back-Channel Logout 1.0 §2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in ID and logout tokens.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Client {
@@ -87,6 +105,14 @@ impl Client {
         if let Some(name) = &self.client_name {
             body["client_name"] = json!(name);
         }
+        if !self.post_logout_redirect_uris.is_empty() {
+            body["post_logout_redirect_uris"] = json!(self.post_logout_redirect_uris);
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            body["backchannel_logout_uri"] = json!(uri);
+            body["backchannel_logout_session_required"] =
+                json!(self.backchannel_logout_session_required);
+        }
         body
     }
 }
@@ -98,6 +124,9 @@ pub struct ClientMetadata {
     auth_method: AuthMethod,
     grant_types: Vec<String>,
     client_name: Option<String>,
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 #[derive(Deserialize)]
@@ -109,10 +138,20 @@ struct RawMetadata {
     #[serde(default)]
     grant_types: Option<Vec<String>>,
     #[serde(default)]
-    response_types: Option<Vec<String>>,
-    #[serde(default)]
     client_name: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: Option<bool>,
 }
+
+/// The grant types this IdP issues to a registered client.
+const GRANTS: [&str; 3] = [GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE];
+
+/// The most redirect (or post-logout redirect) URIs a client may register.
+const MAX_URIS: usize = 16;
 
 fn bad_metadata(description: impl Into<String>) -> OAuthError {
     OAuthError::bad_request("invalid_client_metadata", description)
@@ -124,30 +163,20 @@ impl ClientMetadata {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let raw: RawMetadata = serde_json::from_slice(body)
             .map_err(|e| bad_metadata(format!("the body is not client metadata JSON: {e}")))?;
-        let grant_types = raw.grant_types.unwrap_or_else(|| vec![GRANT_CODE.into()]);
-        if grant_types.is_empty() || grant_types.len() > 3 {
-            return Err(bad_metadata("grant_types must name 1 to 3 grant types"));
-        }
-        for grant in &grant_types {
-            if ![GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE].contains(&grant.as_str()) {
-                return Err(bad_metadata(format!(
-                    "grant type {grant:?} is not supported"
-                )));
+        // RFC 7591 §2: the server may replace or drop what it does not support; the
+        // answer says what was registered.
+        let mut grant_types: Vec<String> = Vec::new();
+        for grant in raw.grant_types.unwrap_or_default() {
+            if GRANTS.contains(&grant.as_str()) && !grant_types.contains(&grant) {
+                grant_types.push(grant);
             }
         }
+        if grant_types.is_empty() {
+            grant_types.push(GRANT_CODE.into());
+        }
+        // `response_types` is not read: it follows from the grant types (`code` with the
+        // code grant, none without), whatever hybrid or implicit flows were asked for.
         let wants_code = grant_types.iter().any(|g| g == GRANT_CODE);
-        let response_types = raw.response_types.unwrap_or_else(|| {
-            if wants_code {
-                vec!["code".into()]
-            } else {
-                vec![]
-            }
-        });
-        if response_types.iter().any(|r| r != "code") || wants_code == response_types.is_empty() {
-            return Err(bad_metadata(
-                "response_types is [\"code\"] with the authorization_code grant, [] without",
-            ));
-        }
         let redirect_uris = raw.redirect_uris.unwrap_or_default();
         if wants_code && redirect_uris.is_empty() {
             return Err(OAuthError::bad_request(
@@ -155,7 +184,7 @@ impl ClientMetadata {
                 "the authorization_code grant needs at least one redirect URI",
             ));
         }
-        if redirect_uris.len() > 16 {
+        if redirect_uris.len() > MAX_URIS {
             return Err(OAuthError::bad_request(
                 "invalid_redirect_uri",
                 "at most 16 redirect URIs",
@@ -164,26 +193,36 @@ impl ClientMetadata {
         for uri in &redirect_uris {
             check_redirect_uri(uri)?;
         }
+        let post_logout_redirect_uris = raw.post_logout_redirect_uris.unwrap_or_default();
+        if post_logout_redirect_uris.len() > MAX_URIS {
+            return Err(bad_metadata("at most 16 post_logout_redirect_uris"));
+        }
+        // Logout URIs are where the IdP sends people (post-logout) or its own requests
+        // (back-channel): the same rules as redirect URIs, so neither reaches plain http
+        // beyond loopback.
+        for uri in post_logout_redirect_uris
+            .iter()
+            .chain(raw.backchannel_logout_uri.iter())
+        {
+            check_redirect_uri(uri).map_err(|e| bad_metadata(e.description().to_owned()))?;
+        }
         let auth_method = match raw.token_endpoint_auth_method.as_deref() {
-            None | Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
             Some("client_secret_post") => AuthMethod::ClientSecretPost,
             Some("none") => AuthMethod::None,
-            Some(other) => {
-                return Err(bad_metadata(format!(
-                    "token_endpoint_auth_method {other:?} is not supported"
-                )))
-            }
+            _ => AuthMethod::ClientSecretBasic,
         };
-        if let Some(name) = &raw.client_name {
-            if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-                return Err(bad_metadata("client_name is 1 to 128 characters"));
-            }
-        }
+        let client_name = raw.client_name.filter(|name| {
+            !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control)
+        });
         Ok(Self {
             redirect_uris,
             auth_method,
             grant_types,
-            client_name: raw.client_name,
+            client_name,
+            post_logout_redirect_uris,
+            backchannel_logout_session_required: raw.backchannel_logout_uri.is_some()
+                && raw.backchannel_logout_session_required.unwrap_or(false),
+            backchannel_logout_uri: raw.backchannel_logout_uri,
         })
     }
 
@@ -202,6 +241,9 @@ impl ClientMetadata {
             grant_types: self.grant_types,
             client_name: self.client_name,
             issued_at: now,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
         };
         (client, secret)
     }
@@ -324,14 +366,59 @@ mod tests {
             "invalid_redirect_uri"
         );
         assert_eq!(
-            code(r#"{"redirect_uris":["https://a/"],"grant_types":["implicit"]}"#),
+            code(r#"{"redirect_uris":["https://a/"],"post_logout_redirect_uris":["http://a/"]}"#),
             "invalid_client_metadata"
         );
         assert_eq!(
-            code(
-                r#"{"redirect_uris":["https://a/"],"token_endpoint_auth_method":"private_key_jwt"}"#
-            ),
+            code(r#"{"redirect_uris":["https://a/"],"backchannel_logout_uri":"https://a/#x"}"#),
             "invalid_client_metadata"
         );
+    }
+
+    /// What mod_auth_openidc 2.4.12 (Debian bookworm) sends, from its
+    /// `oidc_metadata_client_register`: every flow it knows, the implicit grant, and
+    /// members this IdP has no use for.
+    const MOD_AUTH_OPENIDC_BODY: &str = r#"{
+        "client_name": "mod_auth_openidc",
+        "redirect_uris": ["https://rp.test/protected/redirect_uri"],
+        "response_types": ["code", "id_token", "id_token token", "code id_token",
+                           "code token", "code id_token token"],
+        "grant_types": ["authorization_code", "implicit", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "contacts": ["ops@rp.test"],
+        "initiate_login_uri": "https://rp.test/protected/redirect_uri",
+        "frontchannel_logout_uri": "https://rp.test/protected/redirect_uri?logout=get",
+        "backchannel_logout_uri": "https://rp.test/protected/redirect_uri?logout=backchannel",
+        "post_logout_redirect_uris": ["https://rp.test/loggedout.html"]
+    }"#;
+
+    #[test]
+    fn unsupported_metadata_is_replaced_or_dropped_not_refused() {
+        let (client, _) = ClientMetadata::parse(MOD_AUTH_OPENIDC_BODY.as_bytes())
+            .unwrap()
+            .register(7);
+        assert_eq!(client.grant_types, [GRANT_CODE, GRANT_REFRESH]);
+        let answer = client.metadata();
+        assert_eq!(answer["response_types"], json!(["code"]));
+        assert_eq!(answer["grant_types"], json!([GRANT_CODE, GRANT_REFRESH]));
+        assert_eq!(
+            answer["backchannel_logout_uri"],
+            "https://rp.test/protected/redirect_uri?logout=backchannel"
+        );
+        assert_eq!(
+            client.post_logout_redirect_uris,
+            ["https://rp.test/loggedout.html"]
+        );
+        assert!(answer.get("frontchannel_logout_uri").is_none());
+        // Only the implicit grant: replaced by the code grant; an unknown client
+        // authentication method by the default.
+        let implicit = r#"{"redirect_uris":["https://a/"],"grant_types":["implicit"],
+            "token_endpoint_auth_method":"private_key_jwt","client_name":""}"#;
+        let (client, secret) = ClientMetadata::parse(implicit.as_bytes())
+            .unwrap()
+            .register(7);
+        assert_eq!(client.grant_types, [GRANT_CODE]);
+        assert_eq!(client.auth_method, AuthMethod::ClientSecretBasic);
+        assert!(secret.is_some() && client.client_name.is_none());
     }
 }

@@ -37,6 +37,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "keys",
             "audit",
             "tls",
+            "sessions",
+            "consent",
         ],
     ),
     ("node", NODE_KEYS),
@@ -57,6 +59,11 @@ const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("keys", &["rotation_secs", "prepublish_secs"]),
+    ("sessions", &["lifetime_secs"]),
+    (
+        "consent",
+        &["required", "first_party_clients", "remember_secs"],
+    ),
     (
         "audit",
         &["checkpoint_interval_secs", "origin", "period_secs"],
@@ -83,6 +90,30 @@ pub struct Config {
     pub keys: KeyRotation,
     /// The time period of the activity log's entries (`H(subject ‖ period)`).
     pub audit_period: Duration,
+    /// How long a login session lasts (single sign-on across clients) from the sign-in.
+    pub session_lifetime: Duration,
+    /// Consent to clients (the consent screen).
+    pub consent: ConsentConfig,
+}
+
+/// `[consent]`: which clients people are not asked about, and how long a consent lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsentConfig {
+    /// Whether any client needs consent; `false` trusts every client as first-party (for
+    /// deployments whose operator registers every client, and for tests).
+    pub required: bool,
+    /// The client ids the operator vouches for: no consent screen for them.
+    pub first_party_clients: Vec<String>,
+    /// How long a person's approval of a client's scopes is remembered.
+    pub remember: Duration,
+}
+
+impl ConsentConfig {
+    /// Whether `client_id` is first-party (no consent screen).
+    pub fn is_first_party(&self, client_id: &str) -> bool {
+        !self.required || self.first_party_clients.iter().any(|c| c == client_id)
+    }
 }
 
 /// `[tokens]`: how long each issued thing lives.
@@ -127,6 +158,42 @@ struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    sessions: RawSessions,
+    #[serde(default)]
+    consent: RawConsent,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSessions {
+    lifetime_secs: u64,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        Self {
+            lifetime_secs: 8 * 3600,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConsent {
+    required: bool,
+    first_party_clients: Vec<String>,
+    remember_secs: u64,
+}
+
+impl Default for RawConsent {
+    fn default() -> Self {
+        Self {
+            required: true,
+            first_party_clients: Vec::new(),
+            remember_secs: 365 * DAY,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -207,6 +274,24 @@ fn token_hash(key: &'static str, hex: &str) -> Result<TokenHash, ConfigError> {
         .map_err(|_| invalid(key, "64 hex characters: the SHA-256 of the token"))
 }
 
+/// The first-party client ids: at most 1024, each 1 to 128 printable characters.
+fn first_party(ids: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let key = "consent.first_party_clients";
+    if ids.len() > 1024 {
+        return Err(invalid(key, "at most 1024 client ids"));
+    }
+    if ids
+        .iter()
+        .any(|id| id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
+    {
+        return Err(invalid(
+            key,
+            "each client id is 1 to 128 printable characters",
+        ));
+    }
+    Ok(ids)
+}
+
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -270,6 +355,22 @@ impl Config {
             tokens,
             keys,
             audit_period: seconds("audit.period_secs", raw.audit.period_secs, 1, 366 * DAY)?,
+            session_lifetime: seconds(
+                "sessions.lifetime_secs",
+                raw.sessions.lifetime_secs,
+                1,
+                30 * DAY,
+            )?,
+            consent: ConsentConfig {
+                required: raw.consent.required,
+                first_party_clients: first_party(raw.consent.first_party_clients)?,
+                remember: seconds(
+                    "consent.remember_secs",
+                    raw.consent.remember_secs,
+                    1,
+                    3650 * DAY,
+                )?,
+            },
         })
     }
 }

@@ -53,6 +53,9 @@ pub struct Authorization {
     /// read as unbound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jkt: Option<Thumbprint>,
+    /// The login session the grant was given in (its public `sid`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Authorization {
@@ -69,6 +72,7 @@ impl Authorization {
             acr: who.acr.clone(),
             device_grant: false,
             jkt: None,
+            sid: None,
         }
     }
 
@@ -118,6 +122,8 @@ pub struct Grants {
     codes: sled::Tree,
     tokens: sled::Tree,
     revoked: sled::Tree,
+    /// How long a revoked grant is remembered: as long as any of its tokens may live.
+    keep_revoked: u64,
 }
 
 /// The stored key of a code or token: its SHA-256.
@@ -165,12 +171,14 @@ fn put(tree: &sled::Tree, key: &[u8], row: &impl Serialize) -> Result<(), OAuthE
 }
 
 impl Grants {
-    /// Opens the trees in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    /// Opens the trees in `db`; a revoked grant is remembered `keep_revoked` seconds (the
+    /// longest lifetime of a code or token), then swept ([`crate::sweep`]).
+    pub fn open(db: &sled::Db, keep_revoked: u64) -> Result<Self, sled::Error> {
         Ok(Self {
             codes: db.open_tree("codes")?,
             tokens: db.open_tree("tokens")?,
             revoked: db.open_tree("revoked")?,
+            keep_revoked,
         })
     }
 
@@ -222,7 +230,7 @@ impl Grants {
         match outcome {
             Ok(verdict) => verdict,
             Err(grant_id) => {
-                self.revoke_grant(&grant_id)?;
+                self.revoke_grant(&grant_id, now)?;
                 tracing::warn!("an authorization code was used twice; its tokens are revoked");
                 Err(OAuthError::invalid_grant(
                     "the authorization code was already used; tokens issued from it are revoked",
@@ -313,7 +321,7 @@ impl Grants {
             }
             Ok(auth) => Ok(auth),
             Err(grant_id) => {
-                self.revoke_grant(&grant_id)?;
+                self.revoke_grant(&grant_id, now)?;
                 tracing::warn!("a refresh token was used twice; its grant is revoked");
                 Err(OAuthError::invalid_grant(
                     "the refresh token was already used; its grant is revoked",
@@ -324,7 +332,7 @@ impl Grants {
 
     /// RFC 7009: revokes `token` if it is `client_id`'s (a refresh token takes its whole
     /// grant with it); unknown tokens and other clients' tokens are silently ignored.
-    pub fn revoke(&self, token: &str, client_id: &str) -> Result<(), OAuthError> {
+    pub fn revoke(&self, token: &str, client_id: &str, now: u64) -> Result<(), OAuthError> {
         let key = hashed(token);
         let Some(bytes) = self.tokens.get(key).map_err(OAuthError::internal)? else {
             return Ok(());
@@ -334,7 +342,7 @@ impl Grants {
             return Ok(());
         }
         match row.kind {
-            TokenKind::Refresh => self.revoke_grant(&row.auth.grant_id),
+            TokenKind::Refresh => self.revoke_grant(&row.auth.grant_id, now),
             TokenKind::Access => {
                 self.tokens.remove(key).map_err(OAuthError::internal)?;
                 self.tokens.flush().map_err(OAuthError::internal).map(drop)
@@ -342,10 +350,12 @@ impl Grants {
         }
     }
 
-    /// Revokes every token of a grant.
-    pub fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
+    /// Revokes every token of a grant, at `now`. The row holds when it may be forgotten
+    /// (u64 big-endian): by then every token of the grant has expired.
+    pub fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<(), OAuthError> {
+        let forget = now.saturating_add(self.keep_revoked).to_be_bytes();
         self.revoked
-            .insert(grant_id.as_bytes(), &[][..])
+            .insert(grant_id.as_bytes(), &forget[..])
             .map_err(OAuthError::internal)?;
         self.revoked.flush().map_err(OAuthError::internal)?;
         Ok(())
@@ -364,7 +374,7 @@ mod tests {
     use super::*;
 
     fn grants() -> Grants {
-        Grants::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap()
+        Grants::open(&sled::Config::new().temporary(true).open().unwrap(), 3600).unwrap()
     }
 
     fn auth() -> Authorization {
@@ -460,9 +470,9 @@ mod tests {
         let b = auth();
         let access = g.issue_token(TokenKind::Access, &b, 1000).unwrap();
         assert!(g.use_refresh(&access, "client", None, 5).is_err());
-        g.revoke(&access, "other").unwrap();
+        g.revoke(&access, "other", 7).unwrap();
         assert!(g.access(&access, 7).is_ok());
-        g.revoke(&access, "client").unwrap();
+        g.revoke(&access, "client", 7).unwrap();
         assert!(g.access(&access, 7).is_err());
     }
 }

@@ -263,6 +263,58 @@ impl KeyRing {
     }
 }
 
+impl KeyRing {
+    /// A compact JWS of `claims` with header `typ`, signed at `now` by the signing key
+    /// (ES256; `kid` names the key), or `None` when no key signs.
+    pub fn sign_jwt(&self, typ: &str, claims: &Value, now: u64) -> Option<String> {
+        let key = self.signer(now)?;
+        let header = json!({ "alg": "ES256", "kid": key.kid, "typ": typ });
+        let input = format!(
+            "{}.{}",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let signature = key.sign_jws(input.as_bytes());
+        Some(format!("{input}.{}", B64URL.encode(signature)))
+    }
+
+    /// The claims of a compact JWS that one of the ring's keys signed (ES256), whatever
+    /// its `exp`: what a logout request's `id_token_hint` is checked with (RP-Initiated
+    /// Logout 1.0 §2 lets an expired ID token name the session). `None` if it is malformed
+    /// or no key of the ring signed it.
+    pub fn verify_own(&self, jws: &str) -> Option<Value> {
+        use p256::ecdsa::signature::Verifier as _;
+        if jws.len() > 16 * 1024 {
+            return None;
+        }
+        let mut parts = jws.split('.');
+        let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: Value = serde_json::from_slice(&B64URL.decode(header).ok()?).ok()?;
+        if header["alg"] != "ES256" {
+            return None;
+        }
+        let kid = header["kid"].as_str()?;
+        let signature = Signature::from_slice(&B64URL.decode(signature).ok()?).ok()?;
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let key = keys.iter().find(|k| k.kid == kid)?;
+        let input = &jws[..header_and_payload_len(jws)?];
+        key.key
+            .verifying_key()
+            .verify(input.as_bytes(), &signature)
+            .ok()?;
+        let claims: Value = serde_json::from_slice(&B64URL.decode(payload).ok()?).ok()?;
+        claims.is_object().then_some(claims)
+    }
+}
+
+/// The length of `header.payload`, the signed part of a compact JWS.
+fn header_and_payload_len(jws: &str) -> Option<usize> {
+    jws.rfind('.')
+}
+
 fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Arc<Es256Key>>, KeyError> {
     let corrupt = |detail: String| KeyError::Corrupt {
         path: path.to_path_buf(),
@@ -377,5 +429,38 @@ mod tests {
             .unwrap();
         assert_eq!(key.jwk()["kid"], key.kid());
         assert_eq!(key.kid().len(), 43);
+    }
+
+    #[test]
+    fn a_jwt_signed_by_the_ring_verifies_and_a_changed_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotation = KeyRotation {
+            rotation: Duration::from_secs(1000),
+            prepublish: Duration::from_secs(10),
+        };
+        let ring = KeyRing::open(dir.path(), rotation, Duration::from_secs(60), 5).unwrap();
+        let jwt = ring
+            .sign_jwt("logout+jwt", &json!({"sub": "alice"}), 5)
+            .unwrap();
+        assert_eq!(ring.verify_own(&jwt).unwrap()["sub"], "alice");
+        let (signed, signature) = jwt.rsplit_once('.').unwrap();
+        let forged = format!(
+            "{}.{signature}",
+            signed.replace(
+                &B64URL.encode(r#"{"sub":"alice"}"#),
+                &B64URL.encode(r#"{"sub":"bob"}"#)
+            )
+        );
+        assert_ne!(forged, jwt);
+        assert!(ring.verify_own(&forged).is_none());
+        assert!(ring.verify_own("a.b").is_none());
+        let other = KeyRing::open(
+            tempfile::tempdir().unwrap().path(),
+            rotation,
+            Duration::from_secs(60),
+            5,
+        )
+        .unwrap();
+        assert!(other.verify_own(&jwt).is_none());
     }
 }

@@ -26,16 +26,19 @@
 //!   device authorizations, in sled;
 //! - [`devices`]: each person's registered device (its key and M-Pin identity), the one
 //!   an M-Pin sign-in may come from;
+//! - [`sessions`]: login sessions (single sign-on across clients) and consents;
+//!   [`backchannel`]: logout tokens sent to clients when a session ends; [`sweep`]: what
+//!   deletes expired codes, tokens, sessions and the rest;
 //! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
 //!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
 //!
 //! # What it does not do
 //!
-//! No implicit or hybrid flows, no request objects, no consent screen (a user who logs in
-//! grants the requested scopes), no sessions (every authorization asks for the password),
-//! no TLS (run it behind a reverse proxy), no claims beyond `sub` and
-//! `preferred_username`.
+//! No implicit or hybrid flows (a client registering them gets the code flow), no request
+//! objects, no front-channel logout or session management iframe (back-channel logout
+//! only), no claims beyond `sub` and `preferred_username` (other scopes, e.g. `email`,
+//! are dropped, not granted).
 //!
 //! ```no_run
 //! use milagro_idp::{config::Config, Idp};
@@ -49,6 +52,7 @@
 
 pub mod api;
 pub mod authentication;
+pub mod backchannel;
 pub mod clients;
 pub mod config;
 pub mod device_grants;
@@ -58,11 +62,14 @@ pub mod grants;
 pub mod keys;
 pub mod oauth;
 pub mod passwords;
+pub mod scopes;
 mod server;
+pub mod sessions;
 pub mod state;
+pub mod sweep;
 pub mod users;
 
 pub use server::{
-    open_users, Idp, RunningIdp, StartError, INDEX_DIR, KEY_FILE, KIND, PASSWORD_CHECKS_QUEUED,
-    SERVICE_DB_DIR,
+    open_users, Idp, RunningIdp, StartError, Sweeper, INDEX_DIR, KEY_FILE, KIND,
+    PASSWORD_CHECKS_QUEUED, SERVICE_DB_DIR, SWEEP_INTERVAL_SECS,
 };

@@ -12,9 +12,12 @@ pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
 use milagro_service::files;
 use milagro_service::identity::PartyKind;
 use milagro_service::party_config::PartyConfig;
-use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
+use milagro_service::runtime::{
+    self, ChainFollower, ChainHooks, ChainParts, Checkpoints, RunError, Running, Service, Signals,
+};
 use milagro_service::work_gate::WorkGate;
 
+use crate::backchannel::Notifier;
 use crate::clients::ClientStore;
 use crate::config::Config;
 use crate::device_grants::{
@@ -25,7 +28,9 @@ use crate::dpop::{SeenProofs, SEEN_CAPACITY};
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
 use crate::passwords::Passwords;
+use crate::sessions::{Consents, Sessions};
 use crate::state::AppState;
+use crate::sweep::{Sweep, ROWS_PER_PASS};
 use crate::users::{SledUsers, UserStore};
 
 /// File name of the IdP's secret key in the state directory.
@@ -39,6 +44,8 @@ pub const KIND: PartyKind = PartyKind {
 /// before `POST /login` and `POST /device` answer 503 with `Retry-After`: with about
 /// 50 ms per check and two slots, the last one queued waits under a second.
 pub const PASSWORD_CHECKS_QUEUED: usize = 32;
+/// Least seconds between two sweeps of expired rows ([`crate::sweep`]).
+pub const SWEEP_INTERVAL_SECS: u64 = 5;
 
 /// The IdP service. See the crate documentation.
 #[derive(Debug)]
@@ -100,11 +107,14 @@ impl Service for AppState {
     type Config = Config;
     type Error = StartError;
     type Prepared = ();
-    type Hooks = ();
+    type Hooks = Sweeper;
 
     fn open(config: Config) -> Result<(Self, ()), StartError> {
         let base = ServiceBase::open(KIND, &config.party)?;
         let retain = config.tokens.id_token.max(config.tokens.access);
+        // A revoked grant is remembered while any of its codes or tokens may live.
+        let t = config.tokens;
+        let keep_revoked = t.refresh.max(t.access).max(t.code).as_secs();
         let keys = KeyRing::open(
             &config.party.state_dir,
             config.keys,
@@ -126,7 +136,11 @@ impl Service for AppState {
         let chain = base.chain;
         let state = AppState {
             clients: ClientStore::open(&db).map_err(|e| fail(&e))?,
-            grants: Grants::open(&db).map_err(|e| fail(&e))?,
+            grants: Grants::open(&db, keep_revoked).map_err(|e| fail(&e))?,
+            sessions: Sessions::open(&db).map_err(|e| fail(&e))?,
+            consents: Consents::open(&db).map_err(|e| fail(&e))?,
+            sweep: Arc::new(Sweep::open(&db, keep_revoked).map_err(|e| fail(&e))?),
+            notifier: Arc::new(Notifier::new().map_err(|e| fail(&e))?),
             devices: DeviceGrants::open(&db).map_err(|e| fail(&e))?,
             registered_devices: Devices::open(&db).map_err(|e| fail(&e))?,
             device_attempts: Arc::new(FailureLimiter::new(
@@ -165,5 +179,35 @@ impl Service for AppState {
         &self.chain
     }
 
-    fn hooks(&self) {}
+    fn hooks(&self) -> Sweeper {
+        Sweeper {
+            sweep: self.sweep.clone(),
+            last: 0,
+        }
+    }
+}
+
+/// The IdP's chain-loop hook: at the node's tip, at most every [`SWEEP_INTERVAL_SECS`],
+/// one bounded pass of [`Sweep`] over the expired rows.
+#[derive(Debug)]
+pub struct Sweeper {
+    sweep: Arc<Sweep>,
+    last: u64,
+}
+
+impl ChainHooks for Sweeper {
+    fn on_tip(&mut self, _follower: &ChainFollower) -> Checkpoints {
+        let now = milagro_service::unix_now();
+        if now >= self.last.saturating_add(SWEEP_INTERVAL_SECS) {
+            self.last = now;
+            match self.sweep.pass(now, ROWS_PER_PASS) {
+                Ok(swept) if swept.removed > 0 => {
+                    tracing::debug!(removed = swept.removed, "expired rows deleted");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "sweeping expired rows failed"),
+            }
+        }
+        Checkpoints::Anchor
+    }
 }

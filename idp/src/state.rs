@@ -11,6 +11,7 @@ use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
 use milagro_service::work_gate::WorkGate;
 
+use crate::backchannel::Notifier;
 use crate::clients::ClientStore;
 use crate::config::Config;
 use crate::device_grants::DeviceGrants;
@@ -19,6 +20,8 @@ use crate::dpop::SeenProofs;
 use crate::grants::Grants;
 use crate::keys::KeyRing;
 use crate::oauth::OAuthError;
+use crate::sessions::{Consents, Sessions};
+use crate::sweep::Sweep;
 use crate::users::UserStore;
 
 /// Everything a request handler may use. Cheap to clone (shared pointers and sled trees).
@@ -54,6 +57,14 @@ pub struct AppState {
     pub device_attempts: Arc<FailureLimiter<IpAddr>>,
     /// The DPoP proofs accepted recently (a `jti` counts once).
     pub seen_proofs: Arc<SeenProofs>,
+    /// Login sessions.
+    pub sessions: Sessions,
+    /// People's consents to clients.
+    pub consents: Consents,
+    /// What deletes expired rows (run by the chain loop's hook).
+    pub sweep: Arc<Sweep>,
+    /// What tells clients of a logout (back-channel).
+    pub notifier: Arc<Notifier>,
     /// The activity log.
     pub audit: Arc<Audit>,
     /// The service database (kept open while any handler runs).

@@ -3,6 +3,7 @@
 //! redirect can be checked), the login form driven as a browser posts it, and the
 //! `openidconnect` crate's HTTP client trait implemented over that client.
 
+pub mod browser;
 pub mod node_rp;
 mod pages;
 
@@ -71,6 +72,13 @@ pub fn idp_config_at(
     public_url: &str,
     extra: &str,
 ) -> Config {
+    // The tests' clients register dynamically; the consent screen is the business of the
+    // tests that ask for it with their own `[consent]`.
+    let consent = if extra.contains("[consent]") {
+        ""
+    } else {
+        "[consent]\nrequired = false\n"
+    };
     let text = format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -84,7 +92,7 @@ network = "regtest"
 [sync]
 poll_interval_ms = 50
 max_backoff_ms = 400
-{extra}
+{consent}{extra}
 "#,
         rpc = node.rpc_url(),
         cookie = node.cookie(),

@@ -51,6 +51,19 @@ pub struct ProviderMetadata {
     /// `response_mode` values it serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_modes_supported: Option<Vec<String>>,
+    /// `prompt` values it understands (OpenID Connect Prompt Create §4.1 lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_values_supported: Option<Vec<String>>,
+    /// Where relying parties send the browser to log out (RP-Initiated Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    /// Whether it sends logout tokens to clients' `backchannel_logout_uri`s
+    /// (Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_supported: Option<bool>,
+    /// Whether its logout and ID tokens carry `sid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_supported: Option<bool>,
     /// Grant types it serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_types_supported: Option<Vec<String>>,

@@ -7,25 +7,35 @@
 //! are known good, every other error goes back to the client as `error=…&state=…&iss=…`.
 //! Public clients must send a PKCE S256 challenge; `plain` is refused for everyone.
 //!
+//! Before any page is shown, the browser's login session decides ([`super::session`]):
+//! with a live one that `prompt` and `max_age` accept, the request completes without a
+//! sign-in (single sign-on), or shows the consent screen ([`super::consent`]);
+//! `prompt=none` never shows a page (`login_required`, `consent_required`).
+//!
 //! The login form carries the request's parameters back (they are checked again on
 //! POST) and a CSRF token. A right password logs the authentication in the activity log,
-//! issues a single-use code and redirects (303) to the client with `code`, `state` and
-//! `iss` (RFC 9207); a wrong one shows the page again with an error.
+//! starts a new login session, issues a single-use code and hands it to the client with
+//! `code`, `state` and `iss` (RFC 9207): a 303 to the redirect URI, or with
+//! `response_mode=form_post` a page that posts them there ([`super::form_post`]); a wrong
+//! one shows the page again with an error. Unknown scopes are dropped (RFC 6749 §3.3
+//! lets the server grant fewer), and the token response names what was granted.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use zeroize::Zeroizing;
 
 use super::pages::{self, credentials, csrf_token, error_page, hidden, page, posted_form};
-use super::{blocking, password_work, Params};
+use super::session::{self, Decision, Prompt};
+use super::{blocking, consent, password_work, Params};
 use crate::authentication::Authenticated;
 use crate::clients::{AuthMethod, Client, GRANT_CODE};
 use crate::grants::Authorization;
 use crate::oauth::OAuthError;
+use crate::scopes::granted_scopes;
 use crate::state::AppState;
 
 /// The parameters carried from the authorization request to the login form.
-const CARRIED: [&str; 8] = [
+pub(crate) const CARRIED: [&str; 11] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -34,10 +44,10 @@ const CARRIED: [&str; 8] = [
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "response_mode",
+    "prompt",
+    "max_age",
 ];
-
-/// The scopes this IdP grants.
-const SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
 
 /// A checked authorization request.
 pub(crate) struct Request {
@@ -47,18 +57,41 @@ pub(crate) struct Request {
     pub(crate) state: Option<String>,
     pub(crate) nonce: Option<String>,
     pub(crate) code_challenge: Option<String>,
+    /// `response_mode=form_post`: the answer is a form posted to the redirect URI.
+    pub(crate) form_post: bool,
+    /// What `prompt` asks for.
+    pub(crate) prompt: Prompt,
+    /// `max_age`: the longest time since the sign-in a session may be reused after.
+    pub(crate) max_age: Option<u64>,
+    /// The request's parameters of [`CARRIED`], to come back to it (after a sign-in,
+    /// for the consent screen).
+    pub(crate) carried: Vec<(&'static str, String)>,
 }
 
 /// Why a request failed: shown to the person, or sent back to the client.
-enum Failure {
+pub(crate) enum Failure {
     Show(StatusCode, String),
     Redirect {
         redirect_uri: String,
         state: Option<String>,
+        form_post: bool,
         error: &'static str,
         description: String,
     },
     Server(OAuthError),
+}
+
+impl Failure {
+    /// The error `error` sent back to the client of `request`.
+    pub(crate) fn to_client(request: &Request, error: &'static str, description: &str) -> Self {
+        Self::Redirect {
+            redirect_uri: request.redirect_uri.clone(),
+            state: request.state.clone(),
+            form_post: request.form_post,
+            error,
+            description: description.to_owned(),
+        }
+    }
 }
 
 impl From<OAuthError> for Failure {
@@ -68,7 +101,7 @@ impl From<OAuthError> for Failure {
 }
 
 /// Checks an authorization request's parameters (again at each step: the form carries them).
-fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
+pub(crate) fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
     let show = |message: &str| Failure::Show(StatusCode::BAD_REQUEST, message.to_owned());
     let client_id = params
         .get("client_id")
@@ -83,12 +116,22 @@ fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
         None => return Err(show("the request has no redirect_uri")),
     };
     let state_param = params.get("state").map(str::to_owned);
+    // Known first: every later error is answered in the mode asked for.
+    let mode = params.get("response_mode");
+    let form_post = mode == Some("form_post");
     let fail = |error: &'static str, description: &str| Failure::Redirect {
         redirect_uri: redirect_uri.clone(),
         state: state_param.clone(),
+        form_post,
         error,
         description: description.to_owned(),
     };
+    if mode.is_some_and(|m| m != "query" && m != "form_post") {
+        return Err(fail(
+            "invalid_request",
+            "response_mode is query or form_post",
+        ));
+    }
     if params.get("response_type") != Some("code") {
         return Err(fail(
             "unsupported_response_type",
@@ -107,20 +150,16 @@ fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
             "request objects are not supported",
         ));
     }
-    if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(fail(
-            "invalid_request",
-            "only response_mode=query is supported",
-        ));
-    }
-    let scope = params.get("scope").unwrap_or_default();
-    let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    let scopes = granted_scopes(params.get("scope").unwrap_or_default());
     if !scopes.contains(&"openid") {
         return Err(fail("invalid_scope", "the scope must include openid"));
     }
-    if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(s)) {
-        return Err(fail("invalid_scope", &format!("unknown scope {unknown}")));
-    }
+    let prompt = Prompt::parse(params.get("prompt")).map_err(|why| fail("invalid_request", why))?;
+    let max_age = params
+        .get("max_age")
+        .map(|age| age.parse::<u64>())
+        .transpose()
+        .map_err(|_| fail("invalid_request", "max_age is a number of seconds"))?;
     let code_challenge = params.get("code_challenge").map(str::to_owned);
     match (&code_challenge, params.get("code_challenge_method")) {
         (None, None) if client.auth_method == AuthMethod::None => {
@@ -152,6 +191,13 @@ fn check(state: &AppState, params: &Params) -> Result<Request, Failure> {
         state: state_param,
         nonce,
         code_challenge,
+        form_post,
+        prompt,
+        max_age,
+        carried: CARRIED
+            .iter()
+            .filter_map(|name| params.get(name).map(|v| (*name, v.to_owned())))
+            .collect(),
     })
 }
 
@@ -163,18 +209,23 @@ fn is_s256_challenge(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// `redirect_uri` with the response parameters appended to its query.
+/// The authorization response: the response parameters with `state` and `iss`, sent to
+/// `redirect_uri` in its query (a 303) or, with `form_post`, by a form the page posts.
 fn redirect(
     state: &AppState,
     redirect_uri: &str,
     pairs: &[(&str, &str)],
     client_state: Option<&str>,
+    form_post: bool,
 ) -> HttpResponse {
     let mut all: Vec<(&str, &str)> = pairs.to_vec();
     if let Some(s) = client_state {
         all.push(("state", s));
     }
     all.push(("iss", state.issuer()));
+    if form_post {
+        return super::form_post::page(redirect_uri, &all);
+    }
     let query = serde_urlencoded::to_string(&all).unwrap_or_default();
     let separator = if redirect_uri.contains('?') { '&' } else { '?' };
     HttpResponse::SeeOther()
@@ -183,12 +234,14 @@ fn redirect(
         .finish()
 }
 
-fn respond(state: &AppState, failure: Failure) -> HttpResponse {
+/// The answer to a failed request: an error page, or the error sent to the client.
+pub(crate) fn respond(state: &AppState, failure: Failure) -> HttpResponse {
     match failure {
         Failure::Show(status, message) => error_page(status, &message),
         Failure::Redirect {
             redirect_uri,
             state: client_state,
+            form_post,
             error,
             description,
         } => redirect(
@@ -196,6 +249,7 @@ fn respond(state: &AppState, failure: Failure) -> HttpResponse {
             &redirect_uri,
             &[("error", error), ("error_description", &description)],
             client_state.as_deref(),
+            form_post,
         ),
         Failure::Server(error) => error_page(error_status(&error), error.description()),
     }
@@ -270,9 +324,27 @@ pub(crate) async fn authorize_post(
 }
 
 async fn show_login(req: HttpRequest, state: web::Data<AppState>, params: Params) -> HttpResponse {
-    let checked = blocking(&state, move |state| Ok((check(state, &params), params))).await;
+    let cookie = session::cookie(&req);
+    let checked = blocking(&state, move |state| {
+        let decided = match check(state, &params) {
+            Ok(request) => {
+                let decision = session::decide(state, &request, cookie.as_deref())?;
+                Ok((request, decision))
+            }
+            Err(failure) => Err(failure),
+        };
+        Ok((decided, params))
+    })
+    .await;
     match checked {
-        Ok((Ok(request), params)) => login_page(&state, &req, &params, &request, None),
+        Ok((Ok((request, Decision::SignIn)), params)) => {
+            login_page(&state, &req, &params, &request, None)
+        }
+        Ok((Ok((request, Decision::Consent)), _)) => consent::page(&state, &req, &request),
+        Ok((Ok((request, Decision::Issued(issued))), _)) => deliver_code(&state, &request, &issued),
+        Ok((Ok((request, Decision::Refuse(error, why))), _)) => {
+            respond(&state, Failure::to_client(&request, error, why))
+        }
         Ok((Err(failure), _)) => respond(&state, failure),
         Err(error) => respond(&state, Failure::Server(error)),
     }
@@ -326,23 +398,55 @@ pub(crate) async fn login(
     }
 }
 
+/// What ends a request after a sign-in: the code (none while the person has still to
+/// approve the client) and the new login session's id, for the cookie.
+pub(crate) struct Issued {
+    code: Option<Zeroizing<String>>,
+    session: Option<Zeroizing<String>>,
+}
+
 /// Ends `request` for the person `who`, whatever method they authenticated with: logs the
-/// authentication in the activity log and issues the single-use code. Blocking (sled).
+/// authentication in the activity log, starts a new login session (a new id, never one
+/// the browser brought: no session fixation) and, unless the person has still to approve
+/// the client, issues the single-use code. Blocking (sled).
 pub(crate) fn issue_code(
     state: &AppState,
     request: &Request,
     who: &Authenticated,
-) -> Result<Zeroizing<String>, OAuthError> {
+) -> Result<Issued, OAuthError> {
     state.log_authentication(&who.subject, who.auth_time)?;
-    let auth = Authorization::new(
+    let now = milagro_service::unix_now();
+    let expires = now.saturating_add(state.config.session_lifetime.as_secs());
+    let (id, session) = state
+        .sessions
+        .create(who, &request.client.client_id, expires)?;
+    let code = if consent::needed(state, request, &who.subject, now)? {
+        None
+    } else {
+        Some(code_in_session(state, request, who, Some(&session.sid))?)
+    };
+    Ok(Issued {
+        code,
+        session: Some(id),
+    })
+}
+
+/// A code for `request` from the person `who` of the login session `sid` (a sign-in just
+/// now, or an earlier one reused). Blocking (sled).
+pub(crate) fn code_in_session(
+    state: &AppState,
+    request: &Request,
+    who: &Authenticated,
+    sid: Option<&str>,
+) -> Result<Zeroizing<String>, OAuthError> {
+    let mut auth = Authorization::new(
         &request.client.client_id,
         who,
         &request.scope,
         request.nonce.clone(),
     );
-    let expires = who
-        .auth_time
-        .saturating_add(state.config.tokens.code.as_secs());
+    auth.sid = sid.map(str::to_owned);
+    let expires = milagro_service::unix_now().saturating_add(state.config.tokens.code.as_secs());
     state.grants.issue_code(
         auth,
         &request.redirect_uri,
@@ -351,13 +455,34 @@ pub(crate) fn issue_code(
     )
 }
 
-/// The response that hands `code` to the client: a 303 to its redirect URI with `code`,
-/// `state` and `iss` (RFC 9207).
-pub(crate) fn deliver_code(state: &AppState, request: &Request, code: &str) -> HttpResponse {
-    redirect(
-        state,
-        &request.redirect_uri,
-        &[("code", code)],
-        request.state.as_deref(),
-    )
+impl Issued {
+    /// A code issued in an existing session (the browser keeps its cookie).
+    pub(crate) fn code(code: Zeroizing<String>) -> Self {
+        Self {
+            code: Some(code),
+            session: None,
+        }
+    }
+}
+
+/// The response that hands the code to the client: a 303 to its redirect URI with
+/// `code`, `state` and `iss` (RFC 9207), or the form that posts them
+/// (`response_mode=form_post`). Without a code (the client needs the person's consent),
+/// a 303 back to the authorization request, which the new session then answers with
+/// the consent screen. A new session's cookie is set either way.
+pub(crate) fn deliver_code(state: &AppState, request: &Request, issued: &Issued) -> HttpResponse {
+    let mut answer = match &issued.code {
+        Some(code) => redirect(
+            state,
+            &request.redirect_uri,
+            &[("code", code)],
+            request.state.as_deref(),
+            request.form_post,
+        ),
+        None => session::back_to_authorize(state, request),
+    };
+    if let Some(id) = &issued.session {
+        session::set_cookie(state, &mut answer, id);
+    }
+    answer
 }

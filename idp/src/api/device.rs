@@ -30,16 +30,16 @@ pub(crate) async fn device_authorization(
                 "the client did not register the device_code grant",
             ));
         }
-        let scope = params.get("scope").unwrap_or("openid");
-        if let Some(unknown) = scope
-            .split(' ')
-            .find(|s| !["openid", "profile", "offline_access", ""].contains(s))
-        {
+        // Unknown scopes are dropped (RFC 6749 §3.3), as at the authorization endpoint.
+        let scope =
+            crate::scopes::granted_scopes(params.get("scope").unwrap_or("openid")).join(" ");
+        if scope.is_empty() {
             return Err(OAuthError::bad_request(
                 "invalid_scope",
-                format!("unknown scope {unknown}"),
+                "none of the scopes asked for is offered",
             ));
         }
+        let scope = scope.as_str();
         let now = milagro_service::unix_now();
         let tokens = state.config.tokens;
         let started = state.devices.start(

@@ -11,6 +11,8 @@
 //! | `POST /register` | dynamic client registration (RFC 7591) |
 //! | `GET, POST /authorize` | authorization endpoint: the login page |
 //! | `POST /login` | the login form's target; redirects back with a code |
+//! | `POST /consent` | the consent screen's target: approve or deny a client |
+//! | `GET, POST /logout` | RP-initiated logout (`end_session_endpoint`) |
 //! | `POST /token` | token endpoint: code, refresh token, device code |
 //! | `GET, POST /userinfo` | claims about the token's user |
 //! | `POST /revoke` | token revocation (RFC 7009) |
@@ -28,14 +30,20 @@
 
 mod admin;
 mod authorize;
+mod consent;
 mod device;
 mod device_registration;
 mod discovery;
+mod form_post;
+mod logout;
 mod pages;
 mod register;
 mod resource;
+mod session;
 mod token;
 mod userinfo;
+
+pub use session::SESSION_COOKIE;
 
 use std::collections::HashMap;
 
@@ -79,6 +87,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         web::post().to(authorize::authorize_post)
     }),
     Endpoint::new("post", "/login", || web::post().to(authorize::login)),
+    Endpoint::new("post", "/consent", || web::post().to(consent::decide)),
+    Endpoint::new("get", "/logout", || web::get().to(logout::logout_get)),
+    Endpoint::new("post", "/logout", || web::post().to(logout::logout_post)),
     Endpoint::new("post", "/token", || web::post().to(token::token)),
     Endpoint::new("get", "/userinfo", || web::get().to(userinfo::userinfo)),
     Endpoint::new("post", "/userinfo", || web::post().to(userinfo::userinfo)),

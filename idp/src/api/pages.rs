@@ -70,6 +70,11 @@ fn check_csrf(req: &HttpRequest, posted: Option<&str>) -> Result<(), OAuthError>
     }
 }
 
+/// Whether a posted `csrf` value is this browser's CSRF cookie (constant-time).
+pub(crate) fn csrf_matches(req: &HttpRequest, posted: Option<&str>) -> bool {
+    check_csrf(req, posted).is_ok()
+}
+
 /// The parameters of a form a page posted, or the error page to answer with: the body
 /// must be a form, and (with `csrf`) carry this browser's CSRF token.
 pub(crate) async fn posted_form(

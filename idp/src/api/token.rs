@@ -233,7 +233,12 @@ fn issue(
     } else {
         None
     };
-    let id_token = id_token(state, auth, nonce, &access, now)?;
+    // `sid` whenever the grant came from a login session (Back-Channel Logout 1.0 §2.4
+    // requires it for clients that registered `backchannel_logout_session_required`, and
+    // allows it for the others): a client that keys its sessions by the ID token's `sid`
+    // (mod_auth_openidc does, else by `sub`) then finds the one a logout token names.
+    let sid = auth.sid.as_deref();
+    let id_token = id_token(state, auth, nonce, sid, &access, now)?;
     Ok(TokenAnswer {
         access_token: access.as_str().to_owned(),
         token_type: if auth.jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
@@ -245,11 +250,14 @@ fn issue(
 }
 
 /// The ID token's claims beyond OpenID Connect's: `cnf` (RFC 7800) when the grant is
-/// bound to a key (RFC 9449 §6.1's `jkt`).
+/// bound to a key (RFC 9449 §6.1's `jkt`), and `sid`, the login session (Back-Channel
+/// Logout 1.0 §2.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BindingClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cnf: Option<Confirmation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 impl AdditionalClaims for BindingClaims {}
@@ -262,11 +270,12 @@ type BoundIdToken = IdToken<
     CoreJwsSigningAlgorithm,
 >;
 
-/// The signed ID token (`at_hash` of `access`; `cnf.jkt` of a bound grant).
+/// The signed ID token (`at_hash` of `access`; `cnf.jkt` of a bound grant; `sid`).
 pub(crate) fn id_token(
     state: &AppState,
     auth: &Authorization,
     nonce: Option<String>,
+    sid: Option<&str>,
     access: &str,
     now: u64,
 ) -> Result<String, OAuthError> {
@@ -289,6 +298,7 @@ pub(crate) fn id_token(
     let expires = now.saturating_add(state.config.tokens.id_token.as_secs());
     let binding = BindingClaims {
         cnf: auth.jkt.clone().map(|jkt| Confirmation { jkt }),
+        sid: sid.map(str::to_owned),
     };
     let claims = IdTokenClaims::new(
         issuer,

@@ -66,9 +66,11 @@ pub(crate) async fn revoke(
                 ));
             }
         }
-        state
-            .grants
-            .revoke(params.require("token")?, &client.client_id)
+        state.grants.revoke(
+            params.require("token")?,
+            &client.client_id,
+            milagro_service::unix_now(),
+        )
     })
     .await?;
     Ok(HttpResponse::Ok()

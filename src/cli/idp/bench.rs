@@ -13,7 +13,9 @@
 //! exchange the signature is. It also times what DPoP adds to a device's login (making
 //! and checking a proof, a key's thumbprint) next to one ES256K verification
 //! ([`dpop::dpop_costs`]), and what HTTPS costs a request next to plain HTTP, on a new
-//! connection and kept alive ([`https::https_costs`]).
+//! connection and kept alive ([`https::https_costs`]). With `--growth N`, what N sign-ins
+//! leave in the database and what the sweep of expired rows takes back
+//! ([`growth::growth`]).
 
 use milagro_regtest::RegtestControls as _;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ use serde_json::json;
 use super::print_json;
 
 mod dpop;
+mod growth;
 mod https;
 
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";
@@ -49,6 +52,9 @@ pub struct BenchArgs {
     /// Seconds of raw ES256 signing.
     #[arg(long, default_value_t = 2.0)]
     pub sign_secs: f64,
+    /// Sign-ins to grow the database by before measuring it and its sweep (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub growth: usize,
 }
 
 /// Runs the benchmark.
@@ -129,6 +135,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "p99_ms": at(0.99),
         }));
     }
+    let growth = if args.growth > 0 {
+        let url = format!("{}/token", idp.local_url());
+        let probe = args.exchanges.min(1000);
+        let snapshots = growth::growth(
+            &state,
+            &url,
+            (&client_id, &secret),
+            &user.subject,
+            args.growth,
+            probe,
+        )?;
+        eprintln!(
+            "\nIdP database after {} sign-ins (exchange rate: {probe} exchanges, concurrency 1)",
+            args.growth
+        );
+        for s in &snapshots {
+            eprintln!(
+                "{:>36}: {:>10} bytes on disk, {:>7} code and token rows, {:>6.0} exchanges/s",
+                s.after, s.size_on_disk, s.code_and_token_rows, s.exchanges_per_s
+            );
+        }
+        Some(snapshots)
+    } else {
+        None
+    };
     let https = https::https_costs(
         &idp,
         dir.path(),
@@ -182,6 +213,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         dpop.sign_us, dpop.verify_us, dpop.thumbprint_us, dpop.es256k_verify_us
     );
     print_json(&json!({
+        "growth": growth,
         "https": https,
         "dpop": dpop,
         "levels": levels,
@@ -193,7 +225,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// Redeems every code in `codes`; returns each exchange's time in milliseconds.
-fn exchange_all(url: &str, id: &str, secret: &str, codes: &[String]) -> Result<Vec<f64>> {
+pub(super) fn exchange_all(
+    url: &str,
+    id: &str,
+    secret: &str,
+    codes: &[String],
+) -> Result<Vec<f64>> {
     let http = crate::cli::http_builder()?
         .timeout(Duration::from_secs(30))
         .build()?;
