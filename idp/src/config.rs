@@ -15,6 +15,10 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use serde::Deserialize;
 
+pub use crate::enrolment_codes::EnrolmentConfig;
+use crate::mail::RawSmtp;
+pub use crate::mail::SmtpConfig;
+
 /// The IdP's example configuration, every key commented: the documentation of the
 /// file, and the template `milagro init` fills in.
 pub const EXAMPLE_CONFIG: &str = include_str!("../idp.example.toml");
@@ -37,8 +41,15 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "keys",
             "audit",
             "tls",
+            "enrolment",
+            "smtp",
         ],
     ),
+    (
+        "enrolment",
+        &["allowed_domains", "mail_code_secs", "activation_code_secs"],
+    ),
+    ("smtp", crate::mail::SMTP_KEYS),
     ("node", NODE_KEYS),
     ("tls", milagro_service::https::TLS_KEYS),
     ("sync", SYNC_KEYS),
@@ -83,6 +94,10 @@ pub struct Config {
     pub keys: KeyRotation,
     /// The time period of the activity log's entries (`H(subject ‖ period)`).
     pub audit_period: Duration,
+    /// `[enrolment]`: registration without a password.
+    pub enrolment: EnrolmentConfig,
+    /// `[smtp]`: where e-mailed codes are sent from; without it, only activation codes.
+    pub smtp: Option<SmtpConfig>,
 }
 
 /// `[tokens]`: how long each issued thing lives.
@@ -127,6 +142,55 @@ struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    enrolment: RawEnrolment,
+    #[serde(default)]
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEnrolment {
+    allowed_domains: Vec<String>,
+    mail_code_secs: u64,
+    activation_code_secs: u64,
+}
+
+impl Default for RawEnrolment {
+    fn default() -> Self {
+        let defaults = EnrolmentConfig::default();
+        Self {
+            allowed_domains: Vec::new(),
+            mail_code_secs: defaults.mail_code.as_secs(),
+            activation_code_secs: defaults.activation_code.as_secs(),
+        }
+    }
+}
+
+impl RawEnrolment {
+    fn check(self) -> Result<EnrolmentConfig, ConfigError> {
+        let mut domains = Vec::with_capacity(self.allowed_domains.len());
+        for domain in self.allowed_domains {
+            let domain = domain.to_ascii_lowercase();
+            if crate::users::normalise_email(&format!("x@{domain}")).is_none() {
+                return Err(invalid(
+                    "enrolment.allowed_domains",
+                    "each a domain name such as \"example.com\"",
+                ));
+            }
+            domains.push(domain);
+        }
+        Ok(EnrolmentConfig {
+            allowed_domains: domains,
+            mail_code: seconds("enrolment.mail_code_secs", self.mail_code_secs, 1, 3600)?,
+            activation_code: seconds(
+                "enrolment.activation_code_secs",
+                self.activation_code_secs,
+                1,
+                90 * DAY,
+            )?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -270,6 +334,8 @@ impl Config {
             tokens,
             keys,
             audit_period: seconds("audit.period_secs", raw.audit.period_secs, 1, 366 * DAY)?,
+            enrolment: raw.enrolment.check()?,
+            smtp: raw.smtp.map(RawSmtp::check).transpose()?,
         })
     }
 }
@@ -322,6 +388,14 @@ network = "regtest"
             (
                 format!("{minimal}[admin]\ntoken_sha256 = \"xy\"\n"),
                 "admin.token_sha256",
+            ),
+            (
+                format!("{minimal}[enrolment]\nallowed_domains = [\"no domain\"]\n"),
+                "enrolment.allowed_domains",
+            ),
+            (
+                format!("{minimal}[smtp]\nhost = \"mail.example.com\"\nport = 25\ntls = \"none\"\nfrom = \"a@b.c\"\n"),
+                "smtp.tls",
             ),
         ];
         for (text, key) in cases {

@@ -11,8 +11,11 @@ pub fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
         .finish()
 }
 
-/// The `name`/`value` of every hidden input, HTML entities decoded.
+/// The `name`/`value` of every hidden input, HTML entities decoded, each name once (the
+/// first: a page with several forms, such as the device page's password and e-mail forms,
+/// repeats the CSRF token, and a browser posts one form).
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
     html.split("<input type=\"hidden\" ")
         .skip(1)
         .map(|rest| {
@@ -23,6 +26,7 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
             };
             (attr("name"), attr("value"))
         })
+        .filter(|(name, _)| seen.insert(name.clone()))
         .collect()
 }
 
