@@ -93,3 +93,46 @@ pub fn decide_device(
     let decided = post(&choice);
     (signed_in, cookie.clone(), decided)
 }
+
+/// A person on the device page's e-mail form at `issuer` (a fresh browser): with `code`
+/// empty, asks for a code to be e-mailed to `email`; otherwise types it and, shown the
+/// client, allows it. The status and page answered last.
+pub fn email_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    email: &str,
+    code: &str,
+) -> (u16, String) {
+    let page = http.get(format!("{issuer}/device")).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.extend([
+        ("user_code".to_owned(), user_code.to_owned()),
+        ("email".to_owned(), email.to_owned()),
+        ("code".to_owned(), code.to_owned()),
+    ]);
+    let post = |form: &[(String, String)]| {
+        let answer = http
+            .post(format!("{issuer}/device"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let answered = post(&form);
+    if !answered.1.contains("name=\"consent\"") {
+        return answered;
+    }
+    let mut choice = hidden_fields(&answered.1);
+    choice.push(("decision".to_owned(), "allow".to_owned()));
+    post(&choice)
+}
