@@ -2,8 +2,11 @@
 //!
 //! The IdP sends one kind of message: the one-time code (and a link that fills it in on
 //! the device page) that proves a person controls an address ([`crate::enrolment_codes`]).
-//! It speaks SMTP through `lettre` (ADR 0017), blocking, on the handlers' blocking pool,
-//! with a 10-second timeout, over implicit TLS or STARTTLS (rustls, the system's roots);
+//! It speaks SMTP through `lettre` (ADR 0017), blocking, with a 10-second timeout, on one
+//! thread of its own fed by a queue of [`MAIL_QUEUE`] messages: the page answers before
+//! the message goes out, so an address that gets mail is answered as fast as one that
+//! does not (no timing tells which addresses may register), and a slow server holds no
+//! handler. Over implicit TLS or STARTTLS (rustls, the system's roots);
 //! plaintext only to a loopback host (a local relay or a test sink), so a code never
 //! crosses a network in clear. Credentials, if any, are read from a file at start, never
 //! from the configuration itself. Neither the address nor the code is ever logged.
@@ -15,11 +18,14 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport as _};
+
 use milagro_service::config::{invalid, ConfigError};
 use serde::Deserialize;
 
 /// How long one SMTP exchange may take.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages waiting to be sent at most; beyond, a send is refused ([`MailError::Busy`]).
+pub const MAIL_QUEUE: usize = 256;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +135,18 @@ pub enum MailError {
     /// The server refused or could not be reached.
     #[error("sending: {0}")]
     Send(#[source] lettre::transport::smtp::Error),
+    /// [`MAIL_QUEUE`] messages are waiting already, or the sender thread is gone.
+    #[error("the mail queue is full")]
+    Busy,
+    /// The sender thread could not be started.
+    #[error("starting the mail thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
-/// Sends the IdP's messages.
+/// Sends the IdP's messages: builds them at once, hands them to its thread.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: SmtpTransport,
+    queue: std::sync::mpsc::SyncSender<Message>,
     from: Mailbox,
 }
 
@@ -177,13 +189,31 @@ impl Mailer {
         if let Some(path) = &config.credentials_file {
             builder = builder.credentials(read_credentials(path)?);
         }
+        let transport = builder.build();
+        let (queue, waiting) = std::sync::mpsc::sync_channel::<Message>(MAIL_QUEUE);
+        // The thread ends when the last Mailer (the IdP's state) is dropped.
+        std::thread::Builder::new()
+            .name("idp-mail".into())
+            .spawn(move || {
+                for message in waiting {
+                    // The error names neither the address nor the code.
+                    match transport.send(&message) {
+                        Ok(_) => tracing::info!("an enrolment code was e-mailed"),
+                        Err(error) => {
+                            tracing::warn!(%error, "an enrolment code could not be e-mailed")
+                        }
+                    }
+                }
+            })
+            .map_err(MailError::Thread)?;
         Ok(Self {
-            transport: builder.build(),
+            queue,
             from: config.from.clone(),
         })
     }
 
-    /// Sends `code` (and `link`, which fills it in) to `to`, on behalf of the IdP `party`.
+    /// Queues `code` (and `link`, which fills it in) for `to`, on behalf of the IdP `party`;
+    /// the message goes out after this returns.
     pub fn send_code(
         &self,
         to: &str,
@@ -208,8 +238,7 @@ impl Mailer {
             .subject(format!("Your {party} device code"))
             .body(body)
             .map_err(|e| MailError::Message(e.to_string()))?;
-        self.transport.send(&message).map_err(MailError::Send)?;
-        Ok(())
+        self.queue.try_send(message).map_err(|_| MailError::Busy)
     }
 }
 

@@ -245,16 +245,16 @@ fn send_code(
         state.issuer(),
         code.as_str()
     );
+    // Queued, not sent: the answer takes as long as for an address that gets no mail.
     // The error names neither the address nor the code.
     if let Err(error) = mailer.send_code(email, &state.config.party.name, &code, &link) {
-        tracing::warn!(%error, "an enrolment code could not be e-mailed");
+        tracing::warn!(%error, "an enrolment code could not be queued");
         return Err(OAuthError::with_status(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             "the e-mail could not be sent; try again later",
         ));
     }
-    tracing::info!("an enrolment code was e-mailed");
     Ok(Outcome::Sent)
 }
 
