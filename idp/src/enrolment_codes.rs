@@ -16,11 +16,14 @@
 //!
 //! Only SHA-256 digests of codes and addresses are stored, compared in constant time;
 //! each code is removed when it is used. The tree holds at most [`MAX_CODES`] live codes of
-//! each kind: expired ones are swept when a code is issued past that, and beyond it the
-//! issue is refused (503), so no caller can grow the table without bound.
+//! each kind: rows are counted, expired ones are swept when a kind reaches that count, and
+//! beyond it the issue is refused (503), so no caller can grow the table without bound and
+//! issuing costs no scan until then.
 //!
 //! Rows: `a\0 ‖ SHA-256(activation code)` → JSON [`ActivationRow`];
 //! `m\0 ‖ device authorization key` → JSON [`MailRow`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use milagro_service::attempts::FailureLimiter;
 use rand_core::RngCore as _;
@@ -130,7 +133,16 @@ pub enum Checked {
 #[derive(Debug, Clone)]
 pub struct EnrolmentCodes {
     tree: sled::Tree,
+    /// Rows of each kind ([`ACTIVATION`], [`MAIL`]), counted at open and kept as rows
+    /// come and go (a row that expires unseen is counted until the next sweep recounts):
+    /// so that issuing a code costs a scan only when the kind looks full.
+    rows: std::sync::Arc<[AtomicUsize; 2]>,
 }
+
+/// The activation codes' prefix and counter index.
+const ACTIVATION: (&[u8], usize) = (b"a\0", 0);
+/// The e-mailed codes' prefix and counter index.
+const MAIL: (&[u8], usize) = (b"m\0", 1);
 
 fn email_hash(email: &str) -> [u8; 32] {
     hashed(email)
@@ -147,15 +159,26 @@ fn storage(e: impl std::fmt::Display) -> OAuthError {
 impl EnrolmentCodes {
     /// Opens the tree in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
-        Ok(Self {
-            tree: db.open_tree("enrolment_codes")?,
-        })
+        let tree = db.open_tree("enrolment_codes")?;
+        let count = |prefix: &[u8]| AtomicUsize::new(tree.scan_prefix(prefix).count());
+        let rows = std::sync::Arc::new([count(ACTIVATION.0), count(MAIL.0)]);
+        Ok(Self { tree, rows })
     }
 
-    /// Makes room for one more code under `prefix`: sweeps expired rows when the kind is
-    /// full, and refuses (503) if it still is.
-    fn make_room(&self, prefix: &[u8], now: u64) -> Result<(), OAuthError> {
-        if self.tree.scan_prefix(prefix).take(MAX_CODES).count() < MAX_CODES {
+    fn added(&self, (_, kind): (&[u8], usize)) {
+        self.rows[kind].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn removed(&self, (_, kind): (&[u8], usize)) {
+        let _ = self.rows[kind].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(1))
+        });
+    }
+
+    /// Makes room for one more code of a kind: when it looks full, sweeps its expired rows
+    /// (and recounts), and refuses (503) if it still is full.
+    fn make_room(&self, (prefix, kind): (&[u8], usize), now: u64) -> Result<(), OAuthError> {
+        if self.rows[kind].load(Ordering::Relaxed) < MAX_CODES {
             return Ok(());
         }
         let mut live = 0usize;
@@ -171,6 +194,7 @@ impl EnrolmentCodes {
                 live += 1;
             }
         }
+        self.rows[kind].store(live, Ordering::Relaxed);
         if live >= MAX_CODES {
             return Err(OAuthError::with_status(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -189,7 +213,7 @@ impl EnrolmentCodes {
         now: u64,
         expires: u64,
     ) -> Result<Zeroizing<String>, OAuthError> {
-        self.make_room(b"a\0", now)?;
+        self.make_room(ACTIVATION, now)?;
         let code = random_token(16);
         let row = ActivationRow {
             email_sha256: email_hash(email),
@@ -198,6 +222,7 @@ impl EnrolmentCodes {
         let key = [&b"a\0"[..], &hashed(&code)].concat();
         let json = serde_json::to_vec(&row).map_err(storage)?;
         self.tree.insert(key, json).map_err(storage)?;
+        self.added(ACTIVATION);
         self.tree.flush().map_err(storage)?;
         Ok(code)
     }
@@ -226,6 +251,7 @@ impl EnrolmentCodes {
         .and_then(|checked| {
             if checked == Checked::Accepted {
                 self.tree.remove(&key).map_err(storage)?;
+                self.removed(ACTIVATION);
                 self.tree.flush().map_err(storage)?;
             }
             Ok(checked)
@@ -242,7 +268,7 @@ impl EnrolmentCodes {
         now: u64,
         expires: u64,
     ) -> Result<Zeroizing<String>, OAuthError> {
-        self.make_room(b"m\0", now)?;
+        self.make_room(MAIL, now)?;
         let mut raw = [0u8; 8];
         rand_core::OsRng.fill_bytes(&mut raw);
         // u64 mod 10⁸: the bias is below 10⁻¹⁰, far under one guess in the few allowed.
@@ -255,9 +281,13 @@ impl EnrolmentCodes {
             failures: 0,
         };
         let json = serde_json::to_vec(&row).map_err(storage)?;
-        self.tree
+        let replaced = self
+            .tree
             .insert(mail_key(device_key), json)
             .map_err(storage)?;
+        if replaced.is_none() {
+            self.added(MAIL);
+        }
         self.tree.flush().map_err(storage)?;
         Ok(code)
     }
@@ -298,6 +328,7 @@ impl EnrolmentCodes {
         };
         if remove {
             self.tree.remove(&key).map_err(storage)?;
+            self.removed(MAIL);
             self.tree.flush().map_err(storage)?;
         }
         Ok(checked)
@@ -385,6 +416,30 @@ mod tests {
             Checked::Refused,
             "expired"
         );
+    }
+
+    #[test]
+    fn a_full_kind_sweeps_its_expired_rows_and_refuses_when_still_full() {
+        let codes = codes();
+        // Pretend the kind is full: the sweep recounts and finds the one live row.
+        codes.issue_mail_code(b"d1", "a@x.org", 10, 20).unwrap();
+        codes.rows[MAIL.1].store(MAX_CODES, Ordering::Relaxed);
+        codes.issue_mail_code(b"d2", "a@x.org", 30, 40).unwrap();
+        assert_eq!(
+            codes.rows[MAIL.1].load(Ordering::Relaxed),
+            1,
+            "d1 swept, d2 added"
+        );
+        assert_eq!(codes.tree.scan_prefix(MAIL.0).count(), 1);
+        // Truly full of live rows: refused.
+        for n in 0..MAX_CODES {
+            codes
+                .tree
+                .insert(mail_key(&n.to_be_bytes()), &br#"{"expires":99}"#[..])
+                .unwrap();
+        }
+        codes.rows[MAIL.1].store(MAX_CODES, Ordering::Relaxed);
+        assert!(codes.issue_mail_code(b"d3", "a@x.org", 31, 40).is_err());
     }
 
     #[test]
