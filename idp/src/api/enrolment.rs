@@ -239,7 +239,11 @@ fn send_code(
     let lifetime = state.config.enrolment.mail_code.as_secs();
     let expires = now.saturating_add(lifetime).min(row.expires);
     let code = enrolment.codes.issue_mail_code(&key, email, now, expires)?;
-    let shown = format!("{}-{}", &row.user_code[..4], &row.user_code[4..]);
+    // Stored normalised (8 letters); shown as the device shows it, `BCDF-GHJK`.
+    let shown = match (row.user_code.get(..4), row.user_code.get(4..)) {
+        (Some(head), Some(tail)) => format!("{head}-{tail}"),
+        _ => row.user_code.clone(),
+    };
     let link = format!(
         "{}/device?user_code={shown}&code={}",
         state.issuer(),
