@@ -352,8 +352,11 @@ fn rand_bytes() -> [u8; 32] {
     bytes
 }
 
-/// The name and value of each hidden input of the login page.
+/// The name and value of each hidden input of the login page, each name once (the first:
+/// the device page repeats its CSRF token in its password and e-mail forms, and a browser
+/// posts one form).
 fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
     let attr = |tag: &str, name: &str| {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         let end = start + tag[start..].find('"')?;
@@ -369,5 +372,6 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     html.split("<input type=\"hidden\" ")
         .skip(1)
         .filter_map(|tag| Some((attr(tag, "name")?, attr(tag, "value")?)))
+        .filter(|(name, _)| seen.insert(name.clone()))
         .collect()
 }

@@ -15,6 +15,10 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use serde::Deserialize;
 
+pub use crate::enrolment_codes::EnrolmentConfig;
+use crate::mail::RawSmtp;
+pub use crate::mail::SmtpConfig;
+
 /// The IdP's example configuration, every key commented: the documentation of the
 /// file, and the template `milagro init` fills in.
 pub const EXAMPLE_CONFIG: &str = include_str!("../idp.example.toml");
@@ -39,8 +43,15 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "tls",
             "sessions",
             "consent",
+            "enrolment",
+            "smtp",
         ],
     ),
+    (
+        "enrolment",
+        &["allowed_domains", "mail_code_secs", "activation_code_secs"],
+    ),
+    ("smtp", crate::mail::SMTP_KEYS),
     ("node", NODE_KEYS),
     ("tls", milagro_service::https::TLS_KEYS),
     ("sync", SYNC_KEYS),
@@ -94,6 +105,10 @@ pub struct Config {
     pub session_lifetime: Duration,
     /// Consent to clients (the consent screen).
     pub consent: ConsentConfig,
+    /// `[enrolment]`: registration without a password.
+    pub enrolment: EnrolmentConfig,
+    /// `[smtp]`: where e-mailed codes are sent from; without it, only activation codes.
+    pub smtp: Option<SmtpConfig>,
 }
 
 /// `[consent]`: which clients people are not asked about, and how long a consent lasts.
@@ -162,6 +177,10 @@ struct RawConfig {
     sessions: RawSessions,
     #[serde(default)]
     consent: RawConsent,
+    #[serde(default)]
+    enrolment: RawEnrolment,
+    #[serde(default)]
+    smtp: Option<RawSmtp>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +212,51 @@ impl Default for RawConsent {
             first_party_clients: Vec::new(),
             remember_secs: 365 * DAY,
         }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEnrolment {
+    allowed_domains: Vec<String>,
+    mail_code_secs: u64,
+    activation_code_secs: u64,
+}
+
+impl Default for RawEnrolment {
+    fn default() -> Self {
+        let defaults = EnrolmentConfig::default();
+        Self {
+            allowed_domains: Vec::new(),
+            mail_code_secs: defaults.mail_code.as_secs(),
+            activation_code_secs: defaults.activation_code.as_secs(),
+        }
+    }
+}
+
+impl RawEnrolment {
+    fn check(self) -> Result<EnrolmentConfig, ConfigError> {
+        let mut domains = Vec::with_capacity(self.allowed_domains.len());
+        for domain in self.allowed_domains {
+            let domain = domain.to_ascii_lowercase();
+            if crate::users::normalise_email(&format!("x@{domain}")).is_none() {
+                return Err(invalid(
+                    "enrolment.allowed_domains",
+                    "each a domain name such as \"example.com\"",
+                ));
+            }
+            domains.push(domain);
+        }
+        Ok(EnrolmentConfig {
+            allowed_domains: domains,
+            mail_code: seconds("enrolment.mail_code_secs", self.mail_code_secs, 1, 3600)?,
+            activation_code: seconds(
+                "enrolment.activation_code_secs",
+                self.activation_code_secs,
+                1,
+                90 * DAY,
+            )?,
+        })
     }
 }
 
@@ -371,6 +435,8 @@ impl Config {
                     3650 * DAY,
                 )?,
             },
+            enrolment: raw.enrolment.check()?,
+            smtp: raw.smtp.map(RawSmtp::check).transpose()?,
         })
     }
 }
@@ -423,6 +489,14 @@ network = "regtest"
             (
                 format!("{minimal}[admin]\ntoken_sha256 = \"xy\"\n"),
                 "admin.token_sha256",
+            ),
+            (
+                format!("{minimal}[enrolment]\nallowed_domains = [\"no domain\"]\n"),
+                "enrolment.allowed_domains",
+            ),
+            (
+                format!("{minimal}[smtp]\nhost = \"mail.example.com\"\nport = 25\ntls = \"none\"\nfrom = \"a@b.c\"\n"),
+                "smtp.tls",
             ),
         ];
         for (text, key) in cases {

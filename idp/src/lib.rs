@@ -21,7 +21,12 @@
 //! - [`Idp::start`] → [`RunningIdp`]: binds, starts the HTTP server and the chain loop;
 //! - [`keys::KeyRing`]: ES256 signing keys and their rotation;
 //! - [`users::UserStore`]: users with argon2id hashes ([`users::SledUsers`]), computed
-//!   in reused memory ([`passwords::Passwords`]) behind a bounded queue;
+//!   in reused memory ([`passwords::Passwords`]) behind a bounded queue, and people
+//!   without any password, known by the e-mail address they proved;
+//! - [`enrolment_codes`], [`mail`]: registration without a password: on the device page a
+//!   person proves an e-mail address with a one-time code the IdP sends by SMTP
+//!   (`[smtp]`) or an activation code the operator issued
+//!   (`POST /v1/admin/activation-codes`), and their device is let in and registers;
 //! - [`clients`], [`grants`], [`device_grants`]: registered clients, codes and tokens,
 //!   device authorizations, in sled;
 //! - [`devices`]: each person's registered device (its key and M-Pin identity), the one
@@ -58,8 +63,10 @@ pub mod config;
 pub mod device_grants;
 pub mod devices;
 pub mod dpop;
+pub mod enrolment_codes;
 pub mod grants;
 pub mod keys;
+pub mod mail;
 pub mod oauth;
 pub mod passwords;
 pub mod scopes;

@@ -25,8 +25,12 @@ use crate::device_grants::{
 };
 use crate::devices::Devices;
 use crate::dpop::{SeenProofs, SEEN_CAPACITY};
+use crate::enrolment_codes::{
+    Enrolment, EnrolmentCodes, SENDS_PER_ADDRESS, SENDS_PER_EMAIL, SEND_WINDOW_SECS,
+};
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
+use crate::mail::Mailer;
 use crate::passwords::Passwords;
 use crate::sessions::{Consents, Sessions};
 use crate::state::AppState;
@@ -72,6 +76,9 @@ pub enum StartError {
     /// The HTTP server or a thread could not start.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// `[smtp]` could not be set up (its credentials file, TLS).
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// Opens the IdP's service database (for `milagro idp user add` while it is stopped).
@@ -149,6 +156,20 @@ impl Service for AppState {
                 DEVICE_ADDRESSES_TRACKED,
             )),
             seen_proofs: Arc::new(SeenProofs::new(SEEN_CAPACITY)),
+            enrolment: Arc::new(Enrolment {
+                codes: EnrolmentCodes::open(&db).map_err(|e| fail(&e))?,
+                mailer: config.smtp.as_ref().map(Mailer::new).transpose()?,
+                sends_per_address: FailureLimiter::new(
+                    SENDS_PER_ADDRESS,
+                    SEND_WINDOW_SECS,
+                    DEVICE_ADDRESSES_TRACKED,
+                ),
+                sends_per_email: FailureLimiter::new(
+                    SENDS_PER_EMAIL,
+                    SEND_WINDOW_SECS,
+                    DEVICE_ADDRESSES_TRACKED,
+                ),
+            }),
             audit: chain.audit.clone(),
             users,
             password_checks: Arc::new(WorkGate::new(

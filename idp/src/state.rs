@@ -55,6 +55,8 @@ pub struct AppState {
     pub registered_devices: Devices,
     /// Failed device-code approvals per client address (`POST /device`).
     pub device_attempts: Arc<FailureLimiter<IpAddr>>,
+    /// Registration without a password: codes, mail, their rate limits.
+    pub enrolment: Arc<crate::enrolment_codes::Enrolment>,
     /// The DPoP proofs accepted recently (a `jti` counts once).
     pub seen_proofs: Arc<SeenProofs>,
     /// Login sessions.

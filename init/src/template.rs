@@ -133,6 +133,10 @@ pub fn render(
     if let Some(audit) = table(&mut doc, "audit") {
         audit.remove("origin");
     }
+    // The IdP's e-mail sections name example.com's relay and a credentials file that does
+    // not exist here: an operator adds them for their own mail (idp.example.toml shows how).
+    doc.remove("smtp");
+    doc.remove("enrolment");
     match (&settings.tls, table(&mut doc, "tls")) {
         (Some(files), Some(tls)) => {
             tls["cert"] = path(&files.cert);

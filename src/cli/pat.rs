@@ -47,6 +47,11 @@ pub enum PatCommand {
     /// TLS, proving the user with the stored ID token), sums them, takes the PIN out
     /// (`MILAGRO_PIN` or standard input) and stores only the token.
     Shares(super::pat_mpin::SharesArgs),
+    /// Registers the device for a person without a password: starts the login at the
+    /// instructed IdP, where the person gives `--email` and the code the IdP e-mails them
+    /// (or an activation code); then collects the shares and takes the PIN as `shares`
+    /// does. A new device registered for the same address replaces the old one.
+    Register(super::pat_mpin::RegisterArgs),
     /// Renews the M-Pin key's time permit for today from every D-TA that gave it shares
     /// (over Milagro TLS, the device's anchored key its only proof; no login, no PIN).
     Permit(super::pat_mpin::PermitArgs),
@@ -140,6 +145,7 @@ pub fn run(command: PatCommand) -> Result<()> {
         PatCommand::Listen(args) => super::pat_tls::listen(args),
         PatCommand::Login(args) => super::pat_mpin::login(args),
         PatCommand::Shares(args) => super::pat_mpin::shares(args),
+        PatCommand::Register(args) => super::pat_mpin::register(args),
         PatCommand::Permit(args) => super::pat_mpin::permit(args),
         PatCommand::Authenticate(args) => super::pat_mpin::authenticate_command(args),
     }

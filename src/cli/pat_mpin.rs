@@ -14,6 +14,12 @@
 //! 4. `authenticate`: a zero-knowledge login at an authentication server with the PIN;
 //!    prints the session token it signed.
 //!
+//! `register` is `login` and `shares` in one, for a person without a password: the
+//! device grant starts, the person proves their e-mail address on the IdP's device page
+//! (a code the IdP e-mails them, or an activation code their operator gave them), and the
+//! device, registered at the IdP by its login, goes on to collect its shares and store its
+//! key. Registering a new device for the same address replaces the old one at the IdP.
+//!
 //! The PIN (4 digits) is read from the environment variable `MILAGRO_PIN` if set, else
 //! from the first line of standard input: never from the command line, which other users
 //! of the machine can see.
@@ -27,7 +33,7 @@ use milagro_pat_client::authenticate::authenticate;
 use milagro_pat_client::dtas::{
     client_id_for, collect_permits, collect_shares, locate, DtaEndpoint,
 };
-use milagro_pat_client::idp_login::{IdToken, IdpLogin};
+use milagro_pat_client::idp_login::{DeviceLogin, IdToken, IdpLogin};
 use milagro_pat_client::mpin_key::MpinKey;
 use milagro_pat_client::{open, Enrolled, Stage};
 use milagro_tls::Options;
@@ -61,6 +67,17 @@ pub struct LoginArgs {
 pub struct SharesArgs {
     #[command(flatten)]
     pub session: SessionArgs,
+}
+
+/// `milagro pat register`
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// The person's e-mail address: the one to give on the IdP's device page (only shown
+    /// to them here; the IdP sends the code to it).
+    #[arg(long)]
+    pub email: String,
 }
 
 /// `milagro pat permit`
@@ -114,7 +131,13 @@ pub fn login(args: LoginArgs) -> Result<()> {
     let provider = super::pat_provider::chosen(&args.state, args.provider, args.instructed_idp)?;
     let token = match &provider {
         Some(provider) => super::pat_provider::log_in(&enrolled, &dtas, provider)?,
-        None => instructed_login(&enrolled, &dtas)?,
+        None => instructed_login(&enrolled, &dtas, |pending| {
+            format!(
+                "to approve this device, open {} and enter the code {}",
+                pending.verification_uri(),
+                pending.user_code()
+            )
+        })?,
     };
     token.save(&args.state)?;
     eprintln!(
@@ -132,8 +155,13 @@ pub fn login(args: LoginArgs) -> Result<()> {
 }
 
 /// The device grant at the IdP the instructions of `enrolled` name, for the client id
-/// the D-TAs `dtas` agree on there.
-fn instructed_login(enrolled: &Enrolled, dtas: &[DtaEndpoint]) -> Result<IdToken> {
+/// the D-TAs `dtas` agree on there; `tell` says what the person is to do (printed on
+/// standard error) while the device waits.
+fn instructed_login(
+    enrolled: &Enrolled,
+    dtas: &[DtaEndpoint],
+    tell: impl FnOnce(&DeviceLogin) -> String,
+) -> Result<IdToken> {
     let idp = enrolled
         .instructions()
         .instructions
@@ -143,11 +171,7 @@ fn instructed_login(enrolled: &Enrolled, dtas: &[DtaEndpoint]) -> Result<IdToken
     let client_id = client_id_for(dtas, &idp.url)?;
     let login = IdpLogin::discover(&crate::cli::outbound()?, &idp, &client_id)?;
     let pending = login.start()?;
-    eprintln!(
-        "to approve this device, open {} and enter the code {}",
-        pending.verification_uri(),
-        pending.user_code()
-    );
+    eprintln!("{}", tell(&pending));
     Ok(pending.wait(enrolled.device().key())?)
 }
 
@@ -160,14 +184,32 @@ pub fn shares(args: SharesArgs) -> Result<()> {
         bail!("the id token expired: run `milagro pat login` again");
     }
     let dtas = located_dtas(&enrolled)?;
+    let key = store_key(&args.session, &enrolled, &dtas, &token)?;
+    IdToken::forget(state)?;
+    print_json(&json!({
+        "status": "key_stored",
+        "mpin_id": String::from_utf8_lossy(key.id.as_bytes()),
+        "permit_day": key.permit.day().0,
+        "dtas": key.dtas,
+    }))
+}
+
+/// Collects every D-TA's client-secret share and time permit with `token` (over Milagro
+/// TLS), sums them, takes the PIN out and stores the key (`mpin-key.json`).
+fn store_key(
+    session: &SessionArgs,
+    enrolled: &Enrolled,
+    dtas: &[DtaEndpoint],
+    token: &IdToken,
+) -> Result<MpinKey> {
     let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
-        min_depth: args.session.min_depth,
+        min_depth: session.min_depth,
         ..Options::default()
     };
     let shares = super::pat_tls::runtime()?.block_on(collect_shares(
         &identity,
-        &dtas,
+        dtas,
         directory,
         &options,
         &token.share_request(),
@@ -179,11 +221,33 @@ pub fn shares(args: SharesArgs) -> Result<()> {
         );
     }
     let key = MpinKey::assemble(&shares, read_pin()?)?;
-    key.save(state)?;
-    IdToken::forget(state)?;
+    key.save(&session.state)?;
     eprintln!("the shares are summed, the pin is out: only the token is stored");
+    Ok(key)
+}
+
+/// Runs `milagro pat register`: the device grant at the instructed IdP, approved by the
+/// person proving `--email` on its device page, then the shares and the PIN as `shares`
+/// does. The ID token is never stored: it is used at once.
+pub fn register(args: RegisterArgs) -> Result<()> {
+    let enrolled = enrolled(&args.session.state)?;
+    let dtas = located_dtas(&enrolled)?;
+    let email = args.email.trim();
+    let token = instructed_login(&enrolled, &dtas, |pending| {
+        let page = pending
+            .verification_uri_complete()
+            .unwrap_or_else(|| pending.verification_uri());
+        format!(
+            "to register this device, open {page} (device code {}) and give the address \
+             {email}; then enter the code the IdP e-mails to it, or the activation code \
+             you were given",
+            pending.user_code()
+        )
+    })?;
+    let key = store_key(&args.session, &enrolled, &dtas, &token)?;
     print_json(&json!({
-        "status": "key_stored",
+        "status": "registered",
+        "issuer": token.issuer,
         "mpin_id": String::from_utf8_lossy(key.id.as_bytes()),
         "permit_day": key.permit.day().0,
         "dtas": key.dtas,

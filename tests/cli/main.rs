@@ -21,6 +21,7 @@ mod network;
 mod pat;
 mod pat_mpin;
 mod pat_provider;
+mod pat_register;
 mod served;
 mod tbs_crash;
 

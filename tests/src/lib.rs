@@ -28,6 +28,7 @@ pub mod lying_tbs;
 pub mod npm;
 pub mod on_path;
 pub mod openapi;
+pub mod smtp_sink;
 pub mod tenant_world;
 pub mod third_party_op;
 pub mod tls_parties;

@@ -174,6 +174,27 @@ pub struct CreatedUser {
     pub subject: String,
 }
 
+/// `POST /v1/admin/activation-codes` (the admin token): a one-time code with which the
+/// person at `email` registers a device on the IdP's device page, without a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivationCode {
+    /// The person's e-mail address (at most 64 bytes of letters, digits and `. - _ @`).
+    pub email: String,
+}
+
+/// The `201` of `POST /v1/admin/activation-codes`: shown once, stored only as its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationCode {
+    /// The address, normalised (lowercase): the one to type with the code.
+    pub email: String,
+    /// The code (secret; single use).
+    pub activation_code: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
 /// The `201` of `POST /v1/devices`: the device that may now sign its person in with
 /// M-Pin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,13 +4,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_service::token::ApiToken;
-use milagro_wire::idp::{Checkpoint, CreatedUser, NewUser};
+use milagro_wire::idp::{ActivationCode, Checkpoint, CreatedUser, NewActivationCode, NewUser};
 use zeroize::Zeroizing;
 
 use super::{bearer, blocking, read_body};
 use crate::oauth::OAuthError;
 use crate::state::AppState;
-use crate::users::UserError;
+use crate::users::{normalise_email, UserError};
 
 fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
     let Some(hash) = state.config.admin_token else {
@@ -62,6 +62,45 @@ pub(crate) async fn add_user(
         username: user.username,
         subject: user.subject,
     }))
+}
+
+/// `POST /v1/admin/activation-codes` `{"email"}` → 201 `{"email", "activation_code",
+/// "expires_in"}`: a one-time code the person types on the device page, with their
+/// address, to register a device without a password ([`crate::enrolment_codes`]). Only
+/// its hash is kept; the address is not logged.
+pub(crate) async fn issue_activation_code(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    check_admin(&req, &state)?;
+    if !milagro_service::api::is_json(&req) {
+        return Err(milagro_service::api::unsupported_media_type().into());
+    }
+    let body = read_body(body).await?;
+    let new: NewActivationCode = serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("the body is not {{email}} JSON: {e}")))?;
+    let email = normalise_email(&new.email)
+        .ok_or_else(|| OAuthError::invalid_request("not an e-mail address the IdP accepts"))?;
+    let answer = blocking(&state, move |state| {
+        let now = milagro_service::unix_now();
+        let lifetime = state.config.enrolment.activation_code.as_secs();
+        let code = state.enrolment.codes.issue_activation_code(
+            &email,
+            now,
+            now.saturating_add(lifetime),
+        )?;
+        tracing::info!("an activation code was issued");
+        Ok(ActivationCode {
+            email,
+            activation_code: code.as_str().to_owned(),
+            expires_in: lifetime,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(answer))
 }
 
 /// `GET /v1/audit/checkpoint`: the newest signed checkpoint of the activity log, its

@@ -1,5 +1,6 @@
 //! The device authorization grant (RFC 8628): the device's request, and the page where
-//! a person enters the user code and logs in, is shown which client asks (its name and
+//! a person enters the user code and logs in (with a password, or without one by proving
+//! an e-mail address: [`super::enrolment`]), is shown which client asks (its name and
 //! `client_id`), and allows or denies it.
 
 use actix_web::http::StatusCode;
@@ -70,7 +71,7 @@ pub(crate) async fn device_authorization(
 fn form(
     state: &AppState,
     req: &HttpRequest,
-    user_code: &str,
+    (user_code, code): (&str, &str),
     username: &str,
     error: Option<&str>,
 ) -> HttpResponse {
@@ -78,7 +79,7 @@ fn form(
     let fields = hidden(&[("csrf", &csrf)]);
     let body = format!(
         "<p class=\"muted\">Enter the code your device shows, then sign in to let it in.</p>\
-         {}",
+         {}{}",
         credentials(
             "/device",
             &format!(
@@ -89,7 +90,8 @@ fn form(
             "Allow device",
             error,
             username,
-        )
+        ),
+        super::enrolment::email_form(state, &csrf, user_code, code, None)
     );
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
@@ -105,16 +107,20 @@ fn form(
     )
 }
 
-/// `GET /device[?user_code=…]`: the verification page.
+/// `GET /device[?user_code=…[&code=…]]`: the verification page (the link of an e-mailed
+/// code fills in both).
 pub(crate) async fn verification_page(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let code = Params::parse(req.query_string().as_bytes())
-        .ok()
-        .and_then(|p| p.get("user_code").map(str::to_owned))
-        .unwrap_or_default();
-    form(&state, &req, &code, "", None)
+    let params = Params::parse(req.query_string().as_bytes()).ok();
+    let get = |name| {
+        params
+            .as_ref()
+            .and_then(|p| p.get(name).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    form(&state, &req, (&get("user_code"), &get("code")), "", None)
 }
 
 /// What a `POST /device` came to.
@@ -152,6 +158,9 @@ pub(crate) async fn verify(
     };
     if params.get("consent").is_some() {
         return decide(&req, &state, params).await;
+    }
+    if params.get("email").is_some_and(|e| !e.is_empty()) {
+        return super::enrolment::verify_email(&req, &state, params).await;
     }
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     let username = params.get("username").unwrap_or_default().to_owned();
@@ -223,7 +232,9 @@ pub(crate) async fn verify(
             (&client_id, client_name.as_deref()),
             &username,
         ),
-        Ok(Approval::Refused(problem)) => form(&state, &req, &user_code, &username, Some(problem)),
+        Ok(Approval::Refused(problem)) => {
+            form(&state, &req, (&user_code, ""), &username, Some(problem))
+        }
         Ok(Approval::Limited(limited)) => {
             let mut answer = error_page(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
             if let Ok(value) = limited.retry_after_secs.to_string().parse() {
@@ -245,7 +256,7 @@ pub(crate) async fn verify(
 const WRONG_CREDENTIALS: &str = "Wrong username or password (or the code is unknown or expired).";
 
 /// The page that shows the person which client asks, as whom, and takes their choice.
-fn consent_page(
+pub(super) fn consent_page(
     state: &AppState,
     req: &HttpRequest,
     user_code: &str,

@@ -20,6 +20,7 @@
 //! | `GET, POST /device` | the device flow's user verification page |
 //! | `POST /v1/devices` | a device registers its key as its person's (DPoP-bound token of the device grant) |
 //! | `POST /v1/admin/users` | adds a user (admin token) |
+//! | `POST /v1/admin/activation-codes` | a one-time code to register a device without a password (admin token) |
 //! | `GET /v1/audit/checkpoint` | the newest signed checkpoint of the activity log |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes |
 //!
@@ -34,6 +35,7 @@ mod consent;
 mod device;
 mod device_registration;
 mod discovery;
+mod enrolment;
 mod form_post;
 mod logout;
 mod pages;
@@ -106,6 +108,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     }),
     Endpoint::new("post", "/v1/admin/users", || {
         web::post().to(admin::add_user)
+    }),
+    Endpoint::new("post", "/v1/admin/activation-codes", || {
+        web::post().to(admin::issue_activation_code)
     }),
     Endpoint::new("get", "/v1/audit/checkpoint", || {
         web::get().to(admin::checkpoint)

@@ -11,8 +11,11 @@ pub fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
         .finish()
 }
 
-/// The `name`/`value` of every hidden input, HTML entities decoded.
+/// The `name`/`value` of every hidden input, HTML entities decoded, each name once (the
+/// first: a page with several forms, such as the device page's password and e-mail forms,
+/// repeats the CSRF token, and a browser posts one form).
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
     html.split("<input type=\"hidden\" ")
         .skip(1)
         .map(|rest| {
@@ -23,6 +26,7 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
             };
             (attr("name"), attr("value"))
         })
+        .filter(|(name, _)| seen.insert(name.clone()))
         .collect()
 }
 
@@ -88,4 +92,47 @@ pub fn decide_device(
     choice.push(("decision".to_owned(), decision.to_owned()));
     let decided = post(&choice);
     (signed_in, cookie.clone(), decided)
+}
+
+/// A person on the device page's e-mail form at `issuer` (a fresh browser): with `code`
+/// empty, asks for a code to be e-mailed to `email`; otherwise types it and, shown the
+/// client, allows it. The status and page answered last.
+pub fn email_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    email: &str,
+    code: &str,
+) -> (u16, String) {
+    let page = http.get(format!("{issuer}/device")).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut form = hidden_fields(&page.text().unwrap());
+    form.extend([
+        ("user_code".to_owned(), user_code.to_owned()),
+        ("email".to_owned(), email.to_owned()),
+        ("code".to_owned(), code.to_owned()),
+    ]);
+    let post = |form: &[(String, String)]| {
+        let answer = http
+            .post(format!("{issuer}/device"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let answered = post(&form);
+    if !answered.1.contains("name=\"consent\"") {
+        return answered;
+    }
+    let mut choice = hidden_fields(&answered.1);
+    choice.push(("decision".to_owned(), "allow".to_owned()));
+    post(&choice)
 }

@@ -31,6 +31,7 @@ mod jwks_mitm;
 mod key_separation;
 mod milagro_tls;
 mod openapi_conformance;
+mod passwordless_registration;
 mod pat_client;
 mod readiness;
 mod service_runtime;

@@ -6,8 +6,8 @@ use milagro_idp::api::OPENAPI_JSON;
 use milagro_tests::openapi::response_schema;
 use milagro_tests::wire_schema::{component, request_body, Documented};
 use milagro_wire::idp::{
-    Checkpoint, CreatedUser, DeviceAuthorization, DeviceRegistration, MilagroMetadata, NewUser,
-    ProviderMetadata, TokenAnswer,
+    ActivationCode, Checkpoint, CreatedUser, DeviceAuthorization, DeviceRegistration,
+    MilagroMetadata, NewActivationCode, NewUser, ProviderMetadata, TokenAnswer,
 };
 
 use super::{assert_agrees, common, hash, key, signed_checkpoint};
@@ -103,6 +103,20 @@ fn the_idp_document_describes_the_idp_wire_types() {
             &[CreatedUser {
                 username: "alice".into(),
                 subject: "s-123".into(),
+            }],
+        )
+        .values(
+            &request_body(("post", "/v1/admin/activation-codes")),
+            &[NewActivationCode {
+                email: "carol@milagro.test".into(),
+            }],
+        )
+        .values(
+            &answer("post", "/v1/admin/activation-codes", 201),
+            &[ActivationCode {
+                email: "carol@milagro.test".into(),
+                activation_code: "c2VjcmV0".into(),
+                expires_in: 604_800,
             }],
         )
         .values(
