@@ -59,6 +59,7 @@ pub mod keys;
 pub mod oauth;
 pub mod passwords;
 mod server;
+pub mod signin;
 pub mod state;
 pub mod users;
 

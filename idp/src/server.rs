@@ -12,8 +12,12 @@ pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
 use milagro_service::files;
 use milagro_service::identity::PartyKind;
 use milagro_service::party_config::PartyConfig;
+use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
 use milagro_service::work_gate::WorkGate;
+use milagro_verifier::server_secret::FetchParts;
+use milagro_verifier::Verifier;
+use milagro_wire::health::ReadinessCheck;
 
 use crate::clients::ClientStore;
 use crate::config::Config;
@@ -25,6 +29,7 @@ use crate::dpop::{SeenProofs, SEEN_CAPACITY};
 use crate::grants::Grants;
 use crate::keys::{KeyError, KeyRing};
 use crate::passwords::Passwords;
+use crate::signin::MpinSignIn;
 use crate::state::AppState;
 use crate::users::{SledUsers, UserStore};
 
@@ -62,6 +67,9 @@ pub enum StartError {
         /// Why.
         detail: String,
     },
+    /// The M-Pin verifier's guess counts or revocation list could not be opened.
+    #[error(transparent)]
+    Verifier(#[from] milagro_verifier::OpenError),
     /// The HTTP server or a thread could not start.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -124,7 +132,20 @@ impl Service for AppState {
         let users: Arc<dyn UserStore> =
             Arc::new(SledUsers::open(&db, passwords).map_err(|e| fail(&e))?);
         let chain = base.chain;
+        let mpin = match &config.mpin {
+            Some(mpin) => {
+                let verifier =
+                    Verifier::open(&db, &config.party.state_dir, &mpin.dtas, mpin.login.clone())?;
+                Some(Arc::new(MpinSignIn::new(mpin.clone(), verifier)))
+            }
+            None => None,
+        };
         let state = AppState {
+            directory: Arc::new(IndexDirectory::for_node(
+                &config.party.node,
+                chain.index.clone(),
+            )),
+            mpin,
             clients: ClientStore::open(&db).map_err(|e| fail(&e))?,
             grants: Grants::open(&db).map_err(|e| fail(&e))?,
             devices: DeviceGrants::open(&db).map_err(|e| fail(&e))?,
@@ -166,4 +187,35 @@ impl Service for AppState {
     }
 
     fn hooks(&self) {}
+
+    /// With `[mpin]`, ready once every D-TA's server share is summed (M-Pin sign-ins are
+    /// refused until then).
+    fn peer_checks(&self) -> Vec<ReadinessCheck> {
+        self.mpin
+            .iter()
+            .map(|mpin| mpin.verifier.readiness())
+            .collect()
+    }
+
+    /// With `[mpin]`, the thread that fetches the D-TAs' server shares.
+    fn start_beside(&self, (): (), running: &mut Running<Self>) -> Result<(), StartError> {
+        let Some(mpin) = &self.mpin else {
+            return Ok(());
+        };
+        let parts = FetchParts {
+            identity: self.identity.clone(),
+            own_anchor: self.own_anchor.clone(),
+            state_dir: self.config.party.state_dir.clone(),
+            sync: self.config.party.sync.clone(),
+            directory: self.directory.clone(),
+            min_peer_depth: mpin.config.min_peer_depth,
+            dtas: mpin.config.dtas.clone(),
+            slot: mpin.verifier.server_secret.clone(),
+        };
+        let shutdown = running.shutdown().clone();
+        running.spawn_worker("idp-server-secret", move || {
+            milagro_verifier::server_secret::run(&parts, &shutdown)
+        })?;
+        Ok(())
+    }
 }

@@ -11,6 +11,9 @@
 //! | `POST /register` | dynamic client registration (RFC 7591) |
 //! | `GET, POST /authorize` | authorization endpoint: the login page |
 //! | `POST /login` | the login form's target; redirects back with a code |
+//! | `GET /authorize/wait` | the M-Pin sign-in page's reload; redirects back with a code once approved |
+//! | `GET /v1/signin/request` | the request behind an access number (the device shows it) |
+//! | `POST /v1/signin/commit`, `POST /v1/signin/prove` | the device's M-Pin passes approving a sign-in |
 //! | `POST /token` | token endpoint: code, refresh token, device code |
 //! | `GET, POST /userinfo` | claims about the token's user |
 //! | `POST /revoke` | token revocation (RFC 7009) |
@@ -31,6 +34,8 @@ mod device;
 mod discovery;
 mod pages;
 mod register;
+pub mod signin;
+mod signin_page;
 mod token;
 mod userinfo;
 
@@ -76,6 +81,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         web::post().to(authorize::authorize_post)
     }),
     Endpoint::new("post", "/login", || web::post().to(authorize::login)),
+    Endpoint::new("get", signin_page::WAIT_PATH, || {
+        web::get().to(authorize::signin_wait)
+    }),
+    Endpoint::new("get", signin::REQUEST_PATH, || {
+        web::get().to(signin::request)
+    }),
+    Endpoint::new("post", signin::COMMIT_PATH, || {
+        web::post().to(signin::commit)
+    }),
+    Endpoint::new("post", signin::PROVE_PATH, || web::post().to(signin::prove)),
     Endpoint::new("post", "/token", || web::post().to(token::token)),
     Endpoint::new("get", "/userinfo", || web::get().to(userinfo::userinfo)),
     Endpoint::new("post", "/userinfo", || web::post().to(userinfo::userinfo)),
