@@ -36,6 +36,8 @@ pub enum Step {
     LocateDtas,
     /// Logging in at an authentication server with M-Pin.
     Authenticate,
+    /// Approving a sign-in on the web at the IdP with M-Pin.
+    SignIn,
 }
 
 impl fmt::Display for Step {
@@ -50,6 +52,7 @@ impl fmt::Display for Step {
             Self::LogIn => "logging in at the idp",
             Self::LocateDtas => "locating the d-tas",
             Self::Authenticate => "authenticating with m-pin",
+            Self::SignIn => "approving a sign-in with m-pin",
         })
     }
 }

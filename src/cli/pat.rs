@@ -54,6 +54,10 @@ pub enum PatCommand {
     /// standard input; zero knowledge: neither PIN nor key is sent) and prints the
     /// session token it signed.
     Authenticate(super::pat_mpin::AuthenticateArgs),
+    /// Approves a sign-in on the web: the access number a sign-in page of the device's IdP
+    /// shows (or the URL its QR code carries); shows which client asks, then runs the
+    /// M-Pin passes for that request with the PIN (`MILAGRO_PIN` or standard input).
+    Approve(super::pat_mpin::ApproveArgs),
 }
 
 /// `milagro pat enrol`
@@ -142,6 +146,7 @@ pub fn run(command: PatCommand) -> Result<()> {
         PatCommand::Shares(args) => super::pat_mpin::shares(args),
         PatCommand::Permit(args) => super::pat_mpin::permit(args),
         PatCommand::Authenticate(args) => super::pat_mpin::authenticate_command(args),
+        PatCommand::Approve(args) => super::pat_mpin::approve_command(args),
     }
 }
 
