@@ -19,6 +19,7 @@ mod network;
 mod pat;
 mod pat_mpin;
 mod pat_provider;
+mod pat_signin;
 mod served;
 mod tbs_crash;
 

@@ -6,7 +6,7 @@
 pub mod node_rp;
 mod pages;
 
-pub use pages::{approve_device, decide_device, encode, hidden_fields};
+pub use pages::{approve_device, callback_server, decide_device, encode, hidden_fields};
 
 use std::time::Duration;
 
