@@ -11,7 +11,12 @@
 //! Certificate (role `idp`) on first start and anchors the certificate's digest on chain
 //! ([`milagro_service`] does that for every service); the discovery document names the
 //! certificate's URL, digest, anchoring txid and key, so a relying party can check the
-//! IdP by SPV before trusting its JWKS. And every successful authentication appends
+//! IdP by SPV before trusting its JWKS. With `[mpin]`, people sign in with M-Pin from
+//! their own device ([`signin`]): the authorization page shows a QR code and an access
+//! number, `milagro pat approve` on the device runs the two zero-knowledge passes against
+//! the server secret the IdP sums from the D-TAs' shares ([`milagro_verifier`], the
+//! authentication server's code), and the ID token says `amr` `["pin", "swk", "mfa"]`,
+//! `acr` `urn:milagro:acr:mpin`. And every successful authentication appends
 //! `H(subject ‖ time period)` to the IdP's RFC 6962 activity log, whose signed
 //! checkpoints are anchored periodically ([`state::authentication_entry`]).
 //!
@@ -26,6 +31,8 @@
 //!   device authorizations, in sled;
 //! - [`devices`]: each person's registered device (its key and M-Pin identity), the one
 //!   an M-Pin sign-in may come from;
+//! - [`signin::MpinSignIn`]: the M-Pin verifier, the sign-ins waiting for a device and
+//!   their access numbers;
 //! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
 //!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
@@ -33,9 +40,11 @@
 //! # What it does not do
 //!
 //! No implicit or hybrid flows, no request objects, no consent screen (a user who logs in
-//! grants the requested scopes), no sessions (every authorization asks for the password),
-//! no TLS (run it behind a reverse proxy), no claims beyond `sub` and
-//! `preferred_username`.
+//! grants the requested scopes), no sessions (every authorization asks for a sign-in),
+//! no claims beyond `sub` and `preferred_username`. M-Pin sign-in has no script on its
+//! page (it reloads itself), keeps waiting sign-ins in one process's memory, and counts
+//! PIN guesses in the IdP's own database (the auth server's rules, its own counters); it
+//! registers no device itself (`Devices::register` is the registration's).
 //!
 //! ```no_run
 //! use milagro_idp::{config::Config, Idp};

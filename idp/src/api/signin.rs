@@ -219,8 +219,8 @@ pub(crate) async fn commit(
 ) -> HttpResponse {
     let address = req.peer_addr().map(|a| a.ip());
     let outcome = async {
-        let mpin = configured(&state)?;
         let request: SigninCommit<CommitRequest> = json(&req, body).await?;
+        let mpin = configured(&state)?;
         let shared = AppState::clone(&state);
         let work = {
             let mpin = mpin.clone();
@@ -258,8 +258,8 @@ pub(crate) async fn prove(
 ) -> HttpResponse {
     let address = req.peer_addr().map(|a| a.ip());
     let outcome = async {
-        let mpin = configured(&state)?;
         let request: SigninProve<ProveRequest> = json(&req, body).await?;
+        let mpin = configured(&state)?;
         let shared = AppState::clone(&state);
         let work = {
             let mpin = mpin.clone();
