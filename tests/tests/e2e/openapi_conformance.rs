@@ -80,7 +80,10 @@ fn the_idp_does_what_its_document_says() {
         milagro_idp::api::OPENAPI_JSON,
         &[("authorization", &bearer)],
     );
-    assert_eq!(json_operations, 2, "register, admin users");
+    assert_eq!(
+        json_operations, 4,
+        "register, admin users, sign-in commit and prove"
+    );
     let header = format!("Authorization: {bearer}");
     schemathesis(&w.issuer, EXAMPLES, &["--header", &header]);
 }
