@@ -42,6 +42,12 @@ pub struct Authorization {
     /// The authentication context class satisfied (`acr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    /// Granted through the device authorization grant (RFC 8628): the person approved
+    /// this device's code on another screen. Only such a grant, bound to the device's key,
+    /// may register that key as the person's device ([`crate::devices`]): a relying party
+    /// that got tokens through a browser cannot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device_grant: bool,
     /// The key the grant's tokens are bound to (RFC 9449): set when the grant was first
     /// redeemed with a DPoP proof, then needed for every later use (rows written before
     /// read as unbound).
@@ -61,6 +67,7 @@ impl Authorization {
             auth_time: who.auth_time,
             amr: who.amr.clone(),
             acr: who.acr.clone(),
+            device_grant: false,
             jkt: None,
         }
     }

@@ -136,6 +136,21 @@ pub struct NetworkRecord {
     pub idp_client_id: Option<String>,
     /// The tenant and group devices enrol in, once created at the TBS.
     pub tenant: Option<TenantRecord>,
+    /// What runs the parties (absent in a record of before compose: the supervisor).
+    #[serde(default)]
+    pub runner: Runner,
+}
+
+/// What runs the parties of a network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// The supervisor `milagro network up` starts.
+    #[default]
+    Supervisor,
+    /// A container engine, one container per party (`deploy/container/compose.yaml`),
+    /// wired by `milagro network configure`.
+    Containers,
 }
 
 /// The TBS tenant and group `up` made.

@@ -11,8 +11,13 @@
 //! - [`down`]: stops the supervisor, which stops every party gracefully, then the node.
 //! - [`supervise`]: the supervisor itself (`milagro network supervise`, started by `up`):
 //!   restarts a party that dies, mines a block whenever a transaction waits.
+//! - [`configure`], [`run_node`], [`wait_for_party`], [`ready`]: the same network with one
+//!   container per party (`deploy/container/compose.yaml`): a one-shot step that plans
+//!   and wires it, the node in the foreground, each party waiting for its configuration,
+//!   and the containers' health check.
 //!
-//! What it does not do: run anywhere but on this machine's loopback, or on any chain but
+//! What it does not do: run anywhere but on this machine's loopback (the compose network
+//! shares the host's), or on any chain but
 //! regtest. The directory holds the local operator's tokens (`network.json`, mode 0600):
 //! a development network, not a deployment (`milagro init` sets up one of those).
 //!
@@ -25,16 +30,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod compose;
 mod layout;
 mod node;
 mod status;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 mod up;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use layout::{NetworkDir, NetworkRecord, PartyRecord, TenantRecord};
+pub use compose::{configure, ready, run_node, wait_for_party};
+pub use layout::{NetworkDir, NetworkRecord, PartyRecord, Runner, TenantRecord};
 pub use status::{status, NetworkStatus, PartyStatus};
 pub use supervisor::{supervise, ProcessState, SupervisorState};
 pub use up::{up, GROUP, TENANT};

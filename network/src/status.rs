@@ -6,15 +6,20 @@ use serde::Serialize;
 
 use milagro_wire::health::Readiness;
 
-use crate::layout::{NetworkDir, PartyRecord};
+use crate::layout::{NetworkDir, PartyRecord, Runner};
 use crate::supervisor::SupervisorState;
 use crate::NetworkError;
+
+/// How the compose network's next steps start.
+const COMPOSE: &str = "podman-compose -f deploy/container/compose.yaml";
 
 /// What `status` reports (`--json` prints it as is).
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkStatus {
     /// Each party.
     pub parties: Vec<PartyStatus>,
+    /// What runs the parties.
+    pub runner: Runner,
     /// The supervisor's process id, if it runs.
     pub supervisor: Option<u32>,
     /// The node's RPC URL, as the supervisor last saw it.
@@ -124,16 +129,27 @@ pub fn status(dir: &NetworkDir) -> Result<NetworkStatus, NetworkError> {
             dir.claim_key_file().display()
         ));
     }
-    next_steps.push(format!(
-        "milagro network logs --dir {} PARTY",
-        dir.root().display()
-    ));
-    next_steps.push(format!(
-        "milagro network down --dir {}",
-        dir.root().display()
-    ));
+    match record.runner {
+        Runner::Supervisor => {
+            next_steps.push(format!(
+                "milagro network logs --dir {} PARTY",
+                dir.root().display()
+            ));
+            next_steps.push(format!(
+                "milagro network down --dir {}",
+                dir.root().display()
+            ));
+        }
+        Runner::Containers => {
+            // The claim key is on the volume: the enrol command above names its path
+            // in the containers.
+            next_steps.push(format!("{COMPOSE} logs PARTY"));
+            next_steps.push(format!("{COMPOSE} down"));
+        }
+    }
     Ok(NetworkStatus {
         parties,
+        runner: record.runner,
         supervisor,
         node: (!processes.node.is_empty()).then_some(processes.node),
         next_steps,
@@ -167,9 +183,12 @@ impl NetworkStatus {
                 out.push_str(&format!("    {}: {detail}\n", p.name));
             }
         }
-        match self.supervisor {
-            Some(pid) => out.push_str(&format!("supervisor: pid {pid}")),
-            None => out.push_str("supervisor: not running (milagro network up starts it)"),
+        match (self.runner, self.supervisor) {
+            (Runner::Containers, _) => out.push_str("each party runs in its own container"),
+            (Runner::Supervisor, Some(pid)) => out.push_str(&format!("supervisor: pid {pid}")),
+            (Runner::Supervisor, None) => {
+                out.push_str("supervisor: not running (milagro network up starts it)")
+            }
         }
         if let Some(node) = &self.node {
             out.push_str(&format!("; node {node}"));

@@ -22,7 +22,7 @@ use crate::layout::{read_json, write_json, NetworkDir, PartyRecord};
 use crate::NetworkError;
 
 /// How often the supervisor looks at its processes and the mempool.
-const TICK: Duration = Duration::from_millis(250);
+pub(crate) const TICK: Duration = Duration::from_millis(250);
 /// The first wait before restarting a party that ended; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait before a restart.
@@ -268,7 +268,7 @@ fn stop_child(name: &str, mut child: Child) {
 }
 
 /// Mines one block to `miner` if the mempool holds a transaction.
-fn mine_if_pending(node: &BitcoindRpc, miner: &str) {
+pub(crate) fn mine_if_pending(node: &BitcoindRpc, miner: &str) {
     let pending = node
         .call::<serde_json::Value>("getmempoolinfo", &[])
         .ok()
@@ -282,7 +282,7 @@ fn mine_if_pending(node: &BitcoindRpc, miner: &str) {
 }
 
 /// A flag set on SIGTERM or SIGINT (a thread of its own waits for them).
-fn stop_on_signals() -> Result<Arc<AtomicBool>, NetworkError> {
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, NetworkError> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -5,13 +5,18 @@
 //! The first run, in order (the parties name each other's digests, and the D-TAs need
 //! the client the IdP registers, so they are configured once the IdP runs):
 //! 1. the node; every party's identity ([`milagro_init::prepare`]) on free loopback ports;
-//!    the TBS's and the IdP's configurations;
+//!    the TBS's and the IdP's configurations; then `network.json`, the plan's commit
+//!    point (a plan interrupted before it is made again: [`planned`]);
 //! 2. the supervisor, which starts the node's miner and every configured party;
 //! 3. once the IdP is ready: its device-grant client for the D-TAs; then the D-TAs'
 //!    configurations (trusting that IdP, giving server shares to the auth server) and
 //!    the auth server's (summing both D-TAs' shares);
 //! 4. once all are ready: the TBS tenant `local` with group `devices`, naming both D-TAs
 //!    and the IdP, and the claim key devices enrol with.
+//!
+//! Steps 1, 3 and 4 are also what `milagro network configure` runs for a compose file,
+//! where each party has a container of its own and step 2 is the container engine's
+//! ([`crate::compose`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 use milagro_init::{Chain, DtaPeer, InitRequest, ServiceRole, TrustedIdp};
 use serde_json::{json, Value};
 
-use crate::layout::{NetworkDir, NetworkRecord, PartyRecord, TenantRecord};
+use crate::layout::{NetworkDir, NetworkRecord, PartyRecord, Runner, TenantRecord};
 use crate::status::{self, NetworkStatus};
 use crate::NetworkError;
 
@@ -48,17 +53,63 @@ pub fn up(
     patience: Duration,
 ) -> Result<NetworkStatus, NetworkError> {
     let deadline = Instant::now() + patience;
+    prepare_dir(dir)?;
+    let node = crate::node::start(dir)?;
+    let record = planned(dir, &node, Runner::Supervisor)?;
+    ensure_supervisor(dir, milagro)?;
+    wire(dir, &node, record, deadline)?;
+    status::status(dir)
+}
+
+/// Makes the network's directory (mode 0700) and its `logs/` and `parties/`.
+pub(crate) fn prepare_dir(dir: &NetworkDir) -> Result<(), NetworkError> {
     milagro_service::files::create_private_dir(dir.root())
         .map_err(|e| NetworkError::File(e.to_string()))?;
     for sub in [dir.root().join("logs"), dir.root().join("parties")] {
         std::fs::create_dir_all(&sub).map_err(|e| NetworkError::io(&sub, e))?;
     }
-    let node = crate::node::start(dir)?;
-    let mut record = match dir.read_record()? {
-        Some(record) => record,
-        None => plan(dir, &node)?,
-    };
-    ensure_supervisor(dir, milagro)?;
+    Ok(())
+}
+
+/// The network's record; on the first run (or after a first run that was interrupted
+/// before it wrote the record), the plan of step 1 made afresh.
+///
+/// `network.json` is the plan's commit point, written atomically as its last act. Until
+/// it exists nothing runs from `parties/` (the supervisor and `milagro network serve`
+/// start a party only once the record names it), so nothing was anchored and no token
+/// was handed out: what an interrupted plan left there is removed and planned again, on
+/// new ports. Keeping it instead would pair identities whose certificates name the old
+/// ports with configurations on the new ones, and `init` refuses a written configuration.
+pub(crate) fn planned(
+    dir: &NetworkDir,
+    node: &milagro_regtest::NodeInfo,
+    runner: Runner,
+) -> Result<NetworkRecord, NetworkError> {
+    if let Some(record) = dir.read_record()? {
+        return Ok(record);
+    }
+    let parties = dir.root().join("parties");
+    if std::fs::read_dir(&parties)
+        .map_err(|e| NetworkError::io(&parties, e))?
+        .next()
+        .is_some()
+    {
+        tracing::warn!(dir = %parties.display(), "removing what an interrupted first run left");
+        std::fs::remove_dir_all(&parties).map_err(|e| NetworkError::io(&parties, e))?;
+        std::fs::create_dir_all(&parties).map_err(|e| NetworkError::io(&parties, e))?;
+    }
+    plan(dir, node, runner)
+}
+
+/// Steps 3 and 4, each done only if not done yet: the IdP's client for the D-TAs, the
+/// D-TAs' and the auth server's configurations, the TBS tenant; waiting (until
+/// `deadline`) for the parties each step needs ready, and at last for all of them.
+pub(crate) fn wire(
+    dir: &NetworkDir,
+    node: &milagro_regtest::NodeInfo,
+    mut record: NetworkRecord,
+    deadline: Instant,
+) -> Result<(), NetworkError> {
     let http = client()?;
     let idp = party(&record, "idp")?.clone();
     // The IdP's M-Pin server secret waits for the D-TAs, which wait for the client
@@ -68,18 +119,23 @@ pub fn up(
         record.idp_client_id = Some(register_client(&http, &idp, &record)?);
         dir.write_record(&record)?;
     }
-    configure_peers(dir, &node, &record)?;
+    configure_peers(dir, node, &record)?;
     let all: Vec<&PartyRecord> = record.parties.iter().collect();
     wait_ready(&http, &all, deadline)?;
     if record.tenant.is_none() {
         record.tenant = Some(create_tenant(dir, &http, &record)?);
         dir.write_record(&record)?;
     }
-    status::status(dir)
+    Ok(())
 }
 
-/// The first run's step 1: identities, ports, the TBS's and IdP's configurations.
-fn plan(dir: &NetworkDir, node: &milagro_regtest::NodeInfo) -> Result<NetworkRecord, NetworkError> {
+/// The first run's step 1: identities, ports, the TBS's and IdP's configurations; the
+/// record last (see [`planned`]).
+fn plan(
+    dir: &NetworkDir,
+    node: &milagro_regtest::NodeInfo,
+    runner: Runner,
+) -> Result<NetworkRecord, NetworkError> {
     let ports = free_ports(7)?;
     let mut next = ports.into_iter();
     let mut take = || {
@@ -94,6 +150,7 @@ fn plan(dir: &NetworkDir, node: &milagro_regtest::NodeInfo) -> Result<NetworkRec
         idp_registration_token: None,
         idp_client_id: None,
         tenant: None,
+        runner,
     };
     let mut idp = None;
     for (name, role) in PARTIES {

@@ -32,6 +32,8 @@ pub enum Step {
     LookUpPeer,
     /// Logging the user in at the IdP.
     LogIn,
+    /// Registering the device's key as the user's device at the IdP.
+    RegisterDevice,
     /// Asking the D-TAs where their share APIs are.
     LocateDtas,
     /// Logging in at an authentication server with M-Pin.
@@ -50,6 +52,7 @@ impl fmt::Display for Step {
             Self::FetchInstructions => "fetching instructions",
             Self::LookUpPeer => "looking up a peer's anchor",
             Self::LogIn => "logging in at the idp",
+            Self::RegisterDevice => "registering the device at the idp",
             Self::LocateDtas => "locating the d-tas",
             Self::Authenticate => "authenticating with m-pin",
             Self::SignIn => "approving a sign-in with m-pin",

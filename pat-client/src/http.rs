@@ -115,12 +115,26 @@ impl ServiceClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<Answer, Error> {
+        self.post_with(step, path, &[], body)
+    }
+
+    /// `POST path` with a JSON body and extra `headers` (an access token, a DPoP proof).
+    pub(crate) fn post_with(
+        &self,
+        step: Step,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &impl Serialize,
+    ) -> Result<Answer, Error> {
         let body = serde_json::to_string(body).map_err(|e| Error::unexpected(step, e))?;
         let request = self
             .client
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
+        let request = headers.iter().fold(request, |request, (name, value)| {
+            request.header(*name, *value)
+        });
         self.send(step, request, path)
     }
 

@@ -32,7 +32,7 @@ use milagro_anchor::dpop;
 use milagro_anchor::id_token_nonce::NonceSalt;
 use milagro_anchor::instructions::ServiceAnchor;
 use milagro_anchor::keys::SecretKey;
-use milagro_wire::idp::{ProviderMetadata, TokenAnswer};
+use milagro_wire::idp::{DeviceRegistration, ProviderMetadata, TokenAnswer};
 use milagro_wire::shares::ClientShareRequest;
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,9 @@ use crate::error::{Error, Step};
 use crate::files;
 use crate::http::{ServiceClient, DEFAULT_REQUEST_TIMEOUT};
 use milagro_http_client::Outbound;
+
+/// Where this project's IdP registers a device (`milagro_idp`'s route).
+pub const DEVICES_PATH: &str = "/v1/devices";
 
 /// File name of the stored ID token in the device's state directory.
 pub const ID_TOKEN_FILE: &str = "id-token.json";
@@ -178,6 +181,41 @@ impl IdpLogin {
         &self.issuer
     }
 
+    /// Registers `key` as the user's device at the IdP (`POST /v1/devices`, with the
+    /// device grant's `access_token`, bound to `key`, and a proof by `key`): the M-Pin
+    /// key the D-TAs will issue for this key is then the one the IdP accepts a sign-in
+    /// from, and the user's previous device can no longer sign in. Checks the answer
+    /// names this key.
+    pub fn register_device(
+        &self,
+        key: &SecretKey,
+        access_token: &str,
+    ) -> Result<DeviceRegistration, Error> {
+        let uri = format!("{}{DEVICES_PATH}", self.issuer);
+        let proof = dpop_proof(key, &uri, Some(access_token));
+        let authorization = format!("DPoP {access_token}");
+        let registered: DeviceRegistration = self
+            .client
+            .post_with(
+                Step::RegisterDevice,
+                DEVICES_PATH,
+                &[("authorization", &authorization), (dpop::HEADER, &proof)],
+                &serde_json::json!({}),
+            )?
+            .read(Step::RegisterDevice)?;
+        let ours = key.public_key().to_string();
+        if registered.device_key != ours {
+            return Err(Error::unexpected(
+                Step::RegisterDevice,
+                format!(
+                    "the IdP registered key {}, not this device's {ours}",
+                    registered.device_key
+                ),
+            ));
+        }
+        Ok(registered)
+    }
+
     /// Asks for a device code (scope `openid`); refuses an answer whose verification
     /// URIs are not on the issuer's origin.
     pub fn start(&self) -> Result<DeviceLogin, Error> {
@@ -220,7 +258,7 @@ impl DeviceLogin {
     pub fn poll(&mut self, key: &SecretKey) -> Result<Option<IdToken>, Error> {
         let login = &self.login;
         let form = self.pending.token_form(&login.client_id)?;
-        let proof = dpop_proof(key, &format!("{}{}", login.issuer, login.token_path));
+        let proof = dpop_proof(key, &format!("{}{}", login.issuer, login.token_path), None);
         let answer = login.client.post_form_with(
             Step::LogIn,
             &login.token_path,
@@ -239,7 +277,9 @@ impl DeviceLogin {
                 tokens.token_type
             )));
         }
-        Ok(Some(IdToken::read(&self.login, &tokens.id_token)?))
+        let token = IdToken::read(&self.login, &tokens.id_token)?;
+        self.login.register_device(key, &tokens.access_token)?;
+        Ok(Some(token))
     }
 
     /// Polls at the IdP's interval, each poll proving `key` ([`Self::poll`]), until the
@@ -254,14 +294,15 @@ impl DeviceLogin {
     }
 }
 
-/// A DPoP proof by `key` for `POST uri`, now, with 128 random bits as its `jti`.
-fn dpop_proof(key: &SecretKey, uri: &str) -> String {
+/// A DPoP proof by `key` for `POST uri` (with `access_token`, at a resource), now, with
+/// 128 random bits as its `jti`.
+fn dpop_proof(key: &SecretKey, uri: &str, access_token: Option<&str>) -> String {
     let mut jti = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut jti);
     let request = dpop::Request {
         method: "POST",
         uri,
-        access_token: None,
+        access_token,
     };
     dpop::sign(key, &request, &B64URL.encode(jti), unix_now())
 }
@@ -477,7 +518,7 @@ mod tests {
     fn the_token_request_carries_a_fresh_dpop_proof_by_the_device_key() {
         let key = SecretKey::from_bytes(&[3; 32]).unwrap();
         let uri = "http://idp.test/token";
-        let (first, second) = (dpop_proof(&key, uri), dpop_proof(&key, uri));
+        let (first, second) = (dpop_proof(&key, uri, None), dpop_proof(&key, uri, None));
         let request = dpop::Request {
             method: "POST",
             uri,

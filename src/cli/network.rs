@@ -1,5 +1,6 @@
 //! `milagro network`: a persistent local network ([`milagro_network`]): up, status,
-//! down, logs; and the supervisor `up` starts (`supervise`, hidden).
+//! down, logs; the supervisor `up` starts (`supervise`, hidden); and what the containers
+//! of `deploy/container/compose.yaml` run (node, configure, serve, ready).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,18 @@ pub enum NetworkCommand {
     /// Runs the supervisor in the foreground (what `up` starts in the background).
     #[command(hide = true)]
     Supervise(DirArgs),
+    /// Runs the regtest node in the foreground, mining a block whenever a transaction
+    /// waits, until SIGTERM (the node container of a compose network).
+    Node(DirArgs),
+    /// Plans and wires the network without running any party (each has its own
+    /// container), waits until every party is ready, then prints `status`; again, it
+    /// only checks (the one-shot step of a compose network).
+    Configure(UpArgs),
+    /// Waits until the party's configuration is written and the node answers, then runs
+    /// `milagro ROLE serve` in this process's place (a party container).
+    Serve(PartyArgs),
+    /// Exits 0 if the party (or `node`) is ready, else 1 naming why (a health check).
+    Ready(PartyArgs),
 }
 
 /// The network's directory.
@@ -80,6 +93,18 @@ pub struct LogsArgs {
     lines: usize,
 }
 
+/// `milagro network serve|ready PARTY`
+#[derive(Debug, Args)]
+pub struct PartyArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// The party (tbs, idp, dta1, dta2, authserver; `ready` also takes `node`).
+    party: String,
+    /// Longest wait for the party's configuration and the node (`serve`), in seconds.
+    #[arg(long, default_value_t = 600)]
+    wait_secs: u64,
+}
+
 /// Runs a `network` subcommand.
 pub fn run(command: NetworkCommand) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find this binary")?;
@@ -115,7 +140,43 @@ pub fn run(command: NetworkCommand) -> Result<()> {
             super::init_service_logging();
             Ok(milagro_network::supervise(&args.network(), &exe)?)
         }
+        NetworkCommand::Node(args) => {
+            super::init_service_logging();
+            Ok(milagro_network::run_node(&args.network())?)
+        }
+        NetworkCommand::Configure(args) => {
+            super::init_service_logging();
+            let network = args.dir.network();
+            let started = std::time::Instant::now();
+            let status = milagro_network::configure(&network, Duration::from_secs(args.wait_secs))?;
+            eprintln!(
+                "every party ready after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            show(&status, args.json)
+        }
+        NetworkCommand::Serve(args) => serve(&exe, &args),
+        NetworkCommand::Ready(args) => {
+            Ok(milagro_network::ready(&args.dir.network(), &args.party)?)
+        }
     }
+}
+
+/// `milagro network serve PARTY`: `milagro ROLE serve --config FILE` once the file is
+/// there, in this process's place, so that the container engine's signals reach the
+/// service itself.
+fn serve(exe: &std::path::Path, args: &PartyArgs) -> Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let (role, config) = milagro_network::wait_for_party(
+        &args.dir.network(),
+        &args.party,
+        Duration::from_secs(args.wait_secs),
+    )?;
+    let error = std::process::Command::new(exe)
+        .args([role.as_str(), "serve", "--config"])
+        .arg(&config)
+        .exec();
+    Err(error).with_context(|| format!("cannot run {} {role} serve", exe.display()))
 }
 
 fn show(status: &milagro_network::NetworkStatus, json: bool) -> Result<()> {

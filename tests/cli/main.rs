@@ -12,8 +12,10 @@ use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
+mod compose;
 mod container;
 mod https;
+mod image;
 mod init;
 mod network;
 mod pat;

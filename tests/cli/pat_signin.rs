@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use milagro_anchor::keys::CompressedKey;
 use milagro_dta::Dta;
-use milagro_idp::devices::Registration;
 use milagro_idp::Idp;
 use milagro_mpin::MpinId;
 use milagro_tests::dta_common::{numbered_config, wait_for_share_api, PATIENCE};
@@ -174,22 +173,21 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     assert!(shares.status.success(), "{}", stderr(&shares));
     let mpin_id = json(&shares)["mpin_id"].as_str().unwrap().to_owned();
 
-    // The identity the D-TAs bound (issuer, subject, device key) is the one the IdP
-    // accepts: the device is registered under it.
+    // `pat login` registered the device at the IdP (POST /v1/devices): the identity the
+    // D-TAs bound (issuer, subject, device key) is the one the IdP accepts.
     let device_key = match milagro_pat_client::open(Path::new(&state)).unwrap() {
         milagro_pat_client::Stage::Enrolled(enrolled) => enrolled.device().key().public_key(),
         other => panic!("the badge is {}", other.name()),
     };
     let bound = MpinId::of_device(&issuer, &alice, &device_key.to_sec1()).unwrap();
     assert_eq!(bound.as_bytes(), mpin_id.as_bytes());
-    let registration = Registration {
-        subject: alice.clone(),
-        device_key: CompressedKey::from(&device_key),
-        mpin_id: mpin_id.clone(),
-        registered: milagro_service::unix_now(),
-    };
     let devices = &idp.state().registered_devices;
-    devices.register(&registration).unwrap();
+    let registration = devices
+        .current(&alice)
+        .unwrap()
+        .expect("pat login registers the device");
+    assert_eq!(registration.mpin_id, mpin_id);
+    assert_eq!(registration.device_key, CompressedKey::from(&device_key));
 
     // The relying party (openid-client, code + PKCE) sends the browser to the IdP.
     let (redirect, callbacks) = callback_server();
@@ -288,7 +286,7 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
 
     // A replaced device, then a revoked one: its identity finds nobody.
     let (fresh, _) = page_without_browser(&http, &authorize);
-    let mut replaced = registration.clone();
+    let mut replaced = registration;
     let new_key = milagro_anchor::keys::SecretKey::from_bytes(&[7; 32])
         .unwrap()
         .public_key();
@@ -306,7 +304,9 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     devices.revoke(&alice).unwrap();
     let denied = approve(&state, ["--access-number", &fresh], PIN);
     refused(&denied, 403, "access_denied", "a revoked device");
-    devices.register(&registration).unwrap();
+    // The person logs the device in again, which registers it again.
+    assert_eq!(device_login(&http, &issuer, &state)["status"], "logged_in");
+    assert_eq!(devices.current(&alice).unwrap().unwrap().mpin_id, mpin_id);
 
     // An expired access number: refused, and its page sends the client access_denied.
     let left = Duration::from_secs(SIGNIN_SECS + 1).saturating_sub(expiring_since.elapsed());

@@ -164,6 +164,24 @@ pub struct CreatedUser {
     pub subject: String,
 }
 
+/// The `201` of `POST /v1/devices`: the device that may now sign its person in with
+/// M-Pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRegistration {
+    /// The person (`sub`).
+    pub subject: String,
+    /// The device's key (compressed SEC1, hex): the one the request's DPoP proof was by.
+    pub device_key: String,
+    /// The M-Pin identity of (issuer, subject, device key): what the D-TAs issue shares
+    /// for and what the IdP will accept a sign-in from.
+    pub mpin_id: String,
+    /// When it was registered (Unix seconds).
+    pub registered: u64,
+    /// The key of the device this registration replaced, which can no longer sign in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_device_key: Option<String>,
+}
+
 /// `GET /v1/audit/checkpoint`: the newest signed checkpoint of the activity log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {

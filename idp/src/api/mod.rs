@@ -19,6 +19,7 @@
 //! | `POST /revoke` | token revocation (RFC 7009) |
 //! | `POST /device_authorization` | device authorization (RFC 8628) |
 //! | `GET, POST /device` | the device flow's user verification page |
+//! | `POST /v1/devices` | a device registers its key as its person's (DPoP-bound token of the device grant) |
 //! | `POST /v1/admin/users` | adds a user (admin token) |
 //! | `GET /v1/audit/checkpoint` | the newest signed checkpoint of the activity log |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes |
@@ -31,9 +32,11 @@
 mod admin;
 mod authorize;
 mod device;
+mod device_registration;
 mod discovery;
 mod pages;
 mod register;
+mod resource;
 pub mod signin;
 mod signin_page;
 mod token;
@@ -102,6 +105,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         web::get().to(device::verification_page)
     }),
     Endpoint::new("post", "/device", || web::post().to(device::verify)),
+    Endpoint::new("post", device_registration::DEVICES_PATH, || {
+        web::post().to(device_registration::register_device)
+    }),
     Endpoint::new("post", "/v1/admin/users", || {
         web::post().to(admin::add_user)
     }),

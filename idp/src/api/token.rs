@@ -99,7 +99,9 @@ pub(crate) async fn token(
                 };
                 // The person approved the device code with their password at `/device`.
                 let who = Authenticated::by_password(&subject, auth_time);
-                Authorization::new(&client.client_id, &who, &row.scope, None)
+                let mut auth = Authorization::new(&client.client_id, &who, &row.scope, None);
+                auth.device_grant = true;
+                auth
             }
             other => {
                 return Err(OAuthError::bad_request(

@@ -3,10 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use milagro_anchor::dpop;
-
-use super::{access_token, blocking, ClientForm, Scheme};
-use crate::dpop::{check as check_proof, proof_of};
+use super::resource::grant_of;
+use super::{access_token, blocking, ClientForm};
+use crate::dpop::proof_of;
 use crate::oauth::OAuthError;
 use crate::state::AppState;
 
@@ -22,36 +21,7 @@ pub(crate) async fn userinfo(
     let method = req.method().as_str().to_owned();
     let body = blocking(&state, move |state| {
         let now = milagro_service::unix_now();
-        let auth = state.grants.access(&token, now)?;
-        match (&auth.jkt, scheme, proof) {
-            (None, Scheme::Bearer, _) => {}
-            (None, Scheme::Dpop, _) => {
-                return Err(OAuthError::invalid_token(
-                    "the access token is not DPoP-bound: present it as Bearer",
-                ))
-            }
-            // RFC 9449 §7.2: a bound token is never accepted as a bearer token.
-            (Some(_), Scheme::Bearer, _) | (Some(_), Scheme::Dpop, None) => {
-                return Err(OAuthError::invalid_dpop_token(
-                    "the access token is DPoP-bound: present it with a DPoP proof by its key",
-                ))
-            }
-            (Some(jkt), Scheme::Dpop, Some(proof)) => {
-                let uri = format!("{}/userinfo", state.issuer());
-                let request = dpop::Request {
-                    method: &method,
-                    uri: &uri,
-                    access_token: Some(&token),
-                };
-                let proved = check_proof(&state.seen_proofs, &proof, &request, now)
-                    .map_err(|e| OAuthError::invalid_dpop_token(e.description()))?;
-                if proved.thumbprint() != jkt {
-                    return Err(OAuthError::invalid_dpop_token(
-                        "the DPoP proof is by another key than the token's",
-                    ));
-                }
-            }
-        }
+        let (auth, _) = grant_of(state, scheme, &token, proof, &method, "/userinfo", now)?;
         if !auth.has_scope("openid") {
             return Err(OAuthError::with_status(
                 actix_web::http::StatusCode::FORBIDDEN,

@@ -10,6 +10,7 @@ mod anchoring;
 mod authserver_login;
 mod chain_sources;
 mod chain_trust;
+mod device_registration;
 mod device_third_party_login;
 mod dpop_binding;
 mod dta_client_shares;

@@ -8,8 +8,8 @@ use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_tests::openapi::response_schema;
 use milagro_tests::wire_schema::{component, request_body, Documented};
 use milagro_wire::idp::{
-    Checkpoint, CreatedUser, DeviceAuthorization, MilagroMetadata, NewUser, ProviderMetadata,
-    TokenAnswer,
+    Checkpoint, CreatedUser, DeviceAuthorization, DeviceRegistration, MilagroMetadata, NewUser,
+    ProviderMetadata, TokenAnswer,
 };
 use milagro_wire::signin::{SigninApproved, SigninCommit, SigninProve, SigninRequest};
 
@@ -153,6 +153,16 @@ fn the_idp_document_describes_the_idp_wire_types() {
                 client_id: "rp".into(),
                 subject: "s-123".into(),
             }],
+        )
+        .values(
+            &component("DeviceRegistration"),
+            &[false, true].map(|replaced| DeviceRegistration {
+                subject: "s-123".into(),
+                device_key: key(),
+                mpin_id: hash(2),
+                registered: 1_900_000_000,
+                replaced_device_key: replaced.then(key),
+            }),
         )
         .values(
             &component("Checkpoint"),
