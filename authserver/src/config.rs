@@ -18,7 +18,7 @@ pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConf
 use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 use milagro_verifier::config::{
-    check_dtas, in_range, DtaKeys, RawDta, RawLogin, DTA_KEYS, LOGIN_KEYS,
+    check_dtas, in_range, DtaKeys, LoginKeys, RawDta, RawLogin, DTA_KEYS, LOGIN_KEYS,
 };
 use serde::Deserialize;
 
@@ -135,7 +135,7 @@ impl Config {
                 60..=86_400,
             )?),
             dtas,
-            login: raw.login.check()?,
+            login: raw.login.check(LoginKeys::TOP)?,
             admin_token,
         })
     }

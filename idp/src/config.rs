@@ -15,7 +15,7 @@ use milagro_service::config::{
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
 use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
-use milagro_verifier::config::{check_dtas, in_range, DtaKeys, RawDta, RawLogin};
+use milagro_verifier::config::{check_dtas, in_range, DtaKeys, LoginKeys, RawDta, RawLogin};
 pub use milagro_verifier::config::{DtaPeer, LoginConfig};
 use serde::Deserialize;
 
@@ -203,7 +203,7 @@ impl RawMpin {
             signin: seconds("mpin.signin_secs", self.signin_secs, 30, 3600)?,
             max_signins: in_range("mpin.max_signins", self.max_signins, 1..=1_000_000)?,
             dtas: check_dtas(self.dtas, DtaKeys::MPIN)?,
-            login: self.login.check()?,
+            login: self.login.check(LoginKeys::MPIN)?,
         })
     }
 }
@@ -392,7 +392,11 @@ mod tests {
                 "min_peer_depth = 0",
                 "mpin.min_peer_depth",
             ),
-            ("max_failures = 5", "max_failures = 0", "login.max_failures"),
+            (
+                "max_failures = 5",
+                "max_failures = 0",
+                "mpin.login.max_failures",
+            ),
             (
                 "share_api = \"dta1.example.com:8092\"",
                 "share_api = \"dta1\"",

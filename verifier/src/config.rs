@@ -135,18 +135,44 @@ pub fn in_range<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// The full names of the login keys in a configuration, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginKeys([&'static str; 6]);
+
+impl LoginKeys {
+    /// `[login]` (the authentication server).
+    pub const TOP: Self = Self([
+        "login.challenge_ttl_secs",
+        "login.max_failures",
+        "login.lockout_secs",
+        "login.max_lockouts",
+        "login.max_pending",
+        "login.max_pending_per_identity",
+    ]);
+    /// `[mpin.login]` (the IdP).
+    pub const MPIN: Self = Self([
+        "mpin.login.challenge_ttl_secs",
+        "mpin.login.max_failures",
+        "mpin.login.lockout_secs",
+        "mpin.login.max_lockouts",
+        "mpin.login.max_pending",
+        "mpin.login.max_pending_per_identity",
+    ]);
+}
+
 impl RawLogin {
-    /// The checked values; errors name the key under `login.`.
-    pub fn check(self) -> Result<LoginConfig, ConfigError> {
+    /// The checked values; errors name the key as `keys` does.
+    pub fn check(self, keys: LoginKeys) -> Result<LoginConfig, ConfigError> {
+        let [ttl, failures, lockout, lockouts, pending, per_identity] = keys.0;
         let secs = |key, value, range| in_range(key, value, range).map(Duration::from_secs);
         Ok(LoginConfig {
-            challenge_ttl: secs("login.challenge_ttl_secs", self.challenge_ttl_secs, 5..=600)?,
-            max_failures: in_range("login.max_failures", self.max_failures, 1..=100)?,
-            lockout: secs("login.lockout_secs", self.lockout_secs, 1..=86_400)?,
-            max_lockouts: in_range("login.max_lockouts", self.max_lockouts, 1..=20)?,
-            max_pending: in_range("login.max_pending", self.max_pending, 1..=1_000_000)?,
+            challenge_ttl: secs(ttl, self.challenge_ttl_secs, 5..=600)?,
+            max_failures: in_range(failures, self.max_failures, 1..=100)?,
+            lockout: secs(lockout, self.lockout_secs, 1..=86_400)?,
+            max_lockouts: in_range(lockouts, self.max_lockouts, 1..=20)?,
+            max_pending: in_range(pending, self.max_pending, 1..=1_000_000)?,
             max_pending_per_identity: in_range(
-                "login.max_pending_per_identity",
+                per_identity,
                 self.max_pending_per_identity,
                 1..=100,
             )?,
