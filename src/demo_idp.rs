@@ -52,6 +52,19 @@ pub(crate) fn start_idp(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    start_idp_on(dir, rpc_url, cookie, name, port, "")
+}
+
+/// [`start_idp`] on `port` (its issuer `http://127.0.0.1:port`), with the TOML sections
+/// `extra` appended (e.g. `[mpin]`; the same `dir` and port restart the same IdP).
+pub(crate) fn start_idp_on(
+    dir: &Path,
+    rpc_url: &str,
+    cookie: &Path,
+    name: &str,
+    port: u16,
+    extra: &str,
+) -> Result<RunningIdp> {
     let config = Config::parse(&format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -67,6 +80,7 @@ poll_interval_ms = 100
 # The demo's operator registers its one client: no consent screen.
 [consent]
 required = false
+{extra}
 "#,
         state = dir.join("idp"),
     ))?;
@@ -340,13 +354,13 @@ pub(crate) fn approve_device(
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn encode(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
     openidconnect::url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-fn rand_bytes() -> [u8; 32] {
+pub(crate) fn rand_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
     bytes

@@ -13,15 +13,13 @@
 //!
 //! Errors are [`crate::error`]'s. The pairing check, point decoding and storage run on
 //! actix's blocking pool, never on the async workers; both login passes go through
-//! [`AppState::pairings`], a bounded queue that answers 503 `busy` (`Retry-After`) when
+//! the verifier's `pairings`, a bounded queue that answers 503 `busy` (`Retry-After`) when
 //! full.
-
-use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
-use milagro_mpin::{Day, MpinId, ServerAwaitingProof};
+use milagro_mpin::wire::{CommitRequest, ProveRequest};
+use milagro_mpin::MpinId;
 use milagro_service::api::{bearer, blocking, read_json, ApiError};
 use milagro_service::health;
 use milagro_service::routes::{document_route, register, Endpoint, OPENAPI_PATH};
@@ -30,7 +28,6 @@ use milagro_service::unix_now;
 use milagro_service::well_known::{birth_certificate_document, party_status};
 use milagro_wire::authserver::{Revocation, Revocations, RevokeRequest, Status};
 use milagro_wire::login::SessionAnswer;
-use rand_core::RngCore as _;
 
 use milagro_anchor::purpose_keys::KeyPurpose;
 
@@ -102,21 +99,14 @@ async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = blocking(&state, |state| {
         Ok(Status {
             party: party_status(&state.chain).map_err(ApiError::internal)?,
-            server_secret: state.server_secret.status(),
+            server_secret: state.verifier.server_secret.status(),
         })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// 128 random bits, hex.
-fn new_login_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand_core::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// `POST /v1/login/commit`: pass 1.
+/// `POST /v1/login/commit`: pass 1 ([`milagro_verifier::Verifier::commit`]).
 async fn commit(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -125,44 +115,15 @@ async fn commit(
     let request: CommitRequest = read_json(&req, body, MAX_BODY_BYTES).await?;
     let shared = AppState::clone(&state);
     let answer = state
+        .verifier
         .pairings
-        .run(move || begin_login(&shared, &request))
+        .run(move || shared.verifier.commit(&request).map_err(AuthError::from))
         .await??;
     Ok(no_store(StatusCode::OK).json(answer))
 }
 
-/// Checks pass 1 and keeps the pending login.
-fn begin_login(state: &AppState, request: &CommitRequest) -> Result<ChallengeAnswer, ApiError> {
-    let commitment = request.commitment().map_err(AuthError::from_commit)?;
-    if state.server_secret.secret().is_none() {
-        return Err(AuthError::NotReady(state.server_secret.missing()).into());
-    }
-    let id = commitment.id.clone();
-    if state.revocations.is_revoked(&id) {
-        return Err(AuthError::Revoked(request.mpin_id.clone()).into());
-    }
-    let now = Instant::now();
-    let refusal = state
-        .guesses()
-        .check(&id, unix_now())
-        .map_err(ApiError::internal)?;
-    if let Some(refusal) = refusal {
-        return Err(AuthError::from(refusal).into());
-    }
-    let today = Day::from_unix_secs(unix_now());
-    let (pending, challenge) =
-        ServerAwaitingProof::challenge(&mut rand_core::OsRng, commitment, today)
-            .map_err(AuthError::from_commit)?;
-    let login_id = new_login_id();
-    state
-        .logins()
-        .begin(login_id.clone(), id, pending, now)
-        .map_err(AuthError::from)?;
-    let ttl = state.config.login.challenge_ttl.as_secs();
-    Ok(ChallengeAnswer::new(login_id, &challenge, ttl))
-}
-
-/// `POST /v1/login/prove`: pass 2.
+/// `POST /v1/login/prove`: pass 2 ([`milagro_verifier::Verifier::prove`]), then the
+/// login logged and a session token issued.
 async fn prove(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -171,62 +132,29 @@ async fn prove(
     let request: ProveRequest = read_json(&req, body, MAX_BODY_BYTES).await?;
     let shared = AppState::clone(&state);
     let answer = state
+        .verifier
         .pairings
         .run(move || finish_login(&shared, &request))
         .await??;
     Ok(no_store(StatusCode::OK).json(answer))
 }
 
-/// Takes the pending login (whatever the outcome), checks the proof and issues the
-/// session token.
+/// Checks the proof, logs the login and issues the session token.
 fn finish_login(state: &AppState, request: &ProveRequest) -> Result<SessionAnswer, ApiError> {
-    let now = Instant::now();
-    let (id, pending) = state
-        .logins()
-        .take(&request.login_id, now)
-        .ok_or(AuthError::UnknownLogin)?;
-    let proof = request
-        .proof()
-        .map_err(|e| AuthError::InvalidRequest(e.to_string()))?;
-    let secret = state
-        .server_secret
-        .secret()
-        .ok_or_else(|| AuthError::NotReady(state.server_secret.missing()))?;
-    let text = String::from_utf8_lossy(id.as_bytes()).into_owned();
-    if state.revocations.is_revoked(&id) {
-        return Err(AuthError::Revoked(text).into());
-    }
-    // The guess is counted before the proof is checked, and refused if the identity got
-    // locked since pass 1 or has another proof being checked (`guesses`).
-    let attempt = state
-        .guesses()
-        .reserve(&id, unix_now())
-        .map_err(ApiError::internal)?
-        .map_err(AuthError::from)?;
-    let verified = pending.verify(&proof, &secret);
-    let started = state
-        .guesses()
-        .finish(attempt, verified.is_ok(), unix_now())
-        .map_err(ApiError::internal)?;
-    let Ok(authenticated) = verified else {
-        if let Some(refusal) = started {
-            tracing::warn!(%refusal, "an identity is locked out after failed logins");
-        }
-        return Err(AuthError::Refused.into());
-    };
+    let verified = state.verifier.prove(request).map_err(AuthError::from)?;
     // The session key, not the anchored one (ADR 0013); every authserver identity has it,
     // so a failure here is our bug, not the client's.
     let key = state
         .identity
         .purpose_key(KeyPurpose::Session)
         .map_err(ApiError::internal)?;
-    state.log_login(&request.login_id, &authenticated.id, authenticated.day)?;
+    state.log_login(&verified.login_id, &verified.id, verified.day)?;
     let lifetime = state.config.session_lifetime.as_secs();
     let claims = session::claims(
         &state.config.party.public_url,
         state.identity.digest(),
-        &authenticated.id,
-        authenticated.day,
+        &verified.id,
+        verified.day,
         unix_now(),
         lifetime,
     );
@@ -234,7 +162,7 @@ fn finish_login(state: &AppState, request: &ProveRequest) -> Result<SessionAnswe
         session_token: session::issue(key, &claims),
         token_type: "Bearer".into(),
         expires_in: lifetime,
-        mpin_id: text,
+        mpin_id: String::from_utf8_lossy(verified.id.as_bytes()).into_owned(),
     })
 }
 
@@ -280,6 +208,7 @@ async fn revoke(
         .map_err(|e| AuthError::InvalidRequest(format!("mpin_id: {e}")))?;
     let (entry, new) = blocking(&state, move |state| {
         state
+            .verifier
             .revocations
             .revoke(&id, unix_now())
             .map_err(ApiError::internal)
@@ -304,6 +233,7 @@ async fn revocations(
     check_admin(&req, &state)?;
     Ok(no_store(StatusCode::OK).json(Revocations {
         revocations: state
+            .verifier
             .revocations
             .list()
             .into_iter()

@@ -8,17 +8,18 @@
 //! shown in `authserver/authserver.example.toml`.
 
 use std::path::Path;
-use std::str::FromStr as _;
 use std::time::Duration;
 
-use milagro_anchor::digest::Digest;
 use milagro_service::config::{
-    check_host_port, check_min_depth, check_token_hash, invalid, load_text, parse_raw,
-    ANCHORING_KEYS, AUDIT_KEYS, NODE_KEYS, SYNC_KEYS,
+    check_min_depth, check_token_hash, invalid, load_text, parse_raw, ANCHORING_KEYS, AUDIT_KEYS,
+    NODE_KEYS, SYNC_KEYS,
 };
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
 use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
+use milagro_verifier::config::{
+    check_dtas, in_range, DtaKeys, LoginKeys, RawDta, RawLogin, DTA_KEYS, LOGIN_KEYS,
+};
 use serde::Deserialize;
 
 /// The authentication server's example configuration, every key commented: the documentation of the
@@ -46,18 +47,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "tls",
         ],
     ),
-    ("dtas", &["bc_digest", "share_api"]),
-    (
-        "login",
-        &[
-            "challenge_ttl_secs",
-            "max_failures",
-            "lockout_secs",
-            "max_lockouts",
-            "max_pending",
-            "max_pending_per_identity",
-        ],
-    ),
+    ("dtas", DTA_KEYS),
+    ("login", LOGIN_KEYS),
     ("admin", &["token_sha256"]),
     ("node", NODE_KEYS),
     ("tls", milagro_service::https::TLS_KEYS),
@@ -66,56 +57,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("audit", AUDIT_KEYS),
 ];
 
-/// One D-TA whose server-secret share the authentication server sums.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DtaPeer {
-    /// The digest of the D-TA's anchored Birth Certificate: the only party the Milagro
-    /// TLS session to `share_api` accepts, and the `dta` its answer must name.
-    pub bc_digest: Digest,
-    /// `host:port` of the D-TA's share API (Milagro TLS).
-    pub share_api: String,
-}
-
-/// `[login]`: how long a challenge waits, and how failed proofs are rate-limited.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LoginConfig {
-    /// How long a challenge waits for its proof.
-    pub challenge_ttl: Duration,
-    /// Consecutive failed proofs of one identity before it is locked out.
-    pub max_failures: u32,
-    /// How long the first lockout lasts; each next one lasts twice as long.
-    pub lockout: Duration,
-    /// Lockouts after which the identity is blocked for good (a new registration is the
-    /// way back).
-    pub max_lockouts: u32,
-    /// Pending challenges kept at most (more: 503 `busy`).
-    pub max_pending: usize,
-    /// Pending challenges of one identity at most (more: 429 `too_many_pending`).
-    pub max_pending_per_identity: usize,
-}
-
-impl LoginConfig {
-    /// The documented defaults: 60 s, 5 failures, 300 s, 3 lockouts, 10 000 pending, 3
-    /// per identity.
-    pub fn new() -> Self {
-        Self {
-            challenge_ttl: Duration::from_secs(60),
-            max_failures: 5,
-            lockout: Duration::from_secs(300),
-            max_lockouts: 3,
-            max_pending: 10_000,
-            max_pending_per_identity: 3,
-        }
-    }
-}
-
-impl Default for LoginConfig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub use milagro_verifier::config::{DtaPeer, LoginConfig};
 
 /// A validated configuration. Only [`Config::parse`] (or [`Config::load`]) makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,93 +103,8 @@ fn default_session_lifetime() -> u64 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDta {
-    bc_digest: String,
-    share_api: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLogin {
-    challenge_ttl_secs: u64,
-    max_failures: u32,
-    lockout_secs: u64,
-    max_lockouts: u32,
-    max_pending: usize,
-    max_pending_per_identity: usize,
-}
-
-impl Default for RawLogin {
-    fn default() -> Self {
-        let defaults = LoginConfig::new();
-        Self {
-            challenge_ttl_secs: defaults.challenge_ttl.as_secs(),
-            max_failures: defaults.max_failures,
-            lockout_secs: defaults.lockout.as_secs(),
-            max_lockouts: defaults.max_lockouts,
-            max_pending: defaults.max_pending,
-            max_pending_per_identity: defaults.max_pending_per_identity,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAdmin {
     token_sha256: String,
-}
-
-/// `value` of `key` if it lies in `range`.
-fn in_range<T: PartialOrd + std::fmt::Display>(
-    key: &'static str,
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(invalid(
-            key,
-            format!("must be between {} and {}", range.start(), range.end()),
-        ))
-    }
-}
-
-impl RawLogin {
-    fn check(self) -> Result<LoginConfig, ConfigError> {
-        let secs = |key, value, range| in_range(key, value, range).map(Duration::from_secs);
-        Ok(LoginConfig {
-            challenge_ttl: secs("login.challenge_ttl_secs", self.challenge_ttl_secs, 5..=600)?,
-            max_failures: in_range("login.max_failures", self.max_failures, 1..=100)?,
-            lockout: secs("login.lockout_secs", self.lockout_secs, 1..=86_400)?,
-            max_lockouts: in_range("login.max_lockouts", self.max_lockouts, 1..=20)?,
-            max_pending: in_range("login.max_pending", self.max_pending, 1..=1_000_000)?,
-            max_pending_per_identity: in_range(
-                "login.max_pending_per_identity",
-                self.max_pending_per_identity,
-                1..=100,
-            )?,
-        })
-    }
-}
-
-impl RawDta {
-    fn check(self) -> Result<DtaPeer, ConfigError> {
-        let bc_digest = Digest::from_str(&self.bc_digest).map_err(|_| {
-            invalid(
-                "dtas.bc_digest",
-                format!(
-                    "{:?}: 64 hex characters, the D-TA's birth certificate digest",
-                    self.bc_digest
-                ),
-            )
-        })?;
-        check_host_port("dtas.share_api", &self.share_api)?;
-        Ok(DtaPeer {
-            bc_digest,
-            share_api: self.share_api,
-        })
-    }
 }
 
 impl Config {
@@ -263,25 +120,7 @@ impl Config {
 
     fn check(raw: RawConfig, party: RawParty) -> Result<Self, ConfigError> {
         let party = party.check()?;
-        let dtas = raw
-            .dtas
-            .into_iter()
-            .map(RawDta::check)
-            .collect::<Result<Vec<_>, _>>()?;
-        if dtas.is_empty() {
-            return Err(invalid(
-                "dtas",
-                "list at least one D-TA ([[dtas]] with bc_digest and share_api)",
-            ));
-        }
-        for (i, dta) in dtas.iter().enumerate() {
-            if dtas[..i].iter().any(|o| o.bc_digest == dta.bc_digest) {
-                return Err(invalid(
-                    "dtas.bc_digest",
-                    format!("{} is listed twice", dta.bc_digest),
-                ));
-            }
-        }
+        let dtas = check_dtas(raw.dtas, DtaKeys::TOP)?;
         let admin_token = check_token_hash(
             "admin.token_sha256",
             raw.admin.as_ref().map(|a| a.token_sha256.as_str()),
@@ -296,7 +135,7 @@ impl Config {
                 60..=86_400,
             )?),
             dtas,
-            login: raw.login.check()?,
+            login: raw.login.check(LoginKeys::TOP)?,
             admin_token,
         })
     }

@@ -4,7 +4,10 @@
 //! Like every service it makes a secp256k1 key and a Birth Certificate (role
 //! `authserver`) on first start, anchors it and serves it at
 //! `/.well-known/milagro/birth-certificate` ([`milagro_service`] does that); it follows
-//! the chain with its own index, where it looks the D-TAs' anchors up. What is its own:
+//! the chain with its own index, where it looks the D-TAs' anchors up. The M-Pin
+//! verifier (server secret, pending logins, guess limits, revocations) is
+//! [`milagro_verifier`]'s, shared with the IdP; its modules are re-exported here. What
+//! the server adds around it:
 //!
 //! - the **server secret** `s·Q` ([`server_secret`]): once its own anchor is confirmed, it
 //!   asks every configured D-TA for its share `s_i·Q` over Milagro TLS (the D-TA admits
@@ -29,11 +32,12 @@
 //!   `authserver/authserver.example.toml`);
 //! - [`AuthServer::start`] → [`RunningAuthServer`]: the HTTP server, the chain loop, the
 //!   server-secret fetcher;
-//! - [`server_secret::ServerSecretSlot`]: the secret once assembled, each D-TA's progress
-//!   until then;
-//! - [`login::Logins`]: pending logins; [`guesses::Guesses`]: the PIN guesses each identity
-//!   has left (reserved before a proof is checked, escalating lockouts, a block, on disk);
-//!   [`session::claims`] (a token's [`milagro_wire::login::SessionClaims`]),
+//! - [`milagro_verifier::Verifier`] (in [`state::AppState::verifier`]): the two passes;
+//!   [`server_secret::ServerSecretSlot`]: the secret once assembled, each D-TA's progress
+//!   until then; [`login::Logins`]: pending logins; [`guesses::Guesses`]: the PIN guesses
+//!   each identity has left (reserved before a proof is checked, escalating lockouts, a
+//!   block, on disk);
+//! - [`session::claims`] (a token's [`milagro_wire::login::SessionClaims`]),
 //!   [`session::issue`], [`session::verify`];
 //! - [`error::AuthError`]: every refusal, mapped to a response in one place.
 //!
@@ -63,12 +67,9 @@
 pub mod api;
 pub mod config;
 pub mod error;
-pub mod guesses;
-pub mod login;
-pub mod revocations;
 mod server;
-pub mod server_secret;
 pub mod session;
 pub mod state;
 
+pub use milagro_verifier::{guesses, login, revocations, server_secret};
 pub use server::{AuthServer, RunningAuthServer, StartError, KEY_FILE, KIND};

@@ -2,7 +2,7 @@
 //! revocations), its routes, and the thread that fetches the server secret beside the
 //! shared runtime's HTTP server and chain loop.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_web::web;
 use milagro_anchor::birth_certificate::Role;
@@ -11,23 +11,15 @@ use milagro_service::identity::PartyKind;
 use milagro_service::party_config::PartyConfig;
 use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{self, ChainParts, RunError, Running, Service, Signals};
-use milagro_service::work_gate::WorkGate;
+use milagro_verifier::server_secret::FetchParts;
+use milagro_verifier::{OpenError as VerifierError, Verifier};
 use milagro_wire::health::ReadinessCheck;
 
 use crate::config::Config;
-use crate::guesses::Guesses;
-use crate::login::Logins;
-use crate::revocations::{RevocationError, Revocations};
-use crate::server_secret::ServerSecretSlot;
 use crate::state::AppState;
 
 /// File name of the server's secret key in the state directory.
 pub const KEY_FILE: &str = "authserver.key";
-/// How many login passes (point checks and the pairing check, about 2 ms each) may wait
-/// for a core before `POST /v1/login/*` answers 503 `busy` with `Retry-After`: the last
-/// one queued waits about a quarter of a second on 2 cores, and a waiting pass holds no
-/// thread, only its request.
-pub const PAIRINGS_QUEUED: usize = 256;
 /// The authentication server as a party: role `authserver`, key in [`KEY_FILE`].
 pub const KIND: PartyKind = PartyKind {
     role: Role::AuthServer,
@@ -45,12 +37,9 @@ pub enum StartError {
     /// The state directory, the identity or a database could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
-    /// The revocation list could not be read.
+    /// The revocation list or the guess counts could not be opened.
     #[error(transparent)]
-    Revocations(#[from] RevocationError),
-    /// The guess counts could not be opened.
-    #[error(transparent)]
-    Guesses(#[from] crate::guesses::StorageError),
+    Verifier(#[from] VerifierError),
     /// The HTTP server or a thread could not start.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -80,8 +69,12 @@ impl Service for AppState {
 
     fn open(config: Config) -> Result<(Self, ()), StartError> {
         let base = ServiceBase::open(KIND, &config.party)?;
-        let revocations = Revocations::open(&config.party.state_dir)?;
-        let guesses = Guesses::open(&base.db, config.login.clone())?;
+        let verifier = Verifier::open(
+            &base.db,
+            &config.party.state_dir,
+            &config.dtas,
+            config.login.clone(),
+        )?;
         let chain = base.chain;
         let state = AppState {
             directory: Arc::new(IndexDirectory::for_node(
@@ -94,15 +87,7 @@ impl Service for AppState {
             audit: chain.audit.clone(),
             chain,
             db: base.db,
-            server_secret: Arc::new(ServerSecretSlot::new(&config.dtas)),
-            logins: Arc::new(Mutex::new(Logins::new(config.login.clone()))),
-            guesses: Arc::new(Mutex::new(guesses)),
-            revocations: Arc::new(revocations),
-            pairings: Arc::new(WorkGate::new(
-                "login checks",
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-                PAIRINGS_QUEUED,
-            )),
+            verifier: Arc::new(verifier),
             config: Arc::new(config),
         };
         Ok((state, ()))
@@ -124,15 +109,22 @@ impl Service for AppState {
 
     /// Ready once every D-TA's server share is summed (logins are refused until then).
     fn peer_checks(&self) -> Vec<ReadinessCheck> {
-        vec![match self.server_secret.secret() {
-            Some(_) => ReadinessCheck::new("server_secret", true, "every d-ta's share summed"),
-            None => ReadinessCheck::new("server_secret", false, self.server_secret.missing()),
-        }]
+        vec![self.verifier.readiness()]
     }
 
     fn start_beside(&self, (): (), running: &mut Running<Self>) -> Result<(), StartError> {
-        let (fetching, shutdown) = (self.clone(), running.shutdown().clone());
-        let fetcher = move || crate::server_secret::run(&fetching, &shutdown);
+        let parts = FetchParts {
+            identity: self.identity.clone(),
+            own_anchor: self.own_anchor.clone(),
+            state_dir: self.config.party.state_dir.clone(),
+            sync: self.config.party.sync.clone(),
+            directory: self.directory.clone(),
+            min_peer_depth: self.config.min_peer_depth,
+            dtas: self.config.dtas.clone(),
+            slot: self.verifier.server_secret.clone(),
+        };
+        let shutdown = running.shutdown().clone();
+        let fetcher = move || milagro_verifier::server_secret::run(&parts, &shutdown);
         running.spawn_worker("authserver-secret", fetcher)?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! What the HTTP handlers share.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use milagro_anchor::digest::Digest;
 use milagro_mpin::{Day, MpinId};
@@ -9,14 +9,10 @@ use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
 use milagro_service::peer_directory::IndexDirectory;
-use milagro_service::work_gate::WorkGate;
+use milagro_verifier::Verifier;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::guesses::Guesses;
-use crate::login::Logins;
-use crate::revocations::Revocations;
-use crate::server_secret::ServerSecretSlot;
 
 /// The domain separator of a login log entry.
 pub const LOGIN_DOMAIN: &[u8] = b"milagro-authserver/login/v1";
@@ -58,31 +54,12 @@ pub struct AppState {
     pub db: Arc<sled::Db>,
     /// Where the D-TAs' anchors are looked up: the server's own index and node.
     pub directory: Arc<IndexDirectory>,
-    /// The summed server secret once every D-TA answered (memory only).
-    pub server_secret: Arc<ServerSecretSlot>,
-    /// Pending logins (memory only).
-    pub logins: Arc<Mutex<Logins>>,
-    /// How many PIN guesses each identity has left (in the service database).
-    pub guesses: Arc<Mutex<Guesses>>,
-    /// Revoked identities.
-    pub revocations: Arc<Revocations>,
-    /// The queue both login passes go through (point decoding with subgroup checks, the
-    /// pairing check: the expensive work anyone can ask for): one per core at once,
-    /// [`crate::server::PAIRINGS_QUEUED`] waiting, 503 `busy` beyond.
-    pub pairings: Arc<WorkGate>,
+    /// The M-Pin verifier: the server secret, pending logins, guess counts, revocations
+    /// and the queue both login passes go through.
+    pub verifier: Arc<Verifier>,
 }
 
 impl AppState {
-    /// The pending logins, locked.
-    pub fn logins(&self) -> MutexGuard<'_, Logins> {
-        self.logins.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The guess counts, locked.
-    pub fn guesses(&self) -> MutexGuard<'_, Guesses> {
-        self.guesses.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Appends a successful login of `id` with a permit of `day` to the login log, as
     /// its own leaf (the subject is the one-time `login_id`).
     pub fn log_login(&self, login_id: &str, id: &MpinId, day: Day) -> Result<(), ApiError> {

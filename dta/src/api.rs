@@ -134,6 +134,15 @@ async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// The admitted peer, if its certificate has `role`.
 fn peer_with_role(req: &HttpRequest, role: Role, what: &str) -> Result<AdmittedPeer, ApiError> {
+    peer_with_roles(req, &[role], what)
+}
+
+/// The admitted Milagro TLS peer of `req`, if its certificate has one of `roles`.
+fn peer_with_roles(
+    req: &HttpRequest,
+    roles: &[Role],
+    what: &str,
+) -> Result<AdmittedPeer, ApiError> {
     let peer = peer_of(req).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -142,30 +151,33 @@ fn peer_with_role(req: &HttpRequest, role: Role, what: &str) -> Result<AdmittedP
         )
     })?;
     let found = peer.birth_certificate().role();
-    if found != role {
+    if !roles.contains(&found) {
+        let names: Vec<String> = roles.iter().map(ToString::to_string).collect();
         return Err(ApiError::forbidden(format!(
-            "{what} are issued to role {role} only; the peer's birth certificate has role {found}"
+            "{what} are issued to role {} only; the peer's birth certificate has role {found}",
+            names.join(" or ")
         )));
     }
     Ok(peer.clone())
 }
 
 /// `POST /v1/shares/server` → `{"kind": "server", "share": hex(s·Q), "dta": BC digest,
-/// "day"}`, for an admitted peer of role `authserver` whose certificate digest is in
-/// `[shares] authservers`; 403 for any other.
+/// "day"}`, for an admitted peer of role `authserver` or `idp` (both verify M-Pin logins
+/// with `milagro-verifier`) whose certificate digest is in `[shares] authservers`; 403
+/// for any other.
 async fn server_share(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let peer = peer_with_role(&req, Role::AuthServer, "server-secret shares")?;
+    let peer = peer_with_roles(&req, &[Role::AuthServer, Role::Idp], "server-secret shares")?;
     let bc = peer.birth_certificate();
-    // Anyone can anchor a certificate that says `authserver`; the server secret lets its
+    // Anyone can anchor a certificate that says `authserver` or `idp`; the server secret lets its
     // holder test PIN guesses against a stolen token offline, so only the operator's list
     // gets it.
     if !state.config.authservers.contains(&bc.digest()) {
         return Err(ApiError::forbidden(format!(
-            "authentication server {} is not in this d-ta's [shares] authservers",
+            "verifier {} is not in this d-ta's [shares] authservers",
             bc.digest()
         )));
     }

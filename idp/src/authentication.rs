@@ -10,6 +10,25 @@ pub const ACR_PASSWORD: &str = "urn:milagro:acr:password";
 /// RFC 8176's method reference for a password.
 pub const AMR_PASSWORD: &str = "pwd";
 
+/// The `acr` of a sign-in with M-Pin from the person's registered device: two factors,
+/// something the person knows (the PIN) and something they have (the device's M-Pin
+/// token and time permit, summed from the D-TAs' shares), proven together in zero
+/// knowledge; neither travels to the IdP, and the IdP stores nothing that would let it
+/// (or a thief of its database) sign anyone in.
+pub const ACR_MPIN: &str = "urn:milagro:acr:mpin";
+
+/// Every `acr` this IdP issues (`acr_values_supported`).
+pub const ACR_VALUES: [&str; 2] = [ACR_MPIN, ACR_PASSWORD];
+
+/// RFC 8176 §2: a personal identification number (the M-Pin PIN).
+pub const AMR_PIN: &str = "pin";
+/// RFC 8176 §2: proof of possession of a *software-secured* key. The M-Pin token and
+/// time permit are kept in a file of the device's state directory, not in a hardware
+/// module, so `hwk` would overstate it.
+pub const AMR_SOFTWARE_KEY: &str = "swk";
+/// RFC 8176 §2: more than one factor (the PIN and the key, in one proof).
+pub const AMR_MFA: &str = "mfa";
+
 /// A person who has just authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +51,19 @@ impl Authenticated {
             auth_time: now,
             amr: vec![AMR_PASSWORD.to_owned()],
             acr: Some(ACR_PASSWORD.to_owned()),
+        }
+    }
+
+    /// `subject`'s registered device proved, at `now`, an M-Pin token with the PIN typed:
+    /// `amr` `["pin", "swk", "mfa"]`, `acr` [`ACR_MPIN`].
+    pub fn by_mpin(subject: &str, now: u64) -> Self {
+        Self {
+            subject: subject.to_owned(),
+            auth_time: now,
+            amr: [AMR_PIN, AMR_SOFTWARE_KEY, AMR_MFA]
+                .map(str::to_owned)
+                .to_vec(),
+            acr: Some(ACR_MPIN.to_owned()),
         }
     }
 }

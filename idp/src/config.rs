@@ -9,10 +9,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use milagro_service::config::{invalid, load_text, parse_raw, NODE_KEYS, SYNC_KEYS};
+use milagro_service::config::{
+    check_min_depth, invalid, load_text, parse_raw, NODE_KEYS, SYNC_KEYS,
+};
 pub use milagro_service::config::{AuditConfig, ConfigError, NodeConfig, SyncConfig};
 use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
+use milagro_verifier::config::{check_dtas, in_range, DtaKeys, LoginKeys, RawDta, RawLogin};
+pub use milagro_verifier::config::{DtaPeer, LoginConfig};
 use serde::Deserialize;
 
 pub use crate::enrolment_codes::EnrolmentConfig;
@@ -45,6 +49,17 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "consent",
             "enrolment",
             "smtp",
+            "mpin",
+        ],
+    ),
+    (
+        "mpin",
+        &[
+            "min_peer_depth",
+            "signin_secs",
+            "max_signins",
+            "dtas",
+            "login",
         ],
     ),
     (
@@ -83,6 +98,25 @@ const SCHEMA: &[(&str, &[&str])] = &[
 
 const DAY: u64 = 24 * 3600;
 
+/// `[mpin]`: the D-TAs whose server shares the IdP sums to verify M-Pin sign-ins, and
+/// how sign-ins are limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MpinConfig {
+    /// Confirmations a D-TA's anchor needs before its share is accepted.
+    pub min_peer_depth: u32,
+    /// How long a sign-in page's access number is good for.
+    pub signin: Duration,
+    /// Sign-ins waiting for a device at most (more: the page answers 503).
+    pub max_signins: usize,
+    /// `[[mpin.dtas]]`: the D-TAs (at least one); each must list the IdP's certificate
+    /// digest in its `authservers`.
+    pub dtas: Vec<DtaPeer>,
+    /// `[mpin.login]`: the challenge lifetime and PIN-guess limits, as the auth server's
+    /// `[login]`.
+    pub login: LoginConfig,
+}
+
 /// A validated IdP configuration. Only [`Config::parse`] (or [`Config::load`]) makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -90,6 +124,9 @@ pub struct Config {
     /// The keys every service has: `listen`, `public_url`, `name`, `state_dir`, `[node]`,
     /// `[sync]`, `[tls]`, `[audit]`, the fee rate and depth of its anchors.
     pub party: PartyConfig,
+    /// `[mpin]`: sign-in with a device's M-Pin key; `None` without the section (no
+    /// sign-in page with an access number, no `/v1/signin/*`).
+    pub mpin: Option<MpinConfig>,
     /// SHA-256 of the operator's admin token; without it the admin API refuses every call.
     pub admin_token: Option<TokenHash>,
     /// SHA-256 of the initial access token that dynamic registration requires; open
@@ -163,6 +200,8 @@ pub struct KeyRotation {
 /// [`RawParty`]. Unknown keys are refused by `parse_raw`'s schema check.
 #[derive(Deserialize)]
 struct RawConfig {
+    #[serde(default)]
+    mpin: Option<RawMpin>,
     #[serde(default)]
     admin: Option<RawHash>,
     #[serde(default)]
@@ -256,6 +295,46 @@ impl RawEnrolment {
                 1,
                 90 * DAY,
             )?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMpin {
+    #[serde(default = "default_peer_depth")]
+    min_peer_depth: u32,
+    #[serde(default = "default_signin_secs")]
+    signin_secs: u64,
+    #[serde(default = "default_max_signins")]
+    max_signins: usize,
+    #[serde(default)]
+    dtas: Vec<RawDta>,
+    #[serde(default)]
+    login: RawLogin,
+}
+
+fn default_peer_depth() -> u32 {
+    milagro_anchor::proof::FINAL_DEPTH
+}
+
+fn default_signin_secs() -> u64 {
+    300
+}
+
+fn default_max_signins() -> usize {
+    10_000
+}
+
+impl RawMpin {
+    fn check(self) -> Result<MpinConfig, ConfigError> {
+        Ok(MpinConfig {
+            min_peer_depth: check_min_depth(self.min_peer_depth)
+                .map_err(|_| invalid("mpin.min_peer_depth", "must be between 1 and 1000"))?,
+            signin: seconds("mpin.signin_secs", self.signin_secs, 30, 3600)?,
+            max_signins: in_range("mpin.max_signins", self.max_signins, 1..=1_000_000)?,
+            dtas: check_dtas(self.dtas, DtaKeys::MPIN)?,
+            login: self.login.check(LoginKeys::MPIN)?,
         })
     }
 }
@@ -403,6 +482,7 @@ impl Config {
         }
         Ok(Self {
             party,
+            mpin: raw.mpin.map(RawMpin::check).transpose()?,
             admin_token: raw
                 .admin
                 .map(|a| token_hash("admin.token_sha256", &a.token_sha256))
@@ -452,10 +532,70 @@ mod tests {
         let config = Config::parse(text).unwrap();
         assert_eq!(config.party.public_url, "https://idp.example.com");
         let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
-        assert!(
-            missing.is_empty(),
+        // `[[mpin.dtas]]` (an array of tables) and `[mpin.login]` (a nested table) are
+        // not looked for by the check: their keys are checked here instead.
+        assert_eq!(
+            missing,
+            ["mpin.dtas", "mpin.login"],
             "idp.example.toml does not show {missing:?}"
         );
+        let mpin = config.mpin.unwrap();
+        assert_eq!(mpin.dtas.len(), 2);
+        assert_eq!(mpin.login, LoginConfig::new());
+        assert_eq!(mpin.signin, Duration::from_secs(300));
+        for key in milagro_verifier::config::LOGIN_KEYS {
+            assert!(text.contains(&format!("\n{key} = ")), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_mpin_section_is_checked_by_key() {
+        let base = EXAMPLE_CONFIG;
+        let cases = [
+            ("signin_secs = 300", "signin_secs = 10", "mpin.signin_secs"),
+            ("max_signins = 10000", "max_signins = 0", "mpin.max_signins"),
+            (
+                "min_peer_depth = 6",
+                "min_peer_depth = 0",
+                "mpin.min_peer_depth",
+            ),
+            (
+                "max_failures = 5",
+                "max_failures = 0",
+                "mpin.login.max_failures",
+            ),
+            (
+                "share_api = \"dta1.example.com:8092\"",
+                "share_api = \"dta1\"",
+                "mpin.dtas.share_api",
+            ),
+            (
+                "bc_digest = \"1a2b",
+                "bc_digest = \"zz2b",
+                "mpin.dtas.bc_digest",
+            ),
+            (
+                "bc_digest = \"9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0\"",
+                "bc_digest = \"1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809\"",
+                "mpin.dtas.bc_digest",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(base.contains(from), "{from}");
+            match Config::parse(&base.replacen(from, to, 1)) {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key, "{to}"),
+                other => panic!("{to}: {other:?}"),
+            }
+        }
+        // Without [mpin], no M-Pin sign-in; with it, at least one D-TA.
+        let start = base.find("\n[mpin]").unwrap();
+        assert!(Config::parse(&base[..start]).unwrap().mpin.is_none());
+        let no_dtas = format!("{}\n[mpin]\n", &base[..start]);
+        match Config::parse(&no_dtas) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "mpin.dtas"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Config::parse(&base.replacen("max_lockouts = 3", "max_lockout = 3", 1)).is_err());
     }
 
     #[test]

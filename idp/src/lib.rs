@@ -11,7 +11,12 @@
 //! Certificate (role `idp`) on first start and anchors the certificate's digest on chain
 //! ([`milagro_service`] does that for every service); the discovery document names the
 //! certificate's URL, digest, anchoring txid and key, so a relying party can check the
-//! IdP by SPV before trusting its JWKS. And every successful authentication appends
+//! IdP by SPV before trusting its JWKS. With `[mpin]`, people sign in with M-Pin from
+//! their own device ([`signin`]): the authorization page shows a QR code and an access
+//! number, `milagro pat approve` on the device runs the two zero-knowledge passes against
+//! the server secret the IdP sums from the D-TAs' shares ([`milagro_verifier`], the
+//! authentication server's code), and the ID token says `amr` `["pin", "swk", "mfa"]`,
+//! `acr` `urn:milagro:acr:mpin`. And every successful authentication appends
 //! `H(subject ‖ time period)` to the IdP's RFC 6962 activity log, whose signed
 //! checkpoints are anchored periodically ([`state::authentication_entry`]).
 //!
@@ -34,6 +39,8 @@
 //! - [`sessions`]: login sessions (single sign-on across clients) and consents;
 //!   [`backchannel`]: logout tokens sent to clients when a session ends; [`sweep`]: what
 //!   deletes expired codes, tokens, sessions and the rest;
+//! - [`signin::MpinSignIn`]: the M-Pin verifier, the sign-ins waiting for a device and
+//!   their access numbers;
 //! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
 //!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
@@ -43,7 +50,10 @@
 //! No implicit or hybrid flows (a client registering them gets the code flow), no request
 //! objects, no front-channel logout or session management iframe (back-channel logout
 //! only), no claims beyond `sub` and `preferred_username` (other scopes, e.g. `email`,
-//! are dropped, not granted).
+//! are dropped, not granted). M-Pin sign-in has no script on its page (it reloads itself),
+//! keeps waiting sign-ins in one process's memory, and counts PIN guesses in the IdP's own
+//! database (the auth server's rules, its own counters); it registers no device itself
+//! (`POST /v1/devices` does, [`devices`]).
 //!
 //! ```no_run
 //! use milagro_idp::{config::Config, Idp};
@@ -72,6 +82,7 @@ pub mod passwords;
 pub mod scopes;
 mod server;
 pub mod sessions;
+pub mod signin;
 pub mod state;
 pub mod sweep;
 pub mod users;

@@ -12,10 +12,14 @@ pub use milagro_service::base::{INDEX_DIR, SERVICE_DB_DIR};
 use milagro_service::files;
 use milagro_service::identity::PartyKind;
 use milagro_service::party_config::PartyConfig;
+use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::runtime::{
     self, ChainFollower, ChainHooks, ChainParts, Checkpoints, RunError, Running, Service, Signals,
 };
 use milagro_service::work_gate::WorkGate;
+use milagro_verifier::server_secret::FetchParts;
+use milagro_verifier::Verifier;
+use milagro_wire::health::ReadinessCheck;
 
 use crate::backchannel::Notifier;
 use crate::clients::ClientStore;
@@ -33,6 +37,7 @@ use crate::keys::{KeyError, KeyRing};
 use crate::mail::Mailer;
 use crate::passwords::Passwords;
 use crate::sessions::{Consents, Sessions};
+use crate::signin::MpinSignIn;
 use crate::state::AppState;
 use crate::sweep::{Sweep, ROWS_PER_PASS};
 use crate::users::{SledUsers, UserStore};
@@ -73,6 +78,9 @@ pub enum StartError {
         /// Why.
         detail: String,
     },
+    /// The M-Pin verifier's guess counts or revocation list could not be opened.
+    #[error(transparent)]
+    Verifier(#[from] milagro_verifier::OpenError),
     /// The HTTP server or a thread could not start.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -141,7 +149,20 @@ impl Service for AppState {
         let users: Arc<dyn UserStore> =
             Arc::new(SledUsers::open(&db, passwords).map_err(|e| fail(&e))?);
         let chain = base.chain;
+        let mpin = match &config.mpin {
+            Some(mpin) => {
+                let verifier =
+                    Verifier::open(&db, &config.party.state_dir, &mpin.dtas, mpin.login.clone())?;
+                Some(Arc::new(MpinSignIn::new(mpin.clone(), verifier)))
+            }
+            None => None,
+        };
         let state = AppState {
+            directory: Arc::new(IndexDirectory::for_node(
+                &config.party.node,
+                chain.index.clone(),
+            )),
+            mpin,
             clients: ClientStore::open(&db).map_err(|e| fail(&e))?,
             grants: Grants::open(&db, keep_revoked).map_err(|e| fail(&e))?,
             sessions: Sessions::open(&db).map_err(|e| fail(&e))?,
@@ -205,6 +226,37 @@ impl Service for AppState {
             sweep: self.sweep.clone(),
             last: 0,
         }
+    }
+
+    /// With `[mpin]`, ready once every D-TA's server share is summed (M-Pin sign-ins are
+    /// refused until then).
+    fn peer_checks(&self) -> Vec<ReadinessCheck> {
+        self.mpin
+            .iter()
+            .map(|mpin| mpin.verifier.readiness())
+            .collect()
+    }
+
+    /// With `[mpin]`, the thread that fetches the D-TAs' server shares.
+    fn start_beside(&self, (): (), running: &mut Running<Self>) -> Result<(), StartError> {
+        let Some(mpin) = &self.mpin else {
+            return Ok(());
+        };
+        let parts = FetchParts {
+            identity: self.identity.clone(),
+            own_anchor: self.own_anchor.clone(),
+            state_dir: self.config.party.state_dir.clone(),
+            sync: self.config.party.sync.clone(),
+            directory: self.directory.clone(),
+            min_peer_depth: mpin.config.min_peer_depth,
+            dtas: mpin.config.dtas.clone(),
+            slot: mpin.verifier.server_secret.clone(),
+        };
+        let shutdown = running.shutdown().clone();
+        running.spawn_worker("idp-server-secret", move || {
+            milagro_verifier::server_secret::run(&parts, &shutdown)
+        })?;
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use milagro_service::attempts::FailureLimiter;
 use milagro_service::audit::Audit;
 use milagro_service::identity::PartyIdentity;
 use milagro_service::own_anchor::OwnAnchor;
+use milagro_service::peer_directory::IndexDirectory;
 use milagro_service::work_gate::WorkGate;
 
 use crate::backchannel::Notifier;
@@ -21,6 +22,7 @@ use crate::grants::Grants;
 use crate::keys::KeyRing;
 use crate::oauth::OAuthError;
 use crate::sessions::{Consents, Sessions};
+use crate::signin::MpinSignIn;
 use crate::sweep::Sweep;
 use crate::users::UserStore;
 
@@ -71,6 +73,10 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     /// The service database (kept open while any handler runs).
     pub db: Arc<sled::Db>,
+    /// M-Pin sign-in with the person's device (`[mpin]`); `None` without the section.
+    pub mpin: Option<Arc<MpinSignIn>>,
+    /// Where the D-TAs' anchors are looked up (the IdP's own index and node).
+    pub directory: Arc<IndexDirectory>,
 }
 
 /// The domain separator of an activity log entry.

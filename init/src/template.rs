@@ -31,7 +31,8 @@ pub struct TrustedIdp {
     pub client_id: String,
 }
 
-/// A D-TA an authentication server sums server shares from (`[[dtas]]`).
+/// A D-TA an authentication server (`[[dtas]]`) or an IdP (`[[mpin.dtas]]`) sums
+/// server shares from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DtaPeer {
     /// The digest of its anchored Birth Certificate.
@@ -75,7 +76,7 @@ pub struct Settings {
     pub trusted_idps: Vec<TrustedIdp>,
     /// `[shares] authservers` (the D-TA).
     pub authservers: Vec<Digest>,
-    /// `[[dtas]]` (the auth server).
+    /// `[[dtas]]` (the auth server), `[[mpin.dtas]]` (the IdP).
     pub dtas: Vec<DtaPeer>,
 }
 
@@ -162,7 +163,8 @@ pub fn render(
     match role {
         ServiceRole::Dta => dta(&mut doc, settings).map_err(missing)?,
         ServiceRole::Authserver => authserver(&mut doc, settings).map_err(missing)?,
-        ServiceRole::Tbs | ServiceRole::Idp => {}
+        ServiceRole::Idp => idp(&mut doc, settings).map_err(missing)?,
+        ServiceRole::Tbs => {}
     }
     Ok(format!(
         "# Written by `milagro init {role} --network {chain}`; start it with\n\
@@ -198,7 +200,7 @@ fn dta(doc: &mut DocumentMut, settings: &Settings) -> Result<(), &'static str> {
         table["client_id"] = value(&idp.client_id);
         table
     });
-    fill_tables(doc, "trusted_idps", idps)?;
+    fill_tables(doc.as_table_mut(), "trusted_idps", idps)?;
     // Defaults: the system's roots, no plain HTTP off loopback.
     doc.remove("outbound_http");
     let servers: Vec<String> = settings.authservers.iter().map(Digest::to_string).collect();
@@ -220,7 +222,25 @@ fn authserver(doc: &mut DocumentMut, settings: &Settings) -> Result<(), &'static
         table["share_api"] = value(&dta.share_api);
         table
     });
-    fill_tables(doc, "dtas", dtas)
+    fill_tables(doc.as_table_mut(), "dtas", dtas)
+}
+
+/// The IdP's own keys: `[mpin]` with its D-TAs, or no `[mpin]` (no M-Pin sign-in)
+/// without any.
+fn idp(doc: &mut DocumentMut, settings: &Settings) -> Result<(), &'static str> {
+    if settings.dtas.is_empty() {
+        doc.remove("mpin");
+        return Ok(());
+    }
+    let mpin = table(doc, "mpin").ok_or("[mpin]")?;
+    mpin["min_peer_depth"] = value(i64::from(settings.min_peer_depth));
+    let dtas = settings.dtas.iter().map(|dta| {
+        let mut table = Table::new();
+        table["bc_digest"] = value(dta.digest.to_string());
+        table["share_api"] = value(&dta.share_api);
+        table
+    });
+    fill_tables(mpin, "dtas", dtas)
 }
 
 fn table<'a>(doc: &'a mut DocumentMut, name: &str) -> Option<&'a mut Table> {
@@ -240,7 +260,7 @@ fn set_or_remove(doc: &mut DocumentMut, section: &str, key: &str, hash: &Option<
 /// Replaces the array of tables `name` by `tables`, the first keeping the comments of
 /// the template's first (which explain every key); none removes it.
 fn fill_tables(
-    doc: &mut DocumentMut,
+    doc: &mut Table,
     name: &'static str,
     tables: impl Iterator<Item = Table>,
 ) -> Result<(), &'static str> {

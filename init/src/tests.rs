@@ -20,7 +20,7 @@ fn request(role: ServiceRole, chain: Chain, dir: &std::path::Path) -> InitReques
     let mut request = InitRequest::new(role, chain, dir.to_path_buf());
     request.public_url = Some(format!("https://{role}.example.org"));
     match role {
-        ServiceRole::Authserver => {
+        ServiceRole::Authserver | ServiceRole::Idp => {
             request.dtas = vec![
                 DtaPeer {
                     digest: digest(1),
@@ -40,7 +40,7 @@ fn request(role: ServiceRole, chain: Chain, dir: &std::path::Path) -> InitReques
             }];
             request.authservers = vec![digest(4)];
         }
-        ServiceRole::Tbs | ServiceRole::Idp => {}
+        ServiceRole::Tbs => {}
     }
     request
 }
@@ -89,7 +89,7 @@ fn every_role_on_every_network_gets_a_configuration_its_service_accepts() {
                     text.contains(&digest(3).to_string()) && text.contains(&digest(4).to_string())
                 );
             }
-            if role == ServiceRole::Authserver {
+            if matches!(role, ServiceRole::Authserver | ServiceRole::Idp) {
                 assert!(
                     text.contains(&digest(1).to_string()) && text.contains(&digest(2).to_string())
                 );
@@ -97,8 +97,11 @@ fn every_role_on_every_network_gets_a_configuration_its_service_accepts() {
             // Comments survive: the file explains itself.
             assert!(text.contains("# "), "{text}");
             let peer_depth = format!("min_peer_depth = {}", chain.min_peer_depth());
-            if matches!(role, ServiceRole::Dta | ServiceRole::Authserver) {
+            if role != ServiceRole::Tbs {
                 assert!(text.contains(&peer_depth), "{text}");
+            }
+            if role == ServiceRole::Idp {
+                assert!(text.contains("[[mpin.dtas]]"), "{text}");
             }
         }
     }
@@ -129,6 +132,10 @@ fn a_public_network_needs_a_public_url_and_an_auth_server_its_d_tas() {
     request.chain = Chain::Regtest;
     let made = init(&request, dir.path(), 1).unwrap();
     assert_eq!(made.public_url, "http://127.0.0.1:8081");
+    // An IdP without --dta has no M-Pin sign-in, and its configuration says nothing of it.
+    let text = std::fs::read_to_string(&made.config_file).unwrap();
+    assert!(!text.contains("mpin"), "{text}");
+    accepted(ServiceRole::Idp, &text).unwrap();
     let other = tempfile::tempdir().unwrap();
     let auth = InitRequest::new(ServiceRole::Authserver, Chain::Regtest, other.path().into());
     let refused = init(&auth, other.path(), 1).unwrap_err();

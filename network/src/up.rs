@@ -112,7 +112,9 @@ pub(crate) fn wire(
 ) -> Result<(), NetworkError> {
     let http = client()?;
     let idp = party(&record, "idp")?.clone();
-    wait_ready(&http, &[&idp], deadline)?;
+    // The IdP's M-Pin server secret waits for the D-TAs, which wait for the client
+    // registered here: only that check may still fail now.
+    wait_ready_but(&http, &[&idp], deadline, &[SERVER_SECRET_CHECK])?;
     if record.idp_client_id.is_none() {
         record.idp_client_id = Some(register_client(&http, &idp, &record)?);
         dir.write_record(&record)?;
@@ -150,6 +152,7 @@ fn plan(
         tenant: None,
         runner,
     };
+    let mut idp = None;
     for (name, role) in PARTIES {
         let listen = take()?;
         let share_listen = (role == ServiceRole::Dta).then(&mut take).transpose()?;
@@ -162,18 +165,22 @@ fn plan(
             share_listen,
             digest: prepared.digest,
         });
-        if matches!(role, ServiceRole::Tbs | ServiceRole::Idp) {
-            let made = milagro_init::finish(prepared, &request, Path::new(""))?;
-            let admin = made.admin_token.map(|t| t.reveal().to_owned());
-            if role == ServiceRole::Tbs {
-                record.tbs_admin_token = admin;
-            } else {
-                record.idp_admin_token = admin;
-                record.idp_registration_token =
-                    made.registration_token.map(|t| t.reveal().to_owned());
+        match role {
+            ServiceRole::Tbs => {
+                let made = milagro_init::finish(prepared, &request, Path::new(""))?;
+                record.tbs_admin_token = made.admin_token.map(|t| t.reveal().to_owned());
             }
+            // Written once every D-TA's digest and share address is known: its [mpin].
+            ServiceRole::Idp => idp = Some((prepared, request)),
+            _ => {}
         }
     }
+    let (prepared, mut request) =
+        idp.ok_or_else(|| NetworkError::Setup("the plan has no idp".into()))?;
+    request.dtas = dta_peers(&record.parties.iter().collect::<Vec<_>>());
+    let made = milagro_init::finish(prepared, &request, Path::new(""))?;
+    record.idp_admin_token = made.admin_token.map(|t| t.reveal().to_owned());
+    record.idp_registration_token = made.registration_token.map(|t| t.reveal().to_owned());
     dir.write_record(&record)?;
     Ok(record)
 }
@@ -238,22 +245,29 @@ fn configure_peers(
                 digest: idp.digest,
                 client_id: client_id.clone(),
             }];
-            request.authservers = vec![auth.digest];
+            // The IdP verifies M-Pin sign-ins with the same server secret.
+            request.authservers = vec![auth.digest, idp.digest];
         } else {
-            request.dtas = dtas
-                .iter()
-                .filter_map(|dta| {
-                    dta.share_listen.map(|share| DtaPeer {
-                        digest: dta.digest,
-                        share_api: share.to_string(),
-                    })
-                })
-                .collect();
+            request.dtas = dta_peers(&dtas);
         }
         let prepared = milagro_init::resume(&request, now)?;
         milagro_init::finish(prepared, &request, Path::new(""))?;
     }
     Ok(())
+}
+
+/// The D-TAs among `parties`, as a service that sums their server shares names them.
+fn dta_peers(parties: &[&PartyRecord]) -> Vec<DtaPeer> {
+    parties
+        .iter()
+        .filter(|p| p.role == "dta")
+        .filter_map(|dta| {
+            dta.share_listen.map(|share| DtaPeer {
+                digest: dta.digest,
+                share_api: share.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Starts the supervisor unless it runs.
@@ -359,10 +373,29 @@ fn wait_ready(
     parties: &[&PartyRecord],
     deadline: Instant,
 ) -> Result<(), NetworkError> {
+    wait_ready_but(http, parties, deadline, &[])
+}
+
+/// The readiness check of a service's M-Pin server secret.
+const SERVER_SECRET_CHECK: &str = "server_secret";
+
+/// [`wait_ready`], except that the checks named in `but` may still fail.
+fn wait_ready_but(
+    http: &reqwest::blocking::Client,
+    parties: &[&PartyRecord],
+    deadline: Instant,
+    but: &[&str],
+) -> Result<(), NetworkError> {
     for party in parties {
         loop {
             let readiness = status::readiness(http, party);
-            if readiness.as_ref().is_ok_and(|r| r.ready) {
+            let ready = readiness.as_ref().is_ok_and(|r| {
+                r.ready
+                    || r.checks
+                        .iter()
+                        .all(|c| c.ok || but.contains(&c.name.as_str()))
+            });
+            if ready {
                 break;
             }
             if Instant::now() > deadline {

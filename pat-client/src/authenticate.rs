@@ -40,9 +40,17 @@ fn malformed(reason: impl std::fmt::Display) -> Error {
     Error::unexpected(Step::Authenticate, reason)
 }
 
-/// Logs in at the authentication server `server` with `key` and `pin`.
-pub fn authenticate(server: &ServiceClient, key: &MpinKey, pin: Pin) -> Result<Session, Error> {
-    let step = Step::Authenticate;
+/// The two M-Pin passes with `key` and `pin`, whatever carries them: `commit` sends pass
+/// 1's message and returns the challenge answer, `prove` sends pass 2's and returns what
+/// the server answers. Neither the PIN nor the key leaves the device. Used by
+/// [`authenticate`] (the authentication server) and [`crate::signin::approve`] (a sign-in
+/// at the IdP).
+pub fn two_passes<T>(
+    key: &MpinKey,
+    pin: Pin,
+    commit: impl FnOnce(CommitRequest) -> Result<ChallengeAnswer, Error>,
+    prove: impl FnOnce(ProveRequest) -> Result<T, Error>,
+) -> Result<T, Error> {
     let (client, commitment) = ClientAwaitingChallenge::start(
         &mut rand_core::OsRng,
         &key.id,
@@ -51,19 +59,22 @@ pub fn authenticate(server: &ServiceClient, key: &MpinKey, pin: Pin) -> Result<S
         &key.permit,
     )
     .map_err(|e| Error::MpinShares(format!("the stored key: {e}")))?;
-    let challenge: ChallengeAnswer = server
-        .post(step, "/v1/login/commit", &CommitRequest::new(&commitment))?
-        .read(step)?;
+    let challenge = commit(CommitRequest::new(&commitment))?;
     let proof = client
         .prove(&challenge.challenge().map_err(malformed)?)
         .map_err(malformed)?;
-    let session: SessionAnswer = server
-        .post(
-            step,
-            "/v1/login/prove",
-            &ProveRequest::new(challenge.login_id, &proof),
-        )?
-        .read(step)?;
+    prove(ProveRequest::new(challenge.login_id, &proof))
+}
+
+/// Logs in at the authentication server `server` with `key` and `pin`.
+pub fn authenticate(server: &ServiceClient, key: &MpinKey, pin: Pin) -> Result<Session, Error> {
+    let step = Step::Authenticate;
+    let session: SessionAnswer = two_passes(
+        key,
+        pin,
+        |commit| server.post(step, "/v1/login/commit", &commit)?.read(step),
+        |prove| server.post(step, "/v1/login/prove", &prove)?.read(step),
+    )?;
     Ok(Session {
         token: session.session_token,
         expires_in: session.expires_in,

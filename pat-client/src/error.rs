@@ -38,6 +38,8 @@ pub enum Step {
     LocateDtas,
     /// Logging in at an authentication server with M-Pin.
     Authenticate,
+    /// Approving a sign-in on the web at the IdP with M-Pin.
+    SignIn,
 }
 
 impl fmt::Display for Step {
@@ -53,6 +55,7 @@ impl fmt::Display for Step {
             Self::RegisterDevice => "registering the device at the idp",
             Self::LocateDtas => "locating the d-tas",
             Self::Authenticate => "authenticating with m-pin",
+            Self::SignIn => "approving a sign-in with m-pin",
         })
     }
 }

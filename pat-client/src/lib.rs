@@ -101,6 +101,7 @@ pub mod idp_login;
 mod instructions;
 pub mod mpin_key;
 pub mod peering;
+pub mod signin;
 pub mod sources;
 pub mod spv;
 pub mod state;

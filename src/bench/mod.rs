@@ -40,6 +40,7 @@ pub mod levels;
 pub mod mfa;
 pub mod mpin;
 pub mod raw_http;
+pub mod signin;
 pub mod stats;
 pub mod sync;
 pub mod tbs;

@@ -75,6 +75,14 @@ pub enum BenchCommand {
     /// quarter) at each --concurrency level. Run it in release mode:
     /// `cargo run --release -- bench mfa`. About a minute at the defaults.
     Mfa(MfaArgs),
+    /// M-Pin sign-ins/s at the IdP end to end (authorize → the device's M-Pin passes →
+    /// token) next to the raw pairing, the server's M-Pin check in pairings, and one
+    /// argon2id password check with the IdP's parameters, in the same run.
+    ///
+    /// Starts a private regtest node, an IdP with `[mpin]`, two D-TAs, anchors a PAT and
+    /// registers it as its user's device. Run it in release mode:
+    /// `cargo run --release -- bench signin`.
+    Signin(SigninArgs),
     /// One cross-check against a live ElectrumX (its tip, one header compared, one
     /// transaction's Merkle branch confirmed) vs the same hashing done locally.
     ///
@@ -103,6 +111,20 @@ pub struct MfaArgs {
     /// Timed calls per raw figure.
     #[arg(long, default_value_t = 500)]
     pub calls: usize,
+}
+
+/// `milagro bench signin`
+#[derive(Debug, Args)]
+pub struct SigninArgs {
+    /// Timed sign-ins.
+    #[arg(long, default_value_t = 200)]
+    pub signins: usize,
+    /// Timed calls per raw figure (pairings, the server's check).
+    #[arg(long, default_value_t = 200)]
+    pub calls: usize,
+    /// Timed argon2id password checks.
+    #[arg(long, default_value_t = 20)]
+    pub checks: usize,
 }
 
 /// `milagro bench headers`
@@ -241,6 +263,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Mpin(args) => mpin(args),
         BenchCommand::Headers(args) => headers(args),
         BenchCommand::Mfa(args) => mfa(args),
+        BenchCommand::Signin(args) => signin(args),
         BenchCommand::Electrum(args) => electrum(args),
     }
 }
@@ -270,6 +293,43 @@ struct MfaBenchReport {
     params: suite::mfa::MfaParams,
     calls: usize,
     mfa: suite::mfa::MfaReport,
+}
+
+#[derive(Debug, Serialize)]
+struct SigninBenchReport {
+    profile: &'static str,
+    signins: usize,
+    calls: usize,
+    checks: usize,
+    signin: suite::signin::SigninReport,
+}
+
+fn signin(args: SigninArgs) -> Result<()> {
+    let profile = profile();
+    anyhow::ensure!(
+        args.signins > 0 && args.calls > 0 && args.checks > 0,
+        "--signins, --calls and --checks must be at least 1"
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("milagro-bench-signin-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let mut table = Table::default();
+    let signin = suite::signin::measure(
+        args.signins,
+        args.calls,
+        args.checks,
+        dir.path(),
+        &mut table,
+    )?;
+    table.print();
+    print_json(&SigninBenchReport {
+        profile,
+        signins: args.signins,
+        calls: args.calls,
+        checks: args.checks,
+        signin,
+    })
 }
 
 fn mfa(args: MfaArgs) -> Result<()> {

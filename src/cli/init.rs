@@ -107,8 +107,9 @@ pub struct InitArgs {
     /// D-TA: the digest of an authentication server that gets its server share; repeat.
     #[arg(long = "authserver", value_name = "DIGEST")]
     pub authservers: Vec<Digest>,
-    /// Authentication server: a D-TA whose server share it sums, `DIGEST@HOST:PORT` (its
-    /// share API); repeat for each.
+    /// Authentication server or IdP: a D-TA whose server share it sums to verify M-Pin
+    /// logins, `DIGEST@HOST:PORT` (its share API); repeat for each. For an IdP this
+    /// writes `[mpin]` (M-Pin sign-in); without it the IdP has no `[mpin]`.
     #[arg(long = "dta", value_name = "DIGEST@HOST:PORT", value_parser = parse_dta)]
     pub dtas: Vec<DtaPeer>,
 }

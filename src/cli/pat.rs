@@ -59,6 +59,10 @@ pub enum PatCommand {
     /// standard input; zero knowledge: neither PIN nor key is sent) and prints the
     /// session token it signed.
     Authenticate(super::pat_mpin::AuthenticateArgs),
+    /// Approves a sign-in on the web: the access number a sign-in page of the device's IdP
+    /// shows (or the URL its QR code carries); shows which client asks, then runs the
+    /// M-Pin passes for that request with the PIN (`MILAGRO_PIN` or standard input).
+    Approve(super::pat_mpin::ApproveArgs),
 }
 
 /// `milagro pat enrol`
@@ -148,6 +152,7 @@ pub fn run(command: PatCommand) -> Result<()> {
         PatCommand::Register(args) => super::pat_mpin::register(args),
         PatCommand::Permit(args) => super::pat_mpin::permit(args),
         PatCommand::Authenticate(args) => super::pat_mpin::authenticate_command(args),
+        PatCommand::Approve(args) => super::pat_mpin::approve_command(args),
     }
 }
 

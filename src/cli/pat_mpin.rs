@@ -13,6 +13,8 @@
 //!    device's anchored key (over Milagro TLS) its only proof: no login, no PIN.
 //! 4. `authenticate`: a zero-knowledge login at an authentication server with the PIN;
 //!    prints the session token it signed.
+//! 5. `approve`: a sign-in on the web at the device's IdP, by the access number its page
+//!    shows (or the URL of its QR code): the same two passes, for that request.
 //!
 //! `register` is `login` and `shares` in one, for a person without a password: the
 //! device grant starts, the person proves their e-mail address on the IdP's device page
@@ -35,6 +37,7 @@ use milagro_pat_client::dtas::{
 };
 use milagro_pat_client::idp_login::{DeviceLogin, IdToken, IdpLogin};
 use milagro_pat_client::mpin_key::MpinKey;
+use milagro_pat_client::signin::{approve, lookup, Approval};
 use milagro_pat_client::{open, Enrolled, Stage};
 use milagro_tls::Options;
 use serde_json::json;
@@ -97,6 +100,20 @@ pub struct AuthenticateArgs {
     /// the system's roots; plain http:// only to loopback unless allowed).
     #[arg(long)]
     pub authserver: String,
+}
+
+/// `milagro pat approve`
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The device's state directory (holding an M-Pin key).
+    #[arg(long)]
+    pub state: std::path::PathBuf,
+    /// The access number the sign-in page shows (at the IdP the instructions name).
+    #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+    pub access_number: Option<String>,
+    /// The URL the sign-in page's QR code carries; it must be the instructed IdP's.
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 fn enrolled(state: &std::path::Path) -> Result<Enrolled> {
@@ -298,6 +315,57 @@ pub fn authenticate_command(args: AuthenticateArgs) -> Result<()> {
         "mpin_id": session.mpin_id,
         "expires_in": session.expires_in,
         "session_token": session.token,
+    }))
+}
+
+/// Runs `milagro pat approve`.
+pub fn approve_command(args: ApproveArgs) -> Result<()> {
+    let enrolled = enrolled(&args.state)?;
+    let key = MpinKey::load(&args.state)?
+        .context("no m-pin key: run `milagro pat login` and `milagro pat shares` first")?;
+    let idp = enrolled
+        .instructions()
+        .instructions
+        .idp
+        .clone()
+        .context("the device's instructions name no idp")?;
+    let idp_url = idp.url.trim_end_matches('/').to_owned();
+    let approval = match (args.access_number, args.url) {
+        (Some(access_number), None) => Approval {
+            idp: idp_url.clone(),
+            access_number,
+        },
+        (None, Some(url)) => Approval::from_url(&url).with_context(|| {
+            format!("{url} is not a sign-in url (…/v1/signin/request?access_number=N)")
+        })?,
+        _ => bail!("give --access-number or --url"),
+    };
+    if approval.idp != idp_url {
+        bail!(
+            "the sign-in is at {}, not at the device's idp {idp_url}: not approved",
+            approval.idp
+        );
+    }
+    let server = crate::cli::service_client(&approval.idp)?;
+    let request = lookup(&server, &approval.access_number)?;
+    eprintln!(
+        "{} ({}) asks to sign you in, scope \"{}\", code to {}; {} s left",
+        request.client_name.as_deref().unwrap_or(&request.client_id),
+        request.client_id,
+        request.scope,
+        request.redirect_uri,
+        request.expires_in
+    );
+    let approved = approve(&server, &key, read_pin()?, &request.access_number)?;
+    eprintln!(
+        "approved: the sign-in page goes on to {}",
+        approved.client_id
+    );
+    print_json(&json!({
+        "status": approved.status,
+        "client_id": approved.client_id,
+        "subject": approved.subject,
+        "access_number": request.access_number,
     }))
 }
 

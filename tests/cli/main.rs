@@ -22,6 +22,7 @@ mod pat;
 mod pat_mpin;
 mod pat_provider;
 mod pat_register;
+mod pat_signin;
 mod served;
 mod tbs_crash;
 

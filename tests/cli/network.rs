@@ -73,6 +73,22 @@ fn network_up_enrols_a_device_restarts_a_killed_party_and_comes_back_after_down(
         assert!(party["depth"].as_u64().unwrap() >= 1, "{party}");
         assert_eq!(party["digest"].as_str().unwrap().len(), 64);
     }
+    // The IdP signs in with M-Pin: it sums both D-TAs' server shares (it is ready, so it
+    // has them), and each D-TA lists it.
+    let idp_config = std::fs::read_to_string(root.path().join("net/parties/idp/idp.toml")).unwrap();
+    assert_eq!(
+        idp_config.matches("[[mpin.dtas]]").count(),
+        2,
+        "{idp_config}"
+    );
+    let idp_digest = first["parties"][1]["digest"].as_str().unwrap();
+    let dta_config =
+        std::fs::read_to_string(root.path().join("net/parties/dta1/dta.toml")).unwrap();
+    let authservers = dta_config
+        .lines()
+        .find(|line| line.starts_with("authservers"))
+        .unwrap();
+    assert!(authservers.contains(idp_digest), "{dta_config}");
 
     // The enrolment command status prints, run as printed (into a directory of the test's).
     let enrol = first["next_steps"][0].as_str().unwrap();

@@ -33,6 +33,32 @@ pub(super) fn milagro_with_pin(args: &[&str], pin: Option<&str>) -> Output {
     command.output().unwrap()
 }
 
+/// `milagro pat login --state state`: the user approves the code it prints on the page
+/// of the IdP at `issuer` (as alice) while it waits; what it printed.
+pub(super) fn device_login(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    state: &str,
+) -> serde_json::Value {
+    let mut login = Command::new(env!("CARGO_BIN_EXE_milagro"))
+        .args(["pat", "login", "--state", state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stderr.take().unwrap()).lines();
+    let code = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("enter the code ").nth(1).map(str::to_owned))
+        .expect("pat login printed no code");
+    let (status, page) = approve_device(http, issuer, code.trim(), PASSWORD);
+    assert_eq!(status, 200, "{page}");
+    let logged_in = login.wait_with_output().unwrap();
+    assert!(logged_in.status.success());
+    json(&logged_in)
+}
+
 #[test]
 fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_command_line() {
     let w = EnrolmentWorld::start();
@@ -125,23 +151,7 @@ fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_c
     );
 
     // `pat login` shows a code; the user approves it on the IdP's page while it waits.
-    let mut login = Command::new(env!("CARGO_BIN_EXE_milagro"))
-        .args(["pat", "login", "--state", &state])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(login.stderr.take().unwrap()).lines();
-    let code = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| line.split("enter the code ").nth(1).map(str::to_owned))
-        .expect("pat login printed no code");
-    let (status, page) = approve_device(&http, &issuer, code.trim(), PASSWORD);
-    assert_eq!(status, 200, "{page}");
-    let logged_in = login.wait_with_output().unwrap();
-    assert!(logged_in.status.success());
-    let logged_in = json(&logged_in);
+    let logged_in = device_login(&http, &issuer, &state);
     assert_eq!(logged_in["status"], "logged_in");
     assert_eq!(logged_in["issuer"], issuer.as_str());
     assert_eq!(logged_in["client_id"], client_id);

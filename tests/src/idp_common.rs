@@ -7,7 +7,9 @@ pub mod browser;
 pub mod node_rp;
 mod pages;
 
-pub use pages::{approve_device, decide_device, email_device, encode, hidden_fields};
+pub use pages::{
+    approve_device, callback_server, decide_device, email_device, encode, hidden_fields,
+};
 
 use std::time::Duration;
 

@@ -86,6 +86,9 @@ pub struct ProviderMetadata {
     /// Claims it may put in tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims_supported: Option<Vec<String>>,
+    /// The authentication context classes (`acr`) its ID tokens may name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_values_supported: Option<Vec<String>>,
     /// Whether the `claims` request parameter is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims_parameter_supported: Option<bool>,

@@ -53,6 +53,7 @@ pub mod idp;
 pub mod login;
 pub mod service;
 pub mod shares;
+pub mod signin;
 pub mod tbs;
 
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@ use milagro_wire::idp::{MilagroMetadata, ProviderMetadata};
 use serde_json::json;
 
 use super::blocking;
+use crate::authentication::{ACR_PASSWORD, ACR_VALUES};
 use crate::clients::{GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
 use crate::oauth::OAuthError;
 use crate::state::AppState;
@@ -81,6 +82,12 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             "sid",
             "preferred_username",
         ])),
+        // The M-Pin level only where M-Pin sign-in is configured.
+        acr_values_supported: Some(list(if state.mpin.is_some() {
+            &ACR_VALUES
+        } else {
+            &[ACR_PASSWORD]
+        })),
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
         request_uri_parameter_supported: Some(false),

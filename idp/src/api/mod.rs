@@ -13,6 +13,9 @@
 //! | `POST /login` | the login form's target; redirects back with a code |
 //! | `POST /consent` | the consent screen's target: approve or deny a client |
 //! | `GET, POST /logout` | RP-initiated logout (`end_session_endpoint`) |
+//! | `GET /authorize/wait` | the M-Pin sign-in page's reload; redirects back with a code once approved |
+//! | `GET /v1/signin/request` | the request behind an access number (the device shows it) |
+//! | `POST /v1/signin/commit`, `POST /v1/signin/prove` | the device's M-Pin passes approving a sign-in |
 //! | `POST /token` | token endpoint: code, refresh token, device code |
 //! | `GET, POST /userinfo` | claims about the token's user |
 //! | `POST /revoke` | token revocation (RFC 7009) |
@@ -42,6 +45,8 @@ mod pages;
 mod register;
 mod resource;
 mod session;
+pub mod signin;
+mod signin_page;
 mod token;
 mod userinfo;
 
@@ -92,6 +97,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new("post", "/consent", || web::post().to(consent::decide)),
     Endpoint::new("get", "/logout", || web::get().to(logout::logout_get)),
     Endpoint::new("post", "/logout", || web::post().to(logout::logout_post)),
+    Endpoint::new("get", signin_page::WAIT_PATH, || {
+        web::get().to(authorize::signin_wait)
+    }),
+    Endpoint::new("get", signin::REQUEST_PATH, || {
+        web::get().to(signin::request)
+    }),
+    Endpoint::new("post", signin::COMMIT_PATH, || {
+        web::post().to(signin::commit)
+    }),
+    Endpoint::new("post", signin::PROVE_PATH, || web::post().to(signin::prove)),
     Endpoint::new("post", "/token", || web::post().to(token::token)),
     Endpoint::new("get", "/userinfo", || web::get().to(userinfo::userinfo)),
     Endpoint::new("post", "/userinfo", || web::post().to(userinfo::userinfo)),

@@ -21,6 +21,70 @@ pub fn npm_rp() -> PathBuf {
     crate::npm::install_pinned("npm-rp", "openid-client", OPENID_CLIENT, "rp.mjs")
 }
 
+/// `rp.mjs` running: it printed the authorization URL and waits for the URL the browser
+/// landed on.
+pub struct NodeRp {
+    node: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    /// Where the relying party sends the browser.
+    pub authorize_url: String,
+}
+
+impl NodeRp {
+    /// Runs the relying party in `dir` (where [`npm_rp`] installed it) for the client
+    /// `client_id`/`secret` of `issuer` with `redirect`, with the extra environment
+    /// `env`; `Err` with Node's stderr if it failed before printing the URL.
+    pub fn start(
+        dir: &Path,
+        issuer: &str,
+        (client_id, secret): (&str, &str),
+        redirect: &str,
+        env: &[(&str, &Path)],
+    ) -> Result<Self, String> {
+        let mut node = Command::new("node");
+        node.arg(dir.join("rp.mjs"))
+            .args([issuer, client_id, secret, redirect])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            node.env(name, value);
+        }
+        let mut node = node.spawn().expect("node runs");
+        let mut stdout = BufReader::new(node.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Ok(started) = serde_json::from_str::<Value>(&line) else {
+            return Err(failed(node));
+        };
+        let authorize_url = started["authorize_url"].as_str().unwrap().to_owned();
+        Ok(Self {
+            node,
+            stdout,
+            authorize_url,
+        })
+    }
+
+    /// Hands the relying party the URL the browser `landed` on: it redeems the code,
+    /// validates the ID token, fetches userinfo and says what it saw (or Node's stderr).
+    pub fn finish(mut self, landed: &str) -> Result<Value, String> {
+        writeln!(self.node.stdin.take().unwrap(), "{landed}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let Ok(result) = serde_json::from_str::<Value>(&line) else {
+            return Err(failed(self.node));
+        };
+        assert!(self.node.wait().unwrap().success());
+        Ok(result)
+    }
+}
+
+fn failed(node: std::process::Child) -> String {
+    let output = node.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Registers a client at `w`'s IdP and runs the relying party in `dir` with the extra
 /// environment `env` (e.g. `NODE_EXTRA_CA_CERTS`): discovery, the code flow with PKCE
 /// (this function performs the login a browser would), ID-token validation, userinfo.
@@ -30,48 +94,24 @@ pub fn sign_in(w: &IdpWorld, dir: &Path, env: &[(&str, &Path)]) -> (Value, Resul
     let (status, registered) =
         w.register(&json!({"redirect_uris": [REDIRECT], "client_name": "node rp"}));
     assert_eq!(status, 201, "{registered}");
-    let mut node = Command::new("node");
-    node.arg(dir.join("rp.mjs"))
-        .args([
-            &w.issuer,
-            registered["client_id"].as_str().unwrap(),
-            registered["client_secret"].as_str().unwrap(),
-            REDIRECT,
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, value) in env {
-        node.env(name, value);
-    }
-    let mut node = node.spawn().expect("node runs");
-    let mut stdout = BufReader::new(node.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let failed = |node: std::process::Child| {
-        let output = node.wait_with_output().unwrap();
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    };
-    let Ok(started) = serde_json::from_str::<Value>(&line) else {
-        return (registered, failed(node));
-    };
-    let authorize = started["authorize_url"].as_str().unwrap();
-    assert!(
-        authorize.starts_with(&format!("{}/authorize?", w.issuer)),
-        "{authorize}"
+    let client = (
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
     );
-
-    // The login a browser would make; the relying party gets the URL it landed on.
-    let landed = w.login(authorize, USER, PASSWORD).unwrap();
-    writeln!(node.stdin.take().unwrap(), "{landed}").unwrap();
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    let Ok(result) = serde_json::from_str::<Value>(&line) else {
-        return (registered, failed(node));
+    let rp = match NodeRp::start(dir, &w.issuer, client, REDIRECT, env) {
+        Ok(rp) => rp,
+        Err(stderr) => return (registered, Err(stderr)),
     };
-    assert!(node.wait().unwrap().success());
-    (registered, Ok(result))
+    assert!(
+        rp.authorize_url
+            .starts_with(&format!("{}/authorize?", w.issuer)),
+        "{}",
+        rp.authorize_url
+    );
+    // The login a browser would make; the relying party gets the URL it landed on.
+    let landed = w.login(&rp.authorize_url, USER, PASSWORD).unwrap();
+    let result = rp.finish(&landed);
+    (registered, result)
 }
 
 /// Checks what the relying party saw: the issuer, the Milagro digest, the ID token's

@@ -136,3 +136,31 @@ pub fn email_device(
     choice.push(("decision".to_owned(), "allow".to_owned()));
     post(&choice)
 }
+
+/// A relying party's callback on loopback: answers every request with a page
+/// (`#done`: "back at the relying party") and reports the path and query of each request
+/// to `/cb`.
+pub fn callback_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cb", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let body = "<html><body><p id=\"done\">back at the relying party</p></body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if target.starts_with("/cb") && tx.send(target).is_err() {
+                break;
+            }
+        }
+    });
+    (url, rx)
+}

@@ -5,42 +5,13 @@
 
 use milagro_tests::idp_common;
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use idp_common::{encode, query, IdpWorld, PASSWORD, USER};
+use idp_common::{callback_server, encode, query, IdpWorld, PASSWORD, USER};
 use milagro_tests::webdriver::{ensure_chromium, ChromeDriver, Session};
 use serde_json::json;
 
 const PAGE: Duration = Duration::from_secs(15);
-
-/// A relying party's callback on loopback: answers one request with a page and reports
-/// the request's path and query.
-fn callback_server() -> (String, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/cb", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut line = String::new();
-            BufReader::new(&stream).read_line(&mut line).unwrap();
-            let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
-            let body = "<html><body><p id=\"done\">back at the relying party</p></body></html>";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            if target.starts_with("/cb") && tx.send(target).is_err() {
-                break;
-            }
-        }
-    });
-    (url, rx)
-}
 
 fn type_into(page: &Session, id: &str, text: &str) {
     let input = page.find(&format!("#{id}")).unwrap();

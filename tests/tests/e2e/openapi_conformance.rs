@@ -81,8 +81,8 @@ fn the_idp_does_what_its_document_says() {
         &[("authorization", &bearer)],
     );
     assert_eq!(
-        json_operations, 3,
-        "register, admin users, admin activation codes"
+        json_operations, 5,
+        "register, admin users, admin activation codes, sign-in commit and prove"
     );
     let header = format!("Authorization: {bearer}");
     schemathesis(&w.issuer, EXAMPLES, &["--header", &header]);

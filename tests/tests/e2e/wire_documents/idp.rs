@@ -2,13 +2,16 @@
 //! bodies the device reads; the standard bodies left to `openidconnect` are not here).
 
 use milagro_anchor::digest::Digest;
+use milagro_idp::api::signin::{COMMIT_PATH, PROVE_PATH, REQUEST_PATH};
 use milagro_idp::api::OPENAPI_JSON;
+use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_tests::openapi::response_schema;
 use milagro_tests::wire_schema::{component, request_body, Documented};
 use milagro_wire::idp::{
     ActivationCode, Checkpoint, CreatedUser, DeviceAuthorization, DeviceRegistration,
     MilagroMetadata, NewActivationCode, NewUser, ProviderMetadata, TokenAnswer,
 };
+use milagro_wire::signin::{SigninApproved, SigninCommit, SigninProve, SigninRequest};
 
 use super::{assert_agrees, common, hash, key, signed_checkpoint};
 
@@ -41,6 +44,7 @@ fn metadata(txid: Option<String>) -> ProviderMetadata {
         code_challenge_methods_supported: list(&["S256"]),
         dpop_signing_alg_values_supported: list(&["ES256K"]),
         claims_supported: list(&["sub"]),
+        acr_values_supported: list(&["urn:milagro:acr:mpin", "urn:milagro:acr:password"]),
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
         request_uri_parameter_supported: Some(false),
@@ -69,6 +73,7 @@ fn the_idp_document_describes_the_idp_wire_types() {
         scope: "openid".into(),
         refresh_token,
     };
+    let point = format!("03{}", "cd".repeat(48));
     common(&mut document)
         .values(
             &component("ProviderMetadata"),
@@ -117,6 +122,54 @@ fn the_idp_document_describes_the_idp_wire_types() {
                 email: "carol@milagro.test".into(),
                 activation_code: "c2VjcmV0".into(),
                 expires_in: 604_800,
+            }],
+        )
+        .values(
+            &answer("get", REQUEST_PATH, 200),
+            &[true, false].map(|named| SigninRequest {
+                access_number: "123456782".into(),
+                client_id: "rp".into(),
+                client_name: named.then(|| "Thermostat app".into()),
+                redirect_uri: "https://rp.test/cb".into(),
+                scope: "openid profile".into(),
+                expires_in: 290,
+            }),
+        )
+        .values(
+            &request_body(("post", COMMIT_PATH)),
+            &[SigninCommit {
+                access_number: "1234 5678 2".into(),
+                commitment: CommitRequest {
+                    mpin_id: "id".into(),
+                    day: 20_000,
+                    u: point.clone(),
+                },
+            }],
+        )
+        .values(
+            &answer("post", COMMIT_PATH, 200),
+            &[ChallengeAnswer {
+                login_id: "ab".repeat(16),
+                challenge: "cd".repeat(48),
+                expires_in: 60,
+            }],
+        )
+        .values(
+            &request_body(("post", PROVE_PATH)),
+            &[SigninProve {
+                access_number: "123456782".into(),
+                proof: ProveRequest {
+                    login_id: "ab".repeat(16),
+                    v: point,
+                },
+            }],
+        )
+        .values(
+            &answer("post", PROVE_PATH, 200),
+            &[SigninApproved {
+                status: "approved".into(),
+                client_id: "rp".into(),
+                subject: "s-123".into(),
             }],
         )
         .values(

@@ -11,6 +11,8 @@
 //! and why it failed is logged once per distinct reason. Once all have answered, the sum
 //! is published in [`ServerSecretSlot`] and the thread ends: the login API is ready.
 //!
+//! A service starts the thread with [`run`], handing it [`FetchParts`].
+//!
 //! Neither the shares nor the sum are ever written to disk or to a log (the slot's
 //! `Debug` shows the progress only); a restart fetches them again.
 
@@ -27,8 +29,11 @@ use milagro_wire::authserver::{DtaShareStatus, SecretState, ServerSecretStatus, 
 use milagro_wire::shares::{NoOptions, ServerShareAnswer, ShareKind};
 use milagro_wire::ErrorBody;
 
+use milagro_service::config::SyncConfig;
+use milagro_service::identity::PartyIdentity;
+use milagro_service::own_anchor::OwnAnchor;
+
 use crate::config::DtaPeer;
-use crate::state::AppState;
 
 /// The path of the D-TAs' server-share endpoint.
 pub const SERVER_SHARE_PATH: &str = "/v1/shares/server";
@@ -226,14 +231,43 @@ async fn fetch_unless_stopped(
     }
 }
 
+/// What the fetching thread needs from the service it runs in.
+#[derive(Clone)]
+pub struct FetchParts {
+    /// The service's anchored identity (its Milagro TLS identity once anchored).
+    pub identity: Arc<PartyIdentity>,
+    /// Where its anchor stands.
+    pub own_anchor: Arc<OwnAnchor>,
+    /// Its state directory (its Milagro TLS identity file).
+    pub state_dir: std::path::PathBuf,
+    /// How often to poll, and the longest wait between failures.
+    pub sync: SyncConfig,
+    /// Where the D-TAs' anchors are looked up.
+    pub directory: Arc<dyn PeerDirectory>,
+    /// Confirmations a D-TA's anchor needs.
+    pub min_peer_depth: u32,
+    /// The D-TAs to ask, in the slot's order.
+    pub dtas: Vec<DtaPeer>,
+    /// Where the secret is published.
+    pub slot: Arc<ServerSecretSlot>,
+}
+
+impl fmt::Debug for FetchParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchParts")
+            .field("dtas", &self.dtas)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The fetching thread's work: returns once the secret is published or `shutdown` stops.
-pub(crate) fn run(state: &AppState, shutdown: &Shutdown) {
-    let config = &state.config;
+pub fn run(parts: &FetchParts, shutdown: &Shutdown) {
     let Some(identity) = wait_for_identity(
-        &state.identity,
-        &state.own_anchor,
-        &config.party.state_dir,
-        config.party.sync.poll_interval,
+        &parts.identity,
+        &parts.own_anchor,
+        &parts.state_dir,
+        parts.sync.poll_interval,
         shutdown,
         "fetching the server secret",
     ) else {
@@ -249,19 +283,16 @@ pub(crate) fn run(state: &AppState, shutdown: &Shutdown) {
             return;
         }
     };
-    let directory: Arc<dyn PeerDirectory> = state.directory.clone();
+    let directory = parts.directory.clone();
     let options = Options {
-        min_depth: config.min_peer_depth,
+        min_depth: parts.min_peer_depth,
         ..Options::default()
     };
-    let slot = &state.server_secret;
-    let mut shares: Vec<Option<ServerSecretShare>> = vec![None; config.dtas.len()];
-    let mut backoff = Backoff::new(
-        config.party.sync.poll_interval,
-        config.party.sync.max_backoff,
-    );
+    let slot = &parts.slot;
+    let mut shares: Vec<Option<ServerSecretShare>> = vec![None; parts.dtas.len()];
+    let mut backoff = Backoff::new(parts.sync.poll_interval, parts.sync.max_backoff);
     loop {
-        for (i, dta) in config.dtas.iter().enumerate() {
+        for (i, dta) in parts.dtas.iter().enumerate() {
             if shares[i].is_some() {
                 continue;
             }
@@ -362,10 +393,7 @@ mod tests {
     fn the_slot_reports_each_d_ta_until_the_secret_is_published() {
         let peers: Vec<DtaPeer> = [b"1", b"2"]
             .iter()
-            .map(|n| DtaPeer {
-                bc_digest: Digest::sha256(*n),
-                share_api: "127.0.0.1:1".into(),
-            })
+            .map(|n| DtaPeer::new(Digest::sha256(*n), "127.0.0.1:1".into()))
             .collect();
         let slot = ServerSecretSlot::new(&peers);
         slot.set(0, DtaProgress::Fetched);
