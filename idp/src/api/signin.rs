@@ -211,24 +211,39 @@ pub(crate) async fn request(req: HttpRequest, state: web::Data<AppState>) -> Htt
     })())
 }
 
+/// One pass of a device's sign-in: the body `B` read, then `pass` on the verifier's
+/// pairing queue (bounded: 503 beyond), answered as JSON or as its refusal.
+async fn run_pass<B, A>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+    pass: fn(&AppState, &MpinSignIn, Option<IpAddr>, &B) -> Result<A, Refusal>,
+) -> HttpResponse
+where
+    B: DeserializeOwned + Send + 'static,
+    A: serde::Serialize + Send + 'static,
+{
+    let address = req.peer_addr().map(|a| a.ip());
+    let outcome = async {
+        let request: B = json(&req, body).await?;
+        let mpin = configured(&state)?;
+        let shared = AppState::clone(&state);
+        let work = {
+            let mpin = mpin.clone();
+            move || pass(&shared, &mpin, address, &request)
+        };
+        mpin.verifier.pairings.run(work).await?
+    };
+    answer(outcome.await)
+}
+
 /// `POST /v1/signin/commit`: pass 1 for the sign-in of an access number.
 pub(crate) async fn commit(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> HttpResponse {
-    let address = req.peer_addr().map(|a| a.ip());
-    let outcome = async {
-        let request: SigninCommit<CommitRequest> = json(&req, body).await?;
-        let mpin = configured(&state)?;
-        let shared = AppState::clone(&state);
-        let work = {
-            let mpin = mpin.clone();
-            move || begin(&shared, &mpin, address, &request)
-        };
-        mpin.verifier.pairings.run(work).await?
-    };
-    answer(outcome.await)
+    run_pass(req, state, body, begin).await
 }
 
 fn begin(
@@ -256,18 +271,7 @@ pub(crate) async fn prove(
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> HttpResponse {
-    let address = req.peer_addr().map(|a| a.ip());
-    let outcome = async {
-        let request: SigninProve<ProveRequest> = json(&req, body).await?;
-        let mpin = configured(&state)?;
-        let shared = AppState::clone(&state);
-        let work = {
-            let mpin = mpin.clone();
-            move || approve(&shared, &mpin, address, &request)
-        };
-        mpin.verifier.pairings.run(work).await?
-    };
-    answer(outcome.await)
+    run_pass(req, state, body, approve).await
 }
 
 fn approve(

@@ -60,6 +60,41 @@ pub fn decide_device(
     password: &str,
     decision: &str,
 ) -> ((u16, String), String, (u16, String)) {
+    let credentials = [
+        ("user_code", user_code.to_lowercase()),
+        ("username", USER.to_owned()),
+        ("password", password.to_owned()),
+    ];
+    device_page(http, issuer, &credentials, decision)
+}
+
+/// A person on the device page's e-mail form at `issuer` (a fresh browser): with `code`
+/// empty, asks for a code to be e-mailed to `email`; otherwise types it and, shown the
+/// client, allows it. The status and page answered last.
+pub fn email_device(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    user_code: &str,
+    email: &str,
+    code: &str,
+) -> (u16, String) {
+    let credentials = [
+        ("user_code", user_code.to_owned()),
+        ("email", email.to_owned()),
+        ("code", code.to_owned()),
+    ];
+    device_page(http, issuer, &credentials, "allow").2
+}
+
+/// A fresh browser on the device page at `issuer`: opens it, posts its form with
+/// `credentials` and, shown the consent page, answers `decision`. The status and page
+/// after the credentials, the browser's cookie, and the status and page answered last.
+fn device_page(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    credentials: &[(&str, String)],
+    decision: &str,
+) -> ((u16, String), String, (u16, String)) {
     let page = http.get(format!("{issuer}/device")).send().unwrap();
     let cookie = page.headers()["set-cookie"]
         .to_str()
@@ -69,11 +104,11 @@ pub fn decide_device(
         .unwrap()
         .to_owned();
     let mut form = hidden_fields(&page.text().unwrap());
-    form.extend([
-        ("user_code".to_owned(), user_code.to_lowercase()),
-        ("username".to_owned(), USER.to_owned()),
-        ("password".to_owned(), password.to_owned()),
-    ]);
+    form.extend(
+        credentials
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone())),
+    );
     let post = |form: &[(String, String)]| {
         let answer = http
             .post(format!("{issuer}/device"))
@@ -92,49 +127,6 @@ pub fn decide_device(
     choice.push(("decision".to_owned(), decision.to_owned()));
     let decided = post(&choice);
     (signed_in, cookie.clone(), decided)
-}
-
-/// A person on the device page's e-mail form at `issuer` (a fresh browser): with `code`
-/// empty, asks for a code to be e-mailed to `email`; otherwise types it and, shown the
-/// client, allows it. The status and page answered last.
-pub fn email_device(
-    http: &reqwest::blocking::Client,
-    issuer: &str,
-    user_code: &str,
-    email: &str,
-    code: &str,
-) -> (u16, String) {
-    let page = http.get(format!("{issuer}/device")).send().unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut form = hidden_fields(&page.text().unwrap());
-    form.extend([
-        ("user_code".to_owned(), user_code.to_owned()),
-        ("email".to_owned(), email.to_owned()),
-        ("code".to_owned(), code.to_owned()),
-    ]);
-    let post = |form: &[(String, String)]| {
-        let answer = http
-            .post(format!("{issuer}/device"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", &cookie)
-            .body(encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .send()
-            .unwrap();
-        (answer.status().as_u16(), answer.text().unwrap())
-    };
-    let answered = post(&form);
-    if !answered.1.contains("name=\"consent\"") {
-        return answered;
-    }
-    let mut choice = hidden_fields(&answered.1);
-    choice.push(("decision".to_owned(), "allow".to_owned()));
-    post(&choice)
 }
 
 /// A relying party's callback on loopback: answers every request with a page
