@@ -9,7 +9,7 @@
 //!
 //! [`Sweep::pass`] does bounded work: it looks at no more than `budget` rows of each
 //! tree, resuming where the last pass stopped, so a pass never holds the chain loop (which
-//! runs it, [`crate::server`]) for long, however large the database.
+//! runs it, [`crate::Sweeper`]) for long, however large the database.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

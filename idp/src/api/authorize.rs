@@ -37,8 +37,6 @@ use crate::clients::{AuthMethod, Client, GRANT_CODE};
 use crate::grants::Authorization;
 use crate::oauth::OAuthError;
 use crate::scopes::granted_scopes;
-use crate::signin::table::{Full, Poll, Summary, Waiting};
-use crate::signin::MpinSignIn;
 use crate::state::AppState;
 
 /// The parameters carried from the authorization request to the login form.
@@ -273,9 +271,9 @@ fn login_page(
     request: &Request,
     error: Option<&str>,
 ) -> HttpResponse {
-    let password_asked = params.get(LOGIN_METHOD) == Some("password");
+    let password_asked = params.get(signin_page::LOGIN_METHOD) == Some("password");
     if let (Some(mpin), None, false) = (&state.mpin, error, password_asked) {
-        return mpin_page(state, mpin, req, params, request);
+        return signin_page::mpin_page(state, mpin, req, params, request);
     }
     let csrf = csrf_token(req);
     let mut fields: Vec<(&str, &str)> = CARRIED
@@ -405,113 +403,6 @@ pub(crate) async fn login(
             Some("Wrong username or password."),
         ),
         Ok((_, Err(failure))) => respond(&state, failure),
-        Err(error) => respond(&state, Failure::Server(error)),
-    }
-}
-
-/// The parameter that asks for the password form instead of the M-Pin sign-in page.
-const LOGIN_METHOD: &str = "login_method";
-
-/// The M-Pin sign-in page ([`crate::signin`]): the request kept under a new access
-/// number, shown with its QR code; the page reloads until a device approves it.
-fn mpin_page(
-    state: &AppState,
-    mpin: &MpinSignIn,
-    req: &HttpRequest,
-    params: &Params,
-    request: &Request,
-) -> HttpResponse {
-    let carried: Vec<(String, Zeroizing<String>)> = CARRIED
-        .iter()
-        .filter_map(|name| {
-            params
-                .get(name)
-                .map(|v| ((*name).to_owned(), Zeroizing::new(v.to_owned())))
-        })
-        .collect();
-    let summary = Summary {
-        client_id: request.client.client_id.clone(),
-        client_name: request.client.client_name.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        scope: request.scope.clone(),
-    };
-    let address = req.peer_addr().map(|a| a.ip());
-    let now = milagro_service::unix_now();
-    let begun = mpin
-        .table()
-        .begin(carried.clone(), summary.clone(), address, now);
-    let begun = match begun {
-        Ok(begun) => begun,
-        Err(full) => {
-            let status = match full {
-                Full::Address(_) => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return error_page(status, &full.to_string());
-        }
-    };
-    let waiting = Waiting {
-        access_number: begun.access_number,
-        summary,
-        expires_in: mpin.config.signin.as_secs(),
-    };
-    let mut password: Vec<(&str, &str)> = carried
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    password.push((LOGIN_METHOD, "password"));
-    let password = serde_urlencoded::to_string(&password)
-        .ok()
-        .map(|query| format!("/authorize?{query}"));
-    signin_page::render(state, &waiting, &begun.handle, password.as_deref())
-}
-
-/// `GET /authorize/wait?signin=<page handle>`: the sign-in page's reload. While the
-/// device has not approved, the page again; once it has, the code (through
-/// [`issue_code`] and [`deliver_code`], the request's parameters checked again); once
-/// the access number expired, `access_denied` to the client.
-pub(crate) async fn signin_wait(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(mpin) = state.mpin.clone() else {
-        return error_page(StatusCode::NOT_FOUND, "this IdP has no m-pin sign-in");
-    };
-    let handle = match Params::parse(req.query_string().as_bytes()) {
-        Ok(params) => params.get("signin").unwrap_or_default().to_owned(),
-        Err(error) => return error_page(StatusCode::BAD_REQUEST, error.description()),
-    };
-    let polled = mpin.table().poll(&handle, milagro_service::unix_now());
-    let (pairs, who) = match polled {
-        Poll::Waiting(waiting) => {
-            return signin_page::render(&state, &waiting, &handle, None);
-        }
-        Poll::Unknown => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "this sign-in is unknown or finished; start again from the application",
-            )
-        }
-        Poll::Expired(pairs) => (pairs, None),
-        Poll::Approved(pairs, who) => (pairs, Some(who)),
-    };
-    let params = Params(pairs.into_iter().collect());
-    let outcome = blocking(&state, move |state| {
-        let request = match check(state, &params) {
-            Ok(request) => request,
-            Err(failure) => return Ok(Err(failure)),
-        };
-        let Some(who) = who else {
-            return Ok(Err(Failure::to_client(
-                &request,
-                "access_denied",
-                "the access number expired before a device approved it",
-            )));
-        };
-        let issued = issue_code(state, &request, &who)?;
-        Ok(Ok((request, issued)))
-    })
-    .await;
-    match outcome {
-        Ok(Ok((request, issued))) => deliver_code(&state, &request, &issued),
-        Ok(Err(failure)) => respond(&state, failure),
         Err(error) => respond(&state, Failure::Server(error)),
     }
 }

@@ -98,7 +98,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new("get", "/logout", || web::get().to(logout::logout_get)),
     Endpoint::new("post", "/logout", || web::post().to(logout::logout_post)),
     Endpoint::new("get", signin_page::WAIT_PATH, || {
-        web::get().to(authorize::signin_wait)
+        web::get().to(signin_page::signin_wait)
     }),
     Endpoint::new("get", signin::REQUEST_PATH, || {
         web::get().to(signin::request)

@@ -3,15 +3,24 @@
 //! page it runs no script: it reloads itself (`Refresh` header) from
 //! `/authorize/wait?signin=<page handle>`, which shows it again while the sign-in waits
 //! and redirects to the client once the device approved it.
+//!
+//! [`mpin_page`] is what `/authorize` shows with `[mpin]` (the request kept under a new
+//! access number); [`signin_wait`] is the reload, which ends an approved sign-in through
+//! the authorization endpoint's `issue_code` and `deliver_code`.
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 
-use super::pages::{escape, page};
+use zeroize::Zeroizing;
+
+use super::authorize::{check, deliver_code, issue_code, respond, Failure, Request, CARRIED};
+use super::pages::{error_page, escape, page};
 use super::signin::REQUEST_PATH;
-use crate::signin::table::Waiting;
+use super::{blocking, Params};
+use crate::signin::table::{Full, Poll, Summary, Waiting};
+use crate::signin::MpinSignIn;
 use crate::state::AppState;
 
 /// The path a waiting page reloads from.
@@ -98,6 +107,113 @@ pub fn render(
         );
     }
     response
+}
+
+/// The parameter that asks for the password form instead of the M-Pin sign-in page.
+pub(crate) const LOGIN_METHOD: &str = "login_method";
+
+/// The M-Pin sign-in page ([`crate::signin`]): the request kept under a new access
+/// number, shown with its QR code; the page reloads until a device approves it.
+pub(crate) fn mpin_page(
+    state: &AppState,
+    mpin: &MpinSignIn,
+    req: &HttpRequest,
+    params: &Params,
+    request: &Request,
+) -> HttpResponse {
+    let carried: Vec<(String, Zeroizing<String>)> = CARRIED
+        .iter()
+        .filter_map(|name| {
+            params
+                .get(name)
+                .map(|v| ((*name).to_owned(), Zeroizing::new(v.to_owned())))
+        })
+        .collect();
+    let summary = Summary {
+        client_id: request.client.client_id.clone(),
+        client_name: request.client.client_name.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.clone(),
+    };
+    let address = req.peer_addr().map(|a| a.ip());
+    let now = milagro_service::unix_now();
+    let begun = mpin
+        .table()
+        .begin(carried.clone(), summary.clone(), address, now);
+    let begun = match begun {
+        Ok(begun) => begun,
+        Err(full) => {
+            let status = match full {
+                Full::Address(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return error_page(status, &full.to_string());
+        }
+    };
+    let waiting = Waiting {
+        access_number: begun.access_number,
+        summary,
+        expires_in: mpin.config.signin.as_secs(),
+    };
+    let mut password: Vec<(&str, &str)> = carried
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    password.push((LOGIN_METHOD, "password"));
+    let password = serde_urlencoded::to_string(&password)
+        .ok()
+        .map(|query| format!("/authorize?{query}"));
+    render(state, &waiting, &begun.handle, password.as_deref())
+}
+
+/// `GET /authorize/wait?signin=<page handle>`: the sign-in page's reload. While the
+/// device has not approved, the page again; once it has, the code (through
+/// [`issue_code`] and [`deliver_code`], the request's parameters checked again); once
+/// the access number expired, `access_denied` to the client.
+pub(crate) async fn signin_wait(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(mpin) = state.mpin.clone() else {
+        return error_page(StatusCode::NOT_FOUND, "this IdP has no m-pin sign-in");
+    };
+    let handle = match Params::parse(req.query_string().as_bytes()) {
+        Ok(params) => params.get("signin").unwrap_or_default().to_owned(),
+        Err(error) => return error_page(StatusCode::BAD_REQUEST, error.description()),
+    };
+    let polled = mpin.table().poll(&handle, milagro_service::unix_now());
+    let (pairs, who) = match polled {
+        Poll::Waiting(waiting) => {
+            return render(&state, &waiting, &handle, None);
+        }
+        Poll::Unknown => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "this sign-in is unknown or finished; start again from the application",
+            )
+        }
+        Poll::Expired(pairs) => (pairs, None),
+        Poll::Approved(pairs, who) => (pairs, Some(who)),
+    };
+    let params = Params(pairs.into_iter().collect());
+    let outcome = blocking(&state, move |state| {
+        let request = match check(state, &params) {
+            Ok(request) => request,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let Some(who) = who else {
+            return Ok(Err(Failure::to_client(
+                &request,
+                "access_denied",
+                "the access number expired before a device approved it",
+            )));
+        };
+        let issued = issue_code(state, &request, &who)?;
+        Ok(Ok((request, issued)))
+    })
+    .await;
+    match outcome {
+        Ok(Ok((request, issued))) => deliver_code(&state, &request, &issued),
+        Ok(Err(failure)) => respond(&state, failure),
+        Err(error) => respond(&state, Failure::Server(error)),
+    }
 }
 
 #[cfg(test)]
