@@ -7,7 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_wire::idp::DeviceAuthorization;
 
-use super::pages::{credentials, csrf_token, error_page, escape, hidden, page, posted_form};
+use super::pages::{
+    credentials, csrf_token, error_page, escape, hidden, limited_page, page, posted_form,
+};
 use super::{blocking, password_work, ClientForm, Params};
 use crate::clients::GRANT_DEVICE;
 use crate::device_grants::DeviceState;
@@ -235,15 +237,7 @@ pub(crate) async fn verify(
         Ok(Approval::Refused(problem)) => {
             form(&state, &req, (&user_code, ""), &username, Some(problem))
         }
-        Ok(Approval::Limited(limited)) => {
-            let mut answer = error_page(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
-            if let Ok(value) = limited.retry_after_secs.to_string().parse() {
-                answer
-                    .headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, value);
-            }
-            answer
-        }
+        Ok(Approval::Limited(limited)) => limited_page(&limited),
         Err(error) => error_page(
             actix_web::ResponseError::status_code(&error),
             error.description(),

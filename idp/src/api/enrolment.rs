@@ -23,7 +23,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use milagro_service::attempts::TooManyFailures;
 
 use super::device::consent_page;
-use super::pages::{csrf_token, error_page, escape, hidden, page};
+use super::pages::{csrf_token, error_page, escape, hidden, limited_page, page};
 use super::{blocking, Params};
 use crate::enrolment_codes::{Checked, MAIL_CODE_DIGITS};
 use crate::oauth::OAuthError;
@@ -177,15 +177,7 @@ pub(super) async fn verify_email(
             StatusCode::UNAUTHORIZED,
             ("error", problem),
         ),
-        Ok(Outcome::Limited(limited)) => {
-            let mut answer = error_page(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
-            if let Ok(value) = limited.retry_after_secs.to_string().parse() {
-                answer
-                    .headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, value);
-            }
-            answer
-        }
+        Ok(Outcome::Limited(limited)) => limited_page(&limited),
         Err(error) => error_page(
             actix_web::ResponseError::status_code(&error),
             error.description(),

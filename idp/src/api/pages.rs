@@ -143,6 +143,17 @@ pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
     page(status, "Sign-in failed", &body, None, false)
 }
 
+/// 429 for an address (or a code) past its failures, with `Retry-After`
+/// ([`milagro_service::attempts`]).
+pub fn limited_page(limited: &milagro_service::attempts::TooManyFailures) -> HttpResponse {
+    let mut answer = error_page(StatusCode::TOO_MANY_REQUESTS, &limited.to_string());
+    answer.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(limited.retry_after_secs),
+    );
+    answer
+}
+
 /// 503 while the password checks are all taken, with `Retry-After` (the work gate's
 /// refusal, [`milagro_service::work_gate`]).
 pub fn busy_page(busy: &milagro_service::work_gate::Busy) -> HttpResponse {
