@@ -25,7 +25,6 @@ use bitcoin::{Amount, Network};
 use milagro_anchor::proof::{HeaderChain, Headers};
 use milagro_electrum::confirm::{check_branch, merkle_root};
 use milagro_electrum::{CrossCheck, ElectrumSource, LocalChain, Outcome, RemoteHeaders};
-use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_registry::proofs::headers_from;
 use milagro_regtest::ElectrumServer;
@@ -61,13 +60,8 @@ pub struct ElectrumReport {
 
 /// Starts a node and ElectrumX, then measures with `calls` timed calls per figure.
 pub fn measure(calls: usize, table: &mut Table) -> Result<ElectrumReport> {
-    let exe = milagro_regtest::bitcoind_exe()?;
-    let mut conf = bitcoind::Conf::default();
-    conf.args.extend(milagro_regtest::NODE_ARGS);
-    let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
-    let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
-    let miner = node.wallet_new_address()?;
-    node.generate_to_address(101, &miner)?;
+    let started = super::BenchNode::start()?;
+    let (bitcoind, node, miner) = (&started.bitcoind, &started.rpc, &started.miner);
     let payee = node.wallet_new_script()?;
     let mut txids = Vec::with_capacity(PAYMENTS);
     for _ in 0..PAYMENTS {
@@ -77,13 +71,13 @@ pub fn measure(calls: usize, table: &mut Table) -> Result<ElectrumReport> {
                 .compute_txid(),
         );
     }
-    node.generate_to_address(1, &miner)?;
+    node.generate_to_address(1, miner)?;
     let height = node.tip()?.height;
     let txid = txids[PAYMENTS / 2];
 
     // The verifier holds the chain up to here; the server sees one block more.
     let headers: Headers = headers_from(&node, Network::Regtest, 0)?;
-    node.generate_to_address(1, &miner)?;
+    node.generate_to_address(1, miner)?;
     eprintln!("starting ElectrumX (installed on first use)…");
     let server = ElectrumServer::start(
         &bitcoind.rpc_url(),

@@ -33,14 +33,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use bytes::Bytes;
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::digest::Digest;
 use milagro_mpin::Pin;
 use milagro_pat_client::authenticate::authenticate;
 use milagro_pat_client::mpin_key::{request_shares, ClientShareRequest, MpinKey};
-use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_tls::http::Connection;
 use milagro_tls::{LocalIdentity, Options, PeerDirectory};
 use milagro_wire::shares::NoOptions;
@@ -102,20 +101,14 @@ pub fn measure(
     dir: &Path,
     table: &mut Table,
 ) -> Result<MfaReport> {
-    let exe = milagro_regtest::bitcoind_exe()?;
-    let mut conf = bitcoind::Conf::default();
-    conf.args.extend(milagro_regtest::NODE_ARGS);
-    conf.staticdir = None;
-    let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
-    let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
-    let miner = node.wallet_new_address()?;
-    node.generate_to_address(101, &miner)?;
+    let started = super::BenchNode::start()?;
+    let (bitcoind, node, miner) = (&started.bitcoind, &started.rpc, &started.miner);
     let rpc_url = bitcoind.rpc_url();
     let chain = Chain {
-        node: &node,
+        node,
         rpc_url: &rpc_url,
         cookie: &bitcoind.params.cookie_file,
-        miner: &miner,
+        miner,
     };
 
     eprintln!("setting up: an IdP, two D-TAs, an authentication server, a PAT");
@@ -131,9 +124,9 @@ pub fn measure(
         .timeout(Duration::from_secs(30))
         .build()?;
     let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
-    let (pat_key, pat) = anchored_with_key(&node, Role::Pat, "bench pat")?;
+    let (pat_key, pat) = anchored_with_key(node, Role::Pat, "bench pat")?;
     let pat = Arc::new(pat);
-    let fetcher = Arc::new(anchored(&node, Role::AuthServer, "bench share fetcher")?);
+    let fetcher = Arc::new(anchored(node, Role::AuthServer, "bench share fetcher")?);
     let idp_digest = idp.state().identity.digest().to_string();
     let world = MfaWorld::start(
         &chain,
@@ -141,7 +134,7 @@ pub fn measure(
         (&issuer, &idp_digest, &client_id),
         &[fetcher.birth_certificate().digest().to_string()],
     )?;
-    node.generate_to_address(1, &miner)?;
+    node.generate_to_address(1, miner)?;
     let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
     let dta = &world.dtas[0];
     let (dta_digest, dta_addr) = (

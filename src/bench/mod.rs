@@ -50,3 +50,39 @@ pub mod tbs_load;
 pub mod tbs_world;
 pub mod timed_store;
 pub mod txs;
+
+/// A regtest node started for one benchmark (its data in a temporary directory) with 101
+/// blocks mined to `miner`, so one coinbase is spendable; stopped when dropped.
+pub struct BenchNode {
+    /// The node process.
+    pub bitcoind: bitcoind::BitcoinD,
+    /// Its RPC client.
+    pub rpc: milagro_registry::bitcoind::BitcoindRpc,
+    /// The wallet address the blocks were mined to.
+    pub miner: String,
+}
+
+impl BenchNode {
+    /// Starts the node and matures one coinbase.
+    pub fn start() -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use milagro_regtest::RegtestControls as _;
+        let exe = milagro_regtest::bitcoind_exe()?;
+        let mut conf = bitcoind::Conf::default();
+        conf.args.extend(milagro_regtest::NODE_ARGS);
+        conf.staticdir = None;
+        let bitcoind =
+            bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
+        let rpc = milagro_registry::bitcoind::BitcoindRpc::with_cookie(
+            bitcoind.rpc_url(),
+            &bitcoind.params.cookie_file,
+        );
+        let miner = rpc.wallet_new_address()?;
+        rpc.generate_to_address(101, &miner)?;
+        Ok(Self {
+            bitcoind,
+            rpc,
+            miner,
+        })
+    }
+}

@@ -32,7 +32,6 @@ use milagro_idp::devices::Registration;
 use milagro_mpin::Pin;
 use milagro_pat_client::mpin_key::{request_shares, ClientShareRequest, MpinKey};
 use milagro_pat_client::signin::{approve, lookup};
-use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_regtest::RegtestControls as _;
 use milagro_tls::{Options, PeerDirectory};
 use milagro_wire::idp::TokenAnswer;
@@ -75,20 +74,14 @@ pub fn measure(
     dir: &Path,
     table: &mut Table,
 ) -> Result<SigninReport> {
-    let exe = milagro_regtest::bitcoind_exe()?;
-    let mut conf = bitcoind::Conf::default();
-    conf.args.extend(milagro_regtest::NODE_ARGS);
-    conf.staticdir = None;
-    let bitcoind = bitcoind::BitcoinD::with_conf(&exe, &conf).context("cannot start bitcoind")?;
-    let node = BitcoindRpc::with_cookie(bitcoind.rpc_url(), &bitcoind.params.cookie_file);
-    let miner = node.wallet_new_address()?;
-    node.generate_to_address(101, &miner)?;
+    let started = super::BenchNode::start()?;
+    let (bitcoind, node, miner) = (&started.bitcoind, &started.rpc, &started.miner);
     let rpc_url = bitcoind.rpc_url();
     let chain = Chain {
-        node: &node,
+        node,
         rpc_url: &rpc_url,
         cookie: &bitcoind.params.cookie_file,
-        miner: &miner,
+        miner,
     };
 
     eprintln!("setting up: an IdP, two D-TAs, a PAT; the IdP restarted with [mpin]");
@@ -108,7 +101,7 @@ pub fn measure(
         .timeout(Duration::from_secs(30))
         .build()?;
     let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
-    let (pat_key, pat) = anchored_with_key(&node, Role::Pat, "bench signin pat")?;
+    let (pat_key, pat) = anchored_with_key(node, Role::Pat, "bench signin pat")?;
     let idp_digest = idp.state().identity.digest().to_string();
     let world = MfaWorld::start(
         &chain,
@@ -134,7 +127,7 @@ pub fn measure(
          [mpin.login]\nmax_failures = 100\nmax_pending_per_identity = 100\n"
     );
     let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, &mpin)?;
-    node.generate_to_address(1, &miner)?;
+    node.generate_to_address(1, miner)?;
     let signin = idp.state().mpin.clone().context("the IdP has no [mpin]")?;
     crate::demo::wait_for(Duration::from_secs(120), "the IdP's server secret", || {
         Ok(signin.verifier.server_secret.secret().map(|_| ()))
