@@ -30,15 +30,25 @@
 //! rules.
 //!
 //! ```no_run
-//! use milagro_mpin::wire::{CommitRequest, ProveRequest};
+//! use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 //! use milagro_verifier::{config::LoginConfig, Verifier};
+//!
+//! /// Pass 1 of a device's login: the challenge sent back to the device.
+//! fn pass_one(verifier: &Verifier, commit: &CommitRequest) -> Result<ChallengeAnswer, Box<dyn std::error::Error>> {
+//!     Ok(verifier.commit(commit)?)
+//! }
+//!
+//! /// Pass 2: the device's proof, for that challenge; `Ok` is a verified login.
+//! fn pass_two(verifier: &Verifier, prove: &ProveRequest) -> Result<(), Box<dyn std::error::Error>> {
+//!     let verified = verifier.prove(prove)?;
+//!     println!("signed in: {:?}", verified.id);
+//!     Ok(())
+//! }
+//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (commit, prove): (CommitRequest, ProveRequest) = todo!();
 //! let db = sled::open("service")?;
 //! let verifier = Verifier::open(&db, std::path::Path::new("."), &[], LoginConfig::new())?;
-//! let challenge = verifier.commit(&commit)?; // sent back to the device
-//! let verified = verifier.prove(&prove)?; // the device's proof, for that challenge
-//! println!("signed in: {:?}", verified.id);
+//! # let _ = (pass_one, pass_two, verifier);
 //! # Ok(()) }
 //! ```
 
