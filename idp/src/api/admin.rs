@@ -30,20 +30,30 @@ fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
     }
 }
 
+/// The JSON body of an admin call, read only once the admin token is checked: 415 for
+/// another content type, 400 naming `shape` for a body that is not `T`.
+async fn admin_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    state: &AppState,
+    body: web::Payload,
+    shape: &str,
+) -> Result<T, OAuthError> {
+    check_admin(req, state)?;
+    if !milagro_service::api::is_json(req) {
+        return Err(milagro_service::api::unsupported_media_type().into());
+    }
+    let body = read_body(body).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("the body is not {shape} JSON: {e}")))
+}
+
 /// `POST /v1/admin/users` `{"username", "password"}` → 201 `{"username", "subject"}`.
 pub(crate) async fn add_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    check_admin(&req, &state)?;
-    if !milagro_service::api::is_json(&req) {
-        return Err(milagro_service::api::unsupported_media_type().into());
-    }
-    let body = read_body(body).await?;
-    let new: NewUser = serde_json::from_slice(&body).map_err(|e| {
-        OAuthError::invalid_request(format!("the body is not {{username, password}} JSON: {e}"))
-    })?;
+    let new: NewUser = admin_body(&req, &state, body, "{username, password}").await?;
     let password = Zeroizing::new(new.password);
     let user = blocking(&state, move |state| {
         state
@@ -73,13 +83,7 @@ pub(crate) async fn issue_activation_code(
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    check_admin(&req, &state)?;
-    if !milagro_service::api::is_json(&req) {
-        return Err(milagro_service::api::unsupported_media_type().into());
-    }
-    let body = read_body(body).await?;
-    let new: NewActivationCode = serde_json::from_slice(&body)
-        .map_err(|e| OAuthError::invalid_request(format!("the body is not {{email}} JSON: {e}")))?;
+    let new: NewActivationCode = admin_body(&req, &state, body, "{email}").await?;
     let email = normalise_email(&new.email)
         .ok_or_else(|| OAuthError::invalid_request("not an e-mail address the IdP accepts"))?;
     let answer = blocking(&state, move |state| {
