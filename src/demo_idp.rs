@@ -165,20 +165,18 @@ pub fn run(
         &issuer,
         &json!({"redirect_uris": [REDIRECT], "client_name": "Demo RP"}),
     )?;
-    let verifier = B64URL.encode(rand_bytes());
-    let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
-    let nonce = B64URL.encode(rand_bytes());
-    let query = encode(&[
-        ("response_type", "code"),
-        ("client_id", &client_id),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid profile"),
-        ("state", "demo-state"),
-        ("nonce", &nonce),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ]);
-    let page = http.get(format!("{issuer}/authorize?{query}")).send()?;
+    let CodeRequest {
+        verifier,
+        nonce,
+        url,
+    } = code_request(
+        &issuer,
+        &client_id,
+        REDIRECT,
+        "openid profile",
+        "demo-state",
+    );
+    let page = http.get(url).send()?;
     let cookie = page
         .headers()
         .get("set-cookie")
@@ -353,6 +351,43 @@ pub(crate) fn approve_device(
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A code request as a relying party starts one (PKCE S256 and a nonce): the verifier to redeem the code with, the nonce the ID token must carry,
+/// and the `/authorize` URL at `issuer`.
+pub(crate) struct CodeRequest {
+    pub verifier: String,
+    pub nonce: String,
+    pub url: String,
+}
+
+/// A fresh [`CodeRequest`] of `client_id` (back to `redirect_uri`) for `scope`, with
+/// `state`.
+pub(crate) fn code_request(
+    issuer: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    state: &str,
+) -> CodeRequest {
+    let verifier = B64URL.encode(rand_bytes());
+    let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
+    let nonce = B64URL.encode(rand_bytes());
+    let query = encode(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", state),
+        ("nonce", &nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    CodeRequest {
+        verifier,
+        nonce,
+        url: format!("{issuer}/authorize?{query}"),
+    }
+}
 
 pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
     openidconnect::url::form_urlencoded::Serializer::new(String::new())

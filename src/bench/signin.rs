@@ -24,8 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine as _;
 use milagro_anchor::birth_certificate::Role;
 use milagro_anchor::keys::CompressedKey;
 use milagro_idp::devices::Registration;
@@ -37,12 +35,11 @@ use milagro_tls::{Options, PeerDirectory};
 use milagro_wire::idp::TokenAnswer;
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use super::kex::anchored_with_key;
 use super::mpin::MpinReport;
 use super::stats::{latency, num, Latency, Table};
-use crate::demo_idp::{encode, rand_bytes, start_idp_on, PASSWORD, USER};
+use crate::demo_idp::{code_request, encode, start_idp_on, CodeRequest, PASSWORD, USER};
 use crate::demo_mpin::{Chain, MfaWorld};
 
 const PIN: u16 = 4321;
@@ -172,20 +169,9 @@ pub fn measure(
 
     let mut approvals = Vec::with_capacity(signins);
     let mut one_sign_in = || -> Result<()> {
-        let verifier = B64URL.encode(rand_bytes());
-        let challenge = B64URL.encode(Sha256::digest(verifier.as_bytes()));
-        let nonce = B64URL.encode(rand_bytes());
-        let query = encode(&[
-            ("response_type", "code"),
-            ("client_id", &rp_id),
-            ("redirect_uri", REDIRECT),
-            ("scope", "openid"),
-            ("state", "bench"),
-            ("nonce", &nonce),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ]);
-        let page = http.get(format!("{issuer}/authorize?{query}")).send()?;
+        let CodeRequest { verifier, url, .. } =
+            code_request(&issuer, &rp_id, REDIRECT, "openid", "bench");
+        let page = http.get(url).send()?;
         let handle = page
             .headers()
             .get("refresh")
