@@ -80,6 +80,9 @@ poll_interval_ms = 100
 # The demo's operator registers its one client: no consent screen.
 [consent]
 required = false
+# The demo's person approves their device with a password (an operator's migration).
+[passwords]
+enabled = true
 {extra}
 "#,
         state = dir.join("idp"),

@@ -52,8 +52,14 @@ pub(super) fn email_form(
     } else {
         "Type the activation code you were given."
     };
+    // Beside the password form, this one is the other way in; alone, it is the way in.
+    let heading = if state.config.passwords {
+        "<h2>No password?</h2>"
+    } else {
+        ""
+    };
     format!(
-        "<h2>No password?</h2>{notice}<p class=\"muted\">{how}</p>\
+        "{heading}{notice}<p class=\"muted\">{how}</p>\
          <form method=\"post\" action=\"/device\" id=\"email_form\">{}\
          <label for=\"email_user_code\">Device code</label>\
          <input id=\"email_user_code\" name=\"user_code\" value=\"{}\" required>\

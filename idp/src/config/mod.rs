@@ -49,8 +49,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "enrolment",
             "smtp",
             "mpin",
+            "passwords",
         ],
     ),
+    ("passwords", &["enabled"]),
     (
         "mpin",
         &[
@@ -145,6 +147,10 @@ pub struct Config {
     pub enrolment: EnrolmentConfig,
     /// `[smtp]`: where e-mailed codes are sent from; without it, only activation codes.
     pub smtp: Option<SmtpConfig>,
+    /// `[passwords] enabled`: whether people may sign in with a password (argon2id, as
+    /// before M-Pin), for an operator migrating accounts. Off by default: the sign-in page,
+    /// the device page, `POST /login` and `POST /v1/admin/users` then know no password.
+    pub passwords: bool,
 }
 
 /// `[consent]`: which clients people are not asked about, and how long a consent lasts.
@@ -277,6 +283,7 @@ impl Config {
             },
             enrolment: raw.enrolment.check()?,
             smtp: raw.smtp.map(RawSmtp::check).transpose()?,
+            passwords: raw.passwords.enabled,
         })
     }
 }

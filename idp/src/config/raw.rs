@@ -35,6 +35,15 @@ pub(super) struct RawConfig {
     pub(super) enrolment: RawEnrolment,
     #[serde(default)]
     pub(super) smtp: Option<RawSmtp>,
+    #[serde(default)]
+    pub(super) passwords: RawPasswords,
+}
+
+/// `[passwords]`: off unless the operator says otherwise.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawPasswords {
+    pub(super) enabled: bool,
 }
 
 #[derive(Deserialize)]

@@ -88,6 +88,14 @@ rpc_cookie = "/tmp/.cookie"
 network = "regtest"
 "#;
     let config = Config::parse(minimal).unwrap();
+    assert!(
+        !config.passwords,
+        "password sign-in is off unless switched on"
+    );
+    let migrating = Config::parse(&format!("{minimal}[passwords]\nenabled = true\n")).unwrap();
+    assert!(migrating.passwords);
+    let vague = Config::parse(&format!("{minimal}[passwords]\nenabled = \"yes\"\n"));
+    assert!(matches!(vague, Err(ConfigError::Toml(_))), "{vague:?}");
     assert_eq!(config.tokens.code, Duration::from_secs(60));
     assert_eq!(config.party.audit.origin.as_str(), "idp.milagro.test/audit");
     let cases = [

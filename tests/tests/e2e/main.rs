@@ -32,6 +32,7 @@ mod key_separation;
 mod milagro_tls;
 mod openapi_conformance;
 mod passwordless_registration;
+mod passwords_off;
 mod pat_client;
 mod readiness;
 mod service_runtime;
