@@ -12,11 +12,13 @@ use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
+mod apache_mpin;
 mod compose;
 mod container;
 mod https;
 mod image;
 mod init;
+mod mpin_world;
 mod network;
 mod pat;
 mod pat_mpin;
