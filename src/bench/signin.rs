@@ -3,7 +3,7 @@
 //! argon2id password check with the IdP's parameters, all in the same run.
 //!
 //! A private regtest node, an IdP, two D-TAs (and the authentication server
-//! [`crate::demo_mpin::MfaWorld`] brings), anchored as in `milagro demo`; the IdP is then
+//! [`crate::demo::mpin::MfaWorld`] brings), anchored as in `milagro demo`; the IdP is then
 //! restarted with `[mpin]` naming both D-TAs, which list it in their `authservers`. A
 //! device (an anchored PAT) gets its M-Pin key from both D-TAs with an ID token of the
 //! IdP and is registered as its user's device. One sign-in, timed as a whole, is what a
@@ -39,8 +39,8 @@ use serde_json::json;
 use super::kex::anchored_with_key;
 use super::mpin::MpinReport;
 use super::stats::{latency, num, Latency, Table};
-use crate::demo_idp::{code_request, encode, start_idp_on, CodeRequest, PASSWORD, USER};
-use crate::demo_mpin::{Chain, MfaWorld};
+use crate::demo::idp::{code_request, encode, start_idp_on, CodeRequest, PASSWORD, USER};
+use crate::demo::mpin::{Chain, MfaWorld};
 
 const PIN: u16 = 4321;
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";
@@ -97,7 +97,7 @@ pub fn measure(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
+    let client_id = crate::demo::idp::register_device_client(&http, &issuer)?;
     let (pat_key, pat) = anchored_with_key(node, Role::Pat, "bench signin pat")?;
     let idp_digest = idp.state().identity.digest().to_string();
     let world = MfaWorld::start(
@@ -131,7 +131,7 @@ pub fn measure(
     })?;
 
     // The device's key, from both D-TAs, and its registration at the IdP.
-    let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
+    let id_token = crate::demo::idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
     let directory: Arc<dyn PeerDirectory> = world.dtas[0].state().directory.clone();
     let options = Options {
         min_depth: 1,
@@ -160,7 +160,7 @@ pub fn measure(
         mpin_id: String::from_utf8(key.id.as_bytes().to_vec())?,
         registered: milagro_service::unix_now(),
     })?;
-    let (rp_id, rp_secret) = crate::demo_idp::register_client(
+    let (rp_id, rp_secret) = crate::demo::idp::register_client(
         &http,
         &issuer,
         &json!({"redirect_uris": [REDIRECT], "client_name": "Bench RP"}),

@@ -31,7 +31,7 @@ use milagro_wire::service::AnchorStatus;
 use milagro_wire::tbs::tenants::{EnrolmentMode, Group, GroupSpec, ServiceRef};
 use serde::Serialize;
 
-use crate::demo_tbs::{call, DemoTbs};
+use crate::demo::tbs::{call, DemoTbs};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 /// The badge user's PIN, and the one a thief would try.
@@ -314,7 +314,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
     crate::demo::step(
         "registering the D-TAs' one client at the IdP: public, device grant (RFC 8628)",
     );
-    let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
+    let client_id = crate::demo::idp::register_device_client(&http, &issuer)?;
     eprintln!("    client id {client_id}");
 
     crate::demo::step(
@@ -346,7 +346,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
             .bearer_auth(&tbs.tenant_token)
             .json(&group),
     )?;
-    let mut enrolled = crate::demo_tbs::enrol_devices(
+    let mut enrolled = crate::demo::tbs::enrol_devices(
         chain.node,
         chain.miner,
         &tbs.url,
@@ -387,7 +387,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         pending.verification_uri(),
         pending.user_code()
     );
-    crate::demo_idp::approve_device(&http, &issuer, pending.user_code())?;
+    crate::demo::idp::approve_device(&http, &issuer, pending.user_code())?;
     let id_token = pending.wait(badge.device().key())?;
     eprintln!("    approved; an id token for the D-TAs' client id");
 
