@@ -39,7 +39,9 @@ use serde_json::json;
 use super::kex::anchored_with_key;
 use super::mpin::MpinReport;
 use super::stats::{latency, num, Latency, Table};
-use crate::demo::idp::{code_request, encode, start_idp_on, CodeRequest, PASSWORD, USER};
+use crate::demo::idp::{
+    code_request, encode, start_idp_on, CodeRequest, PASSWORD, PASSWORDS_ON, USER,
+};
 use crate::demo::mpin::{Chain, MfaWorld};
 
 const PIN: u16 = 4321;
@@ -86,7 +88,7 @@ pub fn measure(
         .local_addr()?
         .port();
     let name = "Milagro bench IdP";
-    let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, "")?;
+    let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, PASSWORDS_ON)?;
     let issuer = idp.state().issuer().to_owned();
     let subject = idp
         .state()
@@ -107,20 +109,10 @@ pub fn measure(
         std::slice::from_ref(&idp_digest),
     )?;
     idp.stop();
-    let peers: String = world
-        .dtas
-        .iter()
-        .map(|d| {
-            format!(
-                "[[mpin.dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
-                d.state().identity.digest(),
-                d.state().share_listen
-            )
-        })
-        .collect();
+    let peers = world.mpin_dtas();
     // Lockouts are not what is measured: the limits as high as the configuration allows.
     let mpin = format!(
-        "[mpin]\nmin_peer_depth = 1\nmax_signins = 1000000\n{peers}\
+        "{PASSWORDS_ON}[mpin]\nmin_peer_depth = 1\nmax_signins = 1000000\n{peers}\
          [mpin.login]\nmax_failures = 100\nmax_pending_per_identity = 100\n"
     );
     let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, &mpin)?;

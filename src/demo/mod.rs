@@ -5,13 +5,17 @@
 //! every anchor by SPV, then forces a two-block reorg that drops one anchor and shows the
 //! registry dropping it and finding it again once it is re-mined.
 //!
-//! Then the services: a TBS enrols devices ([`crate::demo::tbs`]) and two of them agree a
-//! key over Bitcoin ([`crate::demo::tls`]); an IdP logs a user in for a relying party
-//! ([`crate::demo::idp`]); two D-TAs and an authentication server give a badge an M-Pin
-//! key that logs in with its PIN only ([`crate::demo::mpin`]).
+//! Then the services: a TBS enrols devices ([`tbs`]) and two of them agree a key over
+//! Bitcoin ([`tls`]); an IdP with no password database anchors itself ([`idp`]); two D-TAs
+//! and an authentication server give a badge an M-Pin key that logs in with its PIN only
+//! ([`mpin`]), its person registering it by e-mail (the IdP's code arriving in the demo's
+//! [`smtp`] mailbox); and a relying party signs that person in through the IdP's sign-in
+//! page, the badge approving its access number with the PIN ([`signin`]).
 
 pub(crate) mod idp;
 pub(crate) mod mpin;
+pub(crate) mod signin;
+pub(crate) mod smtp;
 pub(crate) mod tbs;
 pub(crate) mod tls;
 
@@ -55,6 +59,7 @@ struct Summary {
     tbs: crate::demo::tbs::TbsSummary,
     idp: crate::demo::idp::IdpSummary,
     mpin: crate::demo::mpin::MpinSummary,
+    signin: crate::demo::signin::SigninSummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,16 +259,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     )?;
 
     let idp_dir = tempfile::tempdir()?;
-    let (idp, running_idp) = crate::demo::idp::run(
-        &node,
-        &bitcoind.rpc_url(),
-        &bitcoind.params.cookie_file,
-        &miner,
-        idp_dir.path(),
-    )?;
+    let mailbox = smtp::Mailbox::start()?;
+    let (idp, demo_idp) = idp::run(&chain, idp_dir.path(), &mailbox)?;
 
-    let mpin = crate::demo::mpin::run(&chain, &demo_tbs, &running_idp)?;
-    running_idp.stop();
+    let (mpin, signin) = mpin::run(&chain, &demo_tbs, demo_idp, &mailbox)?;
     demo_tbs.tbs.stop();
 
     if args.keep {
@@ -285,6 +284,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         tbs,
         idp,
         mpin,
+        signin,
     })
 }
 

@@ -86,7 +86,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let metadata = json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"]});
-    let (client_id, secret) = crate::demo::idp::register_client(&http, &idp.local_url(), &metadata)?;
+    let (client_id, secret) =
+        crate::demo::idp::register_client(&http, &idp.local_url(), &metadata)?;
 
     let mut levels = Vec::new();
     for &threads in &args.concurrency {
