@@ -221,7 +221,7 @@ fn store_key(
 ) -> Result<MpinKey> {
     let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
-        min_depth: session.min_depth,
+        min_depth: session.min_depth(enrolled.device()),
         ..Options::default()
     };
     let shares = super::pat_tls::runtime()?.block_on(collect_shares(
@@ -283,7 +283,7 @@ pub fn permit(args: PermitArgs) -> Result<()> {
         .collect();
     let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
-        min_depth: args.session.min_depth,
+        min_depth: args.session.min_depth(enrolled.device()),
         ..Options::default()
     };
     let permits = super::pat_tls::runtime()?

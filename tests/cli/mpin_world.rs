@@ -145,34 +145,43 @@ impl MpinWorld {
     /// command's JSON answer.
     pub fn register(&self, state: &str, n: usize) -> Value {
         let (http, issuer) = (&self.http, self.issuer.as_str());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
-            .args(["pat", "register", "--state", state, "--email", EMAIL])
-            .env("MILAGRO_PIN", PIN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let user_code = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                let rest = line.split("(device code ").nth(1)?;
-                Some(rest.split(')').next()?.to_owned())
-            })
-            .expect("pat register printed no device code");
-        let (status, page) = email_device(http, issuer, &user_code, EMAIL, "");
-        assert_eq!(status, 200, "{page}");
-        let (code, _) = code_and_link(&self.sink.wait_for_message(EMAIL, n));
-        let (status, page) = email_device(http, issuer, &user_code, EMAIL, &code);
-        assert_eq!(status, 200, "{page}");
-        assert!(page.contains("Device connected"), "{page}");
-        let rest: Vec<String> = lines.map_while(Result::ok).collect();
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", rest.join("\n"));
-        json(&output)
+        pat_register(state, EMAIL, |user_code| {
+            let (status, page) = email_device(http, issuer, user_code, EMAIL, "");
+            assert_eq!(status, 200, "{page}");
+            let (code, _) = code_and_link(&self.sink.wait_for_message(EMAIL, n));
+            let (status, page) = email_device(http, issuer, user_code, EMAIL, &code);
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains("Device connected"), "{page}");
+        })
     }
+}
+
+/// Runs `milagro pat register --state state --email email` (the PIN [`PIN`]) as a
+/// process; `prove` does the person's side on the IdP's device page, given the device
+/// code the command printed. The command's JSON answer.
+pub(super) fn pat_register(state: &str, email: &str, prove: impl FnOnce(&str)) -> Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_milagro"))
+        .args(["pat", "register", "--state", state, "--email", email])
+        .env("MILAGRO_PIN", PIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let user_code = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.split("(device code ").nth(1)?;
+            Some(rest.split(')').next()?.to_owned())
+        })
+        .expect("pat register printed no device code");
+    prove(&user_code);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", rest.join("\n"));
+    json(&output)
 }
 
 /// `milagro pat approve --state state` with `how` (`--access-number N` or `--url U`).
