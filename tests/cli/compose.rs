@@ -6,7 +6,8 @@
 //! ready, a device on the host enrols with the command the network's status prints and
 //! its person registers it (an activation code from the TBS's container, typed on the
 //! IdP's device page) so that it collects both D-TAs' shares,
-//! `down` and `up -d` again resume the same parties, and `down -v` leaves no container
+//! a party whose process is killed is restarted by the container engine (`restart:
+//! on-failure`), `down` and `up -d` again resume the same parties, and `down -v` leaves no container
 //! or volume behind. Never skipped: a machine that cannot run
 //! it fails, naming what is missing.
 
@@ -148,7 +149,8 @@ impl Drop for Project<'_> {
 }
 
 #[test]
-fn the_compose_file_runs_each_party_in_its_own_container_and_a_host_device_enrols_and_gets_its_key_through_it() {
+fn the_compose_file_runs_each_party_in_its_own_container_and_a_host_device_enrols_and_gets_its_key_through_it(
+) {
     let tools = Tools::install();
     let building = Instant::now();
     let image = Image::build(&tools, "milagro-compose-test");
@@ -227,6 +229,32 @@ fn the_compose_file_runs_each_party_in_its_own_container_and_a_host_device_enrol
         registered["dtas"].as_array().unwrap().len(),
         2,
         "{registered}"
+    );
+
+    // A party whose process dies is started again by the container engine (`restart:
+    // on-failure`), and is healthy again.
+    let dta1 = project.container("dta1");
+    let killed = tools.podman(&["exec", &dta1, "sh", "-c", "kill -KILL -1"]);
+    assert!(
+        killed.status.success() || killed.status.code() == Some(137),
+        "{}",
+        stderr(&killed)
+    );
+    milagro_tests::wait_until(
+        "dta1 to be restarted and healthy",
+        Duration::from_secs(120),
+        || {
+            let restarts = tools.podman(&["inspect", "--format", "{{.RestartCount}}", &dta1]);
+            let restarts: u32 = String::from_utf8_lossy(&restarts.stdout)
+                .trim()
+                .parse()
+                .ok()?;
+            let healthy = tools
+                .podman(&["healthcheck", "run", &dta1])
+                .status
+                .success();
+            (restarts >= 1 && healthy).then_some(())
+        },
     );
 
     // `down` keeps the volume: `up -d` again resumes the same parties (same digests).
