@@ -43,6 +43,7 @@ use crate::demo::idp::{
     code_request, encode, start_idp_on, CodeRequest, PASSWORD, PASSWORDS_ON, USER,
 };
 use crate::demo::mpin::{Chain, MfaWorld};
+use crate::demo::signin::{code_after_approval, SigninPage};
 
 const PIN: u16 = 4321;
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";
@@ -163,38 +164,12 @@ pub fn measure(
     let mut one_sign_in = || -> Result<()> {
         let CodeRequest { verifier, url, .. } =
             code_request(&issuer, &rp_id, REDIRECT, "openid", "bench");
-        let page = http.get(url).send()?;
-        let handle = page
-            .headers()
-            .get("refresh")
-            .and_then(|r| r.to_str().ok())
-            .and_then(|r| r.split("signin=").nth(1))
-            .context("the sign-in page has no Refresh")?
-            .to_owned();
-        let html = page.text()?;
-        let number = html
-            .split("data-number=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .context("the sign-in page shows no access number")?
-            .to_owned();
+        let SigninPage { number, handle, .. } = SigninPage::open(&http, &url)?;
         let started = std::time::Instant::now();
         lookup(&device, &number)?;
         approve(&device, &key, Pin::new(PIN)?, &number)?;
         approvals.push(started.elapsed().as_secs_f64() * 1e6);
-        let waited = http
-            .get(format!("{issuer}/authorize/wait?signin={handle}"))
-            .send()?;
-        let location = waited
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .context("the page did not redirect after the approval")?;
-        let code = location
-            .split_once("code=")
-            .and_then(|(_, rest)| rest.split('&').next())
-            .context("no code in the redirect")?
-            .to_owned();
+        let code = code_after_approval(&http, &issuer, &handle)?;
         let tokens: TokenAnswer = http
             .post(format!("{issuer}/token"))
             .basic_auth(&rp_id, Some(&rp_secret))

@@ -83,26 +83,11 @@ pub(crate) fn rp_signs_in(
         nonce,
         url,
     } = code_request(issuer, &client_id, REDIRECT, "openid profile", "demo-state");
-    let page = http.get(url).send()?;
-    ensure!(
-        page.status() == 200,
-        "the sign-in page answered {}",
-        page.status()
-    );
-    let handle = page
-        .headers()
-        .get("refresh")
-        .and_then(|r| r.to_str().ok())
-        .and_then(|r| r.split("signin=").nth(1))
-        .context("the sign-in page does not reload itself")?
-        .to_owned();
-    let html = page.text()?;
-    let number = html
-        .split("data-number=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .context("the sign-in page shows no access number")?
-        .to_owned();
+    let SigninPage {
+        number,
+        handle,
+        html,
+    } = SigninPage::open(http, &url)?;
     ensure!(
         !html.contains("name=\"password\""),
         "the sign-in page asks for a password"
@@ -123,19 +108,7 @@ pub(crate) fn rp_signs_in(
     eprintln!("    wrong PIN: {refused}; the page still waits");
     let approved = approve(&server, key, Pin::new(pin)?, &number)?;
     eprintln!("    approved for subject {}", approved.subject);
-    let landed = http
-        .get(format!("{issuer}/authorize/wait?signin={handle}"))
-        .send()?;
-    let location = landed
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .with_context(|| format!("the sign-in page did not go on ({})", landed.status()))?;
-    let code = location
-        .split_once("code=")
-        .and_then(|(_, rest)| rest.split('&').next())
-        .context("no code in the redirect")?
-        .to_owned();
+    let code = code_after_approval(http, issuer, &handle)?;
 
     super::step(
         "the relying party redeems the code and verifies the ID token against the IdP's JWKS",
@@ -172,4 +145,67 @@ pub(crate) fn rp_signs_in(
         wrong_pin: refused,
         id_token_claims: claims,
     })
+}
+
+/// An IdP's sign-in page as a browser got it.
+pub(crate) struct SigninPage {
+    /// The access number it shows.
+    pub number: String,
+    /// The handle its reload (`/authorize/wait?signin=…`) names.
+    pub handle: String,
+    /// Its HTML.
+    pub html: String,
+}
+
+impl SigninPage {
+    /// Opens the authorization request `url`, which must answer with a sign-in page.
+    pub(crate) fn open(http: &reqwest::blocking::Client, url: &str) -> Result<Self> {
+        let page = http.get(url).send()?;
+        ensure!(
+            page.status() == 200,
+            "the sign-in page answered {}",
+            page.status()
+        );
+        let handle = page
+            .headers()
+            .get("refresh")
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| r.split("signin=").nth(1))
+            .context("the sign-in page does not reload itself")?
+            .to_owned();
+        let html = page.text()?;
+        let number = html
+            .split("data-number=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("the sign-in page shows no access number")?
+            .to_owned();
+        Ok(Self {
+            number,
+            handle,
+            html,
+        })
+    }
+}
+
+/// The code the sign-in page `handle` at `issuer` redirects with once its access number
+/// was approved.
+pub(crate) fn code_after_approval(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    handle: &str,
+) -> Result<String> {
+    let landed = http
+        .get(format!("{issuer}/authorize/wait?signin={handle}"))
+        .send()?;
+    let location = landed
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .with_context(|| format!("the sign-in page did not go on ({})", landed.status()))?;
+    Ok(location
+        .split_once("code=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .context("no code in the redirect")?
+        .to_owned())
 }
