@@ -132,3 +132,64 @@ pub fn check_result(w: &IdpWorld, registered: &Value, result: &Value) {
     );
     assert_eq!(result["userinfo"]["sub"], claims["sub"]);
 }
+
+/// Installs `openid-client` as [`npm_rp`] does (the same folder and version) and copies
+/// the CIBA relying party `tests/node/ciba.mjs` next to it.
+pub fn npm_ciba() -> PathBuf {
+    crate::npm::install_pinned("npm-rp", "openid-client", OPENID_CLIENT, "ciba.mjs")
+}
+
+/// `ciba.mjs` running: it asked the IdP to authenticate a person and polls for the
+/// tokens.
+pub struct NodeCiba {
+    node: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    /// What the backchannel authentication endpoint answered (`auth_req_id`,
+    /// `expires_in`, `interval`).
+    pub started: Value,
+}
+
+impl NodeCiba {
+    /// Runs the relying party in `dir` (where [`npm_ciba`] installed it) for the client
+    /// `client_id`/`secret` of `issuer`, naming the person `login_hint` and showing
+    /// `binding_message`; `Err` with Node's stderr if the request failed.
+    pub fn start(
+        dir: &Path,
+        issuer: &str,
+        (client_id, secret): (&str, &str),
+        login_hint: &str,
+        binding_message: &str,
+    ) -> Result<Self, String> {
+        let mut node = Command::new("node")
+            .arg(dir.join("ciba.mjs"))
+            .args([issuer, client_id, secret, login_hint, binding_message])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let mut stdout = BufReader::new(node.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        match serde_json::from_str::<Value>(&line) {
+            Ok(started) => Ok(Self {
+                node,
+                stdout,
+                started,
+            }),
+            Err(_) => Err(failed(node)),
+        }
+    }
+
+    /// Waits for the relying party's tokens: what it saw of them, or Node's stderr.
+    pub fn finish(mut self) -> Result<Value, String> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let Ok(result) = serde_json::from_str::<Value>(&line) else {
+            return Err(failed(self.node));
+        };
+        assert!(self.node.wait().unwrap().success());
+        Ok(result)
+    }
+}
