@@ -131,9 +131,9 @@ pub(crate) async fn deny(
     body: web::Payload,
 ) -> HttpResponse {
     let outcome = async {
+        let request: CibaDeny = json(&req, body).await?;
         let mpin = configured(&state)?;
         let proof = proof_of(&req)?;
-        let request: CibaDeny = json(&req, body).await?;
         let shared = AppState::clone(&state);
         let denied = web::block(move || -> Result<CibaDenied, Refusal> {
             let subject = proven_device(
