@@ -88,7 +88,7 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
         registered["client_id"].as_str().unwrap(),
         registered["client_secret"].as_str().unwrap(),
     );
-    let rp = NodeRp::start(&rp_dir, &issuer, client, &redirect, &[]).unwrap();
+    let rp = NodeRp::start(&rp_dir, issuer, client, &redirect, &[]).unwrap();
     let authorize = rp.authorize_url.clone();
     let driver = ChromeDriver::start(dir.path());
     let page = driver.session(&dir.path().join("chromium-profile"));
@@ -110,11 +110,11 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     assert!(page.find("#qr svg").is_ok(), "the qr code is drawn");
 
     // Another request's page, which will outlive its access number.
-    let (expiring, expiring_handle) = page_without_browser(&http, &authorize);
+    let (expiring, expiring_handle) = page_without_browser(http, &authorize);
     let expiring_since = Instant::now();
 
     // A wrong PIN: refused, and the browser's page still waits.
-    let wrong = approve(&state, ["--access-number", &number], WRONG_PIN);
+    let wrong = approve(state, ["--access-number", &number], WRONG_PIN);
     refused(&wrong, 401, "login_refused", "a wrong pin");
     assert!(
         stderr(&wrong).contains("Thermostat app"),
@@ -123,11 +123,11 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
 
     // The access number of another request: approving it completes that request, not
     // the one the browser shows; approving it again is refused.
-    let (other, other_handle) = page_without_browser(&http, &authorize);
-    let approved = approve(&state, ["--access-number", &other], PIN);
+    let (other, other_handle) = page_without_browser(http, &authorize);
+    let approved = approve(state, ["--access-number", &other], PIN);
     assert!(approved.status.success(), "{}", stderr(&approved));
     refused(
-        &approve(&state, ["--access-number", &other], PIN),
+        &approve(state, ["--access-number", &other], PIN),
         400,
         "invalid_grant",
         "an access number already approved",
@@ -150,7 +150,7 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
 
     // The device follows the QR code's URL with the right PIN: the browser goes on by
     // itself to the relying party, which redeems the code.
-    let approved = approve(&state, ["--url", &qr], PIN);
+    let approved = approve(state, ["--url", &qr], PIN);
     assert!(approved.status.success(), "{}", stderr(&approved));
     let approved = json(&approved);
     assert_eq!(approved["status"], "approved");
@@ -171,34 +171,34 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     page.close();
 
     // A replaced device, then a revoked one: its identity finds nobody.
-    let (fresh, _) = page_without_browser(&http, &authorize);
+    let (fresh, _) = page_without_browser(http, &authorize);
     let mut replaced = world.registration.clone();
     let new_key = milagro_anchor::keys::SecretKey::from_bytes(&[7; 32])
         .unwrap()
         .public_key();
     replaced.device_key = CompressedKey::from(&new_key);
     replaced.mpin_id = String::from_utf8(
-        MpinId::of_device(&issuer, &alice, &new_key.to_sec1())
+        MpinId::of_device(issuer, alice, &new_key.to_sec1())
             .unwrap()
             .as_bytes()
             .to_vec(),
     )
     .unwrap();
     devices.register(&replaced).unwrap();
-    let denied = approve(&state, ["--access-number", &fresh], PIN);
+    let denied = approve(state, ["--access-number", &fresh], PIN);
     refused(&denied, 403, "access_denied", "a replaced device");
-    devices.revoke(&alice).unwrap();
-    let denied = approve(&state, ["--access-number", &fresh], PIN);
+    devices.revoke(alice).unwrap();
+    let denied = approve(state, ["--access-number", &fresh], PIN);
     refused(&denied, 403, "access_denied", "a revoked device");
     // The person logs the device in again, which registers it again.
-    assert_eq!(device_login(&http, &issuer, &state)["status"], "logged_in");
+    assert_eq!(device_login(http, issuer, state)["status"], "logged_in");
     assert_eq!(&devices.current(alice).unwrap().unwrap().mpin_id, mpin_id);
 
     // An expired access number: refused, and its page sends the client access_denied.
     let left = Duration::from_secs(SIGNIN_SECS + 1).saturating_sub(expiring_since.elapsed());
     std::thread::sleep(left);
     refused(
-        &approve(&state, ["--access-number", &expiring], PIN),
+        &approve(state, ["--access-number", &expiring], PIN),
         400,
         "expired_token",
         "an expired access number",
@@ -212,13 +212,13 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     assert_eq!(ended["error"], "access_denied");
 
     // Wrong PINs up to max_failures lock the identity out, the right one included.
-    let (locked, _) = page_without_browser(&http, &authorize);
+    let (locked, _) = page_without_browser(http, &authorize);
     for _ in 0..MAX_FAILURES {
-        let wrong = approve(&state, ["--access-number", &locked], WRONG_PIN);
+        let wrong = approve(state, ["--access-number", &locked], WRONG_PIN);
         refused(&wrong, 401, "login_refused", "a wrong pin");
     }
     refused(
-        &approve(&state, ["--access-number", &locked], PIN),
+        &approve(state, ["--access-number", &locked], PIN),
         429,
         "too_many_attempts",
         "the right pin during the lockout",
@@ -228,7 +228,7 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     typo[0] = b'0' + (typo[0] - b'0' + 1) % 10;
     let typo = String::from_utf8(typo).unwrap();
     refused(
-        &approve(&state, ["--access-number", &typo], PIN),
+        &approve(state, ["--access-number", &typo], PIN),
         400,
         "invalid_request",
         "a mistyped access number",
