@@ -6,6 +6,7 @@
 //! it as Alice's device) and holding its M-Pin key from both D-TAs, the PIN [`PIN`].
 
 use std::path::Path;
+use std::process::Output;
 
 use milagro_anchor::keys::CompressedKey;
 use milagro_dta::{Dta, RunningDta};
@@ -173,4 +174,14 @@ pub fn start(signin_secs: u64, max_failures: u32, mpin_extra: &str) -> MpinWorld
         mpin_id,
         registration,
     }
+}
+
+/// Asserts `output` (of a `milagro` command) failed with the IdP's `status` and `code`.
+pub fn refused(output: &Output, status: u16, code: &str, case: &str) {
+    let text = stderr(output);
+    assert!(!output.status.success(), "{case}: {text}");
+    assert!(
+        text.contains(&format!("answered {status} {code}")),
+        "{case}: {text}"
+    );
 }

@@ -34,7 +34,7 @@ use milagro_tests::idp_common::node_rp::{npm_ciba, NodeCiba};
 use milagro_tests::idp_common::{encode, USER};
 use serde_json::{json, Value};
 
-use super::mpin_world::{self, PIN, WRONG_PIN};
+use super::mpin_world::{self, refused, PIN, WRONG_PIN};
 use super::pat_mpin::milagro_with_pin;
 use super::{json, stderr};
 
@@ -50,16 +50,6 @@ fn approve_ciba(state: &str, extra: &[&str], pin: &str) -> Output {
     let mut args = vec!["pat", "approve", "--state", state, "--ciba"];
     args.extend_from_slice(extra);
     milagro_with_pin(&args, Some(pin))
-}
-
-/// Asserts `output` failed with the IdP's `status` and `code`.
-fn refused(output: &Output, status: u16, code: &str, case: &str) {
-    let text = stderr(output);
-    assert!(!output.status.success(), "{case}: {text}");
-    assert!(
-        text.contains(&format!("answered {status} {code}")),
-        "{case}: {text}"
-    );
 }
 
 /// Asserts the device library's call failed with the IdP's `status` and `code`.

@@ -24,7 +24,7 @@ use milagro_tests::idp_common::{callback_server, query};
 use milagro_tests::webdriver::{ensure_chromium, ChromeDriver};
 use serde_json::{json, Value};
 
-use super::mpin_world::{self, PIN, WRONG_PIN};
+use super::mpin_world::{self, refused, PIN, WRONG_PIN};
 use super::pat_mpin::{device_login, milagro_with_pin};
 use super::{json, stderr};
 
@@ -38,16 +38,6 @@ fn approve(state: &str, how: [&str; 2], pin: &str) -> Output {
         &["pat", "approve", "--state", state, how[0], how[1]],
         Some(pin),
     )
-}
-
-/// Asserts `output` failed with the IdP's `status` and `code`.
-fn refused(output: &Output, status: u16, code: &str, case: &str) {
-    let text = stderr(output);
-    assert!(!output.status.success(), "{case}: {text}");
-    assert!(
-        text.contains(&format!("answered {status} {code}")),
-        "{case}: {text}"
-    );
 }
 
 /// A sign-in page fetched without a browser: its access number and page handle.

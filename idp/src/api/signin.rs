@@ -193,6 +193,20 @@ pub(crate) fn subject_of(state: &AppState, mpin_id: &str) -> Result<String, Refu
     })
 }
 
+/// Pass 2's proof checked by the verifier at `now`: its login handle, and the person
+/// whose current registered device proved (an M-Pin sign-in), or the refusal.
+pub(crate) fn prove_as_registered(
+    state: &AppState,
+    mpin: &MpinSignIn,
+    proof: &ProveRequest,
+    now: u64,
+) -> Result<(String, Authenticated), Refusal> {
+    let verified = mpin.verifier.prove(proof)?;
+    let mpin_id = String::from_utf8_lossy(verified.id.as_bytes()).into_owned();
+    let subject = subject_of(state, &mpin_id)?;
+    Ok((verified.login_id, Authenticated::by_mpin(&subject, now)))
+}
+
 /// `GET /v1/signin/request?access_number=N`: the request the device is about to approve.
 pub(crate) async fn request(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let address = req.peer_addr().map(|a| a.ip());
@@ -291,13 +305,11 @@ fn approve(
     mpin.table()
         .expects(&number, &request.proof.login_id, now)
         .map_err(|r| refused(mpin, address, now, r))?;
-    let verified = mpin.verifier.prove(&request.proof)?;
-    let mpin_id = String::from_utf8_lossy(verified.id.as_bytes()).into_owned();
-    let subject = subject_of(state, &mpin_id)?;
-    let who = Authenticated::by_mpin(&subject, now);
+    let (login_id, who) = prove_as_registered(state, mpin, &request.proof, now)?;
+    let subject = who.subject.clone();
     let summary = mpin
         .table()
-        .approve(&number, &verified.login_id, who, now)
+        .approve(&number, &login_id, who, now)
         .map_err(|r| refused(mpin, address, now, r))?;
     tracing::info!(client = %summary.client_id, "a device approved a sign-in");
     Ok(SigninApproved {

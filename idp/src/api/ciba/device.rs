@@ -32,9 +32,10 @@ use milagro_service::unix_now;
 use milagro_wire::ciba::{CibaCommit, CibaDenied, CibaDeny, CibaProve, CibaRequest, CibaRequests};
 use milagro_wire::signin::SigninApproved;
 
-use super::super::signin::{answer, configured, json, run_pass, subject_of, Refusal};
+use super::super::signin::{
+    answer, configured, json, prove_as_registered, run_pass, subject_of, Refusal,
+};
 use super::super::Params;
-use crate::authentication::Authenticated;
 use crate::ciba::table::Refused;
 use crate::dpop::{check as check_proof, invalid_proof, proof_of};
 use crate::oauth::OAuthError;
@@ -205,14 +206,12 @@ fn approve(
     mpin.ciba
         .table()
         .expects(&request.request_id, &request.proof.login_id, now)?;
-    let verified = mpin.verifier.prove(&request.proof)?;
-    let mpin_id = String::from_utf8_lossy(verified.id.as_bytes()).into_owned();
-    let subject = subject_of(state, &mpin_id)?;
-    let who = Authenticated::by_mpin(&subject, now);
+    let (login_id, who) = prove_as_registered(state, mpin, &request.proof, now)?;
+    let subject = who.subject.clone();
     let client_id = mpin
         .ciba
         .table()
-        .approve(&request.request_id, &verified.login_id, who, now)?;
+        .approve(&request.request_id, &login_id, who, now)?;
     tracing::info!(client = %client_id, "a device approved a backchannel authentication");
     Ok(SigninApproved {
         status: "approved".into(),
