@@ -41,6 +41,10 @@
 //!   deletes expired codes, tokens, sessions and the rest;
 //! - [`signin::MpinSignIn`]: the M-Pin verifier, the sign-ins waiting for a device and
 //!   their access numbers;
+//! - [`ciba`]: signing in without a browser (OpenID Connect CIBA, poll mode): a client
+//!   asks at `POST /bc-authorize` for a person it names, their registered device lists
+//!   the request (a DPoP proof by its key) and approves it with the M-Pin passes or
+//!   denies it, and the client polls the token endpoint for the tokens;
 //! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
 //!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
@@ -68,6 +72,7 @@
 pub mod api;
 pub mod authentication;
 pub mod backchannel;
+pub mod ciba;
 pub mod clients;
 pub mod config;
 pub mod device_grants;

@@ -27,7 +27,7 @@ const PAGE: Duration = Duration::from_secs(30);
 #[test]
 fn apache_lets_a_person_in_who_approved_the_access_number_with_their_badge_and_logs_them_out() {
     ensure_chromium();
-    let m = MpinWorld::start("");
+    let m = MpinWorld::start("", "");
     let badge = m.enrol("badge");
     assert_eq!(m.register(&badge, 1)["status"], "registered");
     let discovery = m

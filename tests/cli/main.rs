@@ -21,6 +21,7 @@ mod init;
 mod mpin_world;
 mod network;
 mod pat;
+mod pat_ciba;
 mod pat_mpin;
 mod pat_provider;
 mod pat_register;

@@ -1,14 +1,22 @@
 //! A world where people sign in with M-Pin and no password, shared by the CLI tests of
-//! issue 15: a real regtest node and TBS ([`EnrolmentWorld`]), a real SMTP server
-//! (aiosmtpd), an IdP that keeps no password (passwords off, the default; `[enrolment]` by
-//! e-mail; `[mpin]` summing two real D-TAs' server shares over Milagro TLS), both D-TAs
-//! trusting that IdP and listing it in their `authservers`, and a group `staff` naming all
-//! three. Badges enrol as real `milagro pat enrol` processes and register with
+//! issue 15 (`pat_register`, `pat_signin`, `pat_ciba`, `apache_mpin`): a real regtest node
+//! and TBS ([`EnrolmentWorld`]), a real SMTP server (aiosmtpd), an IdP that keeps no
+//! password (passwords off, the default; `[enrolment]` by e-mail; `[mpin]` summing two
+//! real D-TAs' server shares over Milagro TLS, and not ready until it has both), both
+//! D-TAs trusting that IdP and listing it in their `authservers`, and a group `staff`
+//! naming all three. Badges enrol as real `milagro pat enrol` processes and register with
 //! `milagro pat register --email` ([`MpinWorld::register`]), the person reading the code
-//! the IdP e-mailed.
+//! the IdP e-mailed; [`with_badge`] is that world with one badge registered for
+//! [`EMAIL`].
 
 use std::io::{BufRead as _, BufReader};
+use std::ops::Deref;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use milagro_anchor::keys::CompressedKey;
+use milagro_idp::devices::Registration;
+use milagro_mpin::MpinId;
 
 use milagro_dta::{Dta, RunningDta};
 use milagro_idp::{Idp, RunningIdp};
@@ -50,9 +58,10 @@ pub(super) struct MpinWorld {
 }
 
 impl MpinWorld {
-    /// Starts everything and waits until the IdP has summed both D-TAs' server shares;
-    /// `mpin` is added inside the IdP's `[mpin]` section (e.g. `signin_secs = 30`).
-    pub fn start(mpin: &str) -> Self {
+    /// Starts everything and waits until the IdP has summed both D-TAs' server shares
+    /// (checking it is not ready before); `mpin` is added inside the IdP's `[mpin]`
+    /// section (e.g. `signin_secs = 30`), `tables` after it (e.g. `[mpin.login]`).
+    pub fn start(mpin: &str, tables: &str) -> Self {
         let w = EnrolmentWorld::start();
         let dir = tempfile::tempdir().unwrap();
         let http = no_redirect_client();
@@ -86,7 +95,7 @@ impl MpinWorld {
                 )
             })
             .collect();
-        let with_mpin = format!("{base}[mpin]\n{mpin}\n{peers}");
+        let with_mpin = format!("{base}[mpin]\n{mpin}\n{peers}{tables}");
         let idp = Idp::start(idp_config(w.node(), &idp_dir, port, &with_mpin)).unwrap();
         wait_until("every anchor to be broadcast", PATIENCE, || {
             let pending = |api: Api| api.ok("/v1/status")["anchor"]["state"] == "pending";
@@ -96,13 +105,32 @@ impl MpinWorld {
             );
             (idp_sent && dtas.iter().all(|d| pending(Api::new(d.local_url())))).then_some(())
         });
+        // Not ready while the D-TAs' anchors are not final: no server secret yet.
+        let server_secret = || -> (bool, Value) {
+            let readiness: Value = http
+                .get(format!("{issuer}/readyz"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let summed = readiness["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "server_secret" && c["ok"] == true);
+            (readiness["ready"] == true && summed, readiness)
+        };
+        let (ready, before) = server_secret();
+        assert!(
+            !ready,
+            "ready before the D-TAs' anchors are final: {before}"
+        );
         w.mine(6);
         for dta in &dtas {
             wait_for_share_api(&w, dta);
         }
         wait_until("the IdP's server secret to be summed", PATIENCE, || {
-            let ready = http.get(format!("{issuer}/readyz")).send().unwrap();
-            (ready.status() == 200).then_some(())
+            server_secret().0.then_some(())
         });
         let services: Vec<_> = dtas
             .iter()
@@ -156,6 +184,66 @@ impl MpinWorld {
     }
 }
 
+/// An [`MpinWorld`] with one badge registered for [`EMAIL`], its M-Pin key from both
+/// D-TAs; derefs to the world.
+pub(super) struct BadgeWorld {
+    world: MpinWorld,
+    /// The person's subject (`sub`).
+    pub person: String,
+    /// The badge's state directory.
+    pub state: String,
+    /// The badge's M-Pin identity (hex).
+    pub mpin_id: String,
+    /// The person's registration at the IdP: the badge.
+    pub registration: Registration,
+}
+
+impl Deref for BadgeWorld {
+    type Target = MpinWorld;
+
+    fn deref(&self) -> &MpinWorld {
+        &self.world
+    }
+}
+
+/// Starts an [`MpinWorld`] (`mpin` and `tables` as [`MpinWorld::start`] takes them) and
+/// registers a badge for [`EMAIL`]: the identity the D-TAs bound (issuer, subject, device
+/// key) is the one the IdP registered.
+pub(super) fn with_badge(mpin: &str, tables: &str) -> BadgeWorld {
+    let world = MpinWorld::start(mpin, tables);
+    let state = world.enrol("badge");
+    let registered = world.register(&state, 1);
+    assert_eq!(registered["status"], "registered", "{registered}");
+    let mpin_id = registered["mpin_id"].as_str().unwrap().to_owned();
+    let idp = world.idp.state();
+    let person = idp
+        .users
+        .by_username(EMAIL)
+        .unwrap()
+        .expect("the person exists")
+        .subject;
+    let device_key = match milagro_pat_client::open(Path::new(&state)).unwrap() {
+        milagro_pat_client::Stage::Enrolled(enrolled) => enrolled.device().key().public_key(),
+        other => panic!("the badge is {}", other.name()),
+    };
+    let bound = MpinId::of_device(&world.issuer, &person, &device_key.to_sec1()).unwrap();
+    assert_eq!(bound.as_bytes(), mpin_id.as_bytes());
+    let registration = idp
+        .registered_devices
+        .current(&person)
+        .unwrap()
+        .expect("pat register registers the device");
+    assert_eq!(registration.mpin_id, mpin_id);
+    assert_eq!(registration.device_key, CompressedKey::from(&device_key));
+    BadgeWorld {
+        world,
+        person,
+        state,
+        mpin_id,
+        registration,
+    }
+}
+
 /// Runs `milagro pat register --state state --email email` (the PIN [`PIN`]) as a
 /// process; `prove` does the person's side on the IdP's device page, given the device
 /// code the command printed. The command's JSON answer.
@@ -192,7 +280,7 @@ pub(super) fn approve(state: &str, how: [&str; 2], pin: &str) -> Output {
     )
 }
 
-/// Asserts `output` failed with the IdP's `status` and `code`.
+/// Asserts `output` (of a `milagro` command) failed with the IdP's `status` and `code`.
 pub(super) fn refused(output: &Output, status: u16, code: &str, case: &str) {
     let text = stderr(output);
     assert!(!output.status.success(), "{case}: {text}");

@@ -11,7 +11,7 @@ use super::mpin_world::{MpinWorld, EMAIL};
 
 #[test]
 fn a_badge_registers_by_email_and_gets_its_m_pin_key_from_two_d_tas() {
-    let m = MpinWorld::start("");
+    let m = MpinWorld::start("", "");
     let badges: Vec<String> = ["badge-1", "badge-2"].map(|name| m.enrol(name)).into();
     let issuer = m.issuer.as_str();
 

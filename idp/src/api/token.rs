@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, OpenID Connect Core §3.1.3): authorization codes
-//! (with PKCE, RFC 7636), refresh tokens (rotated at each use) and device codes
-//! (RFC 8628 §3.4). Every success returns an access token, an ID token signed with the
+//! (with PKCE, RFC 7636), refresh tokens (rotated at each use), device codes
+//! (RFC 8628 §3.4) and approved backchannel authentication requests (CIBA §10.1,
+//! `super::ciba::redeem`). Every success returns an access token, an ID token signed with the
 //! current ES256 key (`iss sub aud exp iat auth_time amr acr nonce at_hash`), and a refresh
 //! token when the client registered that grant.
 //!
@@ -30,7 +31,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::{blocking, ClientForm, Params};
 use crate::authentication::Authenticated;
-use crate::clients::{Client, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
+use crate::clients::{Client, GRANT_CIBA, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
 use crate::device_grants::DeviceState;
 use crate::dpop::{check as check_proof, proof_of};
 use crate::grants::{Authorization, CodeRow, TokenKind};
@@ -102,6 +103,10 @@ pub(crate) async fn token(
                 let mut auth = Authorization::new(&client.client_id, &who, &row.scope, None);
                 auth.device_grant = true;
                 auth
+            }
+            GRANT_CIBA => {
+                allowed(GRANT_CIBA)?;
+                super::ciba::redeem(state, &client, params, now)?
             }
             other => {
                 return Err(OAuthError::bad_request(

@@ -15,6 +15,7 @@ use milagro_service::party_config::{PartyConfig, RawParty};
 use milagro_service::token::TokenHash;
 pub use milagro_verifier::config::{DtaPeer, LoginConfig};
 
+pub use crate::ciba::CibaConfig;
 pub use crate::enrolment_codes::EnrolmentConfig;
 use crate::mail::RawSmtp;
 pub use crate::mail::SmtpConfig;
@@ -61,6 +62,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "max_signins",
             "dtas",
             "login",
+            "ciba",
         ],
     ),
     (
@@ -116,6 +118,8 @@ pub struct MpinConfig {
     /// `[mpin.login]`: the challenge lifetime and PIN-guess limits, as the auth server's
     /// `[login]`.
     pub login: LoginConfig,
+    /// `[mpin.ciba]`: backchannel authentication requests ([`crate::ciba`]).
+    pub ciba: CibaConfig,
 }
 
 /// A validated IdP configuration. Only [`Config::parse`] (or [`Config::load`]) makes one.

@@ -8,7 +8,7 @@ use milagro_service::token::TokenHash;
 use milagro_verifier::config::{check_dtas, in_range, DtaKeys, LoginKeys, RawDta, RawLogin};
 use serde::Deserialize;
 
-use super::{EnrolmentConfig, MpinConfig, DAY};
+use super::{CibaConfig, EnrolmentConfig, MpinConfig, DAY};
 use crate::mail::RawSmtp;
 
 /// The service's own keys; the ones every service has are read again as a
@@ -136,6 +136,57 @@ pub(super) struct RawMpin {
     pub(super) dtas: Vec<RawDta>,
     #[serde(default)]
     pub(super) login: RawLogin,
+    #[serde(default)]
+    pub(super) ciba: RawCiba,
+}
+
+/// `[mpin.ciba]` as written, defaults filled in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCiba {
+    #[serde(default = "default_ciba_request_secs")]
+    request_secs: u64,
+    #[serde(default = "default_ciba_poll_secs")]
+    poll_interval_secs: u64,
+    #[serde(default = "default_ciba_requests")]
+    max_requests: usize,
+}
+
+fn default_ciba_request_secs() -> u64 {
+    CibaConfig::new().request.as_secs()
+}
+
+fn default_ciba_poll_secs() -> u64 {
+    CibaConfig::new().poll_interval.as_secs()
+}
+
+fn default_ciba_requests() -> usize {
+    CibaConfig::new().max_requests
+}
+
+impl Default for RawCiba {
+    fn default() -> Self {
+        Self {
+            request_secs: default_ciba_request_secs(),
+            poll_interval_secs: default_ciba_poll_secs(),
+            max_requests: default_ciba_requests(),
+        }
+    }
+}
+
+impl RawCiba {
+    fn check(self) -> Result<CibaConfig, ConfigError> {
+        Ok(CibaConfig::with(
+            seconds("mpin.ciba.request_secs", self.request_secs, 30, 3600)?,
+            seconds(
+                "mpin.ciba.poll_interval_secs",
+                self.poll_interval_secs,
+                1,
+                60,
+            )?,
+            in_range("mpin.ciba.max_requests", self.max_requests, 1..=1_000_000)?,
+        ))
+    }
 }
 
 fn default_peer_depth() -> u32 {
@@ -159,6 +210,7 @@ impl RawMpin {
             max_signins: in_range("mpin.max_signins", self.max_signins, 1..=1_000_000)?,
             dtas: check_dtas(self.dtas, DtaKeys::MPIN)?,
             login: self.login.check(LoginKeys::MPIN)?,
+            ciba: self.ciba.check()?,
         })
     }
 }

@@ -9,17 +9,21 @@ fn the_example_file_parses_and_documents_every_key() {
     let config = Config::parse(text).unwrap();
     assert_eq!(config.party.public_url, "https://idp.example.com");
     let missing = milagro_service::config::undocumented_keys(text, SCHEMA);
-    // `[[mpin.dtas]]` (an array of tables) and `[mpin.login]` (a nested table) are
-    // not looked for by the check: their keys are checked here instead.
+    // `[[mpin.dtas]]` (an array of tables), `[mpin.login]` and `[mpin.ciba]` (nested
+    // tables) are not looked for by the check: their keys are checked here instead.
     assert_eq!(
         missing,
-        ["mpin.dtas", "mpin.login"],
+        ["mpin.dtas", "mpin.login", "mpin.ciba"],
         "idp.example.toml does not show {missing:?}"
     );
     let mpin = config.mpin.unwrap();
     assert_eq!(mpin.dtas.len(), 2);
     assert_eq!(mpin.login, LoginConfig::new());
     assert_eq!(mpin.signin, Duration::from_secs(300));
+    assert_eq!(mpin.ciba, CibaConfig::new());
+    for key in ["request_secs", "poll_interval_secs", "max_requests"] {
+        assert!(text.contains(&format!("\n{key} = ")), "{key}");
+    }
     for key in milagro_verifier::config::LOGIN_KEYS {
         assert!(text.contains(&format!("\n{key} = ")), "{key}");
     }
