@@ -53,8 +53,8 @@
 //!
 //! No implicit or hybrid flows (a client registering them gets the code flow), no request
 //! objects, no front-channel logout or session management iframe (back-channel logout
-//! only), no claims beyond `sub` and `preferred_username` (other scopes, e.g. `email`,
-//! are dropped, not granted). M-Pin sign-in has no script on its page (it reloads itself),
+//! only), no claims beyond `sub`, `preferred_username` and a proven `email` (other
+//! scopes, e.g. `phone`, are dropped, not granted). M-Pin sign-in has no script on its page (it reloads itself),
 //! keeps waiting sign-ins in one process's memory, and counts PIN guesses in the IdP's own
 //! database (the auth server's rules, its own counters); it registers no device itself
 //! (`POST /v1/devices` does, [`devices`]).

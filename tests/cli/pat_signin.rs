@@ -160,6 +160,10 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     assert_eq!(claims["sub"], person.as_str());
     assert_eq!(claims["amr"], json!(["pin", "swk", "mfa"]));
     assert_eq!(claims["acr"], "urn:milagro:acr:mpin");
+    // The address the person proved when they registered, in the ID token and userinfo.
+    assert_eq!(claims["email"], mpin_world::EMAIL);
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(result["userinfo"]["email"], mpin_world::EMAIL);
     assert_eq!(result["issuer"], issuer.as_str());
     page.close();
 

@@ -55,7 +55,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         registration_endpoint: at("/register"),
         revocation_endpoint: at("/revoke"),
         device_authorization_endpoint: at("/device_authorization"),
-        scopes_supported: Some(list(&["openid", "profile", "offline_access"])),
+        scopes_supported: Some(list(&crate::scopes::SCOPES)),
         response_types_supported: list(&["code"]),
         response_modes_supported: Some(list(&["query", "form_post"])),
         prompt_values_supported: Some(list(&["none", "login", "consent", "select_account"])),
@@ -88,6 +88,8 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             "cnf",
             "sid",
             "preferred_username",
+            "email",
+            "email_verified",
         ])),
         // The M-Pin level only where M-Pin sign-in is configured.
         acr_values_supported: Some(list(if state.mpin.is_some() {

@@ -22,8 +22,8 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessToken, AdditionalClaims, Audience, AuthenticationContextClass,
-    AuthenticationMethodReference, EndUserUsername, IdToken, IdTokenClaims, IssuerUrl, Nonce,
-    StandardClaims, SubjectIdentifier,
+    AuthenticationMethodReference, EndUserEmail, EndUserUsername, IdToken, IdTokenClaims,
+    IssuerUrl, Nonce, StandardClaims, SubjectIdentifier,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -291,13 +291,22 @@ pub(crate) fn id_token(
     };
     let issuer = IssuerUrl::new(state.issuer().to_owned()).map_err(OAuthError::internal)?;
     let mut standard = StandardClaims::new(SubjectIdentifier::new(auth.subject.clone()));
-    if auth.has_scope("profile") {
+    if auth.has_scope("profile") || auth.has_scope("email") {
         if let Some(user) = state
             .users
             .by_subject(&auth.subject)
             .map_err(OAuthError::internal)?
         {
-            standard = standard.set_preferred_username(Some(EndUserUsername::new(user.username)));
+            if auth.has_scope("profile") {
+                standard =
+                    standard.set_preferred_username(Some(EndUserUsername::new(user.username)));
+            }
+            // Only an address the person proved: registration by e-mail sets it.
+            if let (true, Some(email)) = (auth.has_scope("email"), user.email) {
+                standard = standard
+                    .set_email(Some(EndUserEmail::new(email)))
+                    .set_email_verified(Some(true));
+            }
         }
     }
     let expires = now.saturating_add(state.config.tokens.id_token.as_secs());
