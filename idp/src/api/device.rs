@@ -183,7 +183,7 @@ pub(crate) async fn verify(
     }
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     let username = params.get("username").unwrap_or_default().to_owned();
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     let outcome = password_work(&state, move |state| {
         let now = milagro_service::unix_now();
         if let Some(address) = address {
@@ -318,7 +318,7 @@ async fn decide(req: &HttpRequest, state: &web::Data<AppState>, params: Params) 
             )
         }
     };
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     let decided = blocking(state, move |state| {
         let now = milagro_service::unix_now();
         let decided = state.devices.consent(

@@ -209,7 +209,7 @@ pub(crate) fn prove_as_registered(
 
 /// `GET /v1/signin/request?access_number=N`: the request the device is about to approve.
 pub(crate) async fn request(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     answer((|| {
         let mpin = configured(&state)?;
         let params = Params::parse(req.query_string().as_bytes())?;
@@ -242,7 +242,7 @@ where
     B: DeserializeOwned + Send + 'static,
     A: serde::Serialize + Send + 'static,
 {
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     let outcome = async {
         let request: B = json(&req, body).await?;
         let mpin = configured(&state)?;

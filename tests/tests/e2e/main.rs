@@ -34,6 +34,7 @@ mod openapi_conformance;
 mod passwordless_registration;
 mod passwords_off;
 mod pat_client;
+mod proxy_limits;
 mod readiness;
 mod service_runtime;
 mod tbs_admin_page;

@@ -68,7 +68,7 @@ pub(crate) async fn bc_authorize(
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     let form = ClientForm::read(&req, body).await?;
     let answer = blocking(&state, move |state| {
         let client = form.authenticate(state)?;
