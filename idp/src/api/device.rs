@@ -318,7 +318,7 @@ async fn decide(req: &HttpRequest, state: &web::Data<AppState>, params: Params) 
             )
         }
     };
-    let address = state.client_ip(&req);
+    let address = state.client_ip(req);
     let decided = blocking(state, move |state| {
         let now = milagro_service::unix_now();
         let decided = state.devices.consent(

@@ -98,7 +98,7 @@ pub(super) async fn verify_email(
     params: Params,
 ) -> HttpResponse {
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
-    let address = state.client_ip(&req);
+    let address = state.client_ip(req);
     let outcome = blocking(state, move |state| {
         let now = milagro_service::unix_now();
         if let Some(address) = address {

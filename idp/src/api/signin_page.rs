@@ -135,7 +135,7 @@ pub(crate) fn mpin_page(
         redirect_uri: request.redirect_uri.clone(),
         scope: request.scope.clone(),
     };
-    let address = state.client_ip(&req);
+    let address = state.client_ip(req);
     let now = milagro_service::unix_now();
     let begun = mpin
         .table()

@@ -13,6 +13,7 @@
 //!
 //! The M-Pin side of the same switch (no password link on the sign-in page, and
 //! `login_method=password` still showing the M-Pin page) is in `idp_apache.rs`' M-Pin test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use milagro_service::token::ApiToken;
 use milagro_tests::idp_common;

@@ -8,6 +8,7 @@
 //!   out another (before this, every client behind a proxy shared the proxy's address),
 //!   and a client cannot reset its own by prefixing forged addresses: the proxy appends
 //!   the real one at the right, and that is the one counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 
