@@ -119,7 +119,8 @@ fn apache_lets_a_person_in_who_approved_the_access_number_with_their_badge_and_l
         "{silent}"
     );
     assert_eq!(query(&silent)["error"], "login_required");
-    page.goto(&format!("{base}/protected/"));
+    // (A fresh URL: the browser must ask Apache, not show what it cached.)
+    page.goto(&format!("{base}/protected/?after-logout"));
     let again = page.source();
     assert!(!again.contains("the protected page"), "{again}");
 }

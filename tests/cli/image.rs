@@ -57,11 +57,18 @@ impl Tools {
     }
 }
 
+/// One image test at a time: a test's cleanup prunes dangling layers, which would pull
+/// the layers from under another test's build running meanwhile.
+static ONE_IMAGE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The image built from `deploy/container/Dockerfile` on the local base image, with this
 /// build's binary (`BINARY=prebuilt`). Dropping it removes it and the build's intermediate
-/// layers, so repeated runs do not pile them up (the base image stays).
+/// layers, so repeated runs do not pile them up (the base image stays). While it lives, no
+/// other image test of this process builds or cleans up.
 pub struct Image<'t> {
     tools: &'t Tools,
+    // Released after `drop` has pruned.
+    _alone: std::sync::MutexGuard<'static, ()>,
     /// Its name.
     pub name: String,
     /// Scratch space that lives as long as the image (the build context, host files).
@@ -72,6 +79,9 @@ impl<'t> Image<'t> {
     /// Builds it as `localhost/NAME:PID` and checks that it runs as the non-root user
     /// `milagro` and has a HEALTHCHECK.
     pub fn build(tools: &'t Tools, name: &str) -> Self {
+        let alone = ONE_IMAGE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let scratch = tempfile::tempdir().unwrap();
         let context = scratch.path().join("context");
@@ -88,6 +98,7 @@ impl<'t> Image<'t> {
         .unwrap();
         let image = Self {
             tools,
+            _alone: alone,
             name: format!("localhost/{name}:{}", std::process::id()),
             scratch,
         };

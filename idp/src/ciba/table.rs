@@ -224,7 +224,11 @@ impl Table {
             return Err(Full::Subject(count));
         }
         let auth_req_id = random_token(32);
-        let request_id = random_token(16).to_string();
+        // Hex, not base64url: the person may type it after `--request-id`, where a leading
+        // '-' would read as an option.
+        let mut id = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+        let request_id = hex::encode(id);
         let key = hash(&auth_req_id);
         *self
             .per_client
