@@ -176,34 +176,7 @@ pub fn run(
         "openid profile",
         "demo-state",
     );
-    let page = http.get(url).send()?;
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .context("the login page set no CSRF cookie")?
-        .to_owned();
-    let mut form = hidden_inputs(&page.text()?);
-    form.push(("username".into(), USER.into()));
-    form.push(("password".into(), PASSWORD.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let landed = http
-        .post(format!("{issuer}/login"))
-        .header("cookie", cookie)
-        .header("content-type", FORM)
-        .body(encode(&form))
-        .send()?;
-    let location = landed
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .context("the login did not redirect back")?;
-    let code = location
-        .split_once("code=")
-        .and_then(|(_, rest)| rest.split('&').next())
-        .context("no code in the redirect")?
-        .to_owned();
+    let code = password_login(&http, &issuer, &url, USER, PASSWORD)?.code;
     let tokens: TokenAnswer = http
         .post(format!("{issuer}/token"))
         .basic_auth(&client_id, Some(&secret))
@@ -238,6 +211,65 @@ pub fn run(
         id_token_claims,
     };
     Ok((summary, idp))
+}
+
+/// Where a password login on the IdP's login page landed: the code it redirected back
+/// with, and the new login session's cookie (`name=value`), if one was set.
+pub(crate) struct LoggedIn {
+    /// The authorization code.
+    pub code: String,
+    /// The login session's cookie, for later authorization requests (SSO).
+    pub session_cookie: Option<String>,
+}
+
+/// Logs `user` in with `password` on the login page of the authorization request `url`,
+/// as a browser does (the page's CSRF cookie and hidden fields, then `POST /login`).
+pub(crate) fn password_login(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> Result<LoggedIn> {
+    let page = http.get(url).send()?;
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("the login page set no CSRF cookie")?
+        .to_owned();
+    let mut form = hidden_inputs(&page.text()?);
+    form.push(("username".into(), user.into()));
+    form.push(("password".into(), password.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let landed = http
+        .post(format!("{issuer}/login"))
+        .header("cookie", cookie)
+        .header("content-type", FORM)
+        .body(encode(&form))
+        .send()?;
+    let session_cookie = landed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok()?.split(';').next())
+        .find(|c| c.starts_with(milagro_idp::api::SESSION_COOKIE))
+        .map(str::to_owned);
+    let location = landed
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .context("the login did not redirect back")?;
+    let code = location
+        .split_once("code=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .context("no code in the redirect")?
+        .to_owned();
+    Ok(LoggedIn {
+        code,
+        session_cookie,
+    })
 }
 
 /// Registers the D-TAs' one client at the IdP: public (no secret), device grant only

@@ -1,6 +1,6 @@
 //! Load at several concurrency levels: `n` operations (handshakes, requests) dealt to
 //! `concurrency` clients that each run theirs one after another, timed one by one and as a
-//! whole. Shared by `bench kex` and `bench mfa`.
+//! whole. Shared by `bench kex`, `bench mfa` and `bench token`.
 
 use std::time::{Duration, Instant};
 

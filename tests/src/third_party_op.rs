@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::https::TestTls;
 
-/// The pinned version of `oidc-provider` (major 9).
-pub const OIDC_PROVIDER: &str = "9.13.3";
+/// The pinned version of `oidc-provider` (shared with `milagro bench token`).
+pub use milagro_regtest::npm::OIDC_PROVIDER;
 /// The client every provider registers (public, native, PKCE).
 pub const CLIENT_ID: &str = "milagro-pat";
 /// Its redirect URI (nobody serves it: the login reads the redirect).
