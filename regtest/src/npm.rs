@@ -117,3 +117,88 @@ pub fn install_pinned(
     std::fs::rename(&partial, &target).map_err(write_err(&target))?;
     Ok(scripts)
 }
+
+/// Why a Node script did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// `node` could not be run.
+    #[error("cannot run node (it must be installed): {0}")]
+    Spawn(std::io::Error),
+    /// The script's first line on stdout was not the JSON it prints once it serves.
+    #[error("{script} did not start: {line:?}")]
+    Start {
+        /// The script.
+        script: String,
+        /// What it printed instead.
+        line: String,
+    },
+}
+
+/// A Node script serving until its stdin closes (the scripts beside the pinned packages
+/// print one JSON line once they serve, then run until end of input): stopped when
+/// dropped, so that it never outlives its caller.
+#[derive(Debug)]
+pub struct NodeProcess {
+    node: std::process::Child,
+    // Closing it tells the script to stop.
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl NodeProcess {
+    /// Runs `dir/script` with `args` and `env` in `dir` (so its imports resolve in the
+    /// installed `node_modules`) and returns it with the JSON of its first line. Its
+    /// stdout after that line and its stderr go to this process's stderr.
+    pub fn start(
+        dir: &std::path::Path,
+        script: &str,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Result<(Self, serde_json::Value), NodeError> {
+        use std::io::BufRead as _;
+        let mut node = Command::new("node")
+            .arg(dir.join(script))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(NodeError::Spawn)?;
+        let stdin = node.stdin.take();
+        let stdout = node.stdout.take();
+        let started = Self { node, stdin };
+        let mut line = String::new();
+        if let Some(stdout) = stdout {
+            let mut stdout = std::io::BufReader::new(stdout);
+            let _ = stdout.read_line(&mut line);
+            // The script may print notices on stdout as it serves: keep reading it (into
+            // stderr), or its next write fails on a closed pipe and kills it.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut stdout, &mut std::io::stderr());
+            });
+        }
+        match serde_json::from_str(&line) {
+            Ok(first) => Ok((started, first)),
+            Err(_) => Err(NodeError::Start {
+                script: script.to_owned(),
+                line,
+            }),
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        // The script exits on end of input; kill it only if it does not.
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.node.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.node.kill();
+        let _ = self.node.wait();
+    }
+}

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use super::levels::{level, Level};
+use super::levels::{timed, Round};
 use crate::demo_idp::{code_request, encode, CodeRequest};
 
 /// A provider under load: its endpoints (from its discovery document) and the one
@@ -276,7 +276,7 @@ pub fn exchanges(
     provider: &Provider,
     codes: &[Code],
     concurrency: usize,
-) -> Result<Level> {
+) -> Result<Round> {
     let requests: Vec<Arc<Vec<u8>>> = codes
         .iter()
         .map(|code| exchange_request(provider, code).map(Arc::new))
@@ -289,7 +289,7 @@ pub fn exchanges(
         // `level` makes the operations in order and deals them round-robin, so client
         // `i % concurrency` always uses connection `i % concurrency`.
         let next = AtomicUsize::new(0);
-        level("code exchange", requests.len(), concurrency, || {
+        timed("code exchange", requests.len(), concurrency, || {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let connection = connections[i % concurrency].clone();
             let request = requests[i].clone();

@@ -12,6 +12,7 @@ use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
+mod bench_token;
 mod compose;
 mod container;
 mod https;
