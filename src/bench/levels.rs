@@ -50,6 +50,13 @@ pub struct Round {
     seconds: f64,
 }
 
+impl Round {
+    /// A round of operations taking `samples` µs each, `seconds` in all.
+    pub fn new(samples: Vec<f64>, seconds: f64) -> Self {
+        Self { samples, seconds }
+    }
+}
+
 impl Level {
     /// The level `rounds` make together: their operations over their summed wall time.
     pub fn of_rounds(concurrency: usize, rounds: Vec<Round>) -> Self {
@@ -64,9 +71,8 @@ impl Level {
     }
 }
 
-/// [`level`]'s timed work, as a [`Round`] (for a level run in rounds, with untimed work
-/// between them).
-pub async fn timed<F, Fut>(
+/// [`level`]'s timed work, as a [`Round`].
+async fn timed<F, Fut>(
     name: &'static str,
     n: usize,
     concurrency: usize,

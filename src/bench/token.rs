@@ -126,11 +126,10 @@ pub fn measure(params: &TokenParams, dir: &Path, table: &mut Table) -> Result<To
     )?;
     let mut their_jar = Jar::default();
 
-    let runtime = crate::cli::pat_tls::runtime()?;
     let mut id_tokens = Vec::new();
     for (provider, jar) in [(&ours, &mut our_jar), (&theirs, &mut their_jar)] {
         let code = mint(&http, provider, jar, 1)?;
-        let id_token = probe_id_token(&runtime, provider, &code[0])?;
+        let id_token = probe_id_token(provider, &code[0])?;
         id_tokens.push(id_token);
     }
     let algs = id_tokens
@@ -155,7 +154,7 @@ pub fn measure(params: &TokenParams, dir: &Path, table: &mut Table) -> Result<To
                 let n = left.min(ROUND);
                 left -= n;
                 let codes = mint(&http, provider, jar, n)?;
-                rounds.push(exchanges(&runtime, provider, &codes, concurrency)?);
+                rounds.push(exchanges(provider, &codes, concurrency)?);
             }
             levels.push(Level::of_rounds(concurrency, rounds));
         }

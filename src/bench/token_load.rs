@@ -1,25 +1,25 @@
 //! The one load driver of `bench token`, the same for every provider: codes minted
 //! through the provider's authorization endpoint beforehand (untimed), then the timed
-//! `POST /token` code exchanges over kept-alive HTTP/1.1 connections, one per client.
+//! `POST /token` code exchanges over kept-alive HTTP/1.1 connections, one per client, each
+//! client a thread of its own blocking on its socket (the lightest driver: one wake-up per
+//! answer, so that its own cost weighs little on either provider's figure).
 //!
 //! A request is written whole with one `write_all` and its answer read by
 //! `Content-Length` (both providers send one); the driver checks the status is 200 and
 //! that the answer holds an ID token, and parses nothing else while the clock runs.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use openidconnect::url::form_urlencoded::byte_serialize;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 
-use super::levels::{timed, Round};
+use super::levels::Round;
 use crate::demo_idp::{code_request, encode, CodeRequest};
 
 /// A provider under load: its endpoints (from its discovery document) and the one
@@ -204,14 +204,15 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(provider: &Provider) -> Result<Self> {
+    fn open(provider: &Provider) -> Result<Self> {
         let authority = provider
             .token
             .split_once("://")
             .and_then(|(_, rest)| rest.split('/').next())
             .context("the token endpoint has no host")?;
-        let stream = TcpStream::connect(authority).await?;
+        let stream = TcpStream::connect(authority)?;
         stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         Ok(Self {
             stream: BufReader::new(stream),
             line: String::new(),
@@ -220,15 +221,15 @@ impl Connection {
     }
 
     /// Sends `request`, reads the answer; its body if the status is 200.
-    async fn exchange(&mut self, request: &[u8]) -> Result<&[u8]> {
-        self.stream.get_mut().write_all(request).await?;
+    fn exchange(&mut self, request: &[u8]) -> Result<&[u8]> {
+        self.stream.get_mut().write_all(request)?;
         self.line.clear();
-        self.stream.read_line(&mut self.line).await?;
+        self.stream.read_line(&mut self.line)?;
         let status = self.line.trim_end().to_owned();
         let mut length = None;
         loop {
             self.line.clear();
-            self.stream.read_line(&mut self.line).await?;
+            self.stream.read_line(&mut self.line)?;
             let header = self.line.trim_end();
             if header.is_empty() {
                 break;
@@ -241,7 +242,7 @@ impl Connection {
         }
         let length = length.context("a token answer without Content-Length")?;
         self.body.resize(length, 0);
-        self.stream.read_exact(&mut self.body).await?;
+        self.stream.read_exact(&mut self.body)?;
         ensure!(
             status.starts_with("HTTP/1.1 200"),
             "{status}: {}",
@@ -252,57 +253,56 @@ impl Connection {
 }
 
 /// Redeems `code` untimed; returns the ID token of the answer.
-pub fn probe_id_token(
-    runtime: &tokio::runtime::Runtime,
-    provider: &Provider,
-    code: &Code,
-) -> Result<String> {
+pub fn probe_id_token(provider: &Provider, code: &Code) -> Result<String> {
     let request = exchange_request(provider, code)?;
-    let answer = runtime.block_on(async {
-        let mut connection = Connection::open(provider).await?;
-        Ok::<_, anyhow::Error>(connection.exchange(&request).await?.to_vec())
-    })?;
-    let answer: Value = serde_json::from_slice(&answer)?;
+    let mut connection = Connection::open(provider)?;
+    let answer: Value = serde_json::from_slice(connection.exchange(&request)?)?;
     answer["id_token"]
         .as_str()
         .map(str::to_owned)
         .with_context(|| format!("{} answered without an ID token", provider.name))
 }
 
-/// Redeems `codes` at `provider` with `concurrency` clients, each on its own kept-alive
-/// connection (opened before the clock starts); every exchange is timed.
-pub fn exchanges(
-    runtime: &tokio::runtime::Runtime,
-    provider: &Provider,
-    codes: &[Code],
-    concurrency: usize,
-) -> Result<Round> {
-    let requests: Vec<Arc<Vec<u8>>> = codes
-        .iter()
-        .map(|code| exchange_request(provider, code).map(Arc::new))
-        .collect::<Result<_>>()?;
-    runtime.block_on(async {
-        let mut connections = Vec::with_capacity(concurrency);
-        for _ in 0..concurrency {
-            connections.push(Arc::new(Mutex::new(Connection::open(provider).await?)));
+/// Redeems `codes` at `provider` with `concurrency` clients: threads, each with its own
+/// kept-alive connection (opened before the clock starts), each redeeming its share one
+/// after another (code `i` by client `i % concurrency`); every exchange is timed.
+pub fn exchanges(provider: &Provider, codes: &[Code], concurrency: usize) -> Result<Round> {
+    let mut shares: Vec<(Connection, Vec<Vec<u8>>)> = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        shares.push((Connection::open(provider)?, Vec::new()));
+    }
+    for (i, code) in codes.iter().enumerate() {
+        shares[i % concurrency].1.push(exchange_request(provider, code)?);
+    }
+    let started = Instant::now();
+    let samples = std::thread::scope(|scope| {
+        let clients: Vec<_> = shares
+            .into_iter()
+            .map(|(mut connection, requests)| {
+                scope.spawn(move || -> Result<Vec<f64>> {
+                    let mut samples = Vec::with_capacity(requests.len());
+                    for request in &requests {
+                        let start = Instant::now();
+                        let answer = connection.exchange(request)?;
+                        samples.push(start.elapsed().as_secs_f64() * 1e6);
+                        ensure!(
+                            answer.windows(10).any(|w| w == b"\"id_token\""),
+                            "an answer without an ID token"
+                        );
+                    }
+                    Ok(samples)
+                })
+            })
+            .collect();
+        let mut samples = Vec::with_capacity(codes.len());
+        for client in clients {
+            let share = client
+                .join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+            samples.extend(share);
         }
-        // `level` makes the operations in order and deals them round-robin, so client
-        // `i % concurrency` always uses connection `i % concurrency`.
-        let next = AtomicUsize::new(0);
-        timed("code exchange", requests.len(), concurrency, || {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let connection = connections[i % concurrency].clone();
-            let request = requests[i].clone();
-            async move {
-                let mut connection = connection.lock().await;
-                let answer = connection.exchange(&request).await?;
-                ensure!(
-                    answer.windows(10).any(|w| w == b"\"id_token\""),
-                    "an answer without an ID token"
-                );
-                Ok(())
-            }
-        })
-        .await
+        Ok::<_, anyhow::Error>(samples)
     })
+    .context("a code exchange")?;
+    Ok(Round::new(samples, started.elapsed().as_secs_f64()))
 }

@@ -1,7 +1,7 @@
 // `oidc-provider` (npm) for `milagro bench token` (src/bench/token.rs): the provider the
 // IdP's token endpoint is measured against, as it ships, on plain HTTP on loopback.
 //
-//   BENCH_CLIENT_SECRET=... node token_op.mjs CLIENT_ID REDIRECT_URI
+//   BENCH_CLIENT_SECRET=... NODE_ENV=production node token_op.mjs CLIENT_ID REDIRECT_URI
 //
 // One client, CLIENT_ID: confidential (`client_secret_basic`, the secret from the
 // environment, not the command line), the authorization-code grant only, REDIRECT_URI, ID

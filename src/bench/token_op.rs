@@ -24,11 +24,16 @@ impl OidcProvider {
     pub fn start(client_id: &str, client_secret: &str, redirect_uri: &str) -> Result<Self> {
         let dir = install_pinned("npm-op", "oidc-provider", OIDC_PROVIDER, SCRIPT)?;
         // The secret goes in the environment: the command line is visible to everyone.
+        // `NODE_ENV=production`, as a deployment runs it (Koa and oidc-provider skip their
+        // development-time work).
         let (node, first) = NodeProcess::start(
             &dir,
             SCRIPT.name,
             &[client_id.as_ref(), redirect_uri.as_ref()],
-            &[("BENCH_CLIENT_SECRET", client_secret)],
+            &[
+                ("BENCH_CLIENT_SECRET", client_secret),
+                ("NODE_ENV", "production"),
+            ],
         )?;
         let issuer = first["issuer"]
             .as_str()
