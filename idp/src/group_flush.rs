@@ -66,7 +66,8 @@ mod tests {
                 let (tree, group) = (tree.clone(), group.clone());
                 std::thread::spawn(move || {
                     for i in 0..50u32 {
-                        tree.insert((t * 1000 + i).to_be_bytes(), &[1u8][..]).unwrap();
+                        tree.insert((t * 1000 + i).to_be_bytes(), &[1u8][..])
+                            .unwrap();
                         group.flush().unwrap();
                     }
                 })

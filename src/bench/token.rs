@@ -88,7 +88,10 @@ pub fn measure(params: &TokenParams, dir: &Path, table: &mut Table) -> Result<To
     let started = super::BenchNode::start()?;
     let rpc_url = started.bitcoind.rpc_url();
     let cookie = &started.bitcoind.params.cookie_file;
-    eprintln!("setting up: an IdP and oidc-provider {}", milagro_regtest::npm::OIDC_PROVIDER);
+    eprintln!(
+        "setting up: an IdP and oidc-provider {}",
+        milagro_regtest::npm::OIDC_PROVIDER
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

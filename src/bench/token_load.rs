@@ -272,7 +272,9 @@ pub fn exchanges(provider: &Provider, codes: &[Code], concurrency: usize) -> Res
         shares.push((Connection::open(provider)?, Vec::new()));
     }
     for (i, code) in codes.iter().enumerate() {
-        shares[i % concurrency].1.push(exchange_request(provider, code)?);
+        shares[i % concurrency]
+            .1
+            .push(exchange_request(provider, code)?);
     }
     let started = Instant::now();
     let samples = std::thread::scope(|scope| {

@@ -56,7 +56,10 @@ fn bench_token_measures_both_providers_at_each_level_and_its_figures_parse() {
         let expected = token["ours"][i]["per_s"].as_f64().unwrap()
             / token["oidc_provider"][i]["per_s"].as_f64().unwrap();
         let ratio = ratio["ours_over_oidc_provider"].as_f64().unwrap();
-        assert!((ratio - expected).abs() < 1e-9 * expected, "{ratio} {expected}");
+        assert!(
+            (ratio - expected).abs() < 1e-9 * expected,
+            "{ratio} {expected}"
+        );
     }
     for raw in ["es256_sign", "client_secret_check", "storage_write"] {
         assert_eq!(token[raw]["calls"], 20, "{raw}");

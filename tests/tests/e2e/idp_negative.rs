@@ -365,12 +365,31 @@ fn of_concurrent_redemptions_of_one_code_exactly_one_gets_tokens() {
     for _ in 0..5 {
         let c = code(&w, &id);
         let start = std::sync::Barrier::new(8);
+        let form = encode(
+            [
+                ("grant_type", "authorization_code"),
+                ("code", c.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ]
+            .into_iter(),
+        );
+        // The world holds the in-process IdP (not shared across threads): the racers get
+        // its client and URL only.
+        let (http, url) = (&w.http, format!("{}/token", w.issuer));
         let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
             let racers: Vec<_> = (0..8)
                 .map(|_| {
                     scope.spawn(|| {
                         start.wait();
-                        exchange(&w, (&id, &secret), &c, VERIFIER, REDIRECT)
+                        let answer = http
+                            .post(&url)
+                            .basic_auth(&id, Some(&secret))
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(form.clone())
+                            .send()
+                            .unwrap();
+                        (answer.status().as_u16(), answer.json::<Value>().unwrap())
                     })
                 })
                 .collect();
