@@ -9,7 +9,7 @@
 //! that the answer holds an ID token, and parses nothing else while the clock runs.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use openidconnect::url::form_urlencoded::byte_serialize;
 use serde_json::Value;
 
 use super::levels::Round;
+use super::raw_http::read_head;
 use crate::demo_idp::{code_request, encode, CodeRequest};
 
 /// A provider under load: its endpoints (from its discovery document) and the one
@@ -223,23 +224,7 @@ impl Connection {
     /// Sends `request`, reads the answer; its body if the status is 200.
     fn exchange(&mut self, request: &[u8]) -> Result<&[u8]> {
         self.stream.get_mut().write_all(request)?;
-        self.line.clear();
-        self.stream.read_line(&mut self.line)?;
-        let status = self.line.trim_end().to_owned();
-        let mut length = None;
-        loop {
-            self.line.clear();
-            self.stream.read_line(&mut self.line)?;
-            let header = self.line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = Some(value.trim().parse::<usize>()?);
-                }
-            }
-        }
+        let (status, length) = read_head(&mut self.stream, &mut self.line)?;
         let length = length.context("a token answer without Content-Length")?;
         self.body.resize(length, 0);
         self.stream.read_exact(&mut self.body)?;
