@@ -12,8 +12,8 @@ use crate::bench::token::{measure, TokenParams, TokenReport};
 /// `milagro bench token`
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// Timed code exchanges per provider and concurrency level.
-    #[arg(long, default_value_t = 500)]
+    /// Timed code exchanges per provider and concurrency level (in rounds of 300).
+    #[arg(long, default_value_t = 1_500)]
     pub exchanges: usize,
     /// Concurrent clients (comma-separated levels).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
