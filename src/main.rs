@@ -7,10 +7,6 @@
 mod bench;
 mod cli;
 mod demo;
-mod demo_idp;
-mod demo_mpin;
-mod demo_tbs;
-mod demo_tls;
 mod node;
 mod verify;
 

@@ -44,6 +44,8 @@ pub const GRANT_CODE: &str = "authorization_code";
 pub const GRANT_REFRESH: &str = "refresh_token";
 /// RFC 8628.
 pub const GRANT_DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// OpenID Connect CIBA (poll mode, [`crate::ciba`]).
+pub const GRANT_CIBA: &str = "urn:openid:params:grant-type:ciba";
 
 /// A registered client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +110,9 @@ impl Client {
         if !self.post_logout_redirect_uris.is_empty() {
             body["post_logout_redirect_uris"] = json!(self.post_logout_redirect_uris);
         }
+        if self.allows(GRANT_CIBA) {
+            body["backchannel_token_delivery_mode"] = json!(crate::ciba::DELIVERY_POLL);
+        }
         if let Some(uri) = &self.backchannel_logout_uri {
             body["backchannel_logout_uri"] = json!(uri);
             body["backchannel_logout_session_required"] =
@@ -145,10 +150,12 @@ struct RawMetadata {
     backchannel_logout_uri: Option<String>,
     #[serde(default)]
     backchannel_logout_session_required: Option<bool>,
+    #[serde(default)]
+    backchannel_token_delivery_mode: Option<String>,
 }
 
 /// The grant types this IdP issues to a registered client.
-const GRANTS: [&str; 3] = [GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE];
+const GRANTS: [&str; 4] = [GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE, GRANT_CIBA];
 
 /// The most redirect (or post-logout redirect) URIs a client may register.
 const MAX_URIS: usize = 16;
@@ -211,6 +218,9 @@ impl ClientMetadata {
             Some("none") => AuthMethod::None,
             _ => AuthMethod::ClientSecretBasic,
         };
+        if grant_types.iter().any(|g| g == GRANT_CIBA) {
+            check_ciba(raw.backchannel_token_delivery_mode.as_deref(), auth_method)?;
+        }
         let client_name = raw.client_name.filter(|name| {
             !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control)
         });
@@ -247,6 +257,25 @@ impl ClientMetadata {
         };
         (client, secret)
     }
+}
+
+/// A client of the CIBA grant (CIBA §4) polls (`ping` and `push` would wait for
+/// notifications this IdP never sends, so they are refused rather than replaced) and
+/// authenticates (§7.1: the request names a person whose device it alerts).
+fn check_ciba(mode: Option<&str>, auth_method: AuthMethod) -> Result<(), OAuthError> {
+    if mode != Some(crate::ciba::DELIVERY_POLL) {
+        return Err(bad_metadata(format!(
+            "the CIBA grant needs backchannel_token_delivery_mode \"poll\" (the only mode \
+             served), not {mode:?}"
+        )));
+    }
+    if auth_method == AuthMethod::None {
+        return Err(bad_metadata(
+            "the CIBA grant needs a client that authenticates (client_secret_basic or \
+             client_secret_post)",
+        ));
+    }
+    Ok(())
 }
 
 /// An absolute `https` URI, or `http` to a loopback host (RFC 8252 §7.3), without a
@@ -350,6 +379,26 @@ mod tests {
         assert!(secret.is_none() && client.secret_sha256.is_none());
         let device = br#"{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}"#;
         assert!(ClientMetadata::parse(device).is_ok());
+
+        let ciba = |mode: &str, method: &str| {
+            format!(
+                r#"{{"grant_types":["{GRANT_CIBA}"],"backchannel_token_delivery_mode":{mode},
+                "token_endpoint_auth_method":"{method}"}}"#
+            )
+        };
+        let (client, _) = ClientMetadata::parse(ciba("\"poll\"", "client_secret_basic").as_bytes())
+            .unwrap()
+            .register(7);
+        assert_eq!(client.grant_types, [GRANT_CIBA]);
+        assert_eq!(client.metadata()["backchannel_token_delivery_mode"], "poll");
+        for refused in [
+            ciba("\"ping\"", "client_secret_basic"),
+            ciba("\"push\"", "client_secret_post"),
+            ciba("null", "client_secret_basic"),
+            ciba("\"poll\"", "none"),
+        ] {
+            assert_eq!(code(&refused), "invalid_client_metadata", "{refused}");
+        }
 
         assert_eq!(code("not json"), "invalid_client_metadata");
         assert_eq!(code(r#"{"redirect_uris":[]}"#), "invalid_redirect_uri");

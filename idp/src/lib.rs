@@ -41,6 +41,10 @@
 //!   deletes expired codes, tokens, sessions and the rest;
 //! - [`signin::MpinSignIn`]: the M-Pin verifier, the sign-ins waiting for a device and
 //!   their access numbers;
+//! - [`ciba`]: signing in without a browser (OpenID Connect CIBA, poll mode): a client
+//!   asks at `POST /bc-authorize` for a person it names, their registered device lists
+//!   the request (a DPoP proof by its key) and approves it with the M-Pin passes or
+//!   denies it, and the client polls the token endpoint for the tokens;
 //! - [`dpop`]: DPoP proofs (RFC 9449) that bind tokens to a device's key (`cnf.jkt`),
 //!   and the replay cache of their `jti`s;
 //! - [`api`]: the routes; [`oauth::OAuthError`]: the one error type, in the OAuth shape.
@@ -49,8 +53,8 @@
 //!
 //! No implicit or hybrid flows (a client registering them gets the code flow), no request
 //! objects, no front-channel logout or session management iframe (back-channel logout
-//! only), no claims beyond `sub` and `preferred_username` (other scopes, e.g. `email`,
-//! are dropped, not granted). M-Pin sign-in has no script on its page (it reloads itself),
+//! only), no claims beyond `sub`, `preferred_username` and a proven `email` (other
+//! scopes, e.g. `phone`, are dropped, not granted). M-Pin sign-in has no script on its page (it reloads itself),
 //! keeps waiting sign-ins in one process's memory, and counts PIN guesses in the IdP's own
 //! database (the auth server's rules, its own counters); it registers no device itself
 //! (`POST /v1/devices` does, [`devices`]).
@@ -68,6 +72,7 @@
 pub mod api;
 pub mod authentication;
 pub mod backchannel;
+pub mod ciba;
 pub mod clients;
 pub mod config;
 pub mod device_grants;

@@ -224,6 +224,7 @@ impl Service for AppState {
     fn hooks(&self) -> Sweeper {
         Sweeper {
             sweep: self.sweep.clone(),
+            mpin: self.mpin.clone(),
             last: 0,
         }
     }
@@ -261,10 +262,12 @@ impl Service for AppState {
 }
 
 /// The IdP's chain-loop hook: at the node's tip, at most every [`SWEEP_INTERVAL_SECS`],
-/// one bounded pass of [`Sweep`] over the expired rows.
+/// one bounded pass of [`Sweep`] over the expired rows, and the expired backchannel
+/// authentication requests dropped from memory ([`crate::ciba`]).
 #[derive(Debug)]
 pub struct Sweeper {
     sweep: Arc<Sweep>,
+    mpin: Option<Arc<MpinSignIn>>,
     last: u64,
 }
 
@@ -279,6 +282,15 @@ impl ChainHooks for Sweeper {
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "sweeping expired rows failed"),
+            }
+            if let Some(mpin) = &self.mpin {
+                let dropped = mpin.ciba.table().sweep(now);
+                if dropped > 0 {
+                    tracing::debug!(
+                        dropped,
+                        "expired backchannel authentication requests dropped"
+                    );
+                }
             }
         }
         Checkpoints::Anchor

@@ -105,6 +105,12 @@ pub fn authentication_entry(subject: &str, period: u64) -> Digest {
 }
 
 impl AppState {
+    /// The address per-address limits count `req` under: its peer, or behind a trusted
+    /// reverse proxy (`[proxy]`) the client it forwarded.
+    pub(crate) fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        milagro_service::proxy::client_ip(req, &self.config.party.trusted_proxies)
+    }
+
     /// Logs a successful authentication of `subject` at `now` (once per period).
     pub fn log_authentication(&self, subject: &str, now: u64) -> Result<(), OAuthError> {
         let period = now / self.config.audit_period.as_secs().max(1);

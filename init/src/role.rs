@@ -110,6 +110,14 @@ impl Chain {
         }
     }
 
+    /// The chain of a rust-bitcoin network; `None` for one `init` does not offer (the
+    /// old testnet 3).
+    pub fn of(network: bitcoin::Network) -> Option<Self> {
+        [Self::Regtest, Self::Signet, Self::Testnet4, Self::Bitcoin]
+            .into_iter()
+            .find(|chain| chain.network() == network)
+    }
+
     /// The rust-bitcoin network (for addresses).
     pub fn network(self) -> bitcoin::Network {
         match self {

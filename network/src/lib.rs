@@ -128,6 +128,35 @@ pub fn down(dir: &NetworkDir, patience: Duration) -> Result<(), NetworkError> {
     Ok(())
 }
 
+/// A one-time activation code for `email` from the network's IdP (its admin API, with the
+/// operator token `up` kept in the record): what a person types with their address on
+/// the IdP's device page to register a device (`milagro pat register --email`), since the
+/// local network sends no mail. The IdP keeps only the code's hash.
+pub fn activation_code(
+    dir: &NetworkDir,
+    email: &str,
+) -> Result<milagro_wire::idp::ActivationCode, NetworkError> {
+    let record = dir
+        .read_record()?
+        .ok_or_else(|| NetworkError::Setup("no network here: run `milagro network up`".into()))?;
+    let idp = up::party(&record, "idp")?;
+    let token = record
+        .idp_admin_token
+        .clone()
+        .ok_or_else(|| NetworkError::Setup("the record holds no idp admin token".into()))?;
+    let answer = up::send(
+        up::client()?
+            .post(format!("{}/v1/admin/activation-codes", idp.url()))
+            .bearer_auth(token)
+            .json(&milagro_wire::idp::NewActivationCode {
+                email: email.to_owned(),
+            }),
+        "asking the idp for an activation code",
+    )?;
+    serde_json::from_value(answer.clone())
+        .map_err(|e| NetworkError::Setup(format!("the idp's activation code {answer}: {e}")))
+}
+
 /// The last `lines` lines of party `name`'s log (`supervisor` for the supervisor's).
 pub fn logs(dir: &NetworkDir, name: &str, lines: usize) -> Result<String, NetworkError> {
     let path = dir.log_file(name);

@@ -129,6 +129,20 @@ pub fn status(dir: &NetworkDir) -> Result<NetworkStatus, NetworkError> {
             dir.claim_key_file().display()
         ));
     }
+    // Registering the device for a person: the local network sends no mail, so the
+    // operator's activation code stands in for the e-mailed one.
+    let prefix = match record.runner {
+        Runner::Supervisor => "milagro".to_owned(),
+        Runner::Containers => format!("{COMPOSE} exec tbs milagro"),
+    };
+    next_steps.push(format!(
+        "{prefix} network activation-code --dir {} --email you@example.com",
+        dir.root().display()
+    ));
+    next_steps.push(
+        "milagro pat register --state ./my-device --email you@example.com   # type the activation code on the IdP's device page; PIN from MILAGRO_PIN or stdin"
+            .to_owned(),
+    );
     match record.runner {
         Runner::Supervisor => {
             next_steps.push(format!(

@@ -420,7 +420,10 @@ fn wait_ready_but(
     Ok(())
 }
 
-fn send(request: reqwest::blocking::RequestBuilder, what: &str) -> Result<Value, NetworkError> {
+pub(crate) fn send(
+    request: reqwest::blocking::RequestBuilder,
+    what: &str,
+) -> Result<Value, NetworkError> {
     let response = request
         .send()
         .map_err(|e| NetworkError::Setup(format!("{what}: {e}")))?;
@@ -443,7 +446,10 @@ pub(crate) fn client() -> Result<reqwest::blocking::Client, NetworkError> {
         .map_err(|e| NetworkError::Setup(e.to_string()))
 }
 
-fn party<'a>(record: &'a NetworkRecord, name: &str) -> Result<&'a PartyRecord, NetworkError> {
+pub(crate) fn party<'a>(
+    record: &'a NetworkRecord,
+    name: &str,
+) -> Result<&'a PartyRecord, NetworkError> {
     record
         .party(name)
         .ok_or_else(|| NetworkError::Setup(format!("network.json names no party {name}")))

@@ -105,7 +105,22 @@ impl ServiceClient {
 
     /// `GET path`; a 2xx answer with a JSON body, or an error.
     pub(crate) fn get(&self, step: Step, path: &str) -> Result<Answer, Error> {
-        self.send(step, self.client.get(self.url(path)), path)
+        self.get_with(step, path, &[])
+    }
+
+    /// `GET path` with extra `headers` (a DPoP proof).
+    pub(crate) fn get_with(
+        &self,
+        step: Step,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, Error> {
+        let request = headers
+            .iter()
+            .fold(self.client.get(self.url(path)), |request, (name, value)| {
+                request.header(*name, *value)
+            });
+        self.send(step, request, path)
     }
 
     /// `POST path` with a JSON body.

@@ -297,10 +297,21 @@ impl DeviceLogin {
 /// A DPoP proof by `key` for `POST uri` (with `access_token`, at a resource), now, with
 /// 128 random bits as its `jti`.
 fn dpop_proof(key: &SecretKey, uri: &str, access_token: Option<&str>) -> String {
+    dpop_proof_for(key, "POST", uri, access_token)
+}
+
+/// A DPoP proof by `key` for `method uri` (with `access_token`, at a resource), now, with
+/// 128 random bits as its `jti`.
+pub(crate) fn dpop_proof_for(
+    key: &SecretKey,
+    method: &str,
+    uri: &str,
+    access_token: Option<&str>,
+) -> String {
     let mut jti = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut jti);
     let request = dpop::Request {
-        method: "POST",
+        method,
         uri,
         access_token,
     };

@@ -91,6 +91,7 @@
 //! ```
 
 pub mod authenticate;
+pub mod ciba;
 mod device_grant;
 pub mod dtas;
 mod enrolment;

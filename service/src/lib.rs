@@ -68,6 +68,7 @@ pub mod own_anchor;
 pub mod party_config;
 #[cfg(feature = "tls")]
 pub mod peer_directory;
+pub mod proxy;
 pub mod routes;
 pub mod runtime;
 pub mod sled_db;

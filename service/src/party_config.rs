@@ -17,6 +17,7 @@ use crate::config::{
     NodeConfig, RawNode, RawSync, SyncConfig,
 };
 use crate::https::{check_tls, RawTls, TlsSettings};
+use crate::proxy::TrustedProxies;
 
 /// The keys every service has, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct PartyConfig {
     pub fee_rate: FeeRate,
     /// Confirmations before its Birth Certificate is served as anchored.
     pub min_depth: u32,
+    /// `[proxy] trusted`: the reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The same keys as written (other keys of the file are ignored here: the service's
@@ -70,6 +73,16 @@ pub struct RawParty {
     /// The `[anchoring]` keys every service has.
     #[serde(default)]
     pub anchoring: RawAnchoring,
+    /// `[proxy]`.
+    #[serde(default)]
+    pub proxy: RawProxy,
+}
+
+/// `[proxy]`: the reverse proxies in front of the service (none by default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawProxy {
+    trusted: Vec<String>,
 }
 
 /// `checkpoint_interval_secs` and `origin` of `[audit]` (defaults: 3600 s, the origin of
@@ -128,6 +141,7 @@ impl RawParty {
             audit,
             fee_rate: check_fee_rate(self.anchoring.fee_rate_sat_vb)?,
             min_depth: check_min_depth(self.anchoring.min_depth)?,
+            trusted_proxies: TrustedProxies::parse(&self.proxy.trusted)?,
         })
     }
 }

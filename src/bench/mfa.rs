@@ -4,7 +4,7 @@
 //! run.
 //!
 //! A private regtest node, an IdP, two D-TAs and an authentication server, all anchored
-//! as in `milagro demo` ([`crate::demo_mpin::MfaWorld`]); a PAT and a second
+//! as in `milagro demo` ([`crate::demo::mpin::MfaWorld`]); a PAT and a second
 //! authentication-server identity anchored directly. One request is timed from the TCP
 //! connect (kept alive: from the request) to the checked answer:
 //!
@@ -50,7 +50,7 @@ use super::kex::{anchored, anchored_with_key};
 use super::levels::{best, level, tabulate_levels, Level};
 use super::mpin::{raw, Raw};
 use super::stats::{Latency, Table};
-use crate::demo_mpin::{Chain, MfaWorld};
+use crate::demo::mpin::{Chain, MfaWorld};
 
 /// What `bench mfa` runs.
 #[derive(Debug, Clone, Serialize)]
@@ -112,18 +112,18 @@ pub fn measure(
     };
 
     eprintln!("setting up: an IdP, two D-TAs, an authentication server, a PAT");
-    let idp = crate::demo_idp::start_idp(dir, &rpc_url, chain.cookie, "Milagro bench IdP")?;
+    let idp = crate::demo::idp::start_idp(dir, &rpc_url, chain.cookie, "Milagro bench IdP")?;
     let issuer = idp.state().issuer().to_owned();
     idp.state().users.add(
-        crate::demo_idp::USER,
-        crate::demo_idp::PASSWORD,
+        crate::demo::idp::USER,
+        crate::demo::idp::PASSWORD,
         milagro_service::unix_now(),
     )?;
     let http = crate::cli::http_builder()?
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
+    let client_id = crate::demo::idp::register_device_client(&http, &issuer)?;
     let (pat_key, pat) = anchored_with_key(node, Role::Pat, "bench pat")?;
     let pat = Arc::new(pat);
     let fetcher = Arc::new(anchored(node, Role::AuthServer, "bench share fetcher")?);
@@ -135,7 +135,7 @@ pub fn measure(
         &[fetcher.birth_certificate().digest().to_string()],
     )?;
     node.generate_to_address(1, miner)?;
-    let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
+    let id_token = crate::demo::idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
     let dta = &world.dtas[0];
     let (dta_digest, dta_addr) = (
         dta.state().identity.digest(),

@@ -3,7 +3,7 @@
 //! argon2id password check with the IdP's parameters, all in the same run.
 //!
 //! A private regtest node, an IdP, two D-TAs (and the authentication server
-//! [`crate::demo_mpin::MfaWorld`] brings), anchored as in `milagro demo`; the IdP is then
+//! [`crate::demo::mpin::MfaWorld`] brings), anchored as in `milagro demo`; the IdP is then
 //! restarted with `[mpin]` naming both D-TAs, which list it in their `authservers`. A
 //! device (an anchored PAT) gets its M-Pin key from both D-TAs with an ID token of the
 //! IdP and is registered as its user's device. One sign-in, timed as a whole, is what a
@@ -39,8 +39,11 @@ use serde_json::json;
 use super::kex::anchored_with_key;
 use super::mpin::MpinReport;
 use super::stats::{latency, num, Latency, Table};
-use crate::demo_idp::{code_request, encode, start_idp_on, CodeRequest, PASSWORD, USER};
-use crate::demo_mpin::{Chain, MfaWorld};
+use crate::demo::idp::{
+    code_request, encode, start_idp_on, CodeRequest, PASSWORD, PASSWORDS_ON, USER,
+};
+use crate::demo::mpin::{Chain, MfaWorld};
+use crate::demo::signin::{code_after_approval, SigninPage};
 
 const PIN: u16 = 4321;
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";
@@ -86,7 +89,7 @@ pub fn measure(
         .local_addr()?
         .port();
     let name = "Milagro bench IdP";
-    let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, "")?;
+    let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, PASSWORDS_ON)?;
     let issuer = idp.state().issuer().to_owned();
     let subject = idp
         .state()
@@ -97,7 +100,7 @@ pub fn measure(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
+    let client_id = crate::demo::idp::register_device_client(&http, &issuer)?;
     let (pat_key, pat) = anchored_with_key(node, Role::Pat, "bench signin pat")?;
     let idp_digest = idp.state().identity.digest().to_string();
     let world = MfaWorld::start(
@@ -107,20 +110,10 @@ pub fn measure(
         std::slice::from_ref(&idp_digest),
     )?;
     idp.stop();
-    let peers: String = world
-        .dtas
-        .iter()
-        .map(|d| {
-            format!(
-                "[[mpin.dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
-                d.state().identity.digest(),
-                d.state().share_listen
-            )
-        })
-        .collect();
+    let peers = world.mpin_dtas();
     // Lockouts are not what is measured: the limits as high as the configuration allows.
     let mpin = format!(
-        "[mpin]\nmin_peer_depth = 1\nmax_signins = 1000000\n{peers}\
+        "{PASSWORDS_ON}[mpin]\nmin_peer_depth = 1\nmax_signins = 1000000\n{peers}\
          [mpin.login]\nmax_failures = 100\nmax_pending_per_identity = 100\n"
     );
     let idp = start_idp_on(dir, &rpc_url, chain.cookie, name, port, &mpin)?;
@@ -131,7 +124,7 @@ pub fn measure(
     })?;
 
     // The device's key, from both D-TAs, and its registration at the IdP.
-    let id_token = crate::demo_idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
+    let id_token = crate::demo::idp::device_id_token(&http, &issuer, &client_id, &pat_key)?;
     let directory: Arc<dyn PeerDirectory> = world.dtas[0].state().directory.clone();
     let options = Options {
         min_depth: 1,
@@ -160,7 +153,7 @@ pub fn measure(
         mpin_id: String::from_utf8(key.id.as_bytes().to_vec())?,
         registered: milagro_service::unix_now(),
     })?;
-    let (rp_id, rp_secret) = crate::demo_idp::register_client(
+    let (rp_id, rp_secret) = crate::demo::idp::register_client(
         &http,
         &issuer,
         &json!({"redirect_uris": [REDIRECT], "client_name": "Bench RP"}),
@@ -171,38 +164,12 @@ pub fn measure(
     let mut one_sign_in = || -> Result<()> {
         let CodeRequest { verifier, url, .. } =
             code_request(&issuer, &rp_id, REDIRECT, "openid", "bench");
-        let page = http.get(url).send()?;
-        let handle = page
-            .headers()
-            .get("refresh")
-            .and_then(|r| r.to_str().ok())
-            .and_then(|r| r.split("signin=").nth(1))
-            .context("the sign-in page has no Refresh")?
-            .to_owned();
-        let html = page.text()?;
-        let number = html
-            .split("data-number=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .context("the sign-in page shows no access number")?
-            .to_owned();
+        let SigninPage { number, handle, .. } = SigninPage::open(&http, &url)?;
         let started = std::time::Instant::now();
         lookup(&device, &number)?;
         approve(&device, &key, Pin::new(PIN)?, &number)?;
         approvals.push(started.elapsed().as_secs_f64() * 1e6);
-        let waited = http
-            .get(format!("{issuer}/authorize/wait?signin={handle}"))
-            .send()?;
-        let location = waited
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .context("the page did not redirect after the approval")?;
-        let code = location
-            .split_once("code=")
-            .and_then(|(_, rest)| rest.split('&').next())
-            .context("no code in the redirect")?
-            .to_owned();
+        let code = code_after_approval(&http, &issuer, &handle)?;
         let tokens: TokenAnswer = http
             .post(format!("{issuer}/token"))
             .basic_auth(&rp_id, Some(&rp_secret))

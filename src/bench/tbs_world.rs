@@ -30,7 +30,7 @@ use milagro_wire::tbs::tenants::{
 use rand_core::OsRng;
 use serde_json::{json, Value};
 
-use crate::demo_tbs::call;
+use crate::demo::tbs::call;
 
 /// The tenant the benchmark devices belong to.
 pub const TENANT: &str = "bench";

@@ -36,7 +36,9 @@ use super::levels::{tabulate_levels, Level};
 use super::stats::{latency, num, Latency, Table};
 use super::token_load::{exchanges, mint, probe_id_token, Jar, Provider};
 use super::token_op::OidcProvider;
-use crate::demo_idp::{code_request, password_login, start_idp_on, PASSWORD, USER};
+use crate::demo::idp::{
+    code_request, free_port, password_session, start_idp_on, PASSWORD, PASSWORDS_ON, USER,
+};
 
 const REDIRECT: &str = "https://rp.bench.milagro.test/cb";
 /// Codes minted and redeemed per round of a level. `oidc-provider`'s default storage is an
@@ -92,10 +94,15 @@ pub fn measure(params: &TokenParams, dir: &Path, table: &mut Table) -> Result<To
         "setting up: an IdP and oidc-provider {}",
         milagro_regtest::npm::OIDC_PROVIDER
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let idp = start_idp_on(dir, &rpc_url, cookie, "Milagro bench IdP", port, "")?;
+    // Codes are minted in a session of a password login (only the exchanges are timed).
+    let idp = start_idp_on(
+        dir,
+        &rpc_url,
+        cookie,
+        "Milagro bench IdP",
+        free_port()?,
+        PASSWORDS_ON,
+    )?;
     let issuer = idp.state().issuer().to_owned();
     idp.state()
         .users
@@ -104,7 +111,7 @@ pub fn measure(params: &TokenParams, dir: &Path, table: &mut Table) -> Result<To
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let client = crate::demo_idp::register_client(
+    let client = crate::demo::idp::register_client(
         &http,
         &issuer,
         &json!({"redirect_uris": [REDIRECT], "client_name": "Bench RP",
@@ -113,12 +120,10 @@ pub fn measure(params: &TokenParams, dir: &Path, table: &mut Table) -> Result<To
     let ours = Provider::discover(&http, "milagro IdP", &issuer, client, REDIRECT)?;
     let mut our_jar = Jar::default();
     let first = code_request(&issuer, &ours.client_id, REDIRECT, "openid", "bench");
-    let session = password_login(&http, &issuer, &first.url, USER, PASSWORD)?
-        .session_cookie
-        .context("the password login started no session")?;
+    let session = password_session(&http, &issuer, &first.url, USER, PASSWORD)?;
     our_jar.set(&session);
 
-    let secret = B64URL.encode(crate::demo_idp::rand_bytes());
+    let secret = B64URL.encode(crate::demo::idp::rand_bytes());
     let node = OidcProvider::start("bench-rp", &secret, REDIRECT)?;
     let theirs = Provider::discover(
         &http,

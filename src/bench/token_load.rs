@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::levels::Round;
 use super::raw_http::read_head;
-use crate::demo_idp::{code_request, encode, CodeRequest};
+use crate::demo::idp::{code_request, encode, CodeRequest};
 
 /// A provider under load: its endpoints (from its discovery document) and the one
 /// confidential client (`client_secret_basic`) the bench registered there.

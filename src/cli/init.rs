@@ -190,10 +190,16 @@ pub fn run(args: InitArgs) -> Result<()> {
             made.key_address
         ));
         steps.push(format!(
-            "put {} behind a TLS reverse proxy at {} (or give --tls-cert/--tls-key)",
+            "put {} behind a TLS reverse proxy at {} (or give --tls-cert/--tls-key), and list the proxy's address in [proxy] trusted so that per-address limits count each client",
             request.listen.unwrap_or_else(|| role.default_listen()),
             made.public_url
         ));
+    }
+    if role == ServiceRole::Idp && request.dtas.is_empty() {
+        steps.push(
+            "people sign in with M-Pin once [mpin] names your D-TAs (init again with --dta DIGEST@ADDR, or add [[mpin.dtas]]); until then, and with [passwords] off, nobody can sign in"
+                .to_owned(),
+        );
     }
     steps.push(format!(
         "run it as a service: deploy/systemd/milagro@.service (systemctl enable --now milagro@{role})"

@@ -9,6 +9,7 @@ pub mod idp;
 pub mod init;
 pub mod network;
 pub mod pat;
+pub mod pat_ciba;
 pub mod pat_mpin;
 mod pat_provider;
 pub mod pat_tls;

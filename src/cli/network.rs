@@ -1,5 +1,5 @@
 //! `milagro network`: a persistent local network ([`milagro_network`]): up, status,
-//! down, logs; the supervisor `up` starts (`supervise`, hidden); and what the containers
+//! down, logs, an activation code for a person's device; the supervisor `up` starts (`supervise`, hidden); and what the containers
 //! of `deploy/container/compose.yaml` run (node, configure, serve, ready).
 
 use std::path::PathBuf;
@@ -23,6 +23,11 @@ pub enum NetworkCommand {
     Down(DirArgs),
     /// The last lines of a party's log (tbs, idp, dta1, dta2, authserver, supervisor).
     Logs(LogsArgs),
+    /// A one-time activation code from the IdP for a person's address (the local network
+    /// sends no mail): typed with the address on the IdP's device page while
+    /// `milagro pat register --email` waits. Prints `{"email", "activation_code",
+    /// "expires_in"}`.
+    ActivationCode(ActivationCodeArgs),
     /// Runs the supervisor in the foreground (what `up` starts in the background).
     #[command(hide = true)]
     Supervise(DirArgs),
@@ -93,6 +98,16 @@ pub struct LogsArgs {
     lines: usize,
 }
 
+/// `milagro network activation-code`
+#[derive(Debug, Args)]
+pub struct ActivationCodeArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// The person's e-mail address.
+    #[arg(long)]
+    email: String,
+}
+
 /// `milagro network serve|ready PARTY`
 #[derive(Debug, Args)]
 pub struct PartyArgs {
@@ -135,6 +150,14 @@ pub fn run(command: NetworkCommand) -> Result<()> {
                 milagro_network::logs(&args.dir.network(), &args.party, args.lines)?
             );
             Ok(())
+        }
+        NetworkCommand::ActivationCode(args) => {
+            let code = milagro_network::activation_code(&args.dir.network(), &args.email)?;
+            eprintln!(
+                "type it with {} on the IdP's device page within {} s; it works once",
+                code.email, code.expires_in
+            );
+            print_json(&code)
         }
         NetworkCommand::Supervise(args) => {
             super::init_service_logging();

@@ -62,6 +62,8 @@ pub enum PatCommand {
     /// Approves a sign-in on the web: the access number a sign-in page of the device's IdP
     /// shows (or the URL its QR code carries); shows which client asks, then runs the
     /// M-Pin passes for that request with the PIN (`MILAGRO_PIN` or standard input).
+    /// With `--ciba`: a relying party's backchannel request (OpenID Connect CIBA) for the
+    /// device's person, its binding message shown, approved the same way or denied.
     Approve(super::pat_mpin::ApproveArgs),
 }
 

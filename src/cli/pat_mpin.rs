@@ -14,7 +14,9 @@
 //! 4. `authenticate`: a zero-knowledge login at an authentication server with the PIN;
 //!    prints the session token it signed.
 //! 5. `approve`: a sign-in on the web at the device's IdP, by the access number its page
-//!    shows (or the URL of its QR code): the same two passes, for that request.
+//!    shows (or the URL of its QR code): the same two passes, for that request; with
+//!    `--ciba`, a relying party's backchannel request for the person instead
+//!    ([`super::pat_ciba`]).
 //!
 //! `register` is `login` and `shares` in one, for a person without a password: the
 //! device grant starts, the person proves their e-mail address on the IdP's device page
@@ -109,14 +111,20 @@ pub struct ApproveArgs {
     #[arg(long)]
     pub state: std::path::PathBuf,
     /// The access number the sign-in page shows (at the IdP the instructions name).
-    #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+    #[arg(
+        long,
+        required_unless_present_any = ["url", "ciba"],
+        conflicts_with_all = ["url", "ciba"]
+    )]
     pub access_number: Option<String>,
     /// The URL the sign-in page's QR code carries; it must be the instructed IdP's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ciba")]
     pub url: Option<String>,
+    #[command(flatten)]
+    pub ciba: super::pat_ciba::CibaArgs,
 }
 
-fn enrolled(state: &std::path::Path) -> Result<Enrolled> {
+pub(super) fn enrolled(state: &std::path::Path) -> Result<Enrolled> {
     match open(state)? {
         Stage::Enrolled(enrolled) => Ok(enrolled),
         other => bail!(
@@ -221,7 +229,7 @@ fn store_key(
 ) -> Result<MpinKey> {
     let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
-        min_depth: session.min_depth,
+        min_depth: session.min_depth(enrolled.device()),
         ..Options::default()
     };
     let shares = super::pat_tls::runtime()?.block_on(collect_shares(
@@ -283,7 +291,7 @@ pub fn permit(args: PermitArgs) -> Result<()> {
         .collect();
     let (identity, directory) = super::pat_tls::device_parts(enrolled.device())?;
     let options = Options {
-        min_depth: args.session.min_depth,
+        min_depth: args.session.min_depth(enrolled.device()),
         ..Options::default()
     };
     let permits = super::pat_tls::runtime()?
@@ -318,18 +326,26 @@ pub fn authenticate_command(args: AuthenticateArgs) -> Result<()> {
     }))
 }
 
-/// Runs `milagro pat approve`.
-pub fn approve_command(args: ApproveArgs) -> Result<()> {
-    let enrolled = enrolled(&args.state)?;
-    let key = MpinKey::load(&args.state)?
-        .context("no m-pin key: run `milagro pat login` and `milagro pat shares` first")?;
+/// The device's IdP (its base URL, from the instructions).
+pub(super) fn instructed_idp(enrolled: &Enrolled) -> Result<String> {
     let idp = enrolled
         .instructions()
         .instructions
         .idp
         .clone()
         .context("the device's instructions name no idp")?;
-    let idp_url = idp.url.trim_end_matches('/').to_owned();
+    Ok(idp.url.trim_end_matches('/').to_owned())
+}
+
+/// Runs `milagro pat approve`.
+pub fn approve_command(args: ApproveArgs) -> Result<()> {
+    let enrolled = enrolled(&args.state)?;
+    let key = MpinKey::load(&args.state)?
+        .context("no m-pin key: run `milagro pat login` and `milagro pat shares` first")?;
+    let idp_url = instructed_idp(&enrolled)?;
+    if args.ciba.ciba {
+        return super::pat_ciba::approve(&args.ciba, &enrolled, &key, &idp_url);
+    }
     let approval = match (args.access_number, args.url) {
         (Some(access_number), None) => Approval {
             idp: idp_url.clone(),
@@ -370,7 +386,7 @@ pub fn approve_command(args: ApproveArgs) -> Result<()> {
 }
 
 /// The PIN, from [`PIN_ENV`] or the first line of standard input.
-fn read_pin() -> Result<Pin> {
+pub(super) fn read_pin() -> Result<Pin> {
     let text = match std::env::var(PIN_ENV) {
         Ok(pin) => Zeroizing::new(pin),
         Err(_) => {

@@ -50,9 +50,22 @@ pub struct SessionArgs {
     /// The device's state directory (an enrolled device, direct mode).
     #[arg(long)]
     pub state: PathBuf,
-    /// Confirmations the peer's anchor needs.
-    #[arg(long, default_value_t = 6)]
-    pub min_depth: u32,
+    /// Confirmations the peer's anchor needs (default: final, 6, on a public network; 1
+    /// on regtest, where the operator is the only miner, as `milagro init` sets services).
+    #[arg(long)]
+    pub min_depth: Option<u32>,
+}
+
+impl SessionArgs {
+    /// `--min-depth`, or the default of `device`'s network.
+    pub fn min_depth(&self, device: &milagro_pat_client::Device) -> u32 {
+        self.min_depth.unwrap_or_else(|| {
+            milagro_init::Chain::of(device.provisioning().network).map_or(
+                milagro_anchor::proof::FINAL_DEPTH,
+                milagro_init::Chain::min_peer_depth,
+            )
+        })
+    }
 }
 
 /// `milagro pat ping`
@@ -87,9 +100,12 @@ pub struct ListenArgs {
     pub count: Option<u64>,
 }
 
-/// The identity and TBS-backed directory of the device in `args.state`.
-fn device_side(args: &SessionArgs) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>)> {
-    device_parts(open(&args.state)?.device())
+/// The identity and TBS-backed directory of the device in `args.state`, and the depth
+/// it asks of peers.
+fn device_side(args: &SessionArgs) -> Result<(LocalIdentity, Arc<dyn PeerDirectory>, u32)> {
+    let stage = open(&args.state)?;
+    let (identity, directory) = device_parts(stage.device())?;
+    Ok((identity, directory, args.min_depth(stage.device())))
 }
 
 /// `device`'s Milagro TLS identity and a directory backed by its TBS.
@@ -107,9 +123,9 @@ pub fn device_parts(
 
 /// Runs `milagro pat ping`.
 pub fn ping(args: PingArgs) -> Result<()> {
-    let (identity, directory) = device_side(&args.session)?;
+    let (identity, directory, min_depth) = device_side(&args.session)?;
     let options = Options {
-        min_depth: args.session.min_depth,
+        min_depth,
         protocol: args.protocol.into(),
         ..Options::default()
     };
@@ -158,10 +174,10 @@ pub async fn ping_session(
 
 /// Runs `milagro pat listen`.
 pub fn listen(args: ListenArgs) -> Result<()> {
-    let (identity, directory) = device_side(&args.session)?;
+    let (identity, directory, min_depth) = device_side(&args.session)?;
     let identity = Arc::new(identity);
     let options = Options {
-        min_depth: args.session.min_depth,
+        min_depth,
         accepted: args.accept.iter().copied().map(Protocol::from).collect(),
         ..Options::default()
     };

@@ -3,8 +3,11 @@
 //! authserver) and the one-shot `configure` step, from the image built of the project's
 //! own Dockerfile (local bases: `tests/cli/image.rs`), run by podman-compose (from PyPI,
 //! pinned, installed once per machine by `deploy/container/tools.sh`). Every party becomes
-//! ready, a device on the host enrols with the command the network's status prints,
-//! `down` and `up -d` again resume the same parties, and `down -v` leaves no container
+//! ready, a device on the host enrols with the command the network's status prints and
+//! its person registers it (an activation code from the TBS's container, typed on the
+//! IdP's device page) so that it collects both D-TAs' shares,
+//! a party whose process is killed is restarted by the container engine (`restart:
+//! on-failure`), `down` and `up -d` again resume the same parties, and `down -v` leaves no container
 //! or volume behind. Never skipped: a machine that cannot run
 //! it fails, naming what is missing.
 
@@ -146,7 +149,8 @@ impl Drop for Project<'_> {
 }
 
 #[test]
-fn the_compose_file_runs_each_party_in_its_own_container_and_a_host_device_enrols_through_it() {
+fn the_compose_file_runs_each_party_in_its_own_container_and_a_host_device_enrols_and_gets_its_key_through_it(
+) {
     let tools = Tools::install();
     let building = Instant::now();
     let image = Image::build(&tools, "milagro-compose-test");
@@ -194,7 +198,64 @@ fn the_compose_file_runs_each_party_in_its_own_container_and_a_host_device_enrol
     ]);
     assert!(copied.status.success(), "{}", stderr(&copied));
     let command = status["next_steps"][0].as_str().unwrap();
-    enrol(command, &in_container, &claim, &image.scratch("device"));
+    let device = image.scratch("device");
+    enrol(command, &in_container, &claim, &device);
+
+    // Its person registers it as the next steps say: the activation code from the TBS's
+    // container (the network sends no mail), typed on the IdP's device page while
+    // `pat register` on the host waits; the device collects both D-TAs' shares.
+    let code_step = status["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|step| step.contains("network activation-code"))
+        .unwrap_or_else(|| panic!("{status}"));
+    let (_, in_tbs) = code_step
+        .split_once(" exec tbs ")
+        .unwrap_or_else(|| panic!("not run in the tbs container: {code_step}"));
+    let container = project.container("tbs");
+    let mut exec = vec!["exec", container.as_str()];
+    exec.extend(in_tbs.split_whitespace());
+    let issued = tools.podman(&exec);
+    assert!(issued.status.success(), "{code_step}: {}", stderr(&issued));
+    let issued: Value = serde_json::from_slice(&issued.stdout).unwrap();
+    let registered = super::network::register_with_activation_code(
+        &device.display().to_string(),
+        status["parties"][1]["url"].as_str().unwrap(),
+        issued["activation_code"].as_str().unwrap(),
+    );
+    assert_eq!(
+        registered["dtas"].as_array().unwrap().len(),
+        2,
+        "{registered}"
+    );
+
+    // A party whose process dies is started again by the container engine (`restart:
+    // on-failure`), and is healthy again.
+    let dta1 = project.container("dta1");
+    let killed = tools.podman(&["exec", &dta1, "sh", "-c", "kill -KILL -1"]);
+    assert!(
+        killed.status.success() || killed.status.code() == Some(137),
+        "{}",
+        stderr(&killed)
+    );
+    milagro_tests::wait_until(
+        "dta1 to be restarted and healthy",
+        Duration::from_secs(120),
+        || {
+            let restarts = tools.podman(&["inspect", "--format", "{{.RestartCount}}", &dta1]);
+            let restarts: u32 = String::from_utf8_lossy(&restarts.stdout)
+                .trim()
+                .parse()
+                .ok()?;
+            let healthy = tools
+                .podman(&["healthcheck", "run", &dta1])
+                .status
+                .success();
+            (restarts >= 1 && healthy).then_some(())
+        },
+    );
 
     // `down` keeps the volume: `up -d` again resumes the same parties (same digests).
     let digests = |status: &Value| -> Vec<String> {

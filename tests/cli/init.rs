@@ -58,6 +58,31 @@ fn init_makes_a_configuration_serve_accepts_for_every_role_and_never_overwrites_
         made.push((role.to_owned(), printed));
     }
 
+    // The IdP `init` made signs people in without passwords: no password user is added.
+    let idp_config = made
+        .iter()
+        .find_map(|(role, printed)| (role == "idp").then(|| printed["config"].as_str().unwrap()))
+        .unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "a long enough password\n").unwrap();
+    let refused = milagro(&[
+        "idp",
+        "user",
+        "add",
+        "--config",
+        idp_config,
+        "--username",
+        "bob",
+        "--password-file",
+        &password_file.display().to_string(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("[passwords] enabled = false"),
+        "{}",
+        stderr(&refused)
+    );
+
     for (role, printed) in &made {
         let config = std::path::Path::new(printed["config"].as_str().unwrap());
         let served = Served::start_with(&["--log-format", "json"], role, config);

@@ -12,14 +12,17 @@ use milagro_registry::store::RecordStore;
 use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
+mod apache_mpin;
 mod bench_token;
 mod compose;
 mod container;
 mod https;
 mod image;
 mod init;
+mod mpin_world;
 mod network;
 mod pat;
+mod pat_ciba;
 mod pat_mpin;
 mod pat_provider;
 mod pat_register;
@@ -325,4 +328,16 @@ fn the_demo_runs_end_to_end_and_reports_what_it_verified() {
     assert_eq!(mpin["login"]["milagro_permit_day"], mpin["permit_day"]);
     assert_eq!(mpin["wrong_pin"], "login_refused");
     assert_eq!(mpin["one_dta_key"], "login_refused");
+
+    // The person registered the badge by e-mail (no password), and a relying party signed
+    // them in through the IdP's sign-in page, the badge approving its access number; the
+    // ID token says M-Pin, and the wrong PIN was refused.
+    let signin = &summary["signin"];
+    assert_eq!(signin["access_number"].as_str().unwrap().len(), 9);
+    assert_eq!(signin["wrong_pin"], "login_refused");
+    let claims = &signin["id_token_claims"];
+    assert_eq!(claims["iss"], summary["idp"]["issuer"]);
+    assert_eq!(claims["aud"], serde_json::json!([signin["client_id"]]));
+    assert_eq!(claims["amr"], serde_json::json!(["pin", "swk", "mfa"]));
+    assert_eq!(claims["acr"], milagro_idp::authentication::ACR_MPIN);
 }

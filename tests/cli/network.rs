@@ -110,6 +110,36 @@ fn network_up_enrols_a_device_restarts_a_killed_party_and_comes_back_after_down(
     assert!(enrolled.status.success(), "{enrol}: {}", stderr(&enrolled));
     assert_eq!(json(&enrolled)["status"], "enrolled");
 
+    // Its person registers it without a password, as the next steps say: the operator's
+    // activation code (the network sends no mail), typed with the address on the IdP's
+    // device page while `pat register` waits; the device ends with its M-Pin key from
+    // both D-TAs.
+    let steps: Vec<&str> = first["next_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let code_step = steps
+        .iter()
+        .find(|s| s.contains("network activation-code"))
+        .unwrap_or_else(|| panic!("{steps:?}"));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("milagro pat register --state ./my-device")),
+        "{steps:?}"
+    );
+    let issuer = first["parties"][1]["url"].as_str().unwrap();
+    let registered = register_with_activation_code(&device, issuer, &activation_code(code_step));
+    assert_eq!(registered["status"], "registered", "{registered}");
+    assert_eq!(
+        registered["dtas"].as_array().unwrap().len(),
+        2,
+        "{registered}"
+    );
+    assert!(root.path().join("device/mpin-key.json").exists());
+
     // A party killed: the supervisor starts it again and says so.
     let supervisor: Value =
         serde_json::from_slice(&std::fs::read(root.path().join("net/supervisor.json")).unwrap())
@@ -173,4 +203,31 @@ fn network_up_enrols_a_device_restarts_a_killed_party_and_comes_back_after_down(
     let again = json(&again);
     assert!(all_ready(&again), "{again}");
     assert_eq!(digests(&again), digests(&first));
+}
+
+/// Runs the activation-code step `code_step` as printed (`milagro network
+/// activation-code … --email you@example.com`): the activation code.
+fn activation_code(code_step: &str) -> String {
+    let args: Vec<&str> = code_step.split_whitespace().skip(1).collect();
+    let issued = milagro(&args);
+    assert!(issued.status.success(), "{code_step}: {}", stderr(&issued));
+    let issued = json(&issued);
+    assert_eq!(issued["email"], REGISTERING);
+    issued["activation_code"].as_str().unwrap().to_owned()
+}
+
+/// The address the next steps register a device for.
+pub(super) const REGISTERING: &str = "you@example.com";
+
+/// `milagro pat register --email you@example.com` for the device at `device`, the person
+/// typing the activation code `code` on the device page of the IdP at `issuer`: the
+/// command's answer.
+pub(super) fn register_with_activation_code(device: &str, issuer: &str, code: &str) -> Value {
+    let http = milagro_tests::idp_common::no_redirect_client();
+    super::mpin_world::pat_register(device, REGISTERING, |user_code| {
+        let (status, page) =
+            milagro_tests::idp_common::email_device(&http, issuer, user_code, REGISTERING, code);
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Device connected"), "{page}");
+    })
 }

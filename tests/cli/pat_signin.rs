@@ -14,30 +14,20 @@
 //! number (`expired_token`, and its page sends the client `access_denied`); a replaced or
 //! revoked device (`access_denied`).
 
-use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use milagro_anchor::keys::CompressedKey;
-use milagro_dta::Dta;
-use milagro_idp::Idp;
 use milagro_mpin::MpinId;
-use milagro_tests::dta_common::{numbered_config, wait_for_share_api, PATIENCE};
-use milagro_tests::enrolment_world::EnrolmentWorld;
 use milagro_tests::idp_common::node_rp::{npm_rp, NodeRp};
-use milagro_tests::idp_common::{
-    callback_server, free_port, idp_config, no_redirect_client, query, register_device_client,
-    start_configured_idp_with_alice,
-};
+use milagro_tests::idp_common::{callback_server, query};
 use milagro_tests::webdriver::{ensure_chromium, ChromeDriver};
-use milagro_tests::{wait_until, Api};
 use serde_json::{json, Value};
 
-use super::pat_mpin::{device_login, milagro_with_pin};
+use super::mpin_world::{self, refused, PIN, WRONG_PIN};
+use super::pat_mpin::milagro_with_pin;
 use super::{json, stderr};
 
-const PIN: &str = "2468";
-const WRONG_PIN: &str = "1357";
 const MAX_FAILURES: u32 = 2;
 const SIGNIN_SECS: u64 = 30;
 const PAGE: Duration = Duration::from_secs(30);
@@ -48,16 +38,6 @@ fn approve(state: &str, how: [&str; 2], pin: &str) -> Output {
         &["pat", "approve", "--state", state, how[0], how[1]],
         Some(pin),
     )
-}
-
-/// Asserts `output` failed with the IdP's `status` and `code`.
-fn refused(output: &Output, status: u16, code: &str, case: &str) {
-    let text = stderr(output);
-    assert!(!output.status.success(), "{case}: {text}");
-    assert!(
-        text.contains(&format!("answered {status} {code}")),
-        "{case}: {text}"
-    );
 }
 
 /// A sign-in page fetched without a browser: its access number and page handle.
@@ -80,114 +60,13 @@ fn page_without_browser(http: &reqwest::blocking::Client, url: &str) -> (String,
 fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_their_device() {
     ensure_chromium();
     let rp_dir = npm_rp();
-    let w = EnrolmentWorld::start();
-    let claim = w.maker_key_file().display().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let http = no_redirect_client();
-    let (port, idp_dir) = (free_port(), dir.path().join("idp"));
-    let (idp, issuer, alice) =
-        start_configured_idp_with_alice(idp_config(w.node(), &idp_dir, port, ""));
-    let device_client = register_device_client(&http, &issuer);
-    let idp_digest = idp.state().identity.digest();
-
-    // Each D-TA trusts the IdP's ID tokens and gives the IdP its server share.
-    let extra = format!(
-        "[[trusted_idps]]\nissuer = {issuer:?}\nbc_digest = \"{idp_digest}\"\nclient_id = {device_client:?}\n\
-         [shares]\nauthservers = [\"{idp_digest}\"]\n"
+    let world = mpin_world::with_badge(
+        &format!("signin_secs = {SIGNIN_SECS}"),
+        &format!("[mpin.login]\nmax_failures = {MAX_FAILURES}\n"),
     );
-    let dtas: Vec<_> = (1..=2)
-        .map(|n| Dta::start(numbered_config(&w, dir.path(), n, &extra)).unwrap())
-        .collect();
-    // The IdP's operator adds [mpin] naming them, and restarts it on the same address.
-    idp.stop();
-    let peers: String = dtas
-        .iter()
-        .map(|d| {
-            format!(
-                "[[mpin.dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
-                d.state().identity.digest(),
-                d.state().share_listen
-            )
-        })
-        .collect();
-    let mpin = format!(
-        "[mpin]\nsignin_secs = {SIGNIN_SECS}\n{peers}[mpin.login]\nmax_failures = {MAX_FAILURES}\n"
-    );
-    let idp = Idp::start(idp_config(w.node(), &idp_dir, port, &mpin)).unwrap();
-    let readyz = || -> Value {
-        http.get(format!("{issuer}/readyz"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
-    wait_until("every anchor to be broadcast", PATIENCE, || {
-        let pending = |api: Api| api.ok("/v1/status")["anchor"]["state"] == "pending";
-        let idp_sent = !matches!(
-            idp.state().own_anchor.get(),
-            milagro_service::own_anchor::AnchorState::None
-        );
-        (idp_sent && dtas.iter().all(|d| pending(Api::new(d.local_url())))).then_some(())
-    });
-    let check = |readiness: &Value| {
-        readiness["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "server_secret")
-            .cloned()
-    };
-    let before = readyz();
-    assert_eq!(check(&before).unwrap()["ok"], false, "{before}");
-    w.mine(6);
-    for dta in &dtas {
-        wait_for_share_api(&w, dta);
-    }
-    wait_until("the IdP's server secret to be summed", PATIENCE, || {
-        let readiness = readyz();
-        (readiness["ready"] == true && check(&readiness).unwrap()["ok"] == true).then_some(())
-    });
-
-    // The badge enrols into a group naming both D-TAs and the IdP, logs in at the IdP
-    // and gets its M-Pin key from both D-TAs.
-    let services: Vec<_> = dtas
-        .iter()
-        .map(|d| (d.state().identity.digest(), d.local_url()))
-        .collect();
-    w.put_group_at(
-        "staff",
-        milagro_wire::tbs::tenants::EnrolmentMode::Direct,
-        &services,
-        (idp_digest, issuer.clone()),
-    );
-    let state = dir.path().join("badge").display().to_string();
-    let (url, digest) = (w.url(), w.tbs_digest.to_string());
-    let enrol = super::pat::run_mining(
-        &w,
-        &super::pat::enrol_args(&url, &digest, "staff", &state, &claim),
-    );
-    assert!(enrol.status.success(), "{}", stderr(&enrol));
-    w.mine(6);
-    assert_eq!(device_login(&http, &issuer, &state)["status"], "logged_in");
-    let shares = milagro_with_pin(&["pat", "shares", "--state", &state], Some(PIN));
-    assert!(shares.status.success(), "{}", stderr(&shares));
-    let mpin_id = json(&shares)["mpin_id"].as_str().unwrap().to_owned();
-
-    // `pat login` registered the device at the IdP (POST /v1/devices): the identity the
-    // D-TAs bound (issuer, subject, device key) is the one the IdP accepts.
-    let device_key = match milagro_pat_client::open(Path::new(&state)).unwrap() {
-        milagro_pat_client::Stage::Enrolled(enrolled) => enrolled.device().key().public_key(),
-        other => panic!("the badge is {}", other.name()),
-    };
-    let bound = MpinId::of_device(&issuer, &alice, &device_key.to_sec1()).unwrap();
-    assert_eq!(bound.as_bytes(), mpin_id.as_bytes());
+    let (http, issuer, person, state) = (&world.http, &world.issuer, &world.person, &world.state);
+    let (dir, mpin_id, idp) = (&world.dir, &world.mpin_id, &world.idp);
     let devices = &idp.state().registered_devices;
-    let registration = devices
-        .current(&alice)
-        .unwrap()
-        .expect("pat login registers the device");
-    assert_eq!(registration.mpin_id, mpin_id);
-    assert_eq!(registration.device_key, CompressedKey::from(&device_key));
 
     // The relying party (openid-client, code + PKCE) sends the browser to the IdP.
     let (redirect, callbacks) = callback_server();
@@ -202,7 +81,7 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
         registered["client_id"].as_str().unwrap(),
         registered["client_secret"].as_str().unwrap(),
     );
-    let rp = NodeRp::start(&rp_dir, &issuer, client, &redirect, &[]).unwrap();
+    let rp = NodeRp::start(&rp_dir, issuer, client, &redirect, &[]).unwrap();
     let authorize = rp.authorize_url.clone();
     let driver = ChromeDriver::start(dir.path());
     let page = driver.session(&dir.path().join("chromium-profile"));
@@ -224,11 +103,11 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     assert!(page.find("#qr svg").is_ok(), "the qr code is drawn");
 
     // Another request's page, which will outlive its access number.
-    let (expiring, expiring_handle) = page_without_browser(&http, &authorize);
+    let (expiring, expiring_handle) = page_without_browser(http, &authorize);
     let expiring_since = Instant::now();
 
     // A wrong PIN: refused, and the browser's page still waits.
-    let wrong = approve(&state, ["--access-number", &number], WRONG_PIN);
+    let wrong = approve(state, ["--access-number", &number], WRONG_PIN);
     refused(&wrong, 401, "login_refused", "a wrong pin");
     assert!(
         stderr(&wrong).contains("Thermostat app"),
@@ -237,11 +116,11 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
 
     // The access number of another request: approving it completes that request, not
     // the one the browser shows; approving it again is refused.
-    let (other, other_handle) = page_without_browser(&http, &authorize);
-    let approved = approve(&state, ["--access-number", &other], PIN);
+    let (other, other_handle) = page_without_browser(http, &authorize);
+    let approved = approve(state, ["--access-number", &other], PIN);
     assert!(approved.status.success(), "{}", stderr(&approved));
     refused(
-        &approve(&state, ["--access-number", &other], PIN),
+        &approve(state, ["--access-number", &other], PIN),
         400,
         "invalid_grant",
         "an access number already approved",
@@ -264,11 +143,11 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
 
     // The device follows the QR code's URL with the right PIN: the browser goes on by
     // itself to the relying party, which redeems the code.
-    let approved = approve(&state, ["--url", &qr], PIN);
+    let approved = approve(state, ["--url", &qr], PIN);
     assert!(approved.status.success(), "{}", stderr(&approved));
     let approved = json(&approved);
     assert_eq!(approved["status"], "approved");
-    assert_eq!(approved["subject"], alice.as_str());
+    assert_eq!(approved["subject"], person.as_str());
     page.wait_for("the relying party's page", PAGE, |page| {
         (page.texts("#done")? == ["back at the relying party"]).then_some(())
     });
@@ -278,41 +157,45 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
         .finish(&landed)
         .unwrap_or_else(|stderr| panic!("{stderr}"));
     let claims = &result["claims"];
-    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["sub"], person.as_str());
     assert_eq!(claims["amr"], json!(["pin", "swk", "mfa"]));
     assert_eq!(claims["acr"], "urn:milagro:acr:mpin");
+    // The address the person proved when they registered, in the ID token and userinfo.
+    assert_eq!(claims["email"], mpin_world::EMAIL);
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(result["userinfo"]["email"], mpin_world::EMAIL);
     assert_eq!(result["issuer"], issuer.as_str());
     page.close();
 
     // A replaced device, then a revoked one: its identity finds nobody.
-    let (fresh, _) = page_without_browser(&http, &authorize);
-    let mut replaced = registration;
+    let (fresh, _) = page_without_browser(http, &authorize);
+    let mut replaced = world.registration.clone();
     let new_key = milagro_anchor::keys::SecretKey::from_bytes(&[7; 32])
         .unwrap()
         .public_key();
     replaced.device_key = CompressedKey::from(&new_key);
     replaced.mpin_id = String::from_utf8(
-        MpinId::of_device(&issuer, &alice, &new_key.to_sec1())
+        MpinId::of_device(issuer, person, &new_key.to_sec1())
             .unwrap()
             .as_bytes()
             .to_vec(),
     )
     .unwrap();
     devices.register(&replaced).unwrap();
-    let denied = approve(&state, ["--access-number", &fresh], PIN);
+    let denied = approve(state, ["--access-number", &fresh], PIN);
     refused(&denied, 403, "access_denied", "a replaced device");
-    devices.revoke(&alice).unwrap();
-    let denied = approve(&state, ["--access-number", &fresh], PIN);
+    devices.revoke(person).unwrap();
+    let denied = approve(state, ["--access-number", &fresh], PIN);
     refused(&denied, 403, "access_denied", "a revoked device");
     // The person logs the device in again, which registers it again.
-    assert_eq!(device_login(&http, &issuer, &state)["status"], "logged_in");
-    assert_eq!(devices.current(&alice).unwrap().unwrap().mpin_id, mpin_id);
+    assert_eq!(world.register(state, 2)["status"], "registered");
+    assert_eq!(&devices.current(person).unwrap().unwrap().mpin_id, mpin_id);
 
     // An expired access number: refused, and its page sends the client access_denied.
     let left = Duration::from_secs(SIGNIN_SECS + 1).saturating_sub(expiring_since.elapsed());
     std::thread::sleep(left);
     refused(
-        &approve(&state, ["--access-number", &expiring], PIN),
+        &approve(state, ["--access-number", &expiring], PIN),
         400,
         "expired_token",
         "an expired access number",
@@ -326,13 +209,13 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     assert_eq!(ended["error"], "access_denied");
 
     // Wrong PINs up to max_failures lock the identity out, the right one included.
-    let (locked, _) = page_without_browser(&http, &authorize);
+    let (locked, _) = page_without_browser(http, &authorize);
     for _ in 0..MAX_FAILURES {
-        let wrong = approve(&state, ["--access-number", &locked], WRONG_PIN);
+        let wrong = approve(state, ["--access-number", &locked], WRONG_PIN);
         refused(&wrong, 401, "login_refused", "a wrong pin");
     }
     refused(
-        &approve(&state, ["--access-number", &locked], PIN),
+        &approve(state, ["--access-number", &locked], PIN),
         429,
         "too_many_attempts",
         "the right pin during the lockout",
@@ -342,7 +225,7 @@ fn a_person_signs_in_to_a_relying_party_by_approving_the_access_number_with_thei
     typo[0] = b'0' + (typo[0] - b'0' + 1) % 10;
     let typo = String::from_utf8(typo).unwrap();
     refused(
-        &approve(&state, ["--access-number", &typo], PIN),
+        &approve(state, ["--access-number", &typo], PIN),
         400,
         "invalid_request",
         "a mistyped access number",

@@ -29,7 +29,7 @@ const nonce = client.randomNonce();
 const state = client.randomState();
 const authorizeUrl = client.buildAuthorizationUrl(config, {
   redirect_uri: redirectUri,
-  scope: 'openid profile',
+  scope: 'openid profile email',
   code_challenge: codeChallenge,
   code_challenge_method: 'S256',
   nonce,

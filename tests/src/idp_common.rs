@@ -26,6 +26,8 @@ use serde_json::Value;
 pub const USER: &str = "alice";
 /// Their password.
 pub const PASSWORD: &str = "correct horse battery";
+/// Put in a test IdP's `extra` TOML (a comment), it keeps the default: passwords off.
+pub const NO_PASSWORDS: &str = "# passwords: the default (off)\n";
 /// How long an IdP test waits for anything.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -81,6 +83,13 @@ pub fn idp_config_at(
     } else {
         "[consent]\nrequired = false\n"
     };
+    // Most IdP tests sign alice in with her password, which an operator must switch on;
+    // the tests of the switch itself bring their own `[passwords]` (none: off).
+    let passwords = if extra.contains("[passwords]") || extra.contains(NO_PASSWORDS) {
+        ""
+    } else {
+        "[passwords]\nenabled = true\n"
+    };
     let text = format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -94,7 +103,7 @@ network = "regtest"
 [sync]
 poll_interval_ms = 50
 max_backoff_ms = 400
-{consent}{extra}
+{consent}{passwords}{extra}
 "#,
         rpc = node.rpc_url(),
         cookie = node.cookie(),

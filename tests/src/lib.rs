@@ -17,6 +17,7 @@ use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_registry::chain::ChainSource;
 use milagro_regtest::RegtestControls as _;
 
+pub mod apache;
 pub mod authserver_common;
 pub mod dta_common;
 pub mod enrolment_world;

@@ -274,6 +274,23 @@ impl<'d> Session<'d> {
             .unwrap();
     }
 
+    /// The URL of the page the browser shows now (after every redirect it followed).
+    pub fn current_url(&self) -> String {
+        let url = self.send("GET", "/url", None).unwrap();
+        url.as_str()
+            .unwrap_or_else(|| panic!("the url is not a string: {url}"))
+            .to_owned()
+    }
+
+    /// The HTML of the page the browser shows now, as the browser serializes it.
+    pub fn source(&self) -> String {
+        let source = self.send("GET", "/source", None).unwrap();
+        source
+            .as_str()
+            .unwrap_or_else(|| panic!("the source is not a string: {source}"))
+            .to_owned()
+    }
+
     /// The first element matching the CSS `selector`.
     pub fn find(&self, selector: &str) -> Result<Element<'_, 'd>, WebDriverError> {
         let found = self.send(

@@ -101,6 +101,15 @@ pub struct ProviderMetadata {
     /// Whether authorization responses carry `iss` (RFC 9207).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// The backchannel authentication endpoint (OpenID Connect CIBA §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_authentication_endpoint: Option<String>,
+    /// The CIBA token delivery modes served (`poll`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_token_delivery_modes_supported: Option<Vec<String>>,
+    /// Whether a CIBA request may carry a `user_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_user_code_parameter_supported: Option<bool>,
     /// The Milagro members.
     #[serde(flatten)]
     pub milagro: MilagroMetadata,

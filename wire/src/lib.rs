@@ -47,6 +47,7 @@
 //! ```
 
 pub mod authserver;
+pub mod ciba;
 pub mod dta;
 pub mod health;
 pub mod idp;

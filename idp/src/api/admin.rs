@@ -54,6 +54,14 @@ pub(crate) async fn add_user(
     body: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let new: NewUser = admin_body(&req, &state, body, "{username, password}").await?;
+    if !state.config.passwords {
+        return Err(OAuthError::with_status(
+            StatusCode::FORBIDDEN,
+            "passwords_disabled",
+            "password sign-in is off on this IdP ([passwords] enabled = false): people \
+             register with their e-mail address or an activation code",
+        ));
+    }
     let password = Zeroizing::new(new.password);
     let user = blocking(&state, move |state| {
         state

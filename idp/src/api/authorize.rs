@@ -29,7 +29,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use zeroize::Zeroizing;
 
-use super::pages::{self, credentials, csrf_token, error_page, hidden, page, posted_form};
+use super::pages::{
+    self, credentials, csrf_token, error_page, hidden, page, posted_form, PASSWORDS_OFF,
+};
 use super::session::{self, Decision, Prompt};
 use super::{blocking, consent, password_work, signin_page, Params};
 use crate::authentication::Authenticated;
@@ -271,9 +273,20 @@ fn login_page(
     request: &Request,
     error: Option<&str>,
 ) -> HttpResponse {
-    let password_asked = params.get(signin_page::LOGIN_METHOD) == Some("password");
+    let password_asked =
+        state.config.passwords && params.get(signin_page::LOGIN_METHOD) == Some("password");
     if let (Some(mpin), None, false) = (&state.mpin, error, password_asked) {
         return signin_page::mpin_page(state, mpin, req, params, request);
+    }
+    if !state.config.passwords {
+        tracing::warn!(
+            "an authorization request found no sign-in method: [mpin] and [passwords] are both off"
+        );
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This IdP offers no way to sign in yet: its operator has configured neither \
+             M-Pin sign-in ([mpin]) nor passwords ([passwords]).",
+        );
     }
     let csrf = csrf_token(req);
     let mut fields: Vec<(&str, &str)> = CARRIED
@@ -365,6 +378,9 @@ pub(crate) async fn login(
     state: web::Data<AppState>,
     body: web::Payload,
 ) -> HttpResponse {
+    if !state.config.passwords {
+        return error_page(StatusCode::FORBIDDEN, PASSWORDS_OFF);
+    }
     let params = match posted_form(&req, body, true).await {
         Ok(params) => params,
         Err(page) => return page,

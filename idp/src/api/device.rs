@@ -9,6 +9,7 @@ use milagro_wire::idp::DeviceAuthorization;
 
 use super::pages::{
     credentials, csrf_token, error_page, escape, hidden, limited_page, page, posted_form,
+    PASSWORDS_OFF,
 };
 use super::{blocking, password_work, ClientForm, Params};
 use crate::clients::GRANT_DEVICE;
@@ -79,9 +80,23 @@ fn form(
 ) -> HttpResponse {
     let csrf = csrf_token(req);
     let fields = hidden(&[("csrf", &csrf)]);
+    let email_form = super::enrolment::email_form(state, &csrf, user_code, code, None);
+    if !state.config.passwords {
+        let body = format!(
+            "<p class=\"muted\">Enter the code your device shows and your e-mail address \
+             to let it in.</p>{email_form}"
+        );
+        return page(
+            StatusCode::OK,
+            &format!("Connect a device to {}", state.config.party.name),
+            &body,
+            Some(&csrf),
+            state.issuer().starts_with("https://"),
+        );
+    }
     let body = format!(
         "<p class=\"muted\">Enter the code your device shows, then sign in to let it in.</p>\
-         {}{}",
+         {}{email_form}",
         credentials(
             "/device",
             &format!(
@@ -93,7 +108,6 @@ fn form(
             error,
             username,
         ),
-        super::enrolment::email_form(state, &csrf, user_code, code, None)
     );
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
@@ -164,9 +178,12 @@ pub(crate) async fn verify(
     if params.get("email").is_some_and(|e| !e.is_empty()) {
         return super::enrolment::verify_email(&req, &state, params).await;
     }
+    if !state.config.passwords {
+        return error_page(StatusCode::FORBIDDEN, PASSWORDS_OFF);
+    }
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     let username = params.get("username").unwrap_or_default().to_owned();
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     let outcome = password_work(&state, move |state| {
         let now = milagro_service::unix_now();
         if let Some(address) = address {
@@ -301,7 +318,7 @@ async fn decide(req: &HttpRequest, state: &web::Data<AppState>, params: Params) 
             )
         }
     };
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(req);
     let decided = blocking(state, move |state| {
         let now = milagro_service::unix_now();
         let decided = state.devices.consent(

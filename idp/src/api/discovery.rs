@@ -11,8 +11,10 @@ use milagro_wire::idp::{MilagroMetadata, ProviderMetadata};
 use serde_json::json;
 
 use super::blocking;
+use super::ciba::BC_AUTHORIZE_PATH;
 use crate::authentication::{ACR_PASSWORD, ACR_VALUES};
-use crate::clients::{GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
+use crate::ciba::DELIVERY_POLL;
+use crate::clients::{GRANT_CIBA, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
 use crate::oauth::OAuthError;
 use crate::state::AppState;
 
@@ -42,6 +44,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
     };
     let list = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let ciba = state.mpin.is_some();
     ProviderMetadata {
         issuer: issuer.to_owned(),
         authorization_endpoint: format!("{issuer}/authorize"),
@@ -52,14 +55,18 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         registration_endpoint: at("/register"),
         revocation_endpoint: at("/revoke"),
         device_authorization_endpoint: at("/device_authorization"),
-        scopes_supported: Some(list(&["openid", "profile", "offline_access"])),
+        scopes_supported: Some(list(&crate::scopes::SCOPES)),
         response_types_supported: list(&["code"]),
         response_modes_supported: Some(list(&["query", "form_post"])),
         prompt_values_supported: Some(list(&["none", "login", "consent", "select_account"])),
         end_session_endpoint: at("/logout"),
         backchannel_logout_supported: Some(true),
         backchannel_logout_session_supported: Some(true),
-        grant_types_supported: Some(list(&[GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE])),
+        grant_types_supported: Some(if ciba {
+            list(&[GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE, GRANT_CIBA])
+        } else {
+            list(&[GRANT_CODE, GRANT_REFRESH, GRANT_DEVICE])
+        }),
         subject_types_supported: list(&["public"]),
         id_token_signing_alg_values_supported: list(&["ES256"]),
         token_endpoint_auth_methods_supported: Some(list(&auth_methods)),
@@ -81,6 +88,8 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             "cnf",
             "sid",
             "preferred_username",
+            "email",
+            "email_verified",
         ])),
         // The M-Pin level only where M-Pin sign-in is configured.
         acr_values_supported: Some(list(if state.mpin.is_some() {
@@ -92,6 +101,12 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         request_parameter_supported: Some(false),
         request_uri_parameter_supported: Some(false),
         authorization_response_iss_parameter_supported: Some(true),
+        // CIBA where a device can approve (M-Pin), poll mode only, hinted by
+        // `login_hint` (neither `id_token_hint` nor `login_hint_token`, which CIBA lets a
+        // provider leave out and which no metadata names).
+        backchannel_authentication_endpoint: ciba.then(|| format!("{issuer}{BC_AUTHORIZE_PATH}")),
+        backchannel_token_delivery_modes_supported: ciba.then(|| list(&[DELIVERY_POLL])),
+        backchannel_user_code_parameter_supported: ciba.then_some(false),
         milagro: MilagroMetadata {
             milagro_birth_certificate_uri: format!("{issuer}{BIRTH_CERTIFICATE_PATH}"),
             milagro_birth_certificate_digest: state.identity.digest(),

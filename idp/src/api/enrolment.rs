@@ -52,8 +52,14 @@ pub(super) fn email_form(
     } else {
         "Type the activation code you were given."
     };
+    // Beside the password form, this one is the other way in; alone, it is the way in.
+    let heading = if state.config.passwords {
+        "<h2>No password?</h2>"
+    } else {
+        ""
+    };
     format!(
-        "<h2>No password?</h2>{notice}<p class=\"muted\">{how}</p>\
+        "{heading}{notice}<p class=\"muted\">{how}</p>\
          <form method=\"post\" action=\"/device\" id=\"email_form\">{}\
          <label for=\"email_user_code\">Device code</label>\
          <input id=\"email_user_code\" name=\"user_code\" value=\"{}\" required>\
@@ -92,7 +98,7 @@ pub(super) async fn verify_email(
     params: Params,
 ) -> HttpResponse {
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(req);
     let outcome = blocking(state, move |state| {
         let now = milagro_service::unix_now();
         if let Some(address) = address {

@@ -16,7 +16,11 @@
 //! | `GET /authorize/wait` | the M-Pin sign-in page's reload; redirects back with a code once approved |
 //! | `GET /v1/signin/request` | the request behind an access number (the device shows it) |
 //! | `POST /v1/signin/commit`, `POST /v1/signin/prove` | the device's M-Pin passes approving a sign-in |
-//! | `POST /token` | token endpoint: code, refresh token, device code |
+//! | `POST /bc-authorize` | backchannel authentication (OpenID Connect CIBA, poll mode) |
+//! | `GET /v1/ciba/requests` | the CIBA requests waiting for the device's person (DPoP proof by its key) |
+//! | `POST /v1/ciba/commit`, `POST /v1/ciba/prove` | the device's M-Pin passes approving a CIBA request |
+//! | `POST /v1/ciba/deny` | the person denies a CIBA request (DPoP proof by the device's key) |
+//! | `POST /token` | token endpoint: code, refresh token, device code, CIBA |
 //! | `GET, POST /userinfo` | claims about the token's user |
 //! | `POST /revoke` | token revocation (RFC 7009) |
 //! | `POST /device_authorization` | device authorization (RFC 8628) |
@@ -34,6 +38,7 @@
 
 mod admin;
 mod authorize;
+pub mod ciba;
 mod consent;
 mod device;
 mod device_registration;
@@ -107,6 +112,21 @@ pub const ENDPOINTS: &[Endpoint] = &[
         web::post().to(signin::commit)
     }),
     Endpoint::new("post", signin::PROVE_PATH, || web::post().to(signin::prove)),
+    Endpoint::new("post", ciba::BC_AUTHORIZE_PATH, || {
+        web::post().to(ciba::bc_authorize)
+    }),
+    Endpoint::new("get", ciba::device::REQUESTS_PATH, || {
+        web::get().to(ciba::device::requests)
+    }),
+    Endpoint::new("post", ciba::device::COMMIT_PATH, || {
+        web::post().to(ciba::device::commit)
+    }),
+    Endpoint::new("post", ciba::device::PROVE_PATH, || {
+        web::post().to(ciba::device::prove)
+    }),
+    Endpoint::new("post", ciba::device::DENY_PATH, || {
+        web::post().to(ciba::device::deny)
+    }),
     Endpoint::new("post", "/token", || web::post().to(token::token)),
     Endpoint::new("get", "/userinfo", || web::get().to(userinfo::userinfo)),
     Endpoint::new("post", "/userinfo", || web::post().to(userinfo::userinfo)),

@@ -15,6 +15,10 @@ use subtle::ConstantTimeEq as _;
 use crate::clients::random_token;
 use crate::oauth::OAuthError;
 
+/// The answer to a password where the operator keeps passwords off (`[passwords]`).
+pub(crate) const PASSWORDS_OFF: &str = "Password sign-in is off on this IdP: people sign in \
+     with their device (M-Pin) and register it with their e-mail address.";
+
 /// The CSRF cookie.
 pub const CSRF_COOKIE: &str = "milagro_idp_csrf";
 

@@ -43,7 +43,7 @@ pub const COMMIT_PATH: &str = "/v1/signin/commit";
 pub const PROVE_PATH: &str = "/v1/signin/prove";
 
 /// A refusal, with the `Retry-After` to send.
-struct Refusal(OAuthError, Option<u64>);
+pub(crate) struct Refusal(pub(crate) OAuthError, pub(crate) Option<u64>);
 
 impl From<OAuthError> for Refusal {
     fn from(error: OAuthError) -> Self {
@@ -87,7 +87,9 @@ impl From<GateError> for Refusal {
     }
 }
 
-fn answer<T: serde::Serialize>(outcome: Result<T, Refusal>) -> HttpResponse {
+/// The JSON answer of `outcome` (`Cache-Control: no-store`), or its refusal with any
+/// `Retry-After`.
+pub(crate) fn answer<T: serde::Serialize>(outcome: Result<T, Refusal>) -> HttpResponse {
     match outcome {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
@@ -107,7 +109,7 @@ fn answer<T: serde::Serialize>(outcome: Result<T, Refusal>) -> HttpResponse {
     }
 }
 
-fn configured(state: &AppState) -> Result<Arc<MpinSignIn>, Refusal> {
+pub(crate) fn configured(state: &AppState) -> Result<Arc<MpinSignIn>, Refusal> {
     state.mpin.clone().ok_or_else(|| {
         Refusal(
             OAuthError::with_status(
@@ -120,7 +122,10 @@ fn configured(state: &AppState) -> Result<Arc<MpinSignIn>, Refusal> {
     })
 }
 
-async fn json<T: DeserializeOwned>(req: &HttpRequest, body: web::Payload) -> Result<T, Refusal> {
+pub(crate) async fn json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<T, Refusal> {
     if !milagro_service::api::is_json(req) {
         return Err(OAuthError::from(milagro_service::api::unsupported_media_type()).into());
     }
@@ -171,7 +176,7 @@ fn refused(mpin: &MpinSignIn, address: Option<IpAddr>, now: u64, refused: Refuse
 }
 
 /// The subject whose current registered device has the M-Pin identity `mpin_id`.
-fn subject_of(state: &AppState, mpin_id: &str) -> Result<String, Refusal> {
+pub(crate) fn subject_of(state: &AppState, mpin_id: &str) -> Result<String, Refusal> {
     let registration = state
         .registered_devices
         .by_mpin_id(mpin_id)
@@ -188,9 +193,23 @@ fn subject_of(state: &AppState, mpin_id: &str) -> Result<String, Refusal> {
     })
 }
 
+/// Pass 2's proof checked by the verifier at `now`: its login handle, and the person
+/// whose current registered device proved (an M-Pin sign-in), or the refusal.
+pub(crate) fn prove_as_registered(
+    state: &AppState,
+    mpin: &MpinSignIn,
+    proof: &ProveRequest,
+    now: u64,
+) -> Result<(String, Authenticated), Refusal> {
+    let verified = mpin.verifier.prove(proof)?;
+    let mpin_id = String::from_utf8_lossy(verified.id.as_bytes()).into_owned();
+    let subject = subject_of(state, &mpin_id)?;
+    Ok((verified.login_id, Authenticated::by_mpin(&subject, now)))
+}
+
 /// `GET /v1/signin/request?access_number=N`: the request the device is about to approve.
 pub(crate) async fn request(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     answer((|| {
         let mpin = configured(&state)?;
         let params = Params::parse(req.query_string().as_bytes())?;
@@ -213,7 +232,7 @@ pub(crate) async fn request(req: HttpRequest, state: web::Data<AppState>) -> Htt
 
 /// One pass of a device's sign-in: the body `B` read, then `pass` on the verifier's
 /// pairing queue (bounded: 503 beyond), answered as JSON or as its refusal.
-async fn run_pass<B, A>(
+pub(crate) async fn run_pass<B, A>(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Payload,
@@ -223,7 +242,7 @@ where
     B: DeserializeOwned + Send + 'static,
     A: serde::Serialize + Send + 'static,
 {
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(&req);
     let outcome = async {
         let request: B = json(&req, body).await?;
         let mpin = configured(&state)?;
@@ -286,13 +305,11 @@ fn approve(
     mpin.table()
         .expects(&number, &request.proof.login_id, now)
         .map_err(|r| refused(mpin, address, now, r))?;
-    let verified = mpin.verifier.prove(&request.proof)?;
-    let mpin_id = String::from_utf8_lossy(verified.id.as_bytes()).into_owned();
-    let subject = subject_of(state, &mpin_id)?;
-    let who = Authenticated::by_mpin(&subject, now);
+    let (login_id, who) = prove_as_registered(state, mpin, &request.proof, now)?;
+    let subject = who.subject.clone();
     let summary = mpin
         .table()
-        .approve(&number, &verified.login_id, who, now)
+        .approve(&number, &login_id, who, now)
         .map_err(|r| refused(mpin, address, now, r))?;
     tracing::info!(client = %summary.client_id, "a device approved a sign-in");
     Ok(SigninApproved {

@@ -135,7 +135,7 @@ pub(crate) fn mpin_page(
         redirect_uri: request.redirect_uri.clone(),
         scope: request.scope.clone(),
     };
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = state.client_ip(req);
     let now = milagro_service::unix_now();
     let begun = mpin
         .table()
@@ -155,13 +155,19 @@ pub(crate) fn mpin_page(
         summary,
         expires_in: mpin.config.signin.as_secs(),
     };
-    let mut password: Vec<(&str, &str)> = carried
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    password.push((LOGIN_METHOD, "password"));
-    let password = serde_urlencoded::to_string(&password)
-        .ok()
+    // The password form one link away, while the operator keeps passwords on.
+    let password = state
+        .config
+        .passwords
+        .then(|| {
+            let mut password: Vec<(&str, &str)> = carried
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            password.push((LOGIN_METHOD, "password"));
+            serde_urlencoded::to_string(&password).ok()
+        })
+        .flatten()
         .map(|query| format!("/authorize?{query}"));
     render(state, &waiting, &begun.handle, password.as_deref())
 }

@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, OpenID Connect Core §3.1.3): authorization codes
-//! (with PKCE, RFC 7636), refresh tokens (rotated at each use) and device codes
-//! (RFC 8628 §3.4). Every success returns an access token, an ID token signed with the
+//! (with PKCE, RFC 7636), refresh tokens (rotated at each use), device codes
+//! (RFC 8628 §3.4) and approved backchannel authentication requests (CIBA §10.1,
+//! `super::ciba::redeem`). Every success returns an access token, an ID token signed with the
 //! current ES256 key (`iss sub aud exp iat auth_time amr acr nonce at_hash`), and a refresh
 //! token when the client registered that grant.
 //!
@@ -21,8 +22,8 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessToken, AdditionalClaims, Audience, AuthenticationContextClass,
-    AuthenticationMethodReference, EndUserUsername, IdToken, IdTokenClaims, IssuerUrl, Nonce,
-    StandardClaims, SubjectIdentifier,
+    AuthenticationMethodReference, EndUserEmail, EndUserUsername, IdToken, IdTokenClaims,
+    IssuerUrl, Nonce, StandardClaims, SubjectIdentifier,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -30,7 +31,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::{blocking, ClientForm, Params};
 use crate::authentication::Authenticated;
-use crate::clients::{Client, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
+use crate::clients::{Client, GRANT_CIBA, GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH};
 use crate::device_grants::DeviceState;
 use crate::dpop::{check as check_proof, proof_of};
 use crate::grants::{Authorization, CodeRow, TokenKind};
@@ -102,6 +103,10 @@ pub(crate) async fn token(
                 let mut auth = Authorization::new(&client.client_id, &who, &row.scope, None);
                 auth.device_grant = true;
                 auth
+            }
+            GRANT_CIBA => {
+                allowed(GRANT_CIBA)?;
+                super::ciba::redeem(state, &client, params, now)?
             }
             other => {
                 return Err(OAuthError::bad_request(
@@ -289,13 +294,22 @@ pub(crate) fn id_token(
     };
     let issuer = IssuerUrl::new(state.issuer().to_owned()).map_err(OAuthError::internal)?;
     let mut standard = StandardClaims::new(SubjectIdentifier::new(auth.subject.clone()));
-    if auth.has_scope("profile") {
+    if auth.has_scope("profile") || auth.has_scope("email") {
         if let Some(user) = state
             .users
             .by_subject(&auth.subject)
             .map_err(OAuthError::internal)?
         {
-            standard = standard.set_preferred_username(Some(EndUserUsername::new(user.username)));
+            if auth.has_scope("profile") {
+                standard =
+                    standard.set_preferred_username(Some(EndUserUsername::new(user.username)));
+            }
+            // Only an address the person proved: registration by e-mail sets it.
+            if let (true, Some(email)) = (auth.has_scope("email"), user.email) {
+                standard = standard
+                    .set_email(Some(EndUserEmail::new(email)))
+                    .set_email_verified(Some(true));
+            }
         }
     }
     let expires = now.saturating_add(state.config.tokens.id_token.as_secs());

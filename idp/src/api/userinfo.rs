@@ -30,13 +30,20 @@ pub(crate) async fn userinfo(
             ));
         }
         let mut claims = json!({ "sub": auth.subject });
-        if auth.has_scope("profile") {
+        if auth.has_scope("profile") || auth.has_scope("email") {
             if let Some(user) = state
                 .users
                 .by_subject(&auth.subject)
                 .map_err(OAuthError::internal)?
             {
-                claims["preferred_username"] = json!(user.username);
+                if auth.has_scope("profile") {
+                    claims["preferred_username"] = json!(user.username);
+                }
+                // Only an address the person proved: registration by e-mail sets it.
+                if let (true, Some(email)) = (auth.has_scope("email"), user.email) {
+                    claims["email"] = json!(email);
+                    claims["email_verified"] = json!(true);
+                }
             }
         }
         Ok(claims)

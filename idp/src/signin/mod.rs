@@ -30,6 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use milagro_service::attempts::FailureLimiter;
 use milagro_verifier::Verifier;
 
+use crate::ciba::Ciba;
 use crate::config::MpinConfig;
 
 /// Failed look-ups of access numbers (unknown, expired, mistyped) one address may make
@@ -48,8 +49,10 @@ pub struct MpinSignIn {
     /// The M-Pin verifier (server secret, pending logins, guess counts).
     pub verifier: Verifier,
     table: Mutex<table::Table>,
-    /// Failed access-number look-ups per client address.
+    /// Failed access-number look-ups per client address (and unknown CIBA login hints).
     pub lookups: FailureLimiter<IpAddr>,
+    /// Backchannel authentication requests waiting for a device ([`crate::ciba`]).
+    pub ciba: Ciba,
 }
 
 impl MpinSignIn {
@@ -62,6 +65,7 @@ impl MpinSignIn {
             )),
             verifier,
             lookups: FailureLimiter::new(LOOKUP_FAILURES, LOOKUP_WINDOW_SECS, LOOKUP_ADDRESSES),
+            ciba: Ciba::new(config.ciba),
             config,
         }
     }

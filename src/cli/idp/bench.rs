@@ -72,7 +72,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     );
     let miner = rpc.wallet_new_address()?;
     rpc.generate_to_address(101, &miner)?;
-    let idp = crate::demo_idp::start_idp(
+    let idp = crate::demo::idp::start_idp(
         dir.path(),
         &node.rpc_url(),
         &node.params.cookie_file,
@@ -86,7 +86,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let metadata = json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"]});
-    let (client_id, secret) = crate::demo_idp::register_client(&http, &idp.local_url(), &metadata)?;
+    let (client_id, secret) =
+        crate::demo::idp::register_client(&http, &idp.local_url(), &metadata)?;
 
     let mut levels = Vec::new();
     for &threads in &args.concurrency {

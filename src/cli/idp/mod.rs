@@ -81,6 +81,13 @@ fn serve(args: ConfigArg) -> Result<()> {
 
 fn add_user(args: UserAddArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
+    if !config.passwords {
+        bail!(
+            "password sign-in is off in {} ([passwords] enabled = false): people register \
+             with their e-mail address or an activation code (POST /v1/admin/activation-codes)",
+            args.config.display()
+        );
+    }
     let mut text = Zeroizing::new(String::new());
     match &args.password_file {
         Some(path) => {

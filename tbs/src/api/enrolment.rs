@@ -61,10 +61,11 @@ pub(crate) async fn enrol(
     // cheap): only a well-formed envelope is worth limiting.
     let envelope = envelope_of(body.into_inner())?;
     // Before anything costs: opening the envelope is an ECDH and a decryption.
-    if let Some(peer) = req.peer_addr() {
+    let client = milagro_service::proxy::client_ip(&req, &state.config.party.trusted_proxies);
+    if let Some(client) = client {
         state
             .enrolment_limits
-            .address(peer.ip(), crate::unix_now())
+            .address(client, crate::unix_now())
             .map_err(|e| too_many(e, "enrolment requests from this address"))?;
     }
     let body = gated(&state, move |state| {

@@ -39,10 +39,12 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "admin",
             "audit",
             "tls",
+            "proxy",
         ],
     ),
     ("node", NODE_KEYS),
     ("tls", milagro_service::https::TLS_KEYS),
+    ("proxy", milagro_service::proxy::PROXY_KEYS),
     ("sync", SYNC_KEYS),
     (
         "anchoring",

@@ -41,23 +41,8 @@ impl NodeRp {
         redirect: &str,
         env: &[(&str, &Path)],
     ) -> Result<Self, String> {
-        let mut node = Command::new("node");
-        node.arg(dir.join("rp.mjs"))
-            .args([issuer, client_id, secret, redirect])
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            node.env(name, value);
-        }
-        let mut node = node.spawn().expect("node runs");
-        let mut stdout = BufReader::new(node.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Ok(started) = serde_json::from_str::<Value>(&line) else {
-            return Err(failed(node));
-        };
+        let (node, stdout, started) =
+            run_script(dir, "rp.mjs", &[issuer, client_id, secret, redirect], env)?;
         let authorize_url = started["authorize_url"].as_str().unwrap().to_owned();
         Ok(Self {
             node,
@@ -70,14 +55,59 @@ impl NodeRp {
     /// validates the ID token, fetches userinfo and says what it saw (or Node's stderr).
     pub fn finish(mut self, landed: &str) -> Result<Value, String> {
         writeln!(self.node.stdin.take().unwrap(), "{landed}").unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let Ok(result) = serde_json::from_str::<Value>(&line) else {
-            return Err(failed(self.node));
-        };
-        assert!(self.node.wait().unwrap().success());
-        Ok(result)
+        last_result(self.node, &mut self.stdout)
     }
+}
+
+/// Node running `script` of `dir` with `args` and the extra environment `env`, its
+/// stdout, and the JSON of its first line; `Err` with Node's stderr if that line is not
+/// JSON (the script failed first).
+fn run_script(
+    dir: &Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Result<
+    (
+        std::process::Child,
+        BufReader<std::process::ChildStdout>,
+        Value,
+    ),
+    String,
+> {
+    let mut node = Command::new("node");
+    node.arg(dir.join(script))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        node.env(name, value);
+    }
+    let mut node = node.spawn().expect("node runs");
+    let mut stdout = BufReader::new(node.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    match serde_json::from_str::<Value>(&line) {
+        Ok(first) => Ok((node, stdout, first)),
+        Err(_) => Err(failed(node)),
+    }
+}
+
+/// The JSON line a script prints last, once it exited successfully; `Err` with Node's
+/// stderr if the line is not JSON.
+fn last_result(
+    mut node: std::process::Child,
+    stdout: &mut BufReader<std::process::ChildStdout>,
+) -> Result<Value, String> {
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let Ok(result) = serde_json::from_str::<Value>(&line) else {
+        return Err(failed(node));
+    };
+    assert!(node.wait().unwrap().success());
+    Ok(result)
 }
 
 fn failed(node: std::process::Child) -> String {
@@ -131,4 +161,50 @@ pub fn check_result(w: &IdpWorld, registered: &Value, result: &Value) {
         "{claims}"
     );
     assert_eq!(result["userinfo"]["sub"], claims["sub"]);
+}
+
+/// Installs `openid-client` as [`npm_rp`] does (the same folder and version) and copies
+/// the CIBA relying party `tests/node/ciba.mjs` next to it.
+pub fn npm_ciba() -> PathBuf {
+    crate::npm::install_pinned("npm-rp", "openid-client", OPENID_CLIENT, "ciba.mjs")
+}
+
+/// `ciba.mjs` running: it asked the IdP to authenticate a person and polls for the
+/// tokens.
+pub struct NodeCiba {
+    node: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    /// What the backchannel authentication endpoint answered (`auth_req_id`,
+    /// `expires_in`, `interval`).
+    pub started: Value,
+}
+
+impl NodeCiba {
+    /// Runs the relying party in `dir` (where [`npm_ciba`] installed it) for the client
+    /// `client_id`/`secret` of `issuer`, naming the person `login_hint` and showing
+    /// `binding_message`; `Err` with Node's stderr if the request failed.
+    pub fn start(
+        dir: &Path,
+        issuer: &str,
+        (client_id, secret): (&str, &str),
+        login_hint: &str,
+        binding_message: &str,
+    ) -> Result<Self, String> {
+        let (node, stdout, started) = run_script(
+            dir,
+            "ciba.mjs",
+            &[issuer, client_id, secret, login_hint, binding_message],
+            &[],
+        )?;
+        Ok(Self {
+            node,
+            stdout,
+            started,
+        })
+    }
+
+    /// Waits for the relying party's tokens: what it saw of them, or Node's stderr.
+    pub fn finish(mut self) -> Result<Value, String> {
+        last_result(self.node, &mut self.stdout)
+    }
 }

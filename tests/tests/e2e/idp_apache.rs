@@ -1,158 +1,30 @@
-//! Apache httpd with mod_auth_openidc (Debian bookworm's packages, 2.4.12, installed by
-//! this test with apt when missing: never skipped) protects a page with the IdP as its
-//! provider, found from a provider metadata file in `OIDCMetadataDir` and registered by
-//! mod_auth_openidc's own dynamic registration, unchanged. A scripted browser that keeps
-//! cookies reaches the page after signing in with a password, then logs out through
+//! Apache httpd with mod_auth_openidc ([`milagro_tests::apache`]) protects a page with the
+//! IdP as its provider, registered by mod_auth_openidc's own dynamic registration,
+//! unchanged. A scripted browser that keeps cookies reaches the page after signing in with
+//! a password (an IdP whose operator keeps passwords on), then logs out through
 //! mod_auth_openidc, which ends the session at both ends: the page asks for a sign-in
-//! again, and the IdP answers `prompt=none` with `login_required`.
+//! again, and the IdP answers `prompt=none` with `login_required`. A page that requires
+//! `acr` `urn:milagro:acr:mpin` is refused to that password sign-in. The same with M-Pin
+//! sign-in, headless Chromium and a device approving the access number, is
+//! `tests/cli/apache_mpin.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
+use milagro_tests::apache::Apache;
 use milagro_tests::idp_common::browser::Browser;
-use milagro_tests::idp_common::{encode, free_port, query, IdpWorld, PATIENCE};
-use milagro_tests::wait_until;
-
-const MODULE: &str = "/usr/lib/apache2/modules/mod_auth_openidc.so";
-const HTTPD: &str = "/usr/sbin/apache2";
-
-/// Installs Apache and mod_auth_openidc from the system's apt sources unless present;
-/// panics (the test fails) if that is impossible.
-fn ensure_installed() {
-    if Path::new(MODULE).exists() && Path::new(HTTPD).exists() {
-        return;
-    }
-    let status = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "apache2",
-            "libapache2-mod-auth-openidc",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .expect("apt-get runs (Apache and mod_auth_openidc are needed by this test)");
-    assert!(
-        status.success(),
-        "apt-get install apache2 libapache2-mod-auth-openidc failed"
-    );
-}
-
-/// Apache on `port` serving `dir/htdocs`, `/protected` behind mod_auth_openidc.
-struct Apache {
-    child: Child,
-}
-
-impl Drop for Apache {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_apache(dir: &Path, port: u16, issuer: &str, discovery: &str) -> Apache {
-    let metadata = dir.join("metadata");
-    let htdocs = dir.join("htdocs");
-    std::fs::create_dir_all(htdocs.join("protected")).unwrap();
-    std::fs::create_dir_all(&metadata).unwrap();
-    std::fs::write(htdocs.join("protected/index.html"), "the protected page\n").unwrap();
-    std::fs::write(htdocs.join("loggedout.html"), "logged out\n").unwrap();
-    // mod_auth_openidc names a provider's file after its issuer without the scheme.
-    let name = issuer.trim_start_matches("http://").replace(':', "%3A");
-    std::fs::write(metadata.join(format!("{name}.provider")), discovery).unwrap();
-    let modules = "/usr/lib/apache2/modules";
-    let base = format!("http://127.0.0.1:{port}");
-    let conf = format!(
-        r#"ServerRoot "{root}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:{port}
-PidFile "{root}/httpd.pid"
-DefaultRuntimeDir "{root}"
-ErrorLog "{root}/error.log"
-LogLevel warn auth_openidc:debug
-LoadModule mpm_prefork_module {modules}/mod_mpm_prefork.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule authn_core_module {modules}/mod_authn_core.so
-LoadModule authz_user_module {modules}/mod_authz_user.so
-LoadModule dir_module {modules}/mod_dir.so
-LoadModule auth_openidc_module {modules}/mod_auth_openidc.so
-User www-data
-Group www-data
-DocumentRoot "{root}/htdocs"
-DirectoryIndex index.html
-OIDCMetadataDir "{root}/metadata"
-OIDCRedirectURI {base}/protected/redirect_uri
-OIDCCryptoPassphrase milagro-test-passphrase
-OIDCDefaultLoggedOutURL {base}/loggedout.html
-OIDCScope "openid profile email"
-<Location /protected>
-  AuthType openid-connect
-  Require valid-user
-</Location>
-"#,
-        root = dir.display(),
-    );
-    std::fs::write(dir.join("httpd.conf"), conf).unwrap();
-    // Apache drops to www-data: it must write the registration and its runtime files.
-    let chmod = Command::new("chmod")
-        .args(["-R", "a+rwX", &dir.display().to_string()])
-        .status()
-        .unwrap();
-    assert!(chmod.success());
-    let child = Command::new(HTTPD)
-        .args(["-X", "-f", &dir.join("httpd.conf").display().to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("apache2 starts");
-    Apache { child }
-}
+use milagro_tests::idp_common::{encode, free_port, query, IdpWorld};
 
 #[test]
 fn apache_with_mod_auth_openidc_registers_signs_in_and_logs_out_at_both_ends() {
-    ensure_installed();
     let w = IdpWorld::start("");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let (_, discovery) = w.get("/.well-known/openid-configuration");
-    let mut apache = start_apache(dir.path(), port, &w.issuer, &discovery.to_string());
-    let log = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    let apache = Apache::start(dir.path(), free_port(), &w.issuer, &discovery.to_string());
+    let (base, log) = (&apache.base, || apache.log());
     let browser = Browser::new(&w.http, &w.issuer);
-    wait_until("Apache to listen", PATIENCE, || {
-        if let Some(exit) = apache.child.try_wait().unwrap() {
-            panic!("apache2 exited ({exit}): {}", log());
-        }
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
 
     // The protected page: mod_auth_openidc asks which provider (its discovery page); the
     // browser picks the IdP, whose client mod_auth_openidc then registers itself.
-    let asked = browser.get(&format!("{base}/protected/"));
-    assert_eq!(asked.status, 200, "{asked:?}\n{}", log());
-    // Its form: hidden fields (target_link_uri, method, the CSRF value of its cookie),
-    // and the issuer the person picks.
-    assert!(
-        asked.body.contains("/protected/redirect_uri"),
-        "{}",
-        asked.body
-    );
-    let mut form = milagro_tests::idp_common::hidden_fields(&asked.body);
-    form.push(("iss".to_owned(), w.issuer.clone()));
-    let pick = format!(
-        "{base}/protected/redirect_uri?{}",
-        encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    );
-    let to_idp = browser.get(&pick);
-    let authorize = to_idp
-        .location
-        .clone()
-        .unwrap_or_else(|| panic!("{to_idp:?}\n{}", log()));
-    assert!(
-        authorize.starts_with(&format!("{}/authorize?", w.issuer)),
-        "{authorize}"
-    );
+    let authorize = to_the_idp(&browser, &apache, &w.issuer);
     assert_eq!(query(&authorize)["scope"], "openid profile email");
     let clients = w.idp.state().db.open_tree("clients").unwrap();
     assert_eq!(clients.len(), 1, "mod_auth_openidc registered dynamically");
@@ -208,4 +80,63 @@ fn apache_with_mod_auth_openidc_registers_signs_in_and_logs_out_at_both_ends() {
     );
     let again = browser.get(&format!("{base}/protected/"));
     assert!(!again.body.contains("the protected page"), "{again:?}");
+
+    // A page that requires an M-Pin sign-in (`acr`), behind a second Apache: a person
+    // who signs in with a password is sent back with a code, and mod_auth_openidc refuses
+    // the ID token it redeems. (Another browser: cookies do not tell ports apart.)
+    let strict_dir = tempfile::tempdir().unwrap();
+    let strict = Apache::start_requiring(
+        strict_dir.path(),
+        free_port(),
+        &w.issuer,
+        &discovery.to_string(),
+        &format!("claim acr:{}", milagro_idp::authentication::ACR_MPIN),
+    );
+    let browser = Browser::new(&w.http, &w.issuer);
+    let authorize = to_the_idp(&browser, &strict, &w.issuer);
+    let signed_in = browser.follow(browser.sign_in(&browser.get(&authorize)));
+    let code = signed_in
+        .location
+        .clone()
+        .unwrap_or_else(|| panic!("{signed_in:?}"));
+    let redeemed = browser.get(&code);
+    let shown = match &redeemed.location {
+        Some(target) => browser.get(target),
+        None => redeemed,
+    };
+    assert!(
+        !shown.body.contains("the protected page") && (shown.status == 401 || shown.status == 403),
+        "a password sign-in passed for M-Pin: {shown:?}\n{}",
+        strict.log()
+    );
+}
+
+/// Opens `apache`'s protected page in `browser` and picks `issuer` on mod_auth_openidc's
+/// discovery page (its form's hidden fields: `target_link_uri`, `method` and the CSRF
+/// value of its cookie, and the issuer); the authorization URL it is sent to.
+fn to_the_idp(browser: &Browser, apache: &Apache, issuer: &str) -> String {
+    let base = &apache.base;
+    let asked = browser.get(&format!("{base}/protected/"));
+    assert_eq!(asked.status, 200, "{asked:?}\n{}", apache.log());
+    assert!(
+        asked.body.contains("/protected/redirect_uri"),
+        "{}",
+        asked.body
+    );
+    let mut form = milagro_tests::idp_common::hidden_fields(&asked.body);
+    form.push(("iss".to_owned(), issuer.to_owned()));
+    let pick = format!(
+        "{base}/protected/redirect_uri?{}",
+        encode(form.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    );
+    let to_idp = browser.get(&pick);
+    let authorize = to_idp
+        .location
+        .clone()
+        .unwrap_or_else(|| panic!("{to_idp:?}\n{}", apache.log()));
+    assert!(
+        authorize.starts_with(&format!("{issuer}/authorize?")),
+        "{authorize}"
+    );
+    authorize
 }

@@ -128,7 +128,7 @@ fn authorize(w: &IdpWorld, client_id: &str, extra: &[(&str, &str)]) -> String {
         ("response_type", "code"),
         ("client_id", client_id),
         ("redirect_uri", REDIRECT),
-        ("scope", "openid profile email"),
+        ("scope", "openid profile email phone"),
         ("state", "st"),
     ];
     pairs.extend_from_slice(extra);
@@ -192,7 +192,7 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     assert_eq!(error_of(&silent), "login_required");
 
     // The first sign-in: a new session cookie, then the consent screen for the client
-    // and its granted scopes (`email` is not offered: dropped).
+    // and its granted scopes (`phone` is not offered: dropped).
     let signed_in = browser.sign_in(&browser.get(&authorize(&w, &one.0, &[])));
     let cookie = signed_in
         .set_cookies
@@ -211,8 +211,8 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     assert!(consent.body.contains("Client One"), "{}", consent.body);
     assert_eq!(
         scopes.matches("<li").count(),
-        2,
-        "openid and profile, not email: {scopes}"
+        3,
+        "openid, profile and email, not phone: {scopes}"
     );
     // The consent form is refused without this browser's CSRF token.
     let mut forged = milagro_tests::idp_common::hidden_fields(&consent.body);
@@ -221,9 +221,11 @@ fn sessions_sign_on_once_ask_consent_once_and_log_out_everywhere() {
     assert_eq!(browser.post("/consent", &forged).status, 403);
     let approved = browser.submit(&consent, "/consent", &[("decision", "approve")]);
     let tokens = redeem(&w, &one, &code_of(&w, &approved));
-    assert_eq!(tokens["scope"], "openid profile");
+    assert_eq!(tokens["scope"], "openid profile email");
     let id_token = tokens["id_token"].as_str().unwrap().to_owned();
     let claims = verified_claims(&w, &id_token);
+    // Alice's account has a password and proved no address: no `email` claim.
+    assert!(claims["email"].is_null(), "{claims}");
     let sid = claims["sid"]
         .as_str()
         .expect("sid: the client asked for it")

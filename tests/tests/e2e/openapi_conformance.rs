@@ -81,8 +81,9 @@ fn the_idp_does_what_its_document_says() {
         &[("authorization", &bearer)],
     );
     assert_eq!(
-        json_operations, 5,
-        "register, admin users, admin activation codes, sign-in commit and prove"
+        json_operations, 8,
+        "register, admin users, admin activation codes, sign-in commit and prove, CIBA \
+         commit, prove and deny"
     );
     let header = format!("Authorization: {bearer}");
     schemathesis(&w.issuer, EXAMPLES, &["--header", &header]);

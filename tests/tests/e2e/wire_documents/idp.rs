@@ -2,11 +2,19 @@
 //! bodies the device reads; the standard bodies left to `openidconnect` are not here).
 
 use milagro_anchor::digest::Digest;
+use milagro_idp::api::ciba::device::{
+    COMMIT_PATH as CIBA_COMMIT, DENY_PATH, PROVE_PATH as CIBA_PROVE, REQUESTS_PATH,
+};
+use milagro_idp::api::ciba::BC_AUTHORIZE_PATH;
 use milagro_idp::api::signin::{COMMIT_PATH, PROVE_PATH, REQUEST_PATH};
 use milagro_idp::api::OPENAPI_JSON;
 use milagro_mpin::wire::{ChallengeAnswer, CommitRequest, ProveRequest};
 use milagro_tests::openapi::response_schema;
 use milagro_tests::wire_schema::{component, request_body, Documented};
+use milagro_wire::ciba::{
+    BackchannelAuthentication, CibaCommit, CibaDenied, CibaDeny, CibaProve, CibaRequest,
+    CibaRequests,
+};
 use milagro_wire::idp::{
     ActivationCode, Checkpoint, CreatedUser, DeviceAuthorization, DeviceRegistration,
     MilagroMetadata, NewActivationCode, NewUser, ProviderMetadata, TokenAnswer,
@@ -49,6 +57,11 @@ fn metadata(txid: Option<String>) -> ProviderMetadata {
         request_parameter_supported: Some(false),
         request_uri_parameter_supported: Some(false),
         authorization_response_iss_parameter_supported: Some(true),
+        backchannel_authentication_endpoint: txid
+            .is_some()
+            .then(|| format!("{issuer}/bc-authorize")),
+        backchannel_token_delivery_modes_supported: txid.is_some().then(|| vec!["poll".into()]),
+        backchannel_user_code_parameter_supported: txid.is_some().then_some(false),
         milagro: MilagroMetadata {
             milagro_birth_certificate_uri: format!(
                 "{issuer}/.well-known/milagro/birth-certificate"
@@ -160,7 +173,7 @@ fn the_idp_document_describes_the_idp_wire_types() {
                 access_number: "123456782".into(),
                 proof: ProveRequest {
                     login_id: "ab".repeat(16),
-                    v: point,
+                    v: point.clone(),
                 },
             }],
         )
@@ -170,6 +183,72 @@ fn the_idp_document_describes_the_idp_wire_types() {
                 status: "approved".into(),
                 client_id: "rp".into(),
                 subject: "s-123".into(),
+            }],
+        )
+        .values(
+            &answer("post", BC_AUTHORIZE_PATH, 200),
+            &[BackchannelAuthentication {
+                auth_req_id: "c2VjcmV0".into(),
+                expires_in: 300,
+                interval: 5,
+            }],
+        )
+        .values(
+            &answer("get", REQUESTS_PATH, 200),
+            &[CibaRequests {
+                requests: [true, false]
+                    .map(|named| CibaRequest {
+                        request_id: "r-1".into(),
+                        client_id: "rp".into(),
+                        client_name: named.then(|| "Till".into()),
+                        scope: "openid".into(),
+                        binding_message: named.then(|| "W4SCT".into()),
+                        expires_in: 290,
+                    })
+                    .to_vec(),
+            }],
+        )
+        .values(
+            &request_body(("post", CIBA_COMMIT)),
+            &[CibaCommit {
+                request_id: "r-1".into(),
+                commitment: CommitRequest {
+                    mpin_id: "id".into(),
+                    day: 20_000,
+                    u: point.clone(),
+                },
+            }],
+        )
+        .values(
+            &request_body(("post", CIBA_PROVE)),
+            &[CibaProve {
+                request_id: "r-1".into(),
+                proof: ProveRequest {
+                    login_id: "ab".repeat(16),
+                    v: point,
+                },
+            }],
+        )
+        .values(
+            &answer("post", CIBA_PROVE, 200),
+            &[SigninApproved {
+                status: "approved".into(),
+                client_id: "rp".into(),
+                subject: "s-123".into(),
+            }],
+        )
+        .values(
+            &request_body(("post", DENY_PATH)),
+            &[CibaDeny {
+                request_id: "r-1".into(),
+                mpin_id: hash(2),
+            }],
+        )
+        .values(
+            &answer("post", DENY_PATH, 200),
+            &[CibaDenied {
+                status: "denied".into(),
+                client_id: "rp".into(),
             }],
         )
         .values(

@@ -1,10 +1,11 @@
-//! The IdP part of `milagro demo`: an IdP on the demo's regtest node anchors its Birth
-//! Certificate, a relying party registers itself, a demo user logs in with the
-//! authorization code flow (PKCE, nonce), and the ID token is verified against the IdP's
-//! JWKS with the `openidconnect` crate before its claims are printed.
+//! The IdP part of `milagro demo`, and the loopback IdP the benchmarks start: an IdP on the
+//! demo's regtest node anchors its Birth Certificate and serves it beside its discovery
+//! document. It keeps no password: people register their device by e-mail (the demo's
+//! [`super::smtp::Mailbox`] receives the codes) and sign in with it ([`super::signin`]).
+//! The benchmarks' IdPs keep passwords on ([`PASSWORDS_ON`]): they sign in with one.
 
 use milagro_regtest::RegtestControls as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -12,14 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use milagro_idp::config::Config;
 use milagro_idp::{Idp, RunningIdp};
-use milagro_registry::bitcoind::BitcoindRpc;
 use milagro_service::own_anchor::AnchorState;
 use milagro_wire::idp::{DeviceAuthorization, ProviderMetadata, TokenAnswer};
 use milagro_wire::service::AnchoredBirthCertificate;
-use openidconnect::core::{
-    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-};
-use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -30,8 +26,6 @@ pub struct IdpSummary {
     issuer: String,
     digest: String,
     anchor_txid: String,
-    client_id: String,
-    id_token_claims: Value,
 }
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -39,20 +33,27 @@ const PATIENCE: Duration = Duration::from_secs(60);
 pub(crate) const USER: &str = "demo";
 /// Its password.
 pub(crate) const PASSWORD: &str = "demo password";
-const REDIRECT: &str = "https://rp.demo.milagro.test/callback";
+
+/// The section of an IdP whose operator keeps password sign-in on (the benchmarks', which
+/// sign in or approve devices with [`PASSWORD`]).
+pub(crate) const PASSWORDS_ON: &str = "[passwords]\nenabled = true\n";
 
 /// Starts an IdP named `name` on loopback (a free port, which is also its issuer URL),
-/// its state in `dir`, anchoring through the node at `rpc_url`.
+/// its state in `dir`, anchoring through the node at `rpc_url`, passwords on.
 pub(crate) fn start_idp(
     dir: &Path,
     rpc_url: &str,
     cookie: &Path,
     name: &str,
 ) -> Result<RunningIdp> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+    start_idp_on(dir, rpc_url, cookie, name, free_port()?, PASSWORDS_ON)
+}
+
+/// A free loopback port (an IdP's issuer URL names its port before it listens).
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
-        .port();
-    start_idp_on(dir, rpc_url, cookie, name, port, "")
+        .port())
 }
 
 /// [`start_idp`] on `port` (its issuer `http://127.0.0.1:port`), with the TOML sections
@@ -108,17 +109,56 @@ pub(crate) fn register_client(
     Ok((field("client_id")?, field("client_secret")?))
 }
 
-/// Runs the IdP part on the demo's node. The IdP (with the demo user, in `dir`) keeps
-/// running for the M-Pin part.
-pub fn run(
-    node: &BitcoindRpc,
-    rpc_url: &str,
-    cookie: &Path,
-    miner: &str,
+/// The demo's IdP, restartable with more sections on the same address and state.
+pub(crate) struct DemoIdp {
+    /// The running IdP.
+    pub running: RunningIdp,
+    dir: PathBuf,
+    rpc_url: String,
+    cookie: PathBuf,
+    port: u16,
+    sections: String,
+}
+
+impl DemoIdp {
+    /// Stops the IdP and starts it again with `more` sections (e.g. `[mpin]`): its
+    /// issuer, key, certificate and clients stay.
+    pub(crate) fn restart_with(self, more: &str) -> Result<Self> {
+        self.running.stop();
+        let sections = format!("{}{more}", self.sections);
+        let running = start_idp_on(
+            &self.dir,
+            &self.rpc_url,
+            &self.cookie,
+            NAME,
+            self.port,
+            &sections,
+        )?;
+        Ok(Self {
+            running,
+            sections,
+            ..self
+        })
+    }
+}
+
+const NAME: &str = "Milagro demo IdP";
+
+/// Runs the IdP part on the demo's node: the IdP (in `dir`), which registers people by
+/// e-mail through `mailbox`, anchors its Birth Certificate; it keeps running for the
+/// M-Pin part.
+pub(crate) fn run(
+    chain: &super::mpin::Chain<'_>,
     dir: &Path,
-) -> Result<(IdpSummary, RunningIdp)> {
-    crate::demo::step("starting an IdP: its key, Birth Certificate and anchor, like every party");
-    let idp = start_idp(dir, rpc_url, cookie, "Milagro demo IdP")?;
+    mailbox: &super::smtp::Mailbox,
+) -> Result<(IdpSummary, DemoIdp)> {
+    crate::demo::step("starting an IdP: its key, Birth Certificate and anchor, like every party; no password database");
+    let sections = format!(
+        "[enrolment]\nallowed_domains = [\"demo.milagro.test\"]\n{}",
+        mailbox.idp_section()
+    );
+    let port = free_port()?;
+    let idp = start_idp_on(dir, chain.rpc_url, chain.cookie, NAME, port, &sections)?;
     let issuer = idp.state().issuer().to_owned();
     let txid = crate::demo::wait_for(PATIENCE, "the IdP anchor to be broadcast", || {
         Ok(match idp.state().own_anchor.get() {
@@ -126,7 +166,7 @@ pub fn run(
             _ => None,
         })
     })?;
-    node.generate_to_address(1, miner)?;
+    chain.node.generate_to_address(1, chain.miner)?;
     let http = crate::cli::http_builder()?
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -153,84 +193,33 @@ pub fn run(
     );
     let digest = served.digest.to_string();
     eprintln!("    issuer {issuer}, birth certificate {digest} anchored by {txid}");
-
-    crate::demo::step(
-        "a relying party registers itself (RFC 7591) and a demo user logs in (code flow + PKCE)",
-    );
-    idp.state()
-        .users
-        .add(USER, PASSWORD, milagro_service::unix_now())?;
-    let (client_id, secret) = register_client(
-        &http,
-        &issuer,
-        &json!({"redirect_uris": [REDIRECT], "client_name": "Demo RP"}),
-    )?;
-    let CodeRequest {
-        verifier,
-        nonce,
-        url,
-    } = code_request(
-        &issuer,
-        &client_id,
-        REDIRECT,
-        "openid profile",
-        "demo-state",
-    );
-    let code = password_login(&http, &issuer, &url, USER, PASSWORD)?.code;
-    let tokens: TokenAnswer = http
-        .post(format!("{issuer}/token"))
-        .basic_auth(&client_id, Some(&secret))
-        .header("content-type", FORM)
-        .body(encode(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier.as_str()),
-        ]))
-        .send()?
-        .json()?;
-
-    crate::demo::step("the relying party verifies the ID token against the IdP's JWKS");
-    let jwks: CoreJsonWebKeySet = http.get(format!("{issuer}/jwks")).send()?.json()?;
-    let id_token: CoreIdToken = tokens.id_token.parse()?;
-    let verifier = CoreIdTokenVerifier::new_confidential_client(
-        ClientId::new(client_id.clone()),
-        ClientSecret::new(secret),
-        IssuerUrl::new(issuer.clone())?,
-        jwks,
-    )
-    .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
-    let claims = id_token.claims(&verifier, &Nonce::new(nonce))?;
-    let id_token_claims = serde_json::to_value(claims)?;
-    eprintln!("    verified ID token claims: {id_token_claims}");
     let summary = IdpSummary {
         issuer,
         digest,
         anchor_txid: txid.to_string(),
-        client_id,
-        id_token_claims,
+    };
+    let idp = DemoIdp {
+        running: idp,
+        dir: dir.to_owned(),
+        rpc_url: chain.rpc_url.to_owned(),
+        cookie: chain.cookie.to_owned(),
+        port,
+        sections,
     };
     Ok((summary, idp))
 }
 
-/// Where a password login on the IdP's login page landed: the code it redirected back
-/// with, and the new login session's cookie (`name=value`), if one was set.
-pub(crate) struct LoggedIn {
-    /// The authorization code.
-    pub code: String,
-    /// The login session's cookie, for later authorization requests (SSO).
-    pub session_cookie: Option<String>,
-}
-
 /// Logs `user` in with `password` on the login page of the authorization request `url`,
-/// as a browser does (the page's CSRF cookie and hidden fields, then `POST /login`).
-pub(crate) fn password_login(
+/// as a browser does (the page's CSRF cookie and hidden fields, then `POST /login`), and
+/// returns the new login session's cookie (`name=value`): later authorization requests
+/// with it get their code at once (the code of this one is left unused).
+pub(crate) fn password_session(
     http: &reqwest::blocking::Client,
     issuer: &str,
     url: &str,
     user: &str,
     password: &str,
-) -> Result<LoggedIn> {
+) -> Result<String> {
     let page = http.get(url).send()?;
     let cookie = page
         .headers()
@@ -249,27 +238,19 @@ pub(crate) fn password_login(
         .header("content-type", FORM)
         .body(encode(&form))
         .send()?;
-    let session_cookie = landed
+    ensure!(
+        landed.status().is_redirection(),
+        "the password login answered {}",
+        landed.status()
+    );
+    landed
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|c| c.to_str().ok()?.split(';').next())
         .find(|c| c.starts_with(milagro_idp::api::SESSION_COOKIE))
-        .map(str::to_owned);
-    let location = landed
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .context("the login did not redirect back")?;
-    let code = location
-        .split_once("code=")
-        .and_then(|(_, rest)| rest.split('&').next())
-        .context("no code in the redirect")?
-        .to_owned();
-    Ok(LoggedIn {
-        code,
-        session_cookie,
-    })
+        .map(str::to_owned)
+        .context("the password login started no session")
 }
 
 /// Registers the D-TAs' one client at the IdP: public (no secret), device grant only
@@ -333,56 +314,89 @@ pub(crate) fn device_id_token(
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// What the demo user does on the IdP's device verification page: opens it, types
-/// `user_code` and logs in.
+/// What the demo user does on the IdP's device verification page (passwords on): opens
+/// it, types `user_code`, logs in with [`PASSWORD`] and allows the client.
 pub(crate) fn approve_device(
     http: &reqwest::blocking::Client,
     issuer: &str,
     user_code: &str,
 ) -> Result<()> {
-    let page = http.get(format!("{issuer}/device")).send()?;
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .context("the device page set no CSRF cookie")?
-        .to_owned();
-    let mut form = hidden_inputs(&page.text()?);
-    form.push(("user_code".into(), user_code.into()));
-    form.push(("username".into(), USER.into()));
-    form.push(("password".into(), PASSWORD.into()));
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let post = |form: &[(&str, &str)]| {
-        http.post(format!("{issuer}/device"))
-            .header("cookie", &cookie)
-            .header("content-type", FORM)
-            .body(encode(form))
-            .send()
-    };
-    let answer = post(&form)?;
-    ensure!(
-        answer.status().is_success(),
-        "the device page answered {}",
-        answer.status()
-    );
-    // The page shows which client asks; the demo user allows it.
-    let mut choice = hidden_inputs(&answer.text()?);
-    choice.push(("decision".into(), "allow".into()));
-    let choice: Vec<(&str, &str)> = choice
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let answer = post(&choice)?;
-    ensure!(
-        answer.status().is_success(),
-        "the device page answered {} to the consent",
-        answer.status()
-    );
-    Ok(())
+    let page = DevicePage::open(http, issuer)?;
+    let shown = page.post(&[
+        ("user_code", user_code),
+        ("username", USER),
+        ("password", PASSWORD),
+    ])?;
+    page.allow(&shown)
 }
 
-const FORM: &str = "application/x-www-form-urlencoded";
+/// A person's browser on the IdP's device page (`/device`): the CSRF cookie and token the
+/// page gave it, posted back with every form.
+pub(crate) struct DevicePage<'a> {
+    http: &'a reqwest::blocking::Client,
+    issuer: &'a str,
+    cookie: String,
+    hidden: Vec<(String, String)>,
+}
+
+impl<'a> DevicePage<'a> {
+    /// Opens the page.
+    pub(crate) fn open(http: &'a reqwest::blocking::Client, issuer: &'a str) -> Result<Self> {
+        let page = http.get(format!("{issuer}/device")).send()?;
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .context("the device page set no CSRF cookie")?
+            .to_owned();
+        let hidden = hidden_inputs(&page.text()?);
+        Ok(Self {
+            http,
+            issuer,
+            cookie,
+            hidden,
+        })
+    }
+
+    /// Posts `fields` with the page's hidden ones; the page answered (a success).
+    pub(crate) fn post(&self, fields: &[(&str, &str)]) -> Result<String> {
+        self.post_all(&self.hidden, fields)
+    }
+
+    /// Allows the client the consent page `shown` names (its hidden fields, and the
+    /// person's decision).
+    pub(crate) fn allow(&self, shown: &str) -> Result<()> {
+        let hidden = hidden_inputs(shown);
+        ensure!(
+            hidden.iter().any(|(name, _)| name == "consent"),
+            "the device page shows no client to allow"
+        );
+        self.post_all(&hidden, &[("decision", "allow")])?;
+        Ok(())
+    }
+
+    fn post_all(&self, hidden: &[(String, String)], fields: &[(&str, &str)]) -> Result<String> {
+        let mut form: Vec<(&str, &str)> = hidden
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        form.extend_from_slice(fields);
+        let answer = self
+            .http
+            .post(format!("{}/device", self.issuer))
+            .header("cookie", &self.cookie)
+            .header("content-type", FORM)
+            .body(encode(&form))
+            .send()?;
+        let status = answer.status();
+        let page = answer.text()?;
+        ensure!(status.is_success(), "the device page answered {status}");
+        Ok(page)
+    }
+}
+
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A code request as a relying party starts one (PKCE S256 and a nonce): the verifier to redeem the code with, the nonce the ID token must carry,
 /// and the `/authorize` URL at `issuer`.

@@ -31,7 +31,7 @@ pub struct TbsSummary {
     url: String,
     digest: String,
     devices: Vec<DeviceSummary>,
-    /// meter-1 and D-TA 1 over Milagro TLS ([`crate::demo_tls`]).
+    /// meter-1 and D-TA 1 over Milagro TLS ([`crate::demo::tls`]).
     milagro_tls: Value,
 }
 
@@ -53,7 +53,7 @@ struct DeviceSummary {
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// The TBS the demo keeps running for its M-Pin part ([`crate::demo_mpin`]).
+/// The TBS the demo keeps running for its M-Pin part ([`crate::demo::mpin`]).
 pub struct DemoTbs {
     /// The running TBS.
     pub tbs: milagro_tbs::RunningTbs,
@@ -216,7 +216,7 @@ pub(crate) fn service_ref(bc: &BirthCertificate) -> Result<ServiceRef> {
 /// `dta1` (the first D-TA) then talks to meter-1 over Milagro TLS. The TBS keeps running
 /// for the M-Pin part.
 pub fn run(
-    chain: &crate::demo_mpin::Chain<'_>,
+    chain: &crate::demo::mpin::Chain<'_>,
     dtas: &[&BirthCertificate],
     idp: &BirthCertificate,
     dta1: &milagro_tls::LocalIdentity,
@@ -383,7 +383,7 @@ pub fn run(
             idp,
         });
     }
-    let milagro_tls = crate::demo_tls::run(&dir.path().join("meter-1"), dta1)?;
+    let milagro_tls = crate::demo::tls::run(&dir.path().join("meter-1"), dta1)?;
     let summary = TbsSummary {
         url: url.clone(),
         digest: digest.to_string(),

@@ -14,9 +14,8 @@ use anyhow::{ensure, Context, Result};
 use milagro_anchor::digest::Digest;
 use milagro_authserver::{AuthServer, RunningAuthServer};
 use milagro_dta::{Dta, RunningDta};
-use milagro_idp::RunningIdp;
 use milagro_mpin::Pin;
-use milagro_pat_client::authenticate::{authenticate, Session};
+use milagro_pat_client::authenticate::authenticate;
 use milagro_pat_client::dtas::{client_id_for, collect_shares, locate};
 use milagro_pat_client::idp_login::IdpLogin;
 use milagro_pat_client::mpin_key::MpinKey;
@@ -31,12 +30,17 @@ use milagro_wire::service::AnchorStatus;
 use milagro_wire::tbs::tenants::{EnrolmentMode, Group, GroupSpec, ServiceRef};
 use serde::Serialize;
 
-use crate::demo_tbs::{call, DemoTbs};
+use crate::demo::idp::{free_port, DemoIdp};
+use crate::demo::signin::SigninSummary;
+use crate::demo::smtp::Mailbox;
+use crate::demo::tbs::{call, DemoTbs};
 
-const PATIENCE: Duration = Duration::from_secs(120);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
 /// The badge user's PIN, and the one a thief would try.
 const PIN: u16 = 2468;
 const WRONG_PIN: u16 = 1357;
+/// The badge's person (the demo IdP lets addresses of this domain register themselves).
+const EMAIL: &str = "dana@demo.milagro.test";
 
 /// What the M-Pin part adds to the demo's summary.
 #[derive(Debug, Serialize)]
@@ -64,12 +68,6 @@ pub struct Chain<'a> {
     pub cookie: &'a Path,
     /// The address mined to.
     pub miner: &'a str,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The `[node]` and `[sync]` sections every service of the demo shares.
@@ -287,10 +285,24 @@ impl MfaWorld {
             dta.stop();
         }
     }
+
+    /// The `[[mpin.dtas]]` tables of an IdP that sums these D-TAs' server shares.
+    pub fn mpin_dtas(&self) -> String {
+        self.dtas
+            .iter()
+            .map(|d| {
+                format!(
+                    "[[mpin.dtas]]\nbc_digest = \"{}\"\nshare_api = \"{}\"\n",
+                    d.state().identity.digest(),
+                    d.state().share_listen
+                )
+            })
+            .collect()
+    }
 }
 
-/// The server's error code of a refused login.
-fn refusal(result: Result<Session, PatError>) -> Result<String> {
+/// The server's error code of a refused login or sign-in.
+pub(crate) fn refusal<T>(result: Result<T, PatError>) -> Result<String> {
     match result {
         Err(PatError::Server {
             code: Some(code), ..
@@ -300,27 +312,52 @@ fn refusal(result: Result<Session, PatError>) -> Result<String> {
     }
 }
 
-/// Runs the M-Pin part with the demo's running TBS and IdP.
-pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSummary> {
+/// Runs the M-Pin part with the demo's running TBS and IdP (restarted with `[mpin]` once
+/// the D-TAs run; stopped at the end), the IdP's mail arriving in `mailbox`.
+pub fn run(
+    chain: &Chain<'_>,
+    tbs: &DemoTbs,
+    idp: DemoIdp,
+    mailbox: &Mailbox,
+) -> Result<(MpinSummary, SigninSummary)> {
     let dir = tbs.dir.path().join("mpin");
     std::fs::create_dir_all(&dir)?;
     let http = crate::cli::http_builder()?
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let issuer = idp.state().issuer().to_owned();
-    let idp_digest = idp.state().identity.digest().to_string();
+    let issuer = idp.running.state().issuer().to_owned();
+    let idp_digest = idp.running.state().identity.digest().to_string();
 
     crate::demo::step(
         "registering the D-TAs' one client at the IdP: public, device grant (RFC 8628)",
     );
-    let client_id = crate::demo_idp::register_device_client(&http, &issuer)?;
+    let client_id = crate::demo::idp::register_device_client(&http, &issuer)?;
     eprintln!("    client id {client_id}");
 
     crate::demo::step(
         "starting two D-TAs and an authentication server; each anchors its own Birth Certificate",
     );
-    let world = MfaWorld::start(chain, &dir, (&issuer, &idp_digest, &client_id), &[])?;
+    let world = MfaWorld::start(
+        chain,
+        &dir,
+        (&issuer, &idp_digest, &client_id),
+        std::slice::from_ref(&idp_digest),
+    )?;
+    crate::demo::step("the IdP's operator adds [mpin]: the IdP sums both D-TAs' server shares over milagro tls, as the authentication server does");
+    let idp = idp.restart_with(&format!(
+        "[mpin]\nmin_peer_depth = 1\n{}",
+        world.mpin_dtas()
+    ))?;
+    let signin = idp
+        .running
+        .state()
+        .mpin
+        .clone()
+        .context("the IdP has no [mpin]")?;
+    crate::demo::wait_for(PATIENCE, "the IdP's server secret", || {
+        Ok(signin.verifier.server_secret.secret().map(|_| ()))
+    })?;
     let auth_digest = world.auth_digest.clone();
     let auth_url = world.authserver.local_url();
     let dta_summaries = world.dta_summaries.clone();
@@ -336,7 +373,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
             })
             .collect(),
         idp: Some(ServiceRef {
-            birth_certificate: idp.state().identity.digest(),
+            birth_certificate: idp.running.state().identity.digest(),
             url: issuer.clone(),
         }),
         enrolment_keys: vec![tbs.maker.public_key().to_string()],
@@ -346,7 +383,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
             .bearer_auth(&tbs.tenant_token)
             .json(&group),
     )?;
-    let mut enrolled = crate::demo_tbs::enrol_devices(
+    let mut enrolled = crate::demo::tbs::enrol_devices(
         chain.node,
         chain.miner,
         &tbs.url,
@@ -364,7 +401,7 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         badge.instructions().instructions.dtas.len()
     );
 
-    crate::demo::step("badge-1's user logs in at the IdP (device grant): the badge shows a code, the user approves it");
+    crate::demo::step("badge-1's person registers it at the IdP without a password (device grant): the badge shows a code, the person proves their e-mail address");
     let instructions = &badge.instructions().instructions;
     let outbound = crate::cli::outbound()?;
     let located = instructions
@@ -387,9 +424,9 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         pending.verification_uri(),
         pending.user_code()
     );
-    crate::demo_idp::approve_device(&http, &issuer, pending.user_code())?;
+    crate::demo::signin::prove_email(&http, &issuer, mailbox, (pending.user_code(), EMAIL), 0)?;
     let id_token = pending.wait(badge.device().key())?;
-    eprintln!("    approved; an id token for the D-TAs' client id");
+    eprintln!("    approved; an id token for the D-TAs' client id, and badge-1 is the person's registered device");
 
     crate::demo::step("badge-1 collects a share from each D-TA over milagro tls, checks and sums them, and takes its PIN out");
     let (identity, directory) = crate::cli::pat_tls::device_parts(badge.device())?;
@@ -435,8 +472,10 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
     let one_dta_key = refusal(authenticate(&auth, &half_key, Pin::new(PIN)?))?;
     eprintln!("    one D-TA's shares: {one_dta_key}");
 
+    let signed_in = crate::demo::signin::rp_signs_in(&http, &issuer, &key, (PIN, WRONG_PIN))?;
     world.stop();
-    Ok(MpinSummary {
+    idp.running.stop();
+    let mpin = MpinSummary {
         dtas: dta_summaries,
         authserver: auth_digest,
         device: badge.device().public_key().to_string(),
@@ -445,5 +484,6 @@ pub fn run(chain: &Chain<'_>, tbs: &DemoTbs, idp: &RunningIdp) -> Result<MpinSum
         login: claims,
         wrong_pin,
         one_dta_key,
-    })
+    };
+    Ok((mpin, signed_in))
 }

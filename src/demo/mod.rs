@@ -5,10 +5,19 @@
 //! every anchor by SPV, then forces a two-block reorg that drops one anchor and shows the
 //! registry dropping it and finding it again once it is re-mined.
 //!
-//! Then the services: a TBS enrols devices ([`crate::demo_tbs`]) and two of them agree a
-//! key over Bitcoin ([`crate::demo_tls`]); an IdP logs a user in for a relying party
-//! ([`crate::demo_idp`]); two D-TAs and an authentication server give a badge an M-Pin
-//! key that logs in with its PIN only ([`crate::demo_mpin`]).
+//! Then the services: a TBS enrols devices ([`tbs`]) and two of them agree a key over
+//! Bitcoin ([`tls`]); an IdP with no password database anchors itself ([`idp`]); two D-TAs
+//! and an authentication server give a badge an M-Pin key that logs in with its PIN only
+//! ([`mpin`]), its person registering it by e-mail (the IdP's code arriving in the demo's
+//! [`smtp`] mailbox); and a relying party signs that person in through the IdP's sign-in
+//! page, the badge approving its access number with the PIN ([`signin`]).
+
+pub(crate) mod idp;
+pub(crate) mod mpin;
+pub(crate) mod signin;
+pub(crate) mod smtp;
+pub(crate) mod tbs;
+pub(crate) mod tls;
 
 use anyhow::{ensure, Context, Result};
 use bitcoin::{BlockHash, FeeRate};
@@ -47,9 +56,10 @@ struct Summary {
     node: String,
     parties: Vec<PartySummary>,
     reorg: ReorgSummary,
-    tbs: crate::demo_tbs::TbsSummary,
-    idp: crate::demo_idp::IdpSummary,
-    mpin: crate::demo_mpin::MpinSummary,
+    tbs: crate::demo::tbs::TbsSummary,
+    idp: crate::demo::idp::IdpSummary,
+    mpin: crate::demo::mpin::MpinSummary,
+    signin: crate::demo::signin::SigninSummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,7 +123,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         bitcoind.rpc_url(),
         node.tip()?.height
     );
-    let (_peer, electrum) = crate::demo_tbs::independent_header_source(&exe, &bitcoind)?;
+    let (_peer, electrum) = crate::demo::tbs::independent_header_source(&exe, &bitcoind)?;
 
     step("creating Birth Certificates for a TBS, an IdP and two D-TAs");
     let created = std::time::SystemTime::now()
@@ -234,13 +244,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
 
     let dtas: Vec<&BirthCertificate> = parties[2..].iter().map(|p| &p.bc).collect();
-    let chain = crate::demo_mpin::Chain {
+    let chain = crate::demo::mpin::Chain {
         node: &node,
         rpc_url: &bitcoind.rpc_url(),
         cookie: &bitcoind.params.cookie_file,
         miner: &miner,
     };
-    let (tbs, demo_tbs) = crate::demo_tbs::run(
+    let (tbs, demo_tbs) = crate::demo::tbs::run(
         &chain,
         &dtas,
         &parties[1].bc,
@@ -249,16 +259,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     )?;
 
     let idp_dir = tempfile::tempdir()?;
-    let (idp, running_idp) = crate::demo_idp::run(
-        &node,
-        &bitcoind.rpc_url(),
-        &bitcoind.params.cookie_file,
-        &miner,
-        idp_dir.path(),
-    )?;
+    let mailbox = smtp::Mailbox::start()?;
+    let (idp, demo_idp) = idp::run(&chain, idp_dir.path(), &mailbox)?;
 
-    let mpin = crate::demo_mpin::run(&chain, &demo_tbs, &running_idp)?;
-    running_idp.stop();
+    let (mpin, signin) = mpin::run(&chain, &demo_tbs, demo_idp, &mailbox)?;
     demo_tbs.tbs.stop();
 
     if args.keep {
@@ -280,6 +284,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         tbs,
         idp,
         mpin,
+        signin,
     })
 }
 
