@@ -10,9 +10,12 @@
 //! - a key that stopped signing is published until every token it signed has expired
 //!   (`retain`, the longest token lifetime, after its successor activated), then dropped.
 //!
-//! The key id (`kid`) is the key's RFC 7638 JWK thumbprint. Signatures are deterministic
-//! (RFC 6979) and encoded as JWS wants them, `r ‖ s` (64 bytes). The secret scalars are
-//! zeroized when dropped (`p256` does) and never logged.
+//! The key id (`kid`) is the key's RFC 7638 JWK thumbprint. Signatures are encoded as JWS
+//! wants them, `r ‖ s` (64 bytes). The `p256` key is the one stored, published and
+//! verified with; `ring` signs with the same scalar (its P-256 is several times faster,
+//! and signing is most of an exchange's work at the token endpoint), with nonces from
+//! fresh randomness and the key (ADR 0020). The `p256` scalar is zeroized when dropped;
+//! `ring`'s copy lives as long as the key, like the TLS keys it holds; neither is logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -23,8 +26,9 @@ use base64::Engine as _;
 use milagro_service::files::{self, FileError};
 use openidconnect::core::{CoreJsonCurveType, CoreJsonWebKey, CoreJwsSigningAlgorithm};
 use openidconnect::{JsonWebKeyId, PrivateSigningKey, SigningError};
-use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -57,17 +61,38 @@ pub struct Es256Key {
     kid: String,
     activates: u64,
     key: SigningKey,
+    /// The same key, for `ring` to sign with.
+    signer: EcdsaKeyPair,
 }
 
 impl Es256Key {
     /// A fresh random key that signs from `activates` (Unix seconds).
     pub fn generate(activates: u64) -> Self {
-        let key = SigningKey::random(&mut rand_core::OsRng);
-        Self {
+        loop {
+            // `ring` takes every scalar `p256` makes; the loop is never taken twice.
+            if let Some(key) = Self::new(SigningKey::random(&mut rand_core::OsRng), activates) {
+                return key;
+            }
+        }
+    }
+
+    /// The key `key`, signing from `activates`; `None` if `ring` refuses the scalar.
+    fn new(key: SigningKey, activates: u64) -> Option<Self> {
+        let secret = Zeroizing::new(key.to_bytes().to_vec());
+        let public = key.verifying_key().to_encoded_point(false);
+        let signer = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            secret.as_slice(),
+            public.as_bytes(),
+            &SystemRandom::new(),
+        )
+        .ok()?;
+        Some(Self {
             kid: thumbprint(key.verifying_key()),
             activates,
             key,
-        }
+            signer,
+        })
     }
 
     /// The key id (RFC 7638 thumbprint).
@@ -84,10 +109,10 @@ impl Es256Key {
         })
     }
 
-    /// Signs `message` (ES256, `r ‖ s`).
-    pub fn sign_jws(&self, message: &[u8]) -> [u8; 64] {
-        let signature: Signature = self.key.sign(message);
-        signature.to_bytes().into()
+    /// Signs `message` (ES256, `r ‖ s`); `None` only if the system's randomness fails.
+    pub fn sign_jws(&self, message: &[u8]) -> Option<[u8; 64]> {
+        let signature = self.signer.sign(&SystemRandom::new(), message).ok()?;
+        signature.as_ref().try_into().ok()
     }
 }
 
@@ -109,7 +134,10 @@ impl PrivateSigningKey for Es256Key {
         message: &[u8],
     ) -> Result<Vec<u8>, SigningError> {
         match signature_alg {
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256 => Ok(self.sign_jws(message).to_vec()),
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256 => self
+                .sign_jws(message)
+                .map(|signature| signature.to_vec())
+                .ok_or(SigningError::CryptoError),
             other => Err(SigningError::UnsupportedAlg(
                 serde_json::to_string(other).unwrap_or_default(),
             )),
@@ -274,7 +302,7 @@ impl KeyRing {
             B64URL.encode(header.to_string()),
             B64URL.encode(claims.to_string())
         );
-        let signature = key.sign_jws(input.as_bytes());
+        let signature = key.sign_jws(input.as_bytes())?;
         Some(format!("{input}.{}", B64URL.encode(signature)))
     }
 
@@ -328,12 +356,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Arc<Es256Key>>, KeyError> {
             hex::decode(&entry.secret).map_err(|_| corrupt("a secret is not hex".into()))?,
         );
         let key = SigningKey::from_slice(&secret)
-            .map_err(|_| corrupt("a secret is not a P-256 scalar".into()))?;
-        keys.push(Arc::new(Es256Key {
-            kid: thumbprint(key.verifying_key()),
-            activates: entry.activates,
-            key,
-        }));
+            .ok()
+            .and_then(|key| Es256Key::new(key, entry.activates))
+            .ok_or_else(|| corrupt("a secret is not a P-256 scalar".into()))?;
+        keys.push(Arc::new(key));
     }
     keys.sort_by_key(|k| k.activates);
     Ok(keys)
@@ -421,7 +447,7 @@ mod tests {
     #[test]
     fn a_signature_verifies_with_the_published_key_and_the_kid_is_its_thumbprint() {
         let key = Es256Key::generate(0);
-        let signature = Signature::from_slice(&key.sign_jws(b"header.payload")).unwrap();
+        let signature = Signature::from_slice(&key.sign_jws(b"header.payload").unwrap()).unwrap();
         use p256::ecdsa::signature::Verifier as _;
         key.key
             .verifying_key()

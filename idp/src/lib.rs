@@ -80,6 +80,7 @@ pub mod devices;
 pub mod dpop;
 pub mod enrolment_codes;
 pub mod grants;
+pub mod group_flush;
 pub mod keys;
 pub mod mail;
 pub mod oauth;

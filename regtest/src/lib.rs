@@ -14,7 +14,9 @@
 //!   [`RegtestControls`] adds what only regtest allows (mining, invalidating blocks);
 //! - installs ElectrumX from PyPI into a virtual environment in the [`machine_cache_dir`]
 //!   (once per machine, shared by every clone) and runs it against a node
-//!   ([`electrum::ElectrumServer`]): an independent header source for SPV verifiers.
+//!   ([`electrum::ElectrumServer`]): an independent header source for SPV verifiers;
+//! - installs pinned npm packages (an OpenID provider, a relying party) the same way, with
+//!   the Node script that drives each ([`npm::install_pinned`]).
 //!
 //! What it deliberately does not do: it never touches `/etc/apt` or the system's packages, it
 //! is not a node adapter (it borrows the registry's, the only one in the workspace),
@@ -38,6 +40,7 @@ mod controls;
 pub mod electrum;
 mod install;
 mod node;
+pub mod npm;
 mod process;
 
 use std::path::{Path, PathBuf};

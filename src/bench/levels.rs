@@ -1,6 +1,6 @@
 //! Load at several concurrency levels: `n` operations (handshakes, requests) dealt to
 //! `concurrency` clients that each run theirs one after another, timed one by one and as a
-//! whole. Shared by `bench kex` and `bench mfa`.
+//! whole. Shared by `bench kex`, `bench mfa` and `bench token`.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,49 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
+    let round = timed(name, n, concurrency, operation).await?;
+    Ok(Level::of_rounds(concurrency, vec![round]))
+}
+
+/// One timed round of a level: each operation's time (µs) and the round's wall time (s).
+#[derive(Debug, Clone, Default)]
+pub struct Round {
+    samples: Vec<f64>,
+    seconds: f64,
+}
+
+impl Round {
+    /// A round of operations taking `samples` µs each, `seconds` in all.
+    pub fn new(samples: Vec<f64>, seconds: f64) -> Self {
+        Self { samples, seconds }
+    }
+}
+
+impl Level {
+    /// The level `rounds` make together: their operations over their summed wall time.
+    pub fn of_rounds(concurrency: usize, rounds: Vec<Round>) -> Self {
+        let seconds: f64 = rounds.iter().map(|r| r.seconds).sum();
+        let spread = summarize(rounds.into_iter().flat_map(|r| r.samples).collect());
+        Self {
+            concurrency,
+            per_s: rate(spread.calls as f64, seconds),
+            p50_us: spread.p50_us,
+            p99_us: spread.p99_us,
+        }
+    }
+}
+
+/// [`level`]'s timed work, as a [`Round`].
+async fn timed<F, Fut>(
+    name: &'static str,
+    n: usize,
+    concurrency: usize,
+    operation: F,
+) -> Result<Round>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
     // The futures are made up front (cheap: nothing runs until polled), dealt to the
     // clients round-robin, and each client awaits its own in turn.
     let mut queues: Vec<Vec<Fut>> = (0..concurrency).map(|_| Vec::new()).collect();
@@ -67,13 +110,9 @@ where
     for client in clients {
         samples.extend(client.await.context("a client task")??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let spread = summarize(samples);
-    Ok(Level {
-        concurrency,
-        per_s: rate(spread.calls as f64, elapsed),
-        p50_us: spread.p50_us,
-        p99_us: spread.p99_us,
+    Ok(Round {
+        samples,
+        seconds: started.elapsed().as_secs_f64(),
     })
 }
 

@@ -19,11 +19,15 @@
 //!   the node and TBS, [`tbs_load`] drives devices, [`tbs_crypto`] and [`tbs_batch`]);
 //! - [`kex`]: Milagro TLS handshakes (YAK and ECDH over Bitcoin) vs plain rustls TLS 1.3
 //!   ([`kex_plain`]) and the raw cryptography the Milagro handshake adds;
-//! - [`levels`]: load at several concurrency levels, shared by [`kex`] and [`mfa`];
+//! - [`levels`]: load at several concurrency levels, shared by [`kex`], [`mfa`] and
+//!   [`token`];
 //! - [`mfa`]: D-TA shares/s and authentication-server logins/s through their APIs vs raw
 //!   G1/G2 multiplications and pairings;
 //! - [`mpin`]: M-Pin share issuance, PIN extraction and login vs raw G1/G2
 //!   multiplications and pairings (no node needed);
+//! - [`token`]: code exchanges/s at the IdP's token endpoint vs `oidc-provider` (npm)
+//!   under one load driver ([`token_load`]; [`token_op`] runs the provider), next to one
+//!   ES256 signature, client-secret check and durable token write;
 //! - [`electrum`]: one cross-check and transaction confirmation against a live ElectrumX vs
 //!   the same hashing done locally.
 
@@ -49,6 +53,9 @@ pub mod tbs_crypto;
 pub mod tbs_load;
 pub mod tbs_world;
 pub mod timed_store;
+pub mod token;
+pub mod token_load;
+pub mod token_op;
 pub mod txs;
 
 /// A regtest node started for one benchmark (its data in a temporary directory) with 101

@@ -8,7 +8,7 @@
 //! parsing nothing but the status line. [`RawRest`] GETs every block's `.bin` over one
 //! kept-alive connection and drops the bytes: what the node needs to serve a block walk
 //! over REST. Benchmark use only: no TLS, no redirects, no chunked encoding (the node sends
-//! a `Content-Length`).
+//! a `Content-Length`). [`read_head`] also reads `bench token`'s answers.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -100,26 +100,11 @@ impl RawRest {
                 self.socket
             );
             reader.get_mut().write_all(request.as_bytes())?;
-            line.clear();
-            reader.read_line(&mut line)?;
+            let (status, length) = read_head(&mut reader, &mut line)?;
             ensure!(
-                line.starts_with("HTTP/1.1 200"),
-                "the node answered {line:?}"
+                status.starts_with("HTTP/1.1 200"),
+                "the node answered {status:?}"
             );
-            let mut length = None;
-            loop {
-                line.clear();
-                reader.read_line(&mut line)?;
-                let header = line.trim_end();
-                if header.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = Some(value.trim().parse::<usize>()?);
-                    }
-                }
-            }
             let length = length.context("a REST answer without Content-Length")?;
             body.resize(length, 0);
             reader.read_exact(&mut body)?;
@@ -127,4 +112,27 @@ impl RawRest {
         }
         Ok(total)
     }
+}
+
+/// Reads the head of an HTTP/1.1 answer from `reader` (`line` is a buffer to reuse): its
+/// status line and its `Content-Length`, if it has one.
+pub fn read_head(reader: &mut impl BufRead, line: &mut String) -> Result<(String, Option<usize>)> {
+    line.clear();
+    reader.read_line(line)?;
+    let status = line.trim_end().to_owned();
+    let mut length = None;
+    loop {
+        line.clear();
+        reader.read_line(line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse::<usize>()?);
+            }
+        }
+    }
+    Ok((status, length))
 }

@@ -89,6 +89,14 @@ pub enum BenchCommand {
     /// Starts a private regtest node and ElectrumX (installed on first use into the machine
     /// cache). Run it in release mode: `cargo run --release -- bench electrum`. About 20 s.
     Electrum(ElectrumArgs),
+    /// Code exchanges/s at the IdP's token endpoint vs `oidc-provider` (npm) under the same
+    /// load driver, at each --concurrency level (client_secret_basic, PKCE S256, ES256 ID
+    /// tokens), next to one ES256 signature, client-secret check and token write.
+    ///
+    /// Starts a private regtest node, an IdP on loopback and `oidc-provider` under Node
+    /// (installed on first use into the machine cache). Run it in release mode:
+    /// `cargo run --release -- bench token`. About a minute at the defaults.
+    Token(super::bench_token::TokenArgs),
 }
 
 /// `milagro bench electrum`
@@ -265,6 +273,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Mfa(args) => mfa(args),
         BenchCommand::Signin(args) => signin(args),
         BenchCommand::Electrum(args) => electrum(args),
+        BenchCommand::Token(args) => super::bench_token::run(args, profile()),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod authserver;
 pub mod bc;
 pub mod bench;
+pub mod bench_token;
 pub mod dta;
 pub mod idp;
 pub mod init;

@@ -209,6 +209,50 @@ pub(crate) fn run(
     Ok((summary, idp))
 }
 
+/// Logs `user` in with `password` on the login page of the authorization request `url`,
+/// as a browser does (the page's CSRF cookie and hidden fields, then `POST /login`), and
+/// returns the new login session's cookie (`name=value`): later authorization requests
+/// with it get their code at once (the code of this one is left unused).
+pub(crate) fn password_session(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> Result<String> {
+    let page = http.get(url).send()?;
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("the login page set no CSRF cookie")?
+        .to_owned();
+    let mut form = hidden_inputs(&page.text()?);
+    form.push(("username".into(), user.into()));
+    form.push(("password".into(), password.into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let landed = http
+        .post(format!("{issuer}/login"))
+        .header("cookie", cookie)
+        .header("content-type", FORM)
+        .body(encode(&form))
+        .send()?;
+    ensure!(
+        landed.status().is_redirection(),
+        "the password login answered {}",
+        landed.status()
+    );
+    landed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok()?.split(';').next())
+        .find(|c| c.starts_with(milagro_idp::api::SESSION_COOKIE))
+        .map(str::to_owned)
+        .context("the password login started no session")
+}
+
 /// Registers the D-TAs' one client at the IdP: public (no secret), device grant only
 /// (RFC 8628); returns its id.
 pub(crate) fn register_device_client(

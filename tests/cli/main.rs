@@ -13,6 +13,7 @@ use milagro_tests::{party, TestNode};
 use serde_json::Value;
 
 mod apache_mpin;
+mod bench_token;
 mod compose;
 mod container;
 mod https;

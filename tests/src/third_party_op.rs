@@ -8,12 +8,12 @@
 //! Needs `node` and `npm` on the PATH; never skips.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use milagro_http_client::Outbound;
+use milagro_regtest::npm::NodeProcess;
 use openidconnect::PkceCodeChallenge;
 use reqwest::blocking::{Client, Response};
 use reqwest::Url;
@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::https::TestTls;
 
-/// The pinned version of `oidc-provider` (major 9).
-pub const OIDC_PROVIDER: &str = "9.13.3";
+/// The pinned version of `oidc-provider` (shared with `milagro bench token`).
+pub use milagro_regtest::npm::OIDC_PROVIDER;
 /// The client every provider registers (public, native, PKCE).
 pub const CLIENT_ID: &str = "milagro-pat";
 /// Its redirect URI (nobody serves it: the login reads the redirect).
@@ -41,9 +41,7 @@ pub fn npm_op() -> PathBuf {
 pub struct ThirdPartyOps {
     /// The issuers, in the order of the specs asked for.
     pub issuers: Vec<String>,
-    node: Child,
-    // Closing it tells the script to stop.
-    stdin: Option<ChildStdin>,
+    _node: NodeProcess,
 }
 
 impl ThirdPartyOps {
@@ -53,28 +51,11 @@ impl ThirdPartyOps {
     /// [`replacing_nonce`] of one.
     pub fn start<S: AsRef<str>>(tls: &TestTls, specs: &[S]) -> Self {
         let dir = npm_op();
-        let mut node = Command::new("node")
-            .arg(dir.join("op.mjs"))
-            .arg(tls.dir().join("cert.pem"))
-            .arg(tls.dir().join("key.pem"))
-            .args(specs.iter().map(AsRef::as_ref))
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs");
-        let stdin = node.stdin.take();
-        let mut line = String::new();
-        let mut stdout = BufReader::new(node.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        // The provider prints notices on stdout as it serves: keep reading it (into the
-        // test's stderr), or its next write fails on a closed pipe and kills it.
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut stdout, &mut std::io::stderr());
-        });
-        let started: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("op.mjs did not start ({e}): {line:?}"));
+        let (cert, key) = (tls.dir().join("cert.pem"), tls.dir().join("key.pem"));
+        let mut args: Vec<&OsStr> = vec![cert.as_os_str(), key.as_os_str()];
+        args.extend(specs.iter().map(|s| OsStr::new(s.as_ref())));
+        let (node, started) =
+            NodeProcess::start(&dir, "op.mjs", &args, &[]).unwrap_or_else(|e| panic!("{e}"));
         let issuers: Vec<String> = started["issuers"]
             .as_array()
             .unwrap()
@@ -84,8 +65,7 @@ impl ThirdPartyOps {
         assert_eq!(issuers.len(), specs.len(), "{started}");
         Self {
             issuers,
-            node,
-            stdin,
+            _node: node,
         }
     }
 }
@@ -100,21 +80,6 @@ pub fn keeping_nonce(alg: &str) -> String {
 /// the ID token instead of the nonce the device sent.
 pub fn replacing_nonce(alg: &str, nonce: &str) -> String {
     format!("{alg}+nonce={nonce}")
-}
-
-impl Drop for ThirdPartyOps {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        // The script exits on end of input; kill it only if it does not.
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.node.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.node.kill();
-        let _ = self.node.wait();
-    }
 }
 
 /// Cookies as a browser keeps them for one site (the test's providers are one each).

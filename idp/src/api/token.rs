@@ -224,19 +224,22 @@ fn issue(
     now: u64,
 ) -> Result<TokenAnswer, OAuthError> {
     let lifetimes = state.config.tokens;
-    let access = state.grants.issue_token(
+    let access = (
         TokenKind::Access,
-        auth,
         now.saturating_add(lifetimes.access.as_secs()),
-    )?;
-    let refresh = if client.allows(GRANT_REFRESH) {
-        Some(state.grants.issue_token(
+    );
+    // Written and made durable together, with the code or refresh token just used up:
+    // one flush per exchange.
+    let (access, refresh) = if client.allows(GRANT_REFRESH) {
+        let refresh = (
             TokenKind::Refresh,
-            auth,
             now.saturating_add(lifetimes.refresh.as_secs()),
-        )?)
+        );
+        let [access, refresh] = state.grants.issue_tokens(auth, [access, refresh])?;
+        (access, Some(refresh))
     } else {
-        None
+        let [access] = state.grants.issue_tokens(auth, [access])?;
+        (access, None)
     };
     // `sid` whenever the grant came from a login session (Back-Channel Logout 1.0 §2.4
     // requires it for clients that registered `backchannel_logout_session_required`, and

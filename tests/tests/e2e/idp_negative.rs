@@ -1,7 +1,8 @@
 //! The IdP refuses what the specs say to refuse, with the codes they name, and never
 //! answers 500: wrong redirect URI, reused code (which also revokes its tokens), wrong
 //! PKCE verifier, expired code, tampered token, unknown client, wrong secret, bad JSON,
-//! wrong grant types, a missing CSRF cookie, a wrong password.
+//! wrong grant types, a missing CSRF cookie, a wrong password; of concurrent redemptions
+//! of one code, one wins.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use milagro_tests::idp_common;
@@ -352,6 +353,66 @@ fn every_bad_request_gets_the_error_code_its_spec_names() {
         .send()
         .unwrap();
     assert_eq!(admin.status().as_u16(), 403);
+}
+
+/// Eight clients race to redeem one code at the same moment (each on its own connection):
+/// exactly one gets tokens; every other gets `invalid_grant`, and the reuse revokes what
+/// the winner got. Done for several codes, so the race is really run.
+#[test]
+fn of_concurrent_redemptions_of_one_code_exactly_one_gets_tokens() {
+    let w = IdpWorld::start("");
+    let (id, secret) = client(&w);
+    for _ in 0..5 {
+        let c = code(&w, &id);
+        let start = std::sync::Barrier::new(8);
+        let form = encode(
+            [
+                ("grant_type", "authorization_code"),
+                ("code", c.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ]
+            .into_iter(),
+        );
+        // The world holds the in-process IdP (not shared across threads): the racers get
+        // its client and URL only.
+        let (http, url) = (&w.http, format!("{}/token", w.issuer));
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        let answer = http
+                            .post(&url)
+                            .basic_auth(&id, Some(&secret))
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(form.clone())
+                            .send()
+                            .unwrap();
+                        (answer.status().as_u16(), answer.json::<Value>().unwrap())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let winners: Vec<&Value> = answers
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(winners.len(), 1, "{answers:?}");
+        for answer in answers.iter().filter(|(status, _)| *status != 200) {
+            assert_error(answer.clone(), 400, "invalid_grant");
+        }
+        let access = winners[0]["access_token"].as_str().unwrap();
+        let revoked = w
+            .http
+            .get(format!("{}/userinfo", w.issuer))
+            .bearer_auth(access)
+            .send()
+            .unwrap();
+        assert_eq!(revoked.status().as_u16(), 401);
+    }
 }
 
 #[test]

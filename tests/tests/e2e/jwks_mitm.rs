@@ -55,7 +55,10 @@ fn mint(key: &Es256Key, issuer: &str, audience: &str, subject: &str) -> String {
         part(json!({"iss": issuer, "sub": subject, "aud": [audience],
                     "iat": now, "exp": now + 300, "auth_time": now})),
     );
-    format!("{input}.{}", B64URL.encode(key.sign_jws(input.as_bytes())))
+    format!(
+        "{input}.{}",
+        B64URL.encode(key.sign_jws(input.as_bytes()).unwrap())
+    )
 }
 
 fn answer(content_type: &str, body: String) -> Answer {

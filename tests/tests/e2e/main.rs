@@ -19,6 +19,7 @@ mod electrum_source;
 mod https;
 mod https_mpin_login;
 mod idp_apache;
+mod idp_code_kill;
 mod idp_device;
 mod idp_dpop;
 mod idp_keys;

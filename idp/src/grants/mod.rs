@@ -7,17 +7,19 @@
 //! grant kills every token descending from it. That is how the specs' reuse rules are
 //! kept: a code redeemed twice (RFC 6749 §4.1.2) and a refresh token used twice (refresh
 //! tokens rotate at each use, RFC 9700 §4.14.2) revoke their grant. Every read-check-write
-//! is one sled transaction, so two concurrent redemptions cannot both succeed.
+//! is one compare-and-swap ([`update`]), so two concurrent redemptions cannot both succeed.
+
+use std::sync::Arc;
 
 use milagro_anchor::dpop::Thumbprint;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use zeroize::Zeroizing;
 
 use crate::authentication::Authenticated;
 use crate::clients::random_token;
+use crate::group_flush::GroupFlush;
 use crate::oauth::OAuthError;
 
 /// What a user authorized: the root of a grant.
@@ -124,6 +126,8 @@ pub struct Grants {
     revoked: sled::Tree,
     /// How long a revoked grant is remembered: as long as any of its tokens may live.
     keep_revoked: u64,
+    /// The flushes that make each change durable before it is answered.
+    durable: Arc<GroupFlush>,
 }
 
 /// The stored key of a code or token: its SHA-256.
@@ -131,9 +135,11 @@ pub fn hashed(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// Reads, checks and rewrites one JSON row in one transaction. `change` sees the row (or
-/// `None`) and returns the row to write back (or `None` to leave it) and the answer; an
-/// error from it aborts without writing.
+/// Reads, checks and rewrites one JSON row atomically. `change` sees the row (or `None`)
+/// and returns the row to write back (or `None` to leave it) and the answer; an error from
+/// it aborts without writing. The write is a compare-and-swap against the bytes read: if
+/// another writer changed the row meanwhile, `change` runs again on the new row, so two
+/// concurrent redemptions of one code cannot both see it unused.
 pub(crate) fn update<T, R>(
     tree: &sled::Tree,
     key: &[u8],
@@ -142,31 +148,32 @@ pub(crate) fn update<T, R>(
 where
     T: Serialize + DeserializeOwned,
 {
-    let abort = ConflictableTransactionError::Abort;
-    tree.transaction(|tx| {
-        let row = match tx.get(key)? {
-            Some(bytes) => {
-                Some(serde_json::from_slice(&bytes).map_err(|e| abort(OAuthError::internal(e)))?)
-            }
+    loop {
+        let read = tree.get(key).map_err(OAuthError::internal)?;
+        let row = match &read {
+            Some(bytes) => Some(serde_json::from_slice(bytes).map_err(OAuthError::internal)?),
             None => None,
         };
-        let (write, answer) = change(row).map_err(abort)?;
-        if let Some(write) = write {
-            let json = serde_json::to_vec(&write).map_err(|e| abort(OAuthError::internal(e)))?;
-            tx.insert(key, json)?;
+        let (write, answer) = change(row)?;
+        let Some(write) = write else {
+            return Ok(answer);
+        };
+        let json = serde_json::to_vec(&write).map_err(OAuthError::internal)?;
+        match tree
+            .compare_and_swap(key, read, Some(json))
+            .map_err(OAuthError::internal)?
+        {
+            Ok(()) => return Ok(answer),
+            // Changed since it was read: check the new row.
+            Err(_) => continue,
         }
-        Ok(answer)
-    })
-    .map_err(|e: TransactionError<OAuthError>| match e {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => OAuthError::internal(error),
-    })
+    }
 }
 
+/// Writes one JSON row (not yet durable: see [`Grants::flush`]).
 fn put(tree: &sled::Tree, key: &[u8], row: &impl Serialize) -> Result<(), OAuthError> {
     let json = serde_json::to_vec(row).map_err(OAuthError::internal)?;
     tree.insert(key, json).map_err(OAuthError::internal)?;
-    tree.flush().map_err(OAuthError::internal)?;
     Ok(())
 }
 
@@ -174,12 +181,20 @@ impl Grants {
     /// Opens the trees in `db`; a revoked grant is remembered `keep_revoked` seconds (the
     /// longest lifetime of a code or token), then swept ([`crate::sweep`]).
     pub fn open(db: &sled::Db, keep_revoked: u64) -> Result<Self, sled::Error> {
+        let codes = db.open_tree("codes")?;
         Ok(Self {
-            codes: db.open_tree("codes")?,
+            durable: Arc::new(GroupFlush::new(codes.clone())),
+            codes,
             tokens: db.open_tree("tokens")?,
             revoked: db.open_tree("revoked")?,
             keep_revoked,
         })
+    }
+
+    /// Makes every change this thread made before durable (a flush shared with the
+    /// writers waiting at the same time, [`GroupFlush`]).
+    fn flush(&self) -> Result<(), OAuthError> {
+        self.durable.flush().map_err(OAuthError::internal)
     }
 
     /// Issues a single-use code.
@@ -199,6 +214,7 @@ impl Grants {
             used: false,
         };
         put(&self.codes, &hashed(&code), &row)?;
+        self.flush()?;
         Ok(code)
     }
 
@@ -246,15 +262,30 @@ impl Grants {
         auth: &Authorization,
         expires: u64,
     ) -> Result<Zeroizing<String>, OAuthError> {
-        let token = random_token(32);
-        let row = TokenRow {
-            kind,
-            auth: auth.clone(),
-            expires,
-            used: false,
-        };
-        put(&self.tokens, &hashed(&token), &row)?;
+        let [token] = self.issue_tokens(auth, [(kind, expires)])?;
         Ok(token)
+    }
+
+    /// Issues a token of each kind for `auth`, each valid until its expiry, made durable
+    /// together (with any code this thread redeemed before: one flush for a whole
+    /// exchange).
+    pub fn issue_tokens<const N: usize>(
+        &self,
+        auth: &Authorization,
+        tokens: [(TokenKind, u64); N],
+    ) -> Result<[Zeroizing<String>; N], OAuthError> {
+        let issued = tokens.map(|_| random_token(32));
+        for (token, (kind, expires)) in issued.iter().zip(tokens) {
+            let row = TokenRow {
+                kind,
+                auth: auth.clone(),
+                expires,
+                used: false,
+            };
+            put(&self.tokens, &hashed(token), &row)?;
+        }
+        self.flush()?;
+        Ok(issued)
     }
 
     /// The authorization behind a valid access token.
@@ -345,7 +376,7 @@ impl Grants {
             TokenKind::Refresh => self.revoke_grant(&row.auth.grant_id, now),
             TokenKind::Access => {
                 self.tokens.remove(key).map_err(OAuthError::internal)?;
-                self.tokens.flush().map_err(OAuthError::internal).map(drop)
+                self.flush()
             }
         }
     }
@@ -357,8 +388,7 @@ impl Grants {
         self.revoked
             .insert(grant_id.as_bytes(), &forget[..])
             .map_err(OAuthError::internal)?;
-        self.revoked.flush().map_err(OAuthError::internal)?;
-        Ok(())
+        self.flush()
     }
 
     fn is_revoked(&self, grant_id: &str) -> Result<bool, OAuthError> {
@@ -369,110 +399,4 @@ impl Grants {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn grants() -> Grants {
-        Grants::open(&sled::Config::new().temporary(true).open().unwrap(), 3600).unwrap()
-    }
-
-    fn auth() -> Authorization {
-        Authorization::new(
-            "client",
-            &Authenticated::by_password("sub", 10),
-            "openid",
-            None,
-        )
-    }
-
-    #[test]
-    fn a_code_works_once_and_a_second_use_revokes_its_tokens() {
-        let g = grants();
-        let code = g.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
-        let granted = g.redeem_code(&code, 50, |_| Ok(())).unwrap();
-        let access = g.issue_token(TokenKind::Access, &granted, 1000).unwrap();
-        assert_eq!(g.access(&access, 60).unwrap(), granted);
-        let again = g.redeem_code(&code, 51, |_| Ok(())).unwrap_err();
-        assert_eq!(again.code(), "invalid_grant");
-        assert_eq!(g.access(&access, 60).unwrap_err().code(), "invalid_token");
-    }
-
-    #[test]
-    fn an_expired_or_failed_code_is_used_up() {
-        let g = grants();
-        let code = g.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
-        assert_eq!(
-            g.redeem_code(&code, 100, |_| Ok(())).unwrap_err().code(),
-            "invalid_grant"
-        );
-        let code = g.issue_code(auth(), "https://rp/cb", None, 100).unwrap();
-        let wrong = |_: &CodeRow| Err(OAuthError::invalid_grant("pkce"));
-        assert_eq!(
-            g.redeem_code(&code, 1, wrong).unwrap_err().description(),
-            "pkce"
-        );
-        assert!(g.redeem_code(&code, 1, |_| Ok(())).is_err());
-        assert!(g.redeem_code("never issued", 1, |_| Ok(())).is_err());
-    }
-
-    #[test]
-    fn a_bound_refresh_token_needs_a_proof_by_its_key_and_is_not_burnt_without_one() {
-        use milagro_anchor::keys::SecretKey;
-        let g = grants();
-        let key = |byte| Thumbprint::of(&SecretKey::from_bytes(&[byte; 32]).unwrap().public_key());
-        let mut a = auth();
-        a.jkt = Some(key(1));
-        let refresh = g.issue_token(TokenKind::Refresh, &a, 1000).unwrap();
-        for proved in [None, Some(key(2))] {
-            let refused = g
-                .use_refresh(&refresh, "client", proved.as_ref(), 5)
-                .unwrap_err();
-            assert_eq!(refused.code(), "invalid_dpop_proof");
-        }
-        // Neither attempt used it up: the key's holder still refreshes, once.
-        assert_eq!(
-            g.use_refresh(&refresh, "client", Some(&key(1)), 6).unwrap(),
-            a
-        );
-        assert_eq!(
-            g.use_refresh(&refresh, "client", Some(&key(1)), 7)
-                .unwrap_err()
-                .code(),
-            "invalid_grant"
-        );
-    }
-
-    #[test]
-    fn refresh_tokens_rotate_and_a_replay_revokes_the_grant() {
-        let g = grants();
-        let a = auth();
-        let refresh = g.issue_token(TokenKind::Refresh, &a, 1000).unwrap();
-        let access = g.issue_token(TokenKind::Access, &a, 1000).unwrap();
-        assert_eq!(
-            g.use_refresh(&refresh, "other", None, 5)
-                .unwrap_err()
-                .code(),
-            "invalid_grant"
-        );
-        assert_eq!(g.use_refresh(&refresh, "client", None, 5).unwrap(), a);
-        assert_eq!(
-            g.use_refresh(&refresh, "client", None, 6)
-                .unwrap_err()
-                .code(),
-            "invalid_grant"
-        );
-        assert!(
-            g.access(&access, 7).is_err(),
-            "the replay revoked the grant"
-        );
-        // An access token is not a refresh token, and revocation is per client.
-        let b = auth();
-        let access = g.issue_token(TokenKind::Access, &b, 1000).unwrap();
-        assert!(g.use_refresh(&access, "client", None, 5).is_err());
-        g.revoke(&access, "other", 7).unwrap();
-        assert!(g.access(&access, 7).is_ok());
-        g.revoke(&access, "client", 7).unwrap();
-        assert!(g.access(&access, 7).is_err());
-    }
-}
+mod tests;
