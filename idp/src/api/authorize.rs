@@ -12,28 +12,28 @@
 //! sign-in (single sign-on), or shows the consent screen ([`super::consent`]);
 //! `prompt=none` never shows a page (`login_required`, `consent_required`).
 //!
-//! The login form carries the request's parameters back (they are checked again on
-//! POST) and a CSRF token. A right password logs the authentication in the activity log,
-//! starts a new login session, issues a single-use code and hands it to the client with
-//! `code`, `state` and `iss` (RFC 9207): a 303 to the redirect URI, or with
-//! `response_mode=form_post` a page that posts them there ([`super::form_post`]); a wrong
-//! one shows the page again with an error. Unknown scopes are dropped (RFC 6749 §3.3
-//! lets the server grant fewer), and the token response names what was granted.
+//! With `[mpin]`, the page shown is the M-Pin sign-in page ([`crate::signin`]: a QR code
+//! and an access number, approved from the person's device); it reloads from
+//! `/authorize/wait`. A sign-in ends every request the same way ([`issue_code`],
+//! [`deliver_code`]): the authentication logged in the activity log, a new login
+//! session, a single-use code handed to the client with `code`, `state` and `iss` (RFC
+//! 9207), a 303 to the redirect URI or with `response_mode=form_post` a page that posts
+//! them there ([`super::form_post`]). Unknown scopes are dropped (RFC 6749 §3.3 lets the
+//! server grant fewer), and the token response names what was granted.
 //!
-//! With `[mpin]`, the page shown is the M-Pin sign-in page instead ([`crate::signin`]:
-//! a QR code and an access number, approved from the person's device; the password form
-//! one link away, `login_method=password`); it reloads from `/authorize/wait` and ends
-//! through the same [`issue_code`] and [`deliver_code`].
+//! While an operator keeps passwords on (`[passwords]`), the password form is one link
+//! away (`login_method=password`), or the page itself without `[mpin]`; it carries the
+//! request's parameters back (checked again on `POST /login`,
+//! [`super::password_login`]) and a CSRF token. With neither, the page says that nobody
+//! can sign in here (503).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use zeroize::Zeroizing;
 
-use super::pages::{
-    self, credentials, csrf_token, error_page, hidden, page, posted_form, PASSWORDS_OFF,
-};
+use super::pages::{self, credentials, csrf_token, error_page, hidden, page, posted_form};
 use super::session::{self, Decision, Prompt};
-use super::{blocking, consent, password_work, signin_page, Params};
+use super::{blocking, consent, signin_page, Params};
 use crate::authentication::Authenticated;
 use crate::clients::{AuthMethod, Client, GRANT_CODE};
 use crate::grants::Authorization;
@@ -266,7 +266,7 @@ fn error_status(error: &OAuthError) -> StatusCode {
     actix_web::ResponseError::status_code(error)
 }
 
-fn login_page(
+pub(super) fn login_page(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
@@ -368,57 +368,6 @@ async fn show_login(req: HttpRequest, state: web::Data<AppState>, params: Params
             respond(&state, Failure::to_client(&request, error, why))
         }
         Ok((Err(failure), _)) => respond(&state, failure),
-        Err(error) => respond(&state, Failure::Server(error)),
-    }
-}
-
-/// `POST /login`: the login form.
-pub(crate) async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Payload,
-) -> HttpResponse {
-    if !state.config.passwords {
-        return error_page(StatusCode::FORBIDDEN, PASSWORDS_OFF);
-    }
-    let params = match posted_form(&req, body, true).await {
-        Ok(params) => params,
-        Err(page) => return page,
-    };
-    let outcome = password_work(&state, move |state| {
-        let request = match check(state, &params) {
-            Ok(request) => request,
-            Err(failure) => return Ok((params, Err(failure))),
-        };
-        let user = state
-            .users
-            .authenticate(
-                params.get("username").unwrap_or_default(),
-                params.get("password").unwrap_or_default(),
-            )
-            .map_err(OAuthError::internal)?;
-        let Some(user) = user else {
-            return Ok((params, Ok((request, None))));
-        };
-        let who = Authenticated::by_password(&user.subject, milagro_service::unix_now());
-        let code = issue_code(state, &request, &who)?;
-        Ok((params, Ok((request, Some(code)))))
-    })
-    .await;
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(busy) => return busy,
-    };
-    match outcome {
-        Ok((_, Ok((request, Some(code))))) => deliver_code(&state, &request, &code),
-        Ok((params, Ok((request, None)))) => login_page(
-            &state,
-            &req,
-            &params,
-            &request,
-            Some("Wrong username or password."),
-        ),
-        Ok((_, Err(failure))) => respond(&state, failure),
         Err(error) => respond(&state, Failure::Server(error)),
     }
 }

@@ -47,6 +47,7 @@ mod enrolment;
 mod form_post;
 mod logout;
 mod pages;
+mod password_login;
 mod register;
 mod resource;
 mod session;
@@ -98,7 +99,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint::new("post", "/authorize", || {
         web::post().to(authorize::authorize_post)
     }),
-    Endpoint::new("post", "/login", || web::post().to(authorize::login)),
+    Endpoint::new("post", "/login", || web::post().to(password_login::login)),
     Endpoint::new("post", "/consent", || web::post().to(consent::decide)),
     Endpoint::new("get", "/logout", || web::get().to(logout::logout_get)),
     Endpoint::new("post", "/logout", || web::post().to(logout::logout_post)),

@@ -7,7 +7,7 @@
 //! grant kills every token descending from it. That is how the specs' reuse rules are
 //! kept: a code redeemed twice (RFC 6749 §4.1.2) and a refresh token used twice (refresh
 //! tokens rotate at each use, RFC 9700 §4.14.2) revoke their grant. Every read-check-write
-//! is one compare-and-swap ([`update`]), so two concurrent redemptions cannot both succeed.
+//! is one compare-and-swap (`update`), so two concurrent redemptions cannot both succeed.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! OpenID Connect CIBA, poll mode ([`crate::ciba`]): the client's side. `POST
 //! /bc-authorize` (CIBA §7) keeps a request for the person the client names; the token
-//! endpoint's `urn:openid:params:grant-type:ciba` arm calls [`redeem`] (§10–11). The
+//! endpoint's `urn:openid:params:grant-type:ciba` arm calls `redeem` (§10–11). The
 //! device's side is [`device`].
 //!
 //! `POST /bc-authorize` takes the token endpoint's client authentication and answers
