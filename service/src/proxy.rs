@@ -83,11 +83,12 @@ impl TrustedProxies {
 }
 
 /// The client address of `req` (the peer, or behind a trusted proxy the address it
-/// forwarded); `None` when the connection has no peer address (not over TCP).
+/// forwarded; IPv4 written as IPv6 given as IPv4, so both spellings share one budget);
+/// `None` when the connection has no peer address (not over TCP).
 pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
     if trusted.is_empty() {
-        return Some(peer);
+        return Some(peer.to_canonical());
     }
     let forwarded: Vec<&str> = req
         .headers()
