@@ -132,16 +132,7 @@ impl MpinWorld {
         wait_until("the IdP's server secret to be summed", PATIENCE, || {
             server_secret().0.then_some(())
         });
-        let services: Vec<_> = dtas
-            .iter()
-            .map(|d| (d.state().identity.digest(), d.local_url()))
-            .collect();
-        w.put_group_at(
-            "staff",
-            milagro_wire::tbs::tenants::EnrolmentMode::Direct,
-            &services,
-            (digest, issuer.clone()),
-        );
+        w.put_group_of("staff", &dtas, (digest, issuer.clone()));
         Self {
             w,
             dir,

@@ -106,14 +106,9 @@ fn a_badge_gets_its_m_pin_key_from_two_d_tas_and_logs_in_with_its_pin_from_the_c
     });
 
     // The badge enrols into a group naming both D-TAs and the IdP, at their real URLs.
-    let services: Vec<_> = dtas
-        .iter()
-        .map(|d| (d.state().identity.digest(), d.local_url()))
-        .collect();
-    w.put_group_at(
+    w.put_group_of(
         "staff",
-        milagro_wire::tbs::tenants::EnrolmentMode::Direct,
-        &services,
+        &dtas,
         (idp.state().identity.digest(), issuer.clone()),
     );
     let state = dir.path().join("badge").display().to_string();

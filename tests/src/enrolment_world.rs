@@ -317,6 +317,21 @@ impl EnrolmentWorld {
         saved.revision
     }
 
+    /// Creates or replaces the direct-mode group `group` naming the running `dtas` at
+    /// their local URLs and the IdP `idp` (digest, issuer); returns its revision.
+    pub fn put_group_of(
+        &self,
+        group: &str,
+        dtas: &[milagro_dta::RunningDta],
+        idp: (milagro_anchor::digest::Digest, String),
+    ) -> u64 {
+        let services: Vec<_> = dtas
+            .iter()
+            .map(|d| (d.state().identity.digest(), d.local_url()))
+            .collect();
+        self.put_group_at(group, EnrolmentMode::Direct, &services, idp)
+    }
+
     /// The TBS's `/v1/status`.
     pub fn status(&self) -> Status {
         self.api.read("/v1/status")
